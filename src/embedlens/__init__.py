@@ -1,0 +1,48 @@
+"""embedlens: see inside the embedding space of a language model, offline.
+
+>>> import embedlens
+>>> lens = embedlens.load("smollm2-135m")        # extracted once, memory-mapped afterwards
+>>> lens.tokens("The capital of France is").rows[1].display
+>>> [n.display for n in lens.nearest(" list", k=5).neighbors]
+
+Public names are imported lazily so ``import embedlens`` (and ``embedlens --help``) stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load": ("embedlens.lens", "load"),
+    "ModelLens": ("embedlens.lens", "ModelLens"),
+    "SpaceLens": ("embedlens.lens", "SpaceLens"),
+    "EmbeddingSpace": ("embedlens.spaces.space", "EmbeddingSpace"),
+    "Neighbors": ("embedlens.neighbors.exact", "Neighbors"),
+    "topk_cosine": ("embedlens.neighbors.exact", "topk_cosine"),
+    "display_token": ("embedlens.display", "display_token"),
+    "load_model": ("embedlens.models.loading", "load_model"),
+    "EmbedlensError": ("embedlens.errors", "EmbedlensError"),
+}
+
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .display import display_token
+    from .errors import EmbedlensError
+    from .lens import ModelLens, SpaceLens, load
+    from .models.loading import load_model
+    from .neighbors.exact import Neighbors, topk_cosine
+    from .spaces.space import EmbeddingSpace
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'embedlens' has no attribute {name!r}")

@@ -1,0 +1,106 @@
+"""The ``embedlens`` command line: thin wrappers that parse, call one public function and print.
+
+Commands live in small modules and are imported only when invoked, so ``embedlens --help`` is instant.
+User errors print one line on stderr and exit 2; nothing else ever prints a traceback unless
+``EMBEDLENS_DEBUG=1`` is set.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+# name -> (module, attribute, one-line help shown in `embedlens --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("embedlens.cli.demo", "demo", "Run the quick-start job on a model and write a report you can open."),
+    "tokens": ("embedlens.cli.basic", "tokens", "Tokenize text: ids, readable tokens and input-embedding values."),
+    "neighbors": ("embedlens.cli.basic", "neighbors", "Cosine nearest tokens of a word, id:N or tok:RAW."),
+    "variants": ("embedlens.cli.basic", "variants", "Variants of a word in the vocabulary, ranked by cosine."),
+    "cache": ("embedlens.cli.cache_cmd", "cache", "List, verify or clear cached embedding matrices."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="embedlens", prog_name="embedlens")
+def cli() -> None:
+    """See inside the embedding space of a language model, offline.
+
+    Models: --model takes an alias (smollm2-135m, the default; gemma3-270m and minilm-l6 when their
+    packages are installed), a local Hugging Face folder, a .gguf file, or a hub name already in the
+    local Hugging Face cache. Nothing is ever downloaded. Cached matrices live in $EMBEDLENS_CACHE.
+    """
+
+
+def _setup_logging() -> None:
+    import logging
+
+    logger = logging.getLogger("embedlens")
+    if not any(getattr(h, "_embedlens", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("embedlens: note: %(message)s"))
+        handler._embedlens = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _error(message: str) -> None:
+    click.echo(f"embedlens: error: {' '.join(str(message).split())}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 internal error, 2 user error, 130 interrupted)."""
+    from ..errors import EmbedlensError
+
+    _setup_logging()
+    debug = bool(os.environ.get("EMBEDLENS_DEBUG"))
+    try:
+        result = cli.main(args=argv, prog_name="embedlens", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except EmbedlensError as exc:
+        if debug:
+            raise
+        _error(str(exc))
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _error("interrupted")
+        return 130
+    except click.ClickException as exc:
+        _error(exc.format_message())
+        return 2
+    except KeyboardInterrupt:
+        _error("interrupted; nothing half-written was left behind")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except MemoryError:
+        _error("out of memory; try a smaller input, a smaller --batch-size or fewer tokens")
+        return 2
+    except Exception as exc:  # a bug: say so in one line, keep the traceback behind a flag
+        if debug:
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (rerun with EMBEDLENS_DEBUG=1 for the traceback, and please report it)")
+        return 1
+
+
+def entry() -> None:  # pragma: no cover - console script
+    sys.exit(main())

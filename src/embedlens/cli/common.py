@@ -1,0 +1,64 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..models.specs import DEFAULT_MODEL
+
+MODEL_HELP = "Model: alias, folder, .gguf file or cached hub name (default smollm2-135m)."
+SPACE_HELP = (
+    "Which space: input (token embeddings) or output (unembedding) of --model, or another space: "
+    "glove-50d, tfidf:DIR, word2vec:DIR, path:DIR, FILE.npy/.safetensors (with --labels)."
+)
+
+
+def model_option(f):
+    return click.option("--model", "-m", "model", default=DEFAULT_MODEL, show_default=True, help=MODEL_HELP)(f)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of a table.")(f)
+
+
+def space_options(f):
+    f = click.option("--labels", type=click.Path(dir_okay=False), default=None,
+                     help="Labels file (one per line) for a --space matrix file.")(f)
+    return click.option("--space", "space", default="input", show_default=True, help=SPACE_HELP)(f)
+
+
+def open_lens(model: str, space: str = "input", labels: str | None = None) -> tuple[Any, str]:
+    """The handle a command works on, and which of its spaces (``input``/``output``) to use."""
+    if space in ("input", "output"):
+        from ..lens import load
+
+        return load(model), space
+    from ..spaces.registry import open_space
+
+    return open_space(space, labels=labels), "input"
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def text(value: str) -> Any:
+    """A table cell that rich prints literally (token strings may look like markup: ``[/b]``)."""
+    from rich.text import Text
+
+    return Text(value)
+
+
+def note(message: str | None) -> None:
+    if message:
+        click.echo(f"embedlens: note: {message}", err=True)

@@ -1,0 +1,264 @@
+"""The handles the public API returns: :class:`ModelLens` for a language model, :class:`SpaceLens` for
+any other embedding space (word vectors, saved spaces). Both answer the same questions — resolve a
+query, nearest neighbours, variants — so every command works on either.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .errors import EmbedlensError
+from .neighbors.exact import topk_cosine
+from .neighbors.results import Neighbor, NeighborResult, ResolvedQuery, TokenRow, TokenTable
+from .spaces.space import EmbeddingSpace
+
+
+class Lens:
+    """Common behaviour of every handle: ``space``, ``resolve``, ``nearest``, ``variants``."""
+
+    name: str = "space"
+
+    @property
+    def space(self) -> EmbeddingSpace:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_space(self, which: str = "input") -> EmbeddingSpace:
+        if which != "input":
+            raise EmbedlensError(f"{self.name} has only one space; --space {which} does not apply")
+        return self.space
+
+    def resolve(self, query: str, which: str = "input") -> ResolvedQuery:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def nearest(self, query: str, k: int = 20, *, space: str = "input", include_query: bool = False) -> NeighborResult:
+        """Cosine top-k of ``query`` over the whole space, the query's own rows excluded."""
+        sp = self.get_space(space)
+        rq = self.resolve(query, space)
+        exclude = None if include_query else [rq.rows]
+        nb = topk_cosine(sp.vectors, rq.vector, k, norms=sp.norms, exclude=exclude)
+        rows, scores = nb.indices[0], nb.scores[0]
+        return NeighborResult(
+            query=query,
+            query_ids=rq.ids,
+            space=sp.name,
+            neighbors=[Neighbor(int(sp.ids[r]), sp.labels[r], sp.display[r], float(s)) for r, s in zip(rows, scores, strict=True)],
+            note=rq.note,
+        )
+
+    def variants(self, word: str, *, space: str = "input") -> NeighborResult:
+        """Tokens that are variants of ``word`` (case, word-start markers, inflections), ranked by cosine to it."""
+        from .neighbors.variants import variant_rows
+
+        sp = self.get_space(space)
+        rq = self.resolve(word, space)
+        rows = np.union1d(variant_rows(word, sp.display), np.asarray(rq.rows, dtype=np.int64)).astype(np.int64)
+        rows = rows[~sp.special[rows]] if rows.size else rows
+        if rows.size == 0:
+            raise EmbedlensError(f"no variants of '{word}' in {sp.name}")
+        v = rq.vector / max(float(np.linalg.norm(rq.vector)), 1e-30)
+        scores = (np.asarray(sp.vectors[rows]) @ v) / np.maximum(sp.norms[rows], 1e-30)
+        order = np.argsort(-scores, kind="stable")
+        return NeighborResult(
+            query=word,
+            query_ids=rq.ids,
+            space=sp.name,
+            neighbors=[Neighbor(int(sp.ids[rows[i]]), sp.labels[rows[i]], sp.display[rows[i]], float(scores[i])) for i in order],
+            note=rq.note,
+        )
+
+    def _exact_rows(self, query: str, sp: EmbeddingSpace) -> list[int] | None:
+        """``id:N`` and ``tok:RAW`` queries, common to every space."""
+        if query.startswith("id:"):
+            try:
+                token_id = int(query[3:])
+            except ValueError:
+                raise EmbedlensError(f"'{query}' is not a valid id query (expected id:<integer>)") from None
+            row = sp.row_of_id.get(token_id)
+            if row is None:
+                raise EmbedlensError(f"id {token_id} is not in {sp.name} (ids 0..{int(sp.ids.max())})")
+            return [row]
+        if query.startswith("tok:"):
+            raw = query[4:]
+            row = sp.row_of_label.get(raw)
+            if row is None:
+                raise EmbedlensError(f"token '{raw}' is not in the vocabulary of {sp.name} (give the raw form, e.g. tok:Ġlist)")
+            return [row]
+        return None
+
+    def _mean_query(self, query: str, rows: list[int], sp: EmbeddingSpace, what: str) -> ResolvedQuery:
+        ids = [int(sp.ids[r]) for r in rows]
+        if len(rows) == 1:
+            return ResolvedQuery(query, rows, ids, np.asarray(sp.vectors[rows[0]], dtype=np.float32))
+        shown = ", ".join(sp.display[r] for r in rows)
+        note = f"'{query}' is {len(rows)} {what} ({shown}); using their mean vector"
+        return ResolvedQuery(query, rows, ids, np.asarray(sp.vectors[rows], dtype=np.float32).mean(axis=0), note)
+
+
+class ModelLens(Lens):
+    """A language model's static embedding spaces, its tokenizer, and (lazily) the model itself.
+
+    Built by :func:`embedlens.load`. Nothing here imports torch or transformers until ``.tokenizer`` or
+    ``.model`` is used: the matrices are memory-mapped from the cache.
+    """
+
+    def __init__(self, entry: Any) -> None:
+        self.entry = entry
+        self.source = entry.source
+        self.meta = entry.meta
+        self.name = entry.source.name
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return f"ModelLens({self.source.spec!r}, vocab={m['n_vocab']}, d_model={m['d_model']}, layers={m['n_layers']})"
+
+    @property
+    def space(self) -> EmbeddingSpace:
+        return self.entry.input
+
+    @property
+    def output_space(self) -> EmbeddingSpace:
+        """The unembedding (LM head) matrix as a space; the input space when the two are tied."""
+        if not self.meta.get("has_output"):
+            raise EmbedlensError(f"{self.name} has no LM head, so it has no output embedding space")
+        return self.entry.output if self.entry.output is not None else self.entry.input
+
+    def get_space(self, which: str = "input") -> EmbeddingSpace:
+        if which == "input":
+            return self.space
+        if which == "output":
+            return self.output_space
+        raise EmbedlensError(f"unknown space '{which}' (choose input or output)")
+
+    @cached_property
+    def fast_tokenizer(self) -> Any:
+        """The ``tokenizers`` object from the cache: fast to load, same ids as the model's tokenizer."""
+        path = self.entry.tokenizer_dir / "tokenizer.json"
+        if not path.exists():
+            return None
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(path))
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The transformers tokenizer (loaded from the cache, not from the model files)."""
+        from .models.loading import _offline
+
+        _offline()
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(self.entry.tokenizer_dir), local_files_only=True)
+
+    @cached_property
+    def model(self) -> Any:
+        """The full transformers model (loaded on first use)."""
+        from .models.loading import load_model
+
+        model, _ = load_model(self.source)
+        return model
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        """Token ids exactly as the model's tokenizer gives them (with whatever BOS/CLS it adds)."""
+        fast = self.fast_tokenizer
+        if fast is not None:
+            return list(fast.encode(text, add_special_tokens=add_special_tokens).ids)
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def tokens(self, text: str) -> TokenTable:
+        """Tokenize ``text``: ids, raw and readable tokens, and each token's input-embedding vector."""
+        if not text or not text.strip():
+            raise EmbedlensError("the text is empty")
+        ids = self.encode(text)
+        if not ids:
+            raise EmbedlensError("the text produced no tokens")
+        sp = self.space
+        bad = [i for i in ids if not 0 <= i < len(sp)]
+        if bad:
+            raise EmbedlensError(f"token ids {bad[:3]} are outside the embedding matrix ({len(sp)} rows)")
+        vectors = np.asarray(sp.vectors[ids], dtype=np.float32)
+        rows = [
+            TokenRow(p, int(t), sp.labels[t], sp.display[t], vectors[p, :3].tolist(), vectors[p, -3:].tolist())
+            for p, t in enumerate(ids)
+        ]
+        return TokenTable(self.source.spec, text, rows, vectors)
+
+    def resolve(self, query: str, which: str = "input") -> ResolvedQuery:
+        """A word (tokenized as the model sees it; several tokens -> their mean), ``id:N`` or ``tok:RAW``."""
+        sp = self.get_space(which)
+        if not query:
+            raise EmbedlensError("the query is empty")
+        rows = self._exact_rows(query, sp)
+        if rows is None:
+            ids = self.encode(query, add_special_tokens=False)
+            if not ids:
+                raise EmbedlensError(f"'{query}' produced no tokens")
+            rows = [sp.row_of_id[i] for i in ids if i in sp.row_of_id]
+            if len(rows) != len(ids):
+                raise EmbedlensError(f"'{query}' has tokens outside the embedding matrix")
+        return self._mean_query(query, rows, sp, "tokens")
+
+    def manifest(self) -> dict[str, Any]:
+        m = self.meta
+        keys = ("spec", "name", "kind", "content_hash", "model_type", "n_vocab", "d_model", "n_layers", "tied",
+                "embed_scale", "token_scheme", "tokenizer_class")
+        return {k: m.get(k) for k in keys}
+
+
+class SpaceLens(Lens):
+    """A plain embedding space (words or labels, no tokenizer): queries are labels, ``id:N`` or ``tok:LABEL``."""
+
+    def __init__(self, space: EmbeddingSpace, *, lowercase_fallback: bool = True) -> None:
+        self._space = space
+        self.name = space.name
+        self.lowercase_fallback = lowercase_fallback
+
+    def __repr__(self) -> str:
+        return f"SpaceLens({self.name!r}, n={len(self._space)}, dim={self._space.dim})"
+
+    @property
+    def space(self) -> EmbeddingSpace:
+        return self._space
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self._space.metadata
+
+    def resolve(self, query: str, which: str = "input") -> ResolvedQuery:
+        sp = self.get_space(which)
+        if not query:
+            raise EmbedlensError("the query is empty")
+        rows = self._exact_rows(query, sp)
+        if rows is None:
+            row = sp.row_of_label.get(query)
+            if row is None and self.lowercase_fallback:
+                row = sp.row_of_label.get(query.lower())
+            if row is not None:
+                rows = [row]
+            else:
+                words = query.split()
+                missing = [w for w in words if w not in sp.row_of_label and w.lower() not in sp.row_of_label]
+                if not words or missing:
+                    raise EmbedlensError(f"'{missing[0] if missing else query}' is not in the vocabulary of {sp.name}")
+                rows = [sp.row_of_label.get(w, sp.row_of_label.get(w.lower())) for w in words]
+        return self._mean_query(query, rows, sp, "words")
+
+    def manifest(self) -> dict[str, Any]:
+        return {"space": self.name, "n": len(self._space), "dim": self._space.dim, **{
+            k: v for k, v in self._space.metadata.items() if isinstance(v, str | int | float | bool)}}
+
+
+def load(spec: str | None = None, *, rebuild: bool = False) -> ModelLens:
+    """Open a model's embedding spaces, extracting and caching them on first use.
+
+    Args:
+        spec: an alias (``smollm2-135m``), a model folder, a ``.gguf`` file, or a hub name already in
+            the local Hugging Face cache. ``None`` means the default model.
+        rebuild: re-extract even if a sound cache entry exists.
+    """
+    from .models.specs import resolve
+    from .spaces.extract import open_entry
+
+    return ModelLens(open_entry(resolve(spec), rebuild=rebuild))

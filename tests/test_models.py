@@ -1,0 +1,92 @@
+"""Model specs, the architecture table, and extraction on tiny random models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import embedlens
+from embedlens.errors import EmbedlensError
+from embedlens.models import load_model, model_parts, resolve
+
+
+def test_tiny_models_load_and_extract(tiny_model_dir, cache_dir):
+    lens = embedlens.load(str(tiny_model_dir))
+    model, tok = load_model(str(tiny_model_dir))
+    parts = model_parts(model)
+    weight = parts.embed.weight.detach().numpy()
+    assert lens.space.vectors.shape == (len(tok), weight.shape[1])
+    np.testing.assert_array_equal(np.asarray(lens.space.vectors), weight[: len(tok)])
+    assert lens.meta["n_layers"] == parts.n_layers
+    assert list(lens.space.labels) == tok.convert_ids_to_tokens(list(range(len(tok))))
+
+
+def test_token_ids_equal_the_model_tokenizer(tiny_model_dir, cache_dir):
+    lens = embedlens.load(str(tiny_model_dir))
+    _, tok = load_model(str(tiny_model_dir))
+    for text in ["The capital of France is", "lists of <script> tokens", "  spaced\tout\nlines"]:
+        assert lens.tokens(text).rows and [r.id for r in lens.tokens(text).rows] == tok(text)["input_ids"]
+
+
+def test_untied_llama_keeps_its_output_matrix(tiny_llama_dir, cache_dir):
+    lens = embedlens.load(str(tiny_llama_dir))
+    model, _ = load_model(str(tiny_llama_dir))
+    assert not lens.meta["tied"]
+    np.testing.assert_array_equal(np.asarray(lens.output_space.vectors), model.lm_head.weight.detach().numpy())
+
+
+def test_tied_gpt2_output_is_input(tiny_gpt2_dir, cache_dir):
+    lens = embedlens.load(str(tiny_gpt2_dir))
+    assert lens.meta["tied"] and lens.output_space is lens.space
+
+
+def test_bert_has_no_output_space(tiny_bert_dir, cache_dir):
+    lens = embedlens.load(str(tiny_bert_dir))
+    assert lens.meta["family"] == "bert" and not lens.meta["causal"]
+    with pytest.raises(EmbedlensError, match="no LM head"):
+        lens.output_space
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [("no-such-alias-xyz", "unknown model"), ("./missing/folder", "no such model"), ("", "empty model spec")],
+)
+def test_bad_specs(spec, message, cache_dir):
+    with pytest.raises(EmbedlensError, match=message):
+        resolve(spec)
+
+
+def test_folder_without_config_is_refused(tmp_path):
+    with pytest.raises(EmbedlensError, match="not a model"):
+        resolve(str(tmp_path))
+
+
+def test_file_that_is_not_gguf_is_refused(tmp_path):
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"x")
+    with pytest.raises(EmbedlensError, match="not a .gguf"):
+        resolve(str(f))
+
+
+def test_unsupported_architecture_is_named(tmp_path, cache_dir):
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    cfg = GPTNeoXConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    GPTNeoXForCausalLM(cfg).save_pretrained(str(tmp_path))
+    from tests.conftest import _train_tokenizer
+
+    _train_tokenizer(tmp_path)
+    with pytest.raises(EmbedlensError, match="architecture 'gpt_neox' is not supported"):
+        embedlens.load(str(tmp_path))
+
+
+def test_hub_cache_name_resolves_offline(tiny_gpt2_dir, tmp_path, monkeypatch):
+    import shutil
+
+    snap = tmp_path / "hub" / "models--someone--tiny" / "snapshots" / "abc123"
+    shutil.copytree(tiny_gpt2_dir, snap)
+    (tmp_path / "hub" / "models--someone--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--someone--tiny" / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    src = resolve("someone/tiny")
+    assert src.kind == "folder" and src.path == snap
