@@ -44,7 +44,7 @@ def test_bert_has_no_output_space(tiny_bert_dir, cache_dir):
     lens = embedlens.load(str(tiny_bert_dir))
     assert lens.meta["family"] == "bert" and not lens.meta["causal"]
     with pytest.raises(EmbedlensError, match="no LM head"):
-        lens.output_space
+        _ = lens.output_space
 
 
 @pytest.mark.parametrize(

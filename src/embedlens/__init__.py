@@ -26,7 +26,10 @@ _LAZY = {
     "EmbedlensError": ("embedlens.errors", "EmbedlensError"),
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "EmbedlensError", "EmbeddingSpace", "ModelLens", "Neighbors", "SpaceLens",
+    "display_token", "load", "load_model", "topk_cosine",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .display import display_token

@@ -54,7 +54,8 @@ class Lens:
 
         sp = self.get_space(space)
         rq = self.resolve(word, space)
-        rows = np.union1d(variant_rows(word, sp.display), np.asarray(rq.rows, dtype=np.int64)).astype(np.int64)
+        own = rq.rows if len(rq.rows) == 1 else []  # the pieces of a split word are not its variants
+        rows = np.union1d(variant_rows(word, sp.display), np.asarray(own, dtype=np.int64)).astype(np.int64)
         rows = rows[~sp.special[rows]] if rows.size else rows
         if rows.size == 0:
             raise EmbedlensError(f"no variants of '{word}' in {sp.name}")

@@ -53,10 +53,13 @@ def cli() -> None:
 def _setup_logging() -> None:
     import logging
 
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(f"embedlens: note: {record.getMessage()}", err=True)
+
     logger = logging.getLogger("embedlens")
-    if not any(getattr(h, "_embedlens", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("embedlens: note: %(message)s"))
+    if not any(isinstance(h, Handler) or getattr(h, "_embedlens", False) for h in logger.handlers):
+        handler = Handler()
         handler._embedlens = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)

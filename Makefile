@@ -1,0 +1,16 @@
+# The two quick-start commands. Both set everything up first (idempotent) and then run.
+.PHONY: demo test lint bench
+
+demo:
+	@scripts/setup.sh
+	@.venv/bin/embedlens demo
+
+test:
+	@scripts/setup.sh --dev
+	@.venv/bin/python -m pytest -q -ra
+
+lint:
+	@.venv/bin/ruff check src tests benchmarks
+
+bench:
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; .venv/bin/python $$b; done

