@@ -118,6 +118,21 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def build_lock(name: str) -> Iterator[None]:
+    """An exclusive lock between processes building the same cache entry (the second waits, then reuses)."""
+    import fcntl
+
+    lock_dir = cache_root() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -132,31 +147,41 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def content_hash(files: list[Path]) -> str:
-    """A content hash over model files, remembered per (path, size, mtime) so warm runs do not re-read them.
+def _digest_index() -> tuple[Path, dict]:
+    index_path = cache_root() / "file-hashes.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    return index_path, index if isinstance(index, dict) else {}
+
+
+def file_digests(files: list[Path]) -> dict[Path, str]:
+    """SHA-256 of each file, remembered per (path, size, mtime) so warm runs do not re-read big files.
 
     The remembered digests live in ``file-hashes.json`` in the cache folder; a file whose size or
     modification time changed is hashed again, so a changed model never matches a stale entry.
     """
-    index_path = cache_root() / "file-hashes.json"
-    try:
-        index = json.loads(index_path.read_text())
-        if not isinstance(index, dict):
-            index = {}
-    except (OSError, ValueError):
-        index = {}
+    index_path, index = _digest_index()
     changed = False
-    combined = hashlib.sha256()
-    for f in sorted(Path(p).resolve() for p in files):
+    out: dict[Path, str] = {}
+    for f in (Path(p).resolve() for p in files):
         st = f.stat()
-        key = str(f)
-        rec = index.get(key)
+        rec = index.get(str(f))
         if not (isinstance(rec, dict) and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns):
             rec = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256_file(f)}
-            index[key] = rec
+            index[str(f)] = rec
             changed = True
-        combined.update(f.name.encode() + b"\0" + rec["sha256"].encode() + b"\0")
+        out[f] = rec["sha256"]
     if changed:
         with contextlib.suppress(OSError):
             write_json_atomic(index_path, index)
+    return out
+
+
+def content_hash(files: list[Path]) -> str:
+    """One content hash over model files (names and contents), see :func:`file_digests`."""
+    combined = hashlib.sha256()
+    for f, digest in sorted(file_digests(files).items()):
+        combined.update(f.name.encode() + b"\0" + digest.encode() + b"\0")
     return combined.hexdigest()

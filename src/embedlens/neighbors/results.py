@@ -59,7 +59,9 @@ class TokenTable:
     model: str
     text: str
     rows: list[TokenRow]
-    vectors: np.ndarray = field(repr=False)  # (n_tokens, d_model)
+    vectors: np.ndarray = field(repr=False)  # (n_tokens, d_model), the rows of the input embedding matrix
+    embed_scale: float = 1.0  # the model multiplies these rows by this before block 0 (Gemma: sqrt(d_model))
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "text": self.text, "tokens": [asdict(r) for r in self.rows]}
+        return {"model": self.model, "text": self.text, "embed_scale": self.embed_scale,
+                "tokens": [asdict(r) for r in self.rows]}

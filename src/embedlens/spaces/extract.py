@@ -214,14 +214,25 @@ def open_entry(source: ModelSource, *, rebuild: bool = False) -> ModelEntry:
     """The cache entry of a model: opened if present and sound, else (re)built from the model files."""
     from ..models.loading import model_entry_dir
 
+    from ..cache import build_lock
+    from ..progress import status
+
     folder = model_entry_dir(source)
     if folder.exists() and not rebuild:
         try:
             return _check_and_open(source, folder)
         except _Corrupt as why:
             log.warning("cache entry %s is damaged (%s); rebuilding it", folder.name, why)
-    log.info("extracting the embedding matrix of %s (once; later runs use the cache)", source.spec)
-    build_entry(source, folder)
+            rebuild = True
+    with build_lock(folder.name):
+        if folder.exists() and not rebuild:  # another process built it while we waited
+            try:
+                return _check_and_open(source, folder)
+            except _Corrupt:
+                pass
+        log.info("extracting the embedding matrix of %s (once; later runs use the cache)", source.spec)
+        with status(f"loading {source.spec} and extracting its embedding matrix"):
+            build_entry(source, folder)
     try:
         return _check_and_open(source, folder)
     except _Corrupt as why:
