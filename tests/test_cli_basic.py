@@ -103,3 +103,10 @@ def test_console_script_exit_code(tiny_gpt2_dir, tmp_path):
     assert res.returncode == 2 and errors == ["embedlens: error: k must be a positive integer, got -1"]
 
 
+
+
+def test_cli_reference_is_current():
+    # docs/cli.md is generated from --help; an option changed without regenerating it fails here.
+    script = Path(__file__).resolve().parents[1] / "scripts" / "cli_reference.py"
+    res = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

@@ -24,19 +24,36 @@ _LAZY = {
     "display_token": ("embedlens.display", "display_token"),
     "load_model": ("embedlens.models.loading", "load_model"),
     "EmbedlensError": ("embedlens.errors", "EmbedlensError"),
+    "open_space": ("embedlens.spaces.registry", "open_space"),
+    "make_reducer": ("embedlens.reduce", "make_reducer"),
+    "projection_quality": ("embedlens.reduce.quality", "projection_quality"),
+    "write_atlas": ("embedlens.atlas", "write_atlas"),
+    "token_graph": ("embedlens.graph", "token_graph"),
+    "create_embedding_grid_map": ("embedlens.grid", "create_embedding_grid_map"),
+    "hidden_states": ("embedlens.contextual", "hidden_states"),
+    "HiddenStates": ("embedlens.contextual", "HiddenStates"),
+    "context_map": ("embedlens.contextual", "context_map"),
 }
 
 __all__ = [
-    "EmbedlensError", "EmbeddingSpace", "ModelLens", "Neighbors", "SpaceLens",
-    "display_token", "load", "load_model", "topk_cosine",
+    "EmbedlensError", "EmbeddingSpace", "HiddenStates", "ModelLens", "Neighbors", "SpaceLens",
+    "context_map", "create_embedding_grid_map", "display_token", "hidden_states", "load", "load_model",
+    "make_reducer", "open_space", "projection_quality", "token_graph", "topk_cosine", "write_atlas",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .atlas import write_atlas
+    from .contextual import HiddenStates, context_map, hidden_states
     from .display import display_token
     from .errors import EmbedlensError
+    from .graph import token_graph
+    from .grid import create_embedding_grid_map
     from .lens import ModelLens, SpaceLens, load
     from .models.loading import load_model
     from .neighbors.exact import Neighbors, topk_cosine
+    from .reduce import make_reducer
+    from .reduce.quality import projection_quality
+    from .spaces.registry import open_space
     from .spaces.space import EmbeddingSpace
 
 

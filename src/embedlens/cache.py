@@ -82,10 +82,10 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
 
 
 def write_json_atomic(target: str | os.PathLike[str], data: Any) -> Path:
-    return write_text_atomic(target, json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+    return write_text_atomic(target, json.dumps(data, indent=2, ensure_ascii=False, default=json_default) + "\n")
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     import numpy as np
 
     if isinstance(obj, np.generic):

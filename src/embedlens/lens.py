@@ -141,7 +141,12 @@ class ModelLens(Lens):
             return None
         from tokenizers import Tokenizer
 
-        return Tokenizer.from_file(str(path))
+        tok = Tokenizer.from_file(str(path))
+        # Some tokenizer.json files (MiniLM's) pad every input to a fixed length: a word would
+        # come back as itself plus 127 [PAD] ids.
+        tok.no_padding()
+        tok.no_truncation()
+        return tok
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -156,10 +161,9 @@ class ModelLens(Lens):
     @cached_property
     def model(self) -> Any:
         """The full transformers model (loaded on first use)."""
-        from .models.loading import load_model
+        from .models.loading import load_weights
 
-        model, _ = load_model(self.source)
-        return model
+        return load_weights(self.source)
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         """Token ids exactly as the model's tokenizer gives them (with whatever BOS/CLS it adds)."""

@@ -20,6 +20,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "neighbors": ("embedlens.cli.basic", "neighbors", "Cosine nearest tokens of a word, id:N or tok:RAW."),
     "variants": ("embedlens.cli.basic", "variants", "Variants of a word in the vocabulary, ranked by cosine."),
     "cache": ("embedlens.cli.cache_cmd", "cache", "List, verify or clear cached embedding matrices."),
+    "context": ("embedlens.cli.context_cmd", "context", "Hidden states of texts (or a word across a corpus) mapped per layer/model."),
+    "graph": ("embedlens.cli.graph_cmd", "graph", "Graph of tokens joined to their nearest tokens: offline HTML, JSON, GraphML."),
+    "knn": ("embedlens.cli.graph_cmd", "knn", "Build and cache the k-NN graph of the whole vocabulary (exact or approx)."),
+    "grid": ("embedlens.cli.grid_cmd", "grid", "Token grid map: a 2D grid fed at block L, each cell's top next token."),
+    "map": ("embedlens.cli.map_cmd", "map_command", "Map the vocabulary to 2D/3D (PCA, t-SNE, UMAP): offline HTML, PNG, data."),
+    "tfidf": ("embedlens.cli.classic_cmd", "tfidf", "TF-IDF word vectors over N chunks of a corpus, saved as a space."),
+    "word2vec": ("embedlens.cli.classic_cmd", "word2vec", "Train word2vec (CBOW or skip-gram) on a corpus, saved as a space."),
+    "analogy": ("embedlens.cli.classic_cmd", "analogy", "A - B + C nearest words (king man woman -> queen)."),
+    "evaluate": ("embedlens.cli.classic_cmd", "evaluate", "WordSim-353, SimLex-999 and Google analogy scores of a space."),
+    "serve": ("embedlens.cli.serve_cmd", "serve", "Explore the vocabulary in the browser: map, search, neighbours, prompts, grid."),
 }
 
 

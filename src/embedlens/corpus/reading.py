@@ -114,6 +114,14 @@ def _is_binary(path: Path) -> bool:
 
 
 def _gensim_test_file(name: str) -> Path:
+    # Find the file without importing gensim (its import takes seconds); import it only as a fallback.
+    import importlib.util
+
+    spec = importlib.util.find_spec("gensim")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "test" / "test_data" / name
+        if candidate.is_file():
+            return candidate
     try:
         from gensim.test.utils import datapath
     except ImportError:

@@ -72,9 +72,12 @@ class BlockRunner:
 
     def check_layer(self, layer: int) -> int:
         """``layer`` as an index in ``0 .. n_layers``; negative values count from the end (-1 = last block)."""
+        import numbers
+
         n = self.n_layers
-        if isinstance(layer, bool) or not isinstance(layer, int):
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
             raise EmbedlensError(f"layer index must be an integer, got {layer!r}")
+        layer = int(layer)
         idx = layer + n if layer < 0 else layer
         if not 0 <= idx <= n:
             raise EmbedlensError(

@@ -91,10 +91,11 @@ def _from_gguf(source: ModelSource, dtype: Any) -> Any:
     return plain.to(dtype) if dtype is not None else plain
 
 
-def load_model(spec: str | ModelSource | None = None, *, dtype: Any = None) -> tuple[Any, Any]:
-    """Load ``(model, tokenizer)`` for a spec, from local files only, in eval mode.
+def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None) -> Any:
+    """Load the model alone (no tokenizer), from local files only, in eval mode.
 
-    Causal LMs come with their LM head; encoders (BERT) as the bare model.
+    For a GGUF this skips rebuilding the tokenizer from the file (several seconds); callers that already
+    have the cached tokenizer (a lens) use this. Causal LMs come with their LM head; encoders as the bare model.
     """
     _offline()
     source = spec if isinstance(spec, ModelSource) else resolve(spec)
@@ -102,7 +103,6 @@ def load_model(spec: str | ModelSource | None = None, *, dtype: Any = None) -> t
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     dtype = dtype or torch.float32
-    tokenizer = load_tokenizer(source)
     try:
         if source.kind == "gguf":
             model = _from_gguf(source, dtype)
@@ -113,7 +113,14 @@ def load_model(spec: str | ModelSource | None = None, *, dtype: Any = None) -> t
                 model = cls.from_pretrained(str(source.path), dtype=dtype, local_files_only=True)
     except EmbedlensError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # transformers raises many types for unreadable files
         raise EmbedlensError(f"could not load model {source.spec}: {type(exc).__name__}: {exc}") from None
     model.eval()
-    return model, tokenizer
+    return model
+
+
+def load_model(spec: str | ModelSource | None = None, *, dtype: Any = None) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` for a spec, from local files only, in eval mode."""
+    source = spec if isinstance(spec, ModelSource) else resolve(spec)
+    tokenizer = load_tokenizer(source)
+    return load_weights(source, dtype=dtype), tokenizer

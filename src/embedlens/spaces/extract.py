@@ -61,7 +61,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _special_ids(tokenizer: Any, n: int) -> list[int]:
+def special_ids(tokenizer: Any, n: int) -> list[int]:
     ids = set(getattr(tokenizer, "all_special_ids", []) or [])
     decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
     for idx, tok in decoder.items():
@@ -97,7 +97,7 @@ def build_entry(source: ModelSource, folder: Path) -> None:
     e_in = np.ascontiguousarray(e_in[:n])
     raw = tokenizer.convert_ids_to_tokens(list(range(n)))
     raw = [r if isinstance(r, str) else f"<unused:{i}>" for i, r in enumerate(raw)]
-    special = _special_ids(tokenizer, n)
+    special = special_ids(tokenizer, n)
 
     from safetensors.numpy import save_file
 
@@ -212,9 +212,8 @@ class _Corrupt(Exception):
 
 def open_entry(source: ModelSource, *, rebuild: bool = False) -> ModelEntry:
     """The cache entry of a model: opened if present and sound, else (re)built from the model files."""
-    from ..models.loading import model_entry_dir
-
     from ..cache import build_lock
+    from ..models.loading import model_entry_dir
     from ..progress import status
 
     folder = model_entry_dir(source)

@@ -57,6 +57,8 @@ def _load_matrix(file: str, labels: str | None) -> Any:
     words = label_path.read_text(encoding="utf-8").split("\n")
     if words and words[-1] == "":
         words.pop()
+    if words and all(w.endswith("\r") for w in words):  # a CRLF (Windows) labels file
+        words = [w[:-1] for w in words]
     if len(words) != vectors.shape[0]:
         raise EmbedlensError(f"{label_path.name} has {len(words)} labels but {path.name} has {vectors.shape[0]} rows")
     return SpaceLens(EmbeddingSpace.from_arrays(np.asarray(vectors, dtype=np.float32), words, name=path.stem,
@@ -76,8 +78,12 @@ def open_space(spec: str, *, labels: str | None = None) -> Any:
         return _load_matrix(spec, labels)
     if path.is_dir():
         return _load_saved(spec, labels)
-    names = ", ".join(sorted(k for k in RESOLVERS if k not in ("path",)))
+    # Run-backed kinds (tfidf, word2vec) need the folder a `classic` run wrote.
+    names = ", ".join(sorted(k if k in _NAMED else f"{k}:DIR" for k in RESOLVERS if k != "path"))
     raise EmbedlensError(f"unknown space '{spec}'", hint=f"use input, output, {names}, path:DIR or FILE.npy with --labels")
+
+
+_NAMED = ("glove-50d", "input", "output")
 
 
 def _register_builtin() -> None:

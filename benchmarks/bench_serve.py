@@ -1,0 +1,251 @@
+"""``embedlens serve``: neighbour endpoint under load, and first paint of the whole-vocabulary map.
+
+    EMBEDLENS_CACHE=/tmp/elcache flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_serve.py
+
+1. Neighbour endpoint (``/api/neighbors?q=id:N&k=20``, N drawn with a fixed seed over the whole
+   vocabulary, so the server's result cache rarely helps) on SmolLM2, 20 concurrent clients for 30 s
+   on loopback (httpx async, one connection each). The server runs in its own process
+   (``embedlens serve --port 0``), once with ``--knn off`` (every query scans the 49,152 x 576 matrix)
+   and once with ``--knn build`` (single-token queries answered from the exact 100-NN graph). Baseline:
+   ``lens.nearest`` called in-process one query at a time (no HTTP), the obvious way.
+2. First paint in headless Chromium (fresh browser context each time, server warm, projection cached):
+   navigation start until the full map is drawn (``window.embedlens.timings.firstPaint``). Baseline: the
+   obvious Plotly way, a self-contained ``plotly.io.to_html`` page with the same points in one
+   scattergl trace opened from a file.
+
+Options: ``--seconds 30 --clients 20 --models smollm2-135m,gemma3-270m --skip-load --skip-paint``.
+Only 127.0.0.1 is ever contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _util import EMBEDLENS  # noqa: E402
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+MAX_REQUESTS = 500_000
+
+
+def start_server(model: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([EMBEDLENS, "serve", "--model", model, "--port", "0", "--host", "127.0.0.1", "--no-open",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://127.0.0.1:"):
+        proc.kill()
+        raise SystemExit(f"the server did not start (got {url!r})")
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wait_state(url: str, path: str, params: dict, timeout: float = 1800) -> dict:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = httpx.get(url + path, params=params, timeout=30).json()
+        if body.get("state") in ("ready", "error"):
+            return body
+        time.sleep(0.5)
+    raise SystemExit(f"{path} did not finish in {timeout} s")
+
+
+def wait_jobs(url: str, kind: str, timeout: float = 1800) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = [j for j in httpx.get(url + "api/jobs", timeout=30).json()["jobs"] if j["kind"] == kind]
+        if jobs and all(j["state"] in ("ready", "error") for j in jobs):
+            return
+        time.sleep(1)
+    raise SystemExit(f"{kind} jobs did not finish in {timeout} s")
+
+
+async def load_test(url: str, n_ids: int, clients: int, seconds: float, seed: int = 0) -> dict:
+    import httpx
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, n_ids, size=MAX_REQUESTS)
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(session: httpx.AsyncClient) -> None:
+        nonlocal errors, counter
+        while time.perf_counter() < deadline and counter < MAX_REQUESTS:
+            i = int(ids[counter])
+            counter += 1
+            t = time.perf_counter()
+            try:
+                r = await session.get("api/neighbors", params={"q": f"id:{i}", "k": 20})
+                ok = r.status_code == 200 and len(r.json()["neighbors"]) == 20
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - t)
+            errors += not ok
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as session:
+        await session.get("api/neighbors", params={"q": "id:1", "k": 20})  # warm
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        wall = time.perf_counter() - started
+    lat = np.asarray(latencies) * 1000
+    return {"requests": len(lat), "errors": errors, "throughput": len(lat) / wall, "p50": float(np.percentile(lat, 50)),
+            "p90": float(np.percentile(lat, 90)), "p99": float(np.percentile(lat, 99)), "max": float(lat.max())}
+
+
+def baseline_nearest(model: str, n: int = 200) -> float:
+    import embedlens
+
+    lens = embedlens.load(model)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, len(lens.space), size=n)
+    lens.nearest("id:1", 20)
+    times = []
+    for i in ids:
+        t = time.perf_counter()
+        lens.nearest(f"id:{int(i)}", 20)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def first_paint(url: str, repeats: int, *, revisit: bool = False) -> list[float]:
+    """Seconds from navigation start to the drawn map; ``revisit``: the same page reloaded (HTTP and code caches warm)."""
+    from playwright.sync_api import sync_playwright
+
+    out = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        for _ in range(repeats):
+            ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = ctx.new_page()
+            leaving: list[str] = []
+            page.on("request", lambda r, seen=leaving: seen.append(r.url) if not r.url.startswith(url) else None)
+            page.goto(url)
+            page.wait_for_function("() => window.embedlens && window.embedlens.timings.firstPaint !== null",
+                                   timeout=120_000)
+            if revisit:  # reload the page in the same context: what a returning user sees
+                page.reload()
+                page.wait_for_function("() => window.embedlens && window.embedlens.timings.firstPaint !== null",
+                                       timeout=120_000)
+            out.append(page.evaluate("window.embedlens.timings.firstPaint") / 1000)
+            assert not leaving, leaving
+            ctx.close()
+        browser.close()
+    return out
+
+
+def plotly_baseline(model: str, repeats: int) -> list[float]:
+    """The same map as one self-contained Plotly HTML (plotly.io.to_html, plotly.js embedded), from a file."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from playwright.sync_api import sync_playwright
+
+    import embedlens
+    from embedlens.serve.jobs import load_projection, projection_path
+
+    lens = embedlens.load(model)
+    proj = load_projection(projection_path(lens.meta["content_hash"], "pca", 2, 0), len(lens.space))
+    from embedlens.render.offline import html_text
+
+    fig = go.Figure(go.Scattergl(x=proj.coords[:, 0], y=proj.coords[:, 1], mode="markers",
+                                 hovertext=[html_text(s) for s in lens.space.display], hoverinfo="text",
+                                 marker={"size": 3, "color": [len(s) for s in lens.space.display],
+                                         "colorscale": "Viridis"}))
+    html = pio.to_html(fig, include_plotlyjs=True, full_html=True)
+    path = os.path.join(tempfile.mkdtemp(), "map.html")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(html)
+    out = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        for _ in range(repeats):
+            ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = ctx.new_page()
+            page.goto("file://" + path)
+            page.wait_for_function("() => { const d = document.querySelector('.plotly-graph-div'); "
+                                   "return d && d._fullLayout && d.querySelector('canvas'); }", timeout=120_000)
+            out.append(page.evaluate("performance.now()") / 1000)
+            ctx.close()
+        browser.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--skip-paint", action="store_true")
+    args = ap.parse_args()
+    print(f"EMBEDLENS_CACHE={os.environ.get('EMBEDLENS_CACHE', '(default)')}  cores={os.cpu_count()}  "
+          f"load average {os.getloadavg()[0]:.1f}")
+
+    if not args.skip_load:
+        model = "smollm2-135m"
+        print(f"\n[1] /api/neighbors on {model}: {args.clients} clients x {args.seconds:.0f} s, q=id:<random>, k=20")
+        base = baseline_nearest(model)
+        print(f"  baseline lens.nearest in-process, one at a time: median {base:.1f} ms "
+              f"(= {1000 / base:.0f} queries/s on one thread)")
+        for mode in ("off", "build"):
+            proc, url = start_server(model, "--knn", mode)
+            try:
+                if mode == "build":
+                    wait_jobs(url, "knn")
+                res = asyncio.run(load_test(url, 49_152, args.clients, args.seconds))
+            finally:
+                stop(proc)
+            print(f"  --knn {mode:5s}: p50 {res['p50']:.1f} ms  p90 {res['p90']:.1f} ms  p99 {res['p99']:.1f} ms  "
+                  f"max {res['max']:.0f} ms  throughput {res['throughput']:.0f} req/s  "
+                  f"requests {res['requests']}  errors {res['errors']}  (goal p99 <= 50 ms)")
+
+    if not args.skip_paint:
+        for model in [m for m in args.models.split(",") if m]:
+            try:
+                proc, url = start_server(model, "--knn", "off")
+            except SystemExit as exc:
+                print(f"\n[2] {model}: skipped ({exc})")
+                continue
+            try:
+                warm = wait_state(url, "api/projection", {"method": "pca", "dims": 2})
+                n = warm.get("n")
+                wait_state(url, "api/frequency", {})
+                times = first_paint(url, args.repeats)
+                again = first_paint(url, args.repeats, revisit=True)
+            finally:
+                stop(proc)
+            base = plotly_baseline(model, args.repeats)
+            goal = 3 if n and n <= 50_000 else 8
+            print(f"\n[2] first paint, {model} ({n:,} tokens, PCA 2D, warm server), {args.repeats} fresh contexts:")
+            print(f"  embedlens serve: median {statistics.median(times):.2f} s  (all {', '.join(f'{t:.2f}' for t in times)})"
+                  f"  goal <= {goal} s")
+            print(f"  embedlens serve, page reloaded (browser caches warm): median {statistics.median(again):.2f} s")
+            print(f"  baseline plotly.io.to_html file: median {statistics.median(base):.2f} s  "
+                  f"-> ratio {statistics.median(times) / statistics.median(base):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

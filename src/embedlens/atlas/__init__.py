@@ -1,0 +1,13 @@
+"""The vocabulary atlas: where a model puts its tokens, mapped to 2-D or 3-D, with how faithful the map is.
+
+>>> import embedlens
+>>> from embedlens.atlas import write_atlas
+>>> result = write_atlas(embedlens.load(), "embedlens-map", corpus="lee", method="pca")
+>>> result.quality_line()
+"""
+
+from .pipeline import build_atlas, write_atlas
+from .result import AtlasResult
+from .selection import Selection, select_rows
+
+__all__ = ["AtlasResult", "Selection", "build_atlas", "select_rows", "write_atlas"]

@@ -1,0 +1,262 @@
+"""``AtlasResult``: the coordinates of a vocabulary map with everything needed to redraw or audit it.
+
+Saved as four files in one folder: ``map.html`` (self-contained, offline), ``map.png``,
+``points.parquet`` (token_id, token, display, frequency, x, y[, z]) and ``manifest.json``. All four are
+written into a hidden staging folder inside the output folder and then renamed into place one by one
+(``manifest.json`` last), so an interrupted run never leaves a half-written file; other files already
+in the folder are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbedlensError
+
+OUTPUT_FILES = ("map.html", "map.png", "points.parquet", "manifest.json")
+LOW_TRUST, LOW_RECALL = 0.80, 0.10
+
+
+@dataclass
+class AtlasResult:
+    """A vocabulary map.
+
+    Attributes:
+        coords: float32 array of shape (n_points, dims), the map coordinates.
+        ids: int64 array of shape (n_points,), token id (or word index) of each point.
+        labels: raw token string of each point.
+        display: readable token string of each point (see :func:`embedlens.display.display_token`).
+        frequencies: int64 array of shape (n_points,), corpus counts; None when no corpus was read.
+        quality: trustworthiness and neighbour recall (a ``ProjectionQuality`` or its dict); None if too few points.
+        model: the model's (or space's) manifest: spec, name, content hash...
+        space: the space's name (``smollm2-135m:input``).
+        method, dims, metric, seed, color, size_by_frequency: how the map was made and drawn.
+        params: every reducer parameter (``make_reducer`` ``params_``) plus the selection.
+        corpus: the corpus manifest (files and their SHA-256), or None.
+        counting: how the frequencies were counted (tokens, distinct, bytes, seconds), or None.
+        timings: seconds per stage.
+        notes: things the user should know (clamped parameters, skipped files, low faithfulness).
+        files: where :meth:`save` wrote each output (empty until saved).
+    """
+
+    coords: np.ndarray
+    ids: np.ndarray
+    labels: list[str]
+    display: list[str]
+    frequencies: np.ndarray | None
+    quality: Any
+    model: dict[str, Any]
+    space: str
+    method: str
+    dims: int
+    metric: str
+    seed: int
+    color: str = "frequency"
+    size_by_frequency: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+    corpus: dict[str, Any] | None = None
+    counting: dict[str, Any] | None = None
+    timings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.coords.shape[0])
+
+    @property
+    def n_points(self) -> int:
+        return len(self)
+
+    # -- words ------------------------------------------------------------------------------------
+
+    def quality_dict(self) -> dict[str, Any] | None:
+        if self.quality is None:
+            return None
+        return self.quality if isinstance(self.quality, dict) else self.quality.to_dict()
+
+    def quality_line(self) -> str:
+        """``trustworthiness 0.912 · neighbour recall@10 0.231 (k=10, 2,000 sampled points)``."""
+        q = self.quality_dict()
+        if q is None:
+            return "quality: not measured (too few points)"
+        line = (f"trustworthiness {q['trustworthiness']:.3f} · neighbour recall@{q['k']} {q['neighbor_recall']:.3f} "
+                f"(k={q['k']}, {q['n_sample']:,} sampled points, {q['metric']})")
+        if self.is_low_quality():
+            line += " · LOW: nearby points on this map are often not neighbours in the space"
+        return line
+
+    def is_low_quality(self) -> bool:
+        q = self.quality_dict()
+        return q is not None and (q["trustworthiness"] < LOW_TRUST or q["neighbor_recall"] < LOW_RECALL)
+
+    def model_name(self) -> str:
+        return str(self.model.get("name") or self.model.get("space") or self.model.get("spec") or self.space)
+
+    def title_lines(self) -> tuple[str, str]:
+        """Plain text (not escaped): model, space, method and size; then the quality figures."""
+        chosen = self.params.get("selection", {})
+        what = "tokens (whole vocabulary)" if chosen.get("rule") == "all" else "tokens seen in the corpus"
+        if chosen.get("rule") == "corpus" and chosen.get("min_count", 1) > 1:
+            what += f" (count >= {chosen['min_count']})"
+        method = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get(self.method, self.method)
+        name = self.space if self.space.startswith(self.model_name()) else f"{self.model_name()} · {self.space}"
+        line1 = f"{name} · {method} {self.dims}D · {self.n_points:,} {what}"
+        return line1, self.quality_line()
+
+    def summary(self) -> str:
+        """One plain-text line (not escaped): what was mapped and how faithful the map is."""
+        line1, line2 = self.title_lines()
+        return f"{line1} · {line2}"
+
+    # -- data -------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the per-point arrays (those go to ``points.parquet``)."""
+        from ..spaces.extract import versions
+
+        return {
+            "kind": "embedlens-map",
+            "model": self.model,
+            "space": self.space,
+            "n_points": self.n_points,
+            "method": self.method,
+            "dims": self.dims,
+            "metric": self.metric,
+            "seed": self.seed,
+            "params": self.params,
+            "color": self.color,
+            "size_by_frequency": self.size_by_frequency,
+            "corpus": self.corpus,
+            "counting": self.counting,
+            "quality": self.quality_dict(),
+            "timings": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.timings.items()},
+            "notes": list(self.notes),
+            "versions": {**versions(), **_extra_versions()},
+        }
+
+    def points_table(self) -> Any:
+        """A ``pyarrow.Table``: token_id, token, display, frequency, x, y[, z]."""
+        from ..errors import require
+
+        pa = require("pyarrow", "writing points.parquet", "maps")
+        columns = {
+            "token_id": pa.array(np.asarray(self.ids, dtype=np.int64)),
+            "token": pa.array(list(self.labels), type=pa.string()),
+            "display": pa.array(list(self.display), type=pa.string()),
+            "frequency": pa.array(np.asarray(self.frequencies, dtype=np.int64)) if self.frequencies is not None
+            else pa.nulls(self.n_points, type=pa.int64()),
+        }
+        for i, axis in enumerate("xyz"[: self.dims]):
+            columns[axis] = pa.array(np.ascontiguousarray(self.coords[:, i], dtype=np.float32))
+        return pa.table(columns)
+
+    def figure(self) -> Any:
+        """The interactive Plotly figure (see :func:`embedlens.render.atlas.atlas_figure`)."""
+        from ..render.atlas import atlas_figure
+
+        return atlas_figure(self)
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def save(self, out_dir: str | os.PathLike[str], *, png: bool = True, started: float | None = None) -> dict[str, Path]:
+        """Write map.html, map.png, points.parquet and manifest.json into ``out_dir``; return their paths.
+
+        ``started`` (a ``time.perf_counter()`` value) lets the manifest record the total time of the run.
+        """
+        from ..cache import ensure_writable_dir, write_json_atomic
+        from ..render.atlas import atlas_png
+        from ..render.offline import write_plotly_html
+
+        out = ensure_writable_dir(out_dir)
+        stage = Path(tempfile.mkdtemp(dir=out, prefix=".embedlens-map-", suffix=".tmp"))
+        written: dict[str, Path] = {}
+        try:
+            t0 = time.perf_counter()
+            line1, _ = self.title_lines()
+            write_plotly_html(self.figure(), stage / "map.html", title=line1)
+            self.timings["html"] = time.perf_counter() - t0
+            if png:
+                t0 = time.perf_counter()
+                atlas_png(self, stage / "map.png")
+                self.timings["png"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            import pyarrow.parquet as pq
+
+            pq.write_table(self.points_table(), stage / "points.parquet", compression="zstd")
+            self.timings["parquet"] = time.perf_counter() - t0
+            if started is not None:
+                self.timings["total"] = time.perf_counter() - started
+            manifest = self.to_dict()
+            manifest["files"] = {name: {"bytes": (stage / name).stat().st_size}
+                                 for name in OUTPUT_FILES[:-1] if (stage / name).exists()}
+            write_json_atomic(stage / "manifest.json", manifest)
+            for name in OUTPUT_FILES:
+                if (stage / name).exists():
+                    (stage / name).chmod(0o644)
+                    os.replace(stage / name, out / name)
+                    written[name] = out / name
+            self.files = written
+        except OSError as exc:
+            raise EmbedlensError(f"could not write the map into {out}: {exc.strerror or exc}") from None
+        finally:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(stage)
+        return written
+
+    @classmethod
+    def load(cls, out_dir: str | os.PathLike[str]) -> AtlasResult:
+        """Read a folder written by :meth:`save` (``points.parquet`` + ``manifest.json``)."""
+        import pyarrow.parquet as pq
+
+        folder = Path(out_dir)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            table = pq.read_table(folder / "points.parquet")
+        except (OSError, ValueError) as exc:
+            raise EmbedlensError(f"{folder} is not a saved map ({exc})") from None
+        dims = int(manifest["dims"])
+        coords = np.column_stack([table.column(a).to_numpy() for a in "xyz"[:dims]]).astype(np.float32)
+        freq = table.column("frequency")
+        return cls(
+            coords=coords,
+            ids=table.column("token_id").to_numpy().astype(np.int64),
+            labels=table.column("token").to_pylist(),
+            display=table.column("display").to_pylist(),
+            frequencies=None if freq.null_count == len(freq) else freq.to_numpy().astype(np.int64),
+            quality=manifest.get("quality"),
+            model=manifest.get("model", {}),
+            space=manifest.get("space", ""),
+            method=manifest["method"],
+            dims=dims,
+            metric=manifest.get("metric", "cosine"),
+            seed=int(manifest.get("seed", 0)),
+            color=manifest.get("color", "frequency"),
+            size_by_frequency=bool(manifest.get("size_by_frequency", False)),
+            params=manifest.get("params", {}),
+            corpus=manifest.get("corpus"),
+            counting=manifest.get("counting"),
+            timings=manifest.get("timings", {}),
+            notes=manifest.get("notes", []),
+        )
+
+
+def _extra_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("scikit-learn", "openTSNE", "umap-learn", "plotly", "matplotlib", "pyarrow"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,71 @@
+"""``embedlens context``: hidden states of texts, or of a word across a corpus, mapped per layer and model."""
+
+from __future__ import annotations
+
+import click
+
+from ..models.specs import DEFAULT_MODEL
+from .common import emit_json, json_option, note
+
+
+@click.command()
+@click.argument("texts", nargs=-1, metavar="[TEXT]...")
+@click.option("--model", "-m", "models", multiple=True, default=(DEFAULT_MODEL,), show_default=True,
+              help="Model (alias, folder, .gguf or cached hub name); repeat to compare models side by side.")
+@click.option("--layer", "layer", default="-1", show_default=True,
+              help="Hidden states to map: -1 (last), all (embeddings output + every block), or 0,6,12.")
+@click.option("--method", type=click.Choice(["tsne", "pca", "umap"]), default="tsne", show_default=True)
+@click.option("--dims", type=click.Choice(["2", "3"]), default="2", show_default=True, help="2D or 3D map.")
+@click.option("--perplexity", type=float, default=None,
+              help="t-SNE perplexity (default min(30, (n-1)/3), and the map says so).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first run (run r uses seed+r).")
+@click.option("--runs", type=int, default=1, show_default=True,
+              help="Fit R maps with seeds seed..seed+R-1 and report their stability (5-NN agreement).")
+@click.option("--focus", default=None, help="Highlight every position of WORD across the texts; with --corpus, the word to map.")
+@click.option("--corpus", default=None,
+              help="Map every occurrence of --focus WORD in this corpus (file, folder, lee, enwiki-sample).")
+@click.option("--max-occurrences", type=int, default=1000, show_default=True, help="Keep at most this many occurrences.")
+@click.option("--window", type=int, default=100, show_default=True, help="Characters of context each side of an occurrence.")
+@click.option("--case-sensitive", is_flag=True, help="Match --focus WORD with its exact case.")
+@click.option("--keep-special", is_flag=True, help="Keep special tokens (BOS, CLS, SEP) in the map.")
+@click.option("--batch-size", type=int, default=None, help="Sequences per forward pass (default 16 texts, 64 windows).")
+@click.option("--out", "out", default="embedlens-context", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder: context.html, context.png, points.parquet, states.safetensors, manifest.json.")
+@click.option("--no-html", is_flag=True, help="Skip context.html.")
+@click.option("--no-png", is_flag=True, help="Skip context.png.")
+@json_option
+def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method: str, dims: str,
+            perplexity: float | None, seed: int, runs: int, focus: str | None, corpus: str | None,
+            max_occurrences: int, window: int, case_sensitive: bool, keep_special: bool, batch_size: int | None,
+            out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
+    """Map the hidden states of every token of TEXT... (or of every occurrence of --focus WORD in --corpus).
+
+    Colours are texts, labels are readable tokens; --layer all fits one projection shared by every layer
+    and draws each token's path through the layers; several --model values are aligned by Procrustes.
+    """
+    from ..contextual.mapping import context_map
+    from ..contextual.output import write_context
+    from ..errors import EmbedlensError
+
+    if not texts and corpus is None:
+        raise EmbedlensError("give one or more TEXT arguments, or --corpus PATH --focus WORD")
+    cmap = context_map(list(models), list(texts) or None, corpus=corpus, focus=focus, layers=layer, method=method,
+                       dims=int(dims), seed=seed, runs=runs, perplexity=perplexity, keep_special=keep_special,
+                       max_occurrences=max_occurrences, window=window, ignore_case=not case_sensitive,
+                       batch_size=batch_size)
+    manifest = write_context(cmap, out, html=not no_html, png=not no_png)
+    for n in cmap.notes:
+        note(n)
+    if as_json:
+        emit_json({k: manifest[k] for k in ("kind", "method", "dims", "seed", "runs", "models", "notes", "outputs")})
+    else:
+        from pathlib import Path
+
+        for p in cmap.panels:
+            stab = p.projection.stability
+            extra = f", stability {stab:.3f} over {p.projection.runs} runs" if stab is not None else ""
+            click.echo(f"{p.alias}: {p.n_points} points, layers {','.join(map(str, p.layers))}{extra}")
+        click.echo(f"Map: {Path(out, 'context.html').resolve()}")
+    if cmap.alignment_problem:
+        raise EmbedlensError(f"cannot align the models by Procrustes: {cmap.alignment_problem}; "
+                             f"unaligned panels were drawn in {out}")

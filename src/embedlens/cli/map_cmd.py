@@ -1,0 +1,86 @@
+"""``embedlens map``: the vocabulary atlas."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from .common import emit_json, json_option, model_option, note, open_lens, space_options
+
+METHODS = ("pca", "tsne", "umap")
+
+
+@click.command("map")
+@click.argument("more_corpora", metavar="[PATH_OR_NAME]...", nargs=-1)
+@model_option
+@space_options
+@click.option("--all", "all_tokens", is_flag=True,
+              help="Map every token of the vocabulary (special tokens included, no sampling).")
+@click.option("--corpus", "corpus", multiple=True, metavar="PATH_OR_NAME",
+              help="Map the tokens used in text files, folders (*.txt, recursive) or packaged corpora "
+                   "(lee, enwiki-sample); more paths may follow. Default without --all: lee.")
+@click.option("--min-count", type=int, default=1, show_default=True,
+              help="With --corpus: keep tokens seen at least this many times.")
+@click.option("--method", type=click.Choice(METHODS, case_sensitive=False), default="pca", show_default=True,
+              help="Reduction: exact PCA, t-SNE (openTSNE) or UMAP.")
+@click.option("--dims", type=int, default=2, show_default=True, help="Map dimensions: 2 or 3.")
+@click.option("--metric", type=click.Choice(("cosine", "euclidean")), default="cosine", show_default=True,
+              help="Distance in the embedding space (for the reduction and the quality figures).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random step.")
+@click.option("--perplexity", type=float, default=None, help="t-SNE perplexity (default 30; clamped for few points).")
+@click.option("--n-neighbors", type=int, default=15, show_default=True, help="UMAP neighbourhood size.")
+@click.option("--min-dist", type=float, default=0.1, show_default=True, help="UMAP minimum distance.")
+@click.option("--color", type=click.Choice(("frequency", "length", "none")), default="frequency", show_default=True,
+              help="Colour points by corpus frequency (log scale), token length, or not at all.")
+@click.option("--size-by-frequency", is_flag=True, help="Draw frequent tokens bigger.")
+@click.option("--no-png", is_flag=True, help="Skip map.png (saves a second or two on large maps).")
+@click.option("--out", "out", type=click.Path(file_okay=False), default="embedlens-map", show_default=True,
+              help="Output folder (map.html, map.png, points.parquet, manifest.json).")
+@json_option
+def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: str | None, all_tokens: bool,
+                corpus: tuple[str, ...], min_count: int, method: str, dims: int, metric: str, seed: int,
+                perplexity: float | None, n_neighbors: int, min_dist: float, color: str, size_by_frequency: bool,
+                no_png: bool, out: str, as_json: bool) -> None:
+    """Map where the model puts its tokens: an offline interactive HTML, a PNG, the points and a manifest.
+
+    \b
+    embedlens map                                   # tokens of the demo corpus (lee), PCA 2D
+    embedlens map --all --method pca --dims 3       # the whole vocabulary in 3D
+    embedlens map --corpus notes/ book.txt --min-count 5 --method umap
+    embedlens map --space glove-50d --corpus lee --method tsne
+
+    Every map says how faithful it is: trustworthiness and neighbour recall@10 (the share of each
+    token's 10 nearest neighbours in the model that stay among its 10 nearest on the map).
+    """
+    from ..atlas import write_atlas
+    from ..cache import ensure_writable_dir
+    from ..errors import EmbedlensError
+
+    started = time.perf_counter()
+    if more_corpora and not corpus:
+        raise EmbedlensError(f"unexpected argument '{more_corpora[0]}' (corpus paths go after --corpus)")
+    corpora = [*corpus, *more_corpora]
+    if dims not in (2, 3):
+        raise EmbedlensError(f"--dims must be 2 or 3, got {dims}")
+    if min_count < 1:
+        raise EmbedlensError(f"--min-count must be at least 1, got {min_count}")
+    if perplexity is not None and perplexity <= 0:
+        raise EmbedlensError(f"--perplexity must be positive, got {perplexity}")
+    if n_neighbors < 2:
+        raise EmbedlensError(f"--n-neighbors must be at least 2, got {n_neighbors}")
+    ensure_writable_dir(out)  # fail before any work
+    lens, which = open_lens(model, space, labels)
+    result = write_atlas(
+        lens, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started}, which=which, corpus=corpora or None, min_count=min_count,
+        all_tokens=all_tokens, method=method.lower(), dims=dims, metric=metric, seed=seed, perplexity=perplexity,
+        n_neighbors=n_neighbors, min_dist=min_dist, color=color, size_by_frequency=size_by_frequency,
+    )
+    if as_json:
+        emit_json({**result.to_dict(), "files": {k: str(v) for k, v in result.files.items()}})
+        return
+    for message in result.notes:
+        note(message)
+    click.echo(f"map: {result.files['map.html']}  ({result.n_points:,} tokens, {result.method} {result.dims}D)")
+    click.echo(f"quality: {result.quality_line()}")
+    click.echo(f"also: {', '.join(str(p) for name, p in result.files.items() if name != 'map.html')}")

@@ -1,0 +1,337 @@
+"""The context map: hidden states of texts (or of a word's corpus occurrences) for one or more models, mapped.
+
+Per model, the states at every kept layer are stacked and ONE projection is fitted on them all, so
+positions are comparable across layers and each token's path through the layers is a line on one map.
+Several models are each fitted on their own and then aligned onto the first model's map by similarity
+Procrustes on the points both share: the same text token (same text, same character span, whitespace
+aside) at the same layer slot, or the same corpus occurrence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbedlensError
+from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
+from .projection import MIN_SHARED, Projection, procrustes, project
+from .states import DEFAULT_BATCH_SIZE, HiddenStates, LayerSpec, as_lens, check_texts, hidden_states
+
+SHARED_PROJECTION = "one projection per model, fitted once on the states of all kept layers stacked together"
+
+
+@dataclass
+class Panel:
+    """One model's map. ``table`` holds one entry per point (layer-major: every point of the first kept
+    layer, then the next ...): text, position, token_id, token, display, layer, slot, group, focus,
+    snippet, snippet_start/end (where the word sits in the snippet), doc, char_start/end."""
+
+    alias: str
+    model: dict[str, Any]
+    layers: list[int]
+    source: HiddenStates | Occurrences
+    table: dict[str, Any]
+    projection: Projection
+    coords: np.ndarray
+    alignment: dict[str, Any] | None = None
+
+    @property
+    def n_points(self) -> int:
+        return int(self.coords.shape[0])
+
+    @property
+    def n_per_layer(self) -> int:
+        return self.n_points // max(len(self.layers), 1)
+
+
+@dataclass
+class ContextMap:
+    """Everything ``embedlens context`` draws and saves. ``figure()`` gives the Plotly figure."""
+
+    kind: str  # "texts" | "occurrences"
+    texts: list[str]
+    focus: str | None
+    method: str
+    dims: int
+    seed: int
+    runs: int
+    layer_spec: str
+    keep_special: bool
+    panels: list[Panel]
+    notes: list[str] = field(default_factory=list)
+    alignment_problem: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def multi_layer(self) -> bool:
+        return any(len(p.layers) > 1 for p in self.panels)
+
+    def title(self) -> str:
+        what = (f"'{self.focus}' in context: {len(self.panels[0].source)} occurrences" if self.kind == "occurrences"
+                else f"{len(self.texts)} text{'s' if len(self.texts) != 1 else ''}")
+        models = ", ".join(p.alias for p in self.panels)
+        return f"{what} · {models}"
+
+    def subtitle(self) -> str:
+        parts = []
+        for p in self.panels:
+            pr = p.projection
+            bit = f"{self.method.upper() if self.method != 'tsne' else 't-SNE'}"
+            if self.method == "tsne" and "perplexity" in pr.params:
+                bit += f" (perplexity {float(pr.params['perplexity']):.3g})"
+            if self.method == "umap" and "n_neighbors" in pr.params:
+                bit += f" (n_neighbors {pr.params['n_neighbors']})"
+            if pr.stability is not None:
+                bit += f", stability {pr.stability:.2f} over {pr.runs} runs"
+            else:
+                bit += ", 1 run (use --runs R to measure stability)"
+            parts.append(f"{p.alias}: {bit}" if len(self.panels) > 1 else bit)
+        layers = "; ".join(f"layers {_layers_text(p.layers)}" for p in self.panels[:1])
+        if self.multi_layer:
+            layers += " — one projection shared by all layers"
+        return " | ".join(parts) + f" | {layers}"
+
+    def figure(self) -> Any:
+        from ..render.context import context_figure
+
+        return context_figure(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "texts": list(self.texts), "focus": self.focus, "method": self.method, "dims": self.dims,
+            "seed": self.seed, "runs": self.runs, "layer_spec": self.layer_spec, "keep_special": self.keep_special,
+            "projection_scope": SHARED_PROJECTION if self.multi_layer else "one projection per model",
+            "models": [{"alias": p.alias, **p.model, "layers": list(p.layers), "n_points": p.n_points,
+                        "projection": p.projection.to_dict(), "alignment": p.alignment} for p in self.panels],
+            "alignment_problem": self.alignment_problem, "notes": list(self.notes), "settings": dict(self.settings),
+            "timings": dict(self.timings),
+        }
+
+
+def _layers_text(layers: Sequence[int]) -> str:
+    if len(layers) > 3 and list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}–{layers[-1]}"
+    return ",".join(map(str, layers))
+
+
+def _aliases(lenses: Sequence[Any]) -> list[str]:
+    out: list[str] = []
+    for lens in lenses:
+        name = str(lens.name)
+        alias, k = name, 2
+        while alias in out:
+            alias, k = f"{name}-{k}", k + 1
+        out.append(alias)
+    return out
+
+
+def _strip_spans(text: str, offsets: np.ndarray) -> np.ndarray:
+    """Token character spans without their leading/trailing whitespace (tokenizers differ on that)."""
+    out = offsets.copy()
+    for j, (a, b) in enumerate(offsets.tolist()):
+        piece = text[a:b]
+        lead = len(piece) - len(piece.lstrip())
+        trail = len(piece) - len(piece.rstrip())
+        if lead < len(piece):
+            out[j] = (a + lead, b - trail)
+    return out
+
+
+def _short(text: str, width: int = 28) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _text_table(hs: HiddenStates, alias: str, focus: str | None, ignore_case: bool) -> dict[str, Any]:
+    pattern = word_pattern(focus, ignore_case=ignore_case) if focus else None
+    cols: dict[str, list] = {k: [] for k in ("text", "position", "token_id", "token", "display", "focus", "snippet",
+                                            "char_start", "char_end", "key_start", "key_end")}
+    for i, ts in enumerate(hs.texts):
+        n = len(ts.ids)
+        if pattern is not None:
+            spans = np.asarray([m.span() for m in pattern.finditer(ts.text)], dtype=np.int64).reshape(-1, 2)
+            hit = ((ts.offsets[:, None, 0] < spans[None, :, 1]) & (ts.offsets[:, None, 1] > spans[None, :, 0])).any(axis=1)
+        else:
+            hit = np.zeros(n, dtype=bool)
+        keys = _strip_spans(ts.text, ts.offsets)
+        cols["text"].append(np.full(n, i))
+        cols["position"].append(ts.positions)
+        cols["token_id"].append(ts.ids)
+        cols["token"].extend(ts.tokens)
+        cols["display"].extend(ts.display)
+        cols["focus"].append(hit)
+        cols["snippet"].extend([ts.text] * n)
+        cols["char_start"].append(ts.offsets[:, 0])
+        cols["char_end"].append(ts.offsets[:, 1])
+        cols["key_start"].append(keys[:, 0])
+        cols["key_end"].append(keys[:, 1])
+    base = {k: (np.concatenate(v) if k not in ("token", "display", "snippet") else v) for k, v in cols.items()}
+    labels = [f"text {i + 1}: {_short(ts.text)}" for i, ts in enumerate(hs.texts)]
+    base["group"] = [labels[t] for t in base["text"].tolist()]
+    base["doc"] = [""] * len(base["group"])
+    base["snippet_start"] = base["char_start"]
+    base["snippet_end"] = base["char_end"]
+    return _by_layer(base, hs.layers, alias)
+
+
+def _occurrence_table(occ: Occurrences, alias: str) -> dict[str, Any]:
+    n = len(occ)
+    base = {
+        "text": np.arange(n), "position": np.asarray([0] * n), "token_id": np.asarray([t[0] for t in occ.token_ids]),
+        "token": list(occ.token_raw), "display": list(occ.token_display), "focus": np.ones(n, dtype=bool),
+        "snippet": list(occ.snippets), "char_start": occ.spans[:, 0], "char_end": occ.spans[:, 1],
+        "key_start": occ.spans[:, 0], "key_end": occ.spans[:, 1], "group": list(occ.forms), "doc": list(occ.docs),
+        "snippet_start": occ.snippet_spans[:, 0], "snippet_end": occ.snippet_spans[:, 1],
+    }
+    return _by_layer(base, occ.layers, alias)
+
+
+def _by_layer(base: dict[str, Any], layers: Sequence[int], alias: str) -> dict[str, Any]:
+    """Repeat per-point columns once per kept layer (layer-major), adding layer, slot and model."""
+    n_l = len(layers)
+    n = len(base["group"])
+    out: dict[str, Any] = {}
+    for k, v in base.items():
+        out[k] = np.tile(np.asarray(v), n_l) if isinstance(v, np.ndarray) else list(v) * n_l
+    out["layer"] = np.repeat(np.asarray(layers, dtype=np.int64), n)
+    out["slot"] = np.repeat(np.arange(n_l, dtype=np.int64), n)
+    out["model"] = [alias] * (n * n_l)
+    return out
+
+
+def _align(panels: list[Panel], kind: str) -> str | None:
+    """Align every panel onto the first by similarity Procrustes on shared points; return a problem, if any."""
+    if len(panels) < 2:
+        return None
+    ref = panels[0]
+    same_depth = len({len(p.layers) for p in panels}) == 1
+    problems = []
+
+    def keys(p: Panel) -> dict[tuple, int]:
+        t = p.table
+        slots = t["slot"] if same_depth else np.where(t["slot"] == len(p.layers) - 1, -1, -2)
+        doc = t["doc"]
+        out: dict[tuple, int] = {}
+        for row, (d, a, b, s, x) in enumerate(zip(doc, t["key_start"].tolist(), t["key_end"].tolist(),
+                                                 slots.tolist(), t["text"].tolist(), strict=True)):
+            if s == -2:
+                continue
+            key = (d, a, b, s) if kind == "occurrences" else (x, a, b, s)
+            out.setdefault(key, row)
+        return out
+
+    ref_keys = keys(ref)
+    ref.alignment = {"aligned": True, "reference": True}
+    for p in panels[1:]:
+        mine = keys(p)
+        shared = [k for k in mine if k in ref_keys]
+        if len(shared) < MIN_SHARED:
+            why = (f"{p.alias} shares only {len(shared)} token(s) with {ref.alias} (same text and character span"
+                   f"{'' if same_depth else ', last kept layer'}); Procrustes needs at least {MIN_SHARED}")
+            p.alignment = {"aligned": False, "reason": why}
+            problems.append(why)
+            continue
+        rows_p = np.asarray([mine[k] for k in shared])
+        rows_r = np.asarray([ref_keys[k] for k in shared])
+        fit = procrustes(p.coords[rows_p], ref.coords[rows_r], scale=True)
+        p.coords = fit.apply(p.coords)
+        p.projection.aligned_runs = [fit.apply(m) for m in p.projection.aligned_runs]
+        p.alignment = {"aligned": True, "aligned_to": ref.alias, "method": "orthogonal Procrustes with scale",
+                       "matched_on": "same text and character span, same layer slot" if kind == "texts"
+                       else "same corpus occurrence", **fit.to_dict()}
+    return "; ".join(problems) if problems else None
+
+
+def context_map(
+    models: Sequence[Any] | Any,
+    texts: Sequence[str] | None = None,
+    *,
+    corpus: Any = None,
+    focus: str | None = None,
+    layers: LayerSpec = -1,
+    method: str = "tsne",
+    dims: int = 2,
+    seed: int = 0,
+    runs: int = 1,
+    perplexity: float | None = None,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    keep_special: bool = False,
+    max_occurrences: int = DEFAULT_MAX_OCCURRENCES,
+    window: int = DEFAULT_WINDOW,
+    ignore_case: bool = True,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> ContextMap:
+    """Hidden states of ``texts`` (or of every occurrence of ``focus`` in ``corpus``) mapped per model.
+
+    Args:
+        models: one model (spec or ModelLens) or several; several are aligned onto the first.
+        texts: the texts, when no ``corpus`` is given.
+        corpus: a corpus spec; then ``focus`` is the word whose occurrences are mapped.
+        focus: the word to highlight in ``texts`` (every position of it), or to look for in ``corpus``.
+        layers: ``-1``, ``"all"`` or ``"0,6,12"``; with several, one projection is shared by all layers.
+        method, dims, seed, runs, perplexity, n_neighbors, min_dist: the map (see :func:`project`).
+    """
+    started = time.perf_counter()
+    if dims not in (2, 3):
+        raise EmbedlensError(f"--dims must be 2 or 3, got {dims}")
+    model_list = list(models) if isinstance(models, list | tuple) else [models]
+    if not model_list:
+        raise EmbedlensError("no model given")
+    if corpus is not None:
+        if texts:
+            raise EmbedlensError("give either TEXT arguments or --corpus, not both")
+        if not focus:
+            raise EmbedlensError("--corpus needs --focus WORD: the word whose occurrences are mapped")
+        kind, text_list = "occurrences", []
+    else:
+        kind, text_list = "texts", check_texts(texts or [])
+    lenses = [as_lens(m) for m in model_list]
+    aliases = _aliases(lenses)
+    notes: list[str] = []
+    timings: dict[str, float] = {}
+    panels: list[Panel] = []
+    for lens, alias in zip(lenses, aliases, strict=True):
+        t0 = time.perf_counter()
+        if kind == "occurrences":
+            src: HiddenStates | Occurrences = occurrences(
+                lens, corpus, focus or "", layers=layers, max_occurrences=max_occurrences, window=window,
+                ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress)
+            notes.extend(f"{alias}: {n}" for n in src.notes)
+            table = _occurrence_table(src, alias)
+        else:
+            src = hidden_states(lens, text_list, layers=layers, keep_special=keep_special,
+                                batch_size=batch_size or DEFAULT_BATCH_SIZE)
+            table = _text_table(src, alias, focus, ignore_case)
+            if focus and not table["focus"].any():
+                notes.append(f"--focus '{focus}' does not occur as a whole word in the texts")
+        timings[f"{alias}: states"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        x = src.stacked()
+        if x.shape[0] < 4:
+            raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
+        proj = project(x, method=method, dims=dims, seed=seed, runs=runs, perplexity=perplexity,
+                       n_neighbors=n_neighbors, min_dist=min_dist)
+        del x
+        timings[f"{alias}: projection"] = time.perf_counter() - t0
+        notes.extend(f"{alias}: {n}" if len(lenses) > 1 else n for n in proj.notes)
+        if proj.point_stability is not None:
+            table["stability"] = proj.point_stability.astype(np.float32)
+        panels.append(Panel(alias, {**lens.manifest()}, list(src.layers), src, table, proj, proj.coords.copy()))
+    problem = _align(panels, kind)
+    if problem:
+        notes.append(f"maps drawn unaligned: {problem}")
+    timings["total"] = time.perf_counter() - started
+    settings = {"perplexity": perplexity, "n_neighbors": n_neighbors, "min_dist": min_dist, "metric": "cosine",
+                "batch_size": batch_size, "ignore_case": ignore_case}
+    if kind == "occurrences":
+        settings.update({"corpus": panels[0].source.corpus, "max_occurrences": max_occurrences, "window": window,
+                         "n_found": panels[0].source.n_found})
+    return ContextMap(kind, text_list, focus, method, dims, seed, runs, str(layers), keep_special, panels, notes,
+                      problem, settings, timings)

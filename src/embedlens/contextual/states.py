@@ -1,0 +1,327 @@
+"""Per-layer hidden states of every token of a few texts.
+
+A transformer turns each token's static embedding into a sequence of vectors, one per layer: the
+residual stream after the embedding layer (hidden state 0) and after each block (1 .. n_layers).
+``transformers`` returns them all with ``output_hidden_states=True``; the last one is the one the model
+hands to its LM head (for GPT-2 and Llama it already has the final norm applied).
+
+Texts are run in batches, right-padded, with an attention mask, and only the real positions are kept,
+so a batched text gets the same states as the same text run alone. Causal LMs and encoders go through
+the same path (the *base* model, so no LM head logits are computed). Special tokens the tokenizer adds
+(BOS, CLS, SEP) are fed to the model as usual but, unless ``keep_special=True``, not kept in the result.
+
+Layer specs: ``-1`` (the last hidden state), ``"all"`` (embeddings output + every block), or a list
+such as ``"0,6,12"``; negative numbers count from the end (``-1`` is ``n_layers``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbedlensError
+
+DEFAULT_BATCH_SIZE = 16
+LayerSpec = int | str | Sequence[int]
+
+
+def parse_layers(spec: LayerSpec, n_layers: int, *, model: str = "the model") -> list[int]:
+    """Hidden-state indices for a layer spec, in the order given, duplicates dropped.
+
+    Args:
+        spec: ``-1``, ``"all"``, ``"0,6,12"`` or a sequence of ints; negatives count from the end.
+        n_layers: number of blocks; valid indices are ``0 .. n_layers`` (0 = embeddings output).
+    """
+    n_states = n_layers + 1
+    if isinstance(spec, str):
+        s = spec.strip().lower()
+        if s == "all":
+            return list(range(n_states))
+        try:
+            values = [int(p) for p in s.replace(" ", "").split(",") if p != ""]
+        except ValueError:
+            raise EmbedlensError(f"--layer {spec!r} is not a layer spec: use -1, all, or numbers such as 0,6,12") from None
+    elif isinstance(spec, int | np.integer):
+        values = [int(spec)]
+    else:
+        values = [int(v) for v in spec]
+    if not values:
+        raise EmbedlensError("no layer given: use -1 (last), all, or numbers such as 0,6,12")
+    out: list[int] = []
+    for v in values:
+        idx = v + n_states if v < 0 else v
+        if not 0 <= idx < n_states:
+            raise EmbedlensError(
+                f"layer {v} is out of range for {model}: it has hidden states 0..{n_layers} "
+                f"(0 = embeddings output, {n_layers} = last block; negatives count from the end, -1 = {n_layers})"
+            )
+        if idx not in out:
+            out.append(idx)
+    return out
+
+
+def as_lens(model: Any) -> Any:
+    """A :class:`~embedlens.lens.ModelLens` for a spec string, a ModelLens, or ``None`` (the default model)."""
+    from ..lens import ModelLens, load
+
+    if isinstance(model, ModelLens):
+        return model
+    if model is None or isinstance(model, str):
+        return load(model)
+    raise EmbedlensError(f"model must be a model spec or a ModelLens, got {type(model).__name__}")
+
+
+def network(lens: Any) -> Any:
+    """The loaded transformers model of ``lens`` (eval mode), loaded once and kept on the lens.
+
+    ``lens.model`` loads the weights alone: the lens already has the cached tokenizer.
+    """
+    return lens.model
+
+
+def max_positions(model: Any) -> int | None:
+    cfg = model.config
+    for attr in ("max_position_embeddings", "n_positions"):
+        v = getattr(cfg, attr, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+@dataclass
+class Encoded:
+    """One tokenized sequence: ids, character offsets into its text, and which tokens are special."""
+
+    ids: np.ndarray  # (n,) int64
+    offsets: np.ndarray  # (n, 2) int64
+    special: np.ndarray  # (n,) bool
+
+
+def encode_batch(lens: Any, texts: Sequence[str]) -> list[Encoded]:
+    """Tokenize with the model's own (fast) tokenizer, keeping character offsets of every token."""
+    fast = lens.fast_tokenizer
+    out: list[Encoded] = []
+    if fast is not None:
+        for enc in fast.encode_batch(list(texts), add_special_tokens=True):
+            out.append(Encoded(np.asarray(enc.ids, dtype=np.int64), np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2),
+                               np.asarray(enc.special_tokens_mask, dtype=bool)))
+        return out
+    tok = lens.tokenizer
+    if not getattr(tok, "is_fast", False):
+        raise EmbedlensError(f"{lens.name} has no fast tokenizer, so token offsets (needed here) are not available")
+    batch = tok(list(texts), return_offsets_mapping=True, return_special_tokens_mask=True)
+    for ids, offs, spec in zip(batch["input_ids"], batch["offset_mapping"], batch["special_tokens_mask"], strict=True):
+        out.append(Encoded(np.asarray(ids, dtype=np.int64), np.asarray(offs, dtype=np.int64).reshape(-1, 2),
+                           np.asarray(spec, dtype=bool)))
+    return out
+
+
+def pad_id(lens: Any, model: Any) -> int:
+    for v in (getattr(model.config, "pad_token_id", None), getattr(model.config, "eos_token_id", None)):
+        if isinstance(v, int) and v >= 0:
+            return v
+    return 0
+
+
+def forward_batches(
+    model: Any,
+    sequences: Sequence[np.ndarray],
+    layers: Sequence[int],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    pad: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> Iterator[tuple[np.ndarray, Any, np.ndarray]]:
+    """Run ``sequences`` (token id arrays) through ``model`` in right-padded batches, shortest first.
+
+    Yields ``(indices, states, lengths)`` per batch: which sequences (indices into ``sequences``), a
+    float32 torch tensor of shape (len(layers), batch, max_len, d_model) holding the chosen hidden
+    states (positions past a sequence's length are padding: ignore them), and the lengths.
+    """
+    import torch
+
+    if batch_size < 1:
+        raise EmbedlensError(f"batch size must be at least 1, got {batch_size}")
+    base = getattr(model, "base_model", model)
+    lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    layer_index = torch.as_tensor(list(layers), dtype=torch.long)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            lens_b = lengths[idx]
+            width = int(lens_b.max())
+            ids = np.full((len(idx), width), pad, dtype=np.int64)
+            mask = np.arange(width)[None, :] < lens_b[:, None]
+            ids[mask] = np.concatenate([sequences[i] for i in idx])
+            out = base(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask.astype(np.int64)),
+                       output_hidden_states=True, use_cache=False, return_dict=True)
+            hs = out.hidden_states
+            states = torch.stack([hs[i] for i in layer_index.tolist()]).to(torch.float32)
+            yield idx, states, lens_b
+            if on_batch is not None:
+                on_batch(len(idx))
+
+
+@dataclass
+class TextStates:
+    """The kept tokens of one text and their hidden states.
+
+    Attributes:
+        text: the text as given.
+        ids: array of shape (n_kept,), token ids.
+        positions: array of shape (n_kept,), each token's position in the full tokenization.
+        offsets: array of shape (n_kept, 2), each token's character span in ``text``.
+        tokens: raw token strings; ``display``: readable ones (see :func:`embedlens.display.display_token`).
+        special: bool array of shape (n_kept,).
+        states: float32 array of shape (n_layers_kept, n_kept, d_model).
+        n_tokens: length of the full tokenization (special tokens included).
+    """
+
+    text: str
+    ids: np.ndarray
+    positions: np.ndarray
+    offsets: np.ndarray
+    tokens: list[str]
+    display: list[str]
+    special: np.ndarray
+    states: np.ndarray
+    n_tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "n_tokens": self.n_tokens, "ids": self.ids.tolist(), "positions": self.positions.tolist(),
+                "offsets": self.offsets.tolist(), "tokens": list(self.tokens), "display": list(self.display),
+                "states_shape": list(self.states.shape)}
+
+
+@dataclass
+class HiddenStates:
+    """Hidden states of several texts through one model.
+
+    Attributes:
+        model: the model's manifest (spec, name, content hash, shapes).
+        layers: hidden-state indices kept (0 = embeddings output, n_layers = last block).
+        texts: one :class:`TextStates` per text, in input order.
+        keep_special: whether special tokens were kept.
+    """
+
+    model: dict[str, Any]
+    layers: list[int]
+    texts: list[TextStates]
+    keep_special: bool
+    n_layers: int
+    d_model: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.model.get("name") or self.model.get("spec"))
+
+    @property
+    def n_points(self) -> int:
+        return sum(len(t.ids) for t in self.texts)
+
+    def stacked(self) -> np.ndarray:
+        """All kept states as one float32 matrix of shape (n_layers_kept * n_points, d_model), layer-major."""
+        per_layer = [np.concatenate([t.states[li] for t in self.texts], axis=0) for li in range(len(self.layers))]
+        return np.concatenate(per_layer, axis=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "layers": list(self.layers), "keep_special": self.keep_special,
+                "n_layers": self.n_layers, "d_model": self.d_model, "texts": [t.to_dict() for t in self.texts],
+                "timings": dict(self.timings)}
+
+
+def check_texts(texts: Sequence[str] | str) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise EmbedlensError("no text given")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise EmbedlensError(f"text {i + 1} is empty: give some words")
+    return texts
+
+
+def hidden_states(
+    model: Any,
+    texts: Sequence[str] | str,
+    *,
+    layers: LayerSpec = -1,
+    keep_special: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> HiddenStates:
+    """Hidden states of every token of ``texts`` at the chosen layers.
+
+    Args:
+        model: a model spec (``smollm2-135m``, a folder, a ``.gguf``) or a :class:`~embedlens.lens.ModelLens`.
+        texts: one text or several.
+        layers: ``-1`` (last), ``"all"`` (embeddings output + every block) or ``"0,6,12"``.
+        keep_special: keep the states of BOS/CLS/SEP tokens too.
+        batch_size: texts per forward pass (right-padded; results equal one text at a time).
+
+    Returns:
+        A :class:`HiddenStates`; ``texts[i].states`` has shape (n_layers_kept, n_kept_tokens, d_model).
+    """
+    texts = check_texts(texts)
+    lens = as_lens(model)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    net = network(lens)
+    timings["load_model"] = time.perf_counter() - started
+    n_layers = int(net.config.num_hidden_layers)
+    kept = parse_layers(layers, n_layers, model=lens.name)
+    t0 = time.perf_counter()
+    encoded = encode_batch(lens, texts)
+    limit = max_positions(net)
+    for i, enc in enumerate(encoded):
+        if len(enc.ids) == 0:
+            raise EmbedlensError(f"text {i + 1} produced no tokens")
+        if limit is not None and len(enc.ids) > limit:
+            raise EmbedlensError(f"text {i + 1} has {len(enc.ids)} tokens; {lens.name} takes at most {limit}: shorten it")
+        if not keep_special and not (~enc.special).any():
+            raise EmbedlensError(f"text {i + 1} has only special tokens; use --keep-special or give words")
+    timings["tokenize"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    states: list[np.ndarray | None] = [None] * len(texts)
+    for idx, hs, lengths in forward_batches(net, [e.ids for e in encoded], kept, batch_size=batch_size,
+                                            pad=pad_id(lens, net)):
+        arr = hs.numpy()
+        for j, (i, n) in enumerate(zip(idx.tolist(), lengths.tolist(), strict=True)):
+            keep = np.ones(n, dtype=bool) if keep_special else ~encoded[i].special
+            states[i] = np.ascontiguousarray(arr[:, j, :n][:, keep])
+    timings["forward"] = time.perf_counter() - t0
+    out = []
+    for text, enc, st in zip(texts, encoded, states, strict=True):
+        keep = np.ones(len(enc.ids), dtype=bool) if keep_special else ~enc.special
+        ids = enc.ids[keep]
+        positions = np.flatnonzero(keep).astype(np.int64)
+        raw, shown = token_strings(lens, ids)
+        assert st is not None
+        out.append(TextStates(text, ids, positions, enc.offsets[keep], raw, shown, enc.special[keep], st, len(enc.ids)))
+    timings["total"] = time.perf_counter() - started
+    return HiddenStates(model=lens.manifest(), layers=kept, texts=out, keep_special=keep_special,
+                        n_layers=n_layers, d_model=int(net.config.hidden_size), timings=timings)
+
+
+def token_strings(lens: Any, ids: np.ndarray) -> tuple[list[str], list[str]]:
+    """Raw and readable strings of token ids (ids past the cached vocabulary are converted by the tokenizer)."""
+    sp = lens.space
+    n = len(sp)
+    raw, shown = [], []
+    for t in ids.tolist():
+        if 0 <= t < n:
+            raw.append(sp.labels[t])
+            shown.append(sp.display[t])
+        else:
+            from ..display import make_visible
+
+            r = str(lens.tokenizer.convert_ids_to_tokens(int(t)))
+            raw.append(r)
+            shown.append(make_visible(r))
+    return raw, shown

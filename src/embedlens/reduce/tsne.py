@@ -1,0 +1,189 @@
+"""t-SNE through openTSNE (FFT-accelerated gradients), seeded.
+
+The pipeline is openTSNE's standard one, run stage by stage so each can be timed: optional exact
+PCA to ``pre_pca`` dimensions, k-nearest neighbours (exact below 1,000 points, Annoy above, seeded),
+perplexity-based affinities, openTSNE's PCA initialisation, 250 early-exaggeration iterations, then
+500 ordinary ones. openTSNE's FFT gradients exist for 1D and 2D only, so 3D maps use Barnes-Hut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EmbedlensError, require
+from .base import Reducer, package_version
+from .pca import check_pre_pca, pre_reduce
+
+DEFAULT_PERPLEXITY = 30.0
+EARLY_EXAGGERATION_ITER = 250
+N_ITER = 500
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """Threads to use: ``None`` or -1 means every core this process may run on."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n_jobs is None or n_jobs == -1:
+        return cores
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
+        raise EmbedlensError(f"n_jobs must be a positive integer, -1 or None (all cores), got {n_jobs!r}")
+    return int(n_jobs)
+
+
+def clamp_perplexity(perplexity: float | None, n: int) -> tuple[float, str | None]:
+    """The perplexity to use for ``n`` points, and a note when it had to be lowered.
+
+    openTSNE needs ``3 * perplexity`` neighbours per point, so at most (n - 1) / 3.
+    """
+    requested = DEFAULT_PERPLEXITY if perplexity is None else perplexity
+    if isinstance(requested, bool) or not isinstance(requested, int | float | np.number) or not requested > 0:
+        raise EmbedlensError(f"perplexity must be a positive number, got {perplexity!r}")
+    requested = float(requested)
+    if not np.isfinite(requested):
+        raise EmbedlensError(f"perplexity must be a positive number, got {perplexity!r}")
+    limit = (n - 1) / 3
+    if 3 * requested > n - 1:
+        return (
+            limit,
+            f"perplexity {requested:g} clamped to {limit:.4g} because only {n} points (needs 3 x perplexity < n)",
+        )
+    return requested, None
+
+
+# Below this many points Barnes-Hut beats FFT gradients (FFT pays for a fixed interpolation grid).
+BH_BELOW = 10_000
+
+
+class TSNEReducer(Reducer):
+    """t-SNE to 2 or 3 dimensions with openTSNE.
+
+    Args:
+        n_components: 2 (FFT gradients) or 3 (Barnes-Hut gradients).
+        metric: ``"cosine"`` (rows L2-normalised first, then euclidean) or ``"euclidean"``.
+        seed: seeds the neighbour index, the initialisation and its jitter.
+        perplexity: default 30; clamped to (n - 1) / 3 with a note when there are too few points.
+        pre_pca: exact PCA to this many dimensions first when the input has more (default 50); None skips it.
+        n_jobs: threads (default: all cores).
+        n_iter: ordinary iterations after the early-exaggeration phase (default 500).
+        early_exaggeration_iter: iterations with exaggeration 12 first (default 250).
+        negative_gradient_method: ``"auto"`` (default: Barnes-Hut below 10,000 points, FFT above),
+            ``"fft"`` (cost nearly flat in n, best for large maps) or ``"bh"`` (Barnes-Hut; faster on small
+            inputs, where FFT's fixed grid cost dominates). 3D always uses ``"bh"``.
+
+    Fitted attributes: ``embedding_`` (n, k) float32, ``kl_divergence_``, ``params_``, ``notes_``, ``timings_``.
+    """
+
+    method = "tsne"
+
+    def __init__(
+        self,
+        *,
+        n_components: int = 2,
+        metric: str = "cosine",
+        seed: int = 0,
+        perplexity: float | None = None,
+        pre_pca: int | None = 50,
+        n_jobs: int | None = None,
+        n_iter: int = N_ITER,
+        early_exaggeration_iter: int = EARLY_EXAGGERATION_ITER,
+        negative_gradient_method: str = "auto",
+    ) -> None:
+        super().__init__(n_components=n_components, metric=metric, seed=seed)
+        self.perplexity = perplexity
+        self.pre_pca = pre_pca
+        self.n_jobs = n_jobs
+        self.n_iter = n_iter
+        self.early_exaggeration_iter = early_exaggeration_iter
+        self.negative_gradient_method = negative_gradient_method
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_pre_pca(self.pre_pca)
+        resolve_n_jobs(self.n_jobs)
+        clamp_perplexity(self.perplexity, 10**9)
+        for name in ("n_iter", "early_exaggeration_iter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise EmbedlensError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.negative_gradient_method not in ("auto", "fft", "bh"):
+            raise EmbedlensError(
+                f"negative_gradient_method must be 'auto', 'fft' or 'bh', got {self.negative_gradient_method!r}"
+            )
+
+    def _fit(self, X: np.ndarray) -> None:
+        with self._timed("import"):
+            openTSNE = require("openTSNE", "t-SNE maps", extra="maps", package="openTSNE")
+            from openTSNE import affinity, initialization, nearest_neighbors
+
+        n = X.shape[0]
+        n_jobs = resolve_n_jobs(self.n_jobs)
+        perplexity, note = clamp_perplexity(self.perplexity, n)
+        Z, pre_pca_used = pre_reduce(self, X, check_pre_pca(self.pre_pca))
+        if note:
+            self.notes_.append(note)
+        requested = self.negative_gradient_method
+        if requested == "auto":
+            requested = "bh" if n < BH_BELOW else "fft"
+        gradient = requested if self.n_components <= 2 else "bh"
+        if gradient != requested:
+            self.notes_.append(
+                "3D t-SNE uses Barnes-Hut gradients (openTSNE's FFT gradients are 1D/2D only); slower"
+            )
+        k = min(n - 1, int(3 * perplexity))
+        knn_method = "exact" if n < 1000 else "annoy"  # openTSNE's own "auto" choice for these metrics
+
+        with self._timed("knn"):
+            knn_index = affinity.get_knn_index(
+                Z, knn_method, k, "euclidean", n_jobs=n_jobs, random_state=self.seed
+            )
+            neighbors, distances = knn_index.build()
+        with self._timed("affinities"):
+            P = affinity.PerplexityBasedNN(
+                knn_index=nearest_neighbors.PrecomputedNeighbors(neighbors, distances),
+                perplexity=perplexity,
+                n_jobs=n_jobs,
+                random_state=self.seed,
+            )
+        with self._timed("init"):
+            init = initialization.pca(Z, self.n_components, random_state=self.seed)
+        tsne = openTSNE.TSNE(
+            n_components=self.n_components,
+            perplexity=perplexity,
+            early_exaggeration_iter=int(self.early_exaggeration_iter),
+            n_iter=int(self.n_iter),
+            metric="euclidean",
+            negative_gradient_method=gradient,
+            initialization="pca",
+            n_jobs=n_jobs,
+            random_state=self.seed,
+        )
+        with self._timed("optimize"):
+            embedding = tsne.fit(Z, affinities=P, initialization=init)
+        self.embedding_ = np.asarray(embedding, dtype=np.float32)
+        self.kl_divergence_ = float(getattr(embedding, "kl_divergence", float("nan")))
+        self.params_ = {
+            "method": "tsne",
+            "n_components": int(self.n_components),
+            "metric": self.metric,
+            "seed": int(self.seed),
+            "pre_pca": pre_pca_used,
+            **self.params_,
+            "perplexity": perplexity,
+            "perplexity_requested": DEFAULT_PERPLEXITY if self.perplexity is None else float(self.perplexity),
+            "tsne_metric": "euclidean" + (" on L2-normalised rows" if self.metric == "cosine" else ""),
+            "k_neighbors": k,
+            "knn_method": knn_method,
+            "negative_gradient_method": gradient,
+            "initialization": "pca (openTSNE)",
+            "early_exaggeration": 12,
+            "early_exaggeration_iter": int(self.early_exaggeration_iter),
+            "n_iter": int(self.n_iter),
+            "learning_rate": "auto (n / exaggeration)",
+            "n_jobs": n_jobs,
+            "kl_divergence": self.kl_divergence_,
+            "n_samples": int(n),
+            "n_features": int(X.shape[1]),
+            "library": "openTSNE",
+            "library_version": package_version("openTSNE"),
+        }

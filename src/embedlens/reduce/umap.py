@@ -1,0 +1,153 @@
+"""UMAP through umap-learn, seeded and therefore single-threaded.
+
+umap-learn is deterministic only with ``random_state`` set, which also makes it run on one
+thread; that is the trade this module makes: same seed, same coordinates. Optional exact PCA to
+``pre_pca`` dimensions first; from 4,096 points on, the k-nearest-neighbour graph (NN-descent) is
+computed as its own timed stage and handed to UMAP as ``precomputed_knn``; below that umap-learn
+uses exact pairwise distances itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import EmbedlensError, require
+from .base import Reducer, package_version
+from .pca import check_pre_pca, pre_reduce
+
+SMALL_DATA = 4096  # umap-learn computes exact distances itself below this many points
+
+
+def check_n_neighbors(n_neighbors: int) -> int:
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int | np.integer) or n_neighbors < 2:
+        raise EmbedlensError(f"n_neighbors must be an integer of at least 2, got {n_neighbors!r}")
+    return int(n_neighbors)
+
+
+def check_min_dist(min_dist: float) -> float:
+    if (
+        isinstance(min_dist, bool)
+        or not isinstance(min_dist, int | float | np.number)
+        or not 0 <= min_dist <= 1
+    ):
+        raise EmbedlensError(f"min_dist must be a number between 0 and 1, got {min_dist!r}")
+    return float(min_dist)
+
+
+class UMAPReducer(Reducer):
+    """UMAP to 2 or 3 dimensions with umap-learn.
+
+    Args:
+        n_components: 2 or 3.
+        metric: ``"cosine"`` (rows L2-normalised first, then euclidean) or ``"euclidean"``.
+        seed: umap-learn's ``random_state``; makes the run deterministic (and single-threaded).
+        n_neighbors: neighbourhood size (default 15), clamped to n - 1 with a note.
+        min_dist: minimum distance between embedded points, 0 to 1 (default 0.1).
+        pre_pca: exact PCA to this many dimensions first when the input has more (default 50); None skips it.
+        n_epochs: optimisation epochs; None is umap-learn's default (500 up to 10,000 points, 200 above).
+
+    Fitted attributes: ``embedding_`` (n, k) float32, ``params_``, ``notes_``, ``timings_``.
+    """
+
+    method = "umap"
+
+    def __init__(
+        self,
+        *,
+        n_components: int = 2,
+        metric: str = "cosine",
+        seed: int = 0,
+        n_neighbors: int = 15,
+        min_dist: float = 0.1,
+        pre_pca: int | None = 50,
+        n_epochs: int | None = None,
+    ) -> None:
+        super().__init__(n_components=n_components, metric=metric, seed=seed)
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.pre_pca = pre_pca
+        self.n_epochs = n_epochs
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_n_neighbors(self.n_neighbors)
+        check_min_dist(self.min_dist)
+        check_pre_pca(self.pre_pca)
+        if self.n_epochs is not None and (
+            isinstance(self.n_epochs, bool)
+            or not isinstance(self.n_epochs, int | np.integer)
+            or self.n_epochs < 1
+        ):
+            raise EmbedlensError(
+                f"n_epochs must be a positive integer or None (umap-learn's default), got {self.n_epochs!r}"
+            )
+
+    def _fit(self, X: np.ndarray) -> None:
+        with self._timed("import"):
+            require("umap", "UMAP maps", extra="maps", package="umap-learn")
+            import umap
+            from umap.umap_ import nearest_neighbors
+
+        n = X.shape[0]
+        k = min(check_n_neighbors(self.n_neighbors), n - 1)
+        Z, pre_pca_used = pre_reduce(self, X, check_pre_pca(self.pre_pca))
+        if k < self.n_neighbors:
+            self.notes_.append(f"n_neighbors {self.n_neighbors} clamped to {k} because only {n} points")
+        # The spectral initialisation needs more points than n_components + 1 (ARPACK's k < N).
+        init = "spectral" if n > self.n_components + 2 else "pca"
+        precomputed = None
+        with warnings.catch_warnings():
+            # umap-learn warns about its own choices (single thread with a seed, spectral fallbacks).
+            warnings.simplefilter("ignore")
+            if n >= SMALL_DATA:
+                with self._timed("knn"):
+                    indices, dists, _ = nearest_neighbors(
+                        Z,
+                        k,
+                        "euclidean",
+                        {},
+                        False,
+                        np.random.RandomState(self.seed),
+                        low_memory=True,
+                        n_jobs=1,
+                    )
+                precomputed = (indices, dists)
+            model = umap.UMAP(
+                n_neighbors=k,
+                n_components=self.n_components,
+                metric="euclidean",
+                min_dist=check_min_dist(self.min_dist),
+                random_state=self.seed,
+                n_jobs=1,
+                init=init,
+                n_epochs=None if self.n_epochs is None else int(self.n_epochs),
+                precomputed_knn=precomputed if precomputed is not None else (None, None, None),
+            )
+            with self._timed("optimize" if precomputed is not None else "knn_and_optimize"):
+                Y = model.fit_transform(Z)
+        self.embedding_ = np.asarray(Y, dtype=np.float32)
+        n_epochs = self.n_epochs if self.n_epochs is not None else (500 if n <= 10000 else 200)
+        self.params_ = {
+            "method": "umap",
+            "n_components": int(self.n_components),
+            "metric": self.metric,
+            "seed": int(self.seed),
+            "pre_pca": pre_pca_used,
+            **self.params_,
+            "n_neighbors": k,
+            "n_neighbors_requested": int(self.n_neighbors),
+            "min_dist": float(self.min_dist),
+            "umap_metric": "euclidean" + (" on L2-normalised rows" if self.metric == "cosine" else ""),
+            "knn_method": "nn-descent (pynndescent)" if precomputed is not None else "exact pairwise",
+            "init": init,
+            "n_epochs": int(n_epochs),
+            "n_jobs": 1,
+            "n_samples": int(n),
+            "n_features": int(X.shape[1]),
+            "library": "umap-learn",
+            "library_version": package_version("umap-learn"),
+            "pynndescent_version": package_version("pynndescent"),
+            "numba_version": package_version("numba"),
+        }

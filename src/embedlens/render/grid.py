@@ -1,0 +1,281 @@
+"""Drawing token grid maps: a PNG (matplotlib) and an interactive, offline HTML page (Plotly).
+
+Both take :class:`~embedlens.grid.result.GridMap` objects and compute nothing. Cell colour is the top
+token's probability (viridis, with a colorbar); each cell shows its readable token.
+
+PNG legibility: at most ``max_display_size`` labels per axis. Up to that size every cell is labelled; a
+larger grid keeps every cell's colour but labels every k-th cell (k = ceil(grid_size / max_display_size))
+and says so in the title. The font size follows the cell size and labels are dropped altogether only if
+they would be smaller than 3 pt. Token strings are drawn literally (no mathtext: ``$x$`` stays ``$x$``).
+
+HTML: every token string goes through :func:`embedlens.render.offline.html_text` (Plotly renders a subset
+of HTML in text), hover shows the cell's coordinates and its top-5 with probabilities, and Plotly's
+JavaScript is embedded so the page opens with no network.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cache import atomic_path
+from .offline import html_text, write_plotly_html
+
+MAX_LABEL_CHARS = 6
+_MIN_FONT_PT = 3.0
+
+
+def short_label(text: str, limit: int = MAX_LABEL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _title(gm: Any) -> str:
+    c = gm.config
+    name = c.get("name") or c.get("model")
+    layer = f"layer {gm.layer}/{c.get('n_layers')}" + (" (direct decoding)" if gm.layer == c.get("n_layers") else "")
+    return (f"{name} · {layer} · method {gm.method} · {gm.grid_size}x{gm.grid_size}, spacing {c.get('spacing'):g}"
+            + (f" · {c.get('dtype')}" if c.get("dtype") != "float32" else ""))
+
+
+def _extent(gm: Any) -> tuple[list[float], float, float]:
+    n = gm.grid_size
+    xs, ys = gm.x[:n], gm.y[::n]
+    sx = float(xs[1] - xs[0]) if n > 1 else float(gm.config.get("spacing", 1.0))
+    sy = float(ys[1] - ys[0]) if n > 1 else sx
+    return [float(xs[0]) - sx / 2, float(xs[-1]) + sx / 2, float(ys[0]) - sy / 2, float(ys[-1]) + sy / 2], sx, sy
+
+
+def _image(ax: Any, gm: Any, *, norm: Any, cmap: Any) -> Any:
+    extent, _, _ = _extent(gm)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    return ax.imshow(gm.as_grid(gm.probs), origin="lower", extent=extent, cmap=cmap, norm=norm,
+                     interpolation="nearest", aspect="equal")
+
+
+def label_plan(grid_size: int, max_display_size: int, axes_inches: float) -> tuple[int, float]:
+    """``(stride, font size in points)`` of the token labels; font 0 means no labels."""
+    stride = max(1, math.ceil(grid_size / max(1, max_display_size)))
+    cell_pt = axes_inches * 72 / grid_size * stride
+    font = min(9.0, cell_pt * 0.5, cell_pt * 0.92 / (0.7 * MAX_LABEL_CHARS))
+    return stride, (font if font >= _MIN_FONT_PT else 0.0)
+
+
+def _plan(ax: Any, gm: Any, max_display_size: int) -> tuple[int, float, str]:
+    """Label stride, font size (points) and a note for ``ax``, from its size after layout."""
+    fig = ax.figure
+    ax.apply_aspect()
+    pos = ax.get_position()
+    w, h = fig.get_size_inches()
+    stride, font = label_plan(gm.grid_size, max_display_size, min(pos.width * w, pos.height * h))
+    if not font:
+        return stride, font, "labels omitted (cells too small); see the HTML"
+    return stride, font, (f"labels on every {stride}th cell (all cells in the HTML)" if stride > 1 else "")
+
+
+def _font_file() -> str:
+    from matplotlib import font_manager
+
+    return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+
+
+def _draw_labels(image: Any, ax: Any, gm: Any, stride: int, font_pt: float, dpi: float, *, norm: Any, cmap: Any) -> None:
+    """Write the labelled cells' tokens onto the rendered figure (a PIL image), centred on each cell.
+
+    Drawing with PIL once per label is ~50x faster than one matplotlib Text artist per cell, which is what
+    keeps a 50x50 map inside the time budget. Strings are drawn as plain text, never parsed.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    if not font_pt:
+        return
+    n = gm.grid_size
+    rows = np.arange(stride // 2, n, stride)
+    ii, jj = np.meshgrid(rows, rows, indexing="ij")
+    cells = (ii * n + jj).ravel()
+    rgba = cmap(norm(gm.probs[cells]))
+    dark = (0.2126 * rgba[:, 0] + 0.7152 * rgba[:, 1] + 0.0722 * rgba[:, 2]) <= 0.5
+    px = ax.transData.transform(np.column_stack([gm.x[cells], gm.y[cells]]))
+    height = image.size[1]
+    font = ImageFont.truetype(_font_file(), size=max(1, round(font_pt * dpi / 72)))
+    draw = ImageDraw.Draw(image)
+    labels = np.frompyfunc(short_label, 1, 1)(gm.top5_display[cells, 0])
+    for (x, y), text, is_dark in zip(px.tolist(), labels.tolist(), dark.tolist(), strict=True):
+        ink, halo = ((255, 255, 255), (0, 0, 0)) if is_dark else ((0, 0, 0), (255, 255, 255))
+        # a sparse label (every k-th cell) sits on neighbours of other colours: a thin halo keeps it legible
+        draw.text((x, height - y), text, fill=ink, font=font, anchor="mm", stroke_width=1 if stride > 1 else 0,
+                  stroke_fill=halo)
+
+
+def _save_with_labels(fig: Any, path: str | Path, dpi: int, jobs: list[tuple[Any, Any, int, float]], *, norm: Any,
+                      cmap: Any) -> None:
+    from PIL import Image
+
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    width, height = fig.canvas.get_width_height()
+    image = Image.frombuffer("RGBA", (width, height), bytes(fig.canvas.buffer_rgba()), "raw", "RGBA", 0, 1)
+    image = image.convert("RGB")
+    for ax, gm, stride, font in jobs:
+        _draw_labels(image, ax, gm, stride, font, dpi, norm=norm, cmap=cmap)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", compress_level=3)
+
+
+def _matplotlib():
+    from ..errors import require
+
+    mpl = require("matplotlib", "the grid map PNG", extra="maps")
+    mpl.use("Agg", force=False)
+    import logging
+
+    import matplotlib.pyplot as plt
+
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    return plt
+
+
+def _norm(maps: Sequence[Any]) -> Any:
+    from matplotlib.colors import Normalize
+
+    lo = min(float(m.probs.min()) for m in maps)
+    hi = max(float(m.probs.max()) for m in maps)
+    return Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-6)
+
+
+def write_grid_png(gm: Any, path: str | Path, *, max_display_size: int = 50, figsize: tuple[float, float] = (20, 20),
+                   dpi: int = 150) -> Path:
+    """The token map of one layer as a PNG, written atomically."""
+    plt = _matplotlib()
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    norm = _norm([gm])
+    fig, ax = plt.subplots(figsize=figsize)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # missing glyphs for rare scripts are drawn as boxes
+            image = _image(ax, gm, norm=norm, cmap=cmap)
+            title = ax.set_title(_title(gm) + "\n ", fontsize=14, parse_math=False)
+            cbar = fig.colorbar(image, ax=ax, shrink=0.8)
+            cbar.set_label("probability of the top next token", fontsize=12)
+            fig.tight_layout()
+            fig.set_layout_engine("none")  # laid out once; no second layout pass when drawing
+            stride, font, note = _plan(ax, gm, max_display_size)
+            title.set_text(_title(gm) + f"\n{note}")
+            _save_with_labels(fig, path, dpi, [(ax, gm, stride, font)], norm=norm, cmap=cmap)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def write_panel_png(maps: Sequence[Any], path: str | Path, *, max_display_size: int = 50, panel_inches: float = 10,
+                    dpi: int = 150) -> Path:
+    """Several layers' maps of the same grid side by side, one shared colour scale."""
+    plt = _matplotlib()
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    norm = _norm(maps)
+    k = len(maps)
+    fig, axes = plt.subplots(1, k, figsize=(panel_inches * k + 2, panel_inches + 1.5), squeeze=False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            images = [_image(ax, gm, norm=norm, cmap=cmap) for ax, gm in zip(axes[0], maps, strict=True)]
+            first = maps[0]
+            fig.suptitle(f"{first.config.get('name')} · method {first.method} · {first.grid_size}x{first.grid_size}, "
+                         f"spacing {first.config.get('spacing'):g}", fontsize=15, parse_math=False)
+            titles = [ax.set_title(f"layer {gm.layer}/{gm.config.get('n_layers')}\n ", fontsize=12, parse_math=False)
+                      for ax, gm in zip(axes[0], maps, strict=True)]
+            fig.subplots_adjust(left=0.04, right=0.9, bottom=0.08, top=0.86, wspace=0.15)
+            cax = fig.add_axes((0.92, 0.15, 0.012, 0.65))
+            cbar = fig.colorbar(images[0], cax=cax)
+            cbar.set_label("probability of the top next token")
+            jobs = []
+            for ax, gm, title in zip(axes[0], maps, titles, strict=True):
+                stride, font, note = _plan(ax, gm, max_display_size)
+                title.set_text(f"layer {gm.layer}/{gm.config.get('n_layers')}\n{note}")
+                jobs.append((ax, gm, stride, font))
+            _save_with_labels(fig, path, dpi, jobs, norm=norm, cmap=cmap)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+# -- Plotly --------------------------------------------------------------------------------------------
+
+
+def _hover_data(gm: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Escaped readable strings (n, n) of the top token, and customdata (n, n, 10): top-5 strings + probabilities."""
+    esc = np.frompyfunc(html_text, 1, 1)
+    shown = esc(gm.top5_display).astype(object)
+    probs = np.char.mod("%.4f", gm.top5_probs.astype(np.float64)).astype(object)
+    custom = np.concatenate([shown, probs], axis=1)
+    n = gm.grid_size
+    return gm.as_grid(shown[:, 0]), custom.reshape(n, n, custom.shape[1])
+
+
+_HOVER = ("x=%{x:.4g}, y=%{y:.4g}<br>" + "<br>".join(f"{i + 1}. %{{customdata[{i}]}}  %{{customdata[{i + 5}]}}"
+                                                     for i in range(5)) + "<extra></extra>")
+
+
+def _heatmap(gm: Any, *, coloraxis: str | None = None, label_limit: int = 50) -> Any:
+    import plotly.graph_objects as go
+
+    n = gm.grid_size
+    text, custom = _hover_data(gm)
+    k = custom.shape[2] // 2
+    hover = _HOVER if k == 5 else ("x=%{x:.4g}, y=%{y:.4g}<br>" + "<br>".join(
+        f"{i + 1}. %{{customdata[{i}]}}  %{{customdata[{i + k}]}}" for i in range(k)) + "<extra></extra>")
+    short = np.frompyfunc(lambda s: html_text(short_label(s)), 1, 1)(gm.as_grid(gm.top5_display[:, 0]))
+    kwargs: dict[str, Any] = {}
+    if n <= label_limit:
+        kwargs.update(text=short.tolist(), texttemplate="%{text}", textfont={"size": max(6, min(12, 600 // n))})
+    if coloraxis:
+        kwargs["coloraxis"] = coloraxis
+    else:
+        kwargs.update(colorscale="Viridis", colorbar={"title": {"text": "probability"}})
+    return go.Heatmap(z=gm.as_grid(gm.probs).tolist(), x=gm.x[:n].tolist(), y=gm.y[::n].tolist(),
+                      customdata=custom.tolist(), hovertemplate=hover, **kwargs)
+
+
+def grid_figure(gm: Any) -> Any:
+    """The interactive Plotly figure of one map (hover: coordinates and top-5)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(_heatmap(gm))
+    fig.update_layout(title={"text": html_text(_title(gm))}, xaxis_title="x", yaxis_title="y",
+                      yaxis={"scaleanchor": "x"}, width=900, height=900, template="plotly_white")
+    return fig
+
+
+def panel_figure(maps: Sequence[Any]) -> Any:
+    from plotly.subplots import make_subplots
+
+    titles = [html_text(f"layer {m.layer}/{m.config.get('n_layers')}") for m in maps]
+    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=titles, horizontal_spacing=0.03)
+    for i, gm in enumerate(maps, 1):
+        fig.add_trace(_heatmap(gm, coloraxis="coloraxis", label_limit=30), row=1, col=i)
+    first = maps[0]
+    fig.update_layout(
+        title={"text": html_text(f"{first.config.get('name')} · method {first.method} · "
+                                 f"{first.grid_size}x{first.grid_size}")},
+        coloraxis={"colorscale": "Viridis", "colorbar": {"title": {"text": "probability"}}},
+        width=max(900, 520 * len(maps)), height=600, template="plotly_white",
+    )
+    return fig
+
+
+def write_grid_html(gm: Any, path: str | Path) -> Path:
+    return write_plotly_html(grid_figure(gm), path, title=_title(gm))
+
+
+def write_panel_html(maps: Sequence[Any], path: str | Path) -> Path:
+    return write_plotly_html(panel_figure(maps), path, title=f"{maps[0].config.get('name')} · layers "
+                             + ", ".join(str(m.layer) for m in maps))

@@ -1,0 +1,408 @@
+"""What the server shows of one space: a :class:`Panel` wraps a lens and the space it serves.
+
+Everything a panel answers is computed by the public API (``lens.nearest``, ``lens.variants``,
+``lens.tokens``, :func:`embedlens.graph.seeds.whole_word_rows`, :func:`embedlens.neighbors.knn.cached_knn`);
+the panel only adds what a server needs on top: per-token arrays prepared once for the page, search
+by text or regular expression with a time limit, and a small result cache.
+
+Regular expressions come from the network, so they are matched with the ``regex`` package and its
+``timeout=`` argument: a catastrophic pattern such as ``(x+x+)+y`` is stopped at the deadline and
+reported as a 400, and the worker thread is free again. (Python's ``re`` cannot be interrupted.)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbedlensError
+
+MAX_K = 200
+MAX_QUERY_CHARS = 200
+MAX_REGEX_CHARS = 200
+MAX_TEXT_CHARS = 2000
+REGEX_SECONDS = 1.0
+_REGEX_SECONDS_PER_TOKEN = 8e-6  # the per-token path costs ~5 us a token: big vocabularies get more time
+_CACHE_SIZE = 2048
+# Constructs whose meaning changes when tokens are joined into one text (string anchors, look-around,
+# inline flags): such patterns are matched token by token only.
+_CONTEXT_SENSITIVE = re.compile(r"\\[AZzG]|\(\?[<=!a-zA-Z^-]")
+
+
+class BadRequest(EmbedlensError):
+    """A request the server refuses (answered with a 4xx and ``{"error": ...}``)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Rows of a space whose readable token matches a query; ``rows`` are capped at ``limit``."""
+
+    query: str
+    mode: str
+    rows: np.ndarray
+    total: int
+    seconds: float
+
+    def to_dict(self, display: Any) -> dict[str, Any]:
+        rows = self.rows.tolist()
+        return {"query": self.query, "mode": self.mode, "total": self.total, "truncated": self.total > len(rows),
+                "rows": rows, "display": [display[r] for r in rows[:200]], "seconds": round(self.seconds, 4)}
+
+
+class Panel:
+    """One space on the page: the lens, which of its spaces, and what the page needs of it.
+
+    Args:
+        lens: a :class:`~embedlens.lens.ModelLens` or :class:`~embedlens.lens.SpaceLens`.
+        which: ``"input"`` or ``"output"`` (a SpaceLens has only ``"input"``).
+        index: the panel's number on the page (0 or 1).
+        regex_seconds: time limit for one regular-expression search over the whole vocabulary.
+    """
+
+    def __init__(self, lens: Any, which: str = "input", *, index: int = 0, regex_seconds: float = REGEX_SECONDS) -> None:
+        self.lens = lens
+        self.which = which
+        self.index = index
+        self.space = lens.get_space(which)
+        self.regex_seconds = float(regex_seconds)
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._knn: Any = None
+        self._knn_checked = False
+        self._pending: list[_PendingScan] = []
+        self._queue_lock = threading.Lock()
+        self._scan_lock = threading.Lock()
+
+    # -- description -----------------------------------------------------------------------------------
+
+    @property
+    def is_model(self) -> bool:
+        return hasattr(self.lens, "entry")
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return dict(getattr(self.lens, "meta", {}) or {})
+
+    @property
+    def causal(self) -> bool:
+        return self.is_model and bool(self.meta.get("causal"))
+
+    @property
+    def title(self) -> str:
+        return self.space.name if not self.is_model else f"{self.lens.name}:{self.which}"
+
+    @cached_property
+    def content_key(self) -> str:
+        """Identifies the vectors on disk: the model's content hash (+ which space), or a hash of the matrix."""
+        if self.is_model and self.meta.get("content_hash"):
+            return f"{self.meta['content_hash']}" + ("" if self.which == "input" else f"-{self.which}")
+        from ..neighbors.knn import space_content_hash
+
+        return space_content_hash(self.space.vectors)
+
+    def describe(self) -> dict[str, Any]:
+        m = self.meta
+        return {
+            "index": self.index,
+            "title": self.title,
+            "name": self.lens.name,
+            "which": self.which,
+            "kind": "model" if self.is_model else "space",
+            "n": len(self.space),
+            "dim": self.space.dim,
+            "causal": self.causal,
+            "has_tokenizer": self.is_model,
+            "n_layers": int(m["n_layers"]) if self.is_model and m.get("n_layers") is not None else None,
+            "content_key": self.content_key,
+        }
+
+    # -- per-token arrays ------------------------------------------------------------------------------
+
+    @cached_property
+    def display(self) -> list[str]:
+        return list(self.space.display)
+
+    @cached_property
+    def _lower(self) -> np.ndarray:
+        return np.array([s.lower() for s in self.display], dtype=np.str_)
+
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        """Characters of each readable token (word-start markers not counted)."""
+        return np.char.str_len(np.char.lstrip(np.array(self.display, dtype=np.str_), "␣▁")).astype(np.int32)
+
+    @cached_property
+    def whole_word(self) -> np.ndarray:
+        """True for whole-word tokens, see :func:`embedlens.graph.seeds.whole_word_rows`."""
+        from ..graph.seeds import whole_word_rows
+
+        out = np.zeros(len(self.space), dtype=bool)
+        out[whole_word_rows(self.lens, self.which)] = True
+        return out
+
+    def points(self) -> dict[str, Any]:
+        """What the page draws before any projection arrives: labels and the cheap colourings."""
+        sp = self.space
+        return {
+            "index": self.index,
+            "n": len(sp),
+            "ids": np.asarray(sp.ids).tolist(),
+            "display": self.display,
+            "length": self.lengths.tolist(),
+            "whole_word": self.whole_word.astype(np.int8).tolist(),
+            "special": np.asarray(sp.special).astype(np.int8).tolist(),
+        }
+
+    def rows_of_ids(self, ids: list[int]) -> list[int]:
+        row_of_id = self.space.row_of_id
+        return [row_of_id.get(int(i), -1) for i in ids]
+
+    # -- search ----------------------------------------------------------------------------------------
+
+    def search(self, query: str, *, mode: str = "text", limit: int = 50_000) -> SearchResult:
+        """Rows whose readable token contains ``query`` (case-insensitive) or matches a regular expression."""
+        started = time.perf_counter()
+        if mode == "text":
+            hits = np.flatnonzero(np.char.find(self._lower, query.lower()) >= 0)
+        elif mode == "regex":
+            hits = self._regex_rows(query)
+        else:
+            raise BadRequest(f"unknown search mode '{mode}' (choose text or regex)")
+        return SearchResult(query, mode, hits[:limit], int(hits.size), time.perf_counter() - started)
+
+    @cached_property
+    def _joined(self) -> tuple[str, np.ndarray]:
+        """The readable tokens joined by newlines (they never hold one) and where each line starts."""
+        text = "\n".join(self.display)
+        starts = np.zeros(len(self.display), dtype=np.int64)
+        if len(self.display) > 1:
+            starts[1:] = np.cumsum(np.fromiter((len(s) + 1 for s in self.display[:-1]), dtype=np.int64))
+        return text, starts
+
+    def _regex_joined(self, pattern: str, left: Any) -> np.ndarray | None:
+        """Rows holding a match, from one pass over the joined vocabulary; None if a match spans two tokens.
+
+        With ``MULTILINE`` the anchors ``^``/``$`` mean a token's start/end and a match that stays on its line
+        is a match of that token alone. Matches do not overlap, so a token's match can only be hidden by
+        an earlier match that runs into it across a newline: then (a pattern that can match a newline)
+        the caller matches token by token instead.
+        """
+        import regex
+
+        text, starts = self._joined
+        compiled = regex.compile(pattern, regex.IGNORECASE | regex.MULTILINE | regex.V0)
+        spans = np.array([m.span() for m in compiled.finditer(text, timeout=left())], dtype=np.int64).reshape(-1, 2)
+        if spans.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.searchsorted(starts, spans[:, 0], side="right") - 1
+        line_end = starts[rows] + self._line_lengths[rows]
+        if (spans[:, 1] > line_end).any():
+            return None
+        return np.unique(rows)
+
+    @cached_property
+    def _line_lengths(self) -> np.ndarray:
+        return np.fromiter((len(s) for s in self.display), dtype=np.int64, count=len(self.display))
+
+    def _regex_rows(self, pattern: str) -> np.ndarray:
+        import regex
+
+        try:
+            compiled = regex.compile(pattern, regex.IGNORECASE | regex.V0)
+        except (regex.error, RecursionError, OverflowError, ValueError) as exc:
+            raise BadRequest(f"not a valid regular expression: {exc}") from None
+        limit = max(self.regex_seconds, _REGEX_SECONDS_PER_TOKEN * len(self.display))
+        deadline = time.monotonic() + limit
+
+        def left() -> float:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            return remaining
+
+        try:
+            rows = None if _CONTEXT_SENSITIVE.search(pattern) else self._regex_joined(pattern, left)
+            if rows is None:  # one bounded call per token
+                search, display = compiled.search, self.display
+                rows = np.asarray([r for r in range(len(display)) if search(display[r], timeout=left()) is not None],
+                                  dtype=np.int64)
+        except TimeoutError:
+            raise BadRequest(f"the regular expression took longer than {limit:.2g} s over "
+                             f"{len(self.display):,} tokens: simplify it (nested repeats such as (a+)+ are slow)",
+                             status=422) from None
+        return rows
+
+    # -- neighbours ------------------------------------------------------------------------------------
+
+    def _cached(self, key: tuple, compute: Any) -> Any:
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = compute()
+        with self._cache_lock:
+            self._cache[key] = value
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return value
+
+    def knn_index(self) -> Any:
+        """The cached exact k-NN graph of this space (:func:`embedlens.neighbors.knn.cached_knn`), or None."""
+        if not self._knn_checked:
+            from ..neighbors.knn import cached_knn, knn_folder
+
+            self._knn_checked = True
+            graph = None
+            try:
+                # The widest exact graph on disk (cached_knn cuts a graph to the k it is asked for).
+                ks = [int(m.name.split("-k", 1)[1].split("-", 1)[0])
+                      for m in knn_folder(self.lens, self.which).glob(f"knn-{self.which}-k*-exact.json")]
+                if ks:
+                    graph = cached_knn(self.lens, self.which, min(max(ks), MAX_K))
+            except Exception:  # a damaged or foreign file must not stop the server: scan instead
+                graph = None
+            self._knn = graph if graph is not None and graph.method == "exact" else None
+        return self._knn
+
+    def use_knn(self, graph: Any) -> None:
+        self._knn, self._knn_checked = graph, True
+
+    def neighbors(self, query: str, k: int) -> dict[str, Any]:
+        """``lens.nearest(query, k)`` as JSON, plus the map rows of the query and of each neighbour."""
+        return self._cached(("nearest", query, k), lambda: self._neighbors(query, k))
+
+    def neighbors_fast(self, query: str, k: int) -> dict[str, Any] | None:
+        """The answer when it needs no scan (cached, or a single token with a k-NN graph); else None."""
+        key = ("nearest", query, k)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        graph = self.knn_index() if self._knn_checked else None
+        if graph is None or graph.k < k:
+            return None
+        result = self._from_index(query, k)
+        if result is None:
+            return None
+        return self._cached(key, lambda: self._as_dict(result))
+
+    def _neighbors(self, query: str, k: int) -> dict[str, Any]:
+        result = self._from_index(query, k)
+        if result is None:
+            result = self._scan(query, k)
+        return self._as_dict(result)
+
+    def _as_dict(self, result: Any) -> dict[str, Any]:
+        out = result.to_dict()
+        out["query_rows"] = self.rows_of_ids(result.query_ids)
+        out["rows"] = self.rows_of_ids([n.id for n in result.neighbors])
+        out["query_display"] = [self.display[r] for r in out["query_rows"] if r >= 0]
+        return out
+
+    def _from_index(self, query: str, k: int) -> Any:
+        """Single-token queries answered from a cached exact k-NN graph with enough columns, else None.
+
+        The graph holds the same exact float32 cosine top-k as ``lens.nearest`` (rounding of the last
+        bit aside), so a click costs a table look-up instead of a scan of the whole matrix.
+        """
+        graph = self.knn_index()
+        if graph is None or graph.k < k:
+            return None
+        rq = self.lens.resolve(query, self.which)
+        if len(rq.rows) != 1:
+            return None
+        from ..neighbors.results import Neighbor, NeighborResult
+
+        sp, row = self.space, rq.rows[0]
+        rows, scores = graph.indices[row, :k], graph.scores[row, :k]
+        return NeighborResult(query=query, query_ids=rq.ids, space=sp.name, note=rq.note, neighbors=[
+            Neighbor(int(sp.ids[r]), sp.labels[r], sp.display[r], float(s)) for r, s in zip(rows, scores, strict=True)])
+
+    def _scan(self, query: str, k: int) -> Any:
+        """``lens.nearest(query, k)``, with concurrent requests scanning the matrix together.
+
+        One request alone makes exactly the call ``lens.nearest`` makes (same numbers). Requests that
+        arrive while a scan runs wait, and the next scan serves all of them with one matrix product
+        (:func:`embedlens.neighbors.exact.topk_cosine` with several queries): the matrix is read once per
+        batch instead of once per query, and threads never fight over the cores. (In a batch a score can
+        differ from a lone query's in the last float32 bit.)
+        """
+        from ..neighbors.results import Neighbor, NeighborResult
+
+        sp = self.space
+        rq = self.lens.resolve(query, self.which)
+        item = _PendingScan(np.asarray(rq.vector, dtype=np.float32), list(rq.rows), k)
+        with self._queue_lock:
+            self._pending.append(item)
+        while not item.done.is_set():
+            with self._scan_lock:
+                if item.done.is_set():
+                    break
+                with self._queue_lock:
+                    batch, self._pending = self._pending, []
+                _run_scans(sp, batch)
+        if item.error is not None:
+            raise item.error
+        rows, scores = item.result
+        return NeighborResult(query=query, query_ids=rq.ids, space=sp.name, note=rq.note, neighbors=[
+            Neighbor(int(sp.ids[r]), sp.labels[r], sp.display[r], float(s)) for r, s in zip(rows, scores, strict=True)])
+
+    def variants(self, word: str) -> dict[str, Any]:
+        def compute() -> dict[str, Any]:
+            result = self.lens.variants(word, space=self.which)
+            out = result.to_dict()
+            out["rows"] = self.rows_of_ids([n.id for n in result.neighbors])
+            return out
+
+        return self._cached(("variants", word), compute)
+
+    def tokens(self, text: str) -> dict[str, Any]:
+        """The model's tokenization of ``text``: position, id, map row, raw and readable token."""
+        if not self.is_model:
+            raise BadRequest(f"{self.title} is not a language model and has no tokenizer")
+        table = self.lens.tokens(text)
+        ids = [r.id for r in table.rows]
+        return {"text": text, "model": table.model,
+                "tokens": [{"position": r.position, "id": r.id, "token": r.token, "display": r.display}
+                           for r in table.rows],
+                "rows": self.rows_of_ids(ids)}
+
+
+@dataclass
+class _PendingScan:
+    vector: np.ndarray
+    exclude: list[int]
+    k: int
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _run_scans(sp: Any, batch: list[_PendingScan]) -> None:
+    """Answer a batch of queued scans, one :func:`topk_cosine` call per distinct k."""
+    from ..neighbors.exact import topk_cosine
+
+    for k in sorted({item.k for item in batch}):
+        group = [item for item in batch if item.k == k]
+        try:
+            queries = group[0].vector if len(group) == 1 else np.stack([item.vector for item in group])
+            nb = topk_cosine(sp.vectors, queries, k, norms=sp.norms, exclude=[item.exclude for item in group])
+            for i, item in enumerate(group):
+                item.result = (nb.indices[i], nb.scores[i])
+        except BaseException as exc:  # handed to each waiting request (an EmbedlensError becomes a 400)
+            for item in group:
+                item.error = exc
+        finally:
+            for item in group:
+                item.done.set()

@@ -1,0 +1,52 @@
+"""Start-up of ``embedlens serve``: which spaces to open, and optional k-NN indexes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import EmbedlensError
+
+KNN_K = 100
+
+
+def open_panels(models: list[str], spaces: list[str], labels: str | None = None, *,
+                default_model: str) -> list[tuple[Any, str]]:
+    """``(lens, which)`` for each panel, from the ``--model`` and ``--space`` options.
+
+    ``--space input``/``output`` choose the space of every ``--model``; any other ``--space`` adds a
+    panel of its own. With no ``--model``, the default model is used unless only other spaces are given.
+    """
+    from ..cli.common import open_lens
+
+    model_spaces = [s for s in spaces if s in ("input", "output")] or ["input"]
+    other = [s for s in spaces if s not in ("input", "output")]
+    if not models and (not other or any(s in ("input", "output") for s in spaces)):
+        models = [default_model]
+    n = len(models) * len(model_spaces) + len(other)
+    if n > 2:
+        raise EmbedlensError(f"the explorer shows at most two spaces side by side; {n} were asked for")
+    pairs: list[tuple[Any, str]] = []
+    for m in models:
+        for which in model_spaces:
+            pairs.append(open_lens(m, which, None))
+    for s in other:
+        pairs.append(open_lens(DEFAULT_UNUSED, s, labels))
+    return pairs
+
+
+DEFAULT_UNUSED = ""  # open_lens ignores the model for a non-model space
+
+
+def build_knn_indexes(explorer: Any, k: int = KNN_K) -> None:
+    """Queue :func:`embedlens.neighbors.knn.build_knn` (exact) for every panel; each is used once ready."""
+    from ..neighbors.knn import build_knn
+
+    for panel in explorer.panels:
+        kk = min(k, len(panel.space) - 1)
+
+        def work(panel: Any = panel, kk: int = kk) -> str:
+            graph, path, _ = build_knn(panel.lens, panel.which, kk, method="exact")
+            panel.use_knn(graph)
+            return str(path)
+
+        explorer.index_jobs.submit(f"knn:{panel.index}", "knn", f"exact {kk}-NN graph of {panel.title}", work)

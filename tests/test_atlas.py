@@ -1,0 +1,398 @@
+"""The vocabulary atlas: selection, coordinates, outputs, CLI errors, and the HTML in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedlens.errors import EmbedlensError
+
+from .conftest import CORPUS, MARKUP_TOKENS
+
+TEXT = "\n".join(CORPUS + ["Markup tokens: " + " ".join(MARKUP_TOKENS) + " [/b] <br>"]) + "\n"
+
+
+@pytest.fixture(scope="module")
+def atlas_env(tiny_gpt2_dir, tmp_path_factory):
+    """The tiny GPT-2 lens (cached once for this module), its tokenizer, and a small corpus file."""
+    mp = pytest.MonkeyPatch()
+    cache = tmp_path_factory.mktemp("atlas-cache")
+    mp.setenv("EMBEDLENS_CACHE", str(cache))
+    import embedlens
+
+    lens = embedlens.load(str(tiny_gpt2_dir))
+    folder = tmp_path_factory.mktemp("atlas-corpus")
+    corpus = folder / "corpus.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    yield {"lens": lens, "cache": cache, "corpus": corpus, "model": str(tiny_gpt2_dir)}
+    mp.undo()
+
+
+@pytest.fixture
+def env(atlas_env, monkeypatch):
+    monkeypatch.setenv("EMBEDLENS_CACHE", str(atlas_env["cache"]))
+    return atlas_env
+
+
+def _direct_counts(lens, text: str) -> Counter:
+    return Counter(lens.fast_tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def _expected_ids(lens, text: str, min_count: int) -> list[int]:
+    special = lens.space.special
+    return sorted(i for i, c in _direct_counts(lens, text).items() if c >= min_count and not special[i])
+
+
+def test_parquet_has_one_row_per_selected_token_and_the_result_coordinates(env, tmp_path):
+    import pyarrow.parquet as pq
+
+    from embedlens.atlas import write_atlas
+
+    lens = env["lens"]
+    result = write_atlas(lens, tmp_path / "out", corpus=str(env["corpus"]), method="pca")
+    table = pq.read_table(tmp_path / "out" / "points.parquet")
+    expected = _expected_ids(lens, TEXT, 1)
+    assert table.column_names == ["token_id", "token", "display", "frequency", "x", "y"]
+    assert table.column("token_id").to_pylist() == expected == result.ids.tolist()
+    counts = _direct_counts(lens, TEXT)
+    assert table.column("frequency").to_pylist() == [counts[i] for i in expected]
+    assert table.column("token").to_pylist() == [lens.space.labels[i] for i in expected]
+    assert table.column("display").to_pylist() == [lens.space.display[i] for i in expected]
+    np.testing.assert_array_equal(table.column("x").to_numpy(), result.coords[:, 0])
+    np.testing.assert_array_equal(table.column("y").to_numpy(), result.coords[:, 1])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", "map.html", "map.png",
+                                                                    "points.parquet"]
+
+
+def test_pca_coordinates_match_a_direct_eigendecomposition_up_to_sign(env):
+    from embedlens.atlas import build_atlas
+
+    lens = env["lens"]
+    result = build_atlas(lens, corpus=str(env["corpus"]), method="pca", metric="euclidean", dims=3)
+    X = np.asarray(lens.space.vectors[result.ids], dtype=np.float64)
+    Xc = X - X.mean(axis=0)
+    _, vecs = np.linalg.eigh(Xc.T @ Xc)
+    expected = Xc @ vecs[:, ::-1][:, :3]
+    for j in range(3):
+        sign = np.sign(expected[:, j] @ result.coords[:, j])
+        np.testing.assert_allclose(result.coords[:, j], sign * expected[:, j], atol=1e-4, rtol=1e-3)
+
+
+def test_min_count_filters_rare_tokens(env):
+    from embedlens.atlas import build_atlas
+
+    lens = env["lens"]
+    r1 = build_atlas(lens, corpus=str(env["corpus"]), min_count=1)
+    r5 = build_atlas(lens, corpus=str(env["corpus"]), min_count=5)
+    assert r5.ids.tolist() == _expected_ids(lens, TEXT, 5)
+    assert 0 < len(r5) < len(r1)
+    assert int(r5.frequencies.min()) >= 5
+    assert r5.params["selection"]["n_below_min_count"] == len(r1) - len(r5)
+    with pytest.raises(EmbedlensError, match="no tokens left after filtering"):
+        build_atlas(lens, corpus=str(env["corpus"]), min_count=10**6)
+
+
+def test_all_tokens_maps_every_row_specials_included(env):
+    from embedlens.atlas import build_atlas
+
+    lens = env["lens"]
+    result = build_atlas(lens, all_tokens=True)
+    assert result.ids.tolist() == list(range(len(lens.space)))
+    assert result.frequencies is None
+    assert any("colouring by token length" in n for n in result.notes)
+    assert lens.space.special.any() and result.params["selection"]["rule"] == "all"
+    coloured = build_atlas(lens, all_tokens=True, corpus=str(env["corpus"]))
+    assert len(coloured) == len(lens.space)
+    counts = _direct_counts(lens, TEXT)
+    assert coloured.frequencies.tolist() == [counts[i] for i in range(len(lens.space))]
+
+
+def _quick_tsne(monkeypatch):
+    """t-SNE with few iterations (the reducer's own tests cover full runs; here only the plumbing matters)."""
+    import embedlens.reduce as reduce
+
+    real = reduce.make_reducer
+
+    def make(method, **kwargs):
+        r = real(method, **kwargs)
+        if method == "tsne":
+            r.n_iter, r.early_exaggeration_iter, r.negative_gradient_method = 20, 20, "bh"
+        return r
+
+    monkeypatch.setattr(reduce, "make_reducer", make)
+
+
+@pytest.mark.parametrize("method", ["pca", pytest.param("tsne", marks=pytest.mark.slow)])
+def test_same_seed_gives_identical_coordinates(env, method, monkeypatch):
+    from embedlens.atlas import build_atlas
+
+    _quick_tsne(monkeypatch)
+    lens = env["lens"]
+    a = build_atlas(lens, corpus=str(env["corpus"]), method=method, seed=3)
+    b = build_atlas(lens, corpus=str(env["corpus"]), method=method, seed=3)
+    np.testing.assert_array_equal(a.coords, b.coords)
+    assert a.quality_dict() == b.quality_dict()
+
+
+def test_manifest_records_model_corpus_method_quality_and_timings(env, tmp_path):
+    from embedlens.atlas import write_atlas
+    from embedlens.cache import sha256_file
+
+    lens = env["lens"]
+    write_atlas(lens, tmp_path, corpus=str(env["corpus"]), method="pca", seed=7, dims=3)
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    for key in ("model", "space", "corpus", "method", "dims", "metric", "seed", "params", "quality", "timings",
+                "versions", "notes", "files", "n_points", "counting"):
+        assert key in m, key
+    assert m["model"]["content_hash"] == lens.meta["content_hash"]
+    assert m["corpus"]["files"][0]["sha256"] == sha256_file(env["corpus"])
+    assert m["method"] == "pca" and m["dims"] == 3 and m["seed"] == 7
+    assert m["params"]["reducer"]["n_components"] == 3
+    assert m["params"]["selection"]["n_points"] == m["n_points"]
+    assert set(m["quality"]) >= {"trustworthiness", "neighbor_recall", "k", "n_sample", "seed", "metric"}
+    assert m["quality"]["k"] == 10
+    assert {"count", "select", "reduce", "quality", "html", "png", "parquet", "total"} <= set(m["timings"])
+    assert {"numpy", "tokenizers", "plotly", "pyarrow"} <= set(m["versions"])
+
+
+def test_figure_is_webgl_with_escaped_hover_and_quality_in_title(env):
+    from embedlens.atlas import build_atlas
+
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]), size_by_frequency=True)
+    figure = result.figure()
+    fig = figure.to_dict()
+    trace = fig["data"][0]
+    assert trace["type"] == "scattergl"
+    assert "&lt;script&gt;" in list(trace["text"]) and "<script>" not in list(trace["text"])
+    assert "id %{customdata[0]}" in trace["hovertemplate"] and "frequency" in trace["hovertemplate"]
+    assert "trustworthiness" in fig["layout"]["title"]["text"] and "recall@10" in fig["layout"]["title"]["text"]
+    sizes = np.asarray(figure.data[0].marker.size)
+    assert sizes.shape == (len(result),) and sizes[np.argmax(result.frequencies)] == sizes.max()
+    fig3 = build_atlas(env["lens"], corpus=str(env["corpus"]), dims=3, color="none").figure().to_dict()
+    assert fig3["data"][0]["type"] == "scatter3d" and isinstance(fig3["data"][0]["marker"]["color"], str)
+
+
+def test_html_is_self_contained(env, tmp_path):
+    from embedlens.atlas import write_atlas
+
+    write_atlas(env["lens"], tmp_path, corpus=str(env["corpus"]), png=False)
+    html = (tmp_path / "map.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]*\ssrc=", html), "a script is loaded from elsewhere"
+    assert not re.search(r"<link[^>]*href=[\"']?(https?:)?//", html), "a stylesheet is loaded from elsewhere"
+    # (plotly.js itself mentions CDN addresses for map tiles and icons it never fetches for a scatter plot;
+    # the browser test checks that no request leaves file://.)
+    assert "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js is embedded
+    assert "&lt;script&gt;" in html
+    assert not (tmp_path / "map.png").exists()
+
+
+def test_interrupted_save_leaves_no_half_written_files(env, tmp_path, monkeypatch):
+    from embedlens.atlas import build_atlas
+
+    (tmp_path / "keep.txt").write_text("mine")
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]))
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("embedlens.render.atlas.atlas_png", boom)
+    with pytest.raises(KeyboardInterrupt):
+        result.save(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
+    monkeypatch.undo()
+    result.save(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["keep.txt", "manifest.json", "map.html", "map.png", "points.parquet"]
+
+
+def test_saved_map_loads_back(env, tmp_path):
+    from embedlens.atlas import AtlasResult, write_atlas
+
+    result = write_atlas(env["lens"], tmp_path, corpus=str(env["corpus"]), png=False)
+    back = AtlasResult.load(tmp_path)
+    np.testing.assert_array_equal(back.coords, result.coords)
+    assert back.labels == result.labels and back.ids.tolist() == result.ids.tolist()
+    assert back.frequencies.tolist() == result.frequencies.tolist()
+    assert back.quality_line() == result.quality_line()
+
+
+def test_word_space_maps_corpus_words():
+    from embedlens.atlas import build_atlas
+    from embedlens.lens import SpaceLens
+    from embedlens.spaces.space import EmbeddingSpace
+
+    words = sorted({w.lower() for line in CORPUS for w in line.replace(".", " ").split() if w.isalpha()})
+    rng = np.random.default_rng(0)
+    lens = SpaceLens(EmbeddingSpace.from_arrays(rng.normal(size=(len(words) + 5, 8)), words + list("vwxyz"),
+                                                name="toy-words"))
+    result = build_atlas(lens, corpus="lee", method="pca", min_count=2)
+    from embedlens.corpus import open_corpus
+
+    text = open_corpus("lee").files[0].path.read_text(encoding="utf-8", errors="replace")
+    counts = Counter(re.findall(r"\w+", text.lower()))
+    vocab = words + list("vwxyz")
+    expected = [w for w in vocab if counts[w] >= 2]
+    assert result.labels == expected and result.frequencies.tolist() == [counts[w] for w in expected]
+    assert result.space == "toy-words" and len(result) >= 4
+
+
+# -- CLI ----------------------------------------------------------------------------------------------
+
+
+def test_cli_map_writes_outputs_and_prints_the_quality(env, run_cli, tmp_path):
+    out = tmp_path / "m"
+    r = run_cli("map", "--model", env["model"], "--corpus", env["corpus"], "--out", out, "--dims", "3",
+                "--min-count", "2")
+    assert r.code == 0, r
+    assert f"map: {out / 'map.html'}" in r.out
+    assert "trustworthiness" in r.out and "recall@10" in r.out
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["dims"] == 3 and m["params"]["selection"]["min_count"] == 2
+    j = run_cli("map", "--model", env["model"], "--corpus", env["corpus"], "--out", out, "--json", "--no-png")
+    assert j.code == 0 and json.loads(j.out)["n_points"] == len(_expected_ids(env["lens"], TEXT, 1))
+
+
+def test_cli_several_corpora_and_binary_files(env, run_cli, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text(TEXT, encoding="utf-8")
+    (folder / "blob.txt").write_bytes(bytes(range(256)) * 10)
+    other = tmp_path / "b.txt"
+    other.write_text("The capital of France is Paris.", encoding="utf-8")
+    r = run_cli("map", "--model", env["model"], "--corpus", folder, other, "--out", tmp_path / "o", "--no-png")
+    assert r.code == 0, r
+    assert "blob.txt" in r.err and "not UTF-8" in r.err
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert [Path(f["path"]).name for f in m["corpus"]["files"]] == ["a.txt", "b.txt"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dims", "4"], "--dims must be 2 or 3"),
+        (["--corpus", "/no/such/file.txt"], "no such corpus file or folder"),
+        (["--corpus", "{binary}"], "no readable text"),
+        (["--corpus", "{corpus}", "--min-count", "100000"], "no tokens left after filtering"),
+        (["--min-count", "0"], "--min-count must be at least 1"),
+        (["--out", "{file}/sub"], "not writable"),
+        (["stray.txt"], "unexpected argument"),
+        (["--method", "mds"], "Invalid value for '--method'"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(env, run_cli, tmp_path, args, message):
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"\x00\xff" * 64)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    subst = {"binary": binary, "corpus": env["corpus"], "file": a_file}
+    args = [a.format(**subst) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    r = run_cli("map", "--model", env["model"], *args)
+    assert r.code == 2, r
+    lines = [ln for ln in r.err.splitlines() if ln.startswith("embedlens: error:")]
+    assert len(lines) == 1 and message in lines[0], r.err
+    assert "Traceback" not in r.err
+
+
+def test_cli_too_large_perplexity_is_clamped_with_a_note(env, run_cli, tmp_path, monkeypatch):
+    _quick_tsne(monkeypatch)
+    r = run_cli("map", "--model", env["model"], "--corpus", env["corpus"], "--method", "tsne", "--perplexity", "500",
+                "--out", tmp_path, "--no-png")
+    assert r.code == 0, r
+    assert "perplexity" in r.err
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert m["params"]["reducer"]["perplexity"] < 500
+
+
+# -- browser --------------------------------------------------------------------------------------------
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_map_html_renders_offline_in_chromium_with_markup_tokens_as_text(env, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
+    from embedlens.atlas import build_atlas
+
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]))
+    # Spread the points on a grid so that hovering a point's position shows exactly that point.
+    n = len(result)
+    side = int(np.ceil(np.sqrt(n)))
+    result.coords = (np.column_stack([np.arange(n) % side, np.arange(n) // side]) * 10.0).astype(np.float32)
+    result.save(tmp_path, png=False)
+    markup = [(i, d) for i, d in enumerate(result.display) if d in MARKUP_TOKENS]
+    assert {d for _, d in markup} == set(MARKUP_TOKENS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            requests, dialogs, errors = [], [], []
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((tmp_path / "map.html").as_uri())
+            page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
+                                   " return g && g._fullData && g.querySelector('.main-svg'); }", timeout=30_000)
+            assert page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type") == "scattergl"
+            title = page.evaluate("() => document.querySelector('.gtitle').textContent")
+            assert "trustworthiness" in title and result.space in title
+            for index, token in markup:
+                pos = page.evaluate(
+                    """(i) => { const g = document.querySelector('.js-plotly-plot'), L = g._fullLayout;
+                    const r = g.getBoundingClientRect();
+                    return [r.left + L._size.l + L.xaxis.l2p(g._fullData[0].x[i]),
+                            r.top + L._size.t + L.yaxis.l2p(g._fullData[0].y[i])]; }""", index)
+                page.mouse.move(2, 2)  # off the plot: the previous hover label goes away first
+                page.wait_for_function("() => document.querySelector('.hoverlayer').textContent === ''")
+                page.mouse.move(pos[0] + 3, pos[1] + 3)
+                page.mouse.move(pos[0], pos[1])
+                wanted = f"id {int(result.ids[index])}frequency"  # the hover lines run together in textContent
+                page.wait_for_function("(w) => document.querySelector('.hoverlayer').textContent.includes(w)",
+                                       arg=wanted, timeout=10_000)
+                shown = page.evaluate("() => document.querySelector('.hoverlayer').textContent")
+                assert shown.startswith(token) and wanted in shown, (token, shown)
+                tags = page.evaluate("() => Array.from(document.querySelectorAll('.hoverlayer *'), e => e.tagName)")
+                assert set(tags) <= {"g", "path", "text", "tspan", "rect"}, tags
+            injected = page.evaluate("() => document.querySelectorAll('.js-plotly-plot script, .js-plotly-plot div br,"
+                                     " svg div, svg script').length")
+            assert injected == 0
+            assert dialogs == [] and errors == []
+            assert requests and all(u.startswith("file://") for u in requests), requests
+        finally:
+            browser.close()
+
+
+# -- real model -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_smollm2_pca_map_of_lee(smollm2, use_shared_cache, tmp_path):
+    import pyarrow.parquet as pq
+
+    from embedlens.atlas import write_atlas
+    from embedlens.corpus import open_corpus
+
+    result = write_atlas(smollm2, tmp_path, corpus="lee", method="pca", min_count=2, png=False)
+    text = open_corpus("lee").files[0].path.read_text(encoding="utf-8", errors="replace")
+    counts = Counter(smollm2.fast_tokenizer.encode(text, add_special_tokens=False).ids)
+    special = smollm2.space.special
+    expected = sorted(i for i, c in counts.items() if c >= 2 and not special[i])
+    table = pq.read_table(tmp_path / "points.parquet")
+    assert table.num_rows == len(expected) == len(result)
+    assert table.column("token_id").to_pylist() == expected
+    assert table.column("frequency").to_pylist() == [counts[i] for i in expected]
+    q = result.quality_dict()
+    assert 0.5 < q["trustworthiness"] <= 1.0 and 0.0 <= q["neighbor_recall"] <= 1.0
+    assert q["n_sample"] == 2000
