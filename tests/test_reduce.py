@@ -139,13 +139,46 @@ def test_different_seed_changes_tsne(clusters):
 
 
 @pytest.mark.slow
-def test_tsne_same_seed_identical_with_approximate_neighbours():
-    # From 1,000 points openTSNE's neighbours come from Annoy (seeded, threaded): still reproducible.
+def test_tsne_same_seed_identical_with_approximate_neighbours(monkeypatch):
+    # Without faiss, from 1,000 points openTSNE's neighbours come from Annoy (seeded, threaded): still reproducible.
+    import embedlens.reduce.knn as rknn
+
+    monkeypatch.setattr(rknn, "faiss_available", lambda: False)
     x = gaussian_clusters(1100, 30)
     a = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(x)
     b = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(x)
     assert a.params_["knn_method"] == "annoy"
     np.testing.assert_array_equal(a.embedding_, b.embedding_)
+
+
+def test_tsne_and_umap_use_exact_neighbours_from_1000_points():
+    x = gaussian_clusters(1100, 30)
+    a = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(x)
+    b = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(x)
+    assert a.params_["knn_method"] == "exact (faiss)"
+    np.testing.assert_array_equal(a.embedding_, b.embedding_)
+    u = UMAPReducer(seed=3, n_epochs=20).fit(gaussian_clusters(4200, 30))  # umap-learn's own exact search below 4,096
+    assert u.params_["knn_method"] == "exact (faiss)"
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+def test_exact_knn_equals_brute_force_with_duplicates(include_self):
+    from embedlens.reduce.knn import exact_knn
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(300, 6)).astype(np.float32)
+    z[7] = z[3]  # an exact duplicate: row 3 must still come first for itself
+    idx, dist = exact_knn(z, 5, n_jobs=1, include_self=include_self)
+    d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, -1.0)  # the row itself first
+    truth = np.argsort(d2, axis=1, kind="stable")
+    truth = truth[:, :5] if include_self else truth[:, 1:6]
+    assert (idx[:, 0] == np.arange(300)).all() if include_self else (idx != np.arange(300)[:, None]).all()
+    assert idx[3, 1 if include_self else 0] == 7 and idx[7, 1 if include_self else 0] == 3
+    agree = (np.sort(idx, axis=1) == np.sort(truth, axis=1)).mean()
+    assert agree == 1.0
+    expect = np.sqrt(np.maximum(np.take_along_axis(d2, idx, axis=1), 0))
+    np.testing.assert_allclose(dist, expect, atol=1e-4)
 
 
 # ---------------------------------------------------------------- t-SNE / UMAP bookkeeping and quality
@@ -329,6 +362,7 @@ def test_bad_method_and_parameters():
         (lambda: TSNEReducer(pre_pca=1), "pre_pca must be an integer of at least 2"),
         (lambda: TSNEReducer(n_jobs=0), "n_jobs must be"),
         (lambda: TSNEReducer(negative_gradient_method="exact"), "negative_gradient_method"),
+        (lambda: TSNEReducer(ints_in_interval=0), "ints_in_interval must be"),
         (lambda: UMAPReducer(n_neighbors=1), "n_neighbors must be an integer of at least 2"),
         (lambda: UMAPReducer(min_dist=2.0), "min_dist must be a number between 0 and 1"),
         (lambda: PCAReducer(seed=-1), "seed must be"),

@@ -12,23 +12,12 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
+from .knn import exact_knn, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
 
 DEFAULT_PERPLEXITY = 30.0
 EARLY_EXAGGERATION_ITER = 250
 N_ITER = 500
-
-
-def resolve_n_jobs(n_jobs: int | None) -> int:
-    """Threads to use: ``None`` or -1 means every core this process may run on."""
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if n_jobs is None or n_jobs == -1:
-        return cores
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
-        raise EmbedlensError(f"n_jobs must be a positive integer, -1 or None (all cores), got {n_jobs!r}")
-    return int(n_jobs)
 
 
 def clamp_perplexity(perplexity: float | None, n: int) -> tuple[float, str | None]:
@@ -51,6 +40,9 @@ def clamp_perplexity(perplexity: float | None, n: int) -> tuple[float, str | Non
     return requested, None
 
 
+# From this many points the neighbours come from faiss' exact search (openTSNE's own search below: as exact, and
+# without the faiss start-up cost).
+EXACT_KNN_FROM = 1000
 # Below this many points Barnes-Hut beats FFT gradients (FFT pays for a fixed interpolation grid).
 BH_BELOW = 10_000
 
@@ -70,6 +62,10 @@ class TSNEReducer(Reducer):
         negative_gradient_method: ``"auto"`` (default: Barnes-Hut below 10,000 points, FFT above),
             ``"fft"`` (cost nearly flat in n, best for large maps) or ``"bh"`` (Barnes-Hut; faster on small
             inputs, where FFT's fixed grid cost dominates). 3D always uses ``"bh"``.
+        ints_in_interval: width of openTSNE's FFT interpolation boxes in embedding units (default 2;
+            openTSNE's own default is 1). The box count grows with the map's extent, and on SmolLM2's
+            49,152 tokens width 2 halved the optimisation (133 s -> 72 s) with the same trustworthiness
+            (0.661 vs 0.660) and neighbour recall@10 (0.057 vs 0.056).
 
     Fitted attributes: ``embedding_`` (n, k) float32, ``kl_divergence_``, ``params_``, ``notes_``, ``timings_``.
     """
@@ -88,6 +84,7 @@ class TSNEReducer(Reducer):
         n_iter: int = N_ITER,
         early_exaggeration_iter: int = EARLY_EXAGGERATION_ITER,
         negative_gradient_method: str = "auto",
+        ints_in_interval: float = 2.0,
     ) -> None:
         super().__init__(n_components=n_components, metric=metric, seed=seed)
         self.perplexity = perplexity
@@ -96,6 +93,7 @@ class TSNEReducer(Reducer):
         self.n_iter = n_iter
         self.early_exaggeration_iter = early_exaggeration_iter
         self.negative_gradient_method = negative_gradient_method
+        self.ints_in_interval = ints_in_interval
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -106,6 +104,9 @@ class TSNEReducer(Reducer):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
                 raise EmbedlensError(f"{name} must be a non-negative integer, got {value!r}")
+        value = self.ints_in_interval
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not 0 < value <= 100:
+            raise EmbedlensError(f"ints_in_interval must be a number in (0, 100], got {value!r}")
         if self.negative_gradient_method not in ("auto", "fft", "bh"):
             raise EmbedlensError(
                 f"negative_gradient_method must be 'auto', 'fft' or 'bh', got {self.negative_gradient_method!r}"
@@ -131,13 +132,17 @@ class TSNEReducer(Reducer):
                 "3D t-SNE uses Barnes-Hut gradients (openTSNE's FFT gradients are 1D/2D only); slower"
             )
         k = min(n - 1, int(3 * perplexity))
-        knn_method = "exact" if n < 1000 else "annoy"  # openTSNE's own "auto" choice for these metrics
-
         with self._timed("knn"):
-            knn_index = affinity.get_knn_index(
-                Z, knn_method, k, "euclidean", n_jobs=n_jobs, random_state=self.seed
-            )
-            neighbors, distances = knn_index.build()
+            found = exact_knn(Z, k, n_jobs=n_jobs, include_self=False) if n >= EXACT_KNN_FROM else None
+            if found is not None:
+                knn_method = "exact (faiss)"
+                neighbors, distances = found
+            else:
+                knn_method = "exact" if n < 1000 else "annoy"  # openTSNE's own "auto" choice for these metrics
+                knn_index = affinity.get_knn_index(
+                    Z, knn_method, k, "euclidean", n_jobs=n_jobs, random_state=self.seed
+                )
+                neighbors, distances = knn_index.build()
         with self._timed("affinities"):
             P = affinity.PerplexityBasedNN(
                 knn_index=nearest_neighbors.PrecomputedNeighbors(neighbors, distances),
@@ -154,6 +159,7 @@ class TSNEReducer(Reducer):
             n_iter=int(self.n_iter),
             metric="euclidean",
             negative_gradient_method=gradient,
+            ints_in_interval=float(self.ints_in_interval),
             initialization="pca",
             n_jobs=n_jobs,
             random_state=self.seed,
@@ -175,6 +181,7 @@ class TSNEReducer(Reducer):
             "k_neighbors": k,
             "knn_method": knn_method,
             "negative_gradient_method": gradient,
+            **({"ints_in_interval": float(self.ints_in_interval)} if gradient == "fft" else {}),
             "initialization": "pca (openTSNE)",
             "early_exaggeration": 12,
             "early_exaggeration_iter": int(self.early_exaggeration_iter),

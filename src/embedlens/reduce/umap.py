@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
+from .knn import exact_knn, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
 
 SMALL_DATA = 4096  # umap-learn computes exact distances itself below this many points
@@ -98,22 +99,29 @@ class UMAPReducer(Reducer):
         # The spectral initialisation needs more points than n_components + 1 (ARPACK's k < N).
         init = "spectral" if n > self.n_components + 2 else "pca"
         precomputed = None
+        knn_method = "exact pairwise"
         with warnings.catch_warnings():
             # umap-learn warns about its own choices (single thread with a seed, spectral fallbacks).
             warnings.simplefilter("ignore")
             if n >= SMALL_DATA:
                 with self._timed("knn"):
-                    indices, dists, _ = nearest_neighbors(
-                        Z,
-                        k,
-                        "euclidean",
-                        {},
-                        False,
-                        np.random.RandomState(self.seed),
-                        low_memory=True,
-                        n_jobs=1,
-                    )
-                precomputed = (indices, dists)
+                    found = exact_knn(Z, k, n_jobs=resolve_n_jobs(None), include_self=True)
+                    if found is not None:
+                        knn_method = "exact (faiss)"
+                        precomputed = found
+                    else:
+                        indices, dists, _ = nearest_neighbors(
+                            Z,
+                            k,
+                            "euclidean",
+                            {},
+                            False,
+                            np.random.RandomState(self.seed),
+                            low_memory=True,
+                            n_jobs=1,
+                        )
+                        precomputed = (indices, dists)
+                        knn_method = "nn-descent (pynndescent)"
             model = umap.UMAP(
                 n_neighbors=k,
                 n_components=self.n_components,
@@ -140,7 +148,7 @@ class UMAPReducer(Reducer):
             "n_neighbors_requested": int(self.n_neighbors),
             "min_dist": float(self.min_dist),
             "umap_metric": "euclidean" + (" on L2-normalised rows" if self.metric == "cosine" else ""),
-            "knn_method": "nn-descent (pynndescent)" if precomputed is not None else "exact pairwise",
+            "knn_method": knn_method,
             "init": init,
             "n_epochs": int(n_epochs),
             "n_jobs": 1,
