@@ -6,7 +6,8 @@
 # TORCH_SPEC overrides the PyTorch requirement (default torch==2.13.0, a CPU build; an unpinned
 # `torch` from PyPI pulls a multi-GB CUDA build). PYTHON picks the interpreter (>= 3.11).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$SELF")/.."
 
 DEV=0
 [ "${1:-}" = "--dev" ] && DEV=1
@@ -22,7 +23,7 @@ quiet_pip() {
   "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 
-stamp_key=$( { cat pyproject.toml "$0"; echo "$TORCH_SPEC"; } | sha256sum | cut -c1-16)
+stamp_key=$( { cat pyproject.toml "$SELF"; echo "$TORCH_SPEC"; } | sha256sum | cut -c1-16)
 stamp="$VENV/.embedlens-setup-$stamp_key"
 # A dev install includes the runtime one, so `make test` then `make demo` installs nothing twice.
 need="$stamp-dev"

@@ -282,6 +282,10 @@ def test_cli_several_corpora_and_binary_files(env, run_cli, tmp_path):
         (["--out", "{file}/sub"], "not writable"),
         (["stray.txt"], "unexpected argument"),
         (["--method", "mds"], "Invalid value for '--method'"),
+        (["--seed", "-1"], "Invalid value for '--seed'"),
+        (["--method", "umap", "--min-dist", "2"], "min_dist must be a number between 0 and 1"),
+        (["--method", "tsne", "--perplexity", "nan"], "perplexity must be a positive number"),
+        (["--method", "umap", "--n-neighbors", "1"], "n_neighbors must be an integer of at least 2"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(env, run_cli, tmp_path, args, message):

@@ -146,6 +146,12 @@ def test_tfidf_cli_then_neighbors(tmp_path, run_cli):
     cos = np.where(norms > 0, vectors @ q / np.maximum(norms, 1e-30) / np.linalg.norm(q), 0)
     cos[words.index("epsilon")] = -np.inf
     assert [n["token"] for n in data["neighbors"]] == [words[i] for i in np.argsort(-cos, kind="stable")[:2]]
+    # "alpha" is in all 5 chunks: idf = ln(5/5) = 0, a zero vector with no neighbours to speak of
+    assert not vectors[words.index("alpha")].any()
+    for cmd in (("neighbors", "alpha"), ("variants", "alpha"), ("analogy", "alpha", "beta", "gamma")):
+        res = run_cli(*cmd, "--space", f"tfidf:{out}")
+        assert res.code == 2 and "'alpha' has a zero vector" in res.err, (cmd, res)
+        assert len(res.err.strip().splitlines()) == 1
 
 
 def test_tfidf_cli_errors(tmp_path, run_cli):

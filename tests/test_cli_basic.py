@@ -110,3 +110,23 @@ def test_cli_reference_is_current():
     script = Path(__file__).resolve().parents[1] / "scripts" / "cli_reference.py"
     res = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_demo_writes_a_report_with_every_token_escaped(tiny_gpt2_dir, cache_dir, run_cli, tmp_path):
+    from embedlens.render.offline import html_text
+
+    out = tmp_path / "demo"
+    res = run_cli("demo", "-m", tiny_gpt2_dir, "--out", out)
+    assert res.code == 0, res
+    for name in ("index.html", "tokens.json", "neighbors.json", "manifest.json", "map/map.html", "map/points.parquet"):
+        assert (out / name).is_file(), name
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'href="map/map.html"' in page
+    tokens = json.loads((out / "tokens.json").read_text())
+    results = json.loads((out / "neighbors.json").read_text())
+    shown = [t["display"] for t in tokens["tokens"]] + [n["display"] for r in results for n in r["neighbors"]]
+    for d in shown:
+        assert html_text(d) in page, d
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["spec"] == str(tiny_gpt2_dir) and manifest["map"]["method"] == "pca"
+    assert str(out / "index.html") in res.out

@@ -239,6 +239,15 @@ def test_memory_guard_refuses_with_a_batch_that_fits():
     check_memory(fits, 10_000, per_cell, available=600 << 20)  # the advice is taken
 
 
+def test_memory_guard_says_the_grid_is_too_large():
+    # 1000x1000 cells: the map's own results need ~4 GB, more than 1 GiB free allows whatever the batch
+    with pytest.raises(EmbedlensError, match=r"use --grid-size (\d+) or less") as err:
+        check_memory(1, 1_000_000, 1 << 10, available=1 << 30)
+    side = int(err.value.args[0].split("--grid-size ")[1].split()[0])
+    assert 100 < side < 1000
+    check_memory(1, side * side, 1 << 10, available=1 << 30)  # the advice is taken
+
+
 def test_memory_guard_in_the_pipeline(tiny_models, monkeypatch, tmp_path):
     import embedlens.grid.predict as P
 

@@ -92,10 +92,15 @@ class Lens:
     def _mean_query(self, query: str, rows: list[int], sp: EmbeddingSpace, what: str) -> ResolvedQuery:
         ids = [int(sp.ids[r]) for r in rows]
         if len(rows) == 1:
-            return ResolvedQuery(query, rows, ids, np.asarray(sp.vectors[rows[0]], dtype=np.float32))
-        shown = ", ".join(sp.display[r] for r in rows)
-        note = f"'{query}' is {len(rows)} {what} ({shown}); using their mean vector"
-        return ResolvedQuery(query, rows, ids, np.asarray(sp.vectors[rows], dtype=np.float32).mean(axis=0), note)
+            vector, note = np.asarray(sp.vectors[rows[0]], dtype=np.float32), None
+        else:
+            shown = ", ".join(sp.display[r] for r in rows)
+            note = f"'{query}' is {len(rows)} {what} ({shown}); using their mean vector"
+            vector = np.asarray(sp.vectors[rows], dtype=np.float32).mean(axis=0)
+        if not np.linalg.norm(vector) > 0:
+            # e.g. a TF-IDF word found in every chunk: every cosine to it would be 0 and its "neighbours" arbitrary
+            raise EmbedlensError(f"'{query}' has a zero vector in {sp.name}: it has no direction to compare")
+        return ResolvedQuery(query, rows, ids, vector, note)
 
 
 class ModelLens(Lens):

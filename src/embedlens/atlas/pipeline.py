@@ -17,7 +17,7 @@ import numpy as np
 
 from ..corpus.frequencies import TokenFrequencies
 from ..corpus.reading import Corpus
-from ..errors import EmbedlensError
+from ..errors import EmbedlensError, require
 from .result import AtlasResult
 from .selection import select_rows
 
@@ -29,7 +29,9 @@ QUALITY_K, QUALITY_SAMPLE = 10, 2000
 MIN_POINTS = 4
 
 
-def _check_options(method: str, dims: int, metric: str, color: str, min_count: int) -> None:
+def check_options(method: str = "pca", dims: int = 2, metric: str = "cosine", color: str = "frequency",
+                  min_count: int = 1, **reducer_options: Any) -> None:
+    """Refuse bad map options before any work (a model load, a corpus count, minutes of t-SNE)."""
     if method not in METHODS:
         raise EmbedlensError(f"unknown method '{method}' (choose {', '.join(METHODS)})")
     if dims not in (2, 3):
@@ -40,6 +42,9 @@ def _check_options(method: str, dims: int, metric: str, color: str, min_count: i
         raise EmbedlensError(f"unknown colour '{color}' (choose {', '.join(COLORS)})")
     if min_count < 1:
         raise EmbedlensError(f"--min-count must be at least 1, got {min_count}")
+    from ..reduce import make_reducer
+
+    make_reducer(method, n_components=dims, metric=metric, **reducer_options)._check_params()
 
 
 def build_atlas(
@@ -81,7 +86,8 @@ def build_atlas(
         size_by_frequency: bigger markers for more frequent tokens.
         progress: show a progress bar while counting a large corpus.
     """
-    _check_options(method, dims, metric, color, min_count)
+    check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity, n_neighbors=n_neighbors,
+                  min_dist=min_dist, pre_pca=pre_pca)
     timings: dict[str, Any] = {}
     notes: list[str] = []
     space = lens.get_space(which)
@@ -183,6 +189,11 @@ def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool =
 
     started = time.perf_counter() if started is None else started
     ensure_writable_dir(out_dir)
+    # the writers' libraries, checked before minutes of reduction rather than after
+    require("plotly", "map.html", extra="maps", package="plotly")
+    require("pyarrow.parquet", "points.parquet", extra="maps", package="pyarrow")
+    if png:
+        require("matplotlib", "map.png", extra="maps", package="matplotlib")
     result = build_atlas(lens, **options)
     result.timings = {**(timings or {}), **result.timings}
     result.save(out_dir, png=png, started=started)

@@ -189,6 +189,8 @@ class AtlasResult:
                 t0 = time.perf_counter()
                 atlas_png(self, stage / "map.png")
                 self.timings["png"] = time.perf_counter() - t0
+            else:  # a picture from an earlier run must not sit beside these points
+                (out / "map.png").unlink(missing_ok=True)
             t0 = time.perf_counter()
             import pyarrow.parquet as pq
 

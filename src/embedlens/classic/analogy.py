@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EmbedlensError
 from ..neighbors.exact import topk_cosine
 from ..neighbors.results import Neighbor, NeighborResult
 
@@ -31,11 +30,8 @@ def analogy(lens: Any, a: str, b: str, c: str, k: int = 5, *, space: str = "inpu
     sp = lens.get_space(space)
     resolved = [lens.resolve(w, space) for w in (a, b, c)]
     target = np.zeros(sp.dim, dtype=np.float64)
-    for sign, word, rq in zip((1.0, -1.0, 1.0), (a, b, c), resolved, strict=True):
-        norm = float(np.linalg.norm(rq.vector))
-        if not norm > 0:
-            raise EmbedlensError(f"'{word}' has a zero vector in {sp.name}, so it has no direction to add or subtract")
-        target += sign * np.asarray(rq.vector, dtype=np.float64) / norm
+    for sign, rq in zip((1.0, -1.0, 1.0), resolved, strict=True):  # resolve() refuses zero vectors
+        target += sign * np.asarray(rq.vector, dtype=np.float64) / float(np.linalg.norm(rq.vector))
     exclude = sorted({r for rq in resolved for r in rq.rows})
     nb = topk_cosine(sp.vectors, target.astype(np.float32), k, norms=sp.norms, exclude=[exclude])
     notes = [rq.note for rq in resolved if rq.note]

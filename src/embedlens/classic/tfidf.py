@@ -217,6 +217,6 @@ def tfidf(corpus: Any, n_chunks: int = 10, *, keep_case: bool = False, min_count
     read = time.perf_counter() - t0
     result = tfidf_from_ids(ids, vocab, n_chunks, min_count=min_count)
     params = {**result.params, "keep_case": bool(keep_case), "tokenization": r"\w+ matches" + ("" if keep_case else ", lowercased"),
-              "corpus": {"specs": list(corpus.specs), "files": len(corpus.files), "bytes": corpus.total_bytes}}
+              "corpus": {**corpus.manifest(), "bytes": corpus.total_bytes}}
     return TfidfResult(result.words, result.vectors, result.counts, result.chunk_lengths, result.document_frequency,
                        result.idf, params=params, timings={"read": read, **result.timings})

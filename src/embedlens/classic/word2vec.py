@@ -189,6 +189,6 @@ def train_word2vec(
               "keep_case": bool(keep_case), "negative": model.negative, "sample": model.sample, "alpha": model.alpha,
               "tokenization": r"\w+ matches" + ("" if keep_case else ", lowercased"),
               "deterministic": workers == 1, "n_occurrences": int(model.corpus_total_words),
-              "corpus": {"specs": list(corpus.specs), "files": len(corpus.files), "bytes": corpus.total_bytes}}
+              "corpus": {**corpus.manifest(), "bytes": corpus.total_bytes}}
     return Word2VecResult(words, np.asarray(wv.vectors, dtype=np.float32), counts, params,
                           timings={"vocab": t_vocab - t0, "train": t_train - t_vocab}, keyed_vectors=wv)

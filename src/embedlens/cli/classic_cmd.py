@@ -51,7 +51,7 @@ def tfidf(corpus: tuple[str, ...], chunks: int, keep_case: bool, min_count: int,
 @click.option("--window", type=int, default=5, show_default=True, help="Context words on each side.")
 @click.option("--epochs", type=int, default=5, show_default=True, help="Passes over the corpus.")
 @click.option("--min-count", type=int, default=5, show_default=True, help="Ignore words occurring fewer times.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial vectors and the training noise.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the initial vectors and the training noise.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Training threads; 1 makes runs reproducible (same seed -> identical vectors).")
 @click.option("--keep-case", is_flag=True, help="Keep the words' case (default: lowercase every word).")

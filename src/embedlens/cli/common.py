@@ -43,7 +43,9 @@ def open_lens(model: str, space: str = "input", labels: str | None = None) -> tu
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    from ..cache import json_default
+
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=json_default) + "\n")
 
 
 def console() -> Any:

@@ -18,7 +18,7 @@ from .common import emit_json, json_option, note
 @click.option("--dims", type=click.Choice(["2", "3"]), default="2", show_default=True, help="2D or 3D map.")
 @click.option("--perplexity", type=float, default=None,
               help="t-SNE perplexity (default min(30, (n-1)/3), and the map says so).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first run (run r uses seed+r).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the first run (run r uses seed+r).")
 @click.option("--runs", type=int, default=1, show_default=True,
               help="Fit R maps with seeds seed..seed+R-1 and report their stability (5-NN agreement).")
 @click.option("--focus", default=None, help="Highlight every position of WORD across the texts; with --corpus, the word to map.")
@@ -28,7 +28,7 @@ from .common import emit_json, json_option, note
 @click.option("--window", type=int, default=100, show_default=True, help="Characters of context each side of an occurrence.")
 @click.option("--case-sensitive", is_flag=True, help="Match --focus WORD with its exact case.")
 @click.option("--keep-special", is_flag=True, help="Keep special tokens (BOS, CLS, SEP) in the map.")
-@click.option("--batch-size", type=int, default=None, help="Sequences per forward pass (default 16 texts, 64 windows).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Sequences per forward pass (default 16 texts, 64 windows).")
 @click.option("--out", "out", default="embedlens-context", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: context.html, context.png, points.parquet, states.safetensors, manifest.json.")
 @click.option("--no-html", is_flag=True, help="Skip context.html.")

@@ -48,7 +48,7 @@ def demo(model: str, out: str, with_map: bool, corpus: str) -> None:
         atlas = write_atlas(lens, folder / "map", corpus=corpus, method="pca", dims=2, seed=0)
         map_link = "map/map.html"
         map_summary = atlas.summary()
-        manifest["map"] = {"folder": "map", "corpus": corpus, "method": "pca", "summary": map_summary}
+        manifest["map"] = {"folder": "map", "corpus": corpus, "method": "pca", "dims": 2, "seed": 0, "summary": map_summary}
     manifest["seconds"] = round(time.perf_counter() - started, 3)
 
     write_json_atomic(folder / "tokens.json", tokens.to_dict())

@@ -19,7 +19,7 @@ from .common import console, emit_json, json_option, model_option, note, open_le
 @click.option("--k", "-k", "k", type=int, default=20, show_default=True, help="Nearest tokens joined to each seed.")
 @click.option("--min-score", type=float, default=None, help="Drop edges whose cosine is below this.")
 @click.option("--mutual", is_flag=True, help="Also join any two nodes that are in each other's top-k.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random words and the layout.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random words and the layout.")
 @click.option("--out", "out", default="embedlens-graph", show_default=True, type=click.Path(file_okay=False),
               help="Folder for graph.html, graph.json, graph.graphml and manifest.json.")
 @json_option
@@ -32,12 +32,14 @@ def graph(text_arg, words, random_n, corpus, variants, model, space, labels, k, 
     graph.graphml (Gephi, Cytoscape) and manifest.json into --out. --json prints graph.json.
     """
     from ..cache import ensure_writable_dir
+    from ..errors import require
     from ..graph import check_seed_options, graph_json, token_graph, write_graph
     from ..spaces.extract import versions
 
     # fail before any work on a bad choice of seeds or an unwritable folder
     check_seed_options(text=text_arg, words=words, random=random_n, corpus=list(corpus) or None, variants=variants)
     ensure_writable_dir(out)
+    require("networkx", "graph files (GraphML)", extra="graph", package="networkx")
     lens, which = open_lens(model, space, labels)
     g = token_graph(lens, text=text_arg, words=words, random=random_n, corpus=list(corpus) or None,
                     variants=variants, which=which, k=k, min_score=min_score, mutual=mutual, seed=seed)

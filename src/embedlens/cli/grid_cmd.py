@@ -36,7 +36,7 @@ def _center(value: str) -> tuple[float, float]:
               "B-A and C-A); each a single-token word, id:N or tok:RAW.")
 @click.option("--center", "center", default="0,0", show_default=True, help="Grid centre X,Y.")
 @click.option("--batch-size", type=int, default=100, show_default=True, help="Cells per forward pass.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the random projection.")
+@click.option("--seed", type=click.IntRange(min=0), default=42, show_default=True, help="Seed of the random projection.")
 @click.option("--output-dir", default="embedding_grid_results", show_default=True, type=click.Path(file_okay=False),
               help="Output folder.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,

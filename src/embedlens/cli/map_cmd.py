@@ -27,7 +27,7 @@ METHODS = ("pca", "tsne", "umap")
 @click.option("--dims", type=int, default=2, show_default=True, help="Map dimensions: 2 or 3.")
 @click.option("--metric", type=click.Choice(("cosine", "euclidean")), default="cosine", show_default=True,
               help="Distance in the embedding space (for the reduction and the quality figures).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random step.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for every random step.")
 @click.option("--perplexity", type=float, default=None, help="t-SNE perplexity (default 30; clamped for few points).")
 @click.option("--n-neighbors", type=int, default=15, show_default=True, help="UMAP neighbourhood size.")
 @click.option("--min-dist", type=float, default=0.1, show_default=True, help="UMAP minimum distance.")
@@ -53,7 +53,7 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     Every map says how faithful it is: trustworthiness and neighbour recall@10 (the share of each
     token's 10 nearest neighbours in the model that stay among its 10 nearest on the map).
     """
-    from ..atlas import write_atlas
+    from ..atlas.pipeline import check_options, write_atlas
     from ..cache import ensure_writable_dir
     from ..errors import EmbedlensError
 
@@ -61,14 +61,8 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     if more_corpora and not corpus:
         raise EmbedlensError(f"unexpected argument '{more_corpora[0]}' (corpus paths go after --corpus)")
     corpora = [*corpus, *more_corpora]
-    if dims not in (2, 3):
-        raise EmbedlensError(f"--dims must be 2 or 3, got {dims}")
-    if min_count < 1:
-        raise EmbedlensError(f"--min-count must be at least 1, got {min_count}")
-    if perplexity is not None and perplexity <= 0:
-        raise EmbedlensError(f"--perplexity must be positive, got {perplexity}")
-    if n_neighbors < 2:
-        raise EmbedlensError(f"--n-neighbors must be at least 2, got {n_neighbors}")
+    check_options(method.lower(), dims, metric, color, min_count, seed=seed, perplexity=perplexity,
+                  n_neighbors=n_neighbors, min_dist=min_dist)
     ensure_writable_dir(out)  # fail before any work
     lens, which = open_lens(model, space, labels)
     result = write_atlas(

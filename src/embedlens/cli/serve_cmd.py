@@ -23,7 +23,7 @@ from .common import MODEL_HELP, SPACE_HELP
               help="Open the page in the default browser.")
 @click.option("--corpus", default="lee", show_default=True, metavar="PATH_OR_NAME",
               help="Corpus counted for the colour-by-frequency view (file, folder, lee or enwiki-sample).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every projection.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every projection.")
 @click.option("--knn", "knn", type=click.Choice(("auto", "build", "off")), default="auto", show_default=True,
               help="Neighbour look-ups from an exact k-NN graph (embedlens knn): auto uses a cached graph when "
                    "there is one, build also builds the exact 100-NN graph in the background (cached), off always "
@@ -41,12 +41,9 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
     Everything is served locally (no CDN); the page works with no network. Projections are computed in
     the background on first use and cached in $EMBEDLENS_CACHE/projections.
     """
-    from ..errors import EmbedlensError
     from ..serve.server import is_loopback
     from ..serve.setup import open_panels
 
-    if seed < 0:
-        raise EmbedlensError(f"--seed must be a non-negative integer, got {seed}")
     if not is_loopback(host):
         click.echo(f"embedlens: warning: listening on {host}: anyone who can reach this machine on port "
                    f"{port or '(chosen)'} can use the explorer. Use --host 127.0.0.1 to keep it local.", err=True)

@@ -221,6 +221,8 @@ def occurrences(
     timings: dict[str, float] = {}
     corp = corpus if isinstance(corpus, Corpus) else open_corpus(_corpus_spec(corpus))
     lens = as_lens(model)
+    if lens.meta.get("n_layers"):  # a bad layer is refused before the corpus is scanned
+        parse_layers(layers, int(lens.meta["n_layers"]), model=lens.name)
     causal = bool(lens.meta.get("causal", lens.meta.get("family") in ("gpt2", "llama", "gemma3")))
     t0 = time.perf_counter()
     found, total = find_occurrences(corp, word, max_occurrences=max_occurrences, window=window,

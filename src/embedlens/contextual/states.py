@@ -271,6 +271,8 @@ def hidden_states(
     texts = check_texts(texts)
     lens = as_lens(model)
     timings: dict[str, float] = {}
+    if lens.meta.get("n_layers"):  # a bad layer is refused before the weights load
+        parse_layers(layers, int(lens.meta["n_layers"]), model=lens.name)
     started = time.perf_counter()
     net = network(lens)
     timings["load_model"] = time.perf_counter() - started

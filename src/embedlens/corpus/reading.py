@@ -11,8 +11,8 @@ whole. Binary files are skipped with a note; if nothing readable is left, that i
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,17 +66,15 @@ class Corpus:
 
     def manifest(self) -> dict:
         """Specs, files, sizes and SHA-256 of each file, for output manifests."""
+        from ..cache import file_digests
+
+        # remembered per (path, size, mtime): warm runs do not read the corpus again just to hash it
+        digests = file_digests([f.path for f in self.files])
         return {
             "specs": list(self.specs),
-            "files": [{"path": str(f.path), "bytes": f.size, "sha256": _sha256(f.path)} for f in self.files],
+            "files": [{"path": str(f.path), "bytes": f.size, "sha256": digests[f.path.resolve()]} for f in self.files],
             "skipped": list(self.skipped),
         }
-
-
-def _sha256(path: Path) -> str:
-    from ..cache import sha256_file
-
-    return sha256_file(path)
 
 
 def _file_chunks(path: Path, chunk_chars: int) -> Iterator[str]:
@@ -139,11 +137,11 @@ def _enwiki_folder() -> Path:
     folder = cache_root() / "corpora" / "enwiki-sample"
     if folder.is_dir() and (folder / "DONE").exists():
         return folder
+    dump = _gensim_test_file(_ENWIKI_DUMP)  # a clear error when gensim is missing
     import bz2
 
     from gensim.corpora.wikicorpus import extract_pages, filter_wiki
 
-    dump = _gensim_test_file(_ENWIKI_DUMP)
     log.info("extracting the enwiki-sample corpus once into the cache")
     with atomic_dir(folder) as tmp, bz2.open(dump, "rb") as fh:
         n = 0
@@ -190,7 +188,7 @@ def _expand(spec: str) -> tuple[list[CorpusFile], list[str]]:
 
 def open_corpus(specs: str | Iterable[str]) -> Corpus:
     """A :class:`Corpus` for one spec or several (files, folders, ``lee``, ``enwiki-sample``)."""
-    specs = [specs] if isinstance(specs, str) else list(specs)
+    specs = [str(s) for s in ([specs] if isinstance(specs, str | os.PathLike) else specs)]
     if not specs:
         raise EmbedlensError("no corpus given")
     files: list[CorpusFile] = []
@@ -204,11 +202,3 @@ def open_corpus(specs: str | Iterable[str]) -> Corpus:
     if all(f.size == 0 for f in files):
         raise EmbedlensError(f"the corpus {', '.join(map(str, specs))} is empty")
     return Corpus(specs, files, skipped)
-
-
-def corpus_hash(corpus: Corpus) -> str:
-    """One digest over every file of the corpus (content, not paths)."""
-    digest = hashlib.sha256()
-    for f in corpus.files:
-        digest.update(_sha256(f.path).encode())
-    return digest.hexdigest()

@@ -17,7 +17,9 @@ from ..errors import EmbedlensError
 
 TOP_K = 5
 _HEADROOM = 0.85  # use at most this share of MemAvailable
-_PER_CELL_RESULT_BYTES = 160  # x, y, top-5 ids and probabilities, strings are shared
+# Per cell of the whole map while it is written: the arrays are ~160 bytes, but the JSON text (~1.7 KB
+# measured at 200x200) and the Plotly HTML with its hover text (~3.3 KB) dominate.
+_PER_CELL_RESULT_BYTES = 4096
 
 
 def available_bytes() -> int | None:
@@ -59,7 +61,11 @@ def check_memory(batch_size: int, n_cells: int, per_cell: int, *, available: int
     budget = int(free * _HEADROOM)
     if need > budget:
         fits = (budget - estimate_peak_bytes(0, n_cells, per_cell)) // per_cell
-        advice = f"--batch-size {int(fits)} would fit" if fits >= 1 else "not even a batch of 1 fits; free some memory"
+        if fits >= 1:
+            advice = f"--batch-size {int(fits)} would fit"
+        else:  # the map's own results are too big: only a smaller grid helps
+            side = int(np.sqrt(max(0, budget - estimate_peak_bytes(1, 0, per_cell)) / _PER_CELL_RESULT_BYTES))
+            advice = f"the map itself is too large: use --grid-size {side} or less"
         raise EmbedlensError(
             f"estimated peak memory {_fmt(need)} for batch size {batch_size} ({n_cells} cells) exceeds the "
             f"{_fmt(budget)} that can be used of {_fmt(free)} free: {advice}"

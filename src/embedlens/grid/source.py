@@ -89,8 +89,8 @@ class GridModel:
         import torch
 
         if self.lens is not None:
-            if self._dtype == torch.float32 and "model" in self.lens.__dict__:
-                return self.lens.model  # already loaded on this lens
+            if self._dtype == torch.float32:
+                return self.lens.model  # loaded once and kept on the lens for the next stage (contextual, serve)
             return self._load_weights(self.lens.source)
         m = self._model
         if next(m.parameters()).dtype != self._dtype:

@@ -291,7 +291,8 @@ def create_embedding_grid_map(
         raise EmbedlensError("the tokens method needs --plane-tokens A,B,C (exactly three tokens)")
     out_dir = ensure_writable_dir(output_dir)
     viz = EmbeddingGridVisualizer(model if model is not None else model_name, tokenizer, layers[0], dtype=dtype, seed=seed)
-    resolved = [viz.runner.check_layer(viz.n_layers - 1 if v is None else v) for v in layers]
+    # -1 and 29 are the same block of a 30-block model: compute and write it once
+    resolved = list(dict.fromkeys(viz.runner.check_layer(viz.n_layers - 1 if v is None else v) for v in layers))
     load_s = time.perf_counter() - started
 
     maps = [viz.compute_map(grid_size, spacing, method, center=center, layer_idx=lay, batch_size=batch_size,

@@ -131,14 +131,17 @@ class KnnGraph:
         from safetensors.numpy import load_file
 
         path = Path(path)
+        damaged = f"the k-NN graph {path} is damaged; rebuild it with `embedlens knn`"
         try:
             meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
             arrays = load_file(str(path))
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # OSError, JSON errors, SafetensorError: all mean "unreadable"
             raise EmbedlensError(f"cannot read the k-NN graph {path} ({exc}); rebuild it with `embedlens knn`") from None
+        if not isinstance(meta, dict) or meta.get("method") not in METHODS:
+            raise EmbedlensError(damaged)
         idx, sc = arrays.get("indices"), arrays.get("scores")
         if idx is None or sc is None or idx.shape != sc.shape or list(idx.shape) != [meta.get("n"), meta.get("k")]:
-            raise EmbedlensError(f"the k-NN graph {path} is damaged; rebuild it with `embedlens knn`")
+            raise EmbedlensError(damaged)
         return cls(idx, sc, meta["method"], meta.get("backend", "?"), float(meta.get("recall", 1.0)),
                    int(meta.get("recall_sample", 0)), int(meta.get("seed", 0)), dict(meta.get("timings", {})),
                    meta.get("space", "space"), dict(meta.get("params", {})))
@@ -246,6 +249,8 @@ def _exact_faiss(x: np.ndarray, k: int, block: int, bar: Any) -> tuple[np.ndarra
     index.add(x)
     out_i = np.empty((n, k), dtype=np.int64)
     out_s = np.empty((n, k), dtype=np.float32)
+    # faiss bounds its own working memory (internal query and database blocks), so ``block`` only
+    # sets how often the progress bar moves; small steps would cost BLAS efficiency.
     step = max(block, 8192)
     for start in range(0, n, step):
         stop = min(n, start + step)
@@ -370,7 +375,7 @@ def knn_graph(
             fn = {"torch": _exact_torch, "faiss": _exact_faiss, "numpy": _exact_numpy}[backend]
             idx, sc = fn(x, k, blk, bar)
             used = backend
-            params["block"] = blk
+            params["block"] = max(blk, 8192) if backend == "faiss" else blk
         else:
             blk = _block_rows(n, block, itemsize=2)
             short = int(min(n - 1, max(k, shortlist if shortlist is not None else max(4 * k, 32))))

@@ -35,7 +35,7 @@ def demo_report(*, title: str, manifest: dict, tokens: Any, neighbors: list, var
         for r in tokens.rows
     )
     m = manifest["model"]
-    facts = (f"{html_text(str(m.get('spec')))} · {m.get('model_type')} · vocabulary {m.get('n_vocab'):,} · "
+    facts = (f"{html_text(str(m.get('spec')))} · {html_text(str(m.get('model_type')))} · vocabulary {m.get('n_vocab'):,} · "
              f"d_model {m.get('d_model')} · {m.get('n_layers')} layers · hash {str(m.get('content_hash'))[:12]}")
     atlas = ""
     if map_link:

@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import json_default
 from ..errors import EmbedlensError
 
 log = logging.getLogger("embedlens")
@@ -154,7 +156,7 @@ def save_projection(path: Path, proj: Projection) -> Path:
         "coords": np.ascontiguousarray(proj.coords, dtype=np.float32),
         "meta_json": np.array(json.dumps({"format": FORMAT_VERSION, "method": proj.method, "dims": proj.dims,
                                           "seed": proj.seed, "params": proj.params, "notes": proj.notes},
-                                         default=_json_default)),
+                                         default=json_default)),
     }
     if proj.pca is not None:
         arrays.update(pca_components=np.asarray(proj.pca.components), pca_mean=np.asarray(proj.pca.mean),
@@ -179,7 +181,7 @@ def load_projection(path: Path, n: int) -> Projection | None:
 
                 pca = PCAFit(np.asarray(data["pca_components"]), np.asarray(data["pca_mean"]),
                              np.asarray(data["pca_variances"]), float(data["pca_total"]), str(data["pca_metric"]))
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("ignoring unreadable projection %s (%s); recomputing", path.name, exc)
         return None
     if meta.get("format") != FORMAT_VERSION or coords.shape[0] != n or not np.isfinite(coords).all():
@@ -205,9 +207,3 @@ def compute_projection(vectors: np.ndarray, method: str, dims: int, seed: int) -
     return Projection(coords, method, dims, seed, dict(reducer.params_), list(reducer.notes_), pca)
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)

@@ -270,7 +270,7 @@ class Panel:
                       for m in knn_folder(self.lens, self.which).glob(f"knn-{self.which}-k*-exact.json")]
                 if ks:
                     graph = cached_knn(self.lens, self.which, min(max(ks), MAX_K))
-            except Exception:  # a damaged or foreign file must not stop the server: scan instead
+            except EmbedlensError:  # a damaged or foreign file must not stop the server: scan instead
                 graph = None
             self._knn = graph if graph is not None and graph.method == "exact" else None
         return self._knn

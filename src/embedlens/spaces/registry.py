@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from .space import read_labels
 
 # prefix (e.g. "tfidf") or exact name (e.g. "glove-50d") -> function(rest_of_spec, labels) -> SpaceLens
 RESOLVERS: dict[str, Callable[[str, str | None], Any]] = {}
@@ -54,11 +55,7 @@ def _load_matrix(file: str, labels: str | None) -> Any:
     label_path = Path(labels).expanduser()
     if not label_path.is_file():
         raise EmbedlensError(f"no such labels file: {labels}")
-    words = label_path.read_text(encoding="utf-8").split("\n")
-    if words and words[-1] == "":
-        words.pop()
-    if words and all(w.endswith("\r") for w in words):  # a CRLF (Windows) labels file
-        words = [w[:-1] for w in words]
+    words = read_labels(label_path)
     if len(words) != vectors.shape[0]:
         raise EmbedlensError(f"{label_path.name} has {len(words)} labels but {path.name} has {vectors.shape[0]} rows")
     return SpaceLens(EmbeddingSpace.from_arrays(np.asarray(vectors, dtype=np.float32), words, name=path.stem,

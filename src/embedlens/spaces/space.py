@@ -168,10 +168,7 @@ class EmbeddingSpace:
         if "vectors" not in tensors:
             raise EmbedlensError(f"{tensors_file} has no 'vectors' tensor")
         vectors = tensors["vectors"]
-        lines = words_file.read_text(encoding="utf-8").split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        labels = [_unescape(w) for w in lines] if meta.get("labels_escaped") else lines
+        labels = read_labels(words_file, escaped=bool(meta.get("labels_escaped")))
         if len(labels) != vectors.shape[0]:
             raise EmbedlensError(f"{folder}: words.txt has {len(labels)} lines but vectors has {vectors.shape[0]} rows")
         special = np.zeros(len(labels), dtype=bool)
@@ -183,6 +180,21 @@ class EmbeddingSpace:
 
 def _escape(word: str) -> str:
     return word.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def read_labels(path: Path, *, escaped: bool = False) -> list[str]:
+    """One label per line of a UTF-8 file (LF or CRLF; a final newline is not an empty label)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise EmbedlensError(f"{path} is not UTF-8 text: save the labels as UTF-8, one per line") from None
+    except OSError as exc:
+        raise EmbedlensError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    if lines and all(w.endswith("\r") for w in lines):  # a CRLF (Windows) file
+        lines = [w[:-1] for w in lines]
+    return [_unescape(w) for w in lines] if escaped else lines
 
 
 def _unescape(word: str) -> str:
