@@ -9,6 +9,7 @@ import pytest
 
 import embedlens
 from embedlens.errors import EmbedlensError
+from embedlens.hardware import fast_bfloat16 as REAL_PROBE
 from embedlens.lens import SpaceLens
 from embedlens.neighbors.knn import (
     KnnGraph,
@@ -22,6 +23,13 @@ from embedlens.neighbors.knn import (
     topk_batch,
 )
 from embedlens.spaces.space import EmbeddingSpace
+
+
+@pytest.fixture(autouse=True)
+def bf16_products(monkeypatch):
+    # The approximate path runs only where bfloat16 products are fast; these matrices are tiny, so
+    # test it everywhere (test_approx_without_fast_bf16_is_exact covers the other machines).
+    monkeypatch.setattr("embedlens.hardware.fast_bfloat16", lambda: True)
 
 
 def brute_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,3 +184,16 @@ def test_knn_cli(tiny_gpt2_dir, cache_dir, run_cli):
     assert res.code == 0 and "recall@5" in res.out
     res = run_cli("knn", "-m", tiny_gpt2_dir, "--k", "0")
     assert res.code == 2 and res.err.count("\n") == 1 and "k must be" in res.err
+
+
+def test_approx_without_fast_bf16_is_exact(monkeypatch, caplog):
+    monkeypatch.setattr("embedlens.hardware.fast_bfloat16", lambda: False)
+    x = np.random.default_rng(0).normal(size=(200, 16)).astype(np.float32)
+    g = knn_graph(x, 5, method="approx")
+    exact = knn_graph(x, 5, method="exact")
+    assert g.method == "exact" and g.recall == 1.0 and "no fast bfloat16" in g.params["note"]
+    np.testing.assert_array_equal(g.indices, exact.indices)
+
+
+def test_fast_bfloat16_probe_answers():
+    assert isinstance(REAL_PROBE.__wrapped__(), bool)  # unpatched, uncached

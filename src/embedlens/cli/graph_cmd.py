@@ -64,7 +64,7 @@ def graph(text_arg, words, random_n, corpus, variants, model, space, labels, k, 
 @click.option("--k", "-k", "k", type=int, default=10, show_default=True, help="Neighbours per token.")
 @click.option("--exact", "method", flag_value="exact", default=True, help="Exact float32 search (default).")
 @click.option("--approx", "method", flag_value="approx",
-              help="bfloat16 products + exact re-rank of a short list; stores its measured recall@k.")
+              help="bfloat16 products + exact re-rank of a short list; stores its measured recall@k. On CPUs without fast bfloat16 products it computes the exact graph instead.")
 @click.option("--backend", type=click.Choice(["torch", "faiss", "numpy"]), default=None,
               help="Exact backend (default: the fastest measured, faiss; torch without faiss-cpu).")
 @click.option("--block", type=int, default=None, help="Query rows per block (memory: block x vocabulary scores).")

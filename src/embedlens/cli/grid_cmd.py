@@ -40,7 +40,7 @@ def _center(value: str) -> tuple[float, float]:
 @click.option("--output-dir", default="embedding_grid_results", show_default=True, type=click.Path(file_okay=False),
               help="Output folder.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
-              help="Compute precision (bfloat16 is faster on CPUs with bfloat16 units).")
+              help="Compute precision (bfloat16 is faster only on CPUs with bfloat16 units; elsewhere much slower).")
 @click.option("--max-display-size", type=int, default=50, show_default=True,
               help="At most this many token labels per axis in the PNG.")
 @click.option("--no-html", is_flag=True, help="Skip the interactive HTML.")
@@ -59,6 +59,12 @@ def grid(model: str, grid_size: int, spacing: float, layer_idx: str | None, embe
     """
     from ..grid import create_embedding_grid_map
 
+    if dtype == "bfloat16":
+        from ..hardware import fast_bfloat16
+
+        if not fast_bfloat16():
+            note("this CPU has no fast bfloat16 matrix products (no AVX512-BF16/AMX): bfloat16 will be far "
+                 "slower than --dtype float32 here")
     out = create_embedding_grid_map(
         model, layer_idx=layer_idx, grid_size=grid_size, spacing=spacing, embedding_method=embedding_method,
         output_dir=output_dir, batch_size=batch_size, max_display_size=max_display_size, center=_center(center),
