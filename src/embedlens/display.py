@@ -22,7 +22,8 @@ from functools import lru_cache
 
 SCHEMES = ("byte_level", "sentencepiece", "wordpiece", "plain")
 
-_VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+SPACE_MARK = "␣"  # a leading space (byte-level Ġ, SentencePiece ▁) as shown everywhere
+_VISIBLE = {" ": SPACE_MARK, "\n": "↵", "\t": "⇥", "\r": "␍"}
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 SPECIAL_OPEN, SPECIAL_CLOSE = "⟪", "⟫"
 

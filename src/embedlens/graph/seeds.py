@@ -13,16 +13,16 @@ Four ways to choose them, as the command line offers them:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..display import SPACE_MARK
 from ..errors import EmbedlensError
+from ..neighbors.variants import matching_rows
 
-SPACE_MARK = "␣"
 _START_SCHEMES = ("byte_level", "sentencepiece")
 
 
@@ -102,13 +102,7 @@ def whole_word_rows(lens: Any, which: str = "input") -> np.ndarray:
     scheme = (getattr(lens, "meta", None) or {}).get("token_scheme", "plain") if hasattr(lens, "entry") else "plain"
     letters = r"[^\W\d_]{3,}"
     pattern = rf"^{SPACE_MARK}{letters}$" if scheme in _START_SCHEMES else rf"^{letters}$"
-    labels = list(sp.display)
-    text = "\n".join(label.replace("\n", " ") for label in labels)
-    starts = np.fromiter((m.start() for m in re.finditer(pattern, text, re.MULTILINE)), dtype=np.int64)
-    if starts.size == 0:
-        return starts
-    line_starts = np.cumsum([0] + [len(label) + 1 for label in labels[:-1]])
-    rows = np.searchsorted(line_starts, starts, side="right") - 1
+    rows = matching_rows(pattern, list(sp.display))
     return rows[~np.asarray(sp.special)[rows]]
 
 

@@ -23,10 +23,17 @@ def variant_rows(word: str, labels: Sequence[str], *, suffixes: Sequence[str] = 
     if not core:
         return np.zeros(0, dtype=np.int64)
     alternatives = "|".join(re.escape(s) for s in sorted(suffixes, key=len, reverse=True))
-    pattern = re.compile(rf"^{_PREFIX}{re.escape(core)}(?:{alternatives})?$", re.IGNORECASE | re.MULTILINE)
-    # One line per label; labels are display strings, which never hold a raw line break.
+    return matching_rows(rf"^{_PREFIX}{re.escape(core)}(?:{alternatives})?$", labels, re.IGNORECASE)
+
+
+def matching_rows(pattern: str, labels: Sequence[str], flags: int = 0) -> np.ndarray:
+    """Rows of ``labels`` where ``pattern`` (anchored with ^ and $ per label) matches, in one regex pass.
+
+    The labels are joined one per line (display strings never hold a raw line break), so a whole
+    vocabulary is searched by a single ``finditer`` instead of a Python loop of matches.
+    """
     text = "\n".join(label.replace("\n", " ") for label in labels)
-    starts = np.fromiter((m.start() for m in pattern.finditer(text)), dtype=np.int64)
+    starts = np.fromiter((m.start() for m in re.finditer(pattern, text, flags | re.MULTILINE)), dtype=np.int64)
     if starts.size == 0:
         return starts
     line_starts = np.cumsum([0] + [len(label) + 1 for label in labels[:-1]])
