@@ -54,3 +54,12 @@ def test_detect_scheme():
         {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}]}}) == "sentencepiece"
     assert detect_scheme({"decoder": {"type": "WordPiece"}}) == "wordpiece"
     assert detect_scheme({}) == "plain"
+
+
+def test_make_visible_fast_path_agrees_for_every_code_point():
+    # make_visible returns printable words untouched; that shortcut must mark exactly what the per-character rule marks
+    from embedlens.display import _visible_char, make_visible
+
+    chars = [chr(c) for c in range(0x110000)]
+    assert [make_visible(c) for c in chars] == [_visible_char(c) for c in chars]
+    assert make_visible("a\u200bb c") == "a⟨U+200B⟩b␣c"

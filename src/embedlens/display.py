@@ -55,6 +55,10 @@ def _visible_char(ch: str) -> str:
 
 def make_visible(text: str) -> str:
     """Replace whitespace, control and invisible characters by visible markers."""
+    # str.isprintable() is False exactly for the categories _visible_char marks (C*, Z* but the ASCII
+    # space): most words take this C-speed path (400,000 GloVe words: 1.7 s -> a fraction of that).
+    if text.isprintable() and " " not in text:
+        return text
     return "".join(_visible_char(ch) for ch in text)
 
 

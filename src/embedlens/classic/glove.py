@@ -34,13 +34,6 @@ def glove_files() -> tuple[Path, Path]:
     return npy, parquet
 
 
-def readable(words: list[str]) -> list[str]:
-    """Display labels: words are shown as they are unless they hold whitespace or invisible characters."""
-    from ..display import make_visible
-
-    return [w if w.isprintable() and " " not in w else make_visible(w) for w in words]
-
-
 @lru_cache(maxsize=1)
 def load_glove() -> Any:
     """GloVe 6B 50d as an :class:`~embedlens.spaces.space.EmbeddingSpace` named ``glove-50d``.
@@ -64,4 +57,4 @@ def load_glove() -> Any:
         words = ["" if w is None else w for w in words]
     meta = {"kind": "glove", "method": "glove", "source": f"{PIP_NAME} (GloVe 6B, Wikipedia 2014 + Gigaword 5)",
             "license": "Apache-2.0 AND PDDL-1.0", "file": str(npy), "row_order": "most frequent first"}
-    return EmbeddingSpace.from_arrays(vectors, words, display=readable(words), name=SPACE_NAME, metadata=meta)
+    return EmbeddingSpace.from_arrays(vectors, words, name=SPACE_NAME, metadata=meta)
