@@ -180,7 +180,9 @@ def test_knn_cli(tiny_gpt2_dir, cache_dir, run_cli):
     assert meta["k"] == 5 and meta["method"] == "exact" and not meta["from_cache"]
     res = run_cli("knn", "-m", tiny_gpt2_dir, "--k", "5", "--json")
     assert json.loads(res.out)["from_cache"]
-    res = run_cli("knn", "-m", tiny_gpt2_dir, "--k", "5", "--approx")
+    res = run_cli("knn", "-m", tiny_gpt2_dir, "--k", "5", "--approx", "--json")
+    assert json.loads(res.out)["method"] == "exact"  # the cached exact graph answers an approx request
+    res = run_cli("knn", "-m", tiny_gpt2_dir, "--k", "5", "--approx", "--rebuild")
     assert res.code == 0 and "recall@5" in res.out
     res = run_cli("knn", "-m", tiny_gpt2_dir, "--k", "0")
     assert res.code == 2 and res.err.count("\n") == 1 and "k must be" in res.err
@@ -197,3 +199,12 @@ def test_approx_without_fast_bf16_is_exact(monkeypatch, caplog):
 
 def test_fast_bfloat16_probe_answers():
     assert isinstance(REAL_PROBE.__wrapped__(), bool)  # unpatched, uncached
+
+
+def test_approx_request_reuses_the_exact_graph(tiny_gpt2_dir, cache_dir, monkeypatch):
+    monkeypatch.setattr("embedlens.hardware.fast_bfloat16", lambda: False)
+    lens = embedlens.load(str(tiny_gpt2_dir))
+    g, path, from_cache = build_knn(lens, "input", 6, method="approx")
+    assert not from_cache and g.method == "exact" and path == knn_path(lens, "input", 6, "exact")
+    again, path2, from_cache = build_knn(lens, "input", 6, method="approx")
+    assert from_cache and path2 == path and np.array_equal(again.indices, g.indices)

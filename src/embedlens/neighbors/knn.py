@@ -543,8 +543,11 @@ def build_knn(
     Returns:
         ``(graph, path, from_cache)``.
     """
-    path = knn_path(lens, which, k, method)
-    if path.is_file() and path.with_suffix(".json").is_file() and not rebuild:
+    # An exact graph answers an approx request too (and is what approx becomes on CPUs without fast bf16).
+    for cached in dict.fromkeys([method, "exact"]):
+        path = knn_path(lens, which, k, cached)
+        if rebuild or not (path.is_file() and path.with_suffix(".json").is_file()):
+            continue
         try:
             graph = KnnGraph.load(path)
             if graph.n == len(_lens_space(lens, which)):
