@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EMBEDLENS = str(Path(sys.executable).parent / "embedlens")
 
 
-def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+def run_times(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn``, after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -23,7 +24,11 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    return statistics.median(run_times(fn, repeats, warmup))
 
 
 def run_timed(args: list[str], repeats: int = 3, env: dict | None = None) -> tuple[float, float]:

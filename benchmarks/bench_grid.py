@@ -23,8 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _util import EMBEDLENS  # noqa: E402
+from _util import run_times as timings  # noqa: E402
+
 THREADS = 2
-EMBEDLENS = str(Path(sys.executable).parent / "embedlens")
 
 CHILD = r"""
 import json, resource, sys, time, numpy as np, torch
@@ -55,17 +58,6 @@ print(json.dumps({"load_s": load, "predict_s": gm.config["timings"]["predict_s"]
 def load() -> str:
     """The 1-minute load average: the machine is shared, and 2 cores under a load above 2 slow every parallel op."""
     return f"load {os.getloadavg()[0]:.1f}"
-
-
-def timings(fn, repeats: int = 3, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
 
 
 def median_time(fn, repeats: int = 3, warmup: int = 1) -> float:
