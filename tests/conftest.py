@@ -167,3 +167,37 @@ def run_cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+@pytest.fixture
+def offline_page():
+    """Open a local HTML file in Debian's headless chromium: ``page, seen = offline_page(path)``.
+
+    ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
+    test can assert that untrusted tokens ran no script and that nothing left the machine.
+    """
+    from types import SimpleNamespace
+
+    from playwright.sync_api import sync_playwright
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            def open_file(path: Path):
+                page = browser.new_page()
+                seen = SimpleNamespace(requests=[], dialogs=[], errors=[])
+                page.on("request", lambda r: seen.requests.append(r.url))
+                page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))
+                page.on("pageerror", lambda e: seen.errors.append(str(e)))
+                page.goto(Path(path).as_uri())
+                return page, seen
+
+            yield open_file
+        finally:
+            browser.close()

@@ -316,17 +316,9 @@ def test_cli_too_large_perplexity_is_clamped_with_a_note(env, run_cli, tmp_path,
 
 # -- browser --------------------------------------------------------------------------------------------
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
-
-
 @pytest.mark.browser
 @pytest.mark.slow
-def test_map_html_renders_offline_in_chromium_with_markup_tokens_as_text(env, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    if not Path("/usr/bin/chromium").exists():
-        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
+def test_map_html_renders_offline_in_chromium_with_markup_tokens_as_text(env, tmp_path, offline_page):
     from embedlens.atlas import build_atlas
 
     result = build_atlas(env["lens"], corpus=str(env["corpus"]))
@@ -337,44 +329,34 @@ def test_map_html_renders_offline_in_chromium_with_markup_tokens_as_text(env, tm
     result.save(tmp_path, png=False)
     markup = [(i, d) for i, d in enumerate(result.display) if d in MARKUP_TOKENS]
     assert {d for _, d in markup} == set(MARKUP_TOKENS)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            requests, dialogs, errors = [], [], []
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto((tmp_path / "map.html").as_uri())
-            page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
-                                   " return g && g._fullData && g.querySelector('.main-svg'); }", timeout=30_000)
-            assert page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type") == "scattergl"
-            title = page.evaluate("() => document.querySelector('.gtitle').textContent")
-            assert "trustworthiness" in title and result.space in title
-            for index, token in markup:
-                pos = page.evaluate(
-                    """(i) => { const g = document.querySelector('.js-plotly-plot'), L = g._fullLayout;
-                    const r = g.getBoundingClientRect();
-                    return [r.left + L._size.l + L.xaxis.l2p(g._fullData[0].x[i]),
-                            r.top + L._size.t + L.yaxis.l2p(g._fullData[0].y[i])]; }""", index)
-                page.mouse.move(2, 2)  # off the plot: the previous hover label goes away first
-                page.wait_for_function("() => document.querySelector('.hoverlayer').textContent === ''")
-                page.mouse.move(pos[0] + 3, pos[1] + 3)
-                page.mouse.move(pos[0], pos[1])
-                wanted = f"id {int(result.ids[index])}frequency"  # the hover lines run together in textContent
-                page.wait_for_function("(w) => document.querySelector('.hoverlayer').textContent.includes(w)",
-                                       arg=wanted, timeout=10_000)
-                shown = page.evaluate("() => document.querySelector('.hoverlayer').textContent")
-                assert shown.startswith(token) and wanted in shown, (token, shown)
-                tags = page.evaluate("() => Array.from(document.querySelectorAll('.hoverlayer *'), e => e.tagName)")
-                assert set(tags) <= {"g", "path", "text", "tspan", "rect"}, tags
-            injected = page.evaluate("() => document.querySelectorAll('.js-plotly-plot script, .js-plotly-plot div br,"
-                                     " svg div, svg script').length")
-            assert injected == 0
-            assert dialogs == [] and errors == []
-            assert requests and all(u.startswith("file://") for u in requests), requests
-        finally:
-            browser.close()
+    page, seen = offline_page(tmp_path / "map.html")
+    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
+                           " return g && g._fullData && g.querySelector('.main-svg'); }", timeout=30_000)
+    assert page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type") == "scattergl"
+    title = page.evaluate("() => document.querySelector('.gtitle').textContent")
+    assert "trustworthiness" in title and result.space in title
+    for index, token in markup:
+        pos = page.evaluate(
+            """(i) => { const g = document.querySelector('.js-plotly-plot'), L = g._fullLayout;
+            const r = g.getBoundingClientRect();
+            return [r.left + L._size.l + L.xaxis.l2p(g._fullData[0].x[i]),
+                    r.top + L._size.t + L.yaxis.l2p(g._fullData[0].y[i])]; }""", index)
+        page.mouse.move(2, 2)  # off the plot: the previous hover label goes away first
+        page.wait_for_function("() => document.querySelector('.hoverlayer').textContent === ''")
+        page.mouse.move(pos[0] + 3, pos[1] + 3)
+        page.mouse.move(pos[0], pos[1])
+        wanted = f"id {int(result.ids[index])}frequency"  # the hover lines run together in textContent
+        page.wait_for_function("(w) => document.querySelector('.hoverlayer').textContent.includes(w)",
+                               arg=wanted, timeout=10_000)
+        shown = page.evaluate("() => document.querySelector('.hoverlayer').textContent")
+        assert shown.startswith(token) and wanted in shown, (token, shown)
+        tags = page.evaluate("() => Array.from(document.querySelectorAll('.hoverlayer *'), e => e.tagName)")
+        assert set(tags) <= {"g", "path", "text", "tspan", "rect"}, tags
+    injected = page.evaluate("() => document.querySelectorAll('.js-plotly-plot script, .js-plotly-plot div br,"
+                             " svg div, svg script').length")
+    assert injected == 0
+    assert seen.dialogs == [] and seen.errors == []
+    assert seen.requests and all(u.startswith("file://") for u in seen.requests), seen.requests
 
 
 # -- real model -----------------------------------------------------------------------------------------

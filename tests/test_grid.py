@@ -402,53 +402,33 @@ def test_smollm2_tokens_plane_at_layer0(smollm2, smol_viz, tmp_path):
 
 # -- browser -------------------------------------------------------------------------------------------------------
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
-
-
 @pytest.mark.browser
 @pytest.mark.slow
-def test_grid_html_offline_in_chromium_shows_markup_tokens_literally(tiny_models, tmp_path):
-    from pathlib import Path
-
-    from playwright.sync_api import sync_playwright
-
+def test_grid_html_offline_in_chromium_shows_markup_tokens_literally(tiny_models, tmp_path, offline_page):
     from embedlens.render.grid import write_grid_html
 
-    if not Path("/usr/bin/chromium").exists():
-        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
     model, tok = tiny_models["gpt2"]
     gm = EmbeddingGridVisualizer(model, tok).compute_map(3, 1.0, "replicated")
     gm.top5_display[4] = ["<script>alert(1)</script>", "</div>", "<br>", "[/b]", "&amp;"]  # the centre cell
     write_grid_html(gm, tmp_path / "g.html")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            requests, dialogs, errors = [], [], []
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto((tmp_path / "g.html").as_uri())
-            page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
-                                   " return g && g._fullData && g.querySelector('.main-svg'); }", timeout=30_000)
-            assert page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type") == "heatmap"
-            pos = page.evaluate(
-                """() => { const g = document.querySelector('.js-plotly-plot'), L = g._fullLayout;
-                const r = g.getBoundingClientRect();
-                return [r.left + L._size.l + L.xaxis.l2p(0), r.top + L._size.t + L.yaxis.l2p(0)]; }""")
-            page.mouse.move(pos[0] + 40, pos[1] + 40)
-            page.mouse.move(pos[0], pos[1])
-            page.wait_for_function("() => document.querySelector('.hoverlayer').textContent.length > 0")
-            shown = page.evaluate("() => document.querySelector('.hoverlayer').textContent")
-            for token in ("<script>alert(1)</script>", "</div>", "<br>", "[/b]", "&amp;"):
-                assert token in shown, (token, shown)
-            tags = page.evaluate("() => Array.from(document.querySelectorAll('.hoverlayer *'), e => e.tagName)")
-            assert set(tags) <= {"g", "path", "text", "tspan", "rect"}, tags
-            cell_text = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot text'),"
-                                      " e => e.textContent).join('|')")
-            assert "<scri…" in cell_text  # the cell label (shortened) shows the markup literally
-            assert dialogs == [] and errors == []
-            assert requests and all(u.startswith("file://") for u in requests), requests
-        finally:
-            browser.close()
+    page, seen = offline_page(tmp_path / "g.html")
+    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
+                           " return g && g._fullData && g.querySelector('.main-svg'); }", timeout=30_000)
+    assert page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type") == "heatmap"
+    pos = page.evaluate(
+        """() => { const g = document.querySelector('.js-plotly-plot'), L = g._fullLayout;
+        const r = g.getBoundingClientRect();
+        return [r.left + L._size.l + L.xaxis.l2p(0), r.top + L._size.t + L.yaxis.l2p(0)]; }""")
+    page.mouse.move(pos[0] + 40, pos[1] + 40)
+    page.mouse.move(pos[0], pos[1])
+    page.wait_for_function("() => document.querySelector('.hoverlayer').textContent.length > 0")
+    shown = page.evaluate("() => document.querySelector('.hoverlayer').textContent")
+    for token in ("<script>alert(1)</script>", "</div>", "<br>", "[/b]", "&amp;"):
+        assert token in shown, (token, shown)
+    tags = page.evaluate("() => Array.from(document.querySelectorAll('.hoverlayer *'), e => e.tagName)")
+    assert set(tags) <= {"g", "path", "text", "tspan", "rect"}, tags
+    cell_text = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot text'),"
+                              " e => e.textContent).join('|')")
+    assert "<scri…" in cell_text  # the cell label (shortened) shows the markup literally
+    assert seen.dialogs == [] and seen.errors == []
+    assert seen.requests and all(u.startswith("file://") for u in seen.requests), seen.requests

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from .common import console, emit_json, json_option, model_option, note, open_lens, space_options, text
+from .common import (
+    console,
+    emit_json,
+    json_option,
+    model_option,
+    note,
+    open_lens,
+    print_neighbors,
+    space_options,
+    text,
+)
 
 
 @click.command()
@@ -42,19 +52,6 @@ def tokens(text_arg: str, model: str, as_json: bool, save: str | None) -> None:
     console().print(t)
 
 
-def _print_neighbors(result, title: str) -> None:
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left")
-    t.add_column("#", justify="right")
-    t.add_column("id", justify="right")
-    t.add_column("token")
-    t.add_column("cosine", justify="right")
-    for i, n in enumerate(result.neighbors, 1):
-        t.add_row(str(i), str(n.id), text(n.display), f"{n.score:.4f}")
-    console().print(t)
-
-
 @click.command()
 @click.argument("query")
 @model_option
@@ -74,7 +71,7 @@ def neighbors(query: str, model: str, space: str, labels: str | None, k: int, as
         return
     note(result.note)
     ids = ", ".join(map(str, result.query_ids))
-    _print_neighbors(result, f"nearest to {query!r} (ids {ids}) · {result.space}")
+    print_neighbors(result, f"nearest to {query!r} (ids {ids}) · {result.space}")
 
 
 @click.command()
@@ -90,4 +87,4 @@ def variants(word: str, model: str, space: str, labels: str | None, as_json: boo
         emit_json(result.to_dict())
         return
     note(result.note)
-    _print_neighbors(result, f"variants of {word!r} · {result.space}")
+    print_neighbors(result, f"variants of {word!r} · {result.space}")

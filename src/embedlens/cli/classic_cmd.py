@@ -6,7 +6,17 @@ import time
 
 import click
 
-from .common import console, emit_json, json_option, model_option, note, open_lens, space_options, text
+from .common import (
+    console,
+    emit_json,
+    json_option,
+    model_option,
+    note,
+    open_lens,
+    print_neighbors,
+    space_options,
+    text,
+)
 
 
 def _saved_summary(kind: str, out: str, n_words: int, dim: int, extra: str) -> None:
@@ -96,7 +106,6 @@ def analogy(a: str, b: str, c: str, model: str, space: str, labels: str | None, 
     3CosAdd over unit vectors; A, B and C themselves are excluded. Words resolve as in `neighbors`.
     """
     from ..classic.analogy import analogy as solve
-    from .basic import _print_neighbors
 
     lens, which = open_lens(model, space, labels)
     result = solve(lens, a, b, c, k, space=which)
@@ -104,7 +113,7 @@ def analogy(a: str, b: str, c: str, model: str, space: str, labels: str | None, 
         emit_json(result.to_dict())
         return
     note(result.note)
-    _print_neighbors(result, f"{a} - {b} + {c} · {result.space}")
+    print_neighbors(result, f"{a} - {b} + {c} · {result.space}")
 
 
 @click.command()

@@ -64,3 +64,17 @@ def text(value: str) -> Any:
 def note(message: str | None) -> None:
     if message:
         click.echo(f"embedlens: note: {message}", err=True)
+
+
+def print_neighbors(result: Any, title: str) -> None:
+    """A neighbour list (neighbors, variants, analogy) as a table: rank, id, readable token, cosine."""
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    t.add_column("#", justify="right")
+    t.add_column("id", justify="right")
+    t.add_column("token")
+    t.add_column("cosine", justify="right")
+    for i, n in enumerate(result.neighbors, 1):
+        t.add_row(str(i), str(n.id), text(n.display), f"{n.score:.4f}")
+    console().print(t)

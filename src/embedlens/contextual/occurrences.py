@@ -29,10 +29,10 @@ from .states import (
     as_lens,
     encode_batch,
     forward_batches,
+    layers_of,
     max_positions,
     network,
     pad_id,
-    parse_layers,
     token_strings,
 )
 
@@ -221,8 +221,7 @@ def occurrences(
     timings: dict[str, float] = {}
     corp = corpus if isinstance(corpus, Corpus) else open_corpus(_corpus_spec(corpus))
     lens = as_lens(model)
-    if lens.meta.get("n_layers"):  # a bad layer is refused before the corpus is scanned
-        parse_layers(layers, int(lens.meta["n_layers"]), model=lens.name)
+    kept = layers_of(lens, layers)
     causal = bool(lens.meta.get("causal", lens.meta.get("family") in ("gpt2", "llama", "gemma3")))
     t0 = time.perf_counter()
     found, total = find_occurrences(corp, word, max_occurrences=max_occurrences, window=window,
@@ -235,8 +234,6 @@ def occurrences(
     t0 = time.perf_counter()
     net = network(lens)
     timings["load_model"] = time.perf_counter() - t0
-    n_layers = int(net.config.num_hidden_layers)
-    kept = parse_layers(layers, n_layers, model=lens.name)
 
     t0 = time.perf_counter()
     encoded = encode_batch(lens, [f.model_text for f in found])
@@ -301,5 +298,5 @@ def occurrences(
         snippet_spans=np.asarray([f.snippet_span for f in found], dtype=np.int64).reshape(-1, 2),
         token_ids=token_ids, token_display=token_display, token_raw=token_raw, n_found=total, window=window,
         ignore_case=ignore_case, corpus=corp.manifest(),
-        n_layers=n_layers, d_model=d_model, timings=timings, notes=notes,
+        n_layers=int(net.config.num_hidden_layers), d_model=d_model, timings=timings, notes=notes,
     )

@@ -83,6 +83,13 @@ def network(lens: Any) -> Any:
     return lens.model
 
 
+def layers_of(lens: Any, layers: LayerSpec) -> list[int]:
+    """``layers`` parsed against the model's block count, read from the cache metadata when it is there, so
+    a bad spec is refused before the weights load (or a corpus is scanned)."""
+    n_layers = lens.meta.get("n_layers") or network(lens).config.num_hidden_layers
+    return parse_layers(layers, int(n_layers), model=lens.name)
+
+
 def max_positions(model: Any) -> int | None:
     cfg = model.config
     for attr in ("max_position_embeddings", "n_positions"):
@@ -271,13 +278,10 @@ def hidden_states(
     texts = check_texts(texts)
     lens = as_lens(model)
     timings: dict[str, float] = {}
-    if lens.meta.get("n_layers"):  # a bad layer is refused before the weights load
-        parse_layers(layers, int(lens.meta["n_layers"]), model=lens.name)
+    kept = layers_of(lens, layers)
     started = time.perf_counter()
     net = network(lens)
     timings["load_model"] = time.perf_counter() - started
-    n_layers = int(net.config.num_hidden_layers)
-    kept = parse_layers(layers, n_layers, model=lens.name)
     t0 = time.perf_counter()
     encoded = encode_batch(lens, texts)
     limit = max_positions(net)
@@ -308,7 +312,7 @@ def hidden_states(
         out.append(TextStates(text, ids, positions, enc.offsets[keep], raw, shown, enc.special[keep], st, len(enc.ids)))
     timings["total"] = time.perf_counter() - started
     return HiddenStates(model=lens.manifest(), layers=kept, texts=out, keep_special=keep_special,
-                        n_layers=n_layers, d_model=int(net.config.hidden_size), timings=timings)
+                        n_layers=int(net.config.num_hidden_layers), d_model=int(net.config.hidden_size), timings=timings)
 
 
 def token_strings(lens: Any, ids: np.ndarray) -> tuple[list[str], list[str]]:
