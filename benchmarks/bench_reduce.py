@@ -8,10 +8,13 @@ counted per method, as a user running ``embedlens map`` would pay them):
   load the memory-mapped space, fit).
 - t-SNE 2D and UMAP 2D: one run each with per-stage timings.
 - projection_quality (k=10, 2,000-point sample): median of 5, and the figures for each map.
+- knn (``--methods knn``): the k-NN graph t-SNE (k=90) and UMAP (k=15) start from, on the rows after
+  pre-PCA to 50: faiss exact flat search (the baseline) vs the HNSW graph used above 100,000 rows,
+  with the recall of HNSW against brute force on 256 sampled rows.
 
 Run (one benchmark at a time on the shared machine):
     EMBEDLENS_CACHE=/tmp/elcache flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_reduce.py
-Options: ``--methods pca,tsne,umap``, ``--model smollm2-135m``.
+Options: ``--methods pca,tsne,umap[,knn]``, ``--model smollm2-135m`` (or ``gemma3-270m``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,21 @@ def child(method: str, model: str) -> dict:
     out: dict = {"method": method, "shape": list(x.shape), "load_s": time.perf_counter() - t}
     from embedlens.reduce import make_reducer
 
+    if method == "knn":
+        from embedlens.reduce import knn
+        from embedlens.reduce.pca import fit_pca
+
+        z = fit_pca(x, 50, metric="cosine").transform(x)
+        for k, include_self in ((15, True), (90, False)):
+            t = time.perf_counter()
+            _, _, info = knn.hnsw_knn(z, k, n_jobs=knn.resolve_n_jobs(None), include_self=include_self)
+            out[f"hnsw_k{k}_s"] = time.perf_counter() - t
+            out[f"hnsw_k{k}"] = info
+            t = time.perf_counter()
+            knn.exact_knn(z, k, n_jobs=knn.resolve_n_jobs(None), include_self=include_self)
+            out[f"exact_k{k}_s"] = time.perf_counter() - t
+        out["peak_rss_mb"] = _peak_rss_mb()
+        return out
     if method == "pca":
         t = time.perf_counter()
         r = make_reducer("pca", n_components=3, metric="cosine")
@@ -131,6 +149,14 @@ def main() -> None:
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         res["process_wall_s"] = wall
         results.append(res)
+        if method == "knn":
+            print(f"\n== k-NN graph on {res['shape'][0]:,} rows (pre-PCA 50, {args.model}), fresh process")
+            for k in (15, 90):
+                info = res[f"hnsw_k{k}"]
+                print(f"  k={k}: faiss exact {res[f'exact_k{k}_s']:.1f} s; HNSW {res[f'hnsw_k{k}_s']:.1f} s "
+                      f"({res[f'exact_k{k}_s'] / res[f'hnsw_k{k}_s']:.1f}x faster, efSearch {info['hnsw_ef_search']}), "
+                      f"recall {info['knn_recall_sampled']:.4f} on {info['knn_recall_rows']} rows", flush=True)
+            continue
         q = res["quality"]
         print(
             f"\n== {method} on {res['shape'][0]:,} x {res['shape'][1]} ({args.model}), fresh process",

@@ -382,3 +382,106 @@ def test_smollm2_pca_map_of_lee(smollm2, use_shared_cache, tmp_path):
     q = result.quality_dict()
     assert 0.5 < q["trustworthiness"] <= 1.0 and 0.0 <= q["neighbor_recall"] <= 1.0
     assert q["n_sample"] == 2000
+
+
+# -- the light WebGL page (large maps) ------------------------------------------------------------------
+
+
+def test_webgl_page_data_keeps_every_point_in_colour_order_with_viridis(env):
+    from embedlens.atlas import build_atlas
+    from embedlens.render.atlas import color_values
+    from embedlens.render.pointcloud import VIRIDIS, page_data, viridis_rgb
+
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]), dims=3)
+    data = page_data(result)
+    n = len(result)
+    colors, bar = color_values(result)
+    order = np.argsort(colors, kind="stable")
+    assert data["n"] == n and data["ids"] == result.ids[order].tolist()
+    assert data["freq"] == result.frequencies[order].tolist()
+    assert data["labels"] == [result.display[i] for i in order]
+    import base64
+
+    xyz = np.frombuffer(base64.b64decode(data["xyz"]), dtype=np.float32).reshape(n, 3)
+    assert np.abs(xyz).max() == pytest.approx(1.0)
+    # centring and one common scale: the map is the original up to a translation and a positive factor
+    orig = result.coords[order].astype(np.float64)
+    a = (orig - (orig.min(0) + orig.max(0)) / 2) / np.abs(orig - (orig.min(0) + orig.max(0)) / 2).max()
+    np.testing.assert_allclose(xyz, a, atol=1e-5)
+    rgb = np.frombuffer(base64.b64decode(data["rgb"]), dtype=np.uint8).reshape(n, 3)
+    ends = viridis_rgb(np.array([0.0, 1.0]), 0.0, 1.0)
+    assert ends.tolist() == [[0x44, 0x01, 0x54], [0xFD, 0xE7, 0x25]]
+    assert "range" not in bar  # frequency colours span their own min..max
+    np.testing.assert_array_equal(rgb, viridis_rgb(colors[order], float(colors.min()), float(colors.max())))
+    assert rgb[0].tolist() == ends[0].tolist() and rgb[-1].tolist() == ends[1].tolist()
+    assert data["colorbar"]["stops"][0][1] == VIRIDIS[0]
+
+
+def test_auto_renderer_switches_to_webgl_above_the_limit(env, tmp_path, monkeypatch):
+    from embedlens.atlas import build_atlas
+    from embedlens.atlas import result as result_mod
+
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]))
+    assert result.html_renderer() == "plotly"
+    monkeypatch.setattr(result_mod, "WEBGL_ABOVE", len(result) - 1)
+    assert result.html_renderer() == "webgl"
+    result.save(tmp_path, png=False)
+    html = (tmp_path / "map.html").read_text(encoding="utf-8")
+    assert "embedlens-data" in html and "Plotly.newPlot" not in html and "<script" not in _js_of(html)
+    assert json.loads((tmp_path / "manifest.json").read_text())["renderer"] == "webgl"
+    # no token can close the data script: the only closing tags are the page's own two
+    assert html.count("</script>") == 2
+    result.renderer = "svg"
+    with pytest.raises(EmbedlensError, match="unknown renderer"):
+        result.html_renderer()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("dims", [2, 3])
+def test_webgl_page_draws_offline_and_hovers_markup_tokens_as_text(env, tmp_path, offline_page, dims):
+    from embedlens.atlas import build_atlas
+
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]), dims=dims)
+    n = len(result)
+    side = int(np.ceil(np.sqrt(n)))
+    grid = np.column_stack([np.arange(n) % side, np.arange(n) // side]) * 10.0
+    if dims == 3:  # a flat layer facing the camera's default view would hide nothing, but keep z distinct
+        grid = np.column_stack([grid, np.zeros(n)])
+    result.coords = grid.astype(np.float32)
+    result.renderer = "webgl"
+    result.save(tmp_path, png=False)
+    page, seen = offline_page(tmp_path / "map.html")
+    page.wait_for_function("() => document.documentElement.dataset.drawn === '1'", timeout=30_000)
+    assert page.evaluate("() => embedlensMap.n") == n
+    assert page.evaluate("() => document.getElementById('title2').textContent").startswith("trustworthiness")
+    # the canvas really holds coloured points, not only the white background
+    shot = page.locator("#canvas").screenshot()
+    from io import BytesIO
+
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(BytesIO(shot)).convert("RGB"), dtype=np.int32)
+    assert ((pixels.sum(axis=2) < 600) & (np.abs(pixels[..., 0] - pixels[..., 2]) > 20)).sum() > 10 * n
+    labels = page.evaluate("() => embedlensMap.labels")
+    for token in MARKUP_TOKENS:
+        i = labels.index(token)
+        x, y, _ = page.evaluate("(i) => embedlensMap.project(i)", i)
+        box = page.locator("#canvas").bounding_box()
+        page.mouse.move(box["x"] + 2, box["y"] + 2)
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.wait_for_function("(t) => document.getElementById('tip-token').textContent === t", arg=token,
+                               timeout=10_000)
+        assert page.evaluate("() => document.getElementById('tip').children.length") == 3
+        assert page.evaluate("() => document.getElementById('tip-token').children.length") == 0
+        assert "frequency" in page.evaluate("() => document.getElementById('tip-freq').textContent")
+    page.fill("#search", MARKUP_TOKENS[0])
+    assert page.evaluate("() => document.getElementById('found').textContent").endswith(("match", "matches"))
+    assert page.evaluate("() => document.querySelectorAll('script').length") == 2
+    assert seen.dialogs == [] and seen.errors == []
+    assert seen.requests and all(u.startswith("file://") for u in seen.requests), seen.requests
+
+
+def _js_of(html: str) -> str:
+    """The viewer's own code (the page's last script): it must not even mention a script tag."""
+    return html.rsplit("<script>", 1)[1].rsplit("</script>", 1)[0]

@@ -326,7 +326,9 @@ def test_smollm2_hidden_states_equal_model(smollm2):
         with torch.no_grad():
             ref = smollm2.model(input_ids=ids, output_hidden_states=True).hidden_states
         want = torch.stack([ref[0], ref[15], ref[30]])[:, 0].numpy()
-        np.testing.assert_allclose(ts.states, want[:, ts.positions], atol=1e-4)
+        # batched (padded) vs single-sequence float32 matmuls round differently; SmolLM2's residual
+        # stream holds values near 900 at some positions, so the tolerance is relative there
+        np.testing.assert_allclose(ts.states, want[:, ts.positions], rtol=1e-5, atol=1e-4)
         assert ts.ids.tolist() == ids[0, ts.positions].tolist()
 
 

@@ -161,6 +161,19 @@ def test_tsne_and_umap_use_exact_neighbours_from_1000_points():
     assert u.params_["knn_method"] == "exact (faiss)"
 
 
+def test_tsne_and_umap_switch_to_hnsw_above_the_exact_limit_and_say_so(monkeypatch):
+    from embedlens.reduce import knn
+
+    monkeypatch.setattr(knn, "EXACT_MAX", 1000)
+    a = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(gaussian_clusters(1100, 30))
+    b = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(gaussian_clusters(1100, 30))
+    np.testing.assert_array_equal(a.embedding_, b.embedding_)
+    u = UMAPReducer(seed=3, n_epochs=20).fit(gaussian_clusters(4200, 30))
+    for r, k in ((a, 90), (u, 15)):
+        assert r.params_["knn_method"] == "hnsw (faiss)" and r.params_["knn_recall_sampled"] > 0.9
+        assert any(f"true {k} nearest neighbours" in note for note in r.notes_), r.notes_
+
+
 @pytest.mark.parametrize("include_self", [True, False])
 def test_exact_knn_equals_brute_force_with_duplicates(include_self):
     from embedlens.reduce.knn import exact_knn
@@ -387,3 +400,29 @@ def test_missing_optional_package_says_how_to_install(method, module, package, m
         MissingDependency, match=rf"needs the '{package}' package.*pip install 'embedlens\[maps\]'"
     ):
         make_reducer(method).fit(gaussian_clusters(20, 4))
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+def test_hnsw_graph_above_the_exact_limit_is_deterministic_and_reports_its_recall(include_self):
+    from embedlens.reduce.knn import neighbor_graph
+
+    z = gaussian_clusters(3000, 12).astype(np.float32)
+    idx, dist, info = neighbor_graph(z, 10, n_jobs=2, include_self=include_self, seed=1, exact_max=1000)
+    assert info["knn_method"] == "hnsw (faiss)" and info["knn_recall_rows"] == 256
+    again = neighbor_graph(z, 10, n_jobs=1, include_self=include_self, seed=1, exact_max=1000)
+    np.testing.assert_array_equal(idx, again[0])  # one-thread build, any-thread search: same graph
+    rows = np.arange(3000)
+    assert (idx[:, 0] == rows).all() if include_self else (idx != rows[:, None]).all()
+    # distances are the true distances of the neighbours returned, nearest first
+    true_d = np.sqrt(((z[:, None, :] - z[idx]) ** 2).sum(-1))
+    np.testing.assert_allclose(dist, true_d, rtol=1e-4, atol=1e-4)
+    assert (np.diff(dist, axis=1) >= -1e-5).all()
+    # recall over every row against brute force, and the sampled figure agrees with it
+    d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, -1.0)
+    truth = np.argsort(d2, axis=1)[:, :10] if include_self else np.argsort(d2, axis=1)[:, 1:11]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, truth, strict=True)])
+    assert recall > 0.95
+    assert abs(info["knn_recall_sampled"] - recall) < 0.05
+    exact = neighbor_graph(z, 10, n_jobs=2, include_self=include_self, exact_max=3000)
+    assert exact[2] == {"knn_method": "exact (faiss)"}

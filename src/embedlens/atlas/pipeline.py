@@ -177,15 +177,20 @@ def build_atlas(
 
 
 def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool = True, started: float | None = None,
-                timings: dict[str, float] | None = None, **options: Any) -> AtlasResult:
+                timings: dict[str, float] | None = None, renderer: str = "auto", **options: Any) -> AtlasResult:
     """:func:`build_atlas` and save it into ``out_dir`` (map.html, map.png, points.parquet, manifest.json).
 
     The output folder is checked for writing before any work is done. Keyword options are those of
     :func:`build_atlas`; the result's ``files`` maps each file name to its path. ``started`` (a
     ``time.perf_counter()`` value taken by the caller, e.g. before loading the model) sets where the
     manifest's total time counts from; ``timings`` are earlier stages to record (e.g. ``{"open": 0.4}``).
+    ``renderer`` picks what draws map.html: ``plotly``, ``webgl`` or ``auto`` (see :attr:`AtlasResult.renderer`).
     """
     from ..cache import ensure_writable_dir
+    from .result import RENDERERS
+
+    if renderer not in RENDERERS:
+        raise EmbedlensError(f"unknown renderer '{renderer}' (choose {', '.join(RENDERERS)})")
 
     started = time.perf_counter() if started is None else started
     ensure_writable_dir(out_dir)
@@ -195,6 +200,7 @@ def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool =
     if png:
         require("matplotlib", "map.png", extra="maps", package="matplotlib")
     result = build_atlas(lens, **options)
+    result.renderer = renderer
     result.timings = {**(timings or {}), **result.timings}
     result.save(out_dir, png=png, started=started)
     return result

@@ -24,6 +24,10 @@ import numpy as np
 from ..errors import EmbedlensError
 
 OUTPUT_FILES = ("map.html", "map.png", "points.parquet", "manifest.json")
+RENDERERS = ("auto", "plotly", "webgl")
+# Above this many points map.html uses embedlens's own WebGL page: Plotly needs ~11 s (2-D) and ~23 s
+# (3-D) to draw 262,144 points in a software-WebGL browser, the light page under 2 s.
+WEBGL_ABOVE = 100_000
 LOW_TRUST, LOW_RECALL = 0.80, 0.10
 
 
@@ -47,6 +51,8 @@ class AtlasResult:
         timings: seconds per stage.
         notes: things the user should know (clamped parameters, skipped files, low faithfulness).
         files: where :meth:`save` wrote each output (empty until saved).
+        renderer: how map.html is drawn: ``plotly``, ``webgl`` (the light page of
+            :mod:`embedlens.render.pointcloud`) or ``auto`` (webgl above ``WEBGL_ABOVE`` points).
     """
 
     coords: np.ndarray
@@ -69,6 +75,7 @@ class AtlasResult:
     timings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    renderer: str = "auto"
 
     def __len__(self) -> int:
         return int(self.coords.shape[0])
@@ -136,6 +143,7 @@ class AtlasResult:
             "params": self.params,
             "color": self.color,
             "size_by_frequency": self.size_by_frequency,
+            "renderer": self.html_renderer(),
             "corpus": self.corpus,
             "counting": self.counting,
             "quality": self.quality_dict(),
@@ -160,6 +168,24 @@ class AtlasResult:
             columns[axis] = pa.array(np.ascontiguousarray(self.coords[:, i], dtype=np.float32))
         return pa.table(columns)
 
+    def html_renderer(self) -> str:
+        """``plotly`` or ``webgl``: what draws map.html for this map."""
+        if self.renderer not in RENDERERS:
+            raise EmbedlensError(f"unknown renderer '{self.renderer}' (choose {', '.join(RENDERERS)})")
+        if self.renderer == "auto":
+            return "webgl" if self.n_points > WEBGL_ABOVE else "plotly"
+        return self.renderer
+
+    def html(self) -> str:
+        """The complete, self-contained map.html page."""
+        if self.html_renderer() == "webgl":
+            from ..render.pointcloud import pointcloud_html
+
+            return pointcloud_html(self)
+        from ..render.offline import plotly_html
+
+        return plotly_html(self.figure(), title=self.title_lines()[0])
+
     def figure(self) -> Any:
         """The interactive Plotly figure (see :func:`embedlens.render.atlas.atlas_figure`)."""
         from ..render.atlas import atlas_figure
@@ -173,17 +199,15 @@ class AtlasResult:
 
         ``started`` (a ``time.perf_counter()`` value) lets the manifest record the total time of the run.
         """
-        from ..cache import ensure_writable_dir, write_json_atomic
+        from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
         from ..render.atlas import atlas_png
-        from ..render.offline import write_plotly_html
 
         out = ensure_writable_dir(out_dir)
         stage = Path(tempfile.mkdtemp(dir=out, prefix=".embedlens-map-", suffix=".tmp"))
         written: dict[str, Path] = {}
         try:
             t0 = time.perf_counter()
-            line1, _ = self.title_lines()
-            write_plotly_html(self.figure(), stage / "map.html", title=line1)
+            write_text_atomic(stage / "map.html", self.html())
             self.timings["html"] = time.perf_counter() - t0
             if png:
                 t0 = time.perf_counter()
@@ -249,6 +273,7 @@ class AtlasResult:
             counting=manifest.get("counting"),
             timings=manifest.get("timings", {}),
             notes=manifest.get("notes", []),
+            renderer=manifest.get("renderer", "auto"),
         )
 
 

@@ -34,6 +34,9 @@ METHODS = ("pca", "tsne", "umap")
 @click.option("--color", type=click.Choice(("frequency", "length", "none")), default="frequency", show_default=True,
               help="Colour points by corpus frequency (log scale), token length, or not at all.")
 @click.option("--size-by-frequency", is_flag=True, help="Draw frequent tokens bigger.")
+@click.option("--renderer", type=click.Choice(("auto", "plotly", "webgl")), default="auto", show_default=True,
+              help="What draws map.html: Plotly, or embedlens's light WebGL page (fast for 100k+ points); "
+                   "auto picks webgl above 100,000 points.")
 @click.option("--no-png", is_flag=True, help="Skip map.png (saves a second or two on large maps).")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="embedlens-map", show_default=True,
               help="Output folder (map.html, map.png, points.parquet, manifest.json).")
@@ -41,7 +44,7 @@ METHODS = ("pca", "tsne", "umap")
 def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: str | None, all_tokens: bool,
                 corpus: tuple[str, ...], min_count: int, method: str, dims: int, metric: str, seed: int,
                 perplexity: float | None, n_neighbors: int, min_dist: float, color: str, size_by_frequency: bool,
-                no_png: bool, out: str, as_json: bool) -> None:
+                renderer: str, no_png: bool, out: str, as_json: bool) -> None:
     """Map where the model puts its tokens: an offline interactive HTML, a PNG, the points and a manifest.
 
     \b
@@ -69,6 +72,7 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
         lens, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started}, which=which, corpus=corpora or None, min_count=min_count,
         all_tokens=all_tokens, method=method.lower(), dims=dims, metric=metric, seed=seed, perplexity=perplexity,
         n_neighbors=n_neighbors, min_dist=min_dist, color=color, size_by_frequency=size_by_frequency,
+        renderer=renderer,
     )
     if as_json:
         emit_json({**result.to_dict(), "files": {k: str(v) for k, v in result.files.items()}})

@@ -1,7 +1,8 @@
 """t-SNE through openTSNE (FFT-accelerated gradients), seeded.
 
 The pipeline is openTSNE's standard one, run stage by stage so each can be timed: optional exact
-PCA to ``pre_pca`` dimensions, k-nearest neighbours (exact below 1,000 points, Annoy above, seeded),
+PCA to ``pre_pca`` dimensions, k-nearest neighbours (openTSNE's exact search below 1,000 points;
+above, :func:`~embedlens.reduce.knn.neighbor_graph`: faiss exact, HNSW above 100,000 points, or Annoy without faiss),
 perplexity-based affinities, openTSNE's PCA initialisation, 250 early-exaggeration iterations, then
 500 ordinary ones. openTSNE's FFT gradients exist for 1D and 2D only, so 3D maps use Barnes-Hut.
 """
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
-from .knn import exact_knn, resolve_n_jobs
+from .knn import approximate_note, neighbor_graph, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
 
 DEFAULT_PERPLEXITY = 30.0
@@ -133,10 +134,14 @@ class TSNEReducer(Reducer):
             )
         k = min(n - 1, int(3 * perplexity))
         with self._timed("knn"):
-            found = exact_knn(Z, k, n_jobs=n_jobs, include_self=False) if n >= EXACT_KNN_FROM else None
+            found = (neighbor_graph(Z, k, n_jobs=n_jobs, include_self=False, seed=self.seed)
+                     if n >= EXACT_KNN_FROM else None)
             if found is not None:
-                knn_method = "exact (faiss)"
-                neighbors, distances = found
+                neighbors, distances, knn_info = found
+                knn_method = knn_info.pop("knn_method")
+                self.params_.update(knn_info)
+                if (msg := approximate_note(knn_info, n, k)) is not None:
+                    self.notes_.append(msg)
             else:
                 knn_method = "exact" if n < 1000 else "annoy"  # openTSNE's own "auto" choice for these metrics
                 knn_index = affinity.get_knn_index(

@@ -2,8 +2,9 @@
 
 umap-learn is deterministic only with ``random_state`` set, which also makes it run on one
 thread; that is the trade this module makes: same seed, same coordinates. Optional exact PCA to
-``pre_pca`` dimensions first; from 4,096 points on, the k-nearest-neighbour graph (NN-descent) is
-computed as its own timed stage and handed to UMAP as ``precomputed_knn``; below that umap-learn
+``pre_pca`` dimensions first; from 4,096 points on, the k-nearest-neighbour graph is computed as its
+own timed stage (:func:`~embedlens.reduce.knn.neighbor_graph`: exact with faiss, HNSW above 100,000
+points; NN-descent without faiss) and handed to UMAP as ``precomputed_knn``; below that umap-learn
 uses exact pairwise distances itself.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
-from .knn import exact_knn, resolve_n_jobs
+from .knn import approximate_note, neighbor_graph, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
 
 SMALL_DATA = 4096  # umap-learn computes exact distances itself below this many points
@@ -105,10 +106,14 @@ class UMAPReducer(Reducer):
             warnings.simplefilter("ignore")
             if n >= SMALL_DATA:
                 with self._timed("knn"):
-                    found = exact_knn(Z, k, n_jobs=resolve_n_jobs(None), include_self=True)
+                    found = neighbor_graph(Z, k, n_jobs=resolve_n_jobs(None), include_self=True, seed=self.seed)
                     if found is not None:
-                        knn_method = "exact (faiss)"
-                        precomputed = found
+                        indices, dists, knn_info = found
+                        knn_method = knn_info.pop("knn_method")
+                        self.params_.update(knn_info)
+                        if (msg := approximate_note(knn_info, n, k)) is not None:
+                            self.notes_.append(msg)
+                        precomputed = (indices, dists)
                     else:
                         indices, dists, _ = nearest_neighbors(
                             Z,
