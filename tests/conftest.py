@@ -177,7 +177,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def offline_page():
     """Open a local HTML file in Debian's headless chromium: ``page, seen = offline_page(path)``.
 
-    ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
+    Keyword options go to ``browser.new_page`` (e.g. ``device_scale_factor=2``). ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
     test can assert that untrusted tokens ran no script and that nothing left the machine.
     """
     from types import SimpleNamespace
@@ -189,8 +189,8 @@ def offline_page():
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            def open_file(path: Path):
-                page = browser.new_page()
+            def open_file(path: Path, **page_options):
+                page = browser.new_page(**page_options)
                 seen = SimpleNamespace(requests=[], dialogs=[], errors=[])
                 page.on("request", lambda r: seen.requests.append(r.url))
                 page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))

@@ -436,24 +436,32 @@ def test_auto_renderer_switches_to_webgl_above_the_limit(env, tmp_path, monkeypa
         result.html_renderer()
 
 
+BREAKOUT = "</script><script>alert(1)</script><!--<script>"
+
+
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.parametrize("dims", [2, 3])
-def test_webgl_page_draws_offline_and_hovers_markup_tokens_as_text(env, tmp_path, offline_page, dims):
+@pytest.mark.parametrize("dims,scale", [(2, 1), (3, 2)])
+def test_webgl_page_draws_offline_and_hovers_markup_tokens_as_text(env, tmp_path, offline_page, dims, scale):
     from embedlens.atlas import build_atlas
 
     result = build_atlas(env["lens"], corpus=str(env["corpus"]), dims=dims)
     n = len(result)
+    result.display[0] = BREAKOUT  # a token that tries to close the data script and run its own
     side = int(np.ceil(np.sqrt(n)))
     grid = np.column_stack([np.arange(n) % side, np.arange(n) // side]) * 10.0
-    if dims == 3:  # a flat layer facing the camera's default view would hide nothing, but keep z distinct
+    if dims == 3:  # one flat layer (z = 0): no point hides another, whatever the camera
         grid = np.column_stack([grid, np.zeros(n)])
     result.coords = grid.astype(np.float32)
     result.renderer = "webgl"
     result.save(tmp_path, png=False)
-    page, seen = offline_page(tmp_path / "map.html")
+    assert (tmp_path / "map.html").read_text(encoding="utf-8").count("</script>") == 2
+    # scale 2: a high-density screen, where canvas pixels and CSS pixels differ
+    page, seen = offline_page(tmp_path / "map.html", device_scale_factor=scale)
     page.wait_for_function("() => document.documentElement.dataset.drawn === '1'", timeout=30_000)
     assert page.evaluate("() => embedlensMap.n") == n
+    assert page.evaluate("() => document.getElementById('canvas').width") == scale * page.evaluate(
+        "() => document.getElementById('canvas').clientWidth")
     assert page.evaluate("() => document.getElementById('title2').textContent").startswith("trustworthiness")
     # the canvas really holds coloured points, not only the white background
     shot = page.locator("#canvas").screenshot()
@@ -464,7 +472,7 @@ def test_webgl_page_draws_offline_and_hovers_markup_tokens_as_text(env, tmp_path
     pixels = np.asarray(Image.open(BytesIO(shot)).convert("RGB"), dtype=np.int32)
     assert ((pixels.sum(axis=2) < 600) & (np.abs(pixels[..., 0] - pixels[..., 2]) > 20)).sum() > 10 * n
     labels = page.evaluate("() => embedlensMap.labels")
-    for token in MARKUP_TOKENS:
+    for token in [*MARKUP_TOKENS, BREAKOUT]:
         i = labels.index(token)
         x, y, _ = page.evaluate("(i) => embedlensMap.project(i)", i)
         box = page.locator("#canvas").bounding_box()
@@ -475,8 +483,10 @@ def test_webgl_page_draws_offline_and_hovers_markup_tokens_as_text(env, tmp_path
         assert page.evaluate("() => document.getElementById('tip').children.length") == 3
         assert page.evaluate("() => document.getElementById('tip-token').children.length") == 0
         assert "frequency" in page.evaluate("() => document.getElementById('tip-freq').textContent")
-    page.fill("#search", MARKUP_TOKENS[0])
-    assert page.evaluate("() => document.getElementById('found').textContent").endswith(("match", "matches"))
+    page.fill("#search", "alert(1)")
+    assert page.evaluate("() => document.getElementById('found').textContent") == "1 match"
+    page.fill("#search", "no token has this text")
+    assert page.evaluate("() => document.getElementById('found').textContent") == "0 matches"
     assert page.evaluate("() => document.querySelectorAll('script').length") == 2
     assert seen.dialogs == [] and seen.errors == []
     assert seen.requests and all(u.startswith("file://") for u in seen.requests), seen.requests
@@ -485,3 +495,20 @@ def test_webgl_page_draws_offline_and_hovers_markup_tokens_as_text(env, tmp_path
 def _js_of(html: str) -> str:
     """The viewer's own code (the page's last script): it must not even mention a script tag."""
     return html.rsplit("<script>", 1)[1].rsplit("</script>", 1)[0]
+
+
+def test_webgl_page_data_without_colours_or_spread():
+    import base64
+
+    from embedlens.atlas import AtlasResult
+    from embedlens.render.pointcloud import page_data
+
+    result = AtlasResult(coords=np.zeros((3, 3), dtype=np.float32), ids=np.arange(3), labels=["a", "b", "c"],
+                         display=["a", "b", "c"], frequencies=None, quality=None, model={"name": "m"}, space="m:input",
+                         method="pca", dims=3, metric="cosine", seed=0, color="none")
+    data = page_data(result)
+    assert data["colorbar"] is None and data["freq"] is None
+    assert np.frombuffer(base64.b64decode(data["rgb"]), dtype=np.uint8).reshape(3, 3).tolist() == [[0x3B, 0x6E, 0xA8]] * 3
+    # every point in one place: the view keeps a unit box instead of collapsing onto it
+    assert data["extent"] == [1.0, 1.0, 1.0]
+    assert np.frombuffer(base64.b64decode(data["xyz"]), dtype=np.float32).tolist() == [0.0] * 9

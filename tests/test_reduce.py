@@ -403,13 +403,18 @@ def test_missing_optional_package_says_how_to_install(method, module, package, m
 
 
 @pytest.mark.parametrize("include_self", [True, False])
-def test_hnsw_graph_above_the_exact_limit_is_deterministic_and_reports_its_recall(include_self):
-    from embedlens.reduce.knn import neighbor_graph
+def test_hnsw_graph_above_the_exact_limit_is_deterministic_and_reports_its_recall(include_self, monkeypatch):
+    from embedlens.reduce import knn
 
-    z = gaussian_clusters(3000, 12).astype(np.float32)
-    idx, dist, info = neighbor_graph(z, 10, n_jobs=2, include_self=include_self, seed=1, exact_max=1000)
+    # a deliberately weak graph on hard (uniform, 32-d) data, so that recall is well below 1 and the
+    # sampled figure has something to agree with
+    monkeypatch.setattr(knn, "HNSW_M", 8)
+    monkeypatch.setattr(knn, "HNSW_EF_CONSTRUCTION", 16)
+    monkeypatch.setattr(knn, "HNSW_EF_SEARCH_MIN", 16)
+    z = np.random.default_rng(0).uniform(size=(3000, 32)).astype(np.float32)
+    idx, dist, info = knn.neighbor_graph(z, 10, n_jobs=2, include_self=include_self, seed=1, exact_max=1000)
     assert info["knn_method"] == "hnsw (faiss)" and info["knn_recall_rows"] == 256
-    again = neighbor_graph(z, 10, n_jobs=1, include_self=include_self, seed=1, exact_max=1000)
+    again = knn.neighbor_graph(z, 10, n_jobs=1, include_self=include_self, seed=1, exact_max=1000)
     np.testing.assert_array_equal(idx, again[0])  # one-thread build, any-thread search: same graph
     rows = np.arange(3000)
     assert (idx[:, 0] == rows).all() if include_self else (idx != rows[:, None]).all()
@@ -417,12 +422,27 @@ def test_hnsw_graph_above_the_exact_limit_is_deterministic_and_reports_its_recal
     true_d = np.sqrt(((z[:, None, :] - z[idx]) ** 2).sum(-1))
     np.testing.assert_allclose(dist, true_d, rtol=1e-4, atol=1e-4)
     assert (np.diff(dist, axis=1) >= -1e-5).all()
-    # recall over every row against brute force, and the sampled figure agrees with it
-    d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d2, -1.0)
-    truth = np.argsort(d2, axis=1)[:, :10] if include_self else np.argsort(d2, axis=1)[:, 1:11]
+    truth, _ = knn.exact_knn(z, 10, n_jobs=2, include_self=include_self)  # checked against brute force above
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, truth, strict=True)])
-    assert recall > 0.95
-    assert abs(info["knn_recall_sampled"] - recall) < 0.05
-    exact = neighbor_graph(z, 10, n_jobs=2, include_self=include_self, exact_max=3000)
+    assert 0.5 < recall < 0.99
+    assert abs(info["knn_recall_sampled"] - recall) < 0.06
+    exact = knn.neighbor_graph(z, 10, n_jobs=2, include_self=include_self, exact_max=3000)
     assert exact[2] == {"knn_method": "exact (faiss)"}
+    np.testing.assert_array_equal(exact[0], truth)
+
+
+def test_sampled_recall_is_exact_far_from_the_origin_and_many_identical_rows_stay_exact():
+    from embedlens.reduce import knn
+
+    rng = np.random.default_rng(0)
+    far = (rng.normal(size=(3000, 16)) * 0.05 + 100.0).astype(np.float32)
+    truth, _ = knn.exact_knn(far, 10, n_jobs=2, include_self=True)
+    assert knn.sampled_recall(far, truth, include_self=True)["knn_recall_sampled"] == 1.0
+    broken = truth.copy()
+    broken[:, 5:] = truth[rng.permutation(3000)][:, 5:]  # half of each list replaced by unrelated rows
+    assert knn.sampled_recall(far, broken, include_self=True)["knn_recall_sampled"] == pytest.approx(0.5, abs=0.05)
+    z = rng.normal(size=(3000, 8)).astype(np.float32)
+    z[:1500] = z[0]  # half the rows identical: HNSW would lose the others' neighbours
+    assert knn.duplicate_share(z) == pytest.approx(1499 / 3000)
+    idx, _, info = knn.neighbor_graph(z, 5, n_jobs=2, include_self=True, exact_max=1000)
+    assert info["knn_method"] == "exact (faiss)" and "repeat" in info["exact_because"]

@@ -26,7 +26,7 @@ from ..errors import EmbedlensError
 OUTPUT_FILES = ("map.html", "map.png", "points.parquet", "manifest.json")
 RENDERERS = ("auto", "plotly", "webgl")
 # Above this many points map.html uses embedlens's own WebGL page: Plotly needs ~11 s (2-D) and ~23 s
-# (3-D) to draw 262,144 points in a software-WebGL browser, the light page under 2 s.
+# (3-D) to draw 262,144 points in a software-WebGL browser, the light page about 0.8 s.
 WEBGL_ABOVE = 100_000
 LOW_TRUST, LOW_RECALL = 0.80, 0.10
 

@@ -5,8 +5,9 @@ almost all of it in its own per-point set-up. This page ships the points as pack
 arrays and draws them with one ``gl.POINTS`` call: orbit / pan / zoom, hover (token, id, frequency),
 search with highlighted matches, colour bar and a PNG button, no network and no library.
 
-Computes nothing but colours: same Viridis scale, sizes and hover fields as the Plotly figure
-(:mod:`embedlens.render.atlas`). Token strings reach the page only through
+Same Viridis scale, colour values, relative sizes and hover fields as the Plotly figure
+(:mod:`embedlens.render.atlas`); the points are centred, scaled into [-1, 1] and sorted by colour
+value for drawing, nothing else is computed. Token strings reach the page only through
 :func:`~embedlens.render.offline.json_for_script` and ``textContent``.
 """
 
@@ -34,12 +35,14 @@ header { padding: 8px 14px 4px; }
 #tools input[type=search] { width: 220px; font-family: monospace; }
 #help, #found, #status { color: #666; }
 #stage { position: relative; flex: 1; min-height: 300px; }
-#canvas { position: absolute; inset: 0; width: 100%; height: 100%; cursor: crosshair; }
+#canvas { position: absolute; left: 0; top: 0; width: calc(100% - 96px); height: 100%; cursor: crosshair; }
+#stage.no-bar #canvas { width: 100%; }
 #tip { position: absolute; display: none; pointer-events: none; background: rgba(255,255,255,.95);
        border: 1px solid #999; border-radius: 3px; padding: 4px 7px; box-shadow: 0 1px 4px rgba(0,0,0,.2); }
 #tip-token { font-family: monospace; font-size: 14px; white-space: pre; }
 #tip-id, #tip-freq { font-size: 12px; color: #444; }
 .axis-name { position: absolute; font-size: 12px; color: #555; pointer-events: none; transform: translate(-50%, -50%); }
+.axis-name.vertical { transform: translate(-50%, -50%) rotate(-90deg); }
 #cbar { position: absolute; right: 14px; top: 40px; bottom: 60px; width: 70px; pointer-events: none; }
 #cbar-title { font-size: 12px; margin-bottom: 6px; }
 #cbar-body { position: absolute; top: 22px; bottom: 0; left: 0; right: 0; }
@@ -102,7 +105,7 @@ def page_data(result: Any) -> dict[str, Any]:
         pts -= (lo + hi) / 2
         pts /= max(float(np.abs(pts).max()), 1e-12)
         extent = [max(float(np.abs(pts[:, k]).max()), 1e-3) for k in range(3)]
-    else:
+    if not n or float(np.abs(pts).max(initial=0.0)) == 0.0:  # one point, or all in one place
         extent = [1.0, 1.0, 1.0]
     colorbar = None
     if colors is None:
@@ -126,7 +129,7 @@ def page_data(result: Any) -> dict[str, Any]:
     return {
         "n": int(n), "dims": int(dims), "xyz": _b64(pts), "rgb": _b64(rgb), "size": _b64(sizes),
         "extent": extent, "axes": [f"{axis}{k + 1}".strip() for k in range(3)],
-        "labels": [result.display[i] for i in order.tolist()],
+        "labels": np.asarray(result.display, dtype=object)[order].tolist(),
         "ids": np.asarray(result.ids, dtype=np.int64)[order].tolist(),
         "freq": None if result.frequencies is None else np.asarray(result.frequencies, dtype=np.int64)[order].tolist(),
         "title": [line1, line2], "colorbar": colorbar,

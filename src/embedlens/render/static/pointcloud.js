@@ -1,7 +1,7 @@
 // embedlens point-cloud viewer: one WebGL draw call for every token of a large map, no library.
 //
 // Plotly's 3-D scatter takes ~23 s to draw 262,144 points in a software-WebGL browser; this viewer draws
-// them in well under a second. Data come from the JSON script element #embedlens-data
+// them in about 0.8 s. Data come from the JSON script element #embedlens-data
 // (escaped by json_for_script on the Python side). Token strings are untrusted: they reach the page only
 // through textContent, never innerHTML.
 (function () {
@@ -39,6 +39,7 @@
     }
   } else {
     $("cbar").style.display = "none";
+    $("stage").classList.add("no-bar"); // the plot takes the colour bar's room
   }
   $("help").textContent = three
     ? "drag: rotate · shift+drag or right-drag: pan · wheel: zoom · double-click: reset"
@@ -108,8 +109,12 @@
   };
 
   // ---- camera --------------------------------------------------------------------------------------------
-  // the whole bounding box (its circumscribed sphere) fits the view at the start
-  const home = { yaw: -0.6, pitch: 0.35, dist: 1.05 * Math.hypot(E[0], E[1], E[2]) / Math.sin(0.3), panX: 0, panY: 0, zoom: 1 };
+  // the whole bounding box (its circumscribed sphere) fits the view at the start; FOV is the half-angle
+  // of the narrower side of the window
+  const FOV = 0.3;
+  const DIST_MIN = 0.2, DIST_MAX = 40;
+  const fitDist = 1.05 * Math.hypot(E[0], E[1], E[2]) / Math.sin(FOV);
+  const home = { yaw: -0.6, pitch: 0.35, dist: Math.max(DIST_MIN, Math.min(DIST_MAX, fitDist)), panX: 0, panY: 0, zoom: 1 };
   const cam = Object.assign({}, home);
   let pointScale = 1;
   let mvp = new Float32Array(16);
@@ -123,6 +128,7 @@
     }
     return o;
   }
+  function focal(aspect) { return Math.min(1, aspect) / Math.tan(FOV); } // projection's y scale
   function matrix() {
     const w = canvas.clientWidth, h = canvas.clientHeight, aspect = w / Math.max(1, h);
     if (!three) { // orthographic: the unit square fills the shorter side at zoom 1
@@ -133,7 +139,7 @@
     const rotY = new Float32Array([cy, 0, -sy, 0, 0, 1, 0, 0, sy, 0, cy, 0, 0, 0, 0, 1]);
     const rotX = new Float32Array([1, 0, 0, 0, 0, cp, sp, 0, 0, -sp, cp, 0, 0, 0, 0, 1]);
     const view = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, -cam.panX, -cam.panY, -cam.dist, 1]);
-    const f = 1 / Math.tan(0.3), near = 0.05, far = 50;
+    const f = focal(aspect), near = 0.05, far = 50;
     const proj = new Float32Array([f / aspect, 0, 0, 0, 0, f, 0, 0, 0, 0, (far + near) / (near - far), -1,
       0, 0, 2 * far * near / (near - far), 0]);
     return mul(proj, mul(view, mul(rotX, rotY)));
@@ -211,16 +217,16 @@
     return [(cx + 1) / 2 * canvas.clientWidth, (1 - cy) / 2 * canvas.clientHeight, cz];
   }
 
-  function axisName(k, at) {
+  function axisName(k, at, fixed) {
     let el = $("axis" + k);
     if (!el) {
       el = document.createElement("div");
       el.id = "axis" + k;
-      el.className = "axis-name";
+      el.className = "axis-name" + (!three && k === 1 ? " vertical" : "");
       el.textContent = D.axes[k];
       $("stage").appendChild(el);
     }
-    const p = three ? projectPoint(at) : null;
+    const p = fixed || projectPoint(at);
     el.style.display = p ? "" : "none";
     if (p) { el.style.left = p[0] + "px"; el.style.top = p[1] + "px"; }
   }
@@ -231,15 +237,20 @@
       (1 - (m[1] * v[0] + m[5] * v[1] + m[9] * v[2] + m[13]) / cw) / 2 * canvas.clientHeight];
   }
   function placeAxisNames() {
-    if (!three) return;
+    if (!three) { // 2-D: fixed titles under and beside the plot, as Plotly places them
+      axisName(0, null, [canvas.clientWidth / 2, canvas.clientHeight - 12]);
+      axisName(1, null, [14, canvas.clientHeight / 2]);
+      return;
+    }
     axisName(0, [E[0] * 1.08, -E[1], -E[2]]);
     axisName(1, [-E[0], E[1] * 1.08, -E[2]]);
     axisName(2, [-E[0], -E[1], E[2] * 1.08]);
   }
 
-  // ---- hover: nearest point on screen (front-most on ties) ---------------------------------------------
+  // ---- hover: in 2-D the point nearest the cursor; in 3-D the front-most point whose disc is under it --
   // Screen positions are computed once per camera (one pass over the points), so moving the mouse over a
-  // still map costs only a scan of two float arrays.
+  // still map costs only a scan of two float arrays. Points the GPU clips (behind the near plane or
+  // beyond the far one) cannot be picked.
   const tip = $("tip");
   let screen = null, screenFor = null;
   function screenPositions() {
@@ -253,6 +264,7 @@
       screen.x[i] = ((m[0] * x + m[4] * y + m[8] * z + m[12]) / cw + 1) / 2 * W;
       screen.y[i] = (1 - (m[1] * x + m[5] * y + m[9] * z + m[13]) / cw) / 2 * H;
       screen.z[i] = (m[2] * x + m[6] * y + m[10] * z + m[14]) / cw;
+      if (screen.z[i] < -1 || screen.z[i] > 1) screen.x[i] = NaN;
     }
     screenFor = [m, W, H];
     return screen;
@@ -296,7 +308,9 @@
     if (drag) {
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
       if (drag.pan) {
-        const k = three ? drag.cam.dist * 0.0012 : 2 / (Math.min(r.width, r.height) * cam.zoom * 0.95);
+        // world units per pixel at the orbit centre: the map follows the mouse
+        const k = three ? 2 * drag.cam.dist / (focal(r.width / Math.max(1, r.height)) * r.height)
+          : 2 / (Math.min(r.width, r.height) * cam.zoom * 0.95);
         cam.panX = drag.cam.panX - dx * k;
         cam.panY = drag.cam.panY + dy * k;
       } else {
@@ -322,7 +336,7 @@
   canvas.addEventListener("wheel", (e) => {
     e.preventDefault();
     const f = Math.exp(e.deltaY * 0.0015);
-    if (three) { cam.dist = Math.max(0.2, Math.min(40, cam.dist * f)); } else {
+    if (three) { cam.dist = Math.max(DIST_MIN, Math.min(DIST_MAX, cam.dist * f)); } else {
       const r = canvas.getBoundingClientRect(), s = Math.min(r.width, r.height) * 0.95 / 2;
       // keep the data point under the cursor where it is
       const mx = (e.clientX - r.left - r.width / 2) / s, my = -(e.clientY - r.top - r.height / 2) / s;
