@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -17,3 +17,38 @@ def status(message: str) -> Iterator[None]:
 
     with Console(stderr=True).status(message):
         yield
+
+
+def _noop(_n: int = 1) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def bar(total: int, label: str, *, enabled: bool = True, unit: str = "items",
+        min_total: int = 0) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for ``total`` units of work; yields ``advance(n)``.
+
+    Shown only when ``enabled``, stderr is a terminal and ``total >= min_total``; otherwise ``advance``
+    does nothing (and rich is not imported). ``unit="bytes"`` shows sizes and a transfer rate instead
+    of ``done/total``. The bar is removed when the block ends.
+    """
+    if not (enabled and sys.stderr.isatty() and total >= min_total):
+        yield _noop
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    counts = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(),)
+    with Progress(TextColumn("{task.description}"), BarColumn(), *counts, TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n=1: progress.advance(task, n)

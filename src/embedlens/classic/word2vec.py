@@ -19,7 +19,6 @@ gensim, fastText tools and the original C code) and the common ``space.safetenso
 
 from __future__ import annotations
 
-import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -106,22 +105,15 @@ class Word2VecResult:
                                                     "binary": BINARY_NAME, **(extra or {})})
 
 
-def _progress_callback(epochs: int) -> tuple[Any, Any]:
-    """A gensim callback advancing a rich progress bar on stderr once per epoch (silent when piped)."""
+def _epoch_callback(advance: Any) -> Any:
+    """A gensim callback that moves a progress bar once per epoch."""
     from gensim.models.callbacks import CallbackAny2Vec
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(TextColumn("word2vec"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
-                        TimeElapsedColumn(), console=Console(stderr=True), disable=not sys.stderr.isatty(),
-                        transient=True)
-    task = progress.add_task("train", total=epochs)
 
     class EpochProgress(CallbackAny2Vec):
         def on_epoch_end(self, model: Any) -> None:
-            progress.advance(task)
+            advance(1)
 
-    return progress, EpochProgress()
+    return EpochProgress()
 
 
 def train_word2vec(
@@ -174,12 +166,11 @@ def train_word2vec(
     t_vocab = time.perf_counter()
     if len(model.wv) == 0:
         raise EmbedlensError(f"no word occurs at least {min_count} times in the corpus; lower --min-count")
-    bar, callback = _progress_callback(epochs) if progress else (None, None)
-    if bar is not None:
-        with bar:
-            model.train(sentences, total_examples=model.corpus_count, epochs=epochs, callbacks=[callback])
-    else:
-        model.train(sentences, total_examples=model.corpus_count, epochs=epochs)
+    from ..progress import bar
+
+    with bar(epochs, "word2vec epochs", enabled=progress) as advance:
+        model.train(sentences, total_examples=model.corpus_count, epochs=epochs,
+                    callbacks=[_epoch_callback(advance)])
     t_train = time.perf_counter()
     wv = model.wv
     words = list(wv.index_to_key)

@@ -14,10 +14,8 @@ whole window. The full window is kept as the snippet shown in the hover.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,27 +165,6 @@ def _corpus_spec(corpus: Any) -> Any:
     return corpus
 
 
-@contextlib.contextmanager
-def progress_bar(total: int, description: str, *, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (hidden when stderr is not a terminal); yields ``advance(n)``."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=True,
-                  disable=not (enabled and console.is_terminal)) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
 def occurrences(
     model: Any,
     corpus: Any,
@@ -272,7 +249,9 @@ def occurrences(
     vectors = np.empty((len(found), len(kept), d_model), dtype=np.float32)
     t0 = time.perf_counter()
     seqs = [e.ids for e in encoded]
-    with progress_bar(len(seqs), f"{lens.name}: '{word.strip()}' in context", enabled=progress) as advance:
+    from ..progress import bar
+
+    with bar(len(seqs), f"{lens.name}: '{word.strip()}' in context", enabled=progress) as advance:
         for idx, hs, _lengths in forward_batches(net, seqs, kept, batch_size=batch_size, pad=pad_id(lens, net),
                                                  on_batch=advance):
             rows = np.concatenate([np.full(len(spans[i]), j) for j, i in enumerate(idx.tolist())])

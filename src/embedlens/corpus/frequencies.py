@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -116,23 +115,6 @@ def _file_texts(corpus: Corpus, chunk_chars: int) -> Iterator[tuple[str, int]]:
             yield carry, 0
 
 
-def _progress(total: int, label: str, enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    console = Console(file=sys.stderr)
-    return Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                    console=console, transient=True,
-                    disable=not (enabled and console.is_terminal) or total < (1 << 20))
-
-
 def _tokenizer_encoder(lens: Any):
     """A function list[str] -> list[list[int]] using the model's own tokenizer, no special tokens added."""
     fast = lens.fast_tokenizer
@@ -181,8 +163,10 @@ def count_tokens(lens: Any, corpus: Corpus, *, which: str = "input", chunk_chars
         row_of_label = space.row_of_label
         by_row = np.zeros(n_rows, dtype=np.int64)
         n_outside = 0
-    with _progress(total, "counting tokens", progress) as bar:
-        task = bar.add_task("count", total=total)
+    from ..progress import bar
+
+    shown = 0
+    with bar(total, "counting tokens", enabled=progress, unit="bytes", min_total=1 << 20) as advance:
         for text, n_bytes in _file_texts(corpus, chunk_chars):
             if has_tokenizer:
                 batch = split_at_whitespace(text)
@@ -204,7 +188,8 @@ def count_tokens(lens: Any, corpus: Corpus, *, which: str = "input", chunk_chars
                     n_chunk -= int(values.sum())
                 n_outside += n_chunk
             read += n_bytes
-            bar.update(task, completed=min(read, total))
+            advance(min(read, total) - shown)
+            shown = min(read, total)
     if has_tokenizer:
         counts = by_id[np.asarray(space.ids, dtype=np.int64)]
         method = "tokenizer"

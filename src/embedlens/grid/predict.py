@@ -6,7 +6,6 @@ head; only each cell's top-5 ids and probabilities are kept. Peak memory is the 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,16 +72,6 @@ def check_memory(batch_size: int, n_cells: int, per_cell: int, *, available: int
     return need
 
 
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("grid"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(file=sys.stderr), transient=True)
-
-
 def predict_top_k(
     runner: Any,
     vectors_for: Callable[[int, int], Any],
@@ -106,22 +95,15 @@ def predict_top_k(
     k = min(k, runner.n_vocab)
     ids = np.empty((n_cells, k), dtype=np.int64)
     probs = np.empty((n_cells, k), dtype=np.float32)
-    show = sys.stderr.isatty() and n_cells > 20 * batch_size if progress is None else progress
-    bar = _progress(n_cells, bool(show))
+    from ..progress import bar
+
+    show = n_cells > 20 * batch_size if progress is None else progress
     started = time.perf_counter()
-    with torch.inference_mode():
-        task = bar.add_task("grid", total=n_cells) if bar else None
-        if bar:
-            bar.start()
-        try:
-            for s in range(0, n_cells, batch_size):
-                e = min(s + batch_size, n_cells)
-                top_ids, top_p = runner.topk(vectors_for(s, e), layer, k)
-                ids[s:e] = top_ids.numpy()
-                probs[s:e] = top_p.numpy()
-                if bar:
-                    bar.update(task, completed=e)
-        finally:
-            if bar:
-                bar.stop()
+    with torch.inference_mode(), bar(n_cells, "grid", enabled=bool(show)) as advance:
+        for s in range(0, n_cells, batch_size):
+            e = min(s + batch_size, n_cells)
+            top_ids, top_p = runner.topk(vectors_for(s, e), layer, k)
+            ids[s:e] = top_ids.numpy()
+            probs[s:e] = top_p.numpy()
+            advance(e - s)
     return ids, probs, time.perf_counter() - started

@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,21 +185,7 @@ def _block_rows(n: int, block: int | None, itemsize: int = 4) -> int:
     return int(min(block, n))
 
 
-def _progress(total: int, label: str, enabled: bool) -> Any:
-    import sys
-
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from rich.console import Console
-    from rich.progress import Progress
-
-    bar = Progress(transient=True, console=Console(stderr=True))
-    bar.start()
-    bar.task = bar.add_task(label, total=total)  # type: ignore[attr-defined]
-    return bar
-
-
-def _exact_torch(x: np.ndarray, k: int, block: int, bar: Any) -> tuple[np.ndarray, np.ndarray]:
+def _exact_torch(x: np.ndarray, k: int, block: int, advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
     n = x.shape[0]
@@ -218,12 +204,11 @@ def _exact_torch(x: np.ndarray, k: int, block: int, bar: Any) -> tuple[np.ndarra
             v, i = torch.topk(s, k, dim=1, sorted=True)
             out_i[start:stop] = i.numpy()
             out_s[start:stop] = v.numpy()
-            if bar is not None:
-                bar.advance(bar.task, b)
+            advance(b)
     return out_i, out_s
 
 
-def _exact_numpy(x: np.ndarray, k: int, block: int, bar: Any) -> tuple[np.ndarray, np.ndarray]:
+def _exact_numpy(x: np.ndarray, k: int, block: int, advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
     from .exact import _topk_rows
 
     n = x.shape[0]
@@ -235,12 +220,11 @@ def _exact_numpy(x: np.ndarray, k: int, block: int, bar: Any) -> tuple[np.ndarra
         r = np.arange(stop - start)
         s[r, r + start] = -np.inf
         out_i[start:stop], out_s[start:stop] = _topk_rows(s, k)
-        if bar is not None:
-            bar.advance(bar.task, stop - start)
+        advance(stop - start)
     return out_i, out_s
 
 
-def _exact_faiss(x: np.ndarray, k: int, block: int, bar: Any) -> tuple[np.ndarray, np.ndarray]:
+def _exact_faiss(x: np.ndarray, k: int, block: int, advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
     from ..errors import require
 
     faiss = require("faiss", "the faiss k-NN backend", extra="graph", package="faiss-cpu")
@@ -256,8 +240,7 @@ def _exact_faiss(x: np.ndarray, k: int, block: int, bar: Any) -> tuple[np.ndarra
         stop = min(n, start + step)
         dist, idx = index.search(x[start:stop], k + 1)
         out_i[start:stop], out_s[start:stop] = _drop_self(idx, dist, np.arange(start, stop), k)
-        if bar is not None:
-            bar.advance(bar.task, stop - start)
+        advance(stop - start)
     return out_i, out_s
 
 
@@ -270,7 +253,7 @@ def _drop_self(idx: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int) -> t
     return idx[keep].reshape(-1, k).astype(np.int64), dist[keep].reshape(-1, k).astype(np.float32)
 
 
-def _approx_bf16(x: np.ndarray, k: int, shortlist: int, block: int, bar: Any) -> tuple[np.ndarray, np.ndarray]:
+def _approx_bf16(x: np.ndarray, k: int, shortlist: int, block: int, advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
     """bfloat16 products -> ``shortlist`` candidates per row -> exact float32 re-rank -> top-k."""
     import torch
 
@@ -293,8 +276,7 @@ def _approx_bf16(x: np.ndarray, k: int, shortlist: int, block: int, bar: Any) ->
             v, p = torch.topk(exact, k, dim=1, sorted=True)
             out_i[start:stop] = torch.gather(cand, 1, p).numpy()
             out_s[start:stop] = v.numpy()
-            if bar is not None:
-                bar.advance(bar.task, b)
+            advance(b)
     return out_i, out_s
 
 
@@ -375,25 +357,23 @@ def knn_graph(
         params["note"] = "approx was asked, but this CPU has no fast bfloat16 products: computed exactly instead"
         log.warning("%s", params["note"])
         method = "exact"
-    bar = _progress(n, f"{method} {k}-NN graph of {n:,} rows", progress)
-    try:
+    from ..progress import bar
+
+    with bar(n, f"{method} {k}-NN graph of {n:,} rows", enabled=progress) as advance:
         t0 = time.perf_counter()
         if method == "exact":
             blk = _block_rows(n, block)
             fn = {"torch": _exact_torch, "faiss": _exact_faiss, "numpy": _exact_numpy}[backend]
-            idx, sc = fn(x, k, blk, bar)
+            idx, sc = fn(x, k, blk, advance)
             used = backend
             params["block"] = max(blk, 8192) if backend == "faiss" else blk
         else:
             blk = _block_rows(n, block, itemsize=2)
             short = int(min(n - 1, max(k, shortlist if shortlist is not None else max(4 * k, 32))))
-            idx, sc = _approx_bf16(x, k, short, blk, bar)
+            idx, sc = _approx_bf16(x, k, short, blk, advance)
             used = "torch-bf16"
             params.update(block=blk, shortlist=short)
         timings["search"] = time.perf_counter() - t0
-    finally:
-        if bar is not None:
-            bar.stop()
     recall, sample = 1.0, 0
     if method == "approx":
         t0 = time.perf_counter()

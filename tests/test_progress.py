@@ -1,0 +1,45 @@
+"""The one progress bar every long stage uses: silent when piped, a real bar on a terminal."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+
+import pytest
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bar_is_silent_when_stderr_is_not_a_terminal_or_the_work_is_small(monkeypatch):
+    from embedlens import progress
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    with progress.bar(10, "work") as advance:
+        assert advance is progress._noop
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    with progress.bar(10, "work", enabled=False) as advance:
+        assert advance is progress._noop
+    with progress.bar(10, "work", min_total=11) as advance:
+        assert advance is progress._noop
+    assert err.getvalue() == ""
+
+
+@pytest.mark.parametrize("unit,total,steps,shown", [("items", 10, (3, 4), " 7/10"),
+                                                    ("bytes", 3 << 20, (1 << 20,), "1.0/3.1 MB")])
+def test_bar_on_a_terminal_draws_the_count_and_goes_away(monkeypatch, unit, total, steps, shown):
+    from embedlens import progress
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    with progress.bar(total, "counting things", unit=unit) as advance:
+        for n in steps:
+            advance(n)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.getvalue())  # drop colours and cursor moves
+    last = [line for line in text.split("\r") if line.strip()][-1]
+    assert last.startswith("counting things") and shown in last, last
+    assert term.getvalue().endswith("\x1b[2K")  # transient: the bar's line is erased at the end
