@@ -208,3 +208,17 @@ def test_approx_request_reuses_the_exact_graph(tiny_gpt2_dir, cache_dir, monkeyp
     assert not from_cache and g.method == "exact" and path == knn_path(lens, "input", 6, "exact")
     again, path2, from_cache = build_knn(lens, "input", 6, method="approx")
     assert from_cache and path2 == path and np.array_equal(again.indices, g.indices)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normalized_rows_in_blocks_keeps_zero_rows_and_the_dtype(dtype):
+    from embedlens.neighbors.exact import normalized_rows as unit
+
+    x = np.random.default_rng(0).normal(size=(1000, 7)).astype(np.float32) * 50
+    x[[4, 999]] = 0.0
+    got = unit(x, block=128, dtype=dtype)  # several blocks, a short last one
+    assert got.dtype == dtype and got.flags.c_contiguous
+    want = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True).clip(1e-300)
+    want[[4, 999]] = 0.0
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7)
+    assert (got[[4, 999]] == 0).all() and np.isfinite(got).all()

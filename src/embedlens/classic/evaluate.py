@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError, require
+from ..neighbors.exact import normalized_rows
 
 DATASETS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt", "analogies": "questions-words.txt"}
 TASKS = tuple(DATASETS)
@@ -225,8 +226,7 @@ class _WordLookup:
             for i, rs in enumerate(rows):  # one entry per distinct word, not per token of the corpus
                 if rs:
                     out[i] = mat[[pos[r] for r in rs]].mean(axis=0)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+        return normalized_rows(out, dtype=np.float64)
 
 
 # -- the evaluations ---------------------------------------------------------------------------------
@@ -277,9 +277,7 @@ def evaluate_analogies(
     qr = q_rows[covered]
     correct = np.zeros(len(questions), dtype=bool)
     if len(qr):
-        unit = np.array(sp.vectors[:limit], dtype=np.float32)  # (limit, dim), then scaled to unit rows
-        norms = np.linalg.norm(unit, axis=1, keepdims=True)
-        np.divide(unit, norms, out=unit, where=norms > 0)
+        unit = normalized_rows(sp.vectors[:limit])  # (limit, dim)
         if lookup.is_model:
             canon = np.arange(limit)
         else:  # a case variant of an input is excluded too and a case variant of the answer counts, as in gensim

@@ -37,6 +37,27 @@ def row_norms(x: np.ndarray, block: int = 1 << 16) -> np.ndarray:
     return out
 
 
+def normalized_rows(vectors: np.ndarray, norms: np.ndarray | None = None, block: int = 1 << 16, *,
+                    dtype: type = np.float32) -> np.ndarray:
+    """Unit-length copy of ``vectors`` (n, d), contiguous, in ``dtype``; all-zero rows stay zero.
+
+    The one row normalisation of the package (cosine search, k-NN graphs, reducers, quality figures,
+    analogies); ``vectors`` may be a memory map, read in blocks of ``block`` rows.
+    """
+    vectors = np.atleast_2d(vectors)
+    n = vectors.shape[0]
+    if norms is None:
+        norms = row_norms(vectors, block) if dtype == np.float32 else np.linalg.norm(
+            np.asarray(vectors, dtype=dtype), axis=1)
+    norms = np.asarray(norms, dtype=dtype)
+    inv = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-30), 0.0).astype(dtype)
+    out = np.empty(vectors.shape, dtype=dtype)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        np.multiply(np.asarray(vectors[start:stop], dtype=dtype), inv[start:stop, None], out=out[start:stop])
+    return out
+
+
 def check_k(k: int, n_items: int, n_excluded: int = 0) -> int:
     if not isinstance(k, int | np.integer) or k <= 0:
         raise EmbedlensError(f"k must be a positive integer, got {k}")
@@ -82,8 +103,7 @@ def topk_cosine(
     k = check_k(k, n, max_excluded)
     norms = row_norms(vectors) if norms is None else np.asarray(norms, dtype=np.float32)
     inv = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-30), 0.0).astype(np.float32)
-    qn = np.linalg.norm(q, axis=1, keepdims=True)
-    q = q / np.where(qn > 0, qn, 1.0)
+    q = normalized_rows(q)
 
     best_i = np.full((m, k), -1, dtype=np.int64)
     best_s = np.full((m, k), -np.inf, dtype=np.float32)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from .exact import Neighbors, row_norms
+from .exact import Neighbors, normalized_rows  # noqa: F401  (normalized_rows: public here too)
 
 log = logging.getLogger("embedlens")
 
@@ -148,18 +148,6 @@ class KnnGraph:
 
 
 # -- computing -------------------------------------------------------------------------------------
-
-
-def normalized_rows(vectors: np.ndarray, norms: np.ndarray | None = None, block: int = 1 << 16) -> np.ndarray:
-    """Unit-length copy of ``vectors`` (n, d) as contiguous float32; all-zero rows stay zero."""
-    n = vectors.shape[0]
-    norms = row_norms(vectors) if norms is None else np.asarray(norms, dtype=np.float32)
-    inv = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-30), 0.0).astype(np.float32)
-    out = np.empty(vectors.shape, dtype=np.float32)
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        np.multiply(np.asarray(vectors[start:stop], dtype=np.float32), inv[start:stop, None], out=out[start:stop])
-    return out
 
 
 def _default_backend() -> str:
@@ -412,8 +400,7 @@ def topk_batch(
 
     q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     m, n = q.shape[0], x.shape[0]
-    qn = np.linalg.norm(q, axis=1, keepdims=True)
-    q = np.ascontiguousarray(q / np.where(qn > 0, qn, 1.0), dtype=np.float32)
+    q = normalized_rows(q)
     ex_q = ex_r = np.zeros(0, dtype=np.int64)
     if exclude:
         lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=len(exclude))

@@ -83,14 +83,11 @@ def check_matrix(x: Any, *, what: str = "X") -> np.ndarray:
 
 def prepared_rows(x: np.ndarray, metric: str) -> np.ndarray:
     """A float32 copy of ``x``: rows L2-normalised for ``"cosine"`` (all-zero rows stay zero), raw otherwise."""
-    out = np.empty(x.shape, dtype=np.float32)
-    for start in range(0, x.shape[0], _BLOCK_ROWS):
-        block = np.asarray(x[start : start + _BLOCK_ROWS], dtype=np.float32)
-        if metric == "cosine":
-            norms = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
-            block = block / np.where(norms > 0, norms, 1.0)[:, None].astype(np.float32)
-        out[start : start + len(block)] = block
-    return out
+    from ..neighbors.exact import normalized_rows
+
+    if metric == "cosine":
+        return normalized_rows(x, block=_BLOCK_ROWS)
+    return np.array(x, dtype=np.float32)
 
 
 def package_version(name: str) -> str:

@@ -63,11 +63,11 @@ def _sq_distances(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
 
 
 def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
     if metric == "cosine":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        x = x / np.where(norms > 0, norms, 1.0)
-    return x
+        from ..neighbors.exact import normalized_rows
+
+        return normalized_rows(x, dtype=np.float64)
+    return np.asarray(x, dtype=np.float64)
 
 
 def _original_distances(xb: np.ndarray, x: np.ndarray, x_sq: np.ndarray, metric: str) -> np.ndarray:
