@@ -253,6 +253,25 @@ def test_figure_slider_trajectories_and_escaping(tiny_gpt2_dir, cache_dir):
     texts = [s for t in fig["data"] for s in (t.get("text") or [])] + [s for t in fig["data"] for s in (t.get("hovertext") or [])]
     assert texts and not any("<script>" in s or "</div>" in s for s in texts)
     assert any("&lt;script&gt;" in s for s in texts)
+    # each slot's hover names its own layer, and each point's token and position on every layer
+    from embedlens.render.context import _snippet
+    from embedlens.render.offline import html_text
+
+    p = cmap.panels[0]
+    t, n = p.table, p.n_per_layer
+    slots = fig["layout"]["sliders"][0]["steps"]
+    assert sum(1 for tr in fig["data"] if tr.get("hovertext")) == n_states * 2  # one marker trace per text and layer
+    for step, layer in zip(slots, p.layers, strict=True):
+        shown = [tr for tr, on in zip(fig["data"], step["args"][0]["visible"], strict=True) if on and tr.get("hovertext")]
+        assert len(shown) == 2
+        for h in (h for tr in shown for h in tr["hovertext"]):
+            assert int(h.split(" · layer ", 1)[1].split(" · ", 1)[0]) == layer, h
+            rows = [r for r in range(len(t["layer"])) if int(t["layer"][r]) == layer
+                    and h.startswith(f"<b>{html_text(t['display'][r])}</b>")
+                    and f"position {int(t['position'][r])} " in h and h.endswith(
+                        _snippet(t["snippet"][r], int(t["snippet_start"][r]), int(t["snippet_end"][r])))]
+            assert len(rows) == 1, h
+    assert n == len(t["layer"]) // n_states
 
 
 def test_cli_two_models_aligned_and_prefixed(tiny_gpt2_dir, tiny_bert_dir, cache_dir, run_cli, tmp_path):
@@ -333,31 +352,16 @@ def test_smollm2_hidden_states_equal_model(smollm2):
 
 
 @pytest.mark.browser
-def test_context_html_renders_offline_in_chromium(tiny_gpt2_dir, cache_dir, run_cli, tmp_path):
-    from pathlib import Path
-
-    if not Path("/usr/bin/chromium").exists():
-        pytest.fail("/usr/bin/chromium is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
+def test_context_html_renders_offline_in_chromium(tiny_gpt2_dir, cache_dir, run_cli, tmp_path, offline_page):
     out = tmp_path / "page"
     res = run_cli("context", "<b>bold</b> capital", "The capital of France", "-m", tiny_gpt2_dir, "--layer", "all",
                   "--method", "pca", "--focus", "capital", "--out", out, "--no-png")
     assert res.code == 0, res
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"])
-        page = browser.new_page()
-        errors: list[str] = []
-        requests: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto((out / "context.html").as_uri())
-        page.wait_for_function("document.querySelector('.js-plotly-plot') && document.querySelector('.js-plotly-plot').data")
-        n_traces = page.evaluate("document.querySelector('.js-plotly-plot').data.length")
-        legend = page.evaluate("Array.from(document.querySelectorAll('.legendtext')).map(e => e.textContent)")
-        browser.close()
-    assert not errors and all(u.startswith(("file:", "data:", "blob:")) for u in requests)
+    page, seen = offline_page(out / "context.html")
+    page.wait_for_function("document.querySelector('.js-plotly-plot') && document.querySelector('.js-plotly-plot').data")
+    n_traces = page.evaluate("document.querySelector('.js-plotly-plot').data.length")
+    legend = page.evaluate("Array.from(document.querySelectorAll('.legendtext')).map(e => e.textContent)")
+    assert not seen.errors and not seen.dialogs
+    assert all(u.startswith(("file:", "data:", "blob:")) for u in seen.requests), seen.requests
     assert n_traces > 3
     assert any("<b>bold</b>" in t for t in legend)  # shown literally, not as markup

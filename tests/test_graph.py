@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -237,36 +236,20 @@ def test_real_smollm2_variants_graph(smollm2, use_shared_cache, run_cli, tmp_pat
     assert {x.id for x in nb.neighbors} <= linked
 
 
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--no-first-run"]
-
-
 @pytest.mark.browser
 @pytest.mark.slow
-def test_html_renders_markup_tokens_as_text(tiny_gpt2_dir, cache_dir, tmp_path):
-    if not Path("/usr/bin/chromium").exists():
-        pytest.fail("/usr/bin/chromium is missing: apt-get install -y chromium (the README's set-up does it)")
-    from playwright.sync_api import sync_playwright
-
+def test_html_renders_markup_tokens_as_text(tiny_gpt2_dir, cache_dir, tmp_path, offline_page):
     lens = embedlens.load(str(tiny_gpt2_dir))
     g = token_graph(lens, words="tok:<script>,tok:</div>,tok:<br>,tok:[/b],list", k=4)
     paths = write_graph(g, tmp_path / "out")
-    requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
-        page = browser.new_page()
-        page.on("request", lambda r: requests.append(r.url))
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(paths["graph.html"].resolve().as_uri())
-        page.wait_for_selector(".scatterlayer .trace", timeout=20_000)
-        labels = page.eval_on_selector_all(".scatterlayer .textpoint text", "els => els.map(e => e.textContent)")
-        injected = page.evaluate("""() => document.querySelectorAll(
-            '.main-svg script, .main-svg div, .main-svg br, .main-svg img, .main-svg iframe').length""")
-        n_points = page.eval_on_selector_all(".scatterlayer .point", "els => els.length")
-        browser.close()
-    assert not errors, errors
-    assert all(u.startswith("file://") for u in requests), requests
+    page, seen = offline_page(paths["graph.html"].resolve())
+    page.wait_for_selector(".scatterlayer .trace", timeout=20_000)
+    labels = page.eval_on_selector_all(".scatterlayer .textpoint text", "els => els.map(e => e.textContent)")
+    injected = page.evaluate("""() => document.querySelectorAll(
+        '.main-svg script, .main-svg div, .main-svg br, .main-svg img, .main-svg iframe').length""")
+    n_points = page.eval_on_selector_all(".scatterlayer .point", "els => els.length")
+    assert not seen.errors and not seen.dialogs, seen
+    assert all(u.startswith("file://") for u in seen.requests), seen.requests
     for token in ("<script>", "</div>", "<br>", "[/b]"):
         assert token in labels, (token, labels)
     assert injected == 0

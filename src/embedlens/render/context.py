@@ -56,20 +56,32 @@ def _snippet(snippet: str, start: int, end: int) -> str:
     return wrapped.replace(marker, "")
 
 
-def hover_texts(cmap: Any, panel: Any, rows: np.ndarray) -> list[str]:
-    """Hover text of the given rows of a panel's table (escaped)."""
+def point_hover_parts(cmap: Any, panel: Any) -> tuple[list[str], list[str], list[str]]:
+    """What a point's hover text says on every layer (escaped): the part before the layer number, the
+    part after it, and the snippet. Built once per point, not once per point and layer."""
     t = panel.table
-    out = []
-    for r in rows.tolist():
-        head = f"<b>{html_text(t['display'][r])}</b> · layer {int(t['layer'][r])}"
+    before, after, snips = [], [], []
+    for r in range(panel.n_per_layer):  # rows of the first layer: one per point
+        before.append(f"<b>{html_text(t['display'][r])}</b> · layer ")
         if cmap.kind == "occurrences":
-            head += f" · occurrence {int(t['text'][r]) + 1}"
+            after.append(f" · occurrence {int(t['text'][r]) + 1}")
         else:
-            head += f" · text {int(t['text'][r]) + 1} · position {int(t['position'][r])} · id {int(t['token_id'][r])}"
-        if "stability" in t:
-            head += f" · stability {float(t['stability'][r]):.2f}"
-        snip = _snippet(t["snippet"][r], int(t["snippet_start"][r]), int(t["snippet_end"][r]))
-        out.append(f"{head}<br>{snip}")
+            after.append(f" · text {int(t['text'][r]) + 1} · position {int(t['position'][r])} · id {int(t['token_id'][r])}")
+        snips.append(_snippet(t["snippet"][r], int(t["snippet_start"][r]), int(t["snippet_end"][r])))
+    return before, after, snips
+
+
+def hover_texts(cmap: Any, panel: Any, rows: np.ndarray,
+                parts: tuple[list[str], list[str], list[str]] | None = None) -> list[str]:
+    """Hover text of the given rows of a panel's table (escaped); ``parts`` from :func:`point_hover_parts`."""
+    t = panel.table
+    before, after, snips = parts or point_hover_parts(cmap, panel)
+    n = panel.n_per_layer
+    out = []
+    for r in rows.tolist():  # rows are layer-major: row r is point r % n
+        i = r % n
+        stability = f" · stability {float(t['stability'][r]):.2f}" if "stability" in t else ""
+        out.append(f"{before[i]}{int(t['layer'][r])}{after[i]}{stability}<br>{snips[i]}")
     return out
 
 
@@ -118,6 +130,7 @@ def context_figure(cmap: Any) -> Any:
         focus = np.asarray(t["focus"][:n], dtype=bool)
         rows_by_point = np.arange(len(p.layers) * n).reshape(len(p.layers), n)
         cell = {"row": 1, "col": pi + 1}
+        parts = point_hover_parts(cmap, p)
         if len(p.layers) > 1:
             paths = _trajectories(p, rows_by_point)
             for g in groups:
@@ -144,7 +157,7 @@ def context_figure(cmap: Any) -> Any:
                     marker={"color": color[g], "size": 7 if dims == 2 else 4, "opacity": 0.85},
                     text=[html_text(x) for x in (t["display"][i] for i in sel.tolist())] if label else None,
                     textposition="top center", textfont={"size": 10},
-                    hovertext=hover_texts(cmap, p, sel), hovertemplate="%{hovertext}<extra></extra>",
+                    hovertext=hover_texts(cmap, p, sel, parts), hovertemplate="%{hovertext}<extra></extra>",
                     name=html_text(g), legendgroup=html_text(g), showlegend=show, visible=(s == 0)), **cell)
                 slot_traces[s].append(len(fig.data) - 1)
             if cmap.focus and focus.any():
