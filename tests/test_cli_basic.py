@@ -100,7 +100,7 @@ def test_console_script_exit_code(tiny_gpt2_dir, tmp_path):
     res = subprocess.run([str(exe), "neighbors", "list", "-m", str(tiny_gpt2_dir), "--k", "-1"],
                          capture_output=True, text=True, env={"EMBEDLENS_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"})
     errors = [ln for ln in res.stderr.splitlines() if not ln.startswith("embedlens: note:")]
-    assert res.returncode == 2 and errors == ["embedlens: error: k must be a positive integer, got -1"]
+    assert res.returncode == 2 and errors == ["embedlens: error: k must be an integer from 1 to 303 (the items that can be returned), got -1"]
 
 
 

@@ -44,10 +44,12 @@ def test_topk_equals_brute_force(n, d, m, k, monkeypatch):
 
 def test_k_bounds():
     x = np.eye(4, dtype=np.float32)
-    with pytest.raises(EmbedlensError, match="positive"):
+    with pytest.raises(EmbedlensError, match="k must be an integer from 1 to 4 .*got 0"):
         topk_cosine(x, x[0], 0)
-    with pytest.raises(EmbedlensError, match="larger than"):
+    with pytest.raises(EmbedlensError, match=r"from 1 to 3 \(the items that can be returned\), got 4"):
         topk_cosine(x, x[0], 4, exclude=[[0]])
+    with pytest.raises(EmbedlensError, match="got True"):
+        topk_cosine(x, x[0], True)  # a flag is not a count
 
 
 def test_zero_vectors_do_not_break_scores():

@@ -119,10 +119,9 @@ class TokenGraph:
 
 
 def _check_k(k: int, n: int, widest_seed: int) -> int:
-    top = min(MAX_K, n - widest_seed)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= top:
-        raise EmbedlensError(f"--k must be an integer from 1 to {top}, got {k}")
-    return int(k)
+    from ..neighbors.exact import check_k
+
+    return check_k(k, min(MAX_K, n - widest_seed), name="--k")
 
 
 def graph_stats(n_nodes: int, src: np.ndarray, dst: np.ndarray, n_seeds: int) -> GraphStats:

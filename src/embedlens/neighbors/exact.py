@@ -58,12 +58,10 @@ def normalized_rows(vectors: np.ndarray, norms: np.ndarray | None = None, block:
     return out
 
 
-def check_k(k: int, n_items: int, n_excluded: int = 0) -> int:
-    if not isinstance(k, int | np.integer) or k <= 0:
-        raise EmbedlensError(f"k must be a positive integer, got {k}")
-    available = n_items - n_excluded
-    if k > available:
-        raise EmbedlensError(f"k={k} is larger than the {available} items available to return")
+def check_k(k: int, top: int, *, name: str = "k", context: str = "") -> int:
+    """``k`` as an int from 1 to ``top``, or one error line saying the allowed range (every k of the package)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= top:
+        raise EmbedlensError(f"{name} must be an integer from 1 to {top}{context}, got {k!r}")
     return int(k)
 
 
@@ -100,7 +98,7 @@ def topk_cosine(
     if q.shape[1] != vectors.shape[1]:
         raise EmbedlensError(f"query dimension {q.shape[1]} does not match the space's {vectors.shape[1]}")
     max_excluded = max((len(e) for e in exclude), default=0) if exclude else 0
-    k = check_k(k, n, max_excluded)
+    k = check_k(k, n - max_excluded, context=" (the items that can be returned)")
     norms = row_norms(vectors) if norms is None else np.asarray(norms, dtype=np.float32)
     inv = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-30), 0.0).astype(np.float32)
     q = normalized_rows(q)

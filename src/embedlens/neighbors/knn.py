@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from .exact import Neighbors, normalized_rows  # noqa: F401  (normalized_rows: public here too)
+from .exact import Neighbors, check_k, normalized_rows  # noqa: F401  (normalized_rows: public here too)
 
 log = logging.getLogger("embedlens")
 
@@ -160,9 +160,7 @@ def _default_backend() -> str:
 
 
 def _check_knn_k(k: int, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= min(MAX_K, n - 1):
-        raise EmbedlensError(f"k must be an integer from 1 to {min(MAX_K, n - 1)} for a space of {n} rows, got {k}")
-    return int(k)
+    return check_k(k, min(MAX_K, n - 1), context=f" for a space of {n} rows")
 
 
 def _block_rows(n: int, block: int | None, itemsize: int = 4) -> int:
@@ -406,8 +404,7 @@ def topk_batch(
         lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=len(exclude))
         ex_q = np.repeat(np.arange(len(exclude)), lengths)
         ex_r = np.fromiter((r for e in exclude for r in e), dtype=np.int64, count=int(lengths.sum()))
-        if k > n - int(lengths.max(initial=0)):
-            raise EmbedlensError(f"k={k} is larger than the {n - int(lengths.max())} rows available to return")
+        check_k(k, n - int(lengths.max(initial=0)), context=" (the rows that can be returned)")
     out_i = np.empty((m, k), dtype=np.int64)
     out_s = np.empty((m, k), dtype=np.float32)
     step = _block_rows(n, None)
