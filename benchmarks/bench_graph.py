@@ -25,8 +25,8 @@ def main() -> None:
 
     import embedlens
     from embedlens.graph import build_graph, seeds_from_random, spring_positions
-    from embedlens.neighbors.exact import topk_cosine
-    from embedlens.neighbors.knn import cached_knn, normalized_rows, topk_batch
+    from embedlens.neighbors.exact import normalized_rows, topk_cosine
+    from embedlens.neighbors.knn import cached_knn, topk_batch
 
     repeats = int(os.environ.get("BENCH_REPEATS", "5"))
     cached = cached_knn(embedlens.load(), "input", 20)

@@ -257,6 +257,18 @@ def test_cli_map_writes_outputs_and_prints_the_quality(env, run_cli, tmp_path):
     assert j.code == 0 and json.loads(j.out)["n_points"] == len(_expected_ids(env["lens"], TEXT, 1))
 
 
+def test_cli_renderer_webgl_writes_the_light_page(env, run_cli, tmp_path):
+    r = run_cli("map", "--model", env["model"], "--corpus", env["corpus"], "--dims", "3", "--renderer", "webgl",
+                "--no-png", "--out", tmp_path)
+    assert r.code == 0, r
+    html = (tmp_path / "map.html").read_text(encoding="utf-8")
+    assert 'id="embedlens-data"' in html and "Plotly.newPlot" not in html
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert m["renderer"] == "webgl"
+    r = run_cli("map", "--model", env["model"], "--corpus", env["corpus"], "--no-png", "--out", tmp_path)
+    assert r.code == 0 and json.loads((tmp_path / "manifest.json").read_text())["renderer"] == "plotly"  # auto, small
+
+
 def test_cli_several_corpora_and_binary_files(env, run_cli, tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -286,6 +298,7 @@ def test_cli_several_corpora_and_binary_files(env, run_cli, tmp_path):
         (["--method", "umap", "--min-dist", "2"], "min_dist must be a number between 0 and 1"),
         (["--method", "tsne", "--perplexity", "nan"], "perplexity must be a positive number"),
         (["--method", "umap", "--n-neighbors", "1"], "n_neighbors must be an integer of at least 2"),
+        (["--renderer", "svg"], "Invalid value for '--renderer'"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(env, run_cli, tmp_path, args, message):

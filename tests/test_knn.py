@@ -11,6 +11,7 @@ import embedlens
 from embedlens.errors import EmbedlensError
 from embedlens.hardware import fast_bfloat16 as REAL_PROBE
 from embedlens.lens import SpaceLens
+from embedlens.neighbors.exact import normalized_rows
 from embedlens.neighbors.knn import (
     KnnGraph,
     _drop_self,
@@ -18,7 +19,6 @@ from embedlens.neighbors.knn import (
     cached_knn,
     knn_graph,
     knn_path,
-    normalized_rows,
     recall_at_k,
     topk_batch,
 )

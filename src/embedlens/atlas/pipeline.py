@@ -187,10 +187,9 @@ def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool =
     ``renderer`` picks what draws map.html: ``plotly``, ``webgl`` or ``auto`` (see :attr:`AtlasResult.renderer`).
     """
     from ..cache import ensure_writable_dir
-    from .result import RENDERERS
+    from .result import check_renderer
 
-    if renderer not in RENDERERS:
-        raise EmbedlensError(f"unknown renderer '{renderer}' (choose {', '.join(RENDERERS)})")
+    check_renderer(renderer)
 
     started = time.perf_counter() if started is None else started
     ensure_writable_dir(out_dir)

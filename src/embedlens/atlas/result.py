@@ -31,6 +31,12 @@ WEBGL_ABOVE = 100_000
 LOW_TRUST, LOW_RECALL = 0.80, 0.10
 
 
+def check_renderer(renderer: str) -> str:
+    if renderer not in RENDERERS:
+        raise EmbedlensError(f"unknown renderer '{renderer}' (choose {', '.join(RENDERERS)})")
+    return renderer
+
+
 @dataclass
 class AtlasResult:
     """A vocabulary map.
@@ -170,9 +176,7 @@ class AtlasResult:
 
     def html_renderer(self) -> str:
         """``plotly`` or ``webgl``: what draws map.html for this map."""
-        if self.renderer not in RENDERERS:
-            raise EmbedlensError(f"unknown renderer '{self.renderer}' (choose {', '.join(RENDERERS)})")
-        if self.renderer == "auto":
+        if check_renderer(self.renderer) == "auto":
             return "webgl" if self.n_points > WEBGL_ABOVE else "plotly"
         return self.renderer
 

@@ -165,7 +165,6 @@ def count_tokens(lens: Any, corpus: Corpus, *, which: str = "input", chunk_chars
         n_outside = 0
     from ..progress import bar
 
-    shown = 0
     with bar(total, "counting tokens", enabled=progress, unit="bytes", min_total=1 << 20) as advance:
         for text, n_bytes in _file_texts(corpus, chunk_chars):
             if has_tokenizer:
@@ -188,8 +187,7 @@ def count_tokens(lens: Any, corpus: Corpus, *, which: str = "input", chunk_chars
                     n_chunk -= int(values.sum())
                 n_outside += n_chunk
             read += n_bytes
-            advance(min(read, total) - shown)
-            shown = min(read, total)
+            advance(n_bytes)
     if has_tokenizer:
         counts = by_id[np.asarray(space.ids, dtype=np.int64)]
         method = "tokenizer"

@@ -182,7 +182,8 @@ def build_graph(
         mutual: also join any two token nodes that are in each other's top-k.
         use_cache: take top-k lists from a cached full-vocabulary k-NN graph when it has >= k neighbours.
     """
-    from ..neighbors.knn import cached_knn, normalized_rows, topk_batch
+    from ..neighbors.exact import normalized_rows
+    from ..neighbors.knn import cached_knn, topk_batch
 
     timings: dict[str, float] = {}
     t_start = time.perf_counter()

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from .exact import Neighbors, check_k, normalized_rows  # noqa: F401  (normalized_rows: public here too)
+from .exact import Neighbors, check_k, normalized_rows
 
 log = logging.getLogger("embedlens")
 

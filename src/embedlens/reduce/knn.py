@@ -14,6 +14,8 @@ identical rows stay exact.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import EmbedlensError
@@ -160,13 +162,18 @@ def sampled_recall(Z: np.ndarray, idx: np.ndarray, *, include_self: bool, seed: 
     return {"knn_recall_sampled": round(float(found.mean()), 4), "knn_recall_rows": int(len(rows))}
 
 
-def approximate_note(info: dict, n: int, k: int) -> str | None:
-    """The note a map prints when its neighbours came from HNSW rather than an exhaustive search."""
-    if "knn_recall_sampled" not in info:
-        return None
-    return (f"{n:,} points: the k-NN graph comes from an HNSW index (faiss) rather than an exhaustive search; "
+def record_graph(reducer: Any, info: dict, n: int, k: int) -> str:
+    """Put a :func:`neighbor_graph` ``info`` into a reducer's ``params_`` (and, for HNSW, a note with its
+    measured recall into ``notes_``); returns the method's name."""
+    info = dict(info)
+    method = info.pop("knn_method")
+    reducer.params_.update(info)
+    if "knn_recall_sampled" in info:
+        reducer.notes_.append(
+            f"{n:,} points: the k-NN graph comes from an HNSW index (faiss) rather than an exhaustive search; "
             f"it holds {info['knn_recall_sampled']:.1%} of the true {k} nearest neighbours "
             f"({info['knn_recall_rows']} sampled points)")
+    return method
 
 
 def neighbor_graph(Z: np.ndarray, k: int, *, n_jobs: int, include_self: bool, seed: int = 0,

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
-from .knn import approximate_note, neighbor_graph, resolve_n_jobs
+from .knn import neighbor_graph, record_graph, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
 
 DEFAULT_PERPLEXITY = 30.0
@@ -138,10 +138,7 @@ class TSNEReducer(Reducer):
                      if n >= EXACT_KNN_FROM else None)
             if found is not None:
                 neighbors, distances, knn_info = found
-                knn_method = knn_info.pop("knn_method")
-                self.params_.update(knn_info)
-                if (msg := approximate_note(knn_info, n, k)) is not None:
-                    self.notes_.append(msg)
+                knn_method = record_graph(self, knn_info, n, k)
             else:
                 knn_method = "exact" if n < 1000 else "annoy"  # openTSNE's own "auto" choice for these metrics
                 knn_index = affinity.get_knn_index(

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
-from .knn import approximate_note, neighbor_graph, resolve_n_jobs
+from .knn import neighbor_graph, record_graph, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
 
 SMALL_DATA = 4096  # umap-learn computes exact distances itself below this many points
@@ -109,10 +109,7 @@ class UMAPReducer(Reducer):
                     found = neighbor_graph(Z, k, n_jobs=resolve_n_jobs(None), include_self=True, seed=self.seed)
                     if found is not None:
                         indices, dists, knn_info = found
-                        knn_method = knn_info.pop("knn_method")
-                        self.params_.update(knn_info)
-                        if (msg := approximate_note(knn_info, n, k)) is not None:
-                            self.notes_.append(msg)
+                        knn_method = record_graph(self, knn_info, n, k)
                         precomputed = (indices, dists)
                     else:
                         indices, dists, _ = nearest_neighbors(

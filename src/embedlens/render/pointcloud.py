@@ -18,11 +18,12 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+from plotly.colors import sequential as _sequential  # this module is imported only to write a page
 
 from .offline import html_text, json_for_script
 
-# Plotly's "Viridis" stops, so both renderers colour a map identically.
-VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725")
+# Plotly's own "Viridis" stops, so both renderers colour a map identically.
+VIRIDIS = tuple(_sequential.Viridis)
 _PLAIN = (0x3B, 0x6E, 0xA8)
 
 _CSS = """

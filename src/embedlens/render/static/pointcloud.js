@@ -206,16 +206,7 @@
     requestAnimationFrame(() => { pending = false; draw(); });
   }
 
-  // screen position (CSS pixels) and depth of point i under the current camera; null if behind the eye
-  function project(i, m) {
-    m = m || mvp;
-    const x = xyz[3 * i], y = xyz[3 * i + 1], z = xyz[3 * i + 2];
-    const cw = m[3] * x + m[7] * y + m[11] * z + m[15];
-    if (cw <= 0) return null;
-    const cx = (m[0] * x + m[4] * y + m[8] * z + m[12]) / cw, cy = (m[1] * x + m[5] * y + m[9] * z + m[13]) / cw;
-    const cz = (m[2] * x + m[6] * y + m[10] * z + m[14]) / cw;
-    return [(cx + 1) / 2 * canvas.clientWidth, (1 - cy) / 2 * canvas.clientHeight, cz];
-  }
+  function project(i, m) { return projectPoint(xyz.subarray(3 * i, 3 * i + 3), m); }
 
   function axisName(k, at, fixed) {
     let el = $("axis" + k);
@@ -230,11 +221,15 @@
     el.style.display = p ? "" : "none";
     if (p) { el.style.left = p[0] + "px"; el.style.top = p[1] + "px"; }
   }
-  function projectPoint(v) {
-    const m = mvp, cw = m[3] * v[0] + m[7] * v[1] + m[11] * v[2] + m[15];
+  // [x, y] in CSS pixels and clip-space depth of v under matrix m (default: the current camera);
+  // null behind the eye. screenPositions() repeats this inline: it runs once per point per camera.
+  function projectPoint(v, m) {
+    m = m || mvp;
+    const cw = m[3] * v[0] + m[7] * v[1] + m[11] * v[2] + m[15];
     if (cw <= 0) return null;
     return [((m[0] * v[0] + m[4] * v[1] + m[8] * v[2] + m[12]) / cw + 1) / 2 * canvas.clientWidth,
-      (1 - (m[1] * v[0] + m[5] * v[1] + m[9] * v[2] + m[13]) / cw) / 2 * canvas.clientHeight];
+      (1 - (m[1] * v[0] + m[5] * v[1] + m[9] * v[2] + m[13]) / cw) / 2 * canvas.clientHeight,
+      (m[2] * v[0] + m[6] * v[1] + m[10] * v[2] + m[14]) / cw];
   }
   function placeAxisNames() {
     if (!three) { // 2-D: fixed titles under and beside the plot, as Plotly places them
