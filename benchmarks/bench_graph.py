@@ -17,16 +17,18 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS, median_time, run_timed  # noqa: E402
+from _util import EMBEDLENS, median_time, print_machine, run_timed  # noqa: E402
 
 
 def main() -> None:
+    print_machine()
     import numpy as np
 
     import embedlens
     from embedlens.graph import build_graph, seeds_from_random, spring_positions
-    from embedlens.neighbors.exact import normalized_rows, topk_cosine
-    from embedlens.neighbors.knn import cached_knn, topk_batch
+    from embedlens.neighbors.exact import topk_cosine
+    from embedlens.neighbors.index import ExactIndex
+    from embedlens.neighbors.knn import cached_knn
 
     repeats = int(os.environ.get("BENCH_REPEATS", "5"))
     cached = cached_knn(embedlens.load(), "input", 20)
@@ -49,10 +51,10 @@ def main() -> None:
     print(f"layout: vectorised FR {ours:.3f} s vs networkx.spring_layout {theirs:.3f} s ({theirs / ours:.1f}x)")
 
     sp = lens.space
-    x = normalized_rows(sp.vectors, sp.norms)
-    q = np.stack([s.vector for s in seeds])
+    index = ExactIndex(sp.vectors, norms=sp.norms)
+    q = np.stack([s.vector for s in seeds]).astype(np.float32)
     ex = [list(s.rows) for s in seeds]
-    batched = median_time(lambda: topk_batch(x, q, 20, exclude=ex), repeats=repeats)
+    batched = median_time(lambda: index.query(q, 20, exclude=ex), repeats=repeats)
     looped = median_time(lambda: [topk_cosine(sp.vectors, s.vector, 20, norms=sp.norms, exclude=[s.rows])
                                   for s in seeds], repeats=3)
     print(f"seeds' top-20: one batch {batched:.3f} s vs a loop of 50 topk_cosine queries {looped:.3f} s "

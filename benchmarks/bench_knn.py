@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import median_time  # noqa: E402
+from _util import median_time, print_machine  # noqa: E402
 
 
 def _threads(n: int = 2) -> None:
@@ -80,6 +80,7 @@ def child_big(spec: str, k: int) -> None:
 
 
 def main() -> None:
+    print_machine()
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--k", type=int, default=10)

@@ -8,9 +8,9 @@ counted per method, as a user running ``embedlens map`` would pay them):
   load the memory-mapped space, fit).
 - t-SNE 2D and UMAP 2D: one run each with per-stage timings.
 - projection_quality (k=10, 2,000-point sample): median of 5, and the figures for each map.
-- knn (``--methods knn``): the k-NN graph t-SNE (k=90) and UMAP (k=15) start from, on the rows after
-  pre-PCA to 50: faiss exact flat search (the baseline) vs the HNSW graph used above 100,000 rows,
-  with the recall of HNSW against brute force on 256 sampled rows.
+- knn (``--methods knn``): the full-space cosine k-NN graph t-SNE (k=90) and UMAP (k=14) start from:
+  faiss exact flat search (the baseline) vs the HNSW graph used above 100,000 rows, with the recall of
+  HNSW against brute force on 256 sampled rows. Recall and time of whole maps: bench_faithfulness.py.
 
 Run (one benchmark at a time on the shared machine):
     EMBEDLENS_CACHE=/tmp/elcache flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_reduce.py
@@ -60,17 +60,17 @@ def child(method: str, model: str) -> dict:
     from embedlens.reduce import make_reducer
 
     if method == "knn":
-        from embedlens.reduce import knn
-        from embedlens.reduce.pca import fit_pca
+        from embedlens.neighbors.index import ExactIndex, HNSWIndex
 
-        z = fit_pca(x, 50, metric="cosine").transform(x)
-        for k, include_self in ((15, True), (90, False)):
+        # The full-space cosine graphs t-SNE (k=90) and UMAP (k=14 others + itself) start from.
+        for k in (14, 90):
             t = time.perf_counter()
-            _, _, info = knn.hnsw_knn(z, k, n_jobs=knn.resolve_n_jobs(None), include_self=include_self)
+            h = HNSWIndex(x, seed=0)
+            h.query(None, k)
             out[f"hnsw_k{k}_s"] = time.perf_counter() - t
-            out[f"hnsw_k{k}"] = info
+            out[f"hnsw_k{k}"] = h.describe()
             t = time.perf_counter()
-            knn.exact_knn(z, k, n_jobs=knn.resolve_n_jobs(None), include_self=include_self)
+            ExactIndex(x, backend="faiss").query(None, k)
             out[f"exact_k{k}_s"] = time.perf_counter() - t
         out["peak_rss_mb"] = _peak_rss_mb()
         return out

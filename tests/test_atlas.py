@@ -41,7 +41,9 @@ def env(atlas_env, monkeypatch):
 
 
 def _direct_counts(lens, text: str) -> Counter:
-    return Counter(lens.fast_tokenizer.encode(text, add_special_tokens=False).ids)
+    """Counts of the way embedlens counts a corpus: each line a document, tokenized alone, no special tokens."""
+    return Counter(i for line in text.split("\n") if line.strip()
+                   for i in lens.fast_tokenizer.encode(line, add_special_tokens=False).ids)
 
 
 def _expected_ids(lens, text: str, min_count: int) -> list[int]:
@@ -157,6 +159,8 @@ def test_manifest_records_model_corpus_method_quality_and_timings(env, tmp_path)
     assert m["params"]["selection"]["n_points"] == m["n_points"]
     assert set(m["quality"]) >= {"trustworthiness", "neighbor_recall", "k", "n_sample", "seed", "metric"}
     assert m["quality"]["k"] == 10
+    assert "searched over all" in m["quality"]["recall_definition"] and m["quality"]["n_points"] == m["n_points"]
+    assert m["quality"]["trustworthiness_definition"].startswith("within a seeded sample")
     assert {"count", "select", "reduce", "quality", "html", "png", "parquet", "total"} <= set(m["timings"])
     assert {"numpy", "tokenizers", "plotly", "pyarrow"} <= set(m["versions"])
 
@@ -250,11 +254,30 @@ def test_cli_map_writes_outputs_and_prints_the_quality(env, run_cli, tmp_path):
                 "--min-count", "2")
     assert r.code == 0, r
     assert f"map: {out / 'map.html'}" in r.out
-    assert "trustworthiness" in r.out and "recall@10" in r.out
+    assert "trustworthiness" in r.out and "recall@10" in r.out and "queries among all" in r.out
     m = json.loads((out / "manifest.json").read_text())
     assert m["dims"] == 3 and m["params"]["selection"]["min_count"] == 2
     j = run_cli("map", "--model", env["model"], "--corpus", env["corpus"], "--out", out, "--json", "--no-png")
     assert j.code == 0 and json.loads(j.out)["n_points"] == len(_expected_ids(env["lens"], TEXT, 1))
+
+
+@pytest.mark.slow
+def test_the_map_recall_is_the_full_set_definition_and_pre_pca_is_a_flag(env, run_cli, tmp_path):
+    from embedlens.atlas import build_atlas
+    from embedlens.reduce.quality import map_recall
+
+    lens = env["lens"]
+    result = build_atlas(lens, all_tokens=True, method="tsne", seed=3, perplexity=5)
+    x = np.asarray(lens.space.vectors, dtype=np.float32)
+    q = result.quality_dict()
+    assert q["neighbor_recall"] == map_recall(x, result.coords, 10, sample=2000, seed=3)  # all tokens: all queries
+    assert q["n_points"] == len(x) and result.params["reducer"]["knn_metric"] == "cosine"
+    r = run_cli("map", "--model", env["model"], "--all", "--method", "tsne", "--perplexity", "5", "--pre-pca", "8",
+                "--out", tmp_path / "p", "--no-png")
+    assert r.code == 0, r
+    m = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    assert m["params"]["reducer"]["pre_pca"] == 8 and "knn_full_space_recall" in m["params"]["reducer"]
+    assert any("the true 15 nearest neighbours of the full space" in n for n in m["notes"])
 
 
 def test_cli_renderer_webgl_writes_the_light_page(env, run_cli, tmp_path):
@@ -385,7 +408,7 @@ def test_smollm2_pca_map_of_lee(smollm2, use_shared_cache, tmp_path):
 
     result = write_atlas(smollm2, tmp_path, corpus="lee", method="pca", min_count=2, png=False)
     text = open_corpus("lee").files[0].path.read_text(encoding="utf-8", errors="replace")
-    counts = Counter(smollm2.fast_tokenizer.encode(text, add_special_tokens=False).ids)
+    counts = _direct_counts(smollm2, text)
     special = smollm2.space.special
     expected = sorted(i for i, c in counts.items() if c >= 2 and not special[i])
     table = pq.read_table(tmp_path / "points.parquet")
@@ -475,7 +498,8 @@ def test_webgl_page_draws_offline_and_hovers_markup_tokens_as_text(env, tmp_path
     assert page.evaluate("() => embedlensMap.n") == n
     assert page.evaluate("() => document.getElementById('canvas').width") == scale * page.evaluate(
         "() => document.getElementById('canvas').clientWidth")
-    assert page.evaluate("() => document.getElementById('title2').textContent").startswith("trustworthiness")
+    title2 = page.evaluate("() => document.getElementById('title2').textContent")
+    assert title2.startswith("neighbour recall@10 ") and "queries among all" in title2 and "trustworthiness" in title2
     # the canvas really holds coloured points, not only the white background
     shot = page.locator("#canvas").screenshot()
     from io import BytesIO

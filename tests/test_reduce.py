@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from embedlens.errors import EmbedlensError, MissingDependency
+from embedlens.neighbors.index import ExactIndex
 from embedlens.reduce import METHODS, PCAReducer, TSNEReducer, UMAPReducer, make_reducer
 from embedlens.reduce.quality import (
     ProjectionQuality,
+    map_recall,
     neighbor_recall,
     projection_quality,
     sample_indices,
@@ -22,7 +24,7 @@ from embedlens.reduce.quality import (
 )
 
 # Short t-SNE runs where only determinism or bookkeeping is checked (the same code path, fewer steps).
-SHORT_TSNE = {"n_iter": 20, "early_exaggeration_iter": 20}
+SHORT_TSNE = {"n_iter": 20, "early_exaggeration_iter": 20, "n_jobs": 1}
 
 
 def gaussian_clusters(
@@ -36,7 +38,7 @@ def gaussian_clusters(
 
 @pytest.fixture(scope="module")
 def clusters() -> np.ndarray:
-    """300 points in 5 well-separated Gaussian clusters in 64 dims (pre-PCA to 50 applies)."""
+    """300 points in 5 well-separated Gaussian clusters in 64 dims."""
     return gaussian_clusters(300, 64)
 
 
@@ -138,27 +140,17 @@ def test_different_seed_changes_tsne(clusters):
     assert not np.allclose(a, b)
 
 
-@pytest.mark.slow
-def test_tsne_same_seed_identical_with_approximate_neighbours(monkeypatch):
-    # Without faiss, from 1,000 points openTSNE's neighbours come from Annoy (seeded, threaded): still reproducible.
-    import embedlens.reduce.knn as rknn
-
-    monkeypatch.setattr(rknn, "faiss_available", lambda: False)
+def test_tsne_and_umap_use_the_exact_full_space_graph_at_every_size():
     x = gaussian_clusters(1100, 30)
     a = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(x)
     b = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(x)
-    assert a.params_["knn_method"] == "annoy"
+    assert a.params_["knn_method"] == "exact (faiss)" and a.params_["knn_metric"] == "cosine"
     np.testing.assert_array_equal(a.embedding_, b.embedding_)
-
-
-def test_tsne_and_umap_use_exact_neighbours_from_1000_points():
-    x = gaussian_clusters(1100, 30)
-    a = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(x)
-    b = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(x)
-    assert a.params_["knn_method"] == "exact (faiss)"
-    np.testing.assert_array_equal(a.embedding_, b.embedding_)
-    u = UMAPReducer(seed=3, n_epochs=20).fit(gaussian_clusters(4200, 30))  # umap-learn's own exact search below 4,096
-    assert u.params_["knn_method"] == "exact (faiss)"
+    u = UMAPReducer(seed=3, n_epochs=20).fit(gaussian_clusters(200, 30))  # small: still our graph, not umap-learn's
+    assert u.params_["knn_method"] == "exact (faiss)" and "full space" in u.params_["umap_metric"]
+    # the graph is each point's true 14 nearest others by cosine (umap-learn adds the point itself)
+    truth = ExactIndex(gaussian_clusters(200, 30)).query(None, 14).indices
+    np.testing.assert_array_equal(u.neighbors_.indices, truth)
 
 
 def test_tsne_and_umap_switch_to_hnsw_above_the_exact_limit_and_say_so(monkeypatch):
@@ -168,30 +160,94 @@ def test_tsne_and_umap_switch_to_hnsw_above_the_exact_limit_and_say_so(monkeypat
     a = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(gaussian_clusters(1100, 30))
     b = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(gaussian_clusters(1100, 30))
     np.testing.assert_array_equal(a.embedding_, b.embedding_)
-    u = UMAPReducer(seed=3, n_epochs=20).fit(gaussian_clusters(4200, 30))
-    for r, k in ((a, 90), (u, 15)):
-        assert r.params_["knn_method"] == "hnsw (faiss)" and r.params_["knn_recall_sampled"] > 0.9
-        assert any(f"true {k} nearest neighbours" in note for note in r.notes_), r.notes_
+    u = UMAPReducer(seed=3, n_epochs=20).fit(gaussian_clusters(1100, 30))
+    for r in (a, u):
+        assert r.params_["knn_method"] == "hnsw (faiss)" and r.params_["knn_recall"] >= 0.95
+        assert any("HNSW" in note and "true 10 nearest neighbours" in note for note in r.notes_), r.notes_
+        assert r.neighbors_ is None  # approximate: the map's recall searches the space itself
 
 
 @pytest.mark.parametrize("include_self", [True, False])
-def test_exact_knn_equals_brute_force_with_duplicates(include_self):
-    from embedlens.reduce.knn import exact_knn
+def test_neighbor_graph_keeps_its_layouts_and_equals_brute_force_with_duplicates(include_self):
+    from embedlens.reduce.knn import neighbor_graph
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(300, 6)).astype(np.float32)
     z[7] = z[3]  # an exact duplicate: row 3 must still come first for itself
-    idx, dist = exact_knn(z, 5, n_jobs=1, include_self=include_self)
-    d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+    idx, dist, info = neighbor_graph(z, 5, include_self=include_self)
+    d2 = ((z[:, None, :].astype(np.float64) - z[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d2, -1.0)  # the row itself first
     truth = np.argsort(d2, axis=1, kind="stable")
     truth = truth[:, :5] if include_self else truth[:, 1:6]
-    assert (idx[:, 0] == np.arange(300)).all() if include_self else (idx != np.arange(300)[:, None]).all()
+    np.testing.assert_array_equal(idx, truth)
     assert idx[3, 1 if include_self else 0] == 7 and idx[7, 1 if include_self else 0] == 3
-    agree = (np.sort(idx, axis=1) == np.sort(truth, axis=1)).mean()
-    assert agree == 1.0
     expect = np.sqrt(np.maximum(np.take_along_axis(d2, idx, axis=1), 0))
-    np.testing.assert_allclose(dist, expect, atol=1e-4)
+    np.testing.assert_allclose(dist, expect, atol=1e-5)
+    assert info["knn_method"] == "exact (faiss)"
+
+
+def test_many_identical_rows_stay_exact_and_far_rows_are_exact():
+    from embedlens.reduce.knn import neighbor_graph
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(3000, 8)).astype(np.float32)
+    z[:1500] = z[0]  # half the rows identical: HNSW would lose the others' neighbours
+    idx, _, info = neighbor_graph(z, 5, include_self=True, exact_max=1000)
+    assert info["knn_method"].startswith("exact") and "repeat" in info["note"]
+    far = (rng.normal(size=(3000, 16)) * 0.05 + 100.0).astype(np.float32)  # float32 cancellation territory
+    idx, _, _ = neighbor_graph(far, 10, include_self=False)
+    d2 = ((far[:, None, :].astype(np.float64) - far[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    np.testing.assert_array_equal(idx, np.argsort(d2, axis=1, kind="stable")[:, :10])
+
+
+@pytest.mark.parametrize("method", ["tsne", pytest.param("umap", marks=pytest.mark.slow)])
+def test_a_reducer_given_the_graph_equals_one_that_built_it(method):
+    from embedlens.neighbors.knn import knn_graph
+
+    x = gaussian_clusters(400, 24)
+    opts = SHORT_TSNE if method == "tsne" else {"n_epochs": 30}
+    built = (TSNEReducer if method == "tsne" else UMAPReducer)(seed=1, **opts).fit(x)
+    given = (TSNEReducer if method == "tsne" else UMAPReducer)(seed=1, **opts).fit(x, neighbors=built.neighbors_)
+    np.testing.assert_array_equal(given.embedding_, built.embedding_)
+    assert given.params_["knn_source"] == "given"
+    need = built.neighbors_needed(400)
+    cls = TSNEReducer if method == "tsne" else UMAPReducer
+    # A cached `embedlens knn` graph with more neighbours than needed: the same neighbours, cut to k (its
+    # scores may differ from a narrower search in the last float32 bit, so the maps are not compared bit for bit).
+    from_graph = cls(seed=1, **opts).fit(x, knn_graph(x, need + 5))
+    assert from_graph.params_["knn_source"] == "given" and from_graph.params_["knn_k_stored"] == need + 5
+    np.testing.assert_array_equal(from_graph.neighbors_.indices, built.neighbors_.indices)
+    np.testing.assert_allclose(from_graph.neighbors_.scores, built.neighbors_.scores, atol=1e-6)
+    short = knn_graph(x, need - 1)  # too few neighbours: rebuilt, and said so
+    rebuilt = cls(seed=1, **opts).fit(x, short)
+    np.testing.assert_array_equal(rebuilt.embedding_, built.embedding_)
+    assert any(f"holds {need - 1} neighbours per row, the map needs {need}: rebuilt" in n for n in rebuilt.notes_)
+
+
+def test_repeated_maps_of_one_space_reuse_the_cached_graph(cache_dir, monkeypatch):
+    from embedlens.reduce import knn
+
+    monkeypatch.setattr(knn, "CACHE_FROM", 100)
+    x = gaussian_clusters(400, 24)
+    first = TSNEReducer(seed=0, **SHORT_TSNE).fit(x)
+    assert first.params_["knn_source"] == "computed"
+    assert list((cache_dir / "spaces").glob("*/knn-map-cosine-k90-exact.safetensors"))
+    again = TSNEReducer(seed=0, **SHORT_TSNE).fit(x)
+    assert again.params_["knn_source"] == "cache" and again.params_["knn_k_stored"] == 90
+    np.testing.assert_array_equal(first.embedding_, again.embedding_)
+    smaller = TSNEReducer(seed=0, perplexity=10, **SHORT_TSNE).fit(x)  # needs k=30: the k=90 graph serves
+    assert smaller.params_["knn_source"] == "cache"
+    euclid = TSNEReducer(seed=0, metric="euclidean", **SHORT_TSNE).fit(x)  # another metric: its own graph
+    assert euclid.params_["knn_source"] == "computed"
+
+
+def test_pre_pca_stays_available_and_says_what_it_costs(clusters):
+    r = TSNEReducer(seed=0, pre_pca=5, **SHORT_TSNE).fit(clusters)
+    assert r.params_["pre_pca"] == 5 and r.params_["knn_space"] == "after PCA to 5 dims"
+    kept = r.params_["knn_full_space_recall"]
+    assert 0.0 < kept < 1.0 and r.neighbors_ is None
+    assert any(f"holds only {kept:.1%} of the true 90 nearest neighbours of the full space" in n for n in r.notes_)
 
 
 # ---------------------------------------------------------------- t-SNE / UMAP bookkeeping and quality
@@ -228,11 +284,12 @@ def test_tsne_keeps_well_separated_clusters_trustworthy(clusters):
     y = r.fit_transform(clusters)
     q = projection_quality(clusters, y, k=10)
     assert q.trustworthiness >= 0.9
-    assert r.params_["pre_pca"] == 50 and r.params_["perplexity"] == 30.0
+    assert r.params_["pre_pca"] is None and r.params_["perplexity"] == 30.0
+    assert r.params_["knn_metric"] == "cosine" and r.params_["knn_source"] == "computed"
     # "auto" gradients: Barnes-Hut below 10,000 points
     assert r.params_["negative_gradient_method"] == "bh" and r.params_["library"] == "openTSNE"
     assert r.params_["library_version"] and r.params_["n_jobs"] >= 1
-    assert any("PCA from 64 to 50 dims" in note for note in r.notes_)
+    assert not any("PCA" in note for note in r.notes_)  # the graph comes from the full space
 
 
 @pytest.mark.slow
@@ -241,7 +298,7 @@ def test_umap_keeps_well_separated_clusters_trustworthy(clusters):
     y = r.fit_transform(clusters)
     assert y.shape == (300, 2) and y.dtype == np.float32
     assert projection_quality(clusters, y, k=10).trustworthiness >= 0.9
-    assert r.params_["n_neighbors"] == 15 and r.params_["pre_pca"] == 50
+    assert r.params_["n_neighbors"] == 15 and r.params_["pre_pca"] is None
     assert r.params_["library"] == "umap-learn" and r.params_["seed"] == 0
 
 
@@ -402,47 +459,95 @@ def test_missing_optional_package_says_how_to_install(method, module, package, m
         make_reducer(method).fit(gaussian_clusters(20, 4))
 
 
-@pytest.mark.parametrize("include_self", [True, False])
-def test_hnsw_graph_above_the_exact_limit_is_deterministic_and_reports_its_recall(include_self, monkeypatch):
-    from embedlens.reduce import knn
-
-    # a deliberately weak graph on hard (uniform, 32-d) data, so that recall is well below 1 and the
-    # sampled figure has something to agree with
-    monkeypatch.setattr(knn, "HNSW_M", 8)
-    monkeypatch.setattr(knn, "HNSW_EF_CONSTRUCTION", 16)
-    monkeypatch.setattr(knn, "HNSW_EF_SEARCH_MIN", 16)
-    z = np.random.default_rng(0).uniform(size=(3000, 32)).astype(np.float32)
-    idx, dist, info = knn.neighbor_graph(z, 10, n_jobs=2, include_self=include_self, seed=1, exact_max=1000)
-    assert info["knn_method"] == "hnsw (faiss)" and info["knn_recall_rows"] == 256
-    again = knn.neighbor_graph(z, 10, n_jobs=1, include_self=include_self, seed=1, exact_max=1000)
-    np.testing.assert_array_equal(idx, again[0])  # one-thread build, any-thread search: same graph
-    rows = np.arange(3000)
-    assert (idx[:, 0] == rows).all() if include_self else (idx != rows[:, None]).all()
-    # distances are the true distances of the neighbours returned, nearest first
-    true_d = np.sqrt(((z[:, None, :] - z[idx]) ** 2).sum(-1))
-    np.testing.assert_allclose(dist, true_d, rtol=1e-4, atol=1e-4)
-    assert (np.diff(dist, axis=1) >= -1e-5).all()
-    truth, _ = knn.exact_knn(z, 10, n_jobs=2, include_self=include_self)  # checked against brute force above
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, truth, strict=True)])
-    assert 0.5 < recall < 0.99
-    assert abs(info["knn_recall_sampled"] - recall) < 0.06
-    exact = knn.neighbor_graph(z, 10, n_jobs=2, include_self=include_self, exact_max=3000)
-    assert exact[2] == {"knn_method": "exact (faiss)"}
-    np.testing.assert_array_equal(exact[0], truth)
+# ---------------------------------------------------------------- the one recall of a map
 
 
-def test_sampled_recall_is_exact_far_from_the_origin_and_many_identical_rows_stay_exact():
-    from embedlens.reduce import knn
+def brute_force_map_recall(x: np.ndarray, y: np.ndarray, k: int, sample: int, seed: int, metric: str) -> float:
+    """The definition, literally: seeded queries; their k nearest among ALL points in the space and on the map."""
+    q = sample_indices(len(x), sample, seed)
+    x64 = x.astype(np.float64)
+    if metric == "cosine":
+        u = x64 / np.linalg.norm(x64, axis=1, keepdims=True)
+        dx = 1.0 - u[q] @ u.T
+    else:
+        dx = ((x64[q][:, None, :] - x64[None, :, :]) ** 2).sum(-1)
+    dy = ((y.astype(np.float64)[q][:, None, :] - y.astype(np.float64)[None, :, :]) ** 2).sum(-1)
+    dx[np.arange(len(q)), q] = np.inf
+    dy[np.arange(len(q)), q] = np.inf
+    nx = np.argsort(dx, axis=1, kind="stable")[:, :k]
+    ny = np.argsort(dy, axis=1, kind="stable")[:, :k]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(nx, ny, strict=True)]))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_map_recall_equals_a_brute_force_computation_of_the_definition(metric):
+    x = gaussian_clusters(900, 16, spread=1.0)
+    y = x[:, :2] + 0.3 * np.random.default_rng(4).standard_normal((900, 2)).astype(np.float32)
+    expected = brute_force_map_recall(x, y, 10, 200, 3, metric)
+    assert map_recall(x, y, 10, sample=200, seed=3, metric=metric) == pytest.approx(expected, abs=1e-12)
+    q = projection_quality(x, y, k=10, sample=200, seed=3, metric=metric)
+    assert q.neighbor_recall == pytest.approx(expected, abs=1e-12)
+    assert (q.n_queries, q.n_points, q.n_sample) == (200, 900, 200)
+    # ... which is not the within-sample figure the manifest used to print
+    idx = sample_indices(900, 200, 3)
+    assert neighbor_recall(x[idx], y[idx], k=10, metric=metric) != pytest.approx(expected, abs=1e-3)
+    # a graph the caller already has gives the same figure without a search
+    graph = ExactIndex(x, metric=metric).query(None, 12)
+    assert map_recall(x, y, 10, sample=200, seed=3, metric=metric, space_neighbors=graph) == pytest.approx(expected)
+    words = q.to_dict()
+    assert "searched over all 900 points" in words["recall_definition"]
+    assert words["trustworthiness_definition"] == "within a seeded sample of 200 points"
+    assert "200 queries among all 900 points" in q.summary() and "within 200 sampled points" in q.summary()
+
+
+# ---------------------------------------------------------------- rerun stability (contextual --runs)
+
+
+@pytest.mark.slow
+def test_tsne_rerun_stability_fails_when_every_run_reuses_one_seed(monkeypatch):
+    """`context --runs R` fits seeds seed, seed+1, ...; the stability it reports must come from different runs.
+
+    With every run forced onto one seed the maps are identical and the score is exactly 1.0: the
+    assertions below fail then, which is what makes them a test of the seeding.
+    """
+    import embedlens.contextual.projection as projection
+    import embedlens.reduce as reduce
+
+    def short(method, *, seed, n_components, metric, perplexity, **_):  # the seeding is under test: short fits
+        return TSNEReducer(seed=seed, n_components=n_components, metric=metric, perplexity=perplexity,
+                           **SHORT_TSNE)
+
+    monkeypatch.setattr(reduce, "make_reducer", short)
+    x = gaussian_clusters(60, 12, n_clusters=3, spread=3.0)
+    honest = projection.project(x, method="tsne", seed=0, runs=2)
+    assert honest.to_dict()["seeds"] == [0, 1]
+    assert not np.array_equal(honest.aligned_runs[0], honest.aligned_runs[1])
+    assert honest.stability < 0.99 and honest.point_stability.min() < 1.0
+
+    monkeypatch.setattr(reduce, "make_reducer", lambda method, **kw: short(method, **{**kw, "seed": 0}))
+    one_seed = projection.project(x, method="tsne", seed=0, runs=2)
+    assert one_seed.stability == 1.0  # what the assertions above would see: they would fail
+
+
+# ---------------------------------------------------------------- PCA: every exact route equals an SVD
+
+
+@pytest.mark.parametrize("n, d, solver", [(11, 64, "Gram"), (64, 64, "Gram"), (3000, 50, "covariance")])
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_pca_routes_equal_numpy_svd(n, d, solver, metric):
+    """Few rows (Gram matrix) and many rows (covariance): the components and variances of an SVD."""
+    from embedlens.reduce.pca import fit_pca
 
     rng = np.random.default_rng(0)
-    far = (rng.normal(size=(3000, 16)) * 0.05 + 100.0).astype(np.float32)
-    truth, _ = knn.exact_knn(far, 10, n_jobs=2, include_self=True)
-    assert knn.sampled_recall(far, truth, include_self=True)["knn_recall_sampled"] == 1.0
-    broken = truth.copy()
-    broken[:, 5:] = truth[rng.permutation(3000)][:, 5:]  # half of each list replaced by unrelated rows
-    assert knn.sampled_recall(far, broken, include_self=True)["knn_recall_sampled"] == pytest.approx(0.5, abs=0.05)
-    z = rng.normal(size=(3000, 8)).astype(np.float32)
-    z[:1500] = z[0]  # half the rows identical: HNSW would lose the others' neighbours
-    assert knn.duplicate_share(z) == pytest.approx(1499 / 3000)
-    idx, _, info = knn.neighbor_graph(z, 5, n_jobs=2, include_self=True, exact_max=1000)
-    assert info["knn_method"] == "exact (faiss)" and "repeat" in info["exact_because"]
+    x = (rng.standard_normal((n, d)) * np.linspace(3, 0.1, d)).astype(np.float32)  # slowly decaying spectrum
+    fit = fit_pca(x, 3, metric=metric)
+    assert solver in fit.info["solver"]
+    ref = x.astype(np.float64)
+    if metric == "cosine":
+        ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    centred = ref - ref.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(np.abs(np.sum(fit.components * vt[:3], axis=1)), 1.0, atol=1e-9)
+    np.testing.assert_allclose(fit.variances, s[:3] ** 2 / (n - 1), rtol=1e-8)
+    assert fit.total_variance == pytest.approx((centred ** 2).sum() / (n - 1), rel=1e-10)
+    np.testing.assert_allclose(fit.mean, ref.mean(axis=0), atol=1e-12)

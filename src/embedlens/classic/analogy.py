@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..neighbors.exact import topk_cosine
+from ..neighbors.index import ExactIndex
 from ..neighbors.results import Neighbor, NeighborResult
 
 METHOD_NOTE = "3CosAdd: cosine to unit(A) - unit(B) + unit(C), A, B and C excluded"
@@ -33,7 +33,7 @@ def analogy(lens: Any, a: str, b: str, c: str, k: int = 5, *, space: str = "inpu
     for sign, rq in zip((1.0, -1.0, 1.0), resolved, strict=True):  # resolve() refuses zero vectors
         target += sign * np.asarray(rq.vector, dtype=np.float64) / float(np.linalg.norm(rq.vector))
     exclude = sorted({r for rq in resolved for r in rq.rows})
-    nb = topk_cosine(sp.vectors, target.astype(np.float32), k, norms=sp.norms, exclude=[exclude])
+    nb = ExactIndex(sp.vectors, norms=sp.norms).query(target.astype(np.float32)[None, :], k, exclude=[exclude])
     notes = [rq.note for rq in resolved if rq.note]
     return NeighborResult(
         query=f"{a} - {b} + {c}",

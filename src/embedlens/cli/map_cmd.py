@@ -7,8 +7,9 @@ import time
 import click
 
 from .common import emit_json, json_option, model_option, note, open_lens, space_options
+from .engine_options import engine_options
 
-METHODS = ("pca", "tsne", "umap")
+METHODS = ("pca", "tsne", "umap", "axes")
 
 
 @click.command("map")
@@ -18,12 +19,16 @@ METHODS = ("pca", "tsne", "umap")
 @click.option("--all", "all_tokens", is_flag=True,
               help="Map every token of the vocabulary (special tokens included, no sampling).")
 @click.option("--corpus", "corpus", multiple=True, metavar="PATH_OR_NAME",
-              help="Map the tokens used in text files, folders (*.txt, recursive) or packaged corpora "
+              help="Map the tokens used in text files (one document per line), .jsonl / .jsonl.gz / .parquet files, "
+                   "folders of them (recursive), hf:NAME[:CONFIG][:SPLIT] datasets or packaged corpora "
                    "(lee, enwiki-sample); more paths may follow. Default without --all: lee.")
+@click.option("--text-column", default="text", show_default=True, metavar="NAME",
+              help="The text field of JSONL / Parquet / hf: corpora.")
+@engine_options
 @click.option("--min-count", type=int, default=1, show_default=True,
               help="With --corpus: keep tokens seen at least this many times.")
 @click.option("--method", type=click.Choice(METHODS, case_sensitive=False), default="pca", show_default=True,
-              help="Reduction: exact PCA, t-SNE (openTSNE) or UMAP.")
+              help="Reduction: exact PCA, t-SNE (openTSNE), UMAP, or word axes (with --x-axis).")
 @click.option("--dims", type=int, default=2, show_default=True, help="Map dimensions: 2 or 3.")
 @click.option("--metric", type=click.Choice(("cosine", "euclidean")), default="cosine", show_default=True,
               help="Distance in the embedding space (for the reduction and the quality figures).")
@@ -31,8 +36,22 @@ METHODS = ("pca", "tsne", "umap")
 @click.option("--perplexity", type=float, default=None, help="t-SNE perplexity (default 30; clamped for few points).")
 @click.option("--n-neighbors", type=int, default=15, show_default=True, help="UMAP neighbourhood size.")
 @click.option("--min-dist", type=float, default=0.1, show_default=True, help="UMAP minimum distance.")
-@click.option("--color", type=click.Choice(("frequency", "length", "none")), default="frequency", show_default=True,
-              help="Colour points by corpus frequency (log scale), token length, or not at all.")
+@click.option("--pre-pca", "pre_pca", type=int, default=None, metavar="N",
+              help="t-SNE/UMAP: find the k-NN graph after an exact PCA to N dims (faster, loses true neighbours; "
+                   "a note says how many). Default: the graph of the full space.")
+@click.option("--color", type=click.Choice(("frequency", "length", "script", "none")), default="frequency",
+              show_default=True, help="Colour points by corpus frequency (log scale), token length, writing system "
+              "(Latin, Cyrillic, Greek, CJK, Arabic, other letters, digits, punctuation, whitespace, bytes, special), "
+              "or not at all.")
+@click.option("--clusters", default=None, metavar="auto|none|N",
+              help="Label clusters found on the k-NN graph of the full space (Leiden): auto, none or a number. "
+                   "Default: auto for t-SNE and UMAP, none otherwise.")
+@click.option("--x-axis", nargs=2, default=None, metavar="A B",
+              help="With --method axes: tokens at x = 0 and x = 1; x = (u - a)·(b - a) / |b - a|^2 "
+                   "(word, id:N or tok:RAW).")
+@click.option("--y-axis", nargs=2, default=None, metavar="C D",
+              help="With --method axes: the y axis (default: the first principal direction left after x).")
+@click.option("--z-axis", nargs=2, default=None, metavar="E F", help="With --method axes: a z axis (a 3-D map).")
 @click.option("--size-by-frequency", is_flag=True, help="Draw frequent tokens bigger.")
 @click.option("--renderer", type=click.Choice(("auto", "plotly", "webgl")), default="auto", show_default=True,
               help="What draws map.html: Plotly, or embedlens's light WebGL page (fast for 100k+ points); "
@@ -42,9 +61,12 @@ METHODS = ("pca", "tsne", "umap")
               help="Output folder (map.html, map.png, points.parquet, manifest.json).")
 @json_option
 def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: str | None, all_tokens: bool,
-                corpus: tuple[str, ...], min_count: int, method: str, dims: int, metric: str, seed: int,
-                perplexity: float | None, n_neighbors: int, min_dist: float, color: str, size_by_frequency: bool,
-                renderer: str, no_png: bool, out: str, as_json: bool) -> None:
+                corpus: tuple[str, ...], text_column: str, engine: str,
+                ray_address: str | None, workers: int | None, min_count: int, method: str, dims: int, metric: str, seed: int,
+                perplexity: float | None, n_neighbors: int, min_dist: float, pre_pca: int | None, color: str, size_by_frequency: bool,
+                renderer: str, no_png: bool, out: str, as_json: bool, clusters: str | None = None,
+                x_axis: tuple[str, str] | None = None, y_axis: tuple[str, str] | None = None,
+                z_axis: tuple[str, str] | None = None) -> None:
     """Map where the model puts its tokens: an offline interactive HTML, a PNG, the points and a manifest.
 
     \b
@@ -52,6 +74,8 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     embedlens map --all --method pca --dims 3       # the whole vocabulary in 3D
     embedlens map --corpus notes/ book.txt --min-count 5 --method umap
     embedlens map --space glove-50d --corpus lee --method tsne
+    embedlens map --all --method umap --clusters 30 --color script
+    embedlens map --method axes --x-axis man woman --y-axis cold hot
 
     Every map says how faithful it is: trustworthiness and neighbour recall@10 (the share of each
     token's 10 nearest neighbours in the model that stay among its 10 nearest on the map).
@@ -64,15 +88,23 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     if more_corpora and not corpus:
         raise EmbedlensError(f"unexpected argument '{more_corpora[0]}' (corpus paths go after --corpus)")
     corpora = [*corpus, *more_corpora]
-    check_options(method.lower(), dims, metric, color, min_count, seed=seed, perplexity=perplexity,
-                  n_neighbors=n_neighbors, min_dist=min_dist)
+    method = method.lower()
+    axes = {"x_axis": x_axis or None, "y_axis": y_axis or None, "z_axis": z_axis or None}
+    if method != "axes" and any(axes.values()):
+        raise EmbedlensError("--x-axis, --y-axis and --z-axis need --method axes")
+    if method == "axes" and not x_axis:
+        raise EmbedlensError("--method axes needs --x-axis A B (the tokens at x = 0 and x = 1)")
+    if method == "axes" and z_axis and dims == 2:
+        dims = 3
+    check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity,
+                  n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, clusters=clusters, **axes)
     ensure_writable_dir(out)  # fail before any work
     lens, which = open_lens(model, space, labels)
     result = write_atlas(
         lens, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started}, which=which, corpus=corpora or None, min_count=min_count,
         all_tokens=all_tokens, method=method.lower(), dims=dims, metric=metric, seed=seed, perplexity=perplexity,
-        n_neighbors=n_neighbors, min_dist=min_dist, color=color, size_by_frequency=size_by_frequency,
-        renderer=renderer,
+        n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, color=color, size_by_frequency=size_by_frequency,
+        renderer=renderer, clusters=clusters, **axes, text_column=text_column, engine=engine, ray_address=ray_address, workers=workers,
     )
     if as_json:
         emit_json({**result.to_dict(), "files": {k: str(v) for k, v in result.files.items()}})
@@ -81,4 +113,6 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
         note(message)
     click.echo(f"map: {result.files['map.html']}  ({result.n_points:,} tokens, {result.method} {result.dims}D)")
     click.echo(f"quality: {result.quality_line()}")
+    for line in result.cluster_lines(limit=8):
+        click.echo(line)
     click.echo(f"also: {', '.join(str(p) for name, p in result.files.items() if name != 'map.html')}")

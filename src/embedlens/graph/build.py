@@ -110,6 +110,24 @@ class TokenGraph:
         return {**self.node_link(), "stats": self.stats.to_dict(), "notes": list(self.notes),
                 "knn_source": self.knn_source, "layout": dict(self.layout), "seeds_from": dict(self.origin)}
 
+    def figure(self) -> Any:
+        """The interactive Plotly figure (:func:`embedlens.render.graph_html.graph_figure`); needs a layout."""
+        from ..render.graph_html import graph_figure
+
+        return graph_figure(self)
+
+    def _repr_html_(self) -> str:
+        """Shown inline by Jupyter: counts, notes and the interactive graph (laid out first if it is not), offline."""
+        from ..render.notebook import result_html
+
+        if self.positions is None:
+            from .layout import layout_graph
+
+            layout_graph(self)
+        st = self.stats
+        lines = [f"{st.seeds} seeds, {st.nodes} nodes, {st.edges} edges (k={self.params.get('k')})", *self.notes]
+        return result_html(self.figure(), f"token graph of {self.space}", lines)
+
     def to_networkx(self) -> Any:
         """A ``networkx.Graph`` with the node and edge attributes of :meth:`node_link`."""
         from ..errors import require
@@ -182,8 +200,7 @@ def build_graph(
         mutual: also join any two token nodes that are in each other's top-k.
         use_cache: take top-k lists from a cached full-vocabulary k-NN graph when it has >= k neighbours.
     """
-    from ..neighbors.exact import normalized_rows
-    from ..neighbors.knn import cached_knn, topk_batch
+    from ..neighbors.knn import space_index
 
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -199,30 +216,24 @@ def build_graph(
     if min_score is not None and not -1.0 <= float(min_score) <= 1.0:
         raise EmbedlensError(f"--min-score is a cosine, from -1 to 1; got {min_score}")
 
-    knn = cached_knn(lens, which, k) if use_cache else None
-    x: np.ndarray | None = None
+    # One index answers every top-k: a cached exact k-NN graph when one holds >= k neighbours (rows of
+    # the space), with an exact scan behind it for word seeds (several tokens -> a mean vector).
+    index = space_index(lens, which, k, use_cache=use_cache)
+    knn = getattr(index, "graph", None)
 
-    def normalised() -> np.ndarray:
-        nonlocal x
-        if x is None:
-            t = time.perf_counter()
-            x = normalized_rows(sp.vectors, sp.norms)
-            timings["normalize"] = time.perf_counter() - t
-        return x
-
-    # -- each seed's top-k, one batch --
+    # -- each seed's top-k, one batch per kind of query --
     t = time.perf_counter()
     single = np.array([s.single for s in seeds], dtype=bool)
     seed_nbr = np.empty((len(seeds), k), dtype=np.int64)
     seed_sc = np.empty((len(seeds), k), dtype=np.float32)
-    need = np.flatnonzero(~single) if knn is not None else np.arange(len(seeds))
-    if knn is not None and single.any():
+    if single.any():
         rows = np.array([seeds[i].rows[0] for i in np.flatnonzero(single)], dtype=np.int64)
-        nb = knn.neighbors(rows, k)
+        nb = index.query(rows, k, exclude_self=True)
         seed_nbr[single], seed_sc[single] = nb.indices, nb.scores
+    need = np.flatnonzero(~single)
     if need.size:
-        nb = topk_batch(normalised(), np.stack([seeds[i].vector for i in need]), k,
-                        exclude=[seeds[i].rows for i in need])
+        nb = index.query(np.stack([seeds[i].vector for i in need]).astype(np.float32), k,
+                         exclude=[seeds[i].rows for i in need])
         seed_nbr[need], seed_sc[need] = nb.indices, nb.scores
     timings["seed_topk"] = time.perf_counter() - t
 
@@ -262,11 +273,7 @@ def build_graph(
         node_rows = np.concatenate([seed_rows, new_rows])
         tok_nodes = np.flatnonzero(node_rows >= 0)  # word seeds (several tokens) have no row of their own
         tok_rows = node_rows[tok_nodes]
-        if knn is not None:
-            nb = knn.neighbors(tok_rows, k)
-        else:
-            xn = normalised()
-            nb = topk_batch(xn, xn[tok_rows], k, exclude=[[int(r)] for r in tok_rows])
+        nb = index.query(tok_rows, k, exclude_self=True)
         m = len(nodes)
         u = np.repeat(tok_nodes, k)
         v = node_of_row[nb.indices.ravel()]
@@ -286,7 +293,7 @@ def build_graph(
         src, dst, score, kind = src[keep], dst[keep], score[keep], kind[keep]
     src, dst, score, kind = _dedupe(src, dst, score, kind)
     if min_score is not None:
-        # Neighbours whose every edge fell below --min-score are dropped; seeds always stay.
+        # Neighbours whose every edge fell below min_score are dropped; seeds always stay.
         used = np.zeros(len(nodes), dtype=bool)
         used[:n_seed] = True
         used[src] = True

@@ -110,11 +110,21 @@ class GridMap:
     def load(cls, path: str | Path) -> GridMap:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
-    def figure(self) -> Any:
+    def figure(self, *, cell_labels: str | None = None) -> Any:
         """The interactive Plotly figure (see :func:`embedlens.render.grid.grid_figure`)."""
         from ..render.grid import grid_figure
 
-        return grid_figure(self)
+        return grid_figure(self, cell_labels=cell_labels)
+
+    def _repr_html_(self) -> str:
+        """Shown inline by Jupyter: title, how many distinct top tokens, and the interactive map, offline."""
+        from ..render.grid import _title
+        from ..render.notebook import result_html
+
+        ids = np.asarray(self.token_ids)
+        line = (f"{np.unique(ids).size} distinct top tokens over {ids.size:,} cells; "
+                f"mean top probability {float(np.mean(self.probs)):.3f}")
+        return result_html(self.figure(), _title(self), [line])
 
 
 def _floats(values: np.ndarray) -> list[float]:

@@ -1,5 +1,15 @@
-"""Nearest neighbours: exact cosine top-k, query resolution, and word variants."""
+"""Nearest neighbours: one index layer (exact, faiss, HNSW, precomputed graphs), query resolution, variants."""
 
-from .exact import Neighbors, row_norms, topk_cosine
+from .exact import topk_cosine
+from .index import (
+    ExactIndex,
+    HNSWIndex,
+    NeighborIndex,
+    Neighbors,
+    PrecomputedIndex,
+    build_index,
+    row_norms,
+)
 
-__all__ = ["Neighbors", "row_norms", "topk_cosine"]
+__all__ = ["ExactIndex", "HNSWIndex", "NeighborIndex", "Neighbors", "PrecomputedIndex", "build_index", "row_norms",
+           "topk_cosine"]

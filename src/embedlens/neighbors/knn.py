@@ -1,23 +1,20 @@
 """The full-vocabulary k-nearest-neighbour graph: every token's k most cosine-similar tokens.
 
-Rows are normalised once, then the similarity matrix is produced one block of query rows at a time
-(``block`` x n scores, never n x n) and reduced to its top-k before the next block. Three exact
-backends share that shape; :data:`DEFAULT_BACKEND` is the fastest one measured on this machine
-(``benchmarks/bench_knn.py``: faiss, with torch when faiss-cpu is not installed):
-
-  * ``torch``: ``torch.mm`` per row block + ``torch.topk``;
-  * ``faiss``: ``faiss.IndexFlatIP`` over the normalised rows (its own blocked sgemm + heaps);
-  * ``numpy``: ``@`` per row block + ``np.argpartition`` (the baseline, no extra dependency).
+Computed by one query of the neighbour layer (:mod:`embedlens.neighbors.index`) over every row, in
+steps of rows so a progress bar can move. Three exact backends answer in the same canonical order
+(ties by row); :data:`DEFAULT_BACKEND` is the fastest one measured on this machine
+(``benchmarks/bench_knn.py``: faiss, with torch when faiss-cpu is not installed).
 
 The approximate path (``method="approx"``) takes the products in bfloat16 through torch — several
-times the float32 throughput on CPUs with AVX512-BF16 — keeps a short list of ``shortlist``
-candidates per row (``4 * k`` by default) and re-ranks that list with exact float32 dot products, so
-every returned score is exact and only the membership can differ. Its recall@k against exact float32
-search is measured on a seeded sample of rows and stored with the graph.
+times the float32 throughput on CPUs with AVX512-BF16 — keeps a short list of candidates per row and
+re-scores it exactly, so every returned score is exact and only the membership can differ. Its
+recall@k against exact search is measured on a seeded sample of rows and stored with the graph.
 
 A graph is cached beside the model's matrices (``<entry>/knn-<space>-k<k>-<method>.safetensors`` and
 its ``.json``) or, for any other space, under ``$EMBEDLENS_CACHE/spaces/<content hash>/``.
-:func:`cached_knn` finds a cached graph with at least k neighbours for ``neighbors`` and ``graph``.
+:func:`cached_knn` finds a cached graph with at least k neighbours; :func:`space_index` is what every
+caller asks: that graph as a :class:`~embedlens.neighbors.index.PrecomputedIndex` (falling back to an
+exact scan for what it cannot answer), or the exact scan alone.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from .exact import Neighbors, check_k, normalized_rows
+from .index import Neighbors, check_k
 
 log = logging.getLogger("embedlens")
 
@@ -44,9 +41,8 @@ BACKENDS = ("torch", "faiss", "numpy")
 # (benchmarks/bench_knn.py); torch is the fallback when faiss-cpu is not installed.
 DEFAULT_BACKEND = "faiss"
 MAX_K = 1000
-_SCORE_ELEMS = 1 << 26  # scores held at once per block (256 MiB of float32)
-_NUMPY_QUERY_ELEMS = 1 << 24  # topk_batch below this many scores uses numpy (no torch import)
-FORMAT_VERSION = 1
+# 2: canonical order (ties by row, near-ties settled in float64); graphs of format 1 are rebuilt.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +60,8 @@ class KnnGraph:
         timings: seconds per stage.
         space: the space's name.
         params: everything else that shaped the result (block, shortlist, n, dim).
+        metric: ``"cosine"`` (scores are similarities) or ``"euclidean"`` (scores are distances).
+        format: the file format it was written in (:data:`FORMAT_VERSION` for a new graph).
     """
 
     indices: np.ndarray
@@ -76,6 +74,8 @@ class KnnGraph:
     timings: dict[str, float] = field(default_factory=dict)
     space: str = "space"
     params: dict[str, Any] = field(default_factory=dict)
+    metric: str = "cosine"
+    format: int = FORMAT_VERSION
 
     @property
     def k(self) -> int:
@@ -94,20 +94,27 @@ class KnnGraph:
         if rows is not None:
             rows = np.asarray(rows, dtype=np.int64)
             idx, sc = idx[rows], sc[rows]
-        return Neighbors(np.ascontiguousarray(idx[:, :k]), np.ascontiguousarray(sc[:, :k]))
+        return Neighbors(np.ascontiguousarray(idx[:, :k]), np.ascontiguousarray(sc[:, :k]), self.metric)
+
+    def index(self, fallback: Any = None) -> Any:
+        """This graph as a :class:`~embedlens.neighbors.index.PrecomputedIndex` (``fallback``: an exact index)."""
+        from .index import PrecomputedIndex
+
+        return PrecomputedIndex(self, fallback)
 
     def truncate(self, k: int) -> KnnGraph:
         nb = self.neighbors(k=k)
         # The recall stays the one measured at the stored k (recall at a smaller k is not measured).
         return KnnGraph(nb.indices, nb.scores, self.method, self.backend, self.recall, self.recall_sample, self.seed,
-                        dict(self.timings), self.space, {**self.params, "truncated_from": self.k})
+                        dict(self.timings), self.space, {**self.params, "truncated_from": self.k}, self.metric,
+                        self.format)
 
     def meta(self) -> dict[str, Any]:
         """Everything but the arrays, for JSON."""
         return {"format": FORMAT_VERSION, "n": self.n, "k": self.k, "method": self.method, "backend": self.backend,
                 "recall": self.recall, "recall_sample": self.recall_sample, "seed": self.seed,
                 "timings": {key: round(v, 4) for key, v in self.timings.items()}, "space": self.space,
-                "params": self.params}
+                "params": self.params, "metric": self.metric}
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.meta(), "indices": self.indices.tolist(), "scores": self.scores.tolist()}
@@ -137,14 +144,16 @@ class KnnGraph:
             arrays = load_file(str(path))
         except Exception as exc:  # OSError, JSON errors, SafetensorError: all mean "unreadable"
             raise EmbedlensError(f"cannot read the k-NN graph {path} ({exc}); rebuild it with `embedlens knn`") from None
-        if not isinstance(meta, dict) or meta.get("method") not in METHODS:
+        if not isinstance(meta, dict) or meta.get("method") not in METHODS or meta.get("metric", "cosine") not in (
+                "cosine", "euclidean"):
             raise EmbedlensError(damaged)
         idx, sc = arrays.get("indices"), arrays.get("scores")
         if idx is None or sc is None or idx.shape != sc.shape or list(idx.shape) != [meta.get("n"), meta.get("k")]:
             raise EmbedlensError(damaged)
         return cls(idx, sc, meta["method"], meta.get("backend", "?"), float(meta.get("recall", 1.0)),
                    int(meta.get("recall_sample", 0)), int(meta.get("seed", 0)), dict(meta.get("timings", {})),
-                   meta.get("space", "space"), dict(meta.get("params", {})))
+                   meta.get("space", "space"), dict(meta.get("params", {})), meta.get("metric", "cosine"),
+                   int(meta.get("format", 1)))
 
 
 # -- computing -------------------------------------------------------------------------------------
@@ -163,137 +172,6 @@ def _check_knn_k(k: int, n: int) -> int:
     return check_k(k, min(MAX_K, n - 1), context=f" for a space of {n} rows")
 
 
-def _block_rows(n: int, block: int | None, itemsize: int = 4) -> int:
-    if block is None:
-        block = max(256, min(4096, (_SCORE_ELEMS * 4 // itemsize) // max(n, 1)))
-    if not isinstance(block, int | np.integer) or block < 1:
-        raise EmbedlensError(f"block must be a positive number of rows, got {block}")
-    return int(min(block, n))
-
-
-def _exact_torch(x: np.ndarray, k: int, block: int, advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
-    n = x.shape[0]
-    xt = torch.from_numpy(x)
-    xT = xt.T  # torch.mm reads the transposed operand in place (BLAS "T"), no copy
-    out_i = np.empty((n, k), dtype=np.int64)
-    out_s = np.empty((n, k), dtype=np.float32)
-    buf = torch.empty((block, n), dtype=torch.float32)
-    with torch.inference_mode():
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            b = stop - start
-            s = torch.mm(xt[start:stop], xT, out=buf[:b])
-            r = torch.arange(b)
-            s[r, r + start] = -torch.inf  # the row itself
-            v, i = torch.topk(s, k, dim=1, sorted=True)
-            out_i[start:stop] = i.numpy()
-            out_s[start:stop] = v.numpy()
-            advance(b)
-    return out_i, out_s
-
-
-def _exact_numpy(x: np.ndarray, k: int, block: int, advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
-    from .exact import _topk_rows
-
-    n = x.shape[0]
-    out_i = np.empty((n, k), dtype=np.int64)
-    out_s = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        s = x[start:stop] @ x.T
-        r = np.arange(stop - start)
-        s[r, r + start] = -np.inf
-        out_i[start:stop], out_s[start:stop] = _topk_rows(s, k)
-        advance(stop - start)
-    return out_i, out_s
-
-
-def _exact_faiss(x: np.ndarray, k: int, block: int, advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
-    from ..errors import require
-
-    faiss = require("faiss", "the faiss k-NN backend", extra="graph", package="faiss-cpu")
-    n, d = x.shape
-    index = faiss.IndexFlatIP(d)
-    index.add(x)
-    out_i = np.empty((n, k), dtype=np.int64)
-    out_s = np.empty((n, k), dtype=np.float32)
-    # faiss bounds its own working memory (internal query and database blocks), so ``block`` only
-    # sets how often the progress bar moves; small steps would cost BLAS efficiency.
-    step = max(block, 8192)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        dist, idx = index.search(x[start:stop], k + 1)
-        out_i[start:stop], out_s[start:stop] = _drop_self(idx, dist, np.arange(start, stop), k)
-        advance(stop - start)
-    return out_i, out_s
-
-
-def _drop_self(idx: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """From k+1 results per row, drop the row itself (or the last one when it is absent: duplicate rows)."""
-    is_self = idx == rows[:, None]
-    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
-    keep = np.ones(idx.shape, dtype=bool)
-    keep[np.arange(idx.shape[0]), drop] = False
-    return idx[keep].reshape(-1, k).astype(np.int64), dist[keep].reshape(-1, k).astype(np.float32)
-
-
-def _approx_bf16(x: np.ndarray, k: int, shortlist: int, block: int, advance: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
-    """bfloat16 products -> ``shortlist`` candidates per row -> exact float32 re-rank -> top-k."""
-    import torch
-
-    n = x.shape[0]
-    xt = torch.from_numpy(x)
-    xb = xt.to(torch.bfloat16)
-    xbT = xb.T.contiguous()  # (d, n): measured ~2x faster than the transposed view for bf16 on CPU
-    out_i = np.empty((n, k), dtype=np.int64)
-    out_s = np.empty((n, k), dtype=np.float32)
-    buf = torch.empty((block, n), dtype=torch.bfloat16)
-    with torch.inference_mode():
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            b = stop - start
-            s = torch.mm(xb[start:stop], xbT, out=buf[:b])
-            r = torch.arange(b)
-            s[r, r + start] = -torch.inf
-            _, cand = torch.topk(s, shortlist, dim=1, sorted=False)  # (b, L)
-            exact = torch.einsum("bld,bd->bl", xt[cand], xt[start:stop])  # float32 re-rank
-            v, p = torch.topk(exact, k, dim=1, sorted=True)
-            out_i[start:stop] = torch.gather(cand, 1, p).numpy()
-            out_s[start:stop] = v.numpy()
-            advance(b)
-    return out_i, out_s
-
-
-def exact_rows_topk(x: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact float32 top-k of some rows of the normalised matrix ``x`` (each row itself excluded)."""
-    import torch
-
-    rows = np.asarray(rows, dtype=np.int64)
-    xt = torch.from_numpy(x)
-    out_i = np.empty((rows.size, k), dtype=np.int64)
-    out_s = np.empty((rows.size, k), dtype=np.float32)
-    step = _block_rows(x.shape[0], None)
-    with torch.inference_mode():
-        for start in range(0, rows.size, step):
-            sel = torch.from_numpy(rows[start : start + step])
-            s = torch.mm(xt[sel], xt.T)
-            s[torch.arange(sel.numel()), sel] = -torch.inf
-            v, i = torch.topk(s, k, dim=1, sorted=True)
-            out_i[start : start + step] = i.numpy()
-            out_s[start : start + step] = v.numpy()
-    return out_i, out_s
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean fraction of each row's true k neighbours (``truth``, (m, k)) present in ``found`` (m, k)."""
-    if truth.size == 0:
-        return 1.0
-    hits = (found[:, :, None] == truth[:, None, :]).any(axis=1).sum()
-    return float(hits) / truth.size
-
-
 def knn_graph(
     space: Any,
     k: int = 10,
@@ -306,20 +184,24 @@ def knn_graph(
     seed: int = 0,
     progress: bool = False,
 ) -> KnnGraph:
-    """The k nearest rows (cosine) of every row of ``space``, the row itself excluded.
+    """The k nearest rows (cosine) of every row of ``space``, the row itself excluded (by id).
+
+    One query of a :mod:`~embedlens.neighbors.index` index over every row.
 
     Args:
         space: an :class:`~embedlens.spaces.space.EmbeddingSpace` or an array of shape (n, d).
         k: neighbours per row, 1 to ``min(1000, n - 1)``.
-        method: ``"exact"`` (float32 blocked products) or ``"approx"`` (bfloat16 products, short list,
-            exact float32 re-rank; its recall@k is measured on ``recall_sample`` seeded rows).
+        method: ``"exact"`` (float32 blocked products, canonical order) or ``"approx"`` (bfloat16
+            products for a short list, exact re-scoring; its recall@k is measured on ``recall_sample`` rows).
         backend: exact backend, ``faiss`` (default when installed, else ``torch``), ``torch`` or ``numpy``.
-        block: query rows per block (scores held at once: block x n); default keeps ~256 MiB.
-        shortlist: candidates re-ranked per row by the approximate path (default ``max(4 * k, 32)``).
+        block: query rows per step (the progress bar moves once per step); default 8192.
+        shortlist: candidates re-scored per row by the approximate path (default ``4 * (k + 8)``).
         recall_sample: rows on which the approximate path's recall is measured.
         seed: seed of that sample.
         progress: show a progress bar on a terminal.
     """
+    from .index import BFloat16Index, ExactIndex, exact_twin, recall_at_k
+
     if method not in METHODS:
         raise EmbedlensError(f"unknown k-NN method '{method}' (choose {' or '.join(METHODS)})")
     backend = backend or _default_backend()
@@ -330,11 +212,11 @@ def knn_graph(
         raise EmbedlensError(f"a k-NN graph needs a (n, d) matrix, got shape {vectors.shape}")
     n, d = vectors.shape
     k = _check_knn_k(k, n)
+    if block is not None and (isinstance(block, bool) or not isinstance(block, int | np.integer) or block < 1):
+        raise EmbedlensError(f"block must be a positive number of rows, got {block}")
+    step = int(min(n, block or 8192))
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    x = normalized_rows(vectors, getattr(space, "norms", None))
-    timings["normalize"] = time.perf_counter() - t0
-    params: dict[str, Any] = {"n": n, "dim": d}
+    params: dict[str, Any] = {"n": n, "dim": d, "block": step}
     from .. import hardware
 
     if method == "approx" and not hardware.fast_bfloat16():
@@ -343,92 +225,38 @@ def knn_graph(
         params["note"] = "approx was asked, but this CPU has no fast bfloat16 products: computed exactly instead"
         log.warning("%s", params["note"])
         method = "exact"
+    t0 = time.perf_counter()
+    norms = getattr(space, "norms", None)
+    if method == "exact":
+        index = ExactIndex(vectors, backend=backend, norms=norms)
+        used = backend
+    else:
+        index = BFloat16Index(vectors, shortlist=shortlist, norms=norms, recall_sample=0)
+        used = "torch-bf16"
+    timings["index"] = time.perf_counter() - t0
     from ..progress import bar
 
+    idx = np.empty((n, k), dtype=np.int64)
+    sc = np.empty((n, k), dtype=np.float32)
     with bar(n, f"{method} {k}-NN graph of {n:,} rows", enabled=progress) as advance:
         t0 = time.perf_counter()
-        if method == "exact":
-            blk = _block_rows(n, block)
-            fn = {"torch": _exact_torch, "faiss": _exact_faiss, "numpy": _exact_numpy}[backend]
-            idx, sc = fn(x, k, blk, advance)
-            used = backend
-            params["block"] = max(blk, 8192) if backend == "faiss" else blk
-        else:
-            blk = _block_rows(n, block, itemsize=2)
-            short = int(min(n - 1, max(k, shortlist if shortlist is not None else max(4 * k, 32))))
-            idx, sc = _approx_bf16(x, k, short, blk, advance)
-            used = "torch-bf16"
-            params.update(block=blk, shortlist=short)
+        for start in range(0, n, step):
+            rows = np.arange(start, min(n, start + step))
+            nb = index.query(rows, k, exclude_self=True)
+            idx[start : start + len(rows)], sc[start : start + len(rows)] = nb.indices, nb.scores
+            advance(len(rows))
         timings["search"] = time.perf_counter() - t0
     recall, sample = 1.0, 0
     if method == "approx":
+        params["shortlist"] = index.info.get("shortlist")
         t0 = time.perf_counter()
-        rng = np.random.default_rng(seed)
         sample = int(min(n, recall_sample))
-        rows = np.sort(rng.choice(n, size=sample, replace=False))
-        truth_i, truth_s = exact_rows_topk(x, rows, k)
-        recall = recall_at_k(idx[rows], truth_i)
-        # Also score-based: a neighbour tied with the true k-th (equal score) is not a miss.
-        kth = truth_s[:, -1:]
-        params["recall_ties_ok"] = float((sc[rows] >= kth - 1e-6).sum()) / truth_i.size
+        rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
+        truth = exact_twin(index).query(rows, k, exclude_self=True)
+        recall = recall_at_k(Neighbors(idx[rows], sc[rows]), truth)
         timings["recall"] = time.perf_counter() - t0
     name = getattr(space, "name", "space")
     return KnnGraph(idx, sc, method, used, recall, sample, seed, timings, name, params)
-
-
-# -- batched queries for graph building -------------------------------------------------------------
-
-
-def topk_batch(
-    x: np.ndarray,
-    queries: np.ndarray,
-    k: int,
-    *,
-    exclude: Sequence[Sequence[int]] | None = None,
-) -> Neighbors:
-    """Cosine top-k of many queries over the normalised matrix ``x`` in one blocked pass.
-
-    Args:
-        x: unit rows, array of shape (n, d) (see :func:`normalized_rows`).
-        queries: array of shape (m, d); normalised here.
-        k: neighbours per query.
-        exclude: for each query, rows it must not return (its own tokens).
-    """
-    from .exact import _topk_rows
-
-    q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-    m, n = q.shape[0], x.shape[0]
-    q = normalized_rows(q)
-    ex_q = ex_r = np.zeros(0, dtype=np.int64)
-    if exclude:
-        lengths = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=len(exclude))
-        ex_q = np.repeat(np.arange(len(exclude)), lengths)
-        ex_r = np.fromiter((r for e in exclude for r in e), dtype=np.int64, count=int(lengths.sum()))
-        check_k(k, n - int(lengths.max(initial=0)), context=" (the rows that can be returned)")
-    out_i = np.empty((m, k), dtype=np.int64)
-    out_s = np.empty((m, k), dtype=np.float32)
-    step = _block_rows(n, None)
-    if m * n <= _NUMPY_QUERY_ELEMS:
-        # numpy for a few queries: importing torch would cost more than the search itself.
-        for start in range(0, m, step):
-            stop = min(m, start + step)
-            s = q[start:stop] @ x.T
-            sel = (ex_q >= start) & (ex_q < stop)
-            s[ex_q[sel] - start, ex_r[sel]] = -np.inf
-            out_i[start:stop], out_s[start:stop] = _topk_rows(s, k)
-        return Neighbors(out_i, out_s)
-    import torch
-
-    xt = torch.from_numpy(x)
-    with torch.inference_mode():
-        for start in range(0, m, step):
-            stop = min(m, start + step)
-            s = torch.mm(torch.from_numpy(q[start:stop]), xt.T)
-            sel = (ex_q >= start) & (ex_q < stop)
-            s[torch.from_numpy(ex_q[sel] - start), torch.from_numpy(ex_r[sel])] = -torch.inf
-            v, i = torch.topk(s, k, dim=1, sorted=True)
-            out_i[start:stop], out_s[start:stop] = i.numpy(), v.numpy()
-    return Neighbors(out_i, out_s)
 
 
 # -- cache -----------------------------------------------------------------------------------------
@@ -487,7 +315,7 @@ def cached_knn(lens: Any, which: str = "input", k: int = 10, *, min_recall: floa
     except EmbedlensError as exc:
         log.warning("%s", exc)
         return None
-    if graph.n != n or (graph.method == "approx" and graph.recall < min_recall):
+    if graph.n != n or graph.format < FORMAT_VERSION or (graph.method == "approx" and graph.recall < min_recall):
         return None
     return graph if graph.k == k else graph.truncate(k)
 
@@ -514,15 +342,46 @@ def build_knn(
             continue
         try:
             graph = KnnGraph.load(path)
-            if graph.n == len(_lens_space(lens, which)):
+            if graph.n == len(_lens_space(lens, which)) and graph.format >= FORMAT_VERSION:
                 return graph, path, True
         except EmbedlensError as exc:
             log.warning("%s", exc)
     sp = _lens_space(lens, which)
     graph = knn_graph(sp, k, method=method, progress=progress, **options)
     path = knn_path(lens, which, k, graph.method)  # an approx request may have been computed exactly
-    from ..spaces.extract import versions
+    from ..versions import versions
 
     manifest = lens.manifest() if hasattr(lens, "manifest") else {}
     graph.save(path, extra={"which": which, "model": manifest, "versions": versions()})
     return graph, path, False
+
+
+def space_index(lens: Any, which: str = "input", k: int | None = None, *, use_cache: bool = True) -> Any:
+    """The neighbour index of a lens's space that every caller uses.
+
+    A cached exact k-NN graph with at least ``k`` neighbours (or, with ``k=None``, the widest one on
+    disk) becomes a :class:`~embedlens.neighbors.index.PrecomputedIndex` whose fallback is an exact
+    scan; without one, the exact scan itself. Answers are the same either way.
+    """
+    from .index import ExactIndex
+
+    sp = _lens_space(lens, which)
+    scan = ExactIndex(sp.vectors, norms=getattr(sp, "norms", None))
+    if not use_cache:
+        return scan
+    graph = None
+    try:
+        if k is None:
+            folder = knn_folder(lens, which)
+            ks = [int(m.name.split("-k", 1)[1].split("-", 1)[0])
+                  for m in folder.glob(f"knn-{which}-k*-exact.json")] if folder.is_dir() else []
+            if ks:
+                graph = cached_knn(lens, which, max(ks))
+        else:
+            graph = cached_knn(lens, which, k)
+    except (EmbedlensError, ValueError, OSError) as exc:  # a damaged or foreign file: scan instead
+        log.warning("%s", exc)
+        graph = None
+    if graph is None or graph.method != "exact":
+        return scan
+    return graph.index(scan)

@@ -7,12 +7,15 @@
 
 Every reducer records every effective parameter (``params_``), what the user must be told
 (``notes_``: a clamped perplexity, a PCA step first) and seconds per stage (``timings_``).
-Same seed, same coordinates. Map faithfulness: :mod:`embedlens.reduce.quality`.
+t-SNE and UMAP start from the k-NN graph of the full space (``fit(X, neighbors=...)`` takes one the
+caller already has; :mod:`embedlens.reduce.knn`). Map faithfulness: :mod:`embedlens.reduce.quality`.
+Same seed, same coordinates.
 """
 
 from __future__ import annotations
 
 from ..errors import EmbedlensError
+from .axes import AxesReducer
 from .base import METHODS, METRICS, Reducer
 from .pca import PCAFit, PCAReducer, fit_pca
 from .tsne import TSNEReducer
@@ -26,6 +29,7 @@ __all__ = [
     "Reducer",
     "TSNEReducer",
     "UMAPReducer",
+    "AxesReducer",
     "fit_pca",
     "make_reducer",
 ]
@@ -40,7 +44,7 @@ def make_reducer(
     perplexity: float | None = None,
     n_neighbors: int = 15,
     min_dist: float = 0.1,
-    pre_pca: int | None = 50,
+    pre_pca: int | None = None,
     n_jobs: int | None = None,
 ) -> Reducer:
     """A reducer for ``method`` (one of :data:`METHODS`); options a method does not use are ignored.
@@ -53,8 +57,9 @@ def make_reducer(
         perplexity: t-SNE perplexity (default 30), clamped to (n - 1) / 3 for few points.
         n_neighbors: UMAP neighbourhood size, clamped to n - 1.
         min_dist: UMAP minimum distance between embedded points (0 to 1).
-        pre_pca: t-SNE/UMAP first reduce to this many dimensions by exact PCA when the input has
-            more; ``None`` or 0 to skip.
+        pre_pca: t-SNE/UMAP first reduce to this many dimensions by exact PCA and find the k-NN graph
+            there (faster, loses true neighbours: a note says how many); ``None`` (default) or 0: the
+            graph comes from the full space.
         n_jobs: t-SNE threads (default all cores); UMAP is single-threaded so that a seed is reproducible.
     """
     if method == "pca":

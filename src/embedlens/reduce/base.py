@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..neighbors.index import METRICS  # one list of metric names: the neighbour layer's
 
 METHODS = ("pca", "tsne", "umap")
-METRICS = ("cosine", "euclidean")
 N_COMPONENTS = (2, 3)
 MIN_POINTS = 3
 
@@ -113,30 +113,40 @@ class Reducer:
         self.metric = metric
         self.seed = seed
 
-    def fit(self, X: np.ndarray, y: Any = None) -> Reducer:
-        """Compute the map of ``X``, array of shape (n_points, n_dims); returns ``self``."""
+    def fit(self, X: np.ndarray, neighbors: Any = None) -> Reducer:
+        """Compute the map of ``X``, array of shape (n_points, n_dims); returns ``self``.
+
+        ``neighbors``: the k-NN graph of ``X``'s rows when the caller has it (a
+        :class:`~embedlens.neighbors.index.Neighbors` of every row, or a cached
+        :class:`~embedlens.neighbors.knn.KnnGraph`), for t-SNE and UMAP; used when it holds at least
+        the k they need with the map's metric, else rebuilt with a note. PCA ignores it.
+        """
         self._check_params()
         X = check_matrix(X)
         self.notes_: list[str] = []
         self.timings_: dict[str, float] = {}
         self.params_: dict[str, Any] = {}
         started = time.perf_counter()
-        self._fit(X)
+        self._fit(X, neighbors)
         self.timings_["total"] = time.perf_counter() - started
         self.embedding_ = np.ascontiguousarray(self.embedding_, dtype=np.float32)
         self.n_samples_, self.n_features_in_ = X.shape
         return self
 
-    def fit_transform(self, X: np.ndarray, y: Any = None) -> np.ndarray:
+    def fit_transform(self, X: np.ndarray, neighbors: Any = None) -> np.ndarray:
         """Fit and return the coordinates, float32 array of shape (n_points, n_components)."""
-        return self.fit(X).embedding_
+        return self.fit(X, neighbors).embedding_
+
+    def neighbors_needed(self, n: int) -> int:
+        """How many neighbours per row the k-NN graph of ``n`` points must hold (0: none needed)."""
+        return 0
 
     def _check_params(self) -> None:
         check_n_components(self.n_components)
         check_metric(self.metric)
         check_seed(self.seed)
 
-    def _fit(self, X: np.ndarray) -> None:  # pragma: no cover - abstract
+    def _fit(self, X: np.ndarray, neighbors: Any = None) -> None:  # pragma: no cover - abstract
         raise NotImplementedError(type(self))
 
     @contextmanager

@@ -1,33 +1,35 @@
-"""Euclidean k nearest neighbours of the (pre-PCA'd) rows that t-SNE and UMAP start from.
+"""The k-nearest-neighbour graph t-SNE and UMAP start from: found in the full space, with the map's metric.
 
-openTSNE's Annoy and umap-learn's NN-descent are approximate and were the slowest stage of a
-full-vocabulary map (SmolLM2, 49,152 x 50: Annoy 28.6 s, NN-descent 86 s with its numba compile);
-faiss' exact flat search takes 7-9 s there, is deterministic, and its neighbours are the true ones.
-Without faiss the libraries' own searches are used (``None`` is returned).
+A map can only keep the neighbours it is given. On SmolLM2's 49,152 x 576 input embeddings a graph found
+after PCA to 50 dimensions (24% of the variance) left UMAP a neighbour recall@10 of 0.022 and t-SNE
+0.113; the same maps on the exact full-space cosine graph reach ~0.15 and ~0.35
+(``/work/shared/FAITHFULNESS.md``, ``benchmarks/bench_faithfulness.py``). So :func:`map_graph`:
 
-Exact search costs n^2: for Gemma's 262,144 rows it took 174 s, most of a UMAP run. Above
-``EXACT_MAX`` rows :func:`neighbor_graph` uses faiss' HNSW graph instead (built on one thread, so
-deterministic; searched on all cores): 33 s there, 97% of the true neighbours. Each HNSW run measures
-its own recall against brute force on a seeded sample of rows and reports it. Inputs with many
-identical rows stay exact.
+- takes a graph the caller already has (``Reducer.fit(X, neighbors=...)``: a
+  :class:`~embedlens.neighbors.index.Neighbors` of every row, or a cached ``embedlens knn``
+  :class:`~embedlens.neighbors.knn.KnnGraph`) when it holds at least the k needed and has the map's
+  metric; a graph with too few neighbours is rebuilt, with a note, never silently used;
+- else reuses a graph cached for the same vectors (content hash), metric and k or more;
+- else builds one with :func:`~embedlens.neighbors.index.build_index`: exact up to ``EXACT_MAX`` rows,
+  faiss HNSW above (its recall@10 measured on seeded rows and reported in a note), and caches it
+  under ``$EMBEDLENS_CACHE/spaces/<content hash>/`` when the space has at least ``CACHE_FROM`` rows.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..neighbors.index import EXACT_MAX, Neighbors, build_index, faiss_available  # noqa: F401 (re-exported)
 
-# Query rows per faiss search call: bounds the result heaps, not the speed.
-_QUERY_BLOCK = 8192
-EXACT_MAX = 100_000  # rows up to which the search is exact; above it, HNSW
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH_MIN = 32, 64, 64
-# HNSW loses neighbours among large groups of identical rows (measured: 49% recall with half the rows
-# equal); above this share the search stays exact.
-MAX_DUPLICATE_SHARE = 0.01
-_RECALL_SAMPLE = 256
+log = logging.getLogger("embedlens")
+
+CACHE_FROM = 5000  # rows from which a map's graph is cached on disk (below, building it costs less than hashing)
 
 
 def resolve_n_jobs(n_jobs: int | None) -> int:
@@ -42,150 +44,183 @@ def resolve_n_jobs(n_jobs: int | None) -> int:
     return int(n_jobs)
 
 
-def faiss_available() -> bool:
-    import importlib.util
+def _as_neighbors(given: Any) -> tuple[Neighbors, dict[str, Any]]:
+    """A caller's graph (Neighbors, KnnGraph, or an ``(indices, distances)`` pair) as Neighbors + its description."""
+    if isinstance(given, Neighbors):
+        return given, {"knn_method": "given", "knn_metric": given.metric}
+    if hasattr(given, "indices") and hasattr(given, "neighbors"):  # a KnnGraph
+        info = {"knn_method": f"given {given.method} k-NN graph ({given.backend})", "knn_metric": given.metric}
+        if given.method != "exact":
+            info["knn_recall"] = round(float(given.recall), 4)
+        return given.neighbors(), info
+    raise EmbedlensError("neighbors must be a Neighbors or a KnnGraph of every row, or None to build the graph")
 
-    return importlib.util.find_spec("faiss") is not None
+
+def _cache_folder(vectors: np.ndarray) -> Path:
+    from ..cache import cache_root
+    from ..neighbors.knn import space_content_hash
+
+    return cache_root() / "spaces" / space_content_hash(vectors)
 
 
-def exact_knn(Z: np.ndarray, k: int, *, n_jobs: int, include_self: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(indices, distances)`` of each row's ``k`` nearest rows, euclidean, nearest first; None without faiss.
+def _cached_graph(folder: Path, n: int, k: int, metric: str) -> Any:
+    """The narrowest cached graph of these rows with >= k neighbours and this metric (exact preferred), or None."""
+    from ..neighbors.knn import FORMAT_VERSION, KnnGraph
 
-    With ``include_self`` the row itself comes first at distance 0 (umap-learn's layout: k columns in
-    all); without it, the k others (openTSNE's). A duplicate row may stand where the row itself would.
-    """
-    if not faiss_available():
+    if not folder.is_dir():
         return None
-    import faiss
-
-    Z = np.ascontiguousarray(Z, dtype=np.float32)
-    faiss.omp_set_num_threads(max(1, int(n_jobs)))
-    index = faiss.IndexFlatL2(Z.shape[1])
-    index.add(Z)
-    return _search(index, Z, k, include_self)
-
-
-def _search(index, Z: np.ndarray, k: int, include_self: bool, rows: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``rows`` (default: all) of ``Z`` searched in ``index`` (which holds ``Z``), the row itself first."""
-    rows = np.arange(Z.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
-    want = k if include_self else k + 1
-    out_i = np.empty((len(rows), k), dtype=np.int64)
-    out_d = np.empty((len(rows), k), dtype=np.float32)
-    for start in range(0, len(rows), _QUERY_BLOCK):
-        block = rows[start: start + _QUERY_BLOCK]
-        sq, idx = index.search(Z[block], want)
-        # Put the row itself in column 0 (it may be missing, or not first, among exact duplicates).
-        is_self = idx == block[:, None]
-        others_first = np.argsort(~is_self, axis=1, kind="stable")
-        idx = np.take_along_axis(idx, others_first, axis=1)
-        sq = np.take_along_axis(sq, others_first, axis=1)
-        missing = ~is_self.any(axis=1)
-        idx[missing, 1:] = idx[missing, :-1]
-        sq[missing, 1:] = sq[missing, :-1]
-        idx[:, 0] = block
-        sq[:, 0] = 0.0
-        if not include_self:
-            idx, sq = idx[:, 1:], sq[:, 1:]
-        out_i[start: start + len(block)] = idx[:, :k]
-        out_d[start: start + len(block)] = np.sqrt(np.maximum(sq[:, :k], 0.0))
-    return out_i, out_d
+    found = []
+    for meta_path in folder.glob("knn-*-k*-*.json"):
+        try:
+            kk = int(meta_path.name.rsplit("-k", 1)[1].split("-", 1)[0])
+        except ValueError:
+            continue
+        if kk >= k and meta_path.with_suffix(".safetensors").is_file():
+            found.append((not meta_path.name.endswith("-exact.json"), kk, meta_path.with_suffix(".safetensors")))
+    for _, _, path in sorted(found):
+        try:
+            graph = KnnGraph.load(path)
+        except EmbedlensError as exc:
+            log.warning("%s", exc)
+            continue
+        if graph.n == n and graph.metric == metric and graph.format >= FORMAT_VERSION and (
+                graph.method == "exact" or graph.recall >= 0.9):
+            return graph
+    return None
 
 
-def duplicate_share(Z: np.ndarray, seed: int = 0) -> float:
-    """Share of rows that repeat another row (by a random projection: equal rows always collide)."""
-    if Z.shape[0] < 2:
-        return 0.0
-    r = np.random.default_rng(seed).standard_normal(Z.shape[1])
-    return 1.0 - np.unique(Z @ r).size / Z.shape[0]
+def map_graph(
+    X: np.ndarray,
+    k: int,
+    *,
+    metric: str = "cosine",
+    neighbors: Any = None,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    exact_max: int | None = None,
+    cache: bool = True,
+) -> tuple[Neighbors, dict[str, Any], list[str]]:
+    """Each row's ``k`` nearest other rows of ``X`` (n, d) by ``metric``, for a map.
 
-
-def hnsw_knn(Z: np.ndarray, k: int, *, n_jobs: int, include_self: bool, seed: int = 0
-             ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Approximate ``(indices, distances, info)`` like :func:`exact_knn`, from a faiss HNSW graph.
-
-    The graph is built on one thread (faiss' multi-threaded insertion order varies, its result with
-    it); the search, row by row, is deterministic on any number of threads. Rows the graph cannot give
-    k neighbours (faiss' label -1) are searched exhaustively. ``info`` holds the parameters and the
-    recall measured against brute force on ``_RECALL_SAMPLE`` rows drawn with ``seed``.
+    Returns:
+        ``(neighbors, info, notes)``: :class:`Neighbors` of shape (n, k) (self excluded by id), what the
+        manifest records about the graph (method, metric, recall when approximate, where it came from,
+        seconds), and one-line notes for the user.
     """
-    import faiss
-
-    Z = np.ascontiguousarray(Z, dtype=np.float32)
-    n, d = Z.shape
-    want = k if include_self else k + 1
-    ef_search = max(HNSW_EF_SEARCH_MIN, 2 * want)
-    faiss.omp_set_num_threads(1)
-    index = faiss.IndexHNSWFlat(d, HNSW_M)
-    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    index.add(Z)
-    index.hnsw.efSearch = ef_search
-    faiss.omp_set_num_threads(max(1, int(n_jobs)))
-    idx, dist = _search(index, Z, k, include_self)
-    short = np.flatnonzero((idx < 0).any(axis=1))
-    if short.size:
-        flat = faiss.IndexFlatL2(d)
-        flat.add(Z)
-        idx[short], dist[short] = _search(flat, Z, k, include_self, rows=short)
-    info = {"knn_method": "hnsw (faiss)", "hnsw_m": HNSW_M, "hnsw_ef_construction": HNSW_EF_CONSTRUCTION,
-            "hnsw_ef_search": ef_search, "rows_searched_exactly": int(short.size),
-            **sampled_recall(Z, idx, include_self=include_self, seed=seed)}
-    return idx, dist, info
-
-
-def sampled_recall(Z: np.ndarray, idx: np.ndarray, *, include_self: bool, seed: int = 0) -> dict:
-    """Share of the true k nearest rows that ``idx`` holds, on a seeded sample of rows (brute force).
-
-    Rows are centred first (float32 ``|q|^2 + |z|^2 - 2 q.z`` loses the small distances of rows far
-    from the origin) and scanned in blocks, so 262,144 rows cost ~70 MB rather than ~1 GB. Ties at the
-    k-th distance make several neighbour sets equally true: a hit is counted by distance, not by id.
-    """
-    n, k = idx.shape
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=min(_RECALL_SAMPLE, n), replace=False))
-    mu = Z.mean(axis=0, dtype=np.float64).astype(np.float32)
-    q = Z[rows] - mu
-    qn = np.einsum("ij,ij->i", q, q)[:, None]
-    keep = k if include_self else k + 1  # the row itself (at -inf) and the true neighbours
-    best = np.full((len(rows), keep), np.inf, dtype=np.float32)
-    for start in range(0, n, _QUERY_BLOCK * 8):
-        c = Z[start: start + _QUERY_BLOCK * 8] - mu
-        sq = q @ c.T
-        sq *= -2.0
-        sq += qn
-        sq += np.einsum("ij,ij->i", c, c)[None, :]
-        inside = np.flatnonzero((rows >= start) & (rows < start + len(c)))
-        sq[inside, rows[inside] - start] = -np.inf
-        best = np.partition(np.concatenate([best, sq], axis=1), keep - 1, axis=1)[:, :keep]
-    kth = best.max(axis=1, keepdims=True)
-    got = ((Z[idx[rows]] - Z[rows][:, None, :]) ** 2).sum(axis=-1)  # direct, no cancellation
-    found = got <= kth + 1e-4 * np.abs(kth) + 1e-6
-    return {"knn_recall_sampled": round(float(found.mean()), 4), "knn_recall_rows": int(len(rows))}
+    n = X.shape[0]
+    notes: list[str] = []
+    started = time.perf_counter()
+    if neighbors is not None:
+        nb, info = _as_neighbors(neighbors)
+        if nb.indices.shape[0] != n:
+            raise EmbedlensError(f"the given k-NN graph has {nb.indices.shape[0]} rows but X has {n}")
+        if nb.metric != metric:
+            notes.append(f"the given k-NN graph is {nb.metric}, the map is {metric}: rebuilt")
+        elif nb.k < k:
+            notes.append(f"the given k-NN graph holds {nb.k} neighbours per row, the map needs {k}: rebuilt")
+        else:
+            return nb.first(k), {**info, "knn_source": "given", "knn_k_stored": nb.k}, notes
+    folder = _cache_folder(X) if cache and n >= CACHE_FROM else None
+    if folder is not None:
+        graph = _cached_graph(folder, n, k, metric)
+        if graph is not None:
+            info = {"knn_method": f"{graph.method} ({graph.backend})", "knn_metric": metric,
+                    "knn_source": "cache", "knn_k_stored": graph.k, "knn_seconds": round(time.perf_counter() - started, 3)}
+            if graph.method != "exact":
+                info["knn_recall"] = round(float(graph.recall), 4)
+            return graph.neighbors(k=k), info, notes
+    index = build_index(X, metric=metric, exact_max=EXACT_MAX if exact_max is None else exact_max,
+                        n_jobs=n_jobs, seed=seed)
+    nb = index.query(None, k, exclude_self=True)
+    info = {**index.describe(), "knn_source": "computed", "knn_seconds": round(time.perf_counter() - started, 3)}
+    if not index.exact:
+        notes.append(f"{n:,} points: the k-NN graph comes from an HNSW index (faiss) rather than an exhaustive "
+                     f"search; it holds {index.recall:.1%} of the true 10 nearest neighbours "
+                     f"({index.info.get('recall_rows')} sampled points)")
+    if folder is not None:
+        _save(folder, nb, index, k, metric, seed, info)
+    return nb, info, notes
 
 
-def record_graph(reducer: Any, info: dict, n: int, k: int) -> str:
-    """Put a :func:`neighbor_graph` ``info`` into a reducer's ``params_`` (and, for HNSW, a note with its
-    measured recall into ``notes_``); returns the method's name."""
+def _save(folder: Path, nb: Neighbors, index: Any, k: int, metric: str, seed: int, info: dict[str, Any]) -> None:
+    from ..neighbors.knn import KnnGraph
+
+    method = "exact" if index.exact else "approx"
+    graph = KnnGraph(nb.indices, nb.scores, method, index.name, 1.0 if index.exact else float(index.recall),
+                     int(index.info.get("recall_rows", 0)), seed, {"search": float(info["knn_seconds"])}, "map",
+                     {k_: v for k_, v in index.info.items() if isinstance(v, int | float | str)}, metric)
+    try:
+        graph.save(folder / f"knn-map-{metric}-k{k}-{method}.safetensors")
+    except OSError as exc:  # a read-only cache costs the next map a rebuild, nothing more
+        log.warning("could not cache the map's k-NN graph in %s (%s)", folder, exc)
+
+
+def graph_recall(X: np.ndarray, found: Neighbors, *, metric: str = "cosine", sample: int = 256, seed: int = 0) -> float:
+    """Share of each sampled row's true ``found.k`` nearest rows of ``X`` (full space, ``metric``) that
+    ``found`` holds, by id: what a graph found elsewhere (after a PCA) costs in true neighbours."""
+    from ..neighbors.index import ExactIndex
+
+    n = X.shape[0]
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=min(sample, n), replace=False))
+    truth = ExactIndex(X, metric=metric).query(rows, found.k, exclude_self=True)
+    hits = (found.indices[rows][:, :, None] == truth.indices[:, None, :]).any(axis=1).sum()
+    return float(hits) / truth.indices.size
+
+
+def record_graph(reducer: Any, info: dict, notes: list[str]) -> str:
+    """Put a :func:`map_graph` description into a reducer's ``params_`` and its notes into ``notes_``."""
     info = dict(info)
-    method = info.pop("knn_method")
+    method = str(info.pop("knn_method"))
     reducer.params_.update(info)
-    if "knn_recall_sampled" in info:
-        reducer.notes_.append(
-            f"{n:,} points: the k-NN graph comes from an HNSW index (faiss) rather than an exhaustive search; "
-            f"it holds {info['knn_recall_sampled']:.1%} of the true {k} nearest neighbours "
-            f"({info['knn_recall_rows']} sampled points)")
+    reducer.notes_.extend(notes)
     return method
 
 
-def neighbor_graph(Z: np.ndarray, k: int, *, n_jobs: int, include_self: bool, seed: int = 0,
-                   exact_max: int | None = None) -> tuple[np.ndarray, np.ndarray, dict] | None:
-    """The k-NN graph t-SNE and UMAP start from: exact up to ``exact_max`` rows, HNSW above; None without faiss."""
-    if not faiss_available():
-        return None
-    info: dict = {"knn_method": "exact (faiss)"}
-    if Z.shape[0] > (EXACT_MAX if exact_max is None else exact_max):
-        share = duplicate_share(Z, seed)
-        if share <= MAX_DUPLICATE_SHARE:
-            return hnsw_knn(Z, k, n_jobs=n_jobs, include_self=include_self, seed=seed)
-        info["exact_because"] = f"{share:.1%} of the rows repeat others (HNSW loses neighbours among them)"
-    idx, dist = exact_knn(Z, k, n_jobs=n_jobs, include_self=include_self)
-    return idx, dist, info
+def reducer_graph(reducer: Any, X: np.ndarray, Z: np.ndarray, k: int, pre_pca: int | None, neighbors: Any,
+                  n_jobs: int | None) -> tuple[Neighbors, str]:
+    """The graph a t-SNE/UMAP ``reducer`` starts from, timed as its ``knn`` stage, recorded in its params and notes.
+
+    Without ``pre_pca``: :func:`map_graph` of the raw rows ``X`` with the reducer's metric (so a cached
+    ``embedlens knn`` graph of the same vectors is found). With it: the graph of the PCA'd rows ``Z``
+    (euclidean), and a note saying how many true full-space neighbours it kept. Sets the reducer's
+    ``neighbors_``: the graph when it is the exact full-space one (reused by the map's recall), else None.
+    """
+    with reducer._timed("knn"):
+        if pre_pca is None:
+            nb, info, notes = map_graph(X, k, metric=reducer.metric, neighbors=neighbors, seed=reducer.seed,
+                                        n_jobs=n_jobs)
+        else:
+            nb, info, notes = map_graph(Z, k, metric="euclidean", seed=reducer.seed, n_jobs=n_jobs)
+            if neighbors is not None:
+                notes.append("the given k-NN graph was not used: with pre_pca the graph is found after the PCA")
+            recall = graph_recall(X, nb, metric=reducer.metric, seed=reducer.seed)
+            info.update(knn_space=f"after PCA to {pre_pca} dims", knn_full_space_recall=round(recall, 4))
+            notes.append(f"pre_pca={pre_pca}: the k-NN graph is found after the PCA, so it holds only {recall:.1%} of "
+                         f"the true {k} nearest neighbours of the full space (256 sampled points); without "
+                         "pre_pca it is found in the full space")
+    # The graph is also the space's exact neighbours (for the map's recall) when nothing approximated it.
+    exact_full = pre_pca is None and "knn_recall" not in info and info.get("knn_method") != "given"
+    reducer.neighbors_ = nb if exact_full else None
+    return nb, record_graph(reducer, info, notes)
+
+
+def neighbor_graph(Z: np.ndarray, k: int, *, n_jobs: int | None = None, include_self: bool, seed: int = 0,
+                   exact_max: int | None = None, metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(indices, distances, info)`` of each row's k nearest rows of ``Z``, nearest first (kept for callers).
+
+    With ``include_self`` the row itself comes first at distance 0 and k columns hold k - 1 others
+    (umap-learn's layout); without it, k others (openTSNE's). Exact up to ``exact_max`` rows, HNSW
+    above (``info["knn_recall"]``); the search is :func:`embedlens.neighbors.index.build_index`'s.
+    """
+    index = build_index(Z, metric=metric, exact_max=EXACT_MAX if exact_max is None else exact_max,
+                        n_jobs=n_jobs, seed=seed)
+    want = k - 1 if include_self else k
+    if want < 1:
+        rows = np.arange(Z.shape[0])
+        return rows[:, None].copy(), np.zeros((Z.shape[0], 1), dtype=np.float32), index.describe()
+    nb = index.query(None, want, exclude_self=True)
+    if include_self:
+        idx, dist = nb.with_self()
+    else:
+        idx, dist = nb.indices, nb.distances()
+    return idx, dist, index.describe()

@@ -1,20 +1,24 @@
 """t-SNE through openTSNE (FFT-accelerated gradients), seeded.
 
-The pipeline is openTSNE's standard one, run stage by stage so each can be timed: optional exact
-PCA to ``pre_pca`` dimensions, k-nearest neighbours (openTSNE's exact search below 1,000 points;
-above, :func:`~embedlens.reduce.knn.neighbor_graph`: faiss exact, HNSW above 100,000 points, or Annoy without faiss),
-perplexity-based affinities, openTSNE's PCA initialisation, 250 early-exaggeration iterations, then
-500 ordinary ones. openTSNE's FFT gradients exist for 1D and 2D only, so 3D maps use Barnes-Hut.
+The pipeline is openTSNE's standard one, run stage by stage so each can be timed: the k-nearest-
+neighbour graph of the FULL space with the map's metric (:func:`~embedlens.reduce.knn.map_graph`:
+given, cached, exact, or HNSW above 100,000 points; cosine distances ``1 - cos`` as openTSNE's own
+cosine search gives them), perplexity-based affinities, a PCA initialisation (exact PCA, rescaled
+as openTSNE does), 250 early-exaggeration iterations, then 500 ordinary ones. openTSNE's FFT gradients
+exist for 1D and 2D only, so 3D maps use Barnes-Hut. ``pre_pca`` (off by default) finds the graph after
+an exact PCA instead, faster and less faithful; a note says how many true neighbours that cost.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
-from .knn import neighbor_graph, record_graph, resolve_n_jobs
-from .pca import check_pre_pca, pre_reduce
+from .knn import reducer_graph, resolve_n_jobs
+from .pca import check_pre_pca, fit_pca, pre_reduce
 
 DEFAULT_PERPLEXITY = 30.0
 EARLY_EXAGGERATION_ITER = 250
@@ -41,9 +45,6 @@ def clamp_perplexity(perplexity: float | None, n: int) -> tuple[float, str | Non
     return requested, None
 
 
-# From this many points the neighbours come from faiss' exact search (openTSNE's own search below: as exact, and
-# without the faiss start-up cost).
-EXACT_KNN_FROM = 1000
 # Below this many points Barnes-Hut beats FFT gradients (FFT pays for a fixed interpolation grid).
 BH_BELOW = 10_000
 
@@ -56,7 +57,8 @@ class TSNEReducer(Reducer):
         metric: ``"cosine"`` (rows L2-normalised first, then euclidean) or ``"euclidean"``.
         seed: seeds the neighbour index, the initialisation and its jitter.
         perplexity: default 30; clamped to (n - 1) / 3 with a note when there are too few points.
-        pre_pca: exact PCA to this many dimensions first when the input has more (default 50); None skips it.
+        pre_pca: exact PCA to this many dimensions first, and the k-NN graph found there (faster, loses
+            true neighbours: a note says how many); None (default) keeps the full space.
         n_jobs: threads (default: all cores).
         n_iter: ordinary iterations after the early-exaggeration phase (default 500).
         early_exaggeration_iter: iterations with exaggeration 12 first (default 250).
@@ -80,7 +82,7 @@ class TSNEReducer(Reducer):
         metric: str = "cosine",
         seed: int = 0,
         perplexity: float | None = None,
-        pre_pca: int | None = 50,
+        pre_pca: int | None = None,
         n_jobs: int | None = None,
         n_iter: int = N_ITER,
         early_exaggeration_iter: int = EARLY_EXAGGERATION_ITER,
@@ -113,7 +115,10 @@ class TSNEReducer(Reducer):
                 f"negative_gradient_method must be 'auto', 'fft' or 'bh', got {self.negative_gradient_method!r}"
             )
 
-    def _fit(self, X: np.ndarray) -> None:
+    def neighbors_needed(self, n: int) -> int:
+        return min(n - 1, int(3 * clamp_perplexity(self.perplexity, n)[0]))
+
+    def _fit(self, X: np.ndarray, neighbors: Any = None) -> None:
         with self._timed("import"):
             openTSNE = require("openTSNE", "t-SNE maps", extra="maps", package="openTSNE")
             from openTSNE import affinity, initialization, nearest_neighbors
@@ -121,7 +126,8 @@ class TSNEReducer(Reducer):
         n = X.shape[0]
         n_jobs = resolve_n_jobs(self.n_jobs)
         perplexity, note = clamp_perplexity(self.perplexity, n)
-        Z, pre_pca_used = pre_reduce(self, X, check_pre_pca(self.pre_pca))
+        pre_pca = check_pre_pca(self.pre_pca)
+        Z, pre_pca_used = pre_reduce(self, X, pre_pca)
         if note:
             self.notes_.append(note)
         requested = self.negative_gradient_method
@@ -132,28 +138,20 @@ class TSNEReducer(Reducer):
             self.notes_.append(
                 "3D t-SNE uses Barnes-Hut gradients (openTSNE's FFT gradients are 1D/2D only); slower"
             )
-        k = min(n - 1, int(3 * perplexity))
-        with self._timed("knn"):
-            found = (neighbor_graph(Z, k, n_jobs=n_jobs, include_self=False, seed=self.seed)
-                     if n >= EXACT_KNN_FROM else None)
-            if found is not None:
-                neighbors, distances, knn_info = found
-                knn_method = record_graph(self, knn_info, n, k)
-            else:
-                knn_method = "exact" if n < 1000 else "annoy"  # openTSNE's own "auto" choice for these metrics
-                knn_index = affinity.get_knn_index(
-                    Z, knn_method, k, "euclidean", n_jobs=n_jobs, random_state=self.seed
-                )
-                neighbors, distances = knn_index.build()
+        k = self.neighbors_needed(n)
+        graph, knn_method = reducer_graph(self, X, Z, k, pre_pca_used, neighbors, n_jobs)
+        distances = graph.distances()
         with self._timed("affinities"):
             P = affinity.PerplexityBasedNN(
-                knn_index=nearest_neighbors.PrecomputedNeighbors(neighbors, distances),
+                knn_index=nearest_neighbors.PrecomputedNeighbors(graph.indices, distances),
                 perplexity=perplexity,
                 n_jobs=n_jobs,
                 random_state=self.seed,
             )
         with self._timed("init"):
-            init = initialization.pca(Z, self.n_components, random_state=self.seed)
+            # openTSNE's PCA initialisation (top components, rescaled to std 1e-4, jittered), by exact PCA.
+            init = fit_pca(Z, self.n_components).transform(Z).astype(np.float64)
+            init = initialization.jitter(initialization.rescale(init), random_state=self.seed)
         tsne = openTSNE.TSNE(
             n_components=self.n_components,
             perplexity=perplexity,
@@ -179,12 +177,13 @@ class TSNEReducer(Reducer):
             **self.params_,
             "perplexity": perplexity,
             "perplexity_requested": DEFAULT_PERPLEXITY if self.perplexity is None else float(self.perplexity),
-            "tsne_metric": "euclidean" + (" on L2-normalised rows" if self.metric == "cosine" else ""),
+            "tsne_metric": (f"{self.metric} k-NN graph of the full space" if pre_pca_used is None
+                            else f"euclidean k-NN graph after PCA to {pre_pca_used} dims"),
             "k_neighbors": k,
             "knn_method": knn_method,
             "negative_gradient_method": gradient,
             **({"ints_in_interval": float(self.ints_in_interval)} if gradient == "fft" else {}),
-            "initialization": "pca (openTSNE)",
+            "initialization": "pca (exact, rescaled and jittered as openTSNE does)",
             "early_exaggeration": 12,
             "early_exaggeration_iter": int(self.early_exaggeration_iter),
             "n_iter": int(self.n_iter),

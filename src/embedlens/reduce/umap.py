@@ -1,25 +1,25 @@
 """UMAP through umap-learn, seeded and therefore single-threaded.
 
 umap-learn is deterministic only with ``random_state`` set, which also makes it run on one
-thread; that is the trade this module makes: same seed, same coordinates. Optional exact PCA to
-``pre_pca`` dimensions first; from 4,096 points on, the k-nearest-neighbour graph is computed as its
-own timed stage (:func:`~embedlens.reduce.knn.neighbor_graph`: exact with faiss, HNSW above 100,000
-points; NN-descent without faiss) and handed to UMAP as ``precomputed_knn``; below that umap-learn
-uses exact pairwise distances itself.
+thread; that is the trade this module makes: same seed, same coordinates. The k-nearest-neighbour
+graph is its own timed stage, found in the FULL space with the map's metric
+(:func:`~embedlens.reduce.knn.map_graph`: given, cached, exact, or HNSW above 100,000 points) and
+handed to umap-learn as ``precomputed_knn`` (each row itself first, cosine distances ``1 - cos`` with
+``metric="cosine"``, as umap-learn's own search gives them), at every size. ``pre_pca`` (off by
+default) finds the graph after an exact PCA instead; a note says how many true neighbours that cost.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
-from .knn import neighbor_graph, record_graph, resolve_n_jobs
+from .knn import reducer_graph, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
-
-SMALL_DATA = 4096  # umap-learn computes exact distances itself below this many points
 
 
 def check_n_neighbors(n_neighbors: int) -> int:
@@ -47,7 +47,8 @@ class UMAPReducer(Reducer):
         seed: umap-learn's ``random_state``; makes the run deterministic (and single-threaded).
         n_neighbors: neighbourhood size (default 15), clamped to n - 1 with a note.
         min_dist: minimum distance between embedded points, 0 to 1 (default 0.1).
-        pre_pca: exact PCA to this many dimensions first when the input has more (default 50); None skips it.
+        pre_pca: exact PCA to this many dimensions first, and the k-NN graph found there (faster, loses
+            true neighbours: a note says how many); None (default) keeps the full space.
         n_epochs: optimisation epochs; None is umap-learn's default (500 up to 10,000 points, 200 above).
 
     Fitted attributes: ``embedding_`` (n, k) float32, ``params_``, ``notes_``, ``timings_``.
@@ -63,7 +64,7 @@ class UMAPReducer(Reducer):
         seed: int = 0,
         n_neighbors: int = 15,
         min_dist: float = 0.1,
-        pre_pca: int | None = 50,
+        pre_pca: int | None = None,
         n_epochs: int | None = None,
     ) -> None:
         super().__init__(n_components=n_components, metric=metric, seed=seed)
@@ -86,56 +87,41 @@ class UMAPReducer(Reducer):
                 f"n_epochs must be a positive integer or None (umap-learn's default), got {self.n_epochs!r}"
             )
 
-    def _fit(self, X: np.ndarray) -> None:
+    def neighbors_needed(self, n: int) -> int:
+        # umap-learn counts each point as its own first neighbour: k columns hold k - 1 others.
+        return max(1, min(check_n_neighbors(self.n_neighbors), n - 1) - 1)
+
+    def _fit(self, X: np.ndarray, neighbors: Any = None) -> None:
         with self._timed("import"):
             require("umap", "UMAP maps", extra="maps", package="umap-learn")
             import umap
-            from umap.umap_ import nearest_neighbors
 
         n = X.shape[0]
         k = min(check_n_neighbors(self.n_neighbors), n - 1)
-        Z, pre_pca_used = pre_reduce(self, X, check_pre_pca(self.pre_pca))
+        pre_pca = check_pre_pca(self.pre_pca)
+        Z, pre_pca_used = pre_reduce(self, X, pre_pca)
         if k < self.n_neighbors:
             self.notes_.append(f"n_neighbors {self.n_neighbors} clamped to {k} because only {n} points")
         # The spectral initialisation needs more points than n_components + 1 (ARPACK's k < N).
         init = "spectral" if n > self.n_components + 2 else "pca"
-        precomputed = None
-        knn_method = "exact pairwise"
+        graph, knn_method = reducer_graph(self, X, Z, self.neighbors_needed(n), pre_pca_used, neighbors,
+                                          resolve_n_jobs(None))
+        umap_metric = self.metric if pre_pca_used is None else "euclidean"
         with warnings.catch_warnings():
             # umap-learn warns about its own choices (single thread with a seed, spectral fallbacks).
             warnings.simplefilter("ignore")
-            if n >= SMALL_DATA:
-                with self._timed("knn"):
-                    found = neighbor_graph(Z, k, n_jobs=resolve_n_jobs(None), include_self=True, seed=self.seed)
-                    if found is not None:
-                        indices, dists, knn_info = found
-                        knn_method = record_graph(self, knn_info, n, k)
-                        precomputed = (indices, dists)
-                    else:
-                        indices, dists, _ = nearest_neighbors(
-                            Z,
-                            k,
-                            "euclidean",
-                            {},
-                            False,
-                            np.random.RandomState(self.seed),
-                            low_memory=True,
-                            n_jobs=1,
-                        )
-                        precomputed = (indices, dists)
-                        knn_method = "nn-descent (pynndescent)"
             model = umap.UMAP(
                 n_neighbors=k,
                 n_components=self.n_components,
-                metric="euclidean",
+                metric=umap_metric,
                 min_dist=check_min_dist(self.min_dist),
                 random_state=self.seed,
                 n_jobs=1,
                 init=init,
                 n_epochs=None if self.n_epochs is None else int(self.n_epochs),
-                precomputed_knn=precomputed if precomputed is not None else (None, None, None),
+                precomputed_knn=graph.with_self(),
             )
-            with self._timed("optimize" if precomputed is not None else "knn_and_optimize"):
+            with self._timed("optimize"):
                 Y = model.fit_transform(Z)
         self.embedding_ = np.asarray(Y, dtype=np.float32)
         n_epochs = self.n_epochs if self.n_epochs is not None else (500 if n <= 10000 else 200)
@@ -149,7 +135,8 @@ class UMAPReducer(Reducer):
             "n_neighbors": k,
             "n_neighbors_requested": int(self.n_neighbors),
             "min_dist": float(self.min_dist),
-            "umap_metric": "euclidean" + (" on L2-normalised rows" if self.metric == "cosine" else ""),
+            "umap_metric": (f"{umap_metric}, k-NN graph of the full space" if pre_pca_used is None
+                            else f"euclidean, k-NN graph after PCA to {pre_pca_used} dims"),
             "knn_method": knn_method,
             "init": init,
             "n_epochs": int(n_epochs),
@@ -158,6 +145,5 @@ class UMAPReducer(Reducer):
             "n_features": int(X.shape[1]),
             "library": "umap-learn",
             "library_version": package_version("umap-learn"),
-            "pynndescent_version": package_version("pynndescent"),
             "numba_version": package_version("numba"),
         }

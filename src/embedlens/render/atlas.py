@@ -1,7 +1,7 @@
 """Drawing a vocabulary atlas: an interactive Plotly figure (WebGL) and a static matplotlib PNG.
 
 Takes an :class:`~embedlens.atlas.AtlasResult` and computes nothing but colours and sizes. Token
-strings are untrusted: everything Plotly draws as text goes through :func:`~embedlens.render.offline.html_text`
+strings are untrusted: everything Plotly draws as text goes through :func:`~embedlens.render.offline.plotly_text`
 (Plotly understands a few tags such as ``<br>`` in text and decodes entities, so an escaped ``<script>``
 token shows literally), and matplotlib text is drawn with math parsing off (a ``$`` token stays a ``$``).
 """
@@ -14,21 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .offline import html_text
+from .offline import plotly_text, plotly_texts
 
 COLORSCALE = "Viridis"
 _AXIS_NAMES = {"pca": "PC", "tsne": "t-SNE ", "umap": "UMAP "}
-
-
-def escape_all(strings: list[str]) -> list[str]:
-    """:func:`html_text` over many strings at once (one C-level pass instead of a Python loop)."""
-    if not strings:
-        return []
-    joined = "\x00".join(strings)
-    escaped = html_text(joined).split("\x00")
-    if len(escaped) != len(strings):  # a string held a NUL itself: fall back to one at a time
-        return [html_text(s) for s in strings]
-    return escaped
 
 
 def color_values(result: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
@@ -62,63 +51,163 @@ def marker_sizes(result: Any, *, three_d: bool) -> np.ndarray | float:
     return (base + 4.0 * base * scale).astype(np.float32)
 
 
-def hover(result: Any) -> tuple[np.ndarray, np.ndarray, str]:
-    """Hover text (escaped readable tokens), custom data (id[, frequency]) and the hover template.
+def script_groups(result: Any) -> list[tuple[str, str, np.ndarray]]:
+    """``(script name, colour, point indices)`` of each writing system present, in :data:`SCRIPTS` order."""
+    from ..atlas.scripts import SCRIPT_COLORS, SCRIPTS
+
+    classes = np.asarray(result.script_classes(), dtype=np.int64)
+    order = np.argsort(classes, kind="stable")
+    bounds = np.searchsorted(classes[order], np.arange(len(SCRIPTS) + 1))
+    return [(SCRIPTS[c], SCRIPT_COLORS[c], order[bounds[c]: bounds[c + 1]])
+            for c in range(len(SCRIPTS)) if bounds[c + 1] > bounds[c]]
+
+
+def axis_titles(result: Any) -> list[str]:
+    """Plain-text axis titles: ``UMAP 1``..., or for word axes ``␣man → ␣woman`` (not escaped)."""
+    if result.method == "axes":
+        axes = result.params.get("axes", {})
+        return [f"{axes[a]['display'][0]} → {axes[a]['display'][1]}" if a in axes else
+                "principal direction of the rest" for a in "xyz"[: result.dims]]
+    axis = _AXIS_NAMES.get(result.method, "dim ")
+    return [f"{axis}{k + 1}" for k in range(result.dims)]
+
+
+def hover_texts(result: Any) -> np.ndarray:
+    """Each point's escaped readable token (and, on a clustered map, its cluster's label), an object array."""
+    text = np.asarray(plotly_texts(list(result.display)), dtype=object)
+    clustering = getattr(result, "clustering", None)
+    if clustering is not None and len(clustering):
+        names = np.asarray(["", *plotly_texts([f"cluster {c.id}: {c.label}" for c in clustering.clusters])], dtype=object)
+        lines = names[np.asarray(clustering.assignment, dtype=np.int64) + 1]
+        text = np.where(lines == "", text, text + "<br>" + lines)
+    return text
+
+
+def hover(result: Any, rows: np.ndarray | None = None, texts: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Hover text (:func:`hover_texts`, or ``texts`` already made), custom data (id[, frequency]) and the
+    hover template, for the points ``rows`` (default all).
 
     The text is an object array, not a list: Plotly validates and deep-copies a list string by string
     (most of a second for 49k tokens), an array in one go.
     """
-    text = np.asarray(escape_all(list(result.display)), dtype=object)
+    rows = np.arange(len(result.ids)) if rows is None else rows
+    text = (hover_texts(result) if texts is None else texts)[rows]
+    ids = np.asarray(result.ids, dtype=np.int64)[rows]
     if result.frequencies is not None:
-        custom = np.column_stack([np.asarray(result.ids, dtype=np.int64), np.asarray(result.frequencies, dtype=np.int64)])
+        custom = np.column_stack([ids, np.asarray(result.frequencies, dtype=np.int64)[rows]])
         template = "%{text}<br>id %{customdata[0]}<br>frequency %{customdata[1]:,}<extra></extra>"
     else:
-        custom = np.asarray(result.ids, dtype=np.int64).reshape(-1, 1)
+        custom = ids.reshape(-1, 1)
         template = "%{text}<br>id %{customdata[0]}<extra></extra>"
     return text, custom, template
 
 
+# nominal size of the Plotly plot area (px): where cluster labels are placed so they do not overlap
+PLOT_WIDTH, PLOT_HEIGHT, LABEL_FONT = 1040, 700, 12
+MAX_3D_LABELS = 20
+
+
+def cluster_label_boxes(result: Any, *, width: float = PLOT_WIDTH, height: float = PLOT_HEIGHT,
+                        font: float = LABEL_FONT) -> tuple[np.ndarray, float, np.ndarray]:
+    """Placed label boxes (m, 4) in nominal plot pixels (NaN: dropped), pixels per map unit, map minimum.
+
+    The Plotly map keeps x and y at one scale, so a map unit is ``scale`` pixels on both axes; text
+    width is estimated at 0.6 em per character.
+    """
+    from .labels import place_labels
+
+    clustering = result.clustering
+    xy = np.asarray(result.coords, dtype=np.float64)[:, :2]
+    lo = xy.min(axis=0) if xy.size else np.zeros(2)
+    span = np.maximum(xy.max(axis=0) - lo, 1e-12) if xy.size else np.ones(2)
+    scale = float(min(width / span[0], height / span[1]))
+    centres = np.array([c.center[:2] for c in clustering.clusters], dtype=np.float64).reshape(-1, 2)
+    anchors = (centres - lo) * scale
+    sizes = np.array([[0.6 * font * max(len(c.label), 1) + 8, 1.6 * font] for c in clustering.clusters]).reshape(-1, 2)
+    return place_labels(anchors, sizes), scale, lo
+
+
+def cluster_annotations(result: Any) -> list[dict[str, Any]]:
+    """Plotly annotations naming the clusters at their centres (2-D: placed so that none overlap)."""
+    clustering = getattr(result, "clustering", None)
+    if clustering is None or not len(clustering):
+        return []
+    style = {"showarrow": False, "font": {"size": LABEL_FONT, "color": "#111"}, "bgcolor": "rgba(255,255,255,0.78)",
+             "bordercolor": "rgba(80,80,80,0.5)", "borderwidth": 1, "borderpad": 2}
+    if result.dims == 3:
+        return [{"x": c.center[0], "y": c.center[1], "z": c.center[2], "text": plotly_text(c.label), **style}
+                for c in clustering.clusters[:MAX_3D_LABELS]]
+    boxes, scale, lo = cluster_label_boxes(result)
+    out = []
+    for c, box in zip(clustering.clusters, boxes, strict=True):  # a loop over clusters
+        if np.isnan(box[0]):
+            continue
+        centre = lo + np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]) / scale
+        out.append({"x": float(centre[0]), "y": float(centre[1]), "xref": "x", "yref": "y",
+                    "text": plotly_text(c.label), **style})
+    return out
+
+
 def atlas_figure(result: Any) -> Any:
-    """The interactive map: ``Scattergl`` in 2-D, ``Scatter3d`` in 3-D, hover = token, id, frequency."""
+    """The interactive map: ``Scattergl`` in 2-D, ``Scatter3d`` in 3-D, hover = token, id, frequency, cluster;
+    cluster labels as annotations; ``color="script"`` draws one trace (and legend entry) per writing system."""
     import plotly.graph_objects as go
 
     xyz = np.asarray(result.coords, dtype=np.float32)
     three_d = xyz.shape[1] == 3
-    colors, colorbar = color_values(result)
-    marker: dict[str, Any] = {"size": marker_sizes(result, three_d=three_d), "opacity": 0.8, "line": {"width": 0}}
-    if colors is not None:
-        bar = {k: v for k, v in colorbar.items() if k != "range"}
-        marker.update(color=colors, colorscale=COLORSCALE, showscale=True, colorbar=bar)
-        if "range" in colorbar:
-            marker.update(cmin=colorbar["range"][0], cmax=colorbar["range"][1])
+    sizes = marker_sizes(result, three_d=three_d)
+    groups: list[tuple[str, Any, np.ndarray]]
+    if result.color == "script":
+        groups = [(name, color, rows) for name, color, rows in script_groups(result)]
     else:
-        marker.update(color="#3b6ea8")
-    text, custom, template = hover(result)
-    common = {"mode": "markers", "marker": marker, "text": text, "customdata": custom, "hovertemplate": template,
-              "name": "tokens"}
-    if three_d:
-        trace = go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], **common)
-    else:
-        trace = go.Scattergl(x=xyz[:, 0], y=xyz[:, 1], **common)
-    fig = go.Figure(trace)
+        groups = [("tokens", None, np.arange(xyz.shape[0]))]
+    fig = go.Figure()
+    texts = hover_texts(result)
+    for name, color, rows in groups:
+        marker: dict[str, Any] = {"size": sizes if np.ndim(sizes) == 0 else np.asarray(sizes)[rows], "opacity": 0.8,
+                                  "line": {"width": 0}}
+        if color is not None:
+            marker["color"] = color
+        else:
+            colors, colorbar = color_values(result)
+            if colors is not None:
+                bar = {k: v for k, v in colorbar.items() if k != "range"}
+                marker.update(color=colors, colorscale=COLORSCALE, showscale=True, colorbar=bar)
+                if "range" in colorbar:
+                    marker.update(cmin=colorbar["range"][0], cmax=colorbar["range"][1])
+            else:
+                marker.update(color="#3b6ea8")
+        text, custom, template = hover(result, rows, texts)
+        common = {"mode": "markers", "marker": marker, "text": text, "customdata": custom, "hovertemplate": template,
+                  "name": plotly_text(name)}
+        if three_d:
+            fig.add_trace(go.Scatter3d(x=xyz[rows, 0], y=xyz[rows, 1], z=xyz[rows, 2], **common))
+        else:
+            fig.add_trace(go.Scattergl(x=xyz[rows, 0], y=xyz[rows, 1], **common))
     line1, line2 = result.title_lines()
-    axis = _AXIS_NAMES.get(result.method, "dim ")
+    titles = [plotly_text(t) for t in axis_titles(result)]
+    ticks = result.method in ("pca", "axes")
     fig.update_layout(
-        title={"text": f"{html_text(line1)}<br><sup>{html_text(line2)}</sup>", "x": 0.01, "xanchor": "left"},
+        title={"text": f"{plotly_text(line1)}<br><sup>{plotly_text(line2)}</sup>", "x": 0.01, "xanchor": "left"},
         template="plotly_white",
         height=820,
         margin={"l": 30, "r": 30, "t": 80, "b": 30},
         hovermode="closest",
         hoverlabel={"font": {"family": "monospace"}},
-        showlegend=False,
+        showlegend=len(groups) > 1,
+        legend={"itemsizing": "constant", "title": {"text": "script"}} if len(groups) > 1 else None,
     )
+    notes = cluster_annotations(result)
     if three_d:
-        fig.update_layout(scene={"xaxis": {"title": {"text": f"{axis}1"}}, "yaxis": {"title": {"text": f"{axis}2"}},
-                                 "zaxis": {"title": {"text": f"{axis}3"}}, "aspectmode": "data"})
+        fig.update_layout(scene={"xaxis": {"title": {"text": titles[0]}}, "yaxis": {"title": {"text": titles[1]}},
+                                 "zaxis": {"title": {"text": titles[2]}}, "aspectmode": "data",
+                                 "annotations": notes})
     else:
-        fig.update_xaxes(title={"text": f"{axis}1"}, zeroline=False, showticklabels=result.method == "pca")
-        fig.update_yaxes(title={"text": f"{axis}2"}, zeroline=False, scaleanchor="x", scaleratio=1,
-                         showticklabels=result.method == "pca")
+        fig.update_xaxes(title={"text": titles[0]}, zeroline=False, showticklabels=ticks)
+        fig.update_yaxes(title={"text": titles[1]}, zeroline=False, scaleanchor="x", scaleratio=1,
+                         showticklabels=ticks)
+        fig.update_layout(annotations=notes)
     return fig
 
 
@@ -180,47 +269,113 @@ def _draw_points(fig: Any, ax: Any, xyz: np.ndarray, colors: np.ndarray | None, 
         bar.set_ticks(colorbar["tickvals"], labels=colorbar["ticktext"])
 
 
-def atlas_png(result: Any, path: str | Path, *, dpi: int = 150) -> Path:
-    """A static picture of the map (matplotlib, Agg): points coloured as in the HTML, top tokens named."""
+def _label_anchors(fig: Any, ax: Any, points: np.ndarray) -> np.ndarray:
+    """Display-pixel positions (m, 2) of map points (2-D or 3-D) on ``ax`` as it will be drawn."""
+    if points.shape[1] == 3:
+        from mpl_toolkits.mplot3d import proj3d
+
+        x, y, _ = proj3d.proj_transform(points[:, 0], points[:, 1], points[:, 2], ax.get_proj())
+        return ax.transData.transform(np.column_stack([x, y]))
+    return ax.transData.transform(points[:, :2])
+
+
+def _place_png_labels(fig: Any, ax: Any, result: Any, xyz: np.ndarray, dpi: int) -> tuple[list[Any], np.ndarray]:
+    """Cluster labels (bold, centred, largest cluster first) then the top tokens, placed by one collision
+    pass in display pixels: a label that would overlap one already placed moves, or is left out.
+
+    Returns the drawn ``Text`` artists and their boxes (display pixels, x0, y0, x1, y1).
+    """
+    from matplotlib.transforms import IdentityTransform
+
+    from .labels import BESIDE, CENTRED, place_labels
+
+    items: list[tuple[str, np.ndarray, dict[str, Any], tuple]] = []
+    clustering = getattr(result, "clustering", None)
+    if clustering is not None and len(clustering):
+        centres = np.array([c.center for c in clustering.clusters], dtype=np.float64)
+        for c, anchor in zip(clustering.clusters, centres, strict=True):
+            items.append((c.label, anchor, {"fontsize": 9, "fontweight": "bold"}, CENTRED))
+    for r in label_rows(result):
+        items.append((result.display[r], xyz[r].astype(np.float64), {"fontsize": 8}, BESIDE))
+    if not items:
+        return [], np.zeros((0, 4))
+    ax.autoscale_view()
+    if xyz.shape[1] == 2:
+        ax.apply_aspect()
+    renderer = fig.canvas.get_renderer()
+    anchors = _label_anchors(fig, ax, np.array([it[1] for it in items]))
+    texts, sizes = [], []
+    pad = 0.2
+    for text, _, style, _ in items:  # a loop over labels (clusters + 25 tokens)
+        t = fig.text(0, 0, text, transform=IdentityTransform(), ha="center", va="center", parse_math=False,
+                     bbox={"boxstyle": f"round,pad={pad}", "fc": "white", "ec": "#999", "lw": 0.4, "alpha": 0.85},
+                     **style)
+        extent = t.get_window_extent(renderer)
+        grow = 2 * pad * style["fontsize"] * dpi / 72  # the bbox patch around the text
+        texts.append(t)
+        sizes.append((extent.width + grow, extent.height + grow))
+    frame = ax.get_window_extent(renderer)
+    boxes = place_labels(anchors, np.array(sizes), candidates=[it[3] for it in items],
+                         bounds=(frame.x0, frame.y0, frame.x1, frame.y1), pad=2.0)
+    drawn, kept = [], []
+    for t, box in zip(texts, boxes, strict=True):
+        if np.isnan(box[0]):
+            t.remove()
+            continue
+        t.set_position(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
+        drawn.append(t)
+        kept.append(box)
+    return drawn, np.array(kept).reshape(-1, 4)
+
+
+def draw_atlas(result: Any, *, dpi: int = 150) -> tuple[Any, list[Any], np.ndarray]:
+    """The static picture as a matplotlib ``Figure`` (Agg), with its label artists and their placed boxes."""
     # The object-oriented API with the Agg canvas: no pyplot (saves its import and any GUI backend).
+    import textwrap
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     xyz = np.asarray(result.coords, dtype=np.float32)
     three_d = xyz.shape[1] == 3
-    colors, colorbar = color_values(result)
     sizes = marker_sizes(result, three_d=three_d)
     fig = Figure(figsize=(11, 9), dpi=dpi)
     FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.06, top=0.92)
     if three_d:
         import mpl_toolkits.mplot3d  # noqa: F401  (registers the 3d projection)
-    try:
-        ax = fig.add_subplot(projection="3d") if three_d else fig.add_subplot()
-        _draw_points(fig, ax, xyz, colors, colorbar, sizes)
-        rows = label_rows(result)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # missing glyphs (CJK, emoji) in the default font
-            for r in rows:
-                pos = xyz[r]
-                style = {"fontsize": 8, "parse_math": False,
-                         "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7}}
-                if three_d:
-                    ax.text(float(pos[0]), float(pos[1]), float(pos[2]), result.display[r], **style)
-                else:
-                    ax.annotate(result.display[r], (float(pos[0]), float(pos[1])), xytext=(3, 3),
-                                textcoords="offset points", **style)
-            import textwrap
+    ax = fig.add_subplot(projection="3d") if three_d else fig.add_subplot()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing glyphs (CJK, emoji) in the default font
+        if result.color == "script":
+            style = {"linestyle": "none", "marker": "o", "markeredgewidth": 0, "alpha": 0.75, "rasterized": True}
+            for name, color, rows in script_groups(result):  # a loop over writing systems
+                ax.plot(*(xyz[rows, i] for i in range(xyz.shape[1])), color=color, label=name,
+                        markersize=float(np.mean(sizes)) * 0.7, **style)
+            ax.legend(loc="upper right", fontsize=8, markerscale=3, title="script", framealpha=0.85)
+        else:
+            colors, colorbar = color_values(result)
+            _draw_points(fig, ax, xyz, colors, colorbar, sizes)
+        line1, line2 = result.title_lines()
+        ax.set_title("\n".join([line1, *textwrap.wrap(line2, 100)]), fontsize=11, loc="left", parse_math=False)
+        titles = axis_titles(result)
+        ax.set_xlabel(titles[0], parse_math=False)
+        ax.set_ylabel(titles[1], parse_math=False)
+        if three_d:
+            ax.set_zlabel(titles[2], parse_math=False)
+        elif result.method == "pca":
+            ax.set_aspect("equal", adjustable="datalim")
+        texts, boxes = _place_png_labels(fig, ax, result, xyz, dpi)
+    return fig, texts, boxes
 
-            line1, line2 = result.title_lines()
-            ax.set_title("\n".join([line1, *textwrap.wrap(line2, 100)]), fontsize=11, loc="left", parse_math=False)
-            axis = _AXIS_NAMES.get(result.method, "dim ")
-            ax.set_xlabel(f"{axis}1")
-            ax.set_ylabel(f"{axis}2")
-            if three_d:
-                ax.set_zlabel(f"{axis}3")
-            elif result.method == "pca":
-                ax.set_aspect("equal", adjustable="datalim")
+
+def atlas_png(result: Any, path: str | Path, *, dpi: int = 150) -> Path:
+    """A static picture of the map (matplotlib, Agg): points coloured as in the HTML, clusters and top
+    tokens named without overlapping labels."""
+    fig, _, _ = draw_atlas(result, dpi=dpi)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             fig.savefig(path, format="png", dpi=dpi)  # no bbox_inches="tight": it draws everything twice
     finally:
         fig.clear()

@@ -50,6 +50,12 @@ header { padding: 8px 14px 4px; }
 #cbar-ramp { position: absolute; left: 0; width: 14px; top: 0; bottom: 0; border: 1px solid #aaa; }
 #cbar-ticks { position: absolute; left: 20px; top: 0; bottom: 0; right: 0; }
 .tick { position: absolute; font-size: 11px; transform: translateY(50%); white-space: nowrap; }
+#legend { position: absolute; right: 8px; top: 40px; width: 84px; pointer-events: none; font-size: 11px; }
+.legend-row { display: flex; align-items: center; gap: 5px; margin: 2px 0; white-space: nowrap; }
+.legend-swatch { width: 10px; height: 10px; border-radius: 50%; flex: none; }
+#cluster-labels { position: absolute; left: 0; top: 0; right: 0; bottom: 0; pointer-events: none; overflow: hidden; }
+.cluster-label { position: absolute; white-space: pre; font-size: 12px; padding: 1px 4px; border-radius: 3px;
+                 background: rgba(255,255,255,.8); border: 1px solid rgba(80,80,80,.45); color: #111; }
 """
 
 _BODY = """
@@ -65,6 +71,8 @@ _BODY = """
 </div>
 <div id="stage">
   <canvas id="canvas"></canvas>
+  <div id="cluster-labels"></div>
+  <div id="legend"></div>
   <div id="cbar"><div id="cbar-title"></div><div id="cbar-body"><div id="cbar-ramp"></div><div id="cbar-ticks"></div></div></div>
   <div id="tip"><div id="tip-token"></div><div id="tip-id"></div><div id="tip-freq"></div></div>
 </div>
@@ -92,24 +100,40 @@ def _js() -> str:
 
 def page_data(result: Any) -> dict[str, Any]:
     """Everything the page draws, in draw order (lowest colour value first, so frequent tokens lie on top in 2-D)."""
-    from .atlas import _AXIS_NAMES, color_values, marker_sizes
+    from .atlas import axis_titles, color_values, marker_sizes
 
     xyz = np.asarray(result.coords, dtype=np.float32)
     n, dims = xyz.shape
     three_d = dims == 3
-    colors, bar = color_values(result)
-    order = np.argsort(colors, kind="stable") if colors is not None else np.arange(n)
+    legend = None
+    if result.color == "script":  # categories: drawn in class order, one colour each, with a legend
+        from ..atlas.scripts import SCRIPT_COLORS, SCRIPTS
+
+        colors, bar = None, {}
+        classes = np.asarray(result.script_classes(), dtype=np.int64)
+        present = np.unique(classes)
+        legend = [[SCRIPT_COLORS[c], SCRIPTS[c]] for c in present.tolist()]
+    else:
+        colors, bar = color_values(result)
+    order = (np.argsort(colors, kind="stable") if colors is not None else
+             np.argsort(classes, kind="stable") if legend is not None else np.arange(n))
     pts = np.zeros((n, 3), dtype=np.float32)
     pts[:, :dims] = xyz[order]
+    shift, scale = np.zeros(3, dtype=np.float32), 1.0
     if n:  # centred and scaled into [-1, 1]; one scale for every axis keeps the map's proportions
         lo, hi = pts.min(axis=0), pts.max(axis=0)
-        pts -= (lo + hi) / 2
-        pts /= max(float(np.abs(pts).max()), 1e-12)
+        shift = (lo + hi) / 2
+        pts -= shift
+        scale = max(float(np.abs(pts).max()), 1e-12)
+        pts /= scale
         extent = [max(float(np.abs(pts[:, k]).max()), 1e-3) for k in range(3)]
     if not n or float(np.abs(pts).max(initial=0.0)) == 0.0:  # one point, or all in one place
         extent = [1.0, 1.0, 1.0]
     colorbar = None
-    if colors is None:
+    if legend is not None:
+        palette = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in SCRIPT_COLORS], dtype=np.uint8)
+        rgb = palette[classes[order]]
+    elif colors is None:
         rgb = np.tile(np.asarray(_PLAIN, dtype=np.uint8), (n, 1))
     else:
         low, high = bar.get("range", (float(colors.min()), float(colors.max())) if n else (0.0, 1.0))
@@ -125,15 +149,22 @@ def page_data(result: Any) -> dict[str, Any]:
     sizes = np.broadcast_to(np.asarray(marker_sizes(result, three_d=three_d), dtype=np.float32), (n,))
     # Plotly's marker sizes are diameters in px for its own point sprites; these read the same at 1.5x.
     sizes = np.maximum(sizes[order] * 1.5, 2.0).astype(np.float32)
-    axis = _AXIS_NAMES.get(result.method, "dim ")
     line1, line2 = result.title_lines()
+    clusters = []
+    clustering = getattr(result, "clustering", None)
+    if clustering is not None:
+        for c in clustering.clusters:  # a loop over clusters: label, size and place in page coordinates
+            at = np.zeros(3, dtype=np.float32)
+            at[:dims] = np.asarray(c.center[:dims], dtype=np.float32)
+            clusters.append({"id": c.id, "label": c.label, "size": c.size,
+                             "at": [round(float(v), 5) for v in (at - shift) / scale]})
     return {
         "n": int(n), "dims": int(dims), "xyz": _b64(pts), "rgb": _b64(rgb), "size": _b64(sizes),
-        "extent": extent, "axes": [f"{axis}{k + 1}".strip() for k in range(3)],
+        "extent": extent, "axes": (axis_titles(result) + ["", "", ""])[:3],
         "labels": np.asarray(result.display, dtype=object)[order].tolist(),
         "ids": np.asarray(result.ids, dtype=np.int64)[order].tolist(),
         "freq": None if result.frequencies is None else np.asarray(result.frequencies, dtype=np.int64)[order].tolist(),
-        "title": [line1, line2], "colorbar": colorbar,
+        "title": [line1, line2], "colorbar": colorbar, "legend": legend, "clusters": clusters,
     }
 
 

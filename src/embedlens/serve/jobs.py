@@ -204,6 +204,11 @@ def compute_projection(vectors: np.ndarray, method: str, dims: int, seed: int) -
         total = float(np.sum(reducer.explained_variance_)) / ratio if ratio > 0 else 0.0
         pca = PCAFit(np.asarray(reducer.components_), np.asarray(reducer.mean_),
                      np.asarray(reducer.explained_variance_), total, reducer.metric)
-    return Projection(coords, method, dims, seed, dict(reducer.params_), list(reducer.notes_), pca)
+    from ..reduce.quality import projection_quality
+
+    # the same faithfulness figures as `embedlens map`: recall over all points, sampled trustworthiness
+    quality = projection_quality(vectors, coords, seed=seed, space_neighbors=getattr(reducer, "neighbors_", None))
+    params = {**dict(reducer.params_), "quality": quality.to_dict()}
+    return Projection(coords, method, dims, seed, params, [quality.summary(), *reducer.notes_], pca)
 
 

@@ -1,7 +1,7 @@
 """What the server shows of one space: a :class:`Panel` wraps a lens and the space it serves.
 
 Everything a panel answers is computed by the public API (``lens.nearest``, ``lens.variants``,
-``lens.tokens``, :func:`embedlens.graph.seeds.whole_word_rows`, :func:`embedlens.neighbors.knn.cached_knn`);
+``lens.tokens``, :func:`embedlens.graph.seeds.whole_word_rows`, :func:`embedlens.neighbors.knn.space_index`);
 the panel only adds what a server needs on top: per-token arrays prepared once for the page, search
 by text or regular expression with a time limit, and a small result cache.
 
@@ -258,48 +258,57 @@ class Panel:
         return value
 
     def knn_index(self) -> Any:
-        """The cached exact k-NN graph of this space (:func:`embedlens.neighbors.knn.cached_knn`), or None."""
+        """The cached exact k-NN graph this panel answers from (:func:`embedlens.neighbors.knn.space_index`), or None."""
         if not self._knn_checked:
-            from ..neighbors.knn import cached_knn, knn_folder
+            from ..neighbors.knn import space_index
 
             self._knn_checked = True
-            graph = None
-            try:
-                # The widest exact graph on disk (cached_knn cuts a graph to the k it is asked for).
-                ks = [int(m.name.split("-k", 1)[1].split("-", 1)[0])
-                      for m in knn_folder(self.lens, self.which).glob(f"knn-{self.which}-k*-exact.json")]
-                if ks:
-                    graph = cached_knn(self.lens, self.which, min(max(ks), MAX_K))
-            except EmbedlensError:  # a damaged or foreign file must not stop the server: scan instead
-                graph = None
-            self._knn = graph if graph is not None and graph.method == "exact" else None
+            found = space_index(self.lens, self.which)  # the widest exact graph on disk, or a scan
+            graph = getattr(found, "graph", None)
+            self._knn = graph if graph is not None and graph.k >= 1 else None
+            if self._knn is not None and self._knn.k > MAX_K:
+                self._knn = self._knn.truncate(MAX_K)
         return self._knn
 
     def use_knn(self, graph: Any) -> None:
         self._knn, self._knn_checked = graph, True
+
+    @cached_property
+    def scan_index(self) -> Any:
+        """The exact scan over this space (:class:`embedlens.neighbors.index.ExactIndex`), built once."""
+        from ..neighbors.index import ExactIndex
+
+        return ExactIndex(self.space.vectors, norms=self.space.norms)
+
+    def neighbor_index(self) -> Any:
+        """The one index this panel asks: its k-NN graph in front of the exact scan, or the scan alone."""
+        graph = self.knn_index()
+        return self.scan_index if graph is None else graph.index(self.scan_index)
 
     def neighbors(self, query: str, k: int) -> dict[str, Any]:
         """``lens.nearest(query, k)`` as JSON, plus the map rows of the query and of each neighbour."""
         return self._cached(("nearest", query, k), lambda: self._neighbors(query, k))
 
     def neighbors_fast(self, query: str, k: int) -> dict[str, Any] | None:
-        """The answer when it needs no scan (cached, or a single token with a k-NN graph); else None."""
+        """The answer when it needs no scan (cached, or a single token the k-NN graph holds); else None."""
         key = ("nearest", query, k)
         with self._cache_lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         graph = self.knn_index() if self._knn_checked else None
-        if graph is None or graph.k < k:
+        if graph is None or graph.k < k or len(self.lens.resolve(query, self.which).rows) != 1:
             return None
-        result = self._from_index(query, k)
-        if result is None:
-            return None
-        return self._cached(key, lambda: self._as_dict(result))
+        return self._cached(key, lambda: self._neighbors(query, k))
 
     def _neighbors(self, query: str, k: int) -> dict[str, Any]:
-        result = self._from_index(query, k)
-        if result is None:
+        graph = self.knn_index()
+        rq = self.lens.resolve(query, self.which)
+        if graph is not None and graph.k >= k and len(rq.rows) == 1:
+            # Read from the graph (a table look-up, no scan): the same exact top-k as a scan, in the same order.
+            nb = self.neighbor_index().query(np.asarray(rq.rows, dtype=np.int64), k, exclude_self=True)
+            result = self.lens._result(query, rq, self.space, nb.indices[0], nb.scores[0])
+        else:
             result = self._scan(query, k)
         return self._as_dict(result)
 
@@ -310,33 +319,13 @@ class Panel:
         out["query_display"] = [self.display[r] for r in out["query_rows"] if r >= 0]
         return out
 
-    def _from_index(self, query: str, k: int) -> Any:
-        """Single-token queries answered from a cached exact k-NN graph with enough columns, else None.
-
-        The graph holds the same exact float32 cosine top-k as ``lens.nearest`` (rounding of the last
-        bit aside), so a click costs a table look-up instead of a scan of the whole matrix.
-        """
-        graph = self.knn_index()
-        if graph is None or graph.k < k:
-            return None
-        rq = self.lens.resolve(query, self.which)
-        if len(rq.rows) != 1:
-            return None
-        from ..neighbors.results import Neighbor, NeighborResult
-
-        sp, row = self.space, rq.rows[0]
-        rows, scores = graph.indices[row, :k], graph.scores[row, :k]
-        return NeighborResult(query=query, query_ids=rq.ids, space=sp.name, note=rq.note, neighbors=[
-            Neighbor(int(sp.ids[r]), sp.labels[r], sp.display[r], float(s)) for r, s in zip(rows, scores, strict=True)])
-
     def _scan(self, query: str, k: int) -> Any:
         """``lens.nearest(query, k)``, with concurrent requests scanning the matrix together.
 
-        One request alone makes exactly the call ``lens.nearest`` makes (same numbers). Requests that
-        arrive while a scan runs wait, and the next scan serves all of them with one matrix product
-        (:func:`embedlens.neighbors.exact.topk_cosine` with several queries): the matrix is read once per
-        batch instead of once per query, and threads never fight over the cores. (In a batch a score can
-        differ from a lone query's in the last float32 bit.)
+        One request alone asks the exact index what ``lens.nearest`` asks it (same numbers). Requests
+        that arrive while a scan runs wait, and the next scan serves all of them with one
+        :meth:`~embedlens.neighbors.index.NeighborIndex.query` of several vectors: the matrix is read once
+        per batch instead of once per query, and threads never fight over the cores.
         """
         from ..neighbors.results import Neighbor, NeighborResult
 
@@ -351,7 +340,7 @@ class Panel:
                     break
                 with self._queue_lock:
                     batch, self._pending = self._pending, []
-                _run_scans(sp, batch)
+                _run_scans(self.scan_index, batch)
         if item.error is not None:
             raise item.error
         rows, scores = item.result
@@ -389,15 +378,13 @@ class _PendingScan:
     error: BaseException | None = None
 
 
-def _run_scans(sp: Any, batch: list[_PendingScan]) -> None:
-    """Answer a batch of queued scans, one :func:`topk_cosine` call per distinct k."""
-    from ..neighbors.exact import topk_cosine
-
+def _run_scans(index: Any, batch: list[_PendingScan]) -> None:
+    """Answer a batch of queued scans, one index query per distinct k."""
     for k in sorted({item.k for item in batch}):
         group = [item for item in batch if item.k == k]
         try:
-            queries = group[0].vector if len(group) == 1 else np.stack([item.vector for item in group])
-            nb = topk_cosine(sp.vectors, queries, k, norms=sp.norms, exclude=[item.exclude for item in group])
+            queries = np.stack([item.vector for item in group])
+            nb = index.query(queries, k, exclude=[item.exclude for item in group])
             for i, item in enumerate(group):
                 item.result = (nb.indices[i], nb.scores[i])
         except BaseException as exc:  # handed to each waiting request (an EmbedlensError becomes a 400)

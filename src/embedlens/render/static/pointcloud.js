@@ -39,7 +39,24 @@
     }
   } else {
     $("cbar").style.display = "none";
-    $("stage").classList.add("no-bar"); // the plot takes the colour bar's room
+    if (!D.legend) $("stage").classList.add("no-bar"); // the plot takes the colour bar's room
+  }
+  if (D.legend) { // categorical colours (writing systems): one swatch per class
+    const title = document.createElement("div");
+    title.textContent = "script";
+    $("legend").appendChild(title);
+    for (const [color, name] of D.legend) {
+      const row = document.createElement("div");
+      row.className = "legend-row";
+      const sw = document.createElement("span");
+      sw.className = "legend-swatch";
+      sw.style.background = color;
+      const label = document.createElement("span");
+      label.textContent = name;
+      row.appendChild(sw);
+      row.appendChild(label);
+      $("legend").appendChild(row);
+    }
   }
   $("help").textContent = three
     ? "drag: rotate · shift+drag or right-drag: pan · wheel: zoom · double-click: reset"
@@ -196,6 +213,45 @@
       gl.drawArrays(gl.POINTS, 0, pts.length / 3);
     }
     placeAxisNames();
+    placeClusterLabels();
+  }
+
+  // ---- cluster labels: largest cluster first, each at its centre or close by, never overlapping ----------
+  // The same greedy pass as embedlens.render.labels.place_labels: try a few positions around the
+  // anchor, keep the first whose box overlaps no box placed so far and lies inside the canvas.
+  const clusterDivs = (D.clusters || []).map((c) => {
+    const el = document.createElement("div");
+    el.className = "cluster-label";
+    el.textContent = c.label;
+    $("cluster-labels").appendChild(el);
+    return el;
+  });
+  let clusterBoxes = [];
+  function placeClusterLabels() {
+    const W = canvas.clientWidth, H = canvas.clientHeight, placed = [];
+    clusterBoxes = [];
+    (D.clusters || []).forEach((c, i) => {
+      const el = clusterDivs[i];
+      const p = projectPoint(c.at);
+      el.style.display = "block";
+      const w = el.offsetWidth, h = el.offsetHeight;
+      let box = null;
+      if (p && p[2] >= -1 && p[2] <= 1) {
+        for (const [dx, dy] of [[0, 0], [0, -1.05], [0, 1.05], [0.55, 0], [-0.55, 0]]) {
+          const cx = p[0] + dx * w, cy = p[1] + dy * h;
+          const b = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2];
+          if (b[0] < 0 || b[1] < 0 || b[2] > W || b[3] > H) continue;
+          if (placed.some((q) => q[0] < b[2] + 2 && b[0] < q[2] + 2 && q[1] < b[3] + 2 && b[1] < q[3] + 2)) continue;
+          box = b;
+          break;
+        }
+      }
+      if (!box) { el.style.display = "none"; return; }
+      placed.push(box);
+      clusterBoxes.push({ id: c.id, box });
+      el.style.left = box[0] + "px";
+      el.style.top = box[1] + "px";
+    });
   }
   function concat(a, b) { const o = new Float32Array(a.length + b.length); o.set(a); o.set(b, a.length); return o; }
 
@@ -371,7 +427,7 @@
 
   window.addEventListener("resize", redraw);
   window.embedlensMap = { n, project: (i) => project(i, matrix()), draw, nearest, labels: D.labels,
-    finish: () => gl.finish() };
+    finish: () => gl.finish(), clusterBoxes: () => clusterBoxes.map((c) => ({ id: c.id, box: c.box.slice() })) };
   draw();
   gl.finish();
   document.documentElement.dataset.drawn = "1";

@@ -1,0 +1,155 @@
+"""Map faithfulness and time, side by side in one run: SmolLM2's whole vocabulary (49,152 x 576).
+
+Every route's map is scored by the one recall definition (:func:`embedlens.reduce.quality.map_recall`):
+2,000 seeded query tokens; their 10 nearest by cosine in the full space, searched over ALL tokens, vs
+their 10 nearest points on the map, searched over ALL points. Routes (medians over ``--seeds``):
+
+- ``embedlens umap (cold)``: ``make_reducer("umap", seed=s).fit(X)`` with an empty cache folder: the
+  exact full-space cosine k-NN graph is built, then umap-learn runs (what ``map --all --method umap``
+  does before drawing);
+- ``embedlens umap (graph cached)``: the same again: the graph comes from the cache (a repeated map);
+- ``embedding-atlas``: Apple's embedding-atlas (``embedding_atlas.projection._run_umap``: pynndescent
+  cosine graph + umap-learn, ``random_state=s``) in its own virtual environment (``--ea-python``),
+  ``XDG_CACHE_HOME`` pointed at an empty folder, numba compiled by a warm-up first (its warm time);
+- ``embedlens tsne (cold)`` / ``(graph cached)``: the same for t-SNE (k=90 graph);
+- ``embedlens umap/tsne --pre-pca 50``: the old route (graph after PCA to 50 dims), for reference;
+- PCA 2D.
+
+Run (one benchmark at a time on the shared machine; ~15 min with 3 seeds):
+    flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_faithfulness.py --ea-python /tmp/ea-venv/bin/python
+Options: ``--seeds 0 1 2``, ``--routes umap,ea,tsne,prepca,pca``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import machine  # noqa: E402
+
+EA_SCRIPT = r"""
+import json, os, sys, time
+import numpy as np
+from embedding_atlas.projection import _run_umap
+x = np.load(sys.argv[1])
+seeds = json.loads(sys.argv[2])
+rng = np.random.default_rng(0)
+_run_umap(x[rng.choice(len(x), 5000, replace=False)], umap_args={"random_state": 0})  # numba compiles here
+out = {}
+for s in seeds:
+    t = time.perf_counter()
+    proj = _run_umap(x, umap_args={"random_state": s})
+    out[str(s)] = time.perf_counter() - t
+    np.save(sys.argv[3] + f"-{s}.npy", np.asarray(proj.projection, dtype=np.float32))
+print(json.dumps(out))
+"""
+
+
+def _recall(x, y) -> float:
+    from embedlens.reduce.quality import map_recall
+
+    return map_recall(x, y, 10, sample=2000, seed=0, metric="cosine")
+
+
+def _ours(method: str, x, seed: int, **options) -> tuple[float, float, dict]:
+    from embedlens.reduce import make_reducer
+
+    t = time.perf_counter()
+    r = make_reducer(method, seed=seed, **options)
+    y = r.fit_transform(x)
+    seconds = time.perf_counter() - t
+    stages = {k: round(v, 1) for k, v in r.timings_.items()}
+    return seconds, _recall(x, y), {"stages": stages, "knn_source": r.params_.get("knn_source")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--routes", default="umap,ea,tsne,prepca,pca")
+    ap.add_argument("--ea-python", default="/tmp/ea-venv/bin/python")
+    ap.add_argument("--json", dest="json_out", default=None)
+    args = ap.parse_args()
+    routes = set(args.routes.split(","))
+    import numpy as np
+
+    import embedlens
+
+    print(machine(), flush=True)
+    x = np.asarray(embedlens.load("smollm2-135m").space.vectors, dtype=np.float32)
+    print(f"SmolLM2 input embeddings {x.shape}; recall@10 = 2,000 seeded queries, neighbours among all points",
+          flush=True)
+    results: dict[str, list[tuple[float, float]]] = {}
+    extra: dict[str, list[dict]] = {}
+
+    def add(name: str, seconds: float, recall: float, info: dict | None = None) -> None:
+        results.setdefault(name, []).append((seconds, recall))
+        extra.setdefault(name, []).append(info or {})
+        print(f"  {name:34s} recall@10 {recall:.3f}  {seconds:6.1f} s  {json.dumps(info or {})}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if "ea" in routes and Path(args.ea_python).exists():
+            np.save(f"{tmp}/x.npy", x)
+            env = {**os.environ, "XDG_CACHE_HOME": f"{tmp}/xdg", "NUMBA_CACHE_DIR": f"{tmp}/numba"}
+            t = time.perf_counter()
+            res = subprocess.run([args.ea_python, "-c", EA_SCRIPT, f"{tmp}/x.npy", json.dumps(args.seeds),
+                                  f"{tmp}/ea"], capture_output=True, text=True, env=env, check=False)
+            if res.returncode != 0:
+                print("embedding-atlas failed:", res.stderr[-2000:])
+            else:
+                times = json.loads(res.stdout.strip().splitlines()[-1])
+                for s in args.seeds:
+                    add("embedding-atlas 0.26 (umap)", times[str(s)], _recall(x, np.load(f"{tmp}/ea-{s}.npy")),
+                        {"seed": s})
+                print(f"  (embedding-atlas process, warm-up included: {time.perf_counter() - t:.0f} s)")
+        for s in args.seeds:
+            for method in ("umap", "tsne"):
+                if method not in routes:
+                    continue
+                cache = f"{tmp}/cache-{method}-{s}"
+                os.environ["EMBEDLENS_CACHE"] = cache  # empty: the graph is built
+                sec, rec, info = _ours(method, x, s)
+                add(f"embedlens {method} (cold)", sec, rec, {"seed": s, **info})
+                sec, rec, info = _ours(method, x, s)  # the same space again: the graph is reused
+                add(f"embedlens {method} (graph cached)", sec, rec, {"seed": s, **info})
+                if "prepca" in routes and s == args.seeds[0]:
+                    sec, rec, info = _ours(method, x, s, pre_pca=50)
+                    add(f"embedlens {method} --pre-pca 50", sec, rec, {"seed": s, **info})
+        if "pca" in routes:
+            from embedlens.reduce import make_reducer
+
+            t = time.perf_counter()
+            y = make_reducer("pca").fit_transform(x)
+            add("PCA 2D", time.perf_counter() - t, _recall(x, y))
+
+    print("\nmedians over seeds " + " ".join(map(str, args.seeds)) + ":")
+    summary = {}
+    for name, runs in results.items():
+        sec = statistics.median(r[0] for r in runs)
+        rec = statistics.median(r[1] for r in runs)
+        summary[name] = {"seconds": sec, "recall": rec, "runs": runs}
+        print(f"  {name:34s} recall@10 {rec:.3f}  {sec:6.1f} s")
+    ea = summary.get("embedding-atlas 0.26 (umap)")
+    if ea:
+        for name in ("embedlens umap (cold)", "embedlens umap (graph cached)"):
+            if name in summary:
+                ours = summary[name]
+                print(f"  {name} vs embedding-atlas: recall {ours['recall'] - ea['recall']:+.3f}, "
+                      f"time x{ours['seconds'] / ea['seconds']:.2f} (target: recall >= , time <= x0.50)")
+    for name in ("embedlens tsne (cold)", "embedlens tsne (graph cached)"):
+        if name in summary:
+            print(f"  {name}: recall {summary[name]['recall']:.3f} (target >= 0.33), "
+                  f"{summary[name]['seconds']:.1f} s (target <= 75 s)")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"summary": summary, "extra": extra}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

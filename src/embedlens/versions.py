@@ -1,0 +1,24 @@
+"""Versions of the packages that shape results, for every manifest (``versions()``).
+
+Its own small module so that anything may record versions without importing the space extraction
+code (``embedlens.spaces.extract.versions`` stays as an alias).
+"""
+
+from __future__ import annotations
+
+import platform
+
+PACKAGES = ("embedlens", "numpy", "torch", "transformers", "tokenizers")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape results, for manifests."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
