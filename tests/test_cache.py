@@ -110,3 +110,82 @@ def test_cache_cli_list_verify_clear(tiny_gpt2_dir, cache_dir, run_cli):
     cleared = run_cli("cache", "clear", str(tiny_gpt2_dir))
     assert cleared.code == 0 and "removed 1" in cleared.out
     assert run_cli("cache", "clear", "nothing-like-this").code == 2
+
+
+def _matrix_span(folder):
+    """(start, stop) byte offsets of the 'input' matrix inside embeddings.safetensors."""
+    from embedlens.spaces.safetensors_mmap import read_header
+
+    header, start = read_header(folder / "embeddings.safetensors")
+    begin, end = header["input"]["data_offsets"]
+    return start + begin, start + end
+
+
+@pytest.mark.parametrize("where", [0.01, 0.5, 0.97])
+def test_damage_anywhere_in_the_matrix_is_detected_and_rebuilt(tiny_llama_dir, cache_dir, caplog, where):
+    """One flipped byte at any place of the matrix (not a sampled row) is caught by the per-block checksums."""
+    from embedlens.models.loading import load_weights
+
+    embedlens.load(str(tiny_llama_dir))
+    folder = _entry(cache_dir)
+    lo, hi = _matrix_span(folder)
+    pos = lo + int((hi - lo) * where)
+    f = folder / "embeddings.safetensors"
+    data = bytearray(f.read_bytes())
+    data[pos] ^= 0x10
+    f.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="embedlens"):
+        lens = embedlens.load(str(tiny_llama_dir))
+    assert "damaged" in caplog.text and "do not match their checksum" in caplog.text
+    truth = load_weights(str(tiny_llama_dir)).get_input_embeddings().weight.detach().numpy()
+    np.testing.assert_array_equal(np.asarray(lens.space.vectors), truth)
+
+
+def test_checksums_cover_every_block(tiny_gpt2_dir, cache_dir):
+    from embedlens.spaces.extract import block_sums
+
+    lens = embedlens.load(str(tiny_gpt2_dir))
+    meta = json.loads((_entry(cache_dir) / "meta.json").read_text())
+    rows = meta["checksums"]["rows"]
+    assert meta["checksums"]["input"] == block_sums(np.asarray(lens.space.vectors), rows)
+    assert len(meta["checksums"]["input"]) == -(-lens.meta["n_vocab"] // rows)
+
+
+def test_two_processes_building_one_entry_both_get_a_sound_one(tiny_llama_dir, cache_dir):
+    code = (
+        "import sys, json, numpy as np, embedlens\n"
+        f"lens = embedlens.load({str(tiny_llama_dir)!r})\n"
+        "v = np.asarray(lens.space.vectors)\n"
+        "print(json.dumps([float(v.sum()), v.shape[0], lens.meta['key']]))\n"
+    )
+    env = {**os.environ, "EMBEDLENS_CACHE": str(cache_dir)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    results = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+    assert results[0] == results[1]
+    lens = embedlens.load(str(tiny_llama_dir))  # sound on open: checksums verified
+    assert float(np.asarray(lens.space.vectors).sum()) == results[0][0]
+    assert [p.name for p in (cache_dir / "models").iterdir() if p.name.startswith(".")] == []
+
+
+def test_damaged_output_matrix_is_caught_when_it_is_used(tiny_llama_dir, cache_dir, caplog):
+    """The untied head's checksums are verified on its first use (commands on the input matrix skip the read)."""
+    from embedlens.models.loading import load_weights
+    from embedlens.spaces.safetensors_mmap import read_header
+
+    embedlens.load(str(tiny_llama_dir))
+    folder = _entry(cache_dir)
+    header, start = read_header(folder / "embeddings.safetensors")
+    begin, end = header["output"]["data_offsets"]
+    f = folder / "embeddings.safetensors"
+    data = bytearray(f.read_bytes())
+    data[start + (begin + end) // 2] ^= 0x01
+    f.write_bytes(bytes(data))
+    lens = embedlens.load(str(tiny_llama_dir))  # the input matrix is sound: opened without a rebuild
+    with caplog.at_level("WARNING", logger="embedlens"):
+        out = np.asarray(lens.output_space.vectors)
+    assert "damaged" in caplog.text and "'output'" in caplog.text
+    truth = load_weights(str(tiny_llama_dir)).lm_head.weight.detach().numpy()
+    np.testing.assert_array_equal(out, truth)

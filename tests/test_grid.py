@@ -249,9 +249,8 @@ def test_memory_guard_says_the_grid_is_too_large():
 
 
 def test_memory_guard_in_the_pipeline(tiny_models, monkeypatch, tmp_path):
-    import embedlens.grid.predict as P
 
-    monkeypatch.setattr(P, "available_bytes", lambda: 1 << 20)
+    monkeypatch.setattr("embedlens.hardware.available_memory", lambda: 1 << 20)
     model, tok = tiny_models["llama"]
     with pytest.raises(EmbedlensError, match="exceeds"):
         create_embedding_grid_map(model=model, tokenizer=tok, grid_size=8, output_dir=tmp_path, png=False, html=False)

@@ -33,11 +33,13 @@ _LAZY = {
     "hidden_states": ("embedlens.contextual", "hidden_states"),
     "HiddenStates": ("embedlens.contextual", "HiddenStates"),
     "context_map": ("embedlens.contextual", "context_map"),
+    "logit_lens": ("embedlens.logitlens", "logit_lens"),
+    "LogitLensResult": ("embedlens.logitlens", "LogitLensResult"),
 }
 
 __all__ = [
-    "EmbedlensError", "EmbeddingSpace", "HiddenStates", "ModelLens", "Neighbors", "SpaceLens",
-    "context_map", "create_embedding_grid_map", "display_token", "hidden_states", "load", "load_model",
+    "EmbedlensError", "EmbeddingSpace", "HiddenStates", "LogitLensResult", "ModelLens", "Neighbors", "SpaceLens",
+    "context_map", "create_embedding_grid_map", "display_token", "hidden_states", "load", "load_model", "logit_lens",
     "make_reducer", "open_space", "projection_quality", "token_graph", "topk_cosine", "write_atlas",
 ]
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .graph import token_graph
     from .grid import create_embedding_grid_map
     from .lens import ModelLens, SpaceLens, load
+    from .logitlens import LogitLensResult, logit_lens
     from .models.loading import load_model
     from .neighbors.exact import Neighbors, topk_cosine
     from .reduce import make_reducer

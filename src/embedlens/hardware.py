@@ -29,3 +29,20 @@ def fast_bfloat16() -> bool:
         return best
 
     return seconds(torch.bfloat16) <= seconds(torch.float32)
+
+
+def available_memory() -> int | None:
+    """``MemAvailable`` from /proc/meminfo in bytes (what can be allocated without swapping); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # psutil missing or the platform gives nothing
+        return None

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from .errors import EmbedlensError
-from .neighbors.exact import topk_cosine
 from .neighbors.results import Neighbor, NeighborResult, ResolvedQuery, TokenRow, TokenTable
 from .spaces.space import EmbeddingSpace
 
@@ -27,24 +26,38 @@ class Lens:
 
     def get_space(self, which: str = "input") -> EmbeddingSpace:
         if which != "input":
-            raise EmbedlensError(f"{self.name} has only one space; --space {which} does not apply")
+            raise EmbedlensError(f"{self.name} has only one space; space {which!r} does not apply")
         return self.space
 
     def resolve(self, query: str, which: str = "input") -> ResolvedQuery:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def nearest(self, query: str, k: int = 20, *, space: str = "input", include_query: bool = False) -> NeighborResult:
-        """Cosine top-k of ``query`` over the whole space, the query's own rows excluded."""
+    def nearest(self, query: str, k: int = 20, *, space: str = "input", include_query: bool = False,
+                index: Any = None) -> NeighborResult:
+        """Cosine top-k of ``query`` over the whole space, the query's own rows excluded.
+
+        ``index``: a :class:`~embedlens.neighbors.index.NeighborIndex` over this space to ask (e.g. a
+        cached k-NN graph with an exact fallback, :func:`embedlens.neighbors.knn.space_index`);
+        default an exact scan. Every exact index gives the same answer.
+        """
+        from .neighbors.index import ExactIndex
+
         sp = self.get_space(space)
         rq = self.resolve(query, space)
-        exclude = None if include_query else [rq.rows]
-        nb = topk_cosine(sp.vectors, rq.vector, k, norms=sp.norms, exclude=exclude)
-        rows, scores = nb.indices[0], nb.scores[0]
+        index = ExactIndex(sp.vectors, norms=sp.norms) if index is None else index
+        if len(rq.rows) == 1 and not include_query:
+            nb = index.query(np.asarray(rq.rows, dtype=np.int64), k, exclude_self=True)  # a graph can answer rows
+        else:
+            nb = index.query(rq.vector[None, :], k, exclude=None if include_query else [rq.rows])
+        return self._result(query, rq, sp, nb.indices[0], nb.scores[0])
+
+    def _result(self, query: str, rq: ResolvedQuery, sp: EmbeddingSpace, rows: Any, scores: Any) -> NeighborResult:
         return NeighborResult(
             query=query,
             query_ids=rq.ids,
             space=sp.name,
-            neighbors=[Neighbor(int(sp.ids[r]), sp.labels[r], sp.display[r], float(s)) for r, s in zip(rows, scores, strict=True)],
+            neighbors=[Neighbor(int(sp.ids[r]), sp.labels[r], sp.display[r], float(s))
+                       for r, s in zip(rows, scores, strict=True)],
             note=rq.note,
         )
 
@@ -59,16 +72,11 @@ class Lens:
         rows = rows[~sp.special[rows]] if rows.size else rows
         if rows.size == 0:
             raise EmbedlensError(f"no variants of '{word}' in {sp.name}")
-        v = rq.vector / max(float(np.linalg.norm(rq.vector)), 1e-30)
-        scores = (np.asarray(sp.vectors[rows]) @ v) / np.maximum(sp.norms[rows], 1e-30)
-        order = np.argsort(-scores, kind="stable")
-        return NeighborResult(
-            query=word,
-            query_ids=rq.ids,
-            space=sp.name,
-            neighbors=[Neighbor(int(sp.ids[rows[i]]), sp.labels[rows[i]], sp.display[rows[i]], float(scores[i])) for i in order],
-            note=rq.note,
-        )
+        from .neighbors.index import ExactIndex
+
+        # Ranked by the same exact cosine as ``nearest``, over the variant rows only.
+        nb = ExactIndex(np.asarray(sp.vectors[rows]), norms=sp.norms[rows]).query(rq.vector[None, :], int(rows.size))
+        return self._result(word, rq, sp, rows[nb.indices[0]], nb.scores[0])
 
     def _exact_rows(self, query: str, sp: EmbeddingSpace) -> list[int] | None:
         """``id:N`` and ``tok:RAW`` queries, common to every space."""
@@ -209,6 +217,16 @@ class ModelLens(Lens):
             if len(rows) != len(ids):
                 raise EmbedlensError(f"'{query}' has tokens outside the embedding matrix")
         return self._mean_query(query, rows, sp, "tokens")
+
+    def logit_lens(self, text: str, **options: Any) -> Any:
+        """The logit lens of ``text``: each layer's residual stream decoded by the model's own head.
+
+        Options (``layers``, ``top_k``, ``positions``, ``max_tokens``, ``device``, ``dtype``, ``keep_states``)
+        are those of :func:`embedlens.logitlens.logit_lens`; returns a :class:`~embedlens.logitlens.LogitLensResult`.
+        """
+        from .logitlens import logit_lens
+
+        return logit_lens(self, text, **options)
 
     def manifest(self) -> dict[str, Any]:
         m = self.meta

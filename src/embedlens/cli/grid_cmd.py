@@ -6,6 +6,7 @@ import click
 
 from ..models.specs import DEFAULT_MODEL
 from .common import MODEL_HELP, console, emit_json, json_option, note, text
+from .device_options import device_options
 
 _METHODS = ["random_projection", "direct", "replicated", "pca", "tokens"]
 
@@ -39,15 +40,18 @@ def _center(value: str) -> tuple[float, float]:
 @click.option("--seed", type=click.IntRange(min=0), default=42, show_default=True, help="Seed of the random projection.")
 @click.option("--output-dir", default="embedding_grid_results", show_default=True, type=click.Path(file_okay=False),
               help="Output folder.")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
-              help="Compute precision (bfloat16 is faster only on CPUs with bfloat16 units; elsewhere much slower).")
+@device_options
 @click.option("--max-display-size", type=int, default=50, show_default=True,
               help="At most this many token labels per axis in the PNG.")
+@click.option("--cell-labels", type=click.Choice(["cells", "regions", "both"]), default=None,
+              help="Label each cell's token, each connected region of cells sharing a top token once (sized by "
+                   "area), or both. Default: both above 40x40, else cells.")
 @click.option("--no-html", is_flag=True, help="Skip the interactive HTML.")
 @json_option
 def grid(model: str, grid_size: int, spacing: float, layer_idx: str | None, embedding_method: str,
          plane_tokens: str | None, center: str, batch_size: int, seed: int, output_dir: str, dtype: str,
-         max_display_size: int, no_html: bool, as_json: bool) -> None:
+         device: str, max_display_size: int, no_html: bool, as_json: bool,
+         cell_labels: str | None = None) -> None:
     """Token grid map: a 2D grid of vectors enters block L as one token at position 0, the rest of the model
     runs, and each cell shows its most likely next token coloured by probability.
 
@@ -59,7 +63,7 @@ def grid(model: str, grid_size: int, spacing: float, layer_idx: str | None, embe
     """
     from ..grid import create_embedding_grid_map
 
-    if dtype == "bfloat16":
+    if dtype == "bfloat16" and device == "cpu":
         from ..hardware import fast_bfloat16
 
         if not fast_bfloat16():
@@ -68,7 +72,7 @@ def grid(model: str, grid_size: int, spacing: float, layer_idx: str | None, embe
     out = create_embedding_grid_map(
         model, layer_idx=layer_idx, grid_size=grid_size, spacing=spacing, embedding_method=embedding_method,
         output_dir=output_dir, batch_size=batch_size, max_display_size=max_display_size, center=_center(center),
-        plane_tokens=plane_tokens, seed=seed, dtype=dtype, html=not no_html,
+        plane_tokens=plane_tokens, seed=seed, dtype=dtype, device=device, html=not no_html, cell_labels=cell_labels,
     )
     if as_json:
         emit_json({**out.to_dict(), "summary": [_summary(m) for m in out.maps]})

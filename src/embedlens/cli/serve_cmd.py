@@ -6,6 +6,7 @@ import click
 
 from ..models.specs import DEFAULT_MODEL
 from .common import MODEL_HELP, SPACE_HELP
+from .device_options import device_options
 
 
 @click.command("serve")
@@ -28,8 +29,9 @@ from .common import MODEL_HELP, SPACE_HELP
               help="Neighbour look-ups from an exact k-NN graph (embedlens knn): auto uses a cached graph when "
                    "there is one, build also builds the exact 100-NN graph in the background (cached), off always "
                    "scans the whole matrix.")
+@device_options
 def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, port: int, host: str,
-          open_browser: bool, corpus: str, seed: int, knn: str) -> None:
+          open_browser: bool, corpus: str, seed: int, knn: str, device: str, dtype: str) -> None:
     """Explore a vocabulary in the browser: map, search, neighbours, variants, prompts, layers, grid.
 
     \b
@@ -47,6 +49,9 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
     if not is_loopback(host):
         click.echo(f"embedlens: warning: listening on {host}: anyone who can reach this machine on port "
                    f"{port or '(chosen)'} can use the explorer. Use --host 127.0.0.1 to keep it local.", err=True)
+    from ..models.runtime import set_defaults
+
+    set_defaults(device, dtype)  # the prompt, layer and grid views run the network there (restored on exit)
     pairs = open_panels(list(models), list(spaces), labels, default_model=DEFAULT_MODEL)
     from ..serve import create_app
     from ..serve import serve as run_server
@@ -63,4 +68,7 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
         click.echo(f"embedlens: serving {names} on {url}  (Ctrl-C to stop)", err=True)
         click.echo(url)
 
-    run_server(app, host=host, port=port, open_browser=open_browser, announce=announce)
+    try:
+        run_server(app, host=host, port=port, open_browser=open_browser, announce=announce)
+    finally:
+        set_defaults(None, None)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import EmbedlensError
+from .lens_top import add_lens_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
 from .projection import MIN_SHARED, Projection, procrustes, project
 from .states import DEFAULT_BATCH_SIZE, HiddenStates, LayerSpec, as_lens, check_texts, hidden_states
@@ -100,6 +102,12 @@ class ContextMap:
         from ..render.context import context_figure
 
         return context_figure(self)
+
+    def _repr_html_(self) -> str:
+        """Shown inline by Jupyter: title, projection figures, notes and the interactive map, offline."""
+        from ..render.notebook import result_html
+
+        return result_html(self.figure(), self.title(), [self.subtitle(), *self.notes])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -267,6 +275,11 @@ def context_map(
     ignore_case: bool = True,
     batch_size: int | None = None,
     progress: bool = True,
+    text_column: str = "text",
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    states_dir: Any = None,
 ) -> ContextMap:
     """Hidden states of ``texts`` (or of every occurrence of ``focus`` in ``corpus``) mapped per model.
 
@@ -276,7 +289,10 @@ def context_map(
         corpus: a corpus spec; then ``focus`` is the word whose occurrences are mapped.
         focus: the word to highlight in ``texts`` (every position of it), or to look for in ``corpus``.
         layers: ``-1``, ``"all"`` or ``"0,6,12"``; with several, one projection is shared by all layers.
-        method, dims, seed, runs, perplexity, n_neighbors, min_dist: the map (see :func:`project`).
+        method, dims, seed, runs, perplexity, n_neighbors, min_dist: the map (see :func:`project`); ``seed``
+            also seeds the sample of occurrences when there are more than ``max_occurrences``.
+        text_column, engine, ray_address, workers, states_dir: how the corpus is read and where the
+            occurrence states are computed (see :func:`~embedlens.contextual.occurrences.occurrences`).
     """
     started = time.perf_counter()
     if dims not in (2, 3):
@@ -302,7 +318,10 @@ def context_map(
         if kind == "occurrences":
             src: HiddenStates | Occurrences = occurrences(
                 lens, corpus, focus or "", layers=layers, max_occurrences=max_occurrences, window=window,
-                ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress)
+                ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress, seed=seed,
+                text_column=text_column, engine=engine, ray_address=ray_address, workers=workers,
+                states_dir=None if states_dir is None else
+                (states_dir if len(lenses) == 1 else Path(states_dir) / alias))
             notes.extend(f"{alias}: {n}" for n in src.notes)
             table = _occurrence_table(src, alias)
         else:
@@ -314,6 +333,9 @@ def context_map(
         timings[f"{alias}: states"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         x = src.stacked()
+        lens_note = add_lens_top(table, lens, x)  # each point's logit-lens top-3, for its hover
+        if lens_note:
+            notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
         if x.shape[0] < 4:
             raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
         proj = project(x, method=method, dims=dims, seed=seed, runs=runs, perplexity=perplexity,
@@ -332,6 +354,8 @@ def context_map(
                 "batch_size": batch_size, "ignore_case": ignore_case}
     if kind == "occurrences":
         settings.update({"corpus": panels[0].source.corpus, "max_occurrences": max_occurrences, "window": window,
-                         "n_found": panels[0].source.n_found})
+                         "n_found": panels[0].source.n_found, "sample_seed": seed,
+                         "engine": panels[0].source.engine,
+                         "states_dir": str(states_dir) if states_dir is not None and engine == "ray" else None})
     return ContextMap(kind, text_list, focus, method, dims, seed, runs, str(layers), keep_special, panels, notes,
                       problem, settings, timings)

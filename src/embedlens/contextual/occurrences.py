@@ -10,6 +10,13 @@ windows' full states), so memory stays at n_occurrences x n_layers x d_model flo
 For a causal LM the text after the word cannot change the word's hidden states, so only the left part of
 the window (up to the word's end) is run: the result is identical and the work halves. Encoders get the
 whole window. The full window is kept as the snippet shown in the hover.
+
+A word with more than ``max_occurrences`` matches is *sampled*, seeded: every match gets a 64-bit key
+hashed from ``(seed, source file, document position, character offset)`` and the ``max_occurrences``
+smallest keys are kept, then put back in corpus order. The key of a match does not depend on how the
+corpus was cut into blocks, so the local and the Ray engine keep exactly the same occurrences.
+Both engines run the same pieces: :class:`OccurrenceQuery` (find and sample, per block of documents)
+and :class:`OccurrenceStatesJob` (tokenize the windows; run them through the model).
 """
 
 from __future__ import annotations
@@ -25,7 +32,6 @@ from ..errors import EmbedlensError
 from .states import (
     LayerSpec,
     as_lens,
-    encode_batch,
     forward_batches,
     layers_of,
     max_positions,
@@ -60,6 +66,7 @@ class Occurrences:
         forms: the word as written there (``First``, ``first``); ``snippets``: the text around it.
         token_ids: the word's token ids in each window; ``token_display``: those tokens, readable, joined by ``·``.
         n_found: every match in the corpus (may exceed n when ``max_occurrences`` cut the list).
+        engine: where the states were computed (engine, Ray address, workers, resources).
     """
 
     word: str
@@ -82,6 +89,7 @@ class Occurrences:
     d_model: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    engine: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
@@ -98,13 +106,16 @@ class Occurrences:
         return {"word": self.word, "model": self.model, "layers": list(self.layers), "n": len(self),
                 "n_found": self.n_found, "window": self.window, "ignore_case": self.ignore_case,
                 "corpus": self.corpus, "notes": list(self.notes), "timings": dict(self.timings),
+                "engine": dict(self.engine),
                 "occurrences": [{"doc": d, "span": s.tolist(), "form": f, "snippet": sn, "token_ids": t}
                                 for d, s, f, sn, t in zip(self.docs, self.spans, self.forms, self.snippets,
                                                           self.token_ids, strict=True)]}
 
 
 @dataclass
-class _Found:
+class Found:
+    """One match of the word: where it is, the text the model reads, the snippet shown, its sampling key."""
+
     doc: str
     start: int
     end: int
@@ -113,6 +124,80 @@ class _Found:
     word_span: tuple[int, int]  # the word inside model_text
     snippet: str
     snippet_span: tuple[int, int]
+    source: int = 0  # index of the source file in the corpus
+    position: int = 0  # the document's position in it (byte offset or row)
+    key: int = 0  # seeded sampling key
+
+    def order(self) -> tuple[int, int, int]:
+        return (self.source, self.position, self.start)
+
+
+_Found = Found
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on a uint64 array (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def sample_keys(seed: int, sources: np.ndarray, positions: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Seeded 64-bit keys of matches, shape (n,) uint64: the same match gets the same key on every engine."""
+    with np.errstate(over="ignore"):
+        x = _mix(np.full(len(starts), seed, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+        for part in (sources, positions, starts):
+            x = _mix(x ^ np.asarray(part, dtype=np.int64).astype(np.uint64))
+    return x
+
+
+@dataclass(frozen=True)
+class OccurrenceQuery:
+    """What to look for and how many to keep; picklable, so Ray workers find exactly what this process finds."""
+
+    word: str
+    ignore_case: bool = True
+    window: int = DEFAULT_WINDOW
+    causal: bool = True
+    max_occurrences: int = DEFAULT_MAX_OCCURRENCES
+    seed: int = 0
+
+    def find_rows(self, sources: np.ndarray, positions: np.ndarray, texts: list[str],
+                  docs: list[str]) -> tuple[list[Found], int]:
+        """Every match in these documents (their sample of at most ``max_occurrences``) and the match count."""
+        pattern = word_pattern(self.word, ignore_case=self.ignore_case)
+        hits = [(j, m) for j, text in enumerate(texts) for m in pattern.finditer(text)]
+        if not hits:
+            return [], 0
+        rows = np.fromiter((j for j, _ in hits), dtype=np.int64, count=len(hits))
+        starts = np.fromiter((m.start() for _, m in hits), dtype=np.int64, count=len(hits))
+        keys = sample_keys(self.seed, np.asarray(sources)[rows], np.asarray(positions)[rows], starts)
+        chosen = np.arange(len(hits))
+        if len(hits) > self.max_occurrences:
+            chosen = np.sort(np.argpartition(keys, self.max_occurrences - 1)[: self.max_occurrences])
+        out = []
+        for h in chosen.tolist():
+            j, m = hits[h]
+            out.append(self._found(texts[j], m, docs[j], int(sources[j]), int(positions[j]), int(keys[h])))
+        return out, len(hits)
+
+    def _found(self, text: str, m: re.Match[str], doc: str, source: int, position: int, key: int) -> Found:
+        s, e = m.span()
+        lo, hi = _window(text, s, e, self.window)
+        model_text = text[lo:e] if self.causal else text[lo:hi]
+        left, right = _SPACES.sub(" ", text[lo:s]), _SPACES.sub(" ", text[e:hi])
+        return Found(doc, s, e, m.group(0), model_text, (s - lo, e - lo), left + m.group(0) + right,
+                     (len(left), len(left) + e - s), source, position, key)
+
+    def select(self, found: list[Found]) -> list[Found]:
+        """The ``max_occurrences`` matches with the smallest keys, in corpus order."""
+        if len(found) > self.max_occurrences:
+            found = sorted(found, key=lambda f: (f.key, f.order()))[: self.max_occurrences]
+        return sorted(found, key=Found.order)
 
 
 def _window(text: str, start: int, end: int, window: int) -> tuple[int, int]:
@@ -129,30 +214,132 @@ def _window(text: str, start: int, end: int, window: int) -> tuple[int, int]:
     return lo, hi
 
 
-def find_occurrences(corpus: Any, word: str, *, max_occurrences: int = DEFAULT_MAX_OCCURRENCES,
-                     window: int = DEFAULT_WINDOW, ignore_case: bool = True,
-                     causal: bool = True) -> tuple[list[_Found], int]:
-    """Every whole-word match of ``word`` in ``corpus`` (first ``max_occurrences`` kept) and the total count."""
+def check_occurrence_options(max_occurrences: int, window: int) -> None:
     if max_occurrences < 1:
         raise EmbedlensError(f"--max-occurrences must be at least 1, got {max_occurrences}")
     if window < 0:
         raise EmbedlensError(f"the context window must be 0 or more characters, got {window}")
-    pattern = word_pattern(word, ignore_case=ignore_case)
-    found: list[_Found] = []
-    total = 0
-    for doc_id, text in corpus.iter_documents():
-        for m in pattern.finditer(text):
-            total += 1
-            if len(found) >= max_occurrences:
-                continue
-            s, e = m.span()
-            lo, hi = _window(text, s, e, window)
-            model_text = text[lo:e] if causal else text[lo:hi]
-            left, right = _SPACES.sub(" ", text[lo:s]), _SPACES.sub(" ", text[e:hi])
-            snippet = left + m.group(0) + right
-            found.append(_Found(doc_id, s, e, m.group(0), model_text, (s - lo, e - lo), snippet,
-                                (len(left), len(left) + e - s)))
-    return found, total
+
+
+def find_occurrences(corpus: Any, word: str, *, max_occurrences: int = DEFAULT_MAX_OCCURRENCES,
+                     window: int = DEFAULT_WINDOW, ignore_case: bool = True,
+                     causal: bool = True, seed: int = 0) -> tuple[list[Found], int]:
+    """Every whole-word match of ``word`` in ``corpus`` (a seeded sample of ``max_occurrences``, in corpus
+    order, when there are more) and the total count."""
+    from ..engines import LocalEngine
+
+    check_occurrence_options(max_occurrences, window)
+    query = OccurrenceQuery(word, ignore_case, window, causal, max_occurrences, seed)
+    word_pattern(word)
+    return LocalEngine().find(query, corpus)
+
+
+class OccurrenceStatesJob:
+    """Tokenize windows and run them through the model: picklable, for the local and the Ray engine alike.
+
+    ``prepare`` takes columns ``i``, ``text``, ``ws``, ``we`` (the word inside the text) and gives ``i``,
+    ``ids`` and ``span`` (the tokens covering the word) for windows where some token covers it.
+    ``make_runner()`` loads the model (or takes the given one) and returns a callable on those columns
+    that gives ``i``, ``states`` (n, n_layers_kept * d_model), ``token_ids`` and ``trimmed``.
+    """
+
+    def __init__(self, lens: Any, layers: list[int], *, batch_size: int, causal: bool) -> None:
+        fast = lens.fast_tokenizer
+        self.tokenizer_json = fast.to_str() if fast is not None else None
+        self.tokenizer = None if fast is not None else lens.tokenizer
+        self.source, self.layers, self.batch_size, self.causal = lens.source, list(layers), int(batch_size), causal
+        self.label = f"{lens.name}: in context"
+
+    def prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
+        texts = [str(t) for t in batch["text"]]
+        encoded = _encode_windows(self, texts)
+        keep_i, ids, spans = [], [], []
+        for i, enc, ws, we in zip(np.asarray(batch["i"]).tolist(), encoded, np.asarray(batch["ws"]).tolist(),
+                                  np.asarray(batch["we"]).tolist(), strict=True):
+            off = enc.offsets
+            hit = np.flatnonzero((off[:, 0] < we) & (off[:, 1] > ws) & (off[:, 1] > off[:, 0]) & ~enc.special)
+            if hit.size:
+                keep_i.append(i)
+                ids.append(enc.ids)
+                spans.append(hit.astype(np.int64))
+        return {"i": np.asarray(keep_i, dtype=np.int64), "ids": ids, "span": spans}
+
+    def make_runner(self, model: Any = None, progress: bool = False) -> _StatesRunner:
+        net = model if model is not None else load_states_model(self.source)
+        return _StatesRunner(net, self, progress)
+
+
+def _encode_windows(job: OccurrenceStatesJob, texts: list[str]) -> list[Any]:
+    from .states import Encoded
+
+    if job.tokenizer_json is not None:
+        fast = getattr(job, "_fast", None)
+        if fast is None:
+            from tokenizers import Tokenizer
+
+            fast = Tokenizer.from_str(job.tokenizer_json)
+            fast.no_padding()
+            job._fast = fast
+        return [Encoded(np.asarray(e.ids, dtype=np.int64), np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2),
+                        np.asarray(e.special_tokens_mask, dtype=bool))
+                for e in fast.encode_batch(texts, add_special_tokens=True)]
+    tok = job.tokenizer
+    if not getattr(tok, "is_fast", False):
+        raise EmbedlensError("the model has no fast tokenizer, so token offsets (needed here) are not available")
+    b = tok(texts, return_offsets_mapping=True, return_special_tokens_mask=True)
+    return [Encoded(np.asarray(i, dtype=np.int64), np.asarray(o, dtype=np.int64).reshape(-1, 2), np.asarray(m, dtype=bool))
+            for i, o, m in zip(b["input_ids"], b["offset_mapping"], b["special_tokens_mask"], strict=True)]
+
+
+def load_states_model(source: Any) -> Any:
+    """The model for hidden states, on the best device here (a GPU when this worker has one).
+
+    The one place where the device is chosen for occurrence states.
+    """
+    import inspect
+
+    from ..models.loading import load_weights
+
+    if "device" in inspect.signature(load_weights).parameters:
+        return load_weights(source, device="auto")
+    return load_weights(source)
+
+
+class _StatesRunner:
+    def __init__(self, net: Any, job: OccurrenceStatesJob, progress: bool) -> None:
+        self.net, self.job, self.progress = net, job, progress
+        self.limit = max_positions(net)
+        self.pad = pad_id(None, net)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        from ..progress import bar
+
+        ids, spans = list(batch["ids"]), list(batch["span"])
+        trimmed = np.zeros(len(ids), dtype=bool)
+        for j, (seq, hit) in enumerate(zip(ids, spans, strict=True)):
+            if self.limit is not None and len(seq) > self.limit:
+                # Too long for the model: keep a `limit`-token stretch holding the word (ending at it for a causal LM).
+                lo = hit[-1] + 1 - self.limit if self.job.causal else (hit[0] + hit[-1] + 1 - self.limit) // 2
+                lo = int(min(max(lo, 0), len(seq) - self.limit))
+                ids[j], spans[j], trimmed[j] = seq[lo : lo + self.limit], hit - lo, True
+        d = int(self.net.config.hidden_size)
+        n_l = len(self.job.layers)
+        vectors = np.empty((len(ids), n_l, d), dtype=np.float32)
+        with bar(len(ids), self.job.label, enabled=self.progress) as advance:
+            for idx, hs, _lengths in forward_batches(self.net, ids, self.job.layers, batch_size=self.job.batch_size,
+                                                     pad=self.pad, on_batch=advance):
+                rows = torch.from_numpy(np.concatenate([np.full(len(spans[i]), j) for j, i in enumerate(idx.tolist())]))
+                cols = torch.from_numpy(np.concatenate([spans[i] for i in idx.tolist()]))
+                picked = hs[:, rows.to(hs.device), cols.to(hs.device)].float().cpu()  # (L, M, d)
+                sums = torch.zeros((hs.shape[0], len(idx), hs.shape[3]), dtype=torch.float32)
+                sums.index_add_(1, rows, picked)
+                counts = torch.from_numpy(np.bincount(rows.numpy(), minlength=len(idx)).astype(np.float32))
+                vectors[idx] = (sums / counts[None, :, None]).permute(1, 0, 2).numpy()
+        return {"i": np.asarray(batch["i"], dtype=np.int64), "states": vectors.reshape(len(ids), n_l * d),
+                "token_ids": [np.asarray(seq[hit], dtype=np.int64) for seq, hit in zip(ids, spans, strict=True)],
+                "trimmed": trimmed}
 
 
 def _corpus_spec(corpus: Any) -> Any:
@@ -176,94 +363,80 @@ def occurrences(
     ignore_case: bool = True,
     batch_size: int = OCCURRENCE_BATCH_SIZE,
     progress: bool = True,
+    seed: int = 0,
+    text_column: str = "text",
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    states_dir: Any = None,
 ) -> Occurrences:
     """The contextual vector of every occurrence of ``word`` in ``corpus`` at the chosen layers.
 
     Args:
         model: a model spec or a :class:`~embedlens.lens.ModelLens`.
-        corpus: a corpus spec (file, folder, ``lee``, ``enwiki-sample``) or an opened
-            :class:`~embedlens.corpus.Corpus`.
+        corpus: a corpus spec (file, folder, JSONL, Parquet, ``hf:NAME``, ``lee``, ``enwiki-sample``) or an
+            opened :class:`~embedlens.corpus.Corpus`.
         word: matched as a whole word; ``ignore_case`` (default) also matches ``First`` for ``first``.
         layers: ``-1``, ``"all"`` or ``"0,6,12"``.
-        max_occurrences: keep the first this many matches (in corpus order); the total is still counted.
+        max_occurrences: keep at most this many matches, a sample seeded by ``seed`` (in corpus order); the
+            total is still counted.
         window: characters of context each side of the word (trimmed to whole words).
         batch_size: windows per forward pass.
+        text_column: the text field of JSONL / Parquet / dataset corpora.
+        engine: ``local`` or ``ray`` (same occurrences; states equal within float noise).
+        ray_address: the Ray cluster (default ``RAY_ADDRESS``; none: a local Ray for the run).
+        workers: Ray CPU workers and model actors (default from the cluster's resources).
+        states_dir: with ``engine="ray"``, where the Parquet shards of states go (default: a temporary folder).
 
     Raises:
         EmbedlensError: the word never occurs in the corpus, or a bad layer spec.
     """
     from ..corpus import Corpus, open_corpus
+    from ..engines import open_engine
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    corp = corpus if isinstance(corpus, Corpus) else open_corpus(_corpus_spec(corpus))
+    check_occurrence_options(max_occurrences, window)
+    word_pattern(word)
+    corp = corpus if isinstance(corpus, Corpus) else open_corpus(_corpus_spec(corpus), text_column=text_column)
     lens = as_lens(model)
     kept = layers_of(lens, layers)
     causal = bool(lens.meta.get("causal", lens.meta.get("family") in ("gpt2", "llama", "gemma3")))
-    t0 = time.perf_counter()
-    found, total = find_occurrences(corp, word, max_occurrences=max_occurrences, window=window,
-                                    ignore_case=ignore_case, causal=causal)
-    timings["find"] = time.perf_counter() - t0
-    if not found:
-        where = ", ".join(map(str, corp.specs))
-        case = "" if ignore_case else " (case-sensitive; drop --case-sensitive to match any case)"
-        raise EmbedlensError(f"'{word.strip()}' never occurs as a whole word in the corpus {where}{case}")
-    t0 = time.perf_counter()
-    net = network(lens)
-    timings["load_model"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    encoded = encode_batch(lens, [f.model_text for f in found])
-    spans: list[np.ndarray] = []
-    good: list[int] = []
-    limit = max_positions(net)
-    trimmed = 0
-    for i, (f, enc) in enumerate(zip(found, encoded, strict=True)):
-        off = enc.offsets
-        ws, we = f.word_span
-        hit = np.flatnonzero((off[:, 0] < we) & (off[:, 1] > ws) & (off[:, 1] > off[:, 0]) & ~enc.special)
-        if hit.size:
-            if limit is not None and len(enc.ids) > limit:
-                # Too long for the model: keep a `limit`-token stretch holding the word (ending at it for a causal LM).
-                lo = hit[-1] + 1 - limit if causal else (hit[0] + hit[-1] + 1 - limit) // 2
-                lo = int(min(max(lo, 0), len(enc.ids) - limit))
-                encoded[i] = type(enc)(enc.ids[lo : lo + limit], enc.offsets[lo : lo + limit], enc.special[lo : lo + limit])
-                hit = hit - lo
-                trimmed += 1
-            spans.append(hit)
-            good.append(i)
+    query = OccurrenceQuery(word.strip(), ignore_case, window, causal, max_occurrences, seed)
+    with open_engine(engine, address=ray_address, workers=workers) as eng:
+        t0 = time.perf_counter()
+        found, total = eng.find(query, corp, progress=progress)
+        timings["find"] = time.perf_counter() - t0
+        if not found:
+            where = ", ".join(map(str, corp.specs))
+            case = "" if ignore_case else " (case-sensitive; drop --case-sensitive to match any case)"
+            raise EmbedlensError(f"'{word.strip()}' never occurs as a whole word in the corpus {where}{case}")
+        if engine == "local":
+            t0 = time.perf_counter()
+            eng.local_model = network(lens)
+            timings["load_model"] = time.perf_counter() - t0
+        job = OccurrenceStatesJob(lens, kept, batch_size=batch_size, causal=causal)
+        rows = {"i": np.arange(len(found), dtype=np.int64), "text": [f.model_text for f in found],
+                "ws": np.asarray([f.word_span[0] for f in found], dtype=np.int64),
+                "we": np.asarray([f.word_span[1] for f in found], dtype=np.int64)}
+        t0 = time.perf_counter()
+        out = eng.states(job, rows, out_dir=states_dir, progress=progress)
+        timings["states"] = time.perf_counter() - t0
+        engine_info = eng.info()
+    d_model = int(lens.meta.get("d_model") or out["states"].shape[1] // max(len(kept), 1))
+    good = np.asarray(out["i"], dtype=np.int64)
+    vectors = np.asarray(out["states"], dtype=np.float32).reshape(len(good), len(kept), -1)
     notes: list[str] = []
+    trimmed = int(np.count_nonzero(out["trimmed"]))
     if trimmed:
-        notes.append(f"{trimmed} context windows were longer than {lens.name} accepts ({limit} tokens) and were cut")
+        notes.append(f"{trimmed} context windows were longer than {lens.name} accepts and were cut")
     if len(good) < len(found):
         notes.append(f"{len(found) - len(good)} occurrences had no token covering the word and were skipped")
     if total > len(found):
-        notes.append(f"'{word.strip()}' occurs {total} times; kept the first {len(found)} (--max-occurrences)")
-    found = [found[i] for i in good]
-    encoded = [encoded[i] for i in good]
-    timings["tokenize"] = time.perf_counter() - t0
-
-    import torch
-
-    d_model = int(net.config.hidden_size)
-    vectors = np.empty((len(found), len(kept), d_model), dtype=np.float32)
-    t0 = time.perf_counter()
-    seqs = [e.ids for e in encoded]
-    from ..progress import bar
-
-    with bar(len(seqs), f"{lens.name}: '{word.strip()}' in context", enabled=progress) as advance:
-        for idx, hs, _lengths in forward_batches(net, seqs, kept, batch_size=batch_size, pad=pad_id(lens, net),
-                                                 on_batch=advance):
-            rows = np.concatenate([np.full(len(spans[i]), j) for j, i in enumerate(idx.tolist())])
-            cols = np.concatenate([spans[i] for i in idx.tolist()])
-            picked = hs[:, torch.from_numpy(rows), torch.from_numpy(cols)]  # (L, M, d)
-            sums = torch.zeros((hs.shape[0], len(idx), hs.shape[3]), dtype=torch.float32)
-            sums.index_add_(1, torch.from_numpy(rows), picked)
-            counts = torch.from_numpy(np.bincount(rows, minlength=len(idx)).astype(np.float32))
-            vectors[idx] = (sums / counts[None, :, None]).permute(1, 0, 2).numpy()
-    timings["forward"] = time.perf_counter() - t0
-
-    token_ids = [encoded[i].ids[spans_i].tolist() for i, spans_i in enumerate(spans)]
+        notes.append(f"'{word.strip()}' occurs {total} times; kept a sample of {len(found)} "
+                     f"(--max-occurrences, seed {seed})")
+    found = [found[i] for i in good.tolist()]
+    token_ids = [np.asarray(t, dtype=np.int64).tolist() for t in out["token_ids"]]
     token_raw, token_display = [], []
     for ids in token_ids:
         raw, shown = token_strings(lens, np.asarray(ids, dtype=np.int64))
@@ -276,6 +449,6 @@ def occurrences(
         forms=[f.form for f in found], snippets=[f.snippet for f in found],
         snippet_spans=np.asarray([f.snippet_span for f in found], dtype=np.int64).reshape(-1, 2),
         token_ids=token_ids, token_display=token_display, token_raw=token_raw, n_found=total, window=window,
-        ignore_case=ignore_case, corpus=corp.manifest(),
-        n_layers=int(net.config.num_hidden_layers), d_model=d_model, timings=timings, notes=notes,
+        ignore_case=ignore_case, corpus=corp.manifest(), n_layers=int(lens.meta.get("n_layers") or 0),
+        d_model=d_model, timings=timings, notes=notes, engine=engine_info,
     )

@@ -36,32 +36,15 @@ def parse_layers(spec: LayerSpec, n_layers: int, *, model: str = "the model") ->
         spec: ``-1``, ``"all"``, ``"0,6,12"`` or a sequence of ints; negatives count from the end.
         n_layers: number of blocks; valid indices are ``0 .. n_layers`` (0 = embeddings output).
     """
+    from ..indices import parse_index_list
+
     n_states = n_layers + 1
-    if isinstance(spec, str):
-        s = spec.strip().lower()
-        if s == "all":
-            return list(range(n_states))
-        try:
-            values = [int(p) for p in s.replace(" ", "").split(",") if p != ""]
-        except ValueError:
-            raise EmbedlensError(f"--layer {spec!r} is not a layer spec: use -1, all, or numbers such as 0,6,12") from None
-    elif isinstance(spec, int | np.integer):
-        values = [int(spec)]
-    else:
-        values = [int(v) for v in spec]
-    if not values:
-        raise EmbedlensError("no layer given: use -1 (last), all, or numbers such as 0,6,12")
-    out: list[int] = []
-    for v in values:
-        idx = v + n_states if v < 0 else v
-        if not 0 <= idx < n_states:
-            raise EmbedlensError(
-                f"layer {v} is out of range for {model}: it has hidden states 0..{n_layers} "
-                f"(0 = embeddings output, {n_layers} = last block; negatives count from the end, -1 = {n_layers})"
-            )
-        if idx not in out:
-            out.append(idx)
-    return out
+    return parse_index_list(
+        spec, n_states, noun="layer", keywords={"all": range(n_states)},
+        example="-1 (last), all, or numbers such as 0,6,12",
+        out_of_range=lambda v: (f"layer {v} is out of range for {model}: it has hidden states 0..{n_layers} "
+                                f"(0 = embeddings output, {n_layers} = last block; negatives count from the end, "
+                                f"-1 = {n_layers})"))
 
 
 def as_lens(model: Any) -> Any:
@@ -75,12 +58,75 @@ def as_lens(model: Any) -> Any:
     raise EmbedlensError(f"model must be a model spec or a ModelLens, got {type(model).__name__}")
 
 
-def network(lens: Any) -> Any:
+def network(lens: Any, upto: int | None = None) -> Any:
     """The loaded transformers model of ``lens`` (eval mode), loaded once and kept on the lens.
 
-    ``lens.model`` loads the weights alone: the lens already has the cached tokenizer.
+    ``lens.model`` loads the weights alone: the lens already has the cached tokenizer. ``upto``: the highest
+    hidden-state index a job needs; below the last one only the embeddings and blocks ``0 .. upto-1`` are read
+    from the checkpoint (the rest of the network is never built), and :func:`forward_batches` stops there.
     """
-    return lens.model
+    n = int(lens.meta.get("n_layers") or 0)
+    if upto is None or not n or upto >= n or "model" in lens.__dict__:
+        return lens.model
+    nets = lens.__dict__.setdefault("_partial_networks", {})
+    for stop, net in nets.items():
+        if stop >= upto:
+            return net
+    from ..models.loading import load_weights
+
+    nets.clear()
+    nets[upto] = load_weights(lens.source, blocks=range(0, upto), head=False)
+    return nets[upto]
+
+
+def loaded_blocks(model: Any) -> int | None:
+    """How many leading blocks a partly loaded model has (None when every block is loaded)."""
+    loaded = getattr(model, "embedlens_loaded", None) or {}
+    blocks = loaded.get("blocks")
+    n = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    if not blocks or blocks[0] != 0 or blocks[1] >= n:
+        return None
+    return int(blocks[1])
+
+
+class _Stop(Exception):
+    pass
+
+
+def truncated_states(model: Any, stop: int, **inputs: Any) -> list[Any]:
+    """Hidden states ``0 .. stop`` as ``output_hidden_states`` gives them, running only blocks ``0 .. stop-1``.
+
+    State 0 is the input of block 0 (the embeddings output), state i the output of block i-1; the run is cut
+    right after block ``stop-1`` (blocks past it may be unloaded), so no final norm is applied.
+    """
+    from ..models.architectures import model_parts
+
+    blocks = model_parts(model).blocks
+    base = getattr(model, "base_model", model)
+    captured: list[Any] = []
+
+    def before_first(module: Any, args: Any, kwargs: Any) -> None:
+        captured.append(args[0] if args else kwargs["hidden_states"])
+        if stop == 0:
+            raise _Stop
+
+    def after(i: int) -> Any:
+        def hook(module: Any, args: Any, kwargs: Any, output: Any) -> None:
+            captured.append(output[0] if isinstance(output, tuple) else output)
+            if i == stop - 1:
+                raise _Stop
+        return hook
+
+    handles = [blocks[0].register_forward_pre_hook(before_first, with_kwargs=True)]
+    handles += [blocks[i].register_forward_hook(after(i), with_kwargs=True) for i in range(stop)]
+    try:
+        base(**inputs, use_cache=False, return_dict=True)
+    except _Stop:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return captured
 
 
 def layers_of(lens: Any, layers: LayerSpec) -> list[int]:
@@ -157,6 +203,10 @@ def forward_batches(
     lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
     order = np.argsort(lengths, kind="stable")
     layer_index = torch.as_tensor(list(layers), dtype=torch.long)
+    stop = loaded_blocks(model)
+    if stop is not None and max(layers) > stop:
+        raise EmbedlensError(f"hidden state {max(layers)} needs blocks the model was loaded without (it has 0..{stop - 1})")
+    device = next(base.parameters()).device  # inputs go where the model is (a GPU worker's cuda)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
@@ -165,10 +215,13 @@ def forward_batches(
             ids = np.full((len(idx), width), pad, dtype=np.int64)
             mask = np.arange(width)[None, :] < lens_b[:, None]
             ids[mask] = np.concatenate([sequences[i] for i in idx])
-            out = base(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask.astype(np.int64)),
-                       output_hidden_states=True, use_cache=False, return_dict=True)
-            hs = out.hidden_states
-            states = torch.stack([hs[i] for i in layer_index.tolist()]).to(torch.float32)
+            inputs = {"input_ids": torch.from_numpy(ids).to(device),
+                      "attention_mask": torch.from_numpy(mask.astype(np.int64)).to(device)}
+            if stop is not None:  # a partly loaded model: run blocks 0..stop-1 only
+                hs = truncated_states(model, stop, **inputs)
+            else:
+                hs = base(**inputs, output_hidden_states=True, use_cache=False, return_dict=True).hidden_states
+            states = torch.stack([hs[i] for i in layer_index.tolist()]).to(device="cpu", dtype=torch.float32)
             yield idx, states, lens_b
             if on_batch is not None:
                 on_batch(len(idx))
@@ -280,7 +333,7 @@ def hidden_states(
     timings: dict[str, float] = {}
     kept = layers_of(lens, layers)
     started = time.perf_counter()
-    net = network(lens)
+    net = network(lens, max(kept))
     timings["load_model"] = time.perf_counter() - started
     t0 = time.perf_counter()
     encoded = encode_batch(lens, texts)
@@ -311,7 +364,8 @@ def hidden_states(
         assert st is not None
         out.append(TextStates(text, ids, positions, enc.offsets[keep], raw, shown, enc.special[keep], st, len(enc.ids)))
     timings["total"] = time.perf_counter() - started
-    return HiddenStates(model=lens.manifest(), layers=kept, texts=out, keep_special=keep_special,
+    runtime = {k: v for k, v in (getattr(net, "embedlens_loaded", None) or {}).items() if k != "device_map"}
+    return HiddenStates(model={**lens.manifest(), "runtime": runtime}, layers=kept, texts=out, keep_special=keep_special,
                         n_layers=int(net.config.num_hidden_layers), d_model=int(net.config.hidden_size), timings=timings)
 
 

@@ -21,18 +21,6 @@ _HEADROOM = 0.85  # use at most this share of MemAvailable
 _PER_CELL_RESULT_BYTES = 4096
 
 
-def available_bytes() -> int | None:
-    """``MemAvailable`` from /proc/meminfo, in bytes; None where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def bytes_per_batch_cell(d_model: int, d_ff: int, n_vocab: int, elem: int) -> int:
     """Working memory of one cell of a batch: block activations plus logits and their float32 softmax temporaries."""
     activations = (10 * d_model + 4 * d_ff) * elem
@@ -54,7 +42,9 @@ def check_memory(batch_size: int, n_cells: int, per_cell: int, *, available: int
         raise EmbedlensError(f"batch size must be an integer >= 1, got {batch_size!r}")
     batch_size = min(int(batch_size), n_cells)
     need = estimate_peak_bytes(batch_size, n_cells, per_cell)
-    free = available_bytes() if available is None else available
+    from ..hardware import available_memory
+
+    free = available_memory() if available is None else available
     if free is None:
         return need
     budget = int(free * _HEADROOM)
@@ -103,7 +93,7 @@ def predict_top_k(
         for s in range(0, n_cells, batch_size):
             e = min(s + batch_size, n_cells)
             top_ids, top_p = runner.topk(vectors_for(s, e), layer, k)
-            ids[s:e] = top_ids.numpy()
-            probs[s:e] = top_p.numpy()
+            ids[s:e] = top_ids.cpu().numpy()
+            probs[s:e] = top_p.cpu().numpy()
             advance(e - s)
     return ids, probs, time.perf_counter() - started

@@ -17,17 +17,15 @@ import numpy as np
 
 from ..errors import EmbedlensError
 
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def torch_dtype(name: str | Any) -> Any:
-    import torch
+def torch_dtype(name: str | Any, device: str = "cpu") -> Any:
+    """A dtype name (auto, float32, bfloat16, float16) or ``torch.dtype`` for ``device``: see
+    :func:`embedlens.models.runtime.choose_dtype`."""
+    from ..models.runtime import choose_dtype
 
-    if not isinstance(name, str):
-        return name
-    if name not in DTYPES:
-        raise EmbedlensError(f"unknown dtype '{name}' (choose float32 or bfloat16)")
-    return getattr(torch, name)
+    return choose_dtype(name, device)
 
 
 def _encoder_error(name: str) -> EmbedlensError:
@@ -38,14 +36,16 @@ def _encoder_error(name: str) -> EmbedlensError:
 class GridModel:
     """A causal LM with its vocabulary's raw and readable strings, embedding matrix and token resolver."""
 
-    def __init__(self, model: Any = None, tokenizer: Any = None, *, dtype: str | Any = "float32") -> None:
+    def __init__(self, model: Any = None, tokenizer: Any = None, *, dtype: str | Any = "float32",
+                 device: str | None = None) -> None:
         from ..lens import ModelLens
 
-        self.dtype_name = dtype if isinstance(dtype, str) else str(dtype).replace("torch.", "")
-        self._dtype = torch_dtype(dtype)
+        self._device_spec, self._dtype_spec = device, dtype  # resolved on first use (torch is imported then)
         self.lens: ModelLens | None = None
         self._model = None
         self._tokenizer = tokenizer
+        self._runner: Any = None
+        self._runner_from: int | None = None
         if model is None or isinstance(model, str):
             from ..lens import load
 
@@ -57,9 +57,50 @@ class GridModel:
         elif hasattr(model, "config") and hasattr(model, "forward"):
             if tokenizer is None:
                 raise EmbedlensError("a transformers model needs its tokenizer: EmbeddingGridVisualizer(model, tokenizer)")
+            from ..models.architectures import model_parts
+
+            parts = model_parts(model)
+            if not parts.arch.causal or parts.unembed is None:
+                raise _encoder_error(type(model).__name__)
             self._model = model
         else:
             raise EmbedlensError(f"expected a model spec, a ModelLens or a transformers model, got {type(model).__name__}")
+
+    @cached_property
+    def device(self) -> str:
+        from ..models.runtime import choose_device, default_device
+
+        return choose_device(self._device_spec) if self._device_spec is not None else default_device()
+
+    @cached_property
+    def _dtype(self) -> Any:
+        return torch_dtype(self._dtype_spec, self.device)
+
+    @property
+    def dtype_name(self) -> str:
+        from ..models.runtime import dtype_name
+
+        return dtype_name(self._dtype)
+
+    # -- facts known before any weight is read ---------------------------------------------------------
+
+    @property
+    def n_layers(self) -> int:
+        if self.lens is not None:
+            return int(self.lens.meta["n_layers"])
+        return int(self._model.config.num_hidden_layers)
+
+    @property
+    def d_model(self) -> int:
+        if self.lens is not None:
+            return int(self.lens.meta["d_model"])
+        return int(self._model.config.hidden_size)
+
+    def check_layer(self, layer: Any) -> int:
+        """``layer`` as an index in ``0 .. n_layers`` (negative from the end), checked from the cached metadata."""
+        from ..models.forward import check_layer_index
+
+        return check_layer_index(layer, self.n_layers)
 
     # -- identity ------------------------------------------------------------------------------------
 
@@ -80,37 +121,83 @@ class GridModel:
                     **{k: self.lens.meta.get(k) for k in ("model_type", "n_vocab", "d_model", "n_layers")}}
         cfg = self._model.config
         return {"model": self.name, "name": self.name, "content_hash": None, "model_type": cfg.model_type,
-                "n_vocab": len(self.raw_tokens), "d_model": int(cfg.hidden_size), "n_layers": self.runner.n_layers}
+                "n_vocab": len(self.raw_tokens), "d_model": int(cfg.hidden_size), "n_layers": self.n_layers}
+
+    def loaded(self) -> dict[str, Any]:
+        """Device, dtype and which blocks were materialised (for manifests)."""
+        info = dict(getattr(self.runner.model, "embedlens_loaded", None) or {})
+        info.setdefault("device", self.device)
+        info.setdefault("dtype", self.dtype_name)
+        return info
 
     # -- the network ---------------------------------------------------------------------------------
 
-    @cached_property
-    def model(self) -> Any:
-        import torch
+    def runner_for(self, first_block: int) -> Any:
+        """A :class:`~embedlens.models.forward.BlockRunner` that can run from ``first_block`` on.
 
-        if self.lens is not None:
-            if self._dtype == torch.float32:
-                return self.lens.model  # loaded once and kept on the lens for the next stage (contextual, serve)
-            return self._load_weights(self.lens.source)
+        For an embedlens model only blocks ``first_block .. n-1``, the final norm and the head are read from
+        the checkpoint (reloaded from an earlier block when a later call needs one); a full model already
+        loaded on the lens in the same dtype and device is reused.
+        """
+        from ..models.forward import BlockRunner
+
+        if self._runner is not None and self._runner_from is not None and self._runner_from <= first_block:
+            return self._runner
+        if self.lens is None:
+            self._runner, self._runner_from = BlockRunner(self._own_model()), 0
+            return self._runner
+        full = self.lens.__dict__.get("model")
+        loaded = getattr(full, "embedlens_loaded", None) or {}
+        if full is not None and loaded.get("dtype") == self.dtype_name and loaded.get("device") == self.device:
+            self._runner, self._runner_from = BlockRunner(full), 0
+        else:
+            self._runner = BlockRunner(self._load_weights(self.lens.source, first_block))
+            self._runner_from = first_block
+        return self._runner
+
+    @property
+    def runner(self) -> Any:
+        return self.runner_for(self._runner_from if self._runner_from is not None else 0)
+
+    @property
+    def model(self) -> Any:
+        return self.runner.model
+
+    def _own_model(self) -> Any:
         m = self._model
         if next(m.parameters()).dtype != self._dtype:
             m = copy.deepcopy(m).to(self._dtype)  # never change the caller's model in place
         m.eval()
         return m
 
-    def _load_weights(self, source: Any) -> Any:
-        """The model alone: the lens already has the vocabulary, so the tokenizer is not rebuilt (for a GGUF
-        that would parse the whole file again, ~7 s for SmolLM2); GGUF weights come from the cached
-        dequantized copy."""
+    def _load_weights(self, source: Any, first_block: int = 0) -> Any:
+        """Blocks ``first_block ..``, the final norm and the head, read from the checkpoint (the lens already
+        has the vocabulary, so no tokenizer is rebuilt; GGUF weights come from the cached dequantized copy).
+        The token embedding is the cached float32 matrix where that is exact and free (float32 on the CPU:
+        a memory map, no copy), else converted when small, else left unloaded (the grid does not need it)."""
+        import torch
+
+        from ..models.architectures import model_parts
         from ..models.loading import load_weights
 
-        return load_weights(source, dtype=self._dtype)
+        model = load_weights(source, dtype=self._dtype, device=self.device,
+                             blocks=range(first_block, self.n_layers), embeddings=False)
+        parts = model_parts(model)
+        if parts.embed.weight.is_meta and self.lens is not None:
+            import warnings
 
-    @cached_property
-    def runner(self) -> Any:
-        from ..models.forward import BlockRunner
-
-        return BlockRunner(self.model)
+            matrix = self.lens.space.vectors
+            with warnings.catch_warnings():  # a read-only memory map: never written
+                warnings.simplefilter("ignore", UserWarning)
+                weight = torch.from_numpy(np.asarray(matrix))
+            small = weight.numel() * torch.empty((), dtype=self._dtype).element_size() <= (512 << 20)
+            if tuple(weight.shape) == tuple(parts.embed.weight.shape) and (
+                    (self._dtype == torch.float32 and self.device == "cpu") or small):
+                if self._dtype != torch.float32 or self.device != "cpu":
+                    weight = weight.to(device=self.device, dtype=self._dtype)
+                parts.embed.weight = torch.nn.Parameter(weight, requires_grad=False)
+                model.embedlens_loaded["embeddings"] = "cache"
+        return model
 
     @property
     def tokenizer(self) -> Any:

@@ -41,13 +41,13 @@ class EmbeddingGridVisualizer:
     """
 
     def __init__(self, model: Any = None, tokenizer: Any = None, layer_idx: int | None = None, *,
-                 dtype: str = "float32", seed: int = 42) -> None:
-        self.source = model if isinstance(model, GridModel) else GridModel(model, tokenizer, dtype=dtype)
-        self.runner = self.source.runner
-        self.model = self.source.model
-        self.hidden_size = self.runner.d_model
-        self.n_layers = self.runner.n_layers
-        self.layer_idx = self.runner.check_layer(self.n_layers - 1 if layer_idx is None else layer_idx)
+                 dtype: str = "float32", seed: int = 42, device: str | None = None) -> None:
+        self.source = model if isinstance(model, GridModel) else GridModel(model, tokenizer, dtype=dtype, device=device)
+        # Shapes and the layer come from the cached metadata: nothing is loaded until a map is computed.
+        self.hidden_size = self.source.d_model
+        self.n_layers = self.source.n_layers
+        self.layer_idx = self.source.check_layer(self.n_layers - 1 if layer_idx is None else layer_idx)
+        self._first = self.layer_idx  # the earliest block a computation asked for: blocks before it are not read
         self.seed = int(seed)
         self._embeddings: dict[tuple, M.GridEmbedding] = {}
         self.top5_ids_: np.ndarray | None = None
@@ -56,6 +56,19 @@ class EmbeddingGridVisualizer:
     @property
     def tokenizer(self) -> Any:
         return self.source.tokenizer
+
+    @property
+    def runner(self) -> Any:
+        """The network from the earliest block asked for (only those blocks, the final norm and the head are read)."""
+        return self.source.runner_for(self._first)
+
+    @property
+    def model(self) -> Any:
+        return self.runner.model
+
+    def _from(self, layer: int) -> int:
+        self._first = min(self._first, layer)
+        return layer
 
     # -- the module's three steps ----------------------------------------------------------------------
 
@@ -85,21 +98,24 @@ class EmbeddingGridVisualizer:
                 emb = self._token_plane(plane_tokens)
             pos0 = self.runner.position0()
             emb = M.to_input_space(emb, self.runner.input_scale(),
-                                   None if pos0 is None else pos0.detach().float().numpy())
+                                   None if pos0 is None else pos0.detach().float().cpu().numpy())
         self._embeddings[key] = emb
         return emb
 
     def _token_plane(self, plane_tokens: Sequence[str] | None) -> M.GridEmbedding:
+        ids = self._plane_ids(plane_tokens)
+        matrix = self.source.embedding_matrix()
+        vecs = [np.asarray(matrix[i], dtype=np.float32) for i in ids]
+        return M.token_plane(*vecs, ids=ids, labels=[self.source.display[i] for i in ids])
+
+    def _plane_ids(self, plane_tokens: Sequence[str] | str | None) -> list[int]:
         if isinstance(plane_tokens, str):
             plane_tokens = plane_tokens.split(",")
         if not plane_tokens or len(plane_tokens) != 3:
             got = 0 if not plane_tokens else len(plane_tokens)
             raise EmbedlensError(f"the tokens method needs exactly three plane tokens A,B,C (got {got}): "
                                  "e.g. --plane-tokens king,queen,man")
-        ids = [self.source.resolve_token(q) for q in plane_tokens]
-        matrix = self.source.embedding_matrix()
-        vecs = [np.asarray(matrix[i], dtype=np.float32) for i in ids]
-        return M.token_plane(*vecs, ids=ids, labels=[self.source.display[i] for i in ids])
+        return [self.source.resolve_token(q) for q in plane_tokens]
 
     def embed_2d_coordinates(self, x_coords: np.ndarray, y_coords: np.ndarray, embedding_method: str = "direct",
                              *, plane_tokens: Sequence[str] | None = None) -> Any:
@@ -129,7 +145,7 @@ class EmbeddingGridVisualizer:
             raise EmbedlensError(f"embeddings must end in hidden size {self.hidden_size}, got shape {tuple(emb.shape)}")
         lead = tuple(emb.shape[:-1])
         flat = emb.reshape(-1, self.hidden_size)
-        layer = self.layer_idx if layer_idx is None else self.runner.check_layer(layer_idx)
+        layer = self._from(self.layer_idx if layer_idx is None else self.source.check_layer(layer_idx))
         n = flat.shape[0]
         self._check_memory(batch_size, n)
         ids, probs, _ = predict_top_k(self.runner, lambda s, e: flat[s:e], n, layer, batch_size=batch_size)
@@ -142,8 +158,12 @@ class EmbeddingGridVisualizer:
     def _check_memory(self, batch_size: int, n_cells: int) -> int:
         cfg = self.model.config
         d_ff = int(getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * self.hidden_size)
-        elem = 2 if str(self.runner.dtype).endswith("bfloat16") else 4
-        return check_memory(batch_size, n_cells, bytes_per_batch_cell(self.hidden_size, d_ff, self.runner.n_vocab, elem))
+        elem = 2 if str(self.runner.dtype).endswith(("bfloat16", "float16")) else 4
+        from ..models.runtime import free_memory
+
+        free = free_memory(self.source.device) if self.source.device.startswith("cuda") else None
+        return check_memory(batch_size, n_cells, bytes_per_batch_cell(self.hidden_size, d_ff, self.runner.n_vocab, elem),
+                            available=free)
 
     def compute_map(self, grid_size: int = 50, spacing: float = 0.5, embedding_method: str = "random_projection",
                     *, center: tuple[float, float] = (0.0, 0.0), layer_idx: int | None = None, batch_size: int = 100,
@@ -152,7 +172,9 @@ class EmbeddingGridVisualizer:
         started = time.perf_counter()
         grid_size, spacing = M.check_grid(grid_size, spacing)
         method = M.check_method(embedding_method)
-        layer = self.layer_idx if layer_idx is None else self.runner.check_layer(layer_idx)
+        layer = self._from(self.layer_idx if layer_idx is None else self.source.check_layer(layer_idx))
+        if method == "tokens":
+            self._plane_ids(plane_tokens)  # bad plane tokens are refused before any weight is read
         n = grid_size * grid_size
         peak = self._check_memory(batch_size, n)
         x_grid, y_grid = M.create_2d_grid(grid_size, spacing, center)
@@ -184,6 +206,8 @@ class EmbeddingGridVisualizer:
             "batch_size": int(batch_size),
             "seed": self.seed,
             "dtype": self.source.dtype_name,
+            "device": self.source.device,
+            "loaded": self.source.loaded(),
             "top_k": TOP_K,
             "method_info": emb.info,
             "semantics": SEMANTICS,
@@ -257,10 +281,12 @@ def create_embedding_grid_map(
     plane_tokens: Sequence[str] | str | None = None,
     seed: int = 42,
     dtype: str = "float32",
+    device: str | None = None,
     png: bool = True,
     html: bool = True,
     dpi: int = 150,
     progress: bool | None = None,
+    cell_labels: str | None = None,
 ) -> GridMapOutput:
     """Compute a token grid map and write the PNG, the interactive HTML and the JSON results.
 
@@ -274,6 +300,8 @@ def create_embedding_grid_map(
         output_dir: where ``embedding_grid_layer_{L}_size_{N}_method_{M}.png/.html`` and
             ``embedding_grid_results_layer_{L}.json`` go (plus ``manifest.json``).
         max_display_size: at most this many token labels per axis in the PNG (larger grids label every k-th cell).
+        cell_labels: ``cells`` (each cell's token), ``regions`` (each connected region of cells sharing a top
+            token named once, sized by area) or ``both``; default ``both`` above 40x40, else ``cells``.
 
     Returns:
         :class:`GridMapOutput` (``out["visualization_path"]``, ``out["results_path"]``, ``out.maps``).
@@ -284,15 +312,26 @@ def create_embedding_grid_map(
     started = time.perf_counter()
     layers = parse_layers(layer_idx)
     grid_size, spacing = M.check_grid(grid_size, spacing)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise EmbedlensError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    from ..render.grid import check_cell_labels
+
+    cell_labels = check_cell_labels(cell_labels, grid_size)
     method = M.check_method(embedding_method)
     if isinstance(plane_tokens, str):
         plane_tokens = [t for t in plane_tokens.split(",")]
     if method == "tokens" and (not plane_tokens or len(plane_tokens) != 3):
         raise EmbedlensError("the tokens method needs --plane-tokens A,B,C (exactly three tokens)")
     out_dir = ensure_writable_dir(output_dir)
-    viz = EmbeddingGridVisualizer(model if model is not None else model_name, tokenizer, layers[0], dtype=dtype, seed=seed)
-    # -1 and 29 are the same block of a 30-block model: compute and write it once
-    resolved = list(dict.fromkeys(viz.runner.check_layer(viz.n_layers - 1 if v is None else v) for v in layers))
+    viz = EmbeddingGridVisualizer(model if model is not None else model_name, tokenizer, layers[0], dtype=dtype,
+                                  seed=seed, device=device)
+    # -1 and 29 are the same block of a 30-block model: compute and write it once. Every layer, the grid and
+    # the plane tokens are checked from the cached metadata before any weight is read.
+    resolved = list(dict.fromkeys(viz.source.check_layer(viz.n_layers - 1 if v is None else v) for v in layers))
+    if method == "tokens":
+        viz._plane_ids(plane_tokens)
+    viz._from(min(resolved))
+    viz.runner  # noqa: B018 - load blocks min(resolved).. now, so load_s measures it
     load_s = time.perf_counter() - started
 
     maps = [viz.compute_map(grid_size, spacing, method, center=center, layer_idx=lay, batch_size=batch_size,
@@ -306,10 +345,11 @@ def create_embedding_grid_map(
     for gm in maps:
         stem = out_dir / file_stem(gm.layer, grid_size, method)
         if png:
-            R.write_grid_png(gm, stem.with_suffix(".png"), max_display_size=max_display_size, figsize=figsize, dpi=dpi)
+            R.write_grid_png(gm, stem.with_suffix(".png"), max_display_size=max_display_size, figsize=figsize, dpi=dpi,
+                             cell_labels=cell_labels)
             files.append(str(stem.with_suffix(".png")))
         if html:
-            R.write_grid_html(gm, stem.with_suffix(".html"))
+            R.write_grid_html(gm, stem.with_suffix(".html"), cell_labels=cell_labels)
             files.append(str(stem.with_suffix(".html")))
         gm.save(out_dir / f"embedding_grid_results_layer_{gm.layer}.json")
         files.append(str(out_dir / f"embedding_grid_results_layer_{gm.layer}.json"))
@@ -321,7 +361,8 @@ def create_embedding_grid_map(
         tag = "-".join(str(m.layer) for m in maps)
         panel = out_dir / f"embedding_grid_layers_{tag}_size_{grid_size}_method_{method}"
         if png:
-            R.write_panel_png(maps, panel.with_suffix(".png"), max_display_size=max_display_size, dpi=dpi)
+            R.write_panel_png(maps, panel.with_suffix(".png"), max_display_size=max_display_size, dpi=dpi,
+                              cell_labels=cell_labels)
             panel_paths.append(str(panel.with_suffix(".png")))
         if html:
             R.write_panel_html(maps, panel.with_suffix(".html"))
@@ -333,6 +374,7 @@ def create_embedding_grid_map(
         **{k: v for k, v in maps[0].config.items() if k not in ("layer_idx", "timings", "method_info")},
         "layers": [m.layer for m in maps],
         "method_info": maps[0].config["method_info"],
+        "cell_labels": cell_labels,
         "files": [Path(f).name for f in files],
         "versions": versions(),
         "timings": {"load_s": round(load_s, 3), "render_s": round(render_s, 3),

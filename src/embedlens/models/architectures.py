@@ -26,19 +26,36 @@ class Architecture:
     position: str | None  # learned absolute position embedding, if any (GPT-2 wpe, BERT)
     causal: bool
     scale_embeddings: bool = False  # Gemma multiplies token embeddings by sqrt(d_model) inside the model
+    # Where the base model's tensors sit in a checkpoint: the prefixes its state dict may carry
+    # (``transformer.`` for GPT2LMHeadModel, none for a bare GPT2Model, ...), tried in order.
+    prefixes: tuple[str, ...] = ("model.", "")
+    head_tensor: str | None = "lm_head.weight"  # the untied unembedding in HF checkpoints
 
     def embed_scale(self, config: Any) -> float:
         return math.sqrt(config.hidden_size) if self.scale_embeddings else 1.0
 
+    def embed_tensors(self) -> tuple[str, ...]:
+        """Checkpoint names the input embedding may have, in the order tried (GGUF's ``token_embd`` last)."""
+        return tuple(f"{p}{self.embed}.weight" for p in self.prefixes) + (GGUF_EMBED,)
 
-_GPT2 = Architecture("gpt2", embed="wte", blocks="h", final_norm="ln_f", position="wpe", causal=True)
+    def head_tensors(self) -> tuple[str, ...]:
+        return ((self.head_tensor,) if self.head_tensor else ()) + (GGUF_OUTPUT,)
+
+
+GGUF_EMBED = "token_embd.weight"
+GGUF_OUTPUT = "output.weight"
+
+
+_GPT2 = Architecture("gpt2", embed="wte", blocks="h", final_norm="ln_f", position="wpe", causal=True,
+                     prefixes=("transformer.", ""))
 _LLAMA = Architecture("llama", embed="embed_tokens", blocks="layers", final_norm="norm", position=None, causal=True)
 _GEMMA3 = Architecture(
-    "gemma3", embed="embed_tokens", blocks="layers", final_norm="norm", position=None, causal=True, scale_embeddings=True
+    "gemma3", embed="embed_tokens", blocks="layers", final_norm="norm", position=None, causal=True, scale_embeddings=True,
+    prefixes=("model.", "model.language_model.", "language_model.model.", ""),
 )
 _BERT = Architecture(
     "bert", embed="embeddings.word_embeddings", blocks="encoder.layer", final_norm=None,
-    position="embeddings.position_embeddings", causal=False,
+    position="embeddings.position_embeddings", causal=False, prefixes=("bert.", ""), head_tensor=None,
 )
 
 ARCHITECTURES: dict[str, Architecture] = {

@@ -25,10 +25,31 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..errors import EmbedlensError
 from .architectures import ModelParts, model_parts
 
 _ROTARY = ("llama", "gemma3")
+
+
+def check_layer_index(layer: int, n: int) -> int:
+    """``layer`` as a block index in ``0 .. n`` for a model of ``n`` blocks; negative values count from the end.
+
+    Needs only the block count (from the cached metadata), so a bad index is refused before any weight is read.
+    """
+    import numbers
+
+    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+        raise EmbedlensError(f"layer index must be an integer, got {layer!r}")
+    layer = int(layer)
+    idx = layer + n if layer < 0 else layer
+    if not 0 <= idx <= n:
+        raise EmbedlensError(
+            f"layer index {layer} is out of range for a model with {n} blocks: use 0..{n} "
+            f"({n} decodes directly) or -{n}..-1 from the end"
+        )
+    return idx
 
 
 class BlockRunner:
@@ -67,24 +88,17 @@ class BlockRunner:
         return self.parts.unembed.weight.dtype
 
     @property
+    def device(self) -> Any:
+        """Where the head lives (inputs are moved there)."""
+        return self.parts.unembed.weight.device
+
+    @property
     def n_vocab(self) -> int:
         return int(self.parts.unembed.weight.shape[0])
 
     def check_layer(self, layer: int) -> int:
         """``layer`` as an index in ``0 .. n_layers``; negative values count from the end (-1 = last block)."""
-        import numbers
-
-        n = self.n_layers
-        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
-            raise EmbedlensError(f"layer index must be an integer, got {layer!r}")
-        layer = int(layer)
-        idx = layer + n if layer < 0 else layer
-        if not 0 <= idx <= n:
-            raise EmbedlensError(
-                f"layer index {layer} is out of range for a model with {n} blocks: use 0..{n} "
-                f"({n} decodes directly) or -{n}..-1 from the end"
-            )
-        return idx
+        return check_layer_index(layer, self.n_layers)
 
     def block_params(self, layer: int) -> int:
         """Parameters of the blocks that run from ``layer`` (for FLOP counts)."""
@@ -116,13 +130,13 @@ class BlockRunner:
         """
         import torch
 
-        v = torch.as_tensor(vectors).to(self.dtype)
+        v = torch.as_tensor(vectors).to(device=self.device, dtype=self.dtype)
         scale = self.input_scale()
         if scale != 1.0:
             v = v * torch.tensor(scale, dtype=self.dtype)
         pos = self.position0()
         if pos is not None:
-            v = v + pos.detach().to(v.dtype)
+            v = v + pos.detach().to(device=v.device, dtype=v.dtype)
         return v
 
     def token_input(self, token_ids: Any) -> Any:
@@ -141,8 +155,8 @@ class BlockRunner:
         key = (layer_type, hidden.dtype)
         if key not in self._rotary_cache:
             rotary = self.parts.base.rotary_emb
-            pos = torch.zeros((1, 1), dtype=torch.long)
-            probe = torch.zeros((1, 1, self.d_model), dtype=hidden.dtype)
+            pos = torch.zeros((1, 1), dtype=torch.long, device=hidden.device)
+            probe = torch.zeros((1, 1, self.d_model), dtype=hidden.dtype, device=hidden.device)
             if layer_type is None:
                 self._rotary_cache[key] = rotary(probe, pos)
             else:
@@ -156,7 +170,7 @@ class BlockRunner:
         stop = self.n_layers if stop is None else stop
         family = self.family
         blocks = self.parts.blocks
-        pos_ids = torch.zeros((1, 1), dtype=torch.long)
+        pos_ids = torch.zeros((1, 1), dtype=torch.long, device=hidden.device)
         layer_types = getattr(self.config, "layer_types", None)
         for i in range(start, stop):
             block = blocks[i]
@@ -180,24 +194,114 @@ class BlockRunner:
         import torch
 
         idx = self.check_layer(layer)
-        hidden = torch.as_tensor(vectors).to(self.dtype)
+        hidden = torch.as_tensor(vectors).to(device=self.device, dtype=self.dtype)
         if hidden.ndim != 2 or hidden.shape[1] != self.d_model:
             raise EmbedlensError(f"vectors must have shape (n, {self.d_model}), got {tuple(hidden.shape)}")
         hidden = self.run_blocks(hidden[:, None, :], idx)[:, 0, :]
-        if self.parts.final_norm is not None:
+        return self.decode(hidden)
+
+    def decode(self, hidden: Any, *, normed: bool = False) -> Any:
+        """Next-token logits of residual-stream vectors: the final norm, the unembedding, Gemma's soft-cap.
+
+        The one decode of embedlens: the grid's ``layer_idx = n_layers``, the logit lens of every layer
+        (:mod:`embedlens.logitlens`) and the context map's per-layer hovers all come here.
+
+        Args:
+            hidden: tensor of shape (..., d_model) in the model's dtype: the residual stream after some block.
+            normed: the vectors already went through the final norm (transformers' last ``hidden_states``
+                entry does): only the unembedding and the soft-cap are applied.
+
+        Returns:
+            logits of shape (..., vocab), in the model's dtype.
+        """
+        import torch
+
+        if not normed and self.parts.final_norm is not None:
             hidden = self.parts.final_norm(hidden)
         logits = self.parts.unembed(hidden)
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
 
+    def decode_top_k(self, hidden: Any, k: int = 5, *, targets: Any = None, normed: bool = False,
+                     chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`decode` many residual vectors and keep only their top-``k`` (and the targets' ranks).
+
+        Rows are decoded in blocks of ``chunk_rows`` (default: about 64 MB of float32 logits per block on
+        a CPU, 1 GB on a GPU), each block one matrix product with the unembedding; only (rows, k) leaves a block.
+
+        Args:
+            hidden: array or tensor of shape (n, d_model): residual-stream vectors (any device; moved to the model's).
+            k: top-k to keep (0: ranks only).
+            targets: optional int array of shape (n,): the token whose rank to report per row (-1: none).
+            normed: the vectors already went through the final norm.
+
+        Returns:
+            ``(ids, probs, ranks)``: int64 (n, k), float32 (n, k), int64 (n,) 1-based or None.
+        """
+        import torch
+
+        w = self.parts.unembed.weight
+        h = torch.as_tensor(hidden)
+        n = int(h.shape[0])
+        if chunk_rows is None:
+            budget = (1 << 30) if w.device.type == "cuda" else (64 << 20)
+            chunk_rows = max(16, budget // (4 * self.n_vocab))
+        kk = min(int(k), self.n_vocab)
+        ids = np.empty((n, kk), dtype=np.int64)
+        probs = np.empty((n, kk), dtype=np.float32)
+        ranks = np.empty(n, dtype=np.int64) if targets is not None else None
+        tg = torch.as_tensor(np.asarray(targets, dtype=np.int64)) if targets is not None else None
+        with torch.inference_mode():
+            for s in range(0, n, chunk_rows):
+                e = min(n, s + chunk_rows)
+                block = h[s:e].to(device=w.device, dtype=w.dtype)
+                t = tg[s:e].to(w.device) if tg is not None else None
+                top_ids, top_p, rk = top_k_of_logits(self.decode(block, normed=normed), kk, t)
+                ids[s:e] = top_ids.cpu().numpy()
+                probs[s:e] = top_p.cpu().numpy()
+                if ranks is not None:
+                    ranks[s:e] = rk.cpu().numpy()
+        return ids, probs, ranks
+
     def topk(self, vectors: Any, layer: int, k: int = 5) -> tuple[Any, Any]:
         """Top-``k`` token ids (int64) and their softmax probabilities (float32), each of shape (batch, k)."""
         import torch
 
         with torch.inference_mode():
-            logits = self.logits(vectors, layer).float()
-            k = min(k, logits.shape[1])
-            vals, ids = torch.topk(logits, k, dim=-1)
-            lse = torch.logsumexp(logits, dim=-1, keepdim=True)
-            return ids, torch.exp(vals - lse)
+            ids, probs, _ = top_k_of_logits(self.logits(vectors, layer), k)
+            return ids, probs
+
+
+def top_k_of_logits(logits: Any, k: int, targets: Any = None) -> tuple[Any, Any, Any]:
+    """Top-``k`` ids and softmax probabilities of logits, and optionally the rank of given target ids.
+
+    Args:
+        logits: tensor of shape (n, vocab) (any float dtype; probabilities are computed in float32). It is
+            used as scratch space when it is already float32: do not reuse it afterwards.
+        k: how many (capped at the vocabulary size).
+        targets: optional int64 tensor of shape (n,): ids whose rank to report; negative = none.
+
+    Returns:
+        ``(ids, probs, ranks)``: int64 (n, k), float32 (n, k) best first, and int64 (n,) 1-based ranks
+        (1 + the number of logits strictly above the target's; 0 where the target is negative), or None.
+    """
+    import torch
+
+    k = min(int(k), logits.shape[1])
+    if k > 0:
+        logits = logits.float()
+    ranks = None
+    if targets is not None:
+        # compared in the logits' own dtype: a bfloat16 comparison is exactly that of the float32 copies
+        t = targets.clamp(min=0)[:, None]
+        ranks = (logits > logits.gather(1, t)).sum(dim=1, dtype=torch.int32).long() + 1
+        ranks = torch.where(targets >= 0, ranks, torch.zeros_like(ranks))
+    if k == 0:
+        empty = logits.new_empty((logits.shape[0], 0), dtype=torch.float32)
+        return empty.long(), empty, ranks
+    vals, ids = torch.topk(logits, k, dim=-1)
+    top = vals[:, :1]
+    # log-sum-exp in place (torch.logsumexp allocates several vocab-wide temporaries)
+    lse = top + logits.sub_(top).exp_().sum(dim=1, keepdim=True).log_()
+    return ids, torch.exp(vals - lse), ranks

@@ -1,8 +1,10 @@
-"""Loading a full transformers model and tokenizer from a :class:`ModelSource`, offline.
+"""Loading a transformers model (whole, or only the blocks a job needs) and its tokenizer, offline.
 
-Only commands that run the network (grid, context, the first extraction of an embedding matrix) load
-a model. A GGUF file is dequantized once (about 12 s for SmolLM2) and kept as safetensors in the
-model's cache entry; later loads read that (a fraction of a second).
+Only commands that run the network (grid, context, serve's prompt views, the logit lens) load a model; the
+embedding matrices are read straight from the checkpoint (:mod:`embedlens.spaces.extract`). Where and in
+what precision the network runs is decided in :mod:`embedlens.models.runtime`; :func:`load_weights` can
+materialise only some blocks (:mod:`embedlens.models.partial`). A GGUF file is dequantized once (about
+12 s for SmolLM2) and kept as safetensors in the model's cache entry; later loads read that.
 """
 
 from __future__ import annotations
@@ -91,36 +93,116 @@ def _from_gguf(source: ModelSource, dtype: Any) -> Any:
     return plain.to(dtype) if dtype is not None else plain
 
 
-def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None) -> Any:
+def _model_class(config: Any) -> Any:
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    return AutoModelForCausalLM if _is_causal(config) else AutoModel
+
+
+def weights_folder(source: ModelSource) -> Path:
+    """The folder whose weight files the network is read from: the model folder, or for a GGUF the
+    dequantized safetensors copy kept in its cache entry (made once, ~12 s for SmolLM2)."""
+    if source.kind != "gguf":
+        return source.path
+    saved = model_entry_dir(source) / "dequantized"
+    if not (saved / "config.json").exists() or not any(saved.glob("*.safetensors")):
+        import torch
+
+        _from_gguf(source, torch.float32)
+    return saved
+
+
+def load_config(source: ModelSource) -> Any:
+    """The model's transformers config, from its files (for a GGUF, from the file's metadata)."""
+    _offline()
+    from transformers import AutoConfig
+
+    try:
+        with _quiet():
+            if source.kind == "gguf":
+                config = AutoConfig.from_pretrained(str(source.folder), gguf_file=source.path.name)
+                if hasattr(config, "quantization_config"):
+                    del config.quantization_config
+                return config
+            return AutoConfig.from_pretrained(str(source.path), local_files_only=True)
+    except Exception as exc:  # transformers raises many types for unreadable files
+        raise EmbedlensError(f"could not read the config of {source.spec}: {type(exc).__name__}: {exc}") from None
+
+
+def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, device: Any = None,
+                 blocks: range | None = None, embeddings: bool = True, head: bool = True) -> Any:
     """Load the model alone (no tokenizer), from local files only, in eval mode.
 
-    For a GGUF this skips rebuilding the tokenizer from the file (several seconds); callers that already
-    have the cached tokenizer (a lens) use this. Causal LMs come with their LM head; encoders as the bare model.
+    Args:
+        spec: a model spec or :class:`ModelSource`.
+        dtype: a ``torch.dtype`` or a name (``auto``, ``float32``, ``bfloat16``, ``float16``); None = the
+            process default (:func:`embedlens.models.runtime.set_defaults`, set by ``--dtype``), else float32.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``; None = the process default, else cpu.
+        blocks: None loads every block; ``range(a, b)`` materialises only blocks a..b-1 (the others stay
+            on the meta device: no memory, no initialisation). With ``embeddings=False`` / ``head=False``
+            the token embedding / LM head stay on meta too (a tied head keeps the shared matrix).
+            Position embeddings, the final norm and buffers are always loaded.
+
+    For a GGUF the dequantized safetensors copy is read (made on first use). Causal LMs come with their
+    LM head; encoders as the bare model. ``model.embedlens_loaded`` records device, dtype and blocks.
     """
     _offline()
     source = spec if isinstance(spec, ModelSource) else resolve(spec)
-    import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+    from .runtime import choose_device, choose_dtype, default_device, default_dtype, dtype_name
 
-    dtype = dtype or torch.float32
+    device = choose_device(device) if device is not None else default_device()
+    dtype = choose_dtype(dtype, device) if dtype is not None else default_dtype(device)
+    partial = blocks is not None or not embeddings or not head
     try:
-        if source.kind == "gguf":
-            model = _from_gguf(source, dtype)
+        if partial:
+            from .partial import load_partial
+
+            model = load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head)
         else:
-            with _quiet():
-                config = AutoConfig.from_pretrained(str(source.path), local_files_only=True)
-                cls = AutoModelForCausalLM if _is_causal(config) else AutoModel
-                model = cls.from_pretrained(str(source.path), dtype=dtype, local_files_only=True)
+            model = _load_full(source, dtype, device)
     except EmbedlensError:
         raise
     except Exception as exc:  # transformers raises many types for unreadable files
         raise EmbedlensError(f"could not load model {source.spec}: {type(exc).__name__}: {exc}") from None
     model.eval()
+    if not hasattr(model, "embedlens_loaded"):
+        n = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+        model.embedlens_loaded = {"device": device, "dtype": dtype_name(dtype), "blocks": [0, n],
+                                  "embeddings": True, "head": True, "device_map": None}
     return model
 
 
-def load_model(spec: str | ModelSource | None = None, *, dtype: Any = None) -> tuple[Any, Any]:
+def _load_full(source: ModelSource, dtype: Any, device: str) -> Any:
+    from .partial import check_fits, estimate_bytes
+    from .runtime import dtype_name
+
+    folder = weights_folder(source)
+    with _quiet():
+        config = folder_config(folder)
+    need, per_block = estimate_bytes(config, dtype)
+    n = int(getattr(config, "num_hidden_layers", 0) or 0)
+    device_map = check_fits(source, need, device, per_block=per_block, fixed=need - n * per_block, dtype=dtype)
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+    if device_map is not None:
+        kwargs["device_map"] = device_map  # larger than one GPU: accelerate spreads it (GPUs, then CPU)
+    elif device != "cpu":
+        kwargs["device_map"] = device
+    with _quiet():
+        model = _model_class(config).from_pretrained(str(folder), **kwargs)
+    n = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    model.embedlens_loaded = {"device": device, "dtype": dtype_name(dtype), "blocks": [0, n], "embeddings": True,
+                              "head": True, "device_map": device_map, "materialised_bytes": int(need)}
+    return model
+
+
+def folder_config(folder: Path) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(folder), local_files_only=True)
+
+
+def load_model(spec: str | ModelSource | None = None, *, dtype: Any = None, device: Any = None) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for a spec, from local files only, in eval mode."""
     source = spec if isinstance(spec, ModelSource) else resolve(spec)
     tokenizer = load_tokenizer(source)
-    return load_weights(source, dtype=dtype), tokenizer
+    return load_weights(source, dtype=dtype, device=device), tokenizer

@@ -3,7 +3,7 @@
 Points are coloured by text (or, for corpus occurrences, by how the word is written), labelled with
 readable tokens, and the ``--focus`` word is drawn larger with an outline. With several layers there is
 one map per model with a layer slider, and each token's path through the layers is a thin line. Every
-string that comes from a tokenizer or a corpus goes through :func:`~embedlens.render.offline.html_text`.
+string that comes from a tokenizer or a corpus goes through :func:`~embedlens.render.offline.plotly_text`.
 Rendering never computes anything: it only draws the coordinates it is given.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .offline import html_text
+from .offline import plotly_text, plotly_texts
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
@@ -40,7 +40,7 @@ def _wrap(text: str, width: int = 80) -> str:
         else:
             line = f"{line} {word}" if line else word
     lines.append(line)
-    return "<br>".join(html_text(x) for x in lines)
+    return "<br>".join(plotly_text(x) for x in lines)
 
 
 def _snippet(snippet: str, start: int, end: int) -> str:
@@ -62,7 +62,7 @@ def point_hover_parts(cmap: Any, panel: Any) -> tuple[list[str], list[str], list
     t = panel.table
     before, after, snips = [], [], []
     for r in range(panel.n_per_layer):  # rows of the first layer: one per point
-        before.append(f"<b>{html_text(t['display'][r])}</b> · layer ")
+        before.append(f"<b>{plotly_text(t['display'][r])}</b> · layer ")
         if cmap.kind == "occurrences":
             after.append(f" · occurrence {int(t['text'][r]) + 1}")
         else:
@@ -77,12 +77,24 @@ def hover_texts(cmap: Any, panel: Any, rows: np.ndarray,
     t = panel.table
     before, after, snips = parts or point_hover_parts(cmap, panel)
     n = panel.n_per_layer
+    lens = lens_lines(t, rows)
     out = []
-    for r in rows.tolist():  # rows are layer-major: row r is point r % n
+    for j, r in enumerate(rows.tolist()):  # rows are layer-major: row r is point r % n
         i = r % n
         stability = f" · stability {float(t['stability'][r]):.2f}" if "stability" in t else ""
-        out.append(f"{before[i]}{int(t['layer'][r])}{after[i]}{stability}<br>{snips[i]}")
+        out.append(f"{before[i]}{int(t['layer'][r])}{after[i]}{stability}{lens[j]}<br>{snips[i]}")
     return out
+
+
+def lens_lines(table: dict[str, Any], rows: np.ndarray) -> list[str]:
+    """``<br>logit lens: a 0.41 · b 0.12 · c 0.05`` per row (escaped): what the point decodes to at its layer
+    (see :mod:`embedlens.contextual.lens_top`); empty strings when the table has no logit-lens columns."""
+    if "lens_display" not in table:
+        return [""] * len(rows)
+    shown = np.asarray(plotly_texts(table["lens_display"][rows].reshape(-1).tolist()), dtype=object)
+    probs = np.char.mod("%.2f", table["lens_probs"][rows].astype(np.float64).reshape(-1)).astype(object)
+    cells = (shown + " " + probs).reshape(len(rows), -1)
+    return ["<br>logit lens: " + " · ".join(c) for c in cells.tolist()]
 
 
 def _scatter(dims: int, coords: np.ndarray, **kw: Any) -> Any:
@@ -113,7 +125,7 @@ def context_figure(cmap: Any) -> Any:
         al = p.alignment or {}
         extra = "" if n_panels == 1 else (" (reference)" if al.get("reference") else
                                            f" (aligned to {al.get('aligned_to')})" if al.get("aligned") else " (unaligned)")
-        titles.append(html_text(p.alias + extra))
+        titles.append(plotly_text(p.alias + extra))
     specs = [[{"type": "scene" if dims == 3 else "xy"} for _ in range(n_panels)]]
     fig = make_subplots(rows=1, cols=n_panels, specs=specs, subplot_titles=titles if n_panels > 1 else None,
                         horizontal_spacing=0.04)
@@ -139,8 +151,8 @@ def context_figure(cmap: Any) -> Any:
                     continue
                 seg = paths.reshape(n, len(p.layers) + 1, -1)[sel].reshape(-1, paths.shape[1])
                 fig.add_trace(_scatter(dims, seg, mode="lines", line={"color": color[g], "width": 1}, opacity=0.35,
-                                       hoverinfo="skip", showlegend=False, legendgroup=html_text(g),
-                                       name=html_text(f"{g} path")), **cell)
+                                       hoverinfo="skip", showlegend=False, legendgroup=plotly_text(g),
+                                       name=plotly_text(f"{g} path")), **cell)
                 always.append(len(fig.data) - 1)
         for s in range(n_slots):
             li = min(s, len(p.layers) - 1)
@@ -155,10 +167,10 @@ def context_figure(cmap: Any) -> Any:
                 fig.add_trace(_scatter(
                     dims, p.coords[sel], mode="markers+text" if label else "markers",
                     marker={"color": color[g], "size": 7 if dims == 2 else 4, "opacity": 0.85},
-                    text=[html_text(x) for x in (t["display"][i] for i in sel.tolist())] if label else None,
+                    text=[plotly_text(x) for x in (t["display"][i] for i in sel.tolist())] if label else None,
                     textposition="top center", textfont={"size": 10},
                     hovertext=hover_texts(cmap, p, sel, parts), hovertemplate="%{hovertext}<extra></extra>",
-                    name=html_text(g), legendgroup=html_text(g), showlegend=show, visible=(s == 0)), **cell)
+                    name=plotly_text(g), legendgroup=plotly_text(g), showlegend=show, visible=(s == 0)), **cell)
                 slot_traces[s].append(len(fig.data) - 1)
             if cmap.focus and focus.any():
                 sel = rows[focus]
@@ -166,7 +178,7 @@ def context_figure(cmap: Any) -> Any:
                     dims, p.coords[sel], mode="markers",
                     marker={"size": 13 if dims == 2 else 7, "color": "rgba(0,0,0,0)",
                             "line": {"color": "black", "width": 2}, "symbol": "circle-open" if dims == 3 else "circle"},
-                    hoverinfo="skip", name=html_text(f"focus: {cmap.focus}"), legendgroup="focus",
+                    hoverinfo="skip", name=plotly_text(f"focus: {cmap.focus}"), legendgroup="focus",
                     showlegend=("focus" not in legend_done), visible=(s == 0)), **cell)
                 legend_done.add("focus")
                 slot_traces[s].append(len(fig.data) - 1)
@@ -181,7 +193,7 @@ def context_figure(cmap: Any) -> Any:
         fig.update_layout(sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "layer "},
                                     "pad": {"t": 40}}])
     fig.update_layout(
-        title={"text": f"{html_text(cmap.title())}<br><sup>{html_text(cmap.subtitle())}</sup>"},
+        title={"text": f"{plotly_text(cmap.title())}<br><sup>{plotly_text(cmap.subtitle())}</sup>"},
         template="plotly_white", height=720 if dims == 3 else 640, legend={"itemsizing": "constant"},
         margin={"l": 40, "r": 20, "t": 90, "b": 40},
     )

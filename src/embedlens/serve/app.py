@@ -20,6 +20,11 @@ Endpoints (all GET; ``space`` is the panel number, 0 or 1):
   /api/tokens?space=0&text=...                      the prompt's tokens and their map rows
   /api/trajectory?space=0&text=...&position=0&method=pca&dims=2   per-layer path of one prompt token
   /api/grid?space=0&layer=10&plane=pca&size=32      token grid map (background job)
+  /api/logit_lens?space=0&text=...&top_k=5          the prompt's logit lens: every layer x token decoded
+  /api/lens_nearest?space=0&text=...&layer=5&position=2&k=20   nearest tokens of that residual state
+  /api/clusters?space=0&n=auto                      labelled clusters of the space (background job):
+                                                    each row's cluster id (-1: none) and each cluster's label
+  /api/axes?space=0&xa=man&xb=woman[&ya=..&yb=..]   a word-axes map: x = (u - a)·(b - a) / |b - a|^2
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ log = logging.getLogger("embedlens")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 GRID_MIN, GRID_MAX = 4, 64
+LENS_MAX_TOKENS = 128  # the explorer's logit lens reads at most this many tokens of a prompt (a note says so)
+LENS_TOP_K = 5
 _INTEGER = re.compile(r"-?[0-9]{1,12}")
 STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "boot.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
@@ -87,6 +94,7 @@ class Explorer:
         self._points_json: dict[int, bytes] = {}
         self._model_lock = threading.Lock()
         self._grid_viz: dict[int, Any] = {}
+        self._lens_results: dict[tuple, Any] = {}  # the last few logit lenses (with their states), for clicks
 
     # -- parameters --------------------------------------------------------------------------------------
 
@@ -147,6 +155,47 @@ class Explorer:
         if job.state == "ready":
             out.update(job.result)
         return out
+
+    # -- clusters and word axes ---------------------------------------------------------------------------
+
+    def clusters(self, panel: Panel, n: str | int) -> dict[str, Any]:
+        """Labelled clusters of the whole space (:func:`embedlens.atlas.clusters.find_clusters`), as a job."""
+        key = f"clusters:{panel.content_key}:{n}:{self.seed}"
+
+        def work() -> dict[str, Any]:
+            from ..atlas.clusters import find_clusters
+
+            vectors = np.asarray(panel.space.vectors, dtype=np.float32)
+            found = find_clusters(vectors, clusters=n, metric="cosine", seed=self.seed, display=list(panel.display),
+                                  coords=np.zeros((vectors.shape[0], 2), dtype=np.float32))
+            block = found.to_dict()
+            for c in block["clusters"]:
+                c.pop("center", None)  # the page places labels on its own map
+            return {**block, "assignment": found.assignment.tolist()}
+
+        job = self.index_jobs.submit(key, "clusters", f"clusters of {panel.title} ({n})", work)
+        out = job.to_dict()
+        if job.state == "ready":
+            out.update(job.result)
+        return out
+
+    def axes(self, panel: Panel, x_axis: tuple[str, str], y_axis: tuple[str, str] | None, dims: int) -> dict[str, Any]:
+        """A word-axes map of the whole space (:class:`embedlens.reduce.axes.AxesReducer`); a second or two."""
+        def compute() -> dict[str, Any]:
+            from ..reduce.axes import AxesReducer, formula, resolve_axes
+
+            resolved = resolve_axes(panel.lens, panel.which, [x_axis, y_axis])
+            reducer = AxesReducer(x_axis=resolved[0]["vectors"], y_axis=None if y_axis is None else resolved[1]["vectors"],
+                                  n_components=dims, metric="cosine", seed=self.seed)
+            coords = reducer.fit_transform(panel.space.vectors)
+            names = [f"{a['display'][0]} → {a['display'][1]}" for a in resolved if a is not None]
+            names += ["principal direction of the rest"] * (dims - len(names))
+            return {"dims": dims, "titles": names, "formula": formula("cosine"), "notes": reducer.notes_,
+                    "coords": np.round(coords.astype(np.float64), 6).tolist(),
+                    "ends": [{"axis": "xyz"[j], "rows": a["rows"], "display": a["display"]}
+                             for j, a in enumerate(resolved) if a is not None]}
+
+        return panel._cached(("axes", x_axis, y_axis, dims), compute)
 
     # -- contextual trajectory and grid ----------------------------------------------------------------
 
@@ -210,6 +259,57 @@ class Explorer:
         if job.state == "ready":
             out["grid"] = job.result
         return out
+
+
+    # -- the logit lens of a prompt ------------------------------------------------------------------------
+
+    def _lens_result(self, panel: Panel, text: str, top_k: int) -> Any:
+        if not panel.causal:
+            raise BadRequest(f"{panel.title}: the logit lens needs a causal language model with an LM head")
+        key = (panel.index, text, top_k)
+        with self._model_lock:  # one forward pass at a time: the model is shared
+            result = self._lens_results.get(key)
+            if result is None:
+                from ..logitlens import logit_lens
+                from ..logitlens.compute import context_limit
+
+                cap = min(LENS_MAX_TOKENS, context_limit(panel.lens) or LENS_MAX_TOKENS)
+                result = logit_lens(panel.lens, text, top_k=top_k, max_tokens=cap, keep_states=True)
+                while len(self._lens_results) >= 4:
+                    self._lens_results.pop(next(iter(self._lens_results)))
+                self._lens_results[key] = result
+        return result
+
+    def logit_lens(self, panel: Panel, text: str, top_k: int) -> dict[str, Any]:
+        r = self._lens_result(panel, text, top_k)
+        ranks = r.target_rank.astype(object)
+        ranks[r.target_rank <= 0] = None
+        return {"text": r.text, "layers": list(r.layers), "n_layers": r.n_layers, "positions": r.positions.tolist(),
+                "ids": r.token_ids.tolist(), "display": list(r.display), "top_ids": r.top_ids.tolist(),
+                "top_display": r.top_display.tolist(),
+                "top_probs": np.round(r.top_probs.astype(np.float64), 5).tolist(), "target_rank": ranks.tolist(),
+                "notes": list(r.notes), "semantics": r.settings.get("semantics"), "dtype": r.settings.get("dtype")}
+
+    def lens_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int) -> dict[str, Any]:
+        """The nearest tokens (cosine, in this panel's space) of the residual state at (layer, position)."""
+        from ..neighbors.exact import topk_cosine
+
+        r = self._lens_result(panel, text, LENS_TOP_K)
+        if layer not in r.layers:
+            raise BadRequest(f"layer must be 0..{r.n_layers}, got {layer}")
+        if not 0 <= position < len(r.positions):
+            raise BadRequest(f"position must be 0..{len(r.positions) - 1}, got {position}")
+        li = r.layers.index(layer)
+        sp = panel.space
+        nb = topk_cosine(sp.vectors, r.states[li, position][None, :], k, norms=sp.norms)
+        rows = nb.indices[0]
+        return {"layer": layer, "position": position, "display": r.display[int(r.positions[position])],
+                "neighbors": [{"id": int(sp.ids[i]), "display": sp.display[i], "score": float(s)}
+                              for i, s in zip(rows, nb.scores[0], strict=True)],
+                "rows": [int(i) for i in rows], "space": sp.name,
+                "top": [{"id": int(t), "display": d, "prob": float(p)} for t, d, p in
+                        zip(r.top_ids[li, position].tolist(), r.top_display[li, position].tolist(),
+                            r.top_probs[li, position].tolist(), strict=True)]}
 
 
 # -- request parsing ----------------------------------------------------------------------------------
@@ -408,6 +508,35 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
                 raise BadRequest("plane 'tokens' needs plane_tokens=A,B,C (three tokens, comma-separated)")
         return explorer.grid(panel, layer, plane, size, spacing, plane_tokens)
 
+    def clusters(params: Any) -> dict[str, Any]:
+        panel = explorer.panel(params)
+        raw = params.get("n", "auto") or "auto"
+        if raw != "auto":
+            raw = str(_int(params, "n", 2, 2, min(500, max(2, len(panel.space)))))
+        return explorer.clusters(panel, raw if raw == "auto" else int(raw))
+
+    def axes(params: Any) -> dict[str, Any]:
+        panel = explorer.panel(params)
+        x_axis = (_text(params, "xa", MAX_QUERY_CHARS), _text(params, "xb", MAX_QUERY_CHARS))
+        ya, yb = params.get("ya") or "", params.get("yb") or ""
+        if bool(ya) != bool(yb):
+            raise BadRequest("the y axis needs both tokens (ya and yb), or neither")
+        y_axis = (_text(params, "ya", MAX_QUERY_CHARS), _text(params, "yb", MAX_QUERY_CHARS)) if ya else None
+        return explorer.axes(panel, x_axis, y_axis, _int(params, "dims", 2, 2, 3))
+
+    def logit_lens(params: Any) -> dict[str, Any]:
+        panel = explorer.panel(params)
+        return explorer.logit_lens(panel, _text(params, "text", MAX_TEXT_CHARS), _int(params, "top_k", LENS_TOP_K, 1, 20))
+
+    def lens_nearest(params: Any) -> dict[str, Any]:
+        panel = explorer.panel(params)
+        text = _text(params, "text", MAX_TEXT_CHARS)
+        n_layers = int(panel.meta.get("n_layers") or 0)
+        layer = _int(params, "layer", n_layers, 0, n_layers)
+        position = _int(params, "position", 0, 0, LENS_MAX_TOKENS - 1)
+        k = _int(params, "k", 20, 1, min(MAX_K, len(panel.space) - 1))
+        return explorer.lens_nearest(panel, text, layer, position, k)
+
     def index_page(request: Request) -> Response:
         return FileResponse(static / "index.html", media_type="text/html; charset=utf-8")
 
@@ -431,7 +560,9 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
 
     api_routes = {"info": info, "points": points, "frequency": frequency, "projection": projection,
                   "projection/data": projection_data, "jobs": jobs, "search": search, "neighbors": neighbors,
-                  "variants": variants, "tokens": tokens, "trajectory": trajectory, "grid": grid}
+                  "variants": variants, "tokens": tokens, "trajectory": trajectory, "grid": grid,
+                  "logit_lens": logit_lens, "lens_nearest": lens_nearest,
+                  "clusters": clusters, "axes": axes}
     fast_routes = {"neighbors": neighbors_fast}
     routes = [Route(f"/api/{name}", api(fn, fast_routes.get(name)), methods=["GET"]) for name, fn in api_routes.items()]
     routes += [Route("/", index_page, methods=["GET"]), Route("/static/{name}", static_file, methods=["GET"]),

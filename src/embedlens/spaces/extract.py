@@ -7,14 +7,15 @@ A cache entry (``$EMBEDLENS_CACHE/models/<name>-<content hash>/``) holds:
   * ``vocab.json``: raw and readable token strings and the special token ids;
   * ``meta.json``, written last: spec, hash, shapes, architecture facts, versions, file sizes.
 The entry is built in a temporary folder and renamed into place. On open it is checked (meta, sizes,
-tensor headers, and a sample of row norms recomputed); a corrupt or partial entry is rebuilt with a note.
+tensor headers, and a checksum of every 16 MiB block of the matrices and norms recomputed); a corrupt or
+partial entry is rebuilt with a note. Rows past the tokenizer's vocabulary (padded matrices) are kept and
+labelled ``⟨unused N⟩``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,12 @@ import numpy as np
 from ..cache import atomic_dir, sha256_file
 from ..errors import EmbedlensError
 from ..models.specs import ModelSource
+from ..versions import versions  # noqa: F401  (its home is embedlens.versions; this import path stays)
 from .space import EmbeddingSpace
 
 log = logging.getLogger("embedlens")
 
-FORMAT_VERSION = 1
-_NORM_SAMPLE = 512
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -41,24 +42,27 @@ class ModelEntry:
     folder: Path
     meta: dict[str, Any]
     input: EmbeddingSpace
-    output: EmbeddingSpace | None  # None when tied (use ``input``) or when the model has no LM head
+    _output: EmbeddingSpace | None  # None when tied (use ``input``) or when the model has no LM head
+    _unverified: Any = None  # the output matrix's integrity check, run on its first use
+
+    @property
+    def output(self) -> EmbeddingSpace | None:
+        """The untied unembedding; its checksums are verified the first time it is used (a command about the
+        input matrix does not pay for reading the output one), and a damaged entry is rebuilt then."""
+        if self._unverified is not None:
+            check, self._unverified = self._unverified, None
+            damage = check()
+            if damage:
+                log.warning("cache entry %s is damaged (%s); rebuilding it", self.folder.name, damage)
+                fresh = open_entry(self.source, rebuild=True)
+                self.meta, self.input, self._output = fresh.meta, fresh.input, fresh._output
+        return self._output
 
     @property
     def tokenizer_dir(self) -> Path:
         return self.folder / "tokenizer"
 
 
-def versions() -> dict[str, str]:
-    """Versions of the packages that shape results, for manifests."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("embedlens", "numpy", "torch", "transformers", "tokenizers"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def special_ids(tokenizer: Any, n: int) -> list[int]:
@@ -70,49 +74,176 @@ def special_ids(tokenizer: Any, n: int) -> list[int]:
     return sorted(i for i in ids if 0 <= i < n)
 
 
-def build_entry(source: ModelSource, folder: Path) -> None:
-    """Load the model once and write its cache entry atomically at ``folder``."""
-    import torch
+def unused_label(token_id: int) -> str:
+    """How a row past the tokenizer's vocabulary (a padded embedding row) is shown: ``⟨unused N⟩``."""
+    return f"⟨unused {int(token_id)}⟩"
 
-    from ..display import detect_scheme, display_tokens
-    from ..models.architectures import model_parts
-    from ..models.loading import load_model
 
-    started = time.perf_counter()
-    model, tokenizer = load_model(source)
-    parts = model_parts(model)
-    with torch.no_grad():
-        e_in = parts.embed.weight.detach().to(torch.float32).cpu().numpy()
-        e_out = None
-        tied = True
-        if parts.unembed is not None:
-            w = parts.unembed.weight
-            tied = w.data_ptr() == parts.embed.weight.data_ptr() or (
-                w.shape == parts.embed.weight.shape and bool(torch.equal(w, parts.embed.weight))
-            )
-            if not tied:
-                e_out = w.detach().to(torch.float32).cpu().numpy()
+def vocabulary(tokenizer: Any, n_rows: int) -> tuple[list[str], list[int], int]:
+    """Raw token strings of rows ``0 .. n_rows-1``, the special ids, and the tokenizer's own size.
+
+    Rows past the tokenizer (padded vocabularies) are kept and labelled :func:`unused_label`.
+    """
     n_tok = len(tokenizer)
-    n = min(e_in.shape[0], n_tok)  # matrices are often padded past the vocabulary
-    e_in = np.ascontiguousarray(e_in[:n])
+    n = min(n_rows, n_tok)
     raw = tokenizer.convert_ids_to_tokens(list(range(n)))
-    raw = [r if isinstance(r, str) else f"<unused:{i}>" for i, r in enumerate(raw)]
-    special = special_ids(tokenizer, n)
+    raw = [r if isinstance(r, str) else unused_label(i) for i, r in enumerate(raw)]
+    raw += [unused_label(i) for i in range(n, n_rows)]
+    return raw, special_ids(tokenizer, n), n_tok
 
-    from safetensors.numpy import save_file
+
+def _model_class_name(config: Any, causal: bool) -> str:
+    from transformers.models.auto import modeling_auto as auto
+
+    table = auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES if causal else auto.MODEL_MAPPING_NAMES
+    return str(table.get(config.model_type, type(config).__name__.replace("Config", "Model")))
+
+
+def matrices(source: ModelSource, config: Any) -> dict[str, Any]:
+    """Find the input embedding (and the untied unembedding) in the checkpoint, without loading the model.
+
+    Returns ``{"checkpoint", "arch", "input", "output" (a tensor name or None), "causal", "tied"}``.
+    """
+    from ..models.architectures import architecture_for
+    from ..models.checkpoint import Checkpoint
+    from ..models.loading import _is_causal
+
+    arch = architecture_for(config.model_type)
+    ckpt = Checkpoint(source.path)
+    name_in = ckpt.find(arch.embed_tensors())
+    if name_in is None:
+        raise EmbedlensError(f"the checkpoint of {source.spec} has no input embedding tensor: expected "
+                             f"'{arch.embed_tensors()[0]}' for a {config.model_type} model")
+    causal = arch.causal and (source.kind == "gguf" or _is_causal(config))
+    name_out = ckpt.find(arch.head_tensors()) if causal else None
+    tied_cfg = bool(getattr(config, "tie_word_embeddings", True))
+    if source.kind == "gguf":
+        tied = name_out is None  # a GGUF writes output.weight only when the head is its own matrix
+    else:
+        tied = tied_cfg
+        if causal and not tied and name_out is None:
+            raise EmbedlensError(f"the checkpoint of {source.spec} has no '{arch.head_tensor}' tensor, but its config "
+                                 "says the LM head is not tied to the input embedding")
+    if tied:
+        name_out = None
+    shape = ckpt.info(name_in).shape
+    if len(shape) != 2 or shape[1] != int(config.hidden_size):
+        raise EmbedlensError(f"tensor '{name_in}' of {source.spec} has shape {shape}, expected (rows, {config.hidden_size})")
+    if name_out is not None and ckpt.info(name_out).shape != shape:
+        raise EmbedlensError(f"tensor '{name_out}' of {source.spec} has shape {ckpt.info(name_out).shape}, expected {shape}")
+    return {"checkpoint": ckpt, "arch": arch, "input": name_in, "output": name_out, "causal": causal, "tied": tied}
+
+
+CHECK_BLOCK_BYTES = 16 << 20  # one checksum per 16 MiB of matrix
+
+
+def check_rows(d: int) -> int:
+    """Rows per checksum block (even, so each block is whole 8-byte words)."""
+    rows = max(2, CHECK_BLOCK_BYTES // (4 * max(d, 1)))
+    return rows - rows % 2
+
+
+def block_sum(block: np.ndarray) -> str:
+    """Checksum of a float32 block: its bytes as 64-bit words summed modulo 2**64 (any changed word,
+    zeroed page or garbage shows), read at memory speed. Hex string."""
+    words = np.ascontiguousarray(block).reshape(-1).view(np.uint32)
+    even = words[: words.size - words.size % 2].view(np.uint64)
+    total = np.add.reduce(even, dtype=np.uint64) if even.size else np.uint64(0)
+    if words.size % 2:
+        total = np.uint64((int(total) + int(words[-1])) % (1 << 64))
+    return f"{int(total):016x}"
+
+
+def block_sums(x: np.ndarray, rows: int) -> list[str]:
+    """Checksums of ``x`` in blocks of ``rows`` rows. A memory-mapped ``x`` is read through the file into one
+    reused buffer, so checking a large matrix does not leave it resident in this process's memory."""
+    filename = getattr(x, "filename", None)
+    if not isinstance(x, np.memmap) or not filename or not x.flags.c_contiguous:
+        return [block_sum(x[s : s + rows]) for s in range(0, x.shape[0], rows)]
+    row = int(np.prod(x.shape[1:], dtype=np.int64))
+    buf = np.empty(rows * row, dtype=x.dtype)
+    out = []
+    with open(filename, "rb") as fh:
+        fh.seek(int(x.offset))
+        for s in range(0, x.shape[0], rows):
+            view = buf[: (min(s + rows, x.shape[0]) - s) * row]
+            if fh.readinto(memoryview(view).cast("B")) != view.nbytes:
+                out.append("truncated")
+                break
+            out.append(block_sum(view))
+    return out
+
+
+def _write_matrices(path: Path, ckpt: Any, names: dict[str, str], shape: tuple[int, int]) -> dict[str, Any]:
+    """Stream the matrices into one safetensors file, converting a block of rows at a time (peak extra memory:
+    one block). Returns the per-block checksums of every tensor written."""
+    import struct
 
     from ..neighbors.exact import row_norms
+
+    n, d = shape
+    rows = check_rows(d)
+    header: dict[str, Any] = {}
+    offset = 0
+    for which in names:
+        header[which] = {"dtype": "F32", "shape": [n, d], "data_offsets": [offset, offset + 4 * n * d]}
+        offset += 4 * n * d
+    for which in names:
+        header[f"{which}_norms"] = {"dtype": "F32", "shape": [n], "data_offsets": [offset, offset + 4 * n]}
+        offset += 4 * n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    sums: dict[str, Any] = {"rows": rows}
+    norms: dict[str, np.ndarray] = {}
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)))
+        fh.write(raw)
+        for which, name in names.items():
+            norms[which] = np.empty(n, dtype=np.float32)
+            sums[which] = []
+            for s in range(0, n, rows):
+                e = min(s + rows, n)
+                block = np.ascontiguousarray(ckpt.rows_float32(name, s, e), dtype=np.float32)
+                if block.shape != (e - s, d):
+                    raise EmbedlensError(f"tensor '{name}' gave rows of shape {block.shape}, expected {(e - s, d)}")
+                norms[which][s:e] = row_norms(block)
+                sums[which].append(block_sum(block))
+                fh.write(memoryview(block).cast("B"))
+        for which in names:
+            fh.write(memoryview(norms[which]).cast("B"))
+            sums[f"{which}_norms"] = block_sums(norms[which], rows)
+    return sums
+
+
+def build_entry(source: ModelSource, folder: Path) -> None:
+    """Read the embedding matrices straight from the checkpoint and write the cache entry atomically at ``folder``.
+
+    The network is never built: the config and tokenizer come from the model's files, the matrices from
+    their tensors (memory-mapped safetensors shards, a ``.bin`` through a weights-only memory-mapped
+    ``torch.load``, or a GGUF's token embedding dequantized by the ``gguf`` reader), streamed to float32.
+    """
+    from ..display import detect_scheme, display_tokens
+    from ..models.loading import load_config, load_tokenizer
+
+    started = time.perf_counter()
+    config = load_config(source)
+    found = matrices(source, config)
+    ckpt, arch = found["checkpoint"], found["arch"]
+    shape = ckpt.info(found["input"]).shape
+    n, d = int(shape[0]), int(shape[1])
+    tokenizer = load_tokenizer(source)
+    raw, special, n_tok = vocabulary(tokenizer, n)
+    names = {"input": found["input"]}
+    if found["output"] is not None:
+        names["output"] = found["output"]
 
     with atomic_dir(folder) as tmp:
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
         tj_path = tmp / "tokenizer" / "tokenizer.json"
         scheme = detect_scheme(json.loads(tj_path.read_text(encoding="utf-8"))) if tj_path.exists() else "plain"
-        tensors = {"input": e_in, "input_norms": row_norms(e_in)}
-        if e_out is not None:
-            tensors["output"] = np.ascontiguousarray(e_out[:n])
-            tensors["output_norms"] = row_norms(tensors["output"])
-        save_file(tensors, str(tmp / "embeddings.safetensors"))
-        vocab = {"tokens": raw, "display": display_tokens(raw, scheme, special), "special_ids": special}
+        sums = _write_matrices(tmp / "embeddings.safetensors", ckpt, names, (n, d))
+        shown = display_tokens(raw[:n_tok], scheme, special) + raw[n_tok:]
+        vocab = {"tokens": raw, "display": shown, "special_ids": special}
         (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         meta = {
             "format": FORMAT_VERSION,
@@ -123,19 +254,24 @@ def build_entry(source: ModelSource, folder: Path) -> None:
             "files": [str(f) for f in source.files],
             "key": folder.name,
             "content_hash": folder.name.rsplit("-", 1)[-1],
-            "model_type": model.config.model_type,
-            "model_class": type(model).__name__,
-            "family": parts.arch.family,
-            "causal": parts.arch.causal and parts.unembed is not None,
+            "model_type": config.model_type,
+            "model_class": _model_class_name(config, found["causal"]),
+            "family": arch.family,
+            "causal": bool(found["causal"]),
             "n_vocab": n,
-            "d_model": int(e_in.shape[1]),
-            "n_layers": parts.n_layers,
-            "tied": bool(tied),
-            "has_output": parts.unembed is not None,
-            "embed_scale": parts.embed_scale,
+            "n_tokenizer": int(n_tok),
+            "padded_rows": max(0, n - int(n_tok)),
+            "d_model": d,
+            "n_layers": int(config.num_hidden_layers),
+            "tied": bool(found["tied"]),
+            "has_output": bool(found["causal"]),
+            "embed_scale": arch.embed_scale(config),
             "dtype": "float32",
+            "source_tensors": {k: {"name": v, "dtype": ckpt.info(v).dtype} for k, v in names.items()},
+            "checkpoint_format": ckpt.kind,
             "tokenizer_class": type(tokenizer).__name__,
             "token_scheme": scheme,
+            "checksums": sums,
             "sizes": {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()},
             "sha256": {p.name: sha256_file(p) for p in tmp.iterdir() if p.is_file()},
             "versions": versions(),
@@ -146,6 +282,29 @@ def build_entry(source: ModelSource, folder: Path) -> None:
         old = folder / "dequantized"
         if old.is_dir():
             old.rename(tmp / "dequantized")
+
+
+def verify_matrix(meta: dict[str, Any], tensors: dict[str, np.ndarray], *,
+                  only: tuple[str, ...] | None = None) -> str | None:
+    """Recompute every block checksum of the cached matrices; the first damaged block, or None when sound.
+
+    Cost: one pass over the matrices at memory speed (measured in ``benchmarks/bench_scale.py``).
+    """
+    sums = meta.get("checksums") or {}
+    rows = sums.get("rows")
+    if not isinstance(rows, int) or rows < 1:
+        return "no checksums"
+    for which, expected in sums.items():
+        if which == "rows" or (only is not None and which not in only):
+            continue
+        if which not in tensors:
+            return f"tensor '{which}' is missing"
+        x = tensors[which]
+        got = block_sums(x, rows)
+        if got != expected:
+            bad = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), min(len(got), len(expected)))
+            return f"tensor '{which}' rows {bad * rows}..{min((bad + 1) * rows, x.shape[0]) - 1} do not match their checksum"
+    return None
 
 
 def _check_and_open(source: ModelSource, folder: Path) -> ModelEntry:
@@ -172,6 +331,10 @@ def _check_and_open(source: ModelSource, folder: Path) -> ModelEntry:
     except (OSError, ValueError) as exc:
         raise _Corrupt(f"vocab.json unreadable ({exc})") from None
     n, d = meta["n_vocab"], meta["d_model"]
+    # every byte of the input matrix and norms, at memory speed; the output matrix on its first use
+    damage = verify_matrix(meta, tensors, only=("input", "input_norms"))
+    if damage:
+        raise _Corrupt(f"{damage} (damaged data)")
     spaces = {}
     for which in ("input", "output"):
         if which not in tensors:
@@ -179,11 +342,6 @@ def _check_and_open(source: ModelSource, folder: Path) -> ModelEntry:
         vectors, norms = tensors[which], tensors.get(f"{which}_norms")
         if vectors.shape != (n, d) or norms is None or norms.shape != (n,):
             raise _Corrupt(f"tensor '{which}' has shape {vectors.shape}, expected {(n, d)}")
-        # A cheap integrity check on every open: recompute the norms of a fixed sample of rows.
-        sample = np.linspace(0, n - 1, num=min(n, _NORM_SAMPLE)).astype(np.int64)
-        got = np.sqrt(np.einsum("ij,ij->i", vectors[sample], vectors[sample], dtype=np.float64))
-        if not np.allclose(got, norms[sample], rtol=1e-4, atol=1e-6):
-            raise _Corrupt(f"tensor '{which}' does not match its stored norms (damaged data)")
         if len(vocab.get("tokens", [])) != n or len(vocab.get("display", [])) != n:
             raise _Corrupt("vocab.json does not match the matrix")
         special = np.zeros(n, dtype=bool)
@@ -201,9 +359,15 @@ def _check_and_open(source: ModelSource, folder: Path) -> ModelEntry:
         )
     if "input" not in spaces:
         raise _Corrupt("no input embedding tensor")
+    if meta.get("has_output") and not meta.get("tied") and "output" not in spaces:
+        raise _Corrupt("no output embedding tensor, though the head is untied")
     if not (folder / "tokenizer").is_dir():
         raise _Corrupt("tokenizer folder is missing")
-    return ModelEntry(source, folder, meta, spaces["input"], spaces.get("output"))
+    def check_output() -> str | None:
+        return verify_matrix(meta, tensors, only=("output", "output_norms"))
+
+    return ModelEntry(source, folder, meta, spaces["input"], spaces.get("output"),
+                      check_output if "output" in spaces else None)
 
 
 class _Corrupt(Exception):
@@ -230,7 +394,7 @@ def open_entry(source: ModelSource, *, rebuild: bool = False) -> ModelEntry:
             except _Corrupt:
                 pass
         log.info("extracting the embedding matrix of %s (once; later runs use the cache)", source.spec)
-        with status(f"loading {source.spec} and extracting its embedding matrix"):
+        with status(f"reading the embedding matrix of {source.spec} from its checkpoint"):
             build_entry(source, folder)
     try:
         return _check_and_open(source, folder)

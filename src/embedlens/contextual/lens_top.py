@@ -1,0 +1,57 @@
+"""The logit-lens top-3 of every point of a context map, for its hover text.
+
+A point of a causal LM's context map at layer ``l`` is the residual stream after ``l`` blocks; decoded by
+the model's own head (:meth:`embedlens.models.forward.BlockRunner.decode`, the one decode the logit lens
+and the grid use), it says what the model would predict from there. transformers hands back the last
+layer already normed, so rows of layer ``n_layers`` skip the norm. Above :data:`MAX_ROWS` points x layers
+(each row is a product with the whole unembedding) the hovers go without it, and a note says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+K = 3
+MAX_ROWS = 4096
+
+
+def add_lens_top(table: dict[str, Any], lens: Any, states: np.ndarray, *, k: int = K,
+                 max_rows: int = MAX_ROWS) -> str | None:
+    """Add ``lens_ids`` (rows, k), ``lens_probs`` (rows, k) and ``lens_display`` (rows, k) to a context-map table.
+
+    Args:
+        table: a panel's table (layer-major rows, with a ``layer`` column).
+        lens: the panel's :class:`~embedlens.lens.ModelLens`.
+        states: array of shape (rows, d_model): the points' hidden states, in the table's row order.
+
+    Returns:
+        A note when the top-3 was not computed (too many rows), else None. Encoders get nothing, silently.
+    """
+    meta = getattr(lens, "meta", {}) or {}
+    if not meta.get("causal") or not meta.get("has_output", True):
+        return None
+    n = int(states.shape[0])
+    if n > max_rows:
+        return (f"logit-lens hovers left out: {n:,} points x layers is above {max_rows:,} "
+                "(each is a product with the whole unembedding); map fewer occurrences or layers to get them")
+    from ..models.forward import BlockRunner
+    from .states import network
+
+    net = network(lens)
+    runner = lens.__dict__.setdefault("_runners", {}).get(id(net))
+    if runner is None:
+        runner = lens.__dict__["_runners"][id(net)] = BlockRunner(net)
+    layer = np.asarray(table["layer"])
+    normed = layer == runner.n_layers
+    ids = np.zeros((n, k), dtype=np.int64)
+    probs = np.zeros((n, k), dtype=np.float32)
+    for mask, is_normed in ((~normed, False), (normed, True)):
+        if mask.any():
+            ids[mask], probs[mask], _ = runner.decode_top_k(states[mask], k, normed=is_normed)
+    display = np.asarray(list(lens.space.display) + ["⟪unused⟫"], dtype=object)
+    table["lens_ids"] = ids
+    table["lens_probs"] = probs
+    table["lens_display"] = display[np.minimum(ids, len(display) - 1)]
+    return None

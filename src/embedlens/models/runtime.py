@@ -1,0 +1,197 @@
+"""Where and in what precision the network runs: ``--device`` and ``--dtype``, decided in one place.
+
+``choose_device("auto")`` takes CUDA, then Apple's MPS, then the CPU. ``choose_dtype("auto", device)``
+takes the checkpoint's own dtype on a GPU (bfloat16 when it is unknown and the GPU has it, else
+float16), and on a CPU float32, or bfloat16 where :func:`embedlens.hardware.fast_bfloat16` measured
+bfloat16 matrix products to be at least as fast as float32 ones. Every refusal is one line saying what
+would work instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import EmbedlensError
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_ALIASES = {"fp32": "float32", "f32": "float32", "bf16": "bfloat16", "fp16": "float16", "f16": "float16",
+            "half": "float16", "float": "float32"}
+
+
+def _mps_available() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def choose_device(spec: str = "auto") -> str:
+    """The torch device string for ``spec``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Raises:
+        EmbedlensError: an unknown spec, or a device this machine does not have.
+    """
+    import torch
+
+    s = "auto" if spec is None else str(spec).strip().lower()
+    if s == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if _mps_available():
+            return "mps"
+        return "cpu"
+    if s == "cpu":
+        return "cpu"
+    m = re.fullmatch(r"cuda(?::(\d+))?", s)
+    if m:
+        if not torch.cuda.is_available():
+            raise EmbedlensError(f"device '{spec}' was asked for, but this machine has no CUDA GPU visible to torch "
+                                 f"(torch {torch.__version__}): use --device cpu or auto")
+        if m.group(1) is not None:
+            n = torch.cuda.device_count()
+            if int(m.group(1)) >= n:
+                raise EmbedlensError(f"device '{spec}' does not exist: this machine has {n} CUDA GPU(s), cuda:0..cuda:{n - 1}")
+            return f"cuda:{int(m.group(1))}"
+        return "cuda"
+    if s == "mps":
+        if not _mps_available():
+            raise EmbedlensError("device 'mps' was asked for, but Apple's Metal backend is not available here: "
+                                 "use --device cpu or auto")
+        return "mps"
+    raise EmbedlensError(f"unknown device '{spec}': choose auto, cpu, cuda, cuda:N or mps")
+
+
+def is_gpu(device: str) -> bool:
+    return str(device).startswith(("cuda", "mps"))
+
+
+def dtype_name(dtype: Any) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"`` (for manifests)."""
+    return str(dtype).replace("torch.", "")
+
+
+def _parse_dtype(spec: Any) -> Any:
+    import torch
+
+    if isinstance(spec, torch.dtype):
+        name = dtype_name(spec)
+        if name not in DTYPES:
+            raise EmbedlensError(f"dtype {name} is not supported: choose auto, float32, bfloat16 or float16")
+        return spec
+    s = "auto" if spec is None else str(spec).strip().lower().replace("torch.", "")
+    s = _ALIASES.get(s, s)
+    if s not in DTYPES:
+        raise EmbedlensError(f"unknown dtype '{spec}': choose auto, float32, bfloat16 or float16")
+    return None if s == "auto" else getattr(torch, s)
+
+
+def supports(device: str, dtype: Any) -> bool:
+    """Whether ``device`` can compute in ``dtype`` at all (CPUs can, slowly when they lack the units)."""
+    import torch
+
+    if dtype == torch.float32 or not is_gpu(device):
+        return True
+    if str(device).startswith("cuda"):
+        if dtype == torch.bfloat16:
+            return bool(torch.cuda.is_bf16_supported())
+        return True
+    try:  # mps: bfloat16 needs macOS 14; try it
+        torch.ones(2, dtype=dtype, device=device) @ torch.ones(2, dtype=dtype, device=device)
+        return True
+    except (RuntimeError, TypeError):
+        return False
+
+
+def choose_dtype(spec: Any = "auto", device: str = "cpu", *, checkpoint_dtype: Any = None) -> Any:
+    """The torch dtype the network runs in.
+
+    Args:
+        spec: ``auto``, ``float32``, ``bfloat16``, ``float16`` (or a ``torch.dtype``).
+        device: the device from :func:`choose_device`.
+        checkpoint_dtype: the dtype the weights are stored in, if known (``auto`` keeps it on a GPU).
+
+    Raises:
+        EmbedlensError: an unknown dtype, or one the device cannot compute in.
+    """
+    import torch
+
+    dtype = _parse_dtype(spec)
+    if dtype is None:
+        if is_gpu(device):
+            want = _parse_dtype(checkpoint_dtype) if checkpoint_dtype is not None else None
+            for cand in (want, torch.bfloat16, torch.float16):
+                if cand is not None and supports(device, cand):
+                    return cand
+            return torch.float32
+        from ..hardware import fast_bfloat16
+
+        return torch.bfloat16 if fast_bfloat16() else torch.float32
+    if not supports(device, dtype):
+        raise EmbedlensError(f"{dtype_name(dtype)} was asked for on {device}, which cannot compute in it: "
+                             "use --dtype float16 or float32")
+    return dtype
+
+
+def free_memory(device: str) -> int | None:
+    """Bytes that can still be allocated on ``device``: free GPU memory on CUDA, ``MemAvailable`` elsewhere."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        idx = torch.device(device).index
+        free, _total = torch.cuda.mem_get_info(idx if idx is not None else torch.cuda.current_device())
+        return int(free)
+    from ..hardware import available_memory
+
+    return available_memory()
+
+
+# -- the process's choice (set once by the CLI's --device/--dtype; read by every loader) ---------------
+
+_DEFAULTS: dict[str, Any] = {"device": None, "dtype": None}
+
+
+def set_defaults(device: Any = None, dtype: Any = None) -> None:
+    """Make ``device``/``dtype`` what :func:`~embedlens.models.loading.load_weights` uses when a caller passes
+    none (the CLI sets them from ``--device``/``--dtype``, so the lens, serve, contextual and the logit lens
+    all follow). The names are checked now; whether the device exists, when a model is first loaded (so
+    cheap checks such as layer indexes come first and need no torch)."""
+    if dtype is not None:
+        s = str(dtype).strip().lower().replace("torch.", "")
+        if _ALIASES.get(s, s) not in DTYPES and not hasattr(dtype, "is_floating_point"):
+            raise EmbedlensError(f"unknown dtype '{dtype}': choose auto, float32, bfloat16 or float16")
+    if device is not None and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(device).strip().lower()):
+        raise EmbedlensError(f"unknown device '{device}': choose auto, cpu, cuda, cuda:N or mps")
+    _DEFAULTS["device"] = device
+    _DEFAULTS["dtype"] = dtype
+
+
+def default_device() -> str:
+    """The device loaders use when none is given: the process default (checked now), else cpu."""
+    spec = _DEFAULTS["device"]
+    return choose_device(spec) if spec is not None else "cpu"
+
+
+def default_dtype(device: str | None = None) -> Any:
+    """The dtype loaders use when none is given: the process default (``auto`` resolved for ``device``) or float32."""
+    import torch
+
+    d = _DEFAULTS["dtype"]
+    if d is None:
+        return torch.float32
+    return choose_dtype(d, device or default_device())
+
+
+class using:  # noqa: N801 - used as a context manager: ``with using(device="cuda"):``
+    """Set the process defaults for a block and restore them after."""
+
+    def __init__(self, device: Any = None, dtype: Any = None) -> None:
+        self.device, self.dtype = device, dtype
+
+    def __enter__(self) -> None:
+        self._saved = dict(_DEFAULTS)
+        set_defaults(self.device, self.dtype)
+
+    def __exit__(self, *exc: Any) -> None:
+        _DEFAULTS.update(self._saved)
