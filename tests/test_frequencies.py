@@ -34,8 +34,10 @@ def _write_corpus(folder):
 
 def _direct_counts(tokenizer, files, n):
     counter: Counter[int] = Counter()
-    for f in files:
-        counter.update(tokenizer(f.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"])
+    for f in files:  # one document per line, each tokenized alone; blank lines are no documents
+        for line in f.read_text(encoding="utf-8").split("\n"):
+            if line.strip():
+                counter.update(tokenizer(line, add_special_tokens=False)["input_ids"])
     out = np.zeros(n, dtype=np.int64)
     for i, c in counter.items():
         out[i] = c

@@ -6,6 +6,8 @@ import click
 
 from ..models.specs import DEFAULT_MODEL
 from .common import emit_json, json_option, note
+from .device_options import device_options
+from .engine_options import engine_options
 
 
 @click.command()
@@ -23,11 +25,17 @@ from .common import emit_json, json_option, note
               help="Fit R maps with seeds seed..seed+R-1 and report their stability (5-NN agreement).")
 @click.option("--focus", default=None, help="Highlight every position of WORD across the texts; with --corpus, the word to map.")
 @click.option("--corpus", default=None,
-              help="Map every occurrence of --focus WORD in this corpus (file, folder, lee, enwiki-sample).")
-@click.option("--max-occurrences", type=int, default=1000, show_default=True, help="Keep at most this many occurrences.")
+              help="Map every occurrence of --focus WORD in this corpus (text file, .jsonl / .parquet file, folder, "
+                   "hf:NAME[:CONFIG][:SPLIT], lee, enwiki-sample).")
+@click.option("--text-column", default="text", show_default=True, metavar="NAME",
+              help="The text field of JSONL / Parquet / hf: corpora.")
+@engine_options
+@click.option("--max-occurrences", type=int, default=1000, show_default=True,
+              help="Keep at most this many occurrences (a sample seeded by --seed when there are more).")
 @click.option("--window", type=int, default=100, show_default=True, help="Characters of context each side of an occurrence.")
 @click.option("--case-sensitive", is_flag=True, help="Match --focus WORD with its exact case.")
 @click.option("--keep-special", is_flag=True, help="Keep special tokens (BOS, CLS, SEP) in the map.")
+@device_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Sequences per forward pass (default 16 texts, 64 windows).")
 @click.option("--out", "out", default="embedlens-context", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: context.html, context.png, points.parquet, states.safetensors, manifest.json.")
@@ -36,31 +44,38 @@ from .common import emit_json, json_option, note
 @json_option
 def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method: str, dims: str,
             perplexity: float | None, seed: int, runs: int, focus: str | None, corpus: str | None,
-            max_occurrences: int, window: int, case_sensitive: bool, keep_special: bool, batch_size: int | None,
+            text_column: str, engine: str, ray_address: str | None, workers: int | None, max_occurrences: int, window: int, case_sensitive: bool, keep_special: bool, device: str, dtype: str, batch_size: int | None,
             out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
     """Map the hidden states of every token of TEXT... (or of every occurrence of --focus WORD in --corpus).
 
     Colours are texts, labels are readable tokens; --layer all fits one projection shared by every layer
     and draws each token's path through the layers; several --model values are aligned by Procrustes.
     """
+    from pathlib import Path
+
+    from ..cache import ensure_writable_dir
     from ..contextual.mapping import context_map
     from ..contextual.output import write_context
     from ..errors import EmbedlensError
 
     if not texts and corpus is None:
         raise EmbedlensError("give one or more TEXT arguments, or --corpus PATH --focus WORD")
-    cmap = context_map(list(models), list(texts) or None, corpus=corpus, focus=focus, layers=layer, method=method,
-                       dims=int(dims), seed=seed, runs=runs, perplexity=perplexity, keep_special=keep_special,
-                       max_occurrences=max_occurrences, window=window, ignore_case=not case_sensitive,
-                       batch_size=batch_size)
+    if engine == "ray":
+        ensure_writable_dir(out)  # the workers write the states' Parquet shards under it
+    from ..models.runtime import using
+
+    with using(device, dtype):  # every model this command loads runs there, in that precision
+        cmap = context_map(list(models), list(texts) or None, corpus=corpus, focus=focus, layers=layer, method=method,
+                           dims=int(dims), seed=seed, runs=runs, perplexity=perplexity, keep_special=keep_special,
+                           max_occurrences=max_occurrences, window=window, ignore_case=not case_sensitive,
+                           batch_size=batch_size, text_column=text_column, engine=engine, ray_address=ray_address,
+                           workers=workers, states_dir=Path(out) / "states" if engine == "ray" else None)
     manifest = write_context(cmap, out, html=not no_html, png=not no_png)
     for n in cmap.notes:
         note(n)
     if as_json:
         emit_json({k: manifest[k] for k in ("kind", "method", "dims", "seed", "runs", "models", "notes", "outputs")})
     else:
-        from pathlib import Path
-
         for p in cmap.panels:
             stab = p.projection.stability
             extra = f", stability {stab:.3f} over {p.projection.runs} runs" if stab is not None else ""

@@ -1,15 +1,12 @@
 """Token frequencies of a corpus, counted the way the model sees the text.
 
-For a language model the corpus is tokenized with the model's own tokenizer (the fast ``tokenizers``
-object from the cache, no special tokens added) and the ids are counted with ``np.bincount``; for a
-plain word space (GloVe, TF-IDF, ...) words are ``\\w+`` runs, lowercased, counted and mapped to rows.
-
-The corpus is streamed: each file is read in chunks (:meth:`Corpus.iter_chunks`), every chunk is cut
-into pieces at whitespace and the pieces are encoded in parallel with ``encode_batch``, so memory stays
-bounded whatever the corpus size. A run of whitespace at the end of a chunk is carried over to the start
-of the next one: a cut then always falls where a byte-level BPE or WordPiece pre-tokenizer splits anyway,
-so the counts equal those of tokenizing each file whole. (Tokenizers that do not split at whitespace,
-such as SentencePiece models without a pre-tokenizer, can differ at the few chunk boundaries.)
+Every document (a line of a text file, a row of a JSONL / Parquet file or dataset: see
+:mod:`embedlens.corpus.sources`) is tokenized **alone**, with the model's own tokenizer and **without
+special tokens**, and the ids are counted with ``np.bincount``. So the count is the same whoever cuts the
+corpus into blocks, and the same on every engine: ``engine="local"`` reads the blocks in this process,
+``engine="ray"`` reads them in Ray Data tasks and sums their counts (see :mod:`embedlens.engines`).
+Newlines separate documents and are not tokens of any document. For a plain word space (GloVe, TF-IDF,
+...) words are ``\\w+`` runs, lowercased, counted and mapped to rows.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from .reading import CHUNK_CHARS, Corpus
 
 PIECE_CHARS = 1 << 13  # what one encode_batch item holds: big enough to amortise, small enough to parallelise
 WORD_RE = re.compile(r"\w+")
-_TRAILING_SPACE = re.compile(r"\s+\Z")
 _WORD_END = re.compile(r"\S\s")
 
 
@@ -45,6 +41,7 @@ class TokenFrequencies:
         method: ``"tokenizer"`` (the model's tokenizer) or ``"words"`` (``\\w+``, lowercased).
         corpus: the corpus manifest (specs, files with their SHA-256, skipped files).
         seconds: time spent counting.
+        engine: where it was counted: engine, Ray address, workers, resources.
     """
 
     counts: np.ndarray
@@ -54,6 +51,7 @@ class TokenFrequencies:
     method: str
     corpus: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    engine: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_distinct(self) -> int:
@@ -67,6 +65,8 @@ class TokenFrequencies:
             "n_outside": int(self.n_outside),
             "n_bytes": int(self.n_bytes),
             "seconds": round(self.seconds, 3),
+            "documents": "each tokenized alone, without special tokens",
+            "engine": dict(self.engine),
             "corpus": self.corpus,
         }
 
@@ -98,114 +98,109 @@ def split_at_whitespace(text: str, size: int = PIECE_CHARS) -> list[str]:
     return pieces
 
 
-def _file_texts(corpus: Corpus, chunk_chars: int) -> Iterator[tuple[str, int]]:
-    """``(text, n_bytes)`` per chunk, each file on its own, trailing whitespace carried to the next chunk."""
-    for f in corpus.files:
-        carry = ""
-        for chunk in Corpus(corpus.specs, [f]).iter_chunks(chunk_chars):
-            n_bytes = len(chunk.encode("utf-8", errors="replace"))
-            text = carry + chunk
-            m = _TRAILING_SPACE.search(text)
-            if m is not None and m.start() > 0 and len(text) - m.start() <= chunk_chars:
-                carry, text = text[m.start():], text[: m.start()]
-            else:
-                carry = ""
-            yield text, n_bytes
-        if carry:
-            yield carry, 0
+class TokenCounter:
+    """Counts the tokens of documents: a small picklable object, so Ray workers count exactly like this process.
 
+    ``count(texts)`` returns ``(counts, n_tokens, n_outside)``: ``counts`` has shape (size,), indexed by
+    token id (``kind="tokenizer"``) or by row of a word space (``kind="words"``).
+    """
 
-def _tokenizer_encoder(lens: Any):
-    """A function list[str] -> list[list[int]] using the model's own tokenizer, no special tokens added."""
-    fast = lens.fast_tokenizer
-    if fast is not None:
-        # encode_batch_fast skips character offsets (about twice as fast); older tokenizers lack it.
-        batch_encode = getattr(fast, "encode_batch_fast", fast.encode_batch)
+    def __init__(self, kind: str, size: int, *, tokenizer_json: str | None = None, tokenizer: Any = None,
+                 words: dict[str, int] | None = None) -> None:
+        self.kind, self.size = kind, int(size)
+        self.tokenizer_json, self.tokenizer, self.words = tokenizer_json, tokenizer, words
+        self._fast: Any = None
 
-        def encode(batch: list[str]) -> Iterator[list[int]]:
-            return (e.ids for e in batch_encode(batch, add_special_tokens=False))
-        return encode
-    tok = lens.tokenizer
+    @classmethod
+    def for_lens(cls, lens: Any, which: str = "input") -> TokenCounter:
+        space = lens.get_space(which)
+        if not hasattr(lens, "fast_tokenizer"):
+            return cls("words", len(space), words=dict(space.row_of_label))
+        size = int(np.max(space.ids)) + 1 if len(space) else 0
+        fast = lens.fast_tokenizer
+        if fast is not None:
+            return cls("tokenizer", size, tokenizer_json=fast.to_str())
+        return cls("tokenizer", size, tokenizer=lens.tokenizer)
 
-    def encode_slow(batch: list[str]) -> Iterator[list[int]]:
-        return iter(tok(batch, add_special_tokens=False)["input_ids"])
-    return encode_slow
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fast": None}
+
+    def _encode(self, texts: list[str]) -> Iterator[list[int]]:
+        if self.tokenizer_json is not None:
+            if self._fast is None:
+                from tokenizers import Tokenizer
+
+                self._fast = Tokenizer.from_str(self.tokenizer_json)
+            # encode_batch_fast skips character offsets (about twice as fast); older tokenizers lack it.
+            batch_encode = getattr(self._fast, "encode_batch_fast", self._fast.encode_batch)
+            return (e.ids for e in batch_encode(texts, add_special_tokens=False))
+        return iter(self.tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+    def count(self, texts: list[str]) -> tuple[np.ndarray, int, int]:
+        """Counts of the tokens of ``texts``, each document tokenized alone, no special tokens."""
+        if self.kind == "tokenizer":
+            ids = np.fromiter(itertools.chain.from_iterable(self._encode(list(texts))), dtype=np.int64)
+            inside = ids[(ids >= 0) & (ids < self.size)]
+            return np.bincount(inside, minlength=self.size), int(ids.size), int(ids.size - inside.size)
+        # Newlines end words, so counting the joined documents equals counting each one.
+        chunk_words = Counter(WORD_RE.findall("\n".join(texts).lower()))
+        counts = np.zeros(self.size, dtype=np.int64)
+        known = list(chunk_words.keys() & self.words.keys())
+        n_all = sum(chunk_words.values())
+        if known:
+            rows = np.fromiter((self.words[w] for w in known), dtype=np.int64, count=len(known))
+            values = np.fromiter((chunk_words[w] for w in known), dtype=np.int64, count=len(known))
+            np.add.at(counts, rows, values)
+            return counts, n_all, n_all - int(values.sum())
+        return counts, n_all, n_all
 
 
 def count_tokens(lens: Any, corpus: Corpus, *, which: str = "input", chunk_chars: int = CHUNK_CHARS,
-                 progress: bool = True) -> TokenFrequencies:
+                 progress: bool = True, engine: str = "local", ray_address: str | None = None,
+                 workers: int | None = None) -> TokenFrequencies:
     """Count how often each row of ``lens``'s space occurs in ``corpus``.
 
     Args:
-        lens: a :class:`~embedlens.lens.ModelLens` (counted with its tokenizer) or a
-            :class:`~embedlens.lens.SpaceLens` word space (``\\w+`` words, lowercased).
+        lens: a :class:`~embedlens.lens.ModelLens` (counted with its tokenizer, each document alone, no
+            special tokens) or a :class:`~embedlens.lens.SpaceLens` word space (``\\w+`` words, lowercased).
         corpus: an opened :class:`~embedlens.corpus.Corpus`.
         which: the model space the rows refer to (``input`` or ``output``).
-        chunk_chars: characters read per chunk (memory stays about a few times this).
+        chunk_chars: characters of documents read per block (memory stays about a few times this).
         progress: show a progress bar by bytes on stderr (only on a terminal, for corpora over 1 MB).
+        engine: ``local`` (this process) or ``ray`` (Ray Data tasks; same counts).
+        ray_address: the Ray cluster to attach to (default ``RAY_ADDRESS``; none: a local Ray for this run).
+        workers: Ray tasks counting at once (default: the cluster's CPUs).
 
     Returns:
         :class:`TokenFrequencies` with ``counts`` of shape (n_rows,) in the space's row order.
     """
+    from ..engines import open_engine
+
     started = time.perf_counter()
     space = lens.get_space(which)
-    n_rows = len(space)
-    has_tokenizer = hasattr(lens, "fast_tokenizer")
-    total = corpus.total_bytes
-    read = 0
-    n_tokens = 0
-    if has_tokenizer:
-        encode = _tokenizer_encoder(lens)
-        ids_max = int(np.max(space.ids)) + 1 if n_rows else 0
-        by_id = np.zeros(ids_max, dtype=np.int64)
-        n_outside = 0
+    counter = TokenCounter.for_lens(lens, which)
+    with open_engine(engine, address=ray_address, workers=workers) as eng:
+        counted = eng.count(counter, corpus, block_chars=chunk_chars, progress=progress)
+        info = eng.info()
+    if counter.kind == "tokenizer":
+        counts = counted.counts[np.asarray(space.ids, dtype=np.int64)]
     else:
-        row_of_label = space.row_of_label
-        by_row = np.zeros(n_rows, dtype=np.int64)
-        n_outside = 0
-    from ..progress import bar
-
-    with bar(total, "counting tokens", enabled=progress, unit="bytes", min_total=1 << 20) as advance:
-        for text, n_bytes in _file_texts(corpus, chunk_chars):
-            if has_tokenizer:
-                batch = split_at_whitespace(text)
-                ids = np.fromiter(itertools.chain.from_iterable(encode(batch)), dtype=np.int64)
-                n_tokens += ids.size
-                inside = ids[(ids >= 0) & (ids < ids_max)]
-                n_outside += ids.size - inside.size
-                by_id += np.bincount(inside, minlength=ids_max)
-            else:
-                # Count the chunk, keep only words of the space: memory is bounded by one chunk's words.
-                chunk_words = Counter(WORD_RE.findall(text.lower()))
-                known = list(chunk_words.keys() & row_of_label.keys())
-                n_chunk = sum(chunk_words.values())
-                n_tokens += n_chunk
-                if known:
-                    rows = np.fromiter((row_of_label[w] for w in known), dtype=np.int64, count=len(known))
-                    values = np.fromiter((chunk_words[w] for w in known), dtype=np.int64, count=len(known))
-                    np.add.at(by_row, rows, values)
-                    n_chunk -= int(values.sum())
-                n_outside += n_chunk
-            read += n_bytes
-            advance(n_bytes)
-    if has_tokenizer:
-        counts = by_id[np.asarray(space.ids, dtype=np.int64)]
-        method = "tokenizer"
-    else:
-        counts = by_row
-        method = "words"
-    return TokenFrequencies(counts=counts, n_tokens=int(n_tokens), n_outside=int(n_outside), n_bytes=read,
-                            method=method, corpus=corpus.manifest(), seconds=time.perf_counter() - started)
+        counts = counted.counts
+    return TokenFrequencies(counts=counts, n_tokens=counted.n_tokens, n_outside=counted.n_outside,
+                            n_bytes=counted.n_bytes, method="tokenizer" if counter.kind == "tokenizer" else "words",
+                            corpus=corpus.manifest(), seconds=time.perf_counter() - started, engine=info)
 
 
 def token_frequencies(lens: Any, corpus: str | list[str] | Corpus, *, which: str = "input",
-                      progress: bool = True) -> TokenFrequencies:
-    """:func:`count_tokens` for corpus specs (files, folders, ``lee``, ``enwiki-sample``) or an opened corpus."""
+                      progress: bool = True, text_column: str = "text", engine: str = "local",
+                      ray_address: str | None = None, workers: int | None = None) -> TokenFrequencies:
+    """:func:`count_tokens` for corpus specs (files, folders, ``hf:NAME``, ``lee``, ``enwiki-sample``) or an opened corpus."""
     from .reading import open_corpus
 
     if not isinstance(corpus, Corpus):
-        corpus = open_corpus(corpus)
-    freqs = count_tokens(lens, corpus, which=which, progress=progress)
+        corpus = open_corpus(corpus, text_column=text_column)
+    freqs = count_tokens(lens, corpus, which=which, progress=progress, engine=engine, ray_address=ray_address,
+                         workers=workers)
     if freqs.n_tokens == 0:
         raise EmbedlensError(f"the corpus {', '.join(corpus.specs)} produced no tokens")
     return freqs

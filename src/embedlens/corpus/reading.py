@@ -1,12 +1,15 @@
 """Reading corpora in bounded memory.
 
-A corpus spec is a text file, a folder (every ``*.txt`` below it, recursively), or the name of a
-packaged demo corpus: ``lee`` (300 news documents from gensim's test data, one per line) and
-``enwiki-sample`` (the articles of the shortened English Wikipedia dump in gensim's test data,
-extracted once into the cache). Several specs can be combined.
+A corpus spec is a text file, a folder (every ``*.txt``, ``*.jsonl``, ``*.jsonl.gz`` and ``*.parquet``
+below it, recursively), a JSONL or Parquet file (the text is the ``text_column`` field, ``text`` by
+default), a Hugging Face dataset as ``hf:NAME[:CONFIG][:SPLIT]`` (from the local datasets cache, never
+downloaded) or ``hf:FOLDER[:SPLIT]`` (saved with ``save_to_disk``), or the name of a packaged demo corpus:
+``lee`` (300 news documents from gensim's test data) and ``enwiki-sample`` (the articles of the shortened
+English Wikipedia dump in gensim's test data, extracted once into the cache). Several specs can be combined.
 
-Text is streamed in chunks of about 1 MiB cut at whitespace, so a 200 MB corpus never sits in memory
-whole. Binary files are skipped with a note; if nothing readable is left, that is an error.
+One document is one line of a text file or one row of a table (see :mod:`embedlens.corpus.sources`);
+blank documents are skipped. Text is read in blocks, so a large corpus never sits in memory whole.
+Binary files are skipped with a note; if nothing readable is left, that is an error.
 """
 
 from __future__ import annotations
@@ -18,6 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EmbedlensError
+from .sources import (
+    BLOCK_CHARS,
+    SHARD_BYTES,
+    TABLE_KINDS,
+    DocumentBlock,
+    Shard,
+    jsonl_columns,
+    plan_shards,
+    read_shard,
+    source_kind,
+    table_column_type,
+    table_columns,
+)
 
 log = logging.getLogger("embedlens")
 
@@ -33,69 +49,69 @@ _ENWIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened
 class CorpusFile:
     path: Path
     size: int
-    lines_are_documents: bool = False
+    kind: str = "text"  # text | jsonl | jsonl.gz | parquet | arrow (see embedlens.corpus.sources)
 
 
 @dataclass
 class Corpus:
-    """One or more text sources. ``files`` are the readable ones, in a stable order."""
+    """One or more sources of documents. ``files`` are the readable ones, in a stable order.
+
+    ``text_column`` names the field holding the text in JSONL, Parquet and dataset sources.
+    """
 
     specs: list[str]
     files: list[CorpusFile]
     skipped: list[str] = field(default_factory=list)
+    text_column: str = "text"
+    shard_bytes: int = SHARD_BYTES  # how big a piece one read task takes
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
-    def iter_chunks(self, chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
-        """The whole corpus as text chunks of about ``chunk_chars`` characters, cut at whitespace."""
-        for f in self.files:
-            yield from _file_chunks(f.path, chunk_chars)
+    def shards(self, shard_bytes: int | None = None) -> list[Shard]:
+        """The corpus cut into :class:`~embedlens.corpus.sources.Shard` s that can be read independently."""
+        size = shard_bytes or self.shard_bytes
+        return [s for i, f in enumerate(self.files) for s in plan_shards(i, f.path, f.kind, f.size, self.text_column, size)]
+
+    def iter_blocks(self, block_chars: int = BLOCK_CHARS) -> Iterator[DocumentBlock]:
+        """Every document, in corpus order, in blocks of about ``block_chars`` characters."""
+        for shard in self.shards():
+            yield from read_shard(shard, block_chars)
 
     def iter_documents(self) -> Iterator[tuple[str, str]]:
-        """``(doc_id, text)``: one document per file, or per line for line-per-document files (``lee``)."""
-        for f in self.files:
-            if f.lines_are_documents:
-                with open(f.path, encoding="utf-8", errors="replace") as fh:
-                    for i, line in enumerate(fh):
-                        if line.strip():
-                            yield f"{f.path.name}:{i + 1}", line.rstrip("\n")
-            else:
-                yield str(f.path), f.path.read_text(encoding="utf-8", errors="replace")
+        """``(doc_id, text)`` of every non-blank document: a line of a text file, a row of a table."""
+        for block in self.iter_blocks():
+            yield from zip(block.doc_ids(), block.texts, strict=True)
+
+    def iter_chunks(self, chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
+        """The documents joined by newlines into chunks of about ``chunk_chars`` characters (never cut inside one)."""
+        parts: list[str] = []
+        size = 0
+        for block in self.iter_blocks(chunk_chars):
+            for text in block.texts:
+                parts.append(text)
+                size += len(text) + 1
+                if size >= chunk_chars:
+                    yield "\n".join(parts) + "\n"
+                    parts, size = [], 0
+        if parts:
+            yield "\n".join(parts) + "\n"
 
     def manifest(self) -> dict:
-        """Specs, files, sizes and SHA-256 of each file, for output manifests."""
+        """Specs, files, kinds, sizes and SHA-256 of each file, for output manifests."""
         from ..cache import file_digests
 
         # remembered per (path, size, mtime): warm runs do not read the corpus again just to hash it
         digests = file_digests([f.path for f in self.files])
         return {
             "specs": list(self.specs),
-            "files": [{"path": str(f.path), "bytes": f.size, "sha256": digests[f.path.resolve()]} for f in self.files],
+            "documents": "one per line of a text file, one per row of JSONL / Parquet / datasets; blank ones skipped",
+            "text_column": self.text_column,
+            "files": [{"path": str(f.path), "kind": f.kind, "bytes": f.size, "sha256": digests[f.path.resolve()]}
+                      for f in self.files],
             "skipped": list(self.skipped),
         }
-
-
-def _file_chunks(path: Path, chunk_chars: int) -> Iterator[str]:
-    carry = ""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        while True:
-            block = fh.read(chunk_chars)
-            if not block:
-                break
-            block = carry + block
-            cut = max(block.rfind(" "), block.rfind("\n"), block.rfind("\t"))
-            if cut <= 0:
-                carry = block
-                if len(carry) > 8 * chunk_chars:  # no whitespace at all: cut anyway, memory stays bounded
-                    yield carry
-                    carry = ""
-                continue
-            yield block[: cut + 1]
-            carry = block[cut + 1 :]
-    if carry:
-        yield carry
 
 
 def _is_binary(path: Path) -> bool:
@@ -155,50 +171,101 @@ def _enwiki_folder() -> Path:
     return folder
 
 
-def _expand(spec: str) -> tuple[list[CorpusFile], list[str]]:
+SUFFIXES = ("*.txt", "*.jsonl", "*.ndjson", "*.jsonl.gz", "*.ndjson.gz", "*.parquet")
+
+
+def _check_column(path: Path, kind: str, column: str) -> None:
+    """Refuse a JSONL / Parquet / Arrow file whose rows have no ``column`` (naming the columns they have)."""
+    try:
+        names = table_columns(path, kind) if kind in TABLE_KINDS else jsonl_columns(path, kind)
+    except EmbedlensError:
+        raise
+    except Exception as exc:  # pyarrow and gzip raise many types for damaged files
+        raise EmbedlensError(f"cannot read corpus file {path}: {type(exc).__name__}: {exc}") from None
+    if names is not None and column not in names:
+        raise EmbedlensError(f"{path} has no column '{column}' (its columns: {', '.join(names) or 'none'}); "
+                             "choose one with --text-column")
+    if kind in TABLE_KINDS:
+        kind_of = table_column_type(path, kind, column)
+        if kind_of not in ("string", "large_string", "string_view"):
+            raise EmbedlensError(f"column '{column}' of {path} holds {kind_of}, not text; choose a text column "
+                                 "with --text-column")
+
+
+def _file(path: Path, column: str) -> CorpusFile | None:
+    """A readable source file, or ``None`` for a binary file that is skipped."""
+    kind = source_kind(path) or "text"
+    try:
+        if kind == "text":
+            if _is_binary(path):
+                log.warning("skipping %s: it is not UTF-8 text", path)
+                return None
+        else:
+            _check_column(path, kind, column)
+        return CorpusFile(path, path.stat().st_size, kind)
+    except OSError as exc:
+        raise EmbedlensError(f"cannot read corpus file {path}: {exc.strerror or exc}") from None
+
+
+def _expand(spec: str, column: str) -> tuple[list[CorpusFile], list[str]]:
     if spec == "lee":
         path = _gensim_test_file("lee_background.cor")
-        return [CorpusFile(path, path.stat().st_size, lines_are_documents=True)], []
+        return [CorpusFile(path, path.stat().st_size)], []
     if spec == "enwiki-sample":
         folder = _enwiki_folder()
         files = sorted(folder.glob("*.txt"))
         return [CorpusFile(p, p.stat().st_size) for p in files], []
+    if spec.startswith("hf:"):
+        from .hf_datasets import dataset_files
+
+        paths = dataset_files(spec)
+        for p in paths[:1]:
+            _check_column(p, "arrow", column)
+        return [CorpusFile(p, p.stat().st_size, "arrow") for p in paths], []
     path = Path(spec).expanduser()
     if not path.exists():
         names = ", ".join(PACKAGED_CORPORA)
-        raise EmbedlensError(f"no such corpus file or folder: {spec}", hint=f"packaged corpora: {names}")
+        raise EmbedlensError(f"no such corpus file or folder: {spec}",
+                             hint=f"packaged corpora: {names}; datasets: hf:NAME[:CONFIG][:SPLIT]")
     if path.is_file():
         candidates = [path]
     else:
-        candidates = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        candidates = sorted({p for pattern in SUFFIXES for p in path.rglob(pattern) if p.is_file()})
         if not candidates:
-            raise EmbedlensError(f"folder {spec} has no *.txt files")
+            raise EmbedlensError(f"folder {spec} has no *.txt, *.jsonl, *.jsonl.gz or *.parquet files")
     files, skipped = [], []
     for p in candidates:
-        try:
-            if _is_binary(p):
-                skipped.append(str(p))
-                log.warning("skipping %s: it is not UTF-8 text", p)
-                continue
-            files.append(CorpusFile(p, p.stat().st_size))
-        except OSError as exc:
-            raise EmbedlensError(f"cannot read corpus file {p}: {exc.strerror or exc}") from None
+        got = _file(p, column)
+        if got is None:
+            skipped.append(str(p))
+        else:
+            files.append(got)
     return files, skipped
 
 
-def open_corpus(specs: str | Iterable[str]) -> Corpus:
-    """A :class:`Corpus` for one spec or several (files, folders, ``lee``, ``enwiki-sample``)."""
+def open_corpus(specs: str | Iterable[str], *, text_column: str = "text") -> Corpus:
+    """A :class:`Corpus` for one spec or several (files, folders, ``hf:NAME``, ``lee``, ``enwiki-sample``).
+
+    Args:
+        specs: corpus specs (see the module docstring).
+        text_column: the field holding the text in JSONL, Parquet and dataset sources.
+
+    Raises:
+        EmbedlensError: a missing or unreadable source, a missing text column, an empty corpus.
+    """
     specs = [str(s) for s in ([specs] if isinstance(specs, str | os.PathLike) else specs)]
     if not specs:
         raise EmbedlensError("no corpus given")
+    if not text_column or not str(text_column).strip():
+        raise EmbedlensError("the text column name is empty")
     files: list[CorpusFile] = []
     skipped: list[str] = []
     for spec in specs:
-        got, skip = _expand(str(spec))
+        got, skip = _expand(str(spec), text_column)
         files.extend(got)
         skipped.extend(skip)
     if not files:
         raise EmbedlensError(f"no readable text in {', '.join(map(str, specs))} (binary files were skipped)")
     if all(f.size == 0 for f in files):
         raise EmbedlensError(f"the corpus {', '.join(map(str, specs))} is empty")
-    return Corpus(specs, files, skipped)
+    return Corpus(specs, files, skipped, text_column)

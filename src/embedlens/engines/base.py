@@ -1,0 +1,143 @@
+"""The engine interface, and the local engine: the same pieces run in this process, block after block.
+
+An engine does three jobs, each given a small picklable object that knows *what* to compute:
+
+* ``count(counter, corpus)``: ``counter.count(texts) -> (counts, n_tokens, n_outside)`` on every block of
+  documents, summed (token frequencies);
+* ``find(query, corpus)``: ``query.find_rows(sources, positions, texts, docs) -> (found, n)`` on every block,
+  and ``query.select(found)``: the seeded sample of at most ``max_occurrences`` (occurrences of a word);
+* ``states(job, rows)``: ``job.prepare(batch)`` (tokenize, CPU) then ``job.make_runner()(batch)`` (the model)
+  on the selected windows (hidden states of the occurrences).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import EmbedlensError
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class CountResult:
+    """Summed counts: ``counts`` (size,) int64, tokens counted, tokens outside the counter, bytes read."""
+
+    counts: np.ndarray
+    n_tokens: int
+    n_outside: int
+    n_bytes: int
+
+
+class StatesJob(Protocol):
+    """What :meth:`Engine.states` runs: tokenize the windows, then run them through the model."""
+
+    batch_size: int
+
+    def prepare(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def make_runner(self, model: Any = None, progress: bool = False) -> Any: ...
+
+
+class Engine(AbstractContextManager):
+    """Runs corpus jobs; a context manager (the Ray engine starts or attaches to a cluster on entry)."""
+
+    name = ""
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what the engine started."""
+
+    def info(self) -> dict[str, Any]:
+        """Engine, cluster address, workers and resources, for manifests."""
+        raise NotImplementedError(type(self))
+
+    def count(self, counter: Any, corpus: Any, *, block_chars: int = 4 << 20, progress: bool = False) -> CountResult:
+        raise NotImplementedError(type(self))
+
+    def find(self, query: Any, corpus: Any, *, progress: bool = False) -> tuple[list[Any], int]:
+        raise NotImplementedError(type(self))
+
+    def states(self, job: StatesJob, rows: dict[str, np.ndarray], *, out_dir: Any = None,
+               progress: bool = False) -> dict[str, np.ndarray]:
+        raise NotImplementedError(type(self))
+
+
+def _block_columns(block: Any) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    n = len(block.texts)
+    return np.full(n, block.shard.source, dtype=np.int64), block.positions, block.texts, block.doc_ids()
+
+
+class LocalEngine(Engine):
+    """Everything in this process (the tokenizer's and torch's own threads aside)."""
+
+    name = "local"
+
+    def __init__(self, local_model: Any = None) -> None:
+        self.local_model = local_model
+
+    def info(self) -> dict[str, Any]:
+        return {"engine": "local", "address": None, "workers": 1, "resources": {"CPU": os.cpu_count() or 1}}
+
+    def count(self, counter: Any, corpus: Any, *, block_chars: int = 4 << 20, progress: bool = False) -> CountResult:
+        from ..corpus.sources import read_shard
+        from ..progress import bar
+
+        shards = corpus.shards()
+        total = np.zeros(counter.size, dtype=np.int64)
+        n_tokens = n_outside = n_bytes = 0
+        with bar(sum(s.n_bytes for s in shards), "counting tokens", enabled=progress, unit="bytes",
+                 min_total=1 << 20) as advance:
+            for shard in shards:
+                for block in read_shard(shard, block_chars):
+                    counts, n, out = counter.count(block.texts)
+                    total += counts
+                    n_tokens += n
+                    n_outside += out
+                n_bytes += shard.n_bytes
+                advance(shard.n_bytes)
+        return CountResult(total, n_tokens, n_outside, n_bytes)
+
+    def find(self, query: Any, corpus: Any, *, progress: bool = False) -> tuple[list[Any], int]:
+        kept: list[Any] = []
+        total = 0
+        for block in corpus.iter_blocks():
+            found, n = query.find_rows(*_block_columns(block))
+            total += n
+            kept.extend(found)
+            if len(kept) > 2 * query.max_occurrences:
+                kept = query.select(kept)
+        return query.select(kept), total
+
+    def states(self, job: StatesJob, rows: dict[str, np.ndarray], *, out_dir: Any = None,
+               progress: bool = False) -> dict[str, np.ndarray]:
+        runner = job.make_runner(model=self.local_model, progress=progress)
+        return runner(job.prepare(rows))
+
+
+def open_engine(name: str = "local", *, address: str | None = None, workers: int | None = None,
+                local_model: Any = None) -> Engine:
+    """The engine called ``name``: ``local``, or ``ray`` (attach to ``address`` / ``RAY_ADDRESS``, else a local Ray).
+
+    Args:
+        name: ``local`` or ``ray``.
+        address: a Ray cluster address (``HOST:PORT``); default ``RAY_ADDRESS``. Ignored by ``local``.
+        workers: Ray workers to use (counting tasks, model actors); default from the cluster's resources.
+        local_model: an already loaded model the local engine may use instead of loading one.
+    """
+    if name not in ENGINES:
+        raise EmbedlensError(f"unknown engine '{name}' (choose {', '.join(ENGINES)})")
+    if workers is not None and workers < 1:
+        raise EmbedlensError(f"the number of workers must be at least 1, got {workers}")
+    if name == "local":
+        return LocalEngine(local_model)
+    from .ray_engine import RayEngine
+
+    return RayEngine(address=address, workers=workers)
