@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS, median_time, run_timed  # noqa: E402
+from _util import EMBEDLENS, median_time, print_machine, run_timed  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 R = 2 if QUICK else 5
@@ -106,10 +106,10 @@ def bench_glove() -> Path:
     def np_load():
         import pyarrow.parquet as pq
 
-        return np.load(npy), pq.read_table(parquet).column(0).to_pylist()
+        return np.load(npy, mmap_mode="r"), pq.read_table(parquet).column(0).to_pylist()
 
     base = median_time(np_load, repeats=R)
-    line("load_glove() in-process (mmap + word list + labels)", ours, base, "np.load (no mmap) + words")
+    line("load_glove() in-process (mmap + word list + labels)", ours, base, "np.load(mmap_mode='r') + words")
     line(f"fresh process, open_space('glove-50d') (peak {rss:.0f} MB)", cold)
     line("  of which Python + embedlens import", bare)
     tmp = Path(tempfile.mkdtemp()) / "glove.bin"
@@ -175,7 +175,7 @@ def bench_evaluate(glove_bin: Path) -> None:
 
 
 def main() -> None:
-    print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
+    print_machine()
     bench_tfidf()
     bench_word2vec()
     glove_bin = bench_glove()

@@ -1,102 +1,108 @@
-"""Benchmark: every occurrence of "first" in enwiki-sample through SmolLM2, all 31 hidden states, PCA map.
-
-Run under the shared lock, with the cache where SmolLM2 is already extracted:
+"""Benchmark: every occurrence of "first" in enwiki-sample through SmolLM2, all 31 hidden states.
 
     EMBEDLENS_CACHE=/tmp/elcache flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_contextual.py
 
-* ours: ``embedlens context --corpus enwiki-sample --focus first --layer all --method pca`` in a subprocess,
-  end to end (wall time, peak RSS of the child), ``--repeats`` times, median reported.
-* baseline, the tutorial way: the same windows through the same transformers model in-process, one
-  forward pass per occurrence (unbatched, full window both sides, LM head included, all hidden states
-  returned), on the first ``--baseline-n`` occurrences; the time for all of them is extrapolated
-  linearly (model load excluded, which favours the baseline).
-Targets (issue 6): end to end <= 60 s, peak RSS <= 3 GB. The load average is printed: other jobs on this
-2-core machine slow every figure down.
+Three figures, from one run:
+* end to end: ``embedlens context --corpus enwiki-sample --focus first --layer all --method pca`` in a
+  subprocess (warm cache; wall time and the child's own peak RSS), median of ``--repeats``;
+* in process, ours: :func:`embedlens.contextual.occurrences` on the same lens (model already loaded);
+* in process, baseline: the tutorial way done properly on EXACTLY the same windows (the texts the model
+  reads, found by :func:`~embedlens.contextual.occurrences.find_occurrences`): batched (``--batch`` windows
+  padded per forward pass), ``output_hidden_states=True``, the base model without the LM head, every
+  occurrence, mean of the word's tokens at every layer. Run to the end, nothing extrapolated; its states
+  are checked against ours (max relative difference printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-EMBEDLENS = Path(sys.executable).with_name("embedlens")
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _util import EMBEDLENS, print_machine, run_once  # noqa: E402
+
+WORD, CORPUS = "first", "enwiki-sample"
 
 
-def run_ours(out: Path, window: int) -> tuple[float, float]:
-    cmd = [str(EMBEDLENS), "context", "--corpus", "enwiki-sample", "--focus", "first", "--layer", "all",
-           "--method", "pca", "--window", str(window), "--out", str(out)]
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"embedlens context failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    rss_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6  # KiB -> GB; max over children so far
-    return wall, rss_gb
-
-
-def run_baseline(n: int, window: int) -> tuple[float, int, int]:
+def baseline(lens, found, batch: int) -> tuple[float, np.ndarray]:
+    """Batched forward passes of the base model over the same windows; returns seconds and (n, L+1, d) states."""
     import torch
 
-    import embedlens
-    from embedlens.contextual.occurrences import find_occurrences
     from embedlens.contextual.states import network
-    from embedlens.corpus import open_corpus
 
-    lens = embedlens.load("smollm2-135m")
-    model = network(lens)
+    base = network(lens).base_model
     tok = lens.tokenizer
-    found, total = find_occurrences(open_corpus("enwiki-sample"), "first", window=window, causal=False)
-    sample = found[:n]
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token or tok.convert_ids_to_tokens(0)
+    tok.padding_side = "right"
+    out = []
     started = time.perf_counter()
-    with torch.no_grad():
-        for f in sample:
-            enc = tok(f.model_text, return_tensors="pt", return_offsets_mapping=True)
-            offsets = enc.pop("offset_mapping")[0]
-            out = model(**enc, output_hidden_states=True)
-            ws, we = f.word_span
-            cover = ((offsets[:, 0] < we) & (offsets[:, 1] > ws)).nonzero()[:, 0]
-            _ = torch.stack(out.hidden_states)[:, 0, cover].mean(1).numpy()
-    return time.perf_counter() - started, len(sample), len(found)
+    with torch.inference_mode():
+        for i in range(0, len(found), batch):
+            chunk = found[i: i + batch]
+            enc = tok([f.model_text for f in chunk], return_tensors="pt", padding=True, return_offsets_mapping=True)
+            offsets = enc.pop("offset_mapping")
+            hs = torch.stack(base(**enc, output_hidden_states=True).hidden_states, dim=1)  # (b, L+1, t, d)
+            for j, f in enumerate(chunk):
+                ws, we = f.word_span
+                cover = ((offsets[j, :, 0] < we) & (offsets[j, :, 1] > ws) & (enc["attention_mask"][j] > 0))
+                out.append(hs[j][:, cover].mean(1).float().numpy())
+    return time.perf_counter() - started, np.stack(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--baseline-n", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=64, help="Windows per forward pass in the baseline.")
     ap.add_argument("--window", type=int, default=100)
     args = ap.parse_args()
     os.environ.setdefault("EMBEDLENS_CACHE", "/tmp/elcache")
-    print(f"EMBEDLENS_CACHE={os.environ['EMBEDLENS_CACHE']} cores={os.cpu_count()} load={os.getloadavg()}")
-    walls = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.repeats):
-            wall, rss = run_ours(Path(tmp) / f"run{r}", args.window)
-            walls.append(wall)
-            print(f"ours run {r + 1}: {wall:.1f} s end to end, peak RSS so far {rss:.2f} GB, load={os.getloadavg()[0]:.1f}",
-                  flush=True)
-        import json
+    print_machine()
 
+    import embedlens
+    from embedlens.contextual import occurrences
+    from embedlens.contextual.occurrences import find_occurrences
+    from embedlens.corpus import open_corpus
+
+    cmd = [EMBEDLENS, "context", "--corpus", CORPUS, "--focus", WORD, "--layer", "all", "--method", "pca",
+           "--window", str(args.window), "--max-occurrences", "100000"]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [run_once(cmd + ["--out", str(Path(tmp) / f"run{r}")]) for r in range(args.repeats)]
         m = json.loads((Path(tmp) / "run0" / "manifest.json").read_text())
-        print("ours timings (last run):", json.dumps(m["timings"]))
-        print(f"occurrences: {m['models'][0]['n_points'] // len(m['models'][0]['layers'])}, "
-              f"layers {len(m['models'][0]['layers'])}")
-    ours = statistics.median(walls)
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
-    print(f"OURS median {ours:.1f} s end to end (target <= 60 s), peak RSS {rss:.2f} GB (target <= 3 GB)")
-    if args.baseline_n > 0:
-        secs, n, n_all = run_baseline(args.baseline_n, args.window)
-        est = secs / n * n_all
-        print(f"BASELINE (one transformers forward per occurrence, unbatched): {secs:.1f} s for {n} occurrences "
-              f"-> {est:.0f} s for all {n_all} (forward passes only, extrapolated); load={os.getloadavg()[0]:.1f}")
-        print(f"ratio baseline / ours: {est / ours:.2f}x")
+    walls = [w for w, _, _ in runs]
+    print(f"end to end (CLI, warm cache): median {statistics.median(walls):.1f} s of {[round(w, 1) for w in walls]}, "
+          f"peak RSS {max(r for _, r, _ in runs):.0f} MB; stages {json.dumps(m.get('timings', {}))}")
+
+    lens = embedlens.load("smollm2-135m")
+    corpus = open_corpus(CORPUS)
+    occurrences(lens, corpus, WORD, layers="all", max_occurrences=100_000, window=args.window, progress=False)  # warm
+    ours_times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        occ = occurrences(lens, corpus, WORD, layers="all", max_occurrences=100_000, window=args.window, progress=False)
+        ours_times.append(time.perf_counter() - t)
+    found, total = find_occurrences(corpus, WORD, max_occurrences=100_000, window=args.window, causal=True)
+    base_times, states = [], None
+    for _ in range(args.repeats):
+        secs, states = baseline(lens, found, args.batch)
+        base_times.append(secs)
+    ours, base = statistics.median(ours_times), statistics.median(base_times)
+    print(f"occurrences: {len(occ)} (of {total} found), layers {len(occ.layers)}, d {occ.vectors.shape[2]}")
+    print(f"in process, ours (find + tokenize + forward + states): median {ours:.2f} s")
+    print(f"in process, baseline (same {len(found)} windows, batched {args.batch}, output_hidden_states, no head, "
+          f"forward only): median {base:.2f} s")
+    print(f"ratio baseline / ours: {base / ours:.2f}x")
+    if states is not None and states.shape == occ.vectors.shape:
+        rel = np.abs(states - occ.vectors).max() / np.abs(occ.vectors).max()
+        print(f"same states: max |baseline - ours| / max |ours| = {rel:.2e}")
 
 
 if __name__ == "__main__":

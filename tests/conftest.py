@@ -24,7 +24,9 @@ CORPUS = [
     "<script>alert(1)</script> and </div> and <br> are markup, not words.",
     "Numbers 0 1 2 3 4 5 6 7 8 9 10 100 1000 and symbols ( ) [ ] { } < > / \\ | & ; : ' \" , . ! ?",
 ] * 4
-MARKUP_TOKENS = ["<script>", "</div>", "<br>", "[/b]"]
+# Tokens that pages must show exactly: markup, quotes (Plotly shows an over-escaped `&quot;` literally) and
+# entity-like text (`&amp;` must read `&amp;`, not `&`).
+MARKUP_TOKENS = ["<script>", "</div>", "<br>", "[/b]", '"quoted"', "it's", "&amp;", "a&b"]
 TINY_VOCAB = 300
 
 
@@ -175,7 +177,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture
 def offline_page():
-    """Open a local HTML file in Debian's headless chromium: ``page, seen = offline_page(path)``.
+    """Open a local HTML file (or a http://127.0.0.1 URL) in Debian's headless chromium: ``page, seen = offline_page(path)``.
 
     Keyword options go to ``browser.new_page`` (e.g. ``device_scale_factor=2``). ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
     test can assert that untrusted tokens ran no script and that nothing left the machine.
@@ -195,7 +197,7 @@ def offline_page():
                 page.on("request", lambda r: seen.requests.append(r.url))
                 page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))
                 page.on("pageerror", lambda e: seen.errors.append(str(e)))
-                page.goto(Path(path).as_uri())
+                page.goto(path if str(path).startswith("http://") else Path(path).as_uri())
                 return page, seen
 
             yield open_file

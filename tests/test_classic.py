@@ -213,6 +213,31 @@ def test_word2vec_cli_same_vectors_in_another_process(tmp_path):
     np.testing.assert_array_equal(np.asarray(there.vectors), here.vectors)
 
 
+@pytest.mark.slow
+def test_word2vec_skip_gram_cli_equals_gensim_skip_gram(tmp_path, run_cli):
+    """--sg 1 trains skip-gram: the same vectors as gensim's own skip-gram on the same sentences and seed."""
+    from gensim.models import Word2Vec
+
+    from embedlens.classic.word2vec import train_word2vec
+
+    res = run_cli("word2vec", "lee", "--sg", "1", "--dim", "16", "--epochs", "1", "--seed", "3", "--out", tmp_path / "sg")
+    assert res.code == 0, res
+    manifest = json.loads((tmp_path / "sg" / "manifest.json").read_text())
+    assert manifest["architecture"] == "skip-gram" and manifest["sg"] == 1
+    space = EmbeddingSpace.load(tmp_path / "sg")
+    cbow = train_word2vec("lee", **W2V_ARGS)
+    assert list(space.labels) == cbow.words
+    assert not np.allclose(np.asarray(space.vectors), cbow.vectors)  # not CBOW's vectors
+    from embedlens.classic.word2vec import CorpusSentences, stable_hash
+    from embedlens.corpus.reading import open_corpus
+
+    sentences = list(CorpusSentences(open_corpus("lee"), keep_case=False))
+    model = Word2Vec(sentences, vector_size=16, window=5, min_count=5, sg=1, seed=3, workers=1, epochs=1,
+                     hashfxn=stable_hash)
+    assert model.sg == 1
+    np.testing.assert_allclose(np.asarray(space.vectors), model.wv[list(space.labels)], rtol=1e-5, atol=1e-6)
+
+
 def test_word2vec_bad_input(tmp_path, run_cli):
     corpus = tmp_path / "c.txt"
     corpus.write_text("few words only here\n")

@@ -220,6 +220,54 @@ def test_grid_job_matches_the_grid_api(client, gpt2):
     np.testing.assert_allclose(grid["probs"], gm.as_grid(gm.probs), atol=1e-5)
 
 
+@pytest.mark.parametrize("plane, extra", [("random_projection", {}), ("direct", {}), ("replicated", {}),
+                                          ("tokens", {"plane_tokens": "id:40,tok:<script>,id:41"})])
+def test_grid_job_every_plane_matches_the_grid_api(client, gpt2, plane, extra):
+    from embedlens.grid import EmbeddingGridVisualizer
+
+    body = wait_ready(client, "/api/grid", {"layer": 0, "plane": plane, "size": 4, "spacing": 0.7, **extra}, timeout=120)
+    assert body["state"] == "ready", body
+    tokens = extra["plane_tokens"].split(",") if extra else None
+    gm = EmbeddingGridVisualizer(gpt2).compute_map(4, 0.7, plane, layer_idx=0, plane_tokens=tokens, progress=False)
+    assert body["grid"]["method"] == plane and body["grid"]["top5_ids"] == gm.top5_ids.tolist()
+    np.testing.assert_allclose(body["grid"]["probs"], gm.as_grid(gm.probs), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_tsne_and_umap_projection_jobs_run_to_completion(client, gpt2, method):
+    from embedlens.reduce import make_reducer
+
+    body = wait_ready(client, "/api/projection", {"method": method, "dims": 2}, timeout=240)
+    assert body["state"] == "ready", body
+    data = client.get("/api/projection/data", params={"method": method, "dims": 2})
+    coords = np.frombuffer(data.content, dtype="<f4").reshape(-1, 2)
+    expected = make_reducer(method, n_components=2, metric="cosine", seed=0).fit_transform(gpt2.space.vectors)
+    assert coords.shape == (len(gpt2.space), 2) and np.isfinite(coords).all()
+    np.testing.assert_allclose(coords, expected, rtol=0, atol=1e-4)  # the same seeded fit as the library's
+
+
+def test_knn_build_option_queues_a_graph_that_answers_neighbours(gpt2, serve_cache):
+    from embedlens.neighbors.knn import knn_path
+    from embedlens.serve import create_app
+    from embedlens.serve.setup import build_knn_indexes
+
+    app = create_app([gpt2], knn=True)
+    build_knn_indexes(app.state.explorer, k=12)
+    with TestClient(app, base_url=BASE) as c:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            jobs = [j for j in c.get("/api/jobs").json()["jobs"] if j["key"].startswith("knn:")]
+            if jobs and jobs[0]["state"] in ("ready", "error"):
+                break
+            time.sleep(0.05)
+        assert jobs[0]["state"] == "ready", jobs
+        assert knn_path(gpt2, "input", 12, "exact").is_file()
+        for q in ("list", "id:7", "the capital"):
+            body = c.get("/api/neighbors", params={"q": q, "k": 10}).json()
+            assert [n["id"] for n in body["neighbors"]] == [n.id for n in gpt2.nearest(q, 10).neighbors], q
+
+
 def test_frequency_counts_the_corpus(client, gpt2):
     from embedlens.corpus.frequencies import token_frequencies
 
@@ -407,17 +455,45 @@ def test_odd_inputs_never_cause_a_server_error(client, path):
                 assert isinstance(r.json()["error"], str)
 
 
-def test_concurrent_scans_are_batched_and_agree_with_lens_nearest(gpt2):
+def test_concurrent_scans_are_batched_and_agree_with_lens_nearest(gpt2, monkeypatch):
+    """Requests that arrive while a scan runs are answered together by the next scan (one index query)."""
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
+    import embedlens.serve.panels as panels
     from embedlens.serve import create_app
 
+    batches: list[int] = []
+    real = panels._run_scans
+
+    def slow_scans(index, batch):  # a scan that takes long enough for the other requests to queue up
+        batches.append(len(batch))
+        time.sleep(0.2)
+        real(index, batch)
+
+    monkeypatch.setattr(panels, "_run_scans", slow_scans)
     app = create_app([gpt2], knn=False)
     queries = [f"id:{i}" for i in range(0, 300, 7)] + ["list", "the capital"]
     with TestClient(app, base_url=BASE) as c, ThreadPoolExecutor(16) as pool:
         bodies = list(pool.map(lambda q: c.get("/api/neighbors", params={"q": q, "k": 9}).json(), queries))
+    assert sum(batches) == len(queries)  # every request was scanned exactly once
+    assert max(batches) > 1 and len(batches) < len(queries) / 2, batches  # ... and most of them together
     for q, body in zip(queries, bodies, strict=True):
         expected = gpt2.nearest(q, 9)
         assert [n["id"] for n in body["neighbors"]] == [n.id for n in expected.neighbors], q
         np.testing.assert_allclose([n["score"] for n in body["neighbors"]], [n.score for n in expected.neighbors],
                                    atol=1e-5)
+
+
+def test_projection_reports_the_maps_faithfulness(client, gpt2):
+    """The explorer's map says how faithful it is, with the same figures as `embedlens map`."""
+    from embedlens.reduce import make_reducer
+    from embedlens.reduce.quality import projection_quality
+
+    body = wait_ready(client, "/api/projection", {"method": "pca", "dims": 2})
+    assert body["state"] == "ready", body
+    expected = projection_quality(gpt2.space.vectors,
+                                  make_reducer("pca", n_components=2, metric="cosine", seed=0).fit_transform(
+                                      gpt2.space.vectors), seed=0)
+    assert body["notes"][0] == expected.summary() and "recall@10" in body["notes"][0]
+    assert body["params"]["quality"]["neighbor_recall"] == pytest.approx(expected.neighbor_recall)

@@ -31,15 +31,32 @@ def space_options(f):
     return click.option("--space", "space", default="input", show_default=True, help=SPACE_HELP)(f)
 
 
+def _given(name: str) -> bool:
+    """Whether the user typed option ``name`` (not its default)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or name not in ctx.params:
+        return False
+    return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+
+
 def open_lens(model: str, space: str = "input", labels: str | None = None) -> tuple[Any, str]:
-    """The handle a command works on, and which of its spaces (``input``/``output``) to use."""
-    if space in ("input", "output"):
-        from ..lens import load
+    """The handle a command works on, and which of its spaces (``input``/``output``) to use.
 
-        return load(model), space
-    from ..spaces.registry import open_space
+    Options that would be silently ignored are refused: ``--labels`` belongs to a matrix file, and
+    ``--model`` to a model's own ``input``/``output`` spaces.
+    """
+    from pathlib import Path
 
-    return open_space(space, labels=labels), "input"
+    from ..errors import EmbedlensError
+
+    if labels is not None and Path(space).suffix not in (".npy", ".safetensors"):
+        raise EmbedlensError(f"--labels applies only to a matrix --space (FILE.npy or FILE.safetensors), not to '{space}'")
+    if space not in ("input", "output") and _given("model"):
+        raise EmbedlensError(f"--model does not apply to --space {space}, which is not a model's space",
+                             hint="drop --model, or use --space input/output to read the model")
+    from ..spaces.registry import open_handle
+
+    return open_handle(model, space, labels)
 
 
 def emit_json(data: Any) -> None:

@@ -20,8 +20,9 @@ from .common import console, emit_json, json_option, model_option, note, open_le
 @click.option("--min-score", type=float, default=None, help="Drop edges whose cosine is below this.")
 @click.option("--mutual", is_flag=True, help="Also join any two nodes that are in each other's top-k.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random words and the layout.")
-@click.option("--out", "out", default="embedlens-graph", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for graph.html, graph.json, graph.graphml and manifest.json.")
+@click.option("--out", "out", default=None, type=click.Path(file_okay=False),
+              help="Folder for graph.html, graph.json, graph.graphml and manifest.json [default: embedlens-graph; "
+                   "with --json nothing is written unless --out is given].")
 @json_option
 def graph(text_arg, words, random_n, corpus, variants, model, space, labels, k, min_score, mutual, seed, out,
           as_json) -> None:
@@ -29,7 +30,8 @@ def graph(text_arg, words, random_n, corpus, variants, model, space, labels, k, 
 
     Give exactly one of --text, --words, --random N or --variants WORD. Writes an interactive offline
     graph.html (drag to pan, wheel to zoom, hover for ids and scores), graph.json (node-link),
-    graph.graphml (Gephi, Cytoscape) and manifest.json into --out. --json prints graph.json.
+    graph.graphml (Gephi, Cytoscape) and manifest.json into --out. --json prints graph.json (and writes
+    files only when --out is given).
     """
     from ..cache import ensure_writable_dir
     from ..errors import require
@@ -38,13 +40,18 @@ def graph(text_arg, words, random_n, corpus, variants, model, space, labels, k, 
 
     # fail before any work on a bad choice of seeds or an unwritable folder
     check_seed_options(text=text_arg, words=words, random=random_n, corpus=list(corpus) or None, variants=variants)
-    ensure_writable_dir(out)
-    require("networkx", "graph files (GraphML)", extra="graph", package="networkx")
+    if out is None and not as_json:
+        out = "embedlens-graph"
+    if out is not None:
+        ensure_writable_dir(out)
+        require("networkx", "graph files (GraphML)", extra="graph", package="networkx")
     lens, which = open_lens(model, space, labels)
     g = token_graph(lens, text=text_arg, words=words, random=random_n, corpus=list(corpus) or None,
                     variants=variants, which=which, k=k, min_score=min_score, mutual=mutual, seed=seed)
-    manifest = {"command": "graph", "model": lens.manifest(), "seed": seed, "versions": versions()}
-    paths = write_graph(g, out, manifest=manifest)
+    paths = None
+    if out is not None:
+        manifest = {"command": "graph", "model": lens.manifest(), "seed": seed, "versions": versions()}
+        paths = write_graph(g, out, manifest=manifest)
     if as_json:
         import sys
 
@@ -55,6 +62,7 @@ def graph(text_arg, words, random_n, corpus, variants, model, space, labels, k, 
     st = g.stats
     click.echo(f"{st.seeds} seeds, {st.nodes} nodes, {st.edges} edges, {st.components} component"
                f"{'' if st.components == 1 else 's'} · {g.space} · k={g.params['k']} · {g.knn_source}")
+    assert paths is not None
     click.echo(f"wrote {paths['graph.html']} (and graph.json, graph.graphml, manifest.json)")
 
 

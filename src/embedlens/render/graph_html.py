@@ -1,7 +1,7 @@
 """``graph.html``: an embedding graph as one self-contained, offline Plotly page.
 
 Nodes are drawn at their layout positions with their readable token as label (escaped with
-:func:`~embedlens.render.offline.html_text`, so ``<script>`` or ``[/b]`` tokens show literally); seeds
+:func:`~embedlens.render.offline.plotly_text`, so ``<script>`` or ``[/b]`` tokens show literally); seeds
 are larger and red. Edge width grows with the cosine (edges are bucketed into a few widths, one trace
 each, since a Plotly line has one width); hovering a node shows its token, id and best edge score, and
 hovering the middle of an edge shows both ends and the score. Drag pans, the wheel zooms.
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .offline import html_text
+from .offline import html_text, plotly_text
 
 WIDTHS = (0.6, 1.2, 2.0, 3.0, 4.2)
 SEED_COLOR, NODE_COLOR, EDGE_COLOR, MUTUAL_COLOR = "#d62728", "#1f77b4", "rgba(90,90,90,0.45)", "rgba(44,160,44,0.55)"
@@ -30,7 +30,7 @@ def graph_figure(graph: Any, *, title: str | None = None) -> Any:
         raise EmbedlensError("the graph has no layout yet; call embedlens.graph.layout_graph first")
     pos = np.asarray(graph.positions, dtype=float)
     index = {nd.id: i for i, nd in enumerate(graph.nodes)}
-    label = [html_text(nd.display) for nd in graph.nodes]
+    label = [plotly_text(nd.display) for nd in graph.nodes]
     fig = go.Figure()
 
     if graph.edges:
@@ -88,7 +88,7 @@ def graph_figure(graph: Any, *, title: str | None = None) -> Any:
     st = graph.stats
     heading = title or f"{graph.space}: {st.seeds} seeds, {st.nodes} nodes, {st.edges} edges (k={graph.params.get('k')})"
     fig.update_layout(
-        title={"text": html_text(heading)}, dragmode="pan", hovermode="closest", template="plotly_white",
+        title={"text": plotly_text(heading)}, dragmode="pan", hovermode="closest", template="plotly_white",
         xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"},
         legend={"orientation": "h", "y": -0.02}, margin={"l": 10, "r": 10, "t": 50, "b": 10}, height=850,
     )

@@ -16,8 +16,12 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
     ``--space input``/``output`` choose the space of every ``--model``; any other ``--space`` adds a
     panel of its own. With no ``--model``, the default model is used unless only other spaces are given.
     """
-    from ..cli.common import open_lens
+    from pathlib import Path
 
+    from ..spaces.registry import open_handle
+
+    if labels is not None and not any(Path(s).suffix in (".npy", ".safetensors") for s in spaces):
+        raise EmbedlensError("labels apply only to a matrix space (FILE.npy or FILE.safetensors)")
     model_spaces = [s for s in spaces if s in ("input", "output")] or ["input"]
     other = [s for s in spaces if s not in ("input", "output")]
     if not models and (not other or any(s in ("input", "output") for s in spaces)):
@@ -28,13 +32,10 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
     pairs: list[tuple[Any, str]] = []
     for m in models:
         for which in model_spaces:
-            pairs.append(open_lens(m, which, None))
+            pairs.append(open_handle(m, which))
     for s in other:
-        pairs.append(open_lens(DEFAULT_UNUSED, s, labels))
+        pairs.append(open_handle(None, s, labels))
     return pairs
-
-
-DEFAULT_UNUSED = ""  # open_lens ignores the model for a non-model space
 
 
 def build_knn_indexes(explorer: Any, k: int = KNN_K) -> None:

@@ -80,6 +80,15 @@ def open_space(spec: str, *, labels: str | None = None) -> Any:
     raise EmbedlensError(f"unknown space '{spec}'", hint=f"use input, output, {names}, path:DIR or FILE.npy with --labels")
 
 
+def open_handle(model: str | None, space: str = "input", labels: str | None = None) -> tuple[Any, str]:
+    """The handle to work on and which of its spaces to use: a model's ``input``/``output``, or any space spec."""
+    if space in ("input", "output"):
+        from ..lens import load
+
+        return load(model), space
+    return open_space(space, labels=labels), "input"
+
+
 _NAMED = ("glove-50d", "input", "output")
 
 

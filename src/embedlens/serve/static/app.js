@@ -1,6 +1,6 @@
 // embedlens explorer. Token strings are untrusted: they reach the DOM only through textContent, and
-// Plotly (which renders <br>, <b>... in text) only through esc(), the html_text rules of
-// embedlens.render.offline. No innerHTML anywhere. All requests go to this server.
+// Plotly (which renders <br>, <b>... in text) only through esc(), the plotly_text rule of
+// embedlens.render.offline (only &, < and >: Plotly shows an escaped quote as the entity itself). No innerHTML anywhere. All requests go to this server.
 "use strict";
 
 (function () {
@@ -8,17 +8,19 @@
   const S = {
     info: null, panels: [], method: "pca", dims: 2, color: "frequency", k: 20,
     token: null, search: "", mode: "text", prompt: "", pos: null, ready: false,
+    axes: { xa: "", xb: "", ya: "", yb: "" }, cluster: null,
   };
   const timings = { start: performance.now(), firstPaint: null };
   window.embedlens = { state: S, timings: timings };
 
   // -- helpers ---------------------------------------------------------------------------------------
   const $ = (id) => document.getElementById(id);
-  const ENT = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
-  function esc(s) { return String(s).replace(/[&<>"']/g, (c) => ENT[c]); }
-  // scatter3d draws `text` in WebGL: it decodes no entities but still reads tags such as <br>, so there a
-  // zero-width space after each "<" keeps a token literal instead (hover boxes are SVG and use esc()).
-  function esc3d(s) { return String(s).replace(/</g, "<\u200b"); }
+  const ENT = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+  function esc(s) { return String(s).replace(/[&<>]/g, (c) => ENT[c]); }
+  // scattergl and scatter3d draw `text` in WebGL: entities are not decoded there (esc() would show `&lt;`)
+  // but tags such as <br> are still read, so a zero-width space after each "<" keeps a token literal
+  // instead (hover boxes are SVG and use esc()).
+  function escGL(s) { return String(s).replace(/</g, "<\u200b"); }
   function el(tag, text, cls) {
     const e = document.createElement(tag);
     if (text !== undefined && text !== null) e.textContent = String(text);
@@ -41,6 +43,7 @@
     const p = new URLSearchParams();
     p.set("model", S.panels.map((x) => x.info.title).join("|"));
     p.set("method", S.method); p.set("dims", String(S.dims)); p.set("color", S.color); p.set("k", String(S.k));
+    if (S.method === "axes") for (const key of ["xa", "xb", "ya", "yb"]) if (S.axes[key]) p.set(key, S.axes[key]);
     if (S.token) p.set("token", S.token);
     if (S.search) { p.set("search", S.search); p.set("mode", S.mode); }
     if (S.prompt) p.set("prompt", S.prompt);
@@ -51,7 +54,9 @@
   }
   function readHash() {
     const p = new URLSearchParams(location.hash.slice(1));
-    if (["pca", "tsne", "umap"].includes(p.get("method"))) S.method = p.get("method");
+    if (["pca", "tsne", "umap", "axes"].includes(p.get("method"))) S.method = p.get("method");
+    for (const key of ["xa", "xb", "ya", "yb"]) { S.axes[key] = p.get(key) || ""; $("axis-" + key).value = S.axes[key]; }
+    $("axes-form").hidden = S.method !== "axes";
     if (["2", "3"].includes(p.get("dims"))) S.dims = Number(p.get("dims"));
     if (["frequency", "length", "word"].includes(p.get("color"))) S.color = p.get("color");
     const k = Number(p.get("k")); if (Number.isInteger(k) && k >= 1 && k <= 200) S.k = k;
@@ -119,7 +124,29 @@
     }
   }
 
+  // A word-axes map is computed on request (a second or two) from the four word boxes.
+  async function loadAxes(P) {
+    const dims = S.dims, a = S.axes;
+    P.coords = null; P.axisTitles = null;
+    if (!a.xa || !a.xb) { P.progress.textContent = "word axes: type two tokens for x (and optionally two for y), then apply"; return false; }
+    const params = { space: P.info.index, xa: a.xa, xb: a.xb, dims };
+    if (a.ya || a.yb) { params.ya = a.ya; params.yb = a.yb; }
+    P.progress.textContent = "computing the word-axes map";
+    let r;
+    try { r = await api("axes", params); } catch (e) { P.progress.textContent = "word axes: " + e.message; return false; }
+    if (S.method !== "axes" || dims !== S.dims) return false;
+    const n = P.info.n, cols = [];
+    for (let d = 0; d < dims; d++) cols.push(new Float32Array(n));
+    r.coords.forEach((row, i) => { for (let d = 0; d < dims; d++) cols[d][i] = row[d]; });
+    P.coords = { dims, cols };
+    P.axisTitles = r.titles;
+    P.progress.textContent = [r.formula, ...(r.notes || [])].join("; ");
+    return true;
+  }
+
   async function loadProjection(P) {
+    if (S.method === "axes") return loadAxes(P);
+    P.axisTitles = null;
     const method = S.method, dims = S.dims;
     const params = { space: P.info.index, method, dims };
     P.coords = null;
@@ -175,7 +202,7 @@
                 colorbar: Object.assign({ title: { text: col.title }, thickness: 10 }, col.ticks || {}) },
     });
     const rowsText = (rows) => rows.filter((r) => r >= 0).map((r) => P.hover[r]);
-    const rowsLabel = three ? (rows) => rows.filter((r) => r >= 0).map((r) => esc3d(P.points.display[r])) : rowsText;
+    const rowsLabel = (rows) => rows.filter((r) => r >= 0).map((r) => escGL(P.points.display[r]));
     const data = [base];
     data.push(trace(P, sub(P, ov.search), { name: "search matches", mode: "markers", customdata: ov.search,
       hovertext: rowsText(ov.search), marker: { size: three ? 3 : 7, color: "#ff7f0e", line: { width: 0 } } }));
@@ -209,9 +236,19 @@
       showlegend: true, legend: { orientation: "h", y: -0.05 }, dragmode: three ? "orbit" : "zoom",
       xaxis: { zeroline: false, showgrid: false }, yaxis: { zeroline: false, showgrid: false },
     };
+    if (P.axisTitles) { // word axes: say which tokens span each axis (Plotly text: esc())
+      if (three) {
+        layout.scene = { xaxis: { title: { text: esc(P.axisTitles[0]) } }, yaxis: { title: { text: esc(P.axisTitles[1]) } },
+                         zaxis: { title: { text: esc(P.axisTitles[2] || "") } } };
+      } else {
+        layout.margin = { l: 50, r: 10, t: 10, b: 45 };
+        layout.xaxis.title = { text: esc(P.axisTitles[0]) };
+        layout.yaxis.title = { text: esc(P.axisTitles[1]) };
+      }
+    }
     const config = { displaylogo: false, responsive: true, scrollZoom: true };
     const started = performance.now();
-    const baseKey = [S.method, S.dims, S.color, col.title].join("|");
+    const baseKey = [S.method, S.dims, S.color, col.title, (P.axisTitles || []).join("|")].join("|");
     if (P.drawn && P.baseKey === baseKey && P.plot.data && P.plot.data.length === data.length) {
       // Only the overlays changed: restyle them and leave the 49k-point base trace alone (much faster).
       const keys = three ? ["x", "y", "z", "hovertext", "text", "customdata"] : ["x", "y", "hovertext", "text", "customdata"];
@@ -335,12 +372,59 @@
     $("search-summary").textContent = summary.join(" · ");
   }
 
+  // -- clusters: found on the space's k-NN graph by the server; clicking one selects its tokens -----------
+  async function runClusters() {
+    const raw = $("clusters-n").value.trim() || "auto";
+    const list = $("clusters-list"); clear(list);
+    const P = S.panels[0];
+    if (!P) return;
+    for (;;) {
+      let r;
+      try { r = await api("clusters", { space: P.info.index, n: raw }); } catch (e) { $("clusters-summary").textContent = e.message; return; }
+      if (r.state === "error") { $("clusters-summary").textContent = "clusters: " + r.error; return; }
+      if (r.state === "ready") { showClusters(P, r); return; }
+      $("clusters-summary").textContent = "finding clusters · " + r.state + " " + (r.elapsed_s || 0).toFixed(1) + " s";
+      await sleep(500);
+    }
+  }
+  function showClusters(P, r) {
+    P.clusters = r;
+    const list = $("clusters-list"); clear(list);
+    $("clusters-summary").textContent = r.clusters.length + " clusters (" + r.method + " on the " + r.found_on +
+      "); mean pairwise cosine, all tokens " + r.map_mean_cosine.toFixed(3);
+    r.clusters.forEach((c) => {
+      const li = el("li"); li.dataset.cluster = String(c.id);
+      li.appendChild(el("span", c.label, "tok cluster-label"));
+      li.appendChild(el("span", " · " + c.size.toLocaleString() + " tokens · cos " + c.mean_cosine.toFixed(3), "note"));
+      li.addEventListener("click", () => selectCluster(P, c, li));
+      list.appendChild(li);
+    });
+  }
+  function selectCluster(P, c, li) {
+    const rows = [];
+    P.clusters.assignment.forEach((a, i) => { if (a === c.id) rows.push(i); });
+    S.cluster = c.id;
+    document.querySelectorAll("#clusters-list li").forEach((x) => x.classList.toggle("active", x === li));
+    P.overlays.search = rows;
+    $("search-results").hidden = false;
+    $("search-summary").textContent = "cluster " + c.id + ": " + rows.length.toLocaleString() + " tokens";
+    const list = $("search-list"); clear(list);
+    rows.slice(0, 200).forEach((row) => {
+      const item = el("li"); item.dataset.row = String(row); item.dataset.id = String(P.points.ids[row]);
+      item.appendChild(el("span", P.points.display[row], "tok"));
+      item.addEventListener("click", () => selectToken("id:" + P.points.ids[row], 0));
+      list.appendChild(item);
+    });
+    return draw(P);
+  }
+
   // -- prompt and trajectory ------------------------------------------------------------------------------
   async function placePrompt() {
     S.prompt = $("prompt-text").value; writeHash();
     const box = $("prompt-tokens"); clear(box);
     const sel = $("trajectory-pos"); clear(sel);
     $("trajectory-box").hidden = true;
+    $("layers-box").hidden = true;
     if (!S.prompt.trim()) { S.panels.forEach((P) => { P.overlays.prompt = []; P.overlays.trajectory = null; draw(P); }); return; }
     for (const P of S.panels) {
       if (!P.info.has_tokenizer) { P.overlays.prompt = []; continue; }
@@ -363,6 +447,7 @@
       kept.forEach((t, i) => { const o = el("option", i + ": " + t.display); o.value = String(i); sel.appendChild(o); });
       if (S.pos !== null && S.pos < kept.length) sel.value = String(S.pos);
       $("trajectory-box").hidden = kept.length === 0;
+      $("layers-box").hidden = false;
     }
   }
   function firstModel() { return S.panels.find((P) => P.info.has_tokenizer) || null; }
@@ -380,6 +465,67 @@
       $("trajectory-note").textContent = e.message;
     }
     draw(P);
+  }
+
+  // -- layers: the prompt's logit lens (rows = layers, columns = tokens); a click shows that state's neighbours --
+  async function showLayers() {
+    const P = S.panels.find((x) => x.info.causal); if (!P) return;
+    const note = $("layers-note"); note.textContent = "decoding every layer…";
+    clear($("layers-cell"));
+    try {
+      const r = await api("logit_lens", { space: P.info.index, text: S.prompt });
+      drawLayers(P, r);
+      note.textContent = (r.notes.length ? r.notes.join("; ") + ". " : "") + "Colour: probability of the top-1 token. " +
+        "Click a cell for the nearest tokens of that state. " + r.semantics;
+    } catch (e) { note.textContent = e.message; }
+  }
+
+  function drawLayers(P, r) {
+    const text = [], hover = [], z = [];
+    r.layers.forEach((layer, li) => {
+      const trow = [], hrow = [], zrow = [];
+      r.positions.forEach((pos, j) => {
+        const top = r.top_display[li][j], probs = r.top_probs[li][j];
+        trow.push(esc(top[0].length > 6 ? top[0].slice(0, 5) + "…" : top[0]));
+        const nxt = pos + 1 < r.display.length ? esc(r.display[pos + 1]) + ": rank " + r.target_rank[li][j] : "(end of text)";
+        hrow.push("layer " + layer + " · position " + pos + ": " + esc(r.display[pos]) + "<br>" +
+          top.map((d, m) => (m + 1) + ". " + esc(d) + "  " + probs[m].toFixed(4)).join("<br>") + "<br>next token " + nxt);
+        zrow.push(probs[0]);
+      });
+      text.push(trow); hover.push(hrow); z.push(zrow);
+    });
+    const data = [{ type: "heatmap", x: r.positions, y: r.layers, z: z, text: text, hovertext: hover, hoverinfo: "text",
+      texttemplate: r.positions.length * r.layers.length <= 4000 ? "%{text}" : "", textfont: { size: 9 }, xgap: 1, ygap: 1,
+      zmin: 0, zmax: 1, colorscale: "Viridis", colorbar: { title: { text: "p(top-1)" }, thickness: 10 } }];
+    const plot = $("layers-plot");
+    const layout = { margin: { l: 40, r: 10, t: 10, b: 80 }, height: Math.max(320, 40 + 14 * r.layers.length),
+      width: Math.max(plot.clientWidth || 300, 110 + 26 * r.positions.length),  // wide prompts scroll sideways
+      xaxis: { tickmode: "array", tickvals: r.positions, ticktext: r.positions.map((p) => esc(r.display[p])), tickangle: -60 },
+      yaxis: { title: { text: "layer" } } };
+    plot.dataset.layers = String(r.layers.length); plot.dataset.positions = String(r.positions.length);
+    return Plotly.react(plot, data, layout, { displaylogo: false }).then(() => {
+      if (!plot.dataset.bound) {
+        plot.dataset.bound = "1";
+        plot.on("plotly_click", (ev) => { const pt = ev && ev.points && ev.points[0]; if (pt) layerCell(pt.y, pt.x); });
+      }
+    });
+  }
+
+  async function layerCell(layer, position) {
+    const P = S.panels.find((x) => x.info.causal); if (!P) return;
+    const box = $("layers-cell"); clear(box);
+    try {
+      const r = await api("lens_nearest", { space: P.info.index, text: S.prompt, layer: layer, position: position, k: S.k });
+      const head = el("p", null, "selected-token");
+      head.appendChild(el("span", "layer " + r.layer + " · position " + r.position + " ", "note"));
+      head.appendChild(el("span", r.display, "tok"));
+      box.appendChild(head);
+      box.appendChild(el("p", "decodes to: " + r.top.map((t) => t.display + " " + t.prob.toFixed(3)).join(" · "), "note"));
+      box.appendChild(el("p", "nearest " + r.neighbors.length + " tokens of this state (cosine, " + r.space + ")", "note"));
+      const table = neighborTable(r, P); table.classList.add("layer-neighbors"); box.appendChild(table);
+      P.overlays.neighbors = r.rows; P.overlays.selected = [];
+      draw(P);
+    } catch (e) { box.appendChild(el("p", e.message, "error")); }
   }
 
   // -- grid view ------------------------------------------------------------------------------------------------
@@ -467,7 +613,17 @@
     S.ready = true;
     document.body.dataset.ready = "1";
 
-    $("method").addEventListener("change", () => { S.method = $("method").value; reloadMaps(); });
+    $("method").addEventListener("change", () => {
+      S.method = $("method").value;
+      $("axes-form").hidden = S.method !== "axes";
+      reloadMaps();
+    });
+    $("axes-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      for (const key of ["xa", "xb", "ya", "yb"]) S.axes[key] = $("axis-" + key).value.trim();
+      reloadMaps();
+    });
+    $("clusters-form").addEventListener("submit", (ev) => { ev.preventDefault(); runClusters(); });
     $("dims").addEventListener("change", () => {
       S.dims = Number($("dims").value);
       S.panels.forEach((P) => { P.overlays.trajectory = null; });
@@ -481,6 +637,7 @@
     $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); runSearch(); });
     $("prompt-form").addEventListener("submit", (ev) => { ev.preventDefault(); S.pos = null; placePrompt(); });
     $("trajectory-btn").addEventListener("click", showTrajectory);
+    $("layers-btn").addEventListener("click", showLayers);
     $("grid-plane").addEventListener("change", () => { $("grid-tokens").hidden = $("grid-plane").value !== "tokens"; });
     $("grid-form").addEventListener("submit", (ev) => { ev.preventDefault(); runGrid(); });
     window.addEventListener("hashchange", () => {
@@ -495,6 +652,7 @@
   }
 
   window.embedlens.selectToken = selectToken;
+  window.embedlens.runClusters = runClusters;
   window.embedlens.esc = esc;
   document.addEventListener("DOMContentLoaded", main);
 })();
