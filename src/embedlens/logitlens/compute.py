@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..contextual.states import as_lens
 from ..errors import EmbedlensError
 from . import runtime as rt
 from .result import LogitLensResult, RankCurve
@@ -39,16 +40,6 @@ BATCH_TOKENS = 4096  # padded tokens per forward pass of many prompts: states of
 
 
 # -- checks the cache can answer -------------------------------------------------------------------------------
-
-def as_lens(model: Any) -> Any:
-    from ..lens import ModelLens, load
-
-    if isinstance(model, ModelLens):
-        return model
-    if model is None or isinstance(model, str):
-        return load(model)
-    raise EmbedlensError(f"model must be a model spec or a ModelLens, got {type(model).__name__}")
-
 
 def check_causal(lens: Any) -> None:
     """Refuse, from the cached metadata, a model without an LM head."""
