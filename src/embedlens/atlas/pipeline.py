@@ -18,11 +18,11 @@ import numpy as np
 from ..corpus.frequencies import TokenFrequencies
 from ..corpus.reading import Corpus
 from ..errors import EmbedlensError, require
+from ..reduce.base import MAP_METHODS as METHODS
 from .result import AtlasResult
 from .selection import select_rows
 
 DEFAULT_CORPUS = "lee"
-METHODS = ("pca", "tsne", "umap", "axes")
 METRICS = ("cosine", "euclidean")
 COLORS = ("frequency", "length", "script", "none")
 QUALITY_K, QUALITY_SAMPLE = 10, 2000

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..grid.methods import METHODS as _METHODS
 from ..models.specs import DEFAULT_MODEL
 from .common import MODEL_HELP, console, emit_json, json_option, note, text
 from .device_options import device_options
-
-_METHODS = ["random_projection", "direct", "replicated", "pca", "tokens"]
 
 
 def _center(value: str) -> tuple[float, float]:

@@ -6,10 +6,9 @@ import time
 
 import click
 
+from ..reduce.base import MAP_METHODS as METHODS
 from .common import emit_json, json_option, model_option, note, open_lens, space_options
 from .engine_options import engine_options
-
-METHODS = ("pca", "tsne", "umap", "axes")
 
 
 @click.command("map")

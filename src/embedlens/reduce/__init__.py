@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from ..errors import EmbedlensError
 from .axes import AxesReducer
-from .base import METHODS, METRICS, Reducer
+from .base import MAP_METHODS, METHODS, METRICS, Reducer
 from .pca import PCAFit, PCAReducer, fit_pca
 from .tsne import TSNEReducer
 from .umap import UMAPReducer
 
 __all__ = [
+    "MAP_METHODS",
     "METHODS",
     "METRICS",
     "PCAFit",

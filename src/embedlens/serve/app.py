@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..reduce.base import METHODS  # the explorer offers every reducer fitted on the vectors alone
 from .jobs import (
-    METHODS,
     JobManager,
     Projection,
     compute_projection,

@@ -30,7 +30,6 @@ from ..errors import EmbedlensError
 
 log = logging.getLogger("embedlens")
 
-METHODS = ("pca", "tsne", "umap")
 FORMAT_VERSION = 1
 
 
