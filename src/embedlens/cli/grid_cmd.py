@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..grid.methods import METHODS as _METHODS
+from ..method_names import GRID_PLANES as _METHODS
 from ..models.specs import DEFAULT_MODEL
 from .common import MODEL_HELP, console, emit_json, json_option, note, text
 from .device_options import device_options

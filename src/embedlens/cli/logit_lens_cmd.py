@@ -6,6 +6,7 @@ import click
 
 from ..models.specs import DEFAULT_MODEL
 from .common import console, emit_json, json_option, note, text
+from .device_options import device_options
 
 
 @click.command("logit-lens")
@@ -26,8 +27,7 @@ from .common import console, emit_json, json_option, note, text
               help="Truncate each text to this many tokens (with a note) instead of refusing a long one.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="With --text-file: at most this many prompts (and about 4,096 tokens) per forward pass.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--dtype", default="auto", show_default=True, help="auto, float32, bfloat16 or float16.")
+@device_options
 @click.option("--out", "out", default="embedlens-logit-lens", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: logit_lens.html/.png/.json (or logit_lens_ranks.csv/.png/.json) and manifest.json.")
 @click.option("--no-html", is_flag=True, help="Skip logit_lens.html.")

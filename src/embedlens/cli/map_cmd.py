@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..reduce.base import MAP_METHODS as METHODS
+from ..method_names import MAP_METHODS as METHODS
 from .common import emit_json, json_option, model_option, note, open_lens, space_options
 from .engine_options import engine_options
 
@@ -21,8 +21,6 @@ from .engine_options import engine_options
               help="Map the tokens used in text files (one document per line), .jsonl / .jsonl.gz / .parquet files, "
                    "folders of them (recursive), hf:NAME[:CONFIG][:SPLIT] datasets or packaged corpora "
                    "(lee, enwiki-sample); more paths may follow. Default without --all: lee.")
-@click.option("--text-column", default="text", show_default=True, metavar="NAME",
-              help="The text field of JSONL / Parquet / hf: corpora.")
 @engine_options
 @click.option("--min-count", type=int, default=1, show_default=True,
               help="With --corpus: keep tokens seen at least this many times.")
@@ -98,9 +96,15 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity,
                   n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, clusters=clusters, **axes)
     ensure_writable_dir(out)  # fail before any work
+    opened = None
+    if corpora or not all_tokens:  # a missing corpus or text column is refused before the model is read
+        from ..atlas.pipeline import DEFAULT_CORPUS
+        from ..corpus.reading import open_corpus
+
+        opened = open_corpus(corpora or DEFAULT_CORPUS, text_column=text_column)
     lens, which = open_lens(model, space, labels)
     result = write_atlas(
-        lens, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started}, which=which, corpus=corpora or None, min_count=min_count,
+        lens, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started}, which=which, corpus=opened, min_count=min_count,
         all_tokens=all_tokens, method=method.lower(), dims=dims, metric=metric, seed=seed, perplexity=perplexity,
         n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, color=color, size_by_frequency=size_by_frequency,
         renderer=renderer, clusters=clusters, **axes, text_column=text_column, engine=engine, ray_address=ray_address, workers=workers,

@@ -36,14 +36,12 @@ def add_lens_top(table: dict[str, Any], lens: Any, states: np.ndarray, *, k: int
     if n > max_rows:
         return (f"logit-lens hovers left out: {n:,} points x layers is above {max_rows:,} "
                 "(each is a product with the whole unembedding); map fewer occurrences or layers to get them")
-    from ..models.forward import BlockRunner
+    from ..models.forward import runner_for
     from .states import network
 
-    net = network(lens)
-    runner = lens.__dict__.setdefault("_runners", {}).get(id(net))
-    if runner is None:
-        runner = lens.__dict__["_runners"][id(net)] = BlockRunner(net)
     layer = np.asarray(table["layer"])
+    # the network the states came from (blocks up to the deepest layer shown, final norm and head)
+    runner = runner_for(lens, network(lens, int(layer.max())))
     normed = layer == runner.n_layers
     ids = np.zeros((n, k), dtype=np.int64)
     probs = np.zeros((n, k), dtype=np.float32)

@@ -296,13 +296,9 @@ def load_states_model(source: Any) -> Any:
 
     The one place where the device is chosen for occurrence states.
     """
-    import inspect
-
     from ..models.loading import load_weights
 
-    if "device" in inspect.signature(load_weights).parameters:
-        return load_weights(source, device="auto")
-    return load_weights(source)
+    return load_weights(source, device="auto")
 
 
 class _StatesRunner:

@@ -75,7 +75,8 @@ def network(lens: Any, upto: int | None = None) -> Any:
     from ..models.loading import load_weights
 
     nets.clear()
-    nets[upto] = load_weights(lens.source, blocks=range(0, upto), head=False)
+    # a causal model keeps its head (the final norm always loads): its context hovers decode these states
+    nets[upto] = load_weights(lens.source, blocks=range(0, upto), head=bool(lens.meta.get("causal")))
     return nets[upto]
 
 

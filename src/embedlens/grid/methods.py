@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..method_names import GRID_PLANES as METHODS
 
-METHODS = ("random_projection", "direct", "replicated", "pca", "tokens")
 ALIASES = {"pca_basis": "pca"}  # the original module's name for the PCA idea
 
 

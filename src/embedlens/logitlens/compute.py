@@ -225,12 +225,10 @@ def _plan(model: Any, texts: list[str], layers: Any, top_k: int, max_tokens: int
 
 
 def _network(plan: _Plan) -> tuple[Any, Any]:
-    from ..models.forward import BlockRunner
+    from ..models.forward import runner_for
 
     net = rt.weights(plan.lens, plan.device, plan.dtype)
-    runner = plan.lens.__dict__.setdefault("_runners", {}).get(id(net))
-    if runner is None:
-        runner = plan.lens.__dict__["_runners"][id(net)] = BlockRunner(net)
+    runner = runner_for(plan.lens, net)
     limit = context_limit(plan.lens, net)
     for i, t in enumerate(plan.texts):  # the cache had no config to tell: checked now
         if limit is not None and len(t.ids) > limit:

@@ -305,3 +305,11 @@ def top_k_of_logits(logits: Any, k: int, targets: Any = None) -> tuple[Any, Any,
     # log-sum-exp in place (torch.logsumexp allocates several vocab-wide temporaries)
     lse = top + logits.sub_(top).exp_().sum(dim=1, keepdim=True).log_()
     return ids, torch.exp(vals - lse), ranks
+
+
+def runner_for(lens: Any, net: Any) -> BlockRunner:
+    """The :class:`BlockRunner` of a network loaded for ``lens``, built once per network and kept on the lens."""
+    runners = lens.__dict__.setdefault("_runners", {})
+    if id(net) not in runners:
+        runners[id(net)] = BlockRunner(net)
+    return runners[id(net)]

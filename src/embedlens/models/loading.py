@@ -129,6 +129,20 @@ def load_config(source: ModelSource) -> Any:
         raise EmbedlensError(f"could not read the config of {source.spec}: {type(exc).__name__}: {exc}") from None
 
 
+def _stored_dtype(source: ModelSource) -> str | None:
+    """The dtype a folder checkpoint's config says its weights are stored in (``auto`` keeps it on a GPU)."""
+    if source.kind != "folder":
+        return None  # a GGUF is quantized: no float dtype to keep
+    import json
+
+    try:
+        config = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("dtype") or config.get("torch_dtype")
+    return value if isinstance(value, str) and value in ("float32", "bfloat16", "float16") else None
+
+
 def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, device: Any = None,
                  blocks: range | None = None, embeddings: bool = True, head: bool = True) -> Any:
     """Load the model alone (no tokenizer), from local files only, in eval mode.
@@ -151,7 +165,10 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
     from .runtime import choose_device, choose_dtype, default_device, default_dtype, dtype_name
 
     device = choose_device(device) if device is not None else default_device()
-    dtype = choose_dtype(dtype, device) if dtype is not None else default_dtype(device)
+    if dtype is None:
+        dtype = default_dtype(device)
+    else:
+        dtype = choose_dtype(dtype, device, checkpoint_dtype=_stored_dtype(source))
     partial = blocks is not None or not embeddings or not head
     try:
         if partial:

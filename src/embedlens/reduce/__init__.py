@@ -15,8 +15,10 @@ Same seed, same coordinates.
 from __future__ import annotations
 
 from ..errors import EmbedlensError
+from ..method_names import MAP_METHODS
+from ..method_names import REDUCERS as METHODS
 from .axes import AxesReducer
-from .base import MAP_METHODS, METHODS, METRICS, Reducer
+from .base import METRICS, Reducer
 from .pca import PCAFit, PCAReducer, fit_pca
 from .tsne import TSNEReducer
 from .umap import UMAPReducer

@@ -26,8 +26,6 @@ import numpy as np
 from ..errors import EmbedlensError
 from ..neighbors.index import METRICS  # one list of metric names: the neighbour layer's
 
-METHODS = ("pca", "tsne", "umap")  # reducers fitted on the vectors alone
-MAP_METHODS = (*METHODS, "axes")  # what a map can use: word axes also need the lens to resolve their words
 N_COMPONENTS = (2, 3)
 MIN_POINTS = 3
 

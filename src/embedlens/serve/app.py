@@ -40,7 +40,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from ..reduce.base import METHODS  # the explorer offers every reducer fitted on the vectors alone
+from ..method_names import (
+    REDUCERS as METHODS,  # the explorer offers every reducer fitted on the vectors alone
+)
 from .jobs import (
     JobManager,
     Projection,
@@ -292,8 +294,6 @@ class Explorer:
 
     def lens_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int) -> dict[str, Any]:
         """The nearest tokens (cosine, in this panel's space) of the residual state at (layer, position)."""
-        from ..neighbors.exact import topk_cosine
-
         r = self._lens_result(panel, text, LENS_TOP_K)
         if layer not in r.layers:
             raise BadRequest(f"layer must be 0..{r.n_layers}, got {layer}")
@@ -301,7 +301,7 @@ class Explorer:
             raise BadRequest(f"position must be 0..{len(r.positions) - 1}, got {position}")
         li = r.layers.index(layer)
         sp = panel.space
-        nb = topk_cosine(sp.vectors, r.states[li, position][None, :], k, norms=sp.norms)
+        nb = panel.scan_index.query(np.asarray(r.states[li, position], dtype=np.float32)[None, :], k)
         rows = nb.indices[0]
         return {"layer": layer, "position": position, "display": r.display[int(r.positions[position])],
                 "neighbors": [{"id": int(sp.ids[i]), "display": sp.display[i], "score": float(s)}

@@ -16,11 +16,9 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
     ``--space input``/``output`` choose the space of every ``--model``; any other ``--space`` adds a
     panel of its own. With no ``--model``, the default model is used unless only other spaces are given.
     """
-    from pathlib import Path
+    from ..spaces.registry import is_matrix_spec, open_handle
 
-    from ..spaces.registry import open_handle
-
-    if labels is not None and not any(Path(s).suffix in (".npy", ".safetensors") for s in spaces):
+    if labels is not None and not any(is_matrix_spec(s) for s in spaces):
         raise EmbedlensError("labels apply only to a matrix space (FILE.npy or FILE.safetensors)")
     model_spaces = [s for s in spaces if s in ("input", "output")] or ["input"]
     other = [s for s in spaces if s not in ("input", "output")]

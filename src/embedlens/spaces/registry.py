@@ -62,6 +62,14 @@ def _load_matrix(file: str, labels: str | None) -> Any:
                                                 metadata={"kind": "matrix", "file": str(path)}))
 
 
+MATRIX_SUFFIXES = (".npy", ".safetensors")
+
+
+def is_matrix_spec(spec: str) -> bool:
+    """Whether a space spec names a bare matrix file (which needs a labels file beside it)."""
+    return Path(spec).suffix in MATRIX_SUFFIXES
+
+
 def open_space(spec: str, *, labels: str | None = None) -> Any:
     """A :class:`~embedlens.lens.SpaceLens` for a ``--space`` spec."""
     _register_builtin()
@@ -71,7 +79,7 @@ def open_space(spec: str, *, labels: str | None = None) -> Any:
     if sep and prefix in RESOLVERS:
         return RESOLVERS[prefix](rest, labels)
     path = Path(spec).expanduser()
-    if path.suffix in (".npy", ".safetensors"):
+    if is_matrix_spec(spec):
         return _load_matrix(spec, labels)
     if path.is_dir():
         return _load_saved(spec, labels)
