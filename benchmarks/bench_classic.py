@@ -97,9 +97,9 @@ def bench_glove() -> Path:
     from embedlens.classic.glove import glove_files, load_glove
 
     print(f"GloVe 400,000 x 50 opened as a space (median of {R})")
-    code = "from embedlens.spaces.registry import open_space; open_space('glove-50d')"
+    code = "from embedlens.handles import open_space; open_space('glove-50d')"
     cold, rss = run_timed([sys.executable, "-c", code], repeats=R)
-    bare, _ = run_timed([sys.executable, "-c", "import embedlens.spaces.registry"], repeats=R)
+    bare, _ = run_timed([sys.executable, "-c", "import embedlens.handles"], repeats=R)
     ours = median_time(lambda: load_glove.__wrapped__(), repeats=R)
     npy, parquet = glove_files()
 

@@ -157,7 +157,7 @@ def bench_integrity(warm: dict[str, str]) -> None:
 import time, json, numpy as np, embedlens
 from embedlens.spaces.extract import block_sums, check_rows, verify_matrix
 lens = embedlens.load("smollm2-135m")
-from embedlens.spaces.safetensors_mmap import read_tensors
+from embedlens.safetensors_mmap import read_tensors
 tensors = read_tensors(lens.entry.folder / "embeddings.safetensors")
 verify_matrix(lens.meta, tensors)
 ts = []

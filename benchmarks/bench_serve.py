@@ -190,7 +190,7 @@ def plotly_baseline(model: str, repeats: int) -> list[float]:
     from playwright.sync_api import sync_playwright
 
     import embedlens
-    from embedlens.serve.jobs import load_projection, projection_path
+    from embedlens.atlas.projection import load_projection, projection_path
 
     lens = embedlens.load(model)
     proj = load_projection(projection_path(lens.meta["content_hash"], "pca", 2, 0), len(lens.space))

@@ -114,7 +114,7 @@ def test_cache_cli_list_verify_clear(tiny_gpt2_dir, cache_dir, run_cli):
 
 def _matrix_span(folder):
     """(start, stop) byte offsets of the 'input' matrix inside embeddings.safetensors."""
-    from embedlens.spaces.safetensors_mmap import read_header
+    from embedlens.safetensors_mmap import read_header
 
     header, start = read_header(folder / "embeddings.safetensors")
     begin, end = header["input"]["data_offsets"]
@@ -173,7 +173,7 @@ def test_two_processes_building_one_entry_both_get_a_sound_one(tiny_llama_dir, c
 def test_damaged_output_matrix_is_caught_when_it_is_used(tiny_llama_dir, cache_dir, caplog):
     """The untied head's checksums are verified on its first use (commands on the input matrix skip the read)."""
     from embedlens.models.loading import load_weights
-    from embedlens.spaces.safetensors_mmap import read_header
+    from embedlens.safetensors_mmap import read_header
 
     embedlens.load(str(tiny_llama_dir))
     folder = _entry(cache_dir)

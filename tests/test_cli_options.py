@@ -105,3 +105,25 @@ def test_a_model_from_the_local_hugging_face_cache_is_loaded_and_run(tiny_llama_
         grids.append(json.loads(Path(json.loads(g.out)["results_path"]).read_text()))
     assert grids[0]["token_ids"] == grids[1]["token_ids"] and grids[0]["top5"] == grids[1]["top5"]
     np.testing.assert_allclose(grids[0]["probs"], grids[1]["probs"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("args, words", [
+    (("map", "--all", "--text-column", "body"), ("--text-column", "--corpus")),
+    (("map", "--workers", "2"), ("--workers", "--engine ray")),
+    (("map", "--ray-address", "127.0.0.1:1"), ("--ray-address", "--engine ray")),
+    (("map", "--all", "--engine", "ray"), ("--engine ray", "--corpus")),
+    (("context", "a text", "--text-column", "body"), ("--text-column",)),
+    (("context", "a text", "--workers", "2"), ("--workers",)),
+])
+def test_corpus_and_ray_options_that_would_be_ignored_are_refused(tiny_gpt2_dir, cache_dir, run_cli, tmp_path,
+                                                                  args, words):
+    r = run_cli(*args, "-m", tiny_gpt2_dir, "--out", tmp_path / "out")
+    _one_line_error(r, *words)
+    assert not (cache_dir / "models").exists()  # refused before the model was read
+
+
+def test_ray_address_from_the_environment_is_not_a_typed_option(tiny_gpt2_dir, cache_dir, run_cli, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # set for other tools: a local map must still run
+    r = run_cli("map", "-m", tiny_gpt2_dir, "--all", "--no-png", "--out", tmp_path / "out")
+    assert r.code == 0, r

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from embedlens.corpus import open_corpus
-from embedlens.corpus.frequencies import count_tokens, split_at_whitespace, token_frequencies
+from embedlens.corpus.frequencies import count_tokens, token_frequencies
 from embedlens.errors import EmbedlensError
 
 from .conftest import CORPUS
@@ -76,18 +76,6 @@ def test_markup_tokens_are_counted(tiny_gpt2_dir, cache_dir, tmp_path):
     script = lens.space.row_of_label["<script>"]
     assert freqs.counts[script] == 2
     assert freqs.counts[lens.space.row_of_label["[/b]"]] == 1
-
-
-@pytest.mark.parametrize("size", [1, 5, 40, 1000])
-def test_split_at_whitespace_cuts_only_before_whitespace_runs(size):
-    text = "\n".join(CORPUS + EXTRA) + "  end  "
-    pieces = split_at_whitespace(text, size)
-    assert "".join(pieces) == text
-    assert all(pieces)
-    for left, right in zip(pieces, pieces[1:], strict=False):
-        assert right[0].isspace() and not left[-1].isspace()
-    if size >= 40:
-        assert max(len(p) for p in pieces) <= size + 40  # only a long word can push a piece past the size
 
 
 def test_word_space_counts_lowercased_words(tmp_path):

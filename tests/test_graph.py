@@ -96,7 +96,7 @@ def test_min_score_and_mutual(rand_lens, cache_dir):
 
 def test_cached_knn_gives_the_same_graph(rand_lens, cache_dir):
     computed = build_graph(rand_lens, ["w1", "w7"], k=5, mutual=True)
-    build_knn(rand_lens, "input", 8)
+    build_knn(rand_lens.input, 8)
     cached = build_graph(rand_lens, ["w1", "w7"], k=5, mutual=True)
     assert computed.knn_source == "computed" and cached.knn_source.startswith("cached exact")
     assert edge_map(cached).keys() == edge_map(computed).keys()

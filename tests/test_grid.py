@@ -232,18 +232,18 @@ def test_plane_tokens_must_be_three_single_tokens(tiny_models):
 
 def test_memory_guard_refuses_with_a_batch_that_fits():
     per_cell = 1 << 20
-    with pytest.raises(EmbedlensError, match=r"--batch-size (\d+) would fit") as err:
+    with pytest.raises(EmbedlensError, match=r"`batch_size=(\d+)` would fit") as err:
         check_memory(1000, 10_000, per_cell, available=600 << 20)
-    fits = int(err.value.args[0].split("--batch-size ")[1].split()[0])
+    fits = int(err.value.args[0].split("`batch_size=")[1].split("`")[0])
     assert 0 < fits < 1000
     check_memory(fits, 10_000, per_cell, available=600 << 20)  # the advice is taken
 
 
 def test_memory_guard_says_the_grid_is_too_large():
     # 1000x1000 cells: the map's own results need ~4 GB, more than 1 GiB free allows whatever the batch
-    with pytest.raises(EmbedlensError, match=r"use --grid-size (\d+) or less") as err:
+    with pytest.raises(EmbedlensError, match=r"use `grid_size=(\d+)` or less") as err:
         check_memory(1, 1_000_000, 1 << 10, available=1 << 30)
-    side = int(err.value.args[0].split("--grid-size ")[1].split()[0])
+    side = int(err.value.args[0].split("`grid_size=")[1].split("`")[0])
     assert 100 < side < 1000
     check_memory(1, side * side, 1 << 10, available=1 << 30)  # the advice is taken
 

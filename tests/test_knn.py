@@ -114,27 +114,27 @@ def test_bad_method_and_backend(matrix):
 
 def test_space_index_reads_a_cached_graph_and_scans_otherwise(matrix, cache_dir):
     lens = SpaceLens(EmbeddingSpace.from_arrays(matrix, [f"w{i}" for i in range(len(matrix))], name="rand"))
-    assert isinstance(space_index(lens, "input", 5), ExactIndex)  # nothing cached: the scan
-    build_knn(lens, "input", 8)
-    index = space_index(lens, "input", 5)
+    assert isinstance(space_index(lens.input, 5), ExactIndex)  # nothing cached: the scan
+    build_knn(lens.input, 8)
+    index = space_index(lens.input, 5)
     assert index.graph.k == 5 and index.fallback is not None
     rows = np.array([3, 40, 700])
     scan = ExactIndex(matrix)
     np.testing.assert_array_equal(index.query(rows, 5).indices, scan.query(rows, 5).indices)
     np.testing.assert_array_equal(index.query(rows, 12).indices, scan.query(rows, 12).indices)  # k > 8: the scan
-    assert space_index(lens, "input").graph.k == 8  # k=None: the widest graph on disk
-    assert isinstance(space_index(lens, "input", 9), ExactIndex)
+    assert space_index(lens.input).graph.k == 8  # k=None: the widest graph on disk
+    assert isinstance(space_index(lens.input, 9), ExactIndex)
 
 
 def test_a_graph_of_an_older_format_is_rebuilt_not_used(matrix, cache_dir):
     import json as _json
 
     lens = SpaceLens(EmbeddingSpace.from_arrays(matrix, [f"w{i}" for i in range(len(matrix))], name="rand"))
-    g, path, _ = build_knn(lens, "input", 6)
+    g, path, _ = build_knn(lens.input, 6)
     meta = _json.loads(path.with_suffix(".json").read_text())
     path.with_suffix(".json").write_text(_json.dumps({**meta, "format": FORMAT_VERSION - 1}))
-    assert cached_knn(lens, "input", 6) is None
-    _, _, from_cache = build_knn(lens, "input", 6)
+    assert cached_knn(lens.input, 6) is None
+    _, _, from_cache = build_knn(lens.input, 6)
     assert not from_cache and KnnGraph.load(path).format == FORMAT_VERSION
 
 
@@ -150,29 +150,29 @@ def test_save_load_round_trip(matrix, tmp_path):
 
 def test_space_cache_and_cached_knn(matrix, cache_dir):
     lens = SpaceLens(EmbeddingSpace.from_arrays(matrix, [f"w{i}" for i in range(len(matrix))], name="rand"))
-    assert cached_knn(lens, "input", 5) is None
-    g, path, from_cache = build_knn(lens, "input", 8)
+    assert cached_knn(lens.input, 5) is None
+    g, path, from_cache = build_knn(lens.input, 8)
     assert not from_cache and path.is_file() and path.parent.parent == cache_dir / "spaces"
-    again, _, from_cache = build_knn(lens, "input", 8)
+    again, _, from_cache = build_knn(lens.input, 8)
     assert from_cache and np.array_equal(again.indices, g.indices)
-    small = cached_knn(lens, "input", 5)
+    small = cached_knn(lens.input, 5)
     assert small is not None and small.k == 5 and np.array_equal(small.indices, g.indices[:, :5])
-    assert cached_knn(lens, "input", 9) is None  # cached k is too small
+    assert cached_knn(lens.input, 9) is None  # cached k is too small
     # a space with other vectors does not see this cache
     other = SpaceLens(EmbeddingSpace.from_arrays(matrix * 2 + 1, [f"w{i}" for i in range(len(matrix))]))
-    assert cached_knn(other, "input", 5) is None
+    assert cached_knn(other.input, 5) is None
 
 
 def test_model_cache_lives_in_the_entry(tiny_gpt2_dir, cache_dir):
     lens = embedlens.load(str(tiny_gpt2_dir))
-    g, path, _ = build_knn(lens, "input", 6, method="approx")
-    assert path == lens.entry.folder / "knn-input-k6-approx.safetensors" == knn_path(lens, "input", 6, "approx")
+    g, path, _ = build_knn(lens.input, 6, method="approx")
+    assert path == lens.entry.folder / "knn-input-k6-approx.safetensors" == knn_path(lens.input, 6, "approx")
     assert path.with_suffix(".json").is_file()
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["model"]["content_hash"] == lens.meta["content_hash"] and "versions" in meta
-    assert cached_knn(lens, "input", 6).method == "approx"
-    build_knn(lens, "input", 6)
-    assert cached_knn(lens, "input", 4).method == "exact"  # exact preferred
+    assert cached_knn(lens.input, 6).method == "approx"
+    build_knn(lens.input, 6)
+    assert cached_knn(lens.input, 4).method == "exact"  # exact preferred
     # opening the model again keeps the entry (and its k-NN files) sound
     assert embedlens.load(str(tiny_gpt2_dir)).entry.folder == lens.entry.folder and path.is_file()
 
@@ -244,9 +244,9 @@ def test_fast_bfloat16_probe_agrees_with_a_direct_timing_on_this_cpu():
 def test_approx_request_reuses_the_exact_graph(tiny_gpt2_dir, cache_dir, monkeypatch):
     monkeypatch.setattr("embedlens.hardware.fast_bfloat16", lambda: False)
     lens = embedlens.load(str(tiny_gpt2_dir))
-    g, path, from_cache = build_knn(lens, "input", 6, method="approx")
-    assert not from_cache and g.method == "exact" and path == knn_path(lens, "input", 6, "exact")
-    again, path2, from_cache = build_knn(lens, "input", 6, method="approx")
+    g, path, from_cache = build_knn(lens.input, 6, method="approx")
+    assert not from_cache and g.method == "exact" and path == knn_path(lens.input, 6, "exact")
+    again, path2, from_cache = build_knn(lens.input, 6, method="approx")
     assert from_cache and path2 == path and np.array_equal(again.indices, g.indices)
 
 

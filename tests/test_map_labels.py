@@ -98,11 +98,11 @@ def test_axes_bad_input_is_one_line():
     X, _, labels = planted(groups=2, per=10)
     lens = space_lens(X, labels)
     with pytest.raises(EmbedlensError, match="same token"):
-        resolve_axes(lens, "input", [("g0_1", "id:1"), None])
+        resolve_axes(lens.input, [("g0_1", "id:1"), None])
     with pytest.raises(EmbedlensError, match=r"is 2 tokens.*tok:"):
-        resolve_axes(lens, "input", [("g0_1 g0_2", "g1_12"), None])
+        resolve_axes(lens.input, [("g0_1 g0_2", "g1_12"), None])
     with pytest.raises(EmbedlensError, match="not in the vocabulary"):
-        resolve_axes(lens, "input", [("nowhere", "g0_1"), None])
+        resolve_axes(lens.input, [("nowhere", "g0_1"), None])
     with pytest.raises(EmbedlensError, match="same vector"):
         AxesReducer(x_axis=(X[0], X[0].copy())).fit(X)
     with pytest.raises(EmbedlensError, match="z axis needs a y axis"):
@@ -274,7 +274,7 @@ def test_plotly_cluster_annotations_do_not_overlap_and_are_escaped():
 
 
 def test_script_classes():
-    from embedlens.atlas.scripts import classify_scripts, script_names
+    from embedlens.writing_systems import classify_scripts, script_names
 
     cases = {"␣Paris": "Latin", "Москва": "Cyrillic", "αβγ": "Greek", "東京": "CJK", "ひらがな": "CJK", "한국": "CJK",
              "مرحبا": "Arabic", "עברית": "other letters", "123": "digits", "␣42": "digits", "...": "punctuation",
@@ -287,7 +287,7 @@ def test_script_classes():
 def test_script_classes_are_vectorised_over_a_large_vocabulary():
     import time
 
-    from embedlens.atlas.scripts import classify_scripts, script_names
+    from embedlens.writing_systems import classify_scripts, script_names
 
     words = ["␣the", "Москва", "東京", "12", "⟨0xE2⟩", ",", "␣Ελλάδα"] * 37_450  # 262,150 tokens
     started = time.perf_counter()

@@ -153,15 +153,15 @@ def test_precomputed_answers_rows_from_the_table_and_the_rest_from_its_fallback(
 def test_build_index_is_exact_below_the_limit_and_hnsw_above_with_its_recall():
     x = random_rows(n=3000, d=16)
     assert isinstance(build_index(x), ExactIndex)
-    approx = build_index(x, exact_max=1000, seed=1)
+    approx = build_index(x, exact_max=1000, exhaustive_max=1000, seed=1)
     assert isinstance(approx, HNSWIndex) and approx.recall >= HNSW_STATED_RECALL
     d = approx.describe()
     assert d["knn_method"] == "hnsw (faiss)" and d["recall_rows"] == 256 and d["knn_recall"] >= 0.95
-    again = build_index(x, exact_max=1000, seed=1)  # built on one thread: the same graph
+    again = build_index(x, exact_max=1000, exhaustive_max=1000, seed=1)  # built on one thread: the same graph
     np.testing.assert_array_equal(again.query(np.arange(50), 10).indices, approx.query(np.arange(50), 10).indices)
     many_equal = x.copy()
     many_equal[:600] = x[0]
-    stays = build_index(many_equal, exact_max=1000)
+    stays = build_index(many_equal, exact_max=1000, exhaustive_max=1000)
     assert isinstance(stays, ExactIndex) and "repeat others" in stays.info["note"]
 
 
@@ -201,3 +201,17 @@ def test_every_backend_on_real_smollm2(smollm2):
 def _duplicated(x: np.ndarray) -> np.ndarray:
     _, inverse, counts = np.unique(x, axis=0, return_inverse=True, return_counts=True)
     return counts[inverse.ravel()] > 1
+
+
+# -- which index a map's graph gets, by size ----------------------------------------------------------
+
+
+def test_build_index_between_exact_max_and_exhaustive_max(monkeypatch):
+    from embedlens import hardware
+
+    x = random_rows(3000, 8)
+    for fast, expected in ((True, BFloat16Index), (False, ExactIndex)):
+        monkeypatch.setattr(hardware, "fast_bfloat16", lambda fast=fast: fast)
+        index = build_index(x, exact_max=1000, exhaustive_max=5000, recall_sample=0)
+        assert type(index) is expected
+    assert isinstance(build_index(x, exact_max=1000, exhaustive_max=2000), HNSWIndex)

@@ -157,6 +157,7 @@ def test_tsne_and_umap_switch_to_hnsw_above_the_exact_limit_and_say_so(monkeypat
     from embedlens.reduce import knn
 
     monkeypatch.setattr(knn, "EXACT_MAX", 1000)
+    monkeypatch.setattr(knn, "EXHAUSTIVE_MAX", 1000)  # no exhaustive bfloat16 pass between the two limits
     a = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(gaussian_clusters(1100, 30))
     b = TSNEReducer(seed=3, n_iter=20, early_exaggeration_iter=20).fit(gaussian_clusters(1100, 30))
     np.testing.assert_array_equal(a.embedding_, b.embedding_)
@@ -168,13 +169,17 @@ def test_tsne_and_umap_switch_to_hnsw_above_the_exact_limit_and_say_so(monkeypat
 
 
 @pytest.mark.parametrize("include_self", [True, False])
-def test_neighbor_graph_keeps_its_layouts_and_equals_brute_force_with_duplicates(include_self):
-    from embedlens.reduce.knn import neighbor_graph
+def test_map_graph_layouts_equal_brute_force_with_duplicates(include_self):
+    """The graph reducers get (umap-learn's layout with self first, openTSNE's without) equals brute force."""
+    from embedlens.neighbors.index import build_index
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(300, 6)).astype(np.float32)
     z[7] = z[3]  # an exact duplicate: row 3 must still come first for itself
-    idx, dist, info = neighbor_graph(z, 5, include_self=include_self)
+    index = build_index(z, metric="euclidean")
+    nb = index.query(None, 4 if include_self else 5, exclude_self=True)
+    idx, dist = nb.with_self() if include_self else (nb.indices, nb.distances())
+    info = index.describe()
     d2 = ((z[:, None, :].astype(np.float64) - z[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d2, -1.0)  # the row itself first
     truth = np.argsort(d2, axis=1, kind="stable")
@@ -187,15 +192,15 @@ def test_neighbor_graph_keeps_its_layouts_and_equals_brute_force_with_duplicates
 
 
 def test_many_identical_rows_stay_exact_and_far_rows_are_exact():
-    from embedlens.reduce.knn import neighbor_graph
+    from embedlens.neighbors.index import build_index
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(3000, 8)).astype(np.float32)
     z[:1500] = z[0]  # half the rows identical: HNSW would lose the others' neighbours
-    idx, _, info = neighbor_graph(z, 5, include_self=True, exact_max=1000)
+    info = build_index(z, metric="euclidean", exact_max=1000, exhaustive_max=1000).describe()
     assert info["knn_method"].startswith("exact") and "repeat" in info["note"]
     far = (rng.normal(size=(3000, 16)) * 0.05 + 100.0).astype(np.float32)  # float32 cancellation territory
-    idx, _, _ = neighbor_graph(far, 10, include_self=False)
+    idx = build_index(far, metric="euclidean").query(None, 10, exclude_self=True).indices
     d2 = ((far[:, None, :].astype(np.float64) - far[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
     np.testing.assert_array_equal(idx, np.argsort(d2, axis=1, kind="stable")[:, :10])

@@ -361,7 +361,7 @@ def test_model_larger_than_one_gpu_gets_device_map_auto(monkeypatch):
     (["grid", "--layer-idx", "99"], "out of range"),
     (["grid", "--layer-idx", "1,99"], "out of range"),
     (["grid", "--grid-size", "0"], "grid"),
-    (["grid", "--batch-size", "0"], "batch size"),
+    (["grid", "--batch-size", "0"], "--batch-size"),
     (["grid", "--embedding-method", "tokens", "--plane-tokens", "The,capital"], "three"),
     (["grid", "--embedding-method", "tokens", "--plane-tokens", "The,capital,zzqqxxjj"], "not exactly one"),
     (["grid", "--device", "tpu"], "unknown device"),

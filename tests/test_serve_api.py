@@ -109,7 +109,7 @@ def test_neighbors_use_a_cached_exact_knn_graph(gpt2, serve_cache):
     from embedlens.neighbors.knn import build_knn
     from embedlens.serve import create_app
 
-    build_knn(gpt2, "input", 12, method="exact")
+    build_knn(gpt2.input, 12, method="exact")
     app = create_app([gpt2])
     with TestClient(app, base_url=BASE) as c:
         for query in ("list", "id:40"):
@@ -262,7 +262,7 @@ def test_knn_build_option_queues_a_graph_that_answers_neighbours(gpt2, serve_cac
                 break
             time.sleep(0.05)
         assert jobs[0]["state"] == "ready", jobs
-        assert knn_path(gpt2, "input", 12, "exact").is_file()
+        assert knn_path(gpt2.input, 12, "exact").is_file()
         for q in ("list", "id:7", "the capital"):
             body = c.get("/api/neighbors", params={"q": q, "k": 10}).json()
             assert [n["id"] for n in body["neighbors"]] == [n.id for n in gpt2.nearest(q, 10).neighbors], q
@@ -355,7 +355,7 @@ def test_two_panels_side_by_side(tiny_llama_dir, serve_cache):
 
     lens = embedlens.load(str(tiny_llama_dir))
     assert not lens.meta["tied"]
-    with TestClient(create_app([(lens, "input"), (lens, "output")]), base_url=BASE) as c:
+    with TestClient(create_app([lens.input, lens.output]), base_url=BASE) as c:
         titles = [p["title"] for p in c.get("/api/info").json()["panels"]]
         assert titles == [f"{lens.name}:input", f"{lens.name}:output"]
         for space, which in (("0", "input"), ("1", "output")):
@@ -382,7 +382,7 @@ def test_open_panels_rules(gpt2, tiny_gpt2_dir):
     from embedlens.serve.setup import open_panels
 
     pairs = open_panels([str(tiny_gpt2_dir)], ["input", "output"], default_model="unused")
-    assert [w for _, w in pairs] == ["input", "output"]
+    assert [v.which for v in pairs] == ["input", "output"]
     with pytest.raises(EmbedlensError, match="at most two"):
         open_panels([str(tiny_gpt2_dir), str(tiny_gpt2_dir)], ["input", "output"], default_model="unused")
 

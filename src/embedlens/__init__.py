@@ -18,16 +18,18 @@ _LAZY = {
     "load": ("embedlens.lens", "load"),
     "ModelLens": ("embedlens.lens", "ModelLens"),
     "SpaceLens": ("embedlens.lens", "SpaceLens"),
+    "SpaceView": ("embedlens.lens", "SpaceView"),
     "EmbeddingSpace": ("embedlens.spaces.space", "EmbeddingSpace"),
     "Neighbors": ("embedlens.neighbors.exact", "Neighbors"),
     "topk_cosine": ("embedlens.neighbors.exact", "topk_cosine"),
     "display_token": ("embedlens.display", "display_token"),
     "load_model": ("embedlens.models.loading", "load_model"),
     "EmbedlensError": ("embedlens.errors", "EmbedlensError"),
-    "open_space": ("embedlens.spaces.registry", "open_space"),
+    "open_space": ("embedlens.handles", "open_space"),
     "make_reducer": ("embedlens.reduce", "make_reducer"),
     "projection_quality": ("embedlens.reduce.quality", "projection_quality"),
     "write_atlas": ("embedlens.atlas", "write_atlas"),
+    "build_atlas": ("embedlens.atlas", "build_atlas"),
     "token_graph": ("embedlens.graph", "token_graph"),
     "create_embedding_grid_map": ("embedlens.grid", "create_embedding_grid_map"),
     "hidden_states": ("embedlens.contextual", "hidden_states"),
@@ -39,24 +41,24 @@ _LAZY = {
 
 __all__ = [
     "EmbedlensError", "EmbeddingSpace", "HiddenStates", "LogitLensResult", "ModelLens", "Neighbors", "SpaceLens",
-    "context_map", "create_embedding_grid_map", "display_token", "hidden_states", "load", "load_model", "logit_lens",
+    "SpaceView", "build_atlas", "context_map", "create_embedding_grid_map", "display_token", "hidden_states", "load", "load_model", "logit_lens",
     "make_reducer", "open_space", "projection_quality", "token_graph", "topk_cosine", "write_atlas",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .atlas import write_atlas
+    from .atlas import build_atlas, write_atlas
     from .contextual import HiddenStates, context_map, hidden_states
     from .display import display_token
     from .errors import EmbedlensError
     from .graph import token_graph
     from .grid import create_embedding_grid_map
-    from .lens import ModelLens, SpaceLens, load
+    from .handles import open_space
+    from .lens import ModelLens, SpaceLens, SpaceView, load
     from .logitlens import LogitLensResult, logit_lens
     from .models.loading import load_model
     from .neighbors.exact import Neighbors, topk_cosine
     from .reduce import make_reducer
     from .reduce.quality import projection_quality
-    from .spaces.registry import open_space
     from .spaces.space import EmbeddingSpace
 
 

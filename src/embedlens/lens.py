@@ -1,11 +1,16 @@
 """The handles the public API returns: :class:`ModelLens` for a language model, :class:`SpaceLens` for
 any other embedding space (word vectors, saved spaces). Both answer the same questions — resolve a
 query, nearest neighbours, variants — so every command works on either.
+
+Each space of a handle is a :class:`SpaceView` (``lens.input``, and ``lens.output`` for a model with a
+head): the stages (atlas, graph, k-NN cache, explorer panels...) take a view, so "which space" travels
+with the handle instead of beside it.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,11 +19,14 @@ from .errors import EmbedlensError
 from .neighbors.results import Neighbor, NeighborResult, ResolvedQuery, TokenRow, TokenTable
 from .spaces.space import EmbeddingSpace
 
+SPACES = ("input", "output")
+
 
 class Lens:
-    """Common behaviour of every handle: ``space``, ``resolve``, ``nearest``, ``variants``."""
+    """Common behaviour of every handle: ``space``, ``resolve``, ``nearest``, ``variants``, its views."""
 
     name: str = "space"
+    is_model = False
 
     @property
     def space(self) -> EmbeddingSpace:  # pragma: no cover - abstract
@@ -28,6 +36,25 @@ class Lens:
         if which != "input":
             raise EmbedlensError(f"{self.name} has only one space; space {which!r} does not apply")
         return self.space
+
+    @cached_property
+    def input(self) -> SpaceView:
+        """The input embeddings (for a plain space: its only space) as a :class:`SpaceView`."""
+        return SpaceView(self, "input")
+
+    @cached_property
+    def output(self) -> SpaceView:
+        """The output embeddings (the LM head) as a :class:`SpaceView`; an error where there are none."""
+        return SpaceView(self, "output")
+
+    def view(self, which: str = "input") -> SpaceView:
+        """``lens.input`` or ``lens.output`` by name."""
+        if which not in SPACES:
+            raise EmbedlensError(f"unknown space '{which}' (choose input or output)")
+        return self.input if which == "input" else self.output
+
+    def manifest(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def resolve(self, query: str, which: str = "input") -> ResolvedQuery:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -117,6 +144,8 @@ class ModelLens(Lens):
     Built by :func:`embedlens.load`. Nothing here imports torch or transformers until ``.tokenizer`` or
     ``.model`` is used: the matrices are memory-mapped from the cache.
     """
+
+    is_model = True
 
     def __init__(self, entry: Any) -> None:
         self.entry = entry
@@ -276,6 +305,79 @@ class SpaceLens(Lens):
     def manifest(self) -> dict[str, Any]:
         return {"space": self.name, "n": len(self._space), "dim": self._space.dim, **{
             k: v for k, v in self._space.metadata.items() if isinstance(v, str | int | float | bool)}}
+
+
+class SpaceView:
+    """One space of a handle: ``lens.input`` or ``lens.output``.
+
+    What every stage takes. It answers on its own space what its handle answers (``resolve``,
+    ``nearest``, ``variants``) and carries what the stages ask of the handle: ``is_model``, ``meta``,
+    ``manifest()``, ``encode`` (models) and ``which``.
+    """
+
+    def __init__(self, lens: Lens, which: str) -> None:
+        self.lens = lens
+        self.which = which
+        self.space = lens.get_space(which)  # the error for a missing head or a second space comes here
+
+    def __repr__(self) -> str:
+        return f"{self.lens!r}.{self.which}"
+
+    @property
+    def name(self) -> str:
+        """The handle's name (a model's, or the space's own)."""
+        return self.lens.name
+
+    @property
+    def is_model(self) -> bool:
+        return self.lens.is_model
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.lens.meta  # type: ignore[attr-defined]
+
+    @property
+    def token_scheme(self) -> str:
+        """How tokens mark a word start (``byte_level``, ``sentencepiece``...); ``plain`` for word spaces."""
+        return str(self.meta.get("token_scheme", "plain")) if self.is_model else "plain"
+
+    def manifest(self) -> dict[str, Any]:
+        return self.lens.manifest()
+
+    def cache_folder(self) -> Path:
+        """Where files derived from this space (k-NN graphs) are cached: a model's cache entry, or a
+        folder per content hash of the matrix under the user's cache."""
+        if isinstance(self.lens, ModelLens):
+            return Path(self.lens.entry.folder)
+        from .cache import cache_root
+        from .neighbors.knn import space_content_hash
+
+        return cache_root() / "spaces" / space_content_hash(self.space.vectors)
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        if not isinstance(self.lens, ModelLens):
+            raise EmbedlensError(f"{self.name} has no tokenizer")
+        return self.lens.encode(text, add_special_tokens=add_special_tokens)
+
+    def resolve(self, query: str) -> ResolvedQuery:
+        return self.lens.resolve(query, self.which)
+
+    def nearest(self, query: str, k: int = 20, *, include_query: bool = False, index: Any = None) -> NeighborResult:
+        return self.lens.nearest(query, k, space=self.which, include_query=include_query, index=index)
+
+    def variants(self, word: str) -> NeighborResult:
+        return self.lens.variants(word, space=self.which)
+
+
+def as_view(lens: Lens | SpaceView, which: str | None = None) -> SpaceView:
+    """The view a stage works on: a :class:`SpaceView` as given, or a handle's space ``which`` (default input)."""
+    if isinstance(lens, SpaceView):
+        if which is not None and which != lens.which:
+            raise EmbedlensError(f"got {lens!r} and space '{which}'; pass one of them")
+        return lens
+    if not isinstance(lens, Lens):
+        raise TypeError(f"expected a lens or one of its spaces (lens.input), got {type(lens).__name__}")
+    return lens.view(which or "input")
 
 
 def load(spec: str | None = None, *, rebuild: bool = False) -> ModelLens:

@@ -1,7 +1,6 @@
 """Versions of the packages that shape results, for every manifest (``versions()``).
 
-Its own small module so that anything may record versions without importing the space extraction
-code (``embedlens.spaces.extract.versions`` stays as an alias).
+Its own small module so that anything may record versions without importing the space extraction code.
 """
 
 from __future__ import annotations

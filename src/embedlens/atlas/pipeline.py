@@ -36,13 +36,13 @@ def check_options(method: str = "pca", dims: int = 2, metric: str = "cosine", co
     if method not in METHODS:
         raise EmbedlensError(f"unknown method '{method}' (choose {', '.join(METHODS)})")
     if dims not in (2, 3):
-        raise EmbedlensError(f"--dims must be 2 or 3, got {dims}")
+        raise EmbedlensError(f"`dims` must be 2 or 3, got {dims}")
     if metric not in METRICS:
         raise EmbedlensError(f"unknown metric '{metric}' (choose {', '.join(METRICS)})")
     if color not in COLORS:
         raise EmbedlensError(f"unknown colour '{color}' (choose {', '.join(COLORS)})")
     if min_count < 1:
-        raise EmbedlensError(f"--min-count must be at least 1, got {min_count}")
+        raise EmbedlensError(f"`min_count` must be at least 1, got {min_count}")
     if clusters is not None:
         from .clusters import check_clusters
 
@@ -60,7 +60,7 @@ def check_options(method: str = "pca", dims: int = 2, metric: str = "cosine", co
 def build_atlas(
     lens: Any,
     *,
-    which: str = "input",
+    which: str | None = None,
     corpus: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Corpus | None = None,
     frequencies: TokenFrequencies | None = None,
     min_count: int = 1,
@@ -87,20 +87,23 @@ def build_atlas(
 ) -> AtlasResult:
     """Map a vocabulary (or the part of it a corpus uses) to 2-D or 3-D and measure how faithful the map is.
 
+    The stages: :func:`count_stage` -> :func:`select_stage` -> :func:`reduce_stage` -> quality ->
+    :func:`cluster_stage`; each can be called on its own.
+
     Args:
-        lens: a :class:`~embedlens.lens.ModelLens` or :class:`~embedlens.lens.SpaceLens`.
-        which: the model space (``input`` or ``output``).
+        lens: a space (``lens.input``, ``lens.output``) or a handle (its ``which`` space, default input).
+        which: with a handle, ``input`` or ``output`` (the same as passing ``lens.output``).
         corpus: corpus specs (files, folders, ``lee``, ``enwiki-sample``) or an opened corpus. With
             neither ``corpus`` nor ``all_tokens``, the demo corpus ``lee`` is used.
         frequencies: counts already made with :func:`~embedlens.corpus.frequencies.count_tokens` (skips counting).
         min_count: keep tokens seen at least this often in the corpus (ignored with ``all_tokens``).
         all_tokens: every row of the space, special tokens included; a corpus, if given, only colours.
-        method: ``pca``, ``tsne`` or ``umap``.
+        method: ``pca``, ``tsne``, ``umap`` or ``axes``.
         dims: 2 or 3.
         metric: ``cosine`` or ``euclidean``, for the reducer and for the quality figures.
         seed: seed of every random step (reducer and quality sample): same seed, same map.
         perplexity, n_neighbors, min_dist, pre_pca: reducer parameters (see :func:`embedlens.reduce.make_reducer`).
-        color: ``frequency`` (log scale), ``length`` (characters) or ``none``.
+        color: ``frequency`` (log scale), ``length`` (characters), ``script`` or ``none``.
         size_by_frequency: bigger markers for more frequent tokens.
         progress: show a progress bar while counting a large corpus.
         clusters: ``"auto"``, ``"none"`` or a number of clusters, found on the full-space k-NN graph and
@@ -111,103 +114,76 @@ def build_atlas(
         engine, ray_address, workers: where the corpus is counted (``local`` or ``ray``; see
             :func:`~embedlens.corpus.frequencies.count_tokens`).
     """
+    from ..lens import as_view
+
     check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity, n_neighbors=n_neighbors,
                   min_dist=min_dist, pre_pca=pre_pca, clusters=clusters, x_axis=x_axis, y_axis=y_axis, z_axis=z_axis)
+    view = as_view(lens, which)
+    space = view.space
     axes = None
     if method == "axes" and z_axis is not None:
         dims = 3  # a z axis makes the map 3-D
     if method == "axes":  # resolved before any corpus count: a bad axis word fails at once
         from ..reduce.axes import resolve_axes
 
-        axes = resolve_axes(lens, which, [x_axis, y_axis, z_axis])
+        axes = resolve_axes(view, [x_axis, y_axis, z_axis])
     timings: dict[str, Any] = {}
     notes: list[str] = []
-    space = lens.get_space(which)
 
     if frequencies is None and (corpus is not None or not all_tokens):
-        from ..corpus.frequencies import count_tokens
-        from ..corpus.reading import open_corpus
-
         started = time.perf_counter()
-        opened = corpus if isinstance(corpus, Corpus) else open_corpus(
-            DEFAULT_CORPUS if corpus is None else ([str(corpus)] if isinstance(corpus, str | os.PathLike)
-                                                   else [str(c) for c in corpus]), text_column=text_column)
-        frequencies = count_tokens(lens, opened, which=which, progress=progress, engine=engine,
-                                   ray_address=ray_address, workers=workers)
+        frequencies = count_stage(view, corpus, text_column=text_column, progress=progress, engine=engine,
+                                  ray_address=ray_address, workers=workers)
         timings["count"] = time.perf_counter() - started
-        if frequencies.n_tokens == 0:
-            raise EmbedlensError(f"the corpus {', '.join(opened.specs)} produced no tokens")
-    if frequencies is not None and frequencies.counts.shape != (len(space),):
-        raise EmbedlensError(f"the frequencies have {frequencies.counts.shape[0]} rows but {space.name} has {len(space)}")
     if all_tokens and min_count > 1:
-        notes.append("--min-count is ignored with --all (every token is mapped)")
+        notes.append("`min_count` is ignored with `all_tokens` (every token is mapped)")
     if color == "frequency" and frequencies is None:
         notes.append("no corpus was read, so there are no frequencies: colouring by token length "
-                     "(add --corpus to colour by frequency)")
+                     "(give a `corpus` to colour by frequency)")
 
     started = time.perf_counter()
-    counts = frequencies.counts if frequencies is not None else None
-    chosen = select_rows(len(space), counts=counts, special=space.special, all_tokens=all_tokens, min_count=min_count)
+    chosen, X, full = select_stage(view, frequencies, all_tokens=all_tokens, min_count=min_count)
     rows = chosen.rows
-    if rows.size < MIN_POINTS:
-        raise EmbedlensError(f"only {rows.size} token(s) left after filtering; a map needs at least {MIN_POINTS} "
-                             "(lower --min-count or use a larger corpus)")
-    full = rows.size == len(space) and np.array_equal(rows, np.arange(len(space)))
-    X = np.asarray(space.vectors if full else space.vectors[rows], dtype=np.float32)
+    counts = frequencies.counts if frequencies is not None else None
     timings["select"] = time.perf_counter() - started
 
-    from ..reduce import make_reducer
-
     started = time.perf_counter()
-    if axes is not None:
-        from ..reduce.axes import AxesReducer
-
-        vectors = [None if a is None else a["vectors"] for a in axes]
-        reducer = AxesReducer(x_axis=vectors[0], y_axis=vectors[1], z_axis=vectors[2], n_components=dims,
-                              metric=metric, seed=seed)
-    else:
-        reducer = make_reducer(method, n_components=dims, metric=metric, seed=seed, perplexity=perplexity,
-                               n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca)
-    coords = np.asarray(reducer.fit_transform(X, _cached_graph(lens, which, reducer, rows.size, full, metric)),
-                        dtype=np.float32)
+    reducer, coords = reduce_stage(view, X, full, method=method, dims=dims, metric=metric, seed=seed,
+                                   perplexity=perplexity, n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca,
+                                   axes=axes)
     timings["reduce"] = time.perf_counter() - started
     timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
     notes.extend(getattr(reducer, "notes_", []) or [])
 
     quality = None
-    quality_sample = QUALITY_SAMPLE  # one recall definition for every map, axes included
-    if rows.size > QUALITY_K + 1:
+    if rows.size > QUALITY_K + 1:  # one recall definition for every map, axes included
         from ..reduce.quality import projection_quality
 
         started = time.perf_counter()
-        quality = projection_quality(X, coords, k=QUALITY_K, sample=quality_sample, seed=seed, metric=metric,
+        quality = projection_quality(X, coords, k=QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
                                      space_neighbors=getattr(reducer, "neighbors_", None))
         timings["quality"] = time.perf_counter() - started
     else:
         notes.append(f"only {rows.size} points: faithfulness (k={QUALITY_K}) not measured")
 
-    clustering = None
+    display = [space.display[i] for i in rows] if not full else list(space.display)
     chosen_clusters = clusters if clusters is not None else ("auto" if method in ("tsne", "umap") else "none")
+    clustering = None
     if chosen_clusters != "none":
-        from .clusters import find_clusters
-
         started = time.perf_counter()
-        graph = getattr(reducer, "neighbors_", None)  # the reducer's full-space graph, when it has one
-        clustering = find_clusters(X, clusters=chosen_clusters, metric=metric, seed=seed, coords=coords,
-                                   display=[space.display[i] for i in rows] if not full else list(space.display),
-                                   frequencies=None if counts is None else np.asarray(counts)[rows],
-                                   indices=graph.indices if graph is not None and graph.k >= 10 else None)
+        clustering = cluster_stage(X, coords, reducer, display, None if counts is None else np.asarray(counts)[rows],
+                                   clusters=chosen_clusters, metric=metric, seed=seed)
         timings["clusters"] = time.perf_counter() - started
         notes.extend(clustering.notes)
 
     params = {
         "reducer": dict(getattr(reducer, "params_", {}) or {}),
         "selection": chosen.to_dict(),
-        "quality": {"k": QUALITY_K, "sample": quality_sample, "seed": seed, "metric": metric,
+        "quality": {"k": QUALITY_K, "sample": QUALITY_SAMPLE, "seed": seed, "metric": metric,
                     "recall": "neighbour recall@k: sampled queries, neighbours searched over all points, "
                               "in the space and on the map",
                     "trustworthiness": "within the seeded sample"},
-        "which": which,
+        "which": view.which,
     }
     if axes is not None:
         params["axes"] = {name: {k: v for k, v in a.items() if k != "vectors"}
@@ -216,10 +192,10 @@ def build_atlas(
         coords=coords,
         ids=np.asarray(space.ids, dtype=np.int64)[rows],
         labels=[space.labels[i] for i in rows] if not full else list(space.labels),
-        display=[space.display[i] for i in rows] if not full else list(space.display),
+        display=display,
         frequencies=None if counts is None else np.asarray(counts, dtype=np.int64)[rows],
         quality=quality,
-        model=lens.manifest(),
+        model=view.manifest(),
         space=space.name,
         method=method,
         dims=dims,
@@ -233,6 +209,7 @@ def build_atlas(
         timings=timings,
         notes=notes,
         clustering=clustering,
+        pca=getattr(reducer, "pca_", None),
     )
     if result.is_low_quality() and method != "axes":  # word axes are chosen for meaning, not neighbours
         result.notes.append("this map is not faithful to the neighbourhoods of the space (see the quality figures): "
@@ -240,7 +217,71 @@ def build_atlas(
     return result
 
 
-def _cached_graph(lens: Any, which: str, reducer: Any, n: int, full: bool, metric: str) -> Any:
+def count_stage(view: Any, corpus: Any = None, *, text_column: str = "text", progress: bool = True,
+                engine: str = "local", ray_address: str | None = None, workers: int | None = None) -> TokenFrequencies:
+    """How often each token of ``view``'s space occurs in ``corpus`` (default: the demo corpus)."""
+    from ..corpus.frequencies import count_tokens
+    from ..corpus.reading import open_corpus
+
+    opened = corpus if isinstance(corpus, Corpus) else open_corpus(
+        DEFAULT_CORPUS if corpus is None else ([str(corpus)] if isinstance(corpus, str | os.PathLike)
+                                               else [str(c) for c in corpus]), text_column=text_column)
+    frequencies = count_tokens(view, opened, progress=progress, engine=engine, ray_address=ray_address,
+                               workers=workers)
+    if frequencies.n_tokens == 0:
+        raise EmbedlensError(f"the corpus {', '.join(opened.specs)} produced no tokens")
+    return frequencies
+
+
+def select_stage(view: Any, frequencies: TokenFrequencies | None, *, all_tokens: bool = False,
+                 min_count: int = 1) -> tuple[Any, np.ndarray, bool]:
+    """The rows to map, their vectors (float32) and whether they are the whole space, in order."""
+    space = view.space
+    if frequencies is not None and frequencies.counts.shape != (len(space),):
+        raise EmbedlensError(f"the frequencies have {frequencies.counts.shape[0]} rows but {space.name} has {len(space)}")
+    counts = frequencies.counts if frequencies is not None else None
+    chosen = select_rows(len(space), counts=counts, special=space.special, all_tokens=all_tokens, min_count=min_count)
+    rows = chosen.rows
+    if rows.size < MIN_POINTS:
+        raise EmbedlensError(f"only {rows.size} token(s) left after filtering; a map needs at least {MIN_POINTS} "
+                             "(lower `min_count` or use a larger corpus)")
+    full = rows.size == len(space) and np.array_equal(rows, np.arange(len(space)))
+    X = np.asarray(space.vectors if full else space.vectors[rows], dtype=np.float32)
+    return chosen, X, full
+
+
+def reduce_stage(view: Any, X: np.ndarray, full: bool, *, method: str = "pca", dims: int = 2,
+                 metric: str = "cosine", seed: int = 0, axes: list[dict[str, Any] | None] | None = None,
+                 **reducer_options: Any) -> tuple[Any, np.ndarray]:
+    """The fitted reducer and the map's coordinates (float32); a map of the whole space starts from the
+    cached ``embedlens knn`` graph of ``view`` when one holds enough neighbours."""
+    from ..reduce import make_reducer
+
+    if axes is not None:
+        from ..reduce.axes import AxesReducer
+
+        vectors = [None if a is None else a["vectors"] for a in axes]
+        reducer = AxesReducer(x_axis=vectors[0], y_axis=vectors[1], z_axis=vectors[2], n_components=dims,
+                              metric=metric, seed=seed)
+    else:
+        reducer = make_reducer(method, n_components=dims, metric=metric, seed=seed, **reducer_options)
+    coords = reducer.fit_transform(X, _cached_graph(view, reducer, X.shape[0], full, metric))
+    return reducer, np.asarray(coords, dtype=np.float32)
+
+
+def cluster_stage(X: np.ndarray, coords: np.ndarray, reducer: Any, display: list[str],
+                  frequencies: np.ndarray | None, *, clusters: str | int = "auto", metric: str = "cosine",
+                  seed: int = 0) -> Any:
+    """Clusters of the mapped points, labelled; found on the reducer's full-space graph when it has one."""
+    from .clusters import find_clusters
+
+    graph = getattr(reducer, "graph_", None)  # full-space (exact or HNSW), not one found after a PCA
+    return find_clusters(X, clusters=clusters, metric=metric, seed=seed, coords=coords, display=display,
+                         frequencies=frequencies,
+                         indices=graph.indices if graph is not None and graph.k >= 10 else None)
+
+
+def _cached_graph(view: Any, reducer: Any, n: int, full: bool, metric: str) -> Any:
     """The cached ``embedlens knn`` graph of the whole space when the map covers it and it holds enough
     neighbours (cosine); else None, and the reducer finds (or reuses) its own full-space graph."""
     need = reducer.neighbors_needed(n)
@@ -249,7 +290,7 @@ def _cached_graph(lens: Any, which: str, reducer: Any, n: int, full: bool, metri
     from ..neighbors.knn import cached_knn
 
     try:
-        return cached_knn(lens, which, need)
+        return cached_knn(view, need)
     except EmbedlensError:
         return None
 

@@ -61,6 +61,8 @@ class AtlasResult:
         renderer: how map.html is drawn: ``plotly``, ``webgl`` (the light page of
             :mod:`embedlens.render.pointcloud`) or ``auto`` (webgl above ``WEBGL_ABOVE`` points).
         clustering: the labelled clusters (:class:`~embedlens.atlas.clusters.Clustering`), or None.
+        pca: the fitted PCA (:class:`~embedlens.reduce.PCAFit`) of a PCA map, else None: ``result.pca.transform(v)``
+            places new vectors (m, d) on the same map. Not saved with the map files.
     """
 
     coords: np.ndarray
@@ -85,6 +87,7 @@ class AtlasResult:
     files: dict[str, Path] = field(default_factory=dict)
     renderer: str = "auto"
     clustering: Any = None
+    pca: Any = None
 
     def __len__(self) -> int:
         return int(self.coords.shape[0])
@@ -141,7 +144,7 @@ class AtlasResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the per-point arrays (those go to ``points.parquet``)."""
-        from ..spaces.extract import versions
+        from ..versions import versions
 
         return {
             "kind": "embedlens-map",
@@ -180,7 +183,7 @@ class AtlasResult:
         if self.clustering is not None:  # maps made without clustering keep their columns
             columns["cluster"] = pa.array(self.cluster_ids())
         if self.color == "script":
-            from .scripts import SCRIPTS
+            from ..writing_systems import SCRIPTS
 
             columns["script"] = pa.DictionaryArray.from_arrays(pa.array(self.script_classes()), pa.array(list(SCRIPTS)))
         for i, axis in enumerate("xyz"[: self.dims]):
@@ -194,10 +197,10 @@ class AtlasResult:
         return np.asarray(self.clustering.assignment, dtype=np.int32)
 
     def script_classes(self) -> np.ndarray:
-        """Each point's writing system, an index into :data:`embedlens.atlas.scripts.SCRIPTS` (int8)."""
+        """Each point's writing system, an index into :data:`embedlens.writing_systems.SCRIPTS` (int8)."""
         cached = getattr(self, "_scripts", None)
         if cached is None or cached.shape[0] != self.n_points:
-            from .scripts import classify_scripts
+            from ..writing_systems import classify_scripts
 
             cached = classify_scripts(self.display)
             object.__setattr__(self, "_scripts", cached)

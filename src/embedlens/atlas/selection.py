@@ -47,13 +47,13 @@ def select_rows(n_rows: int, *, counts: np.ndarray | None = None, special: np.nd
         min_count: keep rows seen at least this many times in the corpus.
     """
     if min_count < 1:
-        raise EmbedlensError(f"--min-count must be at least 1, got {min_count}")
+        raise EmbedlensError(f"`min_count` must be at least 1, got {min_count}")
     if all_tokens:
         if n_rows == 0:
             raise EmbedlensError("the space is empty: no tokens to map")
         return Selection(np.arange(n_rows, dtype=np.int64), "all", 1, n_rows)
     if counts is None:
-        raise EmbedlensError("a corpus is needed to choose tokens (or pass --all for the whole vocabulary)")
+        raise EmbedlensError("a corpus is needed to choose tokens (or pass `all_tokens=True` for the whole vocabulary)")
     counts = np.asarray(counts)
     keep = counts >= min_count
     seen = counts > 0
@@ -68,5 +68,5 @@ def select_rows(n_rows: int, *, counts: np.ndarray | None = None, special: np.nd
         if not seen.any():
             raise EmbedlensError("no tokens of this space occur in the corpus; nothing to map")
         raise EmbedlensError(f"no tokens left after filtering: none occurs at least {min_count} times "
-                             f"(the most frequent occurs {int(counts.max())} times); lower --min-count")
+                             f"(the most frequent occurs {int(counts.max())} times); lower `min_count`")
     return Selection(rows, "corpus", int(min_count), int(n_rows), n_special, below)

@@ -18,17 +18,20 @@ from ..neighbors.results import Neighbor, NeighborResult
 METHOD_NOTE = "3CosAdd: cosine to unit(A) - unit(B) + unit(C), A, B and C excluded"
 
 
-def analogy(lens: Any, a: str, b: str, c: str, k: int = 5, *, space: str = "input") -> NeighborResult:
+def analogy(lens: Any, a: str, b: str, c: str, k: int = 5, *, space: str | None = None) -> NeighborResult:
     """The ``k`` rows nearest to A - B + C, best first, in the shape :meth:`Lens.nearest` returns.
 
     Args:
-        lens: a :class:`~embedlens.lens.SpaceLens` or :class:`~embedlens.lens.ModelLens`.
+        lens: a space (``lens.input``, ``lens.output``) or a handle (a SpaceLens or ModelLens).
         a, b, c: the words (or ``id:N`` / ``tok:RAW``) of "B is to A as C is to ?".
         k: how many answers.
-        space: ``input`` or ``output`` for a model.
+        space: with a handle, ``input`` or ``output`` (default input).
     """
-    sp = lens.get_space(space)
-    resolved = [lens.resolve(w, space) for w in (a, b, c)]
+    from ..lens import as_view
+
+    view = as_view(lens, space)
+    sp = view.space
+    resolved = [view.resolve(w) for w in (a, b, c)]
     target = np.zeros(sp.dim, dtype=np.float64)
     for sign, rq in zip((1.0, -1.0, 1.0), resolved, strict=True):  # resolve() refuses zero vectors
         target += sign * np.asarray(rq.vector, dtype=np.float64) / float(np.linalg.norm(rq.vector))

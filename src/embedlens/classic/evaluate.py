@@ -170,12 +170,13 @@ def read_analogies(path: str | Path) -> tuple[list[tuple[str, str, str, str]], l
 class _WordLookup:
     """Rows and vectors of words in a lens, following the rules in the module docstring."""
 
-    def __init__(self, lens: Any, which: str) -> None:
-        from ..lens import ModelLens
+    def __init__(self, lens: Any, which: str | None = None) -> None:
+        from ..lens import as_view
 
-        self.lens, self.which = lens, which
-        self.space = lens.get_space(which)
-        self.is_model = isinstance(lens, ModelLens)
+        self.view = as_view(lens, which)
+        self.lens, self.which = self.view.lens, self.view.which
+        self.space = self.view.space
+        self.is_model = self.view.is_model
         self._upper: dict[int, dict[str, int]] = {}
 
     def upper_index(self, limit: int) -> dict[str, int]:
@@ -232,7 +233,7 @@ class _WordLookup:
 # -- the evaluations ---------------------------------------------------------------------------------
 
 
-def evaluate_pairs(lens: Any, path: str | Path, *, space: str = "input", _lookup: _WordLookup | None = None) -> PairScore:
+def evaluate_pairs(lens: Any, path: str | Path, *, space: str | None = None, _lookup: _WordLookup | None = None) -> PairScore:
     """Spearman correlation of cosine similarity with the human scores of a word-pair file."""
     require("scipy", "the word-pair evaluation", extra="classic")
     from scipy.stats import spearmanr
@@ -259,12 +260,12 @@ def evaluate_pairs(lens: Any, path: str | Path, *, space: str = "input", _lookup
 
 
 def evaluate_analogies(
-    lens: Any, path: str | Path, *, space: str = "input", restrict_vocab: int = DEFAULT_RESTRICT,
+    lens: Any, path: str | Path, *, space: str | None = None, restrict_vocab: int = DEFAULT_RESTRICT,
     _lookup: _WordLookup | None = None,
 ) -> AnalogyScore:
     """Top-1 3CosAdd accuracy on an analogy file, searching the first ``restrict_vocab`` rows."""
     if restrict_vocab < 4:
-        raise EmbedlensError(f"--restrict-vocab must be at least 4, got {restrict_vocab}")
+        raise EmbedlensError(f"`restrict_vocab` must be at least 4, got {restrict_vocab}")
     lookup = _lookup or _WordLookup(lens, space)
     sp = lookup.space
     limit = min(int(restrict_vocab), len(sp))
@@ -319,7 +320,7 @@ def evaluate_analogies(
 def evaluate(
     lens: Any,
     *,
-    space: str = "input",
+    space: str | None = None,
     tasks: Sequence[str] = TASKS,
     wordsim: str | Path | None = None,
     simlex: str | Path | None = None,
@@ -329,8 +330,8 @@ def evaluate(
     """Score a space on WordSim-353, SimLex-999 and the Google analogies (see the module docstring).
 
     Args:
-        lens: a :class:`~embedlens.lens.SpaceLens` or :class:`~embedlens.lens.ModelLens`.
-        space: ``input`` or ``output`` for a model.
+        lens: a space (``lens.input``, ``lens.output``) or a handle (a SpaceLens or ModelLens).
+        space: with a handle, ``input`` or ``output`` (default input).
         tasks: which of ``wordsim353``, ``simlex999``, ``analogies`` to run.
         wordsim, simlex, analogies: files to use instead of the packaged ones.
         restrict_vocab: analogies search (and may use) only the first this-many rows.

@@ -152,7 +152,7 @@ class TfidfResult:
 
     def save(self, folder: str | Path, *, name: str = "tfidf", extra: dict[str, Any] | None = None) -> Path:
         """Write ``space.safetensors`` + ``words.txt`` + ``manifest.json`` into ``folder``."""
-        from ..spaces.extract import versions
+        from ..versions import versions
 
         return self.space(name).save(folder, manifest={"versions": versions(), **(extra or {})})
 
@@ -172,12 +172,12 @@ def tfidf_from_ids(
     ids = np.asarray(ids)
     n, n_vocab = int(ids.shape[0]), len(vocab)
     if not isinstance(n_chunks, int | np.integer) or n_chunks < 2:
-        raise EmbedlensError(f"--chunks must be at least 2 (idf is ln(N/df), which is 0 for one document), got {n_chunks}")
+        raise EmbedlensError(f"`n_chunks` must be at least 2 (idf is ln(N/df), which is 0 for one document), got {n_chunks}")
     if n < n_chunks:
-        raise EmbedlensError(f"the corpus has {n} words, too few for {n_chunks} chunks; use --chunks {max(n, 2)} or less, or a larger corpus"
+        raise EmbedlensError(f"the corpus has {n} words, too few for {n_chunks} chunks; use `n_chunks={max(n, 2)}` or less, or a larger corpus"
                              if n >= 2 else f"the corpus has {n} words, too few for {n_chunks} chunks; give a larger corpus")
     if min_count < 1:
-        raise EmbedlensError(f"--min-count must be at least 1, got {min_count}")
+        raise EmbedlensError(f"`min_count` must be at least 1, got {min_count}")
     bounds = chunk_bounds(n, n_chunks)
     # (n_chunks, n_vocab): one bincount per document, no Python loop over words
     counts = np.stack([np.bincount(ids[bounds[d] : bounds[d + 1]], minlength=n_vocab) for d in range(n_chunks)]).astype(np.int32)
@@ -185,7 +185,7 @@ def tfidf_from_ids(
     total = counts.sum(axis=0, dtype=np.int64)
     keep = np.flatnonzero(total >= min_count)
     if keep.size == 0:
-        raise EmbedlensError(f"no word occurs at least {min_count} times (the most frequent occurs {int(total.max())} times); lower --min-count")
+        raise EmbedlensError(f"no word occurs at least {min_count} times (the most frequent occurs {int(total.max())} times); lower `min_count`")
     keep = keep[np.argsort(-total[keep], kind="stable")]  # most frequent first, ties in vocab (alphabetical) order
     counts = np.ascontiguousarray(counts[:, keep].T)  # (n_words, n_chunks)
     df = (counts > 0).sum(axis=1)

@@ -89,7 +89,7 @@ class Word2VecResult:
     def save(self, folder: str | Path, *, name: str = "word2vec", extra: dict[str, Any] | None = None) -> Path:
         """Write ``vectors.bin`` (word2vec binary format) and ``space.safetensors`` + ``words.txt`` + ``manifest.json``."""
         from ..cache import atomic_path, ensure_writable_dir
-        from ..spaces.extract import versions
+        from ..versions import versions
 
         out = ensure_writable_dir(folder)
         kv = self.keyed_vectors
@@ -145,12 +145,12 @@ def train_word2vec(
     """
     from ..corpus.reading import Corpus, open_corpus
 
-    for name, value, low in (("--dim", dim, 1), ("--window", window, 1), ("--epochs", epochs, 1),
-                             ("--min-count", min_count, 1), ("--workers", workers, 1)):
+    for name, value, low in (("`dim`", dim, 1), ("`window`", window, 1), ("`epochs`", epochs, 1),
+                             ("`min_count`", min_count, 1), ("`workers`", workers, 1)):
         if value < low:
             raise EmbedlensError(f"{name} must be at least {low}, got {value}")
     if sg not in (0, 1):
-        raise EmbedlensError(f"--sg must be 0 (CBOW) or 1 (skip-gram), got {sg}")
+        raise EmbedlensError(f"`sg` must be 0 (CBOW) or 1 (skip-gram), got {sg}")
     require("gensim", "word2vec training", extra="classic")
     from gensim.models import Word2Vec
 
@@ -165,7 +165,7 @@ def train_word2vec(
     model.build_vocab(sentences)
     t_vocab = time.perf_counter()
     if len(model.wv) == 0:
-        raise EmbedlensError(f"no word occurs at least {min_count} times in the corpus; lower --min-count")
+        raise EmbedlensError(f"no word occurs at least {min_count} times in the corpus; lower `min_count`")
     from ..progress import bar
 
     with bar(epochs, "word2vec epochs", enabled=progress) as advance:

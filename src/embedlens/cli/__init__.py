@@ -66,7 +66,9 @@ def _setup_logging() -> None:
 
     class Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            click.echo(f"embedlens: note: {record.getMessage()}", err=True)
+            from .errors_text import current_command, flag_text  # library notes name parameters: say flags
+
+            click.echo(f"embedlens: note: {flag_text(record.getMessage(), current_command())}", err=True)
 
     logger = logging.getLogger("embedlens")
     if not any(isinstance(h, Handler) or getattr(h, "_embedlens", False) for h in logger.handlers):
@@ -93,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except EmbedlensError as exc:
         if debug:
             raise
-        _error(str(exc))
+        from .errors_text import flag_text, invoked_command  # library errors name parameters: say flags
+
+        _error(flag_text(str(exc), invoked_command(cli, sys.argv[1:] if argv is None else argv)))
         return exc.exit_code
     except click.exceptions.Abort:
         _error("interrupted")

@@ -64,8 +64,8 @@ def neighbors(query: str, model: str, space: str, labels: str | None, k: int, as
     QUERY is a word (tokenized as the model sees it; several tokens use their mean vector), an exact
     token id (id:1234) or an exact raw token (tok:Ġlist). The query's own token is excluded.
     """
-    lens, which = open_lens(model, space, labels)
-    result = lens.nearest(query, k, space=which)
+    view = open_lens(model, space, labels)
+    result = view.nearest(query, k)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -81,8 +81,8 @@ def neighbors(query: str, model: str, space: str, labels: str | None, k: int, as
 @json_option
 def variants(word: str, model: str, space: str, labels: str | None, as_json: bool) -> None:
     """Tokens that are variants of WORD (case, leading space/underscore, inflections), ranked by cosine."""
-    lens, which = open_lens(model, space, labels)
-    result = lens.variants(word, space=which)
+    view = open_lens(model, space, labels)
+    result = view.variants(word)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -26,13 +26,13 @@ def _saved_summary(kind: str, out: str, n_words: int, dim: int, extra: str) -> N
 
 @click.command()
 @click.argument("corpus", nargs=-1, required=True)
-@click.option("--chunks", type=int, default=10, show_default=True, help="Documents N: consecutive chunks of equal word count.")
+@click.option("--chunks", "n_chunks", type=int, default=10, show_default=True, help="Documents N: consecutive chunks of equal word count.")
 @click.option("--keep-case", is_flag=True, help="Keep the words' case (default: lowercase every word).")
 @click.option("--min-count", type=int, default=1, show_default=True, help="Keep only words occurring at least this often.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="embedlens-tfidf", show_default=True,
               help="Folder for space.safetensors, words.txt and manifest.json.")
 @json_option
-def tfidf(corpus: tuple[str, ...], chunks: int, keep_case: bool, min_count: int, out: str, as_json: bool) -> None:
+def tfidf(corpus: tuple[str, ...], n_chunks: int, keep_case: bool, min_count: int, out: str, as_json: bool) -> None:
     """TF-IDF word vectors: the corpus's words cut into N chunks; a word's vector is its TF-IDF in each.
 
     tf(t, d) = count of t in d / words in d; idf(t) = ln(N / chunks containing t); tfidf = tf * idf.
@@ -44,7 +44,7 @@ def tfidf(corpus: tuple[str, ...], chunks: int, keep_case: bool, min_count: int,
 
     ensure_writable_dir(out)  # fail before any work
     started = time.perf_counter()
-    result = build(list(corpus), chunks, keep_case=keep_case, min_count=min_count)
+    result = build(list(corpus), n_chunks, keep_case=keep_case, min_count=min_count)
     result.save(out, extra={"total_seconds": time.perf_counter() - started})
     if as_json:
         emit_json({**result.to_dict(), "out": out})
@@ -107,8 +107,8 @@ def analogy(a: str, b: str, c: str, model: str, space: str, labels: str | None, 
     """
     from ..classic.analogy import analogy as solve
 
-    lens, which = open_lens(model, space, labels)
-    result = solve(lens, a, b, c, k, space=which)
+    view = open_lens(model, space, labels)
+    result = solve(view, a, b, c, k)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -139,8 +139,8 @@ def evaluate(model: str, space: str, labels: str | None, tasks: tuple[str, ...],
     from ..classic.evaluate import TASKS
     from ..classic.evaluate import evaluate as run
 
-    lens, which = open_lens(model, space, labels)
-    result = run(lens, space=which, tasks=tasks or TASKS, wordsim=wordsim, simlex=simlex, analogies=analogies,
+    view = open_lens(model, space, labels)
+    result = run(view, tasks=tasks or TASKS, wordsim=wordsim, simlex=simlex, analogies=analogies,
                  restrict_vocab=restrict_vocab)
     if as_json:
         emit_json(result.to_dict())

@@ -39,14 +39,14 @@ def _given(name: str) -> bool:
     return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
 
 
-def open_lens(model: str, space: str = "input", labels: str | None = None) -> tuple[Any, str]:
-    """The handle a command works on, and which of its spaces (``input``/``output``) to use.
+def open_lens(model: str, space: str = "input", labels: str | None = None) -> Any:
+    """The space a command works on (a :class:`~embedlens.lens.SpaceView`: a model's input/output, or another space).
 
     Options that would be silently ignored are refused: ``--labels`` belongs to a matrix file, and
     ``--model`` to a model's own ``input``/``output`` spaces.
     """
     from ..errors import EmbedlensError
-    from ..spaces.registry import is_matrix_spec, open_handle
+    from ..handles import is_matrix_spec, open_handle
 
     if labels is not None and not is_matrix_spec(space):
         raise EmbedlensError(f"--labels applies only to a matrix --space (FILE.npy or FILE.safetensors), not to '{space}'")
@@ -77,7 +77,9 @@ def text(value: str) -> Any:
 
 def note(message: str | None) -> None:
     if message:
-        click.echo(f"embedlens: note: {message}", err=True)
+        from .errors_text import current_command, flag_text  # library notes name parameters: say flags
+
+        click.echo(f"embedlens: note: {flag_text(message, current_command())}", err=True)
 
 
 def print_neighbors(result: Any, title: str) -> None:

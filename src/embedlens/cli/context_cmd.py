@@ -7,7 +7,7 @@ import click
 from ..models.specs import DEFAULT_MODEL
 from .common import emit_json, json_option, note
 from .device_options import device_options
-from .engine_options import engine_options
+from .engine_options import check_engine_options, engine_options
 
 
 @click.command()
@@ -58,6 +58,7 @@ def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method:
 
     if not texts and corpus is None:
         raise EmbedlensError("give one or more TEXT arguments, or --corpus PATH --focus WORD")
+    check_engine_options(reads_corpus=corpus is not None, engine=engine)
     if engine == "ray":
         ensure_writable_dir(out)  # the workers write the states' Parquet shards under it
     from ..models.runtime import using

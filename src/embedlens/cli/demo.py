@@ -30,7 +30,7 @@ def demo(model: str, out: str, with_map: bool, corpus: str) -> None:
     from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
     from ..lens import load
     from ..render.report import demo_report
-    from ..spaces.extract import versions
+    from ..versions import versions
 
     started = time.perf_counter()
     folder = ensure_writable_dir(out)

@@ -18,3 +18,22 @@ def engine_options(f):
                           "needs pip install 'embedlens[ray]').")(f)
     return click.option("--text-column", default="text", show_default=True, metavar="NAME",
                         help="The text field of JSONL / Parquet / hf: corpora.")(f)
+
+
+def _typed(name: str) -> bool:
+    """Whether option ``name`` was typed on this command line (an environment variable does not count)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+
+def check_engine_options(*, reads_corpus: bool, engine: str) -> None:
+    """Refuse corpus and Ray options that would be silently ignored by this run."""
+    from ..errors import EmbedlensError
+
+    if _typed("text_column") and not reads_corpus:
+        raise EmbedlensError("--text-column applies only when a corpus is read (--corpus)")
+    for name in ("workers", "ray_address"):
+        if _typed(name) and engine != "ray":
+            raise EmbedlensError(f"--{name.replace('_', '-')} applies only with --engine ray")
+    if engine == "ray" and not reads_corpus:
+        raise EmbedlensError("--engine ray applies only when a corpus is read (--corpus)")

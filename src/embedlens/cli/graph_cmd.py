@@ -36,7 +36,7 @@ def graph(text_arg, words, random_n, corpus, variants, model, space, labels, k, 
     from ..cache import ensure_writable_dir
     from ..errors import require
     from ..graph import check_seed_options, graph_json, token_graph, write_graph
-    from ..spaces.extract import versions
+    from ..versions import versions
 
     # fail before any work on a bad choice of seeds or an unwritable folder
     check_seed_options(text=text_arg, words=words, random=random_n, corpus=list(corpus) or None, variants=variants)
@@ -45,12 +45,12 @@ def graph(text_arg, words, random_n, corpus, variants, model, space, labels, k, 
     if out is not None:
         ensure_writable_dir(out)
         require("networkx", "graph files (GraphML)", extra="graph", package="networkx")
-    lens, which = open_lens(model, space, labels)
-    g = token_graph(lens, text=text_arg, words=words, random=random_n, corpus=list(corpus) or None,
-                    variants=variants, which=which, k=k, min_score=min_score, mutual=mutual, seed=seed)
+    view = open_lens(model, space, labels)
+    g = token_graph(view, text=text_arg, words=words, random=random_n, corpus=list(corpus) or None,
+                    variants=variants, k=k, min_score=min_score, mutual=mutual, seed=seed)
     paths = None
     if out is not None:
-        manifest = {"command": "graph", "model": lens.manifest(), "seed": seed, "versions": versions()}
+        manifest = {"command": "graph", "model": view.manifest(), "seed": seed, "versions": versions()}
         paths = write_graph(g, out, manifest=manifest)
     if as_json:
         import sys
@@ -85,11 +85,11 @@ def knn(model, space, labels, k, method, backend, block, rebuild, as_json) -> No
     """
     from ..neighbors.knn import build_knn
 
-    lens, which = open_lens(model, space, labels)
+    view = open_lens(model, space, labels)
     options = {"block": block}
     if backend:
         options["backend"] = backend
-    g, path, cached = build_knn(lens, which, k, method=method, rebuild=rebuild, progress=not as_json, **options)
+    g, path, cached = build_knn(view, k, method=method, rebuild=rebuild, progress=not as_json, **options)
     if as_json:
         emit_json({**g.meta(), "path": str(path), "from_cache": cached})
         return
@@ -100,7 +100,7 @@ def knn(model, space, labels, k, method, backend, block, rebuild, as_json) -> No
     click.echo(f"{path}")
     from rich.table import Table
 
-    sp = lens.get_space(which)
+    sp = view.space
     rows = [0, g.n // 2, g.n - 1] if g.n > 2 else list(range(g.n))
     t = Table(title="a few rows", title_justify="left")
     t.add_column("token")

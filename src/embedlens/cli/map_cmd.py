@@ -8,7 +8,7 @@ import click
 
 from ..method_names import MAP_METHODS as METHODS
 from .common import emit_json, json_option, model_option, note, open_lens, space_options
-from .engine_options import engine_options
+from .engine_options import check_engine_options, engine_options
 
 
 @click.command("map")
@@ -85,6 +85,7 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     if more_corpora and not corpus:
         raise EmbedlensError(f"unexpected argument '{more_corpora[0]}' (corpus paths go after --corpus)")
     corpora = [*corpus, *more_corpora]
+    check_engine_options(reads_corpus=bool(corpora) or not all_tokens, engine=engine)
     method = method.lower()
     axes = {"x_axis": x_axis or None, "y_axis": y_axis or None, "z_axis": z_axis or None}
     if method != "axes" and any(axes.values()):
@@ -102,9 +103,9 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
         from ..corpus.reading import open_corpus
 
         opened = open_corpus(corpora or DEFAULT_CORPUS, text_column=text_column)
-    lens, which = open_lens(model, space, labels)
+    view = open_lens(model, space, labels)
     result = write_atlas(
-        lens, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started}, which=which, corpus=opened, min_count=min_count,
+        view, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started}, corpus=opened, min_count=min_count,
         all_tokens=all_tokens, method=method.lower(), dims=dims, metric=metric, seed=seed, perplexity=perplexity,
         n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, color=color, size_by_frequency=size_by_frequency,
         renderer=renderer, clusters=clusters, **axes, text_column=text_column, engine=engine, ray_address=ray_address, workers=workers,

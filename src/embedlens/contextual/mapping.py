@@ -91,7 +91,7 @@ class ContextMap:
             if pr.stability is not None:
                 bit += f", stability {pr.stability:.2f} over {pr.runs} runs"
             else:
-                bit += ", 1 run (use --runs R to measure stability)"
+                bit += ", 1 run (several runs would measure stability)"
             parts.append(f"{p.alias}: {bit}" if len(self.panels) > 1 else bit)
         layers = "; ".join(f"layers {_layers_text(p.layers)}" for p in self.panels[:1])
         if self.multi_layer:
@@ -296,15 +296,15 @@ def context_map(
     """
     started = time.perf_counter()
     if dims not in (2, 3):
-        raise EmbedlensError(f"--dims must be 2 or 3, got {dims}")
+        raise EmbedlensError(f"`dims` must be 2 or 3, got {dims}")
     model_list = list(models) if isinstance(models, list | tuple) else [models]
     if not model_list:
         raise EmbedlensError("no model given")
     if corpus is not None:
         if texts:
-            raise EmbedlensError("give either TEXT arguments or --corpus, not both")
+            raise EmbedlensError("give either `texts` or `corpus`, not both")
         if not focus:
-            raise EmbedlensError("--corpus needs --focus WORD: the word whose occurrences are mapped")
+            raise EmbedlensError("`corpus` needs `focus=WORD`: the word whose occurrences are mapped")
         kind, text_list = "occurrences", []
     else:
         kind, text_list = "texts", check_texts(texts or [])
@@ -329,7 +329,7 @@ def context_map(
                                 batch_size=batch_size or DEFAULT_BATCH_SIZE)
             table = _text_table(src, alias, focus, ignore_case)
             if focus and not table["focus"].any():
-                notes.append(f"--focus '{focus}' does not occur as a whole word in the texts")
+                notes.append(f"`focus` '{focus}' does not occur as a whole word in the texts")
         timings[f"{alias}: states"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         x = src.stacked()

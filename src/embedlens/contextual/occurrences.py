@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,7 +49,7 @@ _SPACES = re.compile(r"\s+")
 def word_pattern(word: str, *, ignore_case: bool = True) -> re.Pattern[str]:
     """A regex matching ``word`` as a whole word (not inside a longer word)."""
     if not word or not word.strip():
-        raise EmbedlensError("the word to look for is empty: give --focus WORD")
+        raise EmbedlensError("the word to look for is empty; give a word")
     flags = re.IGNORECASE if ignore_case else 0
     return re.compile(r"(?<!\w)" + re.escape(word.strip()) + r"(?!\w)", flags)
 
@@ -128,11 +128,26 @@ class Found:
     position: int = 0  # the document's position in it (byte offset or row)
     key: int = 0  # seeded sampling key
 
+    # flat columns (spans split) and their Arrow types, for engines that ship occurrences as tables
+    COLUMNS: ClassVar[dict[str, str]] = {
+        "key": "uint64", "source": "int64", "position": "int64", "doc": "string", "start": "int64", "end": "int64",
+        "form": "string", "model_text": "string", "ws": "int64", "we": "int64", "snippet": "string",
+        "ss": "int64", "se": "int64"}
+
     def order(self) -> tuple[int, int, int]:
         return (self.source, self.position, self.start)
 
+    def columns(self) -> tuple[Any, ...]:
+        """The values of :attr:`COLUMNS`, in order."""
+        return (self.key, self.source, self.position, self.doc, self.start, self.end, self.form, self.model_text,
+                *self.word_span, self.snippet, *self.snippet_span)
 
-_Found = Found
+    @classmethod
+    def from_columns(cls, c: dict[str, Any]) -> Found:
+        return cls(doc=c["doc"], start=c["start"], end=c["end"], form=c["form"], model_text=c["model_text"],
+                   word_span=(c["ws"], c["we"]), snippet=c["snippet"], snippet_span=(c["ss"], c["se"]),
+                   source=c["source"], position=c["position"], key=c["key"])
+
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -165,6 +180,7 @@ class OccurrenceQuery:
     causal: bool = True
     max_occurrences: int = DEFAULT_MAX_OCCURRENCES
     seed: int = 0
+    found_type: ClassVar[type[Found]] = Found
 
     def find_rows(self, sources: np.ndarray, positions: np.ndarray, texts: list[str],
                   docs: list[str]) -> tuple[list[Found], int]:
@@ -216,7 +232,7 @@ def _window(text: str, start: int, end: int, window: int) -> tuple[int, int]:
 
 def check_occurrence_options(max_occurrences: int, window: int) -> None:
     if max_occurrences < 1:
-        raise EmbedlensError(f"--max-occurrences must be at least 1, got {max_occurrences}")
+        raise EmbedlensError(f"`max_occurrences` must be at least 1, got {max_occurrences}")
     if window < 0:
         raise EmbedlensError(f"the context window must be 0 or more characters, got {window}")
 
@@ -248,6 +264,7 @@ class OccurrenceStatesJob:
         self.tokenizer_json = fast.to_str() if fast is not None else None
         self.tokenizer = None if fast is not None else lens.tokenizer
         self.source, self.layers, self.batch_size, self.causal = lens.source, list(layers), int(batch_size), causal
+        self.n_layers = int(lens.meta.get("n_layers") or 0)
         self.label = f"{lens.name}: in context"
 
     def prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +282,7 @@ class OccurrenceStatesJob:
         return {"i": np.asarray(keep_i, dtype=np.int64), "ids": ids, "span": spans}
 
     def make_runner(self, model: Any = None, progress: bool = False) -> _StatesRunner:
-        net = model if model is not None else load_states_model(self.source)
+        net = model if model is not None else load_states_model(self.source, max(self.layers), self.n_layers)
         return _StatesRunner(net, self, progress)
 
 
@@ -291,14 +308,17 @@ def _encode_windows(job: OccurrenceStatesJob, texts: list[str]) -> list[Any]:
             for i, o, m in zip(b["input_ids"], b["offset_mapping"], b["special_tokens_mask"], strict=True)]
 
 
-def load_states_model(source: Any) -> Any:
+def load_states_model(source: Any, upto: int | None = None, n_layers: int = 0) -> Any:
     """The model for hidden states, on the best device here (a GPU when this worker has one).
 
-    The one place where the device is chosen for occurrence states.
+    The one place where the device is chosen for occurrence states. ``upto``: the deepest hidden-state
+    index needed; below the last (of ``n_layers``) only blocks ``0 .. upto-1`` are read, without the head.
     """
     from ..models.loading import load_weights
 
-    return load_weights(source, device="auto")
+    if upto is None or not n_layers or upto >= n_layers:
+        return load_weights(source, device="auto")
+    return load_weights(source, device="auto", blocks=range(0, upto), head=False)
 
 
 class _StatesRunner:
@@ -405,11 +425,11 @@ def occurrences(
         timings["find"] = time.perf_counter() - t0
         if not found:
             where = ", ".join(map(str, corp.specs))
-            case = "" if ignore_case else " (case-sensitive; drop --case-sensitive to match any case)"
+            case = "" if ignore_case else " (matched with its exact case; a match in any case may find it)"
             raise EmbedlensError(f"'{word.strip()}' never occurs as a whole word in the corpus {where}{case}")
         if engine == "local":
             t0 = time.perf_counter()
-            eng.local_model = network(lens)
+            eng.local_model = network(lens, upto=max(kept))  # blocks above the deepest layer asked are never read
             timings["load_model"] = time.perf_counter() - t0
         job = OccurrenceStatesJob(lens, kept, batch_size=batch_size, causal=causal)
         rows = {"i": np.arange(len(found), dtype=np.int64), "text": [f.model_text for f in found],
@@ -430,7 +450,7 @@ def occurrences(
         notes.append(f"{len(found) - len(good)} occurrences had no token covering the word and were skipped")
     if total > len(found):
         notes.append(f"'{word.strip()}' occurs {total} times; kept a sample of {len(found)} "
-                     f"(--max-occurrences, seed {seed})")
+                     f"(`max_occurrences`, seed {seed})")
     found = [found[i] for i in good.tolist()]
     token_ids = [np.asarray(t, dtype=np.int64).tolist() for t in out["token_ids"]]
     token_raw, token_display = [], []

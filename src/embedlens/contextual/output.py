@@ -89,7 +89,7 @@ def write_context(cmap: ContextMap, out: str | Path, *, html: bool = True, png: 
 
     from ..render.context import context_png
     from ..render.offline import write_plotly_html
-    from ..spaces.extract import versions
+    from ..versions import versions
 
     folder = ensure_writable_dir(out)
     timings: dict[str, float] = {}

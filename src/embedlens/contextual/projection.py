@@ -164,14 +164,14 @@ def project(
     from ..reduce import make_reducer
 
     if runs < 1:
-        raise EmbedlensError(f"--runs must be at least 1, got {runs}")
+        raise EmbedlensError(f"`runs` must be at least 1, got {runs}")
     n = int(vectors.shape[0])
     notes: list[str] = []
     if method == "tsne" and perplexity is None:
         perplexity = auto_perplexity(n)
         notes.append(f"t-SNE perplexity not given: set to {perplexity:.3g} = min(30, (n - 1) / 3) for n = {n} points")
     if method == "tsne" and perplexity is not None and perplexity <= 0:
-        raise EmbedlensError(f"--perplexity must be positive, got {perplexity}")
+        raise EmbedlensError(f"`perplexity` must be positive, got {perplexity}")
     started = time.perf_counter()
     maps: list[np.ndarray] = []
     params: dict[str, Any] = {}

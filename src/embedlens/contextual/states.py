@@ -345,7 +345,7 @@ def hidden_states(
         if limit is not None and len(enc.ids) > limit:
             raise EmbedlensError(f"text {i + 1} has {len(enc.ids)} tokens; {lens.name} takes at most {limit}: shorten it")
         if not keep_special and not (~enc.special).any():
-            raise EmbedlensError(f"text {i + 1} has only special tokens; use --keep-special or give words")
+            raise EmbedlensError(f"text {i + 1} has only special tokens; use `keep_special=True` or give words")
     timings["tokenize"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     states: list[np.ndarray | None] = [None] * len(texts)

@@ -24,9 +24,7 @@ import numpy as np
 from ..errors import EmbedlensError
 from .reading import CHUNK_CHARS, Corpus
 
-PIECE_CHARS = 1 << 13  # what one encode_batch item holds: big enough to amortise, small enough to parallelise
 WORD_RE = re.compile(r"\w+")
-_WORD_END = re.compile(r"\S\s")
 
 
 @dataclass
@@ -71,33 +69,6 @@ class TokenFrequencies:
         }
 
 
-def split_at_whitespace(text: str, size: int = PIECE_CHARS) -> list[str]:
-    """Cut ``text`` into pieces of about ``size`` characters, each cut at the start of a whitespace run.
-
-    Joining the pieces gives ``text`` back; a piece only ends where a whitespace run begins, so a
-    whitespace-splitting pre-tokenizer sees the same pre-tokens as in the whole text.
-    """
-    if len(text) <= size:
-        return [text]
-    pieces: list[str] = []
-    start, n = 0, len(text)
-    while n - start > size:
-        target = start + size
-        cut = max(text.rfind(" ", start + 1, target), text.rfind("\n", start + 1, target),
-                  text.rfind("\t", start + 1, target))
-        while cut > start + 1 and text[cut - 1].isspace():  # back to the first character of the run
-            cut -= 1
-        if cut <= start or text[cut - 1].isspace():  # no usable cut before the target: take the next one
-            m = _WORD_END.search(text, target)
-            if m is None:
-                break
-            cut = m.start() + 1
-        pieces.append(text[start:cut])
-        start = cut
-    pieces.append(text[start:])
-    return pieces
-
-
 class TokenCounter:
     """Counts the tokens of documents: a small picklable object, so Ray workers count exactly like this process.
 
@@ -112,15 +83,16 @@ class TokenCounter:
         self._fast: Any = None
 
     @classmethod
-    def for_lens(cls, lens: Any, which: str = "input") -> TokenCounter:
-        space = lens.get_space(which)
-        if not hasattr(lens, "fast_tokenizer"):
+    def for_view(cls, view: Any) -> TokenCounter:
+        """The counter of a space (``lens.input``...): the model's tokenizer, or the words of a word space."""
+        space = view.space
+        if not view.is_model:
             return cls("words", len(space), words=dict(space.row_of_label))
         size = int(np.max(space.ids)) + 1 if len(space) else 0
-        fast = lens.fast_tokenizer
+        fast = view.lens.fast_tokenizer
         if fast is not None:
             return cls("tokenizer", size, tokenizer_json=fast.to_str())
-        return cls("tokenizer", size, tokenizer=lens.tokenizer)
+        return cls("tokenizer", size, tokenizer=view.lens.tokenizer)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_fast": None}
@@ -155,16 +127,16 @@ class TokenCounter:
         return counts, n_all, n_all
 
 
-def count_tokens(lens: Any, corpus: Corpus, *, which: str = "input", chunk_chars: int = CHUNK_CHARS,
+def count_tokens(view: Any, corpus: Corpus, *, chunk_chars: int = CHUNK_CHARS,
                  progress: bool = True, engine: str = "local", ray_address: str | None = None,
                  workers: int | None = None) -> TokenFrequencies:
-    """Count how often each row of ``lens``'s space occurs in ``corpus``.
+    """Count how often each row of a space occurs in ``corpus``.
 
     Args:
-        lens: a :class:`~embedlens.lens.ModelLens` (counted with its tokenizer, each document alone, no
-            special tokens) or a :class:`~embedlens.lens.SpaceLens` word space (``\\w+`` words, lowercased).
+        view: a space of a handle (:class:`~embedlens.lens.SpaceView`: ``lens.input``, ``lens.output``; a
+            handle means its input space): a model's is counted with its tokenizer, each document alone, no special tokens; a word space's
+            by ``\\w+`` words, lowercased.
         corpus: an opened :class:`~embedlens.corpus.Corpus`.
-        which: the model space the rows refer to (``input`` or ``output``).
         chunk_chars: characters of documents read per block (memory stays about a few times this).
         progress: show a progress bar by bytes on stderr (only on a terminal, for corpora over 1 MB).
         engine: ``local`` (this process) or ``ray`` (Ray Data tasks; same counts).
@@ -175,10 +147,12 @@ def count_tokens(lens: Any, corpus: Corpus, *, which: str = "input", chunk_chars
         :class:`TokenFrequencies` with ``counts`` of shape (n_rows,) in the space's row order.
     """
     from ..engines import open_engine
+    from ..lens import as_view
 
     started = time.perf_counter()
-    space = lens.get_space(which)
-    counter = TokenCounter.for_lens(lens, which)
+    view = as_view(view)
+    space = view.space
+    counter = TokenCounter.for_view(view)
     with open_engine(engine, address=ray_address, workers=workers) as eng:
         counted = eng.count(counter, corpus, block_chars=chunk_chars, progress=progress)
         info = eng.info()
@@ -191,15 +165,17 @@ def count_tokens(lens: Any, corpus: Corpus, *, which: str = "input", chunk_chars
                             corpus=corpus.manifest(), seconds=time.perf_counter() - started, engine=info)
 
 
-def token_frequencies(lens: Any, corpus: str | list[str] | Corpus, *, which: str = "input",
+def token_frequencies(lens: Any, corpus: str | list[str] | Corpus, *, which: str | None = None,
                       progress: bool = True, text_column: str = "text", engine: str = "local",
                       ray_address: str | None = None, workers: int | None = None) -> TokenFrequencies:
-    """:func:`count_tokens` for corpus specs (files, folders, ``hf:NAME``, ``lee``, ``enwiki-sample``) or an opened corpus."""
+    """:func:`count_tokens` for corpus specs (files, folders, ``hf:NAME``, ``lee``, ``enwiki-sample``) or an
+    opened corpus; ``lens`` is a space (``lens.input``...) or a handle (with ``which``, default input)."""
+    from ..lens import as_view
     from .reading import open_corpus
 
     if not isinstance(corpus, Corpus):
         corpus = open_corpus(corpus, text_column=text_column)
-    freqs = count_tokens(lens, corpus, which=which, progress=progress, engine=engine, ray_address=ray_address,
+    freqs = count_tokens(as_view(lens, which), corpus, progress=progress, engine=engine, ray_address=ray_address,
                          workers=workers)
     if freqs.n_tokens == 0:
         raise EmbedlensError(f"the corpus {', '.join(corpus.specs)} produced no tokens")

@@ -184,12 +184,12 @@ def _check_column(path: Path, kind: str, column: str) -> None:
         raise EmbedlensError(f"cannot read corpus file {path}: {type(exc).__name__}: {exc}") from None
     if names is not None and column not in names:
         raise EmbedlensError(f"{path} has no column '{column}' (its columns: {', '.join(names) or 'none'}); "
-                             "choose one with --text-column")
+                             "choose one with `text_column`")
     if kind in TABLE_KINDS:
         kind_of = table_column_type(path, kind, column)
         if kind_of not in ("string", "large_string", "string_view"):
             raise EmbedlensError(f"column '{column}' of {path} holds {kind_of}, not text; choose a text column "
-                                 "with --text-column")
+                                 "with `text_column`")
 
 
 def _file(path: Path, column: str) -> CorpusFile | None:

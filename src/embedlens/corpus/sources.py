@@ -63,6 +63,10 @@ class Shard:
     def doc_id(self, position: int) -> str:
         return f"{self.path}{'#' if self.kind in TABLE_KINDS else '@'}{position}"
 
+    def read(self, block_chars: int = 0) -> Iterator[DocumentBlock]:
+        """The shard's documents in blocks of about ``block_chars`` characters (:func:`read_shard`)."""
+        return read_shard(self, block_chars or BLOCK_CHARS)
+
 
 @dataclass
 class DocumentBlock:

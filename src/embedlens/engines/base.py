@@ -87,7 +87,6 @@ class LocalEngine(Engine):
         return {"engine": "local", "address": None, "workers": 1, "resources": {"CPU": os.cpu_count() or 1}}
 
     def count(self, counter: Any, corpus: Any, *, block_chars: int = 4 << 20, progress: bool = False) -> CountResult:
-        from ..corpus.sources import read_shard
         from ..progress import bar
 
         shards = corpus.shards()
@@ -96,7 +95,7 @@ class LocalEngine(Engine):
         with bar(sum(s.n_bytes for s in shards), "counting tokens", enabled=progress, unit="bytes",
                  min_total=1 << 20) as advance:
             for shard in shards:
-                for block in read_shard(shard, block_chars):
+                for block in shard.read(block_chars):
                     counts, n, out = counter.count(block.texts)
                     total += counts
                     n_tokens += n

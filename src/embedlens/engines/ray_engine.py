@@ -199,7 +199,7 @@ class RayEngine(Engine):
         with worker_errors("find the word"):
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 total += int(np.sum(batch.column("n_block").to_numpy()))
-                kept.extend(rows_to_found(batch))
+                kept.extend(rows_to_found(batch, query.found_type))
                 if len(kept) > 2 * query.max_occurrences:
                     kept = query.select(kept)
         return query.select(kept), total

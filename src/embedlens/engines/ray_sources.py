@@ -11,8 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from ..corpus.sources import Shard, read_shard
-
 
 def _one_thread() -> None:
     """A task holds one CPU: the tokenizer must not spread over every core (Ray sets OMP_NUM_THREADS=1 alike)."""
@@ -32,17 +30,17 @@ def _documents_table(block: Any) -> Any:
     })
 
 
-def _read_fn(shards: list[Shard], block_chars: int):
+def _read_fn(shards: list[Any], block_chars: int):
     def read() -> Iterator[Any]:
         for shard in shards:
-            for block in read_shard(shard, block_chars):
+            for block in shard.read(block_chars):
                 yield _documents_table(block)
     return read
 
 
-def group_shards(shards: list[Shard], task_bytes: int) -> list[list[Shard]]:
+def group_shards(shards: list[Any], task_bytes: int) -> list[list[Any]]:
     """Consecutive shards packed into read tasks of about ``task_bytes`` (many small files: few tasks)."""
-    groups: list[list[Shard]] = []
+    groups: list[list[Any]] = []
     size = task_bytes
     for shard in shards:
         if size >= task_bytes:
@@ -53,7 +51,7 @@ def group_shards(shards: list[Shard], task_bytes: int) -> list[list[Shard]]:
     return groups
 
 
-def CorpusDatasource(shards: list[Shard], block_chars: int, task_bytes: int) -> Any:  # noqa: N802 - a Ray Datasource
+def CorpusDatasource(shards: list[Any], block_chars: int, task_bytes: int) -> Any:  # noqa: N802 - a Ray Datasource
     """A Ray Data datasource: read tasks of about ``task_bytes`` each, yielding blocks of documents
     (columns ``source``, ``position``, ``text``, ``doc_prefix``)."""
     from ray.data.block import BlockMetadata
@@ -95,10 +93,6 @@ class CountBlock:
                          "n_tokens": pa.array([n], type=pa.int64()), "n_outside": pa.array([out], type=pa.int64())})
 
 
-FOUND_FIELDS = ("key", "source", "position", "doc", "start", "end", "form", "model_text", "ws", "we", "snippet",
-                "ss", "se")
-
-
 class FindBlock:
     """``map_batches`` function: a block of documents -> the block's sample of occurrences (and its count)."""
 
@@ -114,38 +108,19 @@ class FindBlock:
         found, n = self.query.find_rows(batch.column("source").to_numpy(), positions,
                                         batch.column("text").to_pylist(), docs)
         found = self.query.select(found)
-        cols: dict[str, list] = {f: [] for f in FOUND_FIELDS}
-        for f in found:
-            for name, value in zip(FOUND_FIELDS, (f.key, f.source, f.position, f.doc, f.start, f.end, f.form,
-                                                  f.model_text, *f.word_span, f.snippet, *f.snippet_span),
-                                   strict=True):
-                cols[name].append(value)
-        if not found:  # one row carrying the block's count, with no occurrence
-            cols = {k: [None] for k in cols}
-        cols["n_block"] = [n] + [0] * (len(cols["key"]) - 1)
-        return pa.Table.from_pydict(cols, schema=_found_schema(pa))
+        fields = self.query.found_type.COLUMNS
+        values = list(zip(*(f.columns() for f in found), strict=True)) if found else [[None]] * len(fields)
+        cols = {name: list(v) for name, v in zip(fields, values, strict=True)}  # no occurrence: one row of nulls
+        cols["n_block"] = [n] + [0] * (len(cols["key"]) - 1)  # that row still carries the block's count
+        schema = pa.schema([(k, pa.type_for_alias(t)) for k, t in {**fields, "n_block": "int64"}.items()])
+        return pa.Table.from_pydict(cols, schema=schema)
 
 
-def _found_schema(pa: Any) -> Any:
-    text = ("doc", "form", "model_text", "snippet")
-    return pa.schema([(k, pa.uint64() if k == "key" else pa.string() if k in text else pa.int64())
-                      for k in (*FOUND_FIELDS, "n_block")])
-
-
-def rows_to_found(batch: Any) -> list[Any]:
+def rows_to_found(batch: Any, found_type: Any) -> list[Any]:
     """The occurrences of a :class:`FindBlock` output batch (rows without one skipped)."""
-    from ..contextual.occurrences import Found
-
-    cols = {k: batch.column(k).to_pylist() for k in FOUND_FIELDS}
-    out = []
-    for r in range(batch.num_rows):
-        if cols["key"][r] is None:
-            continue
-        out.append(Found(doc=cols["doc"][r], start=cols["start"][r], end=cols["end"][r], form=cols["form"][r],
-                         model_text=cols["model_text"][r], word_span=(cols["ws"][r], cols["we"][r]),
-                         snippet=cols["snippet"][r], snippet_span=(cols["ss"][r], cols["se"][r]),
-                         source=cols["source"][r], position=cols["position"][r], key=cols["key"][r]))
-    return out
+    cols = {k: batch.column(k).to_pylist() for k in found_type.COLUMNS}
+    return [found_type.from_columns({k: v[r] for k, v in cols.items()})
+            for r in range(batch.num_rows) if cols["key"][r] is not None]
 
 
 class Prepare:

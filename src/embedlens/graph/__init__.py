@@ -36,13 +36,13 @@ __all__ = [
 def check_seed_options(*, text: Any = None, words: Any = None, random: Any = None, corpus: Any = None,
                        variants: Any = None) -> None:
     """Exactly one way of choosing seeds; ``corpus`` only with ``random``."""
-    given = [name for name, v in (("--text", text), ("--words", words), ("--random", random), ("--variants", variants))
+    given = [name for name, v in (("`text`", text), ("`words`", words), ("`random`", random), ("`variants`", variants))
              if v is not None]
     if len(given) != 1:
         what = "none was given" if not given else f"got {' and '.join(given)}"
-        raise EmbedlensError(f"give exactly one of --text, --words, --random or --variants ({what})")
+        raise EmbedlensError(f"give exactly one of `text`, `words`, `random` or `variants` ({what})")
     if corpus and random is None:
-        raise EmbedlensError("--corpus only applies to --random")
+        raise EmbedlensError("`corpus` only applies to `random`")
 
 
 def token_graph(
@@ -53,7 +53,7 @@ def token_graph(
     random: int | None = None,
     corpus: str | Sequence[str] | None = None,
     variants: str | None = None,
-    which: str = "input",
+    which: str | None = None,
     k: int = 20,
     min_score: float | None = None,
     mutual: bool = False,
@@ -61,24 +61,30 @@ def token_graph(
     layout: bool = True,
 ) -> TokenGraph:
     """Seeds from exactly one of ``text``, ``words``, ``random`` (N words, optionally from ``corpus``) or
-    ``variants``; their k-nearest-token graph; and a seeded layout."""
+    ``variants``; their k-nearest-token graph; and a seeded layout.
+
+    ``lens``: a space (``lens.input``, ``lens.output``) or a handle (with ``which``, default input).
+    """
+    from ..lens import as_view
+
     check_seed_options(text=text, words=words, random=random, corpus=corpus, variants=variants)
+    view = as_view(lens, which)
     info: dict[str, Any] = {}
     notes: list[str] = []
     if text is not None:
-        seeds = seeds_from_text(lens, text, which)
+        seeds = seeds_from_text(view, text)
         info = {"mode": "text", "text": text}
     elif words is not None:
-        seeds = seeds_from_words(lens, words, which)
+        seeds = seeds_from_words(view, words)
         info = {"mode": "words", "words": [s.label for s in seeds]}
     elif random is not None:
-        seeds, extra = seeds_from_random(lens, random, seed=seed, corpus=corpus, which=which)
+        seeds, extra = seeds_from_random(view, random, seed=seed, corpus=corpus)
         info = {"mode": "random", "n": random, **extra}
     else:
-        seeds, note = seeds_from_variants(lens, variants or "", which)
+        seeds, note = seeds_from_variants(view, variants or "")
         info = {"mode": "variants", "word": variants}
         notes = [note] if note else []
-    graph = build_graph(lens, seeds, which=which, k=k, min_score=min_score, mutual=mutual)
+    graph = build_graph(view, seeds, k=k, min_score=min_score, mutual=mutual)
     graph.params["seed"] = seed
     graph.origin = info
     graph.notes = notes + [n for n in graph.notes if n not in notes]

@@ -139,7 +139,7 @@ class TokenGraph:
 def _check_k(k: int, n: int, widest_seed: int) -> int:
     from ..neighbors.exact import check_k
 
-    return check_k(k, min(MAX_K, n - widest_seed), name="--k")
+    return check_k(k, min(MAX_K, n - widest_seed), name="`k`")
 
 
 def graph_stats(n_nodes: int, src: np.ndarray, dst: np.ndarray, n_seeds: int) -> GraphStats:
@@ -183,7 +183,7 @@ def build_graph(
     lens: Any,
     seeds: Sequence[Seed | str],
     *,
-    which: str = "input",
+    which: str | None = None,
     k: int = 20,
     min_score: float | None = None,
     mutual: bool = False,
@@ -191,117 +191,58 @@ def build_graph(
 ) -> TokenGraph:
     """Seeds joined to their k nearest tokens (cosine over the whole vocabulary).
 
+    The stages: each seed's top-k (:func:`seed_topk`) -> nodes (:func:`graph_nodes`) -> edges, with
+    mutual pairs (:func:`mutual_edges`) -> ``min_score`` filter (:func:`filter_edges`) -> the graph.
+
     Args:
-        lens: a :class:`~embedlens.lens.ModelLens` or :class:`~embedlens.lens.SpaceLens`.
+        lens: a space of a handle (``lens.input``, ``lens.output``), or a handle (its input space).
         seeds: :class:`~embedlens.graph.seeds.Seed` objects, or query strings (resolved like ``neighbors``).
-        which: ``input`` or ``output`` space of a model.
+        which: with a handle, ``input`` or ``output`` (same as passing ``lens.output``).
         k: neighbours per seed.
         min_score: drop edges whose cosine is below this.
         mutual: also join any two token nodes that are in each other's top-k.
         use_cache: take top-k lists from a cached full-vocabulary k-NN graph when it has >= k neighbours.
     """
+    from ..lens import as_view
     from ..neighbors.knn import space_index
 
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    sp = lens.get_space(which)
+    view = as_view(lens, which)
+    sp = view.space
     if not seeds:
         raise EmbedlensError("no seeds to build a graph from")
     if any(isinstance(s, str) for s in seeds):
         strings = [s for s in seeds if isinstance(s, str)]
-        seeds = [s for s in seeds if not isinstance(s, str)] + seeds_from_words(lens, strings, which)
+        seeds = [s for s in seeds if not isinstance(s, str)] + seeds_from_words(view, strings)
     seeds = list(seeds)  # type: ignore[arg-type]
-    n = len(sp)
-    k = _check_k(k, n, max(len(s.rows) for s in seeds))
+    k = _check_k(k, len(sp), max(len(s.rows) for s in seeds))
     if min_score is not None and not -1.0 <= float(min_score) <= 1.0:
-        raise EmbedlensError(f"--min-score is a cosine, from -1 to 1; got {min_score}")
+        raise EmbedlensError(f"`min_score` is a cosine, from -1 to 1; got {min_score}")
 
     # One index answers every top-k: a cached exact k-NN graph when one holds >= k neighbours (rows of
     # the space), with an exact scan behind it for word seeds (several tokens -> a mean vector).
-    index = space_index(lens, which, k, use_cache=use_cache)
+    index = space_index(view, k, use_cache=use_cache)
     knn = getattr(index, "graph", None)
 
-    # -- each seed's top-k, one batch per kind of query --
     t = time.perf_counter()
-    single = np.array([s.single for s in seeds], dtype=bool)
-    seed_nbr = np.empty((len(seeds), k), dtype=np.int64)
-    seed_sc = np.empty((len(seeds), k), dtype=np.float32)
-    if single.any():
-        rows = np.array([seeds[i].rows[0] for i in np.flatnonzero(single)], dtype=np.int64)
-        nb = index.query(rows, k, exclude_self=True)
-        seed_nbr[single], seed_sc[single] = nb.indices, nb.scores
-    need = np.flatnonzero(~single)
-    if need.size:
-        nb = index.query(np.stack([seeds[i].vector for i in need]).astype(np.float32), k,
-                         exclude=[seeds[i].rows for i in need])
-        seed_nbr[need], seed_sc[need] = nb.indices, nb.scores
+    seed_nbr, seed_sc = seed_topk(index, seeds, k)
     timings["seed_topk"] = time.perf_counter() - t
+    nodes, node_rows, node_of_row = graph_nodes(sp, seeds, seed_nbr)
 
-    # -- nodes: seeds first (in order), then neighbour rows in order of first appearance --
-    seed_rows = np.array([s.rows[0] if s.single else -1 for s in seeds], dtype=np.int64)
-    flat = seed_nbr.ravel()
-    uniq, first = np.unique(flat, return_index=True)
-    new_rows = uniq[np.argsort(first, kind="stable")]
-    new_rows = new_rows[~np.isin(new_rows, seed_rows)]
     n_seed = len(seeds)
-    node_of_row = np.full(n, -1, dtype=np.int64)
-    node_of_row[new_rows] = np.arange(n_seed, n_seed + new_rows.size)
-    has_row = seed_rows >= 0
-    node_of_row[seed_rows[has_row]] = np.flatnonzero(has_row)
-
-    nodes: list[GraphNode] = []
-    word_id = 0
-    for s in seeds:
-        if s.single:
-            r = s.rows[0]
-            nodes.append(GraphNode(int(sp.ids[r]), sp.labels[r], sp.display[r], True, "token", (int(sp.ids[r]),)))
-        else:
-            word_id -= 1
-            nodes.append(GraphNode(word_id, s.label, make_visible(s.label), True, "word",
-                                   tuple(int(sp.ids[r]) for r in s.rows)))
-    nodes.extend(GraphNode(int(sp.ids[r]), sp.labels[r], sp.display[r], False, "token", (int(sp.ids[r]),))
-                 for r in new_rows.tolist())
-
-    # -- edges: seed -> each of its top-k --
-    src = np.repeat(np.arange(n_seed), k)
-    dst = node_of_row[flat]
+    src = np.repeat(np.arange(n_seed), k)  # seed -> each of its top-k
+    dst = node_of_row[seed_nbr.ravel()]
     score = seed_sc.ravel().astype(np.float32)
     kind = np.zeros(src.size, dtype=np.int8)
-
     if mutual:
         t = time.perf_counter()
-        node_rows = np.concatenate([seed_rows, new_rows])
-        tok_nodes = np.flatnonzero(node_rows >= 0)  # word seeds (several tokens) have no row of their own
-        tok_rows = node_rows[tok_nodes]
-        nb = index.query(tok_rows, k, exclude_self=True)
-        m = len(nodes)
-        u = np.repeat(tok_nodes, k)
-        v = node_of_row[nb.indices.ravel()]
-        sc = nb.scores.ravel()
-        inside = v >= 0
-        u, v, sc = u[inside], v[inside], sc[inside]
-        forward = u * m + v
-        is_mutual = np.isin(v * m + u, forward) & (u < v)
-        src = np.concatenate([src, u[is_mutual]])
-        dst = np.concatenate([dst, v[is_mutual]])
-        score = np.concatenate([score, sc[is_mutual].astype(np.float32)])
-        kind = np.concatenate([kind, np.ones(int(is_mutual.sum()), dtype=np.int8)])
+        u, v, sc = mutual_edges(index, node_rows, node_of_row, k)
+        src, dst = np.concatenate([src, u]), np.concatenate([dst, v])
+        score = np.concatenate([score, sc])
+        kind = np.concatenate([kind, np.ones(u.size, dtype=np.int8)])
         timings["mutual_topk"] = time.perf_counter() - t
-
-    if min_score is not None:
-        keep = score >= float(min_score)
-        src, dst, score, kind = src[keep], dst[keep], score[keep], kind[keep]
-    src, dst, score, kind = _dedupe(src, dst, score, kind)
-    if min_score is not None:
-        # Neighbours whose every edge fell below min_score are dropped; seeds always stay.
-        used = np.zeros(len(nodes), dtype=bool)
-        used[:n_seed] = True
-        used[src] = True
-        used[dst] = True
-        if not used.all():
-            remap = np.cumsum(used) - 1
-            nodes = [nd for nd, u_ in zip(nodes, used, strict=True) if u_]
-            src, dst = remap[src], remap[dst]
+    nodes, src, dst, score, kind = filter_edges(nodes, n_seed, src, dst, score, kind, min_score)
 
     best = np.full(len(nodes), -np.inf)
     np.maximum.at(best, src, score)
@@ -318,5 +259,84 @@ def build_graph(
     source = "computed"
     if knn is not None:
         source = f"cached {knn.method} k-NN graph (k={knn.params.get('truncated_from', knn.k)}, recall {knn.recall:.4f})"
-    params = {"which": which, "k": k, "min_score": min_score, "mutual": bool(mutual), "seeds": n_seed}
+    params = {"which": view.which, "k": k, "min_score": min_score, "mutual": bool(mutual), "seeds": n_seed}
     return TokenGraph(nodes, edges, stats, sp.name, params, notes, source, timings=timings)
+
+
+def seed_topk(index: Any, seeds: Sequence[Seed], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's ``k`` nearest rows and cosines (its own rows excluded): one query per kind of seed."""
+    single = np.array([s.single for s in seeds], dtype=bool)
+    seed_nbr = np.empty((len(seeds), k), dtype=np.int64)
+    seed_sc = np.empty((len(seeds), k), dtype=np.float32)
+    if single.any():
+        rows = np.array([seeds[i].rows[0] for i in np.flatnonzero(single)], dtype=np.int64)
+        nb = index.query(rows, k, exclude_self=True)
+        seed_nbr[single], seed_sc[single] = nb.indices, nb.scores
+    need = np.flatnonzero(~single)
+    if need.size:
+        nb = index.query(np.stack([seeds[i].vector for i in need]).astype(np.float32), k,
+                         exclude=[seeds[i].rows for i in need])
+        seed_nbr[need], seed_sc[need] = nb.indices, nb.scores
+    return seed_nbr, seed_sc
+
+
+def graph_nodes(sp: Any, seeds: Sequence[Seed], seed_nbr: np.ndarray) -> tuple[list[GraphNode], np.ndarray, np.ndarray]:
+    """The nodes (seeds first, in order, then neighbour rows in order of first appearance), each node's row
+    (-1 for a word seed standing for several tokens) and the node of each row of the space (-1: none)."""
+    seed_rows = np.array([s.rows[0] if s.single else -1 for s in seeds], dtype=np.int64)
+    uniq, first = np.unique(seed_nbr.ravel(), return_index=True)
+    new_rows = uniq[np.argsort(first, kind="stable")]
+    new_rows = new_rows[~np.isin(new_rows, seed_rows)]
+    n_seed = len(seeds)
+    node_of_row = np.full(len(sp), -1, dtype=np.int64)
+    node_of_row[new_rows] = np.arange(n_seed, n_seed + new_rows.size)
+    has_row = seed_rows >= 0
+    node_of_row[seed_rows[has_row]] = np.flatnonzero(has_row)
+
+    nodes: list[GraphNode] = []
+    word_id = 0
+    for s in seeds:
+        if s.single:
+            r = s.rows[0]
+            nodes.append(GraphNode(int(sp.ids[r]), sp.labels[r], sp.display[r], True, "token", (int(sp.ids[r]),)))
+        else:
+            word_id -= 1
+            nodes.append(GraphNode(word_id, s.label, make_visible(s.label), True, "word",
+                                   tuple(int(sp.ids[r]) for r in s.rows)))
+    nodes.extend(GraphNode(int(sp.ids[r]), sp.labels[r], sp.display[r], False, "token", (int(sp.ids[r]),))
+                 for r in new_rows.tolist())
+    return nodes, np.concatenate([seed_rows, new_rows]), node_of_row
+
+
+def mutual_edges(index: Any, node_rows: np.ndarray, node_of_row: np.ndarray, k: int,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(u, v, score)`` node pairs (u < v) that are in each other's top-k, over the token nodes."""
+    tok_nodes = np.flatnonzero(node_rows >= 0)  # word seeds (several tokens) have no row of their own
+    nb = index.query(node_rows[tok_nodes], k, exclude_self=True)
+    m = node_rows.size
+    u = np.repeat(tok_nodes, k)
+    v = node_of_row[nb.indices.ravel()]
+    sc = nb.scores.ravel()
+    inside = v >= 0
+    u, v, sc = u[inside], v[inside], sc[inside]
+    is_mutual = np.isin(v * m + u, u * m + v) & (u < v)
+    return u[is_mutual], v[is_mutual], sc[is_mutual].astype(np.float32)
+
+
+def filter_edges(nodes: list[GraphNode], n_seed: int, src: np.ndarray, dst: np.ndarray, score: np.ndarray,
+                 kind: np.ndarray, min_score: float | None) -> tuple[list[GraphNode], np.ndarray, ...]:
+    """Edges below ``min_score`` dropped, each pair once; neighbours left without an edge dropped (seeds stay)."""
+    if min_score is not None:
+        keep = score >= float(min_score)
+        src, dst, score, kind = src[keep], dst[keep], score[keep], kind[keep]
+    src, dst, score, kind = _dedupe(src, dst, score, kind)
+    if min_score is not None:
+        used = np.zeros(len(nodes), dtype=bool)
+        used[:n_seed] = True
+        used[src] = True
+        used[dst] = True
+        if not used.all():
+            remap = np.cumsum(used) - 1
+            nodes = [nd for nd, u_ in zip(nodes, used, strict=True) if u_]
+            src, dst = remap[src], remap[dst]
+    return nodes, src, dst, score, kind

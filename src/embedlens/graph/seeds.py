@@ -21,6 +21,7 @@ import numpy as np
 
 from ..display import SPACE_MARK
 from ..errors import EmbedlensError
+from ..lens import as_view
 from ..neighbors.variants import matching_rows
 
 _START_SCHEMES = ("byte_level", "sentencepiece")
@@ -40,35 +41,32 @@ class Seed:
         return len(self.rows) == 1
 
 
-def _space(lens: Any, which: str) -> Any:
-    return lens.get_space(which)
-
-
 def _row_seed(sp: Any, row: int) -> Seed:
     return Seed(sp.display[row], (int(row),), np.asarray(sp.vectors[row], dtype=np.float32))
 
 
-def seeds_from_rows(lens: Any, rows: Sequence[int] | np.ndarray, which: str = "input") -> list[Seed]:
-    """One seed per distinct row, in first-seen order."""
-    sp = _space(lens, which)
+def seeds_from_rows(view: Any, rows: Sequence[int] | np.ndarray) -> list[Seed]:
+    """One seed per distinct row of ``view`` (``lens.input``, ``lens.output``...), in first-seen order."""
+    sp = as_view(view).space
     rows = np.asarray(rows, dtype=np.int64)
     _, first = np.unique(rows, return_index=True)
     return [_row_seed(sp, int(r)) for r in rows[np.sort(first)]]
 
 
-def seeds_from_text(lens: Any, text: str, which: str = "input") -> list[Seed]:
+def seeds_from_text(view: Any, text: str) -> list[Seed]:
     """The model's tokens of ``text`` (special tokens skipped); a plain word space splits at whitespace."""
     if not text or not text.strip():
-        raise EmbedlensError("the text is empty; give --text a sentence")
-    sp = _space(lens, which)
-    if hasattr(lens, "encode"):
-        ids = lens.encode(text, add_special_tokens=False)
+        raise EmbedlensError("the text is empty; give `text` a sentence")
+    view = as_view(view)
+    sp = view.space
+    if view.is_model:
+        ids = view.encode(text, add_special_tokens=False)
         rows = [sp.row_of_id[i] for i in ids if i in sp.row_of_id]
         rows = [r for r in rows if not sp.special[r]]
         if not rows:
             raise EmbedlensError("the text produced no ordinary tokens")
-        return seeds_from_rows(lens, rows, which)
-    return seeds_from_words(lens, text.split(), which)
+        return seeds_from_rows(view, rows)
+    return seeds_from_words(view, text.split())
 
 
 def parse_word_list(words: str | Sequence[str]) -> list[str]:
@@ -76,17 +74,18 @@ def parse_word_list(words: str | Sequence[str]) -> list[str]:
     items = [w.strip() for w in words.split(",")] if isinstance(words, str) else [str(w).strip() for w in words]
     items = [w for w in items if w]
     if not items:
-        raise EmbedlensError("the word list is empty; give --words a comma-separated list such as king,queen,list")
+        raise EmbedlensError("the word list is empty; give `words` a comma-separated list such as king,queen,list")
     return items
 
 
-def seeds_from_words(lens: Any, words: str | Sequence[str], which: str = "input") -> list[Seed]:
+def seeds_from_words(view: Any, words: str | Sequence[str]) -> list[Seed]:
     """Each word resolved like ``neighbors``: one seed per word (several tokens -> their mean, said in ``note``)."""
     out: list[Seed] = []
     seen: set[tuple[int, ...]] = set()
-    sp = _space(lens, which)
+    view = as_view(view)
+    sp = view.space
     for word in parse_word_list(words):
-        rq = lens.resolve(word, which)
+        rq = view.resolve(word)
         rows = tuple(int(r) for r in rq.rows)
         if rows in seen:
             continue
@@ -96,10 +95,11 @@ def seeds_from_words(lens: Any, words: str | Sequence[str], which: str = "input"
     return out
 
 
-def whole_word_rows(lens: Any, which: str = "input") -> np.ndarray:
+def whole_word_rows(view: Any) -> np.ndarray:
     """Rows of whole-word tokens (see the module docstring), found by one regex over the whole vocabulary."""
-    sp = _space(lens, which)
-    scheme = (getattr(lens, "meta", None) or {}).get("token_scheme", "plain") if hasattr(lens, "entry") else "plain"
+    view = as_view(view)
+    sp = view.space
+    scheme = view.token_scheme
     letters = r"[^\W\d_]{3,}"
     pattern = rf"^{SPACE_MARK}{letters}$" if scheme in _START_SCHEMES else rf"^{letters}$"
     rows = matching_rows(pattern, list(sp.display))
@@ -107,12 +107,11 @@ def whole_word_rows(lens: Any, which: str = "input") -> np.ndarray:
 
 
 def seeds_from_random(
-    lens: Any,
+    view: Any,
     n: int,
     *,
     seed: int = 0,
     corpus: str | Sequence[str] | None = None,
-    which: str = "input",
 ) -> tuple[list[Seed], dict[str, Any]]:
     """``n`` whole-word tokens drawn without replacement (seeded); with ``corpus``, only tokens found in it.
 
@@ -120,29 +119,29 @@ def seeds_from_random(
         ``(seeds, info)`` where ``info`` says how many candidates there were (and the corpus manifest).
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise EmbedlensError(f"--random needs a positive number of words, got {n}")
-    rows = whole_word_rows(lens, which)
+        raise EmbedlensError(f"asked for {n} random words; the number of words must be a positive number")
+    view = as_view(view)
+    rows = whole_word_rows(view)
     info: dict[str, Any] = {"candidates_in_vocabulary": int(rows.size)}
     if corpus:
         from ..corpus.frequencies import token_frequencies
 
-        freqs = token_frequencies(lens, list(corpus) if not isinstance(corpus, str) else [corpus], which=which,
-                                  progress=False)
+        freqs = token_frequencies(view, list(corpus) if not isinstance(corpus, str) else [corpus], progress=False)
         rows = rows[freqs.counts[rows] > 0]
         info.update(corpus=freqs.to_dict(), candidates_in_corpus=int(rows.size))
     if n > rows.size:
         where = "in the corpus" if corpus else "in the vocabulary"
-        raise EmbedlensError(f"--random {n} is more than the {rows.size} whole-word tokens {where}; ask for fewer")
+        raise EmbedlensError(f"asked for {n} random words, more than the {rows.size} whole-word tokens {where}; ask for fewer")
     rng = np.random.default_rng(seed)
     chosen = rng.choice(rows, size=int(n), replace=False)
-    return seeds_from_rows(lens, chosen, which), info
+    return seeds_from_rows(view, chosen), info
 
 
-def seeds_from_variants(lens: Any, word: str, which: str = "input") -> tuple[list[Seed], str | None]:
+def seeds_from_variants(view: Any, word: str) -> tuple[list[Seed], str | None]:
     """The variants of ``word`` as seeds (each variant token one seed), and the query's note if any."""
     if not word or not word.strip():
-        raise EmbedlensError("the word for --variants is empty")
-    result = lens.variants(word, space=which)
-    sp = _space(lens, which)
-    rows = [sp.row_of_id[nb.id] for nb in result.neighbors]
-    return seeds_from_rows(lens, rows, which), result.note
+        raise EmbedlensError("the word whose variants to draw is empty; give a word")
+    view = as_view(view)
+    result = view.variants(word)
+    rows = [view.space.row_of_id[nb.id] for nb in result.neighbors]
+    return seeds_from_rows(view, rows), result.note

@@ -51,10 +51,10 @@ def check_memory(batch_size: int, n_cells: int, per_cell: int, *, available: int
     if need > budget:
         fits = (budget - estimate_peak_bytes(0, n_cells, per_cell)) // per_cell
         if fits >= 1:
-            advice = f"--batch-size {int(fits)} would fit"
+            advice = f"`batch_size={int(fits)}` would fit"
         else:  # the map's own results are too big: only a smaller grid helps
             side = int(np.sqrt(max(0, budget - estimate_peak_bytes(1, 0, per_cell)) / _PER_CELL_RESULT_BYTES))
-            advice = f"the map itself is too large: use --grid-size {side} or less"
+            advice = f"the map itself is too large: use `grid_size={side}` or less"
         raise EmbedlensError(
             f"estimated peak memory {_fmt(need)} for batch size {batch_size} ({n_cells} cells) exceeds the "
             f"{_fmt(budget)} that can be used of {_fmt(free)} free: {advice}"

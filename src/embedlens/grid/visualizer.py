@@ -114,7 +114,7 @@ class EmbeddingGridVisualizer:
         if not plane_tokens or len(plane_tokens) != 3:
             got = 0 if not plane_tokens else len(plane_tokens)
             raise EmbedlensError(f"the tokens method needs exactly three plane tokens A,B,C (got {got}): "
-                                 "e.g. --plane-tokens king,queen,man")
+                                 "e.g. `plane_tokens=king,queen,man`")
         return [self.source.resolve_token(q) for q in plane_tokens]
 
     def embed_2d_coordinates(self, x_coords: np.ndarray, y_coords: np.ndarray, embedding_method: str = "direct",
@@ -191,7 +191,7 @@ class EmbeddingGridVisualizer:
         return GridMap(config, grid_size, layer, method, x, y, ids, probs, raw, disp)
 
     def _config(self, grid_size, spacing, method, center, layer, batch_size, plane_tokens, emb) -> dict[str, Any]:
-        from ..spaces.extract import versions
+        from ..versions import versions
 
         info = self.source.describe()
         return {
@@ -258,7 +258,7 @@ def parse_layers(layer_idx: Any) -> list[int | None]:
         try:
             return [int(s) for s in items]
         except ValueError:
-            raise EmbedlensError(f"--layer-idx must be integers separated by commas, got '{layer_idx}'") from None
+            raise EmbedlensError(f"`layer_idx` must be integers separated by commas, got '{layer_idx}'") from None
     if isinstance(layer_idx, int | np.integer):
         return [int(layer_idx)]
     return [int(v) for v in layer_idx]
@@ -307,41 +307,89 @@ def create_embedding_grid_map(
         :class:`GridMapOutput` (``out["visualization_path"]``, ``out["results_path"]``, ``out.maps``).
     """
     from ..cache import ensure_writable_dir, write_json_atomic
-    from ..spaces.extract import versions
+    from ..versions import versions
 
     started = time.perf_counter()
+    options = check_grid_options(layer_idx, grid_size, spacing, embedding_method, batch_size, plane_tokens,
+                                 cell_labels)
+    out_dir = ensure_writable_dir(output_dir)
+    viz = EmbeddingGridVisualizer(model if model is not None else model_name, tokenizer, options["layers"][0],
+                                  dtype=dtype, seed=seed, device=device)
+    maps, load_s = compute_grid_maps(viz, options["layers"], options["grid_size"], options["spacing"],
+                                     options["method"], center=center, batch_size=batch_size,
+                                     plane_tokens=options["plane_tokens"], progress=progress)
+    render_started = time.perf_counter()
+    written = write_grid_maps(maps, out_dir, png=png, html=html, max_display_size=max_display_size, figsize=figsize,
+                              dpi=dpi, cell_labels=options["cell_labels"])
+    render_s = time.perf_counter() - render_started
+
+    manifest = {
+        **{k: v for k, v in maps[0].config.items() if k not in ("layer_idx", "timings", "method_info")},
+        "layers": [m.layer for m in maps],
+        "method_info": maps[0].config["method_info"],
+        "cell_labels": options["cell_labels"],
+        "files": [Path(f).name for f in written["files"]],
+        "versions": versions(),
+        "timings": {"load_s": round(load_s, 3), "render_s": round(render_s, 3),
+                    "per_layer": {str(m.layer): m.config["timings"] for m in maps},
+                    "total_s": round(time.perf_counter() - started, 3)},
+    }
+    manifest_path = write_json_atomic(out_dir / "manifest.json", manifest)
+    return GridMapOutput(maps, written["png"], written["results"], written["html"], written["panels"],
+                         written["files"], str(manifest_path))
+
+
+def check_grid_options(layer_idx: Any, grid_size: int, spacing: float, embedding_method: str, batch_size: int,
+                       plane_tokens: Sequence[str] | str | None, cell_labels: str | None) -> dict[str, Any]:
+    """Every grid option checked and normalised before any model is opened (stage 1 of the pipeline)."""
+    from ..render.grid import check_cell_labels
+
     layers = parse_layers(layer_idx)
     grid_size, spacing = M.check_grid(grid_size, spacing)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
-        raise EmbedlensError(f"batch size must be an integer >= 1, got {batch_size!r}")
-    from ..render.grid import check_cell_labels
-
-    cell_labels = check_cell_labels(cell_labels, grid_size)
+        raise EmbedlensError(f"`batch_size` must be an integer >= 1, got {batch_size!r}")
     method = M.check_method(embedding_method)
     if isinstance(plane_tokens, str):
-        plane_tokens = [t for t in plane_tokens.split(",")]
+        plane_tokens = list(plane_tokens.split(","))
     if method == "tokens" and (not plane_tokens or len(plane_tokens) != 3):
-        raise EmbedlensError("the tokens method needs --plane-tokens A,B,C (exactly three tokens)")
-    out_dir = ensure_writable_dir(output_dir)
-    viz = EmbeddingGridVisualizer(model if model is not None else model_name, tokenizer, layers[0], dtype=dtype,
-                                  seed=seed, device=device)
-    # -1 and 29 are the same block of a 30-block model: compute and write it once. Every layer, the grid and
-    # the plane tokens are checked from the cached metadata before any weight is read.
+        raise EmbedlensError("the tokens method needs `plane_tokens=A,B,C` (exactly three tokens)")
+    return {"layers": layers, "grid_size": grid_size, "spacing": spacing, "method": method,
+            "plane_tokens": plane_tokens, "cell_labels": check_cell_labels(cell_labels, grid_size)}
+
+
+def compute_grid_maps(viz: EmbeddingGridVisualizer, layers: list[int | None], grid_size: int, spacing: float,
+                      method: str, *, center: tuple[float, float] = (0.0, 0.0), batch_size: int = 100,
+                      plane_tokens: Sequence[str] | None = None, progress: bool | None = None,
+                      ) -> tuple[list[GridMap], float]:
+    """The grid map at each distinct layer (stage 2), and the seconds spent loading blocks.
+
+    -1 and 29 are the same block of a 30-block model: it is computed once. Every layer and the plane
+    tokens are checked from the cached metadata before any weight is read; then the blocks from the
+    lowest layer on are loaded once for all layers.
+    """
+    started = time.perf_counter()
     resolved = list(dict.fromkeys(viz.source.check_layer(viz.n_layers - 1 if v is None else v) for v in layers))
     if method == "tokens":
         viz._plane_ids(plane_tokens)
     viz._from(min(resolved))
-    viz.runner  # noqa: B018 - load blocks min(resolved).. now, so load_s measures it
+    viz.runner  # noqa: B018 - load blocks min(resolved).. now, so the load time measures it
     load_s = time.perf_counter() - started
-
     maps = [viz.compute_map(grid_size, spacing, method, center=center, layer_idx=lay, batch_size=batch_size,
                             plane_tokens=plane_tokens, progress=progress) for lay in resolved]
+    return maps, load_s
 
+
+def write_grid_maps(maps: list[GridMap], out_dir: Path, *, png: bool = True, html: bool = True,
+                    max_display_size: int = 50, figsize: tuple[float, float] = (20, 20), dpi: int = 150,
+                    cell_labels: str = "cells") -> dict[str, Any]:
+    """Each map's PNG, HTML and JSON results, and the side-by-side panel of several layers (stage 3).
+
+    Returns the paths: ``png`` / ``html`` / ``results`` of the first map, ``panels``, and every ``files``.
+    """
     from ..render import grid as R
 
+    grid_size, method = maps[0].grid_size, maps[0].method
     files: list[str] = []
-    render_started = time.perf_counter()
-    png_path = html_path = None
     for gm in maps:
         stem = out_dir / file_stem(gm.layer, grid_size, method)
         if png:
@@ -354,8 +402,6 @@ def create_embedding_grid_map(
         gm.save(out_dir / f"embedding_grid_results_layer_{gm.layer}.json")
         files.append(str(out_dir / f"embedding_grid_results_layer_{gm.layer}.json"))
     first = out_dir / file_stem(maps[0].layer, grid_size, method)
-    png_path = str(first.with_suffix(".png")) if png else None
-    html_path = str(first.with_suffix(".html")) if html else None
     panel_paths: list[str] = []
     if len(maps) > 1:
         tag = "-".join(str(m.layer) for m in maps)
@@ -368,19 +414,7 @@ def create_embedding_grid_map(
             R.write_panel_html(maps, panel.with_suffix(".html"))
             panel_paths.append(str(panel.with_suffix(".html")))
         files.extend(panel_paths)
-    render_s = time.perf_counter() - render_started
-
-    manifest = {
-        **{k: v for k, v in maps[0].config.items() if k not in ("layer_idx", "timings", "method_info")},
-        "layers": [m.layer for m in maps],
-        "method_info": maps[0].config["method_info"],
-        "cell_labels": cell_labels,
-        "files": [Path(f).name for f in files],
-        "versions": versions(),
-        "timings": {"load_s": round(load_s, 3), "render_s": round(render_s, 3),
-                    "per_layer": {str(m.layer): m.config["timings"] for m in maps},
-                    "total_s": round(time.perf_counter() - started, 3)},
-    }
-    manifest_path = write_json_atomic(out_dir / "manifest.json", manifest)
-    return GridMapOutput(maps, png_path, str(out_dir / f"embedding_grid_results_layer_{maps[0].layer}.json"),
-                         html_path, panel_paths, files, str(manifest_path))
+    return {"png": str(first.with_suffix(".png")) if png else None,
+            "html": str(first.with_suffix(".html")) if html else None,
+            "results": str(out_dir / f"embedding_grid_results_layer_{maps[0].layer}.json"),
+            "panels": panel_paths, "files": files}

@@ -133,7 +133,7 @@ def tokenize(lens: Any, texts: Sequence[str], *, max_tokens: int | None = None) 
             ids, text = ids[:max_tokens], text[:end] if end > 0 else text
         elif limit is not None and len(ids) > limit:
             raise EmbedlensError(f"{what} has {len(ids)} tokens; {lens.name} reads at most {limit}: shorten it or "
-                                 f"truncate it (max_tokens={limit}, on the command line --max-tokens {limit})")
+                                 f"truncate it (`max_tokens={limit}`)")
         out.append(_Text(text, np.ascontiguousarray(ids, dtype=np.int64), notes))
     return out
 

@@ -14,7 +14,7 @@ from .result import LogitLensResult, RankCurve
 
 def _manifest(kind: str, models: list[dict[str, Any]], settings: dict[str, Any], files: list[str],
               timings: dict[str, Any], notes: list[str]) -> dict[str, Any]:
-    from ..spaces.extract import versions
+    from ..versions import versions
 
     return {"kind": kind, "models": models, "settings": settings, "seed": None,
             "seed_note": "no random step: the logit lens is deterministic", "files": files, "notes": notes,

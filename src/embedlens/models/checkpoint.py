@@ -102,7 +102,7 @@ class Checkpoint:
         return [index.parent / s for s in shards]
 
     def _index_safetensors(self, file: Path) -> None:
-        from ..spaces.safetensors_mmap import read_header
+        from ..safetensors_mmap import read_header
 
         header, start = read_header(file)
         size = file.stat().st_size

@@ -67,18 +67,15 @@ def load_tokenizer(source: ModelSource) -> Any:
         raise EmbedlensError(f"could not load the tokenizer of {source.spec}: {type(exc).__name__}: {exc}") from None
 
 
-def _from_gguf(source: ModelSource, dtype: Any) -> Any:
-    """Dequantize a GGUF once and keep it as safetensors, so later loads take a fraction of a second."""
+def _dequantize_gguf(source: ModelSource, saved: Path) -> None:
+    """Dequantize a GGUF once into ``saved`` (safetensors), so later loads take a fraction of a second.
+
+    Only the weights are kept: the caller reads them back through the one loader, so the float32 model
+    built here is dropped as soon as it is written.
+    """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    saved = model_entry_dir(source) / "dequantized"
-    if (saved / "config.json").exists():
-        try:
-            with _quiet():
-                return AutoModelForCausalLM.from_pretrained(str(saved), dtype=dtype, local_files_only=True)
-        except Exception:
-            pass  # a damaged copy is rebuilt below
     with _quiet():
         model = AutoModelForCausalLM.from_pretrained(str(source.folder), gguf_file=source.path.name, dtype=torch.float32)
         # save_pretrained refuses GGUF-loaded models; a plain copy of the state dict reloads identically.
@@ -87,10 +84,10 @@ def _from_gguf(source: ModelSource, dtype: Any) -> Any:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(model.state_dict(), strict=False)
+    del model
     plain.tie_weights()
     with contextlib.suppress(OSError), atomic_dir(saved) as tmp:
         plain.save_pretrained(str(tmp))
-    return plain.to(dtype) if dtype is not None else plain
 
 
 def _model_class(config: Any) -> Any:
@@ -106,9 +103,7 @@ def weights_folder(source: ModelSource) -> Path:
         return source.path
     saved = model_entry_dir(source) / "dequantized"
     if not (saved / "config.json").exists() or not any(saved.glob("*.safetensors")):
-        import torch
-
-        _from_gguf(source, torch.float32)
+        _dequantize_gguf(source, saved)
     return saved
 
 

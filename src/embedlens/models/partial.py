@@ -152,7 +152,7 @@ def load_partial(source: ModelSource, *, dtype: Any, device: str, blocks: range 
     fixed = need - len(blocks) * per_block if per_block else need
     device_map = check_fits(source, need, device, per_block=per_block, fixed=fixed, dtype=dtype)
     if device_map is not None:
-        raise EmbedlensError(f"the blocks asked for ({_fmt(need)}) do not fit on {device}: use fewer blocks or --device cpu")
+        raise EmbedlensError(f"the blocks asked for ({_fmt(need)}) do not fit on {device}: use fewer blocks or `device=cpu`")
     ckpt = Checkpoint(folder)
     prefix = getattr(model, "base_model_prefix", "") or ""
     import torch

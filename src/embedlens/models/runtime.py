@@ -48,7 +48,7 @@ def choose_device(spec: str = "auto") -> str:
     if m:
         if not torch.cuda.is_available():
             raise EmbedlensError(f"device '{spec}' was asked for, but this machine has no CUDA GPU visible to torch "
-                                 f"(torch {torch.__version__}): use --device cpu or auto")
+                                 f"(torch {torch.__version__}): use `device=cpu` or auto")
         if m.group(1) is not None:
             n = torch.cuda.device_count()
             if int(m.group(1)) >= n:
@@ -58,7 +58,7 @@ def choose_device(spec: str = "auto") -> str:
     if s == "mps":
         if not _mps_available():
             raise EmbedlensError("device 'mps' was asked for, but Apple's Metal backend is not available here: "
-                                 "use --device cpu or auto")
+                                 "use `device=cpu` or auto")
         return "mps"
     raise EmbedlensError(f"unknown device '{spec}': choose auto, cpu, cuda, cuda:N or mps")
 
@@ -130,7 +130,7 @@ def choose_dtype(spec: Any = "auto", device: str = "cpu", *, checkpoint_dtype: A
         return torch.bfloat16 if fast_bfloat16() else torch.float32
     if not supports(device, dtype):
         raise EmbedlensError(f"{dtype_name(dtype)} was asked for on {device}, which cannot compute in it: "
-                             "use --dtype float16 or float32")
+                             "use `dtype=float16` or float32")
     return dtype
 
 

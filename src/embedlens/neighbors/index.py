@@ -2,7 +2,7 @@
 
 The shape is openTSNE's ``KNNIndex`` (build, then ``query``) and umap-learn's ``precomputed_knn``:
 
->>> index = build_index(vectors, metric="cosine")          # exact below EXACT_MAX rows, HNSW above
+>>> index = build_index(vectors, metric="cosine")          # exact, exhaustive bf16 or HNSW by size
 >>> nb = index.query(rows, 10, exclude_self=True)          # rows of the space (an int array) ...
 >>> nb = index.query(vectors_q, 10)                        # ... or free vectors, (m, d) floats
 >>> nb.indices, nb.scores                                  # (m, 10) each, best first
@@ -44,7 +44,15 @@ from ..errors import EmbedlensError
 METRICS = ("cosine", "euclidean")
 EXACT_BACKENDS = ("numpy", "torch", "faiss")
 INDEX_KINDS = ("auto", "exact", "hnsw", "bf16")  # what build_index accepts
-EXACT_MAX = 100_000  # rows up to which build_index is exact; above it, HNSW
+EXACT_MAX = 100_000  # rows up to which build_index is exact in float32
+# Rows up to which a graph of every row is still found by exhaustive products (bfloat16 short lists
+# re-scored exactly where bfloat16 is fast, else exact float32); HNSW above. On Gemma 3's 262,144 x 640
+# input embeddings faiss HNSW (M 16, efConstruction 64) reached only 0.69 / 0.80 / 0.87 recall@10 at
+# efSearch 64 / 256 / 1,024 (a 55 s single-threaded build, then ~6 minutes to search every row at
+# efSearch 1,024), and faiss IVF 1,024 lists 0.93 at 128 probes (~14 minutes): the short lists of an
+# exhaustive bfloat16 pass keep every neighbour for about that time.
+EXHAUSTIVE_MAX = 300_000
+
 # Measured on SmolLM2's first 8,000 rows (cosine, recall@10 on 500 rows): efConstruction 64 gave 0.80 / 0.86 /
 # 0.90 / 0.93 at efSearch 64 / 128 / 256 / 512, efConstruction 200 gave 0.92 / 0.95 / 0.96 / 0.97 (2.6x the build).
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH_MIN, HNSW_EF_SEARCH_MAX = 32, 128, 64, 1024
@@ -794,14 +802,15 @@ def duplicate_share(x: np.ndarray, seed: int = 0) -> float:
 
 
 def build_index(vectors: Any, *, metric: str = "cosine", kind: str = "auto", exact_max: int = EXACT_MAX,
-                norms: np.ndarray | None = None, n_jobs: int | None = None, seed: int = 0,
+                exhaustive_max: int = EXHAUSTIVE_MAX, norms: np.ndarray | None = None, n_jobs: int | None = None, seed: int = 0,
                 recall_sample: int = RECALL_SAMPLE, **options: Any) -> NeighborIndex:
     """The neighbour index for ``vectors`` (n, d).
 
     Args:
-        kind: ``"auto"`` (exact up to ``exact_max`` rows, HNSW above unless more than 1% of the rows are
-            duplicates), ``"exact"``, ``"hnsw"`` or ``"bf16"`` (falls back to exact, with a note in
-            ``info``, on CPUs without fast bfloat16 products).
+        kind: ``"auto"``: exact up to ``exact_max`` rows; above it and up to ``exhaustive_max`` rows
+            bfloat16 short lists re-scored exactly where bfloat16 products are fast (else exact); HNSW
+            above that unless more than 1% of the rows are duplicates. Or ``"exact"``, ``"hnsw"``, ``"bf16"``
+            (falls back to exact, with a note in ``info``, on CPUs without fast bfloat16 products).
         options: passed to the backend (``backend=`` for exact, ``m=``/``ef_search=`` for HNSW, ``shortlist=``).
     """
     if kind not in INDEX_KINDS:
@@ -818,7 +827,13 @@ def build_index(vectors: Any, *, metric: str = "cosine", kind: str = "auto", exa
         kind = "exact"
     if kind == "auto":
         kind = "exact"
-        if vectors.shape[0] > exact_max and faiss_available():
+        if exact_max < vectors.shape[0] <= exhaustive_max:
+            from .. import hardware
+
+            if hardware.fast_bfloat16():
+                return BFloat16Index(vectors, metric=metric, norms=norms, seed=seed, recall_sample=recall_sample,
+                                     shortlist=options.get("shortlist"))
+        elif vectors.shape[0] > exact_max and faiss_available():
             share = duplicate_share(vectors, seed)
             if share <= MAX_DUPLICATE_SHARE:
                 kind = "hnsw"

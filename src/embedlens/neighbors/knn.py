@@ -270,37 +270,27 @@ def space_content_hash(vectors: np.ndarray, block: int = 1 << 16) -> str:
     return digest.hexdigest()[:16]
 
 
-def _lens_space(lens: Any, which: str) -> Any:
-    return lens.get_space(which) if hasattr(lens, "get_space") else lens.space
+def knn_folder(view: Any) -> Path:
+    """Where the k-NN graphs of a space live (:meth:`embedlens.lens.SpaceView.cache_folder`)."""
+    return view.cache_folder()
 
 
-def knn_folder(lens: Any, which: str = "input") -> Path:
-    """Where the k-NN graphs of ``lens``'s space live: its model cache entry, or a folder per content hash."""
-    entry = getattr(lens, "entry", None)
-    if entry is not None and getattr(entry, "folder", None) is not None:
-        return Path(entry.folder)
-    from ..cache import cache_root
-
-    sp = _lens_space(lens, which)
-    return cache_root() / "spaces" / space_content_hash(sp.vectors)
+def knn_path(view: Any, k: int, method: str) -> Path:
+    return knn_folder(view) / f"knn-{view.which}-k{k}-{method}.safetensors"
 
 
-def knn_path(lens: Any, which: str, k: int, method: str) -> Path:
-    return knn_folder(lens, which) / f"knn-{which}-k{k}-{method}.safetensors"
-
-
-def cached_knn(lens: Any, which: str = "input", k: int = 10, *, min_recall: float = 0.99) -> KnnGraph | None:
-    """A cached k-NN graph of ``lens``'s space with at least ``k`` neighbours per row, cut to ``k``; else None.
+def cached_knn(view: Any, k: int = 10, *, min_recall: float = 0.99) -> KnnGraph | None:
+    """A cached k-NN graph of a space (``lens.input``...) with at least ``k`` neighbours per row, cut to ``k``; else None.
 
     An exact graph is preferred; an approximate one is used only if its stored recall is >= ``min_recall``.
     """
-    folder = knn_folder(lens, which)
+    folder = knn_folder(view)
     if not folder.is_dir():
         return None
-    n = len(_lens_space(lens, which))
+    n = len(view.space)
     best: tuple[int, int, Path] | None = None
     for method_rank, method in enumerate(METHODS):
-        for meta_path in folder.glob(f"knn-{which}-k*-{method}.json"):
+        for meta_path in folder.glob(f"knn-{view.which}-k*-{method}.json"):
             try:
                 kk = int(meta_path.name.split("-k", 1)[1].split("-", 1)[0])
             except ValueError:
@@ -321,8 +311,7 @@ def cached_knn(lens: Any, which: str = "input", k: int = 10, *, min_recall: floa
 
 
 def build_knn(
-    lens: Any,
-    which: str = "input",
+    view: Any,
     k: int = 10,
     *,
     method: str = "exact",
@@ -330,34 +319,32 @@ def build_knn(
     progress: bool = False,
     **options: Any,
 ) -> tuple[KnnGraph, Path, bool]:
-    """The k-NN graph of a lens's space, from the cache or computed and cached.
+    """The k-NN graph of a space (``lens.input``, ``lens.output``...), from the cache or computed and cached.
 
     Returns:
         ``(graph, path, from_cache)``.
     """
     # An exact graph answers an approx request too (and is what approx becomes on CPUs without fast bf16).
     for cached in dict.fromkeys([method, "exact"]):
-        path = knn_path(lens, which, k, cached)
+        path = knn_path(view, k, cached)
         if rebuild or not (path.is_file() and path.with_suffix(".json").is_file()):
             continue
         try:
             graph = KnnGraph.load(path)
-            if graph.n == len(_lens_space(lens, which)) and graph.format >= FORMAT_VERSION:
+            if graph.n == len(view.space) and graph.format >= FORMAT_VERSION:
                 return graph, path, True
         except EmbedlensError as exc:
             log.warning("%s", exc)
-    sp = _lens_space(lens, which)
-    graph = knn_graph(sp, k, method=method, progress=progress, **options)
-    path = knn_path(lens, which, k, graph.method)  # an approx request may have been computed exactly
+    graph = knn_graph(view.space, k, method=method, progress=progress, **options)
+    path = knn_path(view, k, graph.method)  # an approx request may have been computed exactly
     from ..versions import versions
 
-    manifest = lens.manifest() if hasattr(lens, "manifest") else {}
-    graph.save(path, extra={"which": which, "model": manifest, "versions": versions()})
+    graph.save(path, extra={"which": view.which, "model": view.manifest(), "versions": versions()})
     return graph, path, False
 
 
-def space_index(lens: Any, which: str = "input", k: int | None = None, *, use_cache: bool = True) -> Any:
-    """The neighbour index of a lens's space that every caller uses.
+def space_index(view: Any, k: int | None = None, *, use_cache: bool = True) -> Any:
+    """The neighbour index of a space (``lens.input``...) that every caller uses.
 
     A cached exact k-NN graph with at least ``k`` neighbours (or, with ``k=None``, the widest one on
     disk) becomes a :class:`~embedlens.neighbors.index.PrecomputedIndex` whose fallback is an exact
@@ -365,20 +352,20 @@ def space_index(lens: Any, which: str = "input", k: int | None = None, *, use_ca
     """
     from .index import ExactIndex
 
-    sp = _lens_space(lens, which)
-    scan = ExactIndex(sp.vectors, norms=getattr(sp, "norms", None))
+    sp = view.space
+    scan = ExactIndex(sp.vectors, norms=sp.norms)
     if not use_cache:
         return scan
     graph = None
     try:
         if k is None:
-            folder = knn_folder(lens, which)
+            folder = knn_folder(view)
             ks = [int(m.name.split("-k", 1)[1].split("-", 1)[0])
-                  for m in folder.glob(f"knn-{which}-k*-exact.json")] if folder.is_dir() else []
+                  for m in folder.glob(f"knn-{view.which}-k*-exact.json")] if folder.is_dir() else []
             if ks:
-                graph = cached_knn(lens, which, max(ks))
+                graph = cached_knn(view, max(ks))
         else:
-            graph = cached_knn(lens, which, k)
+            graph = cached_knn(view, k)
     except (EmbedlensError, ValueError, OSError) as exc:  # a damaged or foreign file: scan instead
         log.warning("%s", exc)
         graph = None

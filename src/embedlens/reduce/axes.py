@@ -161,13 +161,13 @@ class AxesReducer(Reducer):
                                f"the {AXIS_NAMES[j]} axis is the next principal direction ({share:.1%})")
 
 
-def resolve_axes(lens: Any, which: str, axes: Sequence[Sequence[str] | None]) -> list[dict[str, Any] | None]:
-    """Resolve each axis' two queries (word, ``id:N`` or ``tok:RAW``) with the lens to one token each.
+def resolve_axes(view: Any, axes: Sequence[Sequence[str] | None]) -> list[dict[str, Any] | None]:
+    """Resolve each axis' two queries (word, ``id:N`` or ``tok:RAW``) in a space (``lens.input``...) to one token each.
 
     Returns, per axis, ``{"queries": [A, B], "rows": [ra, rb], "ids": [...], "display": [...], "vectors": (a, b)}``.
     A query that is several tokens, an axis from a token to itself: one-line errors.
     """
-    space = lens.get_space(which)
+    space = view.space
     out: list[dict[str, Any] | None] = []
     for j, pair in enumerate(axes):
         if pair is None:
@@ -177,11 +177,11 @@ def resolve_axes(lens: Any, which: str, axes: Sequence[Sequence[str] | None]) ->
             raise EmbedlensError(f"the {AXIS_NAMES[j]} axis needs exactly two tokens A and B, got {len(pair)}")
         rows = []
         for query in pair:
-            resolved = lens.resolve(str(query), which)
+            resolved = view.resolve(str(query))
             if len(resolved.rows) != 1:
                 shown = ", ".join(space.display[r] for r in resolved.rows)
                 raise EmbedlensError(f"'{query}' is {len(resolved.rows)} tokens ({shown}); an axis end must be one "
-                                     f"token: name one with tok:RAW (e.g. tok:{_suggestion(lens, which, str(query))}) "
+                                     f"token: name one with tok:RAW (e.g. tok:{_suggestion(view, str(query))}) "
                                      "or id:N")
             rows.append(int(resolved.rows[0]))
         if rows[0] == rows[1]:
@@ -193,19 +193,19 @@ def resolve_axes(lens: Any, which: str, axes: Sequence[Sequence[str] | None]) ->
     return out
 
 
-def _suggestion(lens: Any, which: str, query: str) -> str:
+def _suggestion(view: Any, query: str) -> str:
     """The raw form of a one-token spelling of ``query`` (with a leading space, as inside a sentence), or of
     its first token."""
-    space = lens.get_space(which)
+    space = view.space
     if not query.startswith(("id:", "tok:", " ")):
         try:
-            spaced = lens.resolve(" " + query, which)
+            spaced = view.resolve(" " + query)
         except EmbedlensError:
             spaced = None
         if spaced is not None and len(spaced.rows) == 1:
             return space.labels[spaced.rows[0]]
     try:
-        return space.labels[lens.resolve(query, which).rows[0]]
+        return space.labels[view.resolve(query).rows[0]]
     except EmbedlensError:
         return "RAW"
 

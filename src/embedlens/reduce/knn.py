@@ -11,7 +11,8 @@ after PCA to 50 dimensions (24% of the variance) left UMAP a neighbour recall@10
   metric; a graph with too few neighbours is rebuilt, with a note, never silently used;
 - else reuses a graph cached for the same vectors (content hash), metric and k or more;
 - else builds one with :func:`~embedlens.neighbors.index.build_index`: exact up to ``EXACT_MAX`` rows,
-  faiss HNSW above (its recall@10 measured on seeded rows and reported in a note), and caches it
+  exhaustive bfloat16 short lists re-scored exactly (where bfloat16 is fast) up to ``EXHAUSTIVE_MAX``, faiss
+  HNSW above (its recall@10 measured on seeded rows and reported in a note), and caches it
   under ``$EMBEDLENS_CACHE/spaces/<content hash>/`` when the space has at least ``CACHE_FROM`` rows.
 """
 
@@ -25,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from ..neighbors.index import EXACT_MAX, Neighbors, build_index, faiss_available  # noqa: F401 (re-exported)
+from ..neighbors.index import (  # noqa: F401 (re-exported)
+    EXACT_MAX,
+    EXHAUSTIVE_MAX,
+    BFloat16Index,
+    Neighbors,
+    build_index,
+    faiss_available,
+)
 
 log = logging.getLogger("embedlens")
 
@@ -129,14 +137,16 @@ def map_graph(
             if graph.method != "exact":
                 info["knn_recall"] = round(float(graph.recall), 4)
             return graph.neighbors(k=k), info, notes
-    index = build_index(X, metric=metric, exact_max=EXACT_MAX if exact_max is None else exact_max,
+    exact_max = EXACT_MAX if exact_max is None else exact_max
+    index = build_index(X, metric=metric, exact_max=exact_max, exhaustive_max=max(exact_max, EXHAUSTIVE_MAX),
                         n_jobs=n_jobs, seed=seed)
     nb = index.query(None, k, exclude_self=True)
     info = {**index.describe(), "knn_source": "computed", "knn_seconds": round(time.perf_counter() - started, 3)}
     if not index.exact:
-        notes.append(f"{n:,} points: the k-NN graph comes from an HNSW index (faiss) rather than an exhaustive "
-                     f"search; it holds {index.recall:.1%} of the true 10 nearest neighbours "
-                     f"({index.info.get('recall_rows')} sampled points)")
+        how = ("bfloat16 products (short lists re-scored exactly)" if isinstance(index, BFloat16Index)
+               else "an HNSW index (faiss) rather than an exhaustive search")
+        notes.append(f"{n:,} points: the k-NN graph comes from {how}; it holds {index.recall:.1%} of the true "
+                     f"10 nearest neighbours ({index.info.get('recall_rows')} sampled points)")
     if folder is not None:
         _save(folder, nb, index, k, metric, seed, info)
     return nb, info, notes
@@ -159,9 +169,9 @@ def graph_recall(X: np.ndarray, found: Neighbors, *, metric: str = "cosine", sam
     """Share of each sampled row's true ``found.k`` nearest rows of ``X`` (full space, ``metric``) that
     ``found`` holds, by id: what a graph found elsewhere (after a PCA) costs in true neighbours."""
     from ..neighbors.index import ExactIndex
+    from .quality import sample_indices
 
-    n = X.shape[0]
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=min(sample, n), replace=False))
+    rows = sample_indices(X.shape[0], sample, seed)
     truth = ExactIndex(X, metric=metric).query(rows, found.k, exclude_self=True)
     hits = (found.indices[rows][:, :, None] == truth.indices[:, None, :]).any(axis=1).sum()
     return float(hits) / truth.indices.size
@@ -183,7 +193,8 @@ def reducer_graph(reducer: Any, X: np.ndarray, Z: np.ndarray, k: int, pre_pca: i
     Without ``pre_pca``: :func:`map_graph` of the raw rows ``X`` with the reducer's metric (so a cached
     ``embedlens knn`` graph of the same vectors is found). With it: the graph of the PCA'd rows ``Z``
     (euclidean), and a note saying how many true full-space neighbours it kept. Sets the reducer's
-    ``neighbors_``: the graph when it is the exact full-space one (reused by the map's recall), else None.
+    ``neighbors_``: the graph when it is the exact full-space one (reused by the map's recall), else None;
+    ``graph_``: the graph when it is a full-space one, exact or not (reused by clustering), else None.
     """
     with reducer._timed("knn"):
         if pre_pca is None:
@@ -201,26 +212,5 @@ def reducer_graph(reducer: Any, X: np.ndarray, Z: np.ndarray, k: int, pre_pca: i
     # The graph is also the space's exact neighbours (for the map's recall) when nothing approximated it.
     exact_full = pre_pca is None and "knn_recall" not in info and info.get("knn_method") != "given"
     reducer.neighbors_ = nb if exact_full else None
+    reducer.graph_ = nb if pre_pca is None else None  # full-space, maybe approximate: good enough for clusters
     return nb, record_graph(reducer, info, notes)
-
-
-def neighbor_graph(Z: np.ndarray, k: int, *, n_jobs: int | None = None, include_self: bool, seed: int = 0,
-                   exact_max: int | None = None, metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray, dict]:
-    """``(indices, distances, info)`` of each row's k nearest rows of ``Z``, nearest first (kept for callers).
-
-    With ``include_self`` the row itself comes first at distance 0 and k columns hold k - 1 others
-    (umap-learn's layout); without it, k others (openTSNE's). Exact up to ``exact_max`` rows, HNSW
-    above (``info["knn_recall"]``); the search is :func:`embedlens.neighbors.index.build_index`'s.
-    """
-    index = build_index(Z, metric=metric, exact_max=EXACT_MAX if exact_max is None else exact_max,
-                        n_jobs=n_jobs, seed=seed)
-    want = k - 1 if include_self else k
-    if want < 1:
-        rows = np.arange(Z.shape[0])
-        return rows[:, None].copy(), np.zeros((Z.shape[0], 1), dtype=np.float32), index.describe()
-    nb = index.query(None, want, exclude_self=True)
-    if include_self:
-        idx, dist = nb.with_self()
-    else:
-        idx, dist = nb.indices, nb.distances()
-    return idx, dist, index.describe()

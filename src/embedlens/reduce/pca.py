@@ -137,7 +137,8 @@ class PCAReducer(Reducer):
         seed: recorded for the manifest; PCA is deterministic and does not use it.
 
     Fitted attributes: ``embedding_`` (n, k) float32, ``components_`` (k, d), ``mean_`` (d,),
-    ``explained_variance_`` (k,), ``explained_variance_ratio_`` (k,), ``params_``, ``notes_``, ``timings_``.
+    ``explained_variance_`` (k,), ``explained_variance_ratio_`` (k,), ``pca_`` (the :class:`PCAFit`), ``params_``,
+    ``notes_``, ``timings_``.
     """
 
     method = "pca"
@@ -151,6 +152,7 @@ class PCAReducer(Reducer):
         with self._timed("project"):
             self.embedding_ = fit.transform(X)
         self._fit_result = fit
+        self.pca_ = fit  # the whole fit, public: it places new vectors on this map
         self.components_ = fit.components
         self.mean_ = fit.mean
         self.explained_variance_ = fit.variances

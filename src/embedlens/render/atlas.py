@@ -53,7 +53,7 @@ def marker_sizes(result: Any, *, three_d: bool) -> np.ndarray | float:
 
 def script_groups(result: Any) -> list[tuple[str, str, np.ndarray]]:
     """``(script name, colour, point indices)`` of each writing system present, in :data:`SCRIPTS` order."""
-    from ..atlas.scripts import SCRIPT_COLORS, SCRIPTS
+    from ..writing_systems import SCRIPT_COLORS, SCRIPTS
 
     classes = np.asarray(result.script_classes(), dtype=np.int64)
     order = np.argsort(classes, kind="stable")

@@ -107,7 +107,7 @@ def page_data(result: Any) -> dict[str, Any]:
     three_d = dims == 3
     legend = None
     if result.color == "script":  # categories: drawn in class order, one colour each, with a legend
-        from ..atlas.scripts import SCRIPT_COLORS, SCRIPTS
+        from ..writing_systems import SCRIPT_COLORS, SCRIPTS
 
         colors, bar = None, {}
         classes = np.asarray(result.script_classes(), dtype=np.int64)

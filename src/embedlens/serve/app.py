@@ -39,18 +39,18 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EmbedlensError
-from ..method_names import (
-    REDUCERS as METHODS,  # the explorer offers every reducer fitted on the vectors alone
-)
-from .jobs import (
-    JobManager,
+from ..atlas.projection import (
     Projection,
     compute_projection,
     load_projection,
     projection_path,
     save_projection,
 )
+from ..errors import EmbedlensError
+from ..method_names import (
+    REDUCERS as METHODS,  # the explorer offers every reducer fitted on the vectors alone
+)
+from .jobs import JobManager
 from .panels import MAX_K, MAX_QUERY_CHARS, MAX_REGEX_CHARS, MAX_TEXT_CHARS, BadRequest, Panel
 
 log = logging.getLogger("embedlens")
@@ -123,7 +123,7 @@ class Explorer:
                 job = self.jobs.done(key, found, "projection", label)
             elif start:
                 def work() -> Projection:
-                    proj = compute_projection(panel.space.vectors, method, dims, self.seed)
+                    proj = compute_projection(panel.view, method, dims, self.seed)
                     save_projection(path, proj)
                     return proj
 
@@ -148,7 +148,7 @@ class Explorer:
         def work() -> dict[str, Any]:
             from ..corpus.frequencies import token_frequencies
 
-            freqs = token_frequencies(panel.lens, self.corpus, which=panel.which, progress=False)
+            freqs = token_frequencies(panel.view, self.corpus, progress=False)
             return {"counts": freqs.counts.tolist(), **freqs.to_dict()}
 
         job = self.jobs.submit(f"frequency:{panel.index}", "frequency",
@@ -186,7 +186,7 @@ class Explorer:
         def compute() -> dict[str, Any]:
             from ..reduce.axes import AxesReducer, formula, resolve_axes
 
-            resolved = resolve_axes(panel.lens, panel.which, [x_axis, y_axis])
+            resolved = resolve_axes(panel.view, [x_axis, y_axis])
             reducer = AxesReducer(x_axis=resolved[0]["vectors"], y_axis=None if y_axis is None else resolved[1]["vectors"],
                                   n_components=dims, metric="cosine", seed=self.seed)
             coords = reducer.fit_transform(panel.space.vectors)
@@ -370,7 +370,8 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
     """The Starlette app serving one or two spaces.
 
     Args:
-        spaces: one or two :class:`~embedlens.serve.panels.Panel`, lenses, or ``(lens, which)`` pairs.
+        spaces: one or two spaces (``lens.input``, ``lens.output``), lenses (their input space) or
+            :class:`~embedlens.serve.panels.Panel`.
         corpus: corpus spec(s) counted for the colour-by-frequency view (``lee`` by default).
         seed: seed of every projection.
         allowed_hosts: ``Host`` headers accepted (default loopback names only: guards against DNS
@@ -395,9 +396,8 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
             item.index = i
             panels.append(item)
         else:
-            lens, which = item if isinstance(item, tuple) else (item, "input")
             kwargs = {} if regex_seconds is None else {"regex_seconds": regex_seconds}
-            panels.append(Panel(lens, which, index=i, **kwargs))
+            panels.append(Panel(item, index=i, **kwargs))
     if not knn:
         for panel in panels:
             panel.use_knn(None)

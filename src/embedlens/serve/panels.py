@@ -61,20 +61,22 @@ class SearchResult:
 
 
 class Panel:
-    """One space on the page: the lens, which of its spaces, and what the page needs of it.
+    """One space on the page and what the page needs of it.
 
     Args:
-        lens: a :class:`~embedlens.lens.ModelLens` or :class:`~embedlens.lens.SpaceLens`.
-        which: ``"input"`` or ``"output"`` (a SpaceLens has only ``"input"``).
+        view: the space (``lens.input``, ``lens.output``; a handle means its input space).
         index: the panel's number on the page (0 or 1).
         regex_seconds: time limit for one regular-expression search over the whole vocabulary.
     """
 
-    def __init__(self, lens: Any, which: str = "input", *, index: int = 0, regex_seconds: float = REGEX_SECONDS) -> None:
-        self.lens = lens
-        self.which = which
+    def __init__(self, view: Any, *, index: int = 0, regex_seconds: float = REGEX_SECONDS) -> None:
+        from ..lens import as_view
+
+        self.view = as_view(view)
+        self.lens = self.view.lens
+        self.which = self.view.which
         self.index = index
-        self.space = lens.get_space(which)
+        self.space = self.view.space
         self.regex_seconds = float(regex_seconds)
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -88,11 +90,11 @@ class Panel:
 
     @property
     def is_model(self) -> bool:
-        return hasattr(self.lens, "entry")
+        return self.view.is_model
 
     @property
     def meta(self) -> dict[str, Any]:
-        return dict(getattr(self.lens, "meta", {}) or {})
+        return dict(self.view.meta or {})
 
     @property
     def causal(self) -> bool:
@@ -148,7 +150,7 @@ class Panel:
         from ..graph.seeds import whole_word_rows
 
         out = np.zeros(len(self.space), dtype=bool)
-        out[whole_word_rows(self.lens, self.which)] = True
+        out[whole_word_rows(self.view)] = True
         return out
 
     def points(self) -> dict[str, Any]:
@@ -263,7 +265,7 @@ class Panel:
             from ..neighbors.knn import space_index
 
             self._knn_checked = True
-            found = space_index(self.lens, self.which)  # the widest exact graph on disk, or a scan
+            found = space_index(self.view)  # the widest exact graph on disk, or a scan
             graph = getattr(found, "graph", None)
             self._knn = graph if graph is not None and graph.k >= 1 else None
             if self._knn is not None and self._knn.k > MAX_K:
@@ -297,19 +299,22 @@ class Panel:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         graph = self.knn_index() if self._knn_checked else None
-        if graph is None or graph.k < k or len(self.lens.resolve(query, self.which).rows) != 1:
+        if graph is None or graph.k < k:
             return None
-        return self._cached(key, lambda: self._neighbors(query, k))
+        rq = self.view.resolve(query)
+        if len(rq.rows) != 1:
+            return None
+        return self._cached(key, lambda: self._neighbors(query, k, rq))
 
-    def _neighbors(self, query: str, k: int) -> dict[str, Any]:
+    def _neighbors(self, query: str, k: int, rq: Any = None) -> dict[str, Any]:
         graph = self.knn_index()
-        rq = self.lens.resolve(query, self.which)
+        rq = self.view.resolve(query) if rq is None else rq
         if graph is not None and graph.k >= k and len(rq.rows) == 1:
             # Read from the graph (a table look-up, no scan): the same exact top-k as a scan, in the same order.
             nb = self.neighbor_index().query(np.asarray(rq.rows, dtype=np.int64), k, exclude_self=True)
             result = self.lens._result(query, rq, self.space, nb.indices[0], nb.scores[0])
         else:
-            result = self._scan(query, k)
+            result = self._scan(query, k, rq)
         return self._as_dict(result)
 
     def _as_dict(self, result: Any) -> dict[str, Any]:
@@ -319,7 +324,7 @@ class Panel:
         out["query_display"] = [self.display[r] for r in out["query_rows"] if r >= 0]
         return out
 
-    def _scan(self, query: str, k: int) -> Any:
+    def _scan(self, query: str, k: int, rq: Any = None) -> Any:
         """``lens.nearest(query, k)``, with concurrent requests scanning the matrix together.
 
         One request alone asks the exact index what ``lens.nearest`` asks it (same numbers). Requests
@@ -330,7 +335,7 @@ class Panel:
         from ..neighbors.results import Neighbor, NeighborResult
 
         sp = self.space
-        rq = self.lens.resolve(query, self.which)
+        rq = self.view.resolve(query) if rq is None else rq
         item = _PendingScan(np.asarray(rq.vector, dtype=np.float32), list(rq.rows), k)
         with self._queue_lock:
             self._pending.append(item)
@@ -349,7 +354,7 @@ class Panel:
 
     def variants(self, word: str) -> dict[str, Any]:
         def compute() -> dict[str, Any]:
-            result = self.lens.variants(word, space=self.which)
+            result = self.view.variants(word)
             out = result.to_dict()
             out["rows"] = self.rows_of_ids([n.id for n in result.neighbors])
             return out

@@ -18,7 +18,7 @@ def is_loopback(host: str) -> bool:
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: any free port)."""
     if not 0 <= port <= 65535:
-        raise EmbedlensError(f"--port must be between 0 and 65535, got {port}")
+        raise EmbedlensError(f"`port` must be between 0 and 65535, got {port}")
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -26,7 +26,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
         sock.close()
-        hint = " (--port 0 picks a free port)" if port else ""
+        hint = " (`port=0` picks a free port)" if port else ""
         raise EmbedlensError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
     sock.listen(128)
     sock.set_inheritable(True)

@@ -10,13 +10,13 @@ KNN_K = 100
 
 
 def open_panels(models: list[str], spaces: list[str], labels: str | None = None, *,
-                default_model: str) -> list[tuple[Any, str]]:
-    """``(lens, which)`` for each panel, from the ``--model`` and ``--space`` options.
+                default_model: str) -> list[Any]:
+    """The space of each panel (``lens.input``...), from the ``--model`` and ``--space`` options.
 
     ``--space input``/``output`` choose the space of every ``--model``; any other ``--space`` adds a
     panel of its own. With no ``--model``, the default model is used unless only other spaces are given.
     """
-    from ..spaces.registry import is_matrix_spec, open_handle
+    from ..handles import is_matrix_spec, open_handle
 
     if labels is not None and not any(is_matrix_spec(s) for s in spaces):
         raise EmbedlensError("labels apply only to a matrix space (FILE.npy or FILE.safetensors)")
@@ -27,13 +27,13 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
     n = len(models) * len(model_spaces) + len(other)
     if n > 2:
         raise EmbedlensError(f"the explorer shows at most two spaces side by side; {n} were asked for")
-    pairs: list[tuple[Any, str]] = []
+    views: list[Any] = []
     for m in models:
         for which in model_spaces:
-            pairs.append(open_handle(m, which))
+            views.append(open_handle(m, which))
     for s in other:
-        pairs.append(open_handle(None, s, labels))
-    return pairs
+        views.append(open_handle(None, s, labels))
+    return views
 
 
 def build_knn_indexes(explorer: Any, k: int = KNN_K) -> None:
@@ -44,7 +44,7 @@ def build_knn_indexes(explorer: Any, k: int = KNN_K) -> None:
         kk = min(k, len(panel.space) - 1)
 
         def work(panel: Any = panel, kk: int = kk) -> str:
-            graph, path, _ = build_knn(panel.lens, panel.which, kk, method="exact")
+            graph, path, _ = build_knn(panel.view, kk, method="exact")
             panel.use_knn(graph)
             return str(path)
 

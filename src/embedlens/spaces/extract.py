@@ -26,7 +26,7 @@ import numpy as np
 from ..cache import atomic_dir, sha256_file
 from ..errors import EmbedlensError
 from ..models.specs import ModelSource
-from ..versions import versions  # noqa: F401  (its home is embedlens.versions; this import path stays)
+from ..versions import versions
 from .space import EmbeddingSpace
 
 log = logging.getLogger("embedlens")
@@ -309,7 +309,7 @@ def verify_matrix(meta: dict[str, Any], tensors: dict[str, np.ndarray], *,
 
 def _check_and_open(source: ModelSource, folder: Path) -> ModelEntry:
     """Open an entry, raising ``_Corrupt`` with a reason if anything is off."""
-    from .safetensors_mmap import read_tensors
+    from ..safetensors_mmap import read_tensors
 
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))

@@ -151,7 +151,7 @@ class EmbeddingSpace:
     @classmethod
     def load(cls, folder: str | Path, *, name: str | None = None) -> EmbeddingSpace:
         """Read a folder written by :meth:`save` (or any folder with ``space.safetensors`` + ``words.txt``)."""
-        from .safetensors_mmap import read_tensors
+        from ..safetensors_mmap import read_tensors
 
         folder = Path(folder)
         tensors_file, words_file = folder / "space.safetensors", folder / "words.txt"

@@ -1,8 +1,12 @@
-"""Named and file-backed spaces: what ``--space`` accepts besides a model's ``input``/``output``.
+"""What a space spec opens: a model's ``input``/``output``, or any other space.
 
   * ``path:DIR`` or a folder: a saved space (``space.safetensors`` + ``words.txt``).
   * ``FILE.npy`` / ``FILE.safetensors`` with ``labels=FILE.txt``: bring your own matrix.
-Further kinds (packaged word vectors, TF-IDF and word2vec runs) register themselves in ``RESOLVERS``.
+  * ``glove-50d``, ``tfidf:DIR``, ``word2vec:DIR``: the classic spaces (:mod:`embedlens.classic.spaces`).
+Other kinds can be added to ``RESOLVERS``.
+
+This module sits above :mod:`embedlens.lens` and the stages whose spaces it opens; nothing below it
+imports it.
 """
 
 from __future__ import annotations
@@ -13,16 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EmbedlensError
-from .space import read_labels
+from .errors import EmbedlensError
+from .spaces.space import read_labels
 
 # prefix (e.g. "tfidf") or exact name (e.g. "glove-50d") -> function(rest_of_spec, labels) -> SpaceLens
 RESOLVERS: dict[str, Callable[[str, str | None], Any]] = {}
+# the same for the spaces of other stages, imported when first opened: name -> "module:function"
+BUILTIN: dict[str, str] = {
+    "glove-50d": "embedlens.classic.spaces:open_glove",
+    "tfidf": "embedlens.classic.spaces:open_tfidf",
+    "word2vec": "embedlens.classic.spaces:open_word2vec",
+}
 
 
 def _load_saved(folder: str, labels: str | None) -> Any:
-    from ..lens import SpaceLens
-    from .space import EmbeddingSpace
+    from .lens import SpaceLens
+    from .spaces.space import EmbeddingSpace
 
     path = Path(folder).expanduser()
     if not path.is_dir():
@@ -31,15 +41,15 @@ def _load_saved(folder: str, labels: str | None) -> Any:
 
 
 def _load_matrix(file: str, labels: str | None) -> Any:
-    from ..lens import SpaceLens
+    from .lens import SpaceLens
     from .safetensors_mmap import read_tensors
-    from .space import EmbeddingSpace
+    from .spaces.space import EmbeddingSpace
 
     path = Path(file).expanduser()
     if not path.is_file():
         raise EmbedlensError(f"no such file: {file}")
     if labels is None:
-        raise EmbedlensError(f"{path.name} needs a labels file: pass --labels FILE.txt (one label per line)")
+        raise EmbedlensError(f"{path.name} needs a labels file: pass `labels=FILE.txt` (one label per line)")
     if path.suffix == ".npy":
         try:
             vectors = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -70,42 +80,44 @@ def is_matrix_spec(spec: str) -> bool:
     return Path(spec).suffix in MATRIX_SUFFIXES
 
 
+def _resolver(name: str) -> Callable[[str, str | None], Any] | None:
+    if name in RESOLVERS:
+        return RESOLVERS[name]
+    if name in BUILTIN:
+        import importlib
+
+        module, _, attr = BUILTIN[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return None
+
+
 def open_space(spec: str, *, labels: str | None = None) -> Any:
-    """A :class:`~embedlens.lens.SpaceLens` for a ``--space`` spec."""
-    _register_builtin()
-    if spec in RESOLVERS:
-        return RESOLVERS[spec]("", labels)
+    """A :class:`~embedlens.lens.SpaceLens` for a space spec."""
+    found = _resolver(spec)
+    if found is not None:
+        return found("", labels)
     prefix, sep, rest = spec.partition(":")
-    if sep and prefix in RESOLVERS:
-        return RESOLVERS[prefix](rest, labels)
+    found = _resolver(prefix) if sep else None
+    if found is not None:
+        return found(rest, labels)
     path = Path(spec).expanduser()
     if is_matrix_spec(spec):
         return _load_matrix(spec, labels)
     if path.is_dir():
         return _load_saved(spec, labels)
     # Run-backed kinds (tfidf, word2vec) need the folder a `classic` run wrote.
-    names = ", ".join(sorted(k if k in _NAMED else f"{k}:DIR" for k in RESOLVERS if k != "path"))
-    raise EmbedlensError(f"unknown space '{spec}'", hint=f"use input, output, {names}, path:DIR or FILE.npy with --labels")
+    names = ", ".join(sorted(k if k in _NAMED else f"{k}:DIR" for k in {*RESOLVERS, *BUILTIN} if k != "path"))
+    raise EmbedlensError(f"unknown space '{spec}'", hint=f"use input, output, {names}, path:DIR or FILE.npy with `labels`")
 
 
-def open_handle(model: str | None, space: str = "input", labels: str | None = None) -> tuple[Any, str]:
-    """The handle to work on and which of its spaces to use: a model's ``input``/``output``, or any space spec."""
+def open_handle(model: str | None, space: str = "input", labels: str | None = None) -> Any:
+    """The space to work on (a :class:`~embedlens.lens.SpaceView`): a model's ``input``/``output``, or any space spec."""
     if space in ("input", "output"):
-        from ..lens import load
+        from .lens import load
 
-        return load(model), space
-    return open_space(space, labels=labels), "input"
+        return load(model).view(space)
+    return open_space(space, labels=labels).input
 
 
 _NAMED = ("glove-50d", "input", "output")
-
-
-def _register_builtin() -> None:
-    RESOLVERS.setdefault("path", _load_saved)
-    try:  # classic spaces register themselves when that stage is present
-        import importlib
-
-        importlib.import_module("embedlens.classic.spaces")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("embedlens.classic", "embedlens.classic.spaces"):
-            raise
+RESOLVERS["path"] = _load_saved

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EmbedlensError
+from .errors import EmbedlensError
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
            "U8": np.uint8, "BOOL": np.bool_, "I8": np.int8, "I16": np.int16}

@@ -1,0 +1,66 @@
+"""Whole-vocabulary maps of a big vocabulary, end to end through the CLI: Gemma 3's 262,144 tokens.
+
+``embedlens map --model gemma3-270m --all --method umap`` and ``--method tsne``, each with an empty graph
+cache (the model's matrix extracted beforehand, so the figures are the maps'), then once more with the
+graph cached (a repeated map). Reported per run: wall time, peak RSS, the manifest's stage timings, how
+the k-NN graph was found (exact or HNSW, and its measured recall@10), and the map's recall@10 (2,000
+seeded queries, neighbours over all points: :func:`embedlens.reduce.quality.map_recall`).
+
+Targets (issue 14): <= 6 min each, the full-space graph's HNSW recall >= 0.95 reported, map recall reported.
+
+Run (one benchmark at a time on a shared machine; ~20 min):
+    flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_big_maps.py
+Options: ``--model``, ``--methods umap,tsne``, ``--no-repeat``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import machine, run_once  # noqa: E402
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from embedlens.cli import entry; sys.argv[0] = 'embedlens'; entry()",
+            *args]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="gemma3-270m")
+    ap.add_argument("--methods", default="umap,tsne")
+    ap.add_argument("--no-repeat", action="store_true", help="skip the second run with the graph cached")
+    args = ap.parse_args()
+    print(machine(), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "EMBEDLENS_CACHE": f"{tmp}/cache"}
+        wall, rss, out = run_once(_cli("neighbors", "king", "--model", args.model, "-k", "3"), env)
+        print(f"extract {args.model}: {wall:.1f} s, peak {rss:.0f} MB (not part of the map figures)", flush=True)
+        for method in args.methods.split(","):
+            for run in ("cold graph", "graph cached")[: 1 if args.no_repeat else 2]:
+                folder = Path(tmp) / f"{method}-{run.split()[0]}"
+                wall, rss, out = run_once(_cli("map", "--model", args.model, "--all", "--method", method,
+                                               "--out", str(folder), "--json"), env)
+                if not (folder / "manifest.json").is_file():
+                    print(f"{method} ({run}) failed:\n{out[-2000:]}")
+                    continue
+                m = json.loads((folder / "manifest.json").read_text())
+                reducer = m["params"]["reducer"]
+                quality = m.get("quality") or {}
+                stages = {k: round(v, 1) for k, v in m["timings"].items() if isinstance(v, int | float)}
+                print(f"{method:5s} {run:13s} {wall:6.1f} s ({wall / 60:.1f} min; target <= 6 min)  peak {rss:6.0f} MB  "
+                      f"map recall@10 {quality.get('neighbor_recall')}  graph: {reducer.get('knn_method')} "
+                      f"recall {reducer.get('knn_recall', 1.0)} (source {reducer.get('knn_source')})", flush=True)
+                print(f"      stages {json.dumps(stages)}  reducer {json.dumps(m['timings'].get('reduce_stages', {}))}",
+                      flush=True)
+    print(machine(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

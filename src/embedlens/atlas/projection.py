@@ -1,0 +1,123 @@
+"""The one cached projection type: a map of a whole space, as the explorer serves it.
+
+A :class:`Projection` is what :func:`~embedlens.atlas.pipeline.build_atlas` computes for every token of a
+space (``all_tokens=True``), kept small: the coordinates, how they were made, the faithfulness
+figures and, for PCA, the fit (so new vectors, e.g. a prompt's hidden states, land on the same map).
+Cached under ``cache_root()/"projections"/<content key>-<method>-<dims>-<seed>.npz`` (``np.savez``, no
+pickle, written atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cache import json_default
+from ..errors import EmbedlensError
+
+log = logging.getLogger("embedlens")
+
+FORMAT_VERSION = 2  # 2: computed by the atlas pipeline
+
+
+@dataclass
+class Projection:
+    """A map of a whole space: ``coords`` (n, dims) float32, and the PCA fit when the method is PCA."""
+
+    coords: np.ndarray
+    method: str
+    dims: int
+    seed: int
+    params: dict[str, Any]
+    notes: list[str]
+    pca: Any = None  # embedlens.reduce.PCAFit
+
+    @property
+    def can_transform(self) -> bool:
+        return self.pca is not None
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Place new vectors (m, d) on this map: float32 (m, dims). PCA only."""
+        if self.pca is None:
+            raise EmbedlensError(f"a {self.method} map cannot place new points (only PCA can project new "
+                                 "vectors onto the same map): switch the map to PCA")
+        return self.pca.transform(np.asarray(x, dtype=np.float32))
+
+    @classmethod
+    def from_atlas(cls, result: Any) -> Projection:
+        """The projection of an :class:`~embedlens.atlas.result.AtlasResult` of a whole space."""
+        quality = result.quality_dict()
+        params = {**dict(result.params.get("reducer", {})), "quality": quality}
+        notes = [result.quality.summary()] if result.quality is not None else []
+        notes += [n for n in result.notes if n not in notes]
+        return cls(np.asarray(result.coords, dtype=np.float32), result.method, result.dims, result.seed, params,
+                   notes, result.pca)
+
+    def info(self) -> dict[str, Any]:
+        return {"method": self.method, "dims": self.dims, "seed": self.seed, "params": self.params,
+                "notes": self.notes, "can_transform": self.can_transform}
+
+
+def projection_path(content_key: str, method: str, dims: int, seed: int) -> Path:
+    from ..cache import cache_root
+
+    return cache_root() / "projections" / f"{content_key}-{method}-{dims}-{seed}.npz"
+
+
+def save_projection(path: Path, proj: Projection) -> Path:
+    from ..cache import atomic_path
+
+    arrays: dict[str, np.ndarray] = {
+        "coords": np.ascontiguousarray(proj.coords, dtype=np.float32),
+        "meta_json": np.array(json.dumps({"format": FORMAT_VERSION, "method": proj.method, "dims": proj.dims,
+                                          "seed": proj.seed, "params": proj.params, "notes": proj.notes},
+                                         default=json_default)),
+    }
+    if proj.pca is not None:
+        arrays.update(pca_components=np.asarray(proj.pca.components), pca_mean=np.asarray(proj.pca.mean),
+                      pca_variances=np.asarray(proj.pca.variances),
+                      pca_total=np.array(float(proj.pca.total_variance)), pca_metric=np.array(proj.pca.metric))
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def load_projection(path: Path, n: int) -> Projection | None:
+    """A cached projection with ``n`` rows, or None when absent or unreadable (it is then recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta_json"]))
+            coords = np.ascontiguousarray(data["coords"], dtype=np.float32)
+            pca = None
+            if "pca_components" in data:
+                from ..reduce import PCAFit
+
+                pca = PCAFit(np.asarray(data["pca_components"]), np.asarray(data["pca_mean"]),
+                             np.asarray(data["pca_variances"]), float(data["pca_total"]), str(data["pca_metric"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("ignoring unreadable projection %s (%s); recomputing", path.name, exc)
+        return None
+    if meta.get("format") != FORMAT_VERSION or coords.shape[0] != n or not np.isfinite(coords).all():
+        return None
+    return Projection(coords, meta["method"], int(meta["dims"]), int(meta["seed"]), meta.get("params", {}),
+                      list(meta.get("notes", [])), pca)
+
+
+def compute_projection(view: Any, method: str, dims: int, seed: int) -> Projection:
+    """The map of every token of ``view`` (``lens.input``...), as ``embedlens map --all`` computes it
+    (cosine, the same reducer, graph and faithfulness figures), without clusters or files."""
+    from .pipeline import build_atlas
+
+    result = build_atlas(view, all_tokens=True, method=method, dims=dims, seed=seed, metric="cosine",
+                         clusters="none", color="none", progress=False)
+    return Projection.from_atlas(result)
+
+
