@@ -660,9 +660,11 @@ class BFloat16Index(ExactIndex):
         with torch.inference_mode():
             for start in range(0, m, step):
                 stop = min(m, start + step)
-                s = torch.mm(torch.from_numpy(qp[start:stop]).to(torch.bfloat16), self._bf16).float()
+                s = torch.mm(torch.from_numpy(qp[start:stop]).to(torch.bfloat16), self._bf16)
+                # Cosine short lists are picked on the bfloat16 scores themselves: converting them to float32
+                # (which holds them exactly, so the list is the same) took a third of the pass on 262,144 rows.
                 if sq is not None:
-                    s.mul_(2.0).sub_(sq)
+                    s = s.float().mul_(2.0).sub_(sq)
                 sel = (eq >= start) & (eq < stop)
                 s[torch.from_numpy(eq[sel] - start), torch.from_numpy(er[sel])] = -torch.inf
                 out_i[start:stop] = torch.topk(s, short, dim=1, sorted=False).indices.numpy()
