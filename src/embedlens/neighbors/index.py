@@ -648,8 +648,11 @@ class BFloat16Index(ExactIndex):
         import torch
 
         qp = self._prepared_queries(q)
-        # A given short list may be as tight as k (want - _MARGIN); the default keeps 4 x want candidates.
-        short = int(min(self.n, max(want - _MARGIN, self.shortlist if self.shortlist is not None else 4 * want)))
+        # A given short list may be as tight as k (want - _MARGIN). The default keeps 4 x want candidates, 2 x
+        # from 32 on: on Gemma 3's 262,144 rows recall@90 was 0.976 with 196 candidates and 0.977 with 392
+        # (the misses are rows in crowds of near-identical tokens), and the re-scoring cost halves.
+        default = 4 * want if want < 32 else 2 * want
+        short = int(min(self.n, max(want - _MARGIN, self.shortlist if self.shortlist is not None else default)))
         self.info["shortlist"] = short
         if self._bf16 is None:
             self._bf16 = torch.from_numpy(self.unit_rows()).to(torch.bfloat16).T.contiguous()

@@ -143,10 +143,18 @@ def map_graph(
     nb = index.query(None, k, exclude_self=True)
     info = {**index.describe(), "knn_source": "computed", "knn_seconds": round(time.perf_counter() - started, 3)}
     if not index.exact:
+        # The graph's own recall, at the k the map uses (the index measured recall@10 when it was built).
+        from ..neighbors.index import RECALL_SAMPLE, exact_twin, recall_at_k
+        from .quality import sample_indices
+
+        rows = sample_indices(n, RECALL_SAMPLE, seed)
+        truth = exact_twin(index).query(rows, k, exclude_self=True)
+        recall = recall_at_k(Neighbors(nb.indices[rows], nb.scores[rows], nb.metric), truth)
+        info.update(knn_recall=round(recall, 4), knn_recall_k=k, knn_recall_rows=int(rows.size))
         how = ("bfloat16 products (short lists re-scored exactly)" if isinstance(index, BFloat16Index)
                else "an HNSW index (faiss) rather than an exhaustive search")
-        notes.append(f"{n:,} points: the k-NN graph comes from {how}; it holds {index.recall:.1%} of the true "
-                     f"10 nearest neighbours ({index.info.get('recall_rows')} sampled points)")
+        notes.append(f"{n:,} points: the k-NN graph comes from {how}; it holds {recall:.1%} of the true "
+                     f"{k} nearest neighbours ({rows.size} sampled points)")
     if folder is not None:
         _save(folder, nb, index, k, metric, seed, info)
     return nb, info, notes
@@ -156,8 +164,8 @@ def _save(folder: Path, nb: Neighbors, index: Any, k: int, metric: str, seed: in
     from ..neighbors.knn import KnnGraph
 
     method = "exact" if index.exact else "approx"
-    graph = KnnGraph(nb.indices, nb.scores, method, index.name, 1.0 if index.exact else float(index.recall),
-                     int(index.info.get("recall_rows", 0)), seed, {"search": float(info["knn_seconds"])}, "map",
+    graph = KnnGraph(nb.indices, nb.scores, method, index.name, 1.0 if index.exact else float(info["knn_recall"]),
+                     int(info.get("knn_recall_rows", 0)), seed, {"search": float(info["knn_seconds"])}, "map",
                      {k_: v for k_, v in index.info.items() if isinstance(v, int | float | str)}, metric)
     try:
         graph.save(folder / f"knn-map-{metric}-k{k}-{method}.safetensors")
