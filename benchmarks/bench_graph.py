@@ -31,7 +31,7 @@ def main() -> None:
     from embedlens.neighbors.knn import cached_knn
 
     repeats = int(os.environ.get("BENCH_REPEATS", "5"))
-    cached = cached_knn(embedlens.load(), "input", 20)
+    cached = cached_knn(embedlens.load().input, 20)
     print(f"load average {os.getloadavg()[0]:.1f}; full-vocabulary k-NN cache with k >= 20: "
           f"{'present (graph reuses it)' if cached is not None else 'absent (seeds searched directly)'}")
     with tempfile.TemporaryDirectory() as tmp:

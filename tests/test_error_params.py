@@ -38,6 +38,9 @@ def fake_command() -> click.Command:
     @click.option("--exact", "method", flag_value="exact")
     @click.option("--approx", "method", flag_value="approx")
     @click.option("--random", "random_n", type=int)
+    @click.option("--model", "-m", "--model-name", "model")
+    @click.option("--space")
+    @click.option("--png", is_flag=True)
     def cmd(**_: object) -> None:
         pass
 
@@ -163,10 +166,17 @@ def test_flag_text_on_a_fake_command(fake_command):
     assert flag_text("give `query` a word", c) == "give QUERY a word"
     assert flag_text("`query=king` is unknown", c) == "king is unknown"
     # not this command's: left as written (a user's own query such as `print` may hold backticks)
-    assert flag_text("`seed` and `space=x:y` are not options here", c) == "`seed` and `space=x:y` are not options here"
+    assert flag_text("`seed` and `labels=x:y` are not options here", c) == "`seed` and `labels=x:y` are not options here"
     assert flag_text("'`print`' is 3 tokens", c) == "'`print`' is 3 tokens"
     assert flag_text("start `ray start --head` first", c) == "start `ray start --head` first"  # not a name: kept
     assert flag_text("`min_score` and `k`", None) == "min_score and k"
+    # the user's quoted query is never rewritten, even when it names a parameter
+    assert flag_text("'`k`' is 3 tokens; lower `k`", c) == "'`k`' is 3 tokens; lower --k"
+    assert flag_text("`model` is unknown", c) == "--model is unknown"  # the main spelling, not the alias
+    assert flag_text("`method=hnsw` is unknown", c) == "--exact/--approx (not hnsw) is unknown"
+    assert flag_text("choose `method`", c) == "choose --exact/--approx"
+    assert flag_text("`png=False` skips it", c) == "without --png skips it"
+    assert flag_text("use `space=my dir`", c) == "use --space 'my dir'"  # a value the shell can take back
 
 
 def test_invoked_command_resolves_lazily_one_nested_level():
@@ -195,3 +205,19 @@ def test_library_strings_name_no_flags():
                     and FLAG.search(node.value) and not any(c in node.value for c in FOREIGN_COMMANDS)):
                 found.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value.strip()[:80]}")
     assert not found, "library text names a command-line flag; name the parameter in backticks instead:\n" + "\n".join(found)
+
+
+def test_logged_notes_name_flags_and_a_bad_note_never_breaks_the_work(fake_command, capsys, monkeypatch):
+    import logging
+
+    from embedlens.cli import _setup_logging, errors_text
+
+    _setup_logging()
+    log = logging.getLogger("embedlens")
+    with click.Context(fake_command):
+        log.warning("lower `k` or `min_score=0.2`")
+    assert "embedlens: note: lower --k or --min-score 0.2" in capsys.readouterr().err
+    monkeypatch.setattr(errors_text, "flag_text", lambda *a: 1 / 0)
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # as in production: a failed note is dropped
+    with click.Context(fake_command):
+        log.warning("this note cannot be printed")  # must not raise into the caller

@@ -177,9 +177,27 @@ def test_tsne_and_umap_switch_to_hnsw_above_the_exact_limit_and_say_so(monkeypat
         assert r.neighbors_ is None  # approximate: the map's recall searches the space itself
 
 
+def test_map_graph_between_the_limits_uses_bf16_short_lists_and_reports_their_own_recall(monkeypatch):
+    from embedlens import hardware
+    from embedlens.neighbors.index import Neighbors, recall_at_k
+    from embedlens.reduce import knn
+    from embedlens.reduce.quality import sample_indices
+
+    monkeypatch.setattr(hardware, "fast_bfloat16", lambda: True)  # tiny products: cheap on any CPU
+    x = gaussian_clusters(1100, 30)
+    nb, info, notes = knn.map_graph(x, 14, exact_max=1000, cache=False, seed=3)
+    assert info["knn_method"] == "bf16 shortlist (torch)" and info["knn_recall_k"] == 14
+    assert "recall_k" not in info  # the index's build-time recall@10 does not linger beside the graph's own
+    rows = sample_indices(1100, 256, 3)
+    direct = recall_at_k(Neighbors(nb.indices[rows], nb.scores[rows], "cosine"),
+                         ExactIndex(x).query(rows, 14, exclude_self=True))
+    assert info["knn_recall"] == round(direct, 4) and direct >= 0.95
+    assert any("bfloat16 products" in n and f"{direct:.1%} of the true 14 nearest" in n for n in notes), notes
+
+
 @pytest.mark.parametrize("include_self", [True, False])
-def test_map_graph_layouts_equal_brute_force_with_duplicates(include_self):
-    """The graph reducers get (umap-learn's layout with self first, openTSNE's without) equals brute force."""
+def test_index_layouts_for_reducers_equal_brute_force_with_duplicates(include_self):
+    """The layouts reducers get (umap-learn's with self first, openTSNE's without) equal brute force."""
     from embedlens.neighbors.index import build_index
 
     rng = np.random.default_rng(0)

@@ -27,6 +27,7 @@ class Lens:
 
     name: str = "space"
     is_model = False
+    meta: dict[str, Any]
 
     @property
     def space(self) -> EmbeddingSpace:  # pragma: no cover - abstract
@@ -334,7 +335,7 @@ class SpaceView:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return self.lens.meta  # type: ignore[attr-defined]
+        return self.lens.meta
 
     @property
     def token_scheme(self) -> str:
@@ -349,10 +350,18 @@ class SpaceView:
         folder per content hash of the matrix under the user's cache."""
         if isinstance(self.lens, ModelLens):
             return Path(self.lens.entry.folder)
-        from .cache import cache_root
+        from .neighbors.knn import space_folder
+
+        return space_folder(self.space.vectors, self.content_hash)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """Identifies the vectors: a model's content hash (+ the space), or a hash of the matrix (read once)."""
+        if isinstance(self.lens, ModelLens) and self.meta.get("content_hash"):
+            return str(self.meta["content_hash"]) + ("" if self.which == "input" else f"-{self.which}")
         from .neighbors.knn import space_content_hash
 
-        return cache_root() / "spaces" / space_content_hash(self.space.vectors)
+        return space_content_hash(self.space.vectors)
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         if not isinstance(self.lens, ModelLens):

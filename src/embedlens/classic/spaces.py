@@ -38,7 +38,7 @@ def _run(kind: str, rest: str, labels: str | None) -> Any:
     from ..spaces.space import EmbeddingSpace
 
     if not rest:
-        raise EmbedlensError(f"`space={kind}` needs the run's folder: `space={kind}:DIR` (DIR made by `embedlens {kind}` or by {_maker(kind)}(...).save(DIR))")
+        raise EmbedlensError(f"`space={kind}` needs the folder of a run: `space={kind}:DIR` (DIR made by `embedlens {kind}` or by {_maker(kind)}(...).save(DIR))")
     _no_labels(f"{kind}:{rest}", labels)
     folder = Path(rest).expanduser()
     if not folder.is_dir():

@@ -68,7 +68,10 @@ def _setup_logging() -> None:
         def emit(self, record: logging.LogRecord) -> None:
             from .errors_text import current_command, flag_text  # library notes name parameters: say flags
 
-            click.echo(f"embedlens: note: {flag_text(record.getMessage(), current_command())}", err=True)
+            try:
+                click.echo(f"embedlens: note: {flag_text(record.getMessage(), current_command())}", err=True)
+            except Exception:  # noqa: BLE001 - a note must never break the work that logged it
+                self.handleError(record)
 
     logger = logging.getLogger("embedlens")
     if not any(isinstance(h, Handler) or getattr(h, "_embedlens", False) for h in logger.handlers):

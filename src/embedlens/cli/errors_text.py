@@ -11,6 +11,7 @@ imported here, so ``embedlens --help`` stays instant.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 
 import click
@@ -18,11 +19,13 @@ import click
 # `name` or `name=VALUE` (a Python identifier; anything else in backticks, e.g. a shell command, is left alone)
 _PARAM = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)(?:=([^`\n]*))?`")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+# what the library quotes of the user's own input ('...'): never translated, even if it holds `k`
+_QUOTED = re.compile(r"'[^'\n]*'")
 
 
 def _long_opt(opts: Sequence[str]) -> str:
-    longs = [o for o in opts if o.startswith("--")] or list(opts)
-    return max(longs, key=len)
+    """The option's main long spelling: its first ``--`` form (``--model``, not the alias ``--model-name``)."""
+    return next((o for o in opts if o.startswith("--")), opts[0])
 
 
 def _params_named(command: click.Command | None, name: str) -> list[click.Parameter]:
@@ -45,26 +48,34 @@ def _option_text(params: list[click.Parameter], value: str | None) -> str:
     options = [p for p in params if isinstance(p, click.Option)]
     if not options:  # a click Argument: its metavar (QUERY), or the value itself
         return value if value is not None else _argument_name(params[0])
+    aliases = [p for p in options if p.is_flag and not p.is_bool_flag]  # --exact / --approx both set `method`
     if value is None:
-        return _long_opt(options[0].opts)
-    for p in options:  # a flag with its own value (--exact / --approx both set `method`)
-        if p.is_flag and not p.is_bool_flag and str(p.flag_value) == value:
+        return "/".join(_long_opt(p.opts) for p in aliases) if aliases == options else _long_opt(options[0].opts)
+    for p in aliases:
+        if str(p.flag_value) == value:
             return _long_opt(p.opts)
+    if aliases == options:  # a value none of the flags sets
+        return "/".join(_long_opt(p.opts) for p in aliases) + f" (not {value})"
     p = options[0]
     if p.is_bool_flag:
         if value.lower() in _TRUE:
             return _long_opt(p.opts)
         if value.lower() in _FALSE:
-            return _long_opt(p.secondary_opts) if p.secondary_opts else f"no {_long_opt(p.opts)}"
-    return f"{_long_opt(p.opts)} {value}"
+            return _long_opt(p.secondary_opts) if p.secondary_opts else f"without {_long_opt(p.opts)}"
+    return f"{_long_opt(p.opts)} {shlex.quote(value)}"
 
 
 def flag_text(message: str, command: click.Command | None) -> str:
     """``message`` with each ```name``` / ```name=VALUE``` replaced by ``command``'s option (``--opt`` /
     ``--opt VALUE``); a click Argument becomes its metavar. A name the command does not have stays as
-    written (backticks and all: it may be a user's own text). With ``command=None`` only the backticks go."""
+    written (backticks and all: it may be a user's own text), and so is anything inside '...' (the library
+    quotes the user's query that way). With ``command=None`` only the backticks go."""
+
+    quoted = [q.span() for q in _QUOTED.finditer(message)]
 
     def swap(m: re.Match[str]) -> str:
+        if any(a <= m.start() and m.end() <= b for a, b in quoted):
+            return m.group(0)
         name, value = m.group(1), m.group(2)
         params = _params_named(command, name)
         if params:

@@ -315,9 +315,11 @@ def create_embedding_grid_map(
     out_dir = ensure_writable_dir(output_dir)
     viz = EmbeddingGridVisualizer(model if model is not None else model_name, tokenizer, options["layers"][0],
                                   dtype=dtype, seed=seed, device=device)
+    open_s = time.perf_counter() - started  # the model opened (extracted on first use)
     maps, load_s = compute_grid_maps(viz, options["layers"], options["grid_size"], options["spacing"],
                                      options["method"], center=center, batch_size=batch_size,
                                      plane_tokens=options["plane_tokens"], progress=progress)
+    load_s += open_s
     render_started = time.perf_counter()
     written = write_grid_maps(maps, out_dir, png=png, html=html, max_display_size=max_display_size, figsize=figsize,
                               dpi=dpi, cell_labels=options["cell_labels"])

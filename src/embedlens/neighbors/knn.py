@@ -262,6 +262,13 @@ def knn_graph(
 # -- cache -----------------------------------------------------------------------------------------
 
 
+def space_folder(vectors: np.ndarray, content_hash: str | None = None) -> Path:
+    """The cache folder of a matrix that is not a model's (its k-NN graphs): one per content hash."""
+    from ..cache import cache_root
+
+    return cache_root() / "spaces" / (content_hash or space_content_hash(vectors))
+
+
 def space_content_hash(vectors: np.ndarray, block: int = 1 << 16) -> str:
     """SHA-256 (first 16 hex digits) of a matrix's shape and float32 bytes, read in row blocks."""
     digest = hashlib.sha256(f"{vectors.shape}".encode())

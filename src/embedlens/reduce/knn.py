@@ -12,7 +12,8 @@ after PCA to 50 dimensions (24% of the variance) left UMAP a neighbour recall@10
 - else reuses a graph cached for the same vectors (content hash), metric and k or more;
 - else builds one with :func:`~embedlens.neighbors.index.build_index`: exact up to ``EXACT_MAX`` rows,
   exhaustive bfloat16 short lists re-scored exactly (where bfloat16 is fast) up to ``EXHAUSTIVE_MAX``, faiss
-  HNSW above (its recall@10 measured on seeded rows and reported in a note), and caches it
+  HNSW above; an approximate graph's recall at the map's k is measured on seeded rows and reported in a
+  note and the params (``knn_recall``, ``knn_recall_k``); the graph is cached
   under ``$EMBEDLENS_CACHE/spaces/<content hash>/`` when the space has at least ``CACHE_FROM`` rows.
 """
 
@@ -62,13 +63,6 @@ def _as_neighbors(given: Any) -> tuple[Neighbors, dict[str, Any]]:
             info["knn_recall"] = round(float(given.recall), 4)
         return given.neighbors(), info
     raise EmbedlensError("neighbors must be a Neighbors or a KnnGraph of every row, or None to build the graph")
-
-
-def _cache_folder(vectors: np.ndarray) -> Path:
-    from ..cache import cache_root
-    from ..neighbors.knn import space_content_hash
-
-    return cache_root() / "spaces" / space_content_hash(vectors)
 
 
 def _cached_graph(folder: Path, n: int, k: int, metric: str) -> Any:
@@ -128,14 +122,16 @@ def map_graph(
             notes.append(f"the given k-NN graph holds {nb.k} neighbours per row, the map needs {k}: rebuilt")
         else:
             return nb.first(k), {**info, "knn_source": "given", "knn_k_stored": nb.k}, notes
-    folder = _cache_folder(X) if cache and n >= CACHE_FROM else None
+    from ..neighbors.knn import space_folder
+
+    folder = space_folder(X) if cache and n >= CACHE_FROM else None
     if folder is not None:
         graph = _cached_graph(folder, n, k, metric)
         if graph is not None:
             info = {"knn_method": f"{graph.method} ({graph.backend})", "knn_metric": metric,
                     "knn_source": "cache", "knn_k_stored": graph.k, "knn_seconds": round(time.perf_counter() - started, 3)}
             if graph.method != "exact":
-                info["knn_recall"] = round(float(graph.recall), 4)
+                info.update(knn_recall=round(float(graph.recall), 4), knn_recall_k=graph.k)
             return graph.neighbors(k=k), info, notes
     exact_max = EXACT_MAX if exact_max is None else exact_max
     index = build_index(X, metric=metric, exact_max=exact_max, exhaustive_max=max(exact_max, EXHAUSTIVE_MAX),
@@ -144,17 +140,16 @@ def map_graph(
     info = {**index.describe(), "knn_source": "computed", "knn_seconds": round(time.perf_counter() - started, 3)}
     if not index.exact:
         # The graph's own recall, at the k the map uses (the index measured recall@10 when it was built).
-        from ..neighbors.index import RECALL_SAMPLE, exact_twin, recall_at_k
-        from .quality import sample_indices
+        from ..neighbors.index import RECALL_SAMPLE
 
-        rows = sample_indices(n, RECALL_SAMPLE, seed)
-        truth = exact_twin(index).query(rows, k, exclude_self=True)
-        recall = recall_at_k(Neighbors(nb.indices[rows], nb.scores[rows], nb.metric), truth)
-        info.update(knn_recall=round(recall, 4), knn_recall_k=k, knn_recall_rows=int(rows.size))
+        recall = graph_recall(X, nb, metric=metric, sample=RECALL_SAMPLE, seed=seed)
+        for key in ("recall_k", "recall_rows", "recall_seed"):  # the build-time figure, superseded
+            info.pop(key, None)
+        info.update(knn_recall=round(recall, 4), knn_recall_k=k, knn_recall_rows=min(n, RECALL_SAMPLE))
         how = ("bfloat16 products (short lists re-scored exactly)" if isinstance(index, BFloat16Index)
                else "an HNSW index (faiss) rather than an exhaustive search")
         notes.append(f"{n:,} points: the k-NN graph comes from {how}; it holds {recall:.1%} of the true "
-                     f"{k} nearest neighbours ({rows.size} sampled points)")
+                     f"{k} nearest neighbours ({min(n, RECALL_SAMPLE)} sampled points)")
     if folder is not None:
         _save(folder, nb, index, k, metric, seed, info)
     return nb, info, notes
@@ -166,7 +161,7 @@ def _save(folder: Path, nb: Neighbors, index: Any, k: int, metric: str, seed: in
     method = "exact" if index.exact else "approx"
     graph = KnnGraph(nb.indices, nb.scores, method, index.name, 1.0 if index.exact else float(info["knn_recall"]),
                      int(info.get("knn_recall_rows", 0)), seed, {"search": float(info["knn_seconds"])}, "map",
-                     {k_: v for k_, v in index.info.items() if isinstance(v, int | float | str)}, metric)
+                     {k_: v for k_, v in index.info.items() if isinstance(v, int | float | str) and not k_.startswith("recall_")}, metric)
     try:
         graph.save(folder / f"knn-map-{metric}-k{k}-{method}.safetensors")
     except OSError as exc:  # a read-only cache costs the next map a rebuild, nothing more
@@ -174,15 +169,14 @@ def _save(folder: Path, nb: Neighbors, index: Any, k: int, metric: str, seed: in
 
 
 def graph_recall(X: np.ndarray, found: Neighbors, *, metric: str = "cosine", sample: int = 256, seed: int = 0) -> float:
-    """Share of each sampled row's true ``found.k`` nearest rows of ``X`` (full space, ``metric``) that
-    ``found`` holds, by id: what a graph found elsewhere (after a PCA) costs in true neighbours."""
-    from ..neighbors.index import ExactIndex
-    from .quality import sample_indices
+    """:func:`~embedlens.neighbors.index.recall_at_k` of a graph of every row of ``X`` against the exact
+    ``found.k`` nearest rows (full space, ``metric``) of ``sample`` seeded rows: what an approximate graph,
+    or one found after a PCA, costs in true neighbours."""
+    from ..neighbors.index import ExactIndex, recall_at_k, sample_rows
 
-    rows = sample_indices(X.shape[0], sample, seed)
+    rows = sample_rows(X.shape[0], sample, seed)
     truth = ExactIndex(X, metric=metric).query(rows, found.k, exclude_self=True)
-    hits = (found.indices[rows][:, :, None] == truth.indices[:, None, :]).any(axis=1).sum()
-    return float(hits) / truth.indices.size
+    return recall_at_k(Neighbors(found.indices[rows], found.scores[rows], found.metric), truth)
 
 
 def record_graph(reducer: Any, info: dict, notes: list[str]) -> str:

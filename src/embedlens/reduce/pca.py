@@ -151,7 +151,6 @@ class PCAReducer(Reducer):
             fit = fit_pca(X, self.n_components, metric=self.metric)
         with self._timed("project"):
             self.embedding_ = fit.transform(X)
-        self._fit_result = fit
         self.pca_ = fit  # the whole fit, public: it places new vectors on this map
         self.components_ = fit.components
         self.mean_ = fit.mean
@@ -176,14 +175,14 @@ class PCAReducer(Reducer):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Project new rows (m, d) with the fitted components: float32 array of shape (m, n_components)."""
-        if not hasattr(self, "_fit_result"):
+        if not hasattr(self, "pca_"):
             raise EmbedlensError("this PCAReducer is not fitted yet: call fit(X) first")
         X = np.atleast_2d(X)
         if X.shape[1] != self.components_.shape[1]:
             raise EmbedlensError(
                 f"X has {X.shape[1]} columns, the PCA was fitted on {self.components_.shape[1]}"
             )
-        return self._fit_result.transform(X)
+        return self.pca_.transform(X)
 
 
 def check_pre_pca(pre_pca: int | None) -> int | None:

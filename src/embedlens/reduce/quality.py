@@ -204,9 +204,9 @@ def map_recall(X: Any, Y: Any, k: int = 10, *, sample: int = 2000, seed: int = 0
 
 def sample_indices(n: int, sample: int, seed: int) -> np.ndarray:
     """Sorted indices of ``sample`` distinct points out of ``n`` drawn with ``seed`` (all if n <= sample)."""
-    if n <= sample:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
+    from ..neighbors.index import sample_rows
+
+    return sample_rows(n, sample, seed)
 
 
 def projection_quality(

@@ -184,12 +184,12 @@ class Explorer:
     def axes(self, panel: Panel, x_axis: tuple[str, str], y_axis: tuple[str, str] | None, dims: int) -> dict[str, Any]:
         """A word-axes map of the whole space (:class:`embedlens.reduce.axes.AxesReducer`); a second or two."""
         def compute() -> dict[str, Any]:
-            from ..reduce.axes import AxesReducer, formula, resolve_axes
+            from ..atlas.pipeline import reduce_stage
+            from ..reduce.axes import formula, resolve_axes
 
-            resolved = resolve_axes(panel.view, [x_axis, y_axis])
-            reducer = AxesReducer(x_axis=resolved[0]["vectors"], y_axis=None if y_axis is None else resolved[1]["vectors"],
-                                  n_components=dims, metric="cosine", seed=self.seed)
-            coords = reducer.fit_transform(panel.space.vectors)
+            resolved = resolve_axes(panel.view, [x_axis, y_axis, None])  # the map's own reducer stage
+            reducer, coords = reduce_stage(panel.view, np.asarray(panel.space.vectors, dtype=np.float32), True,
+                                           method="axes", dims=dims, metric="cosine", seed=self.seed, axes=resolved)
             names = [f"{a['display'][0]} → {a['display'][1]}" for a in resolved if a is not None]
             names += ["principal direction of the rest"] * (dims - len(names))
             return {"dims": dims, "titles": names, "formula": formula("cosine"), "notes": reducer.notes_,

@@ -73,10 +73,7 @@ class Panel:
         from ..lens import as_view
 
         self.view = as_view(view)
-        self.lens = self.view.lens
-        self.which = self.view.which
         self.index = index
-        self.space = self.view.space
         self.regex_seconds = float(regex_seconds)
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -87,6 +84,18 @@ class Panel:
         self._scan_lock = threading.Lock()
 
     # -- description -----------------------------------------------------------------------------------
+
+    @property
+    def lens(self) -> Any:
+        return self.view.lens
+
+    @property
+    def which(self) -> str:
+        return self.view.which
+
+    @property
+    def space(self) -> Any:
+        return self.view.space
 
     @property
     def is_model(self) -> bool:
@@ -104,14 +113,10 @@ class Panel:
     def title(self) -> str:
         return self.space.name if not self.is_model else f"{self.lens.name}:{self.which}"
 
-    @cached_property
+    @property
     def content_key(self) -> str:
-        """Identifies the vectors on disk: the model's content hash (+ which space), or a hash of the matrix."""
-        if self.is_model and self.meta.get("content_hash"):
-            return f"{self.meta['content_hash']}" + ("" if self.which == "input" else f"-{self.which}")
-        from ..neighbors.knn import space_content_hash
-
-        return space_content_hash(self.space.vectors)
+        """Identifies the vectors on disk (:attr:`embedlens.lens.SpaceView.content_hash`)."""
+        return self.view.content_hash
 
     def describe(self) -> dict[str, Any]:
         m = self.meta
