@@ -121,6 +121,16 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """A fresh embedlens cache for one test module (its tiny models are extracted once)."""
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp("module-cache")
+    mp.setenv("EMBEDLENS_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
     """A cache shared by the whole session (so the real model is extracted once per run)."""

@@ -19,19 +19,16 @@ TEXT = "\n".join(CORPUS + ["Markup tokens: " + " ".join(MARKUP_TOKENS) + " [/b] 
 
 
 @pytest.fixture(scope="module")
-def atlas_env(tiny_gpt2_dir, tmp_path_factory):
+def atlas_env(tiny_gpt2_dir, tmp_path_factory, module_cache):
     """The tiny GPT-2 lens (cached once for this module), its tokenizer, and a small corpus file."""
-    mp = pytest.MonkeyPatch()
-    cache = tmp_path_factory.mktemp("atlas-cache")
-    mp.setenv("EMBEDLENS_CACHE", str(cache))
+    cache = module_cache
     import embedlens
 
     lens = embedlens.load(str(tiny_gpt2_dir))
     folder = tmp_path_factory.mktemp("atlas-corpus")
     corpus = folder / "corpus.txt"
     corpus.write_text(TEXT, encoding="utf-8")
-    yield {"lens": lens, "cache": cache, "corpus": corpus, "model": str(tiny_gpt2_dir)}
-    mp.undo()
+    return {"lens": lens, "cache": cache, "corpus": corpus, "model": str(tiny_gpt2_dir)}
 
 
 @pytest.fixture

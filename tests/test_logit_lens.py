@@ -15,15 +15,6 @@ K = 5
 
 
 @pytest.fixture(scope="module")
-def module_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("ll-cache")
-    mp.setenv("EMBEDLENS_CACHE", str(path))
-    yield path
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
 def tiny_gemma3_dir(tmp_path_factory, tiny_gpt2_dir):
     """A tiny Gemma 3 (sliding + global layers, sqrt(d) input scale, final logit soft-capping) saved as a folder."""
     from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig

@@ -15,23 +15,14 @@ PROMPT = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br>
 
 
 @pytest.fixture(scope="module")
-def lens_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("ll-serve-cache")
-    mp.setenv("EMBEDLENS_CACHE", str(path))
-    yield path
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def gpt2(lens_cache, tiny_gpt2_dir):
+def gpt2(module_cache, tiny_gpt2_dir):
     import embedlens
 
     return embedlens.load(str(tiny_gpt2_dir))
 
 
 @pytest.fixture(scope="module")
-def client(gpt2, lens_cache, tiny_bert_dir):
+def client(gpt2, module_cache, tiny_bert_dir):
     import embedlens
     from embedlens.serve import create_app
 

@@ -16,17 +16,7 @@ BASE = "http://127.0.0.1"
 
 
 @pytest.fixture(scope="module")
-def serve_cache(tmp_path_factory):
-    """One cache folder for the module (the tiny model is extracted once)."""
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("serve-cache")
-    mp.setenv("EMBEDLENS_CACHE", str(path))
-    yield path
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def gpt2(serve_cache, tiny_gpt2_dir):
+def gpt2(module_cache, tiny_gpt2_dir):
     import embedlens
 
     return embedlens.load(str(tiny_gpt2_dir))
@@ -71,7 +61,7 @@ def test_points_are_the_space_rows(client, gpt2):
     assert pts["display"][row] == "<script>" and pts["length"][row] == len("<script>")
 
 
-def test_projection_runs_in_background_is_cached_on_disk_and_reused(client, gpt2, serve_cache):
+def test_projection_runs_in_background_is_cached_on_disk_and_reused(client, gpt2, module_cache):
     from embedlens.reduce import make_reducer
     from embedlens.serve import create_app
 
@@ -84,7 +74,7 @@ def test_projection_runs_in_background_is_cached_on_disk_and_reused(client, gpt2
     coords = np.frombuffer(data.content, dtype="<f4").reshape(-1, 3)
     expected = make_reducer("pca", n_components=3, metric="cosine", seed=0).fit_transform(gpt2.space.vectors)
     np.testing.assert_allclose(coords, expected, rtol=0, atol=1e-6)
-    path = serve_cache / "projections" / f"{gpt2.meta['content_hash']}-pca-3-0.npz"
+    path = module_cache / "projections" / f"{gpt2.meta['content_hash']}-pca-3-0.npz"
     with np.load(path, allow_pickle=False) as saved:
         np.testing.assert_array_equal(saved["coords"], coords)
     assert [j["state"] for j in client.get("/api/jobs").json()["jobs"] if j["key"].endswith("pca-3-0")] == ["ready"]
@@ -105,7 +95,7 @@ def test_neighbors_are_lens_nearest(client, gpt2, query):
     assert body["query_ids"] == expected["query_ids"] and body.get("note") == expected.get("note")
 
 
-def test_neighbors_use_a_cached_exact_knn_graph(gpt2, serve_cache):
+def test_neighbors_use_a_cached_exact_knn_graph(gpt2, module_cache):
     from embedlens.neighbors.knn import build_knn
     from embedlens.serve import create_app
 
@@ -132,7 +122,7 @@ def test_neighbors_use_a_cached_exact_knn_graph(gpt2, serve_cache):
         # more neighbours than the graph holds: the exact scan answers
         body = c.get("/api/neighbors", params={"q": "list", "k": 30}).json()
         assert [n["id"] for n in body["neighbors"]] == [n.id for n in gpt2.nearest("list", 30).neighbors]
-    for f in serve_cache.rglob("knn-input-k12-exact.*"):
+    for f in module_cache.rglob("knn-input-k12-exact.*"):
         f.unlink()
 
 
@@ -247,7 +237,7 @@ def test_tsne_and_umap_projection_jobs_run_to_completion(client, gpt2, method):
     np.testing.assert_allclose(coords, expected, rtol=0, atol=1e-4)  # the same seeded fit as the library's
 
 
-def test_knn_build_option_queues_a_graph_that_answers_neighbours(gpt2, serve_cache):
+def test_knn_build_option_queues_a_graph_that_answers_neighbours(gpt2, module_cache):
     from embedlens.neighbors.knn import knn_path
     from embedlens.serve import create_app
     from embedlens.serve.setup import build_knn_indexes
@@ -349,7 +339,7 @@ def test_page_and_assets_are_served_locally(client):
     assert client.get("/static/app.css").status_code == 200
 
 
-def test_two_panels_side_by_side(tiny_llama_dir, serve_cache):
+def test_two_panels_side_by_side(tiny_llama_dir, module_cache):
     import embedlens
     from embedlens.serve import create_app
 
@@ -365,7 +355,7 @@ def test_two_panels_side_by_side(tiny_llama_dir, serve_cache):
         assert r.status_code == 400 and "input space" in r.json()["error"]
 
 
-def test_encoder_has_no_grid_or_trajectory(tiny_bert_dir, serve_cache):
+def test_encoder_has_no_grid_or_trajectory(tiny_bert_dir, module_cache):
     import embedlens
     from embedlens.serve import create_app
 
@@ -395,7 +385,7 @@ def test_cli_help_and_bad_port(run_cli):
 
 
 @pytest.mark.slow
-def test_cli_serve_prints_its_url_and_answers(tiny_gpt2_dir, serve_cache):
+def test_cli_serve_prints_its_url_and_answers(tiny_gpt2_dir, module_cache):
     import os
     import subprocess
     import sys
@@ -405,7 +395,7 @@ def test_cli_serve_prints_its_url_and_answers(tiny_gpt2_dir, serve_cache):
     proc = subprocess.Popen([sys.executable, "-c", "from embedlens.cli import entry; entry()", "serve", "--model", str(tiny_gpt2_dir),
                              "--port", "0", "--no-open"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "EMBEDLENS_CACHE": str(serve_cache)})
+                            env={**os.environ, "EMBEDLENS_CACHE": str(module_cache)})
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/"), (url, proc.stderr.read() if proc.poll() else "")
@@ -418,7 +408,7 @@ def test_cli_serve_prints_its_url_and_answers(tiny_gpt2_dir, serve_cache):
         proc.wait(timeout=10)
 
 
-def test_queries_do_not_wait_for_background_jobs(gpt2, serve_cache, tmp_path, monkeypatch):
+def test_queries_do_not_wait_for_background_jobs(gpt2, module_cache, tmp_path, monkeypatch):
     import threading
 
     from embedlens.serve import create_app

@@ -29,16 +29,13 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def tiny_server(tmp_path_factory, tiny_gpt2_dir):
+def tiny_server(module_cache, tiny_gpt2_dir):
     import embedlens
     from embedlens.serve import ServerThread, create_app
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EMBEDLENS_CACHE", str(tmp_path_factory.mktemp("serve-browser-cache")))
     lens = embedlens.load(str(tiny_gpt2_dir))
     with ServerThread(create_app([lens])) as url:
         yield url, lens
-    mp.undo()
 
 
 def open_page(browser, url: str):
