@@ -3,7 +3,7 @@
 A map can only keep the neighbours it is given. On SmolLM2's 49,152 x 576 input embeddings a graph found
 after PCA to 50 dimensions (24% of the variance) left UMAP a neighbour recall@10 of 0.022 and t-SNE
 0.113; the same maps on the exact full-space cosine graph reach ~0.15 and ~0.35
-(``/work/shared/FAITHFULNESS.md``, ``benchmarks/bench_faithfulness.py``). So :func:`map_graph`:
+(``docs/faithfulness.md``, ``benchmarks/bench_faithfulness.py``). So :func:`map_graph`:
 
 - takes a graph the caller already has (``Reducer.fit(X, neighbors=...)``: a
   :class:`~embedlens.neighbors.index.Neighbors` of every row, or a cached ``embedlens knn``
