@@ -90,3 +90,52 @@ def test_hub_cache_name_resolves_offline(tiny_gpt2_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     src = resolve("someone/tiny")
     assert src.kind == "folder" and src.path == snap
+
+
+def test_copy_weights_refuses_a_missing_or_unknown_name(tiny_llama_dir):
+    """A GGUF copy whose names do not all match must not run with random weights (it used strict=False)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from embedlens.errors import EmbedlensError
+    from embedlens.models.loading import copy_weights
+
+    source = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
+    full = source.state_dict()
+    target = AutoModelForCausalLM.from_config(source.config)
+    copy_weights(target, full, "tiny")  # every name matches: loads
+    for name, p in target.state_dict().items():
+        assert torch.equal(p, full[name]), name
+    dropped = {k: v for k, v in full.items() if k != "model.layers.0.mlp.up_proj.weight"}
+    with pytest.raises(EmbedlensError, match=r"missing from the file: model\.layers\.0\.mlp\.up_proj\.weight"):
+        copy_weights(AutoModelForCausalLM.from_config(source.config), dropped, "tiny")
+    renamed = {("model.layers.0.mlp.up.weight" if k == "model.layers.0.mlp.up_proj.weight" else k): v
+               for k, v in full.items()}
+    with pytest.raises(EmbedlensError, match=r"not in the architecture: model\.layers\.0\.mlp\.up\.weight"):
+        copy_weights(AutoModelForCausalLM.from_config(source.config), renamed, "tiny")
+
+
+def test_a_failed_dequantized_save_says_so(tiny_llama_dir, tmp_path, monkeypatch):
+    """The GGUF copy's save used to swallow OSError: the next load then failed far from the cause."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import transformers
+
+    from embedlens.errors import EmbedlensError
+    from embedlens.models import loading
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
+    config = transformers.AutoConfig.from_pretrained(str(tiny_llama_dir))
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: model)
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", lambda *a, **k: config)
+
+    @contextlib.contextmanager
+    def full_disk(target):
+        raise OSError(28, "No space left on device")
+        yield
+
+    monkeypatch.setattr(loading, "atomic_dir", full_disk)
+    fake = SimpleNamespace(folder=tiny_llama_dir, path=tiny_llama_dir / "model.gguf", spec="tiny.gguf")
+    with pytest.raises(EmbedlensError, match="could not write the dequantized copy of tiny.gguf .*No space left"):
+        loading._dequantize_gguf(fake, tmp_path / "dequantized")

@@ -83,11 +83,33 @@ def _dequantize_gguf(source: ModelSource, saved: Path) -> None:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(model.state_dict(), strict=False)
+    copy_weights(plain, model.state_dict(), source.spec)
     del model
-    plain.tie_weights()
-    with contextlib.suppress(OSError), atomic_dir(saved) as tmp:
-        plain.save_pretrained(str(tmp))
+    try:
+        with atomic_dir(saved) as tmp:
+            plain.save_pretrained(str(tmp))
+    except OSError as exc:
+        raise EmbedlensError(f"could not write the dequantized copy of {source.spec} to {saved}: "
+                             f"{exc.strerror or exc} (free some space or set EMBEDLENS_CACHE)") from None
+
+
+def copy_weights(model: Any, state_dict: dict[str, Any], spec: str) -> None:
+    """Load ``state_dict`` into ``model``, every name matched: a name the model does not have, or a weight
+    it would keep at its random initialisation, is refused (tied weights such as a tied LM head excepted)."""
+    result = model.load_state_dict(state_dict, strict=False)
+    ties = getattr(model.config, "tie_word_embeddings", False)
+    tied = set(getattr(model, "_tied_weights_keys", None) or ()) if ties else set()
+    missing = [k for k in result.missing_keys if k not in tied]
+    unexpected = list(result.unexpected_keys)
+    if missing or unexpected:
+        def names(keys: list[str]) -> str:
+            return ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+        parts = ([f"missing from the file: {names(missing)}"] if missing else []) + \
+                ([f"not in the architecture: {names(unexpected)}"] if unexpected else [])
+        raise EmbedlensError(f"the weights of {spec} do not match its architecture ({'; '.join(parts)}): "
+                             "refusing to run with randomly initialised weights")
+    model.tie_weights()
 
 
 def _model_class(config: Any) -> Any:
