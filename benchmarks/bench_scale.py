@@ -175,15 +175,28 @@ meta = {"checksums": {"rows": rows, "input": block_sums(x, rows)}}
 gs = []
 for _ in range(5):
     t = time.perf_counter(); verify_matrix(meta, {"input": x}); gs.append(time.perf_counter() - t)
+def word_sums(x):  # the previous checksum (a sum of 64-bit words per block): the baseline
+    return [int(np.add.reduce(np.ascontiguousarray(x[s:s + rows]).reshape(-1).view(np.uint64), dtype=np.uint64))
+            for s in range(0, x.shape[0], rows)]
+os_ = []
+for _ in range(5):
+    t = time.perf_counter(); word_sums(x); os_.append(time.perf_counter() - t)
+from embedlens.spaces.extract import file_digests
+fs = []
+for _ in range(5):
+    t = time.perf_counter(); file_digests(lens.entry.folder, sorted(lens.meta["digests"])); fs.append(time.perf_counter() - t)
 os.unlink(path)
-print(json.dumps({"smollm2": sorted(ts)[2], "gemma": sorted(gs)[2]}))
+print(json.dumps({"smollm2": sorted(ts)[2], "gemma": sorted(gs)[2], "gemma_word_sum": sorted(os_)[2],
+                  "smollm2_files": sorted(fs)[2]}))
 """
     import json
 
     _, _, text = run_once([PY, "-c", code], dict(warm))
     r = json.loads(text.strip().splitlines()[-1])
     print(f"\nintegrity check on open (every 16 MiB block of matrix + norms, warm page cache): SmolLM2 49,152 x 576 "
-          f"{1000 * r['smollm2']:.0f} ms, Gemma-sized 262,144 x 640 {1000 * r['gemma']:.0f} ms (medians of 5)", flush=True)
+          f"{1000 * r['smollm2']:.0f} ms, Gemma-sized 262,144 x 640 {1000 * r['gemma']:.0f} ms xxh3 vs "
+          f"{1000 * r['gemma_word_sum']:.0f} ms for the old sum of words; SmolLM2's tokenizer and vocabulary "
+          f"files {1000 * r['smollm2_files']:.1f} ms (medians of 5)", flush=True)
 
 
 def main() -> None:

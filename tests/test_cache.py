@@ -189,3 +189,67 @@ def test_damaged_output_matrix_is_caught_when_it_is_used(tiny_llama_dir, cache_d
     assert "damaged" in caplog.text and "'output'" in caplog.text
     truth = load_weights(str(tiny_llama_dir)).lm_head.weight.detach().numpy()
     np.testing.assert_array_equal(out, truth)
+
+
+def _rewrite_matrix(folder, change):
+    """Apply ``change`` to the cached input matrix in place (same size), as a disk fault might."""
+    lo, hi = _matrix_span(folder)
+    f = folder / "embeddings.safetensors"
+    data = bytearray(f.read_bytes())
+    meta = json.loads((folder / "meta.json").read_text())
+    x = np.frombuffer(bytes(data[lo:hi]), dtype=np.float32).reshape(meta["n_vocab"], meta["d_model"]).copy()
+    change(x)
+    data[lo:hi] = x.tobytes()
+    f.write_bytes(bytes(data))
+
+
+def _swap_rows(x):
+    x[[3, 7]] = x[[7, 3]]
+
+
+def _plus_minus(x):
+    words = x.view(np.uint64)  # +x on one 64-bit word, -x on another: the same sum of words
+    words[5, 0] += np.uint64(1 << 20)
+    words[9, 2] -= np.uint64(1 << 20)
+
+
+@pytest.mark.parametrize("change", [_swap_rows, _plus_minus], ids=["swapped rows", "plus-minus pair"])
+def test_damage_that_keeps_a_word_sum_is_caught(tiny_llama_dir, cache_dir, caplog, change):
+    """A sum of 64-bit words (the old checksum) misses swapped rows and values that trade places."""
+    from embedlens.models.loading import load_weights
+
+    embedlens.load(str(tiny_llama_dir))
+    folder = _entry(cache_dir)
+    _rewrite_matrix(folder, change)
+    with caplog.at_level("WARNING", logger="embedlens"):
+        lens = embedlens.load(str(tiny_llama_dir))
+    assert "damaged" in caplog.text and "do not match their checksum" in caplog.text
+    truth = load_weights(str(tiny_llama_dir)).get_input_embeddings().weight.detach().numpy()
+    np.testing.assert_array_equal(np.asarray(lens.space.vectors), truth)
+
+
+@pytest.mark.parametrize("name", ["vocab.json", "tokenizer/tokenizer.json"])
+def test_a_same_size_edit_of_a_token_file_is_caught(tiny_gpt2_dir, cache_dir, caplog, name):
+    embedlens.load(str(tiny_gpt2_dir))
+    folder = _entry(cache_dir)
+    f = folder / name
+    text = f.read_text(encoding="utf-8")
+    i = text.index("capital") if "capital" in text else text.index("the")
+    edited = text[:i] + "X" + text[i + 1:]  # one character, same size
+    assert len(edited.encode()) == len(text.encode()) and edited != text
+    f.write_text(edited, encoding="utf-8")
+    with caplog.at_level("WARNING", logger="embedlens"):
+        lens = embedlens.load(str(tiny_gpt2_dir))
+    assert "changed since the entry was built" in caplog.text and name in caplog.text
+    assert f.read_text(encoding="utf-8") == text  # rebuilt from the model's own files
+    assert len(lens.space) == lens.meta["n_vocab"]
+
+
+def test_files_added_to_an_entry_later_do_not_force_a_rebuild(tiny_gpt2_dir, cache_dir, caplog):
+    """k-NN graphs and a GGUF's dequantized copy are written into the entry after it is built."""
+    embedlens.load(str(tiny_gpt2_dir))
+    folder = _entry(cache_dir)
+    (folder / "knn-extra.npz").write_bytes(b"later")
+    with caplog.at_level("WARNING", logger="embedlens"):
+        embedlens.load(str(tiny_gpt2_dir))
+    assert "changed" not in caplog.text and "damaged" not in caplog.text

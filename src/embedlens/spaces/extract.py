@@ -5,10 +5,10 @@ A cache entry (``$EMBEDLENS_CACHE/models/<name>-<content hash>/``) holds:
     and ``output`` / ``output_norms`` when the unembedding is not tied to the input embedding;
   * ``tokenizer/``: the tokenizer as ``save_pretrained`` writes it (``tokenizer.json`` included);
   * ``vocab.json``: raw and readable token strings and the special token ids;
-  * ``meta.json``, written last: spec, hash, shapes, architecture facts, versions, file sizes.
-The entry is built in a temporary folder and renamed into place. On open it is checked (meta, sizes,
-tensor headers, and a checksum of every 16 MiB block of the matrices and norms recomputed); a corrupt or
-partial entry is rebuilt with a note. Rows past the tokenizer's vocabulary (padded matrices) are kept and
+  * ``meta.json``, written last: spec, hash, shapes, architecture facts, versions, file sizes and digests.
+The entry is built in a temporary folder and renamed into place. On open it is checked (meta, sizes, the
+xxh3 digest of every file but the matrices, tensor headers, and the xxh3 digest of every 16 MiB block of
+the matrices and norms recomputed); a corrupt or partial entry is rebuilt with a note. Rows past the tokenizer's vocabulary (padded matrices) are kept and
 labelled ``⟨unused N⟩``.
 """
 
@@ -31,7 +31,7 @@ from .space import EmbeddingSpace
 
 log = logging.getLogger("embedlens")
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: xxh3 digests of blocks and files (2 summed 64-bit words)
 
 
 @dataclass
@@ -144,14 +144,27 @@ def check_rows(d: int) -> int:
 
 
 def block_sum(block: np.ndarray) -> str:
-    """Checksum of a float32 block: its bytes as 64-bit words summed modulo 2**64 (any changed word,
-    zeroed page or garbage shows), read at memory speed. Hex string."""
-    words = np.ascontiguousarray(block).reshape(-1).view(np.uint32)
-    even = words[: words.size - words.size % 2].view(np.uint64)
-    total = np.add.reduce(even, dtype=np.uint64) if even.size else np.uint64(0)
-    if words.size % 2:
-        total = np.uint64((int(total) + int(words[-1])) % (1 << 64))
-    return f"{int(total):016x}"
+    """Digest of a block: xxh3-64 of its bytes (a swapped pair of rows or a +x/-x pair changes it, which a
+    sum of words would not), read at memory speed. Hex string."""
+    import xxhash
+
+    return xxhash.xxh3_64_hexdigest(memoryview(np.ascontiguousarray(block)).cast("B"))
+
+
+def file_digests(folder: Path, names: list[str] | None = None) -> dict[str, str]:
+    """xxh3-64 of ``names`` (paths relative to ``folder``; default: every file of a fresh entry but its
+    matrices and meta.json), so the tokenizer and vocabulary files are checked by content on open, not only
+    by size (a few milliseconds even for Gemma's). A listed file that is missing gets ``"missing"``."""
+    import xxhash
+
+    if names is None:
+        names = [f.relative_to(folder).as_posix() for f in sorted(folder.rglob("*")) if f.is_file()]
+        names = [n for n in names if n not in ("embeddings.safetensors", "meta.json")]
+    out = {}
+    for name in names:
+        f = folder / name
+        out[name] = xxhash.xxh3_64_hexdigest(f.read_bytes()) if f.is_file() else "missing"
+    return out
 
 
 def block_sums(x: np.ndarray, rows: int) -> list[str]:
@@ -274,6 +287,7 @@ def build_entry(source: ModelSource, folder: Path) -> None:
             "checksums": sums,
             "sizes": {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()},
             "sha256": {p.name: sha256_file(p) for p in tmp.iterdir() if p.is_file()},
+            "digests": file_digests(tmp),
             "versions": versions(),
             "build_seconds": round(time.perf_counter() - started, 3),
         }
@@ -323,6 +337,13 @@ def _check_and_open(source: ModelSource, folder: Path) -> ModelEntry:
         f = folder / name
         if not f.is_file() or f.stat().st_size != size:
             raise _Corrupt(f"{name} is missing or has the wrong size")
+    digests = meta.get("digests")
+    if not isinstance(digests, dict):
+        raise _Corrupt("meta.json has no file digests")
+    found = file_digests(folder, sorted(digests))  # files added later (k-NN graphs, a GGUF's copy) are not the entry's
+    changed = [name for name in found if found[name] != digests[name]]
+    if changed:
+        raise _Corrupt(f"{', '.join(changed[:3])} changed since the entry was built")
     try:
         tensors = read_tensors(folder / "embeddings.safetensors")
         vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
