@@ -7,7 +7,7 @@ demo:
 
 test:
 	@scripts/setup.sh --dev
-	@.venv/bin/python -m pytest -q -ra
+	@.venv/bin/python -m pytest -q -ra -n auto --maxprocesses 4 --dist loadgroup --durations 15
 
 lint:
 	@.venv/bin/ruff check src tests benchmarks

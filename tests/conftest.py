@@ -133,7 +133,12 @@ def module_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
-    """A cache shared by the whole session (so the real model is extracted once per run)."""
+    """A cache shared by the whole run (so a real model is extracted once), by every xdist worker too:
+    the cache's own locks make concurrent builds of one entry safe."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / "shared-cache"
+        path.mkdir(exist_ok=True)
+        return path
     return tmp_path_factory.mktemp("shared-cache")
 
 

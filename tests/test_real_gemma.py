@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.real_model, pytest.mark.slow]
+# one xdist worker runs every Gemma test: the 262,144-token model is loaded once
+pytestmark = [pytest.mark.real_model, pytest.mark.slow, pytest.mark.xdist_group("gemma")]
 
 
 @pytest.fixture(scope="module")

@@ -114,6 +114,7 @@ def test_smollm2_gguf_matrix_equals_transformers_dequantization(smollm2):
 
 @pytest.mark.real_model
 @pytest.mark.slow
+@pytest.mark.xdist_group("gemma")
 def test_gemma_gguf_matrix_equals_transformers_dequantization(gemma3):
     """The same for the real Gemma 3 270M (Q8_0 token_embd, 262,144 x 640)."""
     ref, _ = _gguf_token_embd(gemma3, "gemma3")
