@@ -11,9 +11,11 @@
   "use strict";
   const FONT_PX = 12, FONT = FONT_PX + "px system-ui, sans-serif", LABEL_PAD = 4, LABEL_H = FONT_PX + 6;
   const PLAIN = [0x3b, 0x6e, 0xa8];
+  const SVG_NS = "http://www.w3.org/2000/svg"; // a name, never fetched
   const QUANTILE = 0.005, MARGIN = 0.06; // framing: the 0.5-99.5% box per axis plus 6% each side
   const LEVEL_STEP = 2.6; // zoom factor (from the framed view) at which the next label level takes over
   const MAX_TOKEN_LABELS = 400; // candidates looked at for the finest level (most important first)
+  const TOKEN_LABEL_AREA = 9000; // at most one token label per this many square CSS px of the canvas
   const CSS = `
 .em-map { position: relative; overflow: hidden; user-select: none; -webkit-user-select: none; }
 .em-map canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; }
@@ -70,7 +72,10 @@
     const el = (tag, cls, parent) => { const e = document.createElement(tag); if (cls) e.className = cls; (parent || container).appendChild(e); return e; };
     const contourCanvas = el("canvas", "em-contours");
     const canvas = el("canvas", "em-gl");
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    const snapCanvas = el("canvas", "em-snapshot"); // the last full frame, moved while a gesture goes on
+    snapCanvas.style.display = "none";
+    snapCanvas.style.pointerEvents = "none";
+    const svg = document.createElementNS(SVG_NS, "svg");
     svg.setAttribute("class", "em-overlay");
     container.appendChild(svg);
     const labelLayer = el("div", "em-labels");
@@ -97,15 +102,15 @@
 
     // ---- WebGL --------------------------------------------------------------------------------------------
     const VS = `
-      attribute vec3 pos; attribute vec3 col; attribute float size; attribute float faint;
+      attribute vec3 pos; attribute vec4 col; attribute float size;
       uniform mat4 mvp; uniform float scale; uniform vec3 tint; uniform float useTint; uniform float pass; uniform vec3 bg;
       varying vec3 vcol;
       void main() {
         gl_Position = mvp * vec4(pos, 1.0);
-        float off = step(0.5, faint);
+        float off = step(0.5, col.a); // alpha holds the mask: filtered-out points are drawn faint
         if (pass > -0.5 && abs(off - pass) > 0.5) gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
         gl_PointSize = max(1.0, size * scale * (1.0 - 0.35 * off));
-        vcol = mix(mix(col, tint, useTint), bg, 0.8 * off);
+        vcol = mix(mix(col.rgb, tint, useTint), bg, 0.8 * off);
       }`;
     const FS = `
       precision mediump float; varying vec3 vcol; uniform float ring;
@@ -132,12 +137,12 @@
       P = program(VS, FS);
       L = program(LVS, LFS);
       loc = {};
-      for (const a of ["pos", "col", "size", "faint"]) loc[a] = gl.getAttribLocation(P, a);
+      for (const a of ["pos", "col", "size"]) loc[a] = gl.getAttribLocation(P, a);
       for (const u of ["mvp", "scale", "tint", "useTint", "ring", "pass", "bg"]) loc[u] = gl.getUniformLocation(P, u);
       loc.lpos = gl.getAttribLocation(L, "pos");
       loc.lmvp = gl.getUniformLocation(L, "mvp");
       loc.lcolor = gl.getUniformLocation(L, "color");
-      buf = { pos: gl.createBuffer(), col: gl.createBuffer(), size: gl.createBuffer(), faint: gl.createBuffer(),
+      buf = { pos: gl.createBuffer(), col: gl.createBuffer(), size: gl.createBuffer(),
         box: gl.createBuffer(), mark: gl.createBuffer(), lines: gl.createBuffer() };
     } else {
       const msg = el("div", "em-error");
@@ -153,18 +158,18 @@
       for (let j = 0; j < n; j++) for (let k = 0; k < width; k++) out[j * width + k] = src[o[j] * width + k];
       return out;
     }
+    // colour and mask in one 4-byte attribute (RGB + filtered-out flag): software WebGL (SwiftShader)
+    // converts 3- and 1-byte vertex formats on every draw, which cost more than drawing the points
     function uploadColors() {
       if (!gl) return;
-      let rgb = colors;
-      if (!rgb || rgb.length !== 3 * n) { rgb = new Uint8Array(3 * n); for (let i = 0; i < n; i++) rgb.set(PLAIN, 3 * i); }
-      upload(buf.col, inDrawOrder(rgb, 3, Uint8Array));
+      const plain = !colors || colors.length !== 3 * n, rgba = new Uint8Array(4 * n);
+      for (let i = 0; i < n; i++) {
+        for (let k = 0; k < 3; k++) rgba[4 * i + k] = plain ? PLAIN[k] : colors[3 * i + k];
+        rgba[4 * i + 3] = mask && !mask[i] ? 255 : 0;
+      }
+      upload(buf.col, inDrawOrder(rgba, 4, Uint8Array));
     }
-    function uploadMask() {
-      if (!gl) return;
-      const f = new Uint8Array(n);
-      if (mask) for (let i = 0; i < n; i++) f[i] = mask[i] ? 0 : 1;
-      upload(buf.faint, inDrawOrder(f, 1, Uint8Array));
-    }
+    const uploadMask = uploadColors;
     function uploadSizes(size) {
       sizes = new Float32Array(n);
       if (typeof size === "number") sizes.fill(size); else sizes.set(size.subarray ? size.subarray(0, n) : size.slice(0, n));
@@ -195,7 +200,7 @@
       if (gl) upload(buf.pos, inDrawOrder(norm, 3, Float32Array));
       if (selection.length !== n) selection = new Uint8Array(n);
       if (mask && mask.length !== n) mask = null;
-      if (gl) { uploadColors(); uploadMask(); }
+      if (gl) uploadColors();
       if (!sizes || sizes.length !== n) uploadSizes(opt.size);
       boxEdges();
       home2 = frameView(bulk);
@@ -309,11 +314,42 @@
 
     // ---- drawing -----------------------------------------------------------------------------------------
     let pending = false;
-    function redraw() {
+    // quick: a frame of a pan or zoom gesture (see drawQuick); anything else draws every point
+    let pendingQuick = true;
+    function redraw(quick) {
+      pendingQuick = pendingQuick && !!quick;
       if (pending) return;
       pending = true;
-      requestAnimationFrame(() => { pending = false; draw(); });
+      requestAnimationFrame(() => { pending = false; const q = pendingQuick; pendingQuick = true; draw(q); });
     }
+    // Software WebGL (no GPU: SwiftShader) needs ~200 ms to draw 262,144 points, so while a pan or zoom
+    // goes on, a slow renderer moves a copy of the last full frame instead (a 2-D canvas transform, a few ms)
+    // and draws every point again once the gesture pauses. Labels and contours are placed every frame.
+    const SLOW_MS = 25, SETTLE_MS = 160;
+    let fullMs = 0, snapView = null, fullView = null, settle = 0;
+    function drawQuick() {
+      if (!snapView) { // the GL canvas still holds the last full frame (preserveDrawingBuffer): copy it once
+        snapCopy = document.createElement("canvas");
+        snapCopy.width = snapCanvas.width = canvas.width;
+        snapCopy.height = snapCanvas.height = canvas.height;
+        snapCopy.getContext("2d").drawImage(canvas, 0, 0);
+        snapView = Object.assign({}, fullView);
+        snapCanvas.style.display = "";
+        canvas.style.visibility = "hidden";
+      }
+      const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth, H = canvas.clientHeight;
+      const k = view.scale / snapView.scale;
+      const tx = W / 2 + (snapView.cx - view.cx) * view.scale - W / 2 * k;
+      const ty = H / 2 - (snapView.cy - view.cy) * view.scale - H / 2 * k;
+      const ctx = snapCanvas.getContext("2d");
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.clearRect(0, 0, snapCanvas.width, snapCanvas.height);
+      ctx.setTransform(k, 0, 0, k, dpr * tx, dpr * ty);
+      ctx.drawImage(snapCopy, 0, 0);
+      clearTimeout(settle);
+      settle = setTimeout(() => redraw(false), SETTLE_MS);
+    }
+    let snapCopy = null;
     function marksOf(rows) {
       const out = new Float32Array(rows.length * 3);
       for (let j = 0; j < rows.length; j++) out.set(norm.subarray(3 * rows[j], 3 * rows[j] + 3), 3 * j);
@@ -323,10 +359,8 @@
       if (!rows.length) return;
       gl.disableVertexAttribArray(loc.col);
       gl.disableVertexAttribArray(loc.size);
-      gl.disableVertexAttribArray(loc.faint);
-      gl.vertexAttrib3f(loc.col, 0, 0, 0);
+      gl.vertexAttrib4f(loc.col, 0, 0, 0, 0);
       gl.vertexAttrib1f(loc.size, size);
-      gl.vertexAttrib1f(loc.faint, 0);
       gl.bindBuffer(gl.ARRAY_BUFFER, buf.mark);
       gl.bufferData(gl.ARRAY_BUFFER, marksOf(rows), gl.DYNAMIC_DRAW);
       gl.vertexAttribPointer(loc.pos, 3, gl.FLOAT, false, 0, 0);
@@ -346,7 +380,7 @@
       gl.vertexAttribPointer(loc.lpos, 3, gl.FLOAT, false, 0, 0);
       gl.drawArrays(gl.LINES, 0, count);
     }
-    function draw() {
+    function draw(quick) {
       const t0 = performance.now();
       const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth, H = canvas.clientHeight;
       if (!three && home2.bulk && (home2.W !== W || home2.H !== H)) { // keep the view's centre and zoom ratio on resize
@@ -356,7 +390,12 @@
       }
       const next = matrix();
       if (next.some((v, k) => v !== mvp[k])) mvp = next;
-      if (gl) {
+      const sized = canvas.width === Math.round(W * dpr) && canvas.height === Math.round(H * dpr);
+      if (quick && gl && !three && fullMs > SLOW_MS && fullView && sized) drawQuick();
+      else if (gl) {
+        clearTimeout(settle);
+        if (snapView) { snapView = null; snapCopy = null; snapCanvas.style.display = "none"; canvas.style.visibility = ""; }
+        fullView = Object.assign({}, view);
         const w = Math.round(W * dpr), h = Math.round(H * dpr);
         if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
         gl.viewport(0, 0, w, h);
@@ -370,8 +409,8 @@
         gl.uniform1f(loc.useTint, 0);
         gl.uniform1f(loc.ring, 0);
         gl.uniform3f(loc.bg, ...hexRGB(opt.background));
-        const attrs = [[buf.pos, loc.pos, 3, gl.FLOAT, false], [buf.col, loc.col, 3, gl.UNSIGNED_BYTE, true],
-          [buf.size, loc.size, 1, gl.FLOAT, false], [buf.faint, loc.faint, 1, gl.UNSIGNED_BYTE, false]];
+        const attrs = [[buf.pos, loc.pos, 3, gl.FLOAT, false], [buf.col, loc.col, 4, gl.UNSIGNED_BYTE, true],
+          [buf.size, loc.size, 1, gl.FLOAT, false]];
         for (const [b, l, k, type, normalize] of attrs) {
           gl.bindBuffer(gl.ARRAY_BUFFER, b);
           gl.enableVertexAttribArray(l);
@@ -387,9 +426,9 @@
         for (const o of overlays.values()) drawMarks(o.rows, o.rgb, o.size, false);
         const sel = selected();
         if (sel.length) drawMarks(sel, [0.1, 0.1, 0.1], 11, true);
-        if (hovered >= 0) drawMarks([hovered], [0.86, 0.1, 0.15], 14, true);
       }
       drawContours();
+      placeHoverRing();
       placeAxisNames();
       placeLabels();
       stat.lastFrameMs = performance.now() - t0;
@@ -503,7 +542,8 @@
         }
       } else if (li >= 0) { // the finest level: the most important tokens of the visible area
         let looked = 0;
-        for (let j = 0; j < tokenRows.length && looked < MAX_TOKEN_LABELS; j++) {
+        const most = Math.max(10, Math.round(W * H / TOKEN_LABEL_AREA)) + shown.length;
+        for (let j = 0; j < tokenRows.length && looked < MAX_TOKEN_LABELS && shown.length < most; j++) {
           const r = tokenRows[j];
           if (r < 0 || r >= n || (mask && !mask[r])) continue;
           const p = toScreen2(raw[r * dims], raw[r * dims + 1]);
@@ -520,7 +560,7 @@
     function renderLabels() {
       while (pool.length < shown.length) { const d = el("div", "em-label", labelLayer); pool.push(d); }
       while (leaders.length < shown.length) {
-        const l = document.createElementNS("http://www.w3.org/2000/svg", "line");
+        const l = document.createElementNS(SVG_NS, "line");
         l.setAttribute("class", "em-leader");
         l.setAttribute("stroke", "rgba(60,60,60,.7)");
         l.setAttribute("stroke-width", "1");
@@ -645,7 +685,22 @@
       stat.contourSegments = count;
     }
 
-    // ---- hover tooltip -----------------------------------------------------------------------------------
+    // ---- hover tooltip and ring (an SVG circle: hovering never redraws the points) --------------------------
+    let ring = null;
+    function placeHoverRing() {
+      if (!ring) {
+        ring = document.createElementNS(SVG_NS, "circle");
+        ring.setAttribute("class", "em-hover");
+        ring.setAttribute("r", "6");
+        ring.setAttribute("fill", "none");
+        ring.setAttribute("stroke", "#db1a26");
+        ring.setAttribute("stroke-width", "2.5");
+        svg.appendChild(ring);
+      }
+      const p = hovered >= 0 ? projectRow(hovered) : null;
+      ring.style.display = p ? "" : "none";
+      if (p) { ring.setAttribute("cx", p[0]); ring.setAttribute("cy", p[1]); }
+    }
     function showTip(i, mx, my) {
       const before = hovered;
       hovered = i;
@@ -659,7 +714,7 @@
         tip.style.left = Math.max(0, Math.min(mx + 14, canvas.clientWidth - tip.offsetWidth - 4)) + "px";
         tip.style.top = (my + 14 + tip.offsetHeight > canvas.clientHeight ? my - 14 - tip.offsetHeight : my + 14) + "px";
       }
-      if (before !== i) { emit("hover", i); draw(); }
+      if (before !== i) { emit("hover", i); placeHoverRing(); }
     }
 
     // ---- selection ------------------------------------------------------------------------------------------
@@ -703,7 +758,7 @@
     let shape = null;
     function drawShape(points, closed) {
       if (!shape) {
-        shape = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
+        shape = document.createElementNS(SVG_NS, "polygon");
         shape.setAttribute("class", "em-shape");
         shape.setAttribute("fill", "rgba(31,119,180,.12)");
         shape.setAttribute("stroke", "rgba(31,119,180,.9)");
@@ -753,7 +808,7 @@
           return;
         }
         if (hovered >= 0) showTip(-1);
-        redraw();
+        redraw(true);
         return;
       }
       if (e.target !== canvas) return;
@@ -799,7 +854,7 @@
         view.scale = scale;
       }
       if (hovered >= 0) showTip(-1);
-      redraw();
+      redraw(true);
     }
 
     // ---- PNG: background, contours, points, leader lines and labels as one picture ------------------------------
@@ -878,11 +933,11 @@
         window.removeEventListener("mouseup", onUp);
         if (resizer) resizer.disconnect(); else window.removeEventListener("resize", redraw);
         container.replaceChildren(); container.classList.remove("em-map"); if (gl) gl.getExtension("WEBGL_lose_context")?.loseContext(); },
-      stats() { return Object.assign({ n, dims, zoom: zoomRatio(), hovered }, stat); },
+      stats() { return Object.assign({ n, dims, zoom: zoomRatio(), hovered, fullDrawMs: fullMs, quick: !!snapView }, stat); },
       // for pages, tests and benchmarks
-      draw() { draw(); if (gl) gl.finish(); return stat.lastFrameMs; },
+      draw(quick) { draw(!!quick); if (gl) gl.finish(); return stat.lastFrameMs; },
       zoomBy(f, x, y) { zoomBy(f, x, y); return api; },
-      panBy(dx, dy) { view.cx -= dx / view.scale; view.cy += dy / view.scale; redraw(); return api; },
+      panBy(dx, dy) { view.cx -= dx / view.scale; view.cy += dy / view.scale; redraw(true); return api; },
       setView(v) { Object.assign(view, v); redraw(); return api; },
       transform() { // 2-D: screen x = left + width / 2 + (x - cx) * scale, y = top + height / 2 - (y - cy) * scale
         const r = canvas.getBoundingClientRect();
@@ -896,7 +951,12 @@
     if (opt.coords) setCoords(opt.coords, opt.dims);
     if (opt.labels) api.setLabels(opt.labels);
     draw();
-    if (gl) gl.finish();
+    if (gl) { // how long this browser takes to draw every point: decides how gestures draw (drawQuick)
+      const t = performance.now();
+      draw();
+      gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
+      fullMs = performance.now() - t;
+    }
     return api;
   }
 
