@@ -2,7 +2,19 @@
 // density contours, box and lasso selection. A plain browser script (no modules, no CDN, no build step)
 // that defines window.EmbedlensMap; the static map.html and the explorer both draw with it.
 //
-//   const map = EmbedlensMap.create(container, {dims, coords, display, hover, colors, size, labels, ...});
+//   const map = EmbedlensMap.create(container, {
+//     dims: 2 | 3, coords: Float32Array (n * dims, raw map units), display: string[] (readable tokens),
+//     hover: (row) => string | string[] (tooltip lines; default display[row]), colors: Uint8Array n * 3 | null,
+//     size: number | Float32Array (CSS px), order: Int32Array | null (2-D drawing order, later on top),
+//     labels: {levels: [{name, assignment, labels, sizes}, ...], tokenPriority: rows | null} | null,
+//     contours: false, background: "#fff", axes: [names] });
+//   map.setCoords(coords, dims) · setColors · setSizes · setPointScale · setMask(Uint8Array | null: 0 = faint)
+//   map.setOverlay(name, rows, {color, size, label}) · setLines(pairs, {color}) · setLabels · showLabels
+//   map.showContours · setAxes · setTool("pan" | "box" | "lasso") · select(rows) · selected() -> Int32Array
+//   map.on("select" | "hover" | "click", fn) · frame() · toPNG() -> data URL · destroy() · stats()
+//   for tests and benchmarks: draw(quick) · panBy · zoomBy · setView({cx, cy, scale}) · transform() ·
+//   project(row) · labelBoxes(). Labels are elements with class em-label and data-level (clusters,
+//   sub-clusters, tokens, overlay); displaced ones get an SVG line.em-leader to their cluster's median.
 //
 // Token strings are untrusted: they reach the page only through textContent (and canvas fillText in a
 // PNG), never innerHTML. Coordinates are raw map units; the component frames the bulk of the points
@@ -15,7 +27,8 @@
   const QUANTILE = 0.005, MARGIN = 0.06; // framing: the 0.5-99.5% box per axis plus 6% each side
   const LEVEL_STEP = 2.6; // zoom factor (from the framed view) at which the next label level takes over
   const MAX_TOKEN_LABELS = 400; // candidates looked at for the finest level (most important first)
-  const TOKEN_LABEL_AREA = 9000; // at most one token label per this many square CSS px of the canvas
+  const TOKEN_LABEL_AREA = 9000;
+  const LOD_POINTS = 40000; // points a slow renderer draws while a 3-D map turns // at most one token label per this many square CSS px of the canvas
   const CSS = `
 .em-map { position: relative; overflow: hidden; user-select: none; -webkit-user-select: none; }
 .em-map canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; }
@@ -150,7 +163,20 @@
     }
     function upload(b, data) { gl.bindBuffer(gl.ARRAY_BUFFER, b); gl.bufferData(gl.ARRAY_BUFFER, data, gl.STATIC_DRAW); }
     // GL buffers hold the points in draw order (later points on top); every API speaks of rows
-    function drawOrder() { return order && order.length === n ? order : null; }
+    // In 3-D the depth test decides what lies on top, so the points go in an interleaved order whose first
+    // LOD_POINTS form an even sample of the map: a slow renderer draws only those while the map turns.
+    let lodOrder = null;
+    function drawOrder() {
+      if (three) return lodOrder;
+      return order && order.length === n ? order : null;
+    }
+    function interleaved() {
+      if (!three || n <= LOD_POINTS) return null;
+      const stride = Math.ceil(n / LOD_POINTS), out = new Int32Array(n);
+      let k = 0;
+      for (let start = 0; start < stride; start++) for (let i = start; i < n; i += stride) out[k++] = i;
+      return out;
+    }
     function inDrawOrder(src, width, Type) {
       const o = drawOrder();
       if (!o) return src;
@@ -195,13 +221,14 @@
       center = bulk.map((b) => (b[0] + b[1]) / 2);
       unit = Math.max(1e-12, ...bulk.map((b) => (b[1] - b[0]) / 2));
       extent = bulk.map((b) => Math.max(1e-3, (b[1] - b[0]) / 2 / unit));
+      lodOrder = interleaved();
       norm = new Float32Array(3 * n); // centred on the bulk, one scale for every axis (proportions kept)
       for (let i = 0; i < n; i++) for (let k = 0; k < dims; k++) norm[3 * i + k] = (raw[i * dims + k] - center[k]) / unit;
       if (gl) upload(buf.pos, inDrawOrder(norm, 3, Float32Array));
       if (selection.length !== n) selection = new Uint8Array(n);
       if (mask && mask.length !== n) mask = null;
       if (gl) uploadColors();
-      if (!sizes || sizes.length !== n) uploadSizes(opt.size);
+      uploadSizes(sizes && sizes.length === n ? sizes : opt.size); // again: the drawing order may have changed
       boxEdges();
       home2 = frameView(bulk);
       const fov = 0.3;
@@ -325,7 +352,7 @@
     // Software WebGL (no GPU: SwiftShader) needs ~200 ms to draw 262,144 points, so while a pan or zoom
     // goes on, a slow renderer moves a copy of the last full frame instead (a 2-D canvas transform, a few ms)
     // and draws every point again once the gesture pauses. Labels and contours are placed every frame.
-    const SLOW_MS = 25, SETTLE_MS = 160;
+    const SLOW_MS = 25, SETTLE_MS = 160, QUICK_MIN = 20000;
     let fullMs = 0, snapView = null, fullView = null, settle = 0;
     function drawQuick() {
       if (!snapView) { // the GL canvas still holds the last full frame (preserveDrawingBuffer): copy it once
@@ -391,9 +418,12 @@
       const next = matrix();
       if (next.some((v, k) => v !== mvp[k])) mvp = next;
       const sized = canvas.width === Math.round(W * dpr) && canvas.height === Math.round(H * dpr);
-      if (quick && gl && !three && fullMs > SLOW_MS && fullView && sized) drawQuick();
+      const slow = quick && gl && fullMs > SLOW_MS && n >= QUICK_MIN;
+      if (slow && !three && fullView && sized) drawQuick();
       else if (gl) {
         clearTimeout(settle);
+        const count = slow && lodOrder ? Math.min(n, LOD_POINTS) : n; // a turning 3-D map: an even sample
+        if (count < n) settle = setTimeout(() => redraw(false), SETTLE_MS);
         if (snapView) { snapView = null; snapCopy = null; snapCanvas.style.display = "none"; canvas.style.visibility = ""; }
         fullView = Object.assign({}, view);
         const w = Math.round(W * dpr), h = Math.round(H * dpr);
@@ -418,10 +448,10 @@
         }
         if (mask) { // filtered-out points first, faint, under the rest
           gl.uniform1f(loc.pass, 1);
-          gl.drawArrays(gl.POINTS, 0, n);
+          gl.drawArrays(gl.POINTS, 0, count);
           gl.uniform1f(loc.pass, 0);
         } else gl.uniform1f(loc.pass, -1);
-        gl.drawArrays(gl.POINTS, 0, n);
+        gl.drawArrays(gl.POINTS, 0, count);
         gl.disable(gl.DEPTH_TEST);
         for (const o of overlays.values()) drawMarks(o.rows, o.rgb, o.size, false);
         const sel = selected();
