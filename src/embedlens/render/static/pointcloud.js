@@ -236,6 +236,9 @@
       computeAnchors();
       contour = null;
       screenFor = null;
+      hovered = -1;
+      for (const [name, o] of overlays) { o.rows = o.rows.filter((r) => r < n); if (!o.rows.length) overlays.delete(name); }
+      if (lines && gl) api.setLines(lines.rows);
       frame();
     }
     function frameView(bulk) {
@@ -940,10 +943,11 @@
       setLines(pairs, o) {
         const p = pairs ? Array.from(pairs) : [];
         if (o && o.color) lineColor = hexRGB(o.color);
-        const flat = typeof p[0] === "number" ? p : p.flat();
+        const given = typeof p[0] === "number" ? p : p.flat(), flat = [], ok = (r) => r >= 0 && r < n;
+        for (let j = 0; j + 1 < given.length; j += 2) if (ok(given[j]) && ok(given[j + 1])) flat.push(given[j], given[j + 1]);
         const data = new Float32Array(flat.length * 3);
         for (let j = 0; j < flat.length; j++) data.set(norm.subarray(3 * flat[j], 3 * flat[j] + 3), 3 * j);
-        lines = { count: flat.length };
+        lines = { count: flat.length, rows: flat };
         if (gl) upload(buf.lines, data);
         redraw();
         return api;
