@@ -58,7 +58,11 @@ def view(tmp_path_factory, offline_module_page):
 
 def screen(result, t) -> np.ndarray:
     """Client (page) coordinates of every point under the page's transform ``t``, computed here."""
-    xy = np.asarray(result.coords, dtype=np.float64)
+    return screen_of(result.coords, t)
+
+
+def screen_of(coords, t) -> np.ndarray:
+    xy = np.asarray(coords, dtype=np.float64)
     return np.column_stack([t["left"] + t["width"] / 2 + (xy[:, 0] - t["cx"]) * t["scale"],
                             t["top"] + t["height"] / 2 - (xy[:, 1] - t["cy"]) * t["scale"]])
 
@@ -72,16 +76,20 @@ def set_zoom(page, zoom: float, at=None):
 
 def shown_labels(page):
     """Every shown label as the DOM holds it: level, text, box (client px) and its leader line's anchor end."""
-    return page.evaluate("""() => {
+    return shown_labels_of(page, "embedlensMap")
+
+
+def shown_labels_of(page, name: str):
+    return page.evaluate("""(name) => {
         const lines = Array.from(document.querySelectorAll('line.em-leader')).filter((l) => l.style.display !== 'none');
-        const r = embedlensMap.canvas.getBoundingClientRect();
+        const r = window[name].canvas.getBoundingClientRect();
         return Array.from(document.querySelectorAll('.em-label')).filter((e) => e.style.display !== 'none')
           .map((e, k) => { const b = e.getBoundingClientRect();
             const line = lines.find((l) => l.dataset.label === String(k));
             return {level: e.dataset.level, id: Number(e.dataset.id), text: e.textContent,
                     box: [b.left, b.top, b.right, b.bottom],
                     leader: line ? [r.left + Number(line.getAttribute('x1')), r.top + Number(line.getAttribute('y1'))] : null}; });
-    }""")
+    }""", name)
 
 
 @pytest.mark.browser
@@ -345,3 +353,43 @@ def test_mask_box_selection_overlays_events_and_a_swapped_map(view):
     page.evaluate("() => { embedlensMap.setCoords(embedlensMap.coords, 2); embedlensMap.select([]); }")
     page.click("#tool-pan")
     assert not seen.errors
+
+
+@pytest.mark.browser
+def test_the_component_alone_in_a_small_container(tmp_path, offline_module_page):
+    """EmbedlensMap as the explorer uses it: one script, a sized container, plain arrays, default hover."""
+    from importlib import resources
+
+    from embedlens.render.offline import json_for_script
+
+    js = resources.files("embedlens.render").joinpath("static/pointcloud.js").read_text(encoding="utf-8")
+    rng = np.random.default_rng(3)
+    coords = np.concatenate([rng.standard_normal((150, 2)), rng.standard_normal((150, 2)) + [6.0, 0.0]])
+    display = [f"t{i}" for i in range(300)]
+    display[7], display[200] = "<script>alert(1)</script>", 'a "b" &amp; c'
+    data = {"coords": coords.ravel().tolist(), "display": display,
+            "levels": [{"name": "clusters", "assignment": [0] * 150 + [1] * 150, "labels": ["left <b>", "right &"],
+                        "sizes": [150, 150]}]}
+    (tmp_path / "alone.html").write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+        "<div id='box' style='width:600px;height:400px;margin:30px'></div>"
+        f"<script type='application/json' id='d'>{json_for_script(data)}</script><script>{js}</script><script>"
+        "const D = JSON.parse(document.getElementById('d').textContent);"
+        "window.m = EmbedlensMap.create(document.getElementById('box'), {dims: 2, coords: new Float32Array(D.coords),"
+        " display: D.display, size: 6, labels: {levels: D.levels, tokenPriority: null}});"
+        "</script></body></html>", encoding="utf-8")
+    page, seen = offline_module_page(tmp_path / "alone.html")
+    t = page.evaluate("() => m.transform()")
+    assert (t["width"], t["height"]) == (600, 400)
+    texts = sorted(lab["text"] for lab in shown_labels_of(page, "m"))
+    assert texts == ["left <b>", "right &"]
+    xy = screen_of(coords, t)
+    for row in (7, 200):
+        page.mouse.move(*xy[row])
+        page.wait_for_function("(t) => (document.querySelector('.em-tip-main') || {}).textContent === t",
+                               arg=display[row], timeout=5_000)
+    page.evaluate("() => m.destroy()")
+    assert page.evaluate("() => document.getElementById('box').children.length") == 0
+    assert not seen.errors and not seen.dialogs
+    assert all(u.startswith(("file://", "data:", "blob:")) for u in seen.requests), seen.requests
+    page.close()
