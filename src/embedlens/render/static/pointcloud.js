@@ -319,10 +319,14 @@
         const hw = W / 2, hh = H / 2, s = view.scale, cx = view.cx, cy = view.cy;
         for (let i = 0; i < n; i++) { screen.x[i] = hw + (raw[2 * i] - cx) * s; screen.y[i] = hh - (raw[2 * i + 1] - cy) * s; }
       } else {
+        const m = mvp; // project3 inlined: no arrays made per point
         for (let i = 0; i < n; i++) {
-          const p = project3(norm.subarray(3 * i, 3 * i + 3));
-          if (!p) { screen.x[i] = NaN; continue; }
-          screen.x[i] = p[0]; screen.y[i] = p[1]; screen.z[i] = p[2];
+          const x = norm[3 * i], y = norm[3 * i + 1], z = norm[3 * i + 2];
+          const cw = m[3] * x + m[7] * y + m[11] * z + m[15], cz = (m[2] * x + m[6] * y + m[10] * z + m[14]) / cw;
+          if (!(cw > 0) || cz < -1 || cz > 1) { screen.x[i] = NaN; continue; }
+          screen.x[i] = ((m[0] * x + m[4] * y + m[8] * z + m[12]) / cw + 1) / 2 * W;
+          screen.y[i] = (1 - (m[1] * x + m[5] * y + m[9] * z + m[13]) / cw) / 2 * H;
+          screen.z[i] = cz;
         }
       }
       screenFor = key;
