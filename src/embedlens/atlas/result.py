@@ -1,8 +1,8 @@
 """``AtlasResult``: the coordinates of a vocabulary map with everything needed to redraw or audit it.
 
 Saved as four files in one folder: ``map.html`` (self-contained, offline), ``map.png``,
-``points.parquet`` (token_id, token, display, frequency[, cluster], x, y[, z][, script]: ``cluster`` (-1
-for none) when the map was clustered, ``script`` with ``color="script"``) and ``manifest.json``. All four are
+``points.parquet`` (token_id, token, display, frequency[, cluster, subcluster], x, y[, z][, script]:
+``cluster`` and ``subcluster`` (-1 for none) when the map was clustered, ``script`` with ``color="script"``) and ``manifest.json``. All four are
 written into a hidden staging folder inside the output folder and then renamed into place one by one
 (``manifest.json`` last), so an interrupted run never leaves a half-written file; other files already
 in the folder are left alone.
@@ -26,8 +26,9 @@ from ..errors import EmbedlensError
 
 OUTPUT_FILES = ("map.html", "map.png", "points.parquet", "manifest.json")
 RENDERERS = ("auto", "plotly", "webgl")
-# Above this many points map.html uses embedlens's own WebGL page: Plotly needs ~11 s (2-D) and ~23 s
-# (3-D) to draw 262,144 points in a software-WebGL browser, the light page about 0.8 s.
+# map.html is drawn by embedlens's own WebGL map component at every size (Plotly needs ~11 s (2-D) and
+# ~23 s (3-D) to draw 262,144 points in a software-WebGL browser). In a notebook, where the Plotly figure
+# is the object people keep working with, Plotly draws maps up to this many points.
 WEBGL_ABOVE = 100_000
 LOW_TRUST, LOW_RECALL = 0.80, 0.10
 
@@ -58,8 +59,8 @@ class AtlasResult:
         timings: seconds per stage.
         notes: things the user should know (clamped parameters, skipped files, low faithfulness).
         files: where :meth:`save` wrote each output (empty until saved).
-        renderer: how map.html is drawn: ``plotly``, ``webgl`` (the light page of
-            :mod:`embedlens.render.pointcloud`) or ``auto`` (webgl above ``WEBGL_ABOVE`` points).
+        renderer: how map.html is drawn: ``plotly``, ``webgl`` (the page of :mod:`embedlens.render.pointcloud`
+            over the WebGL map component) or ``auto`` (webgl; in a notebook, Plotly up to ``WEBGL_ABOVE`` points).
         clustering: the labelled clusters (:class:`~embedlens.atlas.clusters.Clustering`), or None.
         pca: the fitted PCA (:class:`~embedlens.reduce.PCAFit`) of a PCA map, else None: ``result.pca.transform(v)``
             places new vectors (m, d) on the same map. Not saved with the map files.
@@ -169,7 +170,7 @@ class AtlasResult:
         }
 
     def points_table(self) -> Any:
-        """A ``pyarrow.Table``: token_id, token, display, frequency[, cluster (-1: none)], x, y[, z][, script]."""
+        """A ``pyarrow.Table``: token_id, token, display, frequency[, cluster, subcluster (-1: none)], x, y[, z][, script]."""
         from ..errors import require
 
         pa = require("pyarrow", "writing points.parquet", "maps")
@@ -182,6 +183,8 @@ class AtlasResult:
         }
         if self.clustering is not None:  # maps made without clustering keep their columns
             columns["cluster"] = pa.array(self.cluster_ids())
+            if self.sub_clustering is not None:
+                columns["subcluster"] = pa.array(np.asarray(self.sub_clustering.assignment, dtype=np.int32))
         if self.color == "script":
             from ..writing_systems import SCRIPTS
 
@@ -189,6 +192,17 @@ class AtlasResult:
         for i, axis in enumerate("xyz"[: self.dims]):
             columns[axis] = pa.array(np.ascontiguousarray(self.coords[:, i], dtype=np.float32))
         return pa.table(columns)
+
+    @property
+    def sub_clustering(self) -> Any:
+        """The finer label level (sub-clusters, each inside one cluster), or None."""
+        return None if self.clustering is None else self.clustering.sub
+
+    def label_levels(self) -> list[dict[str, Any]]:
+        """The map's label levels as JSON (:func:`embedlens.atlas.clusters.label_levels`); [] without clusters."""
+        from .clusters import label_levels
+
+        return label_levels(self.clustering, self.sub_clustering)
 
     def cluster_ids(self) -> np.ndarray:
         """Each point's cluster id (int32), -1 for none (every point when the map has no clusters)."""
@@ -207,10 +221,8 @@ class AtlasResult:
         return cached
 
     def html_renderer(self) -> str:
-        """``plotly`` or ``webgl``: what draws map.html for this map."""
-        if check_renderer(self.renderer) == "auto":
-            return "webgl" if self.n_points > WEBGL_ABOVE else "plotly"
-        return self.renderer
+        """``plotly`` or ``webgl``: what draws map.html for this map (``auto``: webgl)."""
+        return "webgl" if check_renderer(self.renderer) == "auto" else self.renderer
 
     def html(self) -> str:
         """The complete, self-contained map.html page."""
@@ -234,7 +246,7 @@ class AtlasResult:
 
         line1, line2 = self.title_lines()
         lines = [line2, *self.cluster_lines()]
-        if self.html_renderer() == "webgl":
+        if self.html_renderer() == "webgl" and (self.renderer == "webgl" or self.n_points > WEBGL_ABOVE):
             from ..render.pointcloud import pointcloud_html
 
             return page_html(pointcloud_html(self), line1, lines)
@@ -315,7 +327,8 @@ class AtlasResult:
         if manifest.get("clusters") and "cluster" in table.column_names:
             from .clusters import Clustering
 
-            clustering = Clustering.from_dict(manifest["clusters"], table.column("cluster").to_numpy())
+            sub = table.column("subcluster").to_numpy() if "subcluster" in table.column_names else None
+            clustering = Clustering.from_dict(manifest["clusters"], table.column("cluster").to_numpy(), sub)
         return cls(
             coords=coords,
             ids=table.column("token_id").to_numpy().astype(np.int64),
