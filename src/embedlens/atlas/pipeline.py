@@ -279,7 +279,13 @@ def reduce_stage(view: Any, X: np.ndarray, full: bool, *, method: str = "pca", d
                               metric=metric, seed=seed)
     else:
         reducer = make_reducer(method, n_components=dims, metric=metric, seed=seed, **reducer_options)
-    coords = reducer.fit_transform(X, _cached_graph(view, reducer, X.shape[0], full, metric))
+    started = time.perf_counter()
+    graph = _cached_graph(view, reducer, X.shape[0], full, metric)
+    graph_s = time.perf_counter() - started
+    coords = reducer.fit_transform(X, graph)
+    if graph is not None:  # the graph's time (read or built) is the reducer's k-NN stage
+        for stage in ("knn", "total"):
+            reducer.timings_[stage] = reducer.timings_.get(stage, 0.0) + graph_s
     return reducer, np.asarray(coords, dtype=np.float32)
 
 
