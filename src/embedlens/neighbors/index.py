@@ -213,6 +213,7 @@ class NeighborIndex:
 
     name = "index"
     exact = True
+    margin = _MARGIN  # candidates fetched beyond k (a backend with float64 keys needs fewer)
 
     def __init__(self, vectors: Any, *, metric: str = "cosine", norms: np.ndarray | None = None) -> None:
         vectors = vectors.vectors if hasattr(vectors, "vectors") and not isinstance(vectors, np.ndarray) else vectors
@@ -423,7 +424,7 @@ class NeighborIndex:
             return Neighbors(np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32), self.metric)
         # A few queries fetch a wider margin (it costs nothing next to the scan, and spares a second scan
         # when a group of identical rows sits at the k-th place).
-        want = min(self.n, k + max_ex + (_MARGIN if m > 64 else 8 * _MARGIN))
+        want = min(self.n, k + max_ex + (self.margin if m > 64 else 8 * self.margin))
         cand, key32 = self._search(q, want, eq, er)
         idx, key, redo = self._finish(q, cand, key32, k, eq, er)
         todo = np.flatnonzero(redo)

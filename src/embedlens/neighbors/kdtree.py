@@ -7,7 +7,7 @@ seconds on two cores. :func:`~embedlens.neighbors.index.build_index` picks this 
 euclidean rows of at most :data:`KDTREE_MAX_DIM` dimensions.
 
 It answers under the layer's exactness contract (:mod:`embedlens.neighbors.index`): the tree
-returns a few candidates more than asked with float64 distances from direct differences; the
+returns two candidates more than asked with float64 distances from direct differences; the
 shared finishing step drops excluded rows, settles near-ties in float64 and breaks exact ties by
 lower row, and searches again, wider, wherever a tie reaches past the candidates. So the ids equal
 a float64 brute force, bit for bit, like the other exact backends.
@@ -35,6 +35,10 @@ class KDTreeIndex(NeighborIndex):
         metric: only ``"euclidean"``.
         n_jobs: threads of the search (default: every core).
     """
+
+    # Float64 distances leave near-ties only between (almost) identical points: one candidate past k shows
+    # whether the k-th place is certain, and a tie there widens the search (the shared finishing step).
+    margin = 2
 
     def __init__(self, vectors: Any, *, metric: str = "euclidean", n_jobs: int | None = None) -> None:
         if metric != "euclidean":
