@@ -240,6 +240,14 @@ def test_kdtree_index_equals_brute_force_with_ties_in_row_order(dims):
     np.testing.assert_array_equal(free.indices, brute_force(x, q, 12, "euclidean", exclude)[0])
 
 
+def test_kdtree_index_breaks_lattice_distance_ties_by_row():
+    # On a square lattice every point has 4 neighbours at 1, 4 at sqrt(2), 4 at 2: k=10 cuts a tie group.
+    side = np.arange(30, dtype=np.float32)
+    x = np.stack(np.meshgrid(side, side), axis=-1).reshape(-1, 2)[np.random.default_rng(0).permutation(900)]
+    got = build_index(x, metric="euclidean").query(None, 10, exclude_self=True)
+    np.testing.assert_array_equal(got.indices, brute_force(x, x, 10, "euclidean", [[r] for r in range(len(x))])[0])
+
+
 def test_build_index_keeps_products_for_cosine_many_dims_or_a_named_backend():
     from embedlens.neighbors.kdtree import KDTreeIndex
 
