@@ -55,9 +55,12 @@ class KDTreeIndex(NeighborIndex):
             self._tree = spatial.cKDTree(np.asarray(self.vectors, dtype=np.float64))
         dist, idx = self._tree.query(np.asarray(q, dtype=np.float64), k=want,
                                      workers=-1 if self.n_jobs is None else max(1, int(self.n_jobs)))
-        dist, idx = dist.reshape(q.shape[0], want), idx.reshape(q.shape[0], want)
-        missing = idx >= self.n  # scipy's mark for "no more points"
-        return np.where(missing, -1, idx).astype(np.int64), np.where(missing, -np.inf, -(dist * dist))
+        dist, idx = dist.reshape(q.shape[0], want), idx.reshape(q.shape[0], want).astype(np.int64, copy=False)
+        np.negative(np.square(dist, out=dist), out=dist)  # the layer's key: minus the squared distance
+        missing = idx >= self.n  # scipy's mark for "no more points" (never while want <= n)
+        if missing.any():
+            idx[missing], dist[missing] = -1, -np.inf
+        return idx, dist
 
     def _tolerance(self, q32: np.ndarray) -> np.ndarray:
         """Float64 rounding of a squared distance from direct differences (a few eps of it); the squared
