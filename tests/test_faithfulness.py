@@ -140,20 +140,33 @@ def test_a_corpus_map_measures_against_a_search_among_its_rows(fenv):
     assert float(result.local_recall[picked].astype(np.float64).mean()) == pytest.approx(q["neighbor_recall"], abs=1e-6)
 
 
-def test_a_whole_space_pca_map_builds_the_spaces_graph_once_and_reuses_it(fenv):
-    from embedlens.atlas import build_atlas
+def test_a_whole_space_pca_map_measures_its_queries_until_a_graph_is_cached(fenv, monkeypatch):
+    """A PCA map has no graph of its own: it measures the recall's query rows only (a graph of the whole
+    space costs far more than the map), colouring by faithfulness builds the graph once, later maps reuse it."""
+    from embedlens.atlas import build_atlas, pipeline
     from embedlens.neighbors.knn import cached_knn
+    from embedlens.reduce.quality import sample_indices
 
+    monkeypatch.setattr(pipeline, "QUALITY_SAMPLE", 100)  # fewer queries than points, as in a real vocabulary
     view = fenv["lens"].input
     assert cached_knn(view, 10) is None
-    first = build_atlas(fenv["lens"], all_tokens=True, method="pca")
+    plain = build_atlas(fenv["lens"], all_tokens=True, method="pca")
+    assert cached_knn(view, 10) is None  # nothing was built
+    assert "query rows only" in plain.params["local_recall"]["truth"]["source"]
+    rows = sample_indices(len(view.space), 100, 0)
+    measured = ~np.isnan(plain.local_recall)
+    assert np.array_equal(np.flatnonzero(measured), rows)
+    truth = brute_local_recall(_vectors(fenv["lens"]), plain.coords, 10)
+    np.testing.assert_allclose(plain.local_recall[rows], truth[rows], atol=1e-7)
+    assert float(plain.local_recall[rows].astype(np.float64).mean()) == pytest.approx(plain.quality.neighbor_recall, abs=1e-6)
+
+    first = build_atlas(fenv["lens"], all_tokens=True, method="pca", color="faithfulness")
     assert "built and cached" in first.params["local_recall"]["truth"]["source"]
     graph = cached_knn(view, 10)
     assert graph is not None and graph.method == "exact"
     np.testing.assert_array_equal(graph.indices, brute_knn(_vectors(fenv["lens"]), 10, "cosine"))
-    np.testing.assert_allclose(first.local_recall, brute_local_recall(_vectors(fenv["lens"]), first.coords, 10),
-                               atol=1e-7)
-    again = build_atlas(fenv["lens"], all_tokens=True, method="pca", color="faithfulness")
+    np.testing.assert_allclose(first.local_recall, truth, atol=1e-7)
+    again = build_atlas(fenv["lens"], all_tokens=True, method="pca")
     assert again.params["local_recall"]["truth"]["source"] == "the space's cached k-NN graph"
     np.testing.assert_array_equal(again.local_recall, first.local_recall)
 
@@ -225,7 +238,7 @@ def test_a_projection_without_local_recall_gets_it_later(fenv):
     from embedlens.atlas.projection import add_local_recall, compute_projection
 
     view = fenv["lens"].input
-    quick = compute_projection(view, "pca", 2, 0)  # no k-NN graph cached yet: PCA stays quick
+    quick = compute_projection(view, "pca", 2, 0, local_recall=False)
     assert quick.local_recall is None and "local_recall" not in quick.params
     full = add_local_recall(view, quick)  # builds and caches the space's graph
     np.testing.assert_allclose(full.local_recall, brute_local_recall(_vectors(fenv["lens"]), quick.coords, 10),

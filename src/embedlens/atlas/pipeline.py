@@ -168,7 +168,8 @@ def build_atlas(
     quality = local = truth_info = None
     if rows.size > QUALITY_K + 1:  # one recall definition for every map, axes included
         quality, local, truth_info = quality_stage(view, X, coords, reducer, full, metric=metric, seed=seed,
-                                                   local_recall=local_recall, progress=progress, timings=timings)
+                                                   local_recall=local_recall, progress=progress, timings=timings,
+                                                   every_point=True if color == "faithfulness" else None)
     else:
         notes.append(f"only {rows.size} points: faithfulness (k={QUALITY_K}) not measured")
         if color == "faithfulness":
@@ -290,10 +291,14 @@ def reduce_stage(view: Any, X: np.ndarray, full: bool, *, method: str = "pca", d
 
 
 def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, full: bool, *, metric: str = "cosine",
-                  seed: int = 0, local_recall: bool = True, progress: bool = False,
-                  timings: dict[str, Any] | None = None) -> tuple[Any, np.ndarray | None, dict[str, Any] | None]:
+                  seed: int = 0, local_recall: bool = True, every_point: bool | None = None,
+                  progress: bool = False, timings: dict[str, Any] | None = None,
+                  ) -> tuple[Any, np.ndarray | None, dict[str, Any] | None]:
     """The map's quality figures and, with ``local_recall``, each point's local recall and where its truth came from.
 
+    ``every_point``: measure the local recall of every point (True; a whole-space map then builds the space's
+    k-NN graph if it is not cached), of the recall's query rows only (False), or of every point when the
+    truth is at hand: the reducer's own graph, the space's cached graph or a subset's search (None).
     Returns ``(quality, local, truth_info)`` (the last two None without ``local_recall``).
     """
     from ..reduce.quality import map_faithfulness, projection_quality
@@ -305,6 +310,21 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
                                      space_neighbors=getattr(reducer, "neighbors_", None))
         timings["quality"] = time.perf_counter() - started
         return quality, None, None
+    if every_point is False or (every_point is None and full and not _truth_at_hand(view, reducer, metric)):
+        # A whole-space PCA or axes map has no graph of its own; building one costs ~30 s for SmolLM2 where
+        # the map took one: measure the recall's query rows only, and say how to get the rest.
+        from ..reduce.quality import query_faithfulness
+
+        quality, local = query_faithfulness(X, coords, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric)
+        timings["quality"] = time.perf_counter() - started
+        if quality.n_queries == X.shape[0]:
+            source = "exact search for every point (each is one of the recall's queries)"
+        else:
+            source = (f"exact search for the recall's {quality.n_queries:,} query rows only (NaN elsewhere): no "
+                      "k-NN graph of the space is cached (build_knn / `embedlens knn` builds it once; colouring "
+                      "by faithfulness builds it)")
+        info = {"source": source, "exact": True, "rows": quality.n_queries}
+        return quality, local, info
     truth, info = truth_stage(view, X, reducer, full, metric=metric, seed=seed, progress=progress)
     timings["truth"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -312,6 +332,20 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
                                       truth_exact=bool(info["exact"]))
     timings["quality"] = time.perf_counter() - started
     return quality, local, info
+
+
+def _truth_at_hand(view: Any, reducer: Any, metric: str) -> bool:
+    """Whether a whole-space map's truth graph costs nothing: the reducer's own, or a cached one."""
+    if any(getattr(reducer, name, None) is not None for name in ("neighbors_", "graph_")):
+        return True
+    if metric != "cosine":  # the k-NN cache holds cosine graphs only
+        return False
+    from ..neighbors.knn import cached_knn
+
+    try:
+        return cached_knn(view, QUALITY_K) is not None
+    except EmbedlensError:
+        return False
 
 
 def truth_stage(view: Any, X: np.ndarray, reducer: Any, full: bool, *, metric: str = "cosine", seed: int = 0,

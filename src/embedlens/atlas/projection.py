@@ -65,7 +65,9 @@ class Projection:
         notes += [n for n in result.notes if n not in notes]
         if "local_recall" in result.params:
             params["local_recall"] = result.params["local_recall"]
-        local = None if result.local_recall is None else np.asarray(result.local_recall, dtype=np.float32)
+        local = result.local_recall
+        # a map measured on its recall's query rows only (NaN elsewhere) has no local recall to serve
+        local = None if local is None or not np.isfinite(local).all() else np.asarray(local, dtype=np.float32)
         return cls(np.asarray(result.coords, dtype=np.float32), result.method, result.dims, result.seed, params,
                    notes, result.pca, local)
 
@@ -132,20 +134,16 @@ def compute_projection(view: Any, method: str, dims: int, seed: int, *, local_re
     """The map of every token of ``view`` (``lens.input``...), as ``embedlens map --all`` computes it
     (cosine, the same reducer, graph and faithfulness figures), without clusters or files.
 
-    ``local_recall``: measure each point's local recall. The default measures it when its truth is at hand
-    (t-SNE and UMAP find the space's graph anyway; a PCA map when the space's k-NN graph is cached) and
-    otherwise skips it, so that a PCA map stays quick (the first graph of SmolLM2 takes ~30 s):
-    :func:`add_local_recall` measures it later.
+    ``local_recall``: measure each point's local recall (True), never (False), or when its truth is at hand
+    (None: t-SNE and UMAP find the space's graph anyway; a PCA map when the space's k-NN graph is cached),
+    so that a PCA map stays quick (the first graph of SmolLM2 takes ~30 s): :func:`add_local_recall`
+    measures it later.
     """
-    from .pipeline import QUALITY_K, build_atlas
-
-    if local_recall is None:
-        from ..neighbors.knn import cached_knn
-
-        local_recall = method in ("tsne", "umap") or cached_knn(view, QUALITY_K) is not None
+    from .pipeline import build_atlas
 
     result = build_atlas(view, all_tokens=True, method=method, dims=dims, seed=seed, metric="cosine",
-                         clusters="none", color="none", progress=False, local_recall=local_recall)
+                         clusters="none", color="faithfulness" if local_recall else "none", progress=False,
+                         local_recall=local_recall is not False)
     return Projection.from_atlas(result)
 
 

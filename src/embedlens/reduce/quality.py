@@ -320,6 +320,19 @@ def map_faithfulness(
     return quality, local_recall(indices, Y, quality.k)
 
 
+def query_faithfulness(X: Any, Y: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
+                       ) -> tuple[ProjectionQuality, np.ndarray]:
+    """The map's quality figures and the local recall of the recall's query rows only (NaN elsewhere).
+
+    Needs no k-NN graph of the whole space: only the query rows' true neighbours, which the recall
+    searches anyway. The mean of the measured values is the recall.
+    """
+    quality, rows, truth_rows = _quality(X, Y, k, sample, seed, metric, None)
+    local = np.full(len(Y), np.nan, dtype=np.float32)
+    local[rows] = _found_counts(truth_rows, Y, rows, quality.k) / np.float32(quality.k)
+    return quality, local
+
+
 def _quality(X: Any, Y: Any, k: int, sample: int, seed: int, metric: str, space_neighbors: Any,
              ) -> tuple[ProjectionQuality, np.ndarray, np.ndarray]:
     """:func:`projection_quality`, with the recall's query rows and their true neighbours."""
