@@ -75,10 +75,10 @@ log = logging.getLogger("embedlens")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 GRID_MIN, GRID_MAX = 4, 64
-STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "boot.js": "text/javascript; charset=utf-8",
-                "app.css": "text/css; charset=utf-8"}
-# The map component is shared with the static map pages: served from embedlens.render's static folder.
-RENDER_STATIC_FILES = {"pointcloud.js": "text/javascript; charset=utf-8"}
+_JS = "text/javascript; charset=utf-8"
+STATIC_FILES = {name: _JS for name in ("boot.js", "core.js", "colors.js", "filters.js", "selection.js", "views.js", "app.js")}
+STATIC_FILES["app.css"] = "text/css; charset=utf-8"
+COMPONENT_FILES = {"pointcloud.js": _JS}  # the map component shared with the static map pages (render/static)
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
        "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -88,7 +88,7 @@ def static_dir() -> Path:
     return Path(str(resources.files("embedlens.serve") / "static"))
 
 
-def render_static_dir() -> Path:
+def component_dir() -> Path:
     return Path(str(resources.files("embedlens.render") / "static"))
 
 
@@ -301,7 +301,7 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
         graph = explorer.ready_graph(panel) if explorer.knn else None
         if graph is None or graph.method != "exact" or graph.k < k:
             return None
-        return true_neighbors(panel, row, k, index=graph.index())
+        return true_neighbors(panel, row, k, index=explorer.ready_graph_index(panel))
 
     def body_panel(body: Body) -> Panel:
         space = body.body.get("space", 0)
@@ -356,9 +356,9 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
         if name == "plotly.min.js":
             return FileResponse(plotly_path, media_type="text/javascript; charset=utf-8",
                                 headers={"Cache-Control": "max-age=86400"})
-        if name in RENDER_STATIC_FILES:
-            return FileResponse(render_static_dir() / name, media_type=RENDER_STATIC_FILES[name])
-        if name not in STATIC_FILES:  # a fixed list: no path from the client ever reaches the file system
+        if name in COMPONENT_FILES:
+            return FileResponse(component_dir() / name, media_type=COMPONENT_FILES[name])
+        if name not in STATIC_FILES or not (static / name).is_file():  # a fixed list: no client path reaches the disk
             return JSONResponse({"error": "not found"}, status_code=404)
         return FileResponse(static / name, media_type=STATIC_FILES[name])
 

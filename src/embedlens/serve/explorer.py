@@ -60,6 +60,7 @@ class Explorer:
         self.index_jobs = JobManager(1)  # k-NN graphs, clusters, faithfulness, the default t-SNE (by priority)
         self.knn = bool(knn)  # neighbour look-ups may read the space's graph
         self._graphs: dict[int, Any] = {}
+        self._graph_indexes: dict[int, Any] = {}
         self._graph_lock = threading.Lock()
         self._points_json: dict[int, bytes] = {}
         self._model_lock = threading.Lock()
@@ -95,6 +96,8 @@ class Explorer:
                 job = self.jobs.done(key, found, "projection", label)
             elif start:
                 def work() -> Projection:
+                    if method in DEFAULT_MAPS:  # t-SNE and UMAP start from the space's graph: cached for the rest
+                        self.space_graph(panel)
                     proj = compute_projection(panel.view, method, dims, self.seed)
                     save_projection(path, proj)
                     return proj
@@ -189,6 +192,7 @@ class Explorer:
                 method = "exact" if len(panel.space) <= EXACT_MAX else "approx"
                 graph, _, _ = build_knn(panel.view, want, method=method)
             self._graphs[panel.index] = graph
+            self._graph_indexes[panel.index] = graph.index()
         if self.knn and graph.method == "exact":
             panel.use_knn(graph if graph.k <= MAX_K else graph.truncate(MAX_K))
         return graph
@@ -196,6 +200,10 @@ class Explorer:
     def ready_graph(self, panel: Panel) -> Any:
         """The graph when it is already in memory, else None (never waits)."""
         return self._graphs.get(panel.index)
+
+    def ready_graph_index(self, panel: Panel) -> Any:
+        """That graph as a :class:`~embedlens.neighbors.index.PrecomputedIndex` (rows up to its k), or None."""
+        return self._graph_indexes.get(panel.index)
 
     def graph_job(self, panel: Panel, k: int | None = None) -> Job:
         """:meth:`space_graph` as a long job (``embedlens serve --knn build`` queues it at start-up)."""
@@ -216,7 +224,7 @@ class Explorer:
         key = f"clusters:{panel.content_key}:{n}:{self.seed}"
 
         def work() -> dict[str, Any]:
-            from ..atlas.clusters import CLUSTER_K, find_clusters
+            from ..atlas.clusters import CLUSTER_K, find_clusters, label_levels
 
             graph = self.space_graph(panel)
             vectors = panel.space.vectors
@@ -227,7 +235,7 @@ class Explorer:
             block = found.to_dict()
             for c in block["clusters"]:
                 c.pop("center", None)  # the page places labels on its own map
-            return {**block, "assignment": found.assignment.tolist(), "levels": cluster_levels(found)}
+            return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found)}
 
         return self.index_jobs.submit(key, "clusters", f"clusters of {panel.title} ({n})", work,
                                       priority=PRIORITY_PAGE)
@@ -405,10 +413,3 @@ class Explorer:
                 "top": [{"id": int(t), "display": d, "prob": float(p)} for t, d, p in
                         zip(r.top_ids[li, position].tolist(), r.top_display[li, position].tolist(),
                             r.top_probs[li, position].tolist(), strict=True)]}
-
-
-
-def cluster_levels(found: Any) -> list[dict[str, Any]]:
-    """The clustering as the page's label levels: ``name``, ``assignment`` (-1: none), ``labels``, ``sizes``."""
-    return [{"name": "clusters", "assignment": found.assignment.tolist(),
-             "labels": [c.label for c in found.clusters], "sizes": [c.size for c in found.clusters]}]
