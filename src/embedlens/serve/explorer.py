@@ -271,9 +271,9 @@ class Explorer:
             if local is None or len(local) != len(panel.space):
                 local = local_recall(graph.indices[:, :k], proj.coords, k=k)
             rows = sample_indices(len(panel.space), QUALITY_SAMPLE, self.seed)
-            local = np.asarray(local, dtype=np.float32)
-            return {"k": k, "local_recall": np.round(local.astype(np.float64), 4).tolist(),
-                    "recall": float(local[rows].mean()), "queries": int(rows.size),
+            hits = np.rint(np.asarray(local, dtype=np.float64) * k)  # whole neighbours: the recall adds them up
+            return {"k": k, "local_recall": (hits / k).tolist(),
+                    "recall": float(hits[rows].sum() / (rows.size * k)), "queries": int(rows.size),
                     "truth": f"{graph.method} {graph.k}-NN graph of the space ({graph.backend})",
                     "method": method, "dims": dims}
 
