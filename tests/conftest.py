@@ -202,6 +202,16 @@ def offline_page():
     Keyword options go to ``browser.new_page`` (e.g. ``device_scale_factor=2``). ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
     test can assert that untrusted tokens ran no script and that nothing left the machine.
     """
+    yield from _offline_pages()
+
+
+@pytest.fixture(scope="module")
+def offline_module_page():
+    """:func:`offline_page` for a whole test module: open a page once (a module-scoped fixture) and share it."""
+    yield from _offline_pages()
+
+
+def _offline_pages():
     from types import SimpleNamespace
 
     from playwright.sync_api import sync_playwright

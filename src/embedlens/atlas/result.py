@@ -1,8 +1,8 @@
 """``AtlasResult``: the coordinates of a vocabulary map with everything needed to redraw or audit it.
 
 Saved as four files in one folder: ``map.html`` (self-contained, offline), ``map.png``,
-``points.parquet`` (token_id, token, display, frequency[, cluster], x, y[, z][, script]: ``cluster`` (-1
-for none) when the map was clustered, ``script`` with ``color="script"``) and ``manifest.json``. All four are
+``points.parquet`` (token_id, token, display, frequency[, cluster, subcluster], x, y[, z][, script]:
+``cluster`` and ``subcluster`` (-1 for none) when the map was clustered, ``script`` with ``color="script"``) and ``manifest.json``. All four are
 written into a hidden staging folder inside the output folder and then renamed into place one by one
 (``manifest.json`` last), so an interrupted run never leaves a half-written file; other files already
 in the folder are left alone.
@@ -170,7 +170,7 @@ class AtlasResult:
         }
 
     def points_table(self) -> Any:
-        """A ``pyarrow.Table``: token_id, token, display, frequency[, cluster (-1: none)], x, y[, z][, script]."""
+        """A ``pyarrow.Table``: token_id, token, display, frequency[, cluster, subcluster (-1: none)], x, y[, z][, script]."""
         from ..errors import require
 
         pa = require("pyarrow", "writing points.parquet", "maps")
@@ -183,6 +183,8 @@ class AtlasResult:
         }
         if self.clustering is not None:  # maps made without clustering keep their columns
             columns["cluster"] = pa.array(self.cluster_ids())
+            if self.sub_clustering is not None:
+                columns["subcluster"] = pa.array(np.asarray(self.sub_clustering.assignment, dtype=np.int32))
         if self.color == "script":
             from ..writing_systems import SCRIPTS
 
@@ -190,6 +192,17 @@ class AtlasResult:
         for i, axis in enumerate("xyz"[: self.dims]):
             columns[axis] = pa.array(np.ascontiguousarray(self.coords[:, i], dtype=np.float32))
         return pa.table(columns)
+
+    @property
+    def sub_clustering(self) -> Any:
+        """The finer label level (sub-clusters, each inside one cluster), or None."""
+        return None if self.clustering is None else self.clustering.sub
+
+    def label_levels(self) -> list[dict[str, Any]]:
+        """The map's label levels as JSON (:func:`embedlens.atlas.clusters.label_levels`); [] without clusters."""
+        from .clusters import label_levels
+
+        return label_levels(self.clustering, self.sub_clustering)
 
     def cluster_ids(self) -> np.ndarray:
         """Each point's cluster id (int32), -1 for none (every point when the map has no clusters)."""
@@ -314,7 +327,8 @@ class AtlasResult:
         if manifest.get("clusters") and "cluster" in table.column_names:
             from .clusters import Clustering
 
-            clustering = Clustering.from_dict(manifest["clusters"], table.column("cluster").to_numpy())
+            sub = table.column("subcluster").to_numpy() if "subcluster" in table.column_names else None
+            clustering = Clustering.from_dict(manifest["clusters"], table.column("cluster").to_numpy(), sub)
         return cls(
             coords=coords,
             ids=table.column("token_id").to_numpy().astype(np.int64),
