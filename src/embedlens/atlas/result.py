@@ -1,8 +1,9 @@
 """``AtlasResult``: the coordinates of a vocabulary map with everything needed to redraw or audit it.
 
 Saved as four files in one folder: ``map.html`` (self-contained, offline), ``map.png``,
-``points.parquet`` (token_id, token, display, frequency[, cluster, subcluster], x, y[, z][, script]:
-``cluster`` and ``subcluster`` (-1 for none) when the map was clustered, ``script`` with ``color="script"``) and ``manifest.json``. All four are
+``points.parquet`` (token_id, token, display, frequency[, cluster, subcluster], x, y[, z][, script][, local_recall]:
+``cluster`` and ``subcluster`` (-1 for none) when the map was clustered, ``script`` with ``color="script"``,
+``local_recall`` when it was measured) and ``manifest.json``. All four are
 written into a hidden staging folder inside the output folder and then renamed into place one by one
 (``manifest.json`` last), so an interrupted run never leaves a half-written file; other files already
 in the folder are left alone.
@@ -64,6 +65,9 @@ class AtlasResult:
         clustering: the labelled clusters (:class:`~embedlens.atlas.clusters.Clustering`), or None.
         pca: the fitted PCA (:class:`~embedlens.reduce.PCAFit`) of a PCA map, else None: ``result.pca.transform(v)``
             places new vectors (m, d) on the same map. Not saved with the map files.
+        local_recall: float32 array of shape (n_points,): each point's share of its 10 true nearest neighbours
+            found among its 10 nearest on the map (:func:`~embedlens.reduce.quality.local_recall`); where its
+            truth came from is in ``params["local_recall"]``. None when not measured.
     """
 
     coords: np.ndarray
@@ -89,6 +93,7 @@ class AtlasResult:
     renderer: str = "auto"
     clustering: Any = None
     pca: Any = None
+    local_recall: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.coords.shape[0])
@@ -170,7 +175,8 @@ class AtlasResult:
         }
 
     def points_table(self) -> Any:
-        """A ``pyarrow.Table``: token_id, token, display, frequency[, cluster, subcluster (-1: none)], x, y[, z][, script]."""
+        """A ``pyarrow.Table``: token_id, token, display, frequency[, cluster, subcluster (-1: none)], x, y[, z]
+        [, script][, local_recall]."""
         from ..errors import require
 
         pa = require("pyarrow", "writing points.parquet", "maps")
@@ -191,6 +197,8 @@ class AtlasResult:
             columns["script"] = pa.DictionaryArray.from_arrays(pa.array(self.script_classes()), pa.array(list(SCRIPTS)))
         for i, axis in enumerate("xyz"[: self.dims]):
             columns[axis] = pa.array(np.ascontiguousarray(self.coords[:, i], dtype=np.float32))
+        if self.local_recall is not None:
+            columns["local_recall"] = pa.array(np.asarray(self.local_recall, dtype=np.float32))
         return pa.table(columns)
 
     @property
@@ -351,6 +359,8 @@ class AtlasResult:
             notes=manifest.get("notes", []),
             renderer=manifest.get("renderer", "auto"),
             clustering=clustering,
+            local_recall=table.column("local_recall").to_numpy().astype(np.float32)
+            if "local_recall" in table.column_names else None,
         )
 
 

@@ -22,7 +22,11 @@ _AXIS_NAMES = {"pca": "PC", "tsne": "t-SNE ", "umap": "UMAP "}
 
 
 def color_values(result: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Marker colours (one float per point) and the colour bar settings for ``result.color``."""
+    """Marker colours (one float per point) and the colour bar settings for ``result.color``.
+
+    ``faithfulness`` colours by each point's local recall (0: none of its true neighbours nearby on the map,
+    1: all); without a measured local recall, and ``frequency`` without counts, fall back to token length.
+    """
     if result.color == "frequency" and result.frequencies is not None:
         f = np.asarray(result.frequencies, dtype=np.float64)
         values = np.log10(1.0 + f).astype(np.float32)
@@ -33,7 +37,11 @@ def color_values(result: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
             "tickvals": np.log10(1.0 + np.asarray(ticks, dtype=np.float64)).tolist(),
             "ticktext": [f"{t:,}" for t in ticks],
         }
-    if result.color in ("frequency", "length"):
+    if result.color == "faithfulness" and getattr(result, "local_recall", None) is not None:
+        k = (result.params.get("local_recall") or {}).get("k", 10)
+        return np.asarray(result.local_recall, dtype=np.float32), {"title": {"text": f"local recall@{k}"},
+                                                                    "range": (0.0, 1.0)}
+    if result.color in ("frequency", "length", "faithfulness"):
         lengths = np.fromiter(map(len, result.display), dtype=np.float32, count=len(result.display))
         top = float(np.percentile(lengths, 99)) if lengths.size else 1.0  # a few 80-character tokens would flatten the rest
         return lengths, {"title": {"text": "characters"}, "range": (1.0, max(top, 2.0))}
