@@ -97,6 +97,10 @@ def test_default_map_is_pca_with_a_pending_tsne_that_starts_from_the_cached_exac
         np.testing.assert_array_equal(graph.indices[:, :10], brute_top(cos, 10))
         assert tsne["params"]["knn_source"] == "given" and "exact" in tsne["params"]["knn_method"]
         assert "recall@10" in tsne["notes"][0] and 0 <= tsne["params"]["quality"]["neighbor_recall"] <= 1
+        assert tsne["has_local_recall"] is True  # measured with the map: faithfulness is at hand
+        faith = wait_for(c, "/api/faithfulness", {"method": "tsne", "dims": 2})
+        assert faith["recall"] == pytest.approx(tsne["params"]["quality"]["neighbor_recall"], abs=1e-12)
+        assert faith["queries"] == len(lens.space) and np.mean(faith["local_recall"]) == pytest.approx(faith["recall"])
         assert projection_path(lens.input.content_hash, "tsne", 2, 0).is_file()
         again = c.get("/api/info").json()["panels"][0]["default_map"]
         assert again == {"method": "tsne", "dims": 2, "pending": None}
@@ -154,14 +158,20 @@ def test_clusters_reuse_the_spaces_graph_and_match_a_fresh_clustering(cache_dir,
         monkeypatch.setattr(reduce_knn, "map_graph", real_map)
         vectors = lens.space.vectors
         fresh = find_clusters(vectors, clusters="auto", metric="cosine", seed=0, display=list(lens.space.display),
-                              coords=np.zeros((len(vectors), 2)))  # builds its own full-space graph
+                              coords=np.zeros((len(vectors), 2)), sub=True)  # builds its own full-space graph
         assert body["assignment"] == fresh.assignment.tolist()
         assert [cl["label"] for cl in body["clusters"]] == [cl.label for cl in fresh.clusters]
         assert len(body["clusters"]) == 6  # the six blobs
-        (level,) = body["levels"]
+        level, finer = body["levels"]
         assert level["name"] == "clusters" and level["assignment"] == body["assignment"]
         assert level["labels"] == [cl["label"] for cl in body["clusters"]]
         assert level["sizes"] == np.bincount(fresh.assignment[fresh.assignment >= 0]).tolist()
+        sub = np.asarray(finer["assignment"])
+        assert finer["name"] == "sub-clusters" and finer["assignment"] == fresh.sub.assignment.tolist()
+        assert finer["sizes"] == np.bincount(sub[sub >= 0]).tolist() and len(finer["labels"]) == len(finer["sizes"])
+        parent = np.asarray(body["assignment"])
+        for s in range(len(finer["sizes"])):  # each sub-cluster lies inside one cluster
+            assert np.unique(parent[sub == s]).size == 1
         assert "cached exact 100-NN graph" in body["params"]["knn_source"]
         two = wait_for(c, "/api/clusters", {"n": "2"})
         assert two["state"] == "ready" and len(two["clusters"]) == 2
@@ -220,7 +230,8 @@ def test_faithfulness_is_local_recall_against_brute_force(client, gpt2):
     assert body["k"] == 10 and body["queries"] == len(X)  # fewer than 2,000 rows: every row is a query
     np.testing.assert_allclose(body["local_recall"], expected, atol=1e-4)
     proj = client.get("/api/projection", params={"method": "pca", "dims": 2}).json()
-    assert body["recall"] == pytest.approx(proj["params"]["quality"]["neighbor_recall"], abs=1e-9)
+    assert body["recall"] == pytest.approx(proj["params"]["quality"]["neighbor_recall"], abs=1e-12)
+    assert proj["has_local_recall"] is True  # measured once, kept with the map
     assert body["recall"] == pytest.approx(expected.mean(), abs=1e-6)
 
 

@@ -219,8 +219,9 @@ class Explorer:
     # -- clusters and faithfulness -------------------------------------------------------------------------
 
     def clusters_job(self, panel: Panel, n: str | int) -> Job:
-        """Labelled clusters of the whole space (:func:`embedlens.atlas.clusters.find_clusters`) on the
-        space's k-NN graph (:meth:`space_graph`: no new search when it is cached), with their levels."""
+        """Labelled clusters of the whole space (:func:`embedlens.atlas.clusters.find_clusters`) and their
+        sub-clusters, on the space's k-NN graph (:meth:`space_graph`: no new search when it is cached), with
+        both as the map's label levels (:func:`~embedlens.atlas.clusters.label_levels`)."""
         key = f"clusters:{panel.content_key}:{n}:{self.seed}"
 
         def work() -> dict[str, Any]:
@@ -230,12 +231,12 @@ class Explorer:
             vectors = panel.space.vectors
             found = find_clusters(vectors, clusters=n, metric="cosine", seed=self.seed, display=panel.display,
                                   coords=np.zeros((vectors.shape[0], 2), dtype=np.float32),
-                                  indices=graph.indices[:, :CLUSTER_K])
+                                  indices=graph.indices[:, :CLUSTER_K], sub=True)
             found.params["knn_source"] = f"the space's cached {graph.method} {graph.k}-NN graph ({graph.backend})"
             block = found.to_dict()
-            for c in block["clusters"]:
+            for c in block["clusters"] + (block.get("sub") or {}).get("clusters", []):
                 c.pop("center", None)  # the page places labels on its own map
-            return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found)}
+            return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
 
         return self.index_jobs.submit(key, "clusters", f"clusters of {panel.title} ({n})", work,
                                       priority=PRIORITY_PAGE)
@@ -248,10 +249,13 @@ class Explorer:
         return out
 
     def faithfulness(self, panel: Panel, method: str, dims: int) -> dict[str, Any]:
-        """Local recall@10 of each token on a map (:func:`embedlens.reduce.quality.local_recall`), as a job.
+        """Local recall@10 of each token on a map (:attr:`Projection.local_recall
+        <embedlens.atlas.projection.Projection.local_recall>`), as a job.
 
-        The truth is the space's k-NN graph; ``recall`` is the mean over the map recall's seeded query
-        rows (the map's recall@10 figure when the graph is exact). Waits (state ``waiting``) for the map.
+        A t-SNE/UMAP projection carries it; a PCA map gets it from
+        :func:`~embedlens.atlas.projection.add_local_recall` (its truth: the space's k-NN graph, which
+        :meth:`space_graph` caches first) and is saved again with it. ``recall`` is the mean over the map
+        recall's seeded query rows: the map's recall@10. Waits (state ``waiting``) for the map.
         """
         state, proj = self.projection(panel, method, dims, start=False)
         if proj is None:
@@ -263,19 +267,24 @@ class Explorer:
 
         def work() -> dict[str, Any]:
             from ..atlas.pipeline import QUALITY_SAMPLE
-            from ..reduce.quality import local_recall, sample_indices
+            from ..atlas.projection import add_local_recall
+            from ..reduce.quality import sample_indices
 
-            graph = self.space_graph(panel)
-            k = min(FAITH_K, graph.k)
-            local = getattr(proj, "local_recall", None)
-            if local is None or len(local) != len(panel.space):
-                local = local_recall(graph.indices[:, :k], proj.coords, k=k)
+            measured = proj
+            if measured.local_recall is None or len(measured.local_recall) != len(panel.space):
+                self.space_graph(panel)  # cached, so the truth below is read, not searched again
+                measured = add_local_recall(panel.view, proj)
+                save_projection(projection_path(panel.content_key, method, dims, self.seed), measured)
+                job = self.job(self.projection_key(panel, method, dims))
+                if job is not None and job.result is proj:
+                    job.result = measured
+            local = measured.local_recall
+            about = measured.params.get("local_recall", {})
+            k = int(about.get("k", FAITH_K))
             rows = sample_indices(len(panel.space), QUALITY_SAMPLE, self.seed)
             hits = np.rint(np.asarray(local, dtype=np.float64) * k)  # whole neighbours: the recall adds them up
-            return {"k": k, "local_recall": (hits / k).tolist(),
-                    "recall": float(hits[rows].sum() / (rows.size * k)), "queries": int(rows.size),
-                    "truth": f"{graph.method} {graph.k}-NN graph of the space ({graph.backend})",
-                    "method": method, "dims": dims}
+            return {"k": k, "local_recall": (hits / k).tolist(), "recall": float(hits[rows].sum() / (rows.size * k)),
+                    "queries": int(rows.size), "truth": about.get("truth"), "method": method, "dims": dims}
 
         job = self.index_jobs.submit(key, "faithfulness", f"local recall@{FAITH_K} of the {method} {dims}D map of "
                                      f"{panel.title}", work, priority=PRIORITY_PAGE)
