@@ -19,7 +19,7 @@ BASE = "http://127.0.0.1"
 ORIGIN = {"origin": BASE}
 
 
-def wait_for(client, path: str, params: dict, timeout: float = 60.0) -> dict:
+def wait_for(client, path: str, params: dict, timeout: float = 240.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         r = client.get(path, params=params)
@@ -80,7 +80,7 @@ def test_default_map_is_pca_with_a_pending_tsne_that_starts_from_the_cached_exac
     from embedlens.neighbors.knn import KnnGraph, knn_path
     from embedlens.serve import create_app
 
-    lens = blob_space(seed=1)
+    lens = blob_space(n=150, seed=1)
     with TestClient(create_app([lens]), base_url=BASE) as c:
         (panel,) = c.get("/api/info").json()["panels"]
         assert panel["default_map"] == {"method": "pca", "dims": 2, "pending": "tsne"}

@@ -187,7 +187,8 @@ class Explorer:
             graph = self._graphs.get(panel.index)
             if graph is not None and graph.k >= want:
                 return graph
-            graph = cached_knn(panel.view, want)
+            widest = max(want, self.graph_k(panel))  # the page's graph when it is on disk, else the one asked for
+            graph = cached_knn(panel.view, widest) or (cached_knn(panel.view, want) if want < widest else None)
             if graph is None:
                 method = "exact" if len(panel.space) <= EXACT_MAX else "approx"
                 graph, _, _ = build_knn(panel.view, want, method=method)
