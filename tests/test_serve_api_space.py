@@ -15,19 +15,14 @@ pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
 
+from .test_serve_api import wait_ready  # noqa: E402
+
 BASE = "http://127.0.0.1"
 ORIGIN = {"origin": BASE}
 
 
-def wait_for(client, path: str, params: dict, timeout: float = 240.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = client.get(path, params=params)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        if body["state"] in ("ready", "error") or time.monotonic() > deadline:
-            return body
-        time.sleep(0.05)
+def wait_for(client, path: str, params: dict) -> dict:
+    return wait_ready(client, path, params, timeout=240.0)  # a loaded machine takes its time
 
 
 def blob_space(n: int = 240, dim: int = 12, seed: int = 0):
