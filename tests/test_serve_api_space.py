@@ -140,7 +140,7 @@ def test_clusters_reuse_the_spaces_graph_and_match_a_fresh_clustering(cache_dir,
     from embedlens.serve import create_app
 
     lens = blob_space(seed=4)
-    build_knn(lens.input, 100, method="exact")  # what `embedlens knn` or an earlier page left in the cache
+    build_knn(lens.input, 90, method="exact")  # what `embedlens map --all --method tsne` leaves in the cache
     searches: list[str] = []
     real_knn, real_map = knn.knn_graph, reduce_knn.map_graph
     monkeypatch.setattr(knn, "knn_graph", lambda *a, **kw: searches.append("knn") or real_knn(*a, **kw))
@@ -167,7 +167,7 @@ def test_clusters_reuse_the_spaces_graph_and_match_a_fresh_clustering(cache_dir,
         parent = np.asarray(body["assignment"])
         for s in range(len(finer["sizes"])):  # each sub-cluster lies inside one cluster
             assert np.unique(parent[sub == s]).size == 1
-        assert "cached exact 100-NN graph" in body["params"]["knn_source"]
+        assert "cached exact 90-NN graph" in body["params"]["knn_source"]
         two = wait_for(c, "/api/clusters", {"n": "2"})
         assert two["state"] == "ready" and len(two["clusters"]) == 2
 

@@ -97,7 +97,7 @@ class Explorer:
             elif start:
                 def work() -> Projection:
                     if method in DEFAULT_MAPS:  # t-SNE and UMAP start from the space's graph: cached for the rest
-                        self.space_graph(panel)
+                        self.space_graph(panel, self.map_neighbors(panel, method, dims))
                     proj = compute_projection(panel.view, method, dims, self.seed)
                     save_projection(path, proj)
                     return proj
@@ -161,7 +161,7 @@ class Explorer:
         path = projection_path(panel.content_key, "tsne", 2, self.seed)
 
         def work() -> Projection:
-            self.space_graph(panel)  # in the k-NN cache first: build_atlas's reducer reads it from there
+            self.space_graph(panel, self.map_neighbors(panel, "tsne", 2))  # build_atlas's reducer reads it
             proj = compute_projection(panel.view, "tsne", 2, self.seed)
             save_projection(path, proj)
             return proj
@@ -175,10 +175,18 @@ class Explorer:
     def graph_k(self, panel: Panel) -> int:
         return max(1, min(GRAPH_K, len(panel.space) - 1))
 
+    def map_neighbors(self, panel: Panel, method: str, dims: int) -> int:
+        """Neighbours per row a whole-space ``method`` map starts from (t-SNE 90, UMAP 14 by default)."""
+        from ..reduce import make_reducer
+
+        reducer = make_reducer(method, n_components=dims, metric="cosine", seed=self.seed)
+        return max(1, reducer.neighbors_needed(len(panel.space)))
+
     def space_graph(self, panel: Panel, k: int | None = None) -> Any:
         """The space's :class:`~embedlens.neighbors.knn.KnnGraph` with >= ``k`` neighbours (default
-        :data:`GRAPH_K`): kept in memory, else from the k-NN cache, else built and cached (exact up to
-        ``EXACT_MAX`` rows). Neighbour look-ups read it too (unless the explorer was made with ``knn=False``)."""
+        :data:`GRAPH_K`): kept in memory, else any cached one wide enough (``embedlens knn``, a t-SNE map's),
+        else built with :data:`GRAPH_K` neighbours, so one build serves every later ask, and cached (exact
+        up to ``EXACT_MAX`` rows). Neighbour look-ups read it too (unless the explorer has ``knn=False``)."""
         from ..neighbors.index import EXACT_MAX
         from ..neighbors.knn import build_knn, cached_knn
 
@@ -187,11 +195,11 @@ class Explorer:
             graph = self._graphs.get(panel.index)
             if graph is not None and graph.k >= want:
                 return graph
-            widest = max(want, self.graph_k(panel))  # the page's graph when it is on disk, else the one asked for
+            widest = max(want, self.graph_k(panel))
             graph = cached_knn(panel.view, widest) or (cached_knn(panel.view, want) if want < widest else None)
             if graph is None:
                 method = "exact" if len(panel.space) <= EXACT_MAX else "approx"
-                graph, _, _ = build_knn(panel.view, want, method=method)
+                graph, _, _ = build_knn(panel.view, widest, method=method)
             self._graphs[panel.index] = graph
             self._graph_indexes[panel.index] = graph.index()
         if self.knn and graph.method == "exact":
@@ -228,12 +236,13 @@ class Explorer:
         def work() -> dict[str, Any]:
             from ..atlas.clusters import CLUSTER_K, find_clusters, label_levels
 
-            graph = self.space_graph(panel)
+            graph = self.space_graph(panel, CLUSTER_K)
             vectors = panel.space.vectors
             found = find_clusters(vectors, clusters=n, metric="cosine", seed=self.seed, display=panel.display,
                                   coords=np.zeros((vectors.shape[0], 2), dtype=np.float32),
                                   indices=graph.indices[:, :CLUSTER_K], sub=True)
-            found.params["knn_source"] = f"the space's cached {graph.method} {graph.k}-NN graph ({graph.backend})"
+            stored = graph.params.get("truncated_from", graph.k)
+            found.params["knn_source"] = f"the space's cached {graph.method} {stored}-NN graph ({graph.backend})"
             block = found.to_dict()
             for c in block["clusters"] + (block.get("sub") or {}).get("clusters", []):
                 c.pop("center", None)  # the page places labels on its own map
@@ -273,7 +282,7 @@ class Explorer:
 
             measured = proj
             if measured.local_recall is None or len(measured.local_recall) != len(panel.space):
-                self.space_graph(panel)  # cached, so the truth below is read, not searched again
+                self.space_graph(panel, FAITH_K)  # cached, so the truth below is read, not searched again
                 measured = add_local_recall(panel.view, proj)
                 save_projection(projection_path(panel.content_key, method, dims, self.seed), measured)
                 job = self.job(self.projection_key(panel, method, dims))
