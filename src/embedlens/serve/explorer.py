@@ -149,7 +149,7 @@ class Explorer:
         self.projection(panel, "pca", 2)
         pending = None
         if len(panel.space) >= MIN_TSNE_POINTS:
-            self.graph_job(panel)
+            self.graph_job(panel, self.map_neighbors(panel, "tsne", 2))  # what the t-SNE needs serves the rest
             self.clusters_job(panel, "auto")
             job = self.tsne_job(panel)
             pending = "tsne" if job.state in ("queued", "running") else None
