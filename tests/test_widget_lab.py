@@ -172,10 +172,14 @@ def test_lasso_in_jupyterlab_reads_back_in_the_kernel_and_the_kernel_selects_on_
         t = transform(page)
         xy = screen(result, t)
         for token in HOSTILE:
+            row = result.display.index(token)
             page.mouse.move(t["left"] + 3, t["top"] + 3)
-            page.mouse.move(*xy[result.display.index(token)])
+            page.mouse.move(*xy[row])
             page.wait_for_function("(t) => (document.querySelector('.ew-map .em-tip-main') || {}).textContent === t",
                                    arg=token, timeout=5_000)
+            assert page.evaluate("() => document.querySelector('.ew-map .em-tip-main').children.length") == 0
+            lines = page.eval_on_selector_all(".ew-map .em-tip-line", "els => els.map(e => e.textContent)")
+            assert lines[:2] == [f"id {result.ids[row]}", "frequency 10,000"]
         page.screenshot(path=str(tmp_path / "lab.png"))
         assert not seen.dialogs and not seen.errors, (seen.dialogs, seen.errors)
         assert all(u.startswith((lab.base + "/", "data:", "blob:")) for u in seen.requests), \

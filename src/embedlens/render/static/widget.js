@@ -69,13 +69,7 @@ function render({ model, el }) {
   const stage = make("div", "ew-map", root);
   stage.style.height = model.get("height") + "px";
 
-  const cluster = D.levels && D.levels.length ? D.levels[0] : null;
-  const hoverLines = (row) => {
-    const lines = [D.display[row], "id " + D.ids[row]];
-    if (D.freq) lines.push("frequency " + D.freq[row].toLocaleString("en-US"));
-    if (cluster && cluster.assignment[row] >= 0) lines.push("cluster " + cluster.assignment[row] + ": " + cluster.labels[cluster.assignment[row]]);
-    return lines;
-  };
+  const hoverLines = EmbedlensMap.tokenHover(D);
   let priority = null;
   if (D.levels) priority = i32(model.get("token_priority")) || Int32Array.from({ length: n }, (_, i) => i);
   const map = EmbedlensMap.create(stage, {
