@@ -35,15 +35,15 @@ def test_traits_carry_the_map_as_bytes_and_json(result):
 
     w = embedlens.widget(result, height=400)
     n = len(result)
-    np.testing.assert_array_equal(np.frombuffer(w.coords, dtype=np.float32).reshape(n, 2), result.coords)
-    np.testing.assert_array_equal(np.frombuffer(w.rgb, dtype=np.uint8).reshape(n, 3), point_colors(result)[0])
-    order = np.frombuffer(w.order, dtype=np.int32)  # lowest count drawn first, frequent tokens on top
+    np.testing.assert_array_equal(np.frombuffer(w._coords, dtype=np.float32).reshape(n, 2), result.coords)
+    np.testing.assert_array_equal(np.frombuffer(w._rgb, dtype=np.uint8).reshape(n, 3), point_colors(result)[0])
+    order = np.frombuffer(w._order, dtype=np.int32)  # lowest count drawn first, frequent tokens on top
     assert sorted(order.tolist()) == list(range(n)) and np.all(np.diff(result.frequencies[order]) >= 0)
-    priority = np.frombuffer(w.token_priority, dtype=np.int32)
+    priority = np.frombuffer(w._token_priority, dtype=np.int32)
     assert np.all(np.diff(result.frequencies[priority]) <= 0)
-    assert w.data["display"] == result.display and w.data["ids"] == result.ids.tolist()
-    assert w.data["levels"] == result.label_levels() and [lv["name"] for lv in w.data["levels"]] == ["clusters", "sub-clusters"]
-    assert w.data["caption"][0] == result.quality_line() and w.height == 400 and w.tool == "pan"
+    assert w._data["display"] == result.display and w._data["ids"] == result.ids.tolist()
+    assert w._data["levels"] == result.label_levels() and [lv["name"] for lv in w._data["levels"]] == ["clusters", "sub-clusters"]
+    assert w._data["caption"][0] == result.quality_line() and w.height == 400 and w.tool == "pan"
     # one renderer: the ES module is the map component followed by the widget's own code
     from importlib import resources
 
@@ -106,7 +106,7 @@ def test_tool_height_colour_and_argument_refusals(result):
     import embedlens
 
     w = embedlens.widget(result, color="none")
-    assert len(np.unique(np.frombuffer(w.rgb, dtype=np.uint8).reshape(-1, 3), axis=0)) == 1  # one plain colour
+    assert len(np.unique(np.frombuffer(w._rgb, dtype=np.uint8).reshape(-1, 3), axis=0)) == 1  # one plain colour
     assert result.color == "frequency"  # the caller's map is not changed
     w.tool = "lasso"
     for bad, call in [("unknown tool 'rope'", lambda: setattr(w, "tool", "rope")),
@@ -133,22 +133,22 @@ def test_a_space_opens_on_its_cached_tsne_map_else_pca_computed_now(module_cache
     space = EmbeddingSpace.from_arrays(rng.standard_normal((len(words), 16)).astype(np.float32), words, name="words")
     view = SpaceLens(space).input
     w = embedlens.widget(view)  # nothing cached: PCA now, cached, and the caption says so
-    assert w.result.method == "pca" and any(line.startswith("PCA computed now") for line in w.data["caption"])
+    assert w.result.method == "pca" and any(line.startswith("PCA computed now") for line in w._data["caption"])
     pca = load_projection(projection_path(view.content_hash, "pca", 2, 0), len(words))
-    np.testing.assert_array_equal(np.frombuffer(w.coords, dtype=np.float32).reshape(-1, 2), pca.coords)
+    np.testing.assert_array_equal(np.frombuffer(w._coords, dtype=np.float32).reshape(-1, 2), pca.coords)
     centred = space.vectors / np.linalg.norm(space.vectors, axis=1, keepdims=True)  # cosine PCA, independently
     centred = centred - centred.mean(axis=0)
     top = np.linalg.svd(centred, full_matrices=False)[2][:2]
     for k in range(2):
         assert abs(np.corrcoef(pca.coords[:, k], centred @ top[k])[0, 1]) > 0.999
-    assert w.data["display"] == list(space.display) and w.selected == []
-    assert not any("computed now" in line for line in embedlens.widget(view).data["caption"])  # read back
+    assert w._data["display"] == list(space.display) and w.selected == []
+    assert not any("computed now" in line for line in embedlens.widget(view)._data["caption"])  # read back
     coords = rng.standard_normal((len(words), 2)).astype(np.float32)
     save_projection(projection_path(view.content_hash, "tsne", 2, 0),
                     Projection(coords, "tsne", 2, 0, {"perplexity": 30}, ["a cached t-SNE map"]))
     w = embedlens.widget(SpaceLens(space))  # a handle: its input space, on the cached t-SNE map
-    assert w.result.method == "tsne" and "a cached t-SNE map" in w.data["caption"]
-    np.testing.assert_array_equal(np.frombuffer(w.coords, dtype=np.float32).reshape(-1, 2), coords)
+    assert w.result.method == "tsne" and "a cached t-SNE map" in w._data["caption"]
+    np.testing.assert_array_equal(np.frombuffer(w._coords, dtype=np.float32).reshape(-1, 2), coords)
     w.selected = [words.index("<script>")]
     assert w.selected_tokens == ["<script>"]
 

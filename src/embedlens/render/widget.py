@@ -28,7 +28,7 @@ import traitlets  # noqa: E402  (installed with anywidget, which the line above 
 TOOLS = ("pan", "box", "lasso")
 
 
-def _esm() -> str:
+def _module_source() -> str:
     """The widget's ES module: the map component, then the widget's own code (both static files)."""
     static = resources.files("embedlens.render").joinpath("static")
     return "\n".join(static.joinpath(name).read_text(encoding="utf-8") for name in ("pointcloud.js", "widget.js"))
@@ -45,27 +45,27 @@ class MapWidget(anywidget.AnyWidget):
         result: the map shown.
     """
 
-    _esm = traitlets.Unicode(_esm()).tag(sync=True)
-    coords = traitlets.Bytes(b"").tag(sync=True)
-    rgb = traitlets.Bytes(b"").tag(sync=True)
-    size = traitlets.Bytes(b"").tag(sync=True)
-    order = traitlets.Bytes(b"").tag(sync=True)
-    token_priority = traitlets.Bytes(b"").tag(sync=True)
-    data = traitlets.Dict().tag(sync=True)
+    _esm = traitlets.Unicode(_module_source()).tag(sync=True)
+    _coords = traitlets.Bytes(b"").tag(sync=True)
+    _rgb = traitlets.Bytes(b"").tag(sync=True)
+    _size = traitlets.Bytes(b"").tag(sync=True)
+    _order = traitlets.Bytes(b"").tag(sync=True)
+    _token_priority = traitlets.Bytes(b"").tag(sync=True)
+    _data = traitlets.Dict().tag(sync=True)
     tool = traitlets.Unicode("pan").tag(sync=True)
     height = traitlets.Int(560).tag(sync=True)
-    _selection = traitlets.List(traitlets.Int()).tag(sync=True)  # rows, ascending
+    _selection = traitlets.List().tag(sync=True)  # rows, ascending (checked with numpy in _valid_rows, not per item)
 
     def __init__(self, result: Any, *, height: int = 560, notes: list[str] | None = None) -> None:
         binary, data = widget_payload(result, notes or [])
         self.result = result
         self._rows = RowIndex(result.ids)
         self._callbacks: list[Callable[[list[int]], Any]] = []
-        super().__init__(**binary, data=data, height=_check_height(height))
+        super().__init__(**{f"_{k}": v for k, v in binary.items()}, _data=data, height=_check_height(height))
         self.observe(self._selection_changed, names="_selection")
 
     def __repr__(self) -> str:
-        return f"MapWidget({self.data.get('title', [''])[0]}, {len(self._selection):,} selected)"
+        return f"MapWidget({self._data.get('title', [''])[0]}, {len(self._selection):,} selected)"
 
     @traitlets.validate("tool")
     def _valid_tool(self, proposal: Any) -> str:

@@ -32,7 +32,7 @@ const i32 = (v) => { const b = bytesOf(v); return b.length ? new Int32Array(b.bu
 
 function render({ model, el }) {
   addWidgetStyle();
-  const D = model.get("data");
+  const D = model.get("_data");
   const n = D.n, three = D.dims === 3;
   const make = (tag, cls, parent, text) => {
     const e = document.createElement(tag);
@@ -71,10 +71,10 @@ function render({ model, el }) {
 
   const hoverLines = EmbedlensMap.tokenHover(D);
   let priority = null;
-  if (D.levels) priority = i32(model.get("token_priority")) || Int32Array.from({ length: n }, (_, i) => i);
+  if (D.levels) priority = i32(model.get("_token_priority")) || Int32Array.from({ length: n }, (_, i) => i);
   const map = EmbedlensMap.create(stage, {
-    dims: D.dims, coords: f32(model.get("coords")), display: D.display, hover: hoverLines,
-    colors: bytesOf(model.get("rgb")), size: f32(model.get("size")), order: i32(model.get("order")),
+    dims: D.dims, coords: f32(model.get("_coords")), display: D.display, hover: hoverLines,
+    colors: bytesOf(model.get("_rgb")), size: f32(model.get("_size")), order: i32(model.get("_order")),
     labels: D.levels ? { levels: D.levels, tokenPriority: priority } : null,
     contours: false, axes: D.axes.slice(0, D.dims),
   });
