@@ -121,8 +121,9 @@ def widget(x: Any, *, color: str | None = None, height: int = 560, seed: int = 0
             space: a view (``lens.input``) or a handle (``embedlens.load(...)``: its input space). A space is
             drawn on its best cached whole-space map (t-SNE, then UMAP); without one, PCA is computed now and
             the caption says so.
-        color: ``frequency``, ``length``, ``script`` or ``none`` (default: the map's own colour; for a
-            space, token length, since no corpus was counted).
+        color: one of :func:`embedlens.build_atlas`'s colours (``frequency``, ``length``, ``script``, ``none``...;
+            :data:`embedlens.atlas.pipeline.COLORS`); default: the map's own colour (for a space, token length,
+            since no corpus was counted).
         height: the map's height in CSS px.
         seed: the seed of the cached whole-space maps to look for (a space only).
 
