@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .test_map_view import HOSTILE, screen, view_result
+from .test_map_view import HOSTILE, draw_star, screen, view_result
 
 pytest.importorskip("anywidget")
 pytest.importorskip("jupyterlab")
@@ -139,16 +139,7 @@ def test_lasso_in_jupyterlab_reads_back_in_the_kernel_and_the_kernel_selects_on_
         page.click(".ew-tool-lasso")
         t = transform(page)
         xy = screen(result, t)
-        # a star around group 0 (at (30, 0)): concave, so the even-odd rule matters
-        cx, cy = t["left"] + t["width"] / 2 + (30 - t["cx"]) * t["scale"], t["top"] + t["height"] / 2 + t["cy"] * t["scale"]
-        angles = np.linspace(0, 2 * np.pi, 13)[:-1]
-        radius = np.where(np.arange(12) % 2, 0.25, 0.6) * 20 * t["scale"]
-        poly = np.column_stack([np.rint(cx + radius * np.cos(angles)), np.rint(cy + radius * np.sin(angles))])
-        page.mouse.move(*poly[0])
-        page.mouse.down()
-        for x, y in poly[1:]:
-            page.mouse.move(x, y)
-        page.mouse.up()
+        poly = draw_star(page, t, (30.0, 0.0), 5 * t["scale"], 12 * t["scale"])  # around group 0
         expected = np.flatnonzero(Polygon(poly).contains_points(xy))
         assert 20 < expected.size < len(result) - 20
         page.wait_for_function("(k) => document.querySelector('.embedlens-widget').dataset.selected === String(k)",
