@@ -6,9 +6,9 @@ token ids; set ``w.selected = [...]`` and the page rings them; ``w.on_select(cal
 change. Offline: the page code is ``static/pointcloud.js`` (the renderer of map.html and the explorer,
 ``window.EmbedlensMap``) followed by ``static/widget.js``, sent once per widget as its ES module; no CDN.
 
-Points travel as binary traits (coords float32, colours uint8, sizes float32, drawing order int32); the
-readable tokens, ids, label levels and the caption (title and faithfulness figures) as JSON. Token strings
-reach the page only through ``textContent``.
+Points travel as binary traits (coords float32, colours uint8, sizes float32, drawing order int32, ids and
+corpus counts float64); the readable tokens, label levels and the caption (title and faithfulness figures)
+as JSON. Token strings reach the page only through ``textContent``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ class MapWidget(anywidget.AnyWidget):
     _size = traitlets.Bytes(b"").tag(sync=True)
     _order = traitlets.Bytes(b"").tag(sync=True)
     _token_priority = traitlets.Bytes(b"").tag(sync=True)
+    _ids = traitlets.Bytes(b"").tag(sync=True)
+    _freq = traitlets.Bytes(b"").tag(sync=True)
     _data = traitlets.Dict().tag(sync=True)
     tool = traitlets.Unicode("pan").tag(sync=True)
     height = traitlets.Int(560).tag(sync=True)

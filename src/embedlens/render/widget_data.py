@@ -22,13 +22,17 @@ BINARY = ("coords", "rgb", "size", "order", "token_priority")  # page_data's bas
 
 def widget_payload(result: Any, notes: Iterable[str] = ()) -> tuple[dict[str, bytes], dict[str, Any]]:
     """``(binary, data)`` for an :class:`~embedlens.atlas.result.AtlasResult`: raw little-endian bytes
-    (coords float32 (n*dims), rgb uint8 (n*3), size float32, order and token_priority int32 or empty) and
-    the JSON part (n, dims, axes, display, ids, freq, title, colorbar, legend, levels, caption)."""
+    (coords float32 (n*dims), rgb uint8 (n*3), size float32, order and token_priority int32 or empty, ids and
+    freq float64 (freq empty without counts)) and the JSON part (n, dims, axes, display, title, colorbar,
+    legend, levels, caption)."""
     from .pointcloud import page_data
 
     data = page_data(result)
-    binary = {name: b"" if data.get(name) is None else base64.b64decode(data.pop(name)) for name in BINARY}
-    for name in BINARY:
+    binary = {name: b"" if data.get(name) is None else base64.b64decode(data[name]) for name in BINARY}
+    # ids and counts as float64: exact up to 2**53, and JavaScript reads them without a JSON list per point
+    binary["ids"] = np.asarray(result.ids, dtype=np.float64).tobytes()
+    binary["freq"] = b"" if result.frequencies is None else np.asarray(result.frequencies, dtype=np.float64).tobytes()
+    for name in (*BINARY, "ids", "freq"):
         data.pop(name, None)
     data["caption"] = caption_lines(result, notes)
     return binary, data

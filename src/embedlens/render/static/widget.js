@@ -32,7 +32,9 @@ const i32 = (v) => { const b = bytesOf(v); return b.length ? new Int32Array(b.bu
 
 function render({ model, el }) {
   addWidgetStyle();
-  const D = model.get("_data");
+  const freq = bytesOf(model.get("_freq")); // a copy: the model's own state is left as it came
+  const D = Object.assign({}, model.get("_data"), { ids: new Float64Array(bytesOf(model.get("_ids")).buffer),
+    freq: freq.length ? new Float64Array(freq.buffer) : null });
   const n = D.n, three = D.dims === 3;
   const make = (tag, cls, parent, text) => {
     const e = document.createElement(tag);
