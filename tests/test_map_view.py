@@ -74,6 +74,22 @@ def set_zoom(page, zoom: float, at=None):
     return page.evaluate("() => embedlensMap.transform()")
 
 
+def draw_star(page, t, centre, inner: float, outer: float) -> np.ndarray:
+    """Drag the mouse along a 12-point star (concave, so the even-odd rule matters) around the data point
+    ``centre`` under the page's transform ``t``; radii in CSS px. Returns its vertices (client px)."""
+    cx = t["left"] + t["width"] / 2 + (centre[0] - t["cx"]) * t["scale"]
+    cy = t["top"] + t["height"] / 2 - (centre[1] - t["cy"]) * t["scale"]
+    angles = np.linspace(0, 2 * np.pi, 13)[:-1]
+    radius = np.where(np.arange(12) % 2, inner, outer)
+    poly = np.column_stack([np.rint(cx + radius * np.cos(angles)), np.rint(cy + radius * np.sin(angles))])
+    page.mouse.move(*poly[0])
+    page.mouse.down()
+    for x, y in poly[1:]:
+        page.mouse.move(x, y)
+    page.mouse.up()
+    return poly
+
+
 def shown_labels(page):
     """Every shown label as the DOM holds it: level, text, box (client px) and its leader line's anchor end."""
     return shown_labels_of(page, "embedlensMap")
@@ -165,15 +181,7 @@ def test_a_lasso_drawn_with_the_mouse_selects_exactly_the_points_inside(view):
     result, page, seen, _ = view
     t = set_zoom(page, 1.0)
     page.click("#tool-lasso")
-    cx, cy = t["left"] + t["width"] / 2 + 30 * t["scale"], t["top"] + t["height"] / 2  # group 0, at (30, 0)
-    angles = np.linspace(0, 2 * np.pi, 13)[:-1]
-    radius = np.where(np.arange(12) % 2, 45, 110)  # a star: concave, so the even-odd test matters
-    poly = np.column_stack([np.rint(cx + radius * np.cos(angles)), np.rint(cy + radius * np.sin(angles))])
-    page.mouse.move(*poly[0])
-    page.mouse.down()
-    for x, y in poly[1:]:
-        page.mouse.move(x, y)
-    page.mouse.up()
+    poly = draw_star(page, t, (30.0, 0.0), 45, 110)  # around group 0
     page.wait_for_function("() => embedlensMap.selected().length > 0", timeout=5_000)
     got = np.array(page.evaluate("() => Array.from(embedlensMap.selected())"))
     expected = np.flatnonzero(Path(poly).contains_points(screen(result, t)))

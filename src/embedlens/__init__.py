@@ -37,12 +37,13 @@ _LAZY = {
     "context_map": ("embedlens.contextual", "context_map"),
     "logit_lens": ("embedlens.logitlens", "logit_lens"),
     "LogitLensResult": ("embedlens.logitlens", "LogitLensResult"),
+    "widget": ("embedlens.render.widget", "widget"),
 }
 
 __all__ = [
     "EmbedlensError", "EmbeddingSpace", "HiddenStates", "LogitLensResult", "ModelLens", "Neighbors", "SpaceLens",
     "SpaceView", "build_atlas", "context_map", "create_embedding_grid_map", "display_token", "hidden_states", "load", "load_model", "logit_lens",
-    "make_reducer", "open_space", "projection_quality", "token_graph", "topk_cosine", "write_atlas",
+    "make_reducer", "open_space", "projection_quality", "token_graph", "topk_cosine", "widget", "write_atlas",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .neighbors.exact import Neighbors, topk_cosine
     from .reduce import make_reducer
     from .reduce.quality import projection_quality
+    from .render.widget import widget
     from .spaces.space import EmbeddingSpace
 
 

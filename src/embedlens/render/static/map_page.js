@@ -13,7 +13,6 @@
   }
   const n = D.n, three = D.dims === 3;
   const coords = new Float32Array(bytes(D.coords).buffer);
-  const cluster = D.levels && D.levels.length ? D.levels[0] : null;
 
   // ---- title, colour bar, legend, help -------------------------------------------------------------------
   $("title1").textContent = D.title[0];
@@ -55,12 +54,7 @@
   if (three) for (const id of ["tool-box", "tool-lasso", "contours-box"]) $(id).style.display = "none";
 
   // ---- the map -------------------------------------------------------------------------------------------
-  const hoverLines = (row) => {
-    const lines = [D.display[row], "id " + D.ids[row]];
-    if (D.freq) lines.push("frequency " + D.freq[row].toLocaleString("en-US"));
-    if (cluster && cluster.assignment[row] >= 0) lines.push("cluster " + cluster.assignment[row] + ": " + cluster.labels[cluster.assignment[row]]);
-    return lines;
-  };
+  const hoverLines = EmbedlensMap.tokenHover(D);
   let priority = null;
   if (D.levels) {
     priority = D.token_priority ? new Int32Array(bytes(D.token_priority).buffer) : Int32Array.from({ length: n }, (_, i) => i);

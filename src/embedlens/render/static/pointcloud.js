@@ -998,5 +998,17 @@
     return api;
   }
 
-  global.EmbedlensMap = { create };
+  // hover lines of a map page's data (map.html, the notebook widget): the readable token, its id, its
+  // corpus count and its cluster; D holds display, ids, freq (or null) and levels (or null)
+  function tokenHover(D) {
+    const cluster = D.levels && D.levels.length ? D.levels[0] : null;
+    return (row) => {
+      const lines = [D.display[row], "id " + D.ids[row]];
+      if (D.freq) lines.push("frequency " + D.freq[row].toLocaleString("en-US"));
+      if (cluster && cluster.assignment[row] >= 0) lines.push("cluster " + cluster.assignment[row] + ": " + cluster.labels[cluster.assignment[row]]);
+      return lines;
+    };
+  }
+
+  global.EmbedlensMap = { create, tokenHover };
 })(window);

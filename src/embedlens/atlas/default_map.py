@@ -1,0 +1,71 @@
+"""The map a whole space opens on: its best cached projection, else PCA computed at once.
+
+A t-SNE or UMAP map of every token (``embedlens map --all``, or the explorer's background job) is cached
+as a :class:`~embedlens.atlas.projection.Projection`; when one is there it is the map to show. Otherwise
+PCA is computed now (seconds, and cached too) and the caller says so. :func:`atlas_of_projection` turns
+a projection back into an :class:`~embedlens.atlas.result.AtlasResult`, so one drawing path serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from .projection import Projection, compute_projection, load_projection, projection_path, save_projection
+from .result import AtlasResult
+
+CACHED_METHODS = ("tsne", "umap")  # whole-space maps worth opening on, best first
+FALLBACK_METHOD = "pca"
+
+
+@dataclass
+class DefaultMap:
+    """A space's default map: the projection and whether it was computed just now (PCA) or read from the cache."""
+
+    projection: Projection
+    computed_now: bool
+
+    def note(self) -> str | None:
+        """Plain text for a caption when PCA stood in for a missing t-SNE/UMAP map, else None."""
+        if not self.computed_now:
+            return None
+        return ("PCA computed now: no t-SNE or UMAP map of this whole space is cached yet "
+                "(`embedlens map --all` or the explorer caches one; it is shown from then on)")
+
+
+def default_map(view: Any, *, dims: int = 2, seed: int = 0) -> DefaultMap:
+    """The cached t-SNE or UMAP map of every token of ``view`` (``lens.input``...), else its PCA map.
+
+    Args:
+        view: a space view (``lens.input``, ``lens.output``).
+        dims: 2 or 3.
+        seed: the seed the cached maps were made with (the explorer's and ``embedlens map``'s default is 0).
+    """
+    n = int(view.space.vectors.shape[0])
+    key = view.content_hash
+    for method in (*CACHED_METHODS, FALLBACK_METHOD):
+        found = load_projection(projection_path(key, method, dims, seed), n)
+        if found is not None:
+            return DefaultMap(found, computed_now=False)
+    proj = compute_projection(view, FALLBACK_METHOD, dims, seed)
+    save_projection(projection_path(key, FALLBACK_METHOD, dims, seed), proj)
+    return DefaultMap(proj, computed_now=True)
+
+
+def atlas_of_projection(view: Any, proj: Projection, *, notes: list[str] | None = None) -> AtlasResult:
+    """An :class:`AtlasResult` of every token of ``view`` on the map ``proj`` (no corpus counts, no clusters)."""
+    space = view.space
+    params = {"reducer": {k: v for k, v in proj.params.items() if k != "quality"},
+              "selection": {"rule": "all", "n_points": int(proj.coords.shape[0])}}
+    extra: dict[str, Any] = {}
+    local = getattr(proj, "local_recall", None)
+    if local is not None and "local_recall" in {f.name for f in fields(AtlasResult)}:
+        extra["local_recall"] = local
+    return AtlasResult(
+        coords=np.asarray(proj.coords, dtype=np.float32), ids=np.asarray(space.ids, dtype=np.int64),
+        labels=list(space.labels), display=list(space.display), frequencies=None,
+        quality=proj.params.get("quality"), model=view.manifest(), space=space.name, method=proj.method,
+        dims=proj.dims, metric="cosine", seed=proj.seed, color="length", params=params,
+        notes=[*proj.notes, *(notes or [])], pca=proj.pca, **extra)
