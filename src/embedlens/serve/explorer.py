@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atlas.default_map import CACHED_METHODS  # the cached maps a space opens on, best first
 from ..atlas.projection import (
     Projection,
     compute_projection,
@@ -40,7 +41,6 @@ LENS_MAX_TOKENS = 128  # the explorer's logit lens reads at most this many token
 LENS_TOP_K = 5
 GRAPH_K = 100  # neighbours per row of the space's graph: t-SNE's 90 (perplexity 30), clusters' 15, recall's 10
 FAITH_K = 10  # local recall@10, the k of every map's recall figure
-DEFAULT_MAPS = ("tsne", "umap")  # cached maps the page opens on, best first
 MIN_TSNE_POINTS = 50  # below this a t-SNE map says little: the page stays on PCA
 # Long-job priorities (lower first): what the page waits for on screen goes ahead of the default t-SNE.
 PRIORITY_GRAPH, PRIORITY_PAGE, PRIORITY_BACKGROUND = 0, 1, 2
@@ -96,7 +96,7 @@ class Explorer:
                 job = self.jobs.done(key, found, "projection", label)
             elif start:
                 def work() -> Projection:
-                    if method in DEFAULT_MAPS:  # t-SNE and UMAP start from the space's graph: cached for the rest
+                    if method in CACHED_METHODS:  # t-SNE and UMAP start from the space's graph: cached for the rest
                         self.space_graph(panel, self.map_neighbors(panel, method, dims))
                     proj = compute_projection(panel.view, method, dims, self.seed)
                     save_projection(path, proj)
@@ -142,7 +142,7 @@ class Explorer:
         None); else ``pca`` (its job started now) and ``pending="tsne"`` while a t-SNE job is queued
         or running (None if it cannot run: too few points, or it failed).
         """
-        for method in DEFAULT_MAPS:
+        for method in CACHED_METHODS:
             _, proj = self.projection(panel, method, 2, start=False)
             if proj is not None:
                 return {"method": method, "dims": 2, "pending": None}
