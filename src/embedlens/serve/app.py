@@ -60,7 +60,10 @@ GRID_MIN, GRID_MAX = 4, 64
 LENS_MAX_TOKENS = 128  # the explorer's logit lens reads at most this many tokens of a prompt (a note says so)
 LENS_TOP_K = 5
 _INTEGER = re.compile(r"-?[0-9]{1,12}")
-STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "boot.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+_JS = "text/javascript; charset=utf-8"
+STATIC_FILES = {name: _JS for name in ("boot.js", "core.js", "colors.js", "filters.js", "selection.js", "views.js", "app.js")}
+STATIC_FILES["app.css"] = "text/css; charset=utf-8"
+COMPONENT_FILES = {"pointcloud.js": _JS}  # the map component shared with the static map pages (render/static)
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
        "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -68,6 +71,10 @@ CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'u
 
 def static_dir() -> Path:
     return Path(str(resources.files("embedlens.serve") / "static"))
+
+
+def component_dir() -> Path:
+    return Path(str(resources.files("embedlens.render") / "static"))
 
 
 def plotly_js_path() -> Path:
@@ -545,6 +552,8 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
         if name == "plotly.min.js":
             return FileResponse(plotly_path, media_type="text/javascript; charset=utf-8",
                                 headers={"Cache-Control": "max-age=86400"})
+        if name in COMPONENT_FILES:
+            return FileResponse(component_dir() / name, media_type=COMPONENT_FILES[name])
         if name not in STATIC_FILES:  # a fixed list: no path from the client ever reaches the file system
             return JSONResponse({"error": "not found"}, status_code=404)
         return FileResponse(static / name, media_type=STATIC_FILES[name])
