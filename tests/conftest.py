@@ -195,13 +195,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--no-first-run"]
 
 
-@pytest.fixture
-def offline_page():
-    """Open a local HTML file (or a http://127.0.0.1 URL) in Debian's headless chromium: ``page, seen = offline_page(path)``.
-
-    Keyword options go to ``browser.new_page`` (e.g. ``device_scale_factor=2``). ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
-    test can assert that untrusted tokens ran no script and that nothing left the machine.
-    """
+def _offline_browser():
+    """Debian's headless chromium and an ``open_file(path_or_url, **page_options) -> (page, seen)`` opener."""
     from types import SimpleNamespace
 
     from playwright.sync_api import sync_playwright
@@ -223,3 +218,19 @@ def offline_page():
             yield open_file
         finally:
             browser.close()
+
+
+@pytest.fixture
+def offline_page():
+    """Open a local HTML file (or a http://127.0.0.1 URL) in Debian's headless chromium: ``page, seen = offline_page(path)``.
+
+    Keyword options go to ``browser.new_page`` (e.g. ``device_scale_factor=2``). ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
+    test can assert that untrusted tokens ran no script and that nothing left the machine.
+    """
+    yield from _offline_browser()
+
+
+@pytest.fixture(scope="module")
+def module_offline_page():
+    """:func:`offline_page` for a whole module: one browser shared by its tests (pages opened as they need)."""
+    yield from _offline_browser()
