@@ -286,7 +286,11 @@ def test_cli_renderer_webgl_writes_the_light_page(env, run_cli, tmp_path):
     m = json.loads((tmp_path / "manifest.json").read_text())
     assert m["renderer"] == "webgl"
     r = run_cli("map", "--model", env["model"], "--corpus", env["corpus"], "--no-png", "--out", tmp_path)
-    assert r.code == 0 and json.loads((tmp_path / "manifest.json").read_text())["renderer"] == "plotly"  # auto, small
+    assert r.code == 0 and json.loads((tmp_path / "manifest.json").read_text())["renderer"] == "webgl"  # auto, any size
+    r = run_cli("map", "--model", env["model"], "--corpus", env["corpus"], "--renderer", "plotly", "--no-png",
+                "--out", tmp_path)
+    assert r.code == 0 and "Plotly.newPlot" in (tmp_path / "map.html").read_text(encoding="utf-8")
+    assert json.loads((tmp_path / "manifest.json").read_text())["renderer"] == "plotly"
 
 
 def test_cli_several_corpora_and_binary_files(env, run_cli, tmp_path):
@@ -420,7 +424,9 @@ def test_smollm2_pca_map_of_lee(smollm2, use_shared_cache, tmp_path):
 # -- the light WebGL page (large maps) ------------------------------------------------------------------
 
 
-def test_webgl_page_data_keeps_every_point_in_colour_order_with_viridis(env):
+def test_webgl_page_data_keeps_every_point_in_row_order_with_viridis_and_a_draw_order(env):
+    import base64
+
     from embedlens.atlas import build_atlas
     from embedlens.render.atlas import color_values
     from embedlens.render.pointcloud import VIRIDIS, page_data, viridis_rgb
@@ -429,41 +435,39 @@ def test_webgl_page_data_keeps_every_point_in_colour_order_with_viridis(env):
     data = page_data(result)
     n = len(result)
     colors, bar = color_values(result)
-    order = np.argsort(colors, kind="stable")
-    assert data["n"] == n and data["ids"] == result.ids[order].tolist()
-    assert data["freq"] == result.frequencies[order].tolist()
-    assert data["labels"] == [result.display[i] for i in order]
-    import base64
-
-    xyz = np.frombuffer(base64.b64decode(data["xyz"]), dtype=np.float32).reshape(n, 3)
-    assert np.abs(xyz).max() == pytest.approx(1.0)
-    # centring and one common scale: the map is the original up to a translation and a positive factor
-    orig = result.coords[order].astype(np.float64)
-    a = (orig - (orig.min(0) + orig.max(0)) / 2) / np.abs(orig - (orig.min(0) + orig.max(0)) / 2).max()
-    np.testing.assert_allclose(xyz, a, atol=1e-5)
+    assert data["n"] == n and data["ids"] == result.ids.tolist() and data["display"] == list(result.display)
+    assert data["freq"] == result.frequencies.tolist()
+    # coordinates go as they are (the component frames them); low colour values are drawn first
+    xyz = np.frombuffer(base64.b64decode(data["coords"]), dtype=np.float32).reshape(n, 3)
+    np.testing.assert_array_equal(xyz, result.coords)
+    order = np.frombuffer(base64.b64decode(data["order"]), dtype=np.int32)
+    np.testing.assert_array_equal(order, np.argsort(colors, kind="stable"))
     rgb = np.frombuffer(base64.b64decode(data["rgb"]), dtype=np.uint8).reshape(n, 3)
     ends = viridis_rgb(np.array([0.0, 1.0]), 0.0, 1.0)
     assert ends.tolist() == [[0x44, 0x01, 0x54], [0xFD, 0xE7, 0x25]]
     assert "range" not in bar  # frequency colours span their own min..max
-    np.testing.assert_array_equal(rgb, viridis_rgb(colors[order], float(colors.min()), float(colors.max())))
-    assert rgb[0].tolist() == ends[0].tolist() and rgb[-1].tolist() == ends[1].tolist()
+    np.testing.assert_array_equal(rgb, viridis_rgb(colors, float(colors.min()), float(colors.max())))
+    assert rgb[order[0]].tolist() == ends[0].tolist() and rgb[order[-1]].tolist() == ends[1].tolist()
     assert data["colorbar"]["stops"][0][1] == VIRIDIS[0]
+    # the finest label level: tokens by corpus frequency, most frequent first
+    priority = np.frombuffer(base64.b64decode(data["token_priority"]), dtype=np.int32)
+    assert sorted(priority.tolist()) == list(range(n))
+    assert np.all(np.diff(result.frequencies[priority]) <= 0)
 
 
-def test_auto_renderer_switches_to_webgl_above_the_limit(env, tmp_path, monkeypatch):
+def test_auto_renderer_is_webgl_at_any_size(env, tmp_path):
     from embedlens.atlas import build_atlas
-    from embedlens.atlas import result as result_mod
 
     result = build_atlas(env["lens"], corpus=str(env["corpus"]))
-    assert result.html_renderer() == "plotly"
-    monkeypatch.setattr(result_mod, "WEBGL_ABOVE", len(result) - 1)
-    assert result.html_renderer() == "webgl"
+    assert len(result) < 1000 and result.html_renderer() == "webgl"
     result.save(tmp_path, png=False)
     html = (tmp_path / "map.html").read_text(encoding="utf-8")
     assert "embedlens-data" in html and "Plotly.newPlot" not in html and "<script" not in _js_of(html)
     assert json.loads((tmp_path / "manifest.json").read_text())["renderer"] == "webgl"
     # no token can close the data script: the only closing tags are the page's own two
     assert html.count("</script>") == 2
+    result.renderer = "plotly"
+    assert result.html_renderer() == "plotly" and "Plotly.newPlot" in result.html()
     result.renderer = "svg"
     with pytest.raises(EmbedlensError, match="unknown renderer"):
         result.html_renderer()
@@ -493,30 +497,30 @@ def test_webgl_page_draws_offline_and_hovers_markup_tokens_as_text(env, tmp_path
     page, seen = offline_page(tmp_path / "map.html", device_scale_factor=scale)
     page.wait_for_function("() => document.documentElement.dataset.drawn === '1'", timeout=30_000)
     assert page.evaluate("() => embedlensMap.n") == n
-    assert page.evaluate("() => document.getElementById('canvas').width") == scale * page.evaluate(
-        "() => document.getElementById('canvas').clientWidth")
+    assert page.evaluate("() => embedlensMap.canvas.width") == scale * page.evaluate(
+        "() => embedlensMap.canvas.clientWidth")
     title2 = page.evaluate("() => document.getElementById('title2').textContent")
     assert title2.startswith("neighbour recall@10 ") and "queries among all" in title2 and "trustworthiness" in title2
     # the canvas really holds coloured points, not only the white background
-    shot = page.locator("#canvas").screenshot()
+    shot = page.locator("#map canvas.em-gl").screenshot()
     from io import BytesIO
 
     from PIL import Image
 
     pixels = np.asarray(Image.open(BytesIO(shot)).convert("RGB"), dtype=np.int32)
     assert ((pixels.sum(axis=2) < 600) & (np.abs(pixels[..., 0] - pixels[..., 2]) > 20)).sum() > 10 * n
-    labels = page.evaluate("() => embedlensMap.labels")
+    labels = page.evaluate("() => embedlensMap.display")
     for token in [*MARKUP_TOKENS, BREAKOUT]:
         i = labels.index(token)
         x, y, _ = page.evaluate("(i) => embedlensMap.project(i)", i)
-        box = page.locator("#canvas").bounding_box()
+        box = page.locator("#map canvas.em-gl").bounding_box()
         page.mouse.move(box["x"] + 2, box["y"] + 2)
         page.mouse.move(box["x"] + x, box["y"] + y)
-        page.wait_for_function("(t) => document.getElementById('tip-token').textContent === t", arg=token,
+        page.wait_for_function("(t) => document.querySelector('.em-tip-main').textContent === t", arg=token,
                                timeout=10_000)
-        assert page.evaluate("() => document.getElementById('tip').children.length") == 3
-        assert page.evaluate("() => document.getElementById('tip-token').children.length") == 0
-        assert "frequency" in page.evaluate("() => document.getElementById('tip-freq').textContent")
+        assert page.evaluate("() => document.querySelector('.em-tip').children.length") == 3
+        assert page.evaluate("() => document.querySelector('.em-tip-main').children.length") == 0
+        assert "frequency" in page.evaluate("() => document.querySelectorAll('.em-tip-line')[1].textContent")
     page.fill("#search", "alert(1)")
     assert page.evaluate("() => document.getElementById('found').textContent") == "1 match"
     page.fill("#search", "no token has this text")
@@ -541,8 +545,7 @@ def test_webgl_page_data_without_colours_or_spread():
                          display=["a", "b", "c"], frequencies=None, quality=None, model={"name": "m"}, space="m:input",
                          method="pca", dims=3, metric="cosine", seed=0, color="none")
     data = page_data(result)
-    assert data["colorbar"] is None and data["freq"] is None
+    assert data["colorbar"] is None and data["freq"] is None and data["order"] is None
+    assert data["levels"] is None and data["token_priority"] is None
     assert np.frombuffer(base64.b64decode(data["rgb"]), dtype=np.uint8).reshape(3, 3).tolist() == [[0x3B, 0x6E, 0xA8]] * 3
-    # every point in one place: the view keeps a unit box instead of collapsing onto it
-    assert data["extent"] == [1.0, 1.0, 1.0]
-    assert np.frombuffer(base64.b64decode(data["xyz"]), dtype=np.float32).tolist() == [0.0] * 9
+    assert np.frombuffer(base64.b64decode(data["coords"]), dtype=np.float32).tolist() == [0.0] * 9

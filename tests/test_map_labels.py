@@ -472,10 +472,10 @@ def test_repr_html_and_maps_render_offline_and_read_hostile_labels_exactly(tmp_p
     result.save(tmp_path / "gl", png=False)
     page, seen = offline_page(tmp_path / "gl" / "map.html")
     page.wait_for_selector("html[data-drawn='1']", timeout=30_000)
-    texts = page.eval_on_selector_all(".cluster-label", "els => els.filter(e => e.style.display !== 'none')"
-                                                       ".map(e => e.textContent)")
+    texts = page.eval_on_selector_all(".em-label", "els => els.filter(e => e.style.display !== 'none')"
+                                                   ".map(e => e.textContent)")
     assert set(texts) <= labels and len(texts) >= 3
-    boxes = page.evaluate("window.embedlensMap.clusterBoxes()")
+    boxes = page.evaluate("window.embedlensMap.labelBoxes()")
     from embedlens.render.labels import overlaps
 
     assert len(boxes) == len(texts) and not overlaps(np.array([b["box"] for b in boxes]))

@@ -417,3 +417,19 @@ def find_clusters(
               **{f"graph_{key}" if not key.startswith("knn") else key: v for key, v in info.items()
                  if isinstance(v, str | int | float | bool)}}
     return Clustering(assignment, described, requested, algorithm, graph_what, map_mean, label_by, params, timings, notes)
+
+
+def label_levels(clustering: Clustering | None, sub_clustering: Clustering | None = None) -> list[dict[str, Any]]:
+    """The map's label levels, coarse to fine, as JSON: ``[{"name", "assignment", "labels", "sizes"}, ...]``.
+
+    ``assignment`` holds each point's cluster id (-1: none), ``labels`` / ``sizes`` one entry per id.
+    Label text is the plain readable form (not escaped: pages insert it with ``textContent``). Used by the
+    static map page and the explorer's ``/api/clusters`` alike.
+    """
+    levels = []
+    for name, c in (("clusters", clustering), ("sub-clusters", sub_clustering)):
+        if c is None:
+            continue
+        levels.append({"name": name, "assignment": np.asarray(c.assignment, dtype=np.int64).tolist(),
+                       "labels": [cl.label for cl in c.clusters], "sizes": [cl.size for cl in c.clusters]})
+    return levels

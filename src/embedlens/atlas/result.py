@@ -26,8 +26,9 @@ from ..errors import EmbedlensError
 
 OUTPUT_FILES = ("map.html", "map.png", "points.parquet", "manifest.json")
 RENDERERS = ("auto", "plotly", "webgl")
-# Above this many points map.html uses embedlens's own WebGL page: Plotly needs ~11 s (2-D) and ~23 s
-# (3-D) to draw 262,144 points in a software-WebGL browser, the light page about 0.8 s.
+# map.html is drawn by embedlens's own WebGL map component at every size (Plotly needs ~11 s (2-D) and
+# ~23 s (3-D) to draw 262,144 points in a software-WebGL browser). In a notebook, where the Plotly figure
+# is the object people keep working with, Plotly draws maps up to this many points.
 WEBGL_ABOVE = 100_000
 LOW_TRUST, LOW_RECALL = 0.80, 0.10
 
@@ -58,8 +59,8 @@ class AtlasResult:
         timings: seconds per stage.
         notes: things the user should know (clamped parameters, skipped files, low faithfulness).
         files: where :meth:`save` wrote each output (empty until saved).
-        renderer: how map.html is drawn: ``plotly``, ``webgl`` (the light page of
-            :mod:`embedlens.render.pointcloud`) or ``auto`` (webgl above ``WEBGL_ABOVE`` points).
+        renderer: how map.html is drawn: ``plotly``, ``webgl`` (the page of :mod:`embedlens.render.pointcloud`
+            over the WebGL map component) or ``auto`` (webgl; in a notebook, Plotly up to ``WEBGL_ABOVE`` points).
         clustering: the labelled clusters (:class:`~embedlens.atlas.clusters.Clustering`), or None.
         pca: the fitted PCA (:class:`~embedlens.reduce.PCAFit`) of a PCA map, else None: ``result.pca.transform(v)``
             places new vectors (m, d) on the same map. Not saved with the map files.
@@ -207,10 +208,8 @@ class AtlasResult:
         return cached
 
     def html_renderer(self) -> str:
-        """``plotly`` or ``webgl``: what draws map.html for this map."""
-        if check_renderer(self.renderer) == "auto":
-            return "webgl" if self.n_points > WEBGL_ABOVE else "plotly"
-        return self.renderer
+        """``plotly`` or ``webgl``: what draws map.html for this map (``auto``: webgl)."""
+        return "webgl" if check_renderer(self.renderer) == "auto" else self.renderer
 
     def html(self) -> str:
         """The complete, self-contained map.html page."""
@@ -234,7 +233,7 @@ class AtlasResult:
 
         line1, line2 = self.title_lines()
         lines = [line2, *self.cluster_lines()]
-        if self.html_renderer() == "webgl":
+        if self.html_renderer() == "webgl" and (self.renderer == "webgl" or self.n_points > WEBGL_ABOVE):
             from ..render.pointcloud import pointcloud_html
 
             return page_html(pointcloud_html(self), line1, lines)

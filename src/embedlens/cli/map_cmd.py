@@ -51,8 +51,8 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--z-axis", nargs=2, default=None, metavar="E F", help="With --method axes: a z axis (a 3-D map).")
 @click.option("--size-by-frequency", is_flag=True, help="Draw frequent tokens bigger.")
 @click.option("--renderer", type=click.Choice(("auto", "plotly", "webgl")), default="auto", show_default=True,
-              help="What draws map.html: Plotly, or embedlens's light WebGL page (fast for 100k+ points); "
-                   "auto picks webgl above 100,000 points.")
+              help="What draws map.html: embedlens's WebGL map (labels by zoom level, contours, lasso; fast at "
+                   "262k points) or Plotly; auto picks webgl.")
 @click.option("--no-png", is_flag=True, help="Skip map.png (saves a second or two on large maps).")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="embedlens-map", show_default=True,
               help="Output folder (map.html, map.png, points.parquet, manifest.json).")

@@ -3,7 +3,7 @@
 Plotly's JavaScript (from the installed ``plotly`` package, never a CDN) is embedded in the first
 result shown by a Python process and only referenced after that, so a notebook carries the 4.6 MB bundle
 once. (A notebook whose first embedlens output was cleared needs that cell run again.) Maps above
-``WEBGL_ABOVE`` points show the light WebGL page instead, inside an ``<iframe srcdoc>``. Every string
+``WEBGL_ABOVE`` points (or with ``renderer="webgl"``) show the WebGL map page instead, inside an ``<iframe srcdoc>``. Every string
 written into the page goes through :func:`~embedlens.render.offline.html_text`; Plotly text was escaped
 with ``plotly_text`` when the figure was built.
 """
