@@ -111,7 +111,7 @@ def inside_polygon(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
 
 
 def encode_ids(ids) -> str:
-    """The link's selection format, written independently: runs of sorted ids as base-36 ``gap[+extra]``."""
+    """The link's selection format, written independently: runs of sorted ids as base-36 ``gap[_extra]``."""
     def b36(v: int) -> str:
         digits = "0123456789abcdefghijklmnopqrstuvwxyz"
         out = ""
@@ -127,7 +127,7 @@ def encode_ids(ids) -> str:
         j = i
         while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
             j += 1
-        parts.append(b36(ids[i] - prev - 1) + (f"+{b36(j - i)}" if j > i else ""))
+        parts.append(b36(ids[i] - prev - 1) + (f"_{b36(j - i)}" if j > i else ""))
         prev, i = ids[j], j + 1
     return ".".join(parts)
 
@@ -151,10 +151,10 @@ def test_hover_reads_hostile_tokens_exactly_and_nothing_leaves(explorer, page):
         (x, y), = screen_of(pg, [row])
         pg.mouse.move(x + 40, y + 40)
         pg.mouse.move(x, y)
-        pg.wait_for_function("r => document.querySelector('.panel[data-panel=0] .hover-readout').dataset.row == r",
+        pg.wait_for_function("r => document.getElementById('hover-0').dataset.row == r",
                              arg=row, timeout=10_000)
         tip = pg.eval_on_selector("#plot-0 .em-tip .em-tip-main", "e => e.textContent")
-        readout = pg.eval_on_selector(".panel[data-panel='0'] .hover-readout", "e => e.textContent")
+        readout = pg.text_content("#hover-0")
         assert tip == token and readout == token, (token, tip, readout)
     pg.evaluate("() => window.embedlens.state.panels[0].map.frame()")
     pg.mouse.move(2, 2)
@@ -182,7 +182,14 @@ def test_lasso_with_the_mouse_selects_the_points_inside_into_the_table(explorer,
     pg.wait_for_function("n => window.embedlens.selection.rows().length === n", arg=int(expected.size), timeout=10_000)
     assert pg.evaluate("() => window.embedlens.selection.rows()") == expected.tolist()
     pg.click("#tab-table")
-    assert sorted(table_rows(pg)) == expected.tolist()
+    order = pg.evaluate("() => window.embedlens.selection.order()")
+    assert sorted(order) == expected.tolist()
+    shown = table_rows(pg)  # only the rows in view (and a margin) are in the DOM
+    assert shown == order[:len(shown)] and len(shown) >= min(30, len(order))
+    pg.eval_on_selector("#table-scroll", "e => { e.scrollTop = e.scrollHeight; }")
+    pg.wait_for_function("last => Array.from(document.querySelectorAll('#sel-body tr[data-row]')).pop().dataset.row == last",
+                         arg=order[-1])
+    pg.eval_on_selector("#table-scroll", "e => { e.scrollTop = 0; }")
     assert pg.text_content("#tab-table") == f"selection ({expected.size})"
     # the table shows each row's facts, read from /api/points and /api/frequency
     row = int(expected[0])

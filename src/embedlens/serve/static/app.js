@@ -65,7 +65,7 @@
     root.dataset.panel = String(info.index);
     const head = el("div", null, "panel-head");
     head.appendChild(el("h2", info.title + " · " + fmt(info.n) + " tokens"));
-    const hover = el("span", "", "hover-readout tok"); hover.setAttribute("aria-live", "polite");
+    const hover = el("span", "", "hover-readout tok"); hover.id = "hover-" + info.index; hover.setAttribute("aria-live", "polite");
     head.appendChild(hover);
     const plot = el("div", null, "plot"); plot.id = "plot-" + info.index;
     const legend = el("div", null, "legend"); const notice = el("div", null, "notice"); notice.hidden = true;

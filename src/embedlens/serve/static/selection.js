@@ -74,23 +74,25 @@
   }
   function render() {
     const P = T.panel, body = E.$("sel-body"), scroller = E.$("table-scroll");
-    E.clear(body);
     const n = T.order.length;
+    // read the scroll position before touching the rows: an emptied table would clamp it to 0
+    const top = scroller.scrollTop, view = Math.max(400, scroller.clientHeight);
     E.$("sel-summary").textContent = n ? E.fmt(n) + " selected tokens of " + P.info.title : "no tokens selected: use the box or lasso tool on the map (shift adds), or click a cluster";
     E.$("sel-actions").hidden = n === 0;
-    if (!n) return;
-    const view = Math.max(400, scroller.clientHeight);
-    const first = Math.max(0, Math.floor(scroller.scrollTop / ROW_H) - OVERSCAN);
-    const last = Math.min(n, Math.ceil((scroller.scrollTop + view) / ROW_H) + OVERSCAN);
+    if (!n) { E.clear(body); return; }
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const last = Math.min(n, Math.ceil((top + view) / ROW_H) + OVERSCAN);
+    const rows = [];
     const spacer = (h) => { const tr = E.el("tr", null, "spacer"); tr.style.height = h + "px"; return tr; };
-    if (first > 0) body.appendChild(spacer(first * ROW_H));
+    if (first > 0) rows.push(spacer(first * ROW_H));
     for (let i = first; i < last; i++) {
       const r = T.order[i], tr = E.el("tr");
       tr.dataset.row = String(r); tr.dataset.id = String(P.points.ids[r]);
       COLUMNS.forEach((c) => tr.appendChild(E.el("td", cellText(c, c.value(P, r)), c.key === "token" ? "tok" : c.num ? "num" : "")));
-      body.appendChild(tr);
+      rows.push(tr);
     }
-    if (last < n) body.appendChild(spacer((n - last) * ROW_H));
+    if (last < n) rows.push(spacer((n - last) * ROW_H));
+    body.replaceChildren(...rows);
   }
 
   // -- export ------------------------------------------------------------------------------------------------
@@ -165,14 +167,15 @@
     } catch (e) { note.textContent = "graph: " + e.message; }
   }
 
-  // -- the link: sorted token ids as runs, each "gap" or "gap+extra" in base 36 (gap from the previous run's end)
+  // -- the link: sorted token ids as runs, each "gap" or "gap_extra" in base 36 (gap from the previous run's end,
+  // extra = run length - 1), joined by "."; e.g. ids 3-6, 10 -> "3_3.3". Characters a URL keeps as they are.
   function encode(ids) {
     const s = Int32Array.from(ids).sort(), parts = [];
     let prev = -1;
     for (let i = 0; i < s.length;) {
       let j = i; while (j + 1 < s.length && s[j + 1] === s[j] + 1) j++;
       const gap = s[i] - prev - 1, extra = j - i;
-      parts.push(gap.toString(36) + (extra ? "+" + extra.toString(36) : ""));
+      parts.push(gap.toString(36) + (extra ? "_" + extra.toString(36) : ""));
       prev = s[j]; i = j + 1;
     }
     return parts.join(".");
@@ -182,7 +185,8 @@
     let prev = -1;
     for (const part of text.split(".")) {
       if (!part) continue;
-      const [g, x] = part.split("+");
+      if (!/^[0-9a-z]{1,7}(_[0-9a-z]{1,7})?$/.test(part)) return null;
+      const [g, x] = part.split("_");
       const start = prev + 1 + parseInt(g, 36), extra = x ? parseInt(x, 36) : 0;
       if (!Number.isFinite(start) || !Number.isFinite(extra) || extra < 0 || out.length + extra > 5e6) return null;
       for (let k = 0; k <= extra; k++) out.push(start + k);
