@@ -13,11 +13,15 @@ their 10 nearest points on the map, searched over ALL points. Routes (medians ov
   ``XDG_CACHE_HOME`` pointed at an empty folder, numba compiled by a warm-up first (its warm time);
 - ``embedlens tsne (cold)`` / ``(graph cached)``: the same for t-SNE (k=90 graph);
 - ``embedlens umap/tsne --pre-pca 50``: the old route (graph after PCA to 50 dims), for reference;
-- PCA 2D.
+- PCA 2D;
+- ``local``: each point's local recall@10 (:func:`embedlens.reduce.quality.local_recall`: the map-side 10
+  nearest of ALL points through the neighbour layer's k-d tree) at 49,152 and 262,144 random 2-D points,
+  against the obvious baseline, scikit-learn ``NearestNeighbors(n_neighbors=11)`` on the map and the same
+  count (median of 3 each, both in the same run; the two must give the same figures).
 
 Run (one benchmark at a time on the shared machine; ~15 min with 3 seeds):
     flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_faithfulness.py --ea-python /tmp/ea-venv/bin/python
-Options: ``--seeds 0 1 2``, ``--routes umap,ea,tsne,prepca,pca``.
+Options: ``--seeds 0 1 2``, ``--routes umap,ea,tsne,prepca,pca,local`` (``--routes local`` alone needs no model).
 """
 
 from __future__ import annotations
@@ -70,10 +74,46 @@ def _ours(method: str, x, seed: int, **options) -> tuple[float, float, dict]:
     return seconds, _recall(x, y), {"stages": stages, "knn_source": r.params_.get("knn_source")}
 
 
+def _local_recall_routes(repeats: int = 3) -> dict[str, dict[str, float]]:
+    """Seconds (median of ``repeats``) of local recall@10 over every point of random 2-D maps: ours vs sklearn."""
+    import numpy as np
+    from sklearn.neighbors import NearestNeighbors
+
+    from embedlens.reduce.quality import local_recall
+
+    def baseline(truth: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+        found = NearestNeighbors(n_neighbors=k + 1).fit(y).kneighbors(y, return_distance=False)
+        own = found == np.arange(len(y))[:, None]  # drop the point itself, wherever it landed
+        found = np.take_along_axis(found, np.argsort(own, axis=1, kind="stable"), axis=1)[:, :k]
+        return ((truth[:, :, None] == found[:, None, :]).any(axis=2).sum(axis=1) / k).astype(np.float32)
+
+    out = {}
+    for n in (49_152, 262_144):
+        rng = np.random.default_rng(n)
+        y = (rng.standard_normal((n, 2)) * 30).astype(np.float32)
+        truth = rng.integers(0, n, size=(n, 10))  # timing only: where the truth comes from does not matter
+        runs: dict[str, list[float]] = {"embedlens local_recall": [], "sklearn NearestNeighbors": []}
+        for _ in range(repeats):
+            t = time.perf_counter()
+            ours = local_recall(truth, y, 10)
+            runs["embedlens local_recall"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            theirs = baseline(truth, y, 10)
+            runs["sklearn NearestNeighbors"].append(time.perf_counter() - t)
+        same = float(np.mean(ours == theirs))
+        for name, seconds in runs.items():
+            med = statistics.median(seconds)
+            out[f"{name} @ {n:,}"] = {"seconds": med, "runs": seconds}
+            print(f"  local recall@10, {n:,} 2-D points, {name:26s} {med:6.2f} s  "
+                  f"({', '.join(f'{s:.2f}' for s in seconds)})", flush=True)
+        print(f"  same figures for {same:.4%} of the points (ties on random floats: none expected)", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--routes", default="umap,ea,tsne,prepca,pca")
+    ap.add_argument("--routes", default="umap,ea,tsne,prepca,pca,local")
     ap.add_argument("--ea-python", default="/tmp/ea-venv/bin/python")
     ap.add_argument("--json", dest="json_out", default=None)
     args = ap.parse_args()
@@ -83,6 +123,11 @@ def main() -> None:
     import embedlens
 
     print(machine(), flush=True)
+    local = _local_recall_routes() if "local" in routes else {}
+    if not routes - {"local"}:
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps({"local_recall": local}, indent=1))
+        return
     x = np.asarray(embedlens.load("smollm2-135m").space.vectors, dtype=np.float32)
     print(f"SmolLM2 input embeddings {x.shape}; recall@10 = 2,000 seeded queries, neighbours among all points",
           flush=True)
@@ -148,7 +193,7 @@ def main() -> None:
             print(f"  {name}: recall {summary[name]['recall']:.3f} (target >= 0.33), "
                   f"{summary[name]['seconds']:.1f} s (target <= 75 s)")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"summary": summary, "extra": extra}, indent=1))
+        Path(args.json_out).write_text(json.dumps({"summary": summary, "extra": extra, "local_recall": local}, indent=1))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,14 @@
    obvious Plotly way, a self-contained ``plotly.io.to_html`` page with the same points in one
    scattergl trace opened from a file.
 
-Options: ``--seconds 30 --clients 20 --models smollm2-135m,gemma3-270m --skip-load --skip-paint``.
+3. ``/api/clusters?n=auto`` on SmolLM2 with the space's exact 100-NN graph cached (what the page's first
+   visit, ``embedlens serve --knn build`` or ``embedlens knn -k 100`` leaves): a fresh explorer each time
+   (no result in memory), from the request to the labelled clusters. Baseline in the same run: the
+   explorer's previous path, :func:`~embedlens.atlas.clusters.find_clusters` finding its own k=15 graph
+   with an empty cache (what a first "find clusters" cost).
+
+Options: ``--seconds 30 --clients 20 --models smollm2-135m,gemma3-270m --skip-load --skip-paint
+--skip-clusters --cluster-repeats 3``.
 Only 127.0.0.1 is ever contacted.
 """
 
@@ -219,6 +226,50 @@ def plotly_baseline(model: str, repeats: int) -> list[float]:
     return out
 
 
+def clusters_timing(model: str, repeats: int) -> dict:
+    """Seconds of /api/clusters (graph cached, fresh explorer) and of the old path (graph found anew)."""
+    from starlette.testclient import TestClient
+
+    import embedlens
+    from embedlens.atlas.clusters import find_clusters
+    from embedlens.neighbors.knn import build_knn
+    from embedlens.serve import create_app
+
+    lens = embedlens.load(model)
+    t = time.perf_counter()
+    _, _, cached = build_knn(lens.input, 100, method="exact")
+    graph_s = time.perf_counter() - t
+    new, old, body = [], [], None
+    for _ in range(repeats):
+        with TestClient(create_app([lens]), base_url="http://127.0.0.1") as c:
+            t = time.perf_counter()
+            while True:
+                body = c.get("/api/clusters", params={"n": "auto"}).json()
+                if body["state"] in ("ready", "error"):
+                    break
+                time.sleep(0.02)
+            new.append(time.perf_counter() - t)
+        assert body["state"] == "ready", body
+    saved = os.environ.get("EMBEDLENS_CACHE")
+    display = list(lens.space.display)
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as empty:  # the old path's own graph cache starts empty
+            os.environ["EMBEDLENS_CACHE"] = empty
+            try:
+                t = time.perf_counter()
+                found = find_clusters(lens.space.vectors, clusters="auto", metric="cosine", seed=0, display=display,
+                                      coords=np.zeros((len(display), 2), dtype=np.float32))
+                old.append(time.perf_counter() - t)
+            finally:
+                if saved is None:
+                    os.environ.pop("EMBEDLENS_CACHE", None)
+                else:
+                    os.environ["EMBEDLENS_CACHE"] = saved
+    same = found.assignment.tolist() == body["assignment"]
+    return {"new": new, "old": old, "graph_s": graph_s, "graph_cached": cached, "clusters": len(body["clusters"]),
+            "same": same}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -227,6 +278,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--skip-paint", action="store_true")
+    ap.add_argument("--skip-clusters", action="store_true")
+    ap.add_argument("--cluster-repeats", type=int, default=3)
     args = ap.parse_args()
     print(f"EMBEDLENS_CACHE={os.environ.get('EMBEDLENS_CACHE', '(default)')}  cores={os.cpu_count()}  "
           f"load average {os.getloadavg()[0]:.1f}")
@@ -272,6 +325,18 @@ def main() -> None:
             print(f"  embedlens serve, page reloaded (browser caches warm): median {statistics.median(again):.2f} s")
             print(f"  baseline plotly.io.to_html file: median {statistics.median(base):.2f} s  "
                   f"-> ratio {statistics.median(times) / statistics.median(base):.2f}x")
+
+    if not args.skip_clusters:
+        model = "smollm2-135m"
+        res = clusters_timing(model, args.cluster_repeats)
+        graph = "already cached" if res["graph_cached"] else f"built first in {res['graph_s']:.1f} s (once)"
+        new, old = statistics.median(res["new"]), statistics.median(res["old"])
+        print(f"\n[3] /api/clusters?n=auto on {model} ({res['clusters']} clusters), exact 100-NN graph {graph}:")
+        print(f"  explorer, graph cached, fresh explorer: median {new:.2f} s  "
+              f"(all {', '.join(f'{t:.2f}' for t in res['new'])})  goal: seconds")
+        print(f"  baseline, the old path (find_clusters finds its own graph, empty cache): median {old:.2f} s  "
+              f"(all {', '.join(f'{t:.2f}' for t in res['old'])})  -> {old / new:.1f}x faster; "
+              f"same assignment: {res['same']}")
 
 
 if __name__ == "__main__":

@@ -215,3 +215,38 @@ def test_build_index_between_exact_max_and_exhaustive_max(monkeypatch):
         index = build_index(x, exact_max=1000, exhaustive_max=5000, recall_sample=0)
         assert type(index) is expected
     assert isinstance(build_index(x, exact_max=1000, exhaustive_max=2000), HNSWIndex)
+
+
+# -- the k-d tree: exact euclidean search for map points ----------------------------------------------
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_kdtree_index_equals_brute_force_with_ties_in_row_order(dims):
+    from embedlens.neighbors.kdtree import KDTreeIndex
+
+    x = random_rows(n=1500, d=dims, seed=dims)
+    x[100:130] = x[99]  # 31 identical points: the k-th place is an exact tie far past the candidates
+    x[200] = x[201] + np.float32(1e-7)  # a near-tie that float32 products could not order
+    index = build_index(x, metric="euclidean")
+    assert isinstance(index, KDTreeIndex) and index.exact and index.name == "exact (k-d tree)"
+    got = index.query(None, 10, exclude_self=True)
+    want_i, want_s = brute_force(x, x, 10, "euclidean", [[r] for r in range(len(x))])
+    np.testing.assert_array_equal(got.indices, want_i)
+    np.testing.assert_allclose(got.scores, want_s, rtol=1e-5, atol=1e-6)
+    assert got.indices[99].tolist() == list(range(100, 110)) and got.indices[115].tolist()[:2] == [99, 100]
+    q = np.random.default_rng(1).normal(size=(6, dims)).astype(np.float32)  # free points, with exclusions
+    exclude = [[0, 1], [], [99, 100, 101], [], [5], []]
+    free = index.query(q, 12, exclude=exclude)
+    np.testing.assert_array_equal(free.indices, brute_force(x, q, 12, "euclidean", exclude)[0])
+
+
+def test_build_index_keeps_products_for_cosine_many_dims_or_a_named_backend():
+    from embedlens.neighbors.kdtree import KDTreeIndex
+
+    x = random_rows(n=300, d=2)
+    assert isinstance(build_index(x, metric="euclidean"), KDTreeIndex)
+    assert type(build_index(x, metric="cosine")) is ExactIndex
+    assert type(build_index(random_rows(n=300, d=4), metric="euclidean")) is ExactIndex
+    assert type(build_index(x, metric="euclidean", backend="numpy")) is ExactIndex
+    with pytest.raises(EmbedlensError, match="euclidean"):
+        KDTreeIndex(x, metric="cosine")

@@ -90,7 +90,9 @@ def test_neighbors_are_lens_nearest(client, gpt2, query):
     body = client.get("/api/neighbors", params={"q": query, "k": 7}).json()
     expected = gpt2.nearest(query, 7).to_dict()
     assert [n["id"] for n in body["neighbors"]] == [n["id"] for n in expected["neighbors"]]
-    assert [n["score"] for n in body["neighbors"]] == [n["score"] for n in expected["neighbors"]]
+    # the page's k-NN graph (built when it opens) may answer: its products round in another order
+    np.testing.assert_allclose([n["score"] for n in body["neighbors"]], [n["score"] for n in expected["neighbors"]],
+                               rtol=0, atol=1e-6)
     assert body["rows"] == [gpt2.space.row_of_id[n["id"]] for n in expected["neighbors"]]
     assert body["query_ids"] == expected["query_ids"] and body.get("note") == expected.get("note")
 
@@ -108,7 +110,8 @@ def test_neighbors_use_a_cached_exact_knn_graph(gpt2, module_cache):
             assert [n["id"] for n in body["neighbors"]] == [n.id for n in expected.neighbors]
             np.testing.assert_allclose([n["score"] for n in body["neighbors"]], [n.score for n in expected.neighbors],
                                        atol=1e-5)
-        assert app.state.explorer.panels[0].knn_index().k == 12
+        graph = app.state.explorer.panels[0].knn_index()  # the widest exact graph on disk (12, or the page's 100)
+        assert graph.method == "exact" and graph.k >= 12
         # single-token queries are answered by the graph alone, without a scan
         app.state.explorer.panels[0]._cache.clear()
         real = gpt2.nearest

@@ -26,9 +26,9 @@ from .device_options import device_options
               help="Corpus counted for the colour-by-frequency view (file, folder, lee or enwiki-sample).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every projection.")
 @click.option("--knn", "knn", type=click.Choice(("auto", "build", "off")), default="auto", show_default=True,
-              help="Neighbour look-ups from an exact k-NN graph (embedlens knn): auto uses a cached graph when "
-                   "there is one, build also builds the exact 100-NN graph in the background (cached), off always "
-                   "scans the whole matrix.")
+              help="Neighbour look-ups from the space's exact k-NN graph (embedlens knn): auto uses it once there "
+                   "is one (cached, or built when the page opens: clusters and the t-SNE map need it), build "
+                   "builds the exact 100-NN graph at start-up, off always scans the whole matrix.")
 @device_options
 def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, port: int, host: str,
           open_browser: bool, corpus: str, seed: int, knn: str, device: str, dtype: str) -> None:
@@ -40,8 +40,10 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
     embedlens serve --model smollm2-135m --model gemma3-270m   # two models, linked panels
     embedlens serve --port 0 --open                    # any free port, open the browser
 
-    Everything is served locally (no CDN); the page works with no network. Projections are computed in
-    the background on first use and cached in $EMBEDLENS_CACHE/projections.
+    Everything is served locally (no CDN); the page works with no network. The page opens on a cached
+    t-SNE map of the space (`embedlens map --all --method tsne` writes one); without one it opens on PCA
+    while the space's k-NN graph, its clusters and a t-SNE map are computed in the background (cached in
+    $EMBEDLENS_CACHE: the next start opens on the t-SNE map at once).
     """
     from ..serve.server import is_loopback
     from ..serve.setup import open_panels

@@ -1,4 +1,4 @@
-"""Nearest neighbours: one index layer (exact, faiss, HNSW, precomputed graphs), query resolution, variants."""
+"""Nearest neighbours: one index layer (exact, k-d tree, faiss, HNSW, precomputed graphs), query resolution, variants."""
 
 from .exact import topk_cosine
 from .index import (
@@ -10,6 +10,7 @@ from .index import (
     build_index,
     row_norms,
 )
+from .kdtree import KDTreeIndex
 
-__all__ = ["ExactIndex", "HNSWIndex", "NeighborIndex", "Neighbors", "PrecomputedIndex", "build_index", "row_norms",
+__all__ = ["ExactIndex", "HNSWIndex", "KDTreeIndex", "NeighborIndex", "Neighbors", "PrecomputedIndex", "build_index", "row_norms",
            "topk_cosine"]

@@ -21,6 +21,8 @@ Backends (all answer the same ``query``):
 * :class:`HNSWIndex`: faiss' HNSW graph; approximate, its recall is measured when it is built.
 * :class:`PrecomputedIndex`: a stored k-NN graph (the cached ``embedlens knn`` graph); queries it
   cannot answer (free vectors, a larger k, other exclusions) go to a fallback index.
+* :class:`~embedlens.neighbors.kdtree.KDTreeIndex`: scipy's k-d tree for euclidean rows of 2-3
+  dimensions (map points); exact, and O(log n) per query where products are O(n).
 
 Exactness contract. Every backend fetches a few candidates more than asked (``_MARGIN``). Exact
 backends then make the order canonical: wherever two float32 scores lie closer than float32 rounding
@@ -176,6 +178,21 @@ def _canonical_topk(keys: np.ndarray, k: int) -> np.ndarray:
 
 def _pair_keys(q: np.ndarray, r: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(q, dtype=np.int64) * np.int64(n) + np.asarray(r, dtype=np.int64)
+
+
+def _excluded(cand: np.ndarray, eq: np.ndarray, er: np.ndarray, n: int) -> np.ndarray:
+    """Which candidates (m, L) (-1: none) are excluded rows of their query (pairs ``eq``, ``er``, sorted by query)."""
+    m, L = cand.shape
+    counts = np.bincount(eq, minlength=m)
+    width = int(counts.max(initial=0))
+    if width <= 4:
+        # A few rows per query (self, a query word's tokens): one dense table, compared in place; a set
+        # lookup of every (query, candidate) pair took most of a whole-map search of 262,144 points.
+        table = np.full((m, max(width, 1)), -2, dtype=np.int64)
+        table[eq, np.arange(eq.size) - np.repeat(np.cumsum(counts) - counts, counts)] = er
+        return (cand[:, :, None] == table[:, None, :]).any(axis=2)
+    return np.isin(_pair_keys(np.repeat(np.arange(m), L), cand.ravel(), n),
+                   _pair_keys(eq, er, n)).reshape(m, L) & (cand >= 0)
 
 
 class NeighborIndex:
@@ -394,7 +411,7 @@ class NeighborIndex:
         er = np.concatenate(ex_r) if ex_r else np.zeros(0, dtype=np.int64)
         if er.size and (er.min() < 0 or er.max() >= self.n):
             raise EmbedlensError(f"excluded rows must be from 0 to {self.n - 1}")
-        if eq.size:
+        if exclude is not None and eq.size:  # (self alone is one pair per query, already in query order)
             pairs = np.unique(_pair_keys(eq, er, self.n))
             eq, er = pairs // self.n, pairs % self.n
         max_ex = int(np.bincount(eq, minlength=m).max()) if eq.size else 0
@@ -434,8 +451,7 @@ class NeighborIndex:
         m, L = cand.shape
         key32 = np.where(cand >= 0, key32.astype(np.float64), -np.inf)
         if eq.size:
-            bad = np.isin(_pair_keys(np.repeat(np.arange(m), L), cand.ravel(), self.n),
-                          _pair_keys(eq, er, self.n)).reshape(m, L) & (cand >= 0)
+            bad = _excluded(cand, eq, er, self.n)
             key32[bad] = -np.inf
             cand = np.where(bad, -1, cand)
         # Candidates by float32 key, ties by row (so that equal keys come in row order).
@@ -813,15 +829,22 @@ def build_index(vectors: Any, *, metric: str = "cosine", kind: str = "auto", exa
     """The neighbour index for ``vectors`` (n, d).
 
     Args:
-        kind: ``"auto"``: exact up to ``exact_max`` rows; above it and up to ``exhaustive_max`` rows
+        kind: ``"auto"``: euclidean rows of at most 3 dimensions (map points) get the exact k-d tree
+            (:class:`~embedlens.neighbors.kdtree.KDTreeIndex`) at any size; otherwise exact up to ``exact_max`` rows; above it and up to ``exhaustive_max`` rows
             bfloat16 short lists re-scored exactly where bfloat16 products are fast (else exact); HNSW
             above that unless more than 1% of the rows are duplicates. Or ``"exact"``, ``"hnsw"``, ``"bf16"``
             (falls back to exact, with a note in ``info``, on CPUs without fast bfloat16 products).
-        options: passed to the backend (``backend=`` for exact, ``m=``/``ef_search=`` for HNSW, ``shortlist=``).
+        options: passed to the backend (``backend=`` for exact products, which also skips the k-d tree,
+            ``m=``/``ef_search=`` for HNSW, ``shortlist=``).
     """
     if kind not in INDEX_KINDS:
         raise EmbedlensError(f"unknown index kind {kind!r}: choose one of {', '.join(INDEX_KINDS)}")
     vectors = vectors.vectors if hasattr(vectors, "vectors") and not isinstance(vectors, np.ndarray) else vectors
+    if metric == "euclidean" and kind in ("auto", "exact") and not options.get("backend"):
+        from .kdtree import KDTREE_MAX_DIM, KDTreeIndex
+
+        if np.ndim(vectors) == 2 and vectors.shape[1] <= KDTREE_MAX_DIM:
+            return KDTreeIndex(vectors, n_jobs=n_jobs)
     note = None
     if kind == "bf16":
         from .. import hardware

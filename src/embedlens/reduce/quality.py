@@ -16,8 +16,15 @@ point of view of each point's nearest neighbours:
   needs every pairwise rank, so it is computed *within* a seeded sample of ``sample`` points
   (neighbours sought among the sampled points only) and says so; below 0.80 is called low.
 
-Both searches go through the one neighbour layer (:mod:`embedlens.neighbors.index`): exact, ties
-broken by row. Nothing loops in Python over points.
+**Local recall** (:func:`local_recall`) says *where* a map lies: for every point, the share of its k
+true nearest neighbours (its row of the full-space k-NN graph) found among its k nearest points on
+the map. The recall@k is its mean over the seeded query rows, by construction: both count hits with
+one function (:func:`map_faithfulness` gives the two from one truth graph). The truth graph of a
+space comes from :func:`space_truth`: the cached k-NN graph, else one built and cached.
+
+Every search goes through the one neighbour layer (:mod:`embedlens.neighbors.index`): exact, ties
+broken by row; map-side searches of 2-3 dimensions use its k-d tree (all 262,144 points of a 2-D
+map in about two seconds). Nothing loops in Python over points.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..neighbors.index import check_k
 from .base import check_matrix, check_metric, check_seed
 
 _BLOCK_ELEMS = 1 << 24  # booleans/floats held at once per row block
@@ -36,6 +44,8 @@ _BLOCK_ELEMS = 1 << 24  # booleans/floats held at once per row block
 RECALL_DEFINITION = ("{q:,} seeded query points; their {k} nearest by {metric} in the full space vs their {k} "
                      "nearest on the map, both searched over all {n:,} points")
 TRUST_DEFINITION = "within a seeded sample of {s:,} points"
+LOCAL_DEFINITION = ("each point's share of its {k} nearest neighbours in the full space (the truth graph) found "
+                    "among its {k} nearest points on the map, searched over all points")
 
 
 @dataclass(frozen=True)
@@ -107,11 +117,29 @@ def _original_distances(xb: np.ndarray, x: np.ndarray, x_sq: np.ndarray, metric:
     return _sq_distances(xb, x, x_sq)
 
 
+def map_index(Y: Any) -> Any:
+    """The exact euclidean neighbour index of map coordinates ``Y`` (n, c): a k-d tree for 2-3 dimensions."""
+    from ..neighbors.index import build_index
+
+    return build_index(np.asarray(Y, dtype=np.float32), metric="euclidean", kind="exact")
+
+
 def _map_neighbours(y: np.ndarray, k: int) -> np.ndarray:
     """Indices (m, k) of each point's k nearest other points in the map (euclidean, exact, ties by row)."""
-    from ..neighbors.index import ExactIndex
+    return map_index(y).query(None, k, exclude_self=True).indices
 
-    return ExactIndex(np.asarray(y, dtype=np.float32), metric="euclidean", backend="numpy").query(None, k).indices
+
+def _found_counts(truth: np.ndarray, Y: Any, rows: np.ndarray | None, k: int) -> np.ndarray:
+    """For each query row (``None``: every point), how many of its true neighbours ``truth`` (m, k) are among
+    its ``k`` nearest other points on the map ``Y`` (euclidean, searched over all points): the one count
+    behind both :func:`map_recall` and :func:`local_recall`."""
+    found = map_index(Y).query(rows, k, exclude_self=True).indices
+    counts = np.empty(found.shape[0], dtype=np.int64)
+    step = max(1, _BLOCK_ELEMS // (k * k))
+    for start in range(0, found.shape[0], step):  # blocks of rows: (rows, k, k) comparisons at once
+        t, f = truth[start : start + step], found[start : start + step]
+        counts[start : start + step] = (t[:, :, None] == f[:, None, :]).any(axis=2).sum(axis=1)
+    return counts
 
 
 def _check_pair(X: Any, Y: Any, k: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -188,18 +216,54 @@ def map_recall(X: Any, Y: Any, k: int = 10, *, sample: int = 2000, seed: int = 0
         space_neighbors: the exact k-NN graph of ``X`` (a :class:`~embedlens.neighbors.index.Neighbors`
             of every row, ``metric``, at least ``k`` columns) when the caller has it: saves the search.
     """
+    return _recall_of(X, Y, sample_indices(X.shape[0], int(sample), int(seed)), k, metric, space_neighbors)[0]
+
+
+def _recall_of(X: Any, Y: Any, rows: np.ndarray, k: int, metric: str, space_neighbors: Any,
+               ) -> tuple[float, np.ndarray]:
+    """The recall@k over the query ``rows``, and their true neighbours (m, k)."""
+    truth = _query_truth(X, rows, k, metric, space_neighbors)
+    return float(_found_counts(truth, Y, rows, k).sum()) / truth.size, truth
+
+
+def _query_truth(X: Any, rows: np.ndarray, k: int, metric: str, space_neighbors: Any) -> np.ndarray:
+    """The exact ``k`` nearest rows of ``X`` (full space, ``metric``) of the query ``rows``: from the exact
+    graph ``space_neighbors`` when it fits, else searched over all rows."""
     from ..neighbors.index import ExactIndex
 
-    n = X.shape[0]
-    rows = sample_indices(n, int(sample), int(seed))
     nb = space_neighbors
-    if nb is not None and nb.metric == metric and nb.k >= k and nb.indices.shape[0] == n:
-        truth = nb.indices[rows, :k]
-    else:
-        truth = ExactIndex(X, metric=metric).query(rows, k, exclude_self=True).indices
-    found = ExactIndex(np.asarray(Y, dtype=np.float32), metric="euclidean").query(rows, k, exclude_self=True).indices
-    hits = (truth[:, :, None] == found[:, None, :]).any(axis=2).sum()
-    return float(hits) / truth.size
+    if nb is not None and nb.metric == metric and nb.k >= k and nb.indices.shape[0] == X.shape[0]:
+        return np.asarray(nb.indices[rows, :k])
+    return ExactIndex(X, metric=metric).query(rows, k, exclude_self=True).indices
+
+
+def local_recall(truth_indices: Any, coords: Any, k: int = 10) -> np.ndarray:
+    """Each point's share of its ``k`` true nearest neighbours found among its ``k`` nearest points on the map.
+
+    Args:
+        truth_indices: int array of shape (n, >= k): row i holds point i's nearest neighbours in the full
+            space, best first (the space's k-NN graph, itself excluded); its first ``k`` columns are used.
+        coords: the map, array of shape (n, 2 or 3); its neighbours are searched exactly over all points
+            (euclidean, itself excluded by id, ties by lower row).
+        k: neighbourhood size.
+
+    Returns:
+        float32 array of shape (n,), values in multiples of 1/k from 0 (none kept) to 1 (all kept). Its mean
+        over :func:`map_recall`'s seeded query rows is the map's recall@k when ``truth_indices`` is exact.
+    """
+    Y = check_matrix(coords, what="coords")
+    truth = np.asarray(truth_indices)
+    n = Y.shape[0]
+    if truth.ndim != 2 or not np.issubdtype(truth.dtype, np.integer):
+        raise EmbedlensError(f"truth_indices must be an integer matrix of shape (n_points, k), got {truth.dtype} "
+                             f"of shape {truth.shape}")
+    if truth.shape[0] != n:
+        raise EmbedlensError(f"truth_indices has {truth.shape[0]} rows but the map coords has {n}: they must match")
+    k = check_k(k, min(truth.shape[1], n - 1), context=" (the truth's columns and the map's other points)")
+    truth = truth[:, :k]
+    if truth.min() < 0 or truth.max() >= n:
+        raise EmbedlensError(f"truth_indices must hold rows from 0 to {n - 1}")
+    return (_found_counts(truth, Y, None, k) / np.float32(k)).astype(np.float32)
 
 
 def sample_indices(n: int, sample: int, seed: int) -> np.ndarray:
@@ -226,6 +290,39 @@ def projection_quality(
         metric: distance in the original space, ``"cosine"`` or ``"euclidean"``.
         space_neighbors: the exact k-NN graph of ``X`` if the caller has one (see :func:`map_recall`).
     """
+    return _quality(X, Y, k, sample, seed, metric, space_neighbors)[0]
+
+
+def map_faithfulness(
+    X: Any, Y: Any, truth: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
+    truth_exact: bool = True,
+) -> tuple[ProjectionQuality, np.ndarray]:
+    """The map's quality figures (:func:`projection_quality`) and each point's :func:`local_recall`, from one truth.
+
+    Args:
+        X, Y, k, sample, seed, metric: as for :func:`projection_quality`; the local recall uses the k it reports.
+        truth: the k-NN graph of ``X`` (a :class:`~embedlens.neighbors.index.Neighbors` of every row,
+            ``metric``, at least ``k`` columns), e.g. from :func:`space_truth` or a reducer's ``graph_``.
+        truth_exact: whether ``truth`` is exact. An approximate graph (HNSW, bfloat16 short lists) is used
+            for the local recall of every point but the recall's query rows: those are searched exactly, as
+            for the recall, so the mean of the local recall over them is the recall either way.
+
+    Returns:
+        ``(quality, local)``: ``local`` is a float32 array of shape (n,).
+    """
+    if truth is None or getattr(truth, "metric", metric) != metric or truth.indices.shape[0] != len(Y):
+        raise EmbedlensError(f"truth must be a {metric} k-NN graph of all {len(Y)} points")
+    quality, rows, truth_rows = _quality(X, Y, k, sample, seed, metric, truth if truth_exact else None)
+    indices = np.asarray(truth.indices[:, : quality.k])
+    if not truth_exact:
+        indices = indices.copy()
+        indices[rows] = truth_rows
+    return quality, local_recall(indices, Y, quality.k)
+
+
+def _quality(X: Any, Y: Any, k: int, sample: int, seed: int, metric: str, space_neighbors: Any,
+             ) -> tuple[ProjectionQuality, np.ndarray, np.ndarray]:
+    """:func:`projection_quality`, with the recall's query rows and their true neighbours."""
     metric = check_metric(metric)
     seed = check_seed(seed)
     if isinstance(sample, bool) or not isinstance(sample, int | np.integer) or sample < 3:
@@ -242,8 +339,54 @@ def projection_quality(
     m = len(idx)
     k_used = min(int(k), (m - 1) // 2)
     trust = _neighbour_scores(Xs, Ys, k_used, metric)[0]
-    recall = map_recall(X, Y, k_used, sample=int(sample), seed=seed, metric=metric, space_neighbors=space_neighbors)
-    return ProjectionQuality(
+    recall, truth = _recall_of(X, Y, idx, k_used, metric, space_neighbors)  # map_recall, keeping the truth
+    quality = ProjectionQuality(
         trustworthiness=trust, neighbor_recall=recall, k=k_used, n_sample=m, seed=seed, metric=metric,
         n_queries=m, n_points=int(n),
     )
+    return quality, idx, truth
+
+
+def space_truth(view: Any, k: int = 10, *, metric: str = "cosine", seed: int = 0, progress: bool = False,
+                ) -> tuple[Any, dict[str, Any]]:
+    """The k-NN graph of a whole space (``lens.input``...) that its maps are measured against.
+
+    The first that applies:
+
+    1. the space's cached k-NN graph (:func:`~embedlens.neighbors.knn.cached_knn`, cosine): exact, or
+       approximate with a stored recall of at least 0.99; one with more neighbours is cut to ``k``;
+    2. up to :data:`~embedlens.neighbors.index.EXACT_MAX` rows, the exact graph built and cached there
+       (:func:`~embedlens.neighbors.knn.build_knn`; about 30 s once for SmolLM2's 49,152 rows on two cores),
+       where later maps, clusters and the explorer find it;
+    3. otherwise the graph a t-SNE/UMAP map of the space finds (:func:`~embedlens.reduce.knn.map_graph`:
+       bfloat16 short lists re-scored exactly where bfloat16 is fast, else HNSW; its recall measured on
+       seeded rows), cached under the space's content hash. Euclidean graphs always come this way.
+
+    Returns:
+        ``(neighbors, info)``: a :class:`~embedlens.neighbors.index.Neighbors` of shape (n, k) and what a
+        manifest records: ``source``, ``exact`` and, for an approximate graph, its ``recall``.
+    """
+    from ..neighbors.index import EXACT_MAX
+    from ..neighbors.knn import build_knn, cached_knn
+    from .knn import map_graph
+
+    metric = check_metric(metric)
+    n = len(view.space)
+    k = check_k(k, n - 1, context=f" for a space of {n} rows")
+    if metric == "cosine":
+        graph = cached_knn(view, k)
+        if graph is not None:
+            info = {"source": "the space's cached k-NN graph", "exact": graph.method == "exact", "k_stored": k}
+            if graph.method != "exact":
+                info["recall"] = round(float(graph.recall), 4)
+            return graph.neighbors(), info
+        if n <= EXACT_MAX:
+            graph, path, _ = build_knn(view, k, progress=progress)
+            return graph.neighbors(), {"source": f"the space's exact k-NN graph, built and cached ({path.name})",
+                                       "exact": True, "k_stored": k}
+    nb, described, _ = map_graph(np.asarray(view.space.vectors), k, metric=metric, seed=seed)
+    info = {"source": f"the space's k-NN graph for maps ({described.get('knn_source')}, "
+                      f"{described.get('knn_method')})", "exact": "knn_recall" not in described, "k_stored": nb.k}
+    if "knn_recall" in described:
+        info["recall"] = described["knn_recall"]
+    return nb, info

@@ -16,7 +16,8 @@ Needs the ``serve`` extra: ``pip install 'embedlens[serve]'`` (starlette, uvicor
 
 from __future__ import annotations
 
-from .app import Explorer, create_app
+from .app import create_app
+from .explorer import Explorer
 from .panels import BadRequest, Panel
 from .server import ServerThread, serve
 

@@ -159,7 +159,8 @@ class Panel:
         return out
 
     def points(self) -> dict[str, Any]:
-        """What the page draws before any projection arrives: labels and the cheap colourings."""
+        """What the page draws before any projection arrives: labels and the cheap colourings (length,
+        whole word, special, writing system)."""
         sp = self.space
         return {
             "index": self.index,
@@ -169,7 +170,15 @@ class Panel:
             "length": self.lengths.tolist(),
             "whole_word": self.whole_word.astype(np.int8).tolist(),
             "special": np.asarray(sp.special).astype(np.int8).tolist(),
+            "script": self.scripts,
         }
+
+    @cached_property
+    def scripts(self) -> list[str]:
+        """Writing system of each readable token (:func:`embedlens.writing_systems.classify_scripts`)."""
+        from ..writing_systems import classify_scripts, script_names
+
+        return script_names(classify_scripts(self.display))
 
     def rows_of_ids(self, ids: list[int]) -> list[int]:
         row_of_id = self.space.row_of_id

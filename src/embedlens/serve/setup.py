@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import EmbedlensError
-
-KNN_K = 100
+from .explorer import GRAPH_K as KNN_K
 
 
 def open_panels(models: list[str], spaces: list[str], labels: str | None = None, *,
@@ -37,15 +36,7 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
 
 
 def build_knn_indexes(explorer: Any, k: int = KNN_K) -> None:
-    """Queue :func:`embedlens.neighbors.knn.build_knn` (exact) for every panel; each is used once ready."""
-    from ..neighbors.knn import build_knn
-
+    """Queue each panel's exact k-NN graph (:meth:`~embedlens.serve.explorer.Explorer.graph_job`, cached);
+    neighbour look-ups, clusters and the t-SNE map use it once it is ready."""
     for panel in explorer.panels:
-        kk = min(k, len(panel.space) - 1)
-
-        def work(panel: Any = panel, kk: int = kk) -> str:
-            graph, path, _ = build_knn(panel.view, kk, method="exact")
-            panel.use_knn(graph)
-            return str(path)
-
-        explorer.index_jobs.submit(f"knn:{panel.index}", "knn", f"exact {kk}-NN graph of {panel.title}", work)
+        explorer.graph_job(panel, k)

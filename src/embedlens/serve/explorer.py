@@ -1,0 +1,415 @@
+"""The explorer's state: its panels, the background jobs, and what the page asks of a whole space.
+
+What a page needs when it opens (:meth:`Explorer.open_panel`), in the order it needs it:
+
+1. a map at once: a cached t-SNE (or UMAP) 2-D projection of the space when there is one (``embedlens
+   map --all`` and earlier explorers write them, :mod:`embedlens.atlas.projection`); else PCA, computed
+   in about a second;
+2. the space's k-NN graph (:func:`embedlens.neighbors.knn.cached_knn`, else
+   :func:`~embedlens.neighbors.knn.build_knn`, cached): exact up to
+   :data:`~embedlens.neighbors.index.EXACT_MAX` rows; one graph of :data:`GRAPH_K` neighbours serves
+   the t-SNE (perplexity 30 needs 90), the clusters (15), faithfulness (10) and neighbour look-ups;
+3. the labelled clusters, found on that graph (Leiden: about a second, no new search);
+4. the t-SNE map, which starts from the same graph; the page swaps it in when it is ready.
+
+Steps 2-4 run on the long-job queue, lowest priority last: clusters and faithfulness go ahead of a
+queued t-SNE. Nothing here computes what the library does not: maps are
+:func:`~embedlens.atlas.projection.compute_projection`, clusters
+:func:`~embedlens.atlas.clusters.find_clusters`, faithfulness :func:`~embedlens.reduce.quality.local_recall`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from ..atlas.projection import (
+    Projection,
+    compute_projection,
+    load_projection,
+    projection_path,
+    save_projection,
+)
+from ..errors import EmbedlensError
+from .jobs import Job, JobManager
+from .panels import MAX_K, BadRequest, Panel
+
+LENS_MAX_TOKENS = 128  # the explorer's logit lens reads at most this many tokens of a prompt (a note says so)
+LENS_TOP_K = 5
+GRAPH_K = 100  # neighbours per row of the space's graph: t-SNE's 90 (perplexity 30), clusters' 15, recall's 10
+FAITH_K = 10  # local recall@10, the k of every map's recall figure
+DEFAULT_MAPS = ("tsne", "umap")  # cached maps the page opens on, best first
+MIN_TSNE_POINTS = 50  # below this a t-SNE map says little: the page stays on PCA
+# Long-job priorities (lower first): what the page waits for on screen goes ahead of the default t-SNE.
+PRIORITY_GRAPH, PRIORITY_PAGE, PRIORITY_BACKGROUND = 0, 1, 2
+
+
+class Explorer:
+    """The server's state: the panels, the background jobs and the settings."""
+
+    def __init__(self, panels: list[Panel], *, corpus: str | list[str] = "lee", seed: int = 0, workers: int = 1,
+                 knn: bool = True) -> None:
+        if not 1 <= len(panels) <= 2:
+            raise EmbedlensError(f"the explorer shows one or two spaces side by side, got {len(panels)}")
+        self.panels = panels
+        self.corpus = corpus
+        self.seed = int(seed)
+        self.jobs = JobManager(workers)
+        self.index_jobs = JobManager(1)  # k-NN graphs, clusters, faithfulness, the default t-SNE (by priority)
+        self.knn = bool(knn)  # neighbour look-ups may read the space's graph
+        self._graphs: dict[int, Any] = {}
+        self._graph_indexes: dict[int, Any] = {}
+        self._graph_lock = threading.Lock()
+        self._points_json: dict[int, bytes] = {}
+        self._model_lock = threading.Lock()
+        self._grid_viz: dict[int, Any] = {}
+        self._lens_results: dict[tuple, Any] = {}  # the last few logit lenses (with their states), for clicks
+
+    # -- parameters --------------------------------------------------------------------------------------
+
+    def panel(self, params: Any) -> Panel:
+        raw = params.get("space", "0")
+        if raw not in {str(p.index) for p in self.panels}:
+            raise BadRequest(f"unknown space {raw[:20]!r}: this server shows spaces "
+                             f"{', '.join(str(p.index) for p in self.panels)}", status=404)
+        return self.panels[int(raw)]
+
+    def projection_key(self, panel: Panel, method: str, dims: int) -> str:
+        return f"projection:{panel.content_key}-{method}-{dims}-{self.seed}"
+
+    def job(self, key: str) -> Job | None:
+        """The job of ``key`` on either queue."""
+        return self.jobs.get(key) or self.index_jobs.get(key)
+
+    # -- projections ---------------------------------------------------------------------------------------
+
+    def projection(self, panel: Panel, method: str, dims: int, *, start: bool = True) -> tuple[dict[str, Any], Projection | None]:
+        key = self.projection_key(panel, method, dims)
+        job = self.job(key)
+        label = f"{method.upper() if method == 'pca' else method} {dims}D map of {panel.title} ({len(panel.space):,} tokens)"
+        if job is None:
+            path = projection_path(panel.content_key, method, dims, self.seed)
+            found = load_projection(path, len(panel.space))
+            if found is not None:
+                job = self.jobs.done(key, found, "projection", label)
+            elif start:
+                def work() -> Projection:
+                    if method in DEFAULT_MAPS:  # t-SNE and UMAP start from the space's graph: cached for the rest
+                        self.space_graph(panel)
+                    proj = compute_projection(panel.view, method, dims, self.seed)
+                    save_projection(path, proj)
+                    return proj
+
+                job = self.jobs.submit(key, "projection", label, work)
+            else:
+                return {"state": "absent", "label": label}, None
+        out = job.to_dict()
+        proj = job.result if job.state == "ready" else None
+        if proj is not None:
+            out.update(proj.info(), n=int(proj.coords.shape[0]))
+        return out, proj
+
+    def points_json(self, panel: Panel) -> bytes:
+        if panel.index not in self._points_json:
+            import json
+
+            self._points_json[panel.index] = json.dumps(panel.points(), ensure_ascii=False,
+                                                        separators=(",", ":")).encode("utf-8")
+        return self._points_json[panel.index]
+
+    def frequency(self, panel: Panel) -> dict[str, Any]:
+        def work() -> dict[str, Any]:
+            from ..corpus.frequencies import token_frequencies
+
+            freqs = token_frequencies(panel.view, self.corpus, progress=False)
+            return {"counts": freqs.counts.tolist(), **freqs.to_dict()}
+
+        job = self.jobs.submit(f"frequency:{panel.index}", "frequency",
+                               f"token frequencies of {panel.title} in {self.corpus}", work, retry_failed=False)
+        out = job.to_dict()
+        if job.state == "ready":
+            out.update(job.result)
+        return out
+
+    # -- what the page needs when it opens ----------------------------------------------------------------
+
+    def open_panel(self, panel: Panel) -> dict[str, Any]:
+        """The panel's ``default_map``; queues what the page asks next (graph, clusters, pending t-SNE).
+
+        Returns ``{"method", "dims": 2, "pending"}``: a cached t-SNE/UMAP map when there is one (pending
+        None); else ``pca`` (its job started now) and ``pending="tsne"`` while a t-SNE job is queued
+        or running (None if it cannot run: too few points, or it failed).
+        """
+        for method in DEFAULT_MAPS:
+            _, proj = self.projection(panel, method, 2, start=False)
+            if proj is not None:
+                return {"method": method, "dims": 2, "pending": None}
+        self.projection(panel, "pca", 2)
+        pending = None
+        if len(panel.space) >= MIN_TSNE_POINTS:
+            self.graph_job(panel)
+            self.clusters_job(panel, "auto")
+            job = self.tsne_job(panel)
+            pending = "tsne" if job.state in ("queued", "running") else None
+        return {"method": "pca", "dims": 2, "pending": pending}
+
+    def tsne_job(self, panel: Panel) -> Job:
+        """The 2-D t-SNE map of the space, after its graph (so it starts from the cached exact graph)."""
+        key = self.projection_key(panel, "tsne", 2)
+        path = projection_path(panel.content_key, "tsne", 2, self.seed)
+
+        def work() -> Projection:
+            self.space_graph(panel)  # in the k-NN cache first: build_atlas's reducer reads it from there
+            proj = compute_projection(panel.view, "tsne", 2, self.seed)
+            save_projection(path, proj)
+            return proj
+
+        label = f"t-SNE 2D map of {panel.title} ({len(panel.space):,} tokens)"
+        return self.index_jobs.submit(key, "projection", label, work, retry_failed=False,
+                                      priority=PRIORITY_BACKGROUND)
+
+    # -- the space's k-NN graph ----------------------------------------------------------------------------
+
+    def graph_k(self, panel: Panel) -> int:
+        return max(1, min(GRAPH_K, len(panel.space) - 1))
+
+    def space_graph(self, panel: Panel, k: int | None = None) -> Any:
+        """The space's :class:`~embedlens.neighbors.knn.KnnGraph` with >= ``k`` neighbours (default
+        :data:`GRAPH_K`): kept in memory, else from the k-NN cache, else built and cached (exact up to
+        ``EXACT_MAX`` rows). Neighbour look-ups read it too (unless the explorer was made with ``knn=False``)."""
+        from ..neighbors.index import EXACT_MAX
+        from ..neighbors.knn import build_knn, cached_knn
+
+        want = self.graph_k(panel) if k is None else max(1, min(int(k), len(panel.space) - 1))
+        with self._graph_lock:  # one build per space, whichever queue asks first
+            graph = self._graphs.get(panel.index)
+            if graph is not None and graph.k >= want:
+                return graph
+            graph = cached_knn(panel.view, want)
+            if graph is None:
+                method = "exact" if len(panel.space) <= EXACT_MAX else "approx"
+                graph, _, _ = build_knn(panel.view, want, method=method)
+            self._graphs[panel.index] = graph
+            self._graph_indexes[panel.index] = graph.index()
+        if self.knn and graph.method == "exact":
+            panel.use_knn(graph if graph.k <= MAX_K else graph.truncate(MAX_K))
+        return graph
+
+    def ready_graph(self, panel: Panel) -> Any:
+        """The graph when it is already in memory, else None (never waits)."""
+        return self._graphs.get(panel.index)
+
+    def ready_graph_index(self, panel: Panel) -> Any:
+        """That graph as a :class:`~embedlens.neighbors.index.PrecomputedIndex` (rows up to its k), or None."""
+        return self._graph_indexes.get(panel.index)
+
+    def graph_job(self, panel: Panel, k: int | None = None) -> Job:
+        """:meth:`space_graph` as a long job (``embedlens serve --knn build`` queues it at start-up)."""
+        kk = self.graph_k(panel) if k is None else max(1, min(int(k), len(panel.space) - 1))
+
+        def work() -> str:
+            graph = self.space_graph(panel, kk)
+            return f"{graph.method} {graph.k}-NN graph ({graph.backend})"
+
+        return self.index_jobs.submit(f"knn:{panel.index}", "knn", f"{kk}-NN graph of {panel.title}", work,
+                                      priority=PRIORITY_GRAPH)
+
+    # -- clusters and faithfulness -------------------------------------------------------------------------
+
+    def clusters_job(self, panel: Panel, n: str | int) -> Job:
+        """Labelled clusters of the whole space (:func:`embedlens.atlas.clusters.find_clusters`) on the
+        space's k-NN graph (:meth:`space_graph`: no new search when it is cached), with their levels."""
+        key = f"clusters:{panel.content_key}:{n}:{self.seed}"
+
+        def work() -> dict[str, Any]:
+            from ..atlas.clusters import CLUSTER_K, find_clusters, label_levels
+
+            graph = self.space_graph(panel)
+            vectors = panel.space.vectors
+            found = find_clusters(vectors, clusters=n, metric="cosine", seed=self.seed, display=panel.display,
+                                  coords=np.zeros((vectors.shape[0], 2), dtype=np.float32),
+                                  indices=graph.indices[:, :CLUSTER_K])
+            found.params["knn_source"] = f"the space's cached {graph.method} {graph.k}-NN graph ({graph.backend})"
+            block = found.to_dict()
+            for c in block["clusters"]:
+                c.pop("center", None)  # the page places labels on its own map
+            return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found)}
+
+        return self.index_jobs.submit(key, "clusters", f"clusters of {panel.title} ({n})", work,
+                                      priority=PRIORITY_PAGE)
+
+    def clusters(self, panel: Panel, n: str | int) -> dict[str, Any]:
+        job = self.clusters_job(panel, n)
+        out = job.to_dict()
+        if job.state == "ready":
+            out.update(job.result)
+        return out
+
+    def faithfulness(self, panel: Panel, method: str, dims: int) -> dict[str, Any]:
+        """Local recall@10 of each token on a map (:func:`embedlens.reduce.quality.local_recall`), as a job.
+
+        The truth is the space's k-NN graph; ``recall`` is the mean over the map recall's seeded query
+        rows (the map's recall@10 figure when the graph is exact). Waits (state ``waiting``) for the map.
+        """
+        state, proj = self.projection(panel, method, dims, start=False)
+        if proj is None:
+            if state["state"] in ("absent", "error"):
+                raise BadRequest(f"there is no {method} {dims}D map of {panel.title} "
+                                 f"({state.get('error') or 'ask /api/projection for it first'})", status=409)
+            return {"state": "waiting", "waiting_for": state["key"], "k": FAITH_K}
+        key = f"faithfulness:{panel.content_key}-{method}-{dims}-{self.seed}"
+
+        def work() -> dict[str, Any]:
+            from ..atlas.pipeline import QUALITY_SAMPLE
+            from ..reduce.quality import local_recall, sample_indices
+
+            graph = self.space_graph(panel)
+            k = min(FAITH_K, graph.k)
+            local = getattr(proj, "local_recall", None)
+            if local is None or len(local) != len(panel.space):
+                local = local_recall(graph.indices[:, :k], proj.coords, k=k)
+            rows = sample_indices(len(panel.space), QUALITY_SAMPLE, self.seed)
+            local = np.asarray(local, dtype=np.float32)
+            return {"k": k, "local_recall": np.round(local.astype(np.float64), 4).tolist(),
+                    "recall": float(local[rows].mean()), "queries": int(rows.size),
+                    "truth": f"{graph.method} {graph.k}-NN graph of the space ({graph.backend})",
+                    "method": method, "dims": dims}
+
+        job = self.index_jobs.submit(key, "faithfulness", f"local recall@{FAITH_K} of the {method} {dims}D map of "
+                                     f"{panel.title}", work, priority=PRIORITY_PAGE)
+        out = {**job.to_dict(), "k": FAITH_K}
+        if job.state == "ready":
+            out.update(job.result)
+        return out
+
+    def axes(self, panel: Panel, x_axis: tuple[str, str], y_axis: tuple[str, str] | None, dims: int) -> dict[str, Any]:
+        """A word-axes map of the whole space (:class:`embedlens.reduce.axes.AxesReducer`); a second or two."""
+        def compute() -> dict[str, Any]:
+            from ..atlas.pipeline import reduce_stage
+            from ..reduce.axes import formula, resolve_axes
+
+            resolved = resolve_axes(panel.view, [x_axis, y_axis, None])  # the map's own reducer stage
+            reducer, coords = reduce_stage(panel.view, np.asarray(panel.space.vectors, dtype=np.float32), True,
+                                           method="axes", dims=dims, metric="cosine", seed=self.seed, axes=resolved)
+            names = [f"{a['display'][0]} → {a['display'][1]}" for a in resolved if a is not None]
+            names += ["principal direction of the rest"] * (dims - len(names))
+            return {"dims": dims, "titles": names, "formula": formula("cosine"), "notes": reducer.notes_,
+                    "coords": np.round(coords.astype(np.float64), 6).tolist(),
+                    "ends": [{"axis": "xyz"[j], "rows": a["rows"], "display": a["display"]}
+                             for j, a in enumerate(resolved) if a is not None]}
+
+        return panel._cached(("axes", x_axis, y_axis, dims), compute)
+
+    # -- contextual trajectory and grid ----------------------------------------------------------------
+
+    def trajectory(self, panel: Panel, text: str, position: int, method: str, dims: int) -> dict[str, Any]:
+        if not panel.causal or panel.which != "input":
+            raise BadRequest(f"{panel.title}: trajectories are shown for the input space of a causal language model")
+        _, proj = self.projection(panel, method, dims, start=False)
+        if proj is None:
+            raise BadRequest(f"the {method} {dims}D map of {panel.title} is not ready yet", status=409)
+        if not proj.can_transform:
+            raise BadRequest(f"a {method} map cannot place new points (t-SNE and UMAP maps are fitted to the "
+                             "vocabulary only); switch the map to PCA to see the trajectory", status=422)
+        from ..contextual import hidden_states
+        from ..neighbors.exact import topk_cosine
+
+        with self._model_lock:  # one forward pass at a time: the model is shared
+            hs = hidden_states(panel.lens, text, layers="all")
+        ts = hs.texts[0]
+        if not 0 <= position < len(ts.ids):
+            raise BadRequest(f"position must be 0..{len(ts.ids) - 1} (the prompt's non-special tokens), got {position}")
+        states = np.ascontiguousarray(ts.states[:, position, :], dtype=np.float32)  # (n_layers + 1, d_model)
+        coords = proj.transform(states)
+        sp = panel.space
+        nearest = topk_cosine(sp.vectors, states, 1, norms=sp.norms)
+        rows = nearest.indices[:, 0]
+        return {
+            "text": text, "position": position, "id": int(ts.ids[position]), "display": ts.display[position],
+            "tokens": [{"id": int(i), "display": d} for i, d in zip(ts.ids.tolist(), ts.display, strict=True)],
+            "layers": list(hs.layers), "coords": coords.tolist(),
+            "nearest": [{"row": int(r), "id": int(sp.ids[r]), "display": sp.display[r], "score": float(s)}
+                        for r, s in zip(rows, nearest.scores[:, 0], strict=True)],
+            "note": (f"hidden states projected with the map's PCA (fitted on the {panel.which} embeddings); "
+                     "rows L2-normalised first, as for the map"),
+        }
+
+    def grid(self, panel: Panel, layer: int, plane: str, size: int, spacing: float,
+             plane_tokens: list[str] | None) -> dict[str, Any]:
+        if not panel.causal:
+            raise BadRequest(f"{panel.title}: the grid map needs a causal language model with an LM head")
+        key = f"grid:{panel.index}:{layer}:{plane}:{size}:{spacing}:{','.join(plane_tokens or [])}"
+
+        def work() -> dict[str, Any]:
+            from ..grid import EmbeddingGridVisualizer
+
+            with self._model_lock:
+                viz = self._grid_viz.get(panel.index)
+                if viz is None:
+                    viz = self._grid_viz[panel.index] = EmbeddingGridVisualizer(panel.lens)
+                gm = viz.compute_map(size, spacing, plane, layer_idx=layer, plane_tokens=plane_tokens, progress=False)
+            g = gm.grid_size
+            return {"grid_size": g, "layer": gm.layer, "method": gm.method,
+                    "x": gm.x[:g].tolist(), "y": gm.y[::g].tolist(),
+                    "probs": gm.as_grid(gm.probs).tolist(),
+                    "top5_display": np.asarray(gm.top5_display).tolist(),
+                    "top5_ids": np.asarray(gm.top5_ids).tolist(),
+                    "top5_probs": np.round(np.asarray(gm.top5_probs, dtype=np.float64), 5).tolist(),
+                    "semantics": gm.config.get("semantics")}
+
+        job = self.jobs.submit(key, "grid", f"grid map of {panel.title}, layer {layer}, {plane}, {size}x{size}", work)
+        out = job.to_dict()
+        if job.state == "ready":
+            out["grid"] = job.result
+        return out
+
+
+    # -- the logit lens of a prompt ------------------------------------------------------------------------
+
+    def _lens_result(self, panel: Panel, text: str, top_k: int) -> Any:
+        if not panel.causal:
+            raise BadRequest(f"{panel.title}: the logit lens needs a causal language model with an LM head")
+        key = (panel.index, text, top_k)
+        with self._model_lock:  # one forward pass at a time: the model is shared
+            result = self._lens_results.get(key)
+            if result is None:
+                from ..logitlens import logit_lens
+                from ..logitlens.compute import context_limit
+
+                cap = min(LENS_MAX_TOKENS, context_limit(panel.lens) or LENS_MAX_TOKENS)
+                result = logit_lens(panel.lens, text, top_k=top_k, max_tokens=cap, keep_states=True)
+                while len(self._lens_results) >= 4:
+                    self._lens_results.pop(next(iter(self._lens_results)))
+                self._lens_results[key] = result
+        return result
+
+    def logit_lens(self, panel: Panel, text: str, top_k: int) -> dict[str, Any]:
+        r = self._lens_result(panel, text, top_k)
+        ranks = r.target_rank.astype(object)
+        ranks[r.target_rank <= 0] = None
+        return {"text": r.text, "layers": list(r.layers), "n_layers": r.n_layers, "positions": r.positions.tolist(),
+                "ids": r.token_ids.tolist(), "display": list(r.display), "top_ids": r.top_ids.tolist(),
+                "top_display": r.top_display.tolist(),
+                "top_probs": np.round(r.top_probs.astype(np.float64), 5).tolist(), "target_rank": ranks.tolist(),
+                "notes": list(r.notes), "semantics": r.settings.get("semantics"), "dtype": r.settings.get("dtype")}
+
+    def lens_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int) -> dict[str, Any]:
+        """The nearest tokens (cosine, in this panel's space) of the residual state at (layer, position)."""
+        r = self._lens_result(panel, text, LENS_TOP_K)
+        if layer not in r.layers:
+            raise BadRequest(f"layer must be 0..{r.n_layers}, got {layer}")
+        if not 0 <= position < len(r.positions):
+            raise BadRequest(f"position must be 0..{len(r.positions) - 1}, got {position}")
+        li = r.layers.index(layer)
+        sp = panel.space
+        nb = panel.scan_index.query(np.asarray(r.states[li, position], dtype=np.float32)[None, :], k)
+        rows = nb.indices[0]
+        return {"layer": layer, "position": position, "display": r.display[int(r.positions[position])],
+                "neighbors": [{"id": int(sp.ids[i]), "display": sp.display[i], "score": float(s)}
+                              for i, s in zip(rows, nb.scores[0], strict=True)],
+                "rows": [int(i) for i in rows], "space": sp.name,
+                "top": [{"id": int(t), "display": d, "prob": float(p)} for t, d, p in
+                        zip(r.top_ids[li, position].tolist(), r.top_display[li, position].tolist(),
+                            r.top_probs[li, position].tolist(), strict=True)]}

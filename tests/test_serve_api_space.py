@@ -1,0 +1,386 @@
+"""``embedlens serve``: the default map, the space's k-NN graph and what the page asks of it (clusters,
+faithfulness, true neighbours, a selection's centroid and graph), each against an independent computation,
+and every bad parameter or body refused with a one-line JSON 4xx."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+BASE = "http://127.0.0.1"
+ORIGIN = {"origin": BASE}
+
+
+def wait_for(client, path: str, params: dict, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(path, params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["state"] in ("ready", "error") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)
+
+
+def blob_space(n: int = 240, dim: int = 12, seed: int = 0):
+    """Words in 6 tight Gaussian blobs (clusters a graph finds), as a plain space."""
+    from embedlens.lens import SpaceLens
+    from embedlens.spaces.space import EmbeddingSpace
+
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((6, dim)) * 4
+    vectors = (centres[np.arange(n) % 6] + rng.standard_normal((n, dim)) * 0.6).astype(np.float32)
+    return SpaceLens(EmbeddingSpace.from_arrays(vectors, [f"w{i}" for i in range(n)], name=f"blobs{seed}"))
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+
+
+def brute_top(scores: np.ndarray, k: int) -> np.ndarray:
+    """The k best columns of each row by score, ties by column: an independent exact top-k."""
+    cols = np.arange(scores.shape[1])
+    return np.stack([np.lexsort((cols, -row))[:k] for row in scores])
+
+
+@pytest.fixture(scope="module")
+def gpt2(module_cache, tiny_gpt2_dir):
+    import embedlens
+
+    return embedlens.load(str(tiny_gpt2_dir))
+
+
+@pytest.fixture(scope="module")
+def app(gpt2):
+    from embedlens.serve import create_app
+
+    return create_app([gpt2])
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
+        c.get("/api/info")  # the page opens: graph, clusters and t-SNE are queued
+        yield c
+
+
+# -- the default map ---------------------------------------------------------------------------------------
+
+
+def test_default_map_is_pca_with_a_pending_tsne_that_starts_from_the_cached_exact_graph(cache_dir):
+    from embedlens.atlas.projection import projection_path
+    from embedlens.neighbors.knn import KnnGraph, knn_path
+    from embedlens.reduce import make_reducer
+    from embedlens.serve import create_app
+
+    lens = blob_space(seed=1)
+    with TestClient(create_app([lens]), base_url=BASE) as c:
+        (panel,) = c.get("/api/info").json()["panels"]
+        assert panel["default_map"] == {"method": "pca", "dims": 2, "pending": "tsne"}
+        assert wait_for(c, "/api/projection", {"method": "pca", "dims": 2})["state"] == "ready"
+        tsne = wait_for(c, "/api/projection", {"method": "tsne", "dims": 2})
+        assert tsne["state"] == "ready", tsne
+        kinds = sorted(j["kind"] for j in c.get("/api/jobs").json()["jobs"])
+        assert kinds == ["clusters", "knn", "projection", "projection"]
+        # the t-SNE started from the space's exact graph, now in the k-NN cache where every stage finds it
+        graph = KnnGraph.load(knn_path(lens.input, 100, "exact"))
+        assert graph.method == "exact" and graph.k == 100
+        cos = unit(lens.space.vectors) @ unit(lens.space.vectors).T
+        np.fill_diagonal(cos, -np.inf)
+        np.testing.assert_array_equal(graph.indices[:, :10], brute_top(cos, 10))
+        assert tsne["params"]["knn_source"] == "given" and "exact" in tsne["params"]["knn_method"]
+        assert "recall@10" in tsne["notes"][0] and 0 <= tsne["params"]["quality"]["neighbor_recall"] <= 1
+        coords = np.frombuffer(c.get("/api/projection/data", params={"method": "tsne"}).content, "<f4").reshape(-1, 2)
+        expected = make_reducer("tsne", n_components=2, metric="cosine", seed=0).fit_transform(lens.space.vectors)
+        np.testing.assert_allclose(coords, expected, atol=1e-4)  # the library's own seeded t-SNE
+        assert projection_path(lens.input.content_hash, "tsne", 2, 0).is_file()
+        again = c.get("/api/info").json()["panels"][0]["default_map"]
+        assert again == {"method": "tsne", "dims": 2, "pending": None}
+    # a new server opens on the cached t-SNE at once, and queues nothing
+    with TestClient(create_app([lens]), base_url=BASE) as c:
+        assert c.get("/api/info").json()["panels"][0]["default_map"] == {"method": "tsne", "dims": 2, "pending": None}
+        assert [j["kind"] for j in c.get("/api/jobs").json()["jobs"]] == ["projection"]
+
+
+@pytest.mark.parametrize("cached", ["umap", "tsne"])
+def test_default_map_is_a_cached_projection_when_there_is_one(cache_dir, cached):
+    from embedlens.atlas.projection import Projection, projection_path, save_projection
+    from embedlens.serve import create_app
+
+    lens = blob_space(seed=2)
+    coords = np.random.default_rng(0).standard_normal((len(lens.space), 2)).astype(np.float32)
+    save_projection(projection_path(lens.input.content_hash, cached, 2, 0),
+                    Projection(coords, cached, 2, 0, {"quality": {"neighbor_recall": 0.5}}, ["recall@10 0.5"]))
+    with TestClient(create_app([lens]), base_url=BASE) as c:
+        assert c.get("/api/info").json()["panels"][0]["default_map"] == {"method": cached, "dims": 2, "pending": None}
+        assert not [j for j in c.get("/api/jobs").json()["jobs"] if j["state"] != "ready"]
+        data = c.get("/api/projection/data", params={"method": cached, "dims": 2})
+        np.testing.assert_array_equal(np.frombuffer(data.content, "<f4").reshape(-1, 2), coords)
+
+
+def test_tiny_spaces_stay_on_pca(cache_dir):
+    from embedlens.serve import create_app
+
+    lens = blob_space(n=30, seed=3)
+    with TestClient(create_app([lens]), base_url=BASE) as c:
+        assert c.get("/api/info").json()["panels"][0]["default_map"] == {"method": "pca", "dims": 2, "pending": None}
+
+
+# -- clusters on the cached graph ------------------------------------------------------------------------
+
+
+def test_clusters_reuse_the_spaces_graph_and_match_a_fresh_clustering(cache_dir, monkeypatch):
+    import embedlens.neighbors.knn as knn
+    import embedlens.reduce.knn as reduce_knn
+    from embedlens.atlas.clusters import find_clusters
+    from embedlens.neighbors.knn import build_knn
+    from embedlens.serve import create_app
+
+    lens = blob_space(seed=4)
+    build_knn(lens.input, 100, method="exact")  # what `embedlens knn` or an earlier page left in the cache
+    searches: list[str] = []
+    real_knn, real_map = knn.knn_graph, reduce_knn.map_graph
+    monkeypatch.setattr(knn, "knn_graph", lambda *a, **kw: searches.append("knn") or real_knn(*a, **kw))
+    monkeypatch.setattr(reduce_knn, "map_graph", lambda *a, **kw: searches.append("map") or real_map(*a, **kw))
+    with TestClient(create_app([lens]), base_url=BASE) as c:
+        body = wait_for(c, "/api/clusters", {"n": "auto"})
+        assert body["state"] == "ready", body
+        assert searches == []  # no neighbour search: the cached graph was read
+        monkeypatch.setattr(knn, "knn_graph", real_knn)
+        monkeypatch.setattr(reduce_knn, "map_graph", real_map)
+        vectors = lens.space.vectors
+        fresh = find_clusters(vectors, clusters="auto", metric="cosine", seed=0, display=list(lens.space.display),
+                              coords=np.zeros((len(vectors), 2)))  # builds its own full-space graph
+        assert body["assignment"] == fresh.assignment.tolist()
+        assert [cl["label"] for cl in body["clusters"]] == [cl.label for cl in fresh.clusters]
+        assert len(body["clusters"]) == 6  # the six blobs
+        (level,) = body["levels"]
+        assert level["name"] == "clusters" and level["assignment"] == body["assignment"]
+        assert level["labels"] == [cl["label"] for cl in body["clusters"]]
+        assert level["sizes"] == np.bincount(fresh.assignment[fresh.assignment >= 0]).tolist()
+        assert "cached exact 100-NN graph" in body["params"]["knn_source"]
+        two = wait_for(c, "/api/clusters", {"n": "2"})
+        assert two["state"] == "ready" and len(two["clusters"]) == 2
+
+
+def test_job_queue_runs_page_work_before_background_work():
+    import threading
+
+    from embedlens.serve.jobs import JobManager
+
+    jobs = JobManager(1)
+    release, order = threading.Event(), []
+    try:
+        jobs.submit("blocker", "test", "running", lambda: release.wait(10))
+        jobs.submit("tsne", "test", "background", lambda: order.append("tsne"), priority=2)
+        jobs.submit("clusters", "test", "page", lambda: order.append("clusters"), priority=1)
+        jobs.submit("graph", "test", "graph", lambda: order.append("graph"), priority=0)
+        release.set()
+        deadline = time.monotonic() + 10
+        while len(order) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert order == ["graph", "clusters", "tsne"]
+    finally:
+        release.set()
+        jobs.shutdown()
+
+
+# -- per-token data -------------------------------------------------------------------------------------
+
+
+def test_points_carry_each_rows_writing_system(client, gpt2):
+    from embedlens.writing_systems import SCRIPTS
+
+    pts = client.get("/api/points").json()
+    display = list(gpt2.space.display)
+    assert len(pts["script"]) == len(display) and set(pts["script"]) <= set(SCRIPTS)
+    assert pts["script"][gpt2.space.row_of_label["<script>"]] == "Latin"
+    digits = [r for r, s in enumerate(display) if s.strip("␣").isdigit()]
+    assert digits and all(pts["script"][r] == "digits" for r in digits)
+    punct = [r for r, s in enumerate(display) if s in (";", ",", "(", "&")]
+    assert punct and all(pts["script"][r] == "punctuation" for r in punct)
+
+
+def test_faithfulness_is_local_recall_against_brute_force(client, gpt2):
+    X = unit(gpt2.space.vectors)
+    assert wait_for(client, "/api/projection", {"method": "pca", "dims": 2})["state"] == "ready"
+    body = wait_for(client, "/api/faithfulness", {"method": "pca", "dims": 2})
+    assert body["state"] == "ready", body
+    coords = np.frombuffer(client.get("/api/projection/data", params={"method": "pca"}).content, "<f4").reshape(-1, 2)
+    cos = X @ X.T
+    np.fill_diagonal(cos, -np.inf)
+    sq = ((coords[:, None, :].astype(np.float64) - coords[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(sq, np.inf)
+    truth, found = brute_top(cos, 10), brute_top(-sq, 10)
+    expected = (truth[:, :, None] == found[:, None, :]).any(axis=2).mean(axis=1)
+    assert body["k"] == 10 and body["queries"] == len(X)  # fewer than 2,000 rows: every row is a query
+    np.testing.assert_allclose(body["local_recall"], expected, atol=1e-4)
+    proj = client.get("/api/projection", params={"method": "pca", "dims": 2}).json()
+    assert body["recall"] == pytest.approx(proj["params"]["quality"]["neighbor_recall"], abs=1e-9)
+    assert body["recall"] == pytest.approx(expected.mean(), abs=1e-6)
+
+
+def test_faithfulness_waits_for_its_map(client):
+    r = client.get("/api/faithfulness", params={"method": "umap", "dims": 3})
+    assert r.status_code == 409 and "no umap 3D map" in r.json()["error"]
+
+
+# -- rows the page points at -------------------------------------------------------------------------------
+
+
+def test_true_neighbors_are_the_exact_top_k(client, app, gpt2):
+    from embedlens.serve import create_app
+
+    X = unit(gpt2.space.vectors)
+    row = gpt2.space.row_of_label["<script>"]
+    cos = X @ X[row]
+    cos[row] = -np.inf
+    expected = brute_top(cos[None, :], 10)[0]
+    app.state.explorer.space_graph(app.state.explorer.panels[0])  # the page's graph: a table look-up
+    with TestClient(create_app([gpt2], knn=False), base_url=BASE) as scan:  # every answer an exact scan
+        for c in (client, scan):
+            body = c.get("/api/true_neighbors", params={"row": row, "k": 10}).json()
+            assert body["row"] == row and body["rows"] == expected.tolist()
+            np.testing.assert_allclose(body["scores"], cos[expected], atol=1e-6)
+            assert body["display"] == [gpt2.space.display[r] for r in expected]
+        assert scan.app.state.explorer.ready_graph(scan.app.state.explorer.panels[0]) is None
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_centroid_neighbours_are_numpy_brute_force(client, gpt2, exclude):
+    X = unit(gpt2.space.vectors)
+    rows = [gpt2.space.row_of_label[t] for t in ("<script>", "&amp;", "</div>", '"quoted"')] + [5, 9, 5]
+    body = client.post("/api/centroid", json={"rows": rows, "k": 12, "exclude_selected": exclude}, headers=ORIGIN)
+    assert body.status_code == 200, body.text
+    body = body.json()
+    chosen = list(dict.fromkeys(rows))
+    c = X[chosen].mean(axis=0)
+    scores = X @ (c / np.linalg.norm(c))
+    if exclude:
+        scores[chosen] = -np.inf
+    expected = brute_top(scores[None, :], 12)[0]
+    assert body["n_selected"] == len(chosen) == 6 and body["rows"] == expected.tolist()
+    np.testing.assert_allclose([n["score"] for n in body["neighbors"]], scores[expected], atol=1e-6)
+    assert [n["display"] for n in body["neighbors"]] == [gpt2.space.display[r] for r in expected]
+    assert [n["selected"] for n in body["neighbors"]] == [int(r) in chosen for r in expected]
+    assert any(n["selected"] for n in body["neighbors"]) != exclude
+
+
+def test_selection_graph_is_embedlens_graph(client, gpt2):
+    from embedlens.graph import build_graph, layout_graph
+    from embedlens.graph.seeds import seeds_from_rows
+
+    rows = [gpt2.space.row_of_label[t] for t in ("<script>", "it's", "&amp;")] + [40, 41, 42]
+    r = client.post("/api/selection_graph", json={"space": 0, "rows": rows, "k": 6}, headers=ORIGIN)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = layout_graph(build_graph(gpt2, seeds_from_rows(gpt2, rows), k=6, mutual=True), seed=0).to_dict()
+    assert body["nodes"] == expected["nodes"] and body["edges"] == expected["edges"]
+    assert body["stats"] == expected["stats"] and body["stats"]["seeds"] == 6
+    assert body["rows"] == [gpt2.space.row_of_id[nd["id"]] for nd in body["nodes"]]
+    assert body["rows"][:6] == rows and {"<script>", "&amp;", "it's"} <= {nd["display"] for nd in body["nodes"]}
+
+
+def test_pointcloud_component_is_served(client):
+    r = client.get("/static/pointcloud.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+
+
+# -- refusals -------------------------------------------------------------------------------------------------
+
+BAD_GET = [
+    ("/api/true_neighbors", {}, 400, "'row' is required"),
+    ("/api/true_neighbors", {"row": "-1"}, 400, "between 0 and"),
+    ("/api/true_neighbors", {"row": "99999"}, 400, "between 0 and"),
+    ("/api/true_neighbors", {"row": "1.5"}, 400, "integer"),
+    ("/api/true_neighbors", {"row": "3", "k": "0"}, 400, "between 1"),
+    ("/api/true_neighbors", {"row": "3", "k": "100000"}, 400, "between 1"),
+    ("/api/true_neighbors", {"row": "3", "space": "2"}, 404, "unknown space"),
+    ("/api/faithfulness", {"method": "lda"}, 400, "one of"),
+    ("/api/faithfulness", {"dims": "5"}, 400, "between 2 and 3"),
+    ("/api/faithfulness", {"space": "x"}, 404, "unknown space"),
+    ("/api/clusters", {"n": "1"}, 400, "between 2"),
+    ("/api/clusters", {"n": "many"}, 400, "integer"),
+    ("/api/clusters", {"n": "100000"}, 400, "between 2"),
+]
+
+
+@pytest.mark.parametrize(("path", "params", "status", "message"), BAD_GET, ids=[f"{p}-{i}" for i, (p, *_) in enumerate(BAD_GET)])
+def test_bad_parameters_get_a_one_line_4xx(client, path, params, status, message):
+    r = client.get(path, params=params)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert message.lower() in error.lower() and "\n" not in error
+
+
+BAD_POST = [
+    ("/api/centroid", {"k": 5}, 400, "'rows' is required"),
+    ("/api/centroid", {"rows": []}, 400, "non-empty list"),
+    ("/api/centroid", {"rows": "1,2"}, 400, "non-empty list"),
+    ("/api/centroid", {"rows": [1, True]}, 400, "integers only"),
+    ("/api/centroid", {"rows": [1, 2.0]}, 400, "integers only"),
+    ("/api/centroid", {"rows": [1, "2"]}, 400, "integers only"),
+    ("/api/centroid", {"rows": [1, None]}, 400, "integers only"),
+    ("/api/centroid", {"rows": [-1]}, 400, "rows are 0.."),
+    ("/api/centroid", {"rows": [100000]}, 400, "rows are 0.."),
+    ("/api/centroid", {"rows": [10**30]}, 400, "outside"),
+    ("/api/centroid", {"rows": [1], "k": 0}, 400, "between 1"),
+    ("/api/centroid", {"rows": [1], "k": 201}, 400, "between 1"),
+    ("/api/centroid", {"rows": [1], "k": "5"}, 400, "integer"),
+    ("/api/centroid", {"rows": [1], "k": True}, 400, "integer"),
+    ("/api/centroid", {"rows": [1], "exclude_selected": 1}, 400, "true or false"),
+    ("/api/centroid", {"rows": [1], "space": 1}, 404, "unknown space"),
+    ("/api/centroid", {"rows": [1], "space": "0"}, 404, "unknown space"),
+    ("/api/centroid", {"rows": [1], "colour": "red"}, 400, "unknown field 'colour'"),
+    ("/api/selection_graph", {"rows": list(range(501))}, 413, "limit is 500"),
+    ("/api/selection_graph", {"rows": [1], "k": 51}, 400, "between 1 and 50"),
+    ("/api/selection_graph", {"rows": list(range(300)), "k": 20}, 413, "fewer"),
+    ("/api/selection_graph", {"rows": [1], "mutual": "yes"}, 400, "true or false"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), BAD_POST, ids=[f"{p}-{i}" for i, (p, *_) in enumerate(BAD_POST)])
+def test_bad_bodies_get_a_one_line_4xx(client, path, body, status, message):
+    r = client.post(path, json=body, headers=ORIGIN)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert message.lower() in error.lower() and "\n" not in error
+
+
+RAW_POST = [
+    ({"content-type": "text/plain"}, b'{"rows": [1]}', 415, "must be JSON"),
+    ({}, b'{"rows": [1]}', 415, "must be JSON"),
+    ({"content-type": "application/json"}, b'{"rows": [1', 400, "not valid JSON"),
+    ({"content-type": "application/json"}, b'[1, 2]', 400, "JSON object"),
+    ({"content-type": "application/json"}, b'{"rows": [1], "k": NaN}', 400, "not valid JSON"),
+    ({"content-type": "application/json"}, b'{"rows": [1], "rows": [2]}', 400, "given twice"),
+    ({"content-type": "application/json"}, b'\xff\xfe', 400, "UTF-8"),
+    ({"content-type": "application/json"}, b"[" * 100_000 + b"]" * 100_000, 400, "not valid JSON"),
+    ({"content-type": "application/json"}, b'{"rows": [' + b"1," * 1_100_000 + b'1]}', 413, "larger than"),
+    ({"content-type": "application/json", "origin": "http://evil.example"}, b'{"rows": [1]}', 403, "refused"),
+    ({"content-type": "application/json", "origin": "null"}, b'{"rows": [1]}', 403, "refused"),
+    ({"content-type": "application/json", "sec-fetch-site": "cross-site"}, b'{"rows": [1]}', 403, "cross-site"),
+]
+
+
+@pytest.mark.parametrize(("headers", "raw", "status", "message"), RAW_POST, ids=[str(i) for i in range(len(RAW_POST))])
+def test_bad_requests_to_post_endpoints(client, headers, raw, status, message):
+    r = client.post("/api/centroid", content=raw, headers=headers)
+    assert r.status_code == status, r.text
+    assert message.lower() in r.json()["error"].lower() and "\n" not in r.json()["error"]
+    assert client.get("/api/info").status_code == 200
+
+
+def test_post_endpoints_refuse_get_and_get_endpoints_refuse_post(client):
+    assert client.get("/api/centroid").status_code == 405
+    assert client.post("/api/true_neighbors", content=json.dumps({"row": 1}),
+                       headers={"content-type": "application/json"}).status_code == 405
