@@ -30,12 +30,29 @@ SPREADSHEET = ("=", "+", "-", "@")
 
 @pytest.fixture(scope="module")
 def explorer(module_cache, tiny_gpt2_dir):
-    """The running server, its lens and the /api answers the tests compare with."""
+    """The running server, its lens and the /api answers the tests compare with.
+
+    The server's background t-SNE (what the page swaps in when it is ready) is a quick stand-in here: the
+    PCA map turned a quarter, so the swap is tested without 20 s of t-SNE on a busy machine.
+    """
     import httpx
 
     import embedlens
+    from embedlens.atlas.projection import Projection
     from embedlens.serve import ServerThread, create_app
+    from embedlens.serve import explorer as explorer_module
 
+    real = explorer_module.compute_projection
+
+    def quick(view, method, dims, seed):
+        if method != "tsne":
+            return real(view, method, dims, seed)
+        pca = real(view, "pca", dims, seed)
+        coords = np.ascontiguousarray(np.stack([-pca.coords[:, 1], pca.coords[:, 0]], axis=1))
+        return Projection(coords=coords, method="tsne", dims=dims, seed=seed, params={}, notes=["test stand-in"])
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(explorer_module, "compute_projection", quick)
     lens = embedlens.load(str(tiny_gpt2_dir))
     with ServerThread(create_app([lens])) as url:
         def get(path, **params):
@@ -44,6 +61,7 @@ def explorer(module_cache, tiny_gpt2_dir):
             return r.json()
 
         yield {"url": url, "lens": lens, "get": get}
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +157,23 @@ def table_rows(pg) -> list[int]:
 # -- the map -------------------------------------------------------------------------------------------------
 
 
+def test_opens_on_the_default_map_and_swaps_in_the_pending_tsne(explorer, module_offline_page):
+    """The module's first test: its fresh cache has no t-SNE yet, so the page opens on PCA and swaps it in."""
+    pg, seen = module_offline_page(explorer["url"], viewport=VIEWPORT)
+    wait_ready(pg)
+    info = pg.evaluate("() => window.embedlens.state.info.panels[0].default_map")
+    assert info == {"method": "pca", "dims": 2, "pending": "tsne"}
+    pg.wait_for_function("() => document.getElementById('plot-0').dataset.method === 'tsne'", timeout=120_000)
+    assert "t-SNE map is ready" in pg.text_content("#plot-0 .notice")
+    shown = np.asarray(pg.evaluate("() => Array.from(window.embedlens.state.panels[0].coords)"), dtype=np.float32)
+    served = pg.evaluate("() => fetch('/api/projection/data?space=0&method=tsne&dims=2').then(r => r.arrayBuffer())"
+                         ".then(b => Array.from(new Float32Array(b)))")
+    assert np.array_equal(shown, np.asarray(served, dtype=np.float32))
+    assert pg.input_value("#method") == "tsne" and "method=tsne" in pg.url
+    assert_offline(seen, explorer["url"])
+    pg.close()
+
+
 def test_hover_reads_hostile_tokens_exactly_and_nothing_leaves(explorer, page):
     pg, seen = page
     lens = explorer["lens"]
@@ -171,11 +206,12 @@ def test_lasso_with_the_mouse_selects_the_points_inside_into_the_table(explorer,
     cx, cy, r = box[0] + box[2] / 2, box[1] + box[3] / 2, min(box[2], box[3]) * 0.3
     angles = np.linspace(0, 2 * np.pi, 7)[:-1] + 0.3
     poly = np.stack([cx + r * np.cos(angles) * np.array([1, 0.6, 1.1, 0.8, 1, 0.5]),
-                     cy + r * np.sin(angles) * np.array([1, 0.6, 1.1, 0.8, 1, 0.5])], axis=1)
+                     cy + r * np.sin(angles) * np.array([1, 0.6, 1.1, 0.8, 1, 0.5])], axis=1).round()
+    # whole pixels, one mouse event per corner: the lasso's polygon is exactly this one (events carry whole px)
     pg.mouse.move(*poly[0])
     pg.mouse.down()
     for p in [*poly[1:], poly[0]]:
-        pg.mouse.move(*p, steps=4)
+        pg.mouse.move(*p)
     pg.mouse.up()
     expected = np.flatnonzero(inside_polygon(screen_of(pg, range(len(data["coords"]))), poly))
     assert 10 < expected.size < len(data["coords"]) - 10  # a real test: some points in, most out
@@ -400,3 +436,67 @@ def test_search_result_prompt_and_trajectory(explorer, page):
     pg.wait_for_function("() => window.embedlens.state.panels[0].overlays.trajectory !== null")
     assert len(pg.evaluate("window.embedlens.state.panels[0].overlays.trajectory.layers")) == lens.meta["n_layers"] + 1
     assert "pos=1" in pg.url
+
+
+# -- server actions on a selection, the default map, colours -------------------------------------------------
+
+
+def test_centroid_and_graph_of_the_selection(explorer, page):
+    pg, _ = page
+    lens = explorer["lens"]
+    rows = [lens.space.display.index(t) for t in ("<script>", "</div>", "<br>", "[/b]")]
+    pg.evaluate("rows => window.embedlens.selection.set(window.embedlens.state.panels[0], rows)", rows)
+    pg.click("#tab-table")
+    pg.fill("#k", "7")
+    pg.dispatch_event("#k", "change")
+    pg.click("#sel-centroid")
+    pg.wait_for_selector("#centroid-result table.centroid tr[data-id]")
+    v = np.asarray(lens.space.vectors, dtype=np.float64)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    c = v[rows].mean(axis=0)
+    want = np.argsort(-(v @ (c / np.linalg.norm(c))), kind="stable")[:7]
+    shown = pg.eval_on_selector_all("#centroid-result tr[data-row]", "rs => rs.map(r => Number(r.dataset.row))")
+    assert shown == want.tolist()
+    pg.click("#sel-graph")
+    pg.wait_for_function("() => Number(document.getElementById('graph-map').dataset.nodes) > 0", timeout=60_000)
+    assert pg.is_visible("#view-graph")
+    graph = pg.evaluate("rows => fetch('/api/selection_graph', {method: 'POST', headers: {'Content-Type': 'application/json'},"
+                        " body: JSON.stringify({space: 0, rows, k: 10})}).then(r => r.json())", rows)
+    assert pg.eval_on_selector("#graph-map", "e => [Number(e.dataset.nodes), Number(e.dataset.edges)]") == [
+        len(graph["nodes"]), len(graph["edges"])]
+    labels = pg.eval_on_selector_all("#graph-map .em-label", "ls => ls.map(l => l.textContent)")
+    assert {"<script>", "</div>", "<br>", "[/b]"} <= set(labels)
+    pg.fill("#k", "20")
+    pg.dispatch_event("#k", "change")
+    pg.click("#tab-map")
+
+
+def test_colour_scales_are_readable(explorer, page):
+    pg, _ = page
+    data = settled(explorer, pg)
+    pg.click("#tab-map")
+    pg.select_option("#color", "frequency")
+    colors = np.asarray(pg.evaluate("() => Array.from(window.embedlens.colouring(window.embedlens.state.panels[0]).colors)"))
+    rgb = colors.reshape(-1, 3).astype(float)
+    seen = data["freq"] > 0
+    # a rank scale: the seen tokens spread evenly over the ramp (a quarter in each quarter of it), unseen ones grey
+    lum = (rgb[seen] @ [0.2126, 0.7152, 0.0722])
+    order = np.argsort(data["freq"][seen], kind="stable")
+    quarters = np.array_split(lum[order], 4)
+    assert [q.mean() for q in quarters] == sorted(q.mean() for q in quarters)
+    assert np.all(rgb[~seen] == [205, 205, 205])
+    legend = pg.text_content("#plot-0 .legend")
+    ranked = np.sort(data["freq"][seen])
+    assert "rank scale" in legend and f"median {ranked[(ranked.size - 1) // 2]:,}" in legend
+    # local faithfulness: the colour of each token follows /api/faithfulness
+    faith = poll(explorer["get"], "faithfulness", method="pca", dims=2)
+    pg.select_option("#color", "faithfulness")
+    pg.wait_for_function("() => (window.embedlens.state.panels[0].faith || {}).state === 'ready'", timeout=60_000)
+    lr = np.asarray(pg.evaluate("() => window.embedlens.state.panels[0].faith.local_recall"))
+    assert np.allclose(lr, faith["local_recall"])
+    assert f"recall@{faith['k']} {faith['recall']:.3f}" in pg.text_content("#plot-0 ~ .caption")
+    pg.select_option("#color", "script")
+    names = pg.eval_on_selector_all("#plot-0 .legend .legend-row .tok", "ns => ns.map(n => n.textContent)")
+    counts = {n: int(c) for n, c in zip(*np.unique(np.asarray(data["points"]["script"]), return_counts=True), strict=True)}
+    assert set(names) == set(counts)
+    pg.select_option("#color", "frequency")

@@ -179,6 +179,7 @@
     const sel = E.selection.panel() === P ? E.selection.rows() : [];
     if (sel.length) P.map.select(sel);
     caption(P);
+    if (!P.plot.clientWidth) P.unframed = true;
     P.plot.dataset.drawn = String(P.points.ids.length);
     P.plot.dataset.method = P.method; P.plot.dataset.dims = String(P.dims);
     if (E.timings.firstPaint === null) {

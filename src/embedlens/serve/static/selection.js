@@ -145,10 +145,11 @@
     const P = T.panel, box = E.$("centroid-result"), note = E.$("sel-note");
     note.textContent = "nearest tokens of the centroid…";
     try {
-      const r = await E.post("centroid", { space: P.info.index, rows: Array.from(T.rows), k: S.k });
+      const r = await E.post("centroid", { space: P.info.index, rows: Array.from(T.rows), k: S.k,
+        exclude_selected: E.$("centroid-exclude").checked });
       box.hidden = false; E.clear(box);
       box.appendChild(E.el("p", "nearest " + r.neighbors.length + " tokens of the centroid of " + E.fmt(r.n_selected) +
-        " selected tokens (rows L2-normalised, then averaged; cosine)", "note"));
+        " selected tokens" + (r.exclude_selected ? ", leaving them out" : "") + " (" + r.note + ")", "note"));
       const t = E.neighborTable(r, P); t.classList.add("centroid"); box.appendChild(t);
       P.map.setOverlay("centroid", r.rows, { color: "#9467bd", size: 8, label: true });
       note.textContent = "";

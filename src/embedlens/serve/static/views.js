@@ -16,12 +16,12 @@
       const tab = E.$("tab-" + v); tab.setAttribute("aria-selected", String(v === name)); tab.classList.toggle("active", v === name);
     });
     if (name === "table") E.selection.render();
-    if (name === "map") S.panels.forEach((P) => P.map && P.map.resize && P.map.resize());
+    // a map drawn while its view was hidden had no size to frame itself in
+    if (name === "map") S.panels.forEach((P) => { if (P.map && P.unframed) { P.unframed = false; requestAnimationFrame(() => P.map.frame()); } });
     for (const id of ["layers-plot", "grid-plot"]) {
       const div = E.$(id);
       if (window.Plotly && div.data && !div.hidden && div.offsetParent) window.Plotly.Plots.resize(div);
     }
-    if (name === "graph" && graphMap && graphMap.resize) graphMap.resize();
     E.writeHash();
   }
 
@@ -134,33 +134,11 @@
   }
 
   // -- the k-NN graph among selected tokens, drawn with the map component ------------------------------------
-  function forceLayout(n, edges) {  // a few hundred nodes at most: a plain spring layout, seeded
-    const x = new Float32Array(n), y = new Float32Array(n);
-    for (let i = 0; i < n; i++) { const a = 2.399963 * i, r = Math.sqrt(i + 0.5); x[i] = r * Math.cos(a); y[i] = r * Math.sin(a); }
-    for (let it = 0; it < 200; it++) {
-      const fx = new Float32Array(n), fy = new Float32Array(n), t = 0.1 * (1 - it / 200) + 0.005;
-      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
-        const dx = x[i] - x[j], dy = y[i] - y[j], d2 = dx * dx + dy * dy + 1e-3, f = 1 / d2;
-        fx[i] += dx * f; fy[i] += dy * f; fx[j] -= dx * f; fy[j] -= dy * f;
-      }
-      for (const [a, b] of edges) {
-        const dx = x[a] - x[b], dy = y[a] - y[b], d = Math.sqrt(dx * dx + dy * dy) + 1e-6, f = d * 0.5;
-        fx[a] -= dx / d * f; fy[a] -= dy / d * f; fx[b] += dx / d * f; fy[b] += dy / d * f;
-      }
-      for (let i = 0; i < n; i++) {
-        const m = Math.hypot(fx[i], fy[i]) + 1e-9, s = Math.min(m, 1) * t / m * 5;
-        x[i] += fx[i] * s; y[i] += fy[i] * s;
-      }
-    }
-    return Array.from({ length: n }, (_, i) => [x[i], y[i]]);
-  }
-
   function drawGraph(g, note) {
     const nodes = g.nodes, index = new Map(nodes.map((nd, i) => [nd.id, i]));
     const pairs = g.edges.map((e) => [index.get(e.source), index.get(e.target)]).filter((p) => p[0] !== undefined && p[1] !== undefined);
-    const pos = nodes.every((nd) => typeof nd.x === "number") ? nodes.map((nd) => [nd.x, nd.y]) : forceLayout(nodes.length, pairs);
-    const coords = new Float32Array(nodes.length * 2);
-    pos.forEach((p, i) => { coords[2 * i] = p[0]; coords[2 * i + 1] = p[1]; });
+    const coords = new Float32Array(nodes.length * 2);  // the server's layout (embedlens.graph.layout_graph)
+    nodes.forEach((nd, i) => { coords[2 * i] = nd.x; coords[2 * i + 1] = nd.y; });
     const colors = new Uint8Array(nodes.length * 3);
     nodes.forEach((nd, i) => colors.set(nd.is_seed ? [31, 119, 180] : [255, 127, 14], 3 * i));
     const display = nodes.map((nd) => nd.display);
@@ -172,6 +150,8 @@
       labels: { levels: [], tokenPriority: priority },
       hover: (i) => display[i] + (nodes[i].is_seed ? " (selected)" : " (neighbour)") });
     graphMap.setLines(pairs, { color: "#8a8a8a" });
+    // a click on a node shows that token's neighbours in the side bar (g.rows: each node's map row)
+    graphMap.on("click", (i) => { if (i >= 0 && g.rows && g.rows[i] >= 0) E.selectToken("id:" + nodes[i].id, E.selection.panel().info.index); });
     const st = g.stats || {};
     E.$("graph-note").textContent = E.fmt(nodes.length) + " nodes (blue: selected tokens" + (note ? ", " + note : "") +
       "; orange: their neighbours outside the selection), " + E.fmt(g.edges.length) + " edges, k = " + (g.graph && g.graph.k) +
