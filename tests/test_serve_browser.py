@@ -500,3 +500,40 @@ def test_colour_scales_are_readable(explorer, page):
     counts = {n: int(c) for n, c in zip(*np.unique(np.asarray(data["points"]["script"]), return_counts=True), strict=True)}
     assert set(names) == set(counts)
     pg.select_option("#color", "frequency")
+
+
+def test_grid_view_draws_the_grid_api_and_hovers_exactly(explorer, page):
+    """The grid view: computed from its form, the heatmap is /api/grid's map, the hover reads its tokens."""
+    from embedlens.grid import EmbeddingGridVisualizer
+
+    pg, seen = page
+    lens = explorer["lens"]
+    pg.click("#tab-grid")
+    pg.fill("#grid-layer", "1")
+    pg.select_option("#grid-plane", "replicated")
+    pg.fill("#grid-size", "5")
+    pg.click("#grid-form button")
+    pg.wait_for_function("() => { const g = document.getElementById('grid-plot');"
+                         " return g && g._fullData && g._fullData.length === 1; }", timeout=120_000)
+    gm = EmbeddingGridVisualizer(lens).compute_map(5, 0.5, "replicated", layer_idx=1, progress=False)
+    shown_top = pg.evaluate("() => document.getElementById('grid-plot')._fullData[0].text.flat()")
+    # plotly_text escapes exactly &, < and >
+    assert [t.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") for t in shown_top] == [
+        row[0] for row in gm.top5_display]
+    cell = 12  # the centre cell of 5 x 5
+    pos = pg.evaluate(
+        """() => { const g = document.getElementById('grid-plot'), L = g._fullLayout, t = g._fullData[0];
+        const r = g.querySelector('.main-svg').getBoundingClientRect();
+        return [r.left + L.xaxis._offset + L.xaxis.l2p(t.x[2]), r.top + L.yaxis._offset + L.yaxis.l2p(t.y[2])]; }""")
+    pg.mouse.move(pos[0] + 3, pos[1] + 3)
+    pg.mouse.move(pos[0], pos[1])
+    pg.wait_for_function("() => document.querySelector('#grid-plot .hoverlayer').textContent.length > 0")
+    hover = pg.evaluate("() => document.querySelector('#grid-plot .hoverlayer').textContent")
+    for token in gm.top5_display[cell]:
+        assert token in hover
+        for bad in ("&quot;", "&#39;", "&lt;", "&gt;", "&amp;amp;"):
+            assert bad not in hover.replace(token, ""), (bad, token, hover)
+    box = pg.eval_on_selector("#grid-plot .main-svg", "e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; }")
+    assert min(box) >= 0.6 * (VIEWPORT["height"] - 150)  # sized to be read, not a strip of the side bar
+    assert_offline(seen, explorer["url"])
+    pg.click("#tab-map")
