@@ -91,6 +91,7 @@
   async function loadPoints(P) {
     const pre = prefetched("points", P);
     P.points = (pre && await pre) || await api("points", { space: P.info.index });
+    E.timings.points = E.timings.points || performance.now();
   }
 
   async function loadFrequency(P) {
@@ -148,6 +149,7 @@
     } catch (e) { P.caption.textContent = "projection failed: " + e.message; return false; }
     if (!coords || method !== S.method || dims !== S.dims) return false;
     P.coords = coords; P.dims = dims; P.method = method;
+    E.timings.coords = E.timings.coords || performance.now();
     return true;
   }
 
@@ -182,9 +184,8 @@
     if (!P.plot.clientWidth) P.unframed = true;
     P.plot.dataset.drawn = String(P.points.ids.length);
     P.plot.dataset.method = P.method; P.plot.dataset.dims = String(P.dims);
-    if (E.timings.firstPaint === null) {
-      requestAnimationFrame(() => { E.timings.firstPaint = performance.now(); E.timings.lastDraw = performance.now() - started; });
-    }
+    E.timings.lastDraw = performance.now() - started;
+    if (E.timings.firstPaint === null) requestAnimationFrame(() => { E.timings.firstPaint = performance.now(); });
   }
 
   function paint(P) {
@@ -513,6 +514,7 @@
       const pre = window.embedlensPrefetch && window.embedlensPrefetch.info;
       S.info = (pre && await pre.catch(() => null)) || await api("info");
     } catch (e) { status("cannot reach the embedlens server: " + e.message); return; }
+    E.timings.info = performance.now();
     if (!window.EmbedlensMap) { status("the map component (pointcloud.js) did not load"); return; }
     S.info.panels.forEach((info) => S.panels.push(makePanel(info)));
     const plane = $("grid-plane");

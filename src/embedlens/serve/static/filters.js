@@ -98,7 +98,7 @@
         const bar = E.el("div", null, "bar" + (d.sel && d.sel.size ? (d.sel.has(b) ? " on" : " off") : ""));
         bar.dataset.bin = String(b); bar.dataset.count = String(counts[b]);
         bar.title = d.labels[b] + ": " + E.fmt(counts[b]) + " of " + E.fmt(totals[b]);
-        const scale = (v) => (d.kind === "range" ? Math.sqrt(v / peak) : v / peak);  // sqrt: small bins stay visible
+        const scale = (v) => Math.sqrt(v / peak);  // square root: small bins stay visible next to a huge one
         const all = E.el("span", null, "all"), part = E.el("span", null, "part");
         if (d.kind === "range") { all.style.height = (100 * scale(totals[b])) + "%"; part.style.height = (100 * scale(counts[b])) + "%"; }
         else { all.style.width = (100 * scale(totals[b])) + "%"; part.style.width = (100 * scale(counts[b])) + "%"; }
