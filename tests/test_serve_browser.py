@@ -537,3 +537,30 @@ def test_grid_view_draws_the_grid_api_and_hovers_exactly(explorer, page):
     assert min(box) >= 0.6 * (VIEWPORT["height"] - 150)  # sized to be read, not a strip of the side bar
     assert_offline(seen, explorer["url"])
     pg.click("#tab-map")
+
+
+@pytest.mark.real_model
+def test_smollm2_whole_vocabulary(smollm2, use_shared_cache, module_offline_page):
+    from embedlens.serve import ServerThread, create_app
+
+    with ServerThread(create_app([smollm2])) as url:
+        pg, seen = module_offline_page(url + PCA, viewport=VIEWPORT)
+        wait_ready(pg)
+        assert pg.eval_on_selector("#plot-0", "e => Number(e.dataset.drawn)") == 49_152
+        pg.fill("#search", "list")
+        pg.click("#search-form button")
+        pg.wait_for_function("() => document.getElementById('search-summary').textContent.includes('match')")
+        highlighted = set(pg.evaluate("window.embedlens.state.panels[0].overlays.search"))
+        variant_rows = {smollm2.space.row_of_id[n.id] for n in smollm2.variants("list").neighbors}
+        assert len(variant_rows) >= 8 and variant_rows <= highlighted
+        first = pg.eval_on_selector_all("#search-list li[data-row]", "ls => ls.slice(0, 2).map(l => l.textContent)")
+        assert first[0].startswith("list") or first[0].startswith("␣list"), first  # exact matches lead
+        row = smollm2.space.row_of_label["list"]
+        pg.click(f"#search-list li[data-row='{row}']")
+        pg.wait_for_selector(".sel-panel table.neighbors tr[data-id]")
+        expected = smollm2.nearest("list", 20)
+        shown = pg.eval_on_selector_all(".sel-panel table.neighbors tr[data-id]",
+                                        "rs => rs.map(r => [Number(r.dataset.id), r.children[2].textContent, r.children[3].textContent])")
+        assert [tuple(r) for r in shown] == [(n.id, n.display, f"{n.score:.4f}") for n in expected.neighbors]
+        assert_offline(seen, url)
+        pg.close()

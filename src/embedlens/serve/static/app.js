@@ -163,7 +163,7 @@
     if (!P.map) {
       P.map = window.EmbedlensMap.create(P.plot, {
         dims: P.dims, coords: P.coords, display: P.points.display, colors, size: pointSize(P.points.ids.length, P.dims),
-        hover: (row) => P.points.display[row], labels: null, contours: S.contours, background: "#fff",
+        hover: (row) => [P.points.display[row], details(P, row)], labels: null, contours: S.contours, background: "#fff",
       });
       P.map.on("hover", (row) => hoverReadout(P, row));
       P.map.on("click", (row, ev) => { if (row >= 0 && !(ev && ev.shiftKey)) clickToken(P, row); });
@@ -174,6 +174,7 @@
       P.map.setColors(colors);
     }
     E.drawLegend(P.legend, legend);
+    P.map.setAxes(P.axisTitles || []);  // word axes: which tokens span each axis
     P.map.showLabels(S.labels); P.map.showContours(S.contours);
     labels(P);
     drawOverlays(P);
@@ -252,6 +253,18 @@
       if (S.color === "faithfulness") paint(P);
       E.selection.refresh();
     } catch (e) { if (P.faith && P.faith.key === key) { P.faith = { state: e.status === 404 ? null : "unavailable (" + e.message + ")", key }; caption(P); } }
+  }
+
+  // The tooltip's second line: what the page knows about a token (text only).
+  function details(P, row) {
+    const parts = ["id " + P.points.ids[row]];
+    if (P.freq) parts.push("count " + fmt(P.freq[row]));
+    if (P.clusters && P.clusters.assignment[row] >= 0) {
+      const c = P.clusters.clusters.find((x) => x.id === P.clusters.assignment[row]);
+      if (c) parts.push("cluster " + c.label);
+    }
+    if (P.faith && P.faith.local_recall) parts.push("local recall " + Number(P.faith.local_recall[row]).toFixed(1));
+    return parts.join(" · ");
   }
 
   function hoverReadout(P, row) {
