@@ -79,11 +79,12 @@ def wait_ready(pg) -> None:
 
 
 def settled(explorer, pg) -> dict:
-    """Wait until frequencies and clusters reached the page; returns the arrays the page works with."""
+    """Wait until frequencies, clusters and faithfulness reached the page; returns the arrays it works with."""
     get = explorer["get"]
     freq = np.asarray(poll(get, "frequency")["counts"])
     clusters = poll(get, "clusters", n="auto")
-    pg.wait_for_function("() => { const P = window.embedlens.state.panels[0]; return P.freq && P.clusters; }", timeout=60_000)
+    pg.wait_for_function("() => { const P = window.embedlens.state.panels[0];"
+                         " return P.freq && P.clusters && P.faith && P.faith.state === 'ready'; }", timeout=60_000)
     pts = get("points")
     coords = np.asarray(pg.evaluate("() => Array.from(window.embedlens.state.panels[0].coords)"), dtype=np.float32)
     coords = coords.reshape(-1, 2)
@@ -306,6 +307,8 @@ def test_export_csv_and_json_are_exact_and_spreadsheet_safe(explorer, page):
     pg.evaluate("rows => window.embedlens.selection.set(window.embedlens.state.panels[0], rows)", rows)
     pg.click("#tab-table")
     pg.click("#sel-head th[data-key='id']")
+    if not pg.text_content("#sel-head th[data-key='id']").endswith("▲"):
+        pg.click("#sel-head th[data-key='id']")  # ids ascending
     with pg.expect_download() as dl:
         pg.click("#export-csv")
     text = open(dl.value.path(), encoding="utf-8", newline="").read()
@@ -318,6 +321,14 @@ def test_export_csv_and_json_are_exact_and_spreadsheet_safe(explorer, page):
         assert int(r["id"]) == pts["ids"][row] and int(r["length"]) == pts["length"][row]
         assert int(r["frequency"]) == data["freq"][row]
     assert {r["token"] for r in table} >= set(MARKUP_TOKENS)
+    # the table's token cells read exactly as the readable tokens
+    cells = dict(pg.eval_on_selector_all("#sel-body tr[data-row]", "rs => rs.map(r => [Number(r.dataset.row), r.children[1].textContent])"))
+    assert {r: display[r] for r in hostile} == {r: cells[r] for r in hostile}
+    pg.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=explorer["url"].rstrip("/"))
+    pg.click("#copy-ids")
+    pg.wait_for_function("() => document.getElementById('sel-note').textContent.startsWith('copied')")
+    copied = pg.evaluate("() => navigator.clipboard.readText()")
+    assert copied.split() == [str(pts["ids"][r]) for r in sorted(rows, key=lambda r: pts["ids"][r])]
     with pg.expect_download() as dl:
         pg.click("#export-json")
     body = json.loads(open(dl.value.path(), encoding="utf-8").read())

@@ -7,7 +7,7 @@
 (function () {
   const E = window.embedlens;
   const S = E.state;
-  const ROW_H = 22, OVERSCAN = 20, GRAPH_MAX = 500;
+  const ROW_H = 22, OVERSCAN = 20, GRAPH_MAX = 500, LINK_MAX = 50_000;
   const T = { panel: null, rows: new Int32Array(0), order: new Int32Array(0), sort: { key: "id", dir: 1 }, timing: null };
 
   const COLUMNS = [
@@ -214,7 +214,9 @@
     panel: () => T.panel,
     sortBy: (key, dir) => { T.sort = { key, dir }; sortRows(); render(); header(); },
     // for the link: "panel:encoded ids"
-    link: () => (T.panel && T.rows.length ? T.panel.info.index + ":" + encode(Array.from(T.rows, (r) => T.panel.points.ids[r])) : ""),
+    // (a selection of more than LINK_MAX tokens is left out: a link of megabytes helps nobody)
+    link: () => (T.panel && T.rows.length && T.rows.length <= LINK_MAX
+      ? T.panel.info.index + ":" + encode(Array.from(T.rows, (r) => T.panel.points.ids[r])) : ""),
     restore: (P, text) => {
       const ids = decode(text);
       if (!ids) return false;
