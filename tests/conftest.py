@@ -195,8 +195,23 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--no-first-run"]
 
 
-def _offline_browser():
-    """Debian's headless chromium and an ``open_file(path_or_url, **page_options) -> (page, seen)`` opener."""
+@pytest.fixture
+def offline_page():
+    """Open a local HTML file (or a http://127.0.0.1 URL) in Debian's headless chromium: ``page, seen = offline_page(path)``.
+
+    Keyword options go to ``browser.new_page`` (e.g. ``device_scale_factor=2``). ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
+    test can assert that untrusted tokens ran no script and that nothing left the machine.
+    """
+    yield from _offline_pages()
+
+
+@pytest.fixture(scope="module")
+def offline_module_page():
+    """:func:`offline_page` for a whole test module: open a page once (a module-scoped fixture) and share it."""
+    yield from _offline_pages()
+
+
+def _offline_pages():
     from types import SimpleNamespace
 
     from playwright.sync_api import sync_playwright
@@ -218,19 +233,3 @@ def _offline_browser():
             yield open_file
         finally:
             browser.close()
-
-
-@pytest.fixture
-def offline_page():
-    """Open a local HTML file (or a http://127.0.0.1 URL) in Debian's headless chromium: ``page, seen = offline_page(path)``.
-
-    Keyword options go to ``browser.new_page`` (e.g. ``device_scale_factor=2``). ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
-    test can assert that untrusted tokens ran no script and that nothing left the machine.
-    """
-    yield from _offline_browser()
-
-
-@pytest.fixture(scope="module")
-def module_offline_page():
-    """:func:`offline_page` for a whole module: one browser shared by its tests (pages opened as they need)."""
-    yield from _offline_browser()

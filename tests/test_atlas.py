@@ -57,7 +57,8 @@ def test_parquet_has_one_row_per_selected_token_and_the_result_coordinates(env, 
     result = write_atlas(lens, tmp_path / "out", corpus=str(env["corpus"]), method="pca")
     table = pq.read_table(tmp_path / "out" / "points.parquet")
     expected = _expected_ids(lens, TEXT, 1)
-    assert table.column_names == ["token_id", "token", "display", "frequency", "x", "y"]
+    assert table.column_names == ["token_id", "token", "display", "frequency", "x", "y", "local_recall"]
+    np.testing.assert_array_equal(table.column("local_recall").to_numpy(), result.local_recall)
     assert table.column("token_id").to_pylist() == expected == result.ids.tolist()
     counts = _direct_counts(lens, TEXT)
     assert table.column("frequency").to_pylist() == [counts[i] for i in expected]
@@ -220,6 +221,7 @@ def test_saved_map_loads_back(env, tmp_path):
     assert back.labels == result.labels and back.ids.tolist() == result.ids.tolist()
     assert back.frequencies.tolist() == result.frequencies.tolist()
     assert back.quality_line() == result.quality_line()
+    np.testing.assert_array_equal(back.local_recall, result.local_recall)
 
 
 def test_word_space_maps_corpus_words():

@@ -235,7 +235,7 @@ def test_kdtree_index_equals_brute_force_with_ties_in_row_order(dims):
     np.testing.assert_allclose(got.scores, want_s, rtol=1e-5, atol=1e-6)
     assert got.indices[99].tolist() == list(range(100, 110)) and got.indices[115].tolist()[:2] == [99, 100]
     q = np.random.default_rng(1).normal(size=(6, dims)).astype(np.float32)  # free points, with exclusions
-    exclude = [[0, 1], [], [99, 100, 101], [], [5], []]
+    exclude = [[0, 1], [], [99, 100, 101], [], [5, 6, 7, 8, 9, 300], []]  # 6 for one query: the set lookup
     free = index.query(q, 12, exclude=exclude)
     np.testing.assert_array_equal(free.indices, brute_force(x, q, 12, "euclidean", exclude)[0])
 

@@ -255,7 +255,8 @@ def test_knn_build_option_queues_a_graph_that_answers_neighbours(gpt2, module_ca
                 break
             time.sleep(0.05)
         assert jobs[0]["state"] == "ready", jobs
-        assert knn_path(gpt2.input, 12, "exact").is_file()
+        graph = app.state.explorer.ready_graph(app.state.explorer.panels[0])  # k=12, or the page's wider one
+        assert graph.method == "exact" and graph.k >= 12 and knn_path(gpt2.input, graph.k, "exact").is_file()
         for q in ("list", "id:7", "the capital"):
             body = c.get("/api/neighbors", params={"q": q, "k": 10}).json()
             assert [n["id"] for n in body["neighbors"]] == [n.id for n in gpt2.nearest(q, 10).neighbors], q

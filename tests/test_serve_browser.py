@@ -65,9 +65,9 @@ def explorer(module_cache, tiny_gpt2_dir):
 
 
 @pytest.fixture(scope="module")
-def page(explorer, module_offline_page):
+def page(explorer, offline_module_page):
     """The explorer on the PCA map (a fixed map: no t-SNE swapped in under the tests)."""
-    pg, seen = module_offline_page(explorer["url"] + PCA, viewport=VIEWPORT)
+    pg, seen = offline_module_page(explorer["url"] + PCA, viewport=VIEWPORT)
     wait_ready(pg)
     yield pg, seen
     pg.close()
@@ -158,9 +158,9 @@ def table_rows(pg) -> list[int]:
 # -- the map -------------------------------------------------------------------------------------------------
 
 
-def test_opens_on_the_default_map_and_swaps_in_the_pending_tsne(explorer, module_offline_page):
+def test_opens_on_the_default_map_and_swaps_in_the_pending_tsne(explorer, offline_module_page):
     """The module's first test: its fresh cache has no t-SNE yet, so the page opens on PCA and swaps it in."""
-    pg, seen = module_offline_page(explorer["url"], viewport=VIEWPORT)
+    pg, seen = offline_module_page(explorer["url"], viewport=VIEWPORT)
     wait_ready(pg)
     info = pg.evaluate("() => window.embedlens.state.info.panels[0].default_map")
     assert info == {"method": "pca", "dims": 2, "pending": "tsne"}
@@ -335,13 +335,13 @@ def test_export_csv_and_json_are_exact_and_spreadsheet_safe(explorer, page):
     assert [t["token"] for t in body["tokens"]] == [display[r] for r in sorted(rows, key=lambda r: pts["ids"][r])]
 
 
-def test_a_link_restores_the_selection_and_the_view(explorer, module_offline_page):
+def test_a_link_restores_the_selection_and_the_view(explorer, offline_module_page):
     lens = explorer["lens"]
     rows = [3, 4, 5, 6, 10, 40, 41, 299, lens.space.display.index("<script>")]
     ids = [int(lens.space.ids[r]) for r in rows]
     url = (explorer["url"] + PCA + "&view=table&k=5&sel=0:" + encode_ids(ids) + "&token=" + quote("tok:<script>")
            + "&search=" + quote("^l", safe="") + "&mode=regex")
-    pg, seen = module_offline_page(url, viewport=VIEWPORT)
+    pg, seen = offline_module_page(url, viewport=VIEWPORT)
     wait_ready(pg)
     assert pg.evaluate("() => window.embedlens.selection.rows()") == sorted(rows)
     assert sorted(table_rows(pg)) == sorted(rows)
@@ -551,11 +551,11 @@ def test_grid_view_draws_the_grid_api_and_hovers_exactly(explorer, page):
 
 
 @pytest.mark.real_model
-def test_smollm2_whole_vocabulary(smollm2, use_shared_cache, module_offline_page):
+def test_smollm2_whole_vocabulary(smollm2, use_shared_cache, offline_module_page):
     from embedlens.serve import ServerThread, create_app
 
     with ServerThread(create_app([smollm2])) as url:
-        pg, seen = module_offline_page(url + PCA, viewport=VIEWPORT)
+        pg, seen = offline_module_page(url + PCA, viewport=VIEWPORT)
         wait_ready(pg)
         assert pg.eval_on_selector("#plot-0", "e => Number(e.dataset.drawn)") == 49_152
         pg.fill("#search", "list")

@@ -12,6 +12,11 @@ On SmolLM2's 49,152-token k=15 graph Leiden takes ~0.5 s, networkx's Louvain ~28
     down to N the same way.
   * ``"none"``: no clustering.
 
+A second, finer level (``Clustering.sub``, the map's sub-clusters) is found on the same graph: Leiden at
+``SUB_RESOLUTION`` times the clusters' resolution, cut along the clusters so every sub-cluster lies inside
+one cluster, merged (inside each cluster, largest modularity gain first) down to at most ``MAX_SUB``. Maps
+show the clusters' labels and, zoomed in, the sub-clusters' (:func:`label_levels`).
+
 Each cluster is labelled with the readable forms of its most representative tokens: the most frequent in
 the corpus when there is one, else the most central (highest cosine to the cluster's mean direction),
 skipping tokens that read the same once case and word-start marks are ignored. Its tightness is its mean
@@ -31,6 +36,8 @@ from ..errors import EmbedlensError
 
 CLUSTER_K = 15  # neighbours per token in the graph (UMAP's default n_neighbors, so its graph is reused)
 MAX_AUTO = 40  # at most this many labelled clusters with "auto"
+MAX_SUB = 160  # at most this many labelled sub-clusters
+SUB_RESOLUTION = 4.0  # the finer level's Leiden resolution, relative to the clusters'
 LABEL_TOKENS = 3
 _CANDIDATES = 40  # tokens per cluster looked at when picking its label
 
@@ -93,6 +100,7 @@ class Clustering:
         params: resolution, min_size, seed, graph details.
         timings: seconds per stage.
         notes: what the user should know.
+        sub: the finer level (sub-clusters, each inside one cluster) found on the same graph, or None.
     """
 
     assignment: np.ndarray
@@ -105,24 +113,32 @@ class Clustering:
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    sub: Clustering | None = None
 
     def __len__(self) -> int:
         return len(self.clusters)
 
     def to_dict(self) -> dict[str, Any]:
-        """The manifest's ``clusters`` block (the assignment itself is the ``cluster`` column of points.parquet)."""
-        return {"requested": self.requested, "method": self.method, "found_on": self.found_on,
-                "label_by": self.label_by, "map_mean_cosine": round(self.map_mean_cosine, 4),
-                "n_clusters": len(self.clusters), "unclustered": int((self.assignment < 0).sum()),
-                "params": self.params, "timings": {k: round(v, 4) for k, v in self.timings.items()},
-                "notes": list(self.notes), "clusters": [c.to_dict() for c in self.clusters]}
+        """The manifest's ``clusters`` block (the assignments are the ``cluster`` and ``subcluster`` columns of
+        points.parquet)."""
+        out = {"requested": self.requested, "method": self.method, "found_on": self.found_on,
+               "label_by": self.label_by, "map_mean_cosine": round(self.map_mean_cosine, 4),
+               "n_clusters": len(self.clusters), "unclustered": int((self.assignment < 0).sum()),
+               "params": self.params, "timings": {k: round(v, 4) for k, v in self.timings.items()},
+               "notes": list(self.notes), "clusters": [c.to_dict() for c in self.clusters]}
+        if self.sub is not None:
+            out["sub"] = self.sub.to_dict()
+        return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], assignment: np.ndarray) -> Clustering:
+    def from_dict(cls, d: dict[str, Any], assignment: np.ndarray, sub_assignment: np.ndarray | None = None) -> Clustering:
+        sub = None
+        if d.get("sub") is not None and sub_assignment is not None:
+            sub = cls.from_dict(d["sub"], sub_assignment)
         return cls(np.asarray(assignment, dtype=np.int64), [Cluster.from_dict(c) for c in d.get("clusters", [])],
                    d.get("requested", "auto"), d.get("method", ""), d.get("found_on", ""),
                    float(d.get("map_mean_cosine", 0.0)), d.get("label_by", ""), d.get("params", {}),
-                   d.get("timings", {}), d.get("notes", []))
+                   d.get("timings", {}), d.get("notes", []), sub)
 
 
 # -- the graph -------------------------------------------------------------------------------------------
@@ -335,14 +351,15 @@ def describe_clusters(X: np.ndarray, assignment: np.ndarray, display: list[str],
     return clusters, map_mean, label_by
 
 
-def _renumber_by_size(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Ids 0..c-1 by decreasing size (ties: lower old id); communities below ``min_size`` become -1."""
-    sizes = np.bincount(labels)
+def _renumber_by_size(labels: np.ndarray, min_size: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """Ids 0..c-1 by decreasing size (ties: lower old id); communities below ``min_size`` become -1, and so
+    do the points outside ``valid`` (a boolean mask; they count towards no size)."""
+    sizes = np.bincount(labels if valid is None else labels[valid], minlength=int(labels.max(initial=-1)) + 1)
     keep = np.flatnonzero(sizes >= min_size)
     keep = keep[np.lexsort((keep, -sizes[keep]))]
     new = np.full(sizes.size, -1, dtype=np.int64)
     new[keep] = np.arange(keep.size)
-    return new[labels]
+    return new[labels] if valid is None else np.where(valid, new[labels], -1)
 
 
 def find_clusters(
@@ -357,6 +374,7 @@ def find_clusters(
     k: int = CLUSTER_K,
     min_size: int | None = None,
     indices: np.ndarray | None = None,
+    sub: bool = True,
 ) -> Clustering | None:
     """Cluster the points ``X`` (n, d) on their full-space k-NN graph and label the clusters.
 
@@ -368,6 +386,7 @@ def find_clusters(
         k: neighbours per point in the graph.
         min_size: with ``"auto"``, smaller clusters get id -1 (default max(5, n / 1000)).
         indices: a k-NN graph already found (n, k'), used instead of asking the neighbour layer.
+        sub: also find the finer level (``Clustering.sub``) on the same graph.
     """
     requested = check_clusters(clusters)
     if requested == "none":
@@ -416,7 +435,36 @@ def find_clusters(
     params = {"k": k, "resolution": resolution, "min_size": size_floor, "seed": seed, "edges": int(len(edges)),
               **{f"graph_{key}" if not key.startswith("knn") else key: v for key, v in info.items()
                  if isinstance(v, str | int | float | bool)}}
-    return Clustering(assignment, described, requested, algorithm, graph_what, map_mean, label_by, params, timings, notes)
+    found = Clustering(assignment, described, requested, algorithm, graph_what, map_mean, label_by, params, timings,
+                       notes)
+    if sub and len(found):
+        started = time.perf_counter()
+        found.sub = find_subclusters(X, found, edges, resolution=SUB_RESOLUTION * resolution, display=display,
+                                     coords=coords, frequencies=frequencies, seed=seed)
+        timings["sub_clusters"] = time.perf_counter() - started
+    return found
+
+
+def find_subclusters(X: np.ndarray, clustering: Clustering, edges: np.ndarray, *, resolution: float,
+                     display: list[str], coords: np.ndarray, frequencies: np.ndarray | None = None,
+                     seed: int = 0, max_sub: int = MAX_SUB, min_size: int | None = None) -> Clustering:
+    """The finer level of ``clustering``: communities of the same graph (``edges``) at a higher
+    ``resolution``, cut along the clusters (each sub-cluster lies inside one cluster), merged inside the
+    clusters down to ``max_sub``; sub-clusters under ``min_size`` points (default max(3, n / 4000)) get -1."""
+    n = X.shape[0]
+    parent = np.asarray(clustering.assignment, dtype=np.int64)
+    fine, algorithm = communities(edges, n, resolution=resolution, seed=seed)
+    # (cluster, community) pairs: a community that straddles two clusters becomes two sub-clusters
+    pairs = _dense_ids((parent + 1) * (int(fine.max()) + 1) + fine)
+    inside = edges[parent[edges[:, 0]] == parent[edges[:, 1]]]  # merges never cross a cluster's border
+    labels = merge_communities(pairs, inside, max_sub) if pairs.max() + 1 > max_sub else pairs
+    floor = max(3, n // 4000) if min_size is None else int(min_size)
+    assignment = _renumber_by_size(labels, floor, valid=parent >= 0)
+    described, map_mean, label_by = describe_clusters(X, assignment, display, np.asarray(coords, dtype=np.float64),
+                                                      frequencies)
+    params = {"resolution": resolution, "min_size": floor, "max": max_sub, "seed": seed,
+              "within": "one cluster each"}
+    return Clustering(assignment, described, "sub", algorithm, clustering.found_on, map_mean, label_by, params)
 
 
 def label_levels(clustering: Clustering | None, sub_clustering: Clustering | None = None) -> list[dict[str, Any]]:

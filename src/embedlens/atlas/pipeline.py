@@ -7,6 +7,7 @@ the quick-start ``embedlens demo`` call.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -22,9 +23,11 @@ from ..method_names import MAP_METHODS as METHODS
 from .result import AtlasResult
 from .selection import select_rows
 
+log = logging.getLogger("embedlens")
+
 DEFAULT_CORPUS = "lee"
 METRICS = ("cosine", "euclidean")
-COLORS = ("frequency", "length", "script", "none")
+COLORS = ("frequency", "length", "script", "faithfulness", "none")
 QUALITY_K, QUALITY_SAMPLE = 10, 2000
 MIN_POINTS = 4
 
@@ -84,6 +87,7 @@ def build_atlas(
     engine: str = "local",
     ray_address: str | None = None,
     workers: int | None = None,
+    local_recall: bool = True,
 ) -> AtlasResult:
     """Map a vocabulary (or the part of it a corpus uses) to 2-D or 3-D and measure how faithful the map is.
 
@@ -103,7 +107,8 @@ def build_atlas(
         metric: ``cosine`` or ``euclidean``, for the reducer and for the quality figures.
         seed: seed of every random step (reducer and quality sample): same seed, same map.
         perplexity, n_neighbors, min_dist, pre_pca: reducer parameters (see :func:`embedlens.reduce.make_reducer`).
-        color: ``frequency`` (log scale), ``length`` (characters), ``script`` or ``none``.
+        color: ``frequency`` (log scale), ``length`` (characters), ``script``, ``faithfulness`` (each point's
+            local recall@10, 0 to 1) or ``none``.
         size_by_frequency: bigger markers for more frequent tokens.
         progress: show a progress bar while counting a large corpus.
         clusters: ``"auto"``, ``"none"`` or a number of clusters, found on the full-space k-NN graph and
@@ -113,6 +118,9 @@ def build_atlas(
         text_column: the text field of JSONL / Parquet / dataset corpora.
         engine, ray_address, workers: where the corpus is counted (``local`` or ``ray``; see
             :func:`~embedlens.corpus.frequencies.count_tokens`).
+        local_recall: measure each point's local recall (:attr:`AtlasResult.local_recall`) against the
+            true neighbours of :func:`truth_stage`; a whole-space map without a graph of its own (PCA,
+            axes) then needs the space's k-NN graph, built and cached once when missing.
     """
     from ..lens import as_view
 
@@ -140,6 +148,8 @@ def build_atlas(
     if color == "frequency" and frequencies is None:
         notes.append("no corpus was read, so there are no frequencies: colouring by token length "
                      "(give a `corpus` to colour by frequency)")
+    if color == "faithfulness" and not local_recall:
+        raise EmbedlensError("color='faithfulness' needs local_recall=True")
 
     started = time.perf_counter()
     chosen, X, full = select_stage(view, frequencies, all_tokens=all_tokens, min_count=min_count)
@@ -155,16 +165,14 @@ def build_atlas(
     timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
     notes.extend(getattr(reducer, "notes_", []) or [])
 
-    quality = None
+    quality = local = truth_info = None
     if rows.size > QUALITY_K + 1:  # one recall definition for every map, axes included
-        from ..reduce.quality import projection_quality
-
-        started = time.perf_counter()
-        quality = projection_quality(X, coords, k=QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
-                                     space_neighbors=getattr(reducer, "neighbors_", None))
-        timings["quality"] = time.perf_counter() - started
+        quality, local, truth_info = quality_stage(view, X, coords, reducer, full, metric=metric, seed=seed,
+                                                   local_recall=local_recall, progress=progress, timings=timings)
     else:
         notes.append(f"only {rows.size} points: faithfulness (k={QUALITY_K}) not measured")
+        if color == "faithfulness":
+            notes.append("no local recall to colour by: colouring by token length")
 
     display = [space.display[i] for i in rows] if not full else list(space.display)
     chosen_clusters = clusters if clusters is not None else ("auto" if method in ("tsne", "umap") else "none")
@@ -185,6 +193,11 @@ def build_atlas(
                     "trustworthiness": "within the seeded sample"},
         "which": view.which,
     }
+    if truth_info is not None:
+        from ..reduce.quality import LOCAL_DEFINITION
+
+        params["local_recall"] = {"k": quality.k, "definition": LOCAL_DEFINITION.format(k=quality.k),
+                                  "truth": truth_info}
     if axes is not None:
         params["axes"] = {name: {k: v for k, v in a.items() if k != "vectors"}
                           for name, a in zip("xyz", axes, strict=False) if a is not None}
@@ -210,6 +223,7 @@ def build_atlas(
         notes=notes,
         clustering=clustering,
         pca=getattr(reducer, "pca_", None),
+        local_recall=local,
     )
     if result.is_low_quality() and method != "axes":  # word axes are chosen for meaning, not neighbours
         result.notes.append("this map is not faithful to the neighbourhoods of the space (see the quality figures): "
@@ -269,6 +283,64 @@ def reduce_stage(view: Any, X: np.ndarray, full: bool, *, method: str = "pca", d
     return reducer, np.asarray(coords, dtype=np.float32)
 
 
+def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, full: bool, *, metric: str = "cosine",
+                  seed: int = 0, local_recall: bool = True, progress: bool = False,
+                  timings: dict[str, Any] | None = None) -> tuple[Any, np.ndarray | None, dict[str, Any] | None]:
+    """The map's quality figures and, with ``local_recall``, each point's local recall and where its truth came from.
+
+    Returns ``(quality, local, truth_info)`` (the last two None without ``local_recall``).
+    """
+    from ..reduce.quality import map_faithfulness, projection_quality
+
+    timings = {} if timings is None else timings
+    started = time.perf_counter()
+    if not local_recall:
+        quality = projection_quality(X, coords, k=QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
+                                     space_neighbors=getattr(reducer, "neighbors_", None))
+        timings["quality"] = time.perf_counter() - started
+        return quality, None, None
+    truth, info = truth_stage(view, X, reducer, full, metric=metric, seed=seed, progress=progress)
+    timings["truth"] = time.perf_counter() - started
+    started = time.perf_counter()
+    quality, local = map_faithfulness(X, coords, truth, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
+                                      truth_exact=bool(info["exact"]))
+    timings["quality"] = time.perf_counter() - started
+    return quality, local, info
+
+
+def truth_stage(view: Any, X: np.ndarray, reducer: Any, full: bool, *, metric: str = "cosine", seed: int = 0,
+                k: int = QUALITY_K, progress: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The true neighbours a map is measured against: ``(Neighbors (n, >= k) of the mapped rows, info)``.
+
+    The reducer's own full-space graph when it has one (t-SNE/UMAP ``neighbors_``, exact, else ``graph_``,
+    maybe approximate); for a map of the whole space, :func:`~embedlens.reduce.quality.space_truth` (the
+    cached k-NN graph, or one built and cached); for a corpus subset, a search among the mapped rows
+    (:func:`~embedlens.reduce.knn.map_graph`: exact up to 100,000 rows). ``info`` says which.
+    """
+    from ..reduce.quality import space_truth
+
+    k = min(k, X.shape[0] - 1)
+    for name, exact in (("neighbors_", True), ("graph_", False)):
+        own = getattr(reducer, name, None)
+        if own is not None and own.k >= k and own.metric == metric:
+            info: dict[str, Any] = {"source": f"the map's own k-NN graph ({own.k} neighbours per point)",
+                                    "exact": exact, "k_stored": own.k}
+            params = getattr(reducer, "params_", {}) or {}
+            if not exact and "knn_recall" in params:
+                info["recall"] = params["knn_recall"]
+            return own, info
+    if full:
+        return space_truth(view, k, metric=metric, seed=seed, progress=progress)
+    from ..reduce.knn import map_graph
+
+    nb, described, _ = map_graph(X, k, metric=metric, seed=seed)
+    info = {"source": f"a search among the {X.shape[0]:,} mapped rows ({described.get('knn_method')})",
+            "exact": "knn_recall" not in described, "k_stored": nb.k}
+    if "knn_recall" in described:
+        info["recall"] = described["knn_recall"]
+    return nb, info
+
+
 def cluster_stage(X: np.ndarray, coords: np.ndarray, reducer: Any, display: list[str],
                   frequencies: np.ndarray | None, *, clusters: str | int = "auto", metric: str = "cosine",
                   seed: int = 0) -> Any:
@@ -282,16 +354,22 @@ def cluster_stage(X: np.ndarray, coords: np.ndarray, reducer: Any, display: list
 
 
 def _cached_graph(view: Any, reducer: Any, n: int, full: bool, metric: str) -> Any:
-    """The cached ``embedlens knn`` graph of the whole space when the map covers it and it holds enough
-    neighbours (cosine); else None, and the reducer finds (or reuses) its own full-space graph."""
+    """The ``embedlens knn`` graph of the whole space when the map covers it (cosine, no ``pre_pca``): the
+    cached one holding enough neighbours, else, up to ``EXACT_MAX`` rows, the exact one built and left in
+    the space's k-NN cache (where later maps, clusters and the explorer find it). None otherwise: the
+    reducer finds (or reuses) its own full-space graph."""
     need = reducer.neighbors_needed(n)
-    if not (full and need and metric == "cosine"):
+    if not (full and need and metric == "cosine") or getattr(reducer, "pre_pca", None) is not None:
         return None
-    from ..neighbors.knn import cached_knn
+    from ..neighbors.index import EXACT_MAX
+    from ..neighbors.knn import build_knn, cached_knn
 
     try:
-        return cached_knn(view, need)
-    except EmbedlensError:
+        graph = cached_knn(view, need)
+        if graph is None and n <= EXACT_MAX:
+            graph = build_knn(view, need)[0]
+        return graph
+    except (EmbedlensError, OSError):  # a damaged or read-only cache: the reducer finds its own graph
         return None
 
 
@@ -321,4 +399,23 @@ def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool =
     result.renderer = renderer
     result.timings = {**(timings or {}), **result.timings}
     result.save(out_dir, png=png, started=started)
+    _share_projection(lens, options, result)
     return result
+
+
+def _share_projection(lens: Any, options: dict[str, Any], result: AtlasResult) -> None:
+    """Save a whole-space map with the default parameters as the cached :class:`~embedlens.atlas.projection.Projection`
+    the explorer opens on (one projection cache); any other map is not saved there."""
+    from ..lens import as_view
+    from .projection import Projection, is_default_map, projection_path, save_projection
+
+    if not is_default_map(result, options):
+        return
+    view = as_view(lens, options.get("which"))
+    path = projection_path(view.content_hash, result.method, result.dims, result.seed)
+    try:
+        save_projection(path, Projection.from_atlas(result))
+    except OSError as exc:  # the map's own files are written; the explorer recomputes what it cannot find
+        log.warning("could not cache the projection in %s (%s)", path.parent, exc)
+        return
+    result.files["projection"] = path

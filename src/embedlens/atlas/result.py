@@ -1,8 +1,9 @@
 """``AtlasResult``: the coordinates of a vocabulary map with everything needed to redraw or audit it.
 
 Saved as four files in one folder: ``map.html`` (self-contained, offline), ``map.png``,
-``points.parquet`` (token_id, token, display, frequency[, cluster], x, y[, z][, script]: ``cluster`` (-1
-for none) when the map was clustered, ``script`` with ``color="script"``) and ``manifest.json``. All four are
+``points.parquet`` (token_id, token, display, frequency[, cluster, subcluster], x, y[, z][, script][, local_recall]:
+``cluster`` and ``subcluster`` (-1 for none) when the map was clustered, ``script`` with ``color="script"``,
+``local_recall`` when it was measured) and ``manifest.json``. All four are
 written into a hidden staging folder inside the output folder and then renamed into place one by one
 (``manifest.json`` last), so an interrupted run never leaves a half-written file; other files already
 in the folder are left alone.
@@ -64,6 +65,9 @@ class AtlasResult:
         clustering: the labelled clusters (:class:`~embedlens.atlas.clusters.Clustering`), or None.
         pca: the fitted PCA (:class:`~embedlens.reduce.PCAFit`) of a PCA map, else None: ``result.pca.transform(v)``
             places new vectors (m, d) on the same map. Not saved with the map files.
+        local_recall: float32 array of shape (n_points,): each point's share of its 10 true nearest neighbours
+            found among its 10 nearest on the map (:func:`~embedlens.reduce.quality.local_recall`); where its
+            truth came from is in ``params["local_recall"]``. None when not measured.
     """
 
     coords: np.ndarray
@@ -89,6 +93,7 @@ class AtlasResult:
     renderer: str = "auto"
     clustering: Any = None
     pca: Any = None
+    local_recall: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.coords.shape[0])
@@ -170,7 +175,8 @@ class AtlasResult:
         }
 
     def points_table(self) -> Any:
-        """A ``pyarrow.Table``: token_id, token, display, frequency[, cluster (-1: none)], x, y[, z][, script]."""
+        """A ``pyarrow.Table``: token_id, token, display, frequency[, cluster, subcluster (-1: none)], x, y[, z]
+        [, script][, local_recall]."""
         from ..errors import require
 
         pa = require("pyarrow", "writing points.parquet", "maps")
@@ -183,13 +189,28 @@ class AtlasResult:
         }
         if self.clustering is not None:  # maps made without clustering keep their columns
             columns["cluster"] = pa.array(self.cluster_ids())
+            if self.sub_clustering is not None:
+                columns["subcluster"] = pa.array(np.asarray(self.sub_clustering.assignment, dtype=np.int32))
         if self.color == "script":
             from ..writing_systems import SCRIPTS
 
             columns["script"] = pa.DictionaryArray.from_arrays(pa.array(self.script_classes()), pa.array(list(SCRIPTS)))
         for i, axis in enumerate("xyz"[: self.dims]):
             columns[axis] = pa.array(np.ascontiguousarray(self.coords[:, i], dtype=np.float32))
+        if self.local_recall is not None:
+            columns["local_recall"] = pa.array(np.asarray(self.local_recall, dtype=np.float32))
         return pa.table(columns)
+
+    @property
+    def sub_clustering(self) -> Any:
+        """The finer label level (sub-clusters, each inside one cluster), or None."""
+        return None if self.clustering is None else self.clustering.sub
+
+    def label_levels(self) -> list[dict[str, Any]]:
+        """The map's label levels as JSON (:func:`embedlens.atlas.clusters.label_levels`); [] without clusters."""
+        from .clusters import label_levels
+
+        return label_levels(self.clustering, self.sub_clustering)
 
     def cluster_ids(self) -> np.ndarray:
         """Each point's cluster id (int32), -1 for none (every point when the map has no clusters)."""
@@ -314,7 +335,8 @@ class AtlasResult:
         if manifest.get("clusters") and "cluster" in table.column_names:
             from .clusters import Clustering
 
-            clustering = Clustering.from_dict(manifest["clusters"], table.column("cluster").to_numpy())
+            sub = table.column("subcluster").to_numpy() if "subcluster" in table.column_names else None
+            clustering = Clustering.from_dict(manifest["clusters"], table.column("cluster").to_numpy(), sub)
         return cls(
             coords=coords,
             ids=table.column("token_id").to_numpy().astype(np.int64),
@@ -337,6 +359,8 @@ class AtlasResult:
             notes=manifest.get("notes", []),
             renderer=manifest.get("renderer", "auto"),
             clustering=clustering,
+            local_recall=table.column("local_recall").to_numpy().astype(np.float32)
+            if "local_recall" in table.column_names else None,
         )
 
 

@@ -36,10 +36,12 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--pre-pca", "pre_pca", type=int, default=None, metavar="N",
               help="t-SNE/UMAP: find the k-NN graph after an exact PCA to N dims (faster, loses true neighbours; "
                    "a note says how many). Default: the graph of the full space.")
-@click.option("--color", type=click.Choice(("frequency", "length", "script", "none")), default="frequency",
-              show_default=True, help="Colour points by corpus frequency (log scale), token length, writing system "
+@click.option("--color", type=click.Choice(("frequency", "length", "script", "faithfulness", "none")),
+              default="frequency", show_default=True,
+              help="Colour points by corpus frequency (log scale), token length, writing system "
               "(Latin, Cyrillic, Greek, CJK, Arabic, other letters, digits, punctuation, whitespace, bytes, special), "
-              "or not at all.")
+              "faithfulness (each token's local recall@10: the share of its 10 nearest neighbours in the space "
+              "that are among its 10 nearest on the map, 0 to 1), or not at all.")
 @click.option("--clusters", default=None, metavar="auto|none|N",
               help="Label clusters found on the k-NN graph of the full space (Leiden): auto, none or a number. "
                    "Default: auto for t-SNE and UMAP, none otherwise.")

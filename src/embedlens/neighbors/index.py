@@ -181,10 +181,13 @@ def _pair_keys(q: np.ndarray, r: np.ndarray, n: int) -> np.ndarray:
 
 
 def _excluded(cand: np.ndarray, eq: np.ndarray, er: np.ndarray, n: int) -> np.ndarray:
-    """Which candidates (m, L) (-1: none) are excluded rows of their query (pairs ``eq``, ``er``, sorted by query)."""
+    """Which candidates (m, L) (-1: none) are excluded rows of their query (the pairs ``eq``, ``er``)."""
     m, L = cand.shape
     counts = np.bincount(eq, minlength=m)
     width = int(counts.max(initial=0))
+    if eq.size > 1 and bool((np.diff(eq) < 0).any()):  # the table below fills each query's pairs in turn
+        order = np.argsort(eq, kind="stable")
+        eq, er = eq[order], er[order]
     if width <= 4:
         # A few rows per query (self, a query word's tokens): one dense table, compared in place; a set
         # lookup of every (query, candidate) pair took most of a whole-map search of 262,144 points.

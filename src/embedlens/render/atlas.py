@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .framing import bulk_bounds
 from .offline import plotly_text, plotly_texts
 
 COLORSCALE = "Viridis"
@@ -21,7 +22,11 @@ _AXIS_NAMES = {"pca": "PC", "tsne": "t-SNE ", "umap": "UMAP "}
 
 
 def color_values(result: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Marker colours (one float per point) and the colour bar settings for ``result.color``."""
+    """Marker colours (one float per point) and the colour bar settings for ``result.color``.
+
+    ``faithfulness`` colours by each point's local recall (0: none of its true neighbours nearby on the map,
+    1: all); without a measured local recall, and ``frequency`` without counts, fall back to token length.
+    """
     if result.color == "frequency" and result.frequencies is not None:
         f = np.asarray(result.frequencies, dtype=np.float64)
         values = np.log10(1.0 + f).astype(np.float32)
@@ -32,7 +37,11 @@ def color_values(result: Any) -> tuple[np.ndarray | None, dict[str, Any]]:
             "tickvals": np.log10(1.0 + np.asarray(ticks, dtype=np.float64)).tolist(),
             "ticktext": [f"{t:,}" for t in ticks],
         }
-    if result.color in ("frequency", "length"):
+    if result.color == "faithfulness" and getattr(result, "local_recall", None) is not None:
+        k = (result.params.get("local_recall") or {}).get("k", 10)
+        return np.asarray(result.local_recall, dtype=np.float32), {"title": {"text": f"local recall@{k}"},
+                                                                    "range": (0.0, 1.0)}
+    if result.color in ("frequency", "length", "faithfulness"):
         lengths = np.fromiter(map(len, result.display), dtype=np.float32, count=len(result.display))
         top = float(np.percentile(lengths, 99)) if lengths.size else 1.0  # a few 80-character tokens would flatten the rest
         return lengths, {"title": {"text": "characters"}, "range": (1.0, max(top, 2.0))}
@@ -110,22 +119,23 @@ MAX_3D_LABELS = 20
 
 def cluster_label_boxes(result: Any, *, width: float = PLOT_WIDTH, height: float = PLOT_HEIGHT,
                         font: float = LABEL_FONT) -> tuple[np.ndarray, float, np.ndarray]:
-    """Placed label boxes (m, 4) in nominal plot pixels (NaN: dropped), pixels per map unit, map minimum.
+    """Placed label boxes (m, 4) in nominal plot pixels (NaN: dropped), pixels per map unit, framed minimum.
 
-    The Plotly map keeps x and y at one scale, so a map unit is ``scale`` pixels on both axes; text
-    width is estimated at 0.6 em per character.
+    The Plotly map keeps x and y at one scale and frames the bulk of the points (:func:`bulk_bounds`), so a
+    map unit is ``scale`` pixels on both axes; text width is estimated at 0.6 em per character. A label
+    sits on its cluster's median or, where that is taken, close by (with a leader line).
     """
-    from .labels import place_labels
+    from .labels import RINGS, place_labels
 
     clustering = result.clustering
-    xy = np.asarray(result.coords, dtype=np.float64)[:, :2]
-    lo = xy.min(axis=0) if xy.size else np.zeros(2)
-    span = np.maximum(xy.max(axis=0) - lo, 1e-12) if xy.size else np.ones(2)
+    bounds = bulk_bounds(np.asarray(result.coords, dtype=np.float64)[:, :2])
+    lo, span = bounds[:, 0], np.maximum(bounds[:, 1] - bounds[:, 0], 1e-12)
     scale = float(min(width / span[0], height / span[1]))
     centres = np.array([c.center[:2] for c in clustering.clusters], dtype=np.float64).reshape(-1, 2)
     anchors = (centres - lo) * scale
     sizes = np.array([[0.6 * font * max(len(c.label), 1) + 8, 1.6 * font] for c in clustering.clusters]).reshape(-1, 2)
-    return place_labels(anchors, sizes), scale, lo
+    boxes = place_labels(anchors, sizes, candidates=[RINGS] * len(anchors), bounds=(0, 0, span[0] * scale, span[1] * scale))
+    return boxes, scale, lo
 
 
 def cluster_annotations(result: Any) -> list[dict[str, Any]]:
@@ -144,8 +154,13 @@ def cluster_annotations(result: Any) -> list[dict[str, Any]]:
         if np.isnan(box[0]):
             continue
         centre = lo + np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]) / scale
-        out.append({"x": float(centre[0]), "y": float(centre[1]), "xref": "x", "yref": "y",
-                    "text": plotly_text(c.label), **style})
+        note = {"x": float(centre[0]), "y": float(centre[1]), "xref": "x", "yref": "y", "text": plotly_text(c.label),
+                **style}
+        anchor = (np.asarray(c.center[:2]) - lo) * scale
+        if not (box[0] <= anchor[0] <= box[2] and box[1] <= anchor[1] <= box[3]):  # displaced: a leader line
+            note.update(showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor="rgba(60,60,60,0.7)", axref="x",
+                        ayref="y", ax=float(centre[0]), ay=float(centre[1]), x=float(c.center[0]), y=float(c.center[1]))
+        out.append(note)
     return out
 
 
@@ -204,9 +219,10 @@ def atlas_figure(result: Any) -> Any:
                                  "zaxis": {"title": {"text": titles[2]}}, "aspectmode": "data",
                                  "annotations": notes})
     else:
-        fig.update_xaxes(title={"text": titles[0]}, zeroline=False, showticklabels=ticks)
+        frame = bulk_bounds(xyz[:, :2]) if len(xyz) else np.array([[-1.0, 1.0], [-1.0, 1.0]])
+        fig.update_xaxes(title={"text": titles[0]}, zeroline=False, showticklabels=ticks, range=frame[0].tolist())
         fig.update_yaxes(title={"text": titles[1]}, zeroline=False, scaleanchor="x", scaleratio=1,
-                         showticklabels=ticks)
+                         showticklabels=ticks, range=frame[1].tolist())
         fig.update_layout(annotations=notes)
     return fig
 
@@ -285,21 +301,21 @@ def _place_png_labels(fig: Any, ax: Any, result: Any, xyz: np.ndarray, dpi: int)
 
     Returns the drawn ``Text`` artists and their boxes (display pixels, x0, y0, x1, y1).
     """
+    from matplotlib.lines import Line2D
     from matplotlib.transforms import IdentityTransform
 
-    from .labels import BESIDE, CENTRED, place_labels
+    from .labels import BESIDE, RINGS, place_labels
 
     items: list[tuple[str, np.ndarray, dict[str, Any], tuple]] = []
     clustering = getattr(result, "clustering", None)
     if clustering is not None and len(clustering):
         centres = np.array([c.center for c in clustering.clusters], dtype=np.float64)
         for c, anchor in zip(clustering.clusters, centres, strict=True):
-            items.append((c.label, anchor, {"fontsize": 9, "fontweight": "bold"}, CENTRED))
+            items.append((c.label, anchor, {"fontsize": 9, "fontweight": "bold"}, RINGS))
     for r in label_rows(result):
         items.append((result.display[r], xyz[r].astype(np.float64), {"fontsize": 8}, BESIDE))
     if not items:
         return [], np.zeros((0, 4))
-    ax.autoscale_view()
     if xyz.shape[1] == 2:
         ax.apply_aspect()
     renderer = fig.canvas.get_renderer()
@@ -315,14 +331,22 @@ def _place_png_labels(fig: Any, ax: Any, result: Any, xyz: np.ndarray, dpi: int)
         texts.append(t)
         sizes.append((extent.width + grow, extent.height + grow))
     frame = ax.get_window_extent(renderer)
+    # a label whose anchor (cluster median, token) lies outside the framed view is left out
+    outside = ((anchors[:, 0] < frame.x0) | (anchors[:, 0] > frame.x1) | (anchors[:, 1] < frame.y0)
+               | (anchors[:, 1] > frame.y1))
+    anchors = np.where(outside[:, None], np.nan, anchors)
     boxes = place_labels(anchors, np.array(sizes), candidates=[it[3] for it in items],
                          bounds=(frame.x0, frame.y0, frame.x1, frame.y1), pad=2.0)
     drawn, kept = [], []
-    for t, box in zip(texts, boxes, strict=True):
+    for t, box, anchor, item in zip(texts, boxes, anchors, items, strict=True):  # a loop over labels
         if np.isnan(box[0]):
             t.remove()
             continue
         t.set_position(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
+        if item[3] is RINGS and not (box[0] <= anchor[0] <= box[2] and box[1] <= anchor[1] <= box[3]):
+            end = np.clip(anchor, box[:2], box[2:])  # displaced: a leader line from the median to the box
+            fig.add_artist(Line2D([anchor[0], end[0]], [anchor[1], end[1]], transform=IdentityTransform(),
+                                  color="#555", lw=0.6, alpha=0.8))
         drawn.append(t)
         kept.append(box)
     return drawn, np.array(kept).reshape(-1, 4)
@@ -361,7 +385,11 @@ def draw_atlas(result: Any, *, dpi: int = 150) -> tuple[Any, list[Any], np.ndarr
         titles = axis_titles(result)
         ax.set_xlabel(titles[0], parse_math=False)
         ax.set_ylabel(titles[1], parse_math=False)
+        frame = bulk_bounds(xyz)  # the bulk of the points, as the interactive map frames it
+        ax.set_xlim(*frame[0])
+        ax.set_ylim(*frame[1])
         if three_d:
+            ax.set_zlim(*frame[2])
             ax.set_zlabel(titles[2], parse_math=False)
         elif result.method == "pca":
             ax.set_aspect("equal", adjustable="datalim")

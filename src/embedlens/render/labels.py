@@ -6,7 +6,7 @@ upper right of their point) and takes the first whose box overlaps no box alread
 the bounds; a label with no free position is dropped. A few hundred labels cost a few milliseconds: each
 try is one vectorised test against the boxes placed so far.
 
-The same pass runs in JavaScript in the WebGL page (:mod:`embedlens.render.pointcloud`), on every redraw.
+The same pass runs in JavaScript in the WebGL map component (``static/pointcloud.js``), on every redraw.
 """
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 
 CENTRED = ((0.0, 0.0), (0.0, 1.05), (0.0, -1.05), (0.55, 0.0), (-0.55, 0.0))
+# on the anchor, then rings around it further and further out (the caller draws a leader line to a label
+# whose box no longer holds its anchor); the WebGL component uses the same rings in pixels
+RINGS = ((0.0, 0.0), *((dx * t, dy * t) for t in (1.0, 2.0, 3.0, 4.5)
+                       for dx, dy in ((0.0, 1.2), (0.0, -1.2), (1.05, 0.0), (-1.05, 0.0),
+                                      (0.8, 1.2), (-0.8, 1.2), (0.8, -1.2), (-0.8, -1.2))))
 BESIDE = ((0.5, 0.5), (-0.5, 0.5), (0.5, -0.5), (-0.5, -0.5))
 
 
@@ -25,7 +30,7 @@ def place_labels(anchors: np.ndarray, sizes: np.ndarray, *, candidates: Sequence
 
     Coordinates are in one pixel-like space (y may point up or down). ``candidates[i]`` lists the offsets
     of label i's centre from its anchor in units of its own width and height (default :data:`CENTRED`).
-    Dropped labels get a row of NaN. Placed boxes never overlap (they keep ``pad`` apart) and lie inside
+    Dropped labels (and labels whose anchor is NaN) get a row of NaN. Placed boxes never overlap (they keep ``pad`` apart) and lie inside
     ``bounds`` (x0, y0, x1, y1) when given.
     """
     anchors = np.asarray(anchors, dtype=np.float64).reshape(-1, 2)
@@ -34,6 +39,8 @@ def place_labels(anchors: np.ndarray, sizes: np.ndarray, *, candidates: Sequence
     out = np.full((m, 4), np.nan)
     placed = np.empty((0, 4))
     for i in range(m):  # a loop over labels (a few hundred at most), not over points
+        if np.isnan(anchors[i]).any():  # no anchor (e.g. outside the view): no label
+            continue
         w, h = sizes[i]
         for dx, dy in (candidates[i] if candidates is not None else CENTRED):
             cx, cy = anchors[i, 0] + dx * w, anchors[i, 1] + dy * h

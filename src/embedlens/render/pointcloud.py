@@ -153,8 +153,6 @@ def token_priority(result: Any) -> np.ndarray | None:
 def page_data(result: Any) -> dict[str, Any]:
     """Everything the page draws, rows in the result's order: raw coordinates (the component frames them),
     colours, sizes, the drawing order, hover fields and the cluster label levels."""
-    from ..atlas.clusters import label_levels
-
     xyz = np.asarray(result.coords, dtype=np.float32)
     n, dims = xyz.shape
     rgb, colorbar, legend = point_colors(result)
@@ -163,7 +161,6 @@ def page_data(result: Any) -> dict[str, Any]:
     sizes = np.maximum(sizes * 1.5, 2.0).astype(np.float32)
     order = draw_order(result)
     priority = token_priority(result)
-    clustering = getattr(result, "clustering", None)
     line1, line2 = result.title_lines()
     return {
         "n": int(n), "dims": int(dims), "coords": _b64(xyz), "rgb": _b64(rgb), "size": _b64(sizes),
@@ -173,7 +170,7 @@ def page_data(result: Any) -> dict[str, Any]:
         "ids": np.asarray(result.ids, dtype=np.int64).tolist(),
         "freq": None if result.frequencies is None else np.asarray(result.frequencies, dtype=np.int64).tolist(),
         "title": [line1, line2], "colorbar": colorbar, "legend": legend,
-        "levels": None if clustering is None else label_levels(clustering, getattr(clustering, "sub", None)),
+        "levels": result.label_levels() or None,
         "token_priority": None if priority is None else _b64(priority.astype(np.int32)),
     }
 

@@ -1,7 +1,9 @@
 """``embedlens serve``: a local browser explorer of one or two embedding spaces.
 
 The page (``static/``) draws the whole vocabulary as a WebGL scatter (PCA, t-SNE or UMAP, 2D or 3D),
-searches it by text or regular expression, shows a token's nearest neighbours and variants, places a
+opening on a cached t-SNE map of the space (else PCA while the t-SNE is computed) with its labelled
+clusters, searches it by text or regular expression, shows a token's nearest neighbours, variants and
+true neighbours, each token's local faithfulness, a selection's centroid and k-NN graph, places a
 prompt's tokens on the map with, for causal LMs, one token's path through the layers, and draws the
 token grid map of a layer. Everything is served from this process (Plotly from the installed package):
 the page works with no network at all.

@@ -148,14 +148,11 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
     static = static_dir()
     hosts = list(allowed_hosts) if allowed_hosts is not None else list(LOOPBACK_HOSTS)
 
-    def api(fn, fast=None):
+    def guarded(answer):
+        """An endpoint around ``answer(request)``: refusals become one-line JSON 4xx, the server keeps serving."""
         async def endpoint(request: Request) -> Response:
-            from starlette.concurrency import run_in_threadpool
-
             try:
-                out = fast(request.query_params) if fast is not None else None
-                if out is None:  # the usual path: a worker thread, so the event loop never waits on NumPy
-                    out = await run_in_threadpool(fn, request.query_params)
+                out = await answer(request)
             except BadRequest as exc:
                 return JSONResponse({"error": str(exc)}, status_code=exc.status)
             except EmbedlensError as exc:
@@ -166,24 +163,27 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
 
         return endpoint
 
-    def post_api(fn):
-        """A POST endpoint: ``fn(body)`` on a worker thread, ``body`` the request's checked JSON object."""
-        async def endpoint(request: Request) -> Response:
+    def api(fn, fast=None):
+        """A GET endpoint: ``fast(params)`` on the event loop when it answers, else ``fn(params)`` on a worker."""
+        async def answer(request: Request) -> Any:
             from starlette.concurrency import run_in_threadpool
 
-            try:
-                check_origin(request.headers)
-                body = await read_json_body(request)
-                out = await run_in_threadpool(fn, body)
-            except BadRequest as exc:
-                return JSONResponse({"error": str(exc)}, status_code=exc.status)
-            except EmbedlensError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-            except MemoryError:
-                return JSONResponse({"error": "out of memory: ask for less"}, status_code=503)
-            return JSONResponse(out)
+            out = fast(request.query_params) if fast is not None else None
+            if out is None:  # the usual path: a worker thread, so the event loop never waits on NumPy
+                out = await run_in_threadpool(fn, request.query_params)
+            return out
 
-        return endpoint
+        return guarded(answer)
+
+    def post_api(fn):
+        """A POST endpoint: ``fn(body)`` on a worker thread, ``body`` the request's checked JSON object."""
+        async def answer(request: Request) -> Any:
+            from starlette.concurrency import run_in_threadpool
+
+            check_origin(request.headers)
+            return await run_in_threadpool(fn, await read_json_body(request))
+
+        return guarded(answer)
 
     def info(params: Any) -> dict[str, Any]:
         from ..grid import METHODS as GRID_PLANES

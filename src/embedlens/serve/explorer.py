@@ -97,7 +97,7 @@ class Explorer:
             elif start:
                 def work() -> Projection:
                     if method in DEFAULT_MAPS:  # t-SNE and UMAP start from the space's graph: cached for the rest
-                        self.space_graph(panel)
+                        self.space_graph(panel, self.map_neighbors(panel, method, dims))
                     proj = compute_projection(panel.view, method, dims, self.seed)
                     save_projection(path, proj)
                     return proj
@@ -149,7 +149,7 @@ class Explorer:
         self.projection(panel, "pca", 2)
         pending = None
         if len(panel.space) >= MIN_TSNE_POINTS:
-            self.graph_job(panel)
+            self.graph_job(panel, self.map_neighbors(panel, "tsne", 2))  # what the t-SNE needs serves the rest
             self.clusters_job(panel, "auto")
             job = self.tsne_job(panel)
             pending = "tsne" if job.state in ("queued", "running") else None
@@ -161,7 +161,7 @@ class Explorer:
         path = projection_path(panel.content_key, "tsne", 2, self.seed)
 
         def work() -> Projection:
-            self.space_graph(panel)  # in the k-NN cache first: build_atlas's reducer reads it from there
+            self.space_graph(panel, self.map_neighbors(panel, "tsne", 2))  # build_atlas's reducer reads it
             proj = compute_projection(panel.view, "tsne", 2, self.seed)
             save_projection(path, proj)
             return proj
@@ -175,10 +175,18 @@ class Explorer:
     def graph_k(self, panel: Panel) -> int:
         return max(1, min(GRAPH_K, len(panel.space) - 1))
 
+    def map_neighbors(self, panel: Panel, method: str, dims: int) -> int:
+        """Neighbours per row a whole-space ``method`` map starts from (t-SNE 90, UMAP 14 by default)."""
+        from ..reduce import make_reducer
+
+        reducer = make_reducer(method, n_components=dims, metric="cosine", seed=self.seed)
+        return max(1, reducer.neighbors_needed(len(panel.space)))
+
     def space_graph(self, panel: Panel, k: int | None = None) -> Any:
         """The space's :class:`~embedlens.neighbors.knn.KnnGraph` with >= ``k`` neighbours (default
-        :data:`GRAPH_K`): kept in memory, else from the k-NN cache, else built and cached (exact up to
-        ``EXACT_MAX`` rows). Neighbour look-ups read it too (unless the explorer was made with ``knn=False``)."""
+        :data:`GRAPH_K`): kept in memory, else any cached one wide enough (``embedlens knn``, a t-SNE map's),
+        else built with :data:`GRAPH_K` neighbours, so one build serves every later ask, and cached (exact
+        up to ``EXACT_MAX`` rows). Neighbour look-ups read it too (unless the explorer has ``knn=False``)."""
         from ..neighbors.index import EXACT_MAX
         from ..neighbors.knn import build_knn, cached_knn
 
@@ -187,10 +195,11 @@ class Explorer:
             graph = self._graphs.get(panel.index)
             if graph is not None and graph.k >= want:
                 return graph
-            graph = cached_knn(panel.view, want)
+            widest = max(want, self.graph_k(panel))
+            graph = cached_knn(panel.view, widest) or (cached_knn(panel.view, want) if want < widest else None)
             if graph is None:
                 method = "exact" if len(panel.space) <= EXACT_MAX else "approx"
-                graph, _, _ = build_knn(panel.view, want, method=method)
+                graph, _, _ = build_knn(panel.view, widest, method=method)
             self._graphs[panel.index] = graph
             self._graph_indexes[panel.index] = graph.index()
         if self.knn and graph.method == "exact":
@@ -219,23 +228,25 @@ class Explorer:
     # -- clusters and faithfulness -------------------------------------------------------------------------
 
     def clusters_job(self, panel: Panel, n: str | int) -> Job:
-        """Labelled clusters of the whole space (:func:`embedlens.atlas.clusters.find_clusters`) on the
-        space's k-NN graph (:meth:`space_graph`: no new search when it is cached), with their levels."""
+        """Labelled clusters of the whole space (:func:`embedlens.atlas.clusters.find_clusters`) and their
+        sub-clusters, on the space's k-NN graph (:meth:`space_graph`: no new search when it is cached), with
+        both as the map's label levels (:func:`~embedlens.atlas.clusters.label_levels`)."""
         key = f"clusters:{panel.content_key}:{n}:{self.seed}"
 
         def work() -> dict[str, Any]:
             from ..atlas.clusters import CLUSTER_K, find_clusters, label_levels
 
-            graph = self.space_graph(panel)
+            graph = self.space_graph(panel, CLUSTER_K)
             vectors = panel.space.vectors
             found = find_clusters(vectors, clusters=n, metric="cosine", seed=self.seed, display=panel.display,
                                   coords=np.zeros((vectors.shape[0], 2), dtype=np.float32),
-                                  indices=graph.indices[:, :CLUSTER_K])
-            found.params["knn_source"] = f"the space's cached {graph.method} {graph.k}-NN graph ({graph.backend})"
+                                  indices=graph.indices[:, :CLUSTER_K], sub=True)
+            stored = graph.params.get("truncated_from", graph.k)
+            found.params["knn_source"] = f"the space's cached {graph.method} {stored}-NN graph ({graph.backend})"
             block = found.to_dict()
-            for c in block["clusters"]:
+            for c in block["clusters"] + (block.get("sub") or {}).get("clusters", []):
                 c.pop("center", None)  # the page places labels on its own map
-            return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found)}
+            return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
 
         return self.index_jobs.submit(key, "clusters", f"clusters of {panel.title} ({n})", work,
                                       priority=PRIORITY_PAGE)
@@ -248,10 +259,13 @@ class Explorer:
         return out
 
     def faithfulness(self, panel: Panel, method: str, dims: int) -> dict[str, Any]:
-        """Local recall@10 of each token on a map (:func:`embedlens.reduce.quality.local_recall`), as a job.
+        """Local recall@10 of each token on a map (:attr:`Projection.local_recall
+        <embedlens.atlas.projection.Projection.local_recall>`), as a job.
 
-        The truth is the space's k-NN graph; ``recall`` is the mean over the map recall's seeded query
-        rows (the map's recall@10 figure when the graph is exact). Waits (state ``waiting``) for the map.
+        A t-SNE/UMAP projection carries it; a PCA map gets it from
+        :func:`~embedlens.atlas.projection.add_local_recall` (its truth: the space's k-NN graph, which
+        :meth:`space_graph` caches first) and is saved again with it. ``recall`` is the mean over the map
+        recall's seeded query rows: the map's recall@10. Waits (state ``waiting``) for the map.
         """
         state, proj = self.projection(panel, method, dims, start=False)
         if proj is None:
@@ -263,19 +277,24 @@ class Explorer:
 
         def work() -> dict[str, Any]:
             from ..atlas.pipeline import QUALITY_SAMPLE
-            from ..reduce.quality import local_recall, sample_indices
+            from ..atlas.projection import add_local_recall
+            from ..reduce.quality import sample_indices
 
-            graph = self.space_graph(panel)
-            k = min(FAITH_K, graph.k)
-            local = getattr(proj, "local_recall", None)
-            if local is None or len(local) != len(panel.space):
-                local = local_recall(graph.indices[:, :k], proj.coords, k=k)
+            measured = proj
+            if measured.local_recall is None or len(measured.local_recall) != len(panel.space):
+                self.space_graph(panel, FAITH_K)  # cached, so the truth below is read, not searched again
+                measured = add_local_recall(panel.view, proj)
+                save_projection(projection_path(panel.content_key, method, dims, self.seed), measured)
+                job = self.job(self.projection_key(panel, method, dims))
+                if job is not None and job.result is proj:
+                    job.result = measured
+            local = measured.local_recall
+            about = measured.params.get("local_recall", {})
+            k = int(about.get("k", FAITH_K))
             rows = sample_indices(len(panel.space), QUALITY_SAMPLE, self.seed)
-            local = np.asarray(local, dtype=np.float32)
-            return {"k": k, "local_recall": np.round(local.astype(np.float64), 4).tolist(),
-                    "recall": float(local[rows].mean()), "queries": int(rows.size),
-                    "truth": f"{graph.method} {graph.k}-NN graph of the space ({graph.backend})",
-                    "method": method, "dims": dims}
+            hits = np.rint(np.asarray(local, dtype=np.float64) * k)  # whole neighbours: the recall adds them up
+            return {"k": k, "local_recall": (hits / k).tolist(), "recall": float(hits[rows].sum() / (rows.size * k)),
+                    "queries": int(rows.size), "truth": about.get("truth"), "method": method, "dims": dims}
 
         job = self.index_jobs.submit(key, "faithfulness", f"local recall@{FAITH_K} of the {method} {dims}D map of "
                                      f"{panel.title}", work, priority=PRIORITY_PAGE)

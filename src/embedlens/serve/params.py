@@ -149,12 +149,14 @@ class Body:
         return value
 
     def rows(self, name: str, n: int, max_rows: int) -> np.ndarray:
-        """A non-empty list of row numbers 0..n-1, deduplicated (first occurrence kept), at most ``max_rows``."""
+        """A non-empty list of at most ``max_rows`` row numbers 0..n-1, deduplicated (first occurrence kept)."""
         value = self.body.get(name)
         if value is None:
             raise BadRequest(f"field '{name}' is required (a list of row numbers)")
         if not isinstance(value, list) or not value:
             raise BadRequest(f"field '{name}' must be a non-empty list of row numbers")
+        if len(value) > max_rows:
+            raise BadRequest(f"field '{name}' holds {len(value):,} rows; the limit is {max_rows:,}", status=413)
         if set(map(type, value)) != {int}:  # one pass in C; bool is a type of its own here
             bad = next(v for v in value if not _is_int(v))
             raise BadRequest(f"field '{name}' must hold integers only, got {json.dumps(bad)[:20]}")
@@ -166,7 +168,4 @@ class Body:
             worst = int(rows.min()) if rows.min() < 0 else int(rows.max())
             raise BadRequest(f"field '{name}' holds row {worst}; rows are 0..{n - 1}")
         _, first = np.unique(rows, return_index=True)
-        rows = rows[np.sort(first)]
-        if rows.size > max_rows:
-            raise BadRequest(f"field '{name}' holds {rows.size:,} distinct rows; the limit is {max_rows:,}", status=413)
-        return rows
+        return rows[np.sort(first)]

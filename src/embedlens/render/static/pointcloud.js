@@ -724,10 +724,15 @@
       drag = { at, start: [e.clientX, e.clientY], mode, view: Object.assign({}, view), cam: Object.assign({}, cam), poly: [at], moved: false };
       e.preventDefault();
     });
-    window.addEventListener("mousemove", (e) => {
+    function onMove(e) {
       if (drag) {
         const dx = e.clientX - drag.start[0], dy = e.clientY - drag.start[1];
         if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
+        if (drag.mode === "lasso") { // every mouse position is a vertex, the first few included
+          drag.poly.push(local(e));
+          if (drag.moved) drawShape(drag.poly, false);
+          return;
+        }
         if (!drag.moved) return;
         if (drag.mode === "pan") {
           if (three) {
@@ -746,10 +751,6 @@
           drag.poly = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]];
           drawShape(drag.poly, true);
           return;
-        } else if (drag.mode === "lasso") {
-          drag.poly.push(local(e));
-          drawShape(drag.poly, false);
-          return;
         }
         if (hovered >= 0) showTip(-1);
         redraw();
@@ -760,8 +761,8 @@
       if (hoverQueued) return;
       hoverQueued = true;
       requestAnimationFrame(() => { hoverQueued = false; if (hoverAt) showTip(nearest(hoverAt[0], hoverAt[1]), hoverAt[0], hoverAt[1]); });
-    });
-    window.addEventListener("mouseup", (e) => {
+    }
+    function onUp(e) {
       if (!drag) return;
       const d = drag;
       drag = null;
@@ -776,15 +777,17 @@
       if (e.shiftKey && !three && row >= 0) { selection[row] = selection[row] ? 0 : 1; redraw(); emit("select", selected()); return; }
       if (tool !== "pan" && row < 0 && !e.shiftKey && selection.some((v) => v)) applySelection([], false);
       emit("click", row, e);
-    });
+    }
+    window.addEventListener("mousemove", onMove);
+    window.addEventListener("mouseup", onUp);
     canvas.addEventListener("mouseleave", () => { hoverAt = null; if (hovered >= 0) showTip(-1); });
     canvas.addEventListener("wheel", (e) => {
       e.preventDefault();
       zoomBy(Math.exp(-e.deltaY * 0.0015), ...local(e));
     }, { passive: false });
     canvas.addEventListener("dblclick", () => frame());
-    if (global.ResizeObserver) new ResizeObserver(() => redraw()).observe(container);
-    else window.addEventListener("resize", redraw);
+    const resizer = global.ResizeObserver ? new ResizeObserver(() => redraw()) : null;
+    if (resizer) resizer.observe(container); else window.addEventListener("resize", redraw);
     function zoomBy(f, mx, my) {
       if (three) cam.dist = Math.max(0.2, Math.min(40, cam.dist / f));
       else { // the data point under the cursor stays where it is
@@ -870,7 +873,11 @@
       on(name, f) { if (handlers[name]) handlers[name].push(f); return api; },
       frame() { frame(); return api; },
       toPNG,
-      destroy() { container.replaceChildren(); container.classList.remove("em-map"); if (gl) gl.getExtension("WEBGL_lose_context")?.loseContext(); },
+      destroy() {
+        window.removeEventListener("mousemove", onMove);
+        window.removeEventListener("mouseup", onUp);
+        if (resizer) resizer.disconnect(); else window.removeEventListener("resize", redraw);
+        container.replaceChildren(); container.classList.remove("em-map"); if (gl) gl.getExtension("WEBGL_lose_context")?.loseContext(); },
       stats() { return Object.assign({ n, dims, zoom: zoomRatio(), hovered }, stat); },
       // for pages, tests and benchmarks
       draw() { draw(); if (gl) gl.finish(); return stat.lastFrameMs; },
