@@ -183,15 +183,20 @@ def test_figure_is_webgl_with_escaped_hover_and_quality_in_title(env):
 def test_html_is_self_contained(env, tmp_path):
     from embedlens.atlas import write_atlas
 
-    write_atlas(env["lens"], tmp_path, corpus=str(env["corpus"]), png=False)
+    write_atlas(env["lens"], tmp_path, corpus=str(env["corpus"]), png=False)  # the WebGL page (default)
     html = (tmp_path / "map.html").read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]*\ssrc=", html), "a script is loaded from elsewhere"
     assert not re.search(r"<link[^>]*href=[\"']?(https?:)?//", html), "a stylesheet is loaded from elsewhere"
+    assert not re.search(r"https?:", html.replace('"http://www.w3.org/2000/svg"', "")) and "EmbedlensMap" in html
+    assert "\\u003cscript\\u003e" in html and "<script>" not in html.split("</head>", 1)[1].split("<script>")[0]
+    assert not (tmp_path / "map.png").exists()
+    write_atlas(env["lens"], tmp_path, corpus=str(env["corpus"]), png=False, renderer="plotly")
+    html = (tmp_path / "map.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]*\ssrc=", html), "a script is loaded from elsewhere"
     # (plotly.js itself mentions CDN addresses for map tiles and icons it never fetches for a scatter plot;
     # the browser test checks that no request leaves file://.)
     assert "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js is embedded
     assert "&lt;script&gt;" in html
-    assert not (tmp_path / "map.png").exists()
 
 
 def test_interrupted_save_leaves_no_half_written_files(env, tmp_path, monkeypatch):
@@ -365,6 +370,7 @@ def test_map_html_renders_offline_in_chromium_with_markup_tokens_as_text(env, tm
     n = len(result)
     side = int(np.ceil(np.sqrt(n)))
     result.coords = (np.column_stack([np.arange(n) % side, np.arange(n) // side]) * 10.0).astype(np.float32)
+    result.renderer = "plotly"  # the WebGL page (the default) has its own hover test
     result.save(tmp_path, png=False)
     markup = [(i, d) for i, d in enumerate(result.display) if d in MARKUP_TOKENS]
     assert {d for _, d in markup} == set(MARKUP_TOKENS)

@@ -58,7 +58,11 @@ def view(tmp_path_factory, offline_module_page):
 
 def screen(result, t) -> np.ndarray:
     """Client (page) coordinates of every point under the page's transform ``t``, computed here."""
-    xy = np.asarray(result.coords, dtype=np.float64)
+    return screen_of(result.coords, t)
+
+
+def screen_of(coords, t) -> np.ndarray:
+    xy = np.asarray(coords, dtype=np.float64)
     return np.column_stack([t["left"] + t["width"] / 2 + (xy[:, 0] - t["cx"]) * t["scale"],
                             t["top"] + t["height"] / 2 - (xy[:, 1] - t["cy"]) * t["scale"]])
 
@@ -72,16 +76,20 @@ def set_zoom(page, zoom: float, at=None):
 
 def shown_labels(page):
     """Every shown label as the DOM holds it: level, text, box (client px) and its leader line's anchor end."""
-    return page.evaluate("""() => {
+    return shown_labels_of(page, "embedlensMap")
+
+
+def shown_labels_of(page, name: str):
+    return page.evaluate("""(name) => {
         const lines = Array.from(document.querySelectorAll('line.em-leader')).filter((l) => l.style.display !== 'none');
-        const r = embedlensMap.canvas.getBoundingClientRect();
+        const r = window[name].canvas.getBoundingClientRect();
         return Array.from(document.querySelectorAll('.em-label')).filter((e) => e.style.display !== 'none')
           .map((e, k) => { const b = e.getBoundingClientRect();
             const line = lines.find((l) => l.dataset.label === String(k));
             return {level: e.dataset.level, id: Number(e.dataset.id), text: e.textContent,
                     box: [b.left, b.top, b.right, b.bottom],
                     leader: line ? [r.left + Number(line.getAttribute('x1')), r.top + Number(line.getAttribute('y1'))] : null}; });
-    }""")
+    }""", name)
 
 
 @pytest.mark.browser
@@ -281,3 +289,107 @@ def test_sub_clusters_nest_inside_clusters_and_save_and_load(tmp_path):
     assert pq.read_table(tmp_path / "points.parquet").column("subcluster").to_pylist() == s.assignment.tolist()
     back = AtlasResult.load(tmp_path)
     assert back.label_levels() == levels
+
+
+@pytest.mark.browser
+def test_mask_box_selection_overlays_events_and_a_swapped_map(view):
+    result, page, seen, _ = view
+    t = set_zoom(page, 1.0)
+    xy = screen(result, t)
+    rows = np.arange(GROUPS * SUBS * PER)
+    group0 = (rows >= 4) & (rows < SUBS * PER)  # group 0 without the far outliers (rows 0-3)
+    page.evaluate("""() => { window.events = {select: [], hover: []};
+        embedlensMap.on('select', (rows) => events.select.push(Array.from(rows)));
+        embedlensMap.on('hover', (row) => events.hover.push(row)); }""")
+    box = np.rint([xy[group0, 0].min() - 20, xy[group0, 1].min() - 20, xy[group0, 0].max() + 20,
+                   xy[group0, 1].max() + 20])
+    inside = np.flatnonzero((xy[:, 0] >= box[0]) & (xy[:, 0] <= box[2]) & (xy[:, 1] >= box[1]) & (xy[:, 1] <= box[3]))
+
+    def drag_box():
+        page.click("#tool-box")
+        page.mouse.move(box[0], box[1])
+        page.mouse.down()
+        page.mouse.move((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        page.mouse.move(box[2], box[3])
+        page.mouse.up()
+        return np.array(page.evaluate("() => events.select[events.select.length - 1]"))
+
+    np.testing.assert_array_equal(drag_box(), inside)  # the box tool, checked against numpy
+    # a mask: filtered-out points are neither selected nor hovered
+    page.evaluate("(rows) => embedlensMap.setMask(Uint8Array.from({length: embedlensMap.n}, (_, i) => rows.includes(i) ? 0 : 1))",
+                  np.flatnonzero(group0).tolist())
+    np.testing.assert_array_equal(drag_box(), inside[~group0[inside]])
+    hostile = result.display.index(HOSTILE[0])  # in group 0: masked
+    page.mouse.move(*xy[hostile])
+    page.wait_for_timeout(150)
+    assert page.evaluate("() => embedlensMap.stats().hovered") == -1
+    page.evaluate("() => embedlensMap.setMask(null)")
+    page.mouse.move(*xy[hostile] + [0.4, 0])
+    page.wait_for_function("(r) => embedlensMap.stats().hovered === r", arg=hostile, timeout=5_000)
+    page.mouse.move(t["left"] + 2, t["top"] + 2)
+    page.wait_for_function("() => events.hover[events.hover.length - 1] === -1", timeout=5_000)
+    assert hostile in page.evaluate("() => events.hover")
+    # a labelled overlay names its rows exactly; an empty one clears it
+    rows = [result.display.index(tok) for tok in HOSTILE[:3]]
+    page.evaluate("(rows) => { embedlensMap.setOverlay('found', rows, {label: true}); embedlensMap.draw(); }", rows)
+    named = [lab["text"] for lab in shown_labels(page) if lab["level"] == "overlay"]
+    assert sorted(named) == sorted(HOSTILE[:3])
+    page.evaluate("() => { embedlensMap.setOverlay('found', []); embedlensMap.draw(); }")
+    assert not [lab for lab in shown_labels(page) if lab["level"] == "overlay"]
+    # another map of the same points (x2, shifted): reframed, labels at the new medians
+    page.evaluate("""() => { const c = embedlensMap.coords.map((v, i) => i % 2 ? v * 2 - 50 : v * 2 + 100);
+        embedlensMap.setCoords(c, 2); embedlensMap.draw(); }""")
+    moved = result.coords * 2 + np.array([100.0, -50.0])
+    t2 = page.evaluate("() => embedlensMap.transform()")
+    assert t2["homeScale"] == pytest.approx(t["homeScale"] / 2, rel=1e-3)
+    assert t2["cx"] == pytest.approx(2 * t["cx"] + 100, abs=1e-3) and t2["cy"] == pytest.approx(2 * t["cy"] - 50, abs=1e-3)
+    levels = result.label_levels()
+    for lab in shown_labels(page):
+        median = np.median(moved[np.asarray(levels[0]["assignment"]) == lab["id"]], axis=0)
+        ax = t2["left"] + t2["width"] / 2 + (median[0] - t2["cx"]) * t2["scale"]
+        ay = t2["top"] + t2["height"] / 2 - (median[1] - t2["cy"]) * t2["scale"]
+        b = lab["box"]
+        assert (b[0] - 0.5 <= ax <= b[2] + 0.5 and b[1] - 0.5 <= ay <= b[3] + 0.5) or lab["leader"] is not None
+    page.evaluate("() => { embedlensMap.setCoords(embedlensMap.coords, 2); embedlensMap.select([]); }")
+    page.click("#tool-pan")
+    assert not seen.errors
+
+
+@pytest.mark.browser
+def test_the_component_alone_in_a_small_container(tmp_path, offline_module_page):
+    """EmbedlensMap as the explorer uses it: one script, a sized container, plain arrays, default hover."""
+    from importlib import resources
+
+    from embedlens.render.offline import json_for_script
+
+    js = resources.files("embedlens.render").joinpath("static/pointcloud.js").read_text(encoding="utf-8")
+    rng = np.random.default_rng(3)
+    coords = np.concatenate([rng.standard_normal((150, 2)), rng.standard_normal((150, 2)) + [6.0, 0.0]])
+    display = [f"t{i}" for i in range(300)]
+    display[7], display[200] = "<script>alert(1)</script>", 'a "b" &amp; c'
+    data = {"coords": coords.ravel().tolist(), "display": display,
+            "levels": [{"name": "clusters", "assignment": [0] * 150 + [1] * 150, "labels": ["left <b>", "right &"],
+                        "sizes": [150, 150]}]}
+    (tmp_path / "alone.html").write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+        "<div id='box' style='width:600px;height:400px;margin:30px'></div>"
+        f"<script type='application/json' id='d'>{json_for_script(data)}</script><script>{js}</script><script>"
+        "const D = JSON.parse(document.getElementById('d').textContent);"
+        "window.m = EmbedlensMap.create(document.getElementById('box'), {dims: 2, coords: new Float32Array(D.coords),"
+        " display: D.display, size: 6, labels: {levels: D.levels, tokenPriority: null}});"
+        "</script></body></html>", encoding="utf-8")
+    page, seen = offline_module_page(tmp_path / "alone.html")
+    t = page.evaluate("() => m.transform()")
+    assert (t["width"], t["height"]) == (600, 400)
+    texts = sorted(lab["text"] for lab in shown_labels_of(page, "m"))
+    assert texts == ["left <b>", "right &"]
+    xy = screen_of(coords, t)
+    for row in (7, 200):
+        page.mouse.move(*xy[row])
+        page.wait_for_function("(t) => (document.querySelector('.em-tip-main') || {}).textContent === t",
+                               arg=display[row], timeout=5_000)
+    page.evaluate("() => m.destroy()")
+    assert page.evaluate("() => document.getElementById('box').children.length") == 0
+    assert not seen.errors and not seen.dialogs
+    assert all(u.startswith(("file://", "data:", "blob:")) for u in seen.requests), seen.requests
+    page.close()

@@ -6,10 +6,10 @@
 >>> result.quality_line()
 """
 
-from .clusters import Cluster, Clustering, find_clusters
+from .clusters import Cluster, Clustering, find_clusters, label_levels
 from .pipeline import build_atlas, write_atlas
 from .result import AtlasResult
 from .selection import Selection, select_rows
 
-__all__ = ["AtlasResult", "Cluster", "Clustering", "Selection", "build_atlas", "find_clusters", "select_rows",
-           "write_atlas"]
+__all__ = ["AtlasResult", "Cluster", "Clustering", "Selection", "build_atlas", "find_clusters", "label_levels",
+           "select_rows", "write_atlas"]

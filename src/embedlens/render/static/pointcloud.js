@@ -2,7 +2,19 @@
 // density contours, box and lasso selection. A plain browser script (no modules, no CDN, no build step)
 // that defines window.EmbedlensMap; the static map.html and the explorer both draw with it.
 //
-//   const map = EmbedlensMap.create(container, {dims, coords, display, hover, colors, size, labels, ...});
+//   const map = EmbedlensMap.create(container, {
+//     dims: 2 | 3, coords: Float32Array (n * dims, raw map units), display: string[] (readable tokens),
+//     hover: (row) => string | string[] (tooltip lines; default display[row]), colors: Uint8Array n * 3 | null,
+//     size: number | Float32Array (CSS px), order: Int32Array | null (2-D drawing order, later on top),
+//     labels: {levels: [{name, assignment, labels, sizes}, ...], tokenPriority: rows | null} | null,
+//     contours: false, background: "#fff", axes: [names] });
+//   map.setCoords(coords, dims) · setColors · setSizes · setPointScale · setMask(Uint8Array | null: 0 = faint)
+//   map.setOverlay(name, rows, {color, size, label}) · setLines(pairs, {color}) · setLabels · showLabels
+//   map.showContours · setAxes · setTool("pan" | "box" | "lasso") · select(rows) · selected() -> Int32Array
+//   map.on("select" | "hover" | "click", fn) · frame() · toPNG() -> data URL · destroy() · stats()
+//   for tests and benchmarks: draw(quick) · panBy · zoomBy · setView({cx, cy, scale}) · transform() ·
+//   project(row) · labelBoxes(). Labels are elements with class em-label and data-level (clusters,
+//   sub-clusters, tokens, overlay); displaced ones get an SVG line.em-leader to their cluster's median.
 //
 // Token strings are untrusted: they reach the page only through textContent (and canvas fillText in a
 // PNG), never innerHTML. Coordinates are raw map units; the component frames the bulk of the points
@@ -11,9 +23,12 @@
   "use strict";
   const FONT_PX = 12, FONT = FONT_PX + "px system-ui, sans-serif", LABEL_PAD = 4, LABEL_H = FONT_PX + 6;
   const PLAIN = [0x3b, 0x6e, 0xa8];
+  const SVG_NS = "http://www.w3.org/2000/svg"; // a name, never fetched
   const QUANTILE = 0.005, MARGIN = 0.06; // framing: the 0.5-99.5% box per axis plus 6% each side
   const LEVEL_STEP = 2.6; // zoom factor (from the framed view) at which the next label level takes over
   const MAX_TOKEN_LABELS = 400; // candidates looked at for the finest level (most important first)
+  const TOKEN_LABEL_AREA = 9000;
+  const LOD_POINTS = 40000; // points a slow renderer draws while a 3-D map turns // at most one token label per this many square CSS px of the canvas
   const CSS = `
 .em-map { position: relative; overflow: hidden; user-select: none; -webkit-user-select: none; }
 .em-map canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; }
@@ -70,7 +85,10 @@
     const el = (tag, cls, parent) => { const e = document.createElement(tag); if (cls) e.className = cls; (parent || container).appendChild(e); return e; };
     const contourCanvas = el("canvas", "em-contours");
     const canvas = el("canvas", "em-gl");
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    const snapCanvas = el("canvas", "em-snapshot"); // the last full frame, moved while a gesture goes on
+    snapCanvas.style.display = "none";
+    snapCanvas.style.pointerEvents = "none";
+    const svg = document.createElementNS(SVG_NS, "svg");
     svg.setAttribute("class", "em-overlay");
     container.appendChild(svg);
     const labelLayer = el("div", "em-labels");
@@ -97,15 +115,15 @@
 
     // ---- WebGL --------------------------------------------------------------------------------------------
     const VS = `
-      attribute vec3 pos; attribute vec3 col; attribute float size; attribute float faint;
+      attribute vec3 pos; attribute vec4 col; attribute float size;
       uniform mat4 mvp; uniform float scale; uniform vec3 tint; uniform float useTint; uniform float pass; uniform vec3 bg;
       varying vec3 vcol;
       void main() {
         gl_Position = mvp * vec4(pos, 1.0);
-        float off = step(0.5, faint);
+        float off = step(0.5, col.a); // alpha holds the mask: filtered-out points are drawn faint
         if (pass > -0.5 && abs(off - pass) > 0.5) gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
         gl_PointSize = max(1.0, size * scale * (1.0 - 0.35 * off));
-        vcol = mix(mix(col, tint, useTint), bg, 0.8 * off);
+        vcol = mix(mix(col.rgb, tint, useTint), bg, 0.8 * off);
       }`;
     const FS = `
       precision mediump float; varying vec3 vcol; uniform float ring;
@@ -132,12 +150,12 @@
       P = program(VS, FS);
       L = program(LVS, LFS);
       loc = {};
-      for (const a of ["pos", "col", "size", "faint"]) loc[a] = gl.getAttribLocation(P, a);
+      for (const a of ["pos", "col", "size"]) loc[a] = gl.getAttribLocation(P, a);
       for (const u of ["mvp", "scale", "tint", "useTint", "ring", "pass", "bg"]) loc[u] = gl.getUniformLocation(P, u);
       loc.lpos = gl.getAttribLocation(L, "pos");
       loc.lmvp = gl.getUniformLocation(L, "mvp");
       loc.lcolor = gl.getUniformLocation(L, "color");
-      buf = { pos: gl.createBuffer(), col: gl.createBuffer(), size: gl.createBuffer(), faint: gl.createBuffer(),
+      buf = { pos: gl.createBuffer(), col: gl.createBuffer(), size: gl.createBuffer(),
         box: gl.createBuffer(), mark: gl.createBuffer(), lines: gl.createBuffer() };
     } else {
       const msg = el("div", "em-error");
@@ -145,7 +163,20 @@
     }
     function upload(b, data) { gl.bindBuffer(gl.ARRAY_BUFFER, b); gl.bufferData(gl.ARRAY_BUFFER, data, gl.STATIC_DRAW); }
     // GL buffers hold the points in draw order (later points on top); every API speaks of rows
-    function drawOrder() { return order && order.length === n ? order : null; }
+    // In 3-D the depth test decides what lies on top, so the points go in an interleaved order whose first
+    // LOD_POINTS form an even sample of the map: a slow renderer draws only those while the map turns.
+    let lodOrder = null;
+    function drawOrder() {
+      if (three) return lodOrder;
+      return order && order.length === n ? order : null;
+    }
+    function interleaved() {
+      if (!three || n <= LOD_POINTS) return null;
+      const stride = Math.ceil(n / LOD_POINTS), out = new Int32Array(n);
+      let k = 0;
+      for (let start = 0; start < stride; start++) for (let i = start; i < n; i += stride) out[k++] = i;
+      return out;
+    }
     function inDrawOrder(src, width, Type) {
       const o = drawOrder();
       if (!o) return src;
@@ -153,18 +184,18 @@
       for (let j = 0; j < n; j++) for (let k = 0; k < width; k++) out[j * width + k] = src[o[j] * width + k];
       return out;
     }
+    // colour and mask in one 4-byte attribute (RGB + filtered-out flag): software WebGL (SwiftShader)
+    // converts 3- and 1-byte vertex formats on every draw, which cost more than drawing the points
     function uploadColors() {
       if (!gl) return;
-      let rgb = colors;
-      if (!rgb || rgb.length !== 3 * n) { rgb = new Uint8Array(3 * n); for (let i = 0; i < n; i++) rgb.set(PLAIN, 3 * i); }
-      upload(buf.col, inDrawOrder(rgb, 3, Uint8Array));
+      const plain = !colors || colors.length !== 3 * n, rgba = new Uint8Array(4 * n);
+      for (let i = 0; i < n; i++) {
+        for (let k = 0; k < 3; k++) rgba[4 * i + k] = plain ? PLAIN[k] : colors[3 * i + k];
+        rgba[4 * i + 3] = mask && !mask[i] ? 255 : 0;
+      }
+      upload(buf.col, inDrawOrder(rgba, 4, Uint8Array));
     }
-    function uploadMask() {
-      if (!gl) return;
-      const f = new Uint8Array(n);
-      if (mask) for (let i = 0; i < n; i++) f[i] = mask[i] ? 0 : 1;
-      upload(buf.faint, inDrawOrder(f, 1, Uint8Array));
-    }
+    const uploadMask = uploadColors;
     function uploadSizes(size) {
       sizes = new Float32Array(n);
       if (typeof size === "number") sizes.fill(size); else sizes.set(size.subarray ? size.subarray(0, n) : size.slice(0, n));
@@ -190,13 +221,14 @@
       center = bulk.map((b) => (b[0] + b[1]) / 2);
       unit = Math.max(1e-12, ...bulk.map((b) => (b[1] - b[0]) / 2));
       extent = bulk.map((b) => Math.max(1e-3, (b[1] - b[0]) / 2 / unit));
+      lodOrder = interleaved();
       norm = new Float32Array(3 * n); // centred on the bulk, one scale for every axis (proportions kept)
       for (let i = 0; i < n; i++) for (let k = 0; k < dims; k++) norm[3 * i + k] = (raw[i * dims + k] - center[k]) / unit;
       if (gl) upload(buf.pos, inDrawOrder(norm, 3, Float32Array));
       if (selection.length !== n) selection = new Uint8Array(n);
       if (mask && mask.length !== n) mask = null;
-      if (gl) { uploadColors(); uploadMask(); }
-      if (!sizes || sizes.length !== n) uploadSizes(opt.size);
+      if (gl) uploadColors();
+      uploadSizes(sizes && sizes.length === n ? sizes : opt.size); // again: the drawing order may have changed
       boxEdges();
       home2 = frameView(bulk);
       const fov = 0.3;
@@ -204,6 +236,9 @@
       computeAnchors();
       contour = null;
       screenFor = null;
+      hovered = -1;
+      for (const [name, o] of overlays) { o.rows = o.rows.filter((r) => r < n); if (!o.rows.length) overlays.delete(name); }
+      if (lines && gl) api.setLines(lines.rows);
       frame();
     }
     function frameView(bulk) {
@@ -284,10 +319,14 @@
         const hw = W / 2, hh = H / 2, s = view.scale, cx = view.cx, cy = view.cy;
         for (let i = 0; i < n; i++) { screen.x[i] = hw + (raw[2 * i] - cx) * s; screen.y[i] = hh - (raw[2 * i + 1] - cy) * s; }
       } else {
+        const m = mvp; // project3 inlined: no arrays made per point
         for (let i = 0; i < n; i++) {
-          const p = project3(norm.subarray(3 * i, 3 * i + 3));
-          if (!p) { screen.x[i] = NaN; continue; }
-          screen.x[i] = p[0]; screen.y[i] = p[1]; screen.z[i] = p[2];
+          const x = norm[3 * i], y = norm[3 * i + 1], z = norm[3 * i + 2];
+          const cw = m[3] * x + m[7] * y + m[11] * z + m[15], cz = (m[2] * x + m[6] * y + m[10] * z + m[14]) / cw;
+          if (!(cw > 0) || cz < -1 || cz > 1) { screen.x[i] = NaN; continue; }
+          screen.x[i] = ((m[0] * x + m[4] * y + m[8] * z + m[12]) / cw + 1) / 2 * W;
+          screen.y[i] = (1 - (m[1] * x + m[5] * y + m[9] * z + m[13]) / cw) / 2 * H;
+          screen.z[i] = cz;
         }
       }
       screenFor = key;
@@ -309,11 +348,42 @@
 
     // ---- drawing -----------------------------------------------------------------------------------------
     let pending = false;
-    function redraw() {
+    // quick: a frame of a pan or zoom gesture (see drawQuick); anything else draws every point
+    let pendingQuick = true;
+    function redraw(quick) {
+      pendingQuick = pendingQuick && !!quick;
       if (pending) return;
       pending = true;
-      requestAnimationFrame(() => { pending = false; draw(); });
+      requestAnimationFrame(() => { pending = false; const q = pendingQuick; pendingQuick = true; draw(q); });
     }
+    // Software WebGL (no GPU: SwiftShader) needs ~200 ms to draw 262,144 points, so while a pan or zoom
+    // goes on, a slow renderer moves a copy of the last full frame instead (a 2-D canvas transform, a few ms)
+    // and draws every point again once the gesture pauses. Labels and contours are placed every frame.
+    const SLOW_MS = 25, SETTLE_MS = 160, QUICK_MIN = 20000;
+    let fullMs = 0, snapView = null, fullView = null, settle = 0;
+    function drawQuick() {
+      if (!snapView) { // the GL canvas still holds the last full frame (preserveDrawingBuffer): copy it once
+        snapCopy = document.createElement("canvas");
+        snapCopy.width = snapCanvas.width = canvas.width;
+        snapCopy.height = snapCanvas.height = canvas.height;
+        snapCopy.getContext("2d").drawImage(canvas, 0, 0);
+        snapView = Object.assign({}, fullView);
+        snapCanvas.style.display = "";
+        canvas.style.visibility = "hidden";
+      }
+      const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth, H = canvas.clientHeight;
+      const k = view.scale / snapView.scale;
+      const tx = W / 2 + (snapView.cx - view.cx) * view.scale - W / 2 * k;
+      const ty = H / 2 - (snapView.cy - view.cy) * view.scale - H / 2 * k;
+      const ctx = snapCanvas.getContext("2d");
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.clearRect(0, 0, snapCanvas.width, snapCanvas.height);
+      ctx.setTransform(k, 0, 0, k, dpr * tx, dpr * ty);
+      ctx.drawImage(snapCopy, 0, 0);
+      clearTimeout(settle);
+      settle = setTimeout(() => redraw(false), SETTLE_MS);
+    }
+    let snapCopy = null;
     function marksOf(rows) {
       const out = new Float32Array(rows.length * 3);
       for (let j = 0; j < rows.length; j++) out.set(norm.subarray(3 * rows[j], 3 * rows[j] + 3), 3 * j);
@@ -323,10 +393,8 @@
       if (!rows.length) return;
       gl.disableVertexAttribArray(loc.col);
       gl.disableVertexAttribArray(loc.size);
-      gl.disableVertexAttribArray(loc.faint);
-      gl.vertexAttrib3f(loc.col, 0, 0, 0);
+      gl.vertexAttrib4f(loc.col, 0, 0, 0, 0);
       gl.vertexAttrib1f(loc.size, size);
-      gl.vertexAttrib1f(loc.faint, 0);
       gl.bindBuffer(gl.ARRAY_BUFFER, buf.mark);
       gl.bufferData(gl.ARRAY_BUFFER, marksOf(rows), gl.DYNAMIC_DRAW);
       gl.vertexAttribPointer(loc.pos, 3, gl.FLOAT, false, 0, 0);
@@ -346,7 +414,7 @@
       gl.vertexAttribPointer(loc.lpos, 3, gl.FLOAT, false, 0, 0);
       gl.drawArrays(gl.LINES, 0, count);
     }
-    function draw() {
+    function draw(quick) {
       const t0 = performance.now();
       const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth, H = canvas.clientHeight;
       if (!three && home2.bulk && (home2.W !== W || home2.H !== H)) { // keep the view's centre and zoom ratio on resize
@@ -356,7 +424,15 @@
       }
       const next = matrix();
       if (next.some((v, k) => v !== mvp[k])) mvp = next;
-      if (gl) {
+      const sized = canvas.width === Math.round(W * dpr) && canvas.height === Math.round(H * dpr);
+      const slow = quick && gl && fullMs > SLOW_MS && n >= QUICK_MIN;
+      if (slow && !three && fullView && sized) drawQuick();
+      else if (gl) {
+        clearTimeout(settle);
+        const count = slow && lodOrder ? Math.min(n, LOD_POINTS) : n; // a turning 3-D map: an even sample
+        if (count < n) settle = setTimeout(() => redraw(false), SETTLE_MS);
+        if (snapView) { snapView = null; snapCopy = null; snapCanvas.style.display = "none"; canvas.style.visibility = ""; }
+        fullView = Object.assign({}, view);
         const w = Math.round(W * dpr), h = Math.round(H * dpr);
         if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
         gl.viewport(0, 0, w, h);
@@ -370,8 +446,8 @@
         gl.uniform1f(loc.useTint, 0);
         gl.uniform1f(loc.ring, 0);
         gl.uniform3f(loc.bg, ...hexRGB(opt.background));
-        const attrs = [[buf.pos, loc.pos, 3, gl.FLOAT, false], [buf.col, loc.col, 3, gl.UNSIGNED_BYTE, true],
-          [buf.size, loc.size, 1, gl.FLOAT, false], [buf.faint, loc.faint, 1, gl.UNSIGNED_BYTE, false]];
+        const attrs = [[buf.pos, loc.pos, 3, gl.FLOAT, false], [buf.col, loc.col, 4, gl.UNSIGNED_BYTE, true],
+          [buf.size, loc.size, 1, gl.FLOAT, false]];
         for (const [b, l, k, type, normalize] of attrs) {
           gl.bindBuffer(gl.ARRAY_BUFFER, b);
           gl.enableVertexAttribArray(l);
@@ -379,17 +455,17 @@
         }
         if (mask) { // filtered-out points first, faint, under the rest
           gl.uniform1f(loc.pass, 1);
-          gl.drawArrays(gl.POINTS, 0, n);
+          gl.drawArrays(gl.POINTS, 0, count);
           gl.uniform1f(loc.pass, 0);
         } else gl.uniform1f(loc.pass, -1);
-        gl.drawArrays(gl.POINTS, 0, n);
+        gl.drawArrays(gl.POINTS, 0, count);
         gl.disable(gl.DEPTH_TEST);
         for (const o of overlays.values()) drawMarks(o.rows, o.rgb, o.size, false);
         const sel = selected();
         if (sel.length) drawMarks(sel, [0.1, 0.1, 0.1], 11, true);
-        if (hovered >= 0) drawMarks([hovered], [0.86, 0.1, 0.15], 14, true);
       }
       drawContours();
+      placeHoverRing();
       placeAxisNames();
       placeLabels();
       stat.lastFrameMs = performance.now() - t0;
@@ -503,7 +579,8 @@
         }
       } else if (li >= 0) { // the finest level: the most important tokens of the visible area
         let looked = 0;
-        for (let j = 0; j < tokenRows.length && looked < MAX_TOKEN_LABELS; j++) {
+        const most = Math.max(10, Math.round(W * H / TOKEN_LABEL_AREA)) + shown.length;
+        for (let j = 0; j < tokenRows.length && looked < MAX_TOKEN_LABELS && shown.length < most; j++) {
           const r = tokenRows[j];
           if (r < 0 || r >= n || (mask && !mask[r])) continue;
           const p = toScreen2(raw[r * dims], raw[r * dims + 1]);
@@ -520,7 +597,7 @@
     function renderLabels() {
       while (pool.length < shown.length) { const d = el("div", "em-label", labelLayer); pool.push(d); }
       while (leaders.length < shown.length) {
-        const l = document.createElementNS("http://www.w3.org/2000/svg", "line");
+        const l = document.createElementNS(SVG_NS, "line");
         l.setAttribute("class", "em-leader");
         l.setAttribute("stroke", "rgba(60,60,60,.7)");
         l.setAttribute("stroke-width", "1");
@@ -645,7 +722,22 @@
       stat.contourSegments = count;
     }
 
-    // ---- hover tooltip -----------------------------------------------------------------------------------
+    // ---- hover tooltip and ring (an SVG circle: hovering never redraws the points) --------------------------
+    let ring = null;
+    function placeHoverRing() {
+      if (!ring) {
+        ring = document.createElementNS(SVG_NS, "circle");
+        ring.setAttribute("class", "em-hover");
+        ring.setAttribute("r", "6");
+        ring.setAttribute("fill", "none");
+        ring.setAttribute("stroke", "#db1a26");
+        ring.setAttribute("stroke-width", "2.5");
+        svg.appendChild(ring);
+      }
+      const p = hovered >= 0 ? projectRow(hovered) : null;
+      ring.style.display = p ? "" : "none";
+      if (p) { ring.setAttribute("cx", p[0]); ring.setAttribute("cy", p[1]); }
+    }
     function showTip(i, mx, my) {
       const before = hovered;
       hovered = i;
@@ -659,7 +751,7 @@
         tip.style.left = Math.max(0, Math.min(mx + 14, canvas.clientWidth - tip.offsetWidth - 4)) + "px";
         tip.style.top = (my + 14 + tip.offsetHeight > canvas.clientHeight ? my - 14 - tip.offsetHeight : my + 14) + "px";
       }
-      if (before !== i) { emit("hover", i); draw(); }
+      if (before !== i) { emit("hover", i); placeHoverRing(); }
     }
 
     // ---- selection ------------------------------------------------------------------------------------------
@@ -703,7 +795,7 @@
     let shape = null;
     function drawShape(points, closed) {
       if (!shape) {
-        shape = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
+        shape = document.createElementNS(SVG_NS, "polygon");
         shape.setAttribute("class", "em-shape");
         shape.setAttribute("fill", "rgba(31,119,180,.12)");
         shape.setAttribute("stroke", "rgba(31,119,180,.9)");
@@ -753,7 +845,7 @@
           return;
         }
         if (hovered >= 0) showTip(-1);
-        redraw();
+        redraw(true);
         return;
       }
       if (e.target !== canvas) return;
@@ -799,7 +891,7 @@
         view.scale = scale;
       }
       if (hovered >= 0) showTip(-1);
-      redraw();
+      redraw(true);
     }
 
     // ---- PNG: background, contours, points, leader lines and labels as one picture ------------------------------
@@ -855,10 +947,11 @@
       setLines(pairs, o) {
         const p = pairs ? Array.from(pairs) : [];
         if (o && o.color) lineColor = hexRGB(o.color);
-        const flat = typeof p[0] === "number" ? p : p.flat();
+        const given = typeof p[0] === "number" ? p : p.flat(), flat = [], ok = (r) => r >= 0 && r < n;
+        for (let j = 0; j + 1 < given.length; j += 2) if (ok(given[j]) && ok(given[j + 1])) flat.push(given[j], given[j + 1]);
         const data = new Float32Array(flat.length * 3);
         for (let j = 0; j < flat.length; j++) data.set(norm.subarray(3 * flat[j], 3 * flat[j] + 3), 3 * j);
-        lines = { count: flat.length };
+        lines = { count: flat.length, rows: flat };
         if (gl) upload(buf.lines, data);
         redraw();
         return api;
@@ -878,11 +971,11 @@
         window.removeEventListener("mouseup", onUp);
         if (resizer) resizer.disconnect(); else window.removeEventListener("resize", redraw);
         container.replaceChildren(); container.classList.remove("em-map"); if (gl) gl.getExtension("WEBGL_lose_context")?.loseContext(); },
-      stats() { return Object.assign({ n, dims, zoom: zoomRatio(), hovered }, stat); },
+      stats() { return Object.assign({ n, dims, zoom: zoomRatio(), hovered, fullDrawMs: fullMs, quick: !!snapView }, stat); },
       // for pages, tests and benchmarks
-      draw() { draw(); if (gl) gl.finish(); return stat.lastFrameMs; },
+      draw(quick) { draw(!!quick); if (gl) gl.finish(); return stat.lastFrameMs; },
       zoomBy(f, x, y) { zoomBy(f, x, y); return api; },
-      panBy(dx, dy) { view.cx -= dx / view.scale; view.cy += dy / view.scale; redraw(); return api; },
+      panBy(dx, dy) { view.cx -= dx / view.scale; view.cy += dy / view.scale; redraw(true); return api; },
       setView(v) { Object.assign(view, v); redraw(); return api; },
       transform() { // 2-D: screen x = left + width / 2 + (x - cx) * scale, y = top + height / 2 - (y - cy) * scale
         const r = canvas.getBoundingClientRect();
@@ -896,7 +989,12 @@
     if (opt.coords) setCoords(opt.coords, opt.dims);
     if (opt.labels) api.setLabels(opt.labels);
     draw();
-    if (gl) gl.finish();
+    if (gl) { // how long this browser takes to draw every point: decides how gestures draw (drawQuick)
+      const t = performance.now();
+      draw();
+      gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
+      fullMs = performance.now() - t;
+    }
     return api;
   }
 
