@@ -227,9 +227,10 @@ def test_lasso_with_the_mouse_selects_the_points_inside_into_the_table(explorer,
     pg.wait_for_function("last => Array.from(document.querySelectorAll('#sel-body tr[data-row]')).pop().dataset.row == last",
                          arg=order[-1])
     pg.eval_on_selector("#table-scroll", "e => { e.scrollTop = 0; }")
+    pg.wait_for_function("first => document.querySelector('#sel-body tr[data-row]').dataset.row == first", arg=order[0])
     assert pg.text_content("#tab-table") == f"selection ({expected.size})"
     # the table shows each row's facts, read from /api/points and /api/frequency
-    row = int(expected[0])
+    row = order[0]
     cells = pg.eval_on_selector(f"#sel-body tr[data-row='{row}']", "r => Array.from(r.children, c => c.textContent)")
     pts = data["points"]
     assert cells[:4] == [str(pts["ids"][row]), pts["display"][row], f"{data['freq'][row]:,}", str(pts["length"][row])]
