@@ -312,7 +312,7 @@ def explorer_view(model: str, repeats: int) -> dict:
     10,000 selected rows to the painted table, in the last page."""
     from playwright.sync_api import sync_playwright
 
-    first, select = [], None
+    first, select, drawn = [], None, None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         for k in range(repeats):
@@ -326,6 +326,8 @@ def explorer_view(model: str, repeats: int) -> dict:
                 page.wait_for_function("() => window.embedlens && window.embedlens.timings.firstPaint !== null",
                                        timeout=120_000)
                 first.append(page.evaluate("window.embedlens.timings.firstPaint") / 1000)
+                drawn = page.evaluate("() => { const d = window.embedlens.state.info.panels[0].default_map;"
+                                      " return d.method + (d.pending ? ' (' + d.pending + ' pending)' : ''); }")
                 if k == repeats - 1:
                     select = page.evaluate(SELECT_10K, 10_000)
                 assert not leaving, leaving
@@ -333,7 +335,7 @@ def explorer_view(model: str, repeats: int) -> dict:
             finally:
                 stop(proc)
         browser.close()
-    return {"first": first, "select": select}
+    return {"first": first, "select": select, "map": drawn}
 
 
 def main() -> None:
@@ -411,7 +413,7 @@ def main() -> None:
         base = plotly_baseline(model, args.repeats)
         sel = res["select"]
         print(f"\n[4] explorer first view, {model}, fresh server each time (cold explorer, warm cache), 1500 x 950:")
-        print(f"  navigation -> map drawn: median {statistics.median(res['first']):.2f} s  "
+        print(f"  navigation -> map drawn ({res['map']} map): median {statistics.median(res['first']):.2f} s  "
               f"(all {', '.join(f'{t:.2f}' for t in res['first'])})  goal <= 3 s")
         print(f"  baseline plotly.io.to_html file (same points, one scattergl trace): median {statistics.median(base):.2f} s")
         print(f"  {sel['selected']:,} selected rows -> painted table: median {statistics.median(sel['table']):.0f} ms  "

@@ -5,7 +5,7 @@
 (function () {
   const E = window.embedlens;
   const S = E.state;
-  const { $, el, clear, api, sleep, status, fmt } = E;
+  const { $, el, clear, api, status, fmt } = E;
   const METHOD_NAMES = { pca: "PCA", tsne: "t-SNE", umap: "UMAP", axes: "word axes" };
   const COLORS = ["frequency", "faithfulness", "length", "word", "script", "cluster"];
 
@@ -437,7 +437,6 @@
   function selectCluster(P, c, li) {
     const rows = [];
     P.clusters.assignment.forEach((a, i) => { if (a === c.id) rows.push(i); });
-    S.cluster = c.id;
     document.querySelectorAll("#clusters-list li").forEach((x) => x.classList.toggle("active", x === li));
     E.selection.set(P, rows);
   }

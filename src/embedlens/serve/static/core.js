@@ -9,7 +9,7 @@
   const S = {
     info: null, panels: [], method: null, dims: 2, color: "frequency", k: 20,
     token: null, search: "", mode: "text", prompt: "", pos: null, ready: false,
-    axes: { xa: "", xb: "", ya: "", yb: "" }, cluster: null, view: "map", tool: "pan",
+    axes: { xa: "", xb: "", ya: "", yb: "" }, view: "map", tool: "pan",
     labels: true, contours: false, active: 0,
   };
   const timings = { start: performance.now(), firstPaint: null };
@@ -56,8 +56,4 @@
 
   // The first panel of the selection, filters and table: where the user last selected.
   E.activePanel = () => S.panels[S.active] || S.panels[0] || null;
-  // Hooks the other scripts register (called by app.js): name -> [fn].
-  const hooks = {};
-  E.on = (name, fn) => { (hooks[name] = hooks[name] || []).push(fn); };
-  E.emit = (name, ...args) => { (hooks[name] || []).forEach((fn) => fn(...args)); };
 })();
