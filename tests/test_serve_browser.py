@@ -179,7 +179,9 @@ def test_hover_reads_hostile_tokens_exactly_and_nothing_leaves(explorer, page):
     pg, seen = page
     lens = explorer["lens"]
     assert pg.eval_on_selector("#plot-0", "e => Number(e.dataset.drawn)") == len(lens.space)
-    for token in MARKUP_TOKENS:
+    singles = [t for t in ('"', "'", "&", "<", ">") if t in lens.space.display]
+    assert len(singles) == 5
+    for token in [*MARKUP_TOKENS, *singles]:
         row = lens.space.display.index(token)
         # zoom on the token so no neighbour sits under the mouse, then move the real mouse onto it
         pg.evaluate("r => { const m = window.embedlens.state.panels[0].map; m.frame(); const p = m.project(r);"
@@ -194,6 +196,11 @@ def test_hover_reads_hostile_tokens_exactly_and_nothing_leaves(explorer, page):
         assert tip == token and readout == token, (token, tip, readout)
     pg.evaluate("() => window.embedlens.state.panels[0].map.frame()")
     pg.mouse.move(2, 2)
+    # the cluster labels on the map are the server's labels, exactly (token text, never markup)
+    clusters = poll(explorer["get"], "clusters", n="auto")
+    pg.wait_for_selector("#plot-0 .em-label[data-level='clusters']")
+    shown = pg.eval_on_selector_all("#plot-0 .em-label[data-level='clusters']", "ls => ls.map(l => l.textContent)")
+    assert shown and set(shown) <= {c["label"] for c in clusters["clusters"]}
     assert pg.evaluate("() => document.querySelectorAll('#views script, #side script, .em-label script, .em-tip b').length") == 0
     assert_offline(seen, explorer["url"])
 
