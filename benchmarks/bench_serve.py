@@ -19,8 +19,15 @@
    explorer's previous path, :func:`~embedlens.atlas.clusters.find_clusters` finding its own k=15 graph
    with an empty cache (what a first "find clusters" cost).
 
+4. The explorer's first view and its selection table, SmolLM2, Chromium at 1500 x 950: a fresh
+   ``embedlens serve`` process each time (cold explorer) on a warm cache (the model extracted, its maps
+   cached): navigation start until the map is drawn (``timings.firstPaint``, the frame after the map
+   component drew every point). Baseline in the same run: the ``plotly.io.to_html`` file of [2]. Then
+   10,000 rows (seeded) selected: from ``selection.set`` to the next painted frame with the table shown
+   (map highlight, sort, table). Baseline in the same page: the obvious table, all 10,000 rows as DOM rows.
+
 Options: ``--seconds 30 --clients 20 --models smollm2-135m,gemma3-270m --skip-load --skip-paint
---skip-clusters --cluster-repeats 3``.
+--skip-clusters --cluster-repeats 3 --skip-view``.
 Only 127.0.0.1 is ever contacted.
 """
 
@@ -270,6 +277,67 @@ def clusters_timing(model: str, repeats: int) -> dict:
             "same": same}
 
 
+SELECT_10K = """async (n) => {
+  const E = window.embedlens, P = E.state.panels[0], N = P.points.ids.length;
+  let x = 12345; const pick = new Set();  // a seeded choice of n rows (xorshift)
+  while (pick.size < n) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; pick.add((x >>> 0) % N); }
+  const rows = Array.from(pick);
+  const painted = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+  E.views.show("table"); await painted();
+  const out = { table: [], baseline: [] };
+  for (let k = 0; k < 5; k++) {
+    E.selection.set(P, []); await painted();
+    let t = performance.now(); E.selection.set(P, rows); await painted(); out.table.push(performance.now() - t);
+    // baseline: every selected row as a DOM row of the same cells
+    t = performance.now();
+    const table = document.createElement("table"), body = document.createElement("tbody");
+    for (const r of rows) {
+      const tr = document.createElement("tr");
+      for (const v of [P.points.ids[r], P.points.display[r], P.freq ? P.freq[r] : "", P.points.length[r],
+                       P.points.script ? P.points.script[r] : "", "", ""]) {
+        const td = document.createElement("td"); td.textContent = String(v); tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+    table.appendChild(body); document.getElementById("view-table").appendChild(table);
+    await painted(); out.baseline.push(performance.now() - t); table.remove();
+  }
+  out.selected = E.selection.rows().length;
+  return out;
+}"""
+
+
+def explorer_view(model: str, repeats: int) -> dict:
+    """[4]: a fresh server process per repeat (cold explorer, warm cache), navigation to the drawn map; then
+    10,000 selected rows to the painted table, in the last page."""
+    from playwright.sync_api import sync_playwright
+
+    first, select, drawn = [], None, None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        for k in range(repeats):
+            proc, url = start_server(model)
+            try:
+                ctx = browser.new_context(viewport={"width": 1500, "height": 950})
+                page = ctx.new_page()
+                leaving: list[str] = []
+                page.on("request", lambda r, seen=leaving, own=url: seen.append(r.url) if not r.url.startswith(own) else None)
+                page.goto(url)
+                page.wait_for_function("() => window.embedlens && window.embedlens.timings.firstPaint !== null",
+                                       timeout=120_000)
+                first.append(page.evaluate("window.embedlens.timings.firstPaint") / 1000)
+                drawn = page.evaluate("() => { const d = window.embedlens.state.info.panels[0].default_map;"
+                                      " return d.method + (d.pending ? ' (' + d.pending + ' pending)' : ''); }")
+                if k == repeats - 1:
+                    select = page.evaluate(SELECT_10K, 10_000)
+                assert not leaving, leaving
+                ctx.close()
+            finally:
+                stop(proc)
+        browser.close()
+    return {"first": first, "select": select, "map": drawn}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -280,6 +348,7 @@ def main() -> None:
     ap.add_argument("--skip-paint", action="store_true")
     ap.add_argument("--skip-clusters", action="store_true")
     ap.add_argument("--cluster-repeats", type=int, default=3)
+    ap.add_argument("--skip-view", action="store_true")
     args = ap.parse_args()
     print(f"EMBEDLENS_CACHE={os.environ.get('EMBEDLENS_CACHE', '(default)')}  cores={os.cpu_count()}  "
           f"load average {os.getloadavg()[0]:.1f}")
@@ -337,6 +406,19 @@ def main() -> None:
         print(f"  baseline, the old path (find_clusters finds its own graph, empty cache): median {old:.2f} s  "
               f"(all {', '.join(f'{t:.2f}' for t in res['old'])})  -> {old / new:.1f}x faster; "
               f"same assignment: {res['same']}")
+
+    if not args.skip_view:
+        model = "smollm2-135m"
+        res = explorer_view(model, args.repeats)
+        base = plotly_baseline(model, args.repeats)
+        sel = res["select"]
+        print(f"\n[4] explorer first view, {model}, fresh server each time (cold explorer, warm cache), 1500 x 950:")
+        print(f"  navigation -> map drawn ({res['map']} map): median {statistics.median(res['first']):.2f} s  "
+              f"(all {', '.join(f'{t:.2f}' for t in res['first'])})  goal <= 3 s")
+        print(f"  baseline plotly.io.to_html file (same points, one scattergl trace): median {statistics.median(base):.2f} s")
+        print(f"  {sel['selected']:,} selected rows -> painted table: median {statistics.median(sel['table']):.0f} ms  "
+              f"(all {', '.join(f'{t:.0f}' for t in sel['table'])})  goal <= 200 ms")
+        print(f"  baseline, every row as a DOM row: median {statistics.median(sel['baseline']):.0f} ms")
 
 
 if __name__ == "__main__":

@@ -61,28 +61,6 @@ def mouse_hover(page, x: float, y: float, curve: int = 0) -> str:
     return _hover_box(page)
 
 
-def zoom_hover(page, div: str, curve: int, point: int) -> str:
-    """Zoom the axes onto one point of a (WebGL) scatter, so that the mouse over it hovers only that point."""
-    page.evaluate(
-        """([d, c, p]) => { const g = document.querySelector(d), t = g._fullData[c];
-        const x = t.x[p], y = t.y[p], e = 1e-6 * (1 + Math.abs(x) + Math.abs(y));
-        return Plotly.relayout(g, {'xaxis.range': [x - e, x + e], 'yaxis.range': [y - e, y + e]}); }""",
-        [div, curve, point])
-    pos = page.evaluate(
-        """([d, c, p]) => { const g = document.querySelector(d), L = g._fullLayout, t = g._fullData[c];
-        const r = g.querySelector('.main-svg').getBoundingClientRect();
-        return [r.left + L.xaxis._offset + L.xaxis.l2p(t.x[p]), r.top + L.yaxis._offset + L.yaxis.l2p(t.y[p])]; }""",
-        [div, curve, point])
-    page.mouse.move(1, 1)
-    page.wait_for_function("(d) => document.querySelector(d).querySelector('.hoverlayer').textContent === ''",
-                           arg=div, timeout=10_000)
-    page.mouse.move(pos[0] + 2, pos[1] + 2)
-    page.mouse.move(pos[0], pos[1])
-    page.wait_for_function("(d) => document.querySelector(d).querySelector('.hoverlayer').textContent.length > 0",
-                           arg=div, timeout=10_000)
-    return page.evaluate("(d) => document.querySelector(d).querySelector('.hoverlayer').textContent", div)
-
-
 def assert_safe(page, seen) -> None:
     tags = page.evaluate("() => Array.from(document.querySelectorAll('.hoverlayer *'), e => e.tagName)")
     assert set(tags) <= {"g", "path", "text", "tspan", "rect"}, tags
@@ -237,25 +215,7 @@ def test_demo_map_hover_shows_the_quote_token_of_smollm2(smollm2, use_shared_cac
     assert seen2.dialogs == [] and seen2.errors == []
 
 
-# -- the explorer -------------------------------------------------------------------------------------------------
-
-
-def test_explorer_map_hover_reads_tokens_exactly(tiny_gpt2_dir, cache_dir, offline_page):
-    from embedlens.serve import ServerThread, create_app
-
-    lens = embedlens.load(str(tiny_gpt2_dir))
-    with ServerThread(create_app([lens])) as url:
-        page, seen = offline_page(url)
-        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-        page.wait_for_function("() => Number(document.getElementById('plot-0').dataset.drawn) > 0", timeout=60_000)
-        for token in MARKUP_TOKENS:
-            row = lens.space.display.index(token)
-            shown = zoom_hover(page, "#plot-0", 0, row)
-            assert shown.startswith(token), (token, shown)
-            assert_reads(shown, token)
-        assert page.evaluate("() => document.querySelectorAll('svg script, svg div, #side script').length") == 0
-        assert seen.dialogs == [] and seen.errors == [], (seen.dialogs, seen.errors)
-        assert seen.requests and all(u.startswith((url, "data:", "blob:")) for u in seen.requests), seen.requests
+# -- the explorer: its map, table and grid view are hovered and read in tests/test_serve_browser.py -------------
 
 
 def test_grid_panel_page_of_several_layers_reads_tokens_exactly(tiny_gpt2_dir, cache_dir, tmp_path, offline_page):
@@ -276,40 +236,3 @@ def test_grid_panel_page_of_several_layers_reads_tokens_exactly(tiny_gpt2_dir, c
     for token in ("&amp;", '"quoted"', "it's", "<script>", "a&b"):
         assert_reads(shown, token)
     assert_safe(page, seen)
-
-
-def test_explorer_grid_view_draws_the_grid_api_and_hovers_exactly(tiny_gpt2_dir, cache_dir, offline_page):
-    """The explorer's grid view: compute from the form, the heatmap is /api/grid's map, hover reads its tokens."""
-    from embedlens.grid import EmbeddingGridVisualizer
-    from embedlens.serve import ServerThread, create_app
-
-    lens = embedlens.load(str(tiny_gpt2_dir))
-    with ServerThread(create_app([lens])) as url:
-        page, seen = offline_page(url)
-        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-        page.fill("#grid-layer", "1")
-        page.select_option("#grid-plane", "replicated")
-        page.fill("#grid-size", "5")
-        page.click("#grid-form button")
-        page.wait_for_function("() => { const g = document.getElementById('grid-plot');"
-                               " return g && g._fullData && g._fullData.length === 1; }", timeout=120_000)
-        gm = EmbeddingGridVisualizer(lens).compute_map(5, 0.5, "replicated", layer_idx=1, progress=False)
-        shown_top = page.evaluate("() => document.getElementById('grid-plot')._fullData[0].text.flat()")
-        def unescape(s: str) -> str:
-            return s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-        assert [unescape(t) for t in shown_top] == [row[0] for row in gm.top5_display]
-        cell = 12  # the centre cell of 5 x 5
-        x = page.evaluate("() => document.getElementById('grid-plot')._fullData[0].x[2]")
-        y = page.evaluate("() => document.getElementById('grid-plot')._fullData[0].y[2]")
-        pos = page.evaluate(
-            """([x, y]) => { const g = document.getElementById('grid-plot'), L = g._fullLayout;
-            const r = g.querySelector('.main-svg').getBoundingClientRect();
-            return [r.left + L.xaxis._offset + L.xaxis.l2p(x), r.top + L.yaxis._offset + L.yaxis.l2p(y)]; }""", [x, y])
-        page.mouse.move(pos[0] + 3, pos[1] + 3)
-        page.mouse.move(pos[0], pos[1])
-        page.wait_for_function("() => document.querySelector('#grid-plot .hoverlayer').textContent.length > 0")
-        hover = page.evaluate("() => document.querySelector('#grid-plot .hoverlayer').textContent")
-        for token in gm.top5_display[cell]:
-            assert_reads(hover, token)
-        assert seen.dialogs == [] and seen.errors == [], (seen.dialogs, seen.errors)

@@ -80,7 +80,7 @@ def test_layers_panel_in_chromium(gpt2, offline_page):
     with ServerThread(create_app([gpt2])) as url:
         page, seen = offline_page(f"{url}#prompt={quote(PROMPT)}")
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-        page.wait_for_selector("#layers-box:not([hidden])", timeout=30_000)
+        page.wait_for_selector("#layers-btn:not([hidden])", timeout=30_000)
         page.click("#layers-btn")
         page.wait_for_function("() => Number(document.getElementById('layers-plot').dataset.layers) === 3",
                                timeout=30_000)

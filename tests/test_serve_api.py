@@ -331,13 +331,20 @@ def test_static_routes_refuse_path_traversal(client, path):
 
 
 def test_page_and_assets_are_served_locally(client):
+    import re
+
     page = client.get("/")
-    assert page.status_code == 200 and "/static/plotly.min.js" in page.text and "http" not in page.text
+    assert page.status_code == 200 and "http" not in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    js = client.get("/static/app.js")
-    assert js.status_code == 200 and "textContent" in js.text
-    for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-        assert sink not in js.text, sink
+    scripts = re.findall(r'<script src="([^"]+)"', page.text)
+    assert {"/static/pointcloud.js", "/static/app.js"} <= set(scripts)
+    for src in scripts:  # every script the page names is this server's, and none writes markup
+        js = client.get(src)
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript"), src
+        for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in js.text, (src, sink)
+    assert "textContent" in client.get("/static/app.js").text
+    assert "/static/plotly.min.js" in client.get("/static/views.js").text  # loaded when a heatmap view opens
     plotly = client.get("/static/plotly.min.js")
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
     assert client.get("/static/app.css").status_code == 200
