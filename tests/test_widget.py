@@ -160,6 +160,7 @@ def test_without_anywidget_the_import_says_which_pip_install_fixes_it(monkeypatc
 
     monkeypatch.setitem(sys.modules, "anywidget", None)  # import anywidget -> ImportError
     monkeypatch.delitem(sys.modules, "embedlens.render.widget", raising=False)
+    monkeypatch.delitem(sys.modules, "embedlens.atlas.widget", raising=False)
     monkeypatch.delitem(embedlens.__dict__, "widget", raising=False)
     with pytest.raises(EmbedlensError) as err:
         embedlens.widget  # noqa: B018 - the lazy attribute imports the module

@@ -37,7 +37,7 @@ _LAZY = {
     "context_map": ("embedlens.contextual", "context_map"),
     "logit_lens": ("embedlens.logitlens", "logit_lens"),
     "LogitLensResult": ("embedlens.logitlens", "LogitLensResult"),
-    "widget": ("embedlens.render.widget", "widget"),
+    "widget": ("embedlens.atlas.widget", "widget"),
 }
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from .atlas import build_atlas, write_atlas
+    from .atlas.widget import widget
     from .contextual import HiddenStates, context_map, hidden_states
     from .display import display_token
     from .errors import EmbedlensError
@@ -60,7 +61,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .neighbors.exact import Neighbors, topk_cosine
     from .reduce import make_reducer
     from .reduce.quality import projection_quality
-    from .render.widget import widget
     from .spaces.space import EmbeddingSpace
 
 

@@ -32,7 +32,8 @@ class DefaultMap:
         if not self.computed_now:
             return None
         return ("PCA computed now: no t-SNE or UMAP map of this whole space is cached yet "
-                "(`embedlens map --all` or the explorer caches one; it is shown from then on)")
+                "(a t-SNE or UMAP map of every token, written by write_atlas or the explorer, is cached and shown "
+                "from then on)")
 
 
 def default_map(view: Any, *, dims: int = 2, seed: int = 0) -> DefaultMap:
