@@ -116,7 +116,7 @@ def write_export(models: tuple[str, ...], spaces: tuple[str, ...], labels: str |
 @click.option("--corpus", default="lee", show_default=True, metavar="PATH_OR_NAME",
               help="Corpus counted for the colour-by-frequency view (file, folder, lee or enwiki-sample).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the maps and clusters.")
-@click.option("--export-k", "--k", "export_k", type=int, default=20, show_default=True,
+@click.option("--export-k", "export_k", type=int, default=20, show_default=True,
               help="Nearest neighbours stored per token (1-200).")
 def export_site_command(out_dir: str, models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None,
                         corpus: str, seed: int, export_k: int) -> None:

@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ def export_site(spaces: list[Any], out_dir: str | os.PathLike[str], *, k: int = 
             shutil.copyfile(component_dir() / name, tmp / "static" / name)
         _write_text(tmp / "index.html", page_html(len(panels)))
         sizes = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
-        manifest = {"format": FORMAT_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        manifest = {"format": FORMAT_VERSION, "created": datetime.now(UTC).isoformat(timespec="seconds"),
                     "spaces": list(about), "k": k, "seed": explorer.seed, "corpus": corpus, "versions": versions(),
                     "timings": {"total_s": round(time.perf_counter() - started, 3),
                                 **{f"panel_{i}": a["timings"] for i, a in enumerate(about)}},
