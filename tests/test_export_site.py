@@ -76,7 +76,7 @@ def test_export_holds_every_tokens_exact_neighbours_and_the_map(exported):
 
     proj = default_map(lens.input).projection  # the PCA map the export computed and cached
     assert data["map"]["method"] == proj.method == "pca" and data["map"]["computed_now"] is True
-    assert any("PCA computed now" in note for note in data["map"]["notes"])
+    assert any(note.startswith("PCA map: no t-SNE or UMAP map") for note in data["map"]["notes"])
     assert np.array_equal(typed(data["map"]["coords"]), proj.coords.astype(np.float32))
     assert data["points"]["display"] == list(lens.space.display)
     # the clusters and local recall are the server's answers
@@ -90,7 +90,8 @@ def test_manifest_sizes_and_page_are_offline(exported):
     out, result = exported["dir"], exported["result"]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["k"] == K and manifest["seed"] == 0 and manifest["spaces"][0]["content_key"]
-    assert manifest["spaces"][0]["map"]["method"] == "pca" and "embedlens" in manifest["versions"]
+    assert manifest["spaces"][0]["map"]["method"] == "pca" and manifest["spaces"][0]["map"]["stand_in"] is True
+    assert "embedlens" in manifest["versions"] and manifest["timings"]["panel_0"]["knn_s"] >= 0
     files = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.rglob("*") if p.is_file()}
     assert {k: v for k, v in files.items() if k != "manifest.json"} == manifest["sizes"]
     assert result.total_bytes == sum(files.values())

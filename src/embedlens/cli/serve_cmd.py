@@ -99,7 +99,7 @@ def write_export(models: tuple[str, ...], spaces: tuple[str, ...], labels: str |
     views = open_panels(list(models), list(spaces), labels, default_model=DEFAULT_MODEL)
     result = export_site(views, out_dir, k=k, corpus=corpus, seed=seed, progress=True)
     m = result.manifest
-    maps = ", ".join(f"{s['title']}: {s['map']['method']} map" + (" (PCA: no t-SNE/UMAP map cached)" if s["map"]["computed_now"] else "")
+    maps = ", ".join(f"{s['title']}: {s['map']['method']} map" + (" (no t-SNE/UMAP map cached)" if s["map"]["stand_in"] else "")
                      for s in m["spaces"])
     click.echo(f"embedlens: wrote {result.total_bytes / 1e6:.1f} MB in {m['timings']['total_s']:.1f} s ({maps}, "
                f"{m['k']} neighbours per token); open it from any folder or static host", err=True)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atlas.default_map import default_map
+from ..atlas.default_map import CACHED_METHODS, default_map
 from ..cache import atomic_dir
 from ..errors import EmbedlensError
 from ..method_names import REDUCERS
@@ -140,7 +140,7 @@ def export_site(spaces: list[Any], out_dir: str | os.PathLike[str], *, k: int = 
         _write_text(tmp / "index.html", page_html(len(panels)))
         sizes = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {"format": FORMAT_VERSION, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "spaces": list(about), "k": k, "seed": explorer.seed, "corpus": corpus, "versions": versions(),
+                    "spaces": [{key: v for key, v in a.items() if key != "timings"} for a in about], "k": k, "seed": explorer.seed, "corpus": corpus, "versions": versions(),
                     "timings": {"total_s": round(time.perf_counter() - started, 3),
                                 **{f"panel_{i}": a["timings"] for i, a in enumerate(about)}},
                     "sizes": sizes, "total_bytes": int(sum(sizes.values()))}
@@ -183,7 +183,10 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool) -> tup
     lap("knn_s")
     found = default_map(panel.view, dims=2, seed=explorer.seed)
     proj = found.projection
-    notes = list(proj.notes or []) + ([found.note()] if found.note() else [])
+    stand_in = proj.method not in CACHED_METHODS
+    note = (f"PCA map: no t-SNE or UMAP map of {panel.title} was cached when this was exported "
+            "(`embedlens map --all` or `embedlens serve` caches one; export again)") if stand_in else None
+    notes = list(proj.notes or []) + ([note] if note else [])
     lap("map_s")
     faith = explorer.faithfulness_answer(panel, proj.method, proj.dims, proj)
     lap("recall_s")
@@ -212,7 +215,8 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool) -> tup
     }
     lap("pack_s")
     about = {**panel.describe(), "model": panel.lens.name,
-             "map": {"method": proj.method, "dims": proj.dims, "computed_now": found.computed_now, "note": found.note()},
+             "map": {"method": proj.method, "dims": proj.dims, "computed_now": found.computed_now, "stand_in": stand_in,
+                     "note": note},
              "recall": faith["recall"], "recall_k": faith["k"], "clusters": len(clusters["clusters"]),
              "frequency": frequency is not None, "knn": block["neighbors"]["graph"], "timings": timings}
     return block, about
