@@ -290,3 +290,18 @@ def test_a_link_restores_the_selection_and_token_offline(exported, page, offline
     assert pg2.text_content(".sel-panel .selected-token .tok") == "<script>" == display[display.index("<script>")]
     assert_offline(seen)
     pg2.close()
+
+
+def test_two_spaces_side_by_side(exported, tiny_llama_dir, tmp_path):
+    import embedlens
+    from embedlens.serve.export import export_site
+
+    other = embedlens.load(str(tiny_llama_dir))
+    result = export_site([exported["lens"], other], tmp_path / "two", k=5, progress=False)
+    html = (result.path / "index.html").read_text(encoding="utf-8")
+    assert 'src="data/panel-0.js"' in html and 'src="data/panel-1.js"' in html
+    second = json.loads((result.path / "data" / "panel-1.js").read_text(encoding="utf-8")
+                        .removeprefix("window.EMBEDLENS_DATA.panels[1] = ").removesuffix(";\n"))
+    want_rows, _ = brute_topk(np.asarray(other.space.vectors, dtype=np.float64), 5)
+    assert (typed(second["neighbors"]["rows"]) == want_rows).mean() > 0.99
+    assert [s["title"] for s in result.manifest["spaces"]] == [f"{exported['lens'].name}:input", f"{other.name}:input"]

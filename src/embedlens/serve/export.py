@@ -185,7 +185,7 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool) -> tup
     proj = found.projection
     stand_in = proj.method not in CACHED_METHODS
     note = (f"PCA map: no t-SNE or UMAP map of {panel.title} was cached when this was exported "
-            "(`embedlens map --all` or `embedlens serve` caches one; export again)") if stand_in else None
+            "(a whole-space t-SNE map from `embedlens serve` or `embedlens map` is cached; export again)") if stand_in else None
     notes = list(proj.notes or []) + ([note] if note else [])
     lap("map_s")
     faith = explorer.faithfulness_answer(panel, proj.method, proj.dims, proj)
