@@ -232,7 +232,7 @@ def _offline_pages():
                 page.on("request", lambda r: seen.requests.append(r.url))
                 page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))
                 page.on("pageerror", lambda e: seen.errors.append(str(e)))
-                page.goto(path if str(path).startswith("http://") else Path(path).as_uri())
+                page.goto(path if str(path).startswith(("http://", "file://")) else Path(path).as_uri())
                 return page, seen
 
             yield open_file

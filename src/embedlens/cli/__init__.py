@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "word2vec": ("embedlens.cli.classic_cmd", "word2vec", "Train word2vec (CBOW or skip-gram) on a corpus, saved as a space."),
     "analogy": ("embedlens.cli.classic_cmd", "analogy", "A - B + C nearest words (king man woman -> queen)."),
     "evaluate": ("embedlens.cli.classic_cmd", "evaluate", "WordSim-353, SimLex-999 and Google analogy scores of a space."),
+    "export-site": ("embedlens.cli.serve_cmd", "export_site_command", "Write the explorer as a static folder that opens without a server."),
     "serve": ("embedlens.cli.serve_cmd", "serve", "Explore the vocabulary in the browser: map, search, neighbours, prompts, grid."),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
 from .common import MODEL_HELP, SPACE_HELP
 from .device_options import device_options
@@ -29,9 +30,15 @@ from .device_options import device_options
               help="Neighbour look-ups from the space's exact k-NN graph (embedlens knn): auto uses it once there "
                    "is one (cached, or built when the page opens: clusters and the t-SNE map need it), build "
                    "builds the exact 100-NN graph at start-up, off always scans the whole matrix.")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write the explorer as a static folder instead of serving it (open DIR/index.html, no server): "
+                   "the default map, search, every token's nearest neighbours, clusters, selection and export.")
+@click.option("--export-k", type=int, default=20, show_default=True,
+              help="With --export: nearest neighbours stored per token (1-200).")
 @device_options
 def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, port: int, host: str,
-          open_browser: bool, corpus: str, seed: int, knn: str, device: str, dtype: str) -> None:
+          open_browser: bool, corpus: str, seed: int, knn: str, export_dir: str | None, export_k: int,
+          device: str, dtype: str) -> None:
     """Explore a vocabulary in the browser: map, search, neighbours, variants, prompts, layers, grid.
 
     \b
@@ -45,6 +52,9 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
     while the space's k-NN graph, its clusters and a t-SNE map are computed in the background (cached in
     $EMBEDLENS_CACHE: the next start opens on the t-SNE map at once).
     """
+    if export_dir is not None:
+        write_export(models, spaces, labels, export_dir, export_k, corpus, seed)
+        return
     from ..serve.server import is_loopback
     from ..serve.setup import open_panels
 
@@ -74,3 +84,51 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
         run_server(app, host=host, port=port, open_browser=open_browser, announce=announce)
     finally:
         set_defaults(None, None)
+
+
+def write_export(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, out_dir: str, k: int,
+                 corpus: str, seed: int) -> None:
+    """Open the spaces and call :func:`embedlens.serve.export.export_site`; prints the page's path."""
+    from ..serve.export import check_export_k, check_export_target, export_site
+    from ..serve.setup import open_panels
+    try:  # bad input is refused before the model is read
+        check_export_target(out_dir)
+        check_export_k(k)
+    except EmbedlensError as exc:
+        raise EmbedlensError(str(exc).replace("`out_dir`", "DIR").replace("`k`", "--export-k")) from None
+    views = open_panels(list(models), list(spaces), labels, default_model=DEFAULT_MODEL)
+    result = export_site(views, out_dir, k=k, corpus=corpus, seed=seed, progress=True)
+    m = result.manifest
+    maps = ", ".join(f"{s['title']}: {s['map']['method']} map" + (" (no t-SNE/UMAP map cached)" if s["map"]["stand_in"] else "")
+                     for s in m["spaces"])
+    click.echo(f"embedlens: wrote {result.total_bytes / 1e6:.1f} MB in {m['timings']['total_s']:.1f} s ({maps}, "
+               f"{m['k']} neighbours per token); open it from any folder or static host", err=True)
+    click.echo(str(result.path / "index.html"))
+
+
+@click.command("export-site")
+@click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--model", "-m", "models", multiple=True, metavar="M",
+              help=MODEL_HELP + " Give it twice to compare two models side by side.")
+@click.option("--space", "spaces", multiple=True, metavar="S", help=SPACE_HELP + " May be given twice.")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="Labels file (one per line) for a --space matrix file.")
+@click.option("--corpus", default="lee", show_default=True, metavar="PATH_OR_NAME",
+              help="Corpus counted for the colour-by-frequency view (file, folder, lee or enwiki-sample).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the maps and clusters.")
+@click.option("--export-k", "export_k", type=int, default=20, show_default=True,
+              help="Nearest neighbours stored per token (1-200).")
+def export_site_command(out_dir: str, models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None,
+                        corpus: str, seed: int, export_k: int) -> None:
+    """Write the explorer as a static folder: `embedlens serve --export DIR` under its own name.
+
+    \b
+    embedlens export-site smollm2-map                  # then open smollm2-map/index.html
+    embedlens export-site out --model gemma3-270m --export-k 50
+
+    The folder opens from file:// or any static host, with no server and no network: the default map
+    (a cached t-SNE/UMAP map, else PCA), its labels and clusters, search, the nearest neighbours of every
+    token, selection, CSV/JSON export and links. Prompts, layers, the grid and other maps need
+    `embedlens serve`. The first export of a space builds its exact k-NN graph (cached).
+    """
+    write_export(models, spaces, labels, out_dir, export_k, corpus, seed)

@@ -76,7 +76,8 @@ log = logging.getLogger("embedlens")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 GRID_MIN, GRID_MAX = 4, 64
 _JS = "text/javascript; charset=utf-8"
-STATIC_FILES = {name: _JS for name in ("boot.js", "core.js", "colors.js", "filters.js", "selection.js", "views.js", "app.js")}
+STATIC_FILES = {name: _JS for name in ("boot.js", "core.js", "colors.js", "filters.js", "selection.js", "views.js",
+                                         "offline.js", "app.js")}
 STATIC_FILES["app.css"] = "text/css; charset=utf-8"
 COMPONENT_FILES = {"pointcloud.js": _JS}  # the map component shared with the static map pages (render/static)
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "

@@ -119,15 +119,17 @@ class Explorer:
                                                         separators=(",", ":")).encode("utf-8")
         return self._points_json[panel.index]
 
+    def frequency_answer(self, panel: Panel) -> dict[str, Any]:
+        """What ``/api/frequency`` answers (computed now): each row's count in the explorer's corpus."""
+        from ..corpus.frequencies import token_frequencies
+
+        freqs = token_frequencies(panel.view, self.corpus, progress=False)
+        return {"counts": freqs.counts.tolist(), **freqs.to_dict()}
+
     def frequency(self, panel: Panel) -> dict[str, Any]:
-        def work() -> dict[str, Any]:
-            from ..corpus.frequencies import token_frequencies
-
-            freqs = token_frequencies(panel.view, self.corpus, progress=False)
-            return {"counts": freqs.counts.tolist(), **freqs.to_dict()}
-
         job = self.jobs.submit(f"frequency:{panel.index}", "frequency",
-                               f"token frequencies of {panel.title} in {self.corpus}", work, retry_failed=False)
+                               f"token frequencies of {panel.title} in {self.corpus}",
+                               lambda: self.frequency_answer(panel), retry_failed=False)
         out = job.to_dict()
         if job.state == "ready":
             out.update(job.result)
@@ -232,24 +234,24 @@ class Explorer:
         sub-clusters, on the space's k-NN graph (:meth:`space_graph`: no new search when it is cached), with
         both as the map's label levels (:func:`~embedlens.atlas.clusters.label_levels`)."""
         key = f"clusters:{panel.content_key}:{n}:{self.seed}"
+        return self.index_jobs.submit(key, "clusters", f"clusters of {panel.title} ({n})",
+                                      lambda: self.cluster_answer(panel, n), priority=PRIORITY_PAGE)
 
-        def work() -> dict[str, Any]:
-            from ..atlas.clusters import CLUSTER_K, find_clusters, label_levels
+    def cluster_answer(self, panel: Panel, n: str | int) -> dict[str, Any]:
+        """What ``/api/clusters`` answers (computed now): clusters, each row's cluster and the label levels."""
+        from ..atlas.clusters import CLUSTER_K, find_clusters, label_levels
 
-            graph = self.space_graph(panel, CLUSTER_K)
-            vectors = panel.space.vectors
-            found = find_clusters(vectors, clusters=n, metric="cosine", seed=self.seed, display=panel.display,
-                                  coords=np.zeros((vectors.shape[0], 2), dtype=np.float32),
-                                  indices=graph.indices[:, :CLUSTER_K], sub=True)
-            stored = graph.params.get("truncated_from", graph.k)
-            found.params["knn_source"] = f"the space's cached {graph.method} {stored}-NN graph ({graph.backend})"
-            block = found.to_dict()
-            for c in block["clusters"] + (block.get("sub") or {}).get("clusters", []):
-                c.pop("center", None)  # the page places labels on its own map
-            return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
-
-        return self.index_jobs.submit(key, "clusters", f"clusters of {panel.title} ({n})", work,
-                                      priority=PRIORITY_PAGE)
+        graph = self.space_graph(panel, CLUSTER_K)
+        vectors = panel.space.vectors
+        found = find_clusters(vectors, clusters=n, metric="cosine", seed=self.seed, display=panel.display,
+                              coords=np.zeros((vectors.shape[0], 2), dtype=np.float32),
+                              indices=graph.indices[:, :CLUSTER_K], sub=True)
+        stored = graph.params.get("truncated_from", graph.k)
+        found.params["knn_source"] = f"the space's cached {graph.method} {stored}-NN graph ({graph.backend})"
+        block = found.to_dict()
+        for c in block["clusters"] + (block.get("sub") or {}).get("clusters", []):
+            c.pop("center", None)  # the page places labels on its own map
+        return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
 
     def clusters(self, panel: Panel, n: str | int) -> dict[str, Any]:
         job = self.clusters_job(panel, n)
@@ -275,33 +277,36 @@ class Explorer:
             return {"state": "waiting", "waiting_for": state["key"], "k": FAITH_K}
         key = f"faithfulness:{panel.content_key}-{method}-{dims}-{self.seed}"
 
-        def work() -> dict[str, Any]:
-            from ..atlas.pipeline import QUALITY_SAMPLE
-            from ..atlas.projection import add_local_recall
-            from ..reduce.quality import sample_indices
-
-            measured = proj
-            if measured.local_recall is None or len(measured.local_recall) != len(panel.space):
-                self.space_graph(panel, FAITH_K)  # cached, so the truth below is read, not searched again
-                measured = add_local_recall(panel.view, proj)
-                save_projection(projection_path(panel.content_key, method, dims, self.seed), measured)
-                job = self.job(self.projection_key(panel, method, dims))
-                if job is not None and job.result is proj:
-                    job.result = measured
-            local = measured.local_recall
-            about = measured.params.get("local_recall", {})
-            k = int(about.get("k", FAITH_K))
-            rows = sample_indices(len(panel.space), QUALITY_SAMPLE, self.seed)
-            hits = np.rint(np.asarray(local, dtype=np.float64) * k)  # whole neighbours: the recall adds them up
-            return {"k": k, "local_recall": (hits / k).tolist(), "recall": float(hits[rows].sum() / (rows.size * k)),
-                    "queries": int(rows.size), "truth": about.get("truth"), "method": method, "dims": dims}
-
         job = self.index_jobs.submit(key, "faithfulness", f"local recall@{FAITH_K} of the {method} {dims}D map of "
-                                     f"{panel.title}", work, priority=PRIORITY_PAGE)
+                                     f"{panel.title}", lambda: self.faithfulness_answer(panel, method, dims, proj),
+                                     priority=PRIORITY_PAGE)
         out = {**job.to_dict(), "k": FAITH_K}
         if job.state == "ready":
             out.update(job.result)
         return out
+
+    def faithfulness_answer(self, panel: Panel, method: str, dims: int, proj: Projection) -> dict[str, Any]:
+        """What ``/api/faithfulness`` answers for the map ``proj`` (computed now; the projection is saved
+        again with its local recall when it had none)."""
+        from ..atlas.pipeline import QUALITY_SAMPLE
+        from ..atlas.projection import add_local_recall
+        from ..reduce.quality import sample_indices
+
+        measured = proj
+        if measured.local_recall is None or len(measured.local_recall) != len(panel.space):
+            self.space_graph(panel, FAITH_K)  # cached, so the truth below is read, not searched again
+            measured = add_local_recall(panel.view, proj)
+            save_projection(projection_path(panel.content_key, method, dims, self.seed), measured)
+            job = self.job(self.projection_key(panel, method, dims))
+            if job is not None and job.result is proj:
+                job.result = measured
+        local = measured.local_recall
+        about = measured.params.get("local_recall", {})
+        k = int(about.get("k", FAITH_K))
+        rows = sample_indices(len(panel.space), QUALITY_SAMPLE, self.seed)
+        hits = np.rint(np.asarray(local, dtype=np.float64) * k)  # whole neighbours: the recall adds them up
+        return {"k": k, "local_recall": (hits / k).tolist(), "recall": float(hits[rows].sum() / (rows.size * k)),
+                "queries": int(rows.size), "truth": about.get("truth"), "method": method, "dims": dims}
 
     def axes(self, panel: Panel, x_axis: tuple[str, str], y_axis: tuple[str, str] | None, dims: int) -> dict[str, Any]:
         """A word-axes map of the whole space (:class:`embedlens.reduce.axes.AxesReducer`); a second or two."""

@@ -131,9 +131,7 @@
     if (r) P.notes = r.notes || [];
     if (!buffer) {
       if (!r) return null;
-      const resp = await fetch("/api/projection/data?" + new URLSearchParams(params).toString());
-      if (!resp.ok) throw new Error("projection unavailable (" + resp.status + ")");
-      buffer = await resp.arrayBuffer();
+      buffer = await E.binary("projection/data", params);
     }
     return new Float32Array(buffer);
   }
@@ -341,7 +339,7 @@
         P.overlays.selected = nb.query_rows; P.overlays.neighbors = nb.rows;
         if (nb.query_rows.length === 1 && nb.query_rows[0] >= 0) trueNeighbors(P, nb.query_rows[0]); else P.overlays.truth = null;
         const word = (nb.query_display[0] || "").replace(/^[␣▁]+/, "").trim();
-        if (nb.query_rows.length === 1 && word) {
+        if (nb.query_rows.length === 1 && word && !E.offline) {  // variants search the vocabulary: a server's job
           try {
             const v = await api("variants", { space: P.info.index, q: word });
             part.appendChild(el("p", "variants of “" + word + "”", "note"));

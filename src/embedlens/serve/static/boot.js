@@ -3,6 +3,7 @@
 // map in the link, the map is the server's default (/api/info's default_map).
 "use strict";
 (function () {
+  if (window.EMBEDLENS_DATA) return;  // a static export: offline.js answers from the data scripts
   const p = new URLSearchParams(location.hash.slice(1));
   const named = ["pca", "tsne", "umap"].includes(p.get("method"));
   const ok = (r) => { if (!r.ok) throw new Error("HTTP " + r.status); return r; };

@@ -1,7 +1,7 @@
 // embedlens explorer, shared core: page state, DOM and API helpers. Token strings are untrusted: they reach
 // the DOM only through textContent; Plotly (which renders <br>, <b>... in text) gets them only through
 // esc(), the plotly_text rule of embedlens.render.offline (only &, < and >). No innerHTML anywhere.
-// All requests go to this server. The other scripts (colors, filters, selection, views, app) add their
+// All requests go to this server (or, in a static export, to offline.js: no requests at all). The other scripts (colors, filters, selection, views, app) add their
 // parts to window.embedlens.
 "use strict";
 
@@ -36,6 +36,12 @@
   E.api = async function (path, params) {
     const url = "/api/" + path + (params ? "?" + new URLSearchParams(params).toString() : "");
     return answer(await fetch(url, { headers: { Accept: "application/json" } }));
+  };
+  // Binary answers (the map's float32 coordinates).
+  E.binary = async function (path, params) {
+    const r = await fetch("/api/" + path + "?" + new URLSearchParams(params).toString());
+    if (!r.ok) throw new Error(path + " unavailable (" + r.status + ")");
+    return r.arrayBuffer();
   };
   E.post = async function (path, body) {
     return answer(await fetch("/api/" + path, { method: "POST", body: JSON.stringify(body),
