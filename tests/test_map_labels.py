@@ -592,9 +592,10 @@ def test_explorer_lists_clusters_with_exact_labels_and_a_click_selects_their_tok
             assert len(labels) == len(HOSTILE)
             assert sorted(label.split(" · ")[0] for label in labels) == sorted(leaders), labels
             assert "<script>alert(1)</script>" in leaders and "&amp;" in leaders and 'say␣"hi"' in leaders
-            page.click("#clusters-list li:nth-child(1)")
-            page.wait_for_function("document.querySelector('.plot').dataset.searchRows === '30'", timeout=20_000)
-            shown = page.eval_on_selector_all("#search-list .tok", "els => els.map(e => e.textContent)")
+            page.click("#clusters-list li:nth-child(1)")  # selects the cluster's tokens on the map
+            page.wait_for_function("() => embedlens.state.panels[0].map.selected().length === 30", timeout=20_000)
+            shown = page.evaluate("() => { const P = embedlens.state.panels[0];"
+                                  " return Array.from(P.map.selected(), (r) => P.points.display[r]); }")
             assert len(shown) == 30
             groups = {int(s.split("_")[0][1:]) for s in shown if re.fullmatch(r"g\d+_\d+", s)}
             assert len(groups) == 1 and len([s for s in shown if s in leaders]) == 1  # one planted group, whole
@@ -603,8 +604,8 @@ def test_explorer_lists_clusters_with_exact_labels_and_a_click_selects_their_tok
             page.fill("#axis-xb", "g1_31")
             page.click("#axes-form button")
             # the earlier map also had 180 points: wait for the axes map's own x title, not the point count
-            page.wait_for_function("(document.querySelector('.plot .xtitle') || {}).textContent === 'g0_1 → g1_31'",
-                                   timeout=20_000)
+            page.wait_for_function("() => Array.from(document.querySelectorAll('.plot .em-axis'),"
+                                   " (e) => e.textContent).includes('g0_1 → g1_31')", timeout=20_000)
             assert page.eval_on_selector(".plot", "e => e.dataset.drawn") == "180"
             assert not dialogs
         finally:
