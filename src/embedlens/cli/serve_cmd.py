@@ -21,6 +21,9 @@ from .device_options import device_options
 @click.option("--port", type=int, default=8765, show_default=True, help="Port to listen on (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback makes the explorer reachable from other machines.")
+@click.option("--token", envvar="EMBEDLENS_TOKEN", default=None, metavar="TEXT",
+              help="Token the explorer asks for (the printed URL carries it). Off loopback a random one is made "
+                   "when none is given; on loopback none is asked for unless given. Also EMBEDLENS_TOKEN.")
 @click.option("--open/--no-open", "open_browser", default=False, show_default=True,
               help="Open the page in the default browser.")
 @click.option("--corpus", default="lee", show_default=True, metavar="PATH_OR_NAME",
@@ -38,7 +41,7 @@ from .device_options import device_options
 @device_options
 def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, port: int, host: str,
           open_browser: bool, corpus: str, seed: int, knn: str, export_dir: str | None, export_k: int,
-          device: str, dtype: str) -> None:
+          device: str, dtype: str, token: str | None) -> None:
     """Explore a vocabulary in the browser: map, search, neighbours, variants, prompts, layers, grid.
 
     \b
@@ -55,12 +58,14 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
     if export_dir is not None:
         write_export(models, spaces, labels, export_dir, export_k, corpus, seed)
         return
+    from ..serve.access import access_token
     from ..serve.server import is_loopback
     from ..serve.setup import open_panels
 
+    token = access_token(is_loopback(host), token)
     if not is_loopback(host):
-        click.echo(f"embedlens: warning: listening on {host}: anyone who can reach this machine on port "
-                   f"{port or '(chosen)'} can use the explorer. Use --host 127.0.0.1 to keep it local.", err=True)
+        click.echo(f"embedlens: note: listening on {host}: other machines can reach this port; the explorer "
+                   "asks for its token (in the printed URL). Use --host 127.0.0.1 to keep it local.", err=True)
     from ..models.runtime import set_defaults
 
     set_defaults(device, dtype)  # the prompt, layer and grid views run the network there (restored on exit)
@@ -69,7 +74,7 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
     from ..serve import serve as run_server
 
     app = create_app(pairs, corpus=corpus, seed=seed, allowed_hosts=None if is_loopback(host) else ["*"],
-                     knn=knn != "off")
+                     knn=knn != "off", token=token)
     if knn == "build":
         from ..serve.setup import build_knn_indexes
 
@@ -81,7 +86,7 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
         click.echo(url)
 
     try:
-        run_server(app, host=host, port=port, open_browser=open_browser, announce=announce)
+        run_server(app, host=host, port=port, open_browser=open_browser, announce=announce, token=token)
     finally:
         set_defaults(None, None)
 

@@ -50,6 +50,7 @@ from ..errors import EmbedlensError
 from ..method_names import (
     REDUCERS as METHODS,  # the explorer offers every reducer fitted on the vectors alone
 )
+from .access import TokenGate
 from .explorer import LENS_MAX_TOKENS, LENS_TOP_K, Explorer
 from .panels import MAX_K, MAX_QUERY_CHARS, MAX_REGEX_CHARS, MAX_TEXT_CHARS, BadRequest, Panel
 from .params import (
@@ -109,7 +110,8 @@ def plotly_js_path() -> Path:
 
 
 def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int = 0,
-               allowed_hosts: list[str] | None = None, regex_seconds: float | None = None, knn: bool = True) -> Any:
+               allowed_hosts: list[str] | None = None, regex_seconds: float | None = None, knn: bool = True,
+               token: str | None = None) -> Any:
     """The Starlette app serving one or two spaces.
 
     Args:
@@ -121,6 +123,8 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
             rebinding); ``["*"]`` accepts any.
         regex_seconds: time limit of one regular-expression search.
         knn: answer single-token neighbour queries from a cached exact k-NN graph when there is one.
+        token: when given, every request needs it (:class:`~embedlens.serve.access.TokenGate`): what the
+            explorer asks for off loopback.
     """
     try:
         from starlette.applications import Starlette
@@ -386,6 +390,8 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
                Route("/favicon.ico", lambda request: Response(status_code=204), methods=["GET"])]
 
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts), Middleware(_SecurityHeaders)]
+    if token is not None:
+        middleware.append(Middleware(TokenGate, token=token))
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         yield

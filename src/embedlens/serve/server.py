@@ -6,6 +6,7 @@ import socket
 import sys
 import threading
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import EmbedlensError
 from .app import LOOPBACK_HOSTS
@@ -47,10 +48,11 @@ def make_server(app: Any, sock: socket.socket) -> Any:
 
 
 def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, open_browser: bool = False,
-          announce: Any = None) -> None:
-    """Serve ``app`` until interrupted; ``announce(url)`` is called once the socket listens."""
+          announce: Any = None, token: str | None = None) -> None:
+    """Serve ``app`` until interrupted; ``announce(url)`` is called once the socket listens (the URL carries
+    ``token``, the one the app asks for, if any)."""
     sock = bind_socket(host, port)
-    url = url_of(sock, host)
+    url = url_of(sock, host) + (f"?token={quote(token, safe='')}" if token else "")
     (announce or (lambda u: print(u, file=sys.stderr)))(url)
     if open_browser:
         import webbrowser
