@@ -117,6 +117,39 @@ def test_bad_input_is_refused_before_any_work(run_cli, tmp_path):
     r = run_cli("export-site", str(busy), "--model", "no-such-model")
     assert r.code == 2 and "holds other files" in r.err
     assert (busy / "notes.txt").read_text() == "mine"
+    # a manifest.json of something else (a web app, a dataset) does not make a folder an earlier export
+    (busy / "manifest.json").write_text('{"name": "my app", "version": "1.0"}')
+    r = run_cli("export-site", str(busy), "--model", "no-such-model")
+    assert r.code == 2 and "holds other files" in r.err and len(r.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in busy.iterdir()) == ["manifest.json", "notes.txt"]
+
+
+def test_an_earlier_export_is_replaced_only_when_it_holds_what_the_export_wrote(exported, tmp_path):
+    import shutil
+
+    from embedlens.errors import EmbedlensError
+    from embedlens.serve.export import check_export_target
+
+    site = tmp_path / "site"
+    shutil.copytree(exported["dir"], site)
+    assert check_export_target(site) == site.resolve()  # an earlier export, untouched: replaced
+    (site / "data" / "mine.txt").write_text("notes")
+    with pytest.raises(EmbedlensError, match="holds other files"):
+        check_export_target(site)
+
+
+@pytest.mark.parametrize("where", [".", ".."])
+def test_the_current_folder_or_one_above_it_is_refused(tmp_path, monkeypatch, where):
+    """Replacing the folder a shell sits in leaves the shell in a deleted folder (or fails half-way for '..')."""
+    from embedlens.errors import EmbedlensError
+    from embedlens.serve.export import check_export_target
+
+    here = tmp_path / "empty" / "here"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    with pytest.raises(EmbedlensError, match="current folder"):
+        check_export_target(where)
+    assert check_export_target("new") == here / "new"
 
 
 def test_serve_export_writes_the_folder_through_the_cli(run_cli, exported, tiny_gpt2_dir, tmp_path):

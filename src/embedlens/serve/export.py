@@ -71,11 +71,15 @@ class ExportResult:
 
 def check_export_target(out_dir: str | os.PathLike[str]) -> Path:
     """``out_dir`` as a path, or an :class:`EmbedlensError` when it cannot be written (checked before any work)."""
-    target = Path(out_dir).expanduser()
+    given = Path(out_dir).expanduser()
+    target = given.resolve()  # "." and ".." have no name to replace the folder by
     if target.exists() and not target.is_dir():
-        raise EmbedlensError(f"`out_dir` {str(target)!r} is a file, not a folder")
-    if target.is_dir() and any(target.iterdir()) and not (target / "manifest.json").is_file():
-        raise EmbedlensError(f"`out_dir` {str(target)!r} holds other files: choose an empty or new folder "
+        raise EmbedlensError(f"`out_dir` {str(given)!r} is a file, not a folder")
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        raise EmbedlensError(f"`out_dir` {str(given)!r} is the current folder or holds it (the export replaces the "
+                             "folder): name a new folder")
+    if target.is_dir() and any(target.iterdir()) and not _is_export(target):
+        raise EmbedlensError(f"`out_dir` {str(given)!r} holds other files: choose an empty or new folder "
                              "(an earlier export there is replaced)")
     parent = target.resolve().parent
     while not parent.exists():
@@ -83,6 +87,18 @@ def check_export_target(out_dir: str | os.PathLike[str]) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise EmbedlensError(f"`out_dir` {str(target)!r} cannot be written ({parent} is not writable)")
     return target
+
+
+def _is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier export and nothing else: each of its files is one its manifest lists."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION or not isinstance(manifest.get("sizes"), dict):
+        return False
+    written = {*manifest["sizes"], "manifest.json"}
+    return all(p.relative_to(folder).as_posix() in written for p in folder.rglob("*") if not p.is_dir())
 
 
 def check_export_k(k: Any, n_tokens: int | None = None) -> int:
