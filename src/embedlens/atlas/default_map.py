@@ -58,8 +58,10 @@ def default_map(view: Any, *, dims: int = 2, seed: int = 0) -> DefaultMap:
 def atlas_of_projection(view: Any, proj: Projection, *, notes: list[str] | None = None) -> AtlasResult:
     """An :class:`AtlasResult` of every token of ``view`` on the map ``proj`` (no corpus counts, no clusters)."""
     space = view.space
-    params = {"reducer": {k: v for k, v in proj.params.items() if k != "quality"},
+    params = {"reducer": {k: v for k, v in proj.params.items() if k not in ("quality", "local_recall")},
               "selection": {"rule": "all", "n_points": int(proj.coords.shape[0])}}
+    if "local_recall" in proj.params:  # where build_atlas keeps it: its k names the colour bar and the caption
+        params["local_recall"] = proj.params["local_recall"]
     extra: dict[str, Any] = {}
     local = getattr(proj, "local_recall", None)
     if local is not None and "local_recall" in {f.name for f in fields(AtlasResult)}:
