@@ -338,3 +338,25 @@ def test_two_spaces_side_by_side(exported, tiny_llama_dir, tmp_path):
     want_rows, _ = brute_topk(np.asarray(other.space.vectors, dtype=np.float64), 5)
     assert (typed(second["neighbors"]["rows"]) == want_rows).mean() > 0.99
     assert [s["title"] for s in result.manifest["spaces"]] == [f"{exported['lens'].name}:input", f"{other.name}:input"]
+
+
+def test_two_spaces_are_drawn_with_one_map_method(exported, tiny_llama_dir, tmp_path):
+    """The page draws every panel with the first panel's method: a t-SNE map cached for one space only
+    must not leave the other panel asking its data for a map they do not hold."""
+    import embedlens
+    from embedlens.atlas.projection import Projection, projection_path, save_projection
+    from embedlens.serve.export import export_site
+
+    lens, other = exported["lens"], embedlens.load(str(tiny_llama_dir))
+    pca = typed(exported["data"]["map"]["coords"])
+    save_projection(projection_path(lens.input.content_hash, "tsne", 2, 0),  # the first space alone has a t-SNE map
+                    Projection(coords=np.ascontiguousarray(pca[:, ::-1]), method="tsne", dims=2, seed=0, params={},
+                               notes=["test stand-in"]))
+    result = export_site([lens, other], tmp_path / "mixed", k=5, progress=False)
+    text = (result.path / "data" / "info.js").read_text(encoding="utf-8")
+    info = json.loads(text.removeprefix('window.EMBEDLENS_DATA = {"info": ').removesuffix(', "panels": []};\n'))
+    blocks = [json.loads((result.path / "data" / f"panel-{i}.js").read_text(encoding="utf-8")
+                         .removeprefix(f"window.EMBEDLENS_DATA.panels[{i}] = ").removesuffix(";\n")) for i in (0, 1)]
+    wanted = info["panels"][0]["default_map"]["method"]  # what the page asks every panel for
+    assert [b["map"]["method"] for b in blocks] == [wanted, wanted] == ["pca", "pca"]
+    assert all(s["map"]["stand_in"] and "every space" in s["map"]["note"] for s in result.manifest["spaces"])

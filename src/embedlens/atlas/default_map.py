@@ -36,17 +36,18 @@ class DefaultMap:
                 "from then on)")
 
 
-def default_map(view: Any, *, dims: int = 2, seed: int = 0) -> DefaultMap:
+def default_map(view: Any, *, dims: int = 2, seed: int = 0, methods: tuple[str, ...] = CACHED_METHODS) -> DefaultMap:
     """The cached t-SNE or UMAP map of every token of ``view`` (``lens.input``...), else its PCA map.
 
     Args:
         view: a space view (``lens.input``, ``lens.output``).
         dims: 2 or 3.
         seed: the seed the cached maps were made with (the explorer's and ``embedlens map``'s default is 0).
+        methods: the cached maps to look for, best first (default :data:`CACHED_METHODS`; empty: PCA).
     """
     n = int(view.space.vectors.shape[0])
     key = view.content_hash
-    for method in (*CACHED_METHODS, FALLBACK_METHOD):
+    for method in (*methods, FALLBACK_METHOD):
         found = load_projection(projection_path(key, method, dims, seed), n)
         if found is not None:
             return DefaultMap(found, computed_now=False)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..atlas.default_map import CACHED_METHODS, default_map
+from ..atlas.projection import load_projection, projection_path
 from ..cache import atomic_dir
 from ..errors import EmbedlensError
 from ..method_names import REDUCERS
@@ -135,8 +136,9 @@ def export_site(spaces: list[Any], out_dir: str | os.PathLike[str], *, k: int = 
         check_export_k(k, len(panel.space))
     explorer = Explorer(panels, corpus=corpus, seed=seed)
     started = time.perf_counter()
+    methods = _shared_methods(panels, explorer.seed)
     try:
-        blocks, about = zip(*(_panel_data(explorer, panel, k, progress) for panel in panels), strict=True)
+        blocks, about = zip(*(_panel_data(explorer, panel, k, progress, methods) for panel in panels), strict=True)
     finally:
         explorer.jobs.shutdown()
         explorer.index_jobs.shutdown()
@@ -184,8 +186,18 @@ def page_html(n_panels: int) -> str:
 # -- what one panel holds ------------------------------------------------------------------------------------
 
 
-def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The data file of one panel (what the page asks the server for) and its manifest entry."""
+def _shared_methods(panels: list[Panel], seed: int) -> tuple[str, ...]:
+    """The cached whole-space 2-D maps (t-SNE, UMAP) that every panel has, best first: the page draws all its
+    panels with the first panel's method, so a map cached for one space alone cannot be the export's."""
+    return tuple(m for m in CACHED_METHODS
+                 if all(load_projection(projection_path(p.content_key, m, 2, seed), len(p.space)) is not None
+                        for p in panels))
+
+
+def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool, methods: tuple[str, ...],
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The data file of one panel (what the page asks the server for) and its manifest entry, on the first
+    of ``methods`` cached for it (else PCA)."""
     timings: dict[str, float] = {}
     tick = time.perf_counter()
 
@@ -197,10 +209,11 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool) -> tup
 
     graph = _graph(explorer, panel, k, progress)
     lap("knn_s")
-    found = default_map(panel.view, dims=2, seed=explorer.seed)
+    found = default_map(panel.view, dims=2, seed=explorer.seed, methods=methods)
     proj = found.projection
     stand_in = proj.method not in CACHED_METHODS
-    note = (f"PCA map: no t-SNE or UMAP map of {panel.title} was cached when this was exported "
+    which = panel.title if len(explorer.panels) == 1 else "every space of this export (one method draws them all)"
+    note = (f"PCA map: no t-SNE or UMAP map of {which} was cached when this was exported "
             "(a whole-space t-SNE map from `embedlens serve` or `embedlens map` is cached; export again)") if stand_in else None
     notes = list(proj.notes or []) + ([note] if note else [])
     lap("map_s")
