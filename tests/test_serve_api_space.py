@@ -385,3 +385,44 @@ def test_post_endpoints_refuse_get_and_get_endpoints_refuse_post(client):
     assert client.get("/api/centroid").status_code == 405
     assert client.post("/api/true_neighbors", content=json.dumps({"row": 1}),
                        headers={"content-type": "application/json"}).status_code == 405
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_get_endpoints_refuse_another_site_and_start_nothing(client, app, site):
+    """A page elsewhere (an <img> or a no-cors fetch) cannot read the answer, but must not start work either."""
+    explorer = app.state.explorer
+    panel = explorer.panels[0]
+    key = explorer.projection_key(panel, "umap", 3)
+    r = client.get("/api/projection", params={"method": "umap", "dims": 3}, headers={"sec-fetch-site": site})
+    assert r.status_code == 403 and "cross-site" in r.json()["error"]
+    assert explorer.job(key) is None
+    r = client.get("/api/grid", params={"size": 4}, headers={"sec-fetch-site": site})
+    assert r.status_code == 403 and not any(j["kind"] == "grid" for j in explorer.jobs.all())
+    # the page itself (same-origin) and a typed address (none) are served
+    assert client.get("/api/jobs", headers={"sec-fetch-site": "same-origin"}).status_code == 200
+    assert client.get("/api/jobs", headers={"sec-fetch-site": "none"}).status_code == 200
+
+
+def test_a_tsne_map_asked_for_before_the_page_opens_is_computed_once(cache_dir):
+    """A link with #method=tsne asks /api/projection (the map queue) before /api/info queues the default
+    t-SNE (the long-job queue): one job for the key, which the page's pending t-SNE is."""
+    import threading
+
+    from embedlens.serve.explorer import Explorer
+    from embedlens.serve.panels import Panel
+
+    panel = Panel(blob_space(n=150, seed=4), index=0)
+    explorer = Explorer([panel])
+    gate = threading.Event()
+    explorer.jobs.submit("hold", "test", "holds the map queue", lambda: gate.wait(60))  # the t-SNE stays queued
+    try:
+        state, _ = explorer.projection(panel, "tsne", 2)
+        assert state["state"] == "queued"
+        opened = explorer.open_panel(panel)
+        key = explorer.projection_key(panel, "tsne", 2)
+        assert opened == {"method": "pca", "dims": 2, "pending": "tsne"}
+        assert explorer.jobs.get(key) is not None and explorer.index_jobs.get(key) is None
+    finally:
+        gate.set()
+        explorer.jobs.shutdown()
+        explorer.index_jobs.shutdown()

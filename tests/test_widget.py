@@ -166,3 +166,42 @@ def test_without_anywidget_the_import_says_which_pip_install_fixes_it(monkeypatc
         embedlens.widget  # noqa: B018 - the lazy attribute imports the module
     assert str(err.value) == ("embedlens.widget (the map in a notebook) needs the 'anywidget' package, which is not "
                               "installed: run pip install 'embedlens[notebook]'")
+
+
+def test_caption_reads_local_recall_of_the_measured_points_only(result):
+    """A whole-space PCA map measures its recall's query rows only (NaN elsewhere): the caption's mean is theirs."""
+    from dataclasses import replace
+
+    from embedlens.render.widget_data import caption_lines
+
+    n = len(result)
+    local = np.full(n, np.nan, dtype=np.float32)
+    measured = np.arange(0, n, 7)
+    local[measured] = np.resize(np.array([0.0, 0.2, 0.4, 1.0], dtype=np.float32), measured.size)
+    partial = replace(result, local_recall=local, params={**result.params, "local_recall": {"k": 5}})
+    line = next(s for s in caption_lines(partial) if s.startswith("local recall"))
+    expected = local[measured]
+    assert "nan" not in line.lower()
+    assert f"mean {expected.mean():.3f}" in line and f"{np.mean(expected == 0):.0%} of points keep none" in line
+    assert line.startswith("local recall@5") and f"{measured.size:,} of {n:,} points measured" in line
+
+
+def test_a_small_space_opens_with_its_local_recall_named_by_its_own_k(cache_dir):
+    """15 tokens: the recall's k is (15 - 1) // 2 = 7, and every label of the map opened from the cache says @7."""
+    from dataclasses import replace
+
+    from embedlens.atlas.default_map import atlas_of_projection
+    from embedlens.atlas.projection import compute_projection
+    from embedlens.lens import SpaceLens
+    from embedlens.render.atlas import color_values
+    from embedlens.render.widget_data import caption_lines
+    from embedlens.spaces.space import EmbeddingSpace
+
+    vectors = np.random.default_rng(0).standard_normal((15, 6)).astype(np.float32)
+    view = SpaceLens(EmbeddingSpace.from_arrays(vectors, [f"w{i}" for i in range(15)], name="small")).input
+    proj = compute_projection(view, "pca", 2, 0, local_recall=True)
+    assert proj.params["local_recall"]["k"] == 7 and proj.local_recall is not None
+    result = replace(atlas_of_projection(view, proj), color="faithfulness")
+    assert color_values(result)[1]["title"]["text"] == "local recall@7"
+    lines = caption_lines(result)
+    assert any(s.startswith("local recall@7 ") for s in lines) and not any("@10" in s for s in lines)

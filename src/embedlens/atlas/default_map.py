@@ -36,17 +36,18 @@ class DefaultMap:
                 "from then on)")
 
 
-def default_map(view: Any, *, dims: int = 2, seed: int = 0) -> DefaultMap:
+def default_map(view: Any, *, dims: int = 2, seed: int = 0, methods: tuple[str, ...] = CACHED_METHODS) -> DefaultMap:
     """The cached t-SNE or UMAP map of every token of ``view`` (``lens.input``...), else its PCA map.
 
     Args:
         view: a space view (``lens.input``, ``lens.output``).
         dims: 2 or 3.
         seed: the seed the cached maps were made with (the explorer's and ``embedlens map``'s default is 0).
+        methods: the cached maps to look for, best first (default :data:`CACHED_METHODS`; empty: PCA).
     """
     n = int(view.space.vectors.shape[0])
     key = view.content_hash
-    for method in (*CACHED_METHODS, FALLBACK_METHOD):
+    for method in (*methods, FALLBACK_METHOD):
         found = load_projection(projection_path(key, method, dims, seed), n)
         if found is not None:
             return DefaultMap(found, computed_now=False)
@@ -58,8 +59,10 @@ def default_map(view: Any, *, dims: int = 2, seed: int = 0) -> DefaultMap:
 def atlas_of_projection(view: Any, proj: Projection, *, notes: list[str] | None = None) -> AtlasResult:
     """An :class:`AtlasResult` of every token of ``view`` on the map ``proj`` (no corpus counts, no clusters)."""
     space = view.space
-    params = {"reducer": {k: v for k, v in proj.params.items() if k != "quality"},
+    params = {"reducer": {k: v for k, v in proj.params.items() if k not in ("quality", "local_recall")},
               "selection": {"rule": "all", "n_points": int(proj.coords.shape[0])}}
+    if "local_recall" in proj.params:  # where build_atlas keeps it: its k names the colour bar and the caption
+        params["local_recall"] = proj.params["local_recall"]
     extra: dict[str, Any] = {}
     local = getattr(proj, "local_recall", None)
     if local is not None and "local_recall" in {f.name for f in fields(AtlasResult)}:

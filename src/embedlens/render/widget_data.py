@@ -46,8 +46,14 @@ def caption_lines(result: Any, notes: Iterable[str] = ()) -> list[str]:
     local = getattr(result, "local_recall", None)
     if local is not None and len(local):
         local = np.asarray(local, dtype=np.float64)
-        lines.append(f"local recall@10 (each point's share of its 10 true neighbours kept among its 10 nearest on "
-                     f"the map): mean {local.mean():.3f}, {np.mean(local == 0):.0%} of points keep none")
+        measured = local[np.isfinite(local)]  # a whole-space PCA map measures its recall's query rows only
+        k = int((result.params.get("local_recall") or {}).get("k", 10))
+        if measured.size:
+            line = (f"local recall@{k} (each point's share of its {k} true neighbours kept among its {k} nearest on "
+                    f"the map): mean {measured.mean():.3f}, {np.mean(measured == 0):.0%} of points keep none")
+            if measured.size < local.size:
+                line += f" ({measured.size:,} of {local.size:,} points measured)"
+            lines.append(line)
     from .atlas import color_values
 
     if result.color == "script":

@@ -31,8 +31,9 @@ Endpoints (GET unless marked; ``space`` is the panel number, 0 or 1):
   POST /api/centroid         {"space", "rows", "k", "exclude_selected"}   nearest tokens of the rows' centroid
   POST /api/selection_graph  {"space", "rows", "k", "mutual"}   the k-NN graph around the rows, laid out
 
-POST bodies are JSON objects (``Content-Type: application/json``, at most 2 MB); a request whose
-``Origin`` is another site is refused (403), so a page elsewhere cannot post to a local explorer.
+POST bodies are JSON objects (``Content-Type: application/json``, at most 2 MB). An API request whose
+``Origin`` or ``Sec-Fetch-Site`` says another site sent it is refused (403), GET included: a page elsewhere
+can neither post to a local explorer nor start its jobs (projections, grid maps) with an image or a no-cors fetch.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
         async def answer(request: Request) -> Any:
             from starlette.concurrency import run_in_threadpool
 
+            check_origin(request.headers)  # a page elsewhere cannot read the answer; it must not start work either
             out = fast(request.query_params) if fast is not None else None
             if out is None:  # the usual path: a worker thread, so the event loop never waits on NumPy
                 out = await run_in_threadpool(fn, request.query_params)

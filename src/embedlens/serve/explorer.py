@@ -62,6 +62,8 @@ class Explorer:
         self._graphs: dict[int, Any] = {}
         self._graph_indexes: dict[int, Any] = {}
         self._graph_lock = threading.Lock()
+        # A map's key may be queued on either queue (a page's ask, the default t-SNE): find-or-submit is one step
+        self._projection_lock = threading.Lock()
         self._points_json: dict[int, bytes] = {}
         self._model_lock = threading.Lock()
         self._grid_viz: dict[int, Any] = {}
@@ -86,9 +88,25 @@ class Explorer:
     # -- projections ---------------------------------------------------------------------------------------
 
     def projection(self, panel: Panel, method: str, dims: int, *, start: bool = True) -> tuple[dict[str, Any], Projection | None]:
+        with self._projection_lock:
+            job = self._projection_job(panel, method, dims, start)
+        if job is None:
+            return {"state": "absent", "label": self._projection_label(panel, method, dims)}, None
+        out = job.to_dict()
+        proj = job.result if job.state == "ready" else None
+        if proj is not None:
+            out.update(proj.info(), n=int(proj.coords.shape[0]))
+        return out, proj
+
+    @staticmethod
+    def _projection_label(panel: Panel, method: str, dims: int) -> str:
+        return f"{method.upper() if method == 'pca' else method} {dims}D map of {panel.title} ({len(panel.space):,} tokens)"
+
+    def _projection_job(self, panel: Panel, method: str, dims: int, start: bool) -> Job | None:
+        """The map's job on either queue, else one for the cached file, else (``start``) a new one; else None."""
         key = self.projection_key(panel, method, dims)
         job = self.job(key)
-        label = f"{method.upper() if method == 'pca' else method} {dims}D map of {panel.title} ({len(panel.space):,} tokens)"
+        label = self._projection_label(panel, method, dims)
         if job is None:
             path = projection_path(panel.content_key, method, dims, self.seed)
             found = load_projection(path, len(panel.space))
@@ -103,13 +121,7 @@ class Explorer:
                     return proj
 
                 job = self.jobs.submit(key, "projection", label, work)
-            else:
-                return {"state": "absent", "label": label}, None
-        out = job.to_dict()
-        proj = job.result if job.state == "ready" else None
-        if proj is not None:
-            out.update(proj.info(), n=int(proj.coords.shape[0]))
-        return out, proj
+        return job
 
     def points_json(self, panel: Panel) -> bytes:
         if panel.index not in self._points_json:
@@ -169,8 +181,12 @@ class Explorer:
             return proj
 
         label = f"t-SNE 2D map of {panel.title} ({len(panel.space):,} tokens)"
-        return self.index_jobs.submit(key, "projection", label, work, retry_failed=False,
-                                      priority=PRIORITY_BACKGROUND)
+        with self._projection_lock:
+            asked = self.jobs.get(key)  # the page asked for this map before it opened (a link): that job is it
+            if asked is not None:
+                return asked
+            return self.index_jobs.submit(key, "projection", label, work, retry_failed=False,
+                                          priority=PRIORITY_BACKGROUND)
 
     # -- the space's k-NN graph ----------------------------------------------------------------------------
 

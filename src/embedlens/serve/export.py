@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..atlas.default_map import CACHED_METHODS, default_map
+from ..atlas.projection import load_projection, projection_path
 from ..cache import atomic_dir
 from ..errors import EmbedlensError
 from ..method_names import REDUCERS
@@ -71,11 +72,15 @@ class ExportResult:
 
 def check_export_target(out_dir: str | os.PathLike[str]) -> Path:
     """``out_dir`` as a path, or an :class:`EmbedlensError` when it cannot be written (checked before any work)."""
-    target = Path(out_dir).expanduser()
+    given = Path(out_dir).expanduser()
+    target = given.resolve()  # "." and ".." have no name to replace the folder by
     if target.exists() and not target.is_dir():
-        raise EmbedlensError(f"`out_dir` {str(target)!r} is a file, not a folder")
-    if target.is_dir() and any(target.iterdir()) and not (target / "manifest.json").is_file():
-        raise EmbedlensError(f"`out_dir` {str(target)!r} holds other files: choose an empty or new folder "
+        raise EmbedlensError(f"`out_dir` {str(given)!r} is a file, not a folder")
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        raise EmbedlensError(f"`out_dir` {str(given)!r} is the current folder or holds it (the export replaces the "
+                             "folder): name a new folder")
+    if target.is_dir() and any(target.iterdir()) and not _is_export(target):
+        raise EmbedlensError(f"`out_dir` {str(given)!r} holds other files: choose an empty or new folder "
                              "(an earlier export there is replaced)")
     parent = target.resolve().parent
     while not parent.exists():
@@ -83,6 +88,18 @@ def check_export_target(out_dir: str | os.PathLike[str]) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise EmbedlensError(f"`out_dir` {str(target)!r} cannot be written ({parent} is not writable)")
     return target
+
+
+def _is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier export and nothing else: each of its files is one its manifest lists."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION or not isinstance(manifest.get("sizes"), dict):
+        return False
+    written = {*manifest["sizes"], "manifest.json"}
+    return all(p.relative_to(folder).as_posix() in written for p in folder.rglob("*") if not p.is_dir())
 
 
 def check_export_k(k: Any, n_tokens: int | None = None) -> int:
@@ -119,8 +136,9 @@ def export_site(spaces: list[Any], out_dir: str | os.PathLike[str], *, k: int = 
         check_export_k(k, len(panel.space))
     explorer = Explorer(panels, corpus=corpus, seed=seed)
     started = time.perf_counter()
+    methods = _shared_methods(panels, explorer.seed)
     try:
-        blocks, about = zip(*(_panel_data(explorer, panel, k, progress) for panel in panels), strict=True)
+        blocks, about = zip(*(_panel_data(explorer, panel, k, progress, methods) for panel in panels), strict=True)
     finally:
         explorer.jobs.shutdown()
         explorer.index_jobs.shutdown()
@@ -168,8 +186,18 @@ def page_html(n_panels: int) -> str:
 # -- what one panel holds ------------------------------------------------------------------------------------
 
 
-def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The data file of one panel (what the page asks the server for) and its manifest entry."""
+def _shared_methods(panels: list[Panel], seed: int) -> tuple[str, ...]:
+    """The cached whole-space 2-D maps (t-SNE, UMAP) that every panel has, best first: the page draws all its
+    panels with the first panel's method, so a map cached for one space alone cannot be the export's."""
+    return tuple(m for m in CACHED_METHODS
+                 if all(load_projection(projection_path(p.content_key, m, 2, seed), len(p.space)) is not None
+                        for p in panels))
+
+
+def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool, methods: tuple[str, ...],
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The data file of one panel (what the page asks the server for) and its manifest entry, on the first
+    of ``methods`` cached for it (else PCA)."""
     timings: dict[str, float] = {}
     tick = time.perf_counter()
 
@@ -181,10 +209,11 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool) -> tup
 
     graph = _graph(explorer, panel, k, progress)
     lap("knn_s")
-    found = default_map(panel.view, dims=2, seed=explorer.seed)
+    found = default_map(panel.view, dims=2, seed=explorer.seed, methods=methods)
     proj = found.projection
     stand_in = proj.method not in CACHED_METHODS
-    note = (f"PCA map: no t-SNE or UMAP map of {panel.title} was cached when this was exported "
+    which = panel.title if len(explorer.panels) == 1 else "every space of this export (one method draws them all)"
+    note = (f"PCA map: no t-SNE or UMAP map of {which} was cached when this was exported "
             "(a whole-space t-SNE map from `embedlens serve` or `embedlens map` is cached; export again)") if stand_in else None
     notes = list(proj.notes or []) + ([note] if note else [])
     lap("map_s")
