@@ -253,3 +253,29 @@ def test_files_added_to_an_entry_later_do_not_force_a_rebuild(tiny_gpt2_dir, cac
     with caplog.at_level("WARNING", logger="embedlens"):
         embedlens.load(str(tiny_gpt2_dir))
     assert "changed" not in caplog.text and "damaged" not in caplog.text
+
+
+def test_threads_checking_the_cache_folder_at_once_never_see_each_others_probe(cache_dir):
+    """The explorer's jobs and requests check the cache folder from several threads of one process; a probe
+    file named by the process alone was removed by one thread under another ("not writable")."""
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def check() -> None:
+        start.wait()
+        for _ in range(300):
+            try:
+                cache_root()
+            except BaseException as exc:  # the failure this test is about
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=check) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [p.name for p in cache_dir.iterdir()] == []  # no probe left behind

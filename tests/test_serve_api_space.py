@@ -77,7 +77,9 @@ def test_default_map_is_pca_with_a_pending_tsne_that_starts_from_the_cached_exac
 
     lens = blob_space(n=150, seed=1)
     with TestClient(create_app([lens]), base_url=BASE) as c:
-        (panel,) = c.get("/api/info").json()["panels"]
+        info = c.get("/api/info")
+        assert info.status_code == 200, info.text
+        (panel,) = info.json()["panels"]
         assert panel["default_map"] == {"method": "pca", "dims": 2, "pending": "tsne"}
         assert wait_for(c, "/api/projection", {"method": "pca", "dims": 2})["state"] == "ready"
         tsne = wait_for(c, "/api/projection", {"method": "tsne", "dims": 2})

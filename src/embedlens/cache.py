@@ -35,9 +35,10 @@ def cache_root(create: bool = True) -> Path:
     if create:
         try:
             root.mkdir(parents=True, exist_ok=True)
-            probe = root / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            # a name of its own per call: threads of one process (the explorer's jobs and requests) probe at once
+            fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=root)
+            os.close(fd)
+            os.unlink(probe)
         except OSError as exc:
             raise EmbedlensError(
                 f"cache folder {root} is not writable ({exc.strerror or exc})",
