@@ -557,3 +557,25 @@ def test_webgl_page_data_without_colours_or_spread():
     assert data["levels"] is None and data["token_priority"] is None
     assert np.frombuffer(base64.b64decode(data["rgb"]), dtype=np.uint8).reshape(3, 3).tolist() == [[0x3B, 0x6E, 0xA8]] * 3
     assert np.frombuffer(base64.b64decode(data["coords"]), dtype=np.float32).tolist() == [0.0] * 9
+
+
+@pytest.mark.browser
+def test_a_map_without_clusters_labels_its_most_frequent_tokens(env, tmp_path, offline_page):
+    """A PCA map of a corpus has no cluster levels: the page labels the most frequent tokens in view instead."""
+    from embedlens.atlas import build_atlas
+
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]), method="pca", clusters="none")
+    assert result.clustering is None and result.frequencies is not None
+    result.save(tmp_path, png=False)
+    page, seen = offline_page(tmp_path / "map.html", viewport={"width": 1200, "height": 900})
+    page.wait_for_function("() => document.documentElement.dataset.drawn === '1'", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('.em-label').length > 0", timeout=10_000)
+    shown = page.evaluate("() => Array.from(document.querySelectorAll('.em-label'), (e) => [e.dataset.level, e.textContent])")
+    assert {level for level, _ in shown} == {"tokens"}
+    freq = np.asarray(result.frequencies)
+    rank = {result.display[r]: i for i, r in enumerate(np.argsort(-freq, kind="stable"))}
+    ranks = sorted(rank[text] for _, text in shown)
+    assert ranks[0] == 0  # the most frequent token is labelled first (the whole map is in view)
+    labelled = freq[[result.display.index(text) for _, text in shown]]
+    assert labelled.mean() > freq.mean()  # labels go to frequent tokens first, not to any
+    assert seen.dialogs == [] and seen.errors == []

@@ -55,15 +55,15 @@
 
   // ---- the map -------------------------------------------------------------------------------------------
   const hoverLines = EmbedlensMap.tokenHover(D);
-  let priority = null;
-  if (D.levels) {
-    priority = D.token_priority ? new Int32Array(bytes(D.token_priority).buffer) : Int32Array.from({ length: n }, (_, i) => i);
-  }
+  // Token labels (the most frequent tokens in view) come after the cluster levels; a map without clusters
+  // (PCA, a corpus map) still shows its most frequent tokens when a corpus was counted.
+  let priority = D.token_priority ? new Int32Array(bytes(D.token_priority).buffer) : null;
+  if (D.levels && !priority) priority = Int32Array.from({ length: n }, (_, i) => i);
   const map = EmbedlensMap.create($("map"), {
     dims: D.dims, coords, display: D.display, hover: hoverLines,
     colors: bytes(D.rgb), size: new Float32Array(bytes(D.size).buffer),
     order: D.order ? new Int32Array(bytes(D.order).buffer) : null,
-    labels: D.levels ? { levels: D.levels, tokenPriority: priority } : null,
+    labels: D.levels || priority ? { levels: D.levels || [], tokenPriority: priority } : null,
     contours: false, axes: D.axes.slice(0, D.dims),
   });
   $("point-size").addEventListener("input", (e) => map.setPointScale(e.target.value));
