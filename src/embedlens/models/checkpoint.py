@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from .gguf_reader import open_reader
 
 _ST_NUMPY = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64, "I64": np.int64,
              "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
@@ -136,11 +137,11 @@ class Checkpoint:
 
     def _index_gguf(self) -> None:
         try:
-            from gguf import GGUFReader
+            import gguf  # noqa: F401
         except ImportError:  # pragma: no cover - gguf is a dependency
             raise EmbedlensError("reading a .gguf needs the 'gguf' package: pip install gguf") from None
         try:
-            self._gguf = GGUFReader(str(self.path))
+            self._gguf = open_reader(str(self.path))
         except Exception as exc:  # the reader raises ValueError/struct errors on damaged files
             raise EmbedlensError(f"{self.path.name} is not a readable GGUF file ({type(exc).__name__}: {exc})") from None
         for t in self._gguf.tensors:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..cache import atomic_dir, cache_root, content_hash
 from ..errors import EmbedlensError
+from .gguf_reader import fast_gguf_reader
 from .specs import ModelSource, resolve
 
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
@@ -59,7 +60,7 @@ def load_tokenizer(source: ModelSource) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        with _quiet():
+        with _quiet(), fast_gguf_reader():
             if source.kind == "gguf":
                 return AutoTokenizer.from_pretrained(str(source.folder), gguf_file=source.path.name)
             return AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
@@ -76,7 +77,7 @@ def _dequantize_gguf(source: ModelSource, saved: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    with _quiet():
+    with _quiet(), fast_gguf_reader():
         model = AutoModelForCausalLM.from_pretrained(str(source.folder), gguf_file=source.path.name, dtype=torch.float32)
         # save_pretrained refuses GGUF-loaded models; a plain copy of the state dict reloads identically.
         config = AutoConfig.from_pretrained(str(source.folder), gguf_file=source.path.name)
@@ -135,7 +136,7 @@ def load_config(source: ModelSource) -> Any:
     from transformers import AutoConfig
 
     try:
-        with _quiet():
+        with _quiet(), fast_gguf_reader():
             if source.kind == "gguf":
                 config = AutoConfig.from_pretrained(str(source.folder), gguf_file=source.path.name)
                 if hasattr(config, "quantization_config"):
