@@ -30,6 +30,29 @@ MARKUP_TOKENS = ["<script>", "</div>", "<br>", "[/b]", '"quoted"', "it's", "&amp
 TINY_VOCAB = 300
 
 
+def pytest_configure(config):
+    if config.getoption("dist", None) == "loadgroup" and not hasattr(config, "workerinput"):
+        major, minor = (int(x) for x in pytest.__version__.split(".")[:2])
+        if (major, minor) >= (9, 2):  # the version that broke it; the check below catches a later one
+            raise pytest.UsageError(f"pytest {pytest.__version__} ignores pytest-xdist's xdist_group "
+                                    "(pytest-xdist#1386): install the pytest that pyproject.toml's dev extra pins")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Refuse to run when ``--dist loadgroup`` cannot group: the real Gemma model and Ray would then be started
+    on every xdist worker (minutes lost, and Ray heads started twice), with nothing failing to say so."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    ungrouped = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(f"pytest {pytest.__version__} with pytest-xdist does not honour xdist_group "
+                                f"(e.g. {ungrouped[0]}): install the pytest that pyproject.toml's dev extra pins")
+    # The grouped tests are the run's longest chains (a real model loaded once, a Ray cluster started once):
+    # first in the queue, so the other workers share the rest while they run instead of waiting at the end.
+    items.sort(key=lambda i: i.get_closest_marker("xdist_group") is None)
+
+
 def _train_tokenizer(folder: Path, *, wordpiece: bool = False):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast

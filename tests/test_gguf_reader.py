@@ -49,7 +49,7 @@ def test_fields_and_tensors_equal_the_stock_reader(gguf_file):
         assert [(p.dtype, p.tobytes()) for p in b.parts] == [(p.dtype, p.tobytes()) for p in a.parts], name
     assert fast.fields["tokenizer.ggml.tokens"].contents() == HOSTILE * 50
     assert [t.name for t in fast.tensors] == [t.name for t in stock.tensors]
-    for a, b in zip(stock.tensors, fast.tensors):
+    for a, b in zip(stock.tensors, fast.tensors, strict=True):
         assert (b.tensor_type, b.shape.tolist(), b.data_offset, b.n_bytes) == \
             (a.tensor_type, a.shape.tolist(), a.data_offset, a.n_bytes)
         assert b.data.dtype == a.data.dtype and b.data.shape == a.data.shape
