@@ -56,16 +56,19 @@ def test_fields_and_tensors_equal_the_stock_reader(gguf_file):
         np.testing.assert_array_equal(b.data, a.data)
 
 
-def test_transformers_loads_through_the_fast_reader_and_the_stock_one_comes_back():
+def test_transformers_loads_through_the_fast_reader_and_the_stock_one_comes_back(gguf_file):
     import gguf
 
+    reader_class.cache_clear()  # first built inside a block too, as the first load of a process does
     stock = gguf.GGUFReader
     with fast_gguf_reader():
-        assert gguf.GGUFReader is reader_class()
-        with fast_gguf_reader():  # nested loads (config inside a model load) keep it
-            assert gguf.GGUFReader is reader_class()
-        assert gguf.GGUFReader is reader_class()
+        first = gguf.GGUFReader(str(gguf_file))  # as transformers opens it
+        assert isinstance(first, reader_class())
+        with fast_gguf_reader():  # nested loads (the config inside a model load) share the parse
+            assert open_reader(str(gguf_file)) is first
+        assert gguf.GGUFReader(str(gguf_file)) is first
     assert gguf.GGUFReader is stock
+    assert open_reader(str(gguf_file)) is not first  # outside a block every open parses anew
     with pytest.raises(ValueError), fast_gguf_reader():
         raise ValueError("a failed load restores the stock reader too")
     assert gguf.GGUFReader is stock

@@ -5,25 +5,31 @@ memmap is a new memmap whose ``__array_finalize__`` runs in Python. A GGUF store
 metadata (tokens, scores, token types), so Gemma 3's 262,144 tokens cost ~30 s on two cores before any
 tensor is read, and transformers opens the file once for the config, once for the tokenizer and once for
 the weights. Slicing a plain ndarray view of the same map gives the same bytes at a fraction of the cost;
-the parse itself stays gguf's.
+the parse itself stays gguf's. Within one :func:`fast_gguf_reader` block a file is parsed once, however many
+loaders open it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 _PATCH_LOCK = threading.RLock()
+# Readers opened inside the current fast_gguf_reader block (depth > 0), by file identity; cleared when it ends,
+# so the millions of small field arrays of a vocabulary are not kept for the life of the process.
+_OPEN: dict[tuple[str, int, int], Any] = {}
+_DEPTH = [0]
 
 
 @lru_cache(maxsize=1)
 def reader_class() -> type:
     """``GGUFReader`` with a fast ``_get``: same fields, same tensors, same bytes."""
     import numpy as np
-    from gguf import GGUFReader
+    from gguf.gguf_reader import GGUFReader  # the defining module: fast_gguf_reader swaps only gguf.GGUFReader
 
     itemsizes: dict[Any, int] = {}
 
@@ -42,25 +48,39 @@ def reader_class() -> type:
     return FastGGUFReader
 
 
-def open_reader(path: str) -> Any:
-    """A reader of the GGUF at ``path`` (raises what gguf raises on a damaged file)."""
-    return reader_class()(path)
+def open_reader(path: str, mode: str = "r") -> Any:
+    """A reader of the GGUF at ``path`` (raises what gguf raises on a damaged file); inside a
+    :func:`fast_gguf_reader` block, the one already opened there."""
+    if mode != "r" or not _DEPTH[0]:
+        return reader_class()(path, mode)
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    with _PATCH_LOCK:
+        reader = _OPEN.get(key)
+        if reader is None:
+            reader = _OPEN[key] = reader_class()(path)
+        return reader
 
 
 @contextlib.contextmanager
 def fast_gguf_reader() -> Iterator[None]:
-    """Let transformers' GGUF loaders (config, tokenizer, weights) read through the fast reader.
+    """Let transformers' GGUF loaders (config, tokenizer, weights) read through the fast reader, each file
+    parsed once for the whole block.
 
     transformers imports ``gguf.GGUFReader`` when it loads, so the module attribute is swapped for the
-    duration of the load and restored after; the reentrant lock keeps threads from restoring it under
-    each other.
+    duration of the block and restored after; the reentrant lock keeps threads from restoring it under
+    each other (a second thread's GGUF load waits for the first).
     """
     import gguf
 
     with _PATCH_LOCK:
         stock = gguf.GGUFReader
-        gguf.GGUFReader = reader_class()
+        gguf.GGUFReader = open_reader
+        _DEPTH[0] += 1
         try:
             yield
         finally:
+            _DEPTH[0] -= 1
+            if not _DEPTH[0]:
+                _OPEN.clear()
             gguf.GGUFReader = stock

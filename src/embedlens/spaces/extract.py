@@ -25,6 +25,7 @@ import numpy as np
 
 from ..cache import atomic_dir, sha256_file
 from ..errors import EmbedlensError
+from ..models.gguf_reader import fast_gguf_reader
 from ..models.specs import ModelSource
 from ..versions import versions
 from .space import EmbeddingSpace
@@ -244,12 +245,13 @@ def build_entry(source: ModelSource, folder: Path) -> None:
     from ..models.loading import load_config, load_tokenizer
 
     started = time.perf_counter()
-    config = load_config(source)
-    found = matrices(source, config)
+    with fast_gguf_reader():  # a GGUF's metadata is parsed once for the config, the matrices and the tokenizer
+        config = load_config(source)
+        found = matrices(source, config)
+        tokenizer = load_tokenizer(source)
     ckpt, arch = found["checkpoint"], found["arch"]
     shape = ckpt.info(found["input"]).shape
     n, d = int(shape[0]), int(shape[1])
-    tokenizer = load_tokenizer(source)
     raw, special, n_tok = vocabulary(tokenizer, n)
     names = {"input": found["input"]}
     if found["output"] is not None:
