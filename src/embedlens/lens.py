@@ -401,3 +401,12 @@ def load(spec: str | None = None, *, rebuild: bool = False) -> ModelLens:
     from .spaces.extract import open_entry
 
     return ModelLens(open_entry(resolve(spec), rebuild=rebuild))
+
+
+def as_lens(model: Any) -> Any:
+    """A :class:`~embedlens.lens.ModelLens` for a spec string, a ModelLens, or ``None`` (the default model)."""
+    if isinstance(model, ModelLens):
+        return model
+    if model is None or isinstance(model, str):
+        return load(model)
+    raise EmbedlensError(f"model must be a model spec or a ModelLens, got {type(model).__name__}")

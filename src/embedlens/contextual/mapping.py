@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..lens import as_lens
+from ..models.running import LayerSpec, check_texts
 from .lens_top import add_lens_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
 from .projection import MIN_SHARED, Projection, procrustes, project
-from .states import DEFAULT_BATCH_SIZE, HiddenStates, LayerSpec, as_lens, check_texts, hidden_states
+from .states import DEFAULT_BATCH_SIZE, HiddenStates, hidden_states
 
 SHARED_PROJECTION = "one projection per model, fitted once on the states of all kept layers stacked together"
 

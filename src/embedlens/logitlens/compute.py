@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..contextual.states import as_lens
 from ..errors import EmbedlensError
+from ..lens import as_lens
 from . import runtime as rt
 from .result import LogitLensResult, RankCurve
 
@@ -52,7 +52,7 @@ def check_causal(lens: Any) -> None:
 def context_limit(lens: Any, net: Any = None) -> int | None:
     """The model's context length in tokens, from the cache (meta, or a config.json on disk) when it is there."""
     if net is not None:
-        from ..contextual.states import max_positions
+        from ..models.running import max_positions
 
         return max_positions(net)
     v = lens.meta.get("max_positions")
@@ -95,7 +95,7 @@ def check_top_k(top_k: Any, n_vocab: int) -> int:
 
 
 def layers_of(lens: Any, layers: Any) -> list[int]:
-    from ..contextual.states import parse_layers
+    from ..models.running import parse_layers
 
     return parse_layers(layers, int(lens.meta["n_layers"]), model=lens.name)
 
@@ -112,7 +112,7 @@ class _Text:
 def tokenize(lens: Any, texts: Sequence[str], *, max_tokens: int | None = None) -> list[_Text]:
     """Token ids of each text as the model sees them, checked against the context length (truncated to
     ``max_tokens`` with a note when given)."""
-    from ..contextual.states import encode_batch
+    from ..models.running import encode_batch
 
     limit = context_limit(lens)
     if max_tokens is not None:
@@ -194,7 +194,7 @@ def _strings(lens: Any, ids: np.ndarray) -> np.ndarray:
     out = table[np.clip(ids, 0, n - 1)]
     beyond = ids >= n
     if beyond.any():  # rows of a padded unembedding past the tokenizer's vocabulary
-        from ..contextual.states import token_strings
+        from ..models.running import token_strings
 
         out[beyond] = token_strings(lens, ids[beyond])[1]
     return out
@@ -293,7 +293,7 @@ def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: flo
     nxt = np.append(t.ids[1:], -1)[positions]
     ids, probs, ranks = runner.decode_top_k(states.reshape(n_l * n_p, -1), plan.top_k, targets=np.tile(nxt, n_l))
     timings["decode_s"] = time.perf_counter() - t0
-    from ..contextual.states import token_strings
+    from ..models.running import token_strings
 
     raw, shown = token_strings(lens, t.ids)
     top_ids = ids.reshape(n_l, n_p, -1)
