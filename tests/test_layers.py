@@ -1,8 +1,4 @@
-"""The packages form layers: no package imports, at module level or inside a function, one that imports it back.
-
-One exception, on purpose: :meth:`ModelLens.logit_lens` is a convenience that calls the logit-lens stage
-(which itself takes a lens); the stage does not depend on the method.
-"""
+"""The packages form layers: no package imports, at module level or inside a function, one that imports it back."""
 
 from __future__ import annotations
 
@@ -12,7 +8,7 @@ from pathlib import Path
 import embedlens
 
 ROOT = Path(embedlens.__file__).parent
-ALLOWED = {("lens", "logitlens")}
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def _package(module: str) -> str:

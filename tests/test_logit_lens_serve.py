@@ -10,6 +10,8 @@ pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
 
+from embedlens.logitlens import logit_lens  # noqa: E402
+
 BASE = "http://127.0.0.1"
 PROMPT = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
 
@@ -33,7 +35,7 @@ def client(gpt2, module_cache, tiny_bert_dir):
 
 def test_api_logit_lens_is_the_library_result(client, gpt2):
     body = client.get("/api/logit_lens", params={"space": 0, "text": PROMPT}).json()
-    r = gpt2.logit_lens(PROMPT)
+    r = logit_lens(gpt2, PROMPT)
     assert body["layers"] == r.layers and body["display"] == r.display
     assert body["top_ids"] == r.top_ids.tolist() and body["top_display"] == r.top_display.tolist()
     assert body["target_rank"][0][-1] is None and body["target_rank"][0][0] == int(r.target_rank[0, 0])
@@ -44,7 +46,7 @@ def test_api_lens_nearest_is_the_cosine_top_k_of_the_state(client, gpt2):
     from embedlens.neighbors.exact import topk_cosine
 
     body = client.get("/api/lens_nearest", params={"space": 0, "text": PROMPT, "layer": 1, "position": 3, "k": 7}).json()
-    r = gpt2.logit_lens(PROMPT, keep_states=True)
+    r = logit_lens(gpt2, PROMPT, keep_states=True)
     sp = gpt2.space
     nb = topk_cosine(sp.vectors, r.states[1, 3][None, :], 7, norms=sp.norms)
     assert body["rows"] == nb.indices[0].tolist()
@@ -87,7 +89,7 @@ def test_layers_panel_in_chromium(gpt2, offline_page):
         ticks = page.evaluate("() => Array.from(document.querySelectorAll('#layers-plot .xtick text'), e => e.textContent)")
         for token in ("<script>", '"quoted"', "it's", "&amp;", "a&b", "<br>"):
             assert token in ticks, (token, ticks)
-        j = gpt2.logit_lens(PROMPT).display.index("<script>")
+        j = logit_lens(gpt2, PROMPT).display.index("<script>")
         page.eval_on_selector("#layers-plot", "e => e.scrollIntoView()")
         pos = page.evaluate(
             f"""() => {{ const g = document.getElementById('layers-plot'), L = g._fullLayout;
