@@ -198,7 +198,7 @@ def test_map_graph_between_the_limits_uses_bf16_short_lists_and_reports_their_ow
 @pytest.mark.parametrize("include_self", [True, False])
 def test_index_layouts_for_reducers_equal_brute_force_with_duplicates(include_self):
     """The layouts reducers get (umap-learn's with self first, openTSNE's without) equal brute force."""
-    from embedlens.neighbors.index import build_index
+    from embedlens.neighbors import build_index
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(300, 6)).astype(np.float32)
@@ -219,7 +219,7 @@ def test_index_layouts_for_reducers_equal_brute_force_with_duplicates(include_se
 
 
 def test_many_identical_rows_stay_exact_and_far_rows_are_exact():
-    from embedlens.neighbors.index import build_index
+    from embedlens.neighbors import build_index
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(3000, 8)).astype(np.float32)
