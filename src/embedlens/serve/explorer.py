@@ -14,7 +14,7 @@ What a page needs when it opens (:meth:`Explorer.open_panel`), in the order it n
 
 Steps 2-4 run on the long-job queue, lowest priority last: clusters and faithfulness go ahead of a
 queued t-SNE. Nothing here computes what the library does not: maps are
-:func:`~embedlens.atlas.projection.compute_projection`, clusters
+:func:`~embedlens.atlas.pipeline.compute_projection`, clusters
 :func:`~embedlens.atlas.clusters.find_clusters`, faithfulness :func:`~embedlens.reduce.quality.local_recall`.
 """
 
@@ -26,13 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..atlas.default_map import CACHED_METHODS  # the cached maps a space opens on, best first
-from ..atlas.projection import (
-    Projection,
-    compute_projection,
-    load_projection,
-    projection_path,
-    save_projection,
-)
+from ..atlas.pipeline import compute_projection
+from ..atlas.projection import Projection, load_projection, projection_path, save_projection
 from ..errors import EmbedlensError
 from .jobs import Job, JobManager
 from .panels import MAX_K, BadRequest, Panel
@@ -281,7 +276,7 @@ class Explorer:
         <embedlens.atlas.projection.Projection.local_recall>`), as a job.
 
         A t-SNE/UMAP projection carries it; a PCA map gets it from
-        :func:`~embedlens.atlas.projection.add_local_recall` (its truth: the space's k-NN graph, which
+        :func:`~embedlens.atlas.pipeline.add_local_recall` (its truth: the space's k-NN graph, which
         :meth:`space_graph` caches first) and is saved again with it. ``recall`` is the mean over the map
         recall's seeded query rows: the map's recall@10. Waits (state ``waiting``) for the map.
         """
@@ -304,8 +299,7 @@ class Explorer:
     def faithfulness_answer(self, panel: Panel, method: str, dims: int, proj: Projection) -> dict[str, Any]:
         """What ``/api/faithfulness`` answers for the map ``proj`` (computed now; the projection is saved
         again with its local recall when it had none)."""
-        from ..atlas.pipeline import QUALITY_SAMPLE
-        from ..atlas.projection import add_local_recall
+        from ..atlas.pipeline import QUALITY_SAMPLE, add_local_recall
         from ..reduce.quality import sample_indices
 
         measured = proj
