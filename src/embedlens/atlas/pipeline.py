@@ -19,7 +19,7 @@ import numpy as np
 from ..corpus.frequencies import TokenFrequencies
 from ..corpus.reading import Corpus
 from ..errors import EmbedlensError, require
-from ..method_names import MAP_METHODS as METHODS
+from ..method_names import MAP_METHODS
 from .projection import Projection, projection_path, save_projection
 from .result import AtlasResult
 from .selection import select_rows
@@ -37,8 +37,8 @@ def check_options(method: str = "pca", dims: int = 2, metric: str = "cosine", co
                   min_count: int = 1, *, clusters: Any = None, x_axis: Any = None, y_axis: Any = None,
                   z_axis: Any = None, **reducer_options: Any) -> None:
     """Refuse bad map options before any work (a model load, a corpus count, minutes of t-SNE)."""
-    if method not in METHODS:
-        raise EmbedlensError(f"unknown method '{method}' (choose {', '.join(METHODS)})")
+    if method not in MAP_METHODS:
+        raise EmbedlensError(f"unknown method '{method}' (choose {', '.join(MAP_METHODS)})")
     if dims not in (2, 3):
         raise EmbedlensError(f"`dims` must be 2 or 3, got {dims}")
     if metric not in METRICS:
