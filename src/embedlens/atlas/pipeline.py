@@ -20,6 +20,7 @@ from ..corpus.frequencies import TokenFrequencies
 from ..corpus.reading import Corpus
 from ..errors import EmbedlensError, require
 from ..method_names import MAP_METHODS
+from ..neighbors.index import METRICS  # one list of metric names: the neighbour layer's
 from .projection import Projection, projection_path, save_projection
 from .result import AtlasResult
 from .selection import select_rows
@@ -27,7 +28,6 @@ from .selection import select_rows
 log = logging.getLogger("embedlens")
 
 DEFAULT_CORPUS = "lee"
-METRICS = ("cosine", "euclidean")
 COLORS = ("frequency", "length", "script", "faithfulness", "none")
 QUALITY_K, QUALITY_SAMPLE = 10, 2000
 MIN_POINTS = 4
