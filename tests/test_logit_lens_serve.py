@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,8 @@ pytest.importorskip("httpx")
 from starlette.testclient import TestClient  # noqa: E402
 
 from embedlens.logitlens import logit_lens  # noqa: E402
+from embedlens.logitlens.compute import context_limit  # noqa: E402
+from embedlens.serve.explorer import LENS_MAX_TOKENS, LENS_TOP_K  # noqa: E402
 
 BASE = "http://127.0.0.1"
 PROMPT = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
@@ -36,10 +40,16 @@ def client(gpt2, module_cache, tiny_bert_dir):
 def test_api_logit_lens_is_the_library_result(client, gpt2):
     body = client.get("/api/logit_lens", params={"space": 0, "text": PROMPT}).json()
     r = logit_lens(gpt2, PROMPT)
-    assert body["layers"] == r.layers and body["display"] == r.display
+    assert body["layers"] == r.layers and body["display"] == r.display and body["tokens"] == r.token_ids.tolist()
     assert body["top_ids"] == r.top_ids.tolist() and body["top_display"] == r.top_display.tolist()
     assert body["target_rank"][0][-1] is None and body["target_rank"][0][0] == int(r.target_rank[0, 0])
     np.testing.assert_allclose(body["top_probs"], r.top_probs, atol=1e-5)
+    # the same JSON as the library's result (its file on disk), timings aside
+    cap = min(LENS_MAX_TOKENS, context_limit(gpt2) or LENS_MAX_TOKENS)  # the explorer's cap on a prompt
+    expected = json.loads(json.dumps(logit_lens(gpt2, PROMPT, top_k=LENS_TOP_K, max_tokens=cap).to_dict()))
+    for d in (body, expected):
+        d.pop("timings")
+    assert body == expected
 
 
 def test_api_lens_nearest_is_the_cosine_top_k_of_the_state(client, gpt2):

@@ -384,14 +384,7 @@ class Explorer:
                 if viz is None:
                     viz = self._grid_viz[panel.index] = EmbeddingGridVisualizer(panel.lens)
                 gm = viz.compute_map(size, spacing, plane, layer_idx=layer, plane_tokens=plane_tokens, progress=False)
-            g = gm.grid_size
-            return {"grid_size": g, "layer": gm.layer, "method": gm.method,
-                    "x": gm.x[:g].tolist(), "y": gm.y[::g].tolist(),
-                    "probs": gm.as_grid(gm.probs).tolist(),
-                    "top5_display": np.asarray(gm.top5_display).tolist(),
-                    "top5_ids": np.asarray(gm.top5_ids).tolist(),
-                    "top5_probs": np.round(np.asarray(gm.top5_probs, dtype=np.float64), 5).tolist(),
-                    "semantics": gm.config.get("semantics")}
+            return gm.to_dict()
 
         job = self.jobs.submit(key, "grid", f"grid map of {panel.title}, layer {layer}, {plane}, {size}x{size}", work)
         out = job.to_dict()
@@ -420,14 +413,7 @@ class Explorer:
         return result
 
     def logit_lens(self, panel: Panel, text: str, top_k: int) -> dict[str, Any]:
-        r = self._lens_result(panel, text, top_k)
-        ranks = r.target_rank.astype(object)
-        ranks[r.target_rank <= 0] = None
-        return {"text": r.text, "layers": list(r.layers), "n_layers": r.n_layers, "positions": r.positions.tolist(),
-                "ids": r.token_ids.tolist(), "display": list(r.display), "top_ids": r.top_ids.tolist(),
-                "top_display": r.top_display.tolist(),
-                "top_probs": np.round(r.top_probs.astype(np.float64), 5).tolist(), "target_rank": ranks.tolist(),
-                "notes": list(r.notes), "semantics": r.settings.get("semantics"), "dtype": r.settings.get("dtype")}
+        return self._lens_result(panel, text, top_k).to_dict()
 
     def lens_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int) -> dict[str, Any]:
         """The nearest tokens (cosine, in this panel's space) of the residual state at (layer, position)."""
