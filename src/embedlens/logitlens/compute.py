@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from ..lens import as_lens
+from ..models.running import check_texts, layers_of
 from . import runtime as rt
 from .result import LogitLensResult, RankCurve
 
@@ -94,12 +95,6 @@ def check_top_k(top_k: Any, n_vocab: int) -> int:
     return int(top_k)
 
 
-def layers_of(lens: Any, layers: Any) -> list[int]:
-    from ..models.running import parse_layers
-
-    return parse_layers(layers, int(lens.meta["n_layers"]), model=lens.name)
-
-
 @dataclass
 class _Text:
     """One tokenized text, truncated if asked."""
@@ -136,16 +131,6 @@ def tokenize(lens: Any, texts: Sequence[str], *, max_tokens: int | None = None) 
                                  f"truncate it (`max_tokens={limit}`)")
         out.append(_Text(text, np.ascontiguousarray(ids, dtype=np.int64), notes))
     return out
-
-
-def check_texts(texts: Sequence[str] | str) -> list[str]:
-    items = [texts] if isinstance(texts, str) else list(texts)
-    if not items:
-        raise EmbedlensError("no text given")
-    for i, t in enumerate(items):
-        if not isinstance(t, str) or not t.strip():
-            raise EmbedlensError("the text is empty: give some words" if len(items) == 1 else f"text {i + 1} is empty")
-    return items
 
 
 # -- the forward pass -----------------------------------------------------------------------------------------

@@ -107,15 +107,15 @@ def encode_batch(lens: Any, texts: Sequence[str]) -> list[Encoded]:
 
 
 def check_texts(texts: Sequence[str] | str) -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    if not texts:
+    """One text or several as a list, each with some words."""
+    items = [texts] if isinstance(texts, str) else list(texts)
+    if not items:
         raise EmbedlensError("no text given")
-    for i, t in enumerate(texts):
+    for i, t in enumerate(items):
         if not isinstance(t, str) or not t.strip():
-            raise EmbedlensError(f"text {i + 1} is empty: give some words")
-    return texts
+            what = "the text" if len(items) == 1 else f"text {i + 1}"
+            raise EmbedlensError(f"{what} is empty: give some words")
+    return items
 
 
 def token_strings(lens: Any, ids: np.ndarray) -> tuple[list[str], list[str]]:
