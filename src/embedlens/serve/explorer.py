@@ -254,15 +254,13 @@ class Explorer:
 
         graph = self.space_graph(panel, CLUSTER_K)
         vectors = panel.space.vectors
+        # no map coordinates: the page places labels on its own map
         found = find_clusters(vectors, clusters=n, metric="cosine", seed=self.seed, display=panel.display,
-                              coords=np.zeros((vectors.shape[0], 2), dtype=np.float32),
                               indices=graph.indices[:, :CLUSTER_K], sub=True)
         stored = graph.params.get("truncated_from", graph.k)
         found.params["knn_source"] = f"the space's cached {graph.method} {stored}-NN graph ({graph.backend})"
-        block = found.to_dict()
-        for c in block["clusters"] + (block.get("sub") or {}).get("clusters", []):
-            c.pop("center", None)  # the page places labels on its own map
-        return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
+        # the result's JSON, with the per-point columns a file keeps in points.parquet
+        return {**found.to_dict(), "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
 
     def clusters(self, panel: Panel, n: str | int) -> dict[str, Any]:
         job = self.clusters_job(panel, n)
