@@ -4,6 +4,7 @@ within a package, no module does either."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import embedlens
@@ -26,7 +27,8 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def module_imports() -> dict[str, set[str]]:
+@functools.cache  # parsed once for every test here (they only read it)
+def module_imports() -> dict[str, frozenset[str]]:
     """Module -> the modules it imports, at module level or inside a function (``from .x import name`` counts
     as ``x.name`` when that is a module, else ``x``); a module's own parent packages are left out (Python
     runs them first anyway)."""
@@ -51,7 +53,7 @@ def module_imports() -> dict[str, set[str]]:
             for t in targets:
                 if t.startswith("embedlens.") and t != module and not module.startswith(t + "."):
                     edges.setdefault(module, set()).add(t)
-    return edges
+    return {module: frozenset(targets) for module, targets in edges.items()}
 
 
 def package_imports() -> dict[str, set[str]]:
