@@ -45,7 +45,8 @@ def network(lens: Any, upto: int | None = None) -> Any:
 
     ``lens.model`` loads the weights alone: the lens already has the cached tokenizer. ``upto``: the highest
     hidden-state index a job needs; below the last one only the embeddings and blocks ``0 .. upto-1`` are read
-    from the checkpoint (the rest of the network is never built), and :func:`forward_batches` stops there.
+    from the checkpoint (the rest of the network is never built), and
+    :func:`~embedlens.contextual.states.forward_batches` stops there.
     """
     n = int(lens.meta.get("n_layers") or 0)
     if upto is None or not n or upto >= n or "model" in lens.__dict__:
