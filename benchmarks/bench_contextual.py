@@ -36,7 +36,7 @@ def baseline(lens, found, batch: int) -> tuple[float, np.ndarray]:
     """Batched forward passes of the base model over the same windows; returns seconds and (n, L+1, d) states."""
     import torch
 
-    from embedlens.contextual.states import network
+    from embedlens.models.running import network
 
     base = network(lens).base_model
     tok = lens.tokenizer

@@ -3,7 +3,7 @@
     EMBEDLENS_CACHE=/tmp/elcache flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_logit_lens.py [--quick] [--threads N]
 
 Figures (median of several warm runs, model already loaded):
-  * ``lens.logit_lens(text, max_tokens=64)``: one forward pass with output_hidden_states, then all 31 x 64
+  * ``logit_lens(lens, text, max_tokens=64)``: one forward pass with output_hidden_states, then all 31 x 64
     rows decoded through the final norm + the 49,152 x 576 head in blocks (float32, and the runtime's
     ``auto`` dtype: bfloat16 on CPUs with fast bfloat16 units);
   * baseline, the obvious transformers way: the same forward pass, then per layer in a Python loop
@@ -61,7 +61,7 @@ def main(quick: bool) -> None:
     import torch
 
     import embedlens
-    from embedlens.logitlens import rank_curve
+    from embedlens.logitlens import logit_lens, rank_curve
 
     repeats = 3 if quick else 5
     if "--threads" in sys.argv:
@@ -70,13 +70,13 @@ def main(quick: bool) -> None:
     lens = embedlens.load("smollm2-135m")
     lines = corpus_lines(100)
     prompt = " ".join(lines[:6])
-    r = lens.logit_lens(prompt, max_tokens=64)  # warm: loads the model once
+    r = logit_lens(lens, prompt, max_tokens=64)  # warm: loads the model once
     assert r.top_ids.shape == (31, 64, 5), r.top_ids.shape
-    ours = median_time(lambda: lens.logit_lens(prompt, max_tokens=64), repeats)
+    ours = median_time(lambda: logit_lens(lens, prompt, max_tokens=64), repeats)
     print(f"logit_lens, 64 tokens x 31 layers, top-5, float32: median {ours:.3f} s "
           f"(last run: forward {r.timings['forward_s']:.3f} s, decode {r.timings['decode_s']:.3f} s)")
-    ra = lens.logit_lens(prompt, max_tokens=64, dtype="auto")
-    auto = median_time(lambda: lens.logit_lens(prompt, max_tokens=64, dtype="auto"), repeats)
+    ra = logit_lens(lens, prompt, max_tokens=64, dtype="auto")
+    auto = median_time(lambda: logit_lens(lens, prompt, max_tokens=64, dtype="auto"), repeats)
     agree = float((ra.top_ids[:, :, 0] == r.top_ids[:, :, 0]).mean())
     print(f"logit_lens, dtype auto ({ra.settings['dtype']}): median {auto:.3f} s, top-1 agreement with float32 {agree:.3f}")
     ids = torch.as_tensor(r.token_ids)[None]

@@ -64,7 +64,7 @@ def test_keep_special_bert_cls_sep(tiny_bert_dir, cache_dir):
 
 
 def test_layer_specs():
-    from embedlens.contextual import parse_layers
+    from embedlens.models.running import parse_layers
 
     assert parse_layers(-1, 30) == [30]
     assert parse_layers("all", 2) == [0, 1, 2]

@@ -235,7 +235,7 @@ def test_cli_color_faithfulness_and_the_projection_the_explorer_opens_on(fenv, r
 
 
 def test_a_projection_without_local_recall_gets_it_later(fenv):
-    from embedlens.atlas.projection import add_local_recall, compute_projection
+    from embedlens.atlas.pipeline import add_local_recall, compute_projection
 
     view = fenv["lens"].input
     quick = compute_projection(view, "pca", 2, 0, local_recall=False)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from embedlens.errors import EmbedlensError
+from embedlens.logitlens import logit_lens
 
 HOSTILE = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
 K = 5
@@ -78,7 +79,7 @@ def assert_same_top_k(ids: np.ndarray, probs: np.ndarray, logits: torch.Tensor) 
 @pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
 def test_every_layer_and_position_matches_an_independent_computation(lenses, kind):
     lens = lenses[kind]
-    r = lens.logit_lens(HOSTILE, top_k=K, dtype="float32")
+    r = logit_lens(lens, HOSTILE, top_k=K, dtype="float32")
     n = lens.meta["n_layers"]
     assert r.layers == list(range(n + 1)) and r.n_layers == n
     assert r.top_ids.shape == (n + 1, len(r.token_ids), K)
@@ -109,7 +110,7 @@ def test_gemma3_scales_inputs_and_soft_caps(lenses):
     states = residual_states(model, [ids], [0, 3])
     expected0 = model.model.embed_tokens.weight[torch.as_tensor(ids)].detach()
     torch.testing.assert_close(states[0, 0], expected0 * torch.tensor(32 ** 0.5, dtype=expected0.dtype))
-    r = lens.logit_lens("The capital of France is", dtype="float32")
+    r = logit_lens(lens, "The capital of France is", dtype="float32")
     # the model's own logits are soft-capped (|logit| < 3); the decode caps them the same way
     _, own = independent_logits(model, ids)
     with torch.no_grad():
@@ -120,13 +121,13 @@ def test_gemma3_scales_inputs_and_soft_caps(lenses):
 
 def test_subsets_of_layers_and_positions(lenses):
     lens = lenses["llama"]
-    full = lens.logit_lens(HOSTILE, dtype="float32")
-    part = lens.logit_lens(HOSTILE, layers="0,-1", positions="0,-1", top_k=2, dtype="float32")
+    full = logit_lens(lens, HOSTILE, dtype="float32")
+    part = logit_lens(lens, HOSTILE, layers="0,-1", positions="0,-1", top_k=2, dtype="float32")
     assert part.layers == [0, 3]
     np.testing.assert_array_equal(part.positions, [0, len(full.token_ids) - 1])
     np.testing.assert_array_equal(part.top_ids, full.top_ids[[0, 3]][:, [0, -1], :2])
     np.testing.assert_array_equal(part.target_rank, full.target_rank[[0, 3]][:, [0, -1]])
-    last = lens.logit_lens(HOSTILE, positions="last", layers=-1, dtype="float32")
+    last = logit_lens(lens, HOSTILE, positions="last", layers=-1, dtype="float32")
     assert last.top_ids.shape == (1, 1, K)
     assert last.schema()["positions"] == [len(full.token_ids) - 1]
     assert "positions" not in full.schema()
@@ -135,7 +136,7 @@ def test_subsets_of_layers_and_positions(lenses):
 def test_schema_and_round_trip(lenses):
     from embedlens.logitlens import LogitLensResult
 
-    r = lenses["gpt2"].logit_lens(HOSTILE, top_k=3, dtype="float32")
+    r = logit_lens(lenses["gpt2"], HOSTILE, top_k=3, dtype="float32")
     s = r.schema()
     assert list(s) == ["tokens", "display", "layers", "top_ids", "top_probs", "target_rank"]
     assert s["target_rank"][0][-1] is None and all(isinstance(v, int) for v in s["target_rank"][0][:-1])
@@ -156,7 +157,7 @@ def test_one_decode_serves_the_grid_and_the_lens(lenses, monkeypatch):
     calls = []
     real = BlockRunner.decode
     monkeypatch.setattr(BlockRunner, "decode", lambda self, h, **kw: calls.append(h.shape) or real(self, h, **kw))
-    r = lens.logit_lens(HOSTILE, dtype="float32")
+    r = logit_lens(lens, HOSTILE, dtype="float32")
     assert calls, "the logit lens did not use BlockRunner.decode"
     n = r.n_layers
     pre = residual_states(lens.model, [r.token_ids], [n])[0, 0]  # the last block's output, before the norm
@@ -192,7 +193,7 @@ def test_rank_curve_equals_the_mean_of_single_runs(lenses, tmp_path):
     lens = lenses["gpt2"]
     texts = ["The capital of France is Paris.", "a list of lists", "x", HOSTILE, "The quick brown fox jumps"]
     curve = rank_curve(lens, texts, batch_size=2, dtype="float32")
-    singles = [lens.logit_lens(t, dtype="float32").target_rank[:, :-1] for t in texts]
+    singles = [logit_lens(lens, t, dtype="float32").target_rank[:, :-1] for t in texts]
     ranks = np.concatenate(singles, axis=1).astype(np.float64)
     np.testing.assert_allclose(curve.mean_rank, ranks.mean(axis=1), rtol=1e-6)
     np.testing.assert_allclose(curve.median_rank, np.median(ranks, axis=1), rtol=1e-6)
@@ -232,7 +233,7 @@ def test_cli_json_schema_and_files(lenses, tiny_llama_dir, tmp_path, run_cli):
     assert res.code == 0, res
     data = json.loads(res.out)
     assert list(data) == ["tokens", "display", "layers", "top_ids", "top_probs", "target_rank"]
-    r = lenses["llama"].logit_lens(HOSTILE, top_k=3, dtype="float32")
+    r = logit_lens(lenses["llama"], HOSTILE, top_k=3, dtype="float32")
     assert data["top_ids"] == r.top_ids.tolist() and data["tokens"] == r.token_ids.tolist()
     assert data["target_rank"][1][-1] is None
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["logit_lens.html", "logit_lens.json",
@@ -292,7 +293,7 @@ def test_cli_refuses_an_encoder_before_weights_load(module_cache, tiny_bert_dir,
 @pytest.mark.real_model
 @pytest.mark.slow
 def test_smollm2_every_layer_and_position(smollm2):
-    r = smollm2.logit_lens("The capital of France is", dtype="float32")
+    r = logit_lens(smollm2, "The capital of France is", dtype="float32")
     assert r.layers == list(range(31)) and r.top_ids.shape[:2] == (31, len(r.token_ids))
     assert r.top_display[-1, -1, 0] == "␣Paris"
     logits, own = independent_logits(smollm2.model, r.token_ids)
@@ -311,7 +312,7 @@ def test_smollm2_every_layer_and_position(smollm2):
 def test_html_shows_hostile_tokens_literally_in_chromium(lenses, tmp_path, offline_page):
     from embedlens.logitlens import write_logit_lens
 
-    r = lenses["gpt2"].logit_lens(HOSTILE, top_k=K, dtype="float32")
+    r = logit_lens(lenses["gpt2"], HOSTILE, top_k=K, dtype="float32")
     hostile = ["<script>alert(1)</script>", '"quoted"', "it's", "&amp;", "<br>"]
     j = r.display.index("<script>")
     r.top_display[1, j] = hostile  # layer 1 at the <script> position: every hostile string in the hover
@@ -355,7 +356,7 @@ def test_context_map_hovers_carry_the_logit_lens_top3(lenses):
     assert t["lens_ids"].shape == (panel.n_points, 3)
     n = panel.n_per_layer
     for i, text in enumerate(texts):  # every kept token at every layer = the logit lens of that text
-        r = lens.logit_lens(text, top_k=3)
+        r = logit_lens(lens, text, top_k=3)
         rows = np.flatnonzero(t["text"][:n] == i)
         for slot, layer in enumerate(panel.layers):
             got = t["lens_ids"][slot * n + rows]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,10 @@ pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
+
+from embedlens.logitlens import logit_lens  # noqa: E402
+from embedlens.logitlens.compute import context_limit  # noqa: E402
+from embedlens.serve.explorer import LENS_MAX_TOKENS, LENS_TOP_K  # noqa: E402
 
 BASE = "http://127.0.0.1"
 PROMPT = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
@@ -33,18 +39,24 @@ def client(gpt2, module_cache, tiny_bert_dir):
 
 def test_api_logit_lens_is_the_library_result(client, gpt2):
     body = client.get("/api/logit_lens", params={"space": 0, "text": PROMPT}).json()
-    r = gpt2.logit_lens(PROMPT)
-    assert body["layers"] == r.layers and body["display"] == r.display
+    r = logit_lens(gpt2, PROMPT)
+    assert body["layers"] == r.layers and body["display"] == r.display and body["tokens"] == r.token_ids.tolist()
     assert body["top_ids"] == r.top_ids.tolist() and body["top_display"] == r.top_display.tolist()
     assert body["target_rank"][0][-1] is None and body["target_rank"][0][0] == int(r.target_rank[0, 0])
     np.testing.assert_allclose(body["top_probs"], r.top_probs, atol=1e-5)
+    # the same JSON as the library's result (its file on disk), timings aside
+    cap = min(LENS_MAX_TOKENS, context_limit(gpt2) or LENS_MAX_TOKENS)  # the explorer's cap on a prompt
+    expected = json.loads(json.dumps(logit_lens(gpt2, PROMPT, top_k=LENS_TOP_K, max_tokens=cap).to_dict()))
+    for d in (body, expected):
+        d.pop("timings")
+    assert body == expected
 
 
 def test_api_lens_nearest_is_the_cosine_top_k_of_the_state(client, gpt2):
     from embedlens.neighbors.exact import topk_cosine
 
     body = client.get("/api/lens_nearest", params={"space": 0, "text": PROMPT, "layer": 1, "position": 3, "k": 7}).json()
-    r = gpt2.logit_lens(PROMPT, keep_states=True)
+    r = logit_lens(gpt2, PROMPT, keep_states=True)
     sp = gpt2.space
     nb = topk_cosine(sp.vectors, r.states[1, 3][None, :], 7, norms=sp.norms)
     assert body["rows"] == nb.indices[0].tolist()
@@ -87,7 +99,7 @@ def test_layers_panel_in_chromium(gpt2, offline_page):
         ticks = page.evaluate("() => Array.from(document.querySelectorAll('#layers-plot .xtick text'), e => e.textContent)")
         for token in ("<script>", '"quoted"', "it's", "&amp;", "a&b", "<br>"):
             assert token in ticks, (token, ticks)
-        j = gpt2.logit_lens(PROMPT).display.index("<script>")
+        j = logit_lens(gpt2, PROMPT).display.index("<script>")
         page.eval_on_selector("#layers-plot", "e => e.scrollIntoView()")
         pos = page.evaluate(
             f"""() => {{ const g = document.getElementById('layers-plot'), L = g._fullLayout;

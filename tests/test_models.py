@@ -98,7 +98,7 @@ def test_copy_weights_refuses_a_missing_or_unknown_name(tiny_llama_dir):
     from transformers import AutoModelForCausalLM
 
     from embedlens.errors import EmbedlensError
-    from embedlens.models.loading import copy_weights
+    from embedlens.models.weights import copy_weights
 
     source = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
     full = source.state_dict()
@@ -123,7 +123,7 @@ def test_a_failed_dequantized_save_says_so(tiny_llama_dir, tmp_path, monkeypatch
     import transformers
 
     from embedlens.errors import EmbedlensError
-    from embedlens.models import loading
+    from embedlens.models import weights
 
     model = transformers.AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
     config = transformers.AutoConfig.from_pretrained(str(tiny_llama_dir))
@@ -135,7 +135,7 @@ def test_a_failed_dequantized_save_says_so(tiny_llama_dir, tmp_path, monkeypatch
         raise OSError(28, "No space left on device")
         yield
 
-    monkeypatch.setattr(loading, "atomic_dir", full_disk)
+    monkeypatch.setattr(weights, "atomic_dir", full_disk)
     fake = SimpleNamespace(folder=tiny_llama_dir, path=tiny_llama_dir / "model.gguf", spec="tiny.gguf")
     with pytest.raises(EmbedlensError, match="could not write the dequantized copy of tiny.gguf .*No space left"):
-        loading._dequantize_gguf(fake, tmp_path / "dequantized")
+        weights._dequantize_gguf(fake, tmp_path / "dequantized")

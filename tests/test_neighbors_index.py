@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from embedlens.errors import EmbedlensError
+from embedlens.neighbors import build_index
 from embedlens.neighbors.index import (
     BFloat16Index,
     ExactIndex,
     HNSWIndex,
     Neighbors,
     PrecomputedIndex,
-    build_index,
     recall_at_k,
 )
 

@@ -27,7 +27,7 @@ def gemma_model(gemma3):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from embedlens.models.loading import weights_folder
+    from embedlens.models.weights import weights_folder
 
     model = AutoModelForCausalLM.from_pretrained(str(weights_folder(gemma3.source)), dtype=torch.float32)
     return model.eval()

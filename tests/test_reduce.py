@@ -13,7 +13,7 @@ import pytest
 
 from embedlens.errors import EmbedlensError, MissingDependency
 from embedlens.neighbors.index import ExactIndex
-from embedlens.reduce import METHODS, PCAReducer, TSNEReducer, UMAPReducer, make_reducer
+from embedlens.reduce import REDUCERS, PCAReducer, TSNEReducer, UMAPReducer, make_reducer
 from embedlens.reduce.quality import (
     ProjectionQuality,
     map_recall,
@@ -127,7 +127,7 @@ def test_same_seed_gives_identical_coordinates(method, clusters):
             return UMAPReducer(seed=seed, n_epochs=50).fit_transform(clusters)
         return make_reducer(method, seed=seed).fit_transform(clusters)
 
-    assert set(METHODS) == {"pca", "tsne", "umap"}
+    assert set(REDUCERS) == {"pca", "tsne", "umap"}
     first, second = run(0), run(0)
     assert first.shape == (300, 2) and first.dtype == np.float32
     np.testing.assert_array_equal(first, second)
@@ -198,7 +198,7 @@ def test_map_graph_between_the_limits_uses_bf16_short_lists_and_reports_their_ow
 @pytest.mark.parametrize("include_self", [True, False])
 def test_index_layouts_for_reducers_equal_brute_force_with_duplicates(include_self):
     """The layouts reducers get (umap-learn's with self first, openTSNE's without) equal brute force."""
-    from embedlens.neighbors.index import build_index
+    from embedlens.neighbors import build_index
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(300, 6)).astype(np.float32)
@@ -219,7 +219,7 @@ def test_index_layouts_for_reducers_equal_brute_force_with_duplicates(include_se
 
 
 def test_many_identical_rows_stay_exact_and_far_rows_are_exact():
-    from embedlens.neighbors.index import build_index
+    from embedlens.neighbors import build_index
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(3000, 8)).astype(np.float32)
@@ -427,14 +427,14 @@ def test_quality_sample_is_seeded_and_k_lowered_for_tiny_inputs():
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", REDUCERS)
 @pytest.mark.parametrize("n_components", [1, 4, 2.0])
 def test_bad_n_components(method, n_components):
     with pytest.raises(EmbedlensError, match="n_components must be 2 or 3"):
         make_reducer(method, n_components=n_components).fit(gaussian_clusters(20, 4))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", REDUCERS)
 def test_bad_inputs_raise_one_line_errors(method):
     ok = gaussian_clusters(20, 4)
     nan = ok.copy()

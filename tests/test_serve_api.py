@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -208,9 +209,14 @@ def test_grid_job_matches_the_grid_api(client, gpt2):
     assert body["state"] == "ready", body
     grid = body["grid"]
     gm = EmbeddingGridVisualizer(gpt2).compute_map(4, 0.5, "pca", layer_idx=1, progress=False)
-    assert grid["top5_ids"] == gm.top5_ids.tolist() and grid["grid_size"] == 4
-    assert grid["top5_display"] == np.asarray(gm.top5_display).tolist()
-    np.testing.assert_allclose(grid["probs"], gm.as_grid(gm.probs), atol=1e-5)
+    assert grid["top5"]["ids"] == gm.top5_ids.tolist() and grid["config"]["grid_size"] == 4
+    assert grid["top5"]["display"] == np.asarray(gm.top5_display).tolist()
+    np.testing.assert_allclose(grid["probs"], gm.probs, atol=1e-5)
+    # the same JSON as the library's result (its file on disk), timings aside
+    expected = json.loads(json.dumps(gm.to_dict()))
+    for d in (grid, expected):
+        d["config"].pop("timings")
+    assert grid == expected
 
 
 @pytest.mark.parametrize("plane, extra", [("random_projection", {}), ("direct", {}), ("replicated", {}),
@@ -222,8 +228,8 @@ def test_grid_job_every_plane_matches_the_grid_api(client, gpt2, plane, extra):
     assert body["state"] == "ready", body
     tokens = extra["plane_tokens"].split(",") if extra else None
     gm = EmbeddingGridVisualizer(gpt2).compute_map(4, 0.7, plane, layer_idx=0, plane_tokens=tokens, progress=False)
-    assert body["grid"]["method"] == plane and body["grid"]["top5_ids"] == gm.top5_ids.tolist()
-    np.testing.assert_allclose(body["grid"]["probs"], gm.as_grid(gm.probs), atol=1e-5)
+    assert body["grid"]["config"]["embedding_method"] == plane and body["grid"]["top5"]["ids"] == gm.top5_ids.tolist()
+    np.testing.assert_allclose(body["grid"]["probs"], gm.probs, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -155,8 +155,15 @@ def test_clusters_reuse_the_spaces_graph_and_match_a_fresh_clustering(cache_dir,
         monkeypatch.setattr(reduce_knn, "map_graph", real_map)
         vectors = lens.space.vectors
         fresh = find_clusters(vectors, clusters="auto", metric="cosine", seed=0, display=list(lens.space.display),
-                              coords=np.zeros((len(vectors), 2)), sub=True)  # builds its own full-space graph
+                              sub=True)  # builds its own full-space graph
         assert body["assignment"] == fresh.assignment.tolist()
+        # the result's JSON (the manifest's clusters block) plus the per-point columns; how the graph was
+        # found (params) and timings aside
+        expected = json.loads(json.dumps(fresh.to_dict()))
+        got = {k: v for k, v in body.items() if k in expected}
+        for d in (got, expected, got["sub"], expected["sub"]):
+            d.pop("params"), d.pop("timings")
+        assert got == expected
         assert [cl["label"] for cl in body["clusters"]] == [cl.label for cl in fresh.clusters]
         assert len(body["clusters"]) == 6  # the six blobs
         level, finer = body["levels"]

@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import numpy as np
 import pytest
 
+from embedlens.logitlens import SEMANTICS
+
 from .conftest import MARKUP_TOKENS
 
 pytest.importorskip("starlette")
@@ -416,6 +418,8 @@ def test_layers_view_fills_the_main_area(explorer, page):
     assert view[0] >= 0.6 * VIEWPORT["width"] and view[1] >= 0.75 * VIEWPORT["height"]
     ticks = pg.evaluate("() => Array.from(document.querySelectorAll('#layers-plot .xtick text'), e => e.textContent)")
     assert "<br>" in ticks
+    pg.wait_for_function("() => !document.getElementById('layers-note').textContent.startsWith('decoding')")
+    assert pg.text_content("#layers-note").endswith(SEMANTICS)  # read from the result's settings
     pg.click("#tab-map")
 
 

@@ -191,7 +191,7 @@ def test_a_small_space_opens_with_its_local_recall_named_by_its_own_k(cache_dir)
     from dataclasses import replace
 
     from embedlens.atlas.default_map import atlas_of_projection
-    from embedlens.atlas.projection import compute_projection
+    from embedlens.atlas.pipeline import compute_projection
     from embedlens.lens import SpaceLens
     from embedlens.render.atlas import color_values
     from embedlens.render.widget_data import caption_lines

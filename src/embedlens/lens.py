@@ -248,16 +248,6 @@ class ModelLens(Lens):
                 raise EmbedlensError(f"'{query}' has tokens outside the embedding matrix")
         return self._mean_query(query, rows, sp, "tokens")
 
-    def logit_lens(self, text: str, **options: Any) -> Any:
-        """The logit lens of ``text``: each layer's residual stream decoded by the model's own head.
-
-        Options (``layers``, ``top_k``, ``positions``, ``max_tokens``, ``device``, ``dtype``, ``keep_states``)
-        are those of :func:`embedlens.logitlens.logit_lens`; returns a :class:`~embedlens.logitlens.LogitLensResult`.
-        """
-        from .logitlens import logit_lens
-
-        return logit_lens(self, text, **options)
-
     def manifest(self) -> dict[str, Any]:
         m = self.meta
         keys = ("spec", "name", "kind", "content_hash", "model_type", "n_vocab", "d_model", "n_layers", "tied",
@@ -401,3 +391,12 @@ def load(spec: str | None = None, *, rebuild: bool = False) -> ModelLens:
     from .spaces.extract import open_entry
 
     return ModelLens(open_entry(resolve(spec), rebuild=rebuild))
+
+
+def as_lens(model: Any) -> Any:
+    """A :class:`~embedlens.lens.ModelLens` for a spec string, a ModelLens, or ``None`` (the default model)."""
+    if isinstance(model, ModelLens):
+        return model
+    if model is None or isinstance(model, str):
+        return load(model)
+    raise EmbedlensError(f"model must be a model spec or a ModelLens, got {type(model).__name__}")

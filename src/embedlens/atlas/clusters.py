@@ -64,7 +64,8 @@ class Cluster:
     """One labelled cluster: ``id`` (its value in the ``cluster`` column), ``size``, ``label`` (readable
     tokens joined by `` · ``), ``tokens`` (those readable tokens), ``mean_cosine`` (mean pairwise cosine of
     its members in the space), ``lift`` (``mean_cosine`` minus the map's average) and ``center`` (where its
-    label goes: the median of its members' map coordinates)."""
+    label goes: the median of its members' map coordinates; empty, and left out of :meth:`to_dict`, when the
+    clusters were found without a map)."""
 
     id: int
     size: int
@@ -75,9 +76,11 @@ class Cluster:
     center: list[float]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "size": self.size, "label": self.label, "tokens": list(self.tokens),
-                "mean_cosine": round(self.mean_cosine, 4), "lift": round(self.lift, 4),
-                "center": [round(float(c), 5) for c in self.center]}
+        out = {"id": self.id, "size": self.size, "label": self.label, "tokens": list(self.tokens),
+               "mean_cosine": round(self.mean_cosine, 4), "lift": round(self.lift, 4)}
+        if self.center:
+            out["center"] = [round(float(c), 5) for c in self.center]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Cluster:
@@ -325,7 +328,7 @@ def _unit_blocks(X: np.ndarray) -> Any:
         yield start, stop, normalized_rows(np.asarray(X[start:stop], dtype=np.float32))
 
 
-def describe_clusters(X: np.ndarray, assignment: np.ndarray, display: list[str], coords: np.ndarray,
+def describe_clusters(X: np.ndarray, assignment: np.ndarray, display: list[str], coords: np.ndarray | None,
                       frequencies: np.ndarray | None) -> tuple[list[Cluster], float, str]:
     """Label, tightness and label position of each cluster (``assignment`` ids 0..c-1, -1 for none).
 
@@ -371,12 +374,15 @@ def describe_clusters(X: np.ndarray, assignment: np.ndarray, display: list[str],
     order = np.lexsort((-centrality[members], -primary[members], assignment[members]))
     ranked = members[order]
     starts = np.searchsorted(assignment[ranked], np.arange(c))
-    by_cluster_coords = coords[ranked]
+    by_cluster_coords = coords[ranked] if coords is not None else None
     clusters = []
     for cid in range(c):  # a loop over clusters (<= a few hundred), each looking at a few candidates
         lo, hi = int(starts[cid]), int(starts[cid] + sizes[cid])
         picked = _pick_label([display[r] for r in ranked[lo: min(hi, lo + _CANDIDATES)].tolist()])
-        center = np.median(by_cluster_coords[lo:hi], axis=0) if hi > lo else np.zeros(coords.shape[1])
+        if by_cluster_coords is None:
+            center = np.zeros(0)  # no map: no label place
+        else:
+            center = np.median(by_cluster_coords[lo:hi], axis=0) if hi > lo else np.zeros(by_cluster_coords.shape[1])
         clusters.append(Cluster(cid, int(sizes[cid]), " · ".join(picked), picked, float(mean_cos[cid]),
                                 float(mean_cos[cid] - map_mean), [float(v) for v in center]))
     return clusters, map_mean, label_by
@@ -400,7 +406,7 @@ def find_clusters(
     metric: str = "cosine",
     seed: int = 0,
     display: list[str],
-    coords: np.ndarray,
+    coords: np.ndarray | None = None,
     frequencies: np.ndarray | None = None,
     k: int = CLUSTER_K,
     min_size: int | None = None,
@@ -412,7 +418,8 @@ def find_clusters(
     Args:
         clusters: ``"auto"``, ``"none"`` (returns None) or a number of clusters (>= 2).
         metric: the graph's metric (``cosine`` or ``euclidean``); tightness is always cosine.
-        display: readable token of each point; ``coords``: the map coordinates (n, dims), for label places.
+        display: readable token of each point; ``coords``: the map coordinates (n, dims), for label places
+            (None: clusters without a map, and so without label places).
         frequencies: corpus counts (labels then name the most frequent members), or None (most central).
         k: neighbours per point in the graph.
         min_size: with ``"auto"``, smaller clusters get id -1 (default max(5, n / 1000)).
@@ -459,8 +466,8 @@ def find_clusters(
     timings["communities"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    described, map_mean, label_by = describe_clusters(X, assignment, display, np.asarray(coords, dtype=np.float64),
-                                                      frequencies)
+    described, map_mean, label_by = describe_clusters(
+        X, assignment, display, None if coords is None else np.asarray(coords, dtype=np.float64), frequencies)
     timings["labels"] = time.perf_counter() - started
     graph_what = f"k-NN graph of the full space ({metric}{' on L2-normalised rows' if metric == 'cosine' else ''}), k={k}"
     params = {"k": k, "resolution": resolution, "min_size": size_floor, "seed": seed, "edges": int(len(edges)),
@@ -477,7 +484,7 @@ def find_clusters(
 
 
 def find_subclusters(X: np.ndarray, clustering: Clustering, edges: np.ndarray, *, resolution: float,
-                     display: list[str], coords: np.ndarray, frequencies: np.ndarray | None = None,
+                     display: list[str], coords: np.ndarray | None, frequencies: np.ndarray | None = None,
                      seed: int = 0, max_sub: int = MAX_SUB, min_size: int | None = None) -> Clustering:
     """The finer level of ``clustering``: communities of the same graph (``edges``) at a higher
     ``resolution``, cut along the clusters (each sub-cluster lies inside one cluster), merged inside the
@@ -491,8 +498,8 @@ def find_subclusters(X: np.ndarray, clustering: Clustering, edges: np.ndarray, *
     labels = merge_communities(pairs, inside, max_sub) if pairs.max() + 1 > max_sub else pairs
     floor = max(3, n // 4000) if min_size is None else int(min_size)
     assignment = _renumber_by_size(labels, floor, valid=parent >= 0)
-    described, map_mean, label_by = describe_clusters(X, assignment, display, np.asarray(coords, dtype=np.float64),
-                                                      frequencies)
+    described, map_mean, label_by = describe_clusters(
+        X, assignment, display, None if coords is None else np.asarray(coords, dtype=np.float64), frequencies)
     params = {"resolution": resolution, "min_size": floor, "max": max_sub, "seed": seed,
               "within": "one cluster each"}
     return Clustering(assignment, described, "sub", algorithm, clustering.found_on, map_mean, label_by, params)

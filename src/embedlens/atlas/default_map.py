@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .projection import Projection, compute_projection, load_projection, projection_path, save_projection
+from .pipeline import compute_projection
+from .projection import Projection, load_projection, projection_path, save_projection
 from .result import AtlasResult
 
 CACHED_METHODS = ("tsne", "umap")  # whole-space maps worth opening on, best first

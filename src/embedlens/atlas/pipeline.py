@@ -19,14 +19,15 @@ import numpy as np
 from ..corpus.frequencies import TokenFrequencies
 from ..corpus.reading import Corpus
 from ..errors import EmbedlensError, require
-from ..method_names import MAP_METHODS as METHODS
+from ..method_names import MAP_METHODS
+from ..neighbors.index import METRICS  # one list of metric names: the neighbour layer's
+from .projection import Projection, projection_path, save_projection
 from .result import AtlasResult
 from .selection import select_rows
 
 log = logging.getLogger("embedlens")
 
 DEFAULT_CORPUS = "lee"
-METRICS = ("cosine", "euclidean")
 COLORS = ("frequency", "length", "script", "faithfulness", "none")
 QUALITY_K, QUALITY_SAMPLE = 10, 2000
 MIN_POINTS = 4
@@ -36,8 +37,8 @@ def check_options(method: str = "pca", dims: int = 2, metric: str = "cosine", co
                   min_count: int = 1, *, clusters: Any = None, x_axis: Any = None, y_axis: Any = None,
                   z_axis: Any = None, **reducer_options: Any) -> None:
     """Refuse bad map options before any work (a model load, a corpus count, minutes of t-SNE)."""
-    if method not in METHODS:
-        raise EmbedlensError(f"unknown method '{method}' (choose {', '.join(METHODS)})")
+    if method not in MAP_METHODS:
+        raise EmbedlensError(f"unknown method '{method}' (choose {', '.join(MAP_METHODS)})")
     if dims not in (2, 3):
         raise EmbedlensError(f"`dims` must be 2 or 3, got {dims}")
     if metric not in METRICS:
@@ -447,7 +448,6 @@ def _share_projection(lens: Any, options: dict[str, Any], result: AtlasResult) -
     """Save a whole-space map with the default parameters as the cached :class:`~embedlens.atlas.projection.Projection`
     the explorer opens on (one projection cache); any other map is not saved there."""
     from ..lens import as_view
-    from .projection import Projection, is_default_map, projection_path, save_projection
 
     if not is_default_map(result, options):
         return
@@ -459,3 +459,48 @@ def _share_projection(lens: Any, options: dict[str, Any], result: AtlasResult) -
         log.warning("could not cache the projection in %s (%s)", path.parent, exc)
         return
     result.files["projection"] = path
+
+
+def compute_projection(view: Any, method: str, dims: int, seed: int, *, local_recall: bool | None = None,
+                       ) -> Projection:
+    """The map of every token of ``view`` (``lens.input``...), as ``embedlens map --all`` computes it
+    (cosine, the same reducer, graph and faithfulness figures), without clusters or files.
+
+    ``local_recall``: measure each point's local recall (True), never (False), or when its truth is at hand
+    (None: t-SNE and UMAP find the space's graph anyway; a PCA map when the space's k-NN graph is cached),
+    so that a PCA map stays quick (the first graph of SmolLM2 takes ~30 s): :func:`add_local_recall`
+    measures it later.
+    """
+    result = build_atlas(view, all_tokens=True, method=method, dims=dims, seed=seed, metric="cosine",
+                         clusters="none", color="faithfulness" if local_recall else "none", progress=False,
+                         local_recall=local_recall is not False)
+    return Projection.from_atlas(result)
+
+
+def add_local_recall(view: Any, proj: Projection) -> Projection:
+    """``proj`` with each point's local recall@10 measured against the space's truth graph
+    (:func:`~embedlens.reduce.quality.space_truth`: the cached k-NN graph, or one built and cached), and
+    the quality figures measured on the same truth (so their recall is the local recall's mean over the
+    recall's query rows). Returns a new projection; save it with :func:`save_projection`."""
+    from ..reduce.quality import LOCAL_DEFINITION, map_faithfulness, space_truth
+
+    truth, info = space_truth(view, QUALITY_K, seed=proj.seed)
+    quality, local = map_faithfulness(view.space.vectors, proj.coords, truth, QUALITY_K, sample=QUALITY_SAMPLE,
+                                      seed=proj.seed, metric="cosine", truth_exact=bool(info["exact"]))
+    params = {**proj.params, "quality": quality.to_dict(),
+              "local_recall": {"k": quality.k, "definition": LOCAL_DEFINITION.format(k=quality.k), "truth": info}}
+    return Projection(proj.coords, proj.method, proj.dims, proj.seed, params, list(proj.notes), proj.pca, local)
+
+
+def is_default_map(result: Any, options: dict[str, Any]) -> bool:
+    """Whether an :class:`~embedlens.atlas.AtlasResult` built with ``options`` (:func:`~embedlens.atlas.pipeline.build_atlas`
+    keywords) is the map :func:`compute_projection` would make: every token, cosine, PCA/t-SNE/UMAP with the
+    default reducer parameters and no pre-PCA."""
+    import inspect
+
+    defaults = inspect.signature(build_atlas).parameters
+    same = all(options.get(name, defaults[name].default) == defaults[name].default
+               for name in ("perplexity", "n_neighbors", "min_dist", "pre_pca", "x_axis", "y_axis", "z_axis"))
+    chosen = result.params.get("selection", {})
+    return (same and result.method in ("pca", "tsne", "umap") and result.metric == "cosine"
+            and result.n_points == chosen.get("n_candidates"))

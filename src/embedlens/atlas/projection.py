@@ -8,7 +8,7 @@ states, land on the same map). Cached under
 written atomically).
 
 One cache for the command line and the explorer: ``embedlens map --all`` (:func:`~embedlens.atlas.pipeline.write_atlas`
-of a whole space with cosine and the default reducer parameters, :func:`is_default_map`) saves its
+of a whole space with cosine and the default reducer parameters, :func:`~embedlens.atlas.pipeline.is_default_map`) saves its
 projection there too, so the explorer opens on the map the command line computed; a map made with other
 parameters is not saved under that key.
 """
@@ -127,55 +127,3 @@ def load_projection(path: Path, n: int) -> Projection | None:
         local = None
     return Projection(coords, meta["method"], int(meta["dims"]), int(meta["seed"]), meta.get("params", {}),
                       list(meta.get("notes", [])), pca, local)
-
-
-def compute_projection(view: Any, method: str, dims: int, seed: int, *, local_recall: bool | None = None,
-                       ) -> Projection:
-    """The map of every token of ``view`` (``lens.input``...), as ``embedlens map --all`` computes it
-    (cosine, the same reducer, graph and faithfulness figures), without clusters or files.
-
-    ``local_recall``: measure each point's local recall (True), never (False), or when its truth is at hand
-    (None: t-SNE and UMAP find the space's graph anyway; a PCA map when the space's k-NN graph is cached),
-    so that a PCA map stays quick (the first graph of SmolLM2 takes ~30 s): :func:`add_local_recall`
-    measures it later.
-    """
-    from .pipeline import build_atlas
-
-    result = build_atlas(view, all_tokens=True, method=method, dims=dims, seed=seed, metric="cosine",
-                         clusters="none", color="faithfulness" if local_recall else "none", progress=False,
-                         local_recall=local_recall is not False)
-    return Projection.from_atlas(result)
-
-
-def add_local_recall(view: Any, proj: Projection) -> Projection:
-    """``proj`` with each point's local recall@10 measured against the space's truth graph
-    (:func:`~embedlens.reduce.quality.space_truth`: the cached k-NN graph, or one built and cached), and
-    the quality figures measured on the same truth (so their recall is the local recall's mean over the
-    recall's query rows). Returns a new projection; save it with :func:`save_projection`."""
-    from ..reduce.quality import LOCAL_DEFINITION, map_faithfulness, space_truth
-    from .pipeline import QUALITY_K, QUALITY_SAMPLE
-
-    truth, info = space_truth(view, QUALITY_K, seed=proj.seed)
-    quality, local = map_faithfulness(view.space.vectors, proj.coords, truth, QUALITY_K, sample=QUALITY_SAMPLE,
-                                      seed=proj.seed, metric="cosine", truth_exact=bool(info["exact"]))
-    params = {**proj.params, "quality": quality.to_dict(),
-              "local_recall": {"k": quality.k, "definition": LOCAL_DEFINITION.format(k=quality.k), "truth": info}}
-    return Projection(proj.coords, proj.method, proj.dims, proj.seed, params, list(proj.notes), proj.pca, local)
-
-
-def is_default_map(result: Any, options: dict[str, Any]) -> bool:
-    """Whether an :class:`~embedlens.atlas.AtlasResult` built with ``options`` (:func:`~embedlens.atlas.pipeline.build_atlas`
-    keywords) is the map :func:`compute_projection` would make: every token, cosine, PCA/t-SNE/UMAP with the
-    default reducer parameters and no pre-PCA."""
-    import inspect
-
-    from .pipeline import build_atlas
-
-    defaults = inspect.signature(build_atlas).parameters
-    same = all(options.get(name, defaults[name].default) == defaults[name].default
-               for name in ("perplexity", "n_neighbors", "min_dist", "pre_pca", "x_axis", "y_axis", "z_axis"))
-    chosen = result.params.get("selection", {})
-    return (same and result.method in ("pca", "tsne", "umap") and result.metric == "cosine"
-            and result.n_points == chosen.get("n_candidates"))
-
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..method_names import GRID_PLANES as _METHODS
+from ..method_names import GRID_PLANES
 from ..models.specs import DEFAULT_MODEL
 from .common import MODEL_HELP, console, emit_json, json_option, note, text
 from .device_options import device_options
@@ -30,7 +30,7 @@ def _center(value: str) -> tuple[float, float]:
 @click.option("--layer-idx", "layer_idx", default=None,
               help="Block the grid vectors enter: 0..n_layers (n_layers decodes directly), negative from the end; "
                    "default the last block. Several (0,10,20,30) also write a side-by-side panel.")
-@click.option("--embedding-method", type=click.Choice(_METHODS), default="random_projection", show_default=True,
+@click.option("--embedding-method", type=click.Choice(GRID_PLANES), default="random_projection", show_default=True,
               help="How a grid point (x, y) becomes a vector.")
 @click.option("--plane-tokens", default=None, help="For --embedding-method tokens: three tokens A,B,C (origin A, axes "
               "B-A and C-A); each a single-token word, id:N or tok:RAW.")

@@ -9,14 +9,14 @@
 Heavy libraries (torch, transformers, plotly, matplotlib) are imported only when used.
 """
 
-from .mapping import ContextMap, Panel, context_map
+from .mapping import ContextMap, ContextPanel, context_map
 from .occurrences import Occurrences, find_occurrences, occurrences, word_pattern
 from .output import points_table, state_tensors, write_context
-from .projection import Projection, auto_perplexity, procrustes, project, stability_score
-from .states import HiddenStates, TextStates, hidden_states, parse_layers
+from .projection import ContextProjection, auto_perplexity, procrustes, project, stability_score
+from .states import HiddenStates, TextStates, hidden_states
 
 __all__ = [
-    "ContextMap", "HiddenStates", "Occurrences", "Panel", "Projection", "TextStates", "auto_perplexity",
-    "context_map", "find_occurrences", "hidden_states", "occurrences", "parse_layers", "points_table", "procrustes",
+    "ContextMap", "ContextPanel", "ContextProjection", "HiddenStates", "Occurrences", "TextStates", "auto_perplexity",
+    "context_map", "find_occurrences", "hidden_states", "occurrences", "points_table", "procrustes",
     "project", "stability_score", "state_tensors", "word_pattern", "write_context",
 ]

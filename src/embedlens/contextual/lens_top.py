@@ -37,7 +37,7 @@ def add_lens_top(table: dict[str, Any], lens: Any, states: np.ndarray, *, k: int
         return (f"logit-lens hovers left out: {n:,} points x layers is above {max_rows:,} "
                 "(each is a product with the whole unembedding); map fewer occurrences or layers to get them")
     from ..models.forward import runner_for
-    from .states import network
+    from ..models.running import network
 
     layer = np.asarray(table["layer"])
     # the network the states came from (blocks up to the deepest layer shown, final norm and head)

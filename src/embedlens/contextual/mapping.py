@@ -18,16 +18,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..lens import as_lens
+from ..models.running import LayerSpec, check_texts
 from .lens_top import add_lens_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
-from .projection import MIN_SHARED, Projection, procrustes, project
-from .states import DEFAULT_BATCH_SIZE, HiddenStates, LayerSpec, as_lens, check_texts, hidden_states
+from .projection import MIN_SHARED, ContextProjection, procrustes, project
+from .states import DEFAULT_BATCH_SIZE, HiddenStates, hidden_states
 
 SHARED_PROJECTION = "one projection per model, fitted once on the states of all kept layers stacked together"
 
 
 @dataclass
-class Panel:
+class ContextPanel:
     """One model's map. ``table`` holds one entry per point (layer-major: every point of the first kept
     layer, then the next ...): text, position, token_id, token, display, layer, slot, group, focus,
     snippet, snippet_start/end (where the word sits in the snippet), doc, char_start/end."""
@@ -37,7 +39,7 @@ class Panel:
     layers: list[int]
     source: HiddenStates | Occurrences
     table: dict[str, Any]
-    projection: Projection
+    projection: ContextProjection
     coords: np.ndarray
     alignment: dict[str, Any] | None = None
 
@@ -63,7 +65,7 @@ class ContextMap:
     runs: int
     layer_spec: str
     keep_special: bool
-    panels: list[Panel]
+    panels: list[ContextPanel]
     notes: list[str] = field(default_factory=list)
     alignment_problem: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -212,7 +214,7 @@ def _by_layer(base: dict[str, Any], layers: Sequence[int], alias: str) -> dict[s
     return out
 
 
-def _align(panels: list[Panel], kind: str) -> str | None:
+def _align(panels: list[ContextPanel], kind: str) -> str | None:
     """Align every panel onto the first by similarity Procrustes on shared points; return a problem, if any."""
     if len(panels) < 2:
         return None
@@ -220,7 +222,7 @@ def _align(panels: list[Panel], kind: str) -> str | None:
     same_depth = len({len(p.layers) for p in panels}) == 1
     problems = []
 
-    def keys(p: Panel) -> dict[tuple, int]:
+    def keys(p: ContextPanel) -> dict[tuple, int]:
         t = p.table
         slots = t["slot"] if same_depth else np.where(t["slot"] == len(p.layers) - 1, -1, -2)
         doc = t["doc"]
@@ -312,7 +314,7 @@ def context_map(
     aliases = _aliases(lenses)
     notes: list[str] = []
     timings: dict[str, float] = {}
-    panels: list[Panel] = []
+    panels: list[ContextPanel] = []
     for lens, alias in zip(lenses, aliases, strict=True):
         t0 = time.perf_counter()
         if kind == "occurrences":
@@ -345,7 +347,7 @@ def context_map(
         notes.extend(f"{alias}: {n}" if len(lenses) > 1 else n for n in proj.notes)
         if proj.point_stability is not None:
             table["stability"] = proj.point_stability.astype(np.float32)
-        panels.append(Panel(alias, {**lens.manifest()}, list(src.layers), src, table, proj, proj.coords.copy()))
+        panels.append(ContextPanel(alias, {**lens.manifest()}, list(src.layers), src, table, proj, proj.coords.copy()))
     problem = _align(panels, kind)
     if problem:
         notes.append(f"maps drawn unaligned: {problem}")

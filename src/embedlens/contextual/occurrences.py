@@ -29,16 +29,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import EmbedlensError
-from .states import (
-    LayerSpec,
-    as_lens,
-    forward_batches,
-    layers_of,
-    max_positions,
-    network,
-    pad_id,
-    token_strings,
-)
+from ..lens import as_lens
+from ..models.running import LayerSpec, layers_of, max_positions, network, token_strings
+from .states import forward_batches, pad_id
 
 DEFAULT_WINDOW = 100  # characters each side of the word
 DEFAULT_MAX_OCCURRENCES = 1000
@@ -287,7 +280,7 @@ class OccurrenceStatesJob:
 
 
 def _encode_windows(job: OccurrenceStatesJob, texts: list[str]) -> list[Any]:
-    from .states import Encoded
+    from ..models.running import Encoded
 
     if job.tokenizer_json is not None:
         fast = getattr(job, "_fast", None)

@@ -116,7 +116,7 @@ def procrustes(source: np.ndarray, target: np.ndarray, *, scale: bool = False) -
 
 
 @dataclass
-class Projection:
+class ContextProjection:
     """A map of some vectors, possibly fitted several times.
 
     Attributes:
@@ -156,7 +156,7 @@ def project(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     metric: str = "cosine",
-) -> Projection:
+) -> ContextProjection:
     """Map ``vectors`` (n, d) to ``dims`` dimensions ``runs`` times and measure how stable the map is.
 
     A t-SNE perplexity that is not given is set to ``min(30, (n - 1) / 3)``, and a note says so.
@@ -191,4 +191,4 @@ def project(
         t0 = time.perf_counter()
         stability, per_point = stability_score(maps)
         timings["stability"] = time.perf_counter() - t0
-    return Projection(method, dims, seed, runs, maps[0], aligned, stability, per_point, params, notes, timings)
+    return ContextProjection(method, dims, seed, runs, maps[0], aligned, stability, per_point, params, notes, timings)

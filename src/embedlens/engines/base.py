@@ -19,8 +19,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import EmbedlensError
-
 ENGINES = ("local", "ray")
 
 
@@ -119,24 +117,3 @@ class LocalEngine(Engine):
                progress: bool = False) -> dict[str, np.ndarray]:
         runner = job.make_runner(model=self.local_model, progress=progress)
         return runner(job.prepare(rows))
-
-
-def open_engine(name: str = "local", *, address: str | None = None, workers: int | None = None,
-                local_model: Any = None) -> Engine:
-    """The engine called ``name``: ``local``, or ``ray`` (attach to ``address`` / ``RAY_ADDRESS``, else a local Ray).
-
-    Args:
-        name: ``local`` or ``ray``.
-        address: a Ray cluster address (``HOST:PORT``); default ``RAY_ADDRESS``. Ignored by ``local``.
-        workers: Ray workers to use (counting tasks, model actors); default from the cluster's resources.
-        local_model: an already loaded model the local engine may use instead of loading one.
-    """
-    if name not in ENGINES:
-        raise EmbedlensError(f"unknown engine '{name}' (choose {', '.join(ENGINES)})")
-    if workers is not None and workers < 1:
-        raise EmbedlensError(f"the number of workers must be at least 1, got {workers}")
-    if name == "local":
-        return LocalEngine(local_model)
-    from .ray_engine import RayEngine
-
-    return RayEngine(address=address, workers=workers)

@@ -12,9 +12,9 @@ L for a sequence of ONE token at position 0; blocks L .. n-1 run, then the final
 
 from __future__ import annotations
 
-from .methods import METHODS, GridEmbedding, create_2d_grid
+from .methods import GRID_PLANES, GridEmbedding, create_2d_grid
 from .result import GridMap
 from .visualizer import EmbeddingGridVisualizer, GridMapOutput, create_embedding_grid_map
 
-__all__ = ["METHODS", "EmbeddingGridVisualizer", "GridEmbedding", "GridMap", "GridMapOutput",
+__all__ = ["GRID_PLANES", "EmbeddingGridVisualizer", "GridEmbedding", "GridMap", "GridMapOutput",
            "create_2d_grid", "create_embedding_grid_map"]

@@ -32,15 +32,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from ..method_names import GRID_PLANES as METHODS
+from ..method_names import GRID_PLANES
 
 ALIASES = {"pca_basis": "pca"}  # the original module's name for the PCA idea
 
 
 def check_method(method: str) -> str:
     m = ALIASES.get(method, method)
-    if m not in METHODS:
-        raise EmbedlensError(f"unknown embedding method '{method}' (choose one of: {', '.join(METHODS)})")
+    if m not in GRID_PLANES:
+        raise EmbedlensError(f"unknown embedding method '{method}' (choose one of: {', '.join(GRID_PLANES)})")
     return m
 
 

@@ -249,7 +249,7 @@ def file_stem(layer: int, grid_size: int, method: str) -> str:
     return f"embedding_grid_layer_{layer}_size_{grid_size}_method_{method}"
 
 
-def parse_layers(layer_idx: Any) -> list[int | None]:
+def parse_grid_layers(layer_idx: Any) -> list[int | None]:
     """``None``, an int, ``"0,10,-1"`` or a sequence of ints -> a list of layer indexes (None = last block)."""
     if layer_idx is None:
         return [None]
@@ -346,7 +346,7 @@ def check_grid_options(layer_idx: Any, grid_size: int, spacing: float, embedding
     """Every grid option checked and normalised before any model is opened (stage 1 of the pipeline)."""
     from ..render.grid import check_cell_labels
 
-    layers = parse_layers(layer_idx)
+    layers = parse_grid_layers(layer_idx)
     grid_size, spacing = M.check_grid(grid_size, spacing)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise EmbedlensError(f"`batch_size` must be an integer >= 1, got {batch_size!r}")

@@ -2,7 +2,7 @@
 
 >>> import embedlens
 >>> lens = embedlens.load("smollm2-135m")
->>> r = lens.logit_lens("The capital of France is")
+>>> r = embedlens.logit_lens(lens, "The capital of France is")
 >>> r.top_display[-1, -1, 0], r.top_probs[-1, -1, 0]     # last layer, last position: the model's own top-1
 >>> from embedlens.logitlens import write_logit_lens
 >>> write_logit_lens([r], "out")                          # logit_lens.html/png/json + manifest.json

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..contextual.states import as_lens
 from ..errors import EmbedlensError
+from ..lens import as_lens
+from ..models.running import check_texts, layers_of
 from . import runtime as rt
 from .result import LogitLensResult, RankCurve
 
@@ -52,7 +53,7 @@ def check_causal(lens: Any) -> None:
 def context_limit(lens: Any, net: Any = None) -> int | None:
     """The model's context length in tokens, from the cache (meta, or a config.json on disk) when it is there."""
     if net is not None:
-        from ..contextual.states import max_positions
+        from ..models.running import max_positions
 
         return max_positions(net)
     v = lens.meta.get("max_positions")
@@ -94,12 +95,6 @@ def check_top_k(top_k: Any, n_vocab: int) -> int:
     return int(top_k)
 
 
-def layers_of(lens: Any, layers: Any) -> list[int]:
-    from ..contextual.states import parse_layers
-
-    return parse_layers(layers, int(lens.meta["n_layers"]), model=lens.name)
-
-
 @dataclass
 class _Text:
     """One tokenized text, truncated if asked."""
@@ -112,7 +107,7 @@ class _Text:
 def tokenize(lens: Any, texts: Sequence[str], *, max_tokens: int | None = None) -> list[_Text]:
     """Token ids of each text as the model sees them, checked against the context length (truncated to
     ``max_tokens`` with a note when given)."""
-    from ..contextual.states import encode_batch
+    from ..models.running import encode_batch
 
     limit = context_limit(lens)
     if max_tokens is not None:
@@ -136,16 +131,6 @@ def tokenize(lens: Any, texts: Sequence[str], *, max_tokens: int | None = None) 
                                  f"truncate it (`max_tokens={limit}`)")
         out.append(_Text(text, np.ascontiguousarray(ids, dtype=np.int64), notes))
     return out
-
-
-def check_texts(texts: Sequence[str] | str) -> list[str]:
-    items = [texts] if isinstance(texts, str) else list(texts)
-    if not items:
-        raise EmbedlensError("no text given")
-    for i, t in enumerate(items):
-        if not isinstance(t, str) or not t.strip():
-            raise EmbedlensError("the text is empty: give some words" if len(items) == 1 else f"text {i + 1} is empty")
-    return items
 
 
 # -- the forward pass -----------------------------------------------------------------------------------------
@@ -194,7 +179,7 @@ def _strings(lens: Any, ids: np.ndarray) -> np.ndarray:
     out = table[np.clip(ids, 0, n - 1)]
     beyond = ids >= n
     if beyond.any():  # rows of a padded unembedding past the tokenizer's vocabulary
-        from ..contextual.states import token_strings
+        from ..models.running import token_strings
 
         out[beyond] = token_strings(lens, ids[beyond])[1]
     return out
@@ -293,7 +278,7 @@ def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: flo
     nxt = np.append(t.ids[1:], -1)[positions]
     ids, probs, ranks = runner.decode_top_k(states.reshape(n_l * n_p, -1), plan.top_k, targets=np.tile(nxt, n_l))
     timings["decode_s"] = time.perf_counter() - t0
-    from ..contextual.states import token_strings
+    from ..models.running import token_strings
 
     raw, shown = token_strings(lens, t.ids)
     top_ids = ids.reshape(n_l, n_p, -1)

@@ -28,8 +28,9 @@ _DEPTH = [0]
 @lru_cache(maxsize=1)
 def reader_class() -> type:
     """``GGUFReader`` with a fast ``_get``: same fields, same tensors, same bytes."""
+    # from the defining module: fast_gguf_reader swaps only gguf.GGUFReader
     import numpy as np
-    from gguf.gguf_reader import GGUFReader  # the defining module: fast_gguf_reader swaps only gguf.GGUFReader
+    from gguf.gguf_reader import GGUFReader
 
     itemsizes: dict[Any, int] = {}
 

@@ -28,7 +28,7 @@ def meta_model(config: Any, dtype: Any) -> Any:
     """The model of ``config`` with every parameter on the meta device (buffers real, on the CPU)."""
     from accelerate import init_empty_weights
 
-    from .loading import _model_class, _quiet
+    from .weights import _model_class, _quiet
 
     with init_empty_weights(include_buffers=False), _quiet():
         return _model_class(config).from_config(config, dtype=dtype)
@@ -117,8 +117,8 @@ def load_partial(source: ModelSource, *, dtype: Any, device: str, blocks: range 
     """The model with only ``blocks`` (and the embedding / head when asked) materialised on ``device``."""
     from .architectures import get_path, model_parts
     from .checkpoint import Checkpoint
-    from .loading import folder_config, weights_folder
     from .runtime import dtype_name
+    from .weights import folder_config, weights_folder
 
     folder = weights_folder(source)
     config = folder_config(folder)

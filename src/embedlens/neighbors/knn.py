@@ -35,7 +35,7 @@ from .index import Neighbors, check_k
 
 log = logging.getLogger("embedlens")
 
-METHODS = ("exact", "approx")
+KNN_METHODS = ("exact", "approx")
 BACKENDS = ("torch", "faiss", "numpy")
 # Measured on SmolLM2 (49,152 x 576, k=10, 2 threads, shared machine): faiss 28.4 s, torch 41.2 s, numpy 73.9 s
 # (benchmarks/bench_knn.py); torch is the fallback when faiss-cpu is not installed.
@@ -144,7 +144,7 @@ class KnnGraph:
             arrays = load_file(str(path))
         except Exception as exc:  # OSError, JSON errors, SafetensorError: all mean "unreadable"
             raise EmbedlensError(f"cannot read the k-NN graph {path} ({exc}); rebuild it with `embedlens knn`") from None
-        if not isinstance(meta, dict) or meta.get("method") not in METHODS or meta.get("metric", "cosine") not in (
+        if not isinstance(meta, dict) or meta.get("method") not in KNN_METHODS or meta.get("metric", "cosine") not in (
                 "cosine", "euclidean"):
             raise EmbedlensError(damaged)
         idx, sc = arrays.get("indices"), arrays.get("scores")
@@ -202,8 +202,8 @@ def knn_graph(
     """
     from .index import BFloat16Index, ExactIndex, exact_twin, recall_at_k
 
-    if method not in METHODS:
-        raise EmbedlensError(f"unknown k-NN method '{method}' (choose {' or '.join(METHODS)})")
+    if method not in KNN_METHODS:
+        raise EmbedlensError(f"unknown k-NN method '{method}' (choose {' or '.join(KNN_METHODS)})")
     backend = backend or _default_backend()
     if backend not in BACKENDS:
         raise EmbedlensError(f"unknown k-NN backend '{backend}' (choose {', '.join(BACKENDS)})")
@@ -296,7 +296,7 @@ def cached_knn(view: Any, k: int = 10, *, min_recall: float = 0.99) -> KnnGraph 
         return None
     n = len(view.space)
     best: tuple[int, int, Path] | None = None
-    for method_rank, method in enumerate(METHODS):
+    for method_rank, method in enumerate(KNN_METHODS):
         for meta_path in folder.glob(f"knn-{view.which}-k*-{method}.json"):
             try:
                 kk = int(meta_path.name.split("-k", 1)[1].split("-", 1)[0])

@@ -15,8 +15,7 @@ Same seed, same coordinates.
 from __future__ import annotations
 
 from ..errors import EmbedlensError
-from ..method_names import MAP_METHODS
-from ..method_names import REDUCERS as METHODS
+from ..method_names import MAP_METHODS, REDUCERS
 from .axes import AxesReducer
 from .base import METRICS, Reducer
 from .pca import PCAFit, PCAReducer, fit_pca
@@ -25,7 +24,7 @@ from .umap import UMAPReducer
 
 __all__ = [
     "MAP_METHODS",
-    "METHODS",
+    "REDUCERS",
     "METRICS",
     "PCAFit",
     "PCAReducer",
@@ -50,7 +49,7 @@ def make_reducer(
     pre_pca: int | None = None,
     n_jobs: int | None = None,
 ) -> Reducer:
-    """A reducer for ``method`` (one of :data:`METHODS`); options a method does not use are ignored.
+    """A reducer for ``method`` (one of :data:`REDUCERS`); options a method does not use are ignored.
 
     Args:
         method: ``"pca"``, ``"tsne"`` or ``"umap"``.
@@ -85,4 +84,4 @@ def make_reducer(
             min_dist=min_dist,
             pre_pca=pre_pca,
         )
-    raise EmbedlensError(f"unknown reduction method {method!r}: choose one of {', '.join(METHODS)}")
+    raise EmbedlensError(f"unknown reduction method {method!r}: choose one of {', '.join(REDUCERS)}")

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..neighbors import build_index
 from ..neighbors.index import (  # noqa: F401 (re-exported)
     EXACT_MAX,
     EXHAUSTIVE_MAX,
     BFloat16Index,
     Neighbors,
-    build_index,
     faiss_available,
 )
 

@@ -119,7 +119,7 @@ def _original_distances(xb: np.ndarray, x: np.ndarray, x_sq: np.ndarray, metric:
 
 def map_index(Y: Any) -> Any:
     """The exact euclidean neighbour index of map coordinates ``Y`` (n, c): a k-d tree for 2-3 dimensions."""
-    from ..neighbors.index import build_index
+    from ..neighbors import build_index
 
     return build_index(np.asarray(Y, dtype=np.float32), metric="euclidean", kind="exact")
 

@@ -49,7 +49,8 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from ..method_names import (
-    REDUCERS as METHODS,  # the explorer offers every reducer fitted on the vectors alone
+    GRID_PLANES,
+    REDUCERS,  # the explorer offers every reducer fitted on the vectors alone
 )
 from .access import TokenGate
 from .explorer import LENS_MAX_TOKENS, LENS_TOP_K, Explorer
@@ -193,10 +194,8 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
         return guarded(answer)
 
     def info(params: Any) -> dict[str, Any]:
-        from ..grid import METHODS as GRID_PLANES
-
         described = [{**p.describe(), "default_map": explorer.open_panel(p)} for p in panels]
-        return {"panels": described, "methods": list(METHODS), "dims": [2, 3],
+        return {"panels": described, "methods": list(REDUCERS), "dims": [2, 3],
                 "seed": explorer.seed, "corpus": explorer.corpus, "grid_planes": list(GRID_PLANES),
                 "limits": {"k_max": MAX_K, "query_chars": MAX_QUERY_CHARS, "regex_chars": MAX_REGEX_CHARS,
                            "text_chars": MAX_TEXT_CHARS, "grid_min": GRID_MIN, "grid_max": GRID_MAX,
@@ -264,8 +263,6 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
         return explorer.trajectory(panel, text, position, method, dims)
 
     def grid(params: Any) -> dict[str, Any]:
-        from ..grid import METHODS as GRID_PLANES
-
         panel = explorer.panel(params)
         n_layers = int(panel.meta.get("n_layers") or 0)
         layer = int_param(params, "layer", n_layers - 1 if n_layers else 0, 0, n_layers)

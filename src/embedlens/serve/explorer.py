@@ -14,7 +14,7 @@ What a page needs when it opens (:meth:`Explorer.open_panel`), in the order it n
 
 Steps 2-4 run on the long-job queue, lowest priority last: clusters and faithfulness go ahead of a
 queued t-SNE. Nothing here computes what the library does not: maps are
-:func:`~embedlens.atlas.projection.compute_projection`, clusters
+:func:`~embedlens.atlas.pipeline.compute_projection`, clusters
 :func:`~embedlens.atlas.clusters.find_clusters`, faithfulness :func:`~embedlens.reduce.quality.local_recall`.
 """
 
@@ -26,13 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..atlas.default_map import CACHED_METHODS  # the cached maps a space opens on, best first
-from ..atlas.projection import (
-    Projection,
-    compute_projection,
-    load_projection,
-    projection_path,
-    save_projection,
-)
+from ..atlas.pipeline import compute_projection
+from ..atlas.projection import Projection, load_projection, projection_path, save_projection
 from ..errors import EmbedlensError
 from .jobs import Job, JobManager
 from .panels import MAX_K, BadRequest, Panel
@@ -259,15 +254,13 @@ class Explorer:
 
         graph = self.space_graph(panel, CLUSTER_K)
         vectors = panel.space.vectors
+        # no map coordinates: the page places labels on its own map
         found = find_clusters(vectors, clusters=n, metric="cosine", seed=self.seed, display=panel.display,
-                              coords=np.zeros((vectors.shape[0], 2), dtype=np.float32),
                               indices=graph.indices[:, :CLUSTER_K], sub=True)
         stored = graph.params.get("truncated_from", graph.k)
         found.params["knn_source"] = f"the space's cached {graph.method} {stored}-NN graph ({graph.backend})"
-        block = found.to_dict()
-        for c in block["clusters"] + (block.get("sub") or {}).get("clusters", []):
-            c.pop("center", None)  # the page places labels on its own map
-        return {**block, "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
+        # the result's JSON, with the per-point columns a file keeps in points.parquet
+        return {**found.to_dict(), "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
 
     def clusters(self, panel: Panel, n: str | int) -> dict[str, Any]:
         job = self.clusters_job(panel, n)
@@ -281,7 +274,7 @@ class Explorer:
         <embedlens.atlas.projection.Projection.local_recall>`), as a job.
 
         A t-SNE/UMAP projection carries it; a PCA map gets it from
-        :func:`~embedlens.atlas.projection.add_local_recall` (its truth: the space's k-NN graph, which
+        :func:`~embedlens.atlas.pipeline.add_local_recall` (its truth: the space's k-NN graph, which
         :meth:`space_graph` caches first) and is saved again with it. ``recall`` is the mean over the map
         recall's seeded query rows: the map's recall@10. Waits (state ``waiting``) for the map.
         """
@@ -304,8 +297,7 @@ class Explorer:
     def faithfulness_answer(self, panel: Panel, method: str, dims: int, proj: Projection) -> dict[str, Any]:
         """What ``/api/faithfulness`` answers for the map ``proj`` (computed now; the projection is saved
         again with its local recall when it had none)."""
-        from ..atlas.pipeline import QUALITY_SAMPLE
-        from ..atlas.projection import add_local_recall
+        from ..atlas.pipeline import QUALITY_SAMPLE, add_local_recall
         from ..reduce.quality import sample_indices
 
         measured = proj
@@ -390,14 +382,7 @@ class Explorer:
                 if viz is None:
                     viz = self._grid_viz[panel.index] = EmbeddingGridVisualizer(panel.lens)
                 gm = viz.compute_map(size, spacing, plane, layer_idx=layer, plane_tokens=plane_tokens, progress=False)
-            g = gm.grid_size
-            return {"grid_size": g, "layer": gm.layer, "method": gm.method,
-                    "x": gm.x[:g].tolist(), "y": gm.y[::g].tolist(),
-                    "probs": gm.as_grid(gm.probs).tolist(),
-                    "top5_display": np.asarray(gm.top5_display).tolist(),
-                    "top5_ids": np.asarray(gm.top5_ids).tolist(),
-                    "top5_probs": np.round(np.asarray(gm.top5_probs, dtype=np.float64), 5).tolist(),
-                    "semantics": gm.config.get("semantics")}
+            return gm.to_dict()
 
         job = self.jobs.submit(key, "grid", f"grid map of {panel.title}, layer {layer}, {plane}, {size}x{size}", work)
         out = job.to_dict()
@@ -426,14 +411,7 @@ class Explorer:
         return result
 
     def logit_lens(self, panel: Panel, text: str, top_k: int) -> dict[str, Any]:
-        r = self._lens_result(panel, text, top_k)
-        ranks = r.target_rank.astype(object)
-        ranks[r.target_rank <= 0] = None
-        return {"text": r.text, "layers": list(r.layers), "n_layers": r.n_layers, "positions": r.positions.tolist(),
-                "ids": r.token_ids.tolist(), "display": list(r.display), "top_ids": r.top_ids.tolist(),
-                "top_display": r.top_display.tolist(),
-                "top_probs": np.round(r.top_probs.astype(np.float64), 5).tolist(), "target_rank": ranks.tolist(),
-                "notes": list(r.notes), "semantics": r.settings.get("semantics"), "dtype": r.settings.get("dtype")}
+        return self._lens_result(panel, text, top_k).to_dict()
 
     def lens_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int) -> dict[str, Any]:
         """The nearest tokens (cosine, in this panel's space) of the residual state at (layer, position)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..method_names import REDUCERS as METHODS
+from ..method_names import REDUCERS
 from .panels import BadRequest
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -70,7 +70,7 @@ def choice_param(params: Any, name: str, choices: tuple[str, ...], default: str)
 
 def map_params(params: Any) -> tuple[str, int]:
     """``method`` (a reducer, default pca) and ``dims`` (2 or 3, default 2) of a map."""
-    return choice_param(params, "method", METHODS, "pca"), int_param(params, "dims", 2, 2, 3)
+    return choice_param(params, "method", REDUCERS, "pca"), int_param(params, "dims", 2, 2, 3)
 
 
 # -- JSON bodies -------------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def matrices(source: ModelSource, config: Any) -> dict[str, Any]:
     """
     from ..models.architectures import architecture_for
     from ..models.checkpoint import Checkpoint
-    from ..models.loading import _is_causal
+    from ..models.weights import _is_causal
 
     arch = architecture_for(config.model_type)
     ckpt = Checkpoint(source.path)
@@ -405,7 +405,7 @@ class _Corrupt(Exception):
 def open_entry(source: ModelSource, *, rebuild: bool = False) -> ModelEntry:
     """The cache entry of a model: opened if present and sound, else (re)built from the model files."""
     from ..cache import build_lock
-    from ..models.loading import model_entry_dir
+    from ..models.weights import model_entry_dir
     from ..progress import status
 
     folder = model_entry_dir(source)

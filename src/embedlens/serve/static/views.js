@@ -49,7 +49,7 @@
       const [r] = await Promise.all([E.api("logit_lens", { space: P.info.index, text: S.prompt }), loadPlotly()]);
       await drawLayers(P, r);
       note.textContent = (r.notes.length ? r.notes.join("; ") + ". " : "") + "Colour: probability of the top-1 token. " +
-        "Click a cell for the nearest tokens of that state. " + r.semantics;
+        "Click a cell for the nearest tokens of that state. " + r.settings.semantics;
     } catch (e) { note.textContent = e.message; }
   }
 
@@ -111,26 +111,27 @@
     if (params.plane === "tokens") params.plane_tokens = E.$("grid-tokens").value;
     try {
       const [r] = await Promise.all([E.poll("grid", params, (s) => { note.textContent = s.label + " · " + s.state + " " + s.elapsed_s.toFixed(1) + " s"; }), loadPlotly()]);
-      drawGrid(r.grid); note.textContent = r.grid.semantics || "";
+      drawGrid(r.grid); note.textContent = r.grid.config.semantics || "";
     } catch (e) { note.textContent = e.message; }
   }
 
+  // g is GridMap.to_dict(): cells flat in row-major order (cell i * n + j has y[i * n] and x[j])
   function drawGrid(g) {
-    const esc = E.esc, n = g.grid_size, text = [], hover = [];
+    const esc = E.esc, cfg = g.config, n = cfg.grid_size, top = g.top5, text = [], hover = [], z = [], ys = [];
     for (let i = 0; i < n; i++) {
       const trow = [], hrow = [];
       for (let j = 0; j < n; j++) {
         const c = i * n + j;
-        trow.push(esc(g.top5_display[c][0]));
-        hrow.push(g.top5_display[c].map((d, m) => esc(d) + "  " + (100 * g.top5_probs[c][m]).toFixed(1) + "%").join("<br>"));
+        trow.push(esc(top.display[c][0]));
+        hrow.push(top.display[c].map((d, m) => esc(d) + "  " + (100 * top.probs[c][m]).toFixed(1) + "%").join("<br>"));
       }
-      text.push(trow); hover.push(hrow);
+      text.push(trow); hover.push(hrow); z.push(g.probs.slice(i * n, (i + 1) * n)); ys.push(g.y[i * n]);
     }
-    const data = [{ type: "heatmap", x: g.x, y: g.y, z: g.probs, text: text, hovertext: hover, hoverinfo: "text",
+    const data = [{ type: "heatmap", x: g.x.slice(0, n), y: ys, z: z, text: text, hovertext: hover, hoverinfo: "text",
       texttemplate: n <= 32 ? "%{text}" : "", colorscale: "Viridis", colorbar: { title: { text: "p(top-1)" }, thickness: 10 } }];
     const plot = E.$("grid-plot"), side = Math.max(320, Math.min(plot.parentElement.clientWidth, plot.parentElement.clientHeight) - 10);
     window.Plotly.react(plot, data, { margin: { l: 40, r: 10, t: 30, b: 30 }, width: side + 60, height: side,
-      title: { text: "layer " + g.layer + " · " + g.method } }, { displaylogo: false });
+      title: { text: "layer " + cfg.layer_idx + " · " + cfg.embedding_method } }, { displaylogo: false });
   }
 
   // -- the k-NN graph among selected tokens, drawn with the map component ------------------------------------
