@@ -220,7 +220,7 @@ def _plan(model: Any, texts: list[str], layers: Any, top_k: int, max_tokens: int
     kept = layers_of(lens, layers)
     k = check_top_k(top_k, int(lens.meta.get("n_vocab") or 1))
     toks = tokenize(lens, texts, max_tokens=max_tokens)
-    dev, dt = rt.choose(device, dtype)
+    dev, dt = rt.choose(lens, device, dtype)
     return _Plan(lens, kept, k, dev, dt, toks, max_tokens)
 
 

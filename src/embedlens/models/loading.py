@@ -146,20 +146,6 @@ def load_config(source: ModelSource) -> Any:
         raise EmbedlensError(f"could not read the config of {source.spec}: {type(exc).__name__}: {exc}") from None
 
 
-def _stored_dtype(source: ModelSource) -> str | None:
-    """The dtype a folder checkpoint's config says its weights are stored in (``auto`` keeps it on a GPU)."""
-    if source.kind != "folder":
-        return None  # a GGUF is quantized: no float dtype to keep
-    import json
-
-    try:
-        config = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    value = config.get("dtype") or config.get("torch_dtype")
-    return value if isinstance(value, str) and value in ("float32", "bfloat16", "float16") else None
-
-
 def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, device: Any = None,
                  blocks: range | None = None, embeddings: bool = True, head: bool = True) -> Any:
     """Load the model alone (no tokenizer), from local files only, in eval mode.
@@ -167,7 +153,8 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
     Args:
         spec: a model spec or :class:`ModelSource`.
         dtype: a ``torch.dtype`` or a name (``auto``, ``float32``, ``bfloat16``, ``float16``); None = the
-            process default (:func:`embedlens.models.runtime.set_defaults`, set by ``--dtype``), else float32.
+            process default (:func:`embedlens.models.runtime.set_defaults`, set by ``--dtype``), else float32;
+            see :func:`embedlens.models.runtime.resolve_dtype`.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``; None = the process default, else cpu.
         blocks: None loads every block; ``range(a, b)`` materialises only blocks a..b-1 (the others stay
             on the meta device: no memory, no initialisation). With ``embeddings=False`` / ``head=False``
@@ -179,13 +166,10 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
     """
     _offline()
     source = spec if isinstance(spec, ModelSource) else resolve(spec)
-    from .runtime import choose_device, choose_dtype, default_device, default_dtype, dtype_name
+    from .runtime import choose_device, default_device, dtype_name, resolve_dtype
 
     device = choose_device(device) if device is not None else default_device()
-    if dtype is None:
-        dtype = default_dtype(device)
-    else:
-        dtype = choose_dtype(dtype, device, checkpoint_dtype=_stored_dtype(source))
+    dtype = resolve_dtype(dtype, device, model=source)
     partial = blocks is not None or not embeddings or not head
     try:
         if partial:
@@ -204,6 +188,12 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
         model.embedlens_loaded = {"device": device, "dtype": dtype_name(dtype), "blocks": [0, n],
                                   "embeddings": True, "head": True, "device_map": None}
     return model
+
+
+def loaded_record(model: Any) -> dict[str, Any]:
+    """Where a loaded model runs, for manifests: device, dtype, the blocks read and whether the head was."""
+    info = getattr(model, "embedlens_loaded", None) or {}
+    return {k: info[k] for k in ("device", "dtype", "blocks", "head") if k in info}
 
 
 def _load_full(source: ModelSource, dtype: Any, device: str) -> Any:

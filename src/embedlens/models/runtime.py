@@ -5,6 +5,11 @@ takes the checkpoint's own dtype on a GPU (bfloat16 when it is unknown and the G
 float16), and on a CPU float32, or bfloat16 where :func:`embedlens.hardware.fast_bfloat16` measured
 bfloat16 matrix products to be at least as fast as float32 ones. Every refusal is one line saying what
 would work instead.
+
+:func:`resolve_dtype` is the one answer every loader and command uses: it takes the process default
+(``--dtype``) when no dtype is given and reads the checkpoint's dtype (:func:`checkpoint_dtype`: the
+config's ``torch_dtype``, else the safetensors headers; a GGUF runs as what it is dequantized to, float32)
+only when ``auto`` meets a GPU.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import re
 from typing import Any
 
 from ..errors import EmbedlensError
+from .specs import ModelSource, resolve
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -167,20 +173,84 @@ def set_defaults(device: Any = None, dtype: Any = None) -> None:
     _DEFAULTS["dtype"] = dtype
 
 
+def process_defaults() -> tuple[str | None, str | None]:
+    """The process's ``(device, dtype)`` specs as names (None where unset), to hand to another process
+    (a Ray worker resolves them on its own hardware, with the same rules)."""
+    device, dtype = _DEFAULTS["device"], _DEFAULTS["dtype"]
+    return (None if device is None else str(device),
+            None if dtype is None else dtype_name(dtype).strip().lower())
+
+
 def default_device() -> str:
     """The device loaders use when none is given: the process default (checked now), else cpu."""
     spec = _DEFAULTS["device"]
     return choose_device(spec) if spec is not None else "cpu"
 
 
-def default_dtype(device: str | None = None) -> Any:
-    """The dtype loaders use when none is given: the process default (``auto`` resolved for ``device``) or float32."""
+def checkpoint_dtype(model: Any) -> str | None:
+    """The float dtype a model's weights are stored in, or None where nothing says.
+
+    Args:
+        model: a :class:`~embedlens.models.specs.ModelSource` or spec (a folder: its config's ``dtype`` /
+            ``torch_dtype``, else the dtype holding most of the safetensors' or ``.bin``'s floats; a GGUF:
+            float32, what its quantized blocks are dequantized to), or a loaded torch module (its parameters').
+    """
+    if model is None:
+        return None
+    if hasattr(model, "parameters"):
+        first = next(iter(model.parameters()), None)
+        return dtype_name(first.dtype) if first is not None else None
+    source = model if isinstance(model, ModelSource) else resolve(model)
+    if source.kind == "gguf":
+        return "float32"
+    import json
+
+    try:
+        config = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    value = config.get("dtype") or config.get("torch_dtype")
+    if isinstance(value, str) and value in DTYPES[1:]:
+        return value
+    from .checkpoint import Checkpoint
+
+    try:
+        ckpt = Checkpoint(source.path)
+    except EmbedlensError:
+        return None
+    floats: dict[str, int] = {}
+    for name in ckpt.names():
+        kind = ckpt.storage_dtype(name)
+        if kind in DTYPES[1:]:
+            size = 1
+            for n in ckpt.info(name).shape:
+                size *= int(n)
+            floats[kind] = floats.get(kind, 0) + size
+    return max(floats, key=floats.__getitem__) if floats else None
+
+
+def resolve_dtype(spec: Any = None, device: str | None = None, *, model: Any = None) -> Any:
+    """The torch dtype ``model`` runs in on ``device``: the one resolution every loader and command uses.
+
+    Args:
+        spec: ``auto``, ``float32``, ``bfloat16``, ``float16``, a ``torch.dtype``, or None for the process
+            default (:func:`set_defaults`, set by ``--dtype``; float32 when none was set).
+        device: a device from :func:`choose_device`; None = the process default device.
+        model: what will run (a spec, :class:`~embedlens.models.specs.ModelSource` or loaded module): ``auto``
+            on a GPU keeps its :func:`checkpoint_dtype` (read only then).
+
+    Raises:
+        EmbedlensError: an unknown dtype, or one the device cannot compute in.
+    """
     import torch
 
-    d = _DEFAULTS["dtype"]
-    if d is None:
-        return torch.float32
-    return choose_dtype(d, device or default_device())
+    if spec is None:
+        spec = _DEFAULTS["dtype"]
+        if spec is None:
+            return torch.float32
+    device = device or default_device()
+    stored = checkpoint_dtype(model) if _parse_dtype(spec) is None and is_gpu(device) else None
+    return choose_dtype(spec, device, checkpoint_dtype=stored)
 
 
 class using:  # noqa: N801 - used as a context manager: ``with using(device="cuda"):``
