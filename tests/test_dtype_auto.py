@@ -45,7 +45,7 @@ def fake_cuda(monkeypatch):
     monkeypatch.setattr(R, "supports", lambda device, dtype: True)
     loads: list[tuple[str, str]] = []
 
-    def full(source, dtype, device):
+    def full(source, dtype, device, **kw):
         loads.append((device, R.dtype_name(dtype)))
         raise Recorded(f"recorded a load in {R.dtype_name(dtype)} on {device}")
 

@@ -260,14 +260,15 @@ class OccurrenceStatesJob:
     ``make_runner()`` loads the model (or takes the given one) and returns a callable on those columns
     that gives ``i``, ``states`` (n, n_layers_kept * d_model), ``token_ids`` and ``trimmed``.
 
-    ``device`` and ``dtype`` (default: this process's, as set by ``--device``/``--dtype``) travel with the
-    job, so a Ray worker loads the model where and in the precision the user asked for, resolving ``auto``
-    on its own hardware; only the blocks up to the deepest layer asked for are read there.
+    ``device`` and ``dtype`` (default: this process's, as set by ``--device``/``--dtype``) and the
+    ``--max-memory`` budget travel with the job, so a Ray worker loads the model where and in the precision
+    the user asked for, resolving ``auto`` on its own hardware; only the blocks up to the deepest layer asked
+    for are read there.
     """
 
     def __init__(self, lens: Any, layers: list[int], *, batch_size: int, causal: bool, device: str | None = None,
                  dtype: str | None = None) -> None:
-        from ..models.runtime import process_defaults
+        from ..models.runtime import default_max_memory, process_defaults
 
         fast = lens.fast_tokenizer
         self.tokenizer_json = fast.to_str() if fast is not None else None
@@ -278,6 +279,7 @@ class OccurrenceStatesJob:
         default_device, default_dtype = process_defaults()
         self.device = device if device is not None else default_device
         self.dtype = dtype if dtype is not None else default_dtype
+        self.max_memory = default_max_memory()
 
     def prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
         texts = [str(t) for t in batch["text"]]
@@ -295,7 +297,8 @@ class OccurrenceStatesJob:
 
     def make_runner(self, model: Any = None, progress: bool = False) -> _StatesRunner:
         net = model if model is not None else load_states_model(self.source, max(self.layers), self.n_layers,
-                                                                device=self.device, dtype=self.dtype)
+                                                                device=self.device, dtype=self.dtype,
+                                                                max_memory=self.max_memory)
         return _StatesRunner(net, self, progress)
 
 
@@ -322,7 +325,7 @@ def _encode_windows(job: OccurrenceStatesJob, texts: list[str]) -> list[Any]:
 
 
 def load_states_model(source: Any, upto: int | None = None, n_layers: int = 0, *, device: str | None = None,
-                      dtype: str | None = None) -> Any:
+                      dtype: str | None = None, max_memory: int | None = None) -> Any:
     """The model for hidden states in a worker: on ``device`` in ``dtype`` (see
     :func:`~embedlens.models.loading.load_weights`; device None = the best one here, a GPU when this
     worker has one).
@@ -334,8 +337,8 @@ def load_states_model(source: Any, upto: int | None = None, n_layers: int = 0, *
 
     device = device or "auto"
     if upto is None or not n_layers or upto >= n_layers:
-        return load_weights(source, device=device, dtype=dtype)
-    return load_weights(source, device=device, dtype=dtype, blocks=range(0, upto), head=False)
+        return load_weights(source, device=device, dtype=dtype, max_memory=max_memory)
+    return load_weights(source, device=device, dtype=dtype, blocks=range(0, upto), head=False, max_memory=max_memory)
 
 
 

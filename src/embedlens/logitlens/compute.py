@@ -27,6 +27,7 @@ import numpy as np
 
 from ..contextual.states import as_lens
 from ..errors import EmbedlensError
+from ..models.loading import loaded_record
 from . import runtime as rt
 from .result import LogitLensResult, RankCurve
 
@@ -158,11 +159,11 @@ def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[
     """
     import torch
 
-    from ..models.architectures import model_parts
+    from ..models.architectures import execution_device, model_parts
 
     parts = model_parts(net)
     n_layers = parts.n_layers
-    dev = parts.unembed.weight.device
+    dev = execution_device(parts.embed)
     lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
     width = int(lengths.max())
     ids = np.full((len(sequences), width), pad, dtype=np.int64)
@@ -300,7 +301,7 @@ def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: flo
     kept = states.float().cpu().numpy() if keep_states else None
     timings["total_s"] = time.perf_counter() - started
     settings = {"top_k": plan.top_k, "max_tokens": plan.max_tokens, "device": plan.device,
-                "dtype": rt.dtype_name(plan.dtype),
+                "dtype": rt.dtype_name(plan.dtype), "loaded": loaded_record(net),
                 "semantics": SEMANTICS}
     return LogitLensResult(
         model=lens.manifest(), text=t.text, token_ids=t.ids, tokens=raw, display=shown, layers=list(plan.layers),

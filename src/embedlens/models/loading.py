@@ -147,7 +147,8 @@ def load_config(source: ModelSource) -> Any:
 
 
 def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, device: Any = None,
-                 blocks: range | None = None, embeddings: bool = True, head: bool = True) -> Any:
+                 blocks: range | None = None, embeddings: bool = True, head: bool = True,
+                 max_memory: Any = None) -> Any:
     """Load the model alone (no tokenizer), from local files only, in eval mode.
 
     Args:
@@ -160,24 +161,43 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
             on the meta device: no memory, no initialisation). With ``embeddings=False`` / ``head=False``
             the token embedding / LM head stay on meta too (a tied head keeps the shared matrix).
             Position embeddings, the final norm and buffers are always loaded.
+        max_memory: bytes (or ``"2GB"``) the weights may take on ``device``; None = the process default
+            (``--max-memory``), else no budget. A model over it runs with the blocks that do not fit
+            offloaded (:mod:`embedlens.models.offload`); so do blocks ``0 .. b-1`` asked for over it.
 
     For a GGUF the dequantized safetensors copy is read (made on first use). Causal LMs come with their
     LM head; encoders as the bare model. ``model.embedlens_loaded`` records device, dtype and blocks.
     """
     _offline()
     source = spec if isinstance(spec, ModelSource) else resolve(spec)
-    from .runtime import choose_device, default_device, dtype_name, resolve_dtype
+    from .runtime import (
+        choose_device,
+        default_device,
+        default_max_memory,
+        dtype_name,
+        parse_memory,
+        resolve_dtype,
+    )
 
     device = choose_device(device) if device is not None else default_device()
     dtype = resolve_dtype(dtype, device, model=source)
+    budget = parse_memory(max_memory) if max_memory is not None else default_max_memory()
     partial = blocks is not None or not embeddings or not head
+    if budget is not None and source.kind == "gguf":  # refused before the GGUF is dequantized whole in memory
+        from .offload import check_offload
+        from .partial import estimate_bytes
+
+        need, per_block = estimate_bytes(load_config(source), dtype)
+        if need > budget:
+            check_offload(source, budget, per_block, dtype)
     try:
         if partial:
             from .partial import load_partial
 
-            model = load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head)
+            model = load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head,
+                                 max_memory=budget)
         else:
-            model = _load_full(source, dtype, device)
+            model = _load_full(source, dtype, device, max_memory=budget)
     except EmbedlensError:
         raise
     except Exception as exc:  # transformers raises many types for unreadable files
@@ -191,12 +211,13 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
 
 
 def loaded_record(model: Any) -> dict[str, Any]:
-    """Where a loaded model runs, for manifests: device, dtype, the blocks read and whether the head was."""
+    """Where a loaded model runs, for manifests: device, dtype, the blocks read, whether the head was, and under
+    a ``max_memory`` budget the modules offloaded."""
     info = getattr(model, "embedlens_loaded", None) or {}
-    return {k: info[k] for k in ("device", "dtype", "blocks", "head") if k in info}
+    return {k: info[k] for k in ("device", "dtype", "blocks", "head", "max_memory", "offloaded") if k in info}
 
 
-def _load_full(source: ModelSource, dtype: Any, device: str) -> Any:
+def _load_full(source: ModelSource, dtype: Any, device: str, *, max_memory: int | None = None) -> Any:
     from .partial import check_fits, estimate_bytes
     from .runtime import dtype_name
 
@@ -204,6 +225,11 @@ def _load_full(source: ModelSource, dtype: Any, device: str) -> Any:
     with _quiet():
         config = folder_config(folder)
     need, per_block = estimate_bytes(config, dtype)
+    if max_memory is not None and need > max_memory:
+        from .offload import load_offloaded
+
+        return load_offloaded(source, folder, config, dtype=dtype, device=device, budget=max_memory, need=need,
+                              per_block=per_block)
     n = int(getattr(config, "num_hidden_layers", 0) or 0)
     device_map = check_fits(source, need, device, per_block=per_block, fixed=need - n * per_block, dtype=dtype)
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}

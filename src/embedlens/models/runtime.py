@@ -155,14 +155,37 @@ def free_memory(device: str) -> int | None:
 
 # -- the process's choice (set once by the CLI's --device/--dtype; read by every loader) ---------------
 
-_DEFAULTS: dict[str, Any] = {"device": None, "dtype": None}
+_DEFAULTS: dict[str, Any] = {"device": None, "dtype": None, "max_memory": None}
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "K": 2**10, "M": 2**20, "G": 2**30,
+          "T": 2**40, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
-def set_defaults(device: Any = None, dtype: Any = None) -> None:
-    """Make ``device``/``dtype`` what :func:`~embedlens.models.loading.load_weights` uses when a caller passes
-    none (the CLI sets them from ``--device``/``--dtype``, so the lens, serve, contextual and the logit lens
-    all follow). The names are checked now; whether the device exists, when a model is first loaded (so
-    cheap checks such as layer indexes come first and need no torch)."""
+def parse_memory(spec: Any) -> int | None:
+    """Bytes of a memory budget: an int, or ``"2GB"``, ``"1.5GiB"``, ``"800MB"``, ``"4G"`` (None stays None).
+
+    Raises:
+        EmbedlensError: not a positive size.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, int | float) and not isinstance(spec, bool):
+        value = float(spec)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(spec))
+        unit = m.group(2).upper() if m else None
+        if m is None or unit not in _UNITS:
+            raise EmbedlensError(f"max_memory '{spec}' is not a size: give a number with a unit, such as 2GB or 512MiB")
+        value = float(m.group(1)) * _UNITS[unit]
+    if not value >= 1:
+        raise EmbedlensError(f"max_memory must be a positive size, got '{spec}'")
+    return int(value)
+
+
+def set_defaults(device: Any = None, dtype: Any = None, max_memory: Any = None) -> None:
+    """Make ``device``/``dtype``/``max_memory`` what :func:`~embedlens.models.loading.load_weights` uses when a
+    caller passes none (the CLI sets them from ``--device``/``--dtype``/``--max-memory``, so the lens, serve,
+    contextual and the logit lens all follow). The names are checked now; whether the device exists, when a
+    model is first loaded (so cheap checks such as layer indexes come first and need no torch)."""
     if dtype is not None:
         s = str(dtype).strip().lower().replace("torch.", "")
         if _ALIASES.get(s, s) not in DTYPES and not hasattr(dtype, "is_floating_point"):
@@ -171,6 +194,12 @@ def set_defaults(device: Any = None, dtype: Any = None) -> None:
         raise EmbedlensError(f"unknown device '{device}': choose auto, cpu, cuda, cuda:N or mps")
     _DEFAULTS["device"] = device
     _DEFAULTS["dtype"] = dtype
+    _DEFAULTS["max_memory"] = parse_memory(max_memory)
+
+
+def default_max_memory() -> int | None:
+    """The process's budget in bytes for a model's weights on its device (``--max-memory``), or None."""
+    return _DEFAULTS["max_memory"]
 
 
 def process_defaults() -> tuple[str | None, str | None]:
@@ -256,12 +285,12 @@ def resolve_dtype(spec: Any = None, device: str | None = None, *, model: Any = N
 class using:  # noqa: N801 - used as a context manager: ``with using(device="cuda"):``
     """Set the process defaults for a block and restore them after."""
 
-    def __init__(self, device: Any = None, dtype: Any = None) -> None:
-        self.device, self.dtype = device, dtype
+    def __init__(self, device: Any = None, dtype: Any = None, max_memory: Any = None) -> None:
+        self.device, self.dtype, self.max_memory = device, dtype, max_memory
 
     def __enter__(self) -> None:
         self._saved = dict(_DEFAULTS)
-        set_defaults(self.device, self.dtype)
+        set_defaults(self.device, self.dtype, self.max_memory)
 
     def __exit__(self, *exc: Any) -> None:
         _DEFAULTS.update(self._saved)
