@@ -146,3 +146,15 @@ def test_memory_sizes_parse_as_accelerate_reads_them():
     for bad in ("", "two GB", "-1GB", "0", "5XB"):
         with pytest.raises(EmbedlensError):
             parse_memory(bad)
+
+
+def test_on_a_gpu_the_budget_is_the_gpus_and_the_rest_goes_to_the_cpu(monkeypatch):
+    import torch
+
+    from embedlens.models import offload
+
+    monkeypatch.setattr("embedlens.hardware.available_memory", lambda: 10 << 30)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert offload._budgets("cuda:1", 4 << 30) == {1: 4 << 30, "cpu": 9 << 30}
+    assert offload._budgets("cuda", 4 << 30) == {0: 4 << 30, "cpu": 9 << 30}
+    assert offload._budgets("cpu", 4 << 30) == {"cpu": 4 << 30}  # and accelerate's next stop, the disk
