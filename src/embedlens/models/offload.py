@@ -97,5 +97,6 @@ def load_offloaded(source: ModelSource, folder: Path, config: Any, *, dtype: Any
     model.embedlens_loaded = {"device": device, "dtype": dtype_name(dtype), "blocks": [0, n], "embeddings": True,
                               "head": True, "device_map": device_map, "max_memory": int(budget),
                               "materialised_bytes": int(need),
-                              "offloaded": sorted(k for k, v in device_map.items() if v in ("disk", "cpu") and v != device)}
+                              "offloaded": sorted(k or "the whole model" for k, v in device_map.items()
+                                                  if v in ("disk", "cpu") and v != device)}
     return model
