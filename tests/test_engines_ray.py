@@ -201,3 +201,29 @@ def test_attaching_to_a_head_started_by_the_test(tiny_llama_dir, cache_dir, tmp_
         current = Path("/tmp/ray/ray_current_cluster")  # what `ray start` left pointing at the head it started
         if current.exists() and current.read_text().strip() == f"127.0.0.1:{port}":
             current.unlink()
+
+
+def test_ray_workers_run_the_device_dtype_and_blocks_asked_for(ray_local, tiny_llama_dir, cache_dir, run_cli,
+                                                              tmp_path):
+    from safetensors.numpy import load_file
+
+    spec = write_corpus(tmp_path / "c", "jsonl", [f"{i} {d}" for i in range(4) for d in DOCS])
+    got = {}
+    for engine, dtype in (("ray", "bfloat16"), ("local", "bfloat16"), ("local", "float32")):
+        out = tmp_path / f"{engine}-{dtype}"
+        res = run_cli("context", "-m", tiny_llama_dir, "--corpus", spec, "--focus", "bank", "--engine", engine,
+                      "--layer", "1", "--device", "cpu", "--dtype", dtype, "--method", "pca", "--no-png", "--no-html",
+                      "--out", out)
+        assert res.code == 0, res
+        engine_info = json.loads((out / "manifest.json").read_text())["settings"]["engine"]
+        got[engine, dtype] = load_file(str(out / "states.safetensors"))["occurrences"], engine_info["loaded"]
+    ray_states, ray_loaded = got["ray", "bfloat16"]
+    local_states, local_loaded = got["local", "bfloat16"]
+    # every model actor loaded what was asked: the CPU, bfloat16, and only block 0 (hidden state 1), no head
+    assert ray_loaded and all(w["device"] == "cpu" and w["dtype"] == "bfloat16" and w["blocks"] == [0, 1]
+                              and w["head"] is False and w["worker"] != "local" for w in ray_loaded), ray_loaded
+    assert local_loaded[0]["dtype"] == "bfloat16" and local_loaded[0]["blocks"] == [0, 1]
+    assert len(ray_states) <= 64  # one forward batch on both engines, so the same padding: equal to the bit
+    np.testing.assert_array_equal(ray_states, local_states)  # same weights, same precision, same windows
+    float32_gap = np.abs(got["local", "float32"][0] - local_states).max()
+    assert float32_gap > 1e-4  # bfloat16 really ran: its states are not the float32 ones

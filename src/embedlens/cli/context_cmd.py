@@ -6,7 +6,7 @@ import click
 
 from ..models.specs import DEFAULT_MODEL
 from .common import emit_json, json_option, note
-from .device_options import device_options
+from .device_options import device_options, max_memory_option
 from .engine_options import check_engine_options, engine_options
 
 
@@ -34,6 +34,7 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--case-sensitive", is_flag=True, help="Match --focus WORD with its exact case.")
 @click.option("--keep-special", is_flag=True, help="Keep special tokens (BOS, CLS, SEP) in the map.")
 @device_options
+@max_memory_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Sequences per forward pass (default 16 texts, 64 windows).")
 @click.option("--out", "out", default="embedlens-context", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: context.html, context.png, points.parquet, states.safetensors, manifest.json.")
@@ -42,7 +43,7 @@ from .engine_options import check_engine_options, engine_options
 @json_option
 def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method: str, dims: str,
             perplexity: float | None, seed: int, runs: int, focus: str | None, corpus: str | None,
-            text_column: str, engine: str, ray_address: str | None, workers: int | None, max_occurrences: int, window: int, case_sensitive: bool, keep_special: bool, device: str, dtype: str, batch_size: int | None,
+            text_column: str, engine: str, ray_address: str | None, workers: int | None, max_occurrences: int, window: int, case_sensitive: bool, keep_special: bool, device: str, dtype: str, max_memory: str | None, batch_size: int | None,
             out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
     """Map the hidden states of every token of TEXT... (or of every occurrence of --focus WORD in --corpus).
 
@@ -63,7 +64,7 @@ def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method:
         ensure_writable_dir(out)  # the workers write the states' Parquet shards under it
     from ..models.runtime import using
 
-    with using(device, dtype):  # every model this command loads runs there, in that precision
+    with using(device, dtype, max_memory):  # every model this command loads runs there, in that precision
         cmap = context_map(list(models), list(texts) or None, corpus=corpus, focus=focus, layers=layer, method=method,
                            dims=int(dims), seed=seed, runs=runs, perplexity=perplexity, keep_special=keep_special,
                            max_occurrences=max_occurrences, window=window, ignore_case=not case_sensitive,

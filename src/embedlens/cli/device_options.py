@@ -1,4 +1,5 @@
-"""``--device`` and ``--dtype``: where and in what precision the network runs (grid, context, serve, logit lens)."""
+"""``--device`` and ``--dtype``: where and in what precision the network runs (grid, context, serve, logit lens);
+``--max-memory``: how much of the device its weights may take (context, serve, logit lens)."""
 
 from __future__ import annotations
 
@@ -16,3 +17,13 @@ def device_options(f):
     f = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
                      help=DEVICE_HELP)(f)
     return f
+
+
+MAX_MEMORY_HELP = ("At most this much memory for the model's weights on the device (2GB, 512MiB): the blocks that "
+                   "do not fit are offloaded (to the disk on a CPU, to the CPU on a GPU) and read as they run. "
+                   "Safetensors models only; default no limit.")
+
+
+def max_memory_option(f):
+    """Add ``--max-memory`` (passed as ``max_memory``; checked before any weight is read)."""
+    return click.option("--max-memory", "max_memory", default=None, metavar="SIZE", help=MAX_MEMORY_HELP)(f)

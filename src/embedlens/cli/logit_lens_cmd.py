@@ -6,7 +6,7 @@ import click
 
 from ..models.specs import DEFAULT_MODEL
 from .common import console, emit_json, json_option, note, text
-from .device_options import device_options
+from .device_options import device_options, max_memory_option
 
 
 @click.command("logit-lens")
@@ -28,14 +28,15 @@ from .device_options import device_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="With --text-file: at most this many prompts (and about 4,096 tokens) per forward pass.")
 @device_options
+@max_memory_option
 @click.option("--out", "out", default="embedlens-logit-lens", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: logit_lens.html/.png/.json (or logit_lens_ranks.csv/.png/.json) and manifest.json.")
 @click.option("--no-html", is_flag=True, help="Skip logit_lens.html.")
 @click.option("--no-png", is_flag=True, help="Skip the PNG.")
 @json_option
 def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: int, positions: str, color: str,
-               text_file: str | None, max_tokens: int | None, batch_size: int, device: str, dtype: str, out: str,
-               no_html: bool, no_png: bool, as_json: bool) -> None:
+               text_file: str | None, max_tokens: int | None, batch_size: int, device: str, dtype: str,
+               max_memory: str | None, out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
     """The logit lens of TEXT: the residual stream after every block (0 = the input embeddings), decoded by the
     model's final norm and unembedding, so the last layer is the model's own next-token prediction.
 
@@ -50,13 +51,17 @@ def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: 
                              else "give a TEXT argument, or --text-file FILE with one prompt per line")
     if len(models) > 2:
         raise EmbedlensError(f"--model was given {len(models)} times: compare at most two models")
+    from ..models.runtime import using
+
     if text_file is not None:
-        _curves(models, text_file, layers, max_tokens, batch_size, device, dtype, out, not no_png, as_json)
+        with using(max_memory=max_memory):  # the models load within that budget, offloading what does not fit
+            _curves(models, text_file, layers, max_tokens, batch_size, device, dtype, out, not no_png, as_json)
         return
     from ..logitlens import compare, write_logit_lens
 
-    results = compare(list(models), prompt, layers=layers, top_k=top_k, positions=positions, max_tokens=max_tokens,
-                      device=device, dtype=dtype)
+    with using(max_memory=max_memory):
+        results = compare(list(models), prompt, layers=layers, top_k=top_k, positions=positions,
+                          max_tokens=max_tokens, device=device, dtype=dtype)
     manifest = write_logit_lens(results, out, color=color, html=not no_html, png=not no_png)
     for n in manifest["notes"]:
         note(n)

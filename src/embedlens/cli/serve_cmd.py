@@ -7,7 +7,7 @@ import click
 from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
 from .common import MODEL_HELP, SPACE_HELP
-from .device_options import device_options
+from .device_options import device_options, max_memory_option
 
 
 @click.command("serve")
@@ -39,9 +39,10 @@ from .device_options import device_options
 @click.option("--export-k", type=int, default=20, show_default=True,
               help="With --export: nearest neighbours stored per token (1-200).")
 @device_options
+@max_memory_option
 def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, port: int, host: str,
           open_browser: bool, corpus: str, seed: int, knn: str, export_dir: str | None, export_k: int,
-          device: str, dtype: str, token: str | None) -> None:
+          device: str, dtype: str, token: str | None, max_memory: str | None = None) -> None:
     """Explore a vocabulary in the browser: map, search, neighbours, variants, prompts, layers, grid.
 
     \b
@@ -68,7 +69,7 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
                    "asks for its token (in the printed URL). Use --host 127.0.0.1 to keep it local.", err=True)
     from ..models.runtime import set_defaults
 
-    set_defaults(device, dtype)  # the prompt, layer and grid views run the network there (restored on exit)
+    set_defaults(device, dtype, max_memory)  # the prompt, layer and grid views run the network there (restored on exit)
     pairs = open_panels(list(models), list(spaces), labels, default_model=DEFAULT_MODEL)
     from ..serve import create_app
     from ..serve import serve as run_server

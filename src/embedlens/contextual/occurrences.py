@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from ..lens import as_lens
+from ..models.loading import loaded_record
 from ..models.running import LayerSpec, layers_of, max_positions, network, token_strings
 from .states import forward_batches, pad_id
 
@@ -59,7 +60,8 @@ class Occurrences:
         forms: the word as written there (``First``, ``first``); ``snippets``: the text around it.
         token_ids: the word's token ids in each window; ``token_display``: those tokens, readable, joined by ``·``.
         n_found: every match in the corpus (may exceed n when ``max_occurrences`` cut the list).
-        engine: where the states were computed (engine, Ray address, workers, resources).
+        engine: where the states were computed (engine, Ray address, workers, resources; ``loaded``: per
+            model worker, the device, dtype and blocks its model ran with).
     """
 
     word: str
@@ -250,15 +252,27 @@ class OccurrenceStatesJob:
     ``ids`` and ``span`` (the tokens covering the word) for windows where some token covers it.
     ``make_runner()`` loads the model (or takes the given one) and returns a callable on those columns
     that gives ``i``, ``states`` (n, n_layers_kept * d_model), ``token_ids`` and ``trimmed``.
+
+    ``device`` and ``dtype`` (default: this process's, as set by ``--device``/``--dtype``) and the
+    ``--max-memory`` budget travel with the job, so a Ray worker loads the model where and in the precision
+    the user asked for, resolving ``auto`` on its own hardware; only the blocks up to the deepest layer asked
+    for are read there.
     """
 
-    def __init__(self, lens: Any, layers: list[int], *, batch_size: int, causal: bool) -> None:
+    def __init__(self, lens: Any, layers: list[int], *, batch_size: int, causal: bool, device: str | None = None,
+                 dtype: str | None = None) -> None:
+        from ..models.runtime import default_max_memory, process_defaults
+
         fast = lens.fast_tokenizer
         self.tokenizer_json = fast.to_str() if fast is not None else None
         self.tokenizer = None if fast is not None else lens.tokenizer
         self.source, self.layers, self.batch_size, self.causal = lens.source, list(layers), int(batch_size), causal
         self.n_layers = int(lens.meta.get("n_layers") or 0)
         self.label = f"{lens.name}: in context"
+        default_device, default_dtype = process_defaults()
+        self.device = device if device is not None else default_device
+        self.dtype = dtype if dtype is not None else default_dtype
+        self.max_memory = default_max_memory()
 
     def prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
         texts = [str(t) for t in batch["text"]]
@@ -275,7 +289,9 @@ class OccurrenceStatesJob:
         return {"i": np.asarray(keep_i, dtype=np.int64), "ids": ids, "span": spans}
 
     def make_runner(self, model: Any = None, progress: bool = False) -> _StatesRunner:
-        net = model if model is not None else load_states_model(self.source, max(self.layers), self.n_layers)
+        net = model if model is not None else load_states_model(self.source, max(self.layers), self.n_layers,
+                                                                device=self.device, dtype=self.dtype,
+                                                                max_memory=self.max_memory)
         return _StatesRunner(net, self, progress)
 
 
@@ -301,17 +317,22 @@ def _encode_windows(job: OccurrenceStatesJob, texts: list[str]) -> list[Any]:
             for i, o, m in zip(b["input_ids"], b["offset_mapping"], b["special_tokens_mask"], strict=True)]
 
 
-def load_states_model(source: Any, upto: int | None = None, n_layers: int = 0) -> Any:
-    """The model for hidden states, on the best device here (a GPU when this worker has one).
+def load_states_model(source: Any, upto: int | None = None, n_layers: int = 0, *, device: str | None = None,
+                      dtype: str | None = None, max_memory: int | None = None) -> Any:
+    """The model for hidden states in a worker: on ``device`` in ``dtype`` (see
+    :func:`~embedlens.models.loading.load_weights`; device None = the best one here, a GPU when this
+    worker has one).
 
-    The one place where the device is chosen for occurrence states. ``upto``: the deepest hidden-state
-    index needed; below the last (of ``n_layers``) only blocks ``0 .. upto-1`` are read, without the head.
+    ``upto``: the deepest hidden-state index needed; below the last (of ``n_layers``) only blocks
+    ``0 .. upto-1`` are read, without the head.
     """
     from ..models.loading import load_weights
 
+    device = device or "auto"
     if upto is None or not n_layers or upto >= n_layers:
-        return load_weights(source, device="auto")
-    return load_weights(source, device="auto", blocks=range(0, upto), head=False)
+        return load_weights(source, device=device, dtype=dtype, max_memory=max_memory)
+    return load_weights(source, device=device, dtype=dtype, blocks=range(0, upto), head=False, max_memory=max_memory)
+
 
 
 class _StatesRunner:
@@ -420,10 +441,12 @@ def occurrences(
             where = ", ".join(map(str, corp.specs))
             case = "" if ignore_case else " (matched with its exact case; a match in any case may find it)"
             raise EmbedlensError(f"'{word.strip()}' never occurs as a whole word in the corpus {where}{case}")
+        loaded: list[dict[str, Any]] = []
         if engine == "local":
             t0 = time.perf_counter()
             eng.local_model = network(lens, upto=max(kept))  # blocks above the deepest layer asked are never read
             timings["load_model"] = time.perf_counter() - t0
+            loaded.append({"worker": "local", **loaded_record(eng.local_model)})
         job = OccurrenceStatesJob(lens, kept, batch_size=batch_size, causal=causal)
         rows = {"i": np.arange(len(found), dtype=np.int64), "text": [f.model_text for f in found],
                 "ws": np.asarray([f.word_span[0] for f in found], dtype=np.int64),
@@ -431,7 +454,7 @@ def occurrences(
         t0 = time.perf_counter()
         out = eng.states(job, rows, out_dir=states_dir, progress=progress)
         timings["states"] = time.perf_counter() - t0
-        engine_info = eng.info()
+        engine_info = {**eng.info(), "loaded": loaded + list(out.get("workers", []))}
     d_model = int(lens.meta.get("d_model") or out["states"].shape[1] // max(len(kept), 1))
     good = np.asarray(out["i"], dtype=np.int64)
     vectors = np.asarray(out["states"], dtype=np.float32).reshape(len(good), len(kept), -1)

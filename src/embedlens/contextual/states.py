@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from ..lens import as_lens
+from ..models.architectures import execution_device, model_parts
 from ..models.running import (
     LayerSpec,
     check_texts,
@@ -58,8 +59,6 @@ def truncated_states(model: Any, stop: int, **inputs: Any) -> list[Any]:
     State 0 is the input of block 0 (the embeddings output), state i the output of block i-1; the run is cut
     right after block ``stop-1`` (blocks past it may be unloaded), so no final norm is applied.
     """
-    from ..models.architectures import model_parts
-
     blocks = model_parts(model).blocks
     base = getattr(model, "base_model", model)
     captured: list[Any] = []
@@ -121,7 +120,7 @@ def forward_batches(
     stop = loaded_blocks(model)
     if stop is not None and max(layers) > stop:
         raise EmbedlensError(f"hidden state {max(layers)} needs blocks the model was loaded without (it has 0..{stop - 1})")
-    device = next(base.parameters()).device  # inputs go where the model is (a GPU worker's cuda)
+    device = execution_device(model_parts(model).embed)  # inputs go where the model is (a GPU worker's cuda)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]

@@ -289,11 +289,18 @@ class atomic_folder:  # noqa: N801 - used as a context manager, like open()
 
 
 def table_to_states(table: Any) -> dict[str, Any]:
-    """The columns of the states shards as numpy, sorted by ``i`` (the window's index)."""
+    """The columns of the states shards as numpy, sorted by ``i`` (the window's index); ``workers``: what each
+    model actor loaded (device, dtype, blocks), one record per worker."""
     order = np.argsort(table.column("i").to_numpy(), kind="stable")
     table = table.take(order)
     states = table.column("states")
     flat = np.asarray(states.combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-    return {"i": table.column("i").to_numpy(), "states": flat.reshape(len(table), -1),
-            "token_ids": [np.asarray(t, dtype=np.int64) for t in table.column("token_ids").to_pylist()],
-            "trimmed": table.column("trimmed").to_numpy(zero_copy_only=False)}
+    out = {"i": table.column("i").to_numpy(), "states": flat.reshape(len(table), -1),
+           "token_ids": [np.asarray(t, dtype=np.int64) for t in table.column("token_ids").to_pylist()],
+           "trimmed": table.column("trimmed").to_numpy(zero_copy_only=False)}
+    if "worker" in table.column_names:  # what each model actor loaded (device, dtype, blocks), once per worker
+        import json
+
+        seen = dict.fromkeys(str(w) for w in table.column("worker").to_pylist() if w is not None)
+        out["workers"] = [json.loads(w) for w in seen]
+    return out

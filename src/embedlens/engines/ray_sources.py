@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..models.loading import loaded_record
+
 
 def _one_thread() -> None:
     """A task holds one CPU: the tokenizer must not spread over every core (Ray sets OMP_NUM_THREADS=1 alike)."""
@@ -146,10 +148,15 @@ class ModelActor:
     """An actor of the pool: loads the model once (on ``cuda`` when it was given a GPU), then runs batches."""
 
     def __init__(self, job: Any, threads: int = 1) -> None:
+        import json
+        import socket
+
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
         self.run = job.make_runner()
+        # what this worker loaded, carried on its rows so the driver can record it per worker
+        self.loaded = json.dumps({"worker": f"{socket.gethostname()}:{os.getpid()}", **loaded_record(self.run.net)})
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         import pyarrow as pa
@@ -161,4 +168,5 @@ class ModelActor:
             "states": pa.FixedSizeListArray.from_arrays(pa.array(states.reshape(-1)), max(int(states.shape[1]), 1)),
             "token_ids": pa.array([np.asarray(t, dtype=np.int64) for t in out["token_ids"]], type=pa.list_(pa.int64())),
             "trimmed": pa.array(np.asarray(out["trimmed"], dtype=bool)),
+            "worker": pa.array([self.loaded] * len(out["i"]), type=pa.string()).dictionary_encode(),
         })

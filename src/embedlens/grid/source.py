@@ -17,16 +17,6 @@ import numpy as np
 
 from ..errors import EmbedlensError
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def torch_dtype(name: str | Any, device: str = "cpu") -> Any:
-    """A dtype name (auto, float32, bfloat16, float16) or ``torch.dtype`` for ``device``: see
-    :func:`embedlens.models.runtime.choose_dtype`."""
-    from ..models.runtime import choose_dtype
-
-    return choose_dtype(name, device)
-
 
 def _encoder_error(name: str) -> EmbedlensError:
     return EmbedlensError(f"{name} is an encoder-only model without an LM head: the grid map needs a causal "
@@ -36,7 +26,7 @@ def _encoder_error(name: str) -> EmbedlensError:
 class GridModel:
     """A causal LM with its vocabulary's raw and readable strings, embedding matrix and token resolver."""
 
-    def __init__(self, model: Any = None, tokenizer: Any = None, *, dtype: str | Any = "float32",
+    def __init__(self, model: Any = None, tokenizer: Any = None, *, dtype: str | Any = None,
                  device: str | None = None) -> None:
         from ..lens import ModelLens
 
@@ -74,7 +64,11 @@ class GridModel:
 
     @cached_property
     def _dtype(self) -> Any:
-        return torch_dtype(self._dtype_spec, self.device)
+        """``dtype`` resolved for this model on this device (None: the process default, else float32)."""
+        from ..models.runtime import resolve_dtype
+
+        return resolve_dtype(self._dtype_spec, self.device,
+                             model=self.lens.source if self.lens is not None else self._model)
 
     @property
     def dtype_name(self) -> str:

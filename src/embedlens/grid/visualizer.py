@@ -36,12 +36,14 @@ class EmbeddingGridVisualizer:
         tokenizer: the model's tokenizer (needed with a transformers model; ignored otherwise).
         layer_idx: the block the grid vectors are fed to: ``0 .. n_layers`` (``n_layers`` = decode directly),
             negative values count from the end; ``None`` = the last block.
-        dtype: ``"float32"`` or ``"bfloat16"`` (faster on CPUs with bfloat16 matrix units).
+        dtype: ``"float32"``, ``"bfloat16"`` (faster on CPUs with bfloat16 matrix units), ``"float16"`` or
+            ``"auto"``; None = the process default (``--dtype``), else float32: see
+            :func:`embedlens.models.runtime.resolve_dtype`.
         seed: seed of the random projection (42 reproduces the original module's matrix).
     """
 
     def __init__(self, model: Any = None, tokenizer: Any = None, layer_idx: int | None = None, *,
-                 dtype: str = "float32", seed: int = 42, device: str | None = None) -> None:
+                 dtype: str | None = None, seed: int = 42, device: str | None = None) -> None:
         self.source = model if isinstance(model, GridModel) else GridModel(model, tokenizer, dtype=dtype, device=device)
         # Shapes and the layer come from the cached metadata: nothing is loaded until a map is computed.
         self.hidden_size = self.source.d_model
@@ -280,7 +282,7 @@ def create_embedding_grid_map(
     center: tuple[float, float] = (0.0, 0.0),
     plane_tokens: Sequence[str] | str | None = None,
     seed: int = 42,
-    dtype: str = "float32",
+    dtype: str | None = None,
     device: str | None = None,
     png: bool = True,
     html: bool = True,

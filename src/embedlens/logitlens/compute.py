@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from ..lens import as_lens
+from ..models.loading import loaded_record
 from ..models.running import check_texts, layers_of
 from . import runtime as rt
 from .result import LogitLensResult, RankCurve
@@ -143,11 +144,11 @@ def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[
     """
     import torch
 
-    from ..models.architectures import model_parts
+    from ..models.architectures import execution_device, model_parts
 
     parts = model_parts(net)
     n_layers = parts.n_layers
-    dev = parts.unembed.weight.device
+    dev = execution_device(parts.embed)
     lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
     width = int(lengths.max())
     ids = np.full((len(sequences), width), pad, dtype=np.int64)
@@ -205,7 +206,7 @@ def _plan(model: Any, texts: list[str], layers: Any, top_k: int, max_tokens: int
     kept = layers_of(lens, layers)
     k = check_top_k(top_k, int(lens.meta.get("n_vocab") or 1))
     toks = tokenize(lens, texts, max_tokens=max_tokens)
-    dev, dt = rt.choose(device, dtype)
+    dev, dt = rt.choose(lens, device, dtype)
     return _Plan(lens, kept, k, dev, dt, toks, max_tokens)
 
 
@@ -285,7 +286,7 @@ def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: flo
     kept = states.float().cpu().numpy() if keep_states else None
     timings["total_s"] = time.perf_counter() - started
     settings = {"top_k": plan.top_k, "max_tokens": plan.max_tokens, "device": plan.device,
-                "dtype": rt.dtype_name(plan.dtype),
+                "dtype": rt.dtype_name(plan.dtype), "loaded": loaded_record(net),
                 "semantics": SEMANTICS}
     return LogitLensResult(
         model=lens.manifest(), text=t.text, token_ids=t.ids, tokens=raw, display=shown, layers=list(plan.layers),

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models.runtime import choose_device, choose_dtype, default_device, default_dtype, dtype_name
+from ..models.runtime import choose_device, default_device, dtype_name, resolve_dtype
 
 
-def choose(device: str | None = None, dtype: str | Any = None) -> tuple[str, Any]:
-    """``(device, torch dtype)`` from user specs.
+def choose(lens: Any, device: str | None = None, dtype: str | Any = None) -> tuple[str, Any]:
+    """``(device, torch dtype)`` the logit lens of ``lens`` runs in, from user specs.
 
     ``None`` (the library default) means what ``lens.model`` is loaded as: the process defaults
-    (``--device``/``--dtype``), else float32 on the CPU; ``"auto"`` lets the runtime pick (a GPU; on a CPU
-    with fast bfloat16 units, bfloat16).
+    (``--device``/``--dtype``), else float32 on the CPU; ``"auto"`` lets the runtime pick (the checkpoint's
+    dtype on a GPU; on a CPU with fast bfloat16 units, bfloat16): :func:`~embedlens.models.runtime.resolve_dtype`.
     """
     default_dev = default_device()
     dev = default_dev if device is None else choose_device(device)
-    if dtype is None:
-        dtype = default_dtype(dev) if dev == default_dev else "auto"
-    return dev, dtype if not isinstance(dtype, str) else choose_dtype(dtype, dev)
+    if dtype is None and dev != default_dev:
+        dtype = "auto"
+    return dev, resolve_dtype(dtype, dev, model=lens.source)
 
 
 def weights(lens: Any, device: str, dtype: Any) -> Any:
@@ -34,7 +34,7 @@ def weights(lens: Any, device: str, dtype: Any) -> Any:
         info = getattr(loaded, "embedlens_loaded", None) or {}
         if (str(info.get("device", "cpu")), str(info.get("dtype"))) == key:
             return loaded
-    elif key == (default_device(), dtype_name(default_dtype(default_device()))):
+    elif key == (default_device(), dtype_name(resolve_dtype(None, default_device(), model=lens.source))):
         return lens.model
     store = lens.__dict__.setdefault("_weights_by_runtime", {})
     if key not in store:

@@ -118,3 +118,20 @@ def model_parts(model: Any) -> ModelParts:
         raise EmbedlensError(f"{type(model).__name__} does not have the layout expected for '{model_type}': {exc}") from None
     unembed = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     return ModelParts(model, arch, base, embed, blocks, final_norm, unembed, arch.embed_scale(model.config))
+
+
+def execution_device(module: Any) -> Any:
+    """The torch device ``module`` computes on: where its weight is, or, for a weight accelerate offloaded
+    (left on the meta device until the module runs), the device its hook brings the weight to."""
+    import torch
+
+    weight = getattr(module, "weight", None)
+    if weight is None:
+        weight = next(module.parameters())
+    if weight.device.type != "meta":
+        return weight.device
+    for m in (module, *module.modules()):
+        dev = getattr(getattr(m, "_hf_hook", None), "execution_device", None)
+        if dev is not None:
+            return torch.device(dev if not isinstance(dev, int) else f"cuda:{dev}")
+    return torch.device("cpu")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from .architectures import ModelParts, model_parts
+from .architectures import ModelParts, execution_device, model_parts
 
 _ROTARY = ("llama", "gemma3")
 
@@ -89,8 +89,8 @@ class BlockRunner:
 
     @property
     def device(self) -> Any:
-        """Where the head lives (inputs are moved there)."""
-        return self.parts.unembed.weight.device
+        """Where the head computes (inputs are moved there; for an offloaded head, where it is brought to)."""
+        return execution_device(self.parts.unembed)
 
     @property
     def n_vocab(self) -> int:
@@ -242,10 +242,11 @@ class BlockRunner:
         import torch
 
         w = self.parts.unembed.weight
+        dev = self.device
         h = torch.as_tensor(hidden)
         n = int(h.shape[0])
         if chunk_rows is None:
-            budget = (1 << 30) if w.device.type == "cuda" else (64 << 20)
+            budget = (1 << 30) if dev.type == "cuda" else (64 << 20)
             chunk_rows = max(16, budget // (4 * self.n_vocab))
         kk = min(int(k), self.n_vocab)
         ids = np.empty((n, kk), dtype=np.int64)
@@ -255,8 +256,8 @@ class BlockRunner:
         with torch.inference_mode():
             for s in range(0, n, chunk_rows):
                 e = min(n, s + chunk_rows)
-                block = h[s:e].to(device=w.device, dtype=w.dtype)
-                t = tg[s:e].to(w.device) if tg is not None else None
+                block = h[s:e].to(device=dev, dtype=w.dtype)
+                t = tg[s:e].to(dev) if tg is not None else None
                 top_ids, top_p, rk = top_k_of_logits(self.decode(block, normed=normed), kk, t)
                 ids[s:e] = top_ids.cpu().numpy()
                 probs[s:e] = top_p.cpu().numpy()

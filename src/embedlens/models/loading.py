@@ -57,54 +57,58 @@ def load_config(source: ModelSource) -> Any:
         raise EmbedlensError(f"could not read the config of {source.spec}: {type(exc).__name__}: {exc}") from None
 
 
-def _stored_dtype(source: ModelSource) -> str | None:
-    """The dtype a folder checkpoint's config says its weights are stored in (``auto`` keeps it on a GPU)."""
-    if source.kind != "folder":
-        return None  # a GGUF is quantized: no float dtype to keep
-    import json
-
-    try:
-        config = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    value = config.get("dtype") or config.get("torch_dtype")
-    return value if isinstance(value, str) and value in ("float32", "bfloat16", "float16") else None
-
-
 def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, device: Any = None,
-                 blocks: range | None = None, embeddings: bool = True, head: bool = True) -> Any:
+                 blocks: range | None = None, embeddings: bool = True, head: bool = True,
+                 max_memory: Any = None) -> Any:
     """Load the model alone (no tokenizer), from local files only, in eval mode.
 
     Args:
         spec: a model spec or :class:`ModelSource`.
         dtype: a ``torch.dtype`` or a name (``auto``, ``float32``, ``bfloat16``, ``float16``); None = the
-            process default (:func:`embedlens.models.runtime.set_defaults`, set by ``--dtype``), else float32.
+            process default (:func:`embedlens.models.runtime.set_defaults`, set by ``--dtype``), else float32;
+            see :func:`embedlens.models.runtime.resolve_dtype`.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``; None = the process default, else cpu.
         blocks: None loads every block; ``range(a, b)`` materialises only blocks a..b-1 (the others stay
             on the meta device: no memory, no initialisation). With ``embeddings=False`` / ``head=False``
             the token embedding / LM head stay on meta too (a tied head keeps the shared matrix).
             Position embeddings, the final norm and buffers are always loaded.
+        max_memory: bytes (or ``"2GB"``) the weights may take on ``device``; None = the process default
+            (``--max-memory``), else no budget. A model over it runs with the blocks that do not fit
+            offloaded (:mod:`embedlens.models.offload`); so do blocks ``0 .. b-1`` asked for over it.
 
     For a GGUF the dequantized safetensors copy is read (made on first use). Causal LMs come with their
     LM head; encoders as the bare model. ``model.embedlens_loaded`` records device, dtype and blocks.
     """
     _offline()
     source = spec if isinstance(spec, ModelSource) else resolve(spec)
-    from .runtime import choose_device, choose_dtype, default_device, default_dtype, dtype_name
+    from .runtime import (
+        choose_device,
+        default_device,
+        default_max_memory,
+        dtype_name,
+        parse_memory,
+        resolve_dtype,
+    )
 
     device = choose_device(device) if device is not None else default_device()
-    if dtype is None:
-        dtype = default_dtype(device)
-    else:
-        dtype = choose_dtype(dtype, device, checkpoint_dtype=_stored_dtype(source))
+    dtype = resolve_dtype(dtype, device, model=source)
+    budget = parse_memory(max_memory) if max_memory is not None else default_max_memory()
     partial = blocks is not None or not embeddings or not head
+    if budget is not None and source.kind == "gguf":  # refused before the GGUF is dequantized whole in memory
+        from .offload import check_offload
+        from .partial import estimate_bytes
+
+        need, per_block = estimate_bytes(load_config(source), dtype)
+        if need > budget:
+            check_offload(source, budget, per_block, dtype)
     try:
         if partial:
             from .partial import load_partial
 
-            model = load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head)
+            model = load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head,
+                                 max_memory=budget)
         else:
-            model = _load_full(source, dtype, device)
+            model = _load_full(source, dtype, device, max_memory=budget)
     except EmbedlensError:
         raise
     except Exception as exc:  # transformers raises many types for unreadable files
@@ -117,7 +121,14 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
     return model
 
 
-def _load_full(source: ModelSource, dtype: Any, device: str) -> Any:
+def loaded_record(model: Any) -> dict[str, Any]:
+    """Where a loaded model runs, for manifests: device, dtype, the blocks read, whether the head was, and under
+    a ``max_memory`` budget the modules offloaded."""
+    info = getattr(model, "embedlens_loaded", None) or {}
+    return {k: info[k] for k in ("device", "dtype", "blocks", "head", "max_memory", "offloaded") if k in info}
+
+
+def _load_full(source: ModelSource, dtype: Any, device: str, *, max_memory: int | None = None) -> Any:
     from .partial import check_fits, estimate_bytes
     from .runtime import dtype_name
 
@@ -125,6 +136,11 @@ def _load_full(source: ModelSource, dtype: Any, device: str) -> Any:
     with _quiet():
         config = folder_config(folder)
     need, per_block = estimate_bytes(config, dtype)
+    if max_memory is not None and need > max_memory:
+        from .offload import load_offloaded
+
+        return load_offloaded(source, folder, config, dtype=dtype, device=device, budget=max_memory, need=need,
+                              per_block=per_block)
     n = int(getattr(config, "num_hidden_layers", 0) or 0)
     device_map = check_fits(source, need, device, per_block=per_block, fixed=need - n * per_block, dtype=dtype)
     kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}

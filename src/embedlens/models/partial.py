@@ -113,8 +113,13 @@ def _set_tensor(model: Any, name: str, value: Any) -> None:
 
 
 def load_partial(source: ModelSource, *, dtype: Any, device: str, blocks: range | None = None,
-                 embeddings: bool = True, head: bool = True) -> Any:
-    """The model with only ``blocks`` (and the embedding / head when asked) materialised on ``device``."""
+                 embeddings: bool = True, head: bool = True, max_memory: int | None = None) -> Any:
+    """The model with only ``blocks`` (and the embedding / head when asked) materialised on ``device``.
+
+    When they need more than ``max_memory`` bytes, blocks ``0 .. b-1`` (a job that runs the model from its
+    input, as the contextual states do) come from the whole model loaded with offload
+    (:mod:`embedlens.models.offload`; the blocks past them are never run); later blocks alone are refused.
+    """
     from .architectures import get_path, model_parts
     from .checkpoint import Checkpoint
     from .runtime import dtype_name
@@ -150,6 +155,9 @@ def load_partial(source: ModelSource, *, dtype: Any, device: str, blocks: range 
     need = _nbytes(names, dtype)
     per_block = _nbytes(dict(parts.blocks[0].named_parameters()), dtype) if n else None
     fixed = need - len(blocks) * per_block if per_block else need
+    if max_memory is not None and need > max_memory:
+        return _offloaded_prefix(source, folder, config, dtype=dtype, device=device, blocks=blocks, budget=max_memory,
+                                 per_block=per_block or 0)
     device_map = check_fits(source, need, device, per_block=per_block, fixed=fixed, dtype=dtype)
     if device_map is not None:
         raise EmbedlensError(f"the blocks asked for ({_fmt(need)}) do not fit on {device}: use fewer blocks or `device=cpu`")
@@ -182,6 +190,22 @@ def load_partial(source: ModelSource, *, dtype: Any, device: str, blocks: range 
     model.embedlens_loaded = {"device": device, "dtype": dtype_name(dtype), "blocks": [blocks.start, blocks.stop],
                               "embeddings": bool(embeddings or (tied and head)), "head": bool(head), "device_map": None,
                               "materialised_bytes": int(need)}
+    return model
+
+
+def _offloaded_prefix(source: ModelSource, folder: Any, config: Any, *, dtype: Any, device: str, blocks: range,
+                      budget: int, per_block: int) -> Any:
+    from .offload import check_offload, load_offloaded
+
+    check_offload(source, budget, per_block, dtype)
+    if blocks.start != 0:
+        raise EmbedlensError(f"blocks {blocks.start}..{blocks.stop - 1} of {source.spec} need more than max_memory "
+                             f"{_fmt(budget)}: offload runs a model from its input (a logit lens, contextual states), "
+                             "not from a middle block; raise max_memory or use another device")
+    need, _ = estimate_bytes(config, dtype)
+    model = load_offloaded(source, folder, config, dtype=dtype, device=device, budget=budget, need=need,
+                           per_block=per_block)
+    model.embedlens_loaded["blocks"] = [0, blocks.stop]  # the job stops after them: later blocks never run
     return model
 
 

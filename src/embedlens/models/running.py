@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from .runtime import default_device, dtype_name, resolve_dtype
 
 LayerSpec = int | str | Sequence[int]
 
@@ -49,18 +50,33 @@ def network(lens: Any, upto: int | None = None) -> Any:
     :func:`~embedlens.contextual.states.forward_batches` stops there.
     """
     n = int(lens.meta.get("n_layers") or 0)
-    if upto is None or not n or upto >= n or "model" in lens.__dict__:
+    whole = upto is None or not n or upto >= n
+    # a model loaded earlier under other process defaults (--device/--dtype) is not the one asked for now
+    device = default_device()
+    wanted = (device, dtype_name(resolve_dtype(None, device, model=lens.source)))
+
+    def runs_as_asked(net: Any) -> bool:
+        info = getattr(net, "embedlens_loaded", None) or {}
+        return (str(info.get("device")), str(info.get("dtype"))) == wanted
+
+    full = lens.__dict__.get("model")
+    if full is not None and runs_as_asked(full):
+        return full
+    if whole and full is None:
         return lens.model
+    stop = n if whole else int(upto)
     nets = lens.__dict__.setdefault("_partial_networks", {})
-    for stop, net in nets.items():
-        if stop >= upto:
+    for have, net in nets.items():
+        if have >= stop and runs_as_asked(net):
             return net
     from .loading import load_weights
 
     nets.clear()
-    # a causal model keeps its head (the final norm always loads): its context hovers decode these states
-    nets[upto] = load_weights(lens.source, blocks=range(0, upto), head=bool(lens.meta.get("causal")))
-    return nets[upto]
+    if whole:
+        nets[stop] = load_weights(lens.source)
+    else:  # a causal model keeps its head (the final norm always loads): its context hovers decode these states
+        nets[stop] = load_weights(lens.source, blocks=range(0, stop), head=bool(lens.meta.get("causal")))
+    return nets[stop]
 
 
 def layers_of(lens: Any, layers: LayerSpec) -> list[int]:

@@ -5,6 +5,11 @@ takes the checkpoint's own dtype on a GPU (bfloat16 when it is unknown and the G
 float16), and on a CPU float32, or bfloat16 where :func:`embedlens.hardware.fast_bfloat16` measured
 bfloat16 matrix products to be at least as fast as float32 ones. Every refusal is one line saying what
 would work instead.
+
+:func:`resolve_dtype` is the one answer every loader and command uses: it takes the process default
+(``--dtype``) when no dtype is given and reads the checkpoint's dtype (:func:`checkpoint_dtype`: the
+config's ``torch_dtype``, else the safetensors headers; a GGUF runs as what it is dequantized to, float32)
+only when ``auto`` meets a GPU.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import re
 from typing import Any
 
 from ..errors import EmbedlensError
+from .specs import ModelSource, resolve
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -149,14 +155,37 @@ def free_memory(device: str) -> int | None:
 
 # -- the process's choice (set once by the CLI's --device/--dtype; read by every loader) ---------------
 
-_DEFAULTS: dict[str, Any] = {"device": None, "dtype": None}
+_DEFAULTS: dict[str, Any] = {"device": None, "dtype": None, "max_memory": None}
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "K": 2**10, "M": 2**20, "G": 2**30,
+          "T": 2**40, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
-def set_defaults(device: Any = None, dtype: Any = None) -> None:
-    """Make ``device``/``dtype`` what :func:`~embedlens.models.loading.load_weights` uses when a caller passes
-    none (the CLI sets them from ``--device``/``--dtype``, so the lens, serve, contextual and the logit lens
-    all follow). The names are checked now; whether the device exists, when a model is first loaded (so
-    cheap checks such as layer indexes come first and need no torch)."""
+def parse_memory(spec: Any) -> int | None:
+    """Bytes of a memory budget: an int, or ``"2GB"``, ``"1.5GiB"``, ``"800MB"``, ``"4G"`` (None stays None).
+
+    Raises:
+        EmbedlensError: not a positive size.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, int | float) and not isinstance(spec, bool):
+        value = float(spec)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(spec))
+        unit = m.group(2).upper() if m else None
+        if m is None or unit not in _UNITS:
+            raise EmbedlensError(f"max_memory '{spec}' is not a size: give a number with a unit, such as 2GB or 512MiB")
+        value = float(m.group(1)) * _UNITS[unit]
+    if not value >= 1:
+        raise EmbedlensError(f"max_memory must be a positive size, got '{spec}'")
+    return int(value)
+
+
+def set_defaults(device: Any = None, dtype: Any = None, max_memory: Any = None) -> None:
+    """Make ``device``/``dtype``/``max_memory`` what :func:`~embedlens.models.loading.load_weights` uses when a
+    caller passes none (the CLI sets them from ``--device``/``--dtype``/``--max-memory``, so the lens, serve,
+    contextual and the logit lens all follow). The names are checked now; whether the device exists, when a
+    model is first loaded (so cheap checks such as layer indexes come first and need no torch)."""
     if dtype is not None:
         s = str(dtype).strip().lower().replace("torch.", "")
         if _ALIASES.get(s, s) not in DTYPES and not hasattr(dtype, "is_floating_point"):
@@ -165,6 +194,20 @@ def set_defaults(device: Any = None, dtype: Any = None) -> None:
         raise EmbedlensError(f"unknown device '{device}': choose auto, cpu, cuda, cuda:N or mps")
     _DEFAULTS["device"] = device
     _DEFAULTS["dtype"] = dtype
+    _DEFAULTS["max_memory"] = parse_memory(max_memory)
+
+
+def default_max_memory() -> int | None:
+    """The process's budget in bytes for a model's weights on its device (``--max-memory``), or None."""
+    return _DEFAULTS["max_memory"]
+
+
+def process_defaults() -> tuple[str | None, str | None]:
+    """The process's ``(device, dtype)`` specs as names (None where unset), to hand to another process
+    (a Ray worker resolves them on its own hardware, with the same rules)."""
+    device, dtype = _DEFAULTS["device"], _DEFAULTS["dtype"]
+    return (None if device is None else str(device),
+            None if dtype is None else dtype_name(dtype).strip().lower())
 
 
 def default_device() -> str:
@@ -173,25 +216,81 @@ def default_device() -> str:
     return choose_device(spec) if spec is not None else "cpu"
 
 
-def default_dtype(device: str | None = None) -> Any:
-    """The dtype loaders use when none is given: the process default (``auto`` resolved for ``device``) or float32."""
+def checkpoint_dtype(model: Any) -> str | None:
+    """The float dtype a model's weights are stored in, or None where nothing says.
+
+    Args:
+        model: a :class:`~embedlens.models.specs.ModelSource` or spec (a folder: its config's ``dtype`` /
+            ``torch_dtype``, else the dtype holding most of the safetensors' or ``.bin``'s floats; a GGUF:
+            float32, what its quantized blocks are dequantized to), or a loaded torch module (its parameters').
+    """
+    if model is None:
+        return None
+    if hasattr(model, "parameters"):
+        first = next(iter(model.parameters()), None)
+        return dtype_name(first.dtype) if first is not None else None
+    source = model if isinstance(model, ModelSource) else resolve(model)
+    if source.kind == "gguf":
+        return "float32"
+    import json
+
+    try:
+        config = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    value = config.get("dtype") or config.get("torch_dtype")
+    if isinstance(value, str) and value in DTYPES[1:]:
+        return value
+    from .checkpoint import Checkpoint
+
+    try:
+        ckpt = Checkpoint(source.path)
+    except EmbedlensError:
+        return None
+    floats: dict[str, int] = {}
+    for name in ckpt.names():
+        kind = ckpt.storage_dtype(name)
+        if kind in DTYPES[1:]:
+            size = 1
+            for n in ckpt.info(name).shape:
+                size *= int(n)
+            floats[kind] = floats.get(kind, 0) + size
+    return max(floats, key=floats.__getitem__) if floats else None
+
+
+def resolve_dtype(spec: Any = None, device: str | None = None, *, model: Any = None) -> Any:
+    """The torch dtype ``model`` runs in on ``device``: the one resolution every loader and command uses.
+
+    Args:
+        spec: ``auto``, ``float32``, ``bfloat16``, ``float16``, a ``torch.dtype``, or None for the process
+            default (:func:`set_defaults`, set by ``--dtype``; float32 when none was set).
+        device: a device from :func:`choose_device`; None = the process default device.
+        model: what will run (a spec, :class:`~embedlens.models.specs.ModelSource` or loaded module): ``auto``
+            on a GPU keeps its :func:`checkpoint_dtype` (read only then).
+
+    Raises:
+        EmbedlensError: an unknown dtype, or one the device cannot compute in.
+    """
     import torch
 
-    d = _DEFAULTS["dtype"]
-    if d is None:
-        return torch.float32
-    return choose_dtype(d, device or default_device())
+    if spec is None:
+        spec = _DEFAULTS["dtype"]
+        if spec is None:
+            return torch.float32
+    device = device or default_device()
+    stored = checkpoint_dtype(model) if _parse_dtype(spec) is None and is_gpu(device) else None
+    return choose_dtype(spec, device, checkpoint_dtype=stored)
 
 
 class using:  # noqa: N801 - used as a context manager: ``with using(device="cuda"):``
     """Set the process defaults for a block and restore them after."""
 
-    def __init__(self, device: Any = None, dtype: Any = None) -> None:
-        self.device, self.dtype = device, dtype
+    def __init__(self, device: Any = None, dtype: Any = None, max_memory: Any = None) -> None:
+        self.device, self.dtype, self.max_memory = device, dtype, max_memory
 
     def __enter__(self) -> None:
         self._saved = dict(_DEFAULTS)
-        set_defaults(self.device, self.dtype)
+        set_defaults(self.device, self.dtype, self.max_memory)
 
     def __exit__(self, *exc: Any) -> None:
         _DEFAULTS.update(self._saved)
