@@ -76,6 +76,7 @@ def build_atlas(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     pre_pca: int | None = None,
+    pca_solver: str = "auto",
     color: str = "frequency",
     size_by_frequency: bool = False,
     progress: bool = True,
@@ -106,7 +107,8 @@ def build_atlas(
         dims: 2 or 3.
         metric: ``cosine`` or ``euclidean``, for the reducer and for the quality figures.
         seed: seed of every random step (reducer and quality sample): same seed, same map.
-        perplexity, n_neighbors, min_dist, pre_pca: reducer parameters (see :func:`embedlens.reduce.make_reducer`).
+        perplexity, n_neighbors, min_dist, pre_pca, pca_solver: reducer parameters (see
+            :func:`embedlens.reduce.make_reducer`).
         color: ``frequency`` (log scale), ``length`` (characters), ``script``, ``faithfulness`` (each point's
             local recall@10, 0 to 1) or ``none``.
         size_by_frequency: bigger markers for more frequent tokens.
@@ -125,7 +127,8 @@ def build_atlas(
     from ..lens import as_view
 
     check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity, n_neighbors=n_neighbors,
-                  min_dist=min_dist, pre_pca=pre_pca, clusters=clusters, x_axis=x_axis, y_axis=y_axis, z_axis=z_axis)
+                  min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver, clusters=clusters, x_axis=x_axis,
+                  y_axis=y_axis, z_axis=z_axis)
     view = as_view(lens, which)
     space = view.space
     axes = None
@@ -160,7 +163,7 @@ def build_atlas(
     started = time.perf_counter()
     reducer, coords = reduce_stage(view, X, full, method=method, dims=dims, metric=metric, seed=seed,
                                    perplexity=perplexity, n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca,
-                                   axes=axes)
+                                   pca_solver=pca_solver, axes=axes)
     timings["reduce"] = time.perf_counter() - started
     timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
     notes.extend(getattr(reducer, "notes_", []) or [])
