@@ -55,7 +55,7 @@ def test_a_flat_spectrum_is_reported_unresolved_or_still_bounded():
     exact = fit_pca(x, 2, metric="cosine")
     fast = fit_pca(x, 2, metric="cosine", solver="randomized")
     acc = fast.info["accuracy"]
-    assert acc["passes"] == pca_module.MAX_ITER
+    assert acc["passes"] <= pca_module.MAX_ITER
     angle = largest_angle_deg(exact.components, fast.components)
     if acc["resolved"]:
         assert angle <= acc["max_principal_angle_deg"]

@@ -25,7 +25,8 @@ the Ritz residuals ``R = C U - U diag(theta)`` are known for free, and give an *
 (Davis-Kahan sin-theta theorem): the largest principal angle between the kept components and the exact ones
 is at most ``asin(||R_k|| / gap)``, and each kept variance is within ``||r_i||^2 / gap`` of the exact one,
 where ``gap = theta_k - theta_(k+1) - ||R_rest||`` separates the kept Ritz values from the rest. Iteration
-stops when the angle bound is below :data:`ANGLE_TOL` or after :data:`MAX_ITER` passes; ``info["accuracy"]``
+stops when the angle bound is below :data:`ANGLE_TOL`, when an unresolved spectrum stops gaining variance
+(:data:`STALL_PASSES`, :data:`STALL_GAIN`) or after :data:`MAX_ITER` passes; ``info["accuracy"]``
 states the bounds reached. The bound assumes the random block has caught the dominant directions (what the
 oversampling is for; Halko et al. section 10); float32 rounding (~1e-6 relative) is below it. On a flat
 spectrum (a random matrix) the kept eigenvalues are not separated and the bound says so (angle 90 degrees).
@@ -48,6 +49,7 @@ RANDOMIZED_MIN_FLOPS = 5e11
 OVERSAMPLE = 10  # directions beyond the kept ones in the randomized block
 MAX_ITER = 12  # passes over the rows at most
 ANGLE_TOL = 1e-3  # radians: the randomized route stops once its a-posteriori angle bound is below this
+STALL_PASSES, STALL_GAIN = 4, 1e-3  # ... or, unresolved after this many passes, once a pass adds < 0.1% variance
 _PASS_BLOCK_BYTES = 1 << 27  # float32 rows per randomized pass block (128 MiB)
 _ROUNDING = 64 * float(np.finfo(np.float32).eps)  # float32 rounding of C V, relative to the largest eigenvalue
 
@@ -73,18 +75,29 @@ class PCAFit:
     info: dict = field(default_factory=dict)  # which exact route was taken (solver, passes, residual)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """Project ``x`` (n, d) onto the components: float32 array of shape (n, k), in row blocks."""
+        """Project ``x`` (n, d) onto the components: float32 array of shape (n, k), in row blocks.
+
+        Cosine rows are unit length, so ``(D x - mean) W = D (x W) - mean W`` (``D``: the scaling) loses nothing
+        to float32 and needs no scaled copy of the rows; euclidean rows are centred first (rows far from the
+        origin would lose their spread to cancellation).
+        """
         out = np.empty((x.shape[0], self.components.shape[0]), dtype=np.float32)
         w = np.ascontiguousarray(self.components.T, dtype=np.float32)
         mean = self.mean.astype(np.float32)
+        shift = (self.mean @ self.components.T).astype(np.float32)
         for start in range(0, x.shape[0], _BLOCK_ROWS):
             stop = min(x.shape[0], start + _BLOCK_ROWS)
-            block = np.array(x[start:stop], dtype=np.float32)
+            y = out[start:stop]
             if self.metric == "cosine":
+                block = np.asarray(x[start:stop], dtype=np.float32)
+                np.matmul(block, w, out=y)
                 norms = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
-                block *= (1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)[:, None]
-            block -= mean
-            np.matmul(block, w, out=out[start:stop])
+                y *= (1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)[:, None]
+                y -= shift
+            else:
+                block = np.array(x[start:stop], dtype=np.float32)
+                block -= mean
+                np.matmul(block, w, out=y)
         return out
 
 
@@ -178,23 +191,31 @@ class _Covariance:
         self.n, self.d = x.shape
         self.block = max(256, _PASS_BLOCK_BYTES // (4 * self.d))
         self.scale = _inverse_norms(x, metric, self.block)
-        first = np.asarray(x[: self.block], dtype=np.float32) * self.scale[: self.block, None]
-        self.shift = first.mean(axis=0, dtype=np.float64).astype(np.float32)
+        first = np.asarray(x[: self.block], dtype=np.float64) * self.scale[: self.block, None]
+        self.shift64 = first.mean(axis=0)
+        self.shift = self.shift64.astype(np.float32)
         self.sums: np.ndarray | None = None
         self.sumsq = 0.0
         self.passes = 0
 
     def times(self, v: np.ndarray) -> np.ndarray:
-        """``C @ v`` for ``v`` of shape (d, l), float64."""
+        """``C @ v`` for ``v`` of shape (d, l), float64 (float32 products of the scaled, shifted rows, summed in float64).
+
+        The rows are shifted before the products (not ``S V = D (B V) - 1 s^T V``): rows far from the origin
+        would otherwise lose the spread to float32 cancellation.
+        """
         v32 = np.ascontiguousarray(v, dtype=np.float32)
         out = np.zeros((self.d, v.shape[1]))
         first = self.sums is None
         sums = np.zeros(self.d)
         sumsq = 0.0
         for start in range(0, self.n, self.block):
-            b = np.asarray(self.x[start : start + self.block], dtype=np.float32)
-            b = b * self.scale[start : start + self.block, None]
-            b -= self.shift
+            rows = self.x[start : start + self.block]
+            if rows.dtype == np.float64:  # shift in float64 first: float32 would round rows far from the origin
+                b = (rows * self.scale[start : start + self.block, None] - self.shift64).astype(np.float32)
+            else:
+                b = np.multiply(rows, self.scale[start : start + self.block, None], dtype=np.float32)
+                b -= self.shift
             out += b.T @ (b @ v32)
             if first:
                 sums += b.sum(axis=0, dtype=np.float64)
@@ -208,7 +229,7 @@ class _Covariance:
 
     @property
     def mean(self) -> np.ndarray:
-        return self.shift.astype(np.float64) + self.sums / self.n
+        return (self.shift64 if self.x.dtype == np.float64 else self.shift.astype(np.float64)) + self.sums / self.n
 
     @property
     def total(self) -> float:
@@ -238,7 +259,8 @@ def _randomized_pca(x: np.ndarray, k: int, metric: str, seed: int) -> tuple:
     cov = _Covariance(x, metric)
     width = min(d, k + OVERSAMPLE)
     v, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, width)))
-    for _ in range(MAX_ITER):
+    previous = None
+    for it in range(MAX_ITER):
         w = cov.times(v)  # C V
         t = v.T @ w
         theta, s = np.linalg.eigh((t + t.T) / 2)  # Rayleigh-Ritz on span(V), ascending
@@ -248,6 +270,12 @@ def _randomized_pca(x: np.ndarray, k: int, metric: str, seed: int) -> tuple:
         bounds = _ritz_bounds(theta, resid, k)
         if bounds["angle_bound_rad"] <= ANGLE_TOL:
             break
+        # A flat spectrum (no gap after several passes, kept variances no longer growing) will not separate:
+        # more passes would not change what the map shows.
+        if (previous is not None and it >= STALL_PASSES - 1 and bounds["variance_bound"] is None
+                and np.all(theta[:k] - previous <= STALL_GAIN * theta[:k])):
+            break
+        previous = theta[:k].copy()
         v, _ = np.linalg.qr(cu)  # one more power step: span(C V)
     total = cov.total
     values = np.clip(theta[:k], 0.0, None)

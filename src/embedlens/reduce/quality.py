@@ -243,11 +243,19 @@ def _query_truth(X: Any, rows: np.ndarray, k: int, metric: str, space_neighbors:
     return _search_truth(X, rows, k, metric).indices
 
 
+_COPY_MAX_BYTES = 1 << 30  # above this the search streams the rows (numpy blocks) instead of copying them all
+
+
 def _search_truth(X: Any, rows: np.ndarray, k: int, metric: str) -> Any:
-    """The query ``rows``' ``k`` nearest rows of ``X`` by an exact search over all rows (a ``Neighbors``)."""
+    """The query ``rows``' ``k`` nearest rows of ``X`` by an exact search over all rows (a ``Neighbors``).
+
+    A matrix over :data:`_COPY_MAX_BYTES` (an 8B model's 2 GB vocabulary) is searched block by block straight
+    from its memory map: faiss would first hold a normalised copy and an index copy of it (+4 GB).
+    """
     from ..neighbors.index import ExactIndex
 
-    return ExactIndex(X, metric=metric).query(rows, k, exclude_self=True)
+    big = np.prod(X.shape, dtype=np.float64) * 4 > _COPY_MAX_BYTES
+    return ExactIndex(X, metric=metric, backend="numpy" if big else "auto").query(rows, k, exclude_self=True)
 
 
 def local_recall(truth_indices: Any, coords: Any, k: int = 10) -> np.ndarray:
