@@ -16,20 +16,21 @@ Eigenvectors are defined only up to sign, so each component is flipped to make i
 loading positive: the same input always gives the same coordinates.
 
 **Randomized route** (``solver="randomized"``; what ``"auto"`` takes when the covariance would cost more than
-:data:`RANDOMIZED_MIN_FLOPS`, e.g. an 8B model's 128,256 x 4,096 vocabulary, 4.3 TFLOP in float64): subspace
-iteration with a Rayleigh-Ritz step (Halko, Martinsson & Tropp 2011, algorithms 4.4 and 5.3) on a block of
-``k +`` :data:`OVERSAMPLE` seeded Gaussian directions. Each iteration is one float32 pass over the rows
+:data:`RANDOMIZED_MIN_FLOPS`, e.g. an 8B model's 128,256 x 4,096 vocabulary, 4.3 TFLOP in float64): a
+randomized block Krylov method (Halko, Martinsson & Tropp 2011, section 4.5; Musco & Musco 2015) from a block of
+``k +`` :data:`OVERSAMPLE` seeded Gaussian directions, with a Rayleigh-Ritz step on the whole Krylov space
+after each pass. Each pass multiplies the newest block by the covariance: one float32 pass over the rows
 (products ``B @ V`` and ``B.T @ (B V)`` per row block, summed in float64; the same shift-and-correct centring
-as the exact route, so the rows are never copied whole) and costs ``4 n d (k + p)`` flops. After each pass
-the Ritz residuals ``R = C U - U diag(theta)`` are known for free, and give an **a-posteriori bound**
-(Davis-Kahan sin-theta theorem): the largest principal angle between the kept components and the exact ones
-is at most ``asin(||R_k|| / gap)``, and each kept variance is within ``||r_i||^2 / gap`` of the exact one,
-where ``gap = theta_k - theta_(k+1) - ||R_rest||`` separates the kept Ritz values from the rest. Iteration
-stops when the angle bound is below :data:`ANGLE_TOL`, when an unresolved spectrum stops gaining variance
-(:data:`STALL_PASSES`, :data:`STALL_GAIN`) or after :data:`MAX_ITER` passes; ``info["accuracy"]``
-states the bounds reached. The bound assumes the random block has caught the dominant directions (what the
-oversampling is for; Halko et al. section 10); float32 rounding (~1e-6 relative) is below it. On a flat
-spectrum (a random matrix) the kept eigenvalues are not separated and the bound says so (angle 90 degrees).
+as the exact route, so the rows are never copied whole), ``4 n d (k + p)`` flops. After each pass the Ritz
+residuals ``R = C U - U diag(theta)`` are known for free and give an **a-posteriori bound** (Davis-Kahan
+sin-theta theorem): the largest principal angle between the kept components and the exact ones is at most
+``asin(||R_k|| / gap)``, and each kept variance is within ``||r_i||^2 / gap`` of the exact one, where
+``gap = theta_k - theta_(k+1) - ||r_(k+1)||`` separates the kept Ritz values from the next eigenvalue. Passes
+stop when the angle bound is below :data:`ANGLE_TOL`, when a flat spectrum shows after :data:`STALL_PASSES`
+(:data:`STALL_GAP`), or after :data:`MAX_ITER`; ``info["accuracy"]`` states the bounds reached. The bound
+assumes the Krylov space has caught the dominant directions (what the random block and its oversampling are
+for; Halko et al. section 10) and widens every residual by the float32 products' rounding. On a flat spectrum
+(a random matrix) the kept eigenvalues are not separated and the bound says so (angle 90 degrees).
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ SOLVERS = ("auto", "exact", "randomized")
 # ~10 s exact) stays exact; an 8B model's 128,256 x 4,096 (2.2e12, ~2 minutes exact) goes randomized.
 RANDOMIZED_MIN_FLOPS = 5e11
 OVERSAMPLE = 10  # directions beyond the kept ones in the randomized block
-MAX_ITER = 12  # passes over the rows at most
+MAX_ITER = 10  # passes over the rows at most
 ANGLE_TOL = 1e-3  # radians: the randomized route stops once its a-posteriori angle bound is below this
-STALL_PASSES, STALL_GAIN = 4, 1e-3  # ... or, unresolved after this many passes, once a pass adds < 0.1% variance
+STALL_PASSES, STALL_GAP = 4, 1e-2  # ... or, unresolved after this many passes, when the k-th and next variances
+# differ by less than 1% (a flat spectrum)
 _PASS_BLOCK_BYTES = 1 << 27  # float32 rows per randomized pass block (128 MiB)
 _ROUNDING = 64 * float(np.finfo(np.float32).eps)  # float32 rounding of C V, relative to the largest eigenvalue
 
@@ -240,13 +242,14 @@ class _Covariance:
 def _ritz_bounds(theta: np.ndarray, resid: np.ndarray, k: int) -> dict:
     """A-posteriori accuracy of the first ``k`` Ritz pairs (``theta`` descending, residual columns ``resid``).
 
-    The float32 products that gave ``C V`` round at ~1e-7 of the largest eigenvalue: :data:`_ROUNDING` of it
-    widens every residual and every variance bound, so the bound covers the products' rounding too.
+    ``gap = theta_k - (theta_(k+1) + ||r_(k+1)||)``: the next eigenvalue lies within its Ritz vector's residual of
+    ``theta_(k+1)``. The float32 products that gave ``C V`` round at ~1e-7 of the largest eigenvalue:
+    :data:`_ROUNDING` of it widens every residual and every variance bound, so the bound covers that too.
     """
     slack = _ROUNDING * max(float(theta[0]), 0.0)
     rk = float(np.linalg.norm(resid[:, :k], 2)) + slack
-    rest = float(np.linalg.norm(resid[:, k:], 2)) + slack if resid.shape[1] > k else 0.0
-    gap = float(theta[k - 1] - (theta[k] if theta.size > k else 0.0)) - rest
+    following = float(theta[k]) + float(np.linalg.norm(resid[:, k])) + slack if theta.size > k else slack
+    gap = float(theta[k - 1]) - following
     per = np.linalg.norm(resid[:, :k], axis=0) + slack
     if gap <= 0:
         return {"angle_bound_rad": float(np.pi / 2), "variance_bound": None, "gap": gap, "residual": rk}
@@ -254,34 +257,47 @@ def _ritz_bounds(theta: np.ndarray, resid: np.ndarray, k: int) -> dict:
             "variance_bound": (per**2 / gap + slack).tolist(), "gap": gap, "residual": rk}
 
 
+def _orthonormal_block(w: np.ndarray, basis: np.ndarray | None) -> np.ndarray:
+    """``w``'s columns made orthonormal and orthogonal to ``basis`` (block Gram-Schmidt, twice); dependent ones dropped."""
+    for _ in range(2):
+        if basis is not None:
+            w = w - basis @ (basis.T @ w)
+        q, r = np.linalg.qr(w)
+        keep = np.abs(np.diag(r)) > 1e-10 * max(1.0, float(np.abs(np.diag(r)).max(initial=0.0)))
+        w = q[:, keep]
+    return w
+
+
 def _randomized_pca(x: np.ndarray, k: int, metric: str, seed: int) -> tuple:
     n, d = x.shape
     cov = _Covariance(x, metric)
     width = min(d, k + OVERSAMPLE)
-    v, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, width)))
-    previous = None
+    block = _orthonormal_block(np.random.default_rng(seed).standard_normal((d, width)), None)
+    basis = np.zeros((d, 0))
+    images = np.zeros((d, 0))  # C @ basis, one block per pass
     for it in range(MAX_ITER):
-        w = cov.times(v)  # C V
-        t = v.T @ w
-        theta, s = np.linalg.eigh((t + t.T) / 2)  # Rayleigh-Ritz on span(V), ascending
+        basis = np.hstack([basis, block])
+        images = np.hstack([images, cov.times(block)])
+        t = basis.T @ images
+        theta, s = np.linalg.eigh((t + t.T) / 2)  # Rayleigh-Ritz on the Krylov space, ascending
         theta, s = theta[::-1], s[:, ::-1]
-        u, cu = v @ s, w @ s
+        u, cu = basis @ s, images @ s
         resid = cu - u * theta
         bounds = _ritz_bounds(theta, resid, k)
-        if bounds["angle_bound_rad"] <= ANGLE_TOL:
+        if bounds["angle_bound_rad"] <= ANGLE_TOL or basis.shape[1] + width > d:
             break
-        # A flat spectrum (no gap after several passes, kept variances no longer growing) will not separate:
-        # more passes would not change what the map shows.
-        if (previous is not None and it >= STALL_PASSES - 1 and bounds["variance_bound"] is None
-                and np.all(theta[:k] - previous <= STALL_GAIN * theta[:k])):
+        # Nearly equal variances after several passes (a flat spectrum: a random matrix) will not separate within
+        # the passes left; the map would not change.
+        if it + 1 >= STALL_PASSES and bounds["variance_bound"] is None and theta[k - 1] - theta[k] < STALL_GAP * theta[k - 1]:
             break
-        previous = theta[:k].copy()
-        v, _ = np.linalg.qr(cu)  # one more power step: span(C V)
+        block = _orthonormal_block(images[:, -block.shape[1]:], basis)  # the next Krylov block: C (last block)
+        if block.shape[1] == 0:
+            break
     total = cov.total
     values = np.clip(theta[:k], 0.0, None)
     var = bounds["variance_bound"]
     accuracy = {
-        "bound": "a-posteriori (Ritz residuals, Davis-Kahan sin-theta with the gap to the next Ritz values)",
+        "bound": "a-posteriori (Ritz residuals; Davis-Kahan sin-theta with the gap to the next Ritz value and its residual)",
         "max_principal_angle_deg": round(float(np.degrees(bounds["angle_bound_rad"])), 6),
         "explained_variance_ratio_error": None if var is None or total <= 0 else float(max(var) / total),
         "explained_variance_rel_error": None if var is None else float(max(b / max(t, 1e-300)
@@ -290,7 +306,7 @@ def _randomized_pca(x: np.ndarray, k: int, metric: str, seed: int) -> tuple:
         "passes": cov.passes,
         "block": int(width),
     }
-    info = {"solver": f"randomized subspace iteration (block {width}, {cov.passes} float32 passes, seed {seed})",
+    info = {"solver": f"randomized block Krylov (block {width}, {cov.passes} float32 passes, seed {seed})",
             "accuracy": accuracy}
     return cov.mean, u[:, :k].T.copy(), values, float(total), info
 
@@ -321,7 +337,7 @@ class PCAReducer(Reducer):
         metric: ``"cosine"`` L2-normalises rows before centring (directions, not lengths, are
             mapped); ``"euclidean"`` uses raw rows.
         seed: the randomized route's starting block; the exact route does not use it.
-        solver: ``"auto"`` (randomized subspace iteration when the covariance would cost more than
+        solver: ``"auto"`` (randomized block Krylov when the covariance would cost more than
             :data:`RANDOMIZED_MIN_FLOPS`, else exact), ``"exact"`` or ``"randomized"``. The randomized
             route states its accuracy bound in ``params_["accuracy"]`` and a note.
 
