@@ -192,8 +192,12 @@ class _Covariance:
         self.x = x
         self.n, self.d = x.shape
         self.block = max(256, _PASS_BLOCK_BYTES // (4 * self.d))
-        self.scale = _inverse_norms(x, metric, self.block)
-        first = np.asarray(x[: self.block], dtype=np.float64) * self.scale[: self.block, None]
+        self.metric = metric
+        self.scale = np.ones(self.n, dtype=np.float32)  # cosine: filled block by block during the first pass
+        first = np.asarray(x[: self.block], dtype=np.float64)
+        if metric == "cosine":
+            self.scale[: len(first)] = _inverse_norms(first, metric, self.block)
+            first *= self.scale[: len(first), None]
         self.shift64 = first.mean(axis=0)
         self.shift = self.shift64.astype(np.float32)
         self.sums: np.ndarray | None = None
@@ -213,6 +217,8 @@ class _Covariance:
         sumsq = 0.0
         for start in range(0, self.n, self.block):
             rows = self.x[start : start + self.block]
+            if first and self.metric == "cosine":  # the norms come with the first pass, not a pass of their own
+                self.scale[start : start + len(rows)] = _inverse_norms(rows, self.metric, len(rows))
             if rows.dtype == np.float64:  # shift in float64 first: float32 would round rows far from the origin
                 b = (rows * self.scale[start : start + self.block, None] - self.shift64).astype(np.float32)
             else:
