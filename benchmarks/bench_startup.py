@@ -37,12 +37,17 @@ def commands() -> list[str]:
     return sorted(COMMANDS)
 
 
+# Byte-code files written, as an installed package has them (some shells set PYTHONDONTWRITEBYTECODE, which
+# would make every run compile the package again and count it).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def wall(args: list[str], repeats: int) -> list[float]:
-    subprocess.run(args, capture_output=True, check=False)  # warm-up: page cache, .pyc files
+    subprocess.run(args, capture_output=True, check=False, env=ENV)  # warm-up: page cache, .pyc files
     out = []
     for _ in range(repeats):
         t = time.perf_counter()
-        res = subprocess.run(args, capture_output=True, check=False)
+        res = subprocess.run(args, capture_output=True, check=False, env=ENV)
         out.append(time.perf_counter() - t)
         if res.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed:\n{res.stderr.decode()[-2000:]}")
@@ -51,7 +56,8 @@ def wall(args: list[str], repeats: int) -> list[float]:
 
 def imports(args: list[str]) -> tuple[list[tuple[str, float]], list[str]]:
     """The slowest top-level imports (name, ms) of one run, and the heavy libraries it imported."""
-    res = subprocess.run([sys.executable, "-X", "importtime", *args[1:]], capture_output=True, text=True, check=False)
+    res = subprocess.run([sys.executable, "-X", "importtime", *args[1:]], capture_output=True, text=True, check=False,
+                         env=ENV)
     top, heavy = [], set()
     for line in res.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
