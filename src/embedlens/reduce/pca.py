@@ -52,7 +52,8 @@ MAX_ITER = 10  # passes over the rows at most
 ANGLE_TOL = 1e-3  # radians: the randomized route stops once its a-posteriori angle bound is below this
 STALL_PASSES, STALL_GAP = 4, 1e-2  # ... or, unresolved after this many passes, when the k-th and next variances
 # differ by less than 1% (a flat spectrum)
-_PASS_BLOCK_BYTES = 1 << 27  # float32 rows per randomized pass block (128 MiB)
+_PASS_BLOCK_BYTES = 1 << 24  # float32 rows per randomized pass block (16 MiB: the second product finds them cached)
+PREPARED_MAX_BYTES = 1 << 32  # the randomized route keeps its prepared rows up to this size (an 8B vocabulary: 2 GB)
 _ROUNDING = 64 * float(np.finfo(np.float32).eps)  # float32 rounding of C V, relative to the largest eigenvalue
 
 
@@ -203,6 +204,28 @@ class _Covariance:
         self.sums: np.ndarray | None = None
         self.sumsq = 0.0
         self.passes = 0
+        # The first pass keeps the scaled, shifted rows (float32) when they fit in PREPARED_MAX_BYTES: later passes
+        # then read them alone (two products), not the source rows plus a scaled copy per block.
+        keep = self.n * self.d * 4 <= PREPARED_MAX_BYTES
+        self.prepared = np.empty((self.n, self.d), dtype=np.float32) if keep else None
+
+    def _block(self, start: int, first: bool) -> np.ndarray:
+        """Rows ``start:start + block`` scaled and shifted (float32)."""
+        if self.prepared is not None and not first:
+            return self.prepared[start : start + self.block]
+        rows = self.x[start : start + self.block]
+        if first and self.metric == "cosine":  # the norms come with the first pass, not a pass of their own
+            self.scale[start : start + len(rows)] = _inverse_norms(rows, self.metric, len(rows))
+        out = None if self.prepared is None else self.prepared[start : start + len(rows)]
+        if rows.dtype == np.float64:  # shift in float64 first: float32 would round rows far from the origin
+            b = np.subtract(rows * self.scale[start : start + len(rows), None], self.shift64, out=None)
+            if out is None:
+                return b.astype(np.float32)
+            out[...] = b
+            return out
+        b = np.multiply(rows, self.scale[start : start + len(rows), None], dtype=np.float32, out=out)
+        b -= self.shift
+        return b
 
     def times(self, v: np.ndarray) -> np.ndarray:
         """``C @ v`` for ``v`` of shape (d, l), float64 (float32 products of the scaled, shifted rows, summed in float64).
@@ -216,14 +239,7 @@ class _Covariance:
         sums = np.zeros(self.d)
         sumsq = 0.0
         for start in range(0, self.n, self.block):
-            rows = self.x[start : start + self.block]
-            if first and self.metric == "cosine":  # the norms come with the first pass, not a pass of their own
-                self.scale[start : start + len(rows)] = _inverse_norms(rows, self.metric, len(rows))
-            if rows.dtype == np.float64:  # shift in float64 first: float32 would round rows far from the origin
-                b = (rows * self.scale[start : start + self.block, None] - self.shift64).astype(np.float32)
-            else:
-                b = np.multiply(rows, self.scale[start : start + self.block, None], dtype=np.float32)
-                b -= self.shift
+            b = self._block(start, first)
             out += b.T @ (b @ v32)
             if first:
                 sums += b.sum(axis=0, dtype=np.float64)
