@@ -99,3 +99,18 @@ def test_cli_pca_option_reaches_the_manifest(run_cli, tmp_path, tiny_gpt2_dir, c
     assert params["route"] == "exact" and params["pca_solver"] == "exact"
     res = run_cli("map", "--model", str(tiny_gpt2_dir), "--all", "--pca", "fast", "--out", str(out))
     assert res.code == 2
+
+
+@pytest.mark.parametrize("keep_rows", [True, False])
+def test_randomized_pca_of_float64_rows_far_from_the_origin(monkeypatch, keep_rows):
+    """Rows near 1e3 (float64): shifted before any float32 product, with or without the kept prepared rows."""
+    if not keep_rows:
+        monkeypatch.setattr(pca_module, "PREPARED_MAX_BYTES", 0)
+    x = slow_spectrum(2000, 80, 1.0, seed=4).astype(np.float64) + 1e3
+    exact = fit_pca(x, 2, metric="euclidean")
+    fast = fit_pca(x, 2, metric="euclidean", solver="randomized")
+    acc = fast.info["accuracy"]
+    assert acc["resolved"]
+    assert largest_angle_deg(exact.components, fast.components) <= acc["max_principal_angle_deg"] < 2.0
+    assert np.abs(fast.variances - exact.variances).max() / exact.variances.min() <= acc["explained_variance_rel_error"]
+    np.testing.assert_allclose(fast.mean, exact.mean, atol=1e-6)  # the shifted rows are summed from float32
