@@ -173,8 +173,7 @@ def is_default_map(result: Any, options: dict[str, Any]) -> bool:
 
     defaults = inspect.signature(build_atlas).parameters
     same = all(options.get(name, defaults[name].default) == defaults[name].default
-               for name in ("perplexity", "n_neighbors", "min_dist", "pre_pca", "pca_solver", "x_axis", "y_axis",
-                            "z_axis"))
+               for name in ("perplexity", "n_neighbors", "min_dist", "pre_pca", "x_axis", "y_axis", "z_axis"))
     chosen = result.params.get("selection", {})
     return (same and result.method in ("pca", "tsne", "umap") and result.metric == "cosine"
             and result.n_points == chosen.get("n_candidates"))

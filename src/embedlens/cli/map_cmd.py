@@ -25,7 +25,7 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--min-count", type=int, default=1, show_default=True,
               help="With --corpus: keep tokens seen at least this many times.")
 @click.option("--method", type=click.Choice(METHODS, case_sensitive=False), default="pca", show_default=True,
-              help="Reduction: PCA (see --pca), t-SNE (openTSNE), UMAP, or word axes (with --x-axis).")
+              help="Reduction: exact PCA, t-SNE (openTSNE), UMAP, or word axes (with --x-axis).")
 @click.option("--dims", type=int, default=2, show_default=True, help="Map dimensions: 2 or 3.")
 @click.option("--metric", type=click.Choice(("cosine", "euclidean")), default="cosine", show_default=True,
               help="Distance in the embedding space (for the reduction and the quality figures).")
