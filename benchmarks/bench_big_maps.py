@@ -12,6 +12,14 @@ Targets (issue 14): <= 6 min each, the full-space graph's recall >= 0.95 reporte
 Run (one benchmark at a time on a shared machine; ~20 min):
     flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_big_maps.py
 Options: ``--model``, ``--methods umap,tsne``, ``--no-repeat``.
+
+``--pca-8b FOLDER`` instead: the PCA map of an 8B vocabulary (``benchmarks/make_shape_checkpoint.py
+llama-3.1-8b FOLDER``: 128,256 x 4,096), ``map --all --method pca --no-png`` end to end, warm (matrix
+extracted), the baseline ``--pca exact`` (float64 covariance; ``--baseline-runs``, default 1: it takes minutes)
+and the default route (``--pca auto``: randomized; ``--runs``, default 3) in the same run, with wall time,
+peak RSS, the manifest's stages, the route and its stated accuracy. The first run of the default route also
+searches the recall's query truth once (later maps, the baseline's too, read it), so runs are listed one by one. ``--cache``
+reuses an extraction (default: a fresh one under a temporary folder, ~4 GB).
 """
 
 from __future__ import annotations
@@ -32,13 +40,47 @@ def _cli(*args: str) -> list[str]:
             *args]
 
 
+def pca_8b(folder: str, cache: str | None, runs: int, baseline_runs: int) -> None:
+    """``map --all --method pca`` of an 8B-shaped vocabulary: ``--pca exact`` vs the default, same run."""
+    import statistics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "EMBEDLENS_CACHE": cache or f"{tmp}/cache"}
+        wall, rss, _ = run_once(_cli("neighbors", "king", "--model", folder, "-k", "3"), env)
+        print(f"extract (or open) {folder}: {wall:.1f} s, peak {rss:.0f} MB (not part of the map figures)", flush=True)
+        for name, solver, n in (("--pca auto", "auto", runs), ("baseline --pca exact", "exact", baseline_runs)):
+            walls = []
+            for i in range(n):
+                out = Path(tmp) / f"pca-{solver}-{i}"
+                wall, rss, _ = run_once(_cli("map", "--model", folder, "--all", "--method", "pca", "--pca", solver,
+                                             "--no-png", "--out", str(out)), env)
+                walls.append(wall)
+                m = json.loads((out / "manifest.json").read_text())
+                reducer = m["params"]["reducer"]
+                stages = {k: round(v, 1) for k, v in m["timings"].items() if isinstance(v, int | float)}
+                fit = {k: round(v, 1) for k, v in m["timings"].get("reduce_stages", {}).items()}
+                print(f"{name:22s} run {i + 1}/{n}: {wall:6.1f} s (target <= 30 s)  peak {rss:6.0f} MB (target <= 6 GB)"
+                      f"  load {', '.join(f'{v:.1f}' for v in os.getloadavg())}\n"
+                      f"      {reducer.get('solver')}; accuracy {json.dumps(reducer.get('accuracy'))}\n"
+                      f"      stages {json.dumps(stages)} reducer {json.dumps(fit)}", flush=True)
+            print(f"{name:22s} median {statistics.median(walls):6.1f} s over {n} run(s)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--methods", default="umap,tsne")
     ap.add_argument("--no-repeat", action="store_true", help="skip the second run with the graph cached")
+    ap.add_argument("--pca-8b", default=None, metavar="FOLDER", help="the 8B PCA map benchmark instead (see above)")
+    ap.add_argument("--cache", default=None, help="with --pca-8b: an embedlens cache holding the extraction")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline-runs", type=int, default=1)
     args = ap.parse_args()
     print(machine(), flush=True)
+    if args.pca_8b:
+        pca_8b(args.pca_8b, args.cache, args.runs, args.baseline_runs)
+        print(machine(), flush=True)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "EMBEDLENS_CACHE": f"{tmp}/cache"}
         wall, rss, out = run_once(_cli("neighbors", "king", "--model", args.model, "-k", "3"), env)

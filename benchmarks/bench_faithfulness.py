@@ -19,9 +19,17 @@ their 10 nearest points on the map, searched over ALL points. Routes (medians ov
   against the obvious baseline, scikit-learn ``NearestNeighbors(n_neighbors=11)`` on the map and the same
   count (median of 3 each, both in the same run; the two must give the same figures).
 
+- ``quality``: the quality block of a whole-vocabulary PCA map (recall@10 of 2,000 seeded queries among
+  all points + trustworthiness within them, :func:`embedlens.reduce.quality.projection_quality`) on
+  SmolLM2 (49,152 x 576) and Gemma 3 (262,144 x 640): the baseline searches the query rows' true
+  neighbours exactly every time (what every map did); ours reads them once searched
+  (:func:`embedlens.reduce.quality.query_truth`: the cached k-NN graph, else the cached file). Median of
+  ``--repeats`` each, same run, and the two figures must agree exactly. Needs no peer.
+
 Run (one benchmark at a time on the shared machine; ~15 min with 3 seeds):
     flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_faithfulness.py --ea-python /tmp/ea-venv/bin/python
-Options: ``--seeds 0 1 2``, ``--routes umap,ea,tsne,prepca,pca,local`` (``--routes local`` alone needs no model).
+Options: ``--seeds 0 1 2``, ``--routes umap,ea,tsne,prepca,pca,local,quality`` (``--routes local`` alone needs no
+model; ``--routes quality`` runs the quality block alone), ``--repeats 3``.
 """
 
 from __future__ import annotations
@@ -110,12 +118,52 @@ def _local_recall_routes(repeats: int = 3) -> dict[str, dict[str, float]]:
     return out
 
 
+def _quality_routes(repeats: int) -> dict[str, dict]:
+    """Seconds (median of ``repeats``) of the quality block of whole-vocabulary PCA maps: exact search vs query truth."""
+    import embedlens
+    from embedlens.reduce.pca import fit_pca
+    from embedlens.reduce.quality import projection_quality, query_truth
+
+    out = {}
+    for alias in ("smollm2-135m", "gemma3-270m"):
+        view = embedlens.load(alias).input
+        x = view.space.vectors
+        y = fit_pca(x, 2, metric="cosine").transform(x)
+        t = time.perf_counter()
+        truth, info = query_truth(view, 10, sample=2000, seed=0)  # the first map of the space pays this once
+        first = time.perf_counter() - t
+        routes = {
+            "baseline: exact search every time": lambda x=x, y=y: projection_quality(x, y, 10, 2000, 0, "cosine"),
+            "query truth (read)": lambda x=x, y=y, view=view: projection_quality(
+                x, y, 10, 2000, 0, "cosine", space_neighbors=query_truth(view, 10, sample=2000, seed=0)[0]),
+        }
+        figures, seconds = {}, {}
+        for _ in range(repeats):
+            for name, fn in routes.items():
+                t = time.perf_counter()
+                figures[name] = fn()
+                seconds.setdefault(name, []).append(time.perf_counter() - t)
+        same = len({(q.neighbor_recall, q.trustworthiness) for q in figures.values()}) == 1
+        print(f"  {alias} {x.shape}: query truth first obtained in {first:.2f} s ({info['source']}); "
+              f"load {', '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+        for name, runs in seconds.items():
+            med = statistics.median(runs)
+            out[f"{alias}: {name}"] = {"seconds": med, "runs": runs}
+            print(f"    {name:36s} {med:6.2f} s median of {repeats} ({', '.join(f'{r:.2f}' for r in runs)})",
+                  flush=True)
+        q = figures["query truth (read)"]
+        print(f"    same figures: {same} (recall@10 {q.neighbor_recall:.4f}, trustworthiness {q.trustworthiness:.4f}); "
+              f"target <= {0.5 if len(x) < 100_000 else 3.0} s", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--routes", default="umap,ea,tsne,prepca,pca,local")
+    ap.add_argument("--routes", default="umap,ea,tsne,prepca,pca,local,quality")
     ap.add_argument("--ea-python", default="/tmp/ea-venv/bin/python")
     ap.add_argument("--json", dest="json_out", default=None)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     routes = set(args.routes.split(","))
     import numpy as np
@@ -124,9 +172,10 @@ def main() -> None:
 
     print(machine(), flush=True)
     local = _local_recall_routes() if "local" in routes else {}
-    if not routes - {"local"}:
+    quality = _quality_routes(args.repeats) if "quality" in routes else {}
+    if not routes - {"local", "quality"}:
         if args.json_out:
-            Path(args.json_out).write_text(json.dumps({"local_recall": local}, indent=1))
+            Path(args.json_out).write_text(json.dumps({"local_recall": local, "quality": quality}, indent=1))
         return
     x = np.asarray(embedlens.load("smollm2-135m").space.vectors, dtype=np.float32)
     print(f"SmolLM2 input embeddings {x.shape}; recall@10 = 2,000 seeded queries, neighbours among all points",
@@ -193,7 +242,8 @@ def main() -> None:
             print(f"  {name}: recall {summary[name]['recall']:.3f} (target >= 0.33), "
                   f"{summary[name]['seconds']:.1f} s (target <= 75 s)")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"summary": summary, "extra": extra, "local_recall": local}, indent=1))
+        Path(args.json_out).write_text(json.dumps({"summary": summary, "extra": extra, "local_recall": local, "quality": quality},
+                                                   indent=1))
 
 
 if __name__ == "__main__":

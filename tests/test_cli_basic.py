@@ -24,11 +24,25 @@ def test_help_is_instant_and_light():
 
 @pytest.mark.parametrize("command", ["map", "grid", "context", "logit-lens", "neighbors"])
 def test_command_help_is_light(command):
-    """A command's --help imports its option lists, not numpy, torch or plotly."""
+    """A command's --help imports its option lists, not numpy, torch, plotly or the other heavy libraries."""
     code = (f"import sys; from embedlens.cli import main; main([{command!r}, '--help']); "
-            "print('HEAVY' if any(m in sys.modules for m in ('torch','transformers','numpy','plotly')) else 'LIGHT')")
+            "print('HEAVY' if any(m in sys.modules for m in ('torch','transformers','numpy','plotly','matplotlib',"
+            "'igraph','sklearn','scipy')) else 'LIGHT')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("LIGHT"), out.stdout[-200:]
+
+
+HEAVY_MODULES = ("torch", "transformers", "plotly", "matplotlib", "igraph", "sklearn", "scipy")
+
+
+def test_neighbors_warm_imports_nothing_heavy(tiny_gpt2_dir, cache_dir, run_cli):
+    """A warm `neighbors` (matrix already extracted) reads the cached matrix and tokenizer: no torch, transformers,
+    plotly, matplotlib, igraph, scikit-learn or scipy, so it starts in a fraction of a second."""
+    assert run_cli("neighbors", "the", "-m", tiny_gpt2_dir, "-k", "3").code == 0  # extracts once
+    code = ("import sys; from embedlens.cli import main; code = main(['neighbors', 'the', '-m', sys.argv[1], '-k', '3']); "
+            f"print('HEAVY', sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules), code)")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_gpt2_dir)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY [] 0", out.stdout[-300:] + out.stderr[-300:]
 
 
 def test_tokens_json(tiny_gpt2_dir, cache_dir, run_cli):

@@ -116,7 +116,8 @@ def faith_env(tiny_gpt2_dir, tmp_path_factory, module_cache):
 @pytest.fixture
 def fenv(faith_env, monkeypatch):
     monkeypatch.setenv("EMBEDLENS_CACHE", str(faith_env["cache"]))
-    for old in faith_env["lens"].input.cache_folder().glob("knn-*"):  # every test starts without k-NN graphs
+    folder = faith_env["lens"].input.cache_folder()
+    for old in [*folder.glob("knn-*"), *folder.glob("quality-truth-*")]:  # every test starts without k-NN graphs
         old.unlink()
     return faith_env
 

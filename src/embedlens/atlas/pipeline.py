@@ -77,6 +77,7 @@ def build_atlas(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     pre_pca: int | None = None,
+    pca_solver: str = "auto",
     color: str = "frequency",
     size_by_frequency: bool = False,
     progress: bool = True,
@@ -107,7 +108,8 @@ def build_atlas(
         dims: 2 or 3.
         metric: ``cosine`` or ``euclidean``, for the reducer and for the quality figures.
         seed: seed of every random step (reducer and quality sample): same seed, same map.
-        perplexity, n_neighbors, min_dist, pre_pca: reducer parameters (see :func:`embedlens.reduce.make_reducer`).
+        perplexity, n_neighbors, min_dist, pre_pca, pca_solver: reducer parameters (see
+            :func:`embedlens.reduce.make_reducer`).
         color: ``frequency`` (log scale), ``length`` (characters), ``script``, ``faithfulness`` (each point's
             local recall@10, 0 to 1) or ``none``.
         size_by_frequency: bigger markers for more frequent tokens.
@@ -126,7 +128,8 @@ def build_atlas(
     from ..lens import as_view
 
     check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity, n_neighbors=n_neighbors,
-                  min_dist=min_dist, pre_pca=pre_pca, clusters=clusters, x_axis=x_axis, y_axis=y_axis, z_axis=z_axis)
+                  min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver, clusters=clusters, x_axis=x_axis,
+                  y_axis=y_axis, z_axis=z_axis)
     view = as_view(lens, which)
     space = view.space
     axes = None
@@ -161,7 +164,7 @@ def build_atlas(
     started = time.perf_counter()
     reducer, coords = reduce_stage(view, X, full, method=method, dims=dims, metric=metric, seed=seed,
                                    perplexity=perplexity, n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca,
-                                   axes=axes)
+                                   pca_solver=pca_solver, axes=axes)
     timings["reduce"] = time.perf_counter() - started
     timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
     notes.extend(getattr(reducer, "notes_", []) or [])
@@ -302,61 +305,80 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
     truth is at hand: the reducer's own graph, the space's cached graph or a subset's search (None).
     Returns ``(quality, local, truth_info)`` (the last two None without ``local_recall``).
     """
-    from ..reduce.quality import map_faithfulness, projection_quality
+    from ..reduce.quality import map_faithfulness, projection_quality, query_truth
 
     timings = {} if timings is None else timings
     started = time.perf_counter()
+    own = getattr(reducer, "neighbors_", None)
+    cached = None if own is not None or not full else _cached_space_graph(view, metric)
+
+    found: dict[str, Any] = {}
+
+    def rows_truth() -> Any:
+        """The recall's true neighbours: the reducer's exact graph, else (whole space) :func:`query_truth`."""
+        if own is not None or not full or X.shape[0] <= QUALITY_K + 1:
+            return own
+        try:
+            nb, found["info"] = query_truth(view, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
+                                            graph=cached)
+            return nb
+        except (EmbedlensError, OSError):  # e.g. an unreadable space folder: the figures search for themselves
+            return None
+
     if not local_recall:
         quality = projection_quality(X, coords, k=QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
-                                     space_neighbors=getattr(reducer, "neighbors_", None))
+                                     space_neighbors=rows_truth())
         timings["quality"] = time.perf_counter() - started
         return quality, None, None
-    if every_point is False or (every_point is None and full and not _truth_at_hand(view, reducer, metric)):
+    at_hand = cached is not None or any(getattr(reducer, name, None) is not None for name in ("neighbors_", "graph_"))
+    if every_point is False or (every_point is None and full and not at_hand):
         # A whole-space PCA or axes map has no graph of its own; building one costs ~30 s for SmolLM2 where
         # the map took one: measure the recall's query rows only, and say how to get the rest.
         from ..reduce.quality import query_faithfulness
 
-        quality, local = query_faithfulness(X, coords, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric)
+        quality, local = query_faithfulness(X, coords, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
+                                            space_neighbors=rows_truth())
         timings["quality"] = time.perf_counter() - started
         if quality.n_queries == X.shape[0]:
             source = "exact search for every point (each is one of the recall's queries)"
         else:
-            source = (f"exact search for the recall's {quality.n_queries:,} query rows only (NaN elsewhere): no "
-                      "k-NN graph of the space is cached (build_knn / `embedlens knn` builds it once; colouring "
-                      "by faithfulness builds it)")
+            whence = found["info"]["source"] if "info" in found else "exact search"
+            source = (f"the recall's {quality.n_queries:,} query rows only (NaN elsewhere; their true neighbours: "
+                      f"{whence}): no k-NN graph of the space is cached (build_knn / `embedlens knn` builds it once; "
+                      "colouring by faithfulness builds it)")
         info = {"source": source, "exact": True, "rows": quality.n_queries}
         return quality, local, info
-    truth, info = truth_stage(view, X, reducer, full, metric=metric, seed=seed, progress=progress)
+    truth, info = truth_stage(view, X, reducer, full, metric=metric, seed=seed, progress=progress, graph=cached)
     timings["truth"] = time.perf_counter() - started
     started = time.perf_counter()
+    exact = bool(info["exact"])
     quality, local = map_faithfulness(X, coords, truth, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
-                                      truth_exact=bool(info["exact"]))
+                                      truth_exact=exact, space_neighbors=None if exact else rows_truth())
     timings["quality"] = time.perf_counter() - started
     return quality, local, info
 
 
-def _truth_at_hand(view: Any, reducer: Any, metric: str) -> bool:
-    """Whether a whole-space map's truth graph costs nothing: the reducer's own, or a cached one."""
-    if any(getattr(reducer, name, None) is not None for name in ("neighbors_", "graph_")):
-        return True
+def _cached_space_graph(view: Any, metric: str) -> Any:
+    """The space's cached k-NN graph (:func:`~embedlens.neighbors.knn.cached_knn`, read once per map), or None."""
     if metric != "cosine":  # the k-NN cache holds cosine graphs only
-        return False
+        return None
     from ..neighbors.knn import cached_knn
 
     try:
-        return cached_knn(view, QUALITY_K) is not None
-    except EmbedlensError:
-        return False
+        return cached_knn(view, QUALITY_K)
+    except (EmbedlensError, OSError):
+        return None
 
 
 def truth_stage(view: Any, X: np.ndarray, reducer: Any, full: bool, *, metric: str = "cosine", seed: int = 0,
-                k: int = QUALITY_K, progress: bool = False) -> tuple[Any, dict[str, Any]]:
+                k: int = QUALITY_K, progress: bool = False, graph: Any = None) -> tuple[Any, dict[str, Any]]:
     """The true neighbours a map is measured against: ``(Neighbors (n, >= k) of the mapped rows, info)``.
 
     The reducer's own full-space graph when it has one (t-SNE/UMAP ``neighbors_``, exact, else ``graph_``,
     maybe approximate); for a map of the whole space, :func:`~embedlens.reduce.quality.space_truth` (the
     cached k-NN graph, or one built and cached); for a corpus subset, a search among the mapped rows
-    (:func:`~embedlens.reduce.knn.map_graph`: exact up to 100,000 rows). ``info`` says which.
+    (:func:`~embedlens.reduce.knn.map_graph`: exact up to 100,000 rows). ``info`` says which. ``graph``: the
+    space's cached graph when the caller has already read it.
     """
     from ..reduce.quality import space_truth
 
@@ -371,7 +393,7 @@ def truth_stage(view: Any, X: np.ndarray, reducer: Any, full: bool, *, metric: s
                 info["recall"] = params["knn_recall"]
             return own, info
     if full:
-        return space_truth(view, k, metric=metric, seed=seed, progress=progress)
+        return space_truth(view, k, metric=metric, seed=seed, progress=progress, graph=graph)
     from ..reduce.knn import map_graph
 
     nb, described, _ = map_graph(X, k, metric=metric, seed=seed)

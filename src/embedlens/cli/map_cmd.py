@@ -36,6 +36,10 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--pre-pca", "pre_pca", type=int, default=None, metavar="N",
               help="t-SNE/UMAP: find the k-NN graph after an exact PCA to N dims (faster, loses true neighbours; "
                    "a note says how many). Default: the graph of the full space.")
+@click.option("--pca", "pca_solver", type=click.Choice(("auto", "exact", "randomized")), default="auto",
+              show_default=True,
+              help="PCA route: exact (float64 covariance), randomized (subspace iteration, its accuracy bound in the "
+                   "manifest) or auto (randomized only for very large matrices, e.g. an 8B model's vocabulary).")
 @click.option("--color", type=click.Choice(("frequency", "length", "script", "faithfulness", "none")),
               default="frequency", show_default=True,
               help="Colour points by corpus frequency (log scale), token length, writing system "
@@ -62,7 +66,8 @@ from .engine_options import check_engine_options, engine_options
 def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: str | None, all_tokens: bool,
                 corpus: tuple[str, ...], text_column: str, engine: str,
                 ray_address: str | None, workers: int | None, min_count: int, method: str, dims: int, metric: str, seed: int,
-                perplexity: float | None, n_neighbors: int, min_dist: float, pre_pca: int | None, color: str, size_by_frequency: bool,
+                perplexity: float | None, n_neighbors: int, min_dist: float, pre_pca: int | None, pca_solver: str,
+                color: str, size_by_frequency: bool,
                 renderer: str, no_png: bool, out: str, as_json: bool, clusters: str | None = None,
                 x_axis: tuple[str, str] | None = None, y_axis: tuple[str, str] | None = None,
                 z_axis: tuple[str, str] | None = None) -> None:
@@ -97,7 +102,8 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     if method == "axes" and z_axis and dims == 2:
         dims = 3
     check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity,
-                  n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, clusters=clusters, **axes)
+                  n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver, clusters=clusters,
+                  **axes)
     ensure_writable_dir(out)  # fail before any work
     opened = None
     if corpora or not all_tokens:  # a missing corpus or text column is refused before the model is read
@@ -109,7 +115,8 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     result = write_atlas(
         view, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started}, corpus=opened, min_count=min_count,
         all_tokens=all_tokens, method=method.lower(), dims=dims, metric=metric, seed=seed, perplexity=perplexity,
-        n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, color=color, size_by_frequency=size_by_frequency,
+        n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver, color=color,
+        size_by_frequency=size_by_frequency,
         renderer=renderer, clusters=clusters, **axes, text_column=text_column, engine=engine, ray_address=ray_address, workers=workers,
     )
     if as_json:

@@ -48,6 +48,7 @@ def make_reducer(
     min_dist: float = 0.1,
     pre_pca: int | None = None,
     n_jobs: int | None = None,
+    pca_solver: str = "auto",
 ) -> Reducer:
     """A reducer for ``method`` (one of :data:`REDUCERS`); options a method does not use are ignored.
 
@@ -63,9 +64,10 @@ def make_reducer(
             there (faster, loses true neighbours: a note says how many); ``None`` (default) or 0: the
             graph comes from the full space.
         n_jobs: t-SNE threads (default all cores); UMAP is single-threaded so that a seed is reproducible.
+        pca_solver: PCA's route, ``"auto"``, ``"exact"`` or ``"randomized"`` (:class:`~embedlens.reduce.pca.PCAReducer`).
     """
     if method == "pca":
-        return PCAReducer(n_components=n_components, metric=metric, seed=seed)
+        return PCAReducer(n_components=n_components, metric=metric, seed=seed, solver=pca_solver)
     if method == "tsne":
         return TSNEReducer(
             n_components=n_components,

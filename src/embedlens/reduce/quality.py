@@ -129,11 +129,13 @@ def _map_neighbours(y: np.ndarray, k: int) -> np.ndarray:
     return map_index(y).query(None, k, exclude_self=True).indices
 
 
-def _found_counts(truth: np.ndarray, Y: Any, rows: np.ndarray | None, k: int) -> np.ndarray:
+def _found_counts(truth: np.ndarray, Y: Any, rows: np.ndarray | None, k: int,
+                  found: np.ndarray | None = None) -> np.ndarray:
     """For each query row (``None``: every point), how many of its true neighbours ``truth`` (m, k) are among
     its ``k`` nearest other points on the map ``Y`` (euclidean, searched over all points): the one count
-    behind both :func:`map_recall` and :func:`local_recall`."""
-    found = map_index(Y).query(rows, k, exclude_self=True).indices
+    behind both :func:`map_recall` and :func:`local_recall`. ``found``: those map neighbours (m, k), if known."""
+    if found is None:
+        found = map_index(Y).query(rows, k, exclude_self=True).indices
     counts = np.empty(found.shape[0], dtype=np.int64)
     step = max(1, _BLOCK_ELEMS // (k * k))
     for start in range(0, found.shape[0], step):  # blocks of rows: (rows, k, k) comparisons at once
@@ -213,28 +215,47 @@ def map_recall(X: Any, Y: Any, k: int = 10, *, sample: int = 2000, seed: int = 0
     (itself excluded, by id); the mean share of the first set found in the second.
 
     Args:
-        space_neighbors: the exact k-NN graph of ``X`` (a :class:`~embedlens.neighbors.index.Neighbors`
-            of every row, ``metric``, at least ``k`` columns) when the caller has it: saves the search.
+        space_neighbors: the exact true neighbours when the caller has them (saves the search): a
+            :class:`~embedlens.neighbors.index.Neighbors` (``metric``, at least ``k`` columns) of every row
+            of ``X`` (its k-NN graph), or of the seeded query rows only, in :func:`sample_indices` order
+            (:func:`query_truth`).
     """
     return _recall_of(X, Y, sample_indices(X.shape[0], int(sample), int(seed)), k, metric, space_neighbors)[0]
 
 
 def _recall_of(X: Any, Y: Any, rows: np.ndarray, k: int, metric: str, space_neighbors: Any,
-               ) -> tuple[float, np.ndarray]:
-    """The recall@k over the query ``rows``, and their true neighbours (m, k)."""
+               found: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """The recall@k over the query ``rows``, their true neighbours (m, k) and each one's count of them found."""
     truth = _query_truth(X, rows, k, metric, space_neighbors)
-    return float(_found_counts(truth, Y, rows, k).sum()) / truth.size, truth
+    counts = _found_counts(truth, Y, rows, k, found)
+    return float(counts.sum()) / truth.size, truth, counts
 
 
 def _query_truth(X: Any, rows: np.ndarray, k: int, metric: str, space_neighbors: Any) -> np.ndarray:
-    """The exact ``k`` nearest rows of ``X`` (full space, ``metric``) of the query ``rows``: from the exact
-    graph ``space_neighbors`` when it fits, else searched over all rows."""
+    """The exact ``k`` nearest rows of ``X`` (full space, ``metric``) of the query ``rows``: from
+    ``space_neighbors`` when it fits (every row's graph, or the query rows' own), else searched over all rows."""
+    nb = space_neighbors
+    if nb is not None and nb.metric == metric and nb.k >= k:
+        if nb.indices.shape[0] == X.shape[0]:
+            return np.asarray(nb.indices[rows, :k])
+        if nb.indices.shape[0] == len(rows):
+            return np.asarray(nb.indices[:, :k])
+    return _search_truth(X, rows, k, metric).indices
+
+
+_COPY_MAX_BYTES = 1 << 30  # above this the search streams the rows (numpy blocks) instead of copying them all
+
+
+def _search_truth(X: Any, rows: np.ndarray, k: int, metric: str) -> Any:
+    """The query ``rows``' ``k`` nearest rows of ``X`` by an exact search over all rows (a ``Neighbors``).
+
+    A matrix over :data:`_COPY_MAX_BYTES` (an 8B model's 2 GB vocabulary) is searched block by block straight
+    from its memory map: faiss would first hold a normalised copy and an index copy of it (+4 GB).
+    """
     from ..neighbors.index import ExactIndex
 
-    nb = space_neighbors
-    if nb is not None and nb.metric == metric and nb.k >= k and nb.indices.shape[0] == X.shape[0]:
-        return np.asarray(nb.indices[rows, :k])
-    return ExactIndex(X, metric=metric).query(rows, k, exclude_self=True).indices
+    big = np.prod(X.shape, dtype=np.float64) * 4 > _COPY_MAX_BYTES
+    return ExactIndex(X, metric=metric, backend="numpy" if big else "auto").query(rows, k, exclude_self=True)
 
 
 def local_recall(truth_indices: Any, coords: Any, k: int = 10) -> np.ndarray:
@@ -252,8 +273,13 @@ def local_recall(truth_indices: Any, coords: Any, k: int = 10) -> np.ndarray:
         over :func:`map_recall`'s seeded query rows is the map's recall@k when ``truth_indices`` is exact.
     """
     Y = check_matrix(coords, what="coords")
+    truth, k = _checked_truth(truth_indices, Y.shape[0], k)
+    return (_found_counts(truth, Y, None, k) / np.float32(k)).astype(np.float32)
+
+
+def _checked_truth(truth_indices: Any, n: int, k: int) -> tuple[np.ndarray, int]:
+    """``truth_indices`` cut to its first ``k`` columns, checked against a map of ``n`` points; and ``k``."""
     truth = np.asarray(truth_indices)
-    n = Y.shape[0]
     if truth.ndim != 2 or not np.issubdtype(truth.dtype, np.integer):
         raise EmbedlensError(f"truth_indices must be an integer matrix of shape (n_points, k), got {truth.dtype} "
                              f"of shape {truth.shape}")
@@ -263,7 +289,12 @@ def local_recall(truth_indices: Any, coords: Any, k: int = 10) -> np.ndarray:
     truth = truth[:, :k]
     if truth.min() < 0 or truth.max() >= n:
         raise EmbedlensError(f"truth_indices must hold rows from 0 to {n - 1}")
-    return (_found_counts(truth, Y, None, k) / np.float32(k)).astype(np.float32)
+    return truth, k
+
+
+def _local_of(truth: np.ndarray, found: np.ndarray, k: int) -> np.ndarray:
+    """:func:`local_recall` from every point's map neighbours ``found`` (n, k) already searched."""
+    return (_found_counts(truth, None, None, k, found) / np.float32(k)).astype(np.float32)
 
 
 def sample_indices(n: int, sample: int, seed: int) -> np.ndarray:
@@ -295,7 +326,7 @@ def projection_quality(
 
 def map_faithfulness(
     X: Any, Y: Any, truth: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
-    truth_exact: bool = True,
+    truth_exact: bool = True, space_neighbors: Any = None,
 ) -> tuple[ProjectionQuality, np.ndarray]:
     """The map's quality figures (:func:`projection_quality`) and each point's :func:`local_recall`, from one truth.
 
@@ -306,36 +337,43 @@ def map_faithfulness(
         truth_exact: whether ``truth`` is exact. An approximate graph (HNSW, bfloat16 short lists) is used
             for the local recall of every point but the recall's query rows: those are searched exactly, as
             for the recall, so the mean of the local recall over them is the recall either way.
+        space_neighbors: with an approximate ``truth``, the query rows' exact neighbours when the caller has
+            them (as for :func:`map_recall`; e.g. :func:`query_truth`): saves their search.
 
     Returns:
         ``(quality, local)``: ``local`` is a float32 array of shape (n,).
     """
     if truth is None or getattr(truth, "metric", metric) != metric or truth.indices.shape[0] != len(Y):
         raise EmbedlensError(f"truth must be a {metric} k-NN graph of all {len(Y)} points")
-    quality, rows, truth_rows = _quality(X, Y, k, sample, seed, metric, truth if truth_exact else None)
+    quality, rows, truth_rows, _, found = _quality(X, Y, k, sample, seed, metric,
+                                                   truth if truth_exact else space_neighbors, every_point=True)
     indices = np.asarray(truth.indices[:, : quality.k])
     if not truth_exact:
         indices = indices.copy()
         indices[rows] = truth_rows
-    return quality, local_recall(indices, Y, quality.k)
+    return quality, _local_of(_checked_truth(indices, len(Y), quality.k)[0], found, quality.k)
 
 
 def query_faithfulness(X: Any, Y: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
-                       ) -> tuple[ProjectionQuality, np.ndarray]:
+                       space_neighbors: Any = None) -> tuple[ProjectionQuality, np.ndarray]:
     """The map's quality figures and the local recall of the recall's query rows only (NaN elsewhere).
 
     Needs no k-NN graph of the whole space: only the query rows' true neighbours, which the recall
-    searches anyway. The mean of the measured values is the recall.
+    searches anyway (or takes from ``space_neighbors``, as :func:`map_recall`). The mean of the measured
+    values is the recall.
     """
-    quality, rows, truth_rows = _quality(X, Y, k, sample, seed, metric, None)
+    quality, rows, _, counts, _ = _quality(X, Y, k, sample, seed, metric, space_neighbors)
     local = np.full(len(Y), np.nan, dtype=np.float32)
-    local[rows] = _found_counts(truth_rows, Y, rows, quality.k) / np.float32(quality.k)
+    local[rows] = counts / np.float32(quality.k)
     return quality, local
 
 
 def _quality(X: Any, Y: Any, k: int, sample: int, seed: int, metric: str, space_neighbors: Any,
-             ) -> tuple[ProjectionQuality, np.ndarray, np.ndarray]:
-    """:func:`projection_quality`, with the recall's query rows and their true neighbours."""
+             every_point: bool = False,
+             ) -> tuple[ProjectionQuality, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`projection_quality`, with the recall's query rows, their true neighbours and counts of them found
+    on the map, and (``every_point``) every point's map neighbours, searched once for the recall and the
+    local recall."""
     metric = check_metric(metric)
     seed = check_seed(seed)
     if isinstance(sample, bool) or not isinstance(sample, int | np.integer) or sample < 3:
@@ -352,16 +390,76 @@ def _quality(X: Any, Y: Any, k: int, sample: int, seed: int, metric: str, space_
     m = len(idx)
     k_used = min(int(k), (m - 1) // 2)
     trust = _neighbour_scores(Xs, Ys, k_used, metric)[0]
-    recall, truth = _recall_of(X, Y, idx, k_used, metric, space_neighbors)  # map_recall, keeping the truth
+    found_all = map_index(Y).query(None, k_used, exclude_self=True).indices if every_point else None
+    recall, truth, counts = _recall_of(X, Y, idx, k_used, metric, space_neighbors,  # map_recall, keeping the truth
+                                       None if found_all is None else found_all[idx])
     quality = ProjectionQuality(
         trustworthiness=trust, neighbor_recall=recall, k=k_used, n_sample=m, seed=seed, metric=metric,
         n_queries=m, n_points=int(n),
     )
-    return quality, idx, truth
+    return quality, idx, truth, counts, found_all
+
+
+QUERY_TRUTH_FORMAT = 1
+
+
+def query_truth_path(view: Any, k: int, sample: int, seed: int, metric: str) -> Any:
+    """Where :func:`query_truth` caches the true neighbours of a space's seeded query rows."""
+    return view.cache_folder() / f"quality-truth-{view.which}-{metric}-k{k}-q{sample}-seed{seed}.npz"
+
+
+def query_truth(view: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
+                graph: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The exact ``k`` nearest rows of the seeded query rows of a whole space's maps (:func:`map_recall`'s truth).
+
+    What every map of the space needs for its recall, whatever the method: taken from the space's exact
+    k-NN graph when it is cached (or given as ``graph``, a :class:`~embedlens.neighbors.knn.KnnGraph` from
+    :func:`~embedlens.neighbors.knn.cached_knn`), else read from the small file an earlier map of the space
+    left (:func:`query_truth_path`), else searched exactly over all rows and left there. The answer is the
+    same every way: exact search, ties by lower row.
+
+    Returns:
+        ``(neighbors, info)``: a :class:`~embedlens.neighbors.index.Neighbors` of shape (n_queries, k), the
+        rows of :func:`sample_indices` ``(n, sample, seed)`` in order, and ``info["source"]``.
+    """
+    from ..cache import atomic_path
+    from ..neighbors.index import Neighbors
+
+    metric = check_metric(metric)
+    n = len(view.space)
+    k = check_k(k, n - 1, context=f" for a space of {n} rows")
+    rows = sample_indices(n, int(sample), check_seed(seed))
+    if graph is None and metric == "cosine":
+        from ..neighbors.knn import cached_knn
+
+        try:
+            graph = cached_knn(view, k)
+        except (EmbedlensError, OSError):
+            graph = None
+    if graph is not None and graph.method == "exact" and graph.k >= k and graph.metric == metric and graph.n == n:
+        nb = graph.neighbors(rows, k)
+        return nb, {"source": "the space's cached k-NN graph"}
+    path = query_truth_path(view, k, int(sample), seed, metric)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if (int(data["format"]) == QUERY_TRUTH_FORMAT and int(data["n"]) == n
+                    and np.array_equal(data["rows"], rows) and data["indices"].shape == (rows.size, k)):
+                nb = Neighbors(data["indices"].astype(np.int64), data["scores"].astype(np.float32), metric)
+                return nb, {"source": f"the query rows' exact neighbours, cached ({path.name})"}
+    except (OSError, KeyError, ValueError):  # missing or damaged: search again and rewrite it
+        pass
+    nb = _search_truth(view.space.vectors, rows, k, metric)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, format=np.int64(QUERY_TRUTH_FORMAT), n=np.int64(n), rows=rows, indices=nb.indices,
+                     scores=nb.scores)
+    except OSError:  # a read-only cache: the figures stand, the next map searches again
+        pass
+    return nb, {"source": "exact search for the query rows (left in the cache for the next map)"}
 
 
 def space_truth(view: Any, k: int = 10, *, metric: str = "cosine", seed: int = 0, progress: bool = False,
-                ) -> tuple[Any, dict[str, Any]]:
+                graph: Any = None) -> tuple[Any, dict[str, Any]]:
     """The k-NN graph of a whole space (``lens.input``...) that its maps are measured against.
 
     The first that applies:
@@ -375,6 +473,8 @@ def space_truth(view: Any, k: int = 10, *, metric: str = "cosine", seed: int = 0
        bfloat16 short lists re-scored exactly where bfloat16 is fast, else HNSW; its recall measured on
        seeded rows), cached under the space's content hash. Euclidean graphs always come this way.
 
+    ``graph``: the space's cached graph when the caller has already loaded it (:func:`~embedlens.neighbors.knn.cached_knn`).
+
     Returns:
         ``(neighbors, info)``: a :class:`~embedlens.neighbors.index.Neighbors` of shape (n, k) and what a
         manifest records: ``source``, ``exact`` and, for an approximate graph, its ``recall``.
@@ -387,8 +487,9 @@ def space_truth(view: Any, k: int = 10, *, metric: str = "cosine", seed: int = 0
     n = len(view.space)
     k = check_k(k, n - 1, context=f" for a space of {n} rows")
     if metric == "cosine":
-        graph = cached_knn(view, k)
+        graph = graph if graph is not None and graph.k >= k else cached_knn(view, k)
         if graph is not None:
+            graph = graph if graph.k == k else graph.truncate(k)
             info = {"source": "the space's cached k-NN graph", "exact": graph.method == "exact", "k_stored": k}
             if graph.method != "exact":
                 info["recall"] = round(float(graph.recall), 4)

@@ -1,0 +1,110 @@
+"""Command start-up: how long small jobs take end to end, and which imports they pay for.
+
+    EMBEDLENS_CACHE=/tmp/elcache flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_startup.py
+
+Each command is a fresh process (``python -c "from embedlens.cli import entry; entry()" ARGS``), run
+``--repeats`` times (default 5) after one warm-up; the median wall time is printed beside the floor in the
+same run: ``python -c pass`` and ``python -c "import numpy, click, rich"`` (what every working command
+needs). Then one ``python -X importtime`` run per command lists its slowest top-level imports, and whether it
+imported any of the heavy libraries (torch, transformers, plotly, matplotlib, igraph, sklearn, scipy).
+
+Targets (issue 26): every ``--help`` <= 0.3 s; ``neighbors king`` warm <= 0.25 s; SmolLM2 ``grid --grid-size 50``
+warm <= 4 s (``--grid`` to include it: it runs the model). The cache (``EMBEDLENS_CACHE``) must already hold
+SmolLM2 (a first ``neighbors king`` extracts it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import machine  # noqa: E402
+
+HEAVY = ("torch", "transformers", "plotly", "matplotlib", "igraph", "sklearn", "scipy")
+CLI = "import sys; from embedlens.cli import entry; sys.argv[0] = 'embedlens'; entry()"
+
+
+def commands() -> list[str]:
+    from embedlens.cli import COMMANDS
+
+    return sorted(COMMANDS)
+
+
+# Byte-code files written, as an installed package has them (some shells set PYTHONDONTWRITEBYTECODE, which
+# would make every run compile the package again and count it).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def wall(args: list[str], repeats: int) -> list[float]:
+    subprocess.run(args, capture_output=True, check=False, env=ENV)  # warm-up: page cache, .pyc files
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        res = subprocess.run(args, capture_output=True, check=False, env=ENV)
+        out.append(time.perf_counter() - t)
+        if res.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed:\n{res.stderr.decode()[-2000:]}")
+    return out
+
+
+def imports(args: list[str]) -> tuple[list[tuple[str, float]], list[str]]:
+    """The slowest top-level imports (name, ms) of one run, and the heavy libraries it imported."""
+    res = subprocess.run([sys.executable, "-X", "importtime", *args[1:]], capture_output=True, text=True, check=False,
+                         env=ENV)
+    top, heavy = [], set()
+    for line in res.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|", 2)
+        if not cumulative.strip().isdigit():
+            continue
+        root = name.strip().split(".")[0]
+        if root in HEAVY:
+            heavy.add(root)
+        if name.startswith(" ") and not name.startswith("  "):  # depth 0: one space after the bar
+            top.append((name.strip(), int(cumulative) / 1000))
+    return sorted(top, key=lambda t: -t[1])[:6], sorted(heavy)
+
+
+def show(label: str, runs: list[float], target: float | None = None) -> None:
+    med = statistics.median(runs)
+    aim = f"  (target <= {target:g} s)" if target else ""
+    print(f"  {label:44s} {med:6.3f} s median of {len(runs)}{aim}  [{', '.join(f'{r:.3f}' for r in runs)}]",
+          flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--grid", action="store_true", help="also SmolLM2 `grid --grid-size 50` warm (runs the model)")
+    args = ap.parse_args()
+    print(machine(), flush=True)
+    py = sys.executable
+    print("floor (same run):", flush=True)
+    show("python -c pass", wall([py, "-c", "pass"], args.repeats))
+    show("python -c 'import numpy, click, rich'", wall([py, "-c", "import numpy, click, rich"], args.repeats))
+    jobs: list[tuple[str, list[str], float]] = [("embedlens --help", ["--help"], 0.3)]
+    jobs += [(f"embedlens {c} --help", [c, "--help"], 0.3) for c in commands()]
+    jobs.append(("embedlens neighbors king (warm)", ["neighbors", "king"], 0.25))
+    out = tempfile.mkdtemp(prefix="bench-startup-")
+    if args.grid:
+        jobs.append(("embedlens grid --grid-size 50 (warm)", ["grid", "--grid-size", "50", "--output-dir", out], 4.0))
+    print(f"commands (load {', '.join(f'{v:.1f}' for v in os.getloadavg())}):", flush=True)
+    for label, argv, target in jobs:
+        cmd = [py, "-c", CLI, *argv]
+        show(label, wall(cmd, args.repeats if "grid" not in argv else 3), target)
+        top, heavy = imports(cmd)
+        print(f"      heavy imports: {', '.join(heavy) or 'none'}; slowest top-level: "
+              + ", ".join(f"{n} {ms:.0f} ms" for n, ms in top), flush=True)
+    print(machine(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
