@@ -27,6 +27,9 @@ from .device_options import device_options
               help="Truncate each text to this many tokens (with a note) instead of refusing a long one.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="With --text-file: at most this many prompts (and about 4,096 tokens) per forward pass.")
+@click.option("--lens", "decoder", default="logit", show_default=True, metavar="logit|tuned|PATH",
+              help="How each layer is read: logit (as it is), tuned (the tuned lens trained for the model with "
+                   "`embedlens lens train`), or a tuned lens folder (embedlens' or the tuned-lens package's).")
 @device_options
 @click.option("--out", "out", default="embedlens-logit-lens", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: logit_lens.html/.png/.json (or logit_lens_ranks.csv/.png/.json) and manifest.json.")
@@ -34,8 +37,8 @@ from .device_options import device_options
 @click.option("--no-png", is_flag=True, help="Skip the PNG.")
 @json_option
 def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: int, positions: str, color: str,
-               text_file: str | None, max_tokens: int | None, batch_size: int, device: str, dtype: str, out: str,
-               no_html: bool, no_png: bool, as_json: bool) -> None:
+               text_file: str | None, max_tokens: int | None, batch_size: int, decoder: str, device: str, dtype: str,
+               out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
     """The logit lens of TEXT: the residual stream after every block (0 = the input embeddings), decoded by the
     model's final norm and unembedding, so the last layer is the model's own next-token prediction.
 
@@ -51,12 +54,12 @@ def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: 
     if len(models) > 2:
         raise EmbedlensError(f"--model was given {len(models)} times: compare at most two models")
     if text_file is not None:
-        _curves(models, text_file, layers, max_tokens, batch_size, device, dtype, out, not no_png, as_json)
+        _curves(models, text_file, layers, max_tokens, batch_size, decoder, device, dtype, out, not no_png, as_json)
         return
     from ..logitlens import compare, write_logit_lens
 
     results = compare(list(models), prompt, layers=layers, top_k=top_k, positions=positions, max_tokens=max_tokens,
-                      device=device, dtype=dtype)
+                      device=device, dtype=dtype, decoder=decoder)
     manifest = write_logit_lens(results, out, color=color, html=not no_html, png=not no_png)
     for n in manifest["notes"]:
         note(n)
@@ -93,13 +96,14 @@ def _table(r) -> None:
     console().print(t)
 
 
-def _curves(models, text_file, layers, max_tokens, batch_size, device, dtype, out, png, as_json) -> None:
+def _curves(models, text_file, layers, max_tokens, batch_size, decoder, device, dtype, out, png, as_json) -> None:
     import sys
 
     from ..logitlens import rank_curves, read_text_file, write_rank_curves
 
     curves = rank_curves(list(models), read_text_file(text_file), layers=layers, max_tokens=max_tokens,
-                         batch_size=batch_size, device=device, dtype=dtype, progress=sys.stderr.isatty())
+                         batch_size=batch_size, device=device, dtype=dtype, progress=sys.stderr.isatty(),
+                         decoder=decoder)
     manifest = write_rank_curves(curves, out, png=png)
     for n in manifest["notes"]:
         note(n)

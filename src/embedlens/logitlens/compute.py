@@ -211,17 +211,21 @@ class _Plan:
     dtype: Any
     texts: list[_Text]
     max_tokens: int | None = None
+    decoder: Any = None  # a LogitLens or TunedLens (embedlens.tunedlens): what each layer's state goes through
 
 
 def _plan(model: Any, texts: list[str], layers: Any, top_k: int, max_tokens: int | None, device: str,
-          dtype: Any) -> _Plan:
+          dtype: Any, decoder: Any = None) -> _Plan:
+    # imported here: embedlens.tunedlens builds on this module (its decoders are checked before any weight loads)
+    from ..tunedlens.io import resolve_decoder
+
     lens = as_lens(model)
     check_causal(lens)
     kept = layers_of(lens, layers)
     k = check_top_k(top_k, int(lens.meta.get("n_vocab") or 1))
     toks = tokenize(lens, texts, max_tokens=max_tokens)
     dev, dt = rt.choose(device, dtype)
-    return _Plan(lens, kept, k, dev, dt, toks, max_tokens)
+    return _Plan(lens, kept, k, dev, dt, toks, max_tokens, resolve_decoder(decoder, lens))
 
 
 def _network(plan: _Plan) -> tuple[Any, Any]:
@@ -255,6 +259,7 @@ def logit_lens(
     device: str | None = None,
     dtype: Any = None,
     keep_states: bool = False,
+    decoder: Any = None,
 ) -> LogitLensResult:
     """The logit lens of one text: every kept layer's top-``k`` next tokens at every kept position.
 
@@ -269,12 +274,15 @@ def logit_lens(
             defaults, else float32 on the CPU); ``"auto"``, ``"cuda"``, ``"bfloat16"``...: see
             :func:`embedlens.logitlens.runtime.choose`.
         keep_states: keep the decoded residual vectors on the result (``.states``), e.g. for nearest tokens.
+        decoder: how each layer is read: ``"logit"`` (default: as it is), ``"tuned"`` (the tuned lens cached for
+            the model by :func:`embedlens.tunedlens.train_tuned_lens`), a lens path, or a
+            :class:`~embedlens.tunedlens.TunedLens`.
 
     Returns:
         A :class:`LogitLensResult`; ``result.top_ids[i, j]`` is layer ``layers[i]`` at ``positions[j]``.
     """
     started = time.perf_counter()
-    plan = _plan(model, check_texts(text), layers, top_k, max_tokens, device, dtype)
+    plan = _plan(model, check_texts(text), layers, top_k, max_tokens, device, dtype, decoder)
     positions_ = parse_positions(positions, len(plan.texts[0].ids))
     return _lens_of(plan, positions_, keep_states, started)
 
@@ -291,16 +299,17 @@ def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: flo
     t0 = time.perf_counter()
     n_l, n_p = len(plan.layers), len(positions)
     nxt = np.append(t.ids[1:], -1)[positions]
-    ids, probs, ranks = runner.decode_top_k(states.reshape(n_l * n_p, -1), plan.top_k, targets=np.tile(nxt, n_l))
+    read = plan.decoder.translate(states, plan.layers)
+    ids, probs, ranks = runner.decode_top_k(read.reshape(n_l * n_p, -1), plan.top_k, targets=np.tile(nxt, n_l))
     timings["decode_s"] = time.perf_counter() - t0
     from ..contextual.states import token_strings
 
     raw, shown = token_strings(lens, t.ids)
     top_ids = ids.reshape(n_l, n_p, -1)
-    kept = states.float().cpu().numpy() if keep_states else None
+    kept = read.float().cpu().numpy() if keep_states else None
     timings["total_s"] = time.perf_counter() - started
     settings = {"top_k": plan.top_k, "max_tokens": plan.max_tokens, "device": plan.device,
-                "dtype": rt.dtype_name(plan.dtype),
+                "dtype": rt.dtype_name(plan.dtype), "decoder": plan.decoder.describe(),
                 "semantics": SEMANTICS}
     return LogitLensResult(
         model=lens.manifest(), text=t.text, token_ids=t.ids, tokens=raw, display=shown, layers=list(plan.layers),
@@ -319,13 +328,14 @@ def compare(
     max_tokens: int | None = None,
     device: str | None = None,
     dtype: Any = None,
+    decoder: Any = None,
 ) -> list[LogitLensResult]:
     """:func:`logit_lens` of the same text through several models, every input checked before any weights load."""
     started = time.perf_counter()
     texts = check_texts(text)
     if not models:
         raise EmbedlensError("no model given")
-    plans = [_plan(m, texts, layers, top_k, max_tokens, device, dtype) for m in models]
+    plans = [_plan(m, texts, layers, top_k, max_tokens, device, dtype, decoder) for m in models]
     pos = [parse_positions(positions, len(p.texts[0].ids)) for p in plans]
     return [_lens_of(p, ps, False, started) for p, ps in zip(plans, pos, strict=True)]
 
@@ -340,6 +350,7 @@ def rank_curve(
     device: str | None = None,
     dtype: Any = None,
     progress: bool = False,
+    decoder: Any = None,
 ) -> RankCurve:
     """The next token's rank per layer over many prompts (a tuned-lens style summary).
 
@@ -347,12 +358,12 @@ def rank_curve(
     and each batch's layers x positions are decoded together (ranks only: no top-k is kept).
     """
     return rank_curves([model], texts, layers=layers, max_tokens=max_tokens, batch_size=batch_size, device=device,
-                       dtype=dtype, progress=progress)[0]
+                       dtype=dtype, progress=progress, decoder=decoder)[0]
 
 
 def rank_curves(models: Sequence[Any], texts: Sequence[str], *, layers: Any = "all", max_tokens: int | None = None,
                 batch_size: int = DEFAULT_BATCH_SIZE, device: str | None = None, dtype: Any = None,
-                progress: bool = False) -> list[RankCurve]:
+                progress: bool = False, decoder: Any = None) -> list[RankCurve]:
     """:func:`rank_curve` of the same prompts through several models, every input checked before any weights load."""
     started = time.perf_counter()
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -360,7 +371,7 @@ def rank_curves(models: Sequence[Any], texts: Sequence[str], *, layers: Any = "a
     if not models:
         raise EmbedlensError("no model given")
     items = check_texts(texts)
-    plans = [_plan(m, items, layers, 1, max_tokens, device, dtype) for m in models]
+    plans = [_plan(m, items, layers, 1, max_tokens, device, dtype, decoder) for m in models]
     prepared = time.perf_counter() - started
     return [_curve_of(p, batch_size, progress, prepared, max_tokens) for p in plans]
 
@@ -393,6 +404,7 @@ def _curve_of(plan: _Plan, batch_size: int, progress: bool, prepared: float, max
             import torch
 
             rows = states.reshape(n_l, -1, states.shape[-1])[:, torch.as_tensor(flat, device=states.device)]
+            rows = plan.decoder.translate(rows, plan.layers)
             padded = np.full((len(batch), width + 1), -1, dtype=np.int64)
             for j, b in enumerate(batch):
                 padded[j, : len(b)] = b
@@ -414,7 +426,8 @@ def _curve_of(plan: _Plan, batch_size: int, progress: bool, prepared: float, max
     if short:
         notes.append(f"{short} text(s) of one token have no next token and count for nothing")
     r = ranks.astype(np.float64)
-    settings = {"device": plan.device, "dtype": rt.dtype_name(plan.dtype), "batch_size": batch_size,
+    settings = {"device": plan.device, "dtype": rt.dtype_name(plan.dtype), "decoder": plan.decoder.describe(),
+                "batch_size": batch_size,
                 "max_tokens": max_tokens, "semantics": SEMANTICS}
     timings = {"prepare_s": prepared, "load_s": load_s, "forward_decode_s": decode_s,
                "total_s": prepared + time.perf_counter() - started}
