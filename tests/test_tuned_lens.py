@@ -219,9 +219,9 @@ def test_save_and_reload_both_formats_decode_identically(trained, lenses, tmp_pa
 
 
 def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file):
+    from embedlens.corpus import open_corpus
     from embedlens.tunedlens import evaluate_lenses
     from embedlens.tunedlens.data import corpus_tokens, sequences
-    from embedlens.corpus import open_corpus
 
     lens, out = trained
     planted = lenses["planted"]
