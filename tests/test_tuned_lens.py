@@ -313,3 +313,28 @@ def test_a_lens_for_another_model_or_an_encoder_is_refused(trained, lenses, tiny
         from embedlens.tunedlens import train_tuned_lens
 
         train_tuned_lens(bert, "lee", tokens=1024)
+
+
+@pytest.mark.browser
+def test_eval_page_shows_lens_names_exactly_and_stays_offline(trained, lenses, corpus_file, tmp_path, offline_page):
+    from embedlens.tunedlens import evaluate_lenses, save_tuned_lens
+    from embedlens.tunedlens.output import write_lens_eval
+
+    lens, _ = trained
+    hostile = tmp_path / 'lens <script>alert(1)</script> &amp; "q" it\'s'
+    save_tuned_lens(lens, hostile)
+    ev = evaluate_lenses(lenses["planted"], str(corpus_file), decoders=["logit", str(hostile)], tokens=64, seq_len=32,
+                         skip=2048, dtype="float32")
+    write_lens_eval(ev, tmp_path / "e")
+    page, seen = offline_page(tmp_path / "e" / "lens_eval.html")
+    page.wait_for_selector(".legendtext")
+    names = page.eval_on_selector_all(".legendtext", "els => els.map(e => e.textContent)")
+    assert names == ["logit", hostile.name]
+    box = page.locator(".scatterlayer .trace:nth-child(2) .point:nth-child(2)").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector(".hoverlayer .hovertext")
+    hover = page.text_content(".hoverlayer")
+    assert str(hostile) in hover and "layer 1" in hover, hover
+    page.screenshot(path=str(tmp_path / "e" / "shot.png"))
+    assert not seen.dialogs and not seen.errors
+    assert all(u.startswith(("file://", "data:", "about:")) for u in seen.requests), seen.requests

@@ -14,7 +14,12 @@ from .logit_lens import _matplotlib
 from .offline import plotly_text, write_plotly_html
 
 PANELS = (("kl_bits", "KL to the final distribution (bits)"), ("top1_agreement", "top-1 agreement with the final"),
-          ("ce_bits", "cross-entropy of the next token (bits)"))
+          ("ce_bits", "next-token cross-entropy (bits)"))
+
+
+def short_name(name: str) -> str:
+    """A legend entry: a lens path by its folder name (the hover shows the whole path)."""
+    return Path(name).name if "/" in name else name
 
 
 def title(ev: Any) -> str:
@@ -30,14 +35,16 @@ def eval_figure(ev: Any) -> Any:
     x = np.arange(ev.n_layers + 1)
     for i, name in enumerate(ev.decoders):
         for j, (key, label) in enumerate(PANELS, 1):
-            fig.add_trace(go.Scatter(x=x, y=getattr(ev, key)[i], mode="lines+markers", name=plotly_text(name),
+            fig.add_trace(go.Scatter(x=x, y=getattr(ev, key)[i], mode="lines+markers", name=plotly_text(short_name(name)),
                                      legendgroup=str(i), showlegend=j == 1, line={"color": f"hsl({(i * 137) % 360},60%,45%)"},
-                                     hovertemplate=f"{plotly_text(name)}<br>layer %{{x}}<br>{label}: %{{y:.3f}}<extra></extra>"),
+                                     hovertemplate=f"{plotly_text(name)}<br>layer %{{x}}<br>{label}: %{{y:.4g}}<extra></extra>"),
                           row=1, col=j)
     for j in range(1, 4):
-        fig.update_xaxes(title_text="layer (0 = embeddings)", row=1, col=j)
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_layout(title=plotly_text(title(ev)), height=420, width=1300, template="plotly_white")
+        fig.update_xaxes(title_text="layer (0 = embeddings)", dtick=max(1, ev.n_layers // 10), row=1, col=j)
+    fig.update_yaxes(type="log", row=1, col=1)  # the last layer's KL is 0 for every lens: off a log axis
+    fig.update_annotations(font_size=12)
+    fig.update_layout(title=plotly_text(title(ev)), height=460, width=1300, template="plotly_white",
+                      legend={"orientation": "h", "y": -0.25})
     return fig
 
 
@@ -55,7 +62,7 @@ def write_eval_png(ev: Any, path: str | Path, *, dpi: int = 110) -> Path:
             for i, name in enumerate(ev.decoders):
                 for ax, (key, label) in zip(axes, PANELS, strict=True):
                     y = getattr(ev, key)[i]
-                    ax.plot(x, y, "-o", ms=3, color=f"C{i}", label=name)
+                    ax.plot(x, y, "-o", ms=3, color=f"C{i}", label=short_name(name).replace("$", r"\$"))
                     ax.set_title(label, fontsize=10, parse_math=False)
                     ax.set_xlabel("layer (0 = embeddings)")
                     ax.grid(True, alpha=0.3)
