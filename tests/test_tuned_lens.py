@@ -338,3 +338,48 @@ def test_eval_page_shows_lens_names_exactly_and_stays_offline(trained, lenses, c
     page.screenshot(path=str(tmp_path / "e" / "shot.png"))
     assert not seen.dialogs and not seen.errors
     assert all(u.startswith(("file://", "data:", "about:")) for u in seen.requests), seen.requests
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_site_mid_reads_between_attention_and_mlp(lenses, kind):
+    from embedlens.logitlens import residual_states
+
+    lens = lenses[kind]
+    net = lens.model
+    n = lens.meta["n_layers"]
+    ids = np.asarray(lens.encode(TEXT))
+    mid = residual_states(net, [ids], list(range(n)), site="mid")[:, 0]
+    resid = residual_states(net, [ids], list(range(n + 1)))[:, 0]
+    blocks = net.transformer.h if kind == "gpt2" else net.model.layers
+    with torch.no_grad():
+        for layer, block in enumerate(blocks):
+            norm = block.ln_2 if kind == "gpt2" else block.post_attention_layernorm
+            # the MLP's residual update on the mid state gives the block's output; attention made the mid state
+            torch.testing.assert_close(mid[layer] + block.mlp(norm(mid[layer])), resid[layer + 1], rtol=1e-4, atol=1e-5)
+            assert not torch.allclose(mid[layer], resid[layer])
+    r = lens.logit_lens(TEXT, site="mid", dtype="float32", top_k=3)
+    assert r.layers == list(range(n)) and r.settings["site"] == "mid"
+    with torch.no_grad():
+        logits = net.get_output_embeddings()((net.transformer.ln_f if kind == "gpt2" else net.model.norm)(mid))
+    np.testing.assert_array_equal(r.top_ids[..., 0], logits.argmax(-1).numpy())
+    with pytest.raises(EmbedlensError, match="site='resid'"):
+        lens.logit_lens(TEXT, site="mid", decoder="tuned")
+
+
+def test_eval_at_site_mid_reads_the_logit_lens_inside_blocks(lenses, corpus_file):
+    from embedlens.corpus import open_corpus
+    from embedlens.logitlens import residual_states
+    from embedlens.tunedlens import evaluate_lenses
+    from embedlens.tunedlens.data import corpus_tokens
+
+    lens = lenses["llama"]
+    ev = evaluate_lenses(lens, str(corpus_file), decoders=["logit"], tokens=32, seq_len=32, site="mid", dtype="float32")
+    net, n = lens.model, lens.meta["n_layers"]
+    assert ev.settings["site"] == "mid" and ev.kl_bits[0, -1] == 0.0
+    seq = corpus_tokens(lens, open_corpus(str(corpus_file)), 32)
+    with torch.no_grad():
+        mid = residual_states(net, [seq], list(range(n)), site="mid")[:, 0]
+        p = torch.log_softmax(net(input_ids=torch.from_numpy(seq)[None]).logits[0].double(), -1)
+        q = torch.log_softmax(net.lm_head(net.model.norm(mid)).double(), -1)
+        kl = ((p.exp() * (p - q)).sum(-1).mean(-1) / np.log(2)).numpy()
+    np.testing.assert_allclose(ev.kl_bits[0, :-1], kl, rtol=1e-4, atol=1e-6)

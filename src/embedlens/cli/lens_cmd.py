@@ -79,12 +79,14 @@ def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int,
               help="Corpus tokens to skip first (default: those a tuned lens under test was trained on).")
 @click.option("--seq-len", type=int, default=256, show_default=True, help="Tokens per sequence.")
 @click.option("--batch-tokens", type=int, default=1024, show_default=True, help="Tokens per forward pass.")
+@click.option("--site", type=click.Choice(["resid", "mid"]), default="resid", show_default=True,
+              help="Read between blocks (resid) or inside each block after attention, before the MLP (mid; logit lens only).")
 @device_options
 @click.option("--out", default="embedlens-lens-eval", show_default=True, type=click.Path(file_okay=False),
               help="Folder for lens_eval.csv/.json/.png/.html and manifest.json.")
 @json_option
 def evaluate(model: str, decoders: str, corpus: str, tokens: int, skip: int | None, seq_len: int, batch_tokens: int,
-             device: str, dtype: str, out: str, as_json: bool) -> None:
+             site: str, device: str, dtype: str, out: str, as_json: bool) -> None:
     """Per layer and lens: KL to the model's final distribution (bits), top-1 agreement with its prediction,
     and cross-entropy of the actual next token, on text the lenses were not trained on."""
     from ..errors import EmbedlensError
@@ -95,7 +97,7 @@ def evaluate(model: str, decoders: str, corpus: str, tokens: int, skip: int | No
     if not names:
         raise EmbedlensError("--lens is empty: give logit, tuned or lens folders, comma-separated")
     ev = evaluate_lenses(model, corpus, decoders=names, tokens=tokens, skip=skip, seq_len=seq_len,
-                         batch_tokens=batch_tokens, device=device, dtype=dtype, progress=sys.stderr.isatty())
+                         batch_tokens=batch_tokens, device=device, dtype=dtype, progress=sys.stderr.isatty(), site=site)
     manifest = write_lens_eval(ev, out)
     if as_json:
         emit_json(ev.to_dict())

@@ -30,6 +30,9 @@ from .device_options import device_options
 @click.option("--lens", "decoder", default="logit", show_default=True, metavar="logit|tuned|PATH",
               help="How each layer is read: logit (as it is), tuned (the tuned lens trained for the model with "
                    "`embedlens lens train`), or a tuned lens folder (embedlens' or the tuned-lens package's).")
+@click.option("--site", type=click.Choice(["resid", "mid"]), default="resid", show_default=True,
+              help="Where to read: resid (between blocks) or mid (inside each block, after attention and before "
+                   "the MLP; layer l = block l; logit lens only).")
 @device_options
 @click.option("--out", "out", default="embedlens-logit-lens", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: logit_lens.html/.png/.json (or logit_lens_ranks.csv/.png/.json) and manifest.json.")
@@ -37,8 +40,8 @@ from .device_options import device_options
 @click.option("--no-png", is_flag=True, help="Skip the PNG.")
 @json_option
 def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: int, positions: str, color: str,
-               text_file: str | None, max_tokens: int | None, batch_size: int, decoder: str, device: str, dtype: str,
-               out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
+               text_file: str | None, max_tokens: int | None, batch_size: int, decoder: str, site: str, device: str,
+               dtype: str, out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
     """The logit lens of TEXT: the residual stream after every block (0 = the input embeddings), decoded by the
     model's final norm and unembedding, so the last layer is the model's own next-token prediction.
 
@@ -54,12 +57,14 @@ def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: 
     if len(models) > 2:
         raise EmbedlensError(f"--model was given {len(models)} times: compare at most two models")
     if text_file is not None:
+        if site != "resid":
+            raise EmbedlensError("--site mid applies to a TEXT, not to --text-file rank curves")
         _curves(models, text_file, layers, max_tokens, batch_size, decoder, device, dtype, out, not no_png, as_json)
         return
     from ..logitlens import compare, write_logit_lens
 
     results = compare(list(models), prompt, layers=layers, top_k=top_k, positions=positions, max_tokens=max_tokens,
-                      device=device, dtype=dtype, decoder=decoder)
+                      device=device, dtype=dtype, decoder=decoder, site=site)
     manifest = write_logit_lens(results, out, color=color, html=not no_html, png=not no_png)
     for n in manifest["notes"]:
         note(n)

@@ -34,6 +34,8 @@ SEMANTICS = ("layer l = the residual stream after l blocks (0 = input embeddings
              "decoded by the final norm, the unembedding and the final logit soft-cap where the model has one; "
              "layer n_layers = the model's own next-token distribution. target_rank: 1-based rank of the next "
              "token of the text (1 + number of logits strictly above it)")
+SEMANTICS_MID = ("site mid: layer l = the residual stream inside block l after its attention, before its MLP, "
+                 "decoded by the final norm, the unembedding and the soft-cap (the logit lens between sublayers)")
 DEFAULT_TOP_K = 5
 DEFAULT_BATCH_SIZE = 64
 BATCH_TOKENS = 4096  # padded tokens per forward pass of many prompts: states of 31 layers x 4096 x 576 ~ 0.3 GB
@@ -150,17 +152,41 @@ def check_texts(texts: Sequence[str] | str) -> list[str]:
 
 # -- the forward pass -----------------------------------------------------------------------------------------
 
-def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[int], *, pad: int = 0) -> Any:
+SITES = ("resid", "mid")
+
+
+def check_site(site: Any) -> str:
+    if site not in SITES:
+        raise EmbedlensError(f"site must be resid (between blocks) or mid (after attention, before the MLP), "
+                             f"got {site!r}")
+    return str(site)
+
+
+def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[int], *, pad: int = 0,
+                    site: str = "resid") -> Any:
     """The residual stream of right-padded ``sequences`` at ``layers`` from ONE forward pass.
 
     Returns a tensor of shape (len(layers), batch, max_len, d_model) in the model's dtype and device;
-    layer ``n_layers`` is the last block's output *before* the final norm.
+    layer ``n_layers`` is the last block's output *before* the final norm. With ``site="mid"``, layer ``l``
+    (0 .. n_layers - 1) is inside block ``l``: the residual stream after its attention, before its MLP.
     """
     import torch
 
-    from ..models.architectures import model_parts
+    from ..models.architectures import get_path, model_parts
 
     parts = model_parts(net)
+    if check_site(site) == "mid":
+        if parts.arch.mid_norm is None:
+            raise EmbedlensError(f"{parts.arch.family} blocks have no readout between attention and MLP here")
+        mids: dict[int, Any] = {}
+        hooks = [get_path(parts.blocks[layer], parts.arch.mid_norm).register_forward_pre_hook(
+            lambda mod, args, layer=layer: mids.__setitem__(layer, args[0])) for layer in sorted(set(layers))]
+        try:
+            residual_states(net, sequences, [], pad=pad)
+        finally:
+            for h in hooks:
+                h.remove()
+        return torch.stack([mids[layer] for layer in layers])
     n_layers = parts.n_layers
     dev = parts.unembed.weight.device
     lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
@@ -182,7 +208,7 @@ def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[
             handle.remove()
     hs = out.hidden_states
     picked = [captured["x"] if (layer == n_layers and "x" in captured) else hs[layer] for layer in layers]
-    return torch.stack(picked)
+    return torch.stack(picked) if picked else hs[0][:0]
 
 
 def _strings(lens: Any, ids: np.ndarray) -> np.ndarray:
@@ -212,20 +238,28 @@ class _Plan:
     texts: list[_Text]
     max_tokens: int | None = None
     decoder: Any = None  # a LogitLens or TunedLens (embedlens.tunedlens): what each layer's state goes through
+    site: str = "resid"
 
 
 def _plan(model: Any, texts: list[str], layers: Any, top_k: int, max_tokens: int | None, device: str,
-          dtype: Any, decoder: Any = None) -> _Plan:
+          dtype: Any, decoder: Any = None, site: str = "resid") -> _Plan:
     # imported here: embedlens.tunedlens builds on this module (its decoders are checked before any weight loads)
     from ..tunedlens.io import resolve_decoder
 
     lens = as_lens(model)
     check_causal(lens)
-    kept = layers_of(lens, layers)
+    if check_site(site) == "mid":
+        from ..contextual.states import parse_layers
+
+        kept = parse_layers(layers, int(lens.meta["n_layers"]) - 1, model=lens.name)  # one per block: 0 .. n - 1
+        if decoder not in (None, "logit"):
+            raise EmbedlensError("a tuned lens reads the residual stream between blocks: use site='resid' with it")
+    else:
+        kept = layers_of(lens, layers)
     k = check_top_k(top_k, int(lens.meta.get("n_vocab") or 1))
     toks = tokenize(lens, texts, max_tokens=max_tokens)
     dev, dt = rt.choose(device, dtype)
-    return _Plan(lens, kept, k, dev, dt, toks, max_tokens, resolve_decoder(decoder, lens))
+    return _Plan(lens, kept, k, dev, dt, toks, max_tokens, resolve_decoder(decoder, lens), site)
 
 
 def _network(plan: _Plan) -> tuple[Any, Any]:
@@ -260,6 +294,7 @@ def logit_lens(
     dtype: Any = None,
     keep_states: bool = False,
     decoder: Any = None,
+    site: str = "resid",
 ) -> LogitLensResult:
     """The logit lens of one text: every kept layer's top-``k`` next tokens at every kept position.
 
@@ -277,12 +312,14 @@ def logit_lens(
         decoder: how each layer is read: ``"logit"`` (default: as it is), ``"tuned"`` (the tuned lens cached for
             the model by :func:`embedlens.tunedlens.train_tuned_lens`), a lens path, or a
             :class:`~embedlens.tunedlens.TunedLens`.
+        site: ``"resid"`` (between blocks) or ``"mid"``: inside each block after attention, before the MLP
+            (layer ``l`` = block ``l``; the logit lens only).
 
     Returns:
         A :class:`LogitLensResult`; ``result.top_ids[i, j]`` is layer ``layers[i]`` at ``positions[j]``.
     """
     started = time.perf_counter()
-    plan = _plan(model, check_texts(text), layers, top_k, max_tokens, device, dtype, decoder)
+    plan = _plan(model, check_texts(text), layers, top_k, max_tokens, device, dtype, decoder, site)
     positions_ = parse_positions(positions, len(plan.texts[0].ids))
     return _lens_of(plan, positions_, keep_states, started)
 
@@ -294,7 +331,7 @@ def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: flo
     net, runner = _network(plan)
     timings["load_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    states = residual_states(net, [t.ids], plan.layers, pad=_pad(net))[:, 0][:, positions]  # (L, P, d)
+    states = residual_states(net, [t.ids], plan.layers, pad=_pad(net), site=plan.site)[:, 0][:, positions]  # (L, P, d)
     timings["forward_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_l, n_p = len(plan.layers), len(positions)
@@ -309,8 +346,8 @@ def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: flo
     kept = read.float().cpu().numpy() if keep_states else None
     timings["total_s"] = time.perf_counter() - started
     settings = {"top_k": plan.top_k, "max_tokens": plan.max_tokens, "device": plan.device,
-                "dtype": rt.dtype_name(plan.dtype), "decoder": plan.decoder.describe(),
-                "semantics": SEMANTICS}
+                "dtype": rt.dtype_name(plan.dtype), "decoder": plan.decoder.describe(), "site": plan.site,
+                "semantics": SEMANTICS if plan.site == "resid" else SEMANTICS_MID}
     return LogitLensResult(
         model=lens.manifest(), text=t.text, token_ids=t.ids, tokens=raw, display=shown, layers=list(plan.layers),
         positions=positions, n_layers=runner.n_layers, top_ids=top_ids, top_probs=probs.reshape(n_l, n_p, -1),
@@ -329,13 +366,14 @@ def compare(
     device: str | None = None,
     dtype: Any = None,
     decoder: Any = None,
+    site: str = "resid",
 ) -> list[LogitLensResult]:
     """:func:`logit_lens` of the same text through several models, every input checked before any weights load."""
     started = time.perf_counter()
     texts = check_texts(text)
     if not models:
         raise EmbedlensError("no model given")
-    plans = [_plan(m, texts, layers, top_k, max_tokens, device, dtype, decoder) for m in models]
+    plans = [_plan(m, texts, layers, top_k, max_tokens, device, dtype, decoder, site) for m in models]
     pos = [parse_positions(positions, len(p.texts[0].ids)) for p in plans]
     return [_lens_of(p, ps, False, started) for p, ps in zip(plans, pos, strict=True)]
 

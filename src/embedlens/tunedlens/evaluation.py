@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from ..logitlens import runtime as rt
-from ..logitlens.compute import check_causal, residual_states
+from ..logitlens.compute import check_causal, check_site, residual_states
 from .data import as_corpus, check_count, corpus_hash, corpus_tokens, sequences
 from .io import resolve_decoder
 from .translators import LogitLens, TunedLens
@@ -71,8 +71,10 @@ def layer_metrics(runner: Any, states: Any, targets: Any, decoders: Sequence[Log
 
 
 def measure(net: Any, runner: Any, seqs: np.ndarray, decoders: Sequence[LogitLens | TunedLens], *,
-            batch_tokens: int, pad: int, label: str = "evaluating", progress: bool = False) -> dict[str, np.ndarray]:
-    """Mean metrics over all ``seqs`` (int64 (n_seq, seq_len)) for every decoder and layer ``0 .. n_layers``.
+            batch_tokens: int, pad: int, label: str = "evaluating", progress: bool = False,
+            site: str = "resid") -> dict[str, np.ndarray]:
+    """Mean metrics over all ``seqs`` (int64 (n_seq, seq_len)) for every decoder and layer ``0 .. n_layers``
+    (``site="mid"``: layers ``0 .. n_layers - 1`` are read inside each block after attention, before the MLP).
 
     Returns ``{"kl_bits", "top1_agreement", "ce_bits"}``, each of shape (n_decoders, n_layers + 1).
     """
@@ -89,6 +91,8 @@ def measure(net: Any, runner: Any, seqs: np.ndarray, decoders: Sequence[LogitLen
         for s in range(0, len(seqs), per):
             batch = seqs[s: s + per]
             states = residual_states(net, list(batch), layers, pad=pad)
+            if site == "mid":
+                states = torch.cat([residual_states(net, list(batch), layers[:-1], pad=pad, site="mid"), states[-1:]])
             states = states.reshape(len(layers), -1, states.shape[-1])
             nxt = np.concatenate([batch[:, 1:], np.full((len(batch), 1), -1)], axis=1).reshape(-1)
             sums += layer_metrics(runner, states, torch.from_numpy(nxt), decoders, layers)
@@ -168,6 +172,7 @@ def evaluate_lenses(
     device: str | None = None,
     dtype: Any = None,
     progress: bool = False,
+    site: str = "resid",
 ) -> LensEval:
     """Per-layer KL to the final distribution, top-1 agreement and next-token cross-entropy of each decoder.
 
@@ -178,6 +183,8 @@ def evaluate_lenses(
         tokens: tokens of held-out text to average over (cut into sequences of ``seq_len``).
         skip: corpus tokens to skip first; default: the tokens a tuned lens under evaluation was trained on
             when it was trained on this corpus, so evaluation text is never training text.
+        site: ``"resid"`` (between blocks) or ``"mid"`` (inside each block, after attention, before the MLP;
+            the logit lens only).
     """
     from ..contextual.states import as_lens
     from ..logitlens.compute import _pad
@@ -193,6 +200,8 @@ def evaluate_lenses(
     if not names:
         raise EmbedlensError("no decoder given")
     resolved = [resolve_decoder(d, lens) for d in decoders]
+    if check_site(site) == "mid" and any(isinstance(d, TunedLens) for d in resolved):
+        raise EmbedlensError("a tuned lens reads the residual stream between blocks: evaluate it with site='resid'")
     body = as_corpus(corpus)
     hash_ = corpus_hash(body)
     skip = _skip_for(resolved, hash_) if skip is None else check_count(skip, "skip", 0)
@@ -202,10 +211,10 @@ def evaluate_lenses(
     net = rt.weights(lens, dev, dt)
     runner = runner_for(lens, net)
     t0 = time.perf_counter()
-    got = measure(net, runner, seqs, resolved, batch_tokens=batch_tokens, pad=_pad(net), progress=progress)
+    got = measure(net, runner, seqs, resolved, batch_tokens=batch_tokens, pad=_pad(net), progress=progress, site=site)
     timings = {"prepare_s": round(prepared, 3), "measure_s": round(time.perf_counter() - t0, 3),
                "total_s": round(time.perf_counter() - started, 3)}
-    settings = {"seq_len": seq_len, "batch_tokens": batch_tokens, "device": dev, "dtype": rt.dtype_name(dt),
+    settings = {"seq_len": seq_len, "batch_tokens": batch_tokens, "device": dev, "dtype": rt.dtype_name(dt), "site": site,
                 "units": "KL and cross-entropy in bits per token"}
     return LensEval(model=lens.manifest(), n_layers=runner.n_layers, decoders=names,
                     described=[d.describe() for d in resolved], n_tokens=int(seqs.size),
