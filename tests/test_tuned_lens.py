@@ -58,12 +58,12 @@ def lenses(module_cache, tiny_gpt2_dir, tiny_llama_dir, planted_dir):
 
 @pytest.fixture(scope="module")
 def trained(lenses, corpus_file, tmp_path_factory):
-    """A tuned lens of the planted model (least squares + 3 KL steps), saved in ``out``."""
+    """A tuned lens of the planted model (least squares + 2 KL steps), saved in ``out``."""
     from embedlens.tunedlens import train_tuned_lens
 
     out = tmp_path_factory.mktemp("trained") / "lens"
-    lens = train_tuned_lens(lenses["planted"], str(corpus_file), tokens=2048, heldout_tokens=512, seq_len=32,
-                            batch_tokens=256, steps=3, lr=1e-3, seed=3, dtype="float32", out=out)
+    lens = train_tuned_lens(lenses["planted"], str(corpus_file), tokens=1024, heldout_tokens=256, seq_len=32,
+                            batch_tokens=256, steps=2, lr=1e-3, seed=3, dtype="float32", out=out)
     return lens, out
 
 
@@ -153,7 +153,7 @@ def test_training_beats_the_logit_lens_at_every_layer_on_held_out_text(trained, 
     assert len(tuned) == n + 1 and tuned[-1] == 0.0 and logit[-1] == 0.0
     assert logit[:-1].min() > 0.5                     # the planted change: the logit lens misreads every layer
     assert (tuned[:-1] < 0.5 * logit[:-1]).all(), (tuned, logit)
-    assert m["steps"] == 3 and m["tokens"] == 2048 and m["seed"] == 3 and m["optimiser"]["name"] == "Adam"
+    assert m["steps"] == 2 and m["tokens"] == 1024 and m["seed"] == 3 and m["optimiser"]["name"] == "Adam"
     assert m["model"]["content_hash"] == lenses["planted"].meta["content_hash"] and len(m["corpus"]["hash"]) == 64
     assert (out / "tuned_lens.safetensors").exists() and not (out / ".checkpoint").exists()
 
@@ -163,7 +163,7 @@ def test_the_seed_fixes_the_result_and_a_run_resumes(trained, lenses, corpus_fil
     from embedlens.tunedlens.training import _Checkpoint
 
     lens, _ = trained
-    kw = dict(tokens=2048, heldout_tokens=512, seq_len=32, batch_tokens=256, steps=3, lr=1e-3, seed=3,
+    kw = dict(tokens=1024, heldout_tokens=256, seq_len=32, batch_tokens=256, steps=2, lr=1e-3, seed=3,
               dtype="float32", cache=False)
     # interrupted after the first KL step: the checkpoint holds the translators and Adam's state
     saved: list = []
@@ -227,8 +227,8 @@ def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file):
     planted = lenses["planted"]
     ev = evaluate_lenses(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
                          dtype="float32")
-    assert ev.skip == 2048                          # the tuned lens trained on the first 2048 tokens
-    seqs = sequences(corpus_tokens(planted, open_corpus(str(corpus_file)), 64, skip=2048), 32)
+    assert ev.skip == 1024                          # the tuned lens trained on the first 1024 tokens
+    seqs = sequences(corpus_tokens(planted, open_corpus(str(corpus_file)), 64, skip=1024), 32)
     net = planted.model
     n = planted.meta["n_layers"]
     with torch.no_grad():
@@ -324,7 +324,7 @@ def test_eval_page_shows_lens_names_exactly_and_stays_offline(trained, lenses, c
     hostile = tmp_path / 'lens <script>alert(1)</script> &amp; "q" it\'s'
     save_tuned_lens(lens, hostile)
     ev = evaluate_lenses(lenses["planted"], str(corpus_file), decoders=["logit", str(hostile)], tokens=64, seq_len=32,
-                         skip=2048, dtype="float32")
+                         skip=1024, dtype="float32")
     write_lens_eval(ev, tmp_path / "e")
     page, seen = offline_page(tmp_path / "e" / "lens_eval.html")
     page.wait_for_selector(".legendtext")
