@@ -279,7 +279,7 @@ def test_cli_train_eval_and_lens_tuned(lenses, planted_dir, corpus_file, tmp_pat
 
 @pytest.mark.parametrize("args, message", [
     (("--tokens", "100000"), "has "),
-    (("--tokens", "100"), "less than one batch"),
+    (("--tokens", "100"), "--tokens 100 is less than one batch (--batch-tokens 256)"),
 ])
 def test_cli_bad_training_input_is_one_line_exit_2(lenses, planted_dir, corpus_file, tmp_path, run_cli, args, message,
                                                    monkeypatch):

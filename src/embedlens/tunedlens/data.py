@@ -46,7 +46,7 @@ def corpus_tokens(model: Any, corpus: Corpus, n_tokens: int, *, skip: int = 0, w
     if have < need:
         name = ", ".join(corpus.specs)
         raise EmbedlensError(f"the corpus {name} has {have:,} tokens for {model.name}; {what or 'this'} needs {need:,}"
-                             f" (give fewer tokens or a larger corpus)")
+                             f" (give fewer `tokens` or a larger `corpus`)")
     return np.concatenate(parts)[skip:need]
 
 

@@ -171,10 +171,10 @@ def train_tuned_lens(
     heldout_tokens = check_count(heldout_tokens, "heldout_tokens", seq_len)
     steps = check_count(steps, "steps", 0)
     if tokens < batch_tokens:
-        raise EmbedlensError(f"tokens={tokens:,} is less than one batch of batch_tokens={batch_tokens:,}: train on "
-                             "more tokens or use smaller batches")
+        raise EmbedlensError(f"`tokens={tokens}` is less than one batch (`batch_tokens={batch_tokens}`): train on more "
+                             "tokens or use smaller batches")
     if init not in INITS:
-        raise EmbedlensError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        raise EmbedlensError(f"`init` must be one of {', '.join(INITS)}, got {init!r}")
     if not (isinstance(ridge, int | float) and ridge >= 0) or not (isinstance(lr, int | float) and lr > 0):
         raise EmbedlensError(f"ridge must be >= 0 and lr > 0, got ridge={ridge!r}, lr={lr!r}")
     body = as_corpus(corpus)
