@@ -13,6 +13,17 @@ and ``Unembed``, per-layer KL in bfloat16 autocast with a backward per layer, gr
 with Nesterov momentum 0.9, lr 1.0 x (1 - 0.9), weight decay 1e-3, linear decay. BENCH_PEER_STEPS
 (default 2) steps of BENCH_PEER_STEP_TOKENS (1024) tokens are timed and the rest extrapolated; its lens is
 saved in the package's format, read back with ``read_tuned_lens`` and measured on the same held-out tokens.
+
+Measured on this 2-core machine while it was loaded by other jobs (load average 12-17; the process got
+about 20% of the two cores), lee corpus, float32:
+  * training, 16,384 tokens, least squares, no KL step: 1,442 s (least squares 929 s, held-out measure of
+    both lenses on 1,024 tokens 498 s). Held-out KL lower than the logit lens at every layer below the last;
+    mean over layers 0..14: logit 33.4 bits, tuned 4.09 bits (8.2x lower).
+  * ``lens eval --lens logit,tuned --tokens 512``: 189 s wall (167 s measuring). Decoding 31 layers x 2 lenses
+    through a 49,152 x 576 head is ~3.5 GFLOP per token, so 20k tokens is ~70 TFLOP: far beyond 2 minutes
+    on two cores.
+  * peer step (256 tokens, bfloat16 autocast): 67.8 s; the same 16,384 tokens take 64 such steps, ~4,340 s
+    (extrapolated), vs 929 s for the least-squares pass.
 """
 
 from __future__ import annotations

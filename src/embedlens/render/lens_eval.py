@@ -61,13 +61,14 @@ def write_eval_png(ev: Any, path: str | Path, *, dpi: int = 110) -> Path:
             x = np.arange(ev.n_layers + 1)
             for i, name in enumerate(ev.decoders):
                 for ax, (key, label) in zip(axes, PANELS, strict=True):
-                    y = getattr(ev, key)[i]
+                    y = getattr(ev, key)[i].astype(float)
+                    if key == "kl_bits":  # 0 at the last layer for every lens: left off the log axis
+                        y = np.where(y > 0, y, np.nan)
                     ax.plot(x, y, "-o", ms=3, color=f"C{i}", label=short_name(name).replace("$", r"\$"))
                     ax.set_title(label, fontsize=10, parse_math=False)
                     ax.set_xlabel("layer (0 = embeddings)")
                     ax.grid(True, alpha=0.3)
-            kl = ev.kl_bits[:, :-1]
-            if (kl > 0).all():
+            if (ev.kl_bits[:, :-1] > 0).all():
                 axes[0].set_yscale("log")
             axes[0].legend(fontsize=8)
             fig.suptitle(title(ev), fontsize=11)
