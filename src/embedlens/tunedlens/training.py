@@ -273,7 +273,8 @@ def train_tuned_lens(
         "model": lens.manifest(), "corpus": {"hash": hash_, **body.manifest()}, "tokens": tokens,
         "heldout_tokens": int(held.size), "seq_len": seq_len, "batch_tokens": batch_tokens, "init": init,
         "ridge": ridge, "steps": steps, "seed": seed,
-        "optimiser": {"name": "Adam", "lr": lr, "betas": [0.9, 0.999]} if steps else None,
+        "optimiser": ({"name": "Adam", "lr": lr, "betas": [0.9, 0.999], "after": init} if steps else
+                      {"name": "none: closed-form least squares only" if init == "least-squares" else "none"}),
         "device": dev, "dtype": rt.dtype_name(dt),
         "heldout_kl_bits": [round(float(v), 6) for v in got["kl_bits"][0]],
         "heldout_kl_bits_logit_lens": [round(float(v), 6) for v in got["kl_bits"][1]],
