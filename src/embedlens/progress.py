@@ -19,14 +19,16 @@ def status(message: str) -> Iterator[None]:
         yield
 
 
-def _noop(_n: int = 1) -> None:
+def _noop(_n: int = 1, _description: str | None = None) -> None:
     return None
 
 
 @contextlib.contextmanager
 def bar(total: int, label: str, *, enabled: bool = True, unit: str = "items",
         min_total: int = 0) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr for ``total`` units of work; yields ``advance(n)``.
+    """A progress bar on stderr for ``total`` units of work; yields ``advance(n, description=None)``.
+
+    A ``description`` replaces the label (e.g. to show a rate or a running loss).
 
     Shown only when ``enabled``, stderr is a terminal and ``total >= min_total``; otherwise ``advance``
     does nothing (and rich is not imported). ``unit="bytes"`` shows sizes and a transfer rate instead
@@ -51,4 +53,7 @@ def bar(total: int, label: str, *, enabled: bool = True, unit: str = "items",
     with Progress(TextColumn("{task.description}"), BarColumn(), *counts, TimeElapsedColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(label, total=total)
-        yield lambda n=1: progress.advance(task, n)
+        def advance(n: int = 1, description: str | None = None) -> None:
+            progress.update(task, advance=n, **({"description": description} if description else {}))
+
+        yield advance

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "graph": ("embedlens.cli.graph_cmd", "graph", "Graph of tokens joined to their nearest tokens: offline HTML, JSON, GraphML."),
     "knn": ("embedlens.cli.graph_cmd", "knn", "Build and cache the k-NN graph of the whole vocabulary (exact or approx)."),
     "logit-lens": ("embedlens.cli.logit_lens_cmd", "logit_lens", "Logit lens: every layer's residual stream decoded to next tokens, as a heatmap."),
+    "lens": ("embedlens.cli.lens_cmd", "lens", "Train a tuned lens for a model; measure logit/tuned lenses per layer (KL, top-1)."),
     "grid": ("embedlens.cli.grid_cmd", "grid", "Token grid map: a 2D grid fed at block L, each cell's top next token."),
     "map": ("embedlens.cli.map_cmd", "map_command", "Map the vocabulary to 2D/3D (PCA, t-SNE, UMAP): offline HTML, PNG, data."),
     "tfidf": ("embedlens.cli.classic_cmd", "tfidf", "TF-IDF word vectors over N chunks of a corpus, saved as a space."),

@@ -27,6 +27,12 @@ from .device_options import device_options, max_memory_option
               help="Truncate each text to this many tokens (with a note) instead of refusing a long one.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="With --text-file: at most this many prompts (and about 4,096 tokens) per forward pass.")
+@click.option("--lens", "decoder", default="logit", show_default=True, metavar="logit|tuned|PATH",
+              help="How each layer is read: logit (as it is), tuned (the tuned lens trained for the model with "
+                   "`embedlens lens train`), or a tuned lens folder (embedlens' or the tuned-lens package's).")
+@click.option("--site", type=click.Choice(["resid", "mid"]), default="resid", show_default=True,
+              help="Where to read: resid (between blocks) or mid (inside each block, after attention and before "
+                   "the MLP; layer l = block l; logit lens only).")
 @device_options
 @max_memory_option
 @click.option("--out", "out", default="embedlens-logit-lens", show_default=True, type=click.Path(file_okay=False),
@@ -35,8 +41,8 @@ from .device_options import device_options, max_memory_option
 @click.option("--no-png", is_flag=True, help="Skip the PNG.")
 @json_option
 def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: int, positions: str, color: str,
-               text_file: str | None, max_tokens: int | None, batch_size: int, device: str, dtype: str,
-               max_memory: str | None, out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
+               text_file: str | None, max_tokens: int | None, batch_size: int, decoder: str, site: str, device: str,
+               dtype: str, max_memory: str | None, out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
     """The logit lens of TEXT: the residual stream after every block (0 = the input embeddings), decoded by the
     model's final norm and unembedding, so the last layer is the model's own next-token prediction.
 
@@ -54,14 +60,17 @@ def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: 
     from ..models.runtime import using
 
     if text_file is not None:
+        if site != "resid":
+            raise EmbedlensError("--site mid applies to a TEXT, not to --text-file rank curves")
         with using(max_memory=max_memory):  # the models load within that budget, offloading what does not fit
-            _curves(models, text_file, layers, max_tokens, batch_size, device, dtype, out, not no_png, as_json)
+            _curves(models, text_file, layers, max_tokens, batch_size, decoder, device, dtype, out, not no_png,
+                    as_json)
         return
     from ..logitlens import compare, write_logit_lens
 
     with using(max_memory=max_memory):
         results = compare(list(models), prompt, layers=layers, top_k=top_k, positions=positions,
-                          max_tokens=max_tokens, device=device, dtype=dtype)
+                          max_tokens=max_tokens, device=device, dtype=dtype, decoder=decoder, site=site)
     manifest = write_logit_lens(results, out, color=color, html=not no_html, png=not no_png)
     for n in manifest["notes"]:
         note(n)
@@ -98,13 +107,14 @@ def _table(r) -> None:
     console().print(t)
 
 
-def _curves(models, text_file, layers, max_tokens, batch_size, device, dtype, out, png, as_json) -> None:
+def _curves(models, text_file, layers, max_tokens, batch_size, decoder, device, dtype, out, png, as_json) -> None:
     import sys
 
     from ..logitlens import rank_curves, read_text_file, write_rank_curves
 
     curves = rank_curves(list(models), read_text_file(text_file), layers=layers, max_tokens=max_tokens,
-                         batch_size=batch_size, device=device, dtype=dtype, progress=sys.stderr.isatty())
+                         batch_size=batch_size, device=device, dtype=dtype, progress=sys.stderr.isatty(),
+                         decoder=decoder)
     manifest = write_rank_curves(curves, out, png=png)
     for n in manifest["notes"]:
         note(n)

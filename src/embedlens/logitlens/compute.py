@@ -28,14 +28,17 @@ import numpy as np
 from ..errors import EmbedlensError
 from ..lens import as_lens
 from ..models.loading import loaded_record
-from ..models.running import check_texts, layers_of
+from ..models.running import check_texts, layers_of, parse_layers
 from . import runtime as rt
 from .result import LogitLensResult, RankCurve
+from .tuned_files import resolve_decoder
 
 SEMANTICS = ("layer l = the residual stream after l blocks (0 = input embeddings as the model scales them), "
              "decoded by the final norm, the unembedding and the final logit soft-cap where the model has one; "
              "layer n_layers = the model's own next-token distribution. target_rank: 1-based rank of the next "
              "token of the text (1 + number of logits strictly above it)")
+SEMANTICS_MID = ("site mid: layer l = the residual stream inside block l after its attention, before its MLP, "
+                 "decoded by the final norm, the unembedding and the soft-cap (the logit lens between sublayers)")
 DEFAULT_TOP_K = 5
 DEFAULT_BATCH_SIZE = 64
 BATCH_TOKENS = 4096  # padded tokens per forward pass of many prompts: states of 31 layers x 4096 x 576 ~ 0.3 GB
@@ -136,17 +139,41 @@ def tokenize(lens: Any, texts: Sequence[str], *, max_tokens: int | None = None) 
 
 # -- the forward pass -----------------------------------------------------------------------------------------
 
-def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[int], *, pad: int = 0) -> Any:
+SITES = ("resid", "mid")
+
+
+def check_site(site: Any) -> str:
+    if site not in SITES:
+        raise EmbedlensError(f"site must be resid (between blocks) or mid (after attention, before the MLP), "
+                             f"got {site!r}")
+    return str(site)
+
+
+def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[int], *, pad: int = 0,
+                    site: str = "resid") -> Any:
     """The residual stream of right-padded ``sequences`` at ``layers`` from ONE forward pass.
 
     Returns a tensor of shape (len(layers), batch, max_len, d_model) in the model's dtype and device;
-    layer ``n_layers`` is the last block's output *before* the final norm.
+    layer ``n_layers`` is the last block's output *before* the final norm. With ``site="mid"``, layer ``l``
+    (0 .. n_layers - 1) is inside block ``l``: the residual stream after its attention, before its MLP.
     """
     import torch
 
-    from ..models.architectures import execution_device, model_parts
+    from ..models.architectures import execution_device, get_path, model_parts
 
     parts = model_parts(net)
+    if check_site(site) == "mid":
+        if parts.arch.mid_norm is None:
+            raise EmbedlensError(f"{parts.arch.family} blocks have no readout between attention and MLP here")
+        mids: dict[int, Any] = {}
+        hooks = [get_path(parts.blocks[layer], parts.arch.mid_norm).register_forward_pre_hook(
+            lambda mod, args, layer=layer: mids.__setitem__(layer, args[0])) for layer in sorted(set(layers))]
+        try:
+            residual_states(net, sequences, [], pad=pad)
+        finally:
+            for h in hooks:
+                h.remove()
+        return torch.stack([mids[layer] for layer in layers])
     n_layers = parts.n_layers
     dev = execution_device(parts.embed)
     lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
@@ -168,7 +195,7 @@ def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[
             handle.remove()
     hs = out.hidden_states
     picked = [captured["x"] if (layer == n_layers and "x" in captured) else hs[layer] for layer in layers]
-    return torch.stack(picked)
+    return torch.stack(picked) if picked else hs[0][:0]
 
 
 def _strings(lens: Any, ids: np.ndarray) -> np.ndarray:
@@ -197,17 +224,24 @@ class _Plan:
     dtype: Any
     texts: list[_Text]
     max_tokens: int | None = None
+    decoder: Any = None  # a LogitLens or TunedLens (embedlens.tunedlens): what each layer's state goes through
+    site: str = "resid"
 
 
 def _plan(model: Any, texts: list[str], layers: Any, top_k: int, max_tokens: int | None, device: str,
-          dtype: Any) -> _Plan:
+          dtype: Any, decoder: Any = None, site: str = "resid") -> _Plan:
     lens = as_lens(model)
     check_causal(lens)
-    kept = layers_of(lens, layers)
+    if check_site(site) == "mid":
+        kept = parse_layers(layers, int(lens.meta["n_layers"]) - 1, model=lens.name)  # one per block: 0 .. n - 1
+        if decoder not in (None, "logit"):
+            raise EmbedlensError("a tuned lens reads the residual stream between blocks: use site='resid' with it")
+    else:
+        kept = layers_of(lens, layers)
     k = check_top_k(top_k, int(lens.meta.get("n_vocab") or 1))
     toks = tokenize(lens, texts, max_tokens=max_tokens)
     dev, dt = rt.choose(lens, device, dtype)
-    return _Plan(lens, kept, k, dev, dt, toks, max_tokens)
+    return _Plan(lens, kept, k, dev, dt, toks, max_tokens, resolve_decoder(decoder, lens), site)
 
 
 def _network(plan: _Plan) -> tuple[Any, Any]:
@@ -241,6 +275,8 @@ def logit_lens(
     device: str | None = None,
     dtype: Any = None,
     keep_states: bool = False,
+    decoder: Any = None,
+    site: str = "resid",
 ) -> LogitLensResult:
     """The logit lens of one text: every kept layer's top-``k`` next tokens at every kept position.
 
@@ -255,12 +291,17 @@ def logit_lens(
             defaults, else float32 on the CPU); ``"auto"``, ``"cuda"``, ``"bfloat16"``...: see
             :func:`embedlens.logitlens.runtime.choose`.
         keep_states: keep the decoded residual vectors on the result (``.states``), e.g. for nearest tokens.
+        decoder: how each layer is read: ``"logit"`` (default: as it is), ``"tuned"`` (the tuned lens cached for
+            the model by :func:`embedlens.tunedlens.train_tuned_lens`), a lens path, or a
+            :class:`~embedlens.tunedlens.TunedLens`.
+        site: ``"resid"`` (between blocks) or ``"mid"``: inside each block after attention, before the MLP
+            (layer ``l`` = block ``l``; the logit lens only).
 
     Returns:
         A :class:`LogitLensResult`; ``result.top_ids[i, j]`` is layer ``layers[i]`` at ``positions[j]``.
     """
     started = time.perf_counter()
-    plan = _plan(model, check_texts(text), layers, top_k, max_tokens, device, dtype)
+    plan = _plan(model, check_texts(text), layers, top_k, max_tokens, device, dtype, decoder, site)
     positions_ = parse_positions(positions, len(plan.texts[0].ids))
     return _lens_of(plan, positions_, keep_states, started)
 
@@ -272,22 +313,23 @@ def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: flo
     net, runner = _network(plan)
     timings["load_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    states = residual_states(net, [t.ids], plan.layers, pad=_pad(net))[:, 0][:, positions]  # (L, P, d)
+    states = residual_states(net, [t.ids], plan.layers, pad=_pad(net), site=plan.site)[:, 0][:, positions]  # (L, P, d)
     timings["forward_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_l, n_p = len(plan.layers), len(positions)
     nxt = np.append(t.ids[1:], -1)[positions]
-    ids, probs, ranks = runner.decode_top_k(states.reshape(n_l * n_p, -1), plan.top_k, targets=np.tile(nxt, n_l))
+    read = plan.decoder.translate(states, plan.layers)
+    ids, probs, ranks = runner.decode_top_k(read.reshape(n_l * n_p, -1), plan.top_k, targets=np.tile(nxt, n_l))
     timings["decode_s"] = time.perf_counter() - t0
     from ..models.running import token_strings
 
     raw, shown = token_strings(lens, t.ids)
     top_ids = ids.reshape(n_l, n_p, -1)
-    kept = states.float().cpu().numpy() if keep_states else None
+    kept = read.float().cpu().numpy() if keep_states else None
     timings["total_s"] = time.perf_counter() - started
     settings = {"top_k": plan.top_k, "max_tokens": plan.max_tokens, "device": plan.device,
-                "dtype": rt.dtype_name(plan.dtype), "loaded": loaded_record(net),
-                "semantics": SEMANTICS}
+                "dtype": rt.dtype_name(plan.dtype), "loaded": loaded_record(net), "decoder": plan.decoder.describe(),
+                "site": plan.site, "semantics": SEMANTICS if plan.site == "resid" else SEMANTICS_MID}
     return LogitLensResult(
         model=lens.manifest(), text=t.text, token_ids=t.ids, tokens=raw, display=shown, layers=list(plan.layers),
         positions=positions, n_layers=runner.n_layers, top_ids=top_ids, top_probs=probs.reshape(n_l, n_p, -1),
@@ -305,13 +347,15 @@ def compare(
     max_tokens: int | None = None,
     device: str | None = None,
     dtype: Any = None,
+    decoder: Any = None,
+    site: str = "resid",
 ) -> list[LogitLensResult]:
     """:func:`logit_lens` of the same text through several models, every input checked before any weights load."""
     started = time.perf_counter()
     texts = check_texts(text)
     if not models:
         raise EmbedlensError("no model given")
-    plans = [_plan(m, texts, layers, top_k, max_tokens, device, dtype) for m in models]
+    plans = [_plan(m, texts, layers, top_k, max_tokens, device, dtype, decoder, site) for m in models]
     pos = [parse_positions(positions, len(p.texts[0].ids)) for p in plans]
     return [_lens_of(p, ps, False, started) for p, ps in zip(plans, pos, strict=True)]
 
@@ -326,6 +370,7 @@ def rank_curve(
     device: str | None = None,
     dtype: Any = None,
     progress: bool = False,
+    decoder: Any = None,
 ) -> RankCurve:
     """The next token's rank per layer over many prompts (a tuned-lens style summary).
 
@@ -333,12 +378,12 @@ def rank_curve(
     and each batch's layers x positions are decoded together (ranks only: no top-k is kept).
     """
     return rank_curves([model], texts, layers=layers, max_tokens=max_tokens, batch_size=batch_size, device=device,
-                       dtype=dtype, progress=progress)[0]
+                       dtype=dtype, progress=progress, decoder=decoder)[0]
 
 
 def rank_curves(models: Sequence[Any], texts: Sequence[str], *, layers: Any = "all", max_tokens: int | None = None,
                 batch_size: int = DEFAULT_BATCH_SIZE, device: str | None = None, dtype: Any = None,
-                progress: bool = False) -> list[RankCurve]:
+                progress: bool = False, decoder: Any = None) -> list[RankCurve]:
     """:func:`rank_curve` of the same prompts through several models, every input checked before any weights load."""
     started = time.perf_counter()
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -346,7 +391,7 @@ def rank_curves(models: Sequence[Any], texts: Sequence[str], *, layers: Any = "a
     if not models:
         raise EmbedlensError("no model given")
     items = check_texts(texts)
-    plans = [_plan(m, items, layers, 1, max_tokens, device, dtype) for m in models]
+    plans = [_plan(m, items, layers, 1, max_tokens, device, dtype, decoder) for m in models]
     prepared = time.perf_counter() - started
     return [_curve_of(p, batch_size, progress, prepared, max_tokens) for p in plans]
 
@@ -379,6 +424,7 @@ def _curve_of(plan: _Plan, batch_size: int, progress: bool, prepared: float, max
             import torch
 
             rows = states.reshape(n_l, -1, states.shape[-1])[:, torch.as_tensor(flat, device=states.device)]
+            rows = plan.decoder.translate(rows, plan.layers)
             padded = np.full((len(batch), width + 1), -1, dtype=np.int64)
             for j, b in enumerate(batch):
                 padded[j, : len(b)] = b
@@ -400,7 +446,8 @@ def _curve_of(plan: _Plan, batch_size: int, progress: bool, prepared: float, max
     if short:
         notes.append(f"{short} text(s) of one token have no next token and count for nothing")
     r = ranks.astype(np.float64)
-    settings = {"device": plan.device, "dtype": rt.dtype_name(plan.dtype), "batch_size": batch_size,
+    settings = {"device": plan.device, "dtype": rt.dtype_name(plan.dtype), "decoder": plan.decoder.describe(),
+                "batch_size": batch_size,
                 "max_tokens": max_tokens, "semantics": SEMANTICS}
     timings = {"prepare_s": prepared, "load_s": load_s, "forward_decode_s": decode_s,
                "total_s": prepared + time.perf_counter() - started}

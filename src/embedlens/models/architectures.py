@@ -30,6 +30,7 @@ class Architecture:
     # (``transformer.`` for GPT2LMHeadModel, none for a bare GPT2Model, ...), tried in order.
     prefixes: tuple[str, ...] = ("model.", "")
     head_tensor: str | None = "lm_head.weight"  # the untied unembedding in HF checkpoints
+    mid_norm: str | None = None  # the norm inside a block whose input is the residual after attention, before the MLP
 
     def embed_scale(self, config: Any) -> float:
         return math.sqrt(config.hidden_size) if self.scale_embeddings else 1.0
@@ -47,11 +48,12 @@ GGUF_OUTPUT = "output.weight"
 
 
 _GPT2 = Architecture("gpt2", embed="wte", blocks="h", final_norm="ln_f", position="wpe", causal=True,
-                     prefixes=("transformer.", ""))
-_LLAMA = Architecture("llama", embed="embed_tokens", blocks="layers", final_norm="norm", position=None, causal=True)
+                     prefixes=("transformer.", ""), mid_norm="ln_2")
+_LLAMA = Architecture("llama", embed="embed_tokens", blocks="layers", final_norm="norm", position=None, causal=True,
+                      mid_norm="post_attention_layernorm")
 _GEMMA3 = Architecture(
     "gemma3", embed="embed_tokens", blocks="layers", final_norm="norm", position=None, causal=True, scale_embeddings=True,
-    prefixes=("model.", "model.language_model.", "language_model.model.", ""),
+    prefixes=("model.", "model.language_model.", "language_model.model.", ""), mid_norm="pre_feedforward_layernorm",
 )
 _BERT = Architecture(
     "bert", embed="embeddings.word_embeddings", blocks="encoder.layer", final_norm=None,

@@ -92,7 +92,8 @@ def _heatmap(result: Any, color: str, by_depth: bool, *, coloraxis: str) -> Any:
 def title(results: Sequence[Any]) -> str:
     names = " vs ".join(r.name for r in results)
     text = results[0].text.replace("\n", " ")
-    return f"logit lens · {names} · “{text[:80]}{'…' if len(text) > 80 else ''}”"
+    kind = "tuned lens" if (results[0].settings.get("decoder") or {}).get("kind") == "tuned" else "logit lens"
+    return f"{kind} · {names} · “{text[:80]}{'…' if len(text) > 80 else ''}”"
 
 
 def lens_figure(results: Sequence[Any], *, color: str = "prob") -> Any:
