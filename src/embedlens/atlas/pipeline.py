@@ -27,7 +27,7 @@ log = logging.getLogger("embedlens")
 
 DEFAULT_CORPUS = "lee"
 METRICS = ("cosine", "euclidean")
-COLORS = ("frequency", "length", "script", "faithfulness", "none")
+COLORS = ("frequency", "length", "script", "pos", "faithfulness", "none")
 QUALITY_K, QUALITY_SAMPLE = 10, 2000
 MIN_POINTS = 4
 
@@ -46,6 +46,10 @@ def check_options(method: str = "pca", dims: int = 2, metric: str = "cosine", co
         raise EmbedlensError(f"unknown colour '{color}' (choose {', '.join(COLORS)})")
     if min_count < 1:
         raise EmbedlensError(f"`min_count` must be at least 1, got {min_count}")
+    if color == "pos":  # spaCy missing: say so before a model load or minutes of t-SNE
+        from ..parts_of_speech import check_tagger
+
+        check_tagger()
     if clusters is not None:
         from .clusters import check_clusters
 
@@ -107,8 +111,9 @@ def build_atlas(
         metric: ``cosine`` or ``euclidean``, for the reducer and for the quality figures.
         seed: seed of every random step (reducer and quality sample): same seed, same map.
         perplexity, n_neighbors, min_dist, pre_pca: reducer parameters (see :func:`embedlens.reduce.make_reducer`).
-        color: ``frequency`` (log scale), ``length`` (characters), ``script``, ``faithfulness`` (each point's
-            local recall@10, 0 to 1) or ``none``.
+        color: ``frequency`` (log scale), ``length`` (characters), ``script``, ``pos`` (part of speech, tagged
+            by spaCy and cached per vocabulary: :mod:`embedlens.parts_of_speech`), ``faithfulness`` (each
+            point's local recall@10, 0 to 1) or ``none``.
         size_by_frequency: bigger markers for more frequent tokens.
         progress: show a progress bar while counting a large corpus.
         clusters: ``"auto"``, ``"none"`` or a number of clusters, found on the full-space k-NN graph and
@@ -176,6 +181,13 @@ def build_atlas(
             notes.append("no local recall to colour by: colouring by token length")
 
     display = [space.display[i] for i in rows] if not full else list(space.display)
+    pos = pos_info = None
+    if color == "pos":
+        from ..parts_of_speech import space_parts_of_speech
+
+        started = time.perf_counter()
+        pos, pos_info = space_parts_of_speech(view, rows)
+        timings["pos"] = time.perf_counter() - started
     chosen_clusters = clusters if clusters is not None else ("auto" if method in ("tsne", "umap") else "none")
     clustering = None
     if chosen_clusters != "none":
@@ -199,6 +211,8 @@ def build_atlas(
 
         params["local_recall"] = {"k": quality.k, "definition": LOCAL_DEFINITION.format(k=quality.k),
                                   "truth": truth_info}
+    if pos_info is not None:
+        params["pos"] = pos_info
     if axes is not None:
         params["axes"] = {name: {k: v for k, v in a.items() if k != "vectors"}
                           for name, a in zip("xyz", axes, strict=False) if a is not None}
@@ -225,6 +239,7 @@ def build_atlas(
         clustering=clustering,
         pca=getattr(reducer, "pca_", None),
         local_recall=local,
+        pos=pos,
     )
     if result.is_low_quality() and method != "axes":  # word axes are chosen for meaning, not neighbours
         result.notes.append("this map is not faithful to the neighbourhoods of the space (see the quality figures): "

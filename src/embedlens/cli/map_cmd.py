@@ -36,10 +36,12 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--pre-pca", "pre_pca", type=int, default=None, metavar="N",
               help="t-SNE/UMAP: find the k-NN graph after an exact PCA to N dims (faster, loses true neighbours; "
                    "a note says how many). Default: the graph of the full space.")
-@click.option("--color", type=click.Choice(("frequency", "length", "script", "faithfulness", "none")),
+@click.option("--color", type=click.Choice(("frequency", "length", "script", "pos", "faithfulness", "none")),
               default="frequency", show_default=True,
               help="Colour points by corpus frequency (log scale), token length, writing system "
               "(Latin, Cyrillic, Greek, CJK, Arabic, other letters, digits, punctuation, whitespace, bytes, special), "
+              "part of speech (whole words tagged alone by spaCy: NOUN, VERB, ADJ...; fragment, num, punct, byte, "
+              "special for the rest; needs pip install 'embedlens[pos]'), "
               "faithfulness (each token's local recall@10: the share of its 10 nearest neighbours in the space "
               "that are among its 10 nearest on the map, 0 to 1), or not at all.")
 @click.option("--clusters", default=None, metavar="auto|none|N",

@@ -32,9 +32,9 @@
     $("cbar").style.display = "none";
     if (!D.legend) $("stage").classList.add("no-bar"); // the plot takes the colour bar's room
   }
-  if (D.legend) { // categorical colours (writing systems): one swatch per class
+  if (D.legend) { // categorical colours (writing systems, parts of speech): one swatch per class
     const title = document.createElement("div");
-    title.textContent = "script";
+    title.textContent = D.legend_title || "script";
     $("legend").appendChild(title);
     for (const [color, name] of D.legend) {
       const row = document.createElement("div");
