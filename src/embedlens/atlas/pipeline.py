@@ -92,6 +92,7 @@ def build_atlas(
     ray_address: str | None = None,
     workers: int | None = None,
     local_recall: bool = True,
+    neighbors: Any = None,
 ) -> AtlasResult:
     """Map a vocabulary (or the part of it a corpus uses) to 2-D or 3-D and measure how faithful the map is.
 
@@ -126,6 +127,8 @@ def build_atlas(
         local_recall: measure each point's local recall (:attr:`AtlasResult.local_recall`) against the
             true neighbours of :func:`truth_stage`; a whole-space map without a graph of its own (PCA,
             axes) then needs the space's k-NN graph, built and cached once when missing.
+        neighbors: a k-NN graph of the mapped rows (a :class:`~embedlens.neighbors.knn.KnnGraph`, e.g. the
+            one a perplexity sweep shares) for t-SNE/UMAP to start from, instead of finding one.
     """
     from ..lens import as_view
 
@@ -165,7 +168,7 @@ def build_atlas(
     started = time.perf_counter()
     reducer, coords = reduce_stage(view, X, full, method=method, dims=dims, metric=metric, seed=seed,
                                    perplexity=perplexity, n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca,
-                                   axes=axes)
+                                   axes=axes, neighbors=neighbors)
     timings["reduce"] = time.perf_counter() - started
     timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
     notes.extend(getattr(reducer, "notes_", []) or [])
@@ -282,9 +285,10 @@ def select_stage(view: Any, frequencies: TokenFrequencies | None, *, all_tokens:
 
 def reduce_stage(view: Any, X: np.ndarray, full: bool, *, method: str = "pca", dims: int = 2,
                  metric: str = "cosine", seed: int = 0, axes: list[dict[str, Any] | None] | None = None,
-                 **reducer_options: Any) -> tuple[Any, np.ndarray]:
-    """The fitted reducer and the map's coordinates (float32); a map of the whole space starts from the
-    cached ``embedlens knn`` graph of ``view`` when one holds enough neighbours."""
+                 neighbors: Any = None, **reducer_options: Any) -> tuple[Any, np.ndarray]:
+    """The fitted reducer and the map's coordinates (float32); a t-SNE/UMAP map starts from ``neighbors`` when
+    given, else a map of the whole space from the cached ``embedlens knn`` graph of ``view`` when one holds
+    enough neighbours."""
     from ..reduce import make_reducer
 
     if axes is not None:
@@ -296,7 +300,7 @@ def reduce_stage(view: Any, X: np.ndarray, full: bool, *, method: str = "pca", d
     else:
         reducer = make_reducer(method, n_components=dims, metric=metric, seed=seed, **reducer_options)
     started = time.perf_counter()
-    graph = _cached_graph(view, reducer, X.shape[0], full, metric)
+    graph = neighbors if neighbors is not None else whole_space_graph(view, reducer, X.shape[0], full, metric)
     graph_s = time.perf_counter() - started
     coords = reducer.fit_transform(X, graph)
     if graph is not None:  # the graph's time (read or built) is the reducer's k-NN stage
@@ -408,7 +412,7 @@ def cluster_stage(X: np.ndarray, coords: np.ndarray, reducer: Any, display: list
                          indices=graph.indices if graph is not None and graph.k >= 10 else None)
 
 
-def _cached_graph(view: Any, reducer: Any, n: int, full: bool, metric: str) -> Any:
+def whole_space_graph(view: Any, reducer: Any, n: int, full: bool, metric: str) -> Any:
     """The ``embedlens knn`` graph of the whole space when the map covers it (cosine, no ``pre_pca``): the
     cached one holding enough neighbours, else, up to ``EXACT_MAX`` rows, the exact one built and left in
     the space's k-NN cache (where later maps, clusters and the explorer find it). None otherwise: the
