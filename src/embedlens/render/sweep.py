@@ -120,10 +120,15 @@ class SweepPage:
             if self.legend:
                 from matplotlib.lines import Line2D
 
-                handles = [Line2D([], [], linestyle="none", marker="o", color=c, label=name) for c, name in self.legend]
-                fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 11), fontsize=8,
-                           title=self.legend_title, title_fontsize=8, frameon=False)
-                fig.subplots_adjust(bottom=0.16)
+                # labels are untrusted text: a `$` must not start mathtext in a legend
+                handles = [Line2D([], [], linestyle="none", marker="o", color=c, label=name.replace("$", r"\$"))
+                           for c, name in self.legend]
+                entry_px = 30 + 8 * 0.62 * max(len(name) for _, name in self.legend) * dpi / 72
+                ncol = max(1, min(len(handles), int(5.0 * k * dpi * 0.95 // entry_px)))
+                rows = -(-len(handles) // ncol)
+                fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, title=self.legend_title,
+                           title_fontsize=8, frameon=False)
+                fig.subplots_adjust(bottom=min(0.45, 0.07 + 0.04 * rows))
             fig.subplots_adjust(left=0.02, right=0.98, top=0.8, wspace=0.06)
             fig.savefig(path, format="png", dpi=dpi)
         fig.clear()
