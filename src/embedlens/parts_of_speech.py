@@ -51,19 +51,34 @@ _BATCH = 4096
 CACHE_FORMAT = 1
 
 
-def check_tagger() -> None:
-    """Raise the one-line :class:`~embedlens.errors.MissingDependency` of :func:`load_tagger` now, before any
-    other work, when spaCy or its English pipeline is not installed (the pipeline itself is not loaded)."""
-    import importlib
+def _installed(module: str) -> bool:
     import importlib.util
 
-    feature = "colouring by part of speech"
     try:
-        importlib.import_module("spacy")
-    except ImportError as exc:
-        raise MissingDependency("spacy", feature, extra="pos") from exc
-    if importlib.util.find_spec(TAGGER) is None:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules (blocked) raises ValueError
+        return False
+
+
+def check_tagger() -> None:
+    """Raise the one-line :class:`~embedlens.errors.MissingDependency` of :func:`load_tagger` now, before any
+    other work, when spaCy or its English pipeline is not installed (nothing is imported or loaded)."""
+    feature = "colouring by part of speech"
+    if not _installed("spacy"):
+        raise MissingDependency("spacy", feature, extra="pos")
+    if not _installed(TAGGER):
         raise MissingDependency(TAGGER_PACKAGE, feature, extra="pos")
+
+
+def pipeline_version() -> str:
+    """The installed version of the tagger's pipeline package (read from its metadata: spaCy is not imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    check_tagger()
+    try:
+        return version(TAGGER_PACKAGE)
+    except PackageNotFoundError:  # installed some other way: its module is there, its metadata not
+        return "unknown"
 
 
 @lru_cache(maxsize=1)
@@ -160,51 +175,54 @@ def pos_cache_path(view: Any) -> Path:
     return Path(view.cache_folder()) / f"pos-{view.which}-{TAGGER}.npz"
 
 
-def _load_cache(path: Path, n: int, version: str) -> np.ndarray:
-    """The cached classes (-1: not tagged yet); all -1 when absent, unreadable or from another tagger version."""
+def _load_cache(path: Path, n: int, version: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """The cached classes (-1: not tagged yet) and the cache's description; all -1 when absent, unreadable or
+    from another tagger version."""
     empty = np.full(n, -1, dtype=np.int8)
     if not path.is_file():
-        return empty
+        return empty, {}
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta_json"]))
             classes = np.asarray(data["classes"], dtype=np.int8)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("ignoring unreadable part-of-speech cache %s (%s)", path.name, exc)
-        return empty
-    if (meta.get("format") != CACHE_FORMAT or meta.get("pipeline_version") != version or classes.shape != (n,)
+        return empty, {}
+    if (meta.get("format") != CACHE_FORMAT or meta.get("package_version") != version or classes.shape != (n,)
             or meta.get("classes") != list(POS_CLASSES)):
-        return empty
-    return classes
+        return empty, {}
+    return classes, meta
 
 
 def space_parts_of_speech(view: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Class indices (int8) of the rows ``rows`` (default all) of a space (``lens.input``...), cached per vocabulary.
 
     Rows not in the cache are classified (their words tagged in one batched pass) and added to it
-    (written atomically). Returns ``(classes, info)``: ``info`` names the tagger and its version, for the
-    manifest, and how many rows were tagged now.
+    (written atomically); when every row asked for is cached, spaCy is not even imported. Returns
+    ``(classes, info)``: ``info`` names the tagger and its version, for the manifest, and how many rows
+    were tagged now.
     """
     from .cache import atomic_path
 
     space = view.space
     n = len(space)
     rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
-    nlp = load_tagger()
-    info = tagger_info(nlp)
+    version = pipeline_version()
     path = pos_cache_path(view)
-    cached = _load_cache(path, n, info["pipeline_version"])
+    cached, meta = _load_cache(path, n, version)
     todo = np.unique(rows[cached[rows] < 0])
     if todo.size:
+        nlp = load_tagger()
+        meta = {"format": CACHE_FORMAT, "classes": list(POS_CLASSES), "package_version": version,
+                **tagger_info(nlp)}
         display = list(space.display) if todo.size == n else [space.display[i] for i in todo]
         cached[todo] = classify_parts_of_speech(display, view.token_scheme, special=np.asarray(space.special)[todo],
                                                 nlp=nlp)
-        meta = {"format": CACHE_FORMAT, "classes": list(POS_CLASSES), **info}
         try:
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                 np.savez(fh, classes=cached, meta_json=np.array(json.dumps(meta)))
         except OSError as exc:  # the classes are computed; the next map tags them again
             log.warning("could not cache parts of speech in %s (%s)", path.parent, exc)
-    info["tagged_now"] = int(todo.size)
-    info["cache"] = path.name
+    info = {k: v for k, v in meta.items() if k not in ("format", "classes")}
+    info.update(tagged_now=int(todo.size), cache=path.name)
     return cached[rows], info
