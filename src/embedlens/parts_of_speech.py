@@ -226,3 +226,14 @@ def space_parts_of_speech(view: Any, rows: np.ndarray | None = None) -> tuple[np
     info = {k: v for k, v in meta.items() if k not in ("format", "classes")}
     info.update(tagged_now=int(todo.size), cache=path.name)
     return cached[rows], info
+
+
+def cached_parts_of_speech(view: Any) -> list[str] | None:
+    """The class names of every token of a space when all are cached (e.g. by ``embedlens map --all --color pos``),
+    else None. Reads the cache only: never tags, never imports spaCy (None when it is not installed)."""
+    try:
+        version = pipeline_version()
+    except MissingDependency:
+        return None
+    classes, _ = _load_cache(pos_cache_path(view), len(view.space), version)
+    return pos_names(classes) if classes.size and classes.min() >= 0 else None
