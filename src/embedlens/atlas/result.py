@@ -383,7 +383,16 @@ class AtlasResult:
             clustering=clustering,
             local_recall=table.column("local_recall").to_numpy().astype(np.float32)
             if "local_recall" in table.column_names else None,
+            pos=_pos_classes(table.column("pos").to_pylist()) if "pos" in table.column_names else None,
         )
+
+
+def _pos_classes(names: list[str]) -> np.ndarray:
+    """Part-of-speech class names (the ``pos`` column) back to indices into ``POS_CLASSES`` (int8)."""
+    from ..parts_of_speech import POS_CLASSES
+
+    index = {name: i for i, name in enumerate(POS_CLASSES)}
+    return np.fromiter(map(index.__getitem__, names), dtype=np.int8, count=len(names))
 
 
 def _extra_versions() -> dict[str, str]:
