@@ -5,12 +5,7 @@
   "use strict";
   const D = JSON.parse(document.getElementById("embedlens-data").textContent);
   const $ = (id) => document.getElementById(id);
-  function bytes(b64) {
-    const s = atob(b64);
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-    return out;
-  }
+  const bytes = EmbedlensMap.bytes;
   const n = D.n, three = D.dims === 3;
   const coords = new Float32Array(bytes(D.coords).buffer);
 

@@ -6,12 +6,7 @@
   "use strict";
   const D = JSON.parse(document.getElementById("embedlens-data").textContent);
   const $ = (id) => document.getElementById(id);
-  function bytes(b64) {
-    const s = atob(b64);
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-    return out;
-  }
+  const bytes = EmbedlensMap.bytes;
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
