@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from .conftest import CORPUS
+from .conftest import CORPUS, MARKUP_TOKENS
 
 WORDS = ["the", "running", "king", "beautiful", "quickly", "Paris", "of", "and", "because", "she", "Hello",
          "cannot", "is", "gonna"]
@@ -29,7 +29,7 @@ def pos_env(tiny_gpt2_dir, tmp_path_factory, module_cache):
 
     folder = tmp_path_factory.mktemp("pos-corpus")
     corpus = folder / "corpus.txt"
-    corpus.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    corpus.write_text("\n".join(CORPUS + ["Markup tokens: " + " ".join(MARKUP_TOKENS)]) + "\n", encoding="utf-8")
     return {"lens": embedlens.load(str(tiny_gpt2_dir)), "cache": module_cache, "corpus": corpus,
             "model": str(tiny_gpt2_dir)}
 
@@ -133,3 +133,31 @@ def test_cli_without_spacy_names_the_pip_install_and_exits_2(env, run_cli, tmp_p
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and "pip install 'embedlens[pos]'" in lines[0] and "spacy" in lines[0]
     assert not (tmp_path / "m" / "map.html").exists()
+
+
+@pytest.mark.browser
+def test_pos_map_page_shows_the_legend_and_hovers_markup_tokens_as_text(env, tmp_path, offline_page):
+    from embedlens.atlas import build_atlas
+    from embedlens.parts_of_speech import POS_COLORS, pos_names
+
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]), color="pos", progress=False)
+    n = len(result)
+    side = int(np.ceil(np.sqrt(n)))
+    result.coords = (np.column_stack([np.arange(n) % side, np.arange(n) // side]) * 10.0).astype(np.float32)
+    result.save(tmp_path, png=False)
+    page, seen = offline_page(tmp_path / "map.html")
+    page.wait_for_function("() => document.documentElement.dataset.drawn === '1'", timeout=30_000)
+    legend = page.evaluate("() => Array.from(document.getElementById('legend').children, (e) => e.textContent)")
+    present = [c for c in range(len(POS_COLORS)) if c in set(result.pos.tolist())]
+    assert legend == ["part of speech", *pos_names(np.asarray(present))]
+    canvas = page.locator("#map canvas.em-gl")
+    for token in MARKUP_TOKENS:
+        i = result.display.index(token)
+        x, y, _ = page.evaluate("(i) => embedlensMap.project(i)", i)
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + 2, box["y"] + 2)
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.wait_for_function("(t) => document.querySelector('.em-tip-main').textContent === t", arg=token,
+                               timeout=10_000)
+    assert seen.dialogs == [] and seen.errors == []
+    assert seen.requests and all(u.startswith("file://") for u in seen.requests), seen.requests

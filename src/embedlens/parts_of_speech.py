@@ -42,7 +42,7 @@ UPOS = ("NOUN", "PROPN", "VERB", "AUX", "ADJ", "ADV", "PRON", "DET", "ADP", "CCO
 OTHER = ("fragment", "num", "punct", "byte", "special")
 POS_CLASSES = UPOS + OTHER
 POS_COLORS = ("#1f77b4", "#aec7e8", "#d62728", "#ff9896", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5",
-              "#8c564b", "#e377c2", "#f7b6d2", "#bcbd22", "#dbdb8d", "#17becf", "#9edae5", "#636363", "#969696",
+              "#8c564b", "#e377c2", "#f7b6d2", "#bcbd22", "#dbdb8d", "#17becf", "#9edae5", "#636363", "#393b79",
               "#dcdcdc", "#ff7f0e", "#7f7f7f", "#ad494a", "#000000")
 _FRAGMENT, _NUM, _PUNCT, _BYTE, _SPECIAL = (len(UPOS) + i for i in range(len(OTHER)))
 _SCRIPT = {name: i for i, name in enumerate(SCRIPTS)}
