@@ -161,3 +161,17 @@ def test_pos_map_page_shows_the_legend_and_hovers_markup_tokens_as_text(env, tmp
                                timeout=10_000)
     assert seen.dialogs == [] and seen.errors == []
     assert seen.requests and all(u.startswith("file://") for u in seen.requests), seen.requests
+
+
+def test_widget_refuses_pos_colour_of_an_untagged_map():
+    from embedlens.atlas import AtlasResult
+    from embedlens.atlas.widget import widget
+    from embedlens.errors import EmbedlensError
+
+    result = AtlasResult(coords=np.zeros((3, 2), dtype=np.float32), ids=np.arange(3), labels=["a", "b", "c"],
+                         display=["a", "b", "c"], frequencies=None, quality=None, model={"name": "m"}, space="m:input",
+                         method="pca", dims=2, metric="cosine", seed=0, color="length")
+    with pytest.raises(EmbedlensError, match="color='pos'"):
+        widget(result, color="pos")
+    tagged = AtlasResult(**{**result.__dict__, "pos": np.array([0, 2, 17], dtype=np.int8)})
+    assert widget(tagged, color="pos") is not None

@@ -96,6 +96,18 @@ def test_sweep_maps_equal_single_runs_and_share_one_graph(env, monkeypatch):
     assert not np.allclose(sweep.maps[0].coords, sweep.maps[2].coords)
 
 
+def test_whole_vocabulary_sweep_starts_from_the_spaces_graph_and_equals_a_single_run(env):
+    from embedlens.atlas import build_atlas
+    from embedlens.atlas.sweep import build_perplexity_sweep
+
+    sweep = build_perplexity_sweep(env["lens"], [4, 15], all_tokens=True, seed=2, progress=False)
+    assert sweep.graph["knn_source"] == "the space's k-NN graph" and sweep.graph["k"] == 45
+    single = build_atlas(env["lens"], all_tokens=True, method="tsne", perplexity=4, seed=2, clusters="none",
+                         progress=False)
+    assert np.array_equal(single.coords, sweep.maps[0].coords)
+    assert single.quality_dict() == sweep.maps[0].quality_dict()
+
+
 def test_array_sweep_equals_single_reducer_runs_with_one_graph(monkeypatch):
     from embedlens.reduce.sweep import perplexity_sweep
     from embedlens.reduce.tsne import TSNEReducer
