@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(__file__))
 from _util import print_machine  # noqa: E402
 
@@ -48,10 +50,15 @@ def load() -> str:
     return "load " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def sweep_figures(perplexities: list[float], repeats: int, n_jobs: int, max_occurrences: int, word: str) -> None:
+def occurrence_states(max_occurrences: int, word: str, keep: str | None) -> np.ndarray:
+    """The last-layer states of the word's occurrences; read from ``keep`` (.npy) when it exists, else computed
+    (and saved there when given: the forward passes take minutes on a loaded machine)."""
+    if keep and os.path.exists(keep):
+        X = np.load(keep, allow_pickle=False)
+        print(f"states: {X.shape[0]:,} x {X.shape[1]} read from {keep}", flush=True)
+        return X
     import embedlens
     from embedlens.contextual.occurrences import occurrences
-    from embedlens.reduce.sweep import perplexity_sweep
 
     lens = embedlens.load(MODEL)
     t = time.perf_counter()
@@ -59,6 +66,15 @@ def sweep_figures(perplexities: list[float], repeats: int, n_jobs: int, max_occu
     X = occ.stacked()
     print(f"states: {X.shape[0]:,} occurrences of '{word}' in {CORPUS} x {X.shape[1]} ({MODEL}, last layer) "
           f"in {time.perf_counter() - t:.1f} s", flush=True)
+    if keep:
+        np.save(keep, X, allow_pickle=False)
+    return X
+
+
+def sweep_figures(perplexities: list[float], repeats: int, n_jobs: int, X: np.ndarray) -> None:
+    from embedlens.reduce.sweep import perplexity_sweep
+
+    perplexity_sweep(X[:64], [5], seed=0, n_jobs=n_jobs)  # imports (openTSNE, numba...) before any timing
     top = max(perplexities)
     one, many = [], []
     for r in range(repeats):  # alternating, so both see the same load
@@ -96,13 +112,15 @@ def main() -> None:
     parser.add_argument("--word", default=WORD, help="the word whose occurrences are mapped (first: 897 in enwiki-sample)")
     parser.add_argument("--n-jobs", type=int, default=1,
                         help="t-SNE threads (default 1: on a loaded machine openTSNE's threads wait on each other)")
+    parser.add_argument("--states", default=None, metavar="FILE.npy",
+                        help="keep the occurrence states in this file (read back when it exists)")
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--skip-pos", action="store_true")
     args = parser.parse_args()
     print_machine()
     if not args.skip_sweep:
-        sweep_figures([float(p) for p in args.perplexities.split(",")], args.repeats, args.n_jobs,
-                      args.max_occurrences, args.word)
+        X = occurrence_states(args.max_occurrences, args.word, args.states)
+        sweep_figures([float(p) for p in args.perplexities.split(",")], args.repeats, args.n_jobs, X)
     if not args.skip_pos:
         pos_figures(max(1, args.repeats - 1))
 
