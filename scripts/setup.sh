@@ -41,7 +41,7 @@ if [ ! -f "$need" ]; then
   quiet_pip install -q --upgrade pip
   quiet_pip install -q "$TORCH_SPEC"
   extras="all"
-  [ "$DEV" = 1 ] && extras="all,dev,ray,datasets"
+  [ "$DEV" = 1 ] && extras="all,dev,ray,datasets,pos"
   quiet_pip install -q -e ".[$extras]"
   quiet_pip install -q --no-deps $ASSETS
   if [ "$DEV" = 1 ]; then quiet_pip install -q $DEV_ASSETS; fi

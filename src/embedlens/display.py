@@ -23,6 +23,8 @@ from functools import lru_cache
 SCHEMES = ("byte_level", "sentencepiece", "wordpiece", "plain")
 
 SPACE_MARK = "␣"  # a leading space (byte-level Ġ, SentencePiece ▁) as shown everywhere
+# schemes whose tokens mark a word start (shown SPACE_MARK): there a whole word is its word-start form
+WORD_START_SCHEMES = ("byte_level", "sentencepiece")
 _VISIBLE = {" ": SPACE_MARK, "\n": "↵", "\t": "⇥", "\r": "␍"}
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 SPECIAL_OPEN, SPECIAL_CLOSE = "⟪", "⟫"

@@ -28,7 +28,7 @@ from .selection import select_rows
 log = logging.getLogger("embedlens")
 
 DEFAULT_CORPUS = "lee"
-COLORS = ("frequency", "length", "script", "faithfulness", "none")
+COLORS = ("frequency", "length", "script", "pos", "faithfulness", "none")
 QUALITY_K, QUALITY_SAMPLE = 10, 2000
 MIN_POINTS = 4
 
@@ -47,6 +47,10 @@ def check_options(method: str = "pca", dims: int = 2, metric: str = "cosine", co
         raise EmbedlensError(f"unknown colour '{color}' (choose {', '.join(COLORS)})")
     if min_count < 1:
         raise EmbedlensError(f"`min_count` must be at least 1, got {min_count}")
+    if color == "pos":  # spaCy missing: say so before a model load or minutes of t-SNE
+        from ..parts_of_speech import check_tagger
+
+        check_tagger()
     if clusters is not None:
         from .clusters import check_clusters
 
@@ -90,6 +94,7 @@ def build_atlas(
     ray_address: str | None = None,
     workers: int | None = None,
     local_recall: bool = True,
+    neighbors: Any = None,
 ) -> AtlasResult:
     """Map a vocabulary (or the part of it a corpus uses) to 2-D or 3-D and measure how faithful the map is.
 
@@ -110,8 +115,9 @@ def build_atlas(
         seed: seed of every random step (reducer and quality sample): same seed, same map.
         perplexity, n_neighbors, min_dist, pre_pca, pca_solver: reducer parameters (see
             :func:`embedlens.reduce.make_reducer`).
-        color: ``frequency`` (log scale), ``length`` (characters), ``script``, ``faithfulness`` (each point's
-            local recall@10, 0 to 1) or ``none``.
+        color: ``frequency`` (log scale), ``length`` (characters), ``script``, ``pos`` (part of speech, tagged
+            by spaCy and cached per vocabulary: :mod:`embedlens.parts_of_speech`), ``faithfulness`` (each
+            point's local recall@10, 0 to 1) or ``none``.
         size_by_frequency: bigger markers for more frequent tokens.
         progress: show a progress bar while counting a large corpus.
         clusters: ``"auto"``, ``"none"`` or a number of clusters, found on the full-space k-NN graph and
@@ -124,6 +130,8 @@ def build_atlas(
         local_recall: measure each point's local recall (:attr:`AtlasResult.local_recall`) against the
             true neighbours of :func:`truth_stage`; a whole-space map without a graph of its own (PCA,
             axes) then needs the space's k-NN graph, built and cached once when missing.
+        neighbors: a k-NN graph of the mapped rows (a :class:`~embedlens.neighbors.knn.KnnGraph`, e.g. the
+            one a perplexity sweep shares) for t-SNE/UMAP to start from, instead of finding one.
     """
     from ..lens import as_view
 
@@ -164,7 +172,7 @@ def build_atlas(
     started = time.perf_counter()
     reducer, coords = reduce_stage(view, X, full, method=method, dims=dims, metric=metric, seed=seed,
                                    perplexity=perplexity, n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca,
-                                   pca_solver=pca_solver, axes=axes)
+                                   pca_solver=pca_solver, axes=axes, neighbors=neighbors)
     timings["reduce"] = time.perf_counter() - started
     timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
     notes.extend(getattr(reducer, "notes_", []) or [])
@@ -180,6 +188,13 @@ def build_atlas(
             notes.append("no local recall to colour by: colouring by token length")
 
     display = [space.display[i] for i in rows] if not full else list(space.display)
+    pos = pos_info = None
+    if color == "pos":
+        from ..parts_of_speech import space_parts_of_speech
+
+        started = time.perf_counter()
+        pos, pos_info = space_parts_of_speech(view, rows)
+        timings["pos"] = time.perf_counter() - started
     chosen_clusters = clusters if clusters is not None else ("auto" if method in ("tsne", "umap") else "none")
     clustering = None
     if chosen_clusters != "none":
@@ -203,6 +218,8 @@ def build_atlas(
 
         params["local_recall"] = {"k": quality.k, "definition": LOCAL_DEFINITION.format(k=quality.k),
                                   "truth": truth_info}
+    if pos_info is not None:
+        params["pos"] = pos_info
     if axes is not None:
         params["axes"] = {name: {k: v for k, v in a.items() if k != "vectors"}
                           for name, a in zip("xyz", axes, strict=False) if a is not None}
@@ -229,6 +246,7 @@ def build_atlas(
         clustering=clustering,
         pca=getattr(reducer, "pca_", None),
         local_recall=local,
+        pos=pos,
     )
     if result.is_low_quality() and method != "axes":  # word axes are chosen for meaning, not neighbours
         result.notes.append("this map is not faithful to the neighbourhoods of the space (see the quality figures): "
@@ -271,9 +289,10 @@ def select_stage(view: Any, frequencies: TokenFrequencies | None, *, all_tokens:
 
 def reduce_stage(view: Any, X: np.ndarray, full: bool, *, method: str = "pca", dims: int = 2,
                  metric: str = "cosine", seed: int = 0, axes: list[dict[str, Any] | None] | None = None,
-                 **reducer_options: Any) -> tuple[Any, np.ndarray]:
-    """The fitted reducer and the map's coordinates (float32); a map of the whole space starts from the
-    cached ``embedlens knn`` graph of ``view`` when one holds enough neighbours."""
+                 neighbors: Any = None, **reducer_options: Any) -> tuple[Any, np.ndarray]:
+    """The fitted reducer and the map's coordinates (float32); a t-SNE/UMAP map starts from ``neighbors`` when
+    given, else a map of the whole space from the cached ``embedlens knn`` graph of ``view`` when one holds
+    enough neighbours."""
     from ..reduce import make_reducer
 
     if axes is not None:
@@ -285,7 +304,7 @@ def reduce_stage(view: Any, X: np.ndarray, full: bool, *, method: str = "pca", d
     else:
         reducer = make_reducer(method, n_components=dims, metric=metric, seed=seed, **reducer_options)
     started = time.perf_counter()
-    graph = _cached_graph(view, reducer, X.shape[0], full, metric)
+    graph = neighbors if neighbors is not None else whole_space_graph(view, reducer, X.shape[0], full, metric)
     graph_s = time.perf_counter() - started
     coords = reducer.fit_transform(X, graph)
     if graph is not None:  # the graph's time (read or built) is the reducer's k-NN stage
@@ -416,7 +435,7 @@ def cluster_stage(X: np.ndarray, coords: np.ndarray, reducer: Any, display: list
                          indices=graph.indices if graph is not None and graph.k >= 10 else None)
 
 
-def _cached_graph(view: Any, reducer: Any, n: int, full: bool, metric: str) -> Any:
+def whole_space_graph(view: Any, reducer: Any, n: int, full: bool, metric: str) -> Any:
     """The ``embedlens knn`` graph of the whole space when the map covers it (cosine, no ``pre_pca``): the
     cached one holding enough neighbours, else, up to ``EXACT_MAX`` rows, the exact one built and left in
     the space's k-NN cache (where later maps, clusters and the explorer find it). None otherwise: the

@@ -1,9 +1,9 @@
 """``AtlasResult``: the coordinates of a vocabulary map with everything needed to redraw or audit it.
 
 Saved as four files in one folder: ``map.html`` (self-contained, offline), ``map.png``,
-``points.parquet`` (token_id, token, display, frequency[, cluster, subcluster], x, y[, z][, script]
+``points.parquet`` (token_id, token, display, frequency[, cluster, subcluster], x, y[, z][, script][, pos]
 [, local_recall]: ``cluster`` and ``subcluster`` (-1 for none) when the map was clustered, ``script`` with
-``color="script"``, ``local_recall`` when it was measured) and ``manifest.json``. All four are
+``color="script"``, ``pos`` (part of speech) when it was tagged, ``local_recall`` when it was measured) and ``manifest.json``. All four are
 written into a hidden staging folder inside the output folder and then renamed into place one by one
 (``manifest.json`` last), so an interrupted run never leaves a half-written file; other files already
 in the folder are left alone.
@@ -68,6 +68,9 @@ class AtlasResult:
         local_recall: float32 array of shape (n_points,): each point's share of its 10 true nearest neighbours
             found among its 10 nearest on the map (:func:`~embedlens.reduce.quality.local_recall`); where its
             truth came from is in ``params["local_recall"]``. None when not measured.
+        pos: int8 array of shape (n_points,): each point's part of speech, an index into
+            :data:`embedlens.parts_of_speech.POS_CLASSES` (the tagger is named in ``params["pos"]``); None
+            when not tagged (only ``color="pos"`` tags).
     """
 
     coords: np.ndarray
@@ -94,6 +97,7 @@ class AtlasResult:
     clustering: Any = None
     pca: Any = None
     local_recall: np.ndarray | None = None
+    pos: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.coords.shape[0])
@@ -195,6 +199,11 @@ class AtlasResult:
             from ..writing_systems import SCRIPTS
 
             columns["script"] = pa.DictionaryArray.from_arrays(pa.array(self.script_classes()), pa.array(list(SCRIPTS)))
+        if self.pos is not None:
+            from ..parts_of_speech import POS_CLASSES
+
+            columns["pos"] = pa.DictionaryArray.from_arrays(pa.array(np.asarray(self.pos, dtype=np.int8)),
+                                                            pa.array(list(POS_CLASSES)))
         for i, axis in enumerate("xyz"[: self.dims]):
             columns[axis] = pa.array(np.ascontiguousarray(self.coords[:, i], dtype=np.float32))
         if self.local_recall is not None:
@@ -227,6 +236,19 @@ class AtlasResult:
             cached = classify_scripts(self.display)
             object.__setattr__(self, "_scripts", cached)
         return cached
+
+    def categories(self) -> tuple[str, tuple[str, ...], tuple[str, ...], np.ndarray] | None:
+        """A categorical colouring (writing system, part of speech): ``(legend title, class names, class colours,
+        each point's class index)``; None for a continuous colouring or none."""
+        if self.color == "script":
+            from ..writing_systems import SCRIPT_COLORS, SCRIPTS
+
+            return "script", SCRIPTS, SCRIPT_COLORS, np.asarray(self.script_classes(), dtype=np.int64)
+        if self.color == "pos" and self.pos is not None:
+            from ..parts_of_speech import POS_CLASSES, POS_COLORS
+
+            return "part of speech", POS_CLASSES, POS_COLORS, np.asarray(self.pos, dtype=np.int64)
+        return None
 
     def html_renderer(self) -> str:
         """``plotly`` or ``webgl``: what draws map.html for this map (``auto``: webgl)."""
@@ -361,7 +383,16 @@ class AtlasResult:
             clustering=clustering,
             local_recall=table.column("local_recall").to_numpy().astype(np.float32)
             if "local_recall" in table.column_names else None,
+            pos=_pos_classes(table.column("pos").to_pylist()) if "pos" in table.column_names else None,
         )
+
+
+def _pos_classes(names: list[str]) -> np.ndarray:
+    """Part-of-speech class names (the ``pos`` column) back to indices into ``POS_CLASSES`` (int8)."""
+    from ..parts_of_speech import POS_CLASSES
+
+    index = {name: i for i, name in enumerate(POS_CLASSES)}
+    return np.fromiter(map(index.__getitem__, names), dtype=np.int8, count=len(names))
 
 
 def _extra_versions() -> dict[str, str]:

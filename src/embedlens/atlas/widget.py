@@ -48,5 +48,7 @@ def widget(x: Any, *, color: str | None = None, height: int = 560, seed: int = 0
     if color is not None:
         if color not in COLORS:
             raise EmbedlensError(f"unknown colour {color!r} (choose {', '.join(COLORS)})")
+        if color == "pos" and result.pos is None:
+            raise EmbedlensError("color='pos' needs a map whose tokens were tagged: build_atlas(..., color='pos')")
         result = replace(result, color=color)
     return MapWidget(result, height=height, notes=notes)

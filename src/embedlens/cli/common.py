@@ -94,3 +94,17 @@ def print_neighbors(result: Any, title: str) -> None:
     for i, n in enumerate(result.neighbors, 1):
         t.add_row(str(i), str(n.id), text(n.display), f"{n.score:.4f}")
     console().print(t)
+
+
+def parse_perplexities(value: str | None) -> list[float] | None:
+    """``--perplexity``: one number, or a comma-separated list for a sweep (``5,30,100``); None when not given."""
+    if value is None:
+        return None
+    from ..errors import EmbedlensError
+
+    try:
+        values = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise EmbedlensError(f"--perplexity takes a number or a comma-separated list of numbers (5,30,100), "
+                             f"got '{value}'") from None
+    return values

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..models.specs import DEFAULT_MODEL
-from .common import emit_json, json_option, note
+from .common import emit_json, json_option, note, parse_perplexities
 from .device_options import device_options, max_memory_option
 from .engine_options import check_engine_options, engine_options
 
@@ -18,8 +18,9 @@ from .engine_options import check_engine_options, engine_options
               help="Hidden states to map: -1 (last), all (embeddings output + every block), or 0,6,12.")
 @click.option("--method", type=click.Choice(["tsne", "pca", "umap"]), default="tsne", show_default=True)
 @click.option("--dims", type=click.Choice(["2", "3"]), default="2", show_default=True, help="2D or 3D map.")
-@click.option("--perplexity", type=float, default=None,
-              help="t-SNE perplexity (default min(30, (n-1)/3), and the map says so).")
+@click.option("--perplexity", default=None, metavar="P[,P...]",
+              help="t-SNE perplexity (default min(30, (n-1)/3), and the map says so). Several (5,30,100): one map per "
+                   "value from the same seed and one k-NN graph, side by side in sweep.html and sweep.png.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the first run (run r uses seed+r).")
 @click.option("--runs", type=int, default=1, show_default=True,
               help="Fit R maps with seeds seed..seed+R-1 and report their stability (5-NN agreement).")
@@ -42,7 +43,7 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--no-png", is_flag=True, help="Skip context.png.")
 @json_option
 def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method: str, dims: str,
-            perplexity: float | None, seed: int, runs: int, focus: str | None, corpus: str | None,
+            perplexity: str | None, seed: int, runs: int, focus: str | None, corpus: str | None,
             text_column: str, engine: str, ray_address: str | None, workers: int | None, max_occurrences: int, window: int, case_sensitive: bool, keep_special: bool, device: str, dtype: str, max_memory: str | None, batch_size: int | None,
             out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
     """Map the hidden states of every token of TEXT... (or of every occurrence of --focus WORD in --corpus).
@@ -60,13 +61,18 @@ def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method:
     if not texts and corpus is None:
         raise EmbedlensError("give one or more TEXT arguments, or --corpus PATH --focus WORD")
     check_engine_options(reads_corpus=corpus is not None, engine=engine)
+    perplexities = parse_perplexities(perplexity)
+    if perplexities and len(perplexities) > 1 and (method != "tsne" or runs != 1 or len(models) != 1):
+        raise EmbedlensError("several --perplexity values make a t-SNE sweep of one model: use --method tsne, "
+                             "one --model and --runs 1")
+    sweep_or_one = perplexities if perplexities and len(perplexities) > 1 else (perplexities[0] if perplexities else None)
     if engine == "ray":
         ensure_writable_dir(out)  # the workers write the states' Parquet shards under it
     from ..models.runtime import using
 
     with using(device, dtype, max_memory):  # every model this command loads runs there, in that precision
         cmap = context_map(list(models), list(texts) or None, corpus=corpus, focus=focus, layers=layer, method=method,
-                           dims=int(dims), seed=seed, runs=runs, perplexity=perplexity, keep_special=keep_special,
+                           dims=int(dims), seed=seed, runs=runs, perplexity=sweep_or_one, keep_special=keep_special,
                            max_occurrences=max_occurrences, window=window, ignore_case=not case_sensitive,
                            batch_size=batch_size, text_column=text_column, engine=engine, ray_address=ray_address,
                            workers=workers, states_dir=Path(out) / "states" if engine == "ray" else None)
@@ -80,6 +86,10 @@ def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method:
             stab = p.projection.stability
             extra = f", stability {stab:.3f} over {p.projection.runs} runs" if stab is not None else ""
             click.echo(f"{p.alias}: {p.n_points} points, layers {','.join(map(str, p.layers))}{extra}")
+        if cmap.sweep is not None:
+            for m in cmap.sweep.maps:
+                click.echo(f"perplexity {m.perplexity:g}: {m.quality_text()}")
+            click.echo(f"Maps: {Path(out, 'sweep.html').resolve()}")
         click.echo(f"Map: {Path(out, 'context.html').resolve()}")
     if cmap.alignment_problem:
         raise EmbedlensError(f"cannot align the models by Procrustes: {cmap.alignment_problem}; "

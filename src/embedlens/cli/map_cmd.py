@@ -7,7 +7,7 @@ import time
 import click
 
 from ..method_names import MAP_METHODS
-from .common import emit_json, json_option, model_option, note, open_lens, space_options
+from .common import emit_json, json_option, model_option, note, open_lens, parse_perplexities, space_options
 from .engine_options import check_engine_options, engine_options
 
 
@@ -30,7 +30,9 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--metric", type=click.Choice(("cosine", "euclidean")), default="cosine", show_default=True,
               help="Distance in the embedding space (for the reduction and the quality figures).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for every random step.")
-@click.option("--perplexity", type=float, default=None, help="t-SNE perplexity (default 30; clamped for few points).")
+@click.option("--perplexity", default=None, metavar="P[,P...]",
+              help="t-SNE perplexity (default 30; clamped for few points). Several (5,30,100): one map per value from "
+                   "the same seed and one k-NN graph, side by side in sweep.html and sweep.png.")
 @click.option("--n-neighbors", type=int, default=15, show_default=True, help="UMAP neighbourhood size.")
 @click.option("--min-dist", type=float, default=0.1, show_default=True, help="UMAP minimum distance.")
 @click.option("--pre-pca", "pre_pca", type=int, default=None, metavar="N",
@@ -40,10 +42,12 @@ from .engine_options import check_engine_options, engine_options
               show_default=True,
               help="PCA route: exact (float64 covariance), randomized (subspace iteration, its accuracy bound in the "
                    "manifest) or auto (randomized only for very large matrices, e.g. an 8B model's vocabulary).")
-@click.option("--color", type=click.Choice(("frequency", "length", "script", "faithfulness", "none")),
+@click.option("--color", type=click.Choice(("frequency", "length", "script", "pos", "faithfulness", "none")),
               default="frequency", show_default=True,
               help="Colour points by corpus frequency (log scale), token length, writing system "
               "(Latin, Cyrillic, Greek, CJK, Arabic, other letters, digits, punctuation, whitespace, bytes, special), "
+              "part of speech (whole words tagged alone by spaCy: NOUN, VERB, ADJ...; fragment, num, punct, byte, "
+              "special for the rest; needs pip install 'embedlens[pos]'), "
               "faithfulness (each token's local recall@10: the share of its 10 nearest neighbours in the space "
               "that are among its 10 nearest on the map, 0 to 1), or not at all.")
 @click.option("--clusters", default=None, metavar="auto|none|N",
@@ -66,7 +70,7 @@ from .engine_options import check_engine_options, engine_options
 def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: str | None, all_tokens: bool,
                 corpus: tuple[str, ...], text_column: str, engine: str,
                 ray_address: str | None, workers: int | None, min_count: int, method: str, dims: int, metric: str, seed: int,
-                perplexity: float | None, n_neighbors: int, min_dist: float, pre_pca: int | None, pca_solver: str,
+                perplexity: str | None, n_neighbors: int, min_dist: float, pre_pca: int | None, pca_solver: str,
                 color: str, size_by_frequency: bool,
                 renderer: str, no_png: bool, out: str, as_json: bool, clusters: str | None = None,
                 x_axis: tuple[str, str] | None = None, y_axis: tuple[str, str] | None = None,
@@ -101,6 +105,16 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
         raise EmbedlensError("--method axes needs --x-axis A B (the tokens at x = 0 and x = 1)")
     if method == "axes" and z_axis and dims == 2:
         dims = 3
+    perplexities = parse_perplexities(perplexity)
+    if perplexities and len(perplexities) > 1:
+        if method != "tsne":
+            raise EmbedlensError("several --perplexity values make a t-SNE sweep: add --method tsne")
+        return _sweep(more_corpora, corpus, perplexities, model=model, space=space, labels=labels,
+                      all_tokens=all_tokens, text_column=text_column, min_count=min_count, dims=dims, metric=metric,
+                      seed=seed, pre_pca=pre_pca, color=color, size_by_frequency=size_by_frequency, clusters=clusters,
+                      engine=engine, ray_address=ray_address, workers=workers, png=not no_png, out=out,
+                      as_json=as_json)
+    perplexity = perplexities[0] if perplexities else None
     check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity,
                   n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver, clusters=clusters,
                   **axes)
@@ -129,3 +143,33 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     for line in result.cluster_lines(limit=8):
         click.echo(line)
     click.echo(f"also: {', '.join(str(p) for name, p in result.files.items() if name != 'map.html')}")
+
+
+def _sweep(more_corpora: tuple[str, ...], corpus: tuple[str, ...], perplexities: list[float], *, model: str,
+           space: str, labels: str | None, png: bool, out: str, as_json: bool, **options) -> None:
+    """``map --method tsne --perplexity 5,30,100``: one map per perplexity, side by side."""
+    from ..atlas.sweep import check_sweep_options, write_perplexity_sweep
+    from ..cache import ensure_writable_dir
+    from ..corpus.reading import open_corpus
+
+    check_sweep_options(perplexities, options)
+    ensure_writable_dir(out)  # fail before any work
+    corpora = [*corpus, *more_corpora]
+    opened = None
+    if corpora or not options["all_tokens"]:
+        from ..atlas.pipeline import DEFAULT_CORPUS
+
+        opened = open_corpus(corpora or DEFAULT_CORPUS, text_column=options["text_column"])
+    view = open_lens(model, space, labels)
+    sweep = write_perplexity_sweep(view, perplexities, out, png=png, corpus=opened, **options)
+    if as_json:
+        emit_json({**sweep.to_dict(), "files": {k: str(v) for k, v in sweep.files.items()}})
+        return
+    for m in sweep.maps:
+        for message in m.notes:
+            note(message)
+    click.echo(f"maps: {sweep.files['sweep.html']}  ({sweep.maps[0].n_points:,} tokens, t-SNE "
+               f"{sweep.maps[0].dims}D at perplexity {', '.join(f'{p:g}' for p in sweep.perplexities)})")
+    for head, line in sweep.panel_titles():
+        click.echo(f"{head}: {line}")
+    click.echo(f"also: {', '.join(str(p) for name, p in sweep.files.items() if name != 'sweep.html')}")

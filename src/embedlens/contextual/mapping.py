@@ -22,7 +22,7 @@ from ..lens import as_lens
 from ..models.running import LayerSpec, check_texts
 from .lens_top import add_lens_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
-from .projection import MIN_SHARED, ContextProjection, procrustes, project
+from .projection import MIN_SHARED, ContextProjection, procrustes, project, project_sweep
 from .states import DEFAULT_BATCH_SIZE, HiddenStates, hidden_states
 
 SHARED_PROJECTION = "one projection per model, fitted once on the states of all kept layers stacked together"
@@ -70,6 +70,7 @@ class ContextMap:
     alignment_problem: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    sweep: Any = None  # a PerplexitySweep (embedlens.reduce.sweep) when several perplexities were asked for
 
     @property
     def multi_layer(self) -> bool:
@@ -119,8 +120,32 @@ class ContextMap:
             "models": [{"alias": p.alias, **p.model, "layers": list(p.layers), "n_points": p.n_points,
                         "projection": p.projection.to_dict(), "alignment": p.alignment} for p in self.panels],
             "alignment_problem": self.alignment_problem, "notes": list(self.notes), "settings": dict(self.settings),
-            "timings": dict(self.timings),
+            "timings": dict(self.timings), "sweep": None if self.sweep is None else self.sweep.to_dict(),
         }
+
+    def sweep_page(self) -> Any:
+        """The small multiples of a perplexity sweep (:class:`~embedlens.render.sweep.SweepPage`), points coloured
+        by text (or written form) as in context.html."""
+        from ..render.context import group_colors
+        from ..render.sweep import SweepPage
+
+        if self.sweep is None:
+            raise EmbedlensError("this context map is not a perplexity sweep (give several perplexities)")
+        t = self.panels[0].table
+        colors = group_colors(self)
+        palette = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in colors.values()], dtype=np.uint8)
+        index = {g: i for i, g in enumerate(colors)}
+        rgb = palette[np.fromiter((index[g] for g in t["group"]), dtype=np.int64, count=len(t["group"]))]
+        details = [f"{g} · layer {layer}" for g, layer in zip(t["group"], t["layer"].tolist(), strict=True)]
+        panels = [(f"perplexity {m.perplexity:g}" + (f" (clamped to {m.params['perplexity']:.3g})"
+                                                     if m.params["perplexity"] != m.perplexity else ""), m.quality_text())
+                  for m in self.sweep.maps]
+        return SweepPage(title=f"{self.title()} · perplexity sweep",
+                         subtitle=f"t-SNE, same seed ({self.seed}), one k-NN graph of {self.sweep.graph['k']} "
+                                  "neighbours per point shared by every map · hover a point: the same point is marked "
+                                  "on every map", display=list(t["display"]), details=details, rgb=rgb,
+                         legend=[[c, g] for g, c in colors.items()], legend_title="text" if self.kind == "texts"
+                         else "written as", panels=panels, coords=[m.coords for m in self.sweep.maps])
 
 
 def _layers_text(layers: Sequence[int]) -> str:
@@ -268,7 +293,7 @@ def context_map(
     dims: int = 2,
     seed: int = 0,
     runs: int = 1,
-    perplexity: float | None = None,
+    perplexity: float | Sequence[float] | None = None,
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     keep_special: bool = False,
@@ -292,7 +317,9 @@ def context_map(
         focus: the word to highlight in ``texts`` (every position of it), or to look for in ``corpus``.
         layers: ``-1``, ``"all"`` or ``"0,6,12"``; with several, one projection is shared by all layers.
         method, dims, seed, runs, perplexity, n_neighbors, min_dist: the map (see :func:`project`); ``seed``
-            also seeds the sample of occurrences when there are more than ``max_occurrences``.
+            also seeds the sample of occurrences when there are more than ``max_occurrences``. Several
+            perplexities (t-SNE, one model, one run) make a sweep (:func:`~embedlens.reduce.sweep.perplexity_sweep`,
+            ``ContextMap.sweep``): one map per value from one k-NN graph; the panel shows the largest.
         text_column, engine, ray_address, workers, states_dir: how the corpus is read and where the
             occurrence states are computed (see :func:`~embedlens.contextual.occurrences.occurrences`).
     """
@@ -310,6 +337,16 @@ def context_map(
         kind, text_list = "occurrences", []
     else:
         kind, text_list = "texts", check_texts(texts or [])
+    sweep_values = None
+    if isinstance(perplexity, Sequence):
+        from ..reduce.sweep import check_perplexities
+
+        sweep_values = check_perplexities(perplexity)
+        if len(sweep_values) == 1:
+            perplexity, sweep_values = sweep_values[0], None
+        elif method != "tsne" or runs != 1 or len(model_list) != 1:
+            raise EmbedlensError("a perplexity sweep maps one model once with t-SNE: give method='tsne', runs=1 "
+                                 "and one model")
     lenses = [as_lens(m) for m in model_list]
     aliases = _aliases(lenses)
     notes: list[str] = []
@@ -340,8 +377,11 @@ def context_map(
             notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
         if x.shape[0] < 4:
             raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
-        proj = project(x, method=method, dims=dims, seed=seed, runs=runs, perplexity=perplexity,
-                       n_neighbors=n_neighbors, min_dist=min_dist)
+        if sweep_values is not None:
+            sweep, proj = project_sweep(x, sweep_values, dims=dims, seed=seed)
+        else:
+            proj = project(x, method=method, dims=dims, seed=seed, runs=runs, perplexity=perplexity,
+                           n_neighbors=n_neighbors, min_dist=min_dist)
         del x
         timings[f"{alias}: projection"] = time.perf_counter() - t0
         notes.extend(f"{alias}: {n}" if len(lenses) > 1 else n for n in proj.notes)
@@ -360,4 +400,4 @@ def context_map(
                          "engine": panels[0].source.engine,
                          "states_dir": str(states_dir) if states_dir is not None and engine == "ray" else None})
     return ContextMap(kind, text_list, focus, method, dims, seed, runs, str(layers), keep_special, panels, notes,
-                      problem, settings, timings)
+                      problem, settings, timings, sweep if sweep_values is not None else None)

@@ -1,7 +1,8 @@
 """Writing a :class:`~embedlens.contextual.mapping.ContextMap` to a folder, every file atomically.
 
 ``context.html`` (offline Plotly), ``context.png`` (matplotlib), ``points.parquet`` (one row per point
-and layer), ``states.safetensors`` (the raw hidden states) and ``manifest.json``.
+and layer), ``states.safetensors`` (the raw hidden states) and ``manifest.json``; for a perplexity sweep
+also ``sweep.html`` and ``sweep.png`` (one map per perplexity side by side, :mod:`embedlens.render.sweep`).
 
 ``states.safetensors`` keys, per model (prefixed ``ALIAS/`` when several models are mapped):
   * texts: ``text_{i}`` float32 (n_layers_kept, n_tokens_kept, d_model), ``text_{i}_ids`` int64 and
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cache import atomic_path, ensure_writable_dir, write_json_atomic
+from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
 from .mapping import ContextMap
 from .occurrences import Occurrences
 
@@ -113,6 +114,18 @@ def write_context(cmap: ContextMap, out: str | Path, *, html: bool = True, png: 
             context_png(cmap, tmp)
         timings["context.png"] = time.perf_counter() - t0
         written.append("context.png")
+    if cmap.sweep is not None:  # a perplexity sweep: its small multiples beside the usual files
+        page = cmap.sweep_page()
+        t0 = time.perf_counter()
+        write_text_atomic(folder / "sweep.html", page.html())
+        timings["sweep.html"] = time.perf_counter() - t0
+        written.append("sweep.html")
+        if png:
+            t0 = time.perf_counter()
+            with atomic_path(folder / "sweep.png") as tmp:
+                page.png(tmp)
+            timings["sweep.png"] = time.perf_counter() - t0
+            written.append("sweep.png")
     manifest = {"command": "context", **cmap.to_dict(), "versions": versions(), "outputs": written + ["manifest.json"]}
     manifest["timings"] = {**manifest["timings"], "write": timings}
     write_json_atomic(folder / "manifest.json", manifest)

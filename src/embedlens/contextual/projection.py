@@ -192,3 +192,18 @@ def project(
         stability, per_point = stability_score(maps)
         timings["stability"] = time.perf_counter() - t0
     return ContextProjection(method, dims, seed, runs, maps[0], aligned, stability, per_point, params, notes, timings)
+
+
+def project_sweep(vectors: np.ndarray, perplexities: list[float], *, dims: int = 2, seed: int = 0,
+                  metric: str = "cosine") -> tuple[Any, ContextProjection]:
+    """t-SNE maps of ``vectors`` (n, d) at each perplexity (:func:`~embedlens.reduce.sweep.perplexity_sweep`:
+    same seed, one k-NN graph), and the :class:`ContextProjection` of the map at the largest perplexity."""
+    from ..reduce.sweep import perplexity_sweep
+
+    sweep = perplexity_sweep(vectors, perplexities, n_components=dims, metric=metric, seed=seed)
+    top = max(sweep.maps, key=lambda m: m.perplexity)
+    notes = [f"perplexity sweep {', '.join(f'{m.perplexity:g}' for m in sweep.maps)}: one map per value "
+             f"(sweep.html); this map is the one at {top.perplexity:g}", *top.notes]
+    proj = ContextProjection("tsne", dims, seed, 1, top.coords, [top.coords], None, None, top.params, notes,
+                      {"fit": float(sweep.timings.get("total", 0.0))})
+    return sweep, proj

@@ -19,12 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..display import SPACE_MARK
+from ..display import SPACE_MARK, WORD_START_SCHEMES
 from ..errors import EmbedlensError
 from ..lens import as_view
 from ..neighbors.variants import matching_rows
-
-_START_SCHEMES = ("byte_level", "sentencepiece")
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def whole_word_rows(view: Any) -> np.ndarray:
     sp = view.space
     scheme = view.token_scheme
     letters = r"[^\W\d_]{3,}"
-    pattern = rf"^{SPACE_MARK}{letters}$" if scheme in _START_SCHEMES else rf"^{letters}$"
+    pattern = rf"^{SPACE_MARK}{letters}$" if scheme in WORD_START_SCHEMES else rf"^{letters}$"
     rows = matching_rows(pattern, list(sp.display))
     return rows[~np.asarray(sp.special)[rows]]
 

@@ -60,15 +60,14 @@ def marker_sizes(result: Any, *, three_d: bool) -> np.ndarray | float:
     return (base + 4.0 * base * scale).astype(np.float32)
 
 
-def script_groups(result: Any) -> list[tuple[str, str, np.ndarray]]:
-    """``(script name, colour, point indices)`` of each writing system present, in :data:`SCRIPTS` order."""
-    from ..writing_systems import SCRIPT_COLORS, SCRIPTS
-
-    classes = np.asarray(result.script_classes(), dtype=np.int64)
+def category_groups(result: Any) -> list[tuple[str, str, np.ndarray]]:
+    """``(class name, colour, point indices)`` of each class present of a categorical colouring (writing
+    system, part of speech: :meth:`~embedlens.atlas.AtlasResult.categories`), in class order."""
+    _, names, colors, classes = result.categories()
     order = np.argsort(classes, kind="stable")
-    bounds = np.searchsorted(classes[order], np.arange(len(SCRIPTS) + 1))
-    return [(SCRIPTS[c], SCRIPT_COLORS[c], order[bounds[c]: bounds[c + 1]])
-            for c in range(len(SCRIPTS)) if bounds[c + 1] > bounds[c]]
+    bounds = np.searchsorted(classes[order], np.arange(len(names) + 1))
+    return [(names[c], colors[c], order[bounds[c]: bounds[c + 1]])
+            for c in range(len(names)) if bounds[c + 1] > bounds[c]]
 
 
 def axis_titles(result: Any) -> list[str]:
@@ -166,15 +165,17 @@ def cluster_annotations(result: Any) -> list[dict[str, Any]]:
 
 def atlas_figure(result: Any) -> Any:
     """The interactive map: ``Scattergl`` in 2-D, ``Scatter3d`` in 3-D, hover = token, id, frequency, cluster;
-    cluster labels as annotations; ``color="script"`` draws one trace (and legend entry) per writing system."""
+    cluster labels as annotations; a categorical colouring (``script``, ``pos``) draws one trace (and legend
+    entry) per class."""
     import plotly.graph_objects as go
 
     xyz = np.asarray(result.coords, dtype=np.float32)
     three_d = xyz.shape[1] == 3
     sizes = marker_sizes(result, three_d=three_d)
     groups: list[tuple[str, Any, np.ndarray]]
-    if result.color == "script":
-        groups = [(name, color, rows) for name, color, rows in script_groups(result)]
+    categories = result.categories()
+    if categories is not None:
+        groups = [(name, color, rows) for name, color, rows in category_groups(result)]
     else:
         groups = [("tokens", None, np.arange(xyz.shape[0]))]
     fig = go.Figure()
@@ -211,7 +212,8 @@ def atlas_figure(result: Any) -> Any:
         hovermode="closest",
         hoverlabel={"font": {"family": "monospace"}},
         showlegend=len(groups) > 1,
-        legend={"itemsizing": "constant", "title": {"text": "script"}} if len(groups) > 1 else None,
+        legend={"itemsizing": "constant", "title": {"text": categories[0] if categories else ""}}
+        if len(groups) > 1 else None,
     )
     notes = cluster_annotations(result)
     if three_d:
@@ -371,12 +373,13 @@ def draw_atlas(result: Any, *, dpi: int = 150) -> tuple[Any, list[Any], np.ndarr
     ax = fig.add_subplot(projection="3d") if three_d else fig.add_subplot()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing glyphs (CJK, emoji) in the default font
-        if result.color == "script":
+        categories = result.categories()
+        if categories is not None:
             style = {"linestyle": "none", "marker": "o", "markeredgewidth": 0, "alpha": 0.75, "rasterized": True}
-            for name, color, rows in script_groups(result):  # a loop over writing systems
+            for name, color, rows in category_groups(result):  # a loop over classes
                 ax.plot(*(xyz[rows, i] for i in range(xyz.shape[1])), color=color, label=name,
                         markersize=float(np.mean(sizes)) * 0.7, **style)
-            ax.legend(loc="upper right", fontsize=8, markerscale=3, title="script", framealpha=0.85)
+            ax.legend(loc="upper right", fontsize=8, markerscale=3, title=categories[0], framealpha=0.85)
         else:
             colors, colorbar = color_values(result)
             _draw_points(fig, ax, xyz, colors, colorbar, sizes)

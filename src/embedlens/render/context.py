@@ -30,6 +30,11 @@ def _groups(cmap: Any) -> list[str]:
     return list(seen)
 
 
+def group_colors(cmap: Any) -> dict[str, str]:
+    """Each group's (text's, or written form's) colour, in order of first appearance."""
+    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(_groups(cmap))}
+
+
 def _wrap(text: str, width: int = 80) -> str:
     """Escaped text with ``<br>`` between lines of about ``width`` characters (hover boxes stay narrow)."""
     lines, line = [], ""
@@ -130,7 +135,7 @@ def context_figure(cmap: Any) -> Any:
     fig = make_subplots(rows=1, cols=n_panels, specs=specs, subplot_titles=titles if n_panels > 1 else None,
                         horizontal_spacing=0.04)
     groups = _groups(cmap)
-    color = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+    color = group_colors(cmap)
     n_slots = max(len(p.layers) for p in cmap.panels)
     slot_traces: list[list[int]] = [[] for _ in range(n_slots)]
     always: list[int] = []
@@ -216,7 +221,7 @@ def context_png(cmap: Any, path: Any) -> None:
     import matplotlib.pyplot as plt
 
     groups = _groups(cmap)
-    color = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+    color = group_colors(cmap)
     n_panels = len(cmap.panels)
     slots = _png_slots(max(len(p.layers) for p in cmap.panels))
     nrows, ncols = n_panels, len(slots)

@@ -114,8 +114,9 @@ def _js() -> str:
 def draw_order(result: Any) -> np.ndarray | None:
     """Rows in drawing order (later on top): lowest colour value first, so frequent tokens lie on top in 2-D;
     writing systems in class order; None for one plain colour (row order)."""
-    if result.color == "script":
-        return np.argsort(np.asarray(result.script_classes(), dtype=np.int64), kind="stable")
+    categories = result.categories()
+    if categories is not None:
+        return np.argsort(categories[3], kind="stable")
     colors, _ = color_values(result)
     return None if colors is None else np.argsort(colors, kind="stable")
 
@@ -123,12 +124,11 @@ def draw_order(result: Any) -> np.ndarray | None:
 def point_colors(result: Any) -> tuple[np.ndarray, dict[str, Any] | None, list[list[str]] | None]:
     """uint8 RGB (n, 3) in row order, the colour bar (None without one) and the legend (writing systems)."""
     n = len(result.ids)
-    if result.color == "script":  # categories: one colour each, with a legend
-        from ..writing_systems import SCRIPT_COLORS, SCRIPTS
-
-        classes = np.asarray(result.script_classes(), dtype=np.int64)
-        palette = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in SCRIPT_COLORS], dtype=np.uint8)
-        return palette[classes], None, [[SCRIPT_COLORS[c], SCRIPTS[c]] for c in np.unique(classes).tolist()]
+    categories = result.categories()
+    if categories is not None:  # writing systems, parts of speech: one colour each, with a legend
+        _, names, hexes, classes = categories
+        palette = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in hexes], dtype=np.uint8)
+        return palette[classes], None, [[hexes[c], names[c]] for c in np.unique(classes).tolist()]
     colors, bar = color_values(result)
     if colors is None:
         return np.tile(np.asarray(_PLAIN, dtype=np.uint8), (n, 1)), None, None
@@ -170,6 +170,7 @@ def page_data(result: Any) -> dict[str, Any]:
         "ids": np.asarray(result.ids, dtype=np.int64).tolist(),
         "freq": None if result.frequencies is None else np.asarray(result.frequencies, dtype=np.int64).tolist(),
         "title": [line1, line2], "colorbar": colorbar, "legend": legend,
+        "legend_title": (result.categories() or ("",))[0],
         "levels": result.label_levels() or None,
         "token_priority": None if priority is None else _b64(priority.astype(np.int32)),
     }

@@ -56,8 +56,9 @@ def caption_lines(result: Any, notes: Iterable[str] = ()) -> list[str]:
             lines.append(line)
     from .atlas import color_values
 
-    if result.color == "script":
-        lines.append("colour: writing system")
+    categories = result.categories()
+    if categories is not None:
+        lines.append("colour: writing system" if result.color == "script" else f"colour: {categories[0]}")
     else:
         _, bar = color_values(result)
         if bar:

@@ -9,7 +9,7 @@ wait for it.
 Endpoints (GET unless marked; ``space`` is the panel number, 0 or 1):
 
   /api/info                                         panels (each with its ``default_map``), methods, limits
-  /api/points?space=0                               readable tokens, ids, length, whole-word, special, script
+  /api/points?space=0                               readable tokens, ids, length, whole-word, special, script, pos
   /api/frequency?space=0                            corpus token counts (background job)
   /api/projection?space=0&method=pca&dims=2         projection state (starts the job)
   /api/projection/data?space=0&method=pca&dims=2    the coordinates: float32 little-endian, (n, dims)

@@ -160,7 +160,7 @@ class Panel:
 
     def points(self) -> dict[str, Any]:
         """What the page draws before any projection arrives: labels and the cheap colourings (length,
-        whole word, special, writing system)."""
+        whole word, special, writing system; part of speech when the vocabulary's tags are cached)."""
         sp = self.space
         return {
             "index": self.index,
@@ -171,7 +171,15 @@ class Panel:
             "whole_word": self.whole_word.astype(np.int8).tolist(),
             "special": np.asarray(sp.special).astype(np.int8).tolist(),
             "script": self.scripts,
+            "pos": self.parts_of_speech(),
         }
+
+    def parts_of_speech(self) -> list[str] | None:
+        """Each token's part of speech when the space's tags are cached
+        (:func:`embedlens.parts_of_speech.cached_parts_of_speech`), else None: the explorer never tags."""
+        from ..parts_of_speech import cached_parts_of_speech
+
+        return cached_parts_of_speech(self.view)
 
     @cached_property
     def scripts(self) -> list[str]:

@@ -5,12 +5,7 @@
   "use strict";
   const D = JSON.parse(document.getElementById("embedlens-data").textContent);
   const $ = (id) => document.getElementById(id);
-  function bytes(b64) {
-    const s = atob(b64);
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-    return out;
-  }
+  const bytes = EmbedlensMap.bytes;
   const n = D.n, three = D.dims === 3;
   const coords = new Float32Array(bytes(D.coords).buffer);
 
@@ -32,9 +27,9 @@
     $("cbar").style.display = "none";
     if (!D.legend) $("stage").classList.add("no-bar"); // the plot takes the colour bar's room
   }
-  if (D.legend) { // categorical colours (writing systems): one swatch per class
+  if (D.legend) { // categorical colours (writing systems, parts of speech): one swatch per class
     const title = document.createElement("div");
-    title.textContent = "script";
+    title.textContent = D.legend_title || "script";
     $("legend").appendChild(title);
     for (const [color, name] of D.legend) {
       const row = document.createElement("div");

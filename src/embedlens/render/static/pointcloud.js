@@ -12,6 +12,7 @@
 //   map.setOverlay(name, rows, {color, size, label}) · setLines(pairs, {color}) · setLabels · showLabels
 //   map.showContours · setAxes · setTool("pan" | "box" | "lasso") · select(rows) · selected() -> Int32Array
 //   map.on("select" | "hover" | "click", fn) · frame() · toPNG() -> data URL · destroy() · stats()
+//   EmbedlensMap.tokenHover(pageData) -> hover function · EmbedlensMap.bytes(base64) -> Uint8Array
 //   for tests and benchmarks: draw(quick) · panBy · zoomBy · setView({cx, cy, scale}) · transform() ·
 //   project(row) · labelBoxes(). Labels are elements with class em-label and data-level (clusters,
 //   sub-clusters, tokens, overlay); displaced ones get an SVG line.em-leader to their cluster's median.
@@ -1010,5 +1011,13 @@
     };
   }
 
-  global.EmbedlensMap = { create, tokenHover };
+  // the bytes of a base64 string (how the pages embed their typed arrays)
+  function bytes(b64) {
+    const s = atob(b64);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+
+  global.EmbedlensMap = { create, tokenHover, bytes };
 })(window);

@@ -1,4 +1,5 @@
-// Cross-filtering: histograms of corpus frequency, token length, writing system and cluster. Brushing one
+// Cross-filtering: histograms of corpus frequency, token length, writing system, part of speech (when the
+// vocabulary's tags are cached) and cluster. Brushing one
 // (drag over bars, or click) keeps only those tokens on the map (the map component's mask) and every other
 // histogram counts only the tokens that pass the filters but its own (the usual cross-filter rule).
 "use strict";
@@ -44,6 +45,7 @@
     if (P.freq) dims.push(freqDim(P.freq));
     dims.push(lengthDim(P.points.length));
     if (P.points.script) dims.push(setDim("script", "writing system", P.points.script, (s) => s));
+    if (P.points.pos) dims.push(setDim("pos", "part of speech", P.points.pos, (s) => s));
     if (P.clusters) {
       const label = new Map(P.clusters.clusters.map((c) => [c.id, c.label]));
       dims.push(setDim("cluster", "cluster", P.clusters.assignment, (a) => (a < 0 ? "(none)" : label.get(a) || String(a))));
