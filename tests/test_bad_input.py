@@ -7,7 +7,7 @@ traceback, an internal error or a 500, and nothing may be written to the cache w
 
 Runs are seeded (``derandomize=True``) and bounded (a fixed ``max_examples`` per property), so CI sees
 the same inputs every time and the module stays short. ``pytest -s`` prints how many inputs each entry
-point was given.
+point was given; ``EMBEDLENS_FUZZ_SCALE=20`` multiplies every count for a longer hunt.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -37,9 +38,12 @@ settings.register_profile("bad-input", derandomize=True, database=None, deadline
 PROFILE = settings.get_profile("bad-input")
 
 
+SCALE = float(os.environ.get("EMBEDLENS_FUZZ_SCALE", "1"))  # e.g. 20 for a long local hunt; CI runs 1
+
+
 def examples(n: int) -> settings:
     """The module's profile with ``n`` examples per property (seeded: the same inputs on every run)."""
-    return settings(PROFILE, max_examples=n)
+    return settings(PROFILE, max_examples=max(1, round(n * SCALE)))
 
 
 TRIED: Counter[str] = Counter()  # inputs given to each entry point, printed at the end of the module
@@ -124,6 +128,15 @@ def no_cache_writes(root: Path):
     yield
     after = cache_listing(root)
     assert after == before, f"the cache changed: {sorted(set(after) ^ set(before))[:5]}"
+
+
+def test_the_cache_check_sees_a_write_and_a_touch(tmp_path):
+    (tmp_path / "entry").mkdir()
+    (tmp_path / "entry" / "a.json").write_text("{}")
+    with pytest.raises(AssertionError, match="the cache changed"), no_cache_writes(tmp_path):
+        (tmp_path / "entry" / "b.json").write_text("{}")
+    with pytest.raises(AssertionError, match="the cache changed"), no_cache_writes(tmp_path):
+        os.utime(tmp_path / "entry" / "a.json", ns=(0, 0))
 
 
 def run_main(*argv: str) -> tuple[int, str, str]:
@@ -358,6 +371,21 @@ def test_cli_logit_lens_layers_and_positions_exit_0_or_2(cli_model, module_cache
         assert got["layers"] and all(0 <= v <= 2 for v in got["layers"])
 
 
+@examples(15)
+@given(text=st.one_of(st.sampled_from(["The capital of France", "list <script> &amp;"]), ANY_TEXT),
+       opts=options({"--layer": LAYERS, "--dims": st.sampled_from(["2", "3"]), "--focus": st.sampled_from([None, "the"])},
+                    {"--layer": BAD_INDICES, "--dims": TRICKY, "--focus": USER_TEXT}))
+def test_cli_context_layers_exit_0_or_2(cli_model, module_cache, tmp_path_factory, text, opts):
+    out_dir = tmp_path_factory.mktemp("context")
+    argv = ["context", text, "The quick brown fox", "--model", cli_model, *as_argv(opts), "--method", "pca",
+            "--out", str(out_dir), "--no-html", "--no-png", "--json"]
+    with no_cache_writes(module_cache):
+        code, out, err = run_main(*argv)
+    check_cli("cli context", code, err)
+    if code == 0:
+        assert json.loads(out)["method"] == "pca"
+
+
 FLOAT = st.one_of(st.floats(-3, 3).map(repr), st.sampled_from(["0.5", "1", "-1", "2e-3", "+1.5"]))
 BAD_FLOAT = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
                       st.sampled_from(["0", "1e-300", "1e300", "1e308", "nan", "inf", "-inf", "1e400"]), TRICKY)
@@ -491,8 +519,11 @@ REGEX = st.one_of(st.sampled_from(["^l", "t$", "(a+)+$", "(x+x+)+y", "[", "(", "
 @pytest.fixture(scope="module")
 def endpoints(gpt2):
     """Each GET endpoint's parameters: valid values, and the junk tried in up to two of them at a time."""
-    query = query_strategy(list(gpt2.space.labels)[:200] + ["king", "queen", "id:3", "tok:x"],
-                           gpt2.space.ids.tolist())
+    labels = list(gpt2.space.labels)[:200] + ["king", "queen", "id:3", "tok:x"]
+    query = query_strategy(labels, gpt2.space.ids.tolist())
+    one_token = st.one_of(st.sampled_from(labels).map(lambda s: "tok:" + s),  # what an axis end must be
+                          st.sampled_from(gpt2.space.ids.tolist()).map(lambda i: f"id:{i}"))
+    map_method, map_dims = st.sampled_from(["pca", "pca", "tsne", "umap"]), st.sampled_from(["2", "2", "3"])
     text = st.one_of(st.sampled_from(["The capital of France", "list <script> &amp;", "a", " "]), ANY_TEXT)
     bad_text = st.sampled_from(["", "\x00", "a\x00b", "x" * 2001, "y" * 201])
     method_junk = st.one_of(st.sampled_from(["PCA", "axes", "tsne ", ""]), TRICKY)
@@ -501,7 +532,7 @@ def endpoints(gpt2):
         "points": ({"space": SPACE}, {"space": BAD_SPACE}), "frequency": ({"space": SPACE}, {"space": BAD_SPACE}),
         "projection": ({"space": SPACE, "method": METHOD, "dims": DIMS},
                        {"space": BAD_SPACE, "method": method_junk, "dims": BAD_INT}),
-        "projection/data": ({"space": SPACE, "method": METHOD, "dims": DIMS},
+        "projection/data": ({"space": SPACE, "method": map_method, "dims": map_dims},
                             {"space": BAD_SPACE, "method": method_junk, "dims": BAD_INT}),
         "search": ({"space": SPACE, "mode": st.sampled_from(["text", "regex"]), "q": st.one_of(query, REGEX),
                     "limit": st.one_of(st.none(), K)},
@@ -510,8 +541,8 @@ def endpoints(gpt2):
                       {"space": BAD_SPACE, "q": bad_text, "k": BAD_INT}),
         "variants": ({"space": SPACE, "q": query}, {"space": SPACE, "q": bad_text}),
         "tokens": ({"space": SPACE, "text": text}, {"space": SPACE, "text": bad_text}),
-        "trajectory": ({"space": SPACE, "text": text, "position": st.integers(0, 5).map(str), "method": METHOD,
-                        "dims": DIMS},
+        "trajectory": ({"space": SPACE, "text": text, "position": st.integers(0, 5).map(str), "method": map_method,
+                        "dims": map_dims},
                        {"space": BAD_SPACE, "text": bad_text, "position": BAD_INT, "method": method_junk, "dims": BAD_INT}),
         "grid": ({"space": SPACE, "layer": st.integers(0, 2).map(str),
                   "plane": st.sampled_from(["random_projection", "direct", "replicated", "pca", "tokens"]),
@@ -526,9 +557,10 @@ def endpoints(gpt2):
                          {"space": BAD_SPACE, "text": bad_text, "layer": BAD_INT, "position": BAD_INT, "k": BAD_INT}),
         "clusters": ({"space": SPACE, "n": st.one_of(st.just("auto"), st.integers(2, 12).map(str))},
                      {"space": BAD_SPACE, "n": BAD_INT}),
-        "axes": ({"space": SPACE, "xa": query, "xb": query, "ya": st.none(), "yb": st.none(),
+        "axes": ({"space": SPACE, "xa": one_token, "xb": one_token, "ya": st.none(), "yb": st.none(),
                   "dims": st.one_of(st.none(), DIMS)},
-                 {"space": BAD_SPACE, "xa": bad_text, "xb": bad_text, "ya": st.one_of(query, bad_text), "yb": query,
+                 {"space": BAD_SPACE, "xa": st.one_of(query, bad_text), "xb": bad_text, "ya": st.one_of(query, bad_text),
+                  "yb": query,
                   "dims": BAD_INT}),
         "faithfulness": ({"space": SPACE, "method": METHOD, "dims": DIMS},
                          {"space": BAD_SPACE, "method": method_junk, "dims": BAD_INT}),
