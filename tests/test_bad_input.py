@@ -205,16 +205,8 @@ def expected_indices(spec, n: int, keywords: dict[str, list[int]]) -> list[int] 
 def test_layer_lists_give_indices_or_one_line_error(spec, n):
     from embedlens.contextual.states import parse_layers
 
-    TRIED["parse_layers"] += 1
-    want = expected_indices(spec, n + 1, {"all": list(range(n + 1))})
-    try:
-        got = parse_layers(spec, n)
-    except EmbedlensError as exc:
-        assert "\n" not in str(exc)
-        assert want is None, f"{spec!r} refused: {exc}"
-        return
-    ACCEPTED["parse_layers"] += 1
-    assert got == want
+    check_indices("parse_layers", lambda: parse_layers(spec, n), spec,
+                  expected_indices(spec, n + 1, {"all": list(range(n + 1))}))
 
 
 @examples(300)
@@ -222,15 +214,20 @@ def test_layer_lists_give_indices_or_one_line_error(spec, n):
 def test_position_lists_give_indices_or_one_line_error(spec, n):
     from embedlens.logitlens.compute import parse_positions
 
-    TRIED["parse_positions"] += 1
     want = list(range(n)) if spec is None else expected_indices(spec, n, {"all": list(range(n)), "last": [n - 1]})
+    check_indices("parse_positions", lambda: parse_positions(spec, n).tolist(), spec, want)
+
+
+def check_indices(entry: str, parse, spec, want: list[int] | None) -> None:
+    """``parse()`` gives ``want``, or refuses in one line exactly when ``want`` is None."""
+    TRIED[entry] += 1
     try:
-        got = parse_positions(spec, n).tolist()
+        got = parse()
     except EmbedlensError as exc:
         assert "\n" not in str(exc)
         assert want is None, f"{spec!r} refused: {exc}"
         return
-    ACCEPTED["parse_positions"] += 1
+    ACCEPTED[entry] += 1
     assert got == want
 
 
