@@ -17,13 +17,14 @@ import io
 import json
 import os
 import re
+import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
+pytest.importorskip("hypothesis")
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
@@ -32,12 +33,13 @@ from hypothesis import strategies as st  # noqa: E402
 
 from embedlens.errors import EmbedlensError  # noqa: E402
 
+# One worker runs the module: its tiny model, explorer and counts are built once.
+pytestmark = pytest.mark.xdist_group("bad_input")
+
 settings.register_profile("bad-input", derandomize=True, database=None, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                                  HealthCheck.data_too_large])
 PROFILE = settings.get_profile("bad-input")
-
-
 SCALE = float(os.environ.get("EMBEDLENS_FUZZ_SCALE", "1"))  # e.g. 20 for a long local hunt; CI runs 1
 
 
@@ -353,7 +355,7 @@ def as_argv(opts: dict[str, str | None]) -> list[str]:
     return [part for name, value in opts.items() if value is not None for part in (name, value)]
 
 
-@examples(20)
+@examples(16)
 @given(text=st.one_of(st.sampled_from(["The capital of France", "list <script> &amp;", "a"]), ANY_TEXT),
        opts=LENS_OPTIONS)
 def test_cli_logit_lens_layers_and_positions_exit_0_or_2(cli_model, module_cache, tmp_path_factory, text, opts):
@@ -368,7 +370,7 @@ def test_cli_logit_lens_layers_and_positions_exit_0_or_2(cli_model, module_cache
         assert got["layers"] and all(0 <= v <= 2 for v in got["layers"])
 
 
-@examples(15)
+@examples(10)
 @given(text=st.one_of(st.sampled_from(["The capital of France", "list <script> &amp;"]), ANY_TEXT),
        opts=options({"--layer": LAYERS, "--dims": st.sampled_from(["2", "3"]), "--focus": st.sampled_from([None, "the"])},
                     {"--layer": BAD_INDICES, "--dims": TRICKY, "--focus": USER_TEXT}))
@@ -415,7 +417,7 @@ def no_grid_png():
     mp.undo()
 
 
-@examples(30)
+@examples(24)
 @given(opts=GRID_OPTIONS)
 @example(opts={"--grid-size": "1", "--spacing": "1.0", "--embedding-method": "direct", "--center": "1e300,0.0"}
          ).via("a grid of NaN probabilities before")
@@ -456,12 +458,10 @@ def api(gpt2, words, module_cache):
     for panel in explorer.panels:
         explorer.projection(panel, "pca", 2)
     explorer.space_graph(explorer.panels[0])
-    deadline = __import__("time").monotonic() + 60
+    deadline = time.monotonic() + 60
     while any(j["state"] in ("queued", "running") for j in explorer.jobs.all()):
-        assert __import__("time").monotonic() < deadline
-        __import__("time").sleep(0.02)
-    ran: list[Job] = []
-
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     def record(manager):
         def submit(key, kind, label, fn, *, retry_failed=True, priority=0):
             job = manager.get(key)
@@ -474,7 +474,6 @@ def api(gpt2, words, module_cache):
                     job.result, job.state = fn(), "ready"
                 except EmbedlensError as exc:
                     job.error, job.state = str(exc), "error"
-                ran.append(job)
             return job
 
         return submit
@@ -482,7 +481,6 @@ def api(gpt2, words, module_cache):
     explorer.jobs.submit = record(explorer.jobs)
     explorer.index_jobs.submit = record(explorer.index_jobs)
     with TestClient(app, base_url=BASE, raise_server_exceptions=True) as client:
-        client.ran = ran
         yield client
 
 
