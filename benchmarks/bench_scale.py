@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import EMBEDLENS, ROOT, print_machine, run_once  # noqa: E402
+from _util import EMBEDLENS, ROOT, print_machine, run_once, runs_note  # noqa: E402
 
 PY = sys.executable
 BASE_CLI = [PY, "-c", "import sys; from embedlens.cli import main; sys.exit(main())"]
@@ -64,7 +64,7 @@ def baseline_copy(ref: str) -> tuple[Path, str] | None:
 def show(label: str, runs: list[tuple[float, float]], target: str = "") -> None:
     wall = statistics.median(w for w, _ in runs)
     rss = max(r for _, r in runs)
-    print(f"  {label:<58} median {wall:7.2f} s   peak RSS {rss / 1024:6.2f} GB  (n={len(runs)})  {target}", flush=True)
+    print(f"  {label:<58} {runs_note(len(runs)):>12} {wall:7.2f} s   peak RSS {rss / 1024:6.2f} GB  {target}", flush=True)
 
 
 def runs(args: list[str], n: int, env_fn=None, *, throwaway: bool = False) -> list[tuple[float, float]]:
