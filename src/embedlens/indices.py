@@ -31,7 +31,7 @@ def parse_index_list(spec: Any, n: int, *, noun: str, keywords: Mapping[str, Seq
         parts = [p.strip() for p in s.split(",")]
         # ASCII digits only: int() would also read "1_0" as 10, "１２" as 12, and "1 2" (spaces removed) as 12
         if not all(_INTEGER.fullmatch(p) for p in parts if p):
-            raise EmbedlensError(f"{spec!r} is not a {noun} list: use {example}")
+            raise EmbedlensError(f"{spec!r:.60} is not a {noun} list: use {example}")
         values = [int(p) for p in parts if p]
     elif isinstance(spec, bool):
         raise EmbedlensError(f"{noun} must be a number or a list, got {spec!r}: use {example}")
@@ -41,9 +41,9 @@ def parse_index_list(spec: Any, n: int, *, noun: str, keywords: Mapping[str, Seq
         try:
             items = list(spec)
         except TypeError:  # None, a float: not a list of indices
-            raise EmbedlensError(f"{noun} must be a number or a list, got {spec!r}: use {example}") from None
+            raise EmbedlensError(f"{noun} must be a number or a list, got {spec!r:.60}: use {example}") from None
         if not all(hasattr(v, "__index__") and not isinstance(v, bool) for v in items):
-            raise EmbedlensError(f"{noun} list must hold integers only, got {spec!r}: use {example}")
+            raise EmbedlensError(f"{noun} list must hold integers only, got {spec!r:.60}: use {example}")
         values = [int(v) for v in items]
     if not values:
         raise EmbedlensError(f"no {noun} given: use {example}")
