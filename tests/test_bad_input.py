@@ -306,11 +306,15 @@ def cli_model(gpt2, tiny_gpt2_dir):
 
 
 @examples(40)
-@given(data=st.data(), k=mostly(st.integers(1, 30).map(str), st.one_of(SMALL_INT.map(str), USER_TEXT)))
-def test_cli_neighbors_exits_0_or_2(cli_model, gpt2_queries, module_cache, data, k):
+@given(data=st.data(), k=mostly(st.integers(1, 30).map(str), st.one_of(SMALL_INT.map(str), USER_TEXT)),
+       space=mostly(st.sampled_from(["input", "output"]),
+                    st.one_of(st.sampled_from(["", "Input", "tfidf:", "word2vec:", "path:", "path:missing-dir",
+                                               "missing.npy", "missing.safetensors", "tfidf:missing-dir"]), TRICKY)))
+def test_cli_neighbors_exits_0_or_2(cli_model, gpt2_queries, module_cache, data, k, space):
     query = data.draw(gpt2_queries)
     with no_cache_writes(module_cache):
-        code, out, err = run_main("neighbors", query, "--model", cli_model, "-k", k, "--json")
+        model = ["--model", cli_model] if space in ("input", "output") else []  # --model names a model's space
+        code, out, err = run_main("neighbors", query, *model, "-k", k, "--space", space, "--json")
     check_cli("cli neighbors", code, err)
     if code == 0:
         assert len(json.loads(out)["neighbors"]) >= 1
