@@ -60,6 +60,11 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
     return statistics.median(run_times(fn, repeats, warmup))
 
 
+def runs_note(n: int) -> str:
+    """What a printed figure is over: ``median of 5`` (``1 run`` when there was one, which is no median)."""
+    return f"median of {n}" if n > 1 else "1 run"
+
+
 def run_once(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) of ONE run of a command (its own rusage, not the max over all children),
     and what it printed (stdout and stderr)."""

@@ -23,15 +23,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS, median_time, print_machine, run_timed  # noqa: E402
+from _util import EMBEDLENS, median_time, print_machine, run_timed, runs_note  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 R = 2 if QUICK else 5
 
 
-def line(name: str, seconds: float, baseline: float | None = None, base_name: str = "") -> None:
-    ratio = f"   {baseline / seconds:5.1f}x faster than {base_name} ({baseline:.3f} s)" if baseline else ""
-    print(f"  {name:<52} {seconds:8.3f} s{ratio}", flush=True)
+def line(name: str, seconds: float, baseline: float | None = None, base_name: str = "", *, n: int,
+         base_n: int | None = None) -> None:
+    """One figure (``n`` runs) and, when given, its baseline (``base_n`` runs, default ``n``)."""
+    ratio = (f"   {baseline / seconds:5.1f}x faster than {base_name} ({baseline:.3f} s, {runs_note(base_n or n)})"
+             if baseline else "")
+    print(f"  {name:<52} {seconds:8.3f} s ({runs_note(n)}){ratio}", flush=True)
 
 
 def corpus_text(spec: str) -> str:
@@ -65,11 +68,11 @@ def bench_tfidf() -> None:
 
     sk = median_time(sklearn_way, repeats=R)
     naive = median_time(dict_loop, repeats=R)
-    line("embedlens tfidf() (read + ids + counts)", ours, sk, "sklearn TfidfVectorizer")
-    line("", ours, naive, "Python dict loop")
+    line("embedlens tfidf() (read + ids + counts)", ours, sk, "sklearn TfidfVectorizer", n=R)
+    line("", ours, naive, "Python dict loop", n=R)
     with tempfile.TemporaryDirectory() as tmp:
         wall, rss = run_timed([EMBEDLENS, "tfidf", "enwiki-sample", "--out", f"{tmp}/run"], repeats=3)
-    line(f"CLI `embedlens tfidf enwiki-sample` (peak {rss:.0f} MB)", wall)
+    line(f"CLI `embedlens tfidf enwiki-sample` (peak {rss:.0f} MB)", wall, n=3)
 
 
 def bench_word2vec() -> None:
@@ -88,9 +91,9 @@ def bench_word2vec() -> None:
         return Word2Vec(sentences, vector_size=100, window=5, min_count=5, epochs=5, workers=2, seed=0)
 
     base = median_time(gensim_way, repeats=reps, warmup=0)
-    line("embedlens train_word2vec (streamed sentences)", ours, base, "gensim Word2Vec on a list")
+    line("embedlens train_word2vec (streamed sentences)", ours, base, "gensim Word2Vec on a list", n=reps)
     one = median_time(lambda: train_word2vec("enwiki-sample", epochs=5, workers=1, progress=False), repeats=1, warmup=0)
-    line("  same with 1 worker (deterministic)", one)
+    line("  same with 1 worker (deterministic)", one, n=1)
 
 
 def bench_glove() -> Path:
@@ -109,9 +112,9 @@ def bench_glove() -> Path:
         return np.load(npy, mmap_mode="r"), pq.read_table(parquet).column(0).to_pylist()
 
     base = median_time(np_load, repeats=R)
-    line("load_glove() in-process (mmap + word list + labels)", ours, base, "np.load(mmap_mode='r') + words")
-    line(f"fresh process, open_space('glove-50d') (peak {rss:.0f} MB)", cold)
-    line("  of which Python + embedlens import", bare)
+    line("load_glove() in-process (mmap + word list + labels)", ours, base, "np.load(mmap_mode='r') + words", n=R)
+    line(f"fresh process, open_space('glove-50d') (peak {rss:.0f} MB)", cold, n=R)
+    line("  of which Python + embedlens import", bare, n=R)
     tmp = Path(tempfile.mkdtemp()) / "glove.bin"
     from gensim.models import KeyedVectors
 
@@ -121,7 +124,7 @@ def bench_glove() -> Path:
     kv.save_word2vec_format(str(tmp), binary=True)
     reps = 1 if QUICK else 3
     gensim_load = median_time(lambda: KeyedVectors.load_word2vec_format(str(tmp), binary=True), repeats=reps, warmup=0)
-    line("", ours, gensim_load, "gensim load_word2vec_format(binary)")
+    line("", ours, gensim_load, "gensim load_word2vec_format(binary)", n=R, base_n=reps)
     return tmp
 
 
@@ -142,7 +145,7 @@ def bench_evaluate(glove_bin: Path) -> None:
         print(f"  {name:<12} spearman {s.spearman:.4f}  coverage {s.coverage:.3f}  ({ev.timings[name]:.2f} s)")
     a = ev.analogies
     print(f"  analogies    accuracy {a.accuracy:.4f}  coverage {a.coverage:.3f}  restrict {a.restrict_vocab:,}  ({ev.timings['analogies']:.2f} s)")
-    line("evaluate() all three", total)
+    line("evaluate() all three", total, n=1)
     for spec in ("smollm2-135m", "minilm-l6"):
         try:
             import embedlens
@@ -171,7 +174,7 @@ def bench_evaluate(glove_bin: Path) -> None:
     score, _ = kv.evaluate_word_analogies(str(dataset_path("analogies")), restrict_vocab=30_000)
     gensim_s = time.perf_counter() - t
     print(f"  gensim evaluate_word_analogies(restrict_vocab=30,000): accuracy {score:.4f}")
-    line("analogies, restrict 30,000", ev.timings["analogies"], gensim_s, "gensim evaluate_word_analogies")
+    line("analogies, restrict 30,000", ev.timings["analogies"], gensim_s, "gensim evaluate_word_analogies", n=1)
 
 
 def main() -> None:

@@ -38,9 +38,9 @@ def main() -> None:
         base = [EMBEDLENS, "graph", "--random", "50", "--k", "20", "--out", os.path.join(tmp, "g")]
         run_timed(base, repeats=1)  # warm: model extracted, files in the page cache
         wall, rss = run_timed(base, repeats=repeats)
-        print(f"embedlens graph --random 50 --k 20            median {wall:5.2f} s  peak RSS {rss:5.0f} MB")
+        print(f"embedlens graph --random 50 --k 20            median of {repeats} {wall:5.2f} s  peak RSS {rss:5.0f} MB")
         wall, rss = run_timed(base + ["--mutual"], repeats=repeats)
-        print(f"embedlens graph --random 50 --k 20 --mutual   median {wall:5.2f} s  peak RSS {rss:5.0f} MB")
+        print(f"embedlens graph --random 50 --k 20 --mutual   median of {repeats} {wall:5.2f} s  peak RSS {rss:5.0f} MB")
 
     lens = embedlens.load()
     seeds, _ = seeds_from_random(lens, 50, seed=0)
@@ -48,7 +48,8 @@ def main() -> None:
     print(f"graph: {graph.stats.nodes} nodes, {graph.stats.edges} edges")
     ours = median_time(lambda: spring_positions(graph, seed=0), repeats=3)
     theirs = median_time(lambda: spring_positions(graph, seed=0, method="networkx"), repeats=3)
-    print(f"layout: vectorised FR {ours:.3f} s vs networkx.spring_layout {theirs:.3f} s ({theirs / ours:.1f}x)")
+    print(f"layout (medians of 3): vectorised FR {ours:.3f} s vs networkx.spring_layout {theirs:.3f} s "
+          f"({theirs / ours:.1f}x)")
 
     sp = lens.space
     index = ExactIndex(sp.vectors, norms=sp.norms)
@@ -57,7 +58,8 @@ def main() -> None:
     batched = median_time(lambda: index.query(q, 20, exclude=ex), repeats=repeats)
     looped = median_time(lambda: [topk_cosine(sp.vectors, s.vector, 20, norms=sp.norms, exclude=[s.rows])
                                   for s in seeds], repeats=3)
-    print(f"seeds' top-20: one batch {batched:.3f} s vs a loop of 50 topk_cosine queries {looped:.3f} s "
+    print(f"seeds' top-20: one batch {batched:.3f} s (median of {repeats}) vs a loop of 50 topk_cosine queries "
+          f"{looped:.3f} s (median of 3) "
           f"({looped / batched:.1f}x)")
 
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS  # noqa: E402
+from _util import EMBEDLENS, runs_note  # noqa: E402
 from _util import run_times as timings  # noqa: E402
 
 THREADS = 2
@@ -95,7 +95,7 @@ def in_process(peak32: float, quick: bool) -> None:
         peak = max(peak32, matmul_peak(torch.float32))  # the best peak seen in this run: a conservative share
         ts = timings(lambda v=v: runner.topk(v, 0), repeats=5)
         med, best = batch / statistics.median(ts), batch / min(ts)
-        print(f"  embedlens  batch {batch:5d}: median {med:7.1f} cells/s = {med * flops / 1e9:6.1f} GFLOP/s = "
+        print(f"  embedlens  batch {batch:5d}: median of 5 {med:7.1f} cells/s = {med * flops / 1e9:6.1f} GFLOP/s = "
               f"{med * flops / 1e9 / peak:5.1%} of the float32 peak ({peak:.0f} GFLOP/s); best of 5 {best:7.1f} "
               f"cells/s = {best * flops / 1e9 / peak:5.1%} [{load()}]")
     gen = torch.Generator().manual_seed(0)
@@ -109,8 +109,8 @@ def in_process(peak32: float, quick: bool) -> None:
     t_usual = median_time(lambda: usual(v), repeats=3)
     t_ours = median_time(lambda: runner.topk(v, 0), repeats=3)
     same = bool(torch.equal(usual(v).indices, runner.topk(v, 0)[0]))
-    print(f"  baseline model(inputs_embeds=...) batch 256: {256 / t_usual:7.1f} cells/s; embedlens {256 / t_ours:7.1f} "
-          f"cells/s ({t_usual / t_ours:.2f}x), same top-5 ids: {same} [{load()}]")
+    print(f"  baseline model(inputs_embeds=...) batch 256 (medians of 3): {256 / t_usual:7.1f} cells/s; embedlens "
+          f"{256 / t_ours:7.1f} cells/s ({t_usual / t_ours:.2f}x), same top-5 ids: {same} [{load()}]")
 
 
 def main() -> None:
@@ -121,7 +121,7 @@ def main() -> None:
     torch.set_num_threads(THREADS)
     peak32 = matmul_peak(torch.float32)
     peak16 = matmul_peak(torch.bfloat16)
-    print(f"matmul peak (2048^3, {THREADS} threads): float32 {peak32:.1f} GFLOP/s, bfloat16 {peak16:.1f} GFLOP/s "
+    print(f"matmul peak (2048^3, {THREADS} threads, median of 5): float32 {peak32:.1f} GFLOP/s, bfloat16 {peak16:.1f} GFLOP/s "
           f"({peak16 / peak32:.1f}x) [{load()}]")
 
     in_process(peak32, quick)
@@ -155,7 +155,8 @@ def main() -> None:
         subprocess.run(args, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)})
         walls.append(time.perf_counter() - t)
     manifest = json.loads((out / "manifest.json").read_text())
-    print(f"embedlens grid --grid-size 50 (last block, png+html+json), warm: median {statistics.median(walls):.2f} s "
+    print(f"embedlens grid --grid-size 50 (last block, png+html+json), warm: {runs_note(len(walls))} "
+          f"{statistics.median(walls):.2f} s "
           f"(load {manifest['timings']['load_s']} s, render {manifest['timings']['render_s']} s, "
           f"predict {manifest['timings']['per_layer'][str(manifest['layers'][0])]['predict_s']} s) [{load()}]")
 

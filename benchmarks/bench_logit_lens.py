@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS, median_time, run_timed  # noqa: E402
+from _util import EMBEDLENS, median_time, run_timed, runs_note  # noqa: E402
 
 
 def load() -> str:
@@ -73,18 +73,19 @@ def main(quick: bool) -> None:
     r = logit_lens(lens, prompt, max_tokens=64)  # warm: loads the model once
     assert r.top_ids.shape == (31, 64, 5), r.top_ids.shape
     ours = median_time(lambda: logit_lens(lens, prompt, max_tokens=64), repeats)
-    print(f"logit_lens, 64 tokens x 31 layers, top-5, float32: median {ours:.3f} s "
+    print(f"logit_lens, 64 tokens x 31 layers, top-5, float32: median of {repeats} {ours:.3f} s "
           f"(last run: forward {r.timings['forward_s']:.3f} s, decode {r.timings['decode_s']:.3f} s)")
     ra = logit_lens(lens, prompt, max_tokens=64, dtype="auto")
     auto = median_time(lambda: logit_lens(lens, prompt, max_tokens=64, dtype="auto"), repeats)
     agree = float((ra.top_ids[:, :, 0] == r.top_ids[:, :, 0]).mean())
-    print(f"logit_lens, dtype auto ({ra.settings['dtype']}): median {auto:.3f} s, top-1 agreement with float32 {agree:.3f}")
+    print(f"logit_lens, dtype auto ({ra.settings['dtype']}): median of {repeats} {auto:.3f} s, top-1 agreement with float32 {agree:.3f}")
     ids = torch.as_tensor(r.token_ids)[None]
     target = torch.as_tensor(r.token_ids[1:])
     base = median_time(lambda: baseline(lens.model, ids, target), repeats)
     check = baseline(lens.model, ids, target)
     same = np.mean([(check[li][0].numpy() == r.top_ids[li]).all(axis=1).mean() for li in range(31)])
-    print(f"baseline (transformers output_hidden_states + norm + head per layer, Python loop): median {base:.3f} s; "
+    print(f"baseline (transformers output_hidden_states + norm + head per layer, Python loop): median of {repeats} "
+          f"{base:.3f} s; "
           f"ratio {base / ours:.2f}x; identical top-5 rows {same:.3f}")
 
     short = [" ".join(line.split()[:8]) for line in lines]  # ~10 tokens each
@@ -94,7 +95,7 @@ def main(quick: bool) -> None:
             curve = rank_curve(lens, texts, dtype=dtype)
             wall = time.perf_counter() - t
             print(f"rank_curve, {name}, {curve.n_positions} positions x 31 layers, dtype "
-                  f"{curve.settings['dtype']}: {wall:.2f} s (mean rank layer 0 {curve.mean_rank[0]:.0f} -> "
+                  f"{curve.settings['dtype']}: {wall:.2f} s, 1 run (mean rank layer 0 {curve.mean_rank[0]:.0f} -> "
                   f"last {curve.mean_rank[-1]:.1f})")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,11 +104,13 @@ def main(quick: bool) -> None:
             f.write_text("\n".join(texts) + "\n", encoding="utf-8")
             wall, rss = run_timed([EMBEDLENS, "logit-lens", "--text-file", str(f), "--out", str(Path(tmp) / name)],
                                   repeats=1)
-            print(f"embedlens logit-lens --text-file ({name}, 100 prompts), fresh process: {wall:.2f} s, "
+            print(f"embedlens logit-lens --text-file ({name}, 100 prompts), fresh process: {wall:.2f} s (1 run), "
                   f"peak RSS {rss:.0f} MB")
+        cli_runs = 1 if quick else 2
         wall, rss = run_timed([EMBEDLENS, "logit-lens", prompt, "--max-tokens", "64", "--out", str(Path(tmp) / "o")],
-                              repeats=1 if quick else 2)
-        print(f"embedlens logit-lens TEXT --max-tokens 64 (HTML + PNG + JSON), fresh process: median {wall:.2f} s, "
+                              repeats=cli_runs)
+        print(f"embedlens logit-lens TEXT --max-tokens 64 (HTML + PNG + JSON), fresh process: "
+              f"{runs_note(cli_runs)} {wall:.2f} s, "
               f"peak RSS {rss:.0f} MB")
     print(load())
 

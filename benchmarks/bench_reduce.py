@@ -182,7 +182,8 @@ def main() -> None:
             print(f"  notes: {res['notes']}")
         print(
             f"  quality: trustworthiness {q['trustworthiness']:.4f}, neighbour recall@10 "
-            f"{q['neighbor_recall']:.4f} (n_sample {q['n_sample']}); projection_quality median "
+            f"{q['neighbor_recall']:.4f} (n_sample {q['n_sample']}); projection_quality median of "
+            f"{len(res['quality_s_all'])} "
             f"{res['quality_s_median']:.3f} s"
         )
         print(f"  peak RSS {res['peak_rss_mb']:.0f} MB [target <= 3072 MB]", flush=True)

@@ -6,7 +6,10 @@
 Shape-true random checkpoints are written under /tmp by ``make_shape_checkpoint.py`` and deleted afterwards
 (``--keep`` keeps them). Every figure is a median of several runs of the real command (wall time and the
 command's own peak RSS), with a baseline in the same run: the transformers way (``from_pretrained`` in
-float32, then the matrix), or embedlens as committed at HEAD (``git archive HEAD``, run from a temporary copy).
+float32, then the matrix), or embedlens as committed at an earlier commit (``--baseline-ref``, default
+``HEAD~1``: ``git archive`` of that commit's ``src``, run from a temporary copy). The baseline's lines name the
+commit they ran; a baseline whose ``src`` equals the code measured is skipped (it would time the code against
+itself).
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import EMBEDLENS, ROOT, print_machine, run_once  # noqa: E402
+from _util import EMBEDLENS, ROOT, print_machine, run_once, runs_note  # noqa: E402
 
 PY = sys.executable
-HEAD_CLI = [PY, "-c", "import sys; from embedlens.cli import main; sys.exit(main())"]
+BASE_CLI = [PY, "-c", "import sys; from embedlens.cli import main; sys.exit(main())"]
 TMP = Path(os.environ.get("EMBEDLENS_BENCH_TMP", "/tmp"))
 
 
@@ -33,21 +36,35 @@ def fresh_cache() -> dict[str, str]:
     return {"EMBEDLENS_CACHE": tempfile.mkdtemp(prefix="bench-scale-cache-", dir=TMP)}
 
 
-def head_copy() -> Path | None:
-    """embedlens as committed at HEAD, unpacked into a temporary folder (the baseline of the same run)."""
-    dest = Path(tempfile.mkdtemp(prefix="bench-scale-head-", dir=TMP))
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, check=True, text=True).stdout.strip()
+
+
+def baseline_copy(ref: str) -> tuple[Path, str] | None:
+    """embedlens as committed at ``ref``, unpacked into a temporary folder (the baseline of the same run), and
+    the name of that commit (short hash and subject); None (with a line saying why) when there is no such
+    commit or its ``src`` is the code being measured."""
     try:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "src"], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+        sha = git("rev-parse", "--verify", f"{ref}^{{commit}}")
+        name = f"{sha[:10]} ({git('log', '-1', '--format=%s', sha)[:60]})"
+        same = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", sha, "--", "src"]).returncode == 0
     except (OSError, subprocess.CalledProcessError):
+        print(f"(no baseline: {ref!r} is not a commit of {ROOT})")
         return None
-    return dest / "src"
+    if same:
+        print(f"(no baseline: src/ at {ref} = {name} is the code measured; pass --baseline-ref OLDER_COMMIT)")
+        return None
+    dest = Path(tempfile.mkdtemp(prefix="bench-scale-base-", dir=TMP))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", sha, "src"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    print(f"baseline: embedlens at {ref} = commit {name}")
+    return dest / "src", sha[:10]
 
 
 def show(label: str, runs: list[tuple[float, float]], target: str = "") -> None:
     wall = statistics.median(w for w, _ in runs)
     rss = max(r for _, r in runs)
-    print(f"  {label:<58} median {wall:7.2f} s   peak RSS {rss / 1024:6.2f} GB  (n={len(runs)})  {target}", flush=True)
+    print(f"  {label:<58} {runs_note(len(runs)):>12} {wall:7.2f} s   peak RSS {rss / 1024:6.2f} GB  {target}", flush=True)
 
 
 def runs(args: list[str], n: int, env_fn=None, *, throwaway: bool = False) -> list[tuple[float, float]]:
@@ -76,7 +93,7 @@ def transformers_matrix(folder: Path) -> list[str]:
 
 
 def bench_checkpoint(name: str, folder: Path, *, last: int, context_layer: int, repeats: int, baseline: bool,
-                     head_src: Path | None) -> None:
+                     base: tuple[Path, str] | None) -> None:
     print(f"\n{name} ({folder})", flush=True)
     model = ["--model", str(folder)]
     show("cold `neighbors king` (extraction included)", runs([EMBEDLENS, "neighbors", "king", *model], repeats, fresh_cache, throwaway=True),
@@ -97,11 +114,11 @@ def bench_checkpoint(name: str, folder: Path, *, last: int, context_layer: int, 
     show(f"`grid --layer-idx {last} --grid-size 50 --dtype auto` ({auto_dtype()} here), end to end",
          runs([EMBEDLENS, "grid", "--layer-idx", str(last), "--grid-size", "50", "--dtype", "auto", "--no-html",
                "--output-dir", out, *model], 1, lambda: dict(warm)), "target <= 60 s, <= 4 GB (8B)")
-    if baseline and head_src is not None:
-        base_env = {**fresh_cache(), "PYTHONPATH": str(head_src)}
-        run_once([*HEAD_CLI, "neighbors", "king", *model], base_env)
-        show(f"  baseline HEAD: `grid --layer-idx {last} --grid-size 50` (whole model)",
-             runs([*HEAD_CLI, "grid", "--layer-idx", str(last), "--grid-size", "50", "--no-html",
+    if baseline and base is not None:
+        base_env = {**fresh_cache(), "PYTHONPATH": str(base[0])}
+        run_once([*BASE_CLI, "neighbors", "king", *model], base_env)
+        show(f"  baseline {base[1]}: `grid --layer-idx {last} --grid-size 50` (whole model)",
+             runs([*BASE_CLI, "grid", "--layer-idx", str(last), "--grid-size", "50", "--no-html",
                    "--output-dir", out, *model], 1, lambda: dict(base_env)))
         shutil.rmtree(base_env["EMBEDLENS_CACHE"], ignore_errors=True)
     show(f"`context TEXT --layer {context_layer} --dtype bfloat16`",
@@ -112,7 +129,7 @@ def bench_checkpoint(name: str, folder: Path, *, last: int, context_layer: int, 
     shutil.rmtree(warm["EMBEDLENS_CACHE"], ignore_errors=True)
 
 
-def bench_smollm2(head_src: Path | None, repeats: int) -> dict[str, str]:
+def bench_smollm2(base: tuple[Path, str] | None, repeats: int) -> dict[str, str]:
     print("\nSmolLM2-135M (packaged GGUF)", flush=True)
     warm = fresh_cache()
     out = tempfile.mkdtemp(prefix="bench-scale-out-", dir=TMP)
@@ -120,11 +137,11 @@ def bench_smollm2(head_src: Path | None, repeats: int) -> dict[str, str]:
     run_once([EMBEDLENS, *grid], warm)  # extraction + the dequantized copy, once
     show("warm `grid --grid-size 50` float32, end to end", runs([EMBEDLENS, *grid], repeats, lambda: dict(warm)),
          "target <= 5 s")
-    if head_src is not None:
-        base_env = {**fresh_cache(), "PYTHONPATH": str(head_src)}
-        run_once([*HEAD_CLI, *grid], base_env)
-        show("  baseline HEAD: warm `grid --grid-size 50`", runs([*HEAD_CLI, *grid], repeats,
-                                                               lambda: dict(base_env)))
+    if base is not None:
+        base_env = {**fresh_cache(), "PYTHONPATH": str(base[0])}
+        run_once([*BASE_CLI, *grid], base_env)
+        show(f"  baseline {base[1]}: warm `grid --grid-size 50`", runs([*BASE_CLI, *grid], repeats,
+                                                                     lambda: dict(base_env)))
         shutil.rmtree(base_env["EMBEDLENS_CACHE"], ignore_errors=True)
     code = """
 import time, torch, json
@@ -206,6 +223,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the written checkpoints")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--integrity-only", action="store_true", help="only the cost of the checksums on open")
+    ap.add_argument("--baseline-ref", default="HEAD~1",
+                    help="the commit whose src/ is the baseline (default HEAD~1; skipped when it equals the code measured)")
     args = ap.parse_args()
     print_machine()
     if args.integrity_only:
@@ -216,7 +235,7 @@ def main() -> None:
         return
     from make_shape_checkpoint import make
 
-    head_src = head_copy()
+    base = baseline_copy(args.baseline_ref)
     made = []
     try:
         if not args.no_qwen:
@@ -226,7 +245,7 @@ def main() -> None:
             made.append(folder)
             print(f"(wrote the Qwen2.5-1.5B shape in {time.perf_counter() - t:.0f} s)")
             bench_checkpoint("Qwen2.5-1.5B shape (vocab 151,936 x 1,536, tied, bf16)", folder, last=27,
-                             context_layer=16, repeats=args.repeats, baseline=True, head_src=head_src)
+                             context_layer=16, repeats=args.repeats, baseline=True, base=base)
         if args.llama8b:
             free = shutil.disk_usage(TMP).free
             if free < 30 * 10**9:
@@ -238,17 +257,17 @@ def main() -> None:
                 made.append(folder)
                 print(f"(wrote the Llama-3.1-8B shape in {time.perf_counter() - t:.0f} s)")
                 bench_checkpoint("Llama-3.1-8B shape (vocab 128,256 x 4,096, untied, 4 bf16 shards)", folder, last=31,
-                                 context_layer=16, repeats=1, baseline=False, head_src=None)
+                                 context_layer=16, repeats=1, baseline=False, base=None)
                 print("  (baselines not run for 8B: from_pretrained in float32 needs 32 GB, more than this machine has)")
-        warm = bench_smollm2(head_src, args.repeats)
+        warm = bench_smollm2(base, args.repeats)
         bench_integrity(warm)
         shutil.rmtree(warm["EMBEDLENS_CACHE"], ignore_errors=True)
     finally:
         if not args.keep:
             for f in made:
                 shutil.rmtree(f, ignore_errors=True)
-        if head_src is not None:
-            shutil.rmtree(head_src.parent, ignore_errors=True)
+        if base is not None:
+            shutil.rmtree(base[0].parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

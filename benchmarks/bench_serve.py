@@ -156,7 +156,10 @@ async def load_test(url: str, n_ids: int, clients: int, seconds: float, seed: in
             "client": "asyncio streams, hand-written HTTP/1.1 keep-alive"}
 
 
-def baseline_nearest(model: str, n: int = 200) -> float:
+BASELINE_QUERIES = 200
+
+
+def baseline_nearest(model: str, n: int = BASELINE_QUERIES) -> float:
     import embedlens
 
     lens = embedlens.load(model)
@@ -357,7 +360,7 @@ def main() -> None:
         model = "smollm2-135m"
         print(f"\n[1] /api/neighbors on {model}: {args.clients} clients x {args.seconds:.0f} s, q=id:<random>, k=20")
         base = baseline_nearest(model)
-        print(f"  baseline lens.nearest in-process, one at a time: median {base:.1f} ms "
+        print(f"  baseline lens.nearest in-process, one at a time: median of {BASELINE_QUERIES} {base:.1f} ms "
               f"(= {1000 / base:.0f} queries/s on one thread)")
         for mode in ("off", "build"):
             proc, url = start_server(model, "--knn", mode)
@@ -389,10 +392,11 @@ def main() -> None:
             base = plotly_baseline(model, args.repeats)
             goal = 3 if n and n <= 50_000 else 5  # issue targets: SmolLM2 <= 3 s, Gemma 262k <= 5 s
             print(f"\n[2] first paint, {model} ({n:,} tokens, PCA 2D, warm server), {args.repeats} fresh contexts:")
-            print(f"  embedlens serve: median {statistics.median(times):.2f} s  (all {', '.join(f'{t:.2f}' for t in times)})"
+            print(f"  embedlens serve: median of {len(times)} {statistics.median(times):.2f} s  (all {', '.join(f'{t:.2f}' for t in times)})"
                   f"  goal <= {goal} s")
-            print(f"  embedlens serve, page reloaded (browser caches warm): median {statistics.median(again):.2f} s")
-            print(f"  baseline plotly.io.to_html file: median {statistics.median(base):.2f} s  "
+            print(f"  embedlens serve, page reloaded (browser caches warm): median of {len(again)} "
+                  f"{statistics.median(again):.2f} s")
+            print(f"  baseline plotly.io.to_html file: median of {len(base)} {statistics.median(base):.2f} s  "
                   f"-> ratio {statistics.median(times) / statistics.median(base):.2f}x")
 
     if not args.skip_clusters:
@@ -401,9 +405,10 @@ def main() -> None:
         graph = "already cached" if res["graph_cached"] else f"built first in {res['graph_s']:.1f} s (once)"
         new, old = statistics.median(res["new"]), statistics.median(res["old"])
         print(f"\n[3] /api/clusters?n=auto on {model} ({res['clusters']} clusters), exact 100-NN graph {graph}:")
-        print(f"  explorer, graph cached, fresh explorer: median {new:.2f} s  "
+        print(f"  explorer, graph cached, fresh explorer: median of {len(res['new'])} {new:.2f} s  "
               f"(all {', '.join(f'{t:.2f}' for t in res['new'])})  goal: seconds")
-        print(f"  baseline, the old path (find_clusters finds its own graph, empty cache): median {old:.2f} s  "
+        print(f"  baseline, the old path (find_clusters finds its own graph, empty cache): median of {len(res['old'])} "
+              f"{old:.2f} s  "
               f"(all {', '.join(f'{t:.2f}' for t in res['old'])})  -> {old / new:.1f}x faster; "
               f"same assignment: {res['same']}")
 
@@ -413,12 +418,16 @@ def main() -> None:
         base = plotly_baseline(model, args.repeats)
         sel = res["select"]
         print(f"\n[4] explorer first view, {model}, fresh server each time (cold explorer, warm cache), 1500 x 950:")
-        print(f"  navigation -> map drawn ({res['map']} map): median {statistics.median(res['first']):.2f} s  "
+        print(f"  navigation -> map drawn ({res['map']} map): median of {len(res['first'])} "
+              f"{statistics.median(res['first']):.2f} s  "
               f"(all {', '.join(f'{t:.2f}' for t in res['first'])})  goal <= 3 s")
-        print(f"  baseline plotly.io.to_html file (same points, one scattergl trace): median {statistics.median(base):.2f} s")
-        print(f"  {sel['selected']:,} selected rows -> painted table: median {statistics.median(sel['table']):.0f} ms  "
+        print(f"  baseline plotly.io.to_html file (same points, one scattergl trace): median of {len(base)} "
+              f"{statistics.median(base):.2f} s")
+        print(f"  {sel['selected']:,} selected rows -> painted table: median of {len(sel['table'])} "
+              f"{statistics.median(sel['table']):.0f} ms  "
               f"(all {', '.join(f'{t:.0f}' for t in sel['table'])})  goal <= 200 ms")
-        print(f"  baseline, every row as a DOM row: median {statistics.median(sel['baseline']):.0f} ms")
+        print(f"  baseline, every row as a DOM row: median of {len(sel['baseline'])} "
+              f"{statistics.median(sel['baseline']):.0f} ms")
 
 
 if __name__ == "__main__":

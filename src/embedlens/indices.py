@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import EmbedlensError
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)  # longer numbers are out of range anyway
 
 
 def parse_index_list(spec: Any, n: int, *, noun: str, keywords: Mapping[str, Sequence[int]], example: str,
@@ -25,16 +28,23 @@ def parse_index_list(spec: Any, n: int, *, noun: str, keywords: Mapping[str, Seq
         s = spec.strip().lower()
         if s in keywords:
             return list(keywords[s])
-        try:
-            values = [int(p) for p in s.replace(" ", "").split(",") if p != ""]
-        except ValueError:
-            raise EmbedlensError(f"{spec!r} is not a {noun} list: use {example}") from None
+        parts = [p.strip() for p in s.split(",")]
+        # ASCII digits only: int() would also read "1_0" as 10, "１２" as 12, and "1 2" (spaces removed) as 12
+        if not all(_INTEGER.fullmatch(p) for p in parts if p):
+            raise EmbedlensError(f"{spec!r:.60} is not a {noun} list: use {example}")
+        values = [int(p) for p in parts if p]
     elif isinstance(spec, bool):
         raise EmbedlensError(f"{noun} must be a number or a list, got {spec!r}: use {example}")
     elif isinstance(spec, int) or (hasattr(spec, "__index__") and not hasattr(spec, "__len__")):
         values = [int(spec)]
     else:
-        values = [int(v) for v in spec]
+        try:
+            items = list(spec)
+        except TypeError:  # None, a float: not a list of indices
+            raise EmbedlensError(f"{noun} must be a number or a list, got {spec!r:.60}: use {example}") from None
+        if not all(hasattr(v, "__index__") and not isinstance(v, bool) for v in items):
+            raise EmbedlensError(f"{noun} list must hold integers only, got {spec!r:.60}: use {example}")
+        values = [int(v) for v in items]
     if not values:
         raise EmbedlensError(f"no {noun} given: use {example}")
     out: list[int] = []

@@ -11,14 +11,16 @@ from .device_options import device_options
 
 
 def _center(value: str) -> tuple[float, float]:
+    import math
+
     from ..errors import EmbedlensError
 
     try:
         parts = [float(v) for v in value.split(",")]
     except ValueError:
         parts = []
-    if len(parts) != 2:
-        raise EmbedlensError(f"--center must be two numbers X,Y (e.g. 0,0 or -1.5,2), got '{value}'")
+    if len(parts) != 2 or not all(math.isfinite(p) for p in parts):
+        raise EmbedlensError(f"--center must be two finite numbers X,Y (e.g. 0,0 or -1.5,2), got '{value}'")
     return parts[0], parts[1]
 
 

@@ -65,6 +65,8 @@ def create_2d_grid(grid_size: int = 100, spacing: float = 0.5, center: tuple[flo
     """
     grid_size, spacing = check_grid(grid_size, spacing)
     cx, cy = (float(c) for c in center)
+    if not (np.isfinite(cx) and np.isfinite(cy)):
+        raise EmbedlensError(f"the grid's `center` must be two finite numbers, got ({cx}, {cy})")
     half = (grid_size - 1) * spacing / 2
     x_1d = np.linspace(cx - half, cx + half, grid_size)
     y_1d = np.linspace(cy - half, cy + half, grid_size)
