@@ -1,0 +1,146 @@
+"""The figures that say how alike two spaces are, on their shared tokens, each beside its control.
+
+Rows are L2-normalised first (cosine, as everywhere in embedlens). Then:
+
+* **linear CKA** of the centred rows X (n, d_a) and Y (n, d_b): ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)``;
+  1 when one is a rotation (and scaling) of the other.
+* **k-NN overlap**: the mean over tokens of the Jaccard index of a token's k nearest (cosine, among the
+  shared tokens) in A and in B.
+* **orthogonal Procrustes**: X and Y centred, each scaled to unit Frobenius norm, the narrower zero-padded to
+  the wider dimension; R = U V^T from the SVD of X^T Y minimises ``||XR - Y||_F^2`` (the residual, 0 to 4;
+  ``2 - 2 * sum of singular values``), and translation accuracy@1 / @10 is the share of tokens whose
+  counterpart is among the 1 / 10 rows of Y nearest (cosine) to their aligned row.
+* **control**: the same figures with the correspondence shuffled by seeded random permutations (mean and
+  standard deviation over ``runs``), i.e. what any two spaces of that size and geometry give. One product
+  X^T Y_perm per run serves CKA and Procrustes; the k-NN lists are permuted, not searched again; the
+  accuracy of a run is measured on a seeded sample of rows (a search of every row per run would cost as
+  much as the whole comparison).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..neighbors.index import ExactIndex, normalized_rows
+
+FIGURES = ("cka", "knn_overlap", "procrustes_residual", "acc1", "acc10")
+
+
+def centred_unit(vectors: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+    """Rows L2-normalised, then centred, then scaled to unit Frobenius norm: float32 (n, d)."""
+    x = normalized_rows(vectors, norms)
+    x -= x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    total = float(np.linalg.norm(x))
+    if total > 0:
+        x /= np.float32(total)
+    return x
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray, *, cross: np.ndarray | None = None) -> float:
+    """Linear CKA of centred rows ``x`` (n, d_a) and ``y`` (n, d_b); ``cross``: ``x.T @ y`` if already known."""
+    m = (x.T @ y if cross is None else cross).astype(np.float64)
+    xx = np.linalg.norm((x.T @ x).astype(np.float64))
+    yy = np.linalg.norm((y.T @ y).astype(np.float64))
+    return float((m * m).sum() / (xx * yy)) if xx > 0 and yy > 0 else 0.0
+
+
+def procrustes_rotation(cross: np.ndarray) -> tuple[np.ndarray, float]:
+    """The orthogonal R (D, D) minimising ``||X R - Y||_F`` from ``cross = X^T Y`` (d_a, d_b), the narrower side
+    zero-padded to D = max(d_a, d_b); also the sum of the singular values (the residual is 2 - 2 * that sum
+    for unit-norm X and Y)."""
+    da, db = cross.shape
+    dim = max(da, db)
+    padded = np.zeros((dim, dim))
+    padded[:da, :db] = cross
+    u, s, vt = np.linalg.svd(padded)
+    return (u @ vt).astype(np.float32), float(s.sum())
+
+
+def jaccard_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, the Jaccard index of the sets ``a[i]`` and ``b[i]`` (int arrays (n, k), no repeats within a row)."""
+    inter = (a[:, :, None] == b[:, None, :]).any(axis=2).sum(axis=1)
+    return (inter / (a.shape[1] + b.shape[1] - inter)).astype(np.float32)
+
+
+def gained_lost(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbours in B that are not in A (gained) and in A that are not in B (lost), as (n, k) arrays padded with -1."""
+    gained = np.where((b[:, :, None] == a[:, None, :]).any(axis=2), -1, b)
+    lost = np.where((a[:, :, None] == b[:, None, :]).any(axis=2), -1, a)
+    # the kept ones first, in rank order (a stable sort of "is padding")
+    return (np.take_along_axis(gained, np.argsort(gained < 0, axis=1, kind="stable"), axis=1),
+            np.take_along_axis(lost, np.argsort(lost < 0, axis=1, kind="stable"), axis=1))
+
+
+@dataclass
+class Alignment:
+    """Procrustes of centred, unit-Frobenius X onto Y: the rotation, the residual, per-token displacement."""
+
+    rotation: np.ndarray
+    residual: float
+    displacement: np.ndarray  # (n,) ||x_i R - y_i|| * sqrt(n): 1 is the RMS length of a row
+    acc1: float
+    acc10: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _aligned(x: np.ndarray, rotation: np.ndarray, db: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x R`` split into its first ``db`` columns (what Y has) and the squared norm of the rest (padding)."""
+    xr = x @ rotation[: x.shape[1]]
+    rest = np.einsum("ij,ij->i", xr[:, db:], xr[:, db:]) if xr.shape[1] > db else np.zeros(x.shape[0], np.float32)
+    return np.ascontiguousarray(xr[:, :db]), rest
+
+
+def _hits(index: ExactIndex, queries: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """Shares of queries whose target row is the nearest / among the 10 nearest rows of the index."""
+    k = min(10, index.n)
+    nb = index.query(queries, k).indices
+    found = nb == targets[:, None]
+    return float(found[:, 0].mean()), float(found.any(axis=1).mean())
+
+
+def align(x: np.ndarray, y: np.ndarray, index: ExactIndex, *, cross: np.ndarray | None = None) -> Alignment:
+    """Procrustes of ``x`` onto ``y`` (both from :func:`centred_unit`); ``index``: an exact index over ``y``;
+    ``cross``: ``x.T @ y`` if already known."""
+    n, db = y.shape
+    rotation, _ = procrustes_rotation(x.T @ y if cross is None else cross)
+    head, rest = _aligned(x, rotation, db)
+    diff = head - y
+    sq = np.einsum("ij,ij->i", diff, diff) + rest
+    acc1, acc10 = _hits(index, head, np.arange(n))
+    return Alignment(rotation, float(sq.sum(dtype=np.float64)), np.sqrt(sq * n).astype(np.float32), acc1, acc10)
+
+
+def permutation_control(x: np.ndarray, y: np.ndarray, nb_a: np.ndarray, nb_b: np.ndarray, index: ExactIndex, *,
+                        runs: int, seed: int, sample: int) -> dict[str, dict[str, float]]:
+    """Every figure under ``runs`` seeded random permutations of the correspondence: ``{name: {mean, std}}``.
+
+    Args:
+        x, y: centred unit-Frobenius rows (n, d_a), (n, d_b), row i of ``x`` paired with row i of ``y``.
+        nb_a, nb_b: the k nearest (shared-token positions) of each token in A and in B, (n, k).
+        index: an exact index over ``y``.
+        runs: permutations.
+        seed: seed of the permutations and of the accuracy sample.
+        sample: rows on which each run's translation accuracy is measured.
+    """
+    n, db = y.shape
+    rng = np.random.default_rng(seed)
+    xx = np.linalg.norm((x.T @ x).astype(np.float64))
+    yy = np.linalg.norm((y.T @ y).astype(np.float64))
+    values: dict[str, list[float]] = {name: [] for name in FIGURES}
+    for _ in range(runs):
+        perm = rng.permutation(n)
+        inverse = np.argsort(perm)
+        cross = (x.T @ y[perm]).astype(np.float64)
+        values["cka"].append(float((cross * cross).sum() / (xx * yy)) if xx > 0 and yy > 0 else 0.0)
+        rotation, singular = procrustes_rotation(cross)
+        values["procrustes_residual"].append(max(0.0, 2.0 - 2.0 * singular))
+        values["knn_overlap"].append(float(jaccard_rows(nb_a, inverse[nb_b[perm]]).mean()))
+        rows = np.sort(rng.choice(n, size=min(sample, n), replace=False))
+        head, _ = _aligned(x[rows], rotation, db)
+        acc1, acc10 = _hits(index, head, perm[rows])
+        values["acc1"].append(acc1)
+        values["acc10"].append(acc10)
+    return {name: {"mean": float(np.mean(v)), "std": float(np.std(v))} for name, v in values.items()}
