@@ -31,13 +31,22 @@ CONTROL_SAMPLE = 1000  # rows per control run on which translation accuracy is m
 
 def check_options(*, k: int, control_runs: int, control_sample: int, min_count: int, corpus: Any) -> None:
     """Refuse bad options before any space is read."""
-    check_k(k, MAX_K, name="k")
-    check_k(control_runs, 1000, name="control_runs")
-    check_k(control_sample, 10**9, name="control_sample")
+    check_k(k, MAX_K, name="`k`")
+    check_k(control_runs, 1000, name="`control_runs`")
+    check_k(control_sample, 10**9, name="`control_sample`")
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise EmbedlensError(f"`min_count` must be a positive integer, got {min_count!r}")
     if min_count > 1 and corpus is None:
         raise EmbedlensError("`min_count` filters by corpus counts: give a `corpus` too")
+
+
+def check_labels(space: Any, labels: str | None, name: str) -> None:
+    """A labels file belongs to a matrix spec (``FILE.npy``); refused for anything else before it is opened."""
+    from ..handles import is_matrix_spec
+
+    if labels is not None and not (isinstance(space, str | Path) and is_matrix_spec(str(space))):
+        shown = space if isinstance(space, str | Path) else getattr(space, "name", type(space).__name__)
+        raise EmbedlensError(f"`{name}` applies only to a FILE.npy/.safetensors matrix, not to '{shown}'")
 
 
 def _as_view(space: Any, labels: str | None) -> Any:
@@ -47,8 +56,6 @@ def _as_view(space: Any, labels: str | None) -> Any:
         from ..handles import open_view
 
         return open_view(str(space), labels=labels)
-    if labels is not None:
-        raise EmbedlensError("labels apply only to a space given as a FILE.npy/.safetensors spec")
     return as_view(space)
 
 
@@ -100,6 +107,8 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
         a :class:`~embedlens.compare.result.Comparison`.
     """
     check_options(k=k, control_runs=control_runs, control_sample=control_sample, min_count=min_count, corpus=corpus)
+    check_labels(view_a, labels_a, "labels_a")
+    check_labels(view_b, labels_b, "labels_b")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if corpus is not None and not hasattr(corpus, "manifest"):

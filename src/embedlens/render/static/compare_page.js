@@ -65,7 +65,7 @@
   const maps = [];
   let picked = -1, hovered = -1;
   function mark() {
-    const rows = hovered >= 0 ? [hovered] : [];
+    const rows = hovered >= 0 && hovered !== picked ? [hovered] : [];
     for (const m of maps) {
       m.setOverlay("picked", picked >= 0 ? [picked] : [], { color: "#111111", size: 12, label: true });
       m.setOverlay("linked", rows, { color: "#d62728", size: 14, label: true });
