@@ -7,7 +7,8 @@ Rows are L2-normalised first (cosine, as everywhere in embedlens). Then:
 * **k-NN overlap**: the mean over tokens of the Jaccard index of a token's k nearest (cosine, among the
   shared tokens) in A and in B.
 * **orthogonal Procrustes**: X and Y centred, each scaled to unit Frobenius norm, the narrower zero-padded to
-  the wider dimension; R = U V^T from the SVD of X^T Y minimises ``||XR - Y||_F^2`` (the residual, 0 to 4;
+  the wider dimension (:func:`procrustes_rotation` does this without forming the padded matrices); R = U V^T
+  from the SVD of X^T Y minimises ``||XR - Y||_F^2`` (the residual, 0 to 4;
   ``2 - 2 * sum of singular values``), and translation accuracy@1 / @10 is the share of tokens whose
   counterpart is among the 1 / 10 rows of Y nearest (cosine) to their aligned row.
 * **control**: the same figures with the correspondence shuffled by seeded random permutations (mean and
@@ -19,8 +20,7 @@ Rows are L2-normalised first (cosine, as everywhere in embedlens). Then:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,14 +48,15 @@ def linear_cka(x: np.ndarray, y: np.ndarray, *, cross: np.ndarray | None = None)
 
 
 def procrustes_rotation(cross: np.ndarray) -> tuple[np.ndarray, float]:
-    """The orthogonal R (D, D) minimising ``||X R - Y||_F`` from ``cross = X^T Y`` (d_a, d_b), the narrower side
-    zero-padded to D = max(d_a, d_b); also the sum of the singular values (the residual is 2 - 2 * that sum
-    for unit-norm X and Y)."""
-    da, db = cross.shape
-    dim = max(da, db)
-    padded = np.zeros((dim, dim))
-    padded[:da, :db] = cross
-    u, s, vt = np.linalg.svd(padded)
+    """The block W (d_a, d_b) of the orthogonal R minimising ``||X R - Y||_F`` that acts on the real columns,
+    from ``cross = X^T Y`` (d_a, d_b), and the sum of the singular values.
+
+    Zero-padding the narrower side to D = max(d_a, d_b) and taking R = U V^T of the padded product gives
+    ``(X R)[:, :d_b] = X W`` with W = U V^T of the thin SVD (the padded singular vectors with singular value 0
+    touch only padded coordinates), and ``||X R - Y||_F^2 = ||X||^2 + ||Y||^2 - 2 * sum of singular values``;
+    so the padded (D, D) matrix is never formed.
+    """
+    u, s, vt = np.linalg.svd(np.asarray(cross, dtype=np.float64), full_matrices=False)
     return (u @ vt).astype(np.float32), float(s.sum())
 
 
@@ -76,21 +77,13 @@ def gained_lost(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Alignment:
-    """Procrustes of centred, unit-Frobenius X onto Y: the rotation, the residual, per-token displacement."""
+    """Procrustes of centred, unit-Frobenius X onto Y: the rotation block, the residual, per-token displacement."""
 
-    rotation: np.ndarray
+    rotation: np.ndarray  # (d_a, d_b): X @ rotation is the aligned X in Y's columns
     residual: float
     displacement: np.ndarray  # (n,) ||x_i R - y_i|| * sqrt(n): 1 is the RMS length of a row
     acc1: float
     acc10: float
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def _aligned(x: np.ndarray, rotation: np.ndarray, db: int) -> tuple[np.ndarray, np.ndarray]:
-    """``x R`` split into its first ``db`` columns (what Y has) and the squared norm of the rest (padding)."""
-    xr = x @ rotation[: x.shape[1]]
-    rest = np.einsum("ij,ij->i", xr[:, db:], xr[:, db:]) if xr.shape[1] > db else np.zeros(x.shape[0], np.float32)
-    return np.ascontiguousarray(xr[:, :db]), rest
 
 
 def _hits(index: ExactIndex, queries: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
@@ -104,11 +97,11 @@ def _hits(index: ExactIndex, queries: np.ndarray, targets: np.ndarray) -> tuple[
 def align(x: np.ndarray, y: np.ndarray, index: ExactIndex, *, cross: np.ndarray | None = None) -> Alignment:
     """Procrustes of ``x`` onto ``y`` (both from :func:`centred_unit`); ``index``: an exact index over ``y``;
     ``cross``: ``x.T @ y`` if already known."""
-    n, db = y.shape
+    n = y.shape[0]
     rotation, _ = procrustes_rotation(x.T @ y if cross is None else cross)
-    head, rest = _aligned(x, rotation, db)
-    diff = head - y
-    sq = np.einsum("ij,ij->i", diff, diff) + rest
+    head = x @ rotation
+    # ||x_i R - y_i||^2 = ||x_i||^2 + ||y_i||^2 - 2 (x_i R) . y_i, since R keeps lengths (padding included)
+    sq = np.maximum(np.einsum("ij,ij->i", x, x) + np.einsum("ij,ij->i", y, y) - 2 * np.einsum("ij,ij->i", head, y), 0)
     acc1, acc10 = _hits(index, head, np.arange(n))
     return Alignment(rotation, float(sq.sum(dtype=np.float64)), np.sqrt(sq * n).astype(np.float32), acc1, acc10)
 
@@ -125,7 +118,7 @@ def permutation_control(x: np.ndarray, y: np.ndarray, nb_a: np.ndarray, nb_b: np
         seed: seed of the permutations and of the accuracy sample.
         sample: rows on which each run's translation accuracy is measured.
     """
-    n, db = y.shape
+    n = y.shape[0]
     rng = np.random.default_rng(seed)
     xx = np.linalg.norm((x.T @ x).astype(np.float64))
     yy = np.linalg.norm((y.T @ y).astype(np.float64))
@@ -139,8 +132,7 @@ def permutation_control(x: np.ndarray, y: np.ndarray, nb_a: np.ndarray, nb_b: np
         values["procrustes_residual"].append(max(0.0, 2.0 - 2.0 * singular))
         values["knn_overlap"].append(float(jaccard_rows(nb_a, inverse[nb_b[perm]]).mean()))
         rows = np.sort(rng.choice(n, size=min(sample, n), replace=False))
-        head, _ = _aligned(x[rows], rotation, db)
-        acc1, acc10 = _hits(index, head, perm[rows])
+        acc1, acc10 = _hits(index, x[rows] @ rotation, perm[rows])
         values["acc1"].append(acc1)
         values["acc10"].append(acc10)
     return {name: {"mean": float(np.mean(v)), "std": float(np.std(v))} for name, v in values.items()}
