@@ -11,13 +11,11 @@ and ``textContent``.
 from __future__ import annotations
 
 import base64
-from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from .offline import html_text, json_for_script
-from .pointcloud import VIRIDIS, viridis_rgb
+from .pointcloud import VIRIDIS, component_page, viridis_rgb
 
 FIGURE_NAMES = {"cka": "linear CKA", "knn_overlap": "k-NN overlap (Jaccard)",
                 "procrustes_residual": "Procrustes residual", "acc1": "translation accuracy@1",
@@ -74,21 +72,17 @@ _BODY = """
 """
 
 
-def _b64(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
-
-
-def _js() -> str:
-    static = resources.files("embedlens.render").joinpath("static")
-    return "\n".join(static.joinpath(name).read_text(encoding="utf-8") for name in ("pointcloud.js", "compare_page.js"))
-
-
 def _map_title(result: Any, side: str) -> str:
     info = result.maps.get(side, {})
     space = getattr(result, side)
     method = str(info.get("method", "")).upper() if info.get("method") == "pca" else str(info.get("method", ""))
     return f"{side.upper()}: {space['name']} — {method} map of its whole space" + (
         " (computed now; no t-SNE/UMAP map cached)" if info.get("computed_now") else "")
+
+
+def _packed(array: np.ndarray) -> str:
+    """An array's bytes as base64 (the page reads them with ``EmbedlensMap.bytes``)."""
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 
 def page_data(result: Any) -> dict[str, Any]:
@@ -104,18 +98,18 @@ def page_data(result: Any) -> dict[str, Any]:
         "figures": figures, "notes": list(result.notes),
         "display_a": list(result.display_a), "display_b": list(result.display_b),
         "ids_a": np.asarray(result.ids_a, dtype=np.int64).tolist(), "ids_b": np.asarray(result.ids_b, dtype=np.int64).tolist(),
-        "overlap": _b64(np.asarray(result.overlap, dtype=np.float32)),
-        "displacement": _b64(np.asarray(result.displacement, dtype=np.float32)),
-        "gained": _b64(np.asarray(result.gained, dtype=np.int32)), "lost": _b64(np.asarray(result.lost, dtype=np.int32)),
+        "overlap": _packed(np.asarray(result.overlap, dtype=np.float32)),
+        "displacement": _packed(np.asarray(result.displacement, dtype=np.float32)),
+        "gained": _packed(np.asarray(result.gained, dtype=np.int32)), "lost": _packed(np.asarray(result.lost, dtype=np.int32)),
         "counts": None if result.counts is None else np.asarray(result.counts, dtype=np.int64).tolist(),
         "maps": None,
     }
     if result.coords_a is not None and result.coords_b is not None:
-        data["maps"] = {"a": {"title": _map_title(result, "a"), "coords": _b64(np.asarray(result.coords_a, np.float32))},
-                        "b": {"title": _map_title(result, "b"), "coords": _b64(np.asarray(result.coords_b, np.float32))},
-                        "rgb": _b64(viridis_rgb(np.asarray(result.overlap), 0.0, 1.0)),
+        data["maps"] = {"a": {"title": _map_title(result, "a"), "coords": _packed(np.asarray(result.coords_a, np.float32))},
+                        "b": {"title": _map_title(result, "b"), "coords": _packed(np.asarray(result.coords_b, np.float32))},
+                        "rgb": _packed(viridis_rgb(np.asarray(result.overlap), 0.0, 1.0)),
                         # changed tokens on top: drawn last
-                        "order": _b64(np.argsort(-np.asarray(result.overlap), kind="stable").astype(np.int32)),
+                        "order": _packed(np.argsort(-np.asarray(result.overlap), kind="stable").astype(np.int32)),
                         "ramp": list(VIRIDIS)}
     return data
 
@@ -123,9 +117,4 @@ def page_data(result: Any) -> dict[str, Any]:
 def compare_html(result: Any) -> str:
     """The complete ``compare.html`` page of a :class:`~embedlens.compare.Comparison`."""
     data = page_data(result)
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html_text(data['title'])}</title>"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<style>{_CSS}</style></head><body>{_BODY}"
-            f"<script type=\"application/json\" id=\"embedlens-data\">{json_for_script(data)}</script>"
-            f"<script>{_js()}</script></body></html>\n")
+    return component_page(data["title"], _CSS, _BODY, data, ("pointcloud.js", "compare_page.js"))

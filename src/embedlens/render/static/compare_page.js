@@ -6,12 +6,7 @@
   "use strict";
   const D = JSON.parse(document.getElementById("embedlens-data").textContent);
   const $ = (id) => document.getElementById(id);
-  function bytes(b64) {
-    const s = atob(b64);
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-    return out;
-  }
+  const bytes = EmbedlensMap.bytes;
   const f32 = (b) => new Float32Array(bytes(b).buffer), i32 = (b) => new Int32Array(bytes(b).buffer);
   const n = D.n, k = D.k, LIMIT = 300;
   const overlap = f32(D.overlap), disp = f32(D.displacement), gained = i32(D.gained), lost = i32(D.lost);

@@ -1010,5 +1010,13 @@
     };
   }
 
-  global.EmbedlensMap = { create, tokenHover };
+  // the bytes of a base64 string (the packed float32 / int32 / uint8 arrays pages embed)
+  function bytes(b64) {
+    const s = atob(b64);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+
+  global.EmbedlensMap = { create, tokenHover, bytes };
 })(window);
