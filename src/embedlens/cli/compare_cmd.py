@@ -52,7 +52,7 @@ def compare_command(space_a: str, space_b: str, k: int, pairs: str | None, label
     from ..errors import EmbedlensError
 
     started = time.perf_counter()
-    check_options(k=k, control_runs=control_runs, control_sample=1000, min_count=min_count, corpus=corpus)
+    check_options(k=k, control_runs=control_runs, control_sample=500, min_count=min_count, corpus=corpus)
     check_labels(space_a, labels_a, "labels_a")
     check_labels(space_b, labels_b, "labels_b")
     if pairs is not None:

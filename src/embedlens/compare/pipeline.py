@@ -26,7 +26,7 @@ log = logging.getLogger("embedlens")
 
 MAX_K = 1000
 CONTROL_RUNS = 5
-CONTROL_SAMPLE = 1000  # rows per control run on which translation accuracy is measured
+CONTROL_SAMPLE = 500  # rows per control run on which translation accuracy is measured (its share of the run)
 
 
 def check_options(*, k: int, control_runs: int, control_sample: int, min_count: int, corpus: Any) -> None:
@@ -65,10 +65,11 @@ def shared_neighbors(view: Any, rows: np.ndarray, whole: bool, k: int, *, progre
     When ``rows`` is the whole space in row order, its cached k-NN graph is used (built and cached if missing);
     otherwise the neighbour layer's exact search runs over the shared rows only.
     """
-    from ..neighbors.knn import build_knn, knn_graph
+    from ..neighbors.knn import build_knn, cached_knn, knn_graph
 
     if whole:
-        return build_knn(view, k, progress=progress)[0].indices
+        cached = cached_knn(view, k)  # any cached exact graph of at least k neighbours, cut to k
+        return (cached if cached is not None and cached.method == "exact" else build_knn(view, k, progress=progress)[0]).indices
     positions = knn_graph(view.space.subset(np.sort(rows)), k, progress=progress).indices
     order = np.argsort(rows, kind="stable")  # subset rows are sorted: map sorted places back to positions
     out = np.empty_like(positions)
