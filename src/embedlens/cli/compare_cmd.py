@@ -48,11 +48,11 @@ def compare_command(space_a: str, space_b: str, k: int, pairs: str | None, label
     orthogonal Procrustes residual and translation accuracy@1/@10, each beside the same figure with the
     pairs shuffled (seeded permutations: mean ± std), so real agreement stands apart from chance.
     """
-    from ..compare.pipeline import check_labels, check_options, compare, write_comparison
+    from ..compare.pipeline import CONTROL_SAMPLE, check_labels, check_options, compare, write_comparison
     from ..errors import EmbedlensError
 
     started = time.perf_counter()
-    check_options(k=k, control_runs=control_runs, control_sample=500, min_count=min_count, corpus=corpus)
+    check_options(k=k, control_runs=control_runs, control_sample=CONTROL_SAMPLE, min_count=min_count, corpus=corpus)
     check_labels(space_a, labels_a, "labels_a")
     check_labels(space_b, labels_b, "labels_b")
     if pairs is not None:
