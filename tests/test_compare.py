@@ -281,3 +281,9 @@ def test_compare_page_hovers_hostile_tokens_on_both_maps_offline(tiny_gpt2_dir, 
     assert page.evaluate("() => document.querySelectorAll('#tokens td script, #detail script').length") == 0
     assert seen.dialogs == [] and seen.errors == []
     assert seen.requests and all(u.startswith(("file://", "data:")) for u in seen.requests), seen.requests
+
+
+def test_a_tied_model_against_its_own_output_is_said_to_be_one_space(tiny_gpt2_dir, module_cache, run_cli):
+    res = run_cli("compare", tiny_gpt2_dir, f"{tiny_gpt2_dir}:output", "--k", "5", "--control-runs", "2", "--json")
+    assert res.code == 0, res
+    assert "same space" in res.err and json.loads(res.out)["knn_overlap"] == 1.0

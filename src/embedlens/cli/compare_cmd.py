@@ -68,11 +68,11 @@ def compare_command(space_a: str, space_b: str, k: int, pairs: str | None, label
         result = write_comparison(space_a, space_b, out, html=not no_html, started=started, **options)
     else:
         result = compare(space_a, space_b, maps=False, **options)
+    for message in result.notes:
+        note(message)
     if as_json:
         emit_json(result.summary())
         return
-    for message in result.notes:
-        note(message)
     print_comparison(result)
     click.echo(f"wrote {', '.join(str(p) for p in result.files.values())}")
 

@@ -121,7 +121,7 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
     _check_size(pairing, k, a, b)
     timings["match"] = time.perf_counter() - t0
     notes: list[str] = []
-    same = pairing.method == "identity" and a.content_hash == b.content_hash
+    same = pairing.method == "identity" and _one_space(a, b)
     if same:
         notes.append("A and B are the same space: every figure is 1 (the Procrustes residual 0), as it must be")
 
@@ -180,6 +180,13 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
                 "knn": {"a": "cached graph" if pairing.whole_a else "exact search among the shared tokens",
                         "b": "cached graph" if pairing.whole_b else "exact search among the shared tokens"},
                 "acc_metric": "cosine to the rows of B (centred, unit Frobenius)"})
+
+
+def _one_space(a: Any, b: Any) -> bool:
+    """Whether two views hold the same vectors: one content hash, or the input and output of one tied model."""
+    if a.is_model and b.is_model and a.meta.get("content_hash") == b.meta.get("content_hash") and a.meta.get("tied"):
+        return True
+    return a.space.vectors is b.space.vectors or a.content_hash == b.content_hash
 
 
 def _describe(view: Any) -> dict[str, Any]:
