@@ -125,6 +125,31 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
     if same:
         notes.append("A and B are the same space: every figure is 1 (the Procrustes residual 0), as it must be")
 
+    measured = _measure(a, b, pairing, k, seed=seed, control_runs=control_runs, control_sample=control_sample,
+                        progress=progress, timings=timings)
+    counts, coords, map_info = _extras(a, b, pairing, corpus=corpus, maps=maps, progress=progress, timings=timings)
+    sa, sb = a.space, b.space
+    if dims_differ := sa.dim != sb.dim:
+        notes.append(f"the narrower space ({min(sa.dim, sb.dim)} dimensions) was zero-padded to {max(sa.dim, sb.dim)} "
+                     "for the Procrustes alignment")
+    return Comparison(
+        a=_describe(a), b=_describe(b), match=pairing.method, n_shared=pairing.n_shared, only_a=pairing.only_a,
+        only_b=pairing.only_b, k=k, rows_a=pairing.rows_a, rows_b=pairing.rows_b,
+        ids_a=np.asarray(sa.ids)[pairing.rows_a], ids_b=np.asarray(sb.ids)[pairing.rows_b],
+        display_a=np.asarray(sa.display, dtype=object)[pairing.rows_a].tolist(),
+        display_b=np.asarray(sb.display, dtype=object)[pairing.rows_b].tolist(),
+        **measured, counts=counts, coords_a=coords[0], coords_b=coords[1], maps=map_info, same_space=same,
+        notes=notes, timings=timings,
+        params={"seed": seed, "control_runs": control_runs, "control_sample": min(control_sample, pairing.n_shared),
+                "min_count": min_count, "padded": dims_differ, "corpus": None if corpus is None else corpus.manifest(),
+                "knn": {"a": "cached graph" if pairing.whole_a else "exact search among the shared tokens",
+                        "b": "cached graph" if pairing.whole_b else "exact search among the shared tokens"},
+                "acc_metric": "cosine to the rows of B (centred, unit Frobenius)"})
+
+
+def _measure(a: Any, b: Any, pairing: Correspondence, k: int, *, seed: int, control_runs: int, control_sample: int,
+             progress: bool, timings: dict[str, float]) -> dict[str, Any]:
+    """The neighbours of the shared tokens in each space, the figures, the per-token changes and the control."""
     t0 = time.perf_counter()
     nb_a = shared_neighbors(a, pairing.rows_a, pairing.whole_a, k, progress=progress)
     timings["knn_a"] = time.perf_counter() - t0
@@ -137,19 +162,23 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
     x = centred_unit(np.asarray(sa.vectors[pairing.rows_a]), np.asarray(sa.norms)[pairing.rows_a])
     y = centred_unit(np.asarray(sb.vectors[pairing.rows_b]), np.asarray(sb.norms)[pairing.rows_b])
     cross = x.T @ y
-    cka = linear_cka(x, y, cross=cross)
     index = ExactIndex(y)
     aligned = align(x, y, index, cross=cross)
     overlap = jaccard_rows(nb_a, nb_b)
     gained, lost = gained_lost(nb_a, nb_b)
+    figures = {"cka": linear_cka(x, y, cross=cross), "knn_overlap": float(overlap.mean()),
+               "procrustes_residual": aligned.residual, "acc1": aligned.acc1, "acc10": aligned.acc10}
     timings["figures"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     control = permutation_control(x, y, nb_a, nb_b, index, runs=control_runs, seed=seed, sample=control_sample)
     timings["control"] = time.perf_counter() - t0
-    del x, y, cross
+    return {"figures": figures, "control": control, "overlap": overlap, "displacement": aligned.displacement,
+            "gained": gained.astype(np.int32), "lost": lost.astype(np.int32)}
 
-    figures = {"cka": cka, "knn_overlap": float(overlap.mean()), "procrustes_residual": aligned.residual,
-               "acc1": aligned.acc1, "acc10": aligned.acc10}
+
+def _extras(a: Any, b: Any, pairing: Correspondence, *, corpus: Any, maps: bool, progress: bool,
+            timings: dict[str, float]) -> tuple[np.ndarray | None, tuple[Any, Any], dict[str, Any]]:
+    """Corpus counts of A's shared tokens (or None), their places on each space's default map, how those were made."""
     counts = None
     if corpus is not None:
         from ..corpus.frequencies import count_tokens
@@ -157,29 +186,12 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
         t0 = time.perf_counter()
         counts = count_tokens(a, corpus, progress=progress).counts[pairing.rows_a]
         timings["corpus"] = time.perf_counter() - t0
-    coords_a = coords_b = None
-    map_info: dict[str, Any] = {}
-    if maps:
-        t0 = time.perf_counter()
-        (coords_a, info_a), (coords_b, info_b) = (_map_of(a, pairing.rows_a), _map_of(b, pairing.rows_b))
-        map_info = {"a": info_a, "b": info_b}
-        timings["maps"] = time.perf_counter() - t0
-    if dims_differ := sa.dim != sb.dim:
-        notes.append(f"the narrower space ({min(sa.dim, sb.dim)} dimensions) was zero-padded to {max(sa.dim, sb.dim)} "
-                     "for the Procrustes alignment")
-    return Comparison(
-        a=_describe(a), b=_describe(b), match=pairing.method, n_shared=pairing.n_shared, only_a=pairing.only_a,
-        only_b=pairing.only_b, k=k, figures=figures, control=control, rows_a=pairing.rows_a, rows_b=pairing.rows_b,
-        ids_a=np.asarray(sa.ids)[pairing.rows_a], ids_b=np.asarray(sb.ids)[pairing.rows_b],
-        display_a=[sa.display[i] for i in pairing.rows_a], display_b=[sb.display[i] for i in pairing.rows_b],
-        overlap=overlap, displacement=aligned.displacement, gained=gained.astype(np.int32),
-        lost=lost.astype(np.int32), counts=counts, coords_a=coords_a, coords_b=coords_b, maps=map_info,
-        same_space=same, notes=notes, timings=timings,
-        params={"seed": seed, "control_runs": control_runs, "control_sample": min(control_sample, pairing.n_shared),
-                "min_count": min_count, "padded": dims_differ, "corpus": None if corpus is None else corpus.manifest(),
-                "knn": {"a": "cached graph" if pairing.whole_a else "exact search among the shared tokens",
-                        "b": "cached graph" if pairing.whole_b else "exact search among the shared tokens"},
-                "acc_metric": "cosine to the rows of B (centred, unit Frobenius)"})
+    if not maps:
+        return counts, (None, None), {}
+    t0 = time.perf_counter()
+    (coords_a, info_a), (coords_b, info_b) = _map_of(a, pairing.rows_a), _map_of(b, pairing.rows_b)
+    timings["maps"] = time.perf_counter() - t0
+    return counts, (coords_a, coords_b), {"a": info_a, "b": info_b}
 
 
 def _one_space(a: Any, b: Any) -> bool:
