@@ -101,6 +101,12 @@ def test_procrustes_equals_scipy(partial, spaces):
     rank = (sims > sims[np.arange(len(y)), np.arange(len(y))][:, None]).sum(axis=1)
     assert r.figures["acc1"] == pytest.approx(float((rank < 1).mean()))
     assert r.figures["acc10"] == pytest.approx(float((rank < 10).mean()))
+    # above acc_rows shared tokens, accuracy is measured on a seeded sample of them (and said)
+    sampled = compare(spaces.a, b, k=5, maps=False, control_runs=2, acc_rows=60, seed=3)
+    rows = np.sort(np.random.default_rng(3).choice(len(y), size=60, replace=False))
+    assert sampled.figures["acc10"] == pytest.approx(float((rank[rows] < 10).mean()))
+    assert sampled.params["acc_rows"] == 60 and any("sample of 60 of the 160" in n for n in sampled.notes)
+    assert sampled.figures["cka"] == r.figures["cka"]
 
 
 def test_overlap_gained_and_lost_equal_brute_force(partial, spaces):

@@ -26,14 +26,17 @@ from .common import console, emit_json, json_option, note, text
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the permutation control.")
 @click.option("--control-runs", "control_runs", type=int, default=5, show_default=True,
               help="Random permutations of the pairs in the control.")
+@click.option("--acc-rows", "acc_rows", type=int, default=20_000, show_default=True,
+              help="Translation accuracy on every shared token up to this many, else on a seeded sample of this "
+                   "many (0: every token, however many).")
 @click.option("--no-html", is_flag=True, help="Skip compare.html (and the two maps it draws).")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Folder for compare.html, tokens.parquet and manifest.json [default: embedlens-compare; with "
                    "--json nothing is written unless --out is given].")
 @json_option
 def compare_command(space_a: str, space_b: str, k: int, pairs: str | None, labels_a: str | None, labels_b: str | None,
-                    corpus: str | None, min_count: int, seed: int, control_runs: int, no_html: bool, out: str | None,
-                    as_json: bool) -> None:
+                    corpus: str | None, min_count: int, seed: int, control_runs: int, acc_rows: int, no_html: bool,
+                    out: str | None, as_json: bool) -> None:
     """Compare two embedding spaces on their shared tokens: how alike, with controls, and which tokens changed.
 
     \b
@@ -52,7 +55,9 @@ def compare_command(space_a: str, space_b: str, k: int, pairs: str | None, label
     from ..errors import EmbedlensError
 
     started = time.perf_counter()
-    check_options(k=k, control_runs=control_runs, control_sample=CONTROL_SAMPLE, min_count=min_count, corpus=corpus)
+    acc = None if acc_rows == 0 else acc_rows
+    check_options(k=k, control_runs=control_runs, control_sample=CONTROL_SAMPLE, min_count=min_count, corpus=corpus,
+                  acc_rows=acc)
     check_labels(space_a, labels_a, "labels_a")
     check_labels(space_b, labels_b, "labels_b")
     if pairs is not None:
@@ -63,7 +68,7 @@ def compare_command(space_a: str, space_b: str, k: int, pairs: str | None, label
     if out is None and not as_json:
         out = "embedlens-compare"
     options = {"k": k, "pairs": pairs, "labels_a": labels_a, "labels_b": labels_b, "corpus": corpus,
-               "min_count": min_count, "seed": seed, "control_runs": control_runs, "progress": not as_json}
+               "min_count": min_count, "seed": seed, "control_runs": control_runs, "acc_rows": acc, "progress": not as_json}
     if out is not None:
         result = write_comparison(space_a, space_b, out, html=not no_html, started=started, **options)
     else:

@@ -94,15 +94,18 @@ def _hits(index: ExactIndex, queries: np.ndarray, targets: np.ndarray) -> tuple[
     return float(found[:, 0].mean()), float(found.any(axis=1).mean())
 
 
-def align(x: np.ndarray, y: np.ndarray, index: ExactIndex, *, cross: np.ndarray | None = None) -> Alignment:
+def align(x: np.ndarray, y: np.ndarray, index: ExactIndex, *, cross: np.ndarray | None = None,
+          acc_rows: np.ndarray | None = None) -> Alignment:
     """Procrustes of ``x`` onto ``y`` (both from :func:`centred_unit`); ``index``: an exact index over ``y``;
-    ``cross``: ``x.T @ y`` if already known."""
+    ``cross``: ``x.T @ y`` if already known; ``acc_rows``: the rows whose translation accuracy is measured
+    (default every row: each one a search of all of ``y``)."""
     n = y.shape[0]
     rotation, _ = procrustes_rotation(x.T @ y if cross is None else cross)
     head = x @ rotation
     # ||x_i R - y_i||^2 = ||x_i||^2 + ||y_i||^2 - 2 (x_i R) . y_i, since R keeps lengths (padding included)
     sq = np.maximum(np.einsum("ij,ij->i", x, x) + np.einsum("ij,ij->i", y, y) - 2 * np.einsum("ij,ij->i", head, y), 0)
-    acc1, acc10 = _hits(index, head, np.arange(n))
+    rows = np.arange(n) if acc_rows is None else np.asarray(acc_rows, dtype=np.int64)
+    acc1, acc10 = _hits(index, head[rows], rows)
     return Alignment(rotation, float(sq.sum(dtype=np.float64)), np.sqrt(sq * n).astype(np.float32), acc1, acc10)
 
 
