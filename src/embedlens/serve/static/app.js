@@ -572,7 +572,10 @@
     if (loaded.some((ok) => !ok)) await reloadMaps();
     S.panels.forEach((P) => { loadFrequency(P); loadFaithfulness(P); });
     if (S.panels.length === 2 && !E.offline) loadComparison();
-    else $("color").querySelector("option[value=changed]").remove();
+    else {  // one panel, or a static export: nothing to compare with
+      $("color").querySelector("option[value=changed]").remove();
+      if (S.color === "changed") { S.color = "frequency"; $("color").value = S.color; E.writeHash(); S.panels.forEach(paint); }
+    }
     E.filters.build();
     runClusters();
     if (!named && def.pending) awaitPending(S.panels[0], def.pending, S.dims, S.method);
