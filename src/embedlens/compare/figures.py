@@ -56,8 +56,22 @@ def procrustes_rotation(cross: np.ndarray) -> tuple[np.ndarray, float]:
     touch only padded coordinates), and ``||X R - Y||_F^2 = ||X||^2 + ||Y||^2 - 2 * sum of singular values``;
     so the padded (D, D) matrix is never formed.
     """
-    u, s, vt = np.linalg.svd(np.asarray(cross, dtype=np.float64), full_matrices=False)
-    return (u @ vt).astype(np.float32), float(s.sum())
+    m = np.asarray(cross, dtype=np.float64)
+    # Unit-norm X and Y make entries of 1e-5 and below, where LAPACK's SVD takes 3-5 times as long (measured on
+    # SmolLM2 x Gemma: 2-4 s against 0.5-1 s CPU); the rotation does not depend on the scale.
+    scale = float(np.abs(m).max(initial=0.0)) or 1.0
+    m = m / scale
+    # U V^T = (M M^T)^(-1/2) M (or M (M^T M)^(-1/2) when d_a > d_b): one symmetric eigensolve of the narrower
+    # Gram matrix, 4-5 times faster than the SVD; a (nearly) singular M goes to the SVD, which pairs its null
+    # directions soundly.
+    wide = m.shape[0] <= m.shape[1]
+    values, vectors = np.linalg.eigh(m @ m.T if wide else m.T @ m)
+    singular = np.sqrt(np.clip(values, 0.0, None))
+    if singular.min(initial=0.0) > 1e-6 * singular.max(initial=0.0):
+        half = (vectors / singular) @ vectors.T
+        return (half @ m if wide else m @ half).astype(np.float32), float(singular.sum()) * scale
+    u, s, vt = np.linalg.svd(m, full_matrices=False)
+    return (u @ vt).astype(np.float32), float(s.sum()) * scale
 
 
 def jaccard_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
