@@ -39,11 +39,17 @@ def centred_unit(vectors: np.ndarray, norms: np.ndarray | None = None) -> np.nda
     return x
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray, *, cross: np.ndarray | None = None) -> float:
-    """Linear CKA of centred rows ``x`` (n, d_a) and ``y`` (n, d_b); ``cross``: ``x.T @ y`` if already known."""
+def gram_norms(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``||X^T X||_F`` and ``||Y^T Y||_F``: the denominator of linear CKA, the same under any pairing."""
+    return float(np.linalg.norm((x.T @ x).astype(np.float64))), float(np.linalg.norm((y.T @ y).astype(np.float64)))
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray, *, cross: np.ndarray | None = None,
+               norms: tuple[float, float] | None = None) -> float:
+    """Linear CKA of centred rows ``x`` (n, d_a) and ``y`` (n, d_b); ``cross`` (``x.T @ y``) and ``norms``
+    (:func:`gram_norms`) if already known."""
     m = (x.T @ y if cross is None else cross).astype(np.float64)
-    xx = np.linalg.norm((x.T @ x).astype(np.float64))
-    yy = np.linalg.norm((y.T @ y).astype(np.float64))
+    xx, yy = gram_norms(x, y) if norms is None else norms
     return float((m * m).sum() / (xx * yy)) if xx > 0 and yy > 0 else 0.0
 
 
@@ -67,7 +73,7 @@ def procrustes_rotation(cross: np.ndarray) -> tuple[np.ndarray, float]:
     wide = m.shape[0] <= m.shape[1]
     values, vectors = np.linalg.eigh(m @ m.T if wide else m.T @ m)
     singular = np.sqrt(np.clip(values, 0.0, None))
-    if singular.min(initial=0.0) > 1e-6 * singular.max(initial=0.0):
+    if singular.size and singular.min() > 1e-6 * singular.max():
         half = (vectors / singular) @ vectors.T
         return (half @ m if wide else m @ half).astype(np.float32), float(singular.sum()) * scale
     u, s, vt = np.linalg.svd(m, full_matrices=False)
@@ -124,7 +130,8 @@ def align(x: np.ndarray, y: np.ndarray, index: ExactIndex, *, cross: np.ndarray 
 
 
 def permutation_control(x: np.ndarray, y: np.ndarray, nb_a: np.ndarray, nb_b: np.ndarray, index: ExactIndex, *,
-                        runs: int, seed: int, sample: int) -> dict[str, dict[str, float]]:
+                        runs: int, seed: int, sample: int, norms: tuple[float, float] | None = None,
+                        ) -> dict[str, dict[str, float]]:
     """Every figure under ``runs`` seeded random permutations of the correspondence: ``{name: {mean, std}}``.
 
     Args:
@@ -134,17 +141,17 @@ def permutation_control(x: np.ndarray, y: np.ndarray, nb_a: np.ndarray, nb_b: np
         runs: permutations.
         seed: seed of the permutations and of the accuracy sample.
         sample: rows on which each run's translation accuracy is measured.
+        norms: :func:`gram_norms` of ``x`` and ``y`` if already known.
     """
     n = y.shape[0]
     rng = np.random.default_rng(seed)
-    xx = np.linalg.norm((x.T @ x).astype(np.float64))
-    yy = np.linalg.norm((y.T @ y).astype(np.float64))
+    norms = gram_norms(x, y) if norms is None else norms
     values: dict[str, list[float]] = {name: [] for name in FIGURES}
     for _ in range(runs):
         perm = rng.permutation(n)
         inverse = np.argsort(perm)
         cross = (x.T @ y[perm]).astype(np.float64)
-        values["cka"].append(float((cross * cross).sum() / (xx * yy)) if xx > 0 and yy > 0 else 0.0)
+        values["cka"].append(linear_cka(x, y, cross=cross, norms=norms))
         rotation, singular = procrustes_rotation(cross)
         values["procrustes_residual"].append(max(0.0, 2.0 - 2.0 * singular))
         values["knn_overlap"].append(float(jaccard_rows(nb_a, inverse[nb_b[perm]]).mean()))

@@ -19,7 +19,15 @@ import numpy as np
 from ..errors import EmbedlensError
 from ..neighbors.index import ExactIndex, check_k
 from .correspondence import Correspondence, correspond
-from .figures import align, centred_unit, gained_lost, jaccard_rows, linear_cka, permutation_control
+from .figures import (
+    align,
+    centred_unit,
+    gained_lost,
+    gram_norms,
+    jaccard_rows,
+    linear_cka,
+    permutation_control,
+)
 from .result import Comparison
 
 log = logging.getLogger("embedlens")
@@ -177,16 +185,17 @@ def _measure(a: Any, b: Any, pairing: Correspondence, k: int, *, seed: int, cont
     sa, sb = a.space, b.space
     x = centred_unit(np.asarray(sa.vectors[pairing.rows_a]), np.asarray(sa.norms)[pairing.rows_a])
     y = centred_unit(np.asarray(sb.vectors[pairing.rows_b]), np.asarray(sb.norms)[pairing.rows_b])
-    cross = x.T @ y
+    cross, norms = x.T @ y, gram_norms(x, y)
     index = ExactIndex(y)
     aligned = align(x, y, index, cross=cross, acc_rows=acc_sample)
     overlap = jaccard_rows(nb_a, nb_b)
     gained, lost = gained_lost(nb_a, nb_b)
-    figures = {"cka": linear_cka(x, y, cross=cross), "knn_overlap": float(overlap.mean()),
+    figures = {"cka": linear_cka(x, y, cross=cross, norms=norms), "knn_overlap": float(overlap.mean()),
                "procrustes_residual": aligned.residual, "acc1": aligned.acc1, "acc10": aligned.acc10}
     timings["figures"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    control = permutation_control(x, y, nb_a, nb_b, index, runs=control_runs, seed=seed, sample=control_sample)
+    control = permutation_control(x, y, nb_a, nb_b, index, runs=control_runs, seed=seed, sample=control_sample,
+                                  norms=norms)
     timings["control"] = time.perf_counter() - t0
     return {"figures": figures, "control": control, "overlap": overlap, "displacement": aligned.displacement,
             "gained": gained.astype(np.int32), "lost": lost.astype(np.int32)}
