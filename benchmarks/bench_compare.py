@@ -9,6 +9,9 @@ shared tokens are a subset of each vocabulary, searched exactly each run): wall 
 less) and peak RSS; each stage's seconds from the run's manifest; the control's added cost, its seconds over
 the rest of the run. Targets: <= 60 s end to end, the control <= 10 %.
 
+Measured on the 2-core AMD EPYC box, load average 2.0: median 45.8 s over 3 runs (87 s CPU, peak RSS 1.5 GB;
+the three exact searches of 46,145 x 46,145 take 41 s of it), the control 2.7 s = +6.3 %.
+
 ``--big``: the untied Llama-3.1-8B-shaped random checkpoint (``--checkpoint``), its input space against its
 unembedding (identity match, 128,256 x 4,096 each; the k-NN graphs of both spaces are the cost and are
 cached by the neighbour layer). Random weights: every figure must sit at its control's.
