@@ -250,6 +250,15 @@ def test_model_output_spec_and_corpus_filter(tiny_llama_dir, module_cache, tmp_p
         assert abs(r.figures[name] - r.control[name]["mean"]) <= 5 * r.control[name]["std"] + 0.03, name
 
 
+# the token on B's map: "labelled" once its overlay label is drawn, "outside" when the point lies outside the view
+RINGED_B = """([row, token]) => {
+  const m = embedlensCompare.maps[1], p = m.project(row), c = m.canvas;
+  const labels = Array.from(document.querySelectorAll("#map-b .em-label[data-level='overlay']"), (e) => e.textContent);
+  if (labels.includes(token)) return "labelled";
+  return p[0] >= 0 && p[1] >= 0 && p[0] <= c.clientWidth && p[1] <= c.clientHeight ? false : "outside";
+}"""
+
+
 @pytest.mark.browser
 def test_compare_page_hovers_hostile_tokens_on_both_maps_offline(tiny_gpt2_dir, tiny_llama_dir, module_cache, tmp_path,
                                                                  offline_page):
@@ -260,6 +269,7 @@ def test_compare_page_hovers_hostile_tokens_on_both_maps_offline(tiny_gpt2_dir, 
     page, seen = offline_page(tmp_path / "page" / "compare.html")
     page.wait_for_function("() => document.documentElement.dataset.drawn === '1'", timeout=30_000)
     page.evaluate("() => embedlensCompare.maps.forEach((m) => m.draw(false))")
+    labelled = 0
     for token in [*MARKUP_TOKENS, "<|endoftext|>"]:
         display = next(d for d in r.display_a if d.strip("⟪⟫") == token)
         i = r.display_a.index(display)
@@ -272,10 +282,10 @@ def test_compare_page_hovers_hostile_tokens_on_both_maps_offline(tiny_gpt2_dir, 
         tip = page.eval_on_selector("#map-a .em-tip-main", "e => e.textContent")
         assert tip == display
         # the same token is ringed and labelled on B's map, and shown in the detail box
-        labels_b = page.eval_on_selector_all("#map-b .em-label[data-level='overlay']", "els => els.map(e => e.textContent)")
-        assert display in labels_b
+        labelled += page.wait_for_function(RINGED_B, arg=[i, display], timeout=10_000).json_value() == "labelled"
         assert page.eval_on_selector("#detail .tok", "e => e.textContent") == display
         page.evaluate("() => embedlensCompare.maps[0].frame()")
+    assert labelled >= len(MARKUP_TOKENS) - 1  # only a point outside B's view goes unlabelled
     # the table: filter by a hostile token, click its row, read it back
     page.fill("#filter", "&amp;")
     cells = page.eval_on_selector_all("#tokens tbody tr td:first-child", "els => els.map(e => e.textContent)")
