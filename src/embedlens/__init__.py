@@ -38,6 +38,8 @@ _LAZY = {
     "logit_lens": ("embedlens.logitlens", "logit_lens"),
     "LogitLensResult": ("embedlens.logitlens", "LogitLensResult"),
     "widget": ("embedlens.atlas.widget", "widget"),
+    "compare": ("embedlens.comparison", "compare"),
+    "Comparison": ("embedlens.comparison", "Comparison"),
 }
 
 __all__ = [
@@ -45,10 +47,12 @@ __all__ = [
     "SpaceView", "build_atlas", "context_map", "create_embedding_grid_map", "display_token", "hidden_states", "load", "load_model", "logit_lens",
     "make_reducer", "open_space", "projection_quality", "token_graph", "topk_cosine", "widget", "write_atlas",
 ]
+__all__ += ["Comparison", "compare"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .atlas import build_atlas, write_atlas
     from .atlas.widget import widget
+    from .comparison import Comparison, compare
     from .contextual import HiddenStates, context_map, hidden_states
     from .display import display_token
     from .errors import EmbedlensError

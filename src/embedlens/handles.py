@@ -121,3 +121,33 @@ def open_handle(model: str | None, space: str = "input", labels: str | None = No
 
 _NAMED = ("glove-50d", "input", "output")
 RESOLVERS["path"] = _load_saved
+
+
+def is_space_spec(spec: str) -> bool:
+    """Whether ``spec`` names a space of its own (``glove-50d``, ``tfidf:DIR``, a matrix file, a saved space
+    folder) rather than a model."""
+    prefix, sep, _ = spec.partition(":")
+    if _resolver(spec) is not None or (sep and _resolver(prefix) is not None) or is_matrix_spec(spec):
+        return True
+    path = Path(spec).expanduser()
+    return path.is_dir() and (path / "space.safetensors").is_file()
+
+
+def open_view(spec: str, *, labels: str | None = None) -> Any:
+    """One space written the way ``--model`` or ``--space`` take it (a :class:`~embedlens.lens.SpaceView`).
+
+    A model (alias, folder, ``.gguf``, cached hub name) means its input space; ``MODEL:output`` its
+    unembedding (``MODEL:input`` the input again); any other spec (``glove-50d``, ``tfidf:DIR``,
+    ``word2vec:DIR``, ``path:DIR``, a saved space folder, ``FILE.npy`` with ``labels``) opens as
+    :func:`open_handle` opens it.
+    """
+    model, sep, which = spec.rpartition(":")
+    if sep and model and which in ("input", "output") and not is_space_spec(model):
+        if labels is not None:
+            raise EmbedlensError(f"`labels` applies only to a FILE.npy/.safetensors matrix, not to model '{spec}'")
+        return open_handle(model, which)
+    if is_space_spec(spec):
+        return open_handle(None, spec, labels)
+    if labels is not None:
+        raise EmbedlensError(f"`labels` applies only to a FILE.npy/.safetensors matrix, not to model '{spec}'")
+    return open_handle(spec, "input")

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "analogy": ("embedlens.cli.classic_cmd", "analogy", "A - B + C nearest words (king man woman -> queen)."),
     "evaluate": ("embedlens.cli.classic_cmd", "evaluate", "WordSim-353, SimLex-999 and Google analogy scores of a space."),
     "export-site": ("embedlens.cli.serve_cmd", "export_site_command", "Write the explorer as a static folder that opens without a server."),
+    "compare": ("embedlens.cli.compare_cmd", "compare_command", "Compare two spaces on their shared tokens: figures with controls, token by token."),
     "serve": ("embedlens.cli.serve_cmd", "serve", "Explore the vocabulary in the browser: map, search, neighbours, prompts, grid."),
 }
 

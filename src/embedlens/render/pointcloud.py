@@ -105,10 +105,20 @@ def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 
-def _js() -> str:
-    """The map component and this page's bootstrap, one script (the component stays usable on its own)."""
+def static_js(*names: str) -> str:
+    """Scripts of ``render/static`` joined into one (the map component first, then a page's bootstrap)."""
     static = resources.files("embedlens.render").joinpath("static")
-    return "\n".join(static.joinpath(name).read_text(encoding="utf-8") for name in ("pointcloud.js", "map_page.js"))
+    return "\n".join(static.joinpath(name).read_text(encoding="utf-8") for name in names)
+
+
+def component_page(title: str, css: str, body: str, data: Any, scripts: tuple[str, ...]) -> str:
+    """A self-contained page over the map component: ``data`` as JSON in ``#embedlens-data``, then ``scripts``."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html_text(title)}</title>"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<style>{css}</style></head><body>{body}"
+            f"<script type=\"application/json\" id=\"embedlens-data\">{json_for_script(data)}</script>"
+            f"<script>{static_js(*scripts)}</script></body></html>\n")
 
 
 def draw_order(result: Any) -> np.ndarray | None:
@@ -179,9 +189,4 @@ def page_data(result: Any) -> dict[str, Any]:
 def pointcloud_html(result: Any) -> str:
     """The complete map.html page for an :class:`~embedlens.atlas.AtlasResult` (any size)."""
     data = page_data(result)
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html_text(data['title'][0])}</title>"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<style>{_CSS}</style></head><body>{_BODY}"
-            f"<script type=\"application/json\" id=\"embedlens-data\">{json_for_script(data)}</script>"
-            f"<script>{_js()}</script></body></html>\n")
+    return component_page(data["title"][0], _CSS, _BODY, data, ("pointcloud.js", "map_page.js"))

@@ -28,6 +28,7 @@ Endpoints (GET unless marked; ``space`` is the panel number, 0 or 1):
   /api/axes?space=0&xa=man&xb=woman[&ya=..&yb=..]   a word-axes map: x = (u - a)·(b - a) / |b - a|^2
   /api/faithfulness?space=0&method=tsne&dims=2      each token's local recall@10 on that map (background job)
   /api/true_neighbors?space=0&row=R&k=10            a row's exact nearest rows in the full space
+  /api/compare                                      two panels compared on their shared tokens (background job)
   POST /api/centroid         {"space", "rows", "k", "exclude_selected"}   nearest tokens of the rows' centroid
   POST /api/selection_graph  {"space", "rows", "k", "mutual"}   the k-NN graph around the rows, laid out
 
@@ -289,6 +290,9 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
         method, dims = map_params(params)
         return explorer.faithfulness(panel, method, dims)
 
+    def compare(params: Any) -> dict[str, Any]:
+        return explorer.comparison()
+
     def row_and_k(params: Any) -> tuple[Panel, int, int]:
         panel = explorer.panel(params)
         if not params.get("row"):
@@ -381,6 +385,7 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
                   "logit_lens": logit_lens, "lens_nearest": lens_nearest,
                   "clusters": clusters, "axes": axes, "faithfulness": faithfulness,
                   "true_neighbors": true_neighbors_get}
+    api_routes["compare"] = compare
     fast_routes = {"neighbors": neighbors_fast, "true_neighbors": true_neighbors_fast}
     routes = [Route(f"/api/{name}", api(fn, fast_routes.get(name)), methods=["GET"]) for name, fn in api_routes.items()]
     routes += [Route("/api/centroid", post_api(centroid), methods=["POST"]),

@@ -269,6 +269,28 @@ class Explorer:
             out.update(job.result)
         return out
 
+    # -- two panels side by side ----------------------------------------------------------------------------
+
+    def comparison(self) -> dict[str, Any]:
+        """The two panels compared (:func:`embedlens.comparison.compare`: the shared tokens' rows in each panel,
+        each token's neighbourhood overlap, the figures and their control), as a job; ``Comparison.to_dict()``
+        once ready."""
+        if len(self.panels) != 2:
+            raise BadRequest("a comparison needs two spaces side by side (serve -m A -m B)")
+        a, b = self.panels
+
+        def work() -> dict[str, Any]:
+            from ..comparison import compare
+
+            return compare(a.view, b.view, maps=False, seed=self.seed).to_dict()
+
+        job = self.index_jobs.submit(f"compare:{a.content_key}:{b.content_key}:{self.seed}", "compare",
+                                     f"{a.title} compared with {b.title}", work, priority=PRIORITY_PAGE)
+        out = job.to_dict()
+        if job.state == "ready":
+            out.update(job.result)
+        return out
+
     def faithfulness(self, panel: Panel, method: str, dims: int) -> dict[str, Any]:
         """Local recall@10 of each token on a map (:attr:`Projection.local_recall
         <embedlens.atlas.projection.Projection.local_recall>`), as a job.

@@ -7,7 +7,7 @@
   const S = E.state;
   const { $, el, clear, api, status, fmt } = E;
   const METHOD_NAMES = { pca: "PCA", tsne: "t-SNE", umap: "UMAP", axes: "word axes" };
-  const COLORS = ["frequency", "faithfulness", "length", "word", "script", "cluster"];
+  const COLORS = ["frequency", "faithfulness", "length", "word", "script", "cluster", "changed"];
 
   // -- URL hash state ------------------------------------------------------------------------------------
   E.writeHash = function () {
@@ -164,6 +164,7 @@
         hover: (row) => [P.points.display[row], details(P, row)], labels: null, contours: S.contours, background: "#fff",
       });
       P.map.on("hover", (row) => hoverReadout(P, row));
+      P.map.on("hover", (row) => linkHover(P, row));
       P.map.on("click", (row, ev) => { if (row >= 0 && !(ev && ev.shiftKey)) clickToken(P, row); });
       P.map.on("select", (rows) => E.selection.set(P, rows, { fromMap: true }));
       P.map.setTool(S.dims === 3 ? "pan" : S.tool);
@@ -270,6 +271,31 @@
     P.hoverEl.dataset.row = String(row);
     P.hoverEl.textContent = P.points.display[row];
     P.hoverEl.title = "id " + P.points.ids[row] + (P.freq ? " · count " + fmt(P.freq[row]) : "");
+  }
+
+  // -- two panels: the same token on both, and how much its neighbourhood changed (/api/compare, a job) -------
+  function linkHover(P, row) {
+    const Q = S.panels.find((x) => x !== P);
+    if (!Q || !Q.map || !P.link) return;
+    const other = row >= 0 ? P.link[row] : -1;
+    Q.map.setOverlay("linked", other >= 0 ? [other] : [], { color: "#d62728", size: 12, label: true });
+  }
+
+  async function loadComparison() {
+    const [A, B] = S.panels;
+    try {
+      const r = await E.poll("compare", {}, null, null, 2000);
+      const link = [A, B].map((P) => new Int32Array(P.points.ids.length).fill(-1));
+      const change = [A, B].map((P) => new Float32Array(P.points.ids.length).fill(NaN));
+      r.rows_a.forEach((ra, i) => {
+        const rb = r.rows_b[i];
+        link[0][ra] = rb; link[1][rb] = ra;
+        change[0][ra] = change[1][rb] = 1 - r.overlap[i];
+      });
+      [A, B].forEach((P, j) => { P.link = link[j]; P.change = change[j]; });
+      S.comparison = { k: r.k, n_shared: r.n_shared };
+      if (S.color === "changed") S.panels.forEach(paint);
+    } catch (e) { B.caption.textContent = "comparison of the two spaces: " + e.message; }
   }
 
   function notice(P, text) {
@@ -545,6 +571,11 @@
     }));
     if (loaded.some((ok) => !ok)) await reloadMaps();
     S.panels.forEach((P) => { loadFrequency(P); loadFaithfulness(P); });
+    if (S.panels.length === 2 && !E.offline) loadComparison();
+    else {  // one panel, or a static export: nothing to compare with
+      $("color").querySelector("option[value=changed]").remove();
+      if (S.color === "changed") { S.color = "frequency"; $("color").value = S.color; E.writeHash(); S.panels.forEach(paint); }
+    }
     E.filters.build();
     runClusters();
     if (!named && def.pending) awaitPending(S.panels[0], def.pending, S.dims, S.method);

@@ -95,6 +95,13 @@
       const labels = P.clusters.clusters.map((c) => c.label);
       return swatches(codes, CATEGORY, labels, "cluster", true);
     }
+    if (S.color === "changed" && P.change) {
+      let other = 0;
+      for (let i = 0; i < n; i++) other += Number.isNaN(P.change[i]);
+      return { colors: paint(P.change, LUTS.viridis, UNSEEN), legend: { title: "changed: 1 − overlap of the " +
+        S.comparison.k + " nearest shared tokens here and in the other panel", lut: LUTS.viridis,
+        ticks: [[0, "same"], [0.5, "0.5"], [1, "all new"]], swatches: [["rgb(" + UNSEEN.join(",") + ")", "not in the other space", other]] } };
+    }
     // token length, and the fallback while frequencies / faithfulness / clusters are still computed
     let hi = 1;
     const sorted = Float32Array.from(pts.length).sort();
