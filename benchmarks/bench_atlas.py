@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS, print_machine, run_once  # noqa: E402
+from _util import EMBEDLENS, print_machine, run_once, runs_note  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
@@ -120,7 +120,7 @@ def bench_model(model: str, label: str, tmp: Path, repeats: int, *, methods: tup
     run_once(pca)  # warm: model extracted, files in the page cache, bytecode compiled
     wall, rss, walls, _ = run_repeated(pca, repeats)
     maps["pca3"] = tmp / f"{label}-pca3" / "map.html"
-    print(f"{label}: embedlens map --all --method pca --dims 3 WARM median of {len(walls)} {wall:6.2f} s  "
+    print(f"{label}: embedlens map --all --method pca --dims 3 WARM {runs_note(len(walls))} {wall:6.2f} s  "
           f"(runs {', '.join(f'{w:.2f}' for w in walls)})  peak RSS {rss:6.0f} MB")
     print(f"    stages: {stage_times(tmp / f'{label}-pca3')}")
     wall, rss, _, _ = run_repeated(pca + ["--no-png"], 1)
@@ -147,7 +147,7 @@ def main() -> None:
         baseline_html = tmp / "baseline.html"
         base = [sys.executable, "-c", BASELINE, str(baseline_html)]
         wall, rss, walls, out = run_repeated(base, int(os.environ.get("BENCH_BASELINE_REPEATS", str(repeats))))
-        print(f"baseline (transformers + sklearn PCA 3D + plotly express CDN)  median of {len(walls)} {wall:6.2f} s  "
+        print(f"baseline (transformers + sklearn PCA 3D + plotly express CDN)  {runs_note(len(walls))} {wall:6.2f} s  "
               f"(runs {', '.join(f'{w:.2f}' for w in walls)})  peak RSS {rss:6.0f} MB  [{out.strip().splitlines()[-1]}]")
 
         for key in [k for k in ("pca3", "umap") if k in maps]:

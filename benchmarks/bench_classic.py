@@ -81,7 +81,7 @@ def bench_word2vec() -> None:
     from embedlens.corpus.reading import open_corpus
 
     reps = 1 if QUICK else 3
-    print(f"word2vec CBOW, dim 100, 5 epochs, enwiki-sample, 2 workers (median of {reps})")
+    print(f"word2vec CBOW, dim 100, 5 epochs, enwiki-sample, 2 workers ({runs_note(reps)})")
     ours = median_time(lambda: train_word2vec("enwiki-sample", epochs=5, workers=2, progress=False), repeats=reps, warmup=0)
 
     def gensim_way():

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS, print_machine, run_once  # noqa: E402
+from _util import EMBEDLENS, print_machine, run_once, runs_note  # noqa: E402
 
 WORD, CORPUS = "first", "enwiki-sample"
 
@@ -78,7 +78,7 @@ def main() -> None:
         runs = [run_once(cmd + ["--out", str(Path(tmp) / f"run{r}")]) for r in range(args.repeats)]
         m = json.loads((Path(tmp) / "run0" / "manifest.json").read_text())
     walls = [w for w, _, _ in runs]
-    print(f"end to end (CLI, warm cache): median of {len(walls)} {statistics.median(walls):.1f} s "
+    print(f"end to end (CLI, warm cache): {runs_note(len(walls))} {statistics.median(walls):.1f} s "
           f"({[round(w, 1) for w in walls]}), "
           f"peak RSS {max(r for _, r, _ in runs):.0f} MB; stages {json.dumps(m.get('timings', {}))}")
 
@@ -97,9 +97,9 @@ def main() -> None:
         base_times.append(secs)
     ours, base = statistics.median(ours_times), statistics.median(base_times)
     print(f"occurrences: {len(occ)} (of {total} found), layers {len(occ.layers)}, d {occ.vectors.shape[2]}")
-    print(f"in process, ours (find + tokenize + forward + states): median of {args.repeats} {ours:.2f} s")
+    print(f"in process, ours (find + tokenize + forward + states): {runs_note(args.repeats)} {ours:.2f} s")
     print(f"in process, baseline (same {len(found)} windows, batched {args.batch}, output_hidden_states, no head, "
-          f"forward only): median of {args.repeats} {base:.2f} s")
+          f"forward only): {runs_note(args.repeats)} {base:.2f} s")
     print(f"ratio baseline / ours: {base / ours:.2f}x")
     if states is not None and states.shape == occ.vectors.shape:
         rel = np.abs(states - occ.vectors).max() / np.abs(occ.vectors).max()

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import print_machine  # noqa: E402
+from _util import print_machine, runs_note  # noqa: E402
 
 
 def plotly_page(lens, coords, path: Path) -> None:
@@ -85,7 +85,7 @@ def main() -> None:
             t = time.perf_counter()
             plotly_page(lens, coords, page)
             base.append(time.perf_counter() - t)
-        print(f"[baseline] self-contained plotly.io.to_html page of the same map: median of {len(base)} "
+        print(f"[baseline] self-contained plotly.io.to_html page of the same map: {runs_note(len(base))} "
               f"{statistics.median(base):.2f} s, "
               f"{page.stat().st_size / 1e6:.1f} MB (map and hover only)")
 

@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import machine  # noqa: E402
+from _util import machine, runs_note  # noqa: E402
 
 CACHED = "cached k-NN graph, not built"  # the label of a route that reads its graph instead of searching
 
@@ -115,7 +115,7 @@ def _local_recall_routes(repeats: int = 3) -> dict[str, dict[str, float]]:
         for name, seconds in runs.items():
             med = statistics.median(seconds)
             out[f"{name} @ {n:,}"] = {"seconds": med, "runs": seconds}
-            print(f"  local recall@10, {n:,} 2-D points, {name:26s} median of {len(seconds)} {med:6.2f} s  "
+            print(f"  local recall@10, {n:,} 2-D points, {name:26s} {runs_note(len(seconds))} {med:6.2f} s  "
                   f"({', '.join(f'{s:.2f}' for s in seconds)})", flush=True)
         print(f"  same figures for {same:.4%} of the points (ties on random floats: none expected)", flush=True)
     return out

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS, median_time, print_machine, run_timed  # noqa: E402
+from _util import EMBEDLENS, median_time, print_machine, run_timed, runs_note  # noqa: E402
 
 
 def main() -> None:
@@ -38,9 +38,9 @@ def main() -> None:
         base = [EMBEDLENS, "graph", "--random", "50", "--k", "20", "--out", os.path.join(tmp, "g")]
         run_timed(base, repeats=1)  # warm: model extracted, files in the page cache
         wall, rss = run_timed(base, repeats=repeats)
-        print(f"embedlens graph --random 50 --k 20            median of {repeats} {wall:5.2f} s  peak RSS {rss:5.0f} MB")
+        print(f"embedlens graph --random 50 --k 20            {runs_note(repeats)} {wall:5.2f} s  peak RSS {rss:5.0f} MB")
         wall, rss = run_timed(base + ["--mutual"], repeats=repeats)
-        print(f"embedlens graph --random 50 --k 20 --mutual   median of {repeats} {wall:5.2f} s  peak RSS {rss:5.0f} MB")
+        print(f"embedlens graph --random 50 --k 20 --mutual   {runs_note(repeats)} {wall:5.2f} s  peak RSS {rss:5.0f} MB")
 
     lens = embedlens.load()
     seeds, _ = seeds_from_random(lens, 50, seed=0)
@@ -58,7 +58,7 @@ def main() -> None:
     batched = median_time(lambda: index.query(q, 20, exclude=ex), repeats=repeats)
     looped = median_time(lambda: [topk_cosine(sp.vectors, s.vector, 20, norms=sp.norms, exclude=[s.rows])
                                   for s in seeds], repeats=3)
-    print(f"seeds' top-20: one batch {batched:.3f} s (median of {repeats}) vs a loop of 50 topk_cosine queries "
+    print(f"seeds' top-20: one batch {batched:.3f} s ({runs_note(repeats)}) vs a loop of 50 topk_cosine queries "
           f"{looped:.3f} s (median of 3) "
           f"({looped / batched:.1f}x)")
 

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import median_time, print_machine  # noqa: E402
+from _util import median_time, print_machine, runs_note  # noqa: E402
 
 
 def _threads(n: int = 2) -> None:
@@ -117,7 +117,7 @@ def main() -> None:
         med = statistics.median(times)
         results[label] = med
         extra = f"  recall@{args.k} {graph.recall:.4f} ({graph.recall_sample} rows)" if graph.method == "approx" else ""
-        print(f"{label:50s} median of {len(times)} {med:7.2f} s  = {med / floor:4.2f}x floor{extra}")
+        print(f"{label:50s} {runs_note(len(times))} {med:7.2f} s  = {med / floor:4.2f}x floor{extra}")
     default = results["embedlens exact (faiss IndexFlatIP, default)"]
     for label, med in results.items():
         if label != "embedlens exact (faiss IndexFlatIP, default)":

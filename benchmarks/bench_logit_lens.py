@@ -73,18 +73,18 @@ def main(quick: bool) -> None:
     r = logit_lens(lens, prompt, max_tokens=64)  # warm: loads the model once
     assert r.top_ids.shape == (31, 64, 5), r.top_ids.shape
     ours = median_time(lambda: logit_lens(lens, prompt, max_tokens=64), repeats)
-    print(f"logit_lens, 64 tokens x 31 layers, top-5, float32: median of {repeats} {ours:.3f} s "
+    print(f"logit_lens, 64 tokens x 31 layers, top-5, float32: {runs_note(repeats)} {ours:.3f} s "
           f"(last run: forward {r.timings['forward_s']:.3f} s, decode {r.timings['decode_s']:.3f} s)")
     ra = logit_lens(lens, prompt, max_tokens=64, dtype="auto")
     auto = median_time(lambda: logit_lens(lens, prompt, max_tokens=64, dtype="auto"), repeats)
     agree = float((ra.top_ids[:, :, 0] == r.top_ids[:, :, 0]).mean())
-    print(f"logit_lens, dtype auto ({ra.settings['dtype']}): median of {repeats} {auto:.3f} s, top-1 agreement with float32 {agree:.3f}")
+    print(f"logit_lens, dtype auto ({ra.settings['dtype']}): {runs_note(repeats)} {auto:.3f} s, top-1 agreement with float32 {agree:.3f}")
     ids = torch.as_tensor(r.token_ids)[None]
     target = torch.as_tensor(r.token_ids[1:])
     base = median_time(lambda: baseline(lens.model, ids, target), repeats)
     check = baseline(lens.model, ids, target)
     same = np.mean([(check[li][0].numpy() == r.top_ids[li]).all(axis=1).mean() for li in range(31)])
-    print(f"baseline (transformers output_hidden_states + norm + head per layer, Python loop): median of {repeats} "
+    print(f"baseline (transformers output_hidden_states + norm + head per layer, Python loop): {runs_note(repeats)} "
           f"{base:.3f} s; "
           f"ratio {base / ours:.2f}x; identical top-5 rows {same:.3f}")
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import EMBEDLENS, median_time  # noqa: E402
+from _util import EMBEDLENS, median_time, runs_note  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 
@@ -54,8 +54,8 @@ def clustering_overhead() -> None:
     a, b = statistics.median(plain), statistics.median(clustered)
     s, r = statistics.median(stage), statistics.median(rest)
     print(f"UMAP map of {n:,} SmolLM2 tokens: --clusters none {a:.2f} s, --clusters auto {b:.2f} s "
-          f"(wall, fresh processes, median of {REPEATS}): {100 * (b - a) / a:+.1f}%")
-    print(f"  clustering stage {s:.2f} s vs the rest of the run {r:.2f} s (medians of {REPEATS}): {100 * s / r:.1f}% (target <= 10%); "
+          f"(wall, fresh processes, {runs_note(REPEATS)}): {100 * (b - a) / a:+.1f}%")
+    print(f"  clustering stage {s:.2f} s vs the rest of the run {r:.2f} s ({runs_note(REPEATS)}): {100 * s / r:.1f}% (target <= 10%); "
           f"{block['n_clusters']} clusters, {block['method']}, graph: {block['params'].get('knn_source')}")
     print("  stages: " + ", ".join(f"{k} {v:.3f} s" for k, v in block["timings"].items()))
 
@@ -101,10 +101,10 @@ def axes_map() -> None:
             subprocess.run([sys.executable, "-c", BASELINE, str(Path(out) / "b.html")], check=True, capture_output=True)
             base.append(time.perf_counter() - t)
     print(f"axes map of the whole vocabulary ({result.n_points:,} tokens, HTML + parquet + manifest, no PNG): "
-          f"CLI median of {REPEATS} {statistics.median(walls):.2f} s (fresh process), write_atlas median of {REPEATS} "
+          f"CLI {runs_note(REPEATS)} {statistics.median(walls):.2f} s (fresh process), write_atlas {runs_note(REPEATS)} "
           f"{warm:.2f} s warm (target <= 3 s)")
     print("  stages (1 run): " + ", ".join(f"{k} {v:.3f} s" for k, v in result.timings.items() if isinstance(v, float)))
-    print(f"  baseline (numpy formula + sklearn PCA + plotly express, CDN): median of {REPEATS} {statistics.median(base):.2f} s "
+    print(f"  baseline (numpy formula + sklearn PCA + plotly express, CDN): {runs_note(REPEATS)} {statistics.median(base):.2f} s "
           f"-> ratio {statistics.median(walls) / statistics.median(base):.2f}")
 
 

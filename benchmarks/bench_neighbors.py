@@ -24,7 +24,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS, median_time, print_machine, run_once, run_timed  # noqa: E402
+from _util import EMBEDLENS, median_time, print_machine, run_once, run_timed, runs_note  # noqa: E402
 
 SAVE_COPY = r"""
 import importlib.util, os, sys, torch
@@ -116,9 +116,9 @@ def main() -> None:
         # identical rows tie: argpartition keeps any of them (ours: the lowest rows), so compare scores rank by rank
         same = bool(np.allclose([n.score for n in ours_nb], unit[base_rows] @ q, atol=1e-6))
         bound, gbs = stream_bound(x)
-        print(f"{name}: lens.nearest top-20 median of {TOPK_REPEATS} {ours * 1e3:.1f} ms; numpy matvec + argpartition "
-              f"on pre-normalised rows, median of {TOPK_REPEATS} {base * 1e3:.1f} ms ({base / ours:.2f}x ours; same "
-              f"neighbours: {same}); stream bound {bound * 1e3:.1f} ms (half a copy, median of {STREAM_REPEATS}; copy "
+        print(f"{name}: lens.nearest top-20 {runs_note(TOPK_REPEATS)} {ours * 1e3:.1f} ms; numpy matvec + argpartition "
+              f"on pre-normalised rows, {runs_note(TOPK_REPEATS)} {base * 1e3:.1f} ms ({base / ours:.2f}x ours; same "
+              f"neighbours: {same}); stream bound {bound * 1e3:.1f} ms (half a copy, {runs_note(STREAM_REPEATS)}; copy "
               f"bandwidth {gbs:.1f} GB/s) -> ours is {ours / bound:.2f}x the bound")
 
 

@@ -46,7 +46,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import EMBEDLENS  # noqa: E402
+from _util import EMBEDLENS, runs_note  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
@@ -360,7 +360,7 @@ def main() -> None:
         model = "smollm2-135m"
         print(f"\n[1] /api/neighbors on {model}: {args.clients} clients x {args.seconds:.0f} s, q=id:<random>, k=20")
         base = baseline_nearest(model)
-        print(f"  baseline lens.nearest in-process, one at a time: median of {BASELINE_QUERIES} {base:.1f} ms "
+        print(f"  baseline lens.nearest in-process, one at a time: {runs_note(BASELINE_QUERIES)} {base:.1f} ms "
               f"(= {1000 / base:.0f} queries/s on one thread)")
         for mode in ("off", "build"):
             proc, url = start_server(model, "--knn", mode)
@@ -392,11 +392,11 @@ def main() -> None:
             base = plotly_baseline(model, args.repeats)
             goal = 3 if n and n <= 50_000 else 5  # issue targets: SmolLM2 <= 3 s, Gemma 262k <= 5 s
             print(f"\n[2] first paint, {model} ({n:,} tokens, PCA 2D, warm server), {args.repeats} fresh contexts:")
-            print(f"  embedlens serve: median of {len(times)} {statistics.median(times):.2f} s  (all {', '.join(f'{t:.2f}' for t in times)})"
+            print(f"  embedlens serve: {runs_note(len(times))} {statistics.median(times):.2f} s  (all {', '.join(f'{t:.2f}' for t in times)})"
                   f"  goal <= {goal} s")
-            print(f"  embedlens serve, page reloaded (browser caches warm): median of {len(again)} "
+            print(f"  embedlens serve, page reloaded (browser caches warm): {runs_note(len(again))} "
                   f"{statistics.median(again):.2f} s")
-            print(f"  baseline plotly.io.to_html file: median of {len(base)} {statistics.median(base):.2f} s  "
+            print(f"  baseline plotly.io.to_html file: {runs_note(len(base))} {statistics.median(base):.2f} s  "
                   f"-> ratio {statistics.median(times) / statistics.median(base):.2f}x")
 
     if not args.skip_clusters:
@@ -405,9 +405,9 @@ def main() -> None:
         graph = "already cached" if res["graph_cached"] else f"built first in {res['graph_s']:.1f} s (once)"
         new, old = statistics.median(res["new"]), statistics.median(res["old"])
         print(f"\n[3] /api/clusters?n=auto on {model} ({res['clusters']} clusters), exact 100-NN graph {graph}:")
-        print(f"  explorer, graph cached, fresh explorer: median of {len(res['new'])} {new:.2f} s  "
+        print(f"  explorer, graph cached, fresh explorer: {runs_note(len(res['new']))} {new:.2f} s  "
               f"(all {', '.join(f'{t:.2f}' for t in res['new'])})  goal: seconds")
-        print(f"  baseline, the old path (find_clusters finds its own graph, empty cache): median of {len(res['old'])} "
+        print(f"  baseline, the old path (find_clusters finds its own graph, empty cache): {runs_note(len(res['old']))} "
               f"{old:.2f} s  "
               f"(all {', '.join(f'{t:.2f}' for t in res['old'])})  -> {old / new:.1f}x faster; "
               f"same assignment: {res['same']}")
@@ -418,15 +418,15 @@ def main() -> None:
         base = plotly_baseline(model, args.repeats)
         sel = res["select"]
         print(f"\n[4] explorer first view, {model}, fresh server each time (cold explorer, warm cache), 1500 x 950:")
-        print(f"  navigation -> map drawn ({res['map']} map): median of {len(res['first'])} "
+        print(f"  navigation -> map drawn ({res['map']} map): {runs_note(len(res['first']))} "
               f"{statistics.median(res['first']):.2f} s  "
               f"(all {', '.join(f'{t:.2f}' for t in res['first'])})  goal <= 3 s")
-        print(f"  baseline plotly.io.to_html file (same points, one scattergl trace): median of {len(base)} "
+        print(f"  baseline plotly.io.to_html file (same points, one scattergl trace): {runs_note(len(base))} "
               f"{statistics.median(base):.2f} s")
-        print(f"  {sel['selected']:,} selected rows -> painted table: median of {len(sel['table'])} "
+        print(f"  {sel['selected']:,} selected rows -> painted table: {runs_note(len(sel['table']))} "
               f"{statistics.median(sel['table']):.0f} ms  "
               f"(all {', '.join(f'{t:.0f}' for t in sel['table'])})  goal <= 200 ms")
-        print(f"  baseline, every row as a DOM row: median of {len(sel['baseline'])} "
+        print(f"  baseline, every row as a DOM row: {runs_note(len(sel['baseline']))} "
               f"{statistics.median(sel['baseline']):.0f} ms")
 
 

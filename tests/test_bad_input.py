@@ -527,7 +527,7 @@ def endpoints(gpt2):
     bad_text = st.sampled_from(["", "\x00", "a\x00b", "x" * 2001, "y" * 201])
     method_junk = st.one_of(st.sampled_from(["PCA", "axes", "tsne ", ""]), TRICKY)
     table = {
-        "info": ({}, {}), "jobs": ({}, {}),
+        "info": ({}, {}), "jobs": ({}, {}), "compare": ({}, {}),
         "points": ({"space": SPACE}, {"space": BAD_SPACE}), "frequency": ({"space": SPACE}, {"space": BAD_SPACE}),
         "projection": ({"space": SPACE, "method": METHOD, "dims": DIMS},
                        {"space": BAD_SPACE, "method": method_junk, "dims": BAD_INT}),
@@ -578,7 +578,7 @@ def test_every_get_endpoint_is_fuzzed(endpoints):
 
 GET_ENDPOINTS = ["info", "points", "frequency", "projection", "projection/data", "jobs", "search", "neighbors",
                  "variants", "tokens", "trajectory", "grid", "logit_lens", "lens_nearest", "clusters", "axes",
-                 "faithfulness", "true_neighbors"]
+                 "faithfulness", "true_neighbors", "compare"]
 
 
 @pytest.mark.parametrize("name", GET_ENDPOINTS)

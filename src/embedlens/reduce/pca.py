@@ -424,7 +424,7 @@ class PCAReducer(Reducer):
 
 def _accuracy_note(accuracy: dict) -> str:
     """One line for the manifest's notes: the randomized route and the accuracy it states."""
-    head = (f"randomized PCA ({accuracy['passes']} passes over the rows; solver='exact' / --pca exact for the exact "
+    head = (f"randomized PCA ({accuracy['passes']} passes over the rows; solver='exact' for the exact "
             "route): ")
     if not accuracy["resolved"]:
         return head + ("the kept components are not separated from the next ones (a flat spectrum): other "

@@ -384,8 +384,7 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
                   "variants": variants, "tokens": tokens, "trajectory": trajectory, "grid": grid,
                   "logit_lens": logit_lens, "lens_nearest": lens_nearest,
                   "clusters": clusters, "axes": axes, "faithfulness": faithfulness,
-                  "true_neighbors": true_neighbors_get}
-    api_routes["compare"] = compare
+                  "true_neighbors": true_neighbors_get, "compare": compare}
     fast_routes = {"neighbors": neighbors_fast, "true_neighbors": true_neighbors_fast}
     routes = [Route(f"/api/{name}", api(fn, fast_routes.get(name)), methods=["GET"]) for name, fn in api_routes.items()]
     routes += [Route("/api/centroid", post_api(centroid), methods=["POST"]),
