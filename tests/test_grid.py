@@ -154,6 +154,14 @@ def test_bad_grid(size, spacing, message):
         M.create_2d_grid(size, spacing)
 
 
+def test_a_grid_past_float32_is_refused_and_counts_its_cells(tiny_models):
+    model, tok = tiny_models["gpt2"]
+    viz = EmbeddingGridVisualizer(model, tok)
+    # 3 x 3 cells 1e300 apart: every cell but the centre leaves float32 (x or y = +-1e300 -> inf)
+    with pytest.raises(EmbedlensError, match=r"^8 of 9 grid points overflowed"):
+        viz.compute_map(grid_size=3, spacing=1e300, embedding_method="direct")
+
+
 def test_direct_and_replicated_vectors(tiny_models):
     model, tok = tiny_models["gpt2"]
     viz = EmbeddingGridVisualizer(model, tok)

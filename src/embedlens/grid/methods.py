@@ -91,8 +91,9 @@ class GridEmbedding:
         """Residual vectors of shape (n, d) (a torch tensor) for coordinate arrays of shape (n,)."""
         import torch
 
-        xt = torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(-1))[:, None]
-        yt = torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(-1))[:, None]
+        with np.errstate(over="ignore"):  # a coordinate past float32 becomes inf: refused where the grid is checked
+            xt = torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(-1))[:, None]
+            yt = torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(-1))[:, None]
         v = torch.from_numpy(self.origin)[None, :] + xt * torch.from_numpy(self.axis_x)[None, :]
         v = v + yt * torch.from_numpy(self.axis_y)[None, :]
         return v if dtype is None else v.to(dtype)

@@ -186,7 +186,7 @@ class EmbeddingGridVisualizer:
         ids, probs, predict_s = predict_top_k(self.runner, lambda s, e: emb.vectors(x[s:e], y[s:e]), n, layer,
                                               batch_size=min(batch_size, n), progress=progress)
         if not np.isfinite(probs).all():  # e.g. a centre of 1e300: the vectors overflow the model's arithmetic
-            bad = int((~np.isfinite(probs)).sum())
+            bad = int((~np.isfinite(probs)).reshape(n, -1).any(axis=1).sum())
             raise EmbedlensError(f"{bad} of {n} grid points overflowed the model's {self.source.dtype_name} arithmetic "
                                  f"(centre {center}, spacing {spacing:g}): use a smaller `center` or `spacing`")
         raw, disp = self.source.strings_of(ids)
