@@ -203,6 +203,35 @@ def test_job_queue_runs_page_work_before_background_work():
         jobs.shutdown()
 
 
+def test_a_failed_job_answers_its_error_before_it_is_retried():
+    from embedlens.errors import EmbedlensError
+    from embedlens.serve.jobs import JobManager
+
+    jobs, calls = JobManager(1), []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise EmbedlensError("the first try fails")
+        return "done"
+
+    def settled(job):
+        deadline = time.monotonic() + 10
+        while job.state in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return job
+
+    try:
+        first = settled(jobs.submit("k", "test", "flaky", flaky))
+        assert first.state == "error"
+        polled = jobs.submit("k", "test", "flaky", flaky)  # the page polls: it must see the error, not a new try
+        assert polled is first and polled.to_dict()["error"] == "the first try fails" and len(calls) == 1
+        again = settled(jobs.submit("k", "test", "flaky", flaky))  # asked again after the error was shown: retried
+        assert again is not first and again.state == "ready" and again.result == "done" and len(calls) == 2
+    finally:
+        jobs.shutdown()
+
+
 # -- per-token data -------------------------------------------------------------------------------------
 
 

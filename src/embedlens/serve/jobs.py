@@ -39,6 +39,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     error: str | None = None
+    error_reported: bool = False  # a failed job is retried only once its error has been answered
     result: Any = None
     future: Future | None = None
     priority: int = 0
@@ -72,10 +73,13 @@ class JobManager:
 
     def submit(self, key: str, kind: str, label: str, fn: Callable[[], Any], *, retry_failed: bool = True,
                priority: int = 0) -> Job:
-        """The job of ``key``: the known one, or ``fn`` queued (a failed one again, with ``retry_failed``)."""
+        """The job of ``key``: the known one, or ``fn`` queued (with ``retry_failed``, a failed one again once
+        its error has been answered: a page polling a job sees the error before any retry)."""
         with self._lock:
             job = self._jobs.get(key)
-            if job is not None and not (retry_failed and job.state == "error"):
+            if job is not None and not (retry_failed and job.state == "error" and job.error_reported):
+                if job.state == "error":
+                    job.error_reported = True
                 return job
             job = Job(key, kind, label, priority=priority)
             self._jobs[key] = job
