@@ -20,9 +20,11 @@ import numpy as np
 from ..errors import EmbedlensError
 from ..lens import as_lens
 from ..logitlens import runtime as rt
-from ..logitlens.compute import check_causal, check_site, residual_states
+from ..logitlens.compute import _pad, check_causal, check_site, residual_states
 from ..logitlens.translators import LogitLens, TunedLens
 from ..logitlens.tuned_files import resolve_decoder
+from ..models.forward import runner_for
+from ..progress import bar
 from .data import as_corpus, check_count, corpus_hash, corpus_tokens, sequences
 
 LN2 = math.log(2.0)
@@ -81,7 +83,6 @@ def measure(net: Any, runner: Any, seqs: np.ndarray, decoders: Sequence[LogitLen
     """
     import torch
 
-    from ..progress import bar
 
     n_layers = runner.n_layers
     layers = list(range(n_layers + 1))
@@ -187,8 +188,6 @@ def evaluate_lenses(
         site: ``"resid"`` (between blocks) or ``"mid"`` (inside each block, after attention, before the MLP;
             the logit lens only).
     """
-    from ..logitlens.compute import _pad
-    from ..models.forward import runner_for
 
     started = time.perf_counter()
     lens = as_lens(model)

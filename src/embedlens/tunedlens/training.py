@@ -33,9 +33,11 @@ from ..cache import atomic_dir
 from ..errors import EmbedlensError
 from ..lens import as_lens
 from ..logitlens import runtime as rt
-from ..logitlens.compute import check_causal, residual_states
+from ..logitlens.compute import _pad, check_causal, residual_states
 from ..logitlens.translators import LogitLens, TunedLens
 from ..logitlens.tuned_files import cached_folder, save_tuned_lens
+from ..models.forward import runner_for
+from ..progress import bar
 from .data import as_corpus, check_count, corpus_hash, corpus_tokens, sequences
 from .evaluation import LOGIT_BUDGET, decode_logprobs, kl_rows, measure
 
@@ -158,9 +160,6 @@ def train_tuned_lens(
     """
     import torch
 
-    from ..logitlens.compute import _pad
-    from ..models.forward import runner_for
-    from ..progress import bar
 
     started = time.perf_counter()
     lens = as_lens(model)
