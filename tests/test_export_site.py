@@ -21,6 +21,10 @@ import pytest
 
 from .conftest import MARKUP_TOKENS
 
+# The browser tests share one page in order (a selection made by one is the permalink the next reopens):
+# one xdist worker runs this module, in file order.
+pytestmark = pytest.mark.xdist_group("export_site")
+
 pytest.importorskip("starlette")
 
 VIEWPORT = {"width": 1400, "height": 900}
