@@ -37,6 +37,8 @@ from ..atlas.projection import load_projection, projection_path
 from ..cache import atomic_dir
 from ..errors import EmbedlensError
 from ..method_names import REDUCERS
+from ..neighbors.index import EXACT_MAX
+from ..neighbors.knn import build_knn, cached_knn
 from ..render.offline import json_for_script
 from ..versions import versions
 from .app import STATIC_FILES, component_dir, static_dir
@@ -254,9 +256,6 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool, method
 def _graph(explorer: Explorer, panel: Panel, k: int, progress: bool) -> Any:
     """The space's exact k-NN graph (>= k, and what clusters and recall read): cached, else built once with
     the explorer's width so ``embedlens serve`` reads the same file later."""
-    from ..neighbors.index import EXACT_MAX
-    from ..neighbors.knn import build_knn, cached_knn
-
     if len(panel.space) > EXACT_MAX:
         raise EmbedlensError(f"{panel.title} has {len(panel.space):,} rows: an export stores exact neighbours, "
                              f"computed up to {EXACT_MAX:,} rows")

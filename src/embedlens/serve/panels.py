@@ -23,6 +23,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..graph.seeds import whole_word_rows
+from ..lens import as_view
+from ..neighbors.index import ExactIndex
+from ..neighbors.knn import space_index
+from ..neighbors.results import Neighbor, NeighborResult
+from ..parts_of_speech import cached_parts_of_speech
+from ..writing_systems import classify_scripts, script_names
 
 MAX_K = 200
 MAX_QUERY_CHARS = 200
@@ -70,8 +77,6 @@ class Panel:
     """
 
     def __init__(self, view: Any, *, index: int = 0, regex_seconds: float = REGEX_SECONDS) -> None:
-        from ..lens import as_view
-
         self.view = as_view(view)
         self.index = index
         self.regex_seconds = float(regex_seconds)
@@ -152,8 +157,6 @@ class Panel:
     @cached_property
     def whole_word(self) -> np.ndarray:
         """True for whole-word tokens, see :func:`embedlens.graph.seeds.whole_word_rows`."""
-        from ..graph.seeds import whole_word_rows
-
         out = np.zeros(len(self.space), dtype=bool)
         out[whole_word_rows(self.view)] = True
         return out
@@ -177,15 +180,11 @@ class Panel:
     def parts_of_speech(self) -> list[str] | None:
         """Each token's part of speech when the space's tags are cached
         (:func:`embedlens.parts_of_speech.cached_parts_of_speech`), else None: the explorer never tags."""
-        from ..parts_of_speech import cached_parts_of_speech
-
         return cached_parts_of_speech(self.view)
 
     @cached_property
     def scripts(self) -> list[str]:
         """Writing system of each readable token (:func:`embedlens.writing_systems.classify_scripts`)."""
-        from ..writing_systems import classify_scripts, script_names
-
         return script_names(classify_scripts(self.display))
 
     def rows_of_ids(self, ids: list[int]) -> list[int]:
@@ -284,8 +283,6 @@ class Panel:
     def knn_index(self) -> Any:
         """The cached exact k-NN graph this panel answers from (:func:`embedlens.neighbors.knn.space_index`), or None."""
         if not self._knn_checked:
-            from ..neighbors.knn import space_index
-
             self._knn_checked = True
             found = space_index(self.view)  # the widest exact graph on disk, or a scan
             graph = getattr(found, "graph", None)
@@ -300,8 +297,6 @@ class Panel:
     @cached_property
     def scan_index(self) -> Any:
         """The exact scan over this space (:class:`embedlens.neighbors.index.ExactIndex`), built once."""
-        from ..neighbors.index import ExactIndex
-
         return ExactIndex(self.space.vectors, norms=self.space.norms)
 
     def neighbor_index(self) -> Any:
@@ -354,8 +349,6 @@ class Panel:
         :meth:`~embedlens.neighbors.index.NeighborIndex.query` of several vectors: the matrix is read once
         per batch instead of once per query, and threads never fight over the cores.
         """
-        from ..neighbors.results import Neighbor, NeighborResult
-
         sp = self.space
         rq = self.view.resolve(query) if rq is None else rq
         item = _PendingScan(np.asarray(rq.vector, dtype=np.float32), list(rq.rows), k)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import EmbedlensError
+from ..handles import is_matrix_spec, open_handle
 from .explorer import GRAPH_K as KNN_K
 
 
@@ -15,8 +16,6 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
     ``--space input``/``output`` choose the space of every ``--model``; any other ``--space`` adds a
     panel of its own. With no ``--model``, the default model is used unless only other spaces are given.
     """
-    from ..handles import is_matrix_spec, open_handle
-
     if labels is not None and not any(is_matrix_spec(s) for s in spaces):
         raise EmbedlensError("labels apply only to a matrix space (FILE.npy or FILE.safetensors)")
     model_spaces = [s for s in spaces if s in ("input", "output")] or ["input"]
