@@ -377,15 +377,12 @@ class Panel:
         return self._cached(("variants", word), compute)
 
     def tokens(self, text: str) -> dict[str, Any]:
-        """The model's tokenization of ``text``: position, id, map row, raw and readable token."""
+        """``lens.tokens(text).to_dict()`` (each token's position, id, raw and readable form), plus ``rows``:
+        each token's map row."""
         if not self.is_model:
             raise BadRequest(f"{self.title} is not a language model and has no tokenizer")
         table = self.lens.tokens(text)
-        ids = [r.id for r in table.rows]
-        return {"text": text, "model": table.model,
-                "tokens": [{"position": r.position, "id": r.id, "token": r.token, "display": r.display}
-                           for r in table.rows],
-                "rows": self.rows_of_ids(ids)}
+        return {**table.to_dict(), "rows": self.rows_of_ids([r.id for r in table.rows])}
 
 
 @dataclass

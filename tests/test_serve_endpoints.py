@@ -1,0 +1,143 @@
+"""The explorer's API is one table over the library: every answer is the library result's ``to_dict()``,
+and the layers panel reads a model's tuned lens when it has one (a logit | tuned switch)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from embedlens.logitlens import logit_lens  # noqa: E402
+from embedlens.logitlens.compute import context_limit  # noqa: E402
+from embedlens.serve.explorer import LENS_MAX_TOKENS, LENS_TOP_K  # noqa: E402
+
+BASE = "http://127.0.0.1"
+PROMPT = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
+
+
+@pytest.fixture(scope="module")
+def models(module_cache, tiny_llama_dir, tiny_gpt2_dir):
+    """The tiny llama with a tuned lens in its cache entry (random translators: its readout differs from the
+    logit lens), and the tiny gpt2 without one."""
+    import embedlens
+    from embedlens.logitlens.tuned_files import cached_folder, save_tuned_lens
+    from embedlens.tunedlens import TunedLens
+
+    llama, gpt2 = embedlens.load(str(tiny_llama_dir)), embedlens.load(str(tiny_gpt2_dir))
+    n, d = int(llama.meta["n_layers"]), int(llama.meta["d_model"])
+    rng = np.random.default_rng(0)
+    tuned = TunedLens(rng.normal(0, 2.0 / np.sqrt(d), (n, d, d)), rng.normal(0, 1.0, (n, d)),
+                      {"model": {"content_hash": llama.meta.get("content_hash")}})
+    save_tuned_lens(tuned, cached_folder(llama))
+    return llama, gpt2
+
+
+@pytest.fixture(scope="module")
+def app(models):
+    from embedlens.serve import create_app
+
+    return create_app(list(models))
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
+        yield c
+
+
+def lens_dict(model, decoder: str) -> dict:
+    cap = min(LENS_MAX_TOKENS, context_limit(model) or LENS_MAX_TOKENS)  # the explorer's cap on a prompt
+    out = json.loads(json.dumps(logit_lens(model, PROMPT, top_k=LENS_TOP_K, max_tokens=cap, decoder=decoder).to_dict()))
+    out.pop("timings")
+    return out
+
+
+def test_every_api_route_is_a_row_of_the_table(app):
+    from embedlens.serve.endpoints import ENDPOINTS
+
+    routes = {(r.path, m) for r in app.routes if r.path.startswith("/api/") for m in r.methods if m != "HEAD"}
+    assert routes == {(f"/api/{e.path}", e.method) for e in ENDPOINTS}
+    assert len(ENDPOINTS) == len({e.path for e in ENDPOINTS})
+
+
+def test_no_function_in_serve_is_over_80_lines():
+    import embedlens.serve
+
+    folder = Path(embedlens.serve.__file__).parent
+    long = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 80:
+                long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert long == []
+
+
+def test_tokens_neighbors_and_variants_are_the_results_to_dict(client, models):
+    llama = models[0]
+    row_of_id = llama.space.row_of_id
+    checks = [("/api/tokens", {"text": PROMPT}, llama.tokens(PROMPT)),
+              ("/api/neighbors", {"q": "the", "k": 6}, llama.nearest("the", 6)),
+              ("/api/variants", {"q": "the"}, llama.variants("the"))]
+    for path, params, result in checks:
+        body = client.get(path, params={"space": 0, **params}).json()
+        expected = json.loads(json.dumps(result.to_dict()))
+        assert {key: body[key] for key in expected} == expected, path
+        ids = [t.id for t in result.rows] if path == "/api/tokens" else [nb.id for nb in result.neighbors]
+        assert body["rows"] == [row_of_id[i] for i in ids], path
+
+
+def test_frequency_is_token_frequencies_to_dict(client, models):
+    from embedlens.corpus.frequencies import token_frequencies
+
+    deadline = time.monotonic() + 60
+    while (body := client.get("/api/frequency", params={"space": 1}).json())["state"] not in ("ready", "error"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    freqs = token_frequencies(models[1], "lee", progress=False)
+    expected = json.loads(json.dumps(freqs.to_dict()))
+    for d in (body, expected):
+        d.pop("seconds")
+    assert {key: body[key] for key in expected} == expected and body["counts"] == freqs.counts.tolist()
+
+
+def test_info_says_which_panels_have_a_tuned_lens(client, models):
+    llama, gpt2 = models
+    panels = client.get("/api/info").json()["panels"]
+    assert panels[0]["decoders"] == {"tuned": True, "train": f"embedlens lens train -m {llama.source.spec}"}
+    assert panels[1]["decoders"]["tuned"] is False
+    assert panels[1]["decoders"]["train"] == f"embedlens lens train -m {gpt2.source.spec}"
+
+
+def test_logit_lens_reads_with_the_asked_decoder(client, models):
+    llama = models[0]
+    answers = {}
+    for decoder in ("logit", "tuned"):
+        body = client.get("/api/logit_lens", params={"space": 0, "text": PROMPT, "lens": decoder}).json()
+        body.pop("timings")
+        assert body == lens_dict(llama, decoder), decoder
+        answers[decoder] = body
+    assert answers["tuned"]["settings"]["decoder"]["kind"] == "tuned"
+    # random translators move the readout: the two answers differ where it matters, in the top tokens
+    assert answers["tuned"]["top_ids"][:-1] != answers["logit"]["top_ids"][:-1]
+    assert answers["tuned"]["top_ids"][-1] == answers["logit"]["top_ids"][-1]  # the last layer is the model's own
+    near = client.get("/api/lens_nearest", params={"space": 0, "text": PROMPT, "layer": 1, "position": 2,
+                                                   "lens": "tuned"}).json()
+    assert [t["id"] for t in near["top"]] == answers["tuned"]["top_ids"][1][2]
+
+
+@pytest.mark.parametrize("params, status, message", [
+    ({"space": 1, "text": "a b", "lens": "tuned"}, 400, "no tuned lens yet"),
+    ({"space": 0, "text": "a b", "lens": "/etc/passwd"}, 400, "must be one of logit, tuned"),
+])
+def test_logit_lens_refuses_a_decoder_it_cannot_read(client, params, status, message):
+    r = client.get("/api/logit_lens", params=params)
+    assert r.status_code == status and message in r.json()["error"], r.text
