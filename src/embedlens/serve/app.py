@@ -63,8 +63,11 @@ log = logging.getLogger("embedlens")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 _JS = "text/javascript; charset=utf-8"
-STATIC_FILES = {name: _JS for name in ("boot.js", "core.js", "colors.js", "filters.js", "selection.js", "views.js",
-                                         "offline.js", "app.js")}
+# boot.js (a classic script: starts the big downloads at once) and the page's ES modules, main.js first.
+PAGE_MODULES = ("main.js", "state.js", "dom.js", "api.js", "offline.js", "maps.js", "colors.js", "filters.js",
+                "selection.js", "token.js", "search.js", "clusters.js", "prompt.js", "jobs.js", "views.js", "layers.js",
+                "grid.js", "graph.js")
+STATIC_FILES = {name: _JS for name in ("boot.js", *PAGE_MODULES)}
 STATIC_FILES["app.css"] = "text/css; charset=utf-8"
 COMPONENT_FILES = {"pointcloud.js": _JS}  # the map component shared with the static map pages (render/static)
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
