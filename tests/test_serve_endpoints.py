@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import time
 from pathlib import Path
 
@@ -141,3 +142,65 @@ def test_logit_lens_reads_with_the_asked_decoder(client, models):
 def test_logit_lens_refuses_a_decoder_it_cannot_read(client, params, status, message):
     r = client.get("/api/logit_lens", params=params)
     assert r.status_code == status and message in r.json()["error"], r.text
+
+
+def _hover_cell(page, layer: int, position: int) -> str:
+    """Hover the layers heatmap's cell (layer, position) and return Plotly's hover text."""
+    page.eval_on_selector("#layers-plot", "e => e.scrollIntoView()")
+    xy = page.evaluate(
+        f"""() => {{ const g = document.getElementById('layers-plot'), L = g._fullLayout;
+        const r = g.getBoundingClientRect();
+        return [r.left + L._size.l + L.xaxis.l2p({position}), r.top + L._size.t + L.yaxis.l2p({layer})]; }}""")
+    page.mouse.move(1, 1)
+    page.mouse.move(xy[0], xy[1])
+    page.wait_for_function(f"() => document.querySelector('#layers-plot .hoverlayer').textContent.includes('layer {layer} ')")
+    # Plotly writes each line as its own text element: compare without whitespace
+    return "".join(page.evaluate("() => document.querySelector('#layers-plot .hoverlayer').textContent").split())
+
+
+def _top_lines(r: dict, li: int, j: int) -> str:
+    """The hover's readout of cell (layer index li, position j): ``1. token p`` for each of the top tokens."""
+    return "".join(f"{m + 1}.{''.join(d.split())}{p:.4f}" for m, (d, p) in enumerate(zip(r["top_display"][li][j], r["top_probs"][li][j],
+                                                                          strict=True)))
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_layers_panel_switches_between_the_logit_and_the_tuned_lens(models, offline_page):
+    from urllib.parse import quote
+
+    from embedlens.serve import ServerThread, create_app
+
+    llama, gpt2 = models
+    logit, tuned = lens_dict(llama, "logit"), lens_dict(llama, "tuned")
+    # the cell of the prompt's "<script>" token at the layer where the two readouts differ most
+    j = logit["display"].index("<script>") if "<script>" in logit["display"] else len(logit["display"]) // 2
+    li = next(i for i in range(len(logit["layers"]) - 1) if logit["top_display"][i][j][0] != tuned["top_display"][i][j][0])
+    layer = logit["layers"][li]
+    with ServerThread(create_app([llama])) as url:
+        page, seen = offline_page(f"{url}#prompt={quote(PROMPT)}")
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        page.click("#layers-btn")
+        page.wait_for_function("() => document.getElementById('layers-plot').dataset.lens === 'logit'", timeout=30_000)
+        assert page.is_enabled("#layers-lens button[data-lens=tuned]")
+        shown = _hover_cell(page, layer, j)
+        assert f"layer{layer}·position{j}:{''.join(logit['display'][j].split())}" in shown, shown
+        assert _top_lines(logit, li, j) in shown and _top_lines(tuned, li, j) not in shown, shown
+        page.click("#layers-lens button[data-lens=tuned]")
+        page.wait_for_function("() => document.getElementById('layers-plot').dataset.lens === 'tuned'", timeout=30_000)
+        shown = _hover_cell(page, layer, j)
+        assert _top_lines(tuned, li, j) in shown and _top_lines(logit, li, j) not in shown, shown
+        assert "tuned lens" in page.text_content("#layers-note") and "lens=tuned" in page.evaluate("location.hash")
+        ticks = page.evaluate("() => Array.from(document.querySelectorAll('#layers-plot .xtick text'), e => e.textContent)")
+        assert [" ".join(t.split()) for t in ticks] == [" ".join(logit["display"][p].split()) for p in logit["positions"]]
+        if shot := os.environ.get("EMBEDLENS_SCREENSHOT_DIR"):  # to look at the page
+            page.screenshot(path=str(Path(shot) / "layers-tuned.png"))
+        assert seen.dialogs == [] and seen.errors == []
+        assert all(u.startswith(url) or u.startswith(("data:", "blob:")) for u in seen.requests), seen.requests
+    with ServerThread(create_app([gpt2])) as url:  # no tuned lens: the switch is off and says how to train one
+        page, seen = offline_page(url)
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        assert not page.is_enabled("#layers-lens button[data-lens=tuned]")
+        assert page.text_content("#layers-lens-note") == (
+            f"tuned: none for this model yet; train one with embedlens lens train -m {gpt2.source.spec}")
+        assert seen.errors == []
