@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -204,3 +206,54 @@ def test_layers_panel_switches_between_the_logit_and_the_tuned_lens(models, offl
         assert page.text_content("#layers-lens-note") == (
             f"tuned: none for this model yet; train one with embedlens lens train -m {gpt2.source.spec}")
         assert seen.errors == []
+
+
+def test_the_page_serves_every_module_main_js_imports():
+    from embedlens.serve.app import PAGE_MODULES, STATIC_FILES, static_dir
+    from embedlens.serve.bundle import evaluation_order
+
+    reached = {m.name for m in evaluation_order(static_dir(), "main.js")}
+    assert reached == set(PAGE_MODULES) and reached <= set(STATIC_FILES)
+    assert {p.name for p in static_dir().glob("*.js")} == {*PAGE_MODULES, "boot.js"}  # no module left unserved
+
+
+def _modules(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_bundle_runs_modules_in_the_browsers_order_with_their_own_scopes(tmp_path):
+    from embedlens.serve.bundle import bundle_modules, evaluation_order
+
+    folder = _modules(tmp_path, {
+        "main.js": ('import { b } from "./b.js";\nimport { a, log } from "./a.js";\nconst n = 1;\n'
+                    'log.push("main " + a() + b + n);\nglobalThis.result = log.join();\n'),
+        "a.js": 'import { b } from "./b.js";\nexport const log = [];\nconst n = 2;\nexport function a() { return "a" + b + n; }\n',
+        "b.js": 'export const b = "b";\nconst n = 3;\n'})
+    # depth first along the imports, each module after what it imports (as a browser evaluates modules)
+    assert [m.name for m in evaluation_order(folder, "main.js")] == ["b.js", "a.js", "main.js"]
+    script = bundle_modules(folder)
+    assert "import " not in script and "export " not in script and script.count("const n = ") == 3
+    assert script.index('const b = "b"') < script.index("const log = []") < script.index("const n = 1;")
+    node = shutil.which("node")
+    if node:  # run it: each module sees its own n and the others' exports
+        out = subprocess.run([node, "-e", script + "\nprocess.stdout.write(globalThis.result);"], capture_output=True,
+                             text=True, timeout=30)
+        assert out.stdout == "main ab2b1", out.stderr
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"main.js": 'import * as a from "./a.js";\n', "a.js": ""}, "does not read"),
+    ({"main.js": 'import { a as b } from "./a.js";\n', "a.js": "export const a = 1;\n"}, "only plain names"),
+    ({"main.js": 'import { c } from "./a.js";\n', "a.js": "export const a = 1;\n"}, "does not export it"),
+    ({"main.js": 'import { a } from "./a.js";\nexport const a = 2;\n', "a.js": "export const a = 1;\n"}, "exported by both"),
+    ({"main.js": "export default 1;\n"}, "does not read"),
+    ({"main.js": 'import { a } from "./gone.js";\n'}, "missing"),
+])
+def test_bundle_refuses_what_it_cannot_translate(tmp_path, files, message):
+    from embedlens.errors import EmbedlensError
+    from embedlens.serve.bundle import bundle_modules
+
+    with pytest.raises(EmbedlensError, match=message):
+        bundle_modules(_modules(tmp_path, files))
