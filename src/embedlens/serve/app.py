@@ -53,6 +53,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..lens import Lens, SpaceView
 from .access import TokenGate
 from .endpoints import ENDPOINTS, Coordinates, Endpoint
 from .explorer import Explorer
@@ -98,7 +99,7 @@ def plotly_js_path() -> Path:
 # -- the app ------------------------------------------------------------------------------------------------
 
 
-def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int = 0,
+def create_app(spaces: list[Lens | SpaceView | Panel], *, corpus: str | list[str] = "lee", seed: int = 0,
                allowed_hosts: list[str] | None = None, regex_seconds: float | None = None, knn: bool = True,
                token: str | None = None) -> Any:
     """The Starlette app serving one or two spaces: the routes of :data:`~embedlens.serve.endpoints.ENDPOINTS`,
@@ -147,7 +148,7 @@ def create_app(spaces: list[Any], *, corpus: str | list[str] = "lee", seed: int 
     return app
 
 
-def make_panels(spaces: list[Any], regex_seconds: float | None, knn: bool) -> list[Panel]:
+def make_panels(spaces: list[Lens | SpaceView | Panel], regex_seconds: float | None, knn: bool) -> list[Panel]:
     """One :class:`Panel` per space, numbered in order (a given panel is renumbered)."""
     panels: list[Panel] = []
     for i, item in enumerate(spaces):

@@ -38,10 +38,11 @@ from ..errors import EmbedlensError
 from ..grid import EmbeddingGridVisualizer
 from ..logitlens import logit_lens
 from ..logitlens.compute import context_limit
+from ..logitlens.result import LogitLensResult
 from ..logitlens.tuned_files import WEIGHTS_FILE, cached_folder
 from ..neighbors.exact import topk_cosine
-from ..neighbors.index import EXACT_MAX
-from ..neighbors.knn import build_knn, cached_knn
+from ..neighbors.index import EXACT_MAX, PrecomputedIndex
+from ..neighbors.knn import KnnGraph, build_knn, cached_knn
 from ..reduce import make_reducer
 from ..reduce.axes import formula, resolve_axes
 from ..reduce.quality import sample_indices
@@ -70,15 +71,15 @@ class Explorer:
         self.jobs = JobManager(workers)
         self.index_jobs = JobManager(1)  # k-NN graphs, clusters, faithfulness, the default t-SNE (by priority)
         self.knn = bool(knn)  # neighbour look-ups may read the space's graph
-        self._graphs: dict[int, Any] = {}
-        self._graph_indexes: dict[int, Any] = {}
+        self._graphs: dict[int, KnnGraph] = {}
+        self._graph_indexes: dict[int, PrecomputedIndex] = {}
         self._graph_lock = threading.Lock()
         # A map's key may be queued on either queue (a page's ask, the default t-SNE): find-or-submit is one step
         self._projection_lock = threading.Lock()
         self._points_json: dict[int, bytes] = {}
         self._model_lock = threading.Lock()
-        self._grid_viz: dict[int, Any] = {}
-        self._lens_results: dict[tuple, Any] = {}  # the last few logit lenses (with their states), for clicks
+        self._grid_viz: dict[int, EmbeddingGridVisualizer] = {}
+        self._lens_results: dict[tuple, LogitLensResult] = {}  # the last few logit lenses (with their states), for clicks
 
     # -- parameters --------------------------------------------------------------------------------------
 
@@ -205,7 +206,7 @@ class Explorer:
         reducer = make_reducer(method, n_components=dims, metric="cosine", seed=self.seed)
         return max(1, reducer.neighbors_needed(len(panel.space)))
 
-    def space_graph(self, panel: Panel, k: int | None = None) -> Any:
+    def space_graph(self, panel: Panel, k: int | None = None) -> KnnGraph:
         """The space's :class:`~embedlens.neighbors.knn.KnnGraph` with >= ``k`` neighbours (default
         :data:`GRAPH_K`): kept in memory, else any cached one wide enough (``embedlens knn``, a t-SNE map's),
         else built with :data:`GRAPH_K` neighbours, so one build serves every later ask, and cached (exact
@@ -226,11 +227,11 @@ class Explorer:
             panel.use_knn(graph if graph.k <= MAX_K else graph.truncate(MAX_K))
         return graph
 
-    def ready_graph(self, panel: Panel) -> Any:
+    def ready_graph(self, panel: Panel) -> KnnGraph | None:
         """The graph when it is already in memory, else None (never waits)."""
         return self._graphs.get(panel.index)
 
-    def ready_graph_index(self, panel: Panel) -> Any:
+    def ready_graph_index(self, panel: Panel) -> PrecomputedIndex | None:
         """That graph as a :class:`~embedlens.neighbors.index.PrecomputedIndex` (rows up to its k), or None."""
         return self._graph_indexes.get(panel.index)
 
@@ -418,7 +419,7 @@ class Explorer:
         has = (cached_folder(panel.lens) / WEIGHTS_FILE).exists()
         return {"tuned": bool(has), "train": f"embedlens lens train -m {shlex.quote(panel.lens.source.spec)}"}
 
-    def _lens_result(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> Any:
+    def _lens_result(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> LogitLensResult:
         if not panel.causal:
             raise BadRequest(f"{panel.title}: the logit lens needs a causal language model with an LM head")
         key = (panel.index, text, top_k, decoder)

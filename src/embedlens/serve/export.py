@@ -38,9 +38,10 @@ from ..atlas.default_map import CACHED_METHODS, default_map
 from ..atlas.projection import load_projection, projection_path
 from ..cache import atomic_dir
 from ..errors import EmbedlensError
+from ..lens import Lens, SpaceView
 from ..method_names import REDUCERS
 from ..neighbors.index import EXACT_MAX
-from ..neighbors.knn import build_knn, cached_knn
+from ..neighbors.knn import KnnGraph, build_knn, cached_knn
 from ..render.offline import json_for_script
 from ..versions import versions
 from .app import component_dir, static_dir
@@ -117,7 +118,7 @@ def check_export_k(k: Any, n_tokens: int | None = None) -> int:
     return int(k)
 
 
-def export_site(spaces: list[Any], out_dir: str | os.PathLike[str], *, k: int = DEFAULT_K, corpus: str | list[str] = "lee",
+def export_site(spaces: list[Lens | SpaceView | Panel], out_dir: str | os.PathLike[str], *, k: int = DEFAULT_K, corpus: str | list[str] = "lee",
                 seed: int = 0, progress: bool = True) -> ExportResult:
     """Write the explorer of one or two spaces as a static folder (open ``index.html``, no server).
 
@@ -257,7 +258,7 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool, method
     return block, about
 
 
-def _graph(explorer: Explorer, panel: Panel, k: int, progress: bool) -> Any:
+def _graph(explorer: Explorer, panel: Panel, k: int, progress: bool) -> KnnGraph:
     """The space's exact k-NN graph (>= k, and what clusters and recall read): cached, else built once with
     the explorer's width so ``embedlens serve`` reads the same file later."""
     if len(panel.space) > EXACT_MAX:

@@ -24,11 +24,12 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from ..graph.seeds import whole_word_rows
-from ..lens import as_view
-from ..neighbors.index import ExactIndex
-from ..neighbors.knn import space_index
-from ..neighbors.results import Neighbor, NeighborResult
+from ..lens import Lens, SpaceView, as_view
+from ..neighbors.index import ExactIndex, NeighborIndex
+from ..neighbors.knn import KnnGraph, space_index
+from ..neighbors.results import Neighbor, NeighborResult, ResolvedQuery
 from ..parts_of_speech import cached_parts_of_speech
+from ..spaces.space import EmbeddingSpace
 from ..writing_systems import classify_scripts, script_names
 
 MAX_K = 200
@@ -76,13 +77,13 @@ class Panel:
         regex_seconds: time limit for one regular-expression search over the whole vocabulary.
     """
 
-    def __init__(self, view: Any, *, index: int = 0, regex_seconds: float = REGEX_SECONDS) -> None:
+    def __init__(self, view: Lens | SpaceView, *, index: int = 0, regex_seconds: float = REGEX_SECONDS) -> None:
         self.view = as_view(view)
         self.index = index
         self.regex_seconds = float(regex_seconds)
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._knn: Any = None
+        self._knn: KnnGraph | None = None
         self._knn_checked = False
         self._pending: list[_PendingScan] = []
         self._queue_lock = threading.Lock()
@@ -91,7 +92,7 @@ class Panel:
     # -- description -----------------------------------------------------------------------------------
 
     @property
-    def lens(self) -> Any:
+    def lens(self) -> Lens:
         return self.view.lens
 
     @property
@@ -99,7 +100,7 @@ class Panel:
         return self.view.which
 
     @property
-    def space(self) -> Any:
+    def space(self) -> EmbeddingSpace:
         return self.view.space
 
     @property
@@ -280,7 +281,7 @@ class Panel:
                 self._cache.popitem(last=False)
         return value
 
-    def knn_index(self) -> Any:
+    def knn_index(self) -> KnnGraph | None:
         """The cached exact k-NN graph this panel answers from (:func:`embedlens.neighbors.knn.space_index`), or None."""
         if not self._knn_checked:
             self._knn_checked = True
@@ -291,15 +292,15 @@ class Panel:
                 self._knn = self._knn.truncate(MAX_K)
         return self._knn
 
-    def use_knn(self, graph: Any) -> None:
+    def use_knn(self, graph: KnnGraph | None) -> None:
         self._knn, self._knn_checked = graph, True
 
     @cached_property
-    def scan_index(self) -> Any:
+    def scan_index(self) -> ExactIndex:
         """The exact scan over this space (:class:`embedlens.neighbors.index.ExactIndex`), built once."""
         return ExactIndex(self.space.vectors, norms=self.space.norms)
 
-    def neighbor_index(self) -> Any:
+    def neighbor_index(self) -> NeighborIndex:
         """The one index this panel asks: its k-NN graph in front of the exact scan, or the scan alone."""
         graph = self.knn_index()
         return self.scan_index if graph is None else graph.index(self.scan_index)
@@ -323,7 +324,7 @@ class Panel:
             return None
         return self._cached(key, lambda: self._neighbors(query, k, rq))
 
-    def _neighbors(self, query: str, k: int, rq: Any = None) -> dict[str, Any]:
+    def _neighbors(self, query: str, k: int, rq: ResolvedQuery | None = None) -> dict[str, Any]:
         graph = self.knn_index()
         rq = self.view.resolve(query) if rq is None else rq
         if graph is not None and graph.k >= k and len(rq.rows) == 1:
@@ -334,14 +335,14 @@ class Panel:
             result = self._scan(query, k, rq)
         return self._as_dict(result)
 
-    def _as_dict(self, result: Any) -> dict[str, Any]:
+    def _as_dict(self, result: NeighborResult) -> dict[str, Any]:
         out = result.to_dict()
         out["query_rows"] = self.rows_of_ids(result.query_ids)
         out["rows"] = self.rows_of_ids([n.id for n in result.neighbors])
         out["query_display"] = [self.display[r] for r in out["query_rows"] if r >= 0]
         return out
 
-    def _scan(self, query: str, k: int, rq: Any = None) -> Any:
+    def _scan(self, query: str, k: int, rq: ResolvedQuery | None = None) -> NeighborResult:
         """``lens.nearest(query, k)``, with concurrent requests scanning the matrix together.
 
         One request alone asks the exact index what ``lens.nearest`` asks it (same numbers). Requests
@@ -395,7 +396,7 @@ class _PendingScan:
     error: BaseException | None = None
 
 
-def _run_scans(index: Any, batch: list[_PendingScan]) -> None:
+def _run_scans(index: NeighborIndex, batch: list[_PendingScan]) -> None:
     """Answer a batch of queued scans, one index query per distinct k."""
     for k in sorted({item.k for item in batch}):
         group = [item for item in batch if item.k == k]

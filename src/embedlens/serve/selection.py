@@ -15,6 +15,7 @@ import numpy as np
 from ..graph import build_graph, layout_graph
 from ..graph.seeds import seeds_from_rows
 from ..neighbors.exact import normalized_rows
+from ..neighbors.index import NeighborIndex
 from .panels import BadRequest, Panel
 
 SELECTION_GRAPH_ROWS = 500
@@ -37,7 +38,7 @@ def _neighbor_rows(panel: Panel, rows: np.ndarray, scores: np.ndarray, selected:
     return out
 
 
-def true_neighbors(panel: Panel, row: int, k: int, *, index: Any = None) -> dict[str, Any]:
+def true_neighbors(panel: Panel, row: int, k: int, *, index: NeighborIndex | None = None) -> dict[str, Any]:
     """The ``k`` nearest rows (cosine, in the full space) of one row, itself excluded: exact.
 
     ``index``: the one to ask (default the panel's, :meth:`~embedlens.serve.panels.Panel.neighbor_index`).

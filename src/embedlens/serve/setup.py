@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import EmbedlensError
 from ..handles import is_matrix_spec, open_handle
-from .explorer import GRAPH_K as KNN_K
+from ..lens import SpaceView
+from .explorer import GRAPH_K, Explorer
 
 
 def open_panels(models: list[str], spaces: list[str], labels: str | None = None, *,
-                default_model: str) -> list[Any]:
+                default_model: str) -> list[SpaceView]:
     """The space of each panel (``lens.input``...), from the ``--model`` and ``--space`` options.
 
     ``--space input``/``output`` choose the space of every ``--model``; any other ``--space`` adds a
@@ -25,7 +24,7 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
     n = len(models) * len(model_spaces) + len(other)
     if n > 2:
         raise EmbedlensError(f"the explorer shows at most two spaces side by side; {n} were asked for")
-    views: list[Any] = []
+    views: list[SpaceView] = []
     for m in models:
         for which in model_spaces:
             views.append(open_handle(m, which))
@@ -34,7 +33,7 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
     return views
 
 
-def build_knn_indexes(explorer: Any, k: int = KNN_K) -> None:
+def build_knn_indexes(explorer: Explorer, k: int = GRAPH_K) -> None:
     """Queue each panel's exact k-NN graph (:meth:`~embedlens.serve.explorer.Explorer.graph_job`, cached);
     neighbour look-ups, clusters and the t-SNE map use it once it is ready."""
     for panel in explorer.panels:
