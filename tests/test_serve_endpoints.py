@@ -112,6 +112,22 @@ def test_frequency_is_token_frequencies_to_dict(client, models):
     assert {key: body[key] for key in expected} == expected and body["counts"] == freqs.counts.tolist()
 
 
+def test_projection_answers_what_its_file_on_disk_holds(client, models, module_cache):
+    deadline = time.monotonic() + 60
+    params = {"space": 1, "method": "pca", "dims": 2}
+    while (body := client.get("/api/projection", params=params).json())["state"] not in ("ready", "error"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    path = module_cache / "projections" / f"{models[1].meta['content_hash']}-pca-2-0.npz"
+    with np.load(path, allow_pickle=False) as saved:
+        meta = json.loads(str(saved["meta_json"]))
+        coords = saved["coords"]
+    meta.pop("format")
+    assert {key: body[key] for key in meta} == json.loads(json.dumps(meta)) and body["n"] == len(coords)
+    data = client.get("/api/projection/data", params=params)
+    assert data.content == np.ascontiguousarray(coords, dtype="<f4").tobytes()
+
+
 def test_info_says_which_panels_have_a_tuned_lens(client, models):
     llama, gpt2 = models
     panels = client.get("/api/info").json()["panels"]
