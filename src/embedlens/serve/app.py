@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -276,7 +277,7 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def check_origin(headers: Any) -> None:
+def check_origin(headers: Mapping[str, str]) -> None:
     """Refuse (403) a request a browser sent from another site: its ``Origin`` (or ``Sec-Fetch-Site``) says so.
 
     The ``Host`` check stops DNS rebinding; this stops a page elsewhere from posting to the explorer

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import shlex
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,7 @@ class Explorer:
 
     # -- parameters --------------------------------------------------------------------------------------
 
-    def panel(self, params: Any) -> Panel:
+    def panel(self, params: Mapping[str, str]) -> Panel:
         raw = params.get("space", "0")
         if raw not in {str(p.index) for p in self.panels}:
             raise BadRequest(f"unknown space {raw[:20]!r}: this server shows spaces "
