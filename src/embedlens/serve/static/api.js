@@ -1,5 +1,6 @@
 // Requests to the explorer's API (/api/...), the only requests the page makes: all to this server. In a
 // static export (window.EMBEDLENS_DATA) offline.js answers them from the data scripts instead: no requests.
+import { sleep } from "./dom.js";
 import { offline, offlineApi, offlineBinary, offlinePost } from "./offline.js";
 
 async function answer(r) {
@@ -28,8 +29,6 @@ export async function post(path, body) {
     headers: { Accept: "application/json", "Content-Type": "application/json" } }));
 }
 
-const pause = (ms) => new Promise((res) => setTimeout(res, ms));
-
 // Poll a background job until it is ready; onState shows progress. Returns null when `alive()` turns false.
 export async function poll(path, params, onState, alive, every) {
   for (;;) {
@@ -38,6 +37,6 @@ export async function poll(path, params, onState, alive, every) {
     if (r.state === undefined || r.state === "ready") return r;
     if (r.state === "error") throw new Error(r.error || "failed");
     if (onState) onState(r);
-    await pause(every || 700);
+    await sleep(every || 700);
   }
 }
