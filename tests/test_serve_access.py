@@ -44,7 +44,7 @@ def test_a_token_is_made_off_loopback_only_and_a_weak_one_is_refused():
 
 def test_without_the_token_every_path_is_refused(app):
     c = TestClient(app, base_url=BASE, follow_redirects=False)
-    for path in ("/", "/api/info", "/api/points?space=0", "/static/app.js", "/?token=wrong-token-0123456789"):
+    for path in ("/", "/api/info", "/api/points?space=0", "/static/main.js", "/?token=wrong-token-0123456789"):
         r = c.get(path)
         assert r.status_code == 403, path
         assert "needs its token" in r.json()["error"]
@@ -64,7 +64,7 @@ def test_the_printed_url_sets_a_cookie_that_opens_everything(app, gpt2):
     assert c.get("/").status_code == 200
     info = c.get("/api/info").json()
     assert info["panels"][0]["n"] == len(gpt2.space)
-    assert c.get("/static/app.js").status_code == 200
+    assert c.get("/static/main.js").status_code == 200
     scripted = TestClient(app, base_url=BASE)
     assert scripted.get("/api/info", headers={"Authorization": f"token {TOKEN}"}).status_code == 200
 

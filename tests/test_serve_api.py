@@ -342,14 +342,17 @@ def test_page_and_assets_are_served_locally(client):
     page = client.get("/")
     assert page.status_code == 200 and "http" not in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    scripts = re.findall(r'<script src="([^"]+)"', page.text)
-    assert {"/static/pointcloud.js", "/static/app.js"} <= set(scripts)
+    from embedlens.serve.app import PAGE_MODULES
+
+    scripts = re.findall(r'<script (?:type="module" )?src="([^"]+)"', page.text)
+    assert {"/static/pointcloud.js", "/static/main.js"} <= set(scripts)
+    scripts += [f"/static/{name}" for name in PAGE_MODULES]  # what main.js imports
     for src in scripts:  # every script the page names is this server's, and none writes markup
         js = client.get(src)
         assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript"), src
         for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in js.text, (src, sink)
-    assert "textContent" in client.get("/static/app.js").text
+    assert "textContent" in client.get("/static/dom.js").text
     assert "/static/plotly.min.js" in client.get("/static/views.js").text  # loaded when a heatmap view opens
     plotly = client.get("/static/plotly.min.js")
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000

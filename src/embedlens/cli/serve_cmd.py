@@ -59,26 +59,23 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
     if export_dir is not None:
         write_export(models, spaces, labels, export_dir, export_k, corpus, seed)
         return
+    # lazy: `embedlens --help` and every other command import nothing of the explorer (tests/test_cli_basic.py)
+    from ..models.runtime import set_defaults
+    from ..serve import create_app
+    from ..serve import serve as run_server
     from ..serve.access import access_token
     from ..serve.server import is_loopback
-    from ..serve.setup import open_panels
+    from ..serve.setup import build_knn_indexes, open_panels
 
     token = access_token(is_loopback(host), token)
     if not is_loopback(host):
         click.echo(f"embedlens: note: listening on {host}: other machines can reach this port; the explorer "
                    "asks for its token (in the printed URL). Use --host 127.0.0.1 to keep it local.", err=True)
-    from ..models.runtime import set_defaults
-
     set_defaults(device, dtype, max_memory)  # the prompt, layer and grid views run the network there (restored on exit)
     pairs = open_panels(list(models), list(spaces), labels, default_model=DEFAULT_MODEL)
-    from ..serve import create_app
-    from ..serve import serve as run_server
-
     app = create_app(pairs, corpus=corpus, seed=seed, allowed_hosts=None if is_loopback(host) else ["*"],
                      knn=knn != "off", token=token)
     if knn == "build":
-        from ..serve.setup import build_knn_indexes
-
         build_knn_indexes(app.state.explorer)
     names = ", ".join(p.title for p in app.state.explorer.panels)
 
@@ -95,6 +92,7 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
 def write_export(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, out_dir: str, k: int,
                  corpus: str, seed: int) -> None:
     """Open the spaces and call :func:`embedlens.serve.export.export_site`; prints the page's path."""
+    # lazy: as in serve: the explorer is imported by its own command only
     from ..serve.export import check_export_k, check_export_target, export_site
     from ..serve.setup import open_panels
     try:  # bad input is refused before the model is read

@@ -20,15 +20,33 @@ queued t-SNE. Nothing here computes what the library does not: maps are
 
 from __future__ import annotations
 
+import json
+import shlex
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from ..atlas.clusters import CLUSTER_K, find_clusters, label_levels
 from ..atlas.default_map import CACHED_METHODS  # the cached maps a space opens on, best first
-from ..atlas.pipeline import compute_projection
+from ..atlas.pipeline import QUALITY_SAMPLE, add_local_recall, compute_projection, reduce_stage
 from ..atlas.projection import Projection, load_projection, projection_path, save_projection
+from ..comparison import compare
+from ..contextual import hidden_states
+from ..corpus.frequencies import token_frequencies
 from ..errors import EmbedlensError
+from ..grid import EmbeddingGridVisualizer
+from ..logitlens import logit_lens
+from ..logitlens.compute import context_limit
+from ..logitlens.result import LogitLensResult
+from ..logitlens.tuned_files import WEIGHTS_FILE, cached_folder
+from ..neighbors.exact import topk_cosine
+from ..neighbors.index import EXACT_MAX, PrecomputedIndex
+from ..neighbors.knn import KnnGraph, build_knn, cached_knn
+from ..reduce import make_reducer
+from ..reduce.axes import formula, resolve_axes
+from ..reduce.quality import sample_indices
 from .jobs import Job, JobManager
 from .panels import MAX_K, BadRequest, Panel
 
@@ -54,19 +72,19 @@ class Explorer:
         self.jobs = JobManager(workers)
         self.index_jobs = JobManager(1)  # k-NN graphs, clusters, faithfulness, the default t-SNE (by priority)
         self.knn = bool(knn)  # neighbour look-ups may read the space's graph
-        self._graphs: dict[int, Any] = {}
-        self._graph_indexes: dict[int, Any] = {}
+        self._graphs: dict[int, KnnGraph] = {}
+        self._graph_indexes: dict[int, PrecomputedIndex] = {}
         self._graph_lock = threading.Lock()
         # A map's key may be queued on either queue (a page's ask, the default t-SNE): find-or-submit is one step
         self._projection_lock = threading.Lock()
         self._points_json: dict[int, bytes] = {}
         self._model_lock = threading.Lock()
-        self._grid_viz: dict[int, Any] = {}
-        self._lens_results: dict[tuple, Any] = {}  # the last few logit lenses (with their states), for clicks
+        self._grid_viz: dict[int, EmbeddingGridVisualizer] = {}
+        self._lens_results: dict[tuple, LogitLensResult] = {}  # the last few logit lenses (with their states), for clicks
 
     # -- parameters --------------------------------------------------------------------------------------
 
-    def panel(self, params: Any) -> Panel:
+    def panel(self, params: Mapping[str, str]) -> Panel:
         raw = params.get("space", "0")
         if raw not in {str(p.index) for p in self.panels}:
             raise BadRequest(f"unknown space {raw[:20]!r}: this server shows spaces "
@@ -120,16 +138,12 @@ class Explorer:
 
     def points_json(self, panel: Panel) -> bytes:
         if panel.index not in self._points_json:
-            import json
-
             self._points_json[panel.index] = json.dumps(panel.points(), ensure_ascii=False,
                                                         separators=(",", ":")).encode("utf-8")
         return self._points_json[panel.index]
 
     def frequency_answer(self, panel: Panel) -> dict[str, Any]:
         """What ``/api/frequency`` answers (computed now): each row's count in the explorer's corpus."""
-        from ..corpus.frequencies import token_frequencies
-
         freqs = token_frequencies(panel.view, self.corpus, progress=False)
         return {"counts": freqs.counts.tolist(), **freqs.to_dict()}
 
@@ -190,19 +204,14 @@ class Explorer:
 
     def map_neighbors(self, panel: Panel, method: str, dims: int) -> int:
         """Neighbours per row a whole-space ``method`` map starts from (t-SNE 90, UMAP 14 by default)."""
-        from ..reduce import make_reducer
-
         reducer = make_reducer(method, n_components=dims, metric="cosine", seed=self.seed)
         return max(1, reducer.neighbors_needed(len(panel.space)))
 
-    def space_graph(self, panel: Panel, k: int | None = None) -> Any:
+    def space_graph(self, panel: Panel, k: int | None = None) -> KnnGraph:
         """The space's :class:`~embedlens.neighbors.knn.KnnGraph` with >= ``k`` neighbours (default
         :data:`GRAPH_K`): kept in memory, else any cached one wide enough (``embedlens knn``, a t-SNE map's),
         else built with :data:`GRAPH_K` neighbours, so one build serves every later ask, and cached (exact
         up to ``EXACT_MAX`` rows). Neighbour look-ups read it too (unless the explorer has ``knn=False``)."""
-        from ..neighbors.index import EXACT_MAX
-        from ..neighbors.knn import build_knn, cached_knn
-
         want = self.graph_k(panel) if k is None else max(1, min(int(k), len(panel.space) - 1))
         with self._graph_lock:  # one build per space, whichever queue asks first
             graph = self._graphs.get(panel.index)
@@ -219,11 +228,11 @@ class Explorer:
             panel.use_knn(graph if graph.k <= MAX_K else graph.truncate(MAX_K))
         return graph
 
-    def ready_graph(self, panel: Panel) -> Any:
+    def ready_graph(self, panel: Panel) -> KnnGraph | None:
         """The graph when it is already in memory, else None (never waits)."""
         return self._graphs.get(panel.index)
 
-    def ready_graph_index(self, panel: Panel) -> Any:
+    def ready_graph_index(self, panel: Panel) -> PrecomputedIndex | None:
         """That graph as a :class:`~embedlens.neighbors.index.PrecomputedIndex` (rows up to its k), or None."""
         return self._graph_indexes.get(panel.index)
 
@@ -250,8 +259,6 @@ class Explorer:
 
     def cluster_answer(self, panel: Panel, n: str | int) -> dict[str, Any]:
         """What ``/api/clusters`` answers (computed now): clusters, each row's cluster and the label levels."""
-        from ..atlas.clusters import CLUSTER_K, find_clusters, label_levels
-
         graph = self.space_graph(panel, CLUSTER_K)
         vectors = panel.space.vectors
         # no map coordinates: the page places labels on its own map
@@ -280,8 +287,6 @@ class Explorer:
         a, b = self.panels
 
         def work() -> dict[str, Any]:
-            from ..comparison import compare
-
             return compare(a.view, b.view, maps=False, seed=self.seed).to_dict()
 
         job = self.index_jobs.submit(f"compare:{a.content_key}:{b.content_key}:{self.seed}", "compare",
@@ -319,9 +324,6 @@ class Explorer:
     def faithfulness_answer(self, panel: Panel, method: str, dims: int, proj: Projection) -> dict[str, Any]:
         """What ``/api/faithfulness`` answers for the map ``proj`` (computed now; the projection is saved
         again with its local recall when it had none)."""
-        from ..atlas.pipeline import QUALITY_SAMPLE, add_local_recall
-        from ..reduce.quality import sample_indices
-
         measured = proj
         if measured.local_recall is None or len(measured.local_recall) != len(panel.space):
             self.space_graph(panel, FAITH_K)  # cached, so the truth below is read, not searched again
@@ -341,9 +343,6 @@ class Explorer:
     def axes(self, panel: Panel, x_axis: tuple[str, str], y_axis: tuple[str, str] | None, dims: int) -> dict[str, Any]:
         """A word-axes map of the whole space (:class:`embedlens.reduce.axes.AxesReducer`); a second or two."""
         def compute() -> dict[str, Any]:
-            from ..atlas.pipeline import reduce_stage
-            from ..reduce.axes import formula, resolve_axes
-
             resolved = resolve_axes(panel.view, [x_axis, y_axis, None])  # the map's own reducer stage
             reducer, coords = reduce_stage(panel.view, np.asarray(panel.space.vectors, dtype=np.float32), True,
                                            method="axes", dims=dims, metric="cosine", seed=self.seed, axes=resolved)
@@ -367,9 +366,6 @@ class Explorer:
         if not proj.can_transform:
             raise BadRequest(f"a {method} map cannot place new points (t-SNE and UMAP maps are fitted to the "
                              "vocabulary only); switch the map to PCA to see the trajectory", status=422)
-        from ..contextual import hidden_states
-        from ..neighbors.exact import topk_cosine
-
         with self._model_lock:  # one forward pass at a time: the model is shared
             hs = hidden_states(panel.lens, text, layers="all")
         ts = hs.texts[0]
@@ -397,8 +393,6 @@ class Explorer:
         key = f"grid:{panel.index}:{layer}:{plane}:{size}:{spacing}:{','.join(plane_tokens or [])}"
 
         def work() -> dict[str, Any]:
-            from ..grid import EmbeddingGridVisualizer
-
             with self._model_lock:
                 viz = self._grid_viz.get(panel.index)
                 if viz is None:
@@ -415,29 +409,40 @@ class Explorer:
 
     # -- the logit lens of a prompt ------------------------------------------------------------------------
 
-    def _lens_result(self, panel: Panel, text: str, top_k: int) -> Any:
+    def decoders(self, panel: Panel) -> dict[str, Any] | None:
+        """How the panel's layers can be read: ``{"tuned": bool, "train": command}``; None without an LM head.
+
+        ``tuned`` says whether the model's cache entry holds a tuned lens (``embedlens lens train`` keeps one
+        there, :func:`~embedlens.logitlens.tuned_files.cached_folder`); ``train`` is the command that trains one.
+        """
+        if not panel.causal:
+            return None
+        has = (cached_folder(panel.lens) / WEIGHTS_FILE).exists()
+        return {"tuned": bool(has), "train": f"embedlens lens train -m {shlex.quote(panel.lens.source.spec)}"}
+
+    def _lens_result(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> LogitLensResult:
         if not panel.causal:
             raise BadRequest(f"{panel.title}: the logit lens needs a causal language model with an LM head")
-        key = (panel.index, text, top_k)
+        key = (panel.index, text, top_k, decoder)
         with self._model_lock:  # one forward pass at a time: the model is shared
             result = self._lens_results.get(key)
             if result is None:
-                from ..logitlens import logit_lens
-                from ..logitlens.compute import context_limit
-
                 cap = min(LENS_MAX_TOKENS, context_limit(panel.lens) or LENS_MAX_TOKENS)
-                result = logit_lens(panel.lens, text, top_k=top_k, max_tokens=cap, keep_states=True)
+                result = logit_lens(panel.lens, text, top_k=top_k, max_tokens=cap, keep_states=True, decoder=decoder)
                 while len(self._lens_results) >= 4:
                     self._lens_results.pop(next(iter(self._lens_results)))
                 self._lens_results[key] = result
         return result
 
-    def logit_lens(self, panel: Panel, text: str, top_k: int) -> dict[str, Any]:
-        return self._lens_result(panel, text, top_k).to_dict()
+    def logit_lens(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> dict[str, Any]:
+        """``LogitLensResult.to_dict()`` of ``text``, each layer read with ``decoder`` (``logit`` or ``tuned``)."""
+        return self._lens_result(panel, text, top_k, decoder).to_dict()
 
-    def lens_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int) -> dict[str, Any]:
-        """The nearest tokens (cosine, in this panel's space) of the residual state at (layer, position)."""
-        r = self._lens_result(panel, text, LENS_TOP_K)
+    def lens_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int,
+                     decoder: str = "logit") -> dict[str, Any]:
+        """The nearest tokens (cosine, in this panel's space) of the residual state at (layer, position), and
+        what ``decoder`` reads there."""
+        r = self._lens_result(panel, text, LENS_TOP_K, decoder)
         if layer not in r.layers:
             raise BadRequest(f"layer must be 0..{r.n_layers}, got {layer}")
         if not 0 <= position < len(r.positions):

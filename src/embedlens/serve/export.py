@@ -11,10 +11,12 @@ answers the server would give, computed once by the same code (:class:`~embedlen
   exact k-NN graph (built and cached the first time: the one slow step).
 
 Chromium refuses ``fetch()`` of local files, so the data are plain scripts the page loads with
-``<script src>`` (``data/panel-0.js`` sets ``window.EMBEDLENS_DATA.panels[0]``). Token strings go through
+``<script src>`` (``data/panel-0.js`` sets ``window.EMBEDLENS_DATA.panels[0]``), and it loads no ES module
+from ``file://``: the page's modules are written as one script, ``static/explorer.js``
+(:func:`~embedlens.serve.bundle.bundle_modules`). Token strings go through
 :func:`~embedlens.render.offline.json_for_script` (a token ``</script>`` cannot end the script); the
 large arrays (coordinates float32, neighbour rows int32, scores float32, little-endian) are base64.
-The page's ``offline.js`` answers the page's API calls from these data; what needs the model or a
+The page's ``offline.js`` module answers the page's API calls from these data; what needs the model or a
 live server (prompts, layers, grid, other maps, a selection's centroid and graph) is hidden.
 """
 
@@ -36,10 +38,14 @@ from ..atlas.default_map import CACHED_METHODS, default_map
 from ..atlas.projection import load_projection, projection_path
 from ..cache import atomic_dir
 from ..errors import EmbedlensError
+from ..lens import Lens, SpaceView
 from ..method_names import REDUCERS
+from ..neighbors.index import EXACT_MAX
+from ..neighbors.knn import KnnGraph, build_knn, cached_knn
 from ..render.offline import json_for_script
 from ..versions import versions
-from .app import STATIC_FILES, component_dir, static_dir
+from .app import component_dir, static_dir
+from .bundle import bundle_modules
 from .explorer import GRAPH_K, Explorer
 from .panels import MAX_K, Panel
 
@@ -48,8 +54,9 @@ FORMAT_VERSION = 1
 # No network at all: scripts, styles and images from the folder itself; downloads are blob: URLs.
 EXPORT_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
               "connect-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'")
-# The served page's scripts that the export copies; Plotly (layers and grid heatmaps only) is left out.
-PAGE_SCRIPTS = tuple(name for name in STATIC_FILES if name.endswith(".js"))
+# The page's modules in one script (a page opened from disk loads no module); Plotly (layers and grid
+# heatmaps only) and boot.js (the served page's early downloads) are left out.
+BUNDLE = "explorer.js"
 COMPONENT_SCRIPTS = ("pointcloud.js",)
 
 
@@ -111,7 +118,7 @@ def check_export_k(k: Any, n_tokens: int | None = None) -> int:
     return int(k)
 
 
-def export_site(spaces: list[Any], out_dir: str | os.PathLike[str], *, k: int = DEFAULT_K, corpus: str | list[str] = "lee",
+def export_site(spaces: list[Lens | SpaceView | Panel], out_dir: str | os.PathLike[str], *, k: int = DEFAULT_K, corpus: str | list[str] = "lee",
                 seed: int = 0, progress: bool = True) -> ExportResult:
     """Write the explorer of one or two spaces as a static folder (open ``index.html``, no server).
 
@@ -151,8 +158,8 @@ def export_site(spaces: list[Any], out_dir: str | os.PathLike[str], *, k: int = 
         for i, block in enumerate(blocks):
             _write_text(tmp / "data" / f"panel-{i}.js", f"window.EMBEDLENS_DATA.panels[{i}] = "
                         + json_for_script(block) + ";\n")
-        for name in (*PAGE_SCRIPTS, "app.css"):
-            shutil.copyfile(static_dir() / name, tmp / "static" / name)
+        _write_text(tmp / "static" / BUNDLE, bundle_modules(static_dir()))
+        shutil.copyfile(static_dir() / "app.css", tmp / "static" / "app.css")
         for name in COMPONENT_SCRIPTS:
             shutil.copyfile(component_dir() / name, tmp / "static" / name)
         _write_text(tmp / "index.html", page_html(len(panels)))
@@ -173,8 +180,8 @@ def page_html(n_panels: int) -> str:
     data = "".join(f'<script src="data/panel-{i}.js"></script>\n' for i in range(n_panels))
     edits = [('<meta charset="utf-8">\n',
               f'<meta charset="utf-8">\n<meta http-equiv="Content-Security-Policy" content="{EXPORT_CSP}">\n'),
-             ('<script src="/static/boot.js"></script>\n',
-              '<script src="data/info.js"></script>\n' + data + '<script src="/static/boot.js"></script>\n'),
+             ('<script src="/static/boot.js"></script>\n', '<script src="data/info.js"></script>\n' + data),
+             ('<script type="module" src="/static/main.js"></script>\n', f'<script src="/static/{BUNDLE}" defer></script>\n'),
              ('"/static/', '"static/')]
     for old, new in edits:
         if old not in html:  # the page changed shape: fail loudly rather than write a page that cannot load
@@ -251,12 +258,9 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool, method
     return block, about
 
 
-def _graph(explorer: Explorer, panel: Panel, k: int, progress: bool) -> Any:
+def _graph(explorer: Explorer, panel: Panel, k: int, progress: bool) -> KnnGraph:
     """The space's exact k-NN graph (>= k, and what clusters and recall read): cached, else built once with
     the explorer's width so ``embedlens serve`` reads the same file later."""
-    from ..neighbors.index import EXACT_MAX
-    from ..neighbors.knn import build_knn, cached_knn
-
     if len(panel.space) > EXACT_MAX:
         raise EmbedlensError(f"{panel.title} has {len(panel.space):,} rows: an export stores exact neighbours, "
                              f"computed up to {EXACT_MAX:,} rows")

@@ -23,6 +23,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..graph.seeds import whole_word_rows
+from ..lens import Lens, SpaceView, as_view
+from ..neighbors.index import ExactIndex, NeighborIndex
+from ..neighbors.knn import KnnGraph, space_index
+from ..neighbors.results import Neighbor, NeighborResult, ResolvedQuery
+from ..parts_of_speech import cached_parts_of_speech
+from ..spaces.space import EmbeddingSpace
+from ..writing_systems import classify_scripts, script_names
 
 MAX_K = 200
 MAX_QUERY_CHARS = 200
@@ -69,15 +77,13 @@ class Panel:
         regex_seconds: time limit for one regular-expression search over the whole vocabulary.
     """
 
-    def __init__(self, view: Any, *, index: int = 0, regex_seconds: float = REGEX_SECONDS) -> None:
-        from ..lens import as_view
-
+    def __init__(self, view: Lens | SpaceView, *, index: int = 0, regex_seconds: float = REGEX_SECONDS) -> None:
         self.view = as_view(view)
         self.index = index
         self.regex_seconds = float(regex_seconds)
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._knn: Any = None
+        self._knn: KnnGraph | None = None
         self._knn_checked = False
         self._pending: list[_PendingScan] = []
         self._queue_lock = threading.Lock()
@@ -86,7 +92,7 @@ class Panel:
     # -- description -----------------------------------------------------------------------------------
 
     @property
-    def lens(self) -> Any:
+    def lens(self) -> Lens:
         return self.view.lens
 
     @property
@@ -94,7 +100,7 @@ class Panel:
         return self.view.which
 
     @property
-    def space(self) -> Any:
+    def space(self) -> EmbeddingSpace:
         return self.view.space
 
     @property
@@ -152,8 +158,6 @@ class Panel:
     @cached_property
     def whole_word(self) -> np.ndarray:
         """True for whole-word tokens, see :func:`embedlens.graph.seeds.whole_word_rows`."""
-        from ..graph.seeds import whole_word_rows
-
         out = np.zeros(len(self.space), dtype=bool)
         out[whole_word_rows(self.view)] = True
         return out
@@ -177,15 +181,11 @@ class Panel:
     def parts_of_speech(self) -> list[str] | None:
         """Each token's part of speech when the space's tags are cached
         (:func:`embedlens.parts_of_speech.cached_parts_of_speech`), else None: the explorer never tags."""
-        from ..parts_of_speech import cached_parts_of_speech
-
         return cached_parts_of_speech(self.view)
 
     @cached_property
     def scripts(self) -> list[str]:
         """Writing system of each readable token (:func:`embedlens.writing_systems.classify_scripts`)."""
-        from ..writing_systems import classify_scripts, script_names
-
         return script_names(classify_scripts(self.display))
 
     def rows_of_ids(self, ids: list[int]) -> list[int]:
@@ -281,11 +281,9 @@ class Panel:
                 self._cache.popitem(last=False)
         return value
 
-    def knn_index(self) -> Any:
+    def knn_index(self) -> KnnGraph | None:
         """The cached exact k-NN graph this panel answers from (:func:`embedlens.neighbors.knn.space_index`), or None."""
         if not self._knn_checked:
-            from ..neighbors.knn import space_index
-
             self._knn_checked = True
             found = space_index(self.view)  # the widest exact graph on disk, or a scan
             graph = getattr(found, "graph", None)
@@ -294,17 +292,15 @@ class Panel:
                 self._knn = self._knn.truncate(MAX_K)
         return self._knn
 
-    def use_knn(self, graph: Any) -> None:
+    def use_knn(self, graph: KnnGraph | None) -> None:
         self._knn, self._knn_checked = graph, True
 
     @cached_property
-    def scan_index(self) -> Any:
+    def scan_index(self) -> ExactIndex:
         """The exact scan over this space (:class:`embedlens.neighbors.index.ExactIndex`), built once."""
-        from ..neighbors.index import ExactIndex
-
         return ExactIndex(self.space.vectors, norms=self.space.norms)
 
-    def neighbor_index(self) -> Any:
+    def neighbor_index(self) -> NeighborIndex:
         """The one index this panel asks: its k-NN graph in front of the exact scan, or the scan alone."""
         graph = self.knn_index()
         return self.scan_index if graph is None else graph.index(self.scan_index)
@@ -328,7 +324,7 @@ class Panel:
             return None
         return self._cached(key, lambda: self._neighbors(query, k, rq))
 
-    def _neighbors(self, query: str, k: int, rq: Any = None) -> dict[str, Any]:
+    def _neighbors(self, query: str, k: int, rq: ResolvedQuery | None = None) -> dict[str, Any]:
         graph = self.knn_index()
         rq = self.view.resolve(query) if rq is None else rq
         if graph is not None and graph.k >= k and len(rq.rows) == 1:
@@ -339,14 +335,14 @@ class Panel:
             result = self._scan(query, k, rq)
         return self._as_dict(result)
 
-    def _as_dict(self, result: Any) -> dict[str, Any]:
+    def _as_dict(self, result: NeighborResult) -> dict[str, Any]:
         out = result.to_dict()
         out["query_rows"] = self.rows_of_ids(result.query_ids)
         out["rows"] = self.rows_of_ids([n.id for n in result.neighbors])
         out["query_display"] = [self.display[r] for r in out["query_rows"] if r >= 0]
         return out
 
-    def _scan(self, query: str, k: int, rq: Any = None) -> Any:
+    def _scan(self, query: str, k: int, rq: ResolvedQuery | None = None) -> NeighborResult:
         """``lens.nearest(query, k)``, with concurrent requests scanning the matrix together.
 
         One request alone asks the exact index what ``lens.nearest`` asks it (same numbers). Requests
@@ -354,8 +350,6 @@ class Panel:
         :meth:`~embedlens.neighbors.index.NeighborIndex.query` of several vectors: the matrix is read once
         per batch instead of once per query, and threads never fight over the cores.
         """
-        from ..neighbors.results import Neighbor, NeighborResult
-
         sp = self.space
         rq = self.view.resolve(query) if rq is None else rq
         item = _PendingScan(np.asarray(rq.vector, dtype=np.float32), list(rq.rows), k)
@@ -384,15 +378,12 @@ class Panel:
         return self._cached(("variants", word), compute)
 
     def tokens(self, text: str) -> dict[str, Any]:
-        """The model's tokenization of ``text``: position, id, map row, raw and readable token."""
+        """``lens.tokens(text).to_dict()`` (each token's position, id, raw and readable form), plus ``rows``:
+        each token's map row."""
         if not self.is_model:
             raise BadRequest(f"{self.title} is not a language model and has no tokenizer")
         table = self.lens.tokens(text)
-        ids = [r.id for r in table.rows]
-        return {"text": text, "model": table.model,
-                "tokens": [{"position": r.position, "id": r.id, "token": r.token, "display": r.display}
-                           for r in table.rows],
-                "rows": self.rows_of_ids(ids)}
+        return {**table.to_dict(), "rows": self.rows_of_ids([r.id for r in table.rows])}
 
 
 @dataclass
@@ -405,7 +396,7 @@ class _PendingScan:
     error: BaseException | None = None
 
 
-def _run_scans(index: Any, batch: list[_PendingScan]) -> None:
+def _run_scans(index: NeighborIndex, batch: list[_PendingScan]) -> None:
     """Answer a batch of queued scans, one index query per distinct k."""
     for k in sorted({item.k for item in batch}):
         group = [item for item in batch if item.k == k]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ _INTEGER = re.compile(r"-?[0-9]{1,12}")
 # -- query strings -----------------------------------------------------------------------------------------
 
 
-def text_param(params: Any, name: str, max_chars: int, *, default: str | None = None) -> str:
+def text_param(params: Mapping[str, str], name: str, max_chars: int, *, default: str | None = None) -> str:
     value = params.get(name, default)
     if value is None or value == "":
         raise BadRequest(f"parameter '{name}' is required")
@@ -36,7 +37,7 @@ def text_param(params: Any, name: str, max_chars: int, *, default: str | None = 
     return value
 
 
-def int_param(params: Any, name: str, default: int, lo: int, hi: int) -> int:
+def int_param(params: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
@@ -48,7 +49,7 @@ def int_param(params: Any, name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def float_param(params: Any, name: str, default: float, lo: float, hi: float) -> float:
+def float_param(params: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
@@ -61,14 +62,14 @@ def float_param(params: Any, name: str, default: float, lo: float, hi: float) ->
     return value
 
 
-def choice_param(params: Any, name: str, choices: tuple[str, ...], default: str) -> str:
+def choice_param(params: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     value = params.get(name, default)
     if value not in choices:
         raise BadRequest(f"parameter '{name}' must be one of {', '.join(choices)}, got {value[:20]!r}")
     return value
 
 
-def map_params(params: Any) -> tuple[str, int]:
+def map_params(params: Mapping[str, str]) -> tuple[str, int]:
     """``method`` (a reducer, default pca) and ``dims`` (2 or 3, default 2) of a map."""
     return choice_param(params, "method", REDUCERS, "pca"), int_param(params, "dims", 2, 2, 3)
 

@@ -12,6 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from ..graph import build_graph, layout_graph
+from ..graph.seeds import seeds_from_rows
+from ..neighbors.exact import normalized_rows
+from ..neighbors.index import NeighborIndex
 from .panels import BadRequest, Panel
 
 SELECTION_GRAPH_ROWS = 500
@@ -34,7 +38,7 @@ def _neighbor_rows(panel: Panel, rows: np.ndarray, scores: np.ndarray, selected:
     return out
 
 
-def true_neighbors(panel: Panel, row: int, k: int, *, index: Any = None) -> dict[str, Any]:
+def true_neighbors(panel: Panel, row: int, k: int, *, index: NeighborIndex | None = None) -> dict[str, Any]:
     """The ``k`` nearest rows (cosine, in the full space) of one row, itself excluded: exact.
 
     ``index``: the one to ask (default the panel's, :meth:`~embedlens.serve.panels.Panel.neighbor_index`).
@@ -51,8 +55,6 @@ def centroid_neighbors(panel: Panel, rows: np.ndarray, k: int, *, exclude_select
 
     With ``exclude_selected`` the selected rows themselves are not returned.
     """
-    from ..neighbors.exact import normalized_rows
-
     sp = panel.space
     ordered = np.sort(rows)  # a memory-mapped matrix reads in row order
     centroid = normalized_rows(np.asarray(sp.vectors[ordered], dtype=np.float32)).mean(axis=0, dtype=np.float64)
@@ -75,9 +77,6 @@ def centroid_neighbors(panel: Panel, rows: np.ndarray, k: int, *, exclude_select
 def selection_graph(panel: Panel, rows: np.ndarray, k: int, *, mutual: bool = True, seed: int = 0) -> dict[str, Any]:
     """The k-NN graph around the selected rows (:func:`embedlens.graph.build_graph`), laid out; ``.to_dict()``
     plus ``rows``: the map row of each node."""
-    from ..graph import build_graph, layout_graph
-    from ..graph.seeds import seeds_from_rows
-
     if rows.size * (k + 1) > SELECTION_GRAPH_NODES:
         raise BadRequest(f"{rows.size} rows x (k + 1) = {rows.size * (k + 1):,} possible nodes; the limit is "
                          f"{SELECTION_GRAPH_NODES:,} (select fewer tokens or lower k)", status=413)

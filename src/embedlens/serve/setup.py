@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import EmbedlensError
-from .explorer import GRAPH_K as KNN_K
+from ..handles import is_matrix_spec, open_handle
+from ..lens import SpaceView
+from .explorer import GRAPH_K, Explorer
 
 
 def open_panels(models: list[str], spaces: list[str], labels: str | None = None, *,
-                default_model: str) -> list[Any]:
+                default_model: str) -> list[SpaceView]:
     """The space of each panel (``lens.input``...), from the ``--model`` and ``--space`` options.
 
     ``--space input``/``output`` choose the space of every ``--model``; any other ``--space`` adds a
     panel of its own. With no ``--model``, the default model is used unless only other spaces are given.
     """
-    from ..handles import is_matrix_spec, open_handle
-
     if labels is not None and not any(is_matrix_spec(s) for s in spaces):
         raise EmbedlensError("labels apply only to a matrix space (FILE.npy or FILE.safetensors)")
     model_spaces = [s for s in spaces if s in ("input", "output")] or ["input"]
@@ -26,7 +24,7 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
     n = len(models) * len(model_spaces) + len(other)
     if n > 2:
         raise EmbedlensError(f"the explorer shows at most two spaces side by side; {n} were asked for")
-    views: list[Any] = []
+    views: list[SpaceView] = []
     for m in models:
         for which in model_spaces:
             views.append(open_handle(m, which))
@@ -35,7 +33,7 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
     return views
 
 
-def build_knn_indexes(explorer: Any, k: int = KNN_K) -> None:
+def build_knn_indexes(explorer: Explorer, k: int = GRAPH_K) -> None:
     """Queue each panel's exact k-NN graph (:meth:`~embedlens.serve.explorer.Explorer.graph_job`, cached);
     neighbour look-ups, clusters and the t-SNE map use it once it is ready."""
     for panel in explorer.panels:
