@@ -113,8 +113,8 @@ class Lens:
                 token_id = int(query[3:])
             except ValueError:
                 raise EmbedlensError(f"'{query}' is not a valid id query (expected id:<integer>)") from None
-            row = sp.row_of_id.get(token_id)
-            if row is None:
+            row = int(sp.rows_of_ids([token_id])[0])
+            if row < 0:
                 raise EmbedlensError(f"id {token_id} is not in {sp.name} (ids 0..{int(sp.ids.max())})")
             return [row]
         if query.startswith("tok:"):
@@ -243,9 +243,10 @@ class ModelLens(Lens):
             ids = self.encode(query, add_special_tokens=False)
             if not ids:
                 raise EmbedlensError(f"'{query}' produced no tokens")
-            rows = [sp.row_of_id[i] for i in ids if i in sp.row_of_id]
-            if len(rows) != len(ids):
+            found = sp.rows_of_ids(ids)
+            if (found < 0).any():
                 raise EmbedlensError(f"'{query}' has tokens outside the embedding matrix")
+            rows = found.tolist()
         return self._mean_query(query, rows, sp, "tokens")
 
     def manifest(self) -> dict[str, Any]:

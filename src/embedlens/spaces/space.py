@@ -105,6 +105,27 @@ class EmbeddingSpace:
         return {int(t): i for i, t in enumerate(self.ids)}
 
     @cached_property
+    def _id_order(self) -> np.ndarray | None:
+        """Rows in increasing id order (None when the ids already increase, as a vocabulary's do)."""
+        ids = np.asarray(self.ids)
+        return None if bool(np.all(ids[1:] > ids[:-1])) else np.argsort(ids, kind="stable")
+
+    def rows_of_ids(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The row of each id, -1 where the space has no such id: int64 array of the shape of ``ids``.
+
+        The same rows as :attr:`row_of_id` without building a dict over the whole vocabulary (a one-word
+        query on a 49,152-token space pays 20 ms for the dict); the last row wins where an id repeats, as there.
+        """
+        want = np.asarray(ids, dtype=np.int64)
+        have = np.asarray(self.ids, dtype=np.int64)
+        if have.size == 0:
+            return np.full(want.shape, -1, dtype=np.int64)
+        order = self._id_order
+        pos = (np.searchsorted(have, want, side="right", sorter=order) - 1).clip(0, have.size - 1)
+        rows = pos if order is None else order[pos]
+        return np.where(have[rows] == want, rows, -1).astype(np.int64)
+
+    @cached_property
     def row_of_label(self) -> dict[str, int]:
         """First row of each raw label."""
         out: dict[str, int] = {}
