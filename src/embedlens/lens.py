@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from .errors import EmbedlensError
+from .models.loading import _offline, load_weights
+from .models.specs import resolve
+from .neighbors.index import ExactIndex
+from .neighbors.knn import space_content_hash, space_folder
 from .neighbors.results import Neighbor, NeighborResult, ResolvedQuery, TokenRow, TokenTable
+from .neighbors.variants import variant_rows
+from .spaces.extract import open_entry
 from .spaces.space import EmbeddingSpace
 
 SPACES = ("input", "output")
@@ -68,8 +74,6 @@ class Lens:
         cached k-NN graph with an exact fallback, :func:`embedlens.neighbors.knn.space_index`);
         default an exact scan. Every exact index gives the same answer.
         """
-        from .neighbors.index import ExactIndex
-
         sp = self.get_space(space)
         rq = self.resolve(query, space)
         index = ExactIndex(sp.vectors, norms=sp.norms) if index is None else index
@@ -91,8 +95,6 @@ class Lens:
 
     def variants(self, word: str, *, space: str = "input") -> NeighborResult:
         """Tokens that are variants of ``word`` (case, word-start markers, inflections), ranked by cosine to it."""
-        from .neighbors.variants import variant_rows
-
         sp = self.get_space(space)
         rq = self.resolve(word, space)
         own = rq.rows if len(rq.rows) == 1 else []  # the pieces of a split word are not its variants
@@ -100,7 +102,6 @@ class Lens:
         rows = rows[~sp.special[rows]] if rows.size else rows
         if rows.size == 0:
             raise EmbedlensError(f"no variants of '{word}' in {sp.name}")
-        from .neighbors.index import ExactIndex
 
         # Ranked by the same exact cosine as ``nearest``, over the variant rows only.
         nb = ExactIndex(np.asarray(sp.vectors[rows]), norms=sp.norms[rows]).query(rq.vector[None, :], int(rows.size))
@@ -194,8 +195,6 @@ class ModelLens(Lens):
     @cached_property
     def tokenizer(self) -> Any:
         """The transformers tokenizer (loaded from the cache, not from the model files)."""
-        from .models.loading import _offline
-
         _offline()
         from transformers import AutoTokenizer
 
@@ -204,8 +203,6 @@ class ModelLens(Lens):
     @cached_property
     def model(self) -> Any:
         """The full transformers model (loaded on first use)."""
-        from .models.loading import load_weights
-
         return load_weights(self.source)
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
@@ -341,7 +338,6 @@ class SpaceView:
         folder per content hash of the matrix under the user's cache."""
         if isinstance(self.lens, ModelLens):
             return Path(self.lens.entry.folder)
-        from .neighbors.knn import space_folder
 
         return space_folder(self.space.vectors, self.content_hash)
 
@@ -350,7 +346,6 @@ class SpaceView:
         """Identifies the vectors: a model's content hash (+ the space), or a hash of the matrix (read once)."""
         if isinstance(self.lens, ModelLens) and self.meta.get("content_hash"):
             return str(self.meta["content_hash"]) + ("" if self.which == "input" else f"-{self.which}")
-        from .neighbors.knn import space_content_hash
 
         return space_content_hash(self.space.vectors)
 
@@ -388,9 +383,6 @@ def load(spec: str | None = None, *, rebuild: bool = False) -> ModelLens:
             the local Hugging Face cache. ``None`` means the default model.
         rebuild: re-extract even if a sound cache entry exists.
     """
-    from .models.specs import resolve
-    from .spaces.extract import open_entry
-
     return ModelLens(open_entry(resolve(spec), rebuild=rebuild))
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .cache import atomic_path
 from .display import SPACE_MARK, WORD_START_SCHEMES
 from .errors import MissingDependency
 from .writing_systems import SCRIPTS, classify_scripts
@@ -202,8 +203,6 @@ def space_parts_of_speech(view: Any, rows: np.ndarray | None = None) -> tuple[np
     ``(classes, info)``: ``info`` names the tagger and its version, for the manifest, and how many rows
     were tagged now.
     """
-    from .cache import atomic_path
-
     space = view.space
     n = len(space)
     rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)

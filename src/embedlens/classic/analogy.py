@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..lens import as_view
 from ..neighbors.index import ExactIndex
 from ..neighbors.results import Neighbor, NeighborResult
 
@@ -27,8 +28,6 @@ def analogy(lens: Any, a: str, b: str, c: str, k: int = 5, *, space: str | None 
         k: how many answers.
         space: with a handle, ``input`` or ``output`` (default input).
     """
-    from ..lens import as_view
-
     view = as_view(lens, space)
     sp = view.space
     resolved = [view.resolve(w) for w in (a, b, c)]

@@ -35,7 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from ..corpus.reading import _gensim_test_file
 from ..errors import EmbedlensError, require
+from ..lens import as_view
 from ..neighbors.exact import normalized_rows
 
 DATASETS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt", "analogies": "questions-words.txt"}
@@ -47,8 +49,6 @@ _TOP = 5  # candidates looked at per question, as gensim does (topn=5)
 
 def dataset_path(name: str) -> Path:
     """Path of a packaged evaluation file (from gensim's test data)."""
-    from ..corpus.reading import _gensim_test_file
-
     return _gensim_test_file(DATASETS[name])
 
 
@@ -171,8 +171,6 @@ class _WordLookup:
     """Rows and vectors of words in a lens, following the rules in the module docstring."""
 
     def __init__(self, lens: Any, which: str | None = None) -> None:
-        from ..lens import as_view
-
         self.view = as_view(lens, which)
         self.lens, self.which = self.view.lens, self.view.which
         self.space = self.view.space

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from .architectures import ModelParts, execution_device, model_parts
+from .architectures import ModelParts, execution_device, get_path, model_parts
 
 _ROTARY = ("llama", "gemma3")
 
@@ -119,7 +119,6 @@ class BlockRunner:
         """GPT-2's learned position embedding of position 0, shape (d_model,); None for rotary models."""
         if self.parts.arch.position is None:
             return None
-        from .architectures import get_path
 
         return get_path(self.parts.base, self.parts.arch.position).weight[0]
 

@@ -17,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from ..display import make_visible
 from ..errors import EmbedlensError
+from ..indices import parse_index_list
+from .loading import load_weights
 from .runtime import default_device, dtype_name, resolve_dtype
 
 LayerSpec = int | str | Sequence[int]
@@ -30,8 +33,6 @@ def parse_layers(spec: LayerSpec, n_layers: int, *, model: str = "the model") ->
         spec: ``-1``, ``"all"``, ``"0,6,12"`` or a sequence of ints; negatives count from the end.
         n_layers: number of blocks; valid indices are ``0 .. n_layers`` (0 = embeddings output).
     """
-    from ..indices import parse_index_list
-
     n_states = n_layers + 1
     return parse_index_list(
         spec, n_states, noun="layer", keywords={"all": range(n_states)},
@@ -69,7 +70,6 @@ def network(lens: Any, upto: int | None = None) -> Any:
     for have, net in nets.items():
         if have >= stop and runs_as_asked(net):
             return net
-    from .loading import load_weights
 
     nets.clear()
     if whole:
@@ -145,8 +145,6 @@ def token_strings(lens: Any, ids: np.ndarray) -> tuple[list[str], list[str]]:
             raw.append(sp.labels[t])
             shown.append(sp.display[t])
         else:
-            from ..display import make_visible
-
             r = str(lens.tokenizer.convert_ids_to_tokens(int(t)))
             raw.append(r)
             shown.append(make_visible(r))

@@ -18,6 +18,8 @@ import re
 from typing import Any
 
 from ..errors import EmbedlensError
+from ..hardware import available_memory, fast_bfloat16
+from .checkpoint import Checkpoint
 from .specs import ModelSource, resolve
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
@@ -131,7 +133,6 @@ def choose_dtype(spec: Any = "auto", device: str = "cpu", *, checkpoint_dtype: A
                 if cand is not None and supports(device, cand):
                     return cand
             return torch.float32
-        from ..hardware import fast_bfloat16
 
         return torch.bfloat16 if fast_bfloat16() else torch.float32
     if not supports(device, dtype):
@@ -148,7 +149,6 @@ def free_memory(device: str) -> int | None:
         idx = torch.device(device).index
         free, _total = torch.cuda.mem_get_info(idx if idx is not None else torch.cuda.current_device())
         return int(free)
-    from ..hardware import available_memory
 
     return available_memory()
 
@@ -241,7 +241,6 @@ def checkpoint_dtype(model: Any) -> str | None:
     value = config.get("dtype") or config.get("torch_dtype")
     if isinstance(value, str) and value in DTYPES[1:]:
         return value
-    from .checkpoint import Checkpoint
 
     try:
         ckpt = Checkpoint(source.path)

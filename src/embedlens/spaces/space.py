@@ -21,7 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
+from ..display import make_visible
 from ..errors import EmbedlensError
+from ..neighbors.exact import row_norms
+from ..safetensors_mmap import read_tensors
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +71,6 @@ class EmbeddingSpace:
         name: str = "space",
         metadata: dict[str, Any] | None = None,
     ) -> EmbeddingSpace:
-        from ..display import make_visible
-
         vectors = np.asarray(vectors)
         if vectors.dtype != np.float32:
             vectors = vectors.astype(np.float32)
@@ -96,7 +98,6 @@ class EmbeddingSpace:
         """L2 norm of each row, shape (n_items,)."""
         if self.norms_hint is not None:
             return self.norms_hint
-        from ..neighbors.exact import row_norms
 
         return row_norms(self.vectors)
 
@@ -152,8 +153,6 @@ class EmbeddingSpace:
         """Write ``space.safetensors`` + ``words.txt`` + ``manifest.json`` into ``folder`` atomically."""
         from safetensors.numpy import save_file
 
-        from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
-
         out = ensure_writable_dir(folder)
         escaped = any(("\n" in w or "\r" in w or "\\" in w) for w in self.labels)
         lines = [_escape(w) for w in self.labels] if escaped else list(self.labels)
@@ -172,8 +171,6 @@ class EmbeddingSpace:
     @classmethod
     def load(cls, folder: str | Path, *, name: str | None = None) -> EmbeddingSpace:
         """Read a folder written by :meth:`save` (or any folder with ``space.safetensors`` + ``words.txt``)."""
-        from ..safetensors_mmap import read_tensors
-
         folder = Path(folder)
         tensors_file, words_file = folder / "space.safetensors", folder / "words.txt"
         for f in (tensors_file, words_file):
