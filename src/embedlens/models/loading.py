@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import EmbedlensError
 from .gguf_reader import fast_gguf_reader
 from .offload import check_offload, load_offloaded
-from .partial import check_fits, estimate_bytes
+from .partial import check_fits, estimate_bytes, load_partial
 from .runtime import (
     choose_device,
     default_device,
@@ -102,8 +102,6 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
             check_offload(source, budget, per_block, dtype)
     try:
         if partial:
-            from .partial import load_partial
-
             model = load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head,
                                  max_memory=budget)
         else:
