@@ -85,3 +85,4 @@ def test_rows_of_ids_is_row_of_id_without_the_dict(ids):
     expected = [sp.row_of_id.get(int(i), -1) for i in asked]
     assert sp.rows_of_ids(asked).tolist() == expected
     assert sp.rows_of_ids(asked.reshape(-1, 1)).shape == (asked.size, 1)
+    assert sp.rows_of_ids([2**70, int(ids[3]), -(2**64)]).tolist() == [-1, sp.row_of_id[int(ids[3])], -1]  # past int64

@@ -14,7 +14,7 @@ import sys
 import click
 
 from ..errors import EmbedlensError
-from .errors_text import current_command, flag_text, invoked_command
+from . import errors_text  # called through the module: tests stand in for it there
 
 # name -> (module, attribute, one-line help shown in `embedlens --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -73,7 +73,7 @@ def _setup_logging() -> None:
     class Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             try:
-                click.echo(f"embedlens: note: {flag_text(record.getMessage(), current_command())}", err=True)
+                click.echo(f"embedlens: note: {errors_text.flag_text(record.getMessage(), errors_text.current_command())}", err=True)
             except Exception:  # noqa: BLE001 - a note must never break the work that logged it
                 self.handleError(record)
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except EmbedlensError as exc:
         if debug:
             raise
-        _error(flag_text(str(exc), invoked_command(cli, sys.argv[1:] if argv is None else argv)))
+        _error(errors_text.flag_text(str(exc), errors_text.invoked_command(cli, sys.argv[1:] if argv is None else argv)))
         return exc.exit_code
     except click.exceptions.Abort:
         _error("interrupted")

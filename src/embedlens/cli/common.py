@@ -11,7 +11,7 @@ import click
 from ..cache import json_default
 from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
-from .errors_text import current_command, flag_text
+from . import errors_text  # called through the module: tests stand in for it there
 
 MODEL_HELP = "Model: alias, folder, .gguf file or cached hub name (default smollm2-135m)."
 SPACE_HELP = (
@@ -77,7 +77,7 @@ def text(value: str) -> Any:
 
 def note(message: str | None) -> None:
     if message:
-        click.echo(f"embedlens: note: {flag_text(message, current_command())}", err=True)
+        click.echo(f"embedlens: note: {errors_text.flag_text(message, errors_text.current_command())}", err=True)
 
 
 def print_neighbors(result: Any, title: str) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..cache import ensure_writable_dir, write_json_atomic
 from ..errors import EmbedlensError
-from ..models.runtime import free_memory
+from ..models import runtime  # called through the module: tests stand in for it there
 from ..render import grid as R
 from ..render.grid import check_cell_labels
 from ..versions import versions
@@ -167,7 +167,7 @@ class EmbeddingGridVisualizer:
         d_ff = int(getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * self.hidden_size)
         elem = 2 if str(self.runner.dtype).endswith(("bfloat16", "float16")) else 4
 
-        free = free_memory(self.source.device) if self.source.device.startswith("cuda") else None
+        free = runtime.free_memory(self.source.device) if self.source.device.startswith("cuda") else None
         return check_memory(batch_size, n_cells, bytes_per_batch_cell(self.hidden_size, d_ff, self.runner.n_vocab, elem),
                             available=free)
 

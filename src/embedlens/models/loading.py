@@ -13,9 +13,10 @@ import os
 from typing import Any
 
 from ..errors import EmbedlensError
+from . import partial  # called through the module: tests stand in for it there
 from .gguf_reader import fast_gguf_reader
 from .offload import check_offload, load_offloaded
-from .partial import check_fits, estimate_bytes, load_partial
+from .partial import check_fits, estimate_bytes
 from .runtime import (
     choose_device,
     default_device,
@@ -95,14 +96,14 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
     device = choose_device(device) if device is not None else default_device()
     dtype = resolve_dtype(dtype, device, model=source)
     budget = parse_memory(max_memory) if max_memory is not None else default_max_memory()
-    partial = blocks is not None or not embeddings or not head
+    in_part = blocks is not None or not embeddings or not head
     if budget is not None and source.kind == "gguf":  # refused before the GGUF is dequantized whole in memory
         need, per_block = estimate_bytes(load_config(source), dtype)
         if need > budget:
             check_offload(source, budget, per_block, dtype)
     try:
-        if partial:
-            model = load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head,
+        if in_part:
+            model = partial.load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head,
                                  max_memory=budget)
         else:
             model = _load_full(source, dtype, device, max_memory=budget)

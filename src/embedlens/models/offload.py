@@ -23,9 +23,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from .. import hardware  # called through the module: tests stand in for it there
 from ..cache import cache_root
 from ..errors import EmbedlensError
-from ..hardware import available_memory
 from .runtime import dtype_name
 from .specs import ModelSource
 from .weights import _model_class, _quiet, model_key
@@ -58,7 +58,7 @@ def _budgets(device: str, budget: int) -> dict[Any, int]:
 
         idx = torch.device(device).index
         key = idx if idx is not None else torch.cuda.current_device()
-    return {key: budget, "cpu": int((available_memory() or 0) * 0.9)}
+    return {key: budget, "cpu": int((hardware.available_memory() or 0) * 0.9)}
 
 
 def offload_folder(source: ModelSource) -> Path:

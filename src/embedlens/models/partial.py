@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import hardware  # called through the module: tests stand in for it there
 from ..errors import EmbedlensError
-from ..hardware import available_memory
+from . import runtime  # called through the module: tests stand in for it there
 from .architectures import get_path, model_parts
 from .checkpoint import Checkpoint
 from .offload import check_offload, load_offloaded
-from .runtime import dtype_name, free_memory
+from .runtime import dtype_name
 from .specs import ModelSource
 from .weights import _model_class, _quiet, folder_config, weights_folder
 
@@ -63,13 +64,13 @@ def check_fits(source: ModelSource, need: int, device: str, *, per_block: int | 
                fixed: int = 0, dtype: Any = None) -> str | None:
     """Refuse a load that cannot fit the free memory; on a GPU too small for it return ``"auto"``
     (accelerate spreads the model over the GPUs and the CPU), else None."""
-    free = free_memory(device)
+    free = runtime.free_memory(device)
     if free is None or need <= free * _HEADROOM:
         return None
     if str(device).startswith("cuda"):
         import torch
 
-        total = sum(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())) + (available_memory() or 0)
+        total = sum(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())) + (hardware.available_memory() or 0)
         if need <= total * _HEADROOM:
             return "auto"
         free = total

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import hardware  # called through the module: tests stand in for it there
 from ..errors import EmbedlensError
-from ..hardware import available_memory, fast_bfloat16
 from .checkpoint import Checkpoint
 from .specs import ModelSource, resolve
 
@@ -134,7 +134,7 @@ def choose_dtype(spec: Any = "auto", device: str = "cpu", *, checkpoint_dtype: A
                     return cand
             return torch.float32
 
-        return torch.bfloat16 if fast_bfloat16() else torch.float32
+        return torch.bfloat16 if hardware.fast_bfloat16() else torch.float32
     if not supports(device, dtype):
         raise EmbedlensError(f"{dtype_name(dtype)} was asked for on {device}, which cannot compute in it: "
                              "use `dtype=float16` or float32")
@@ -150,7 +150,7 @@ def free_memory(device: str) -> int | None:
         free, _total = torch.cuda.mem_get_info(idx if idx is not None else torch.cuda.current_device())
         return int(free)
 
-    return available_memory()
+    return hardware.available_memory()
 
 
 # -- the process's choice (set once by the CLI's --device/--dtype; read by every loader) ---------------

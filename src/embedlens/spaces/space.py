@@ -117,7 +117,13 @@ class EmbeddingSpace:
         The same rows as :attr:`row_of_id` without building a dict over the whole vocabulary (a one-word
         query on a 49,152-token space pays 20 ms for the dict); the last row wins where an id repeats, as there.
         """
-        want = np.asarray(ids, dtype=np.int64)
+        try:
+            want = np.asarray(ids, dtype=np.int64)
+        except OverflowError:  # an id past int64 (``id:99999999999999999999``) is in no space
+            wide = np.asarray(ids, dtype=object)
+            fits = np.asarray([-(2**63) <= int(i) < 2**63 for i in wide.reshape(-1)], dtype=bool).reshape(wide.shape)
+            rows = self.rows_of_ids(np.where(fits, wide, 0).astype(np.int64))
+            return np.where(fits, rows, -1).astype(np.int64)
         have = np.asarray(self.ids, dtype=np.int64)
         if have.size == 0:
             return np.full(want.shape, -1, dtype=np.int64)
