@@ -78,22 +78,21 @@ def any_handle_parameters() -> list[str]:
 
 def function_lengths() -> list[tuple[int, str]]:
     """(lines, ``file:line Class.function``) of every function and method, longest first."""
-    out = []
+    out: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST, file: str, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                start = min([child.lineno] + [d.lineno for d in child.decorator_list])
+                out.append((child.end_lineno - start + 1, f"{file}:{child.lineno} {prefix}{child.name}"))
+                visit(child, file, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, file, f"{prefix}{child.name}.")
+            else:
+                visit(child, file, prefix)
+
     for path in _files():
-        tree = ast.parse(path.read_text())
-
-        def visit(node: ast.AST, prefix: str) -> None:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                    start = min([child.lineno] + [d.lineno for d in child.decorator_list])
-                    out.append((child.end_lineno - start + 1, f"{path.relative_to(ROOT)}:{child.lineno} {prefix}{child.name}"))
-                    visit(child, f"{prefix}{child.name}.")
-                elif isinstance(child, ast.ClassDef):
-                    visit(child, f"{prefix}{child.name}.")
-                else:
-                    visit(child, prefix)
-
-        visit(tree, "")
+        visit(ast.parse(path.read_text()), str(path.relative_to(ROOT)), "")
     return sorted(out, key=lambda t: (-t[0], t[1]))
 
 
