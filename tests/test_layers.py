@@ -77,18 +77,18 @@ def _is_own(node: ast.AST) -> bool:
 def local_imports(path: Path) -> list[tuple[int, str | None]]:
     """Each import of one of the package's own modules inside a function of ``path``: (line, its reason or None).
 
-    The reason is a ``# lazy: <reason>`` comment on the statement's line or the line above it; a run of import
-    statements shares the comment above its first one.
+    The reason is a ``# lazy: <reason>`` comment on the statement's line or on a comment line right above it; a
+    run of import statements shares the comment line above its first one.
     """
     lines = path.read_text().splitlines()
     out: list[tuple[int, str | None]] = []
 
-    def reason(line: int) -> str | None:  # 1-based line number
-        for text in (lines[line - 1], lines[line - 2] if line >= 2 else ""):
-            _, found, why = text.partition(LAZY)
-            if found and why.strip():
-                return why.strip()
-        return None
+    def comment(text: str) -> str | None:
+        _, found, why = text.partition(LAZY)
+        return why.strip() or None if found else None
+
+    def above(line: int) -> str | None:  # 1-based line number: a comment line right above it
+        return comment(lines[line - 2]) if line >= 2 and lines[line - 2].lstrip().startswith("#") else None
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for field in ("body", "orelse", "finalbody", "handlers"):
@@ -97,9 +97,9 @@ def local_imports(path: Path) -> list[tuple[int, str | None]]:
             for child in getattr(node, field, None) or []:
                 is_import = isinstance(child, (ast.Import, ast.ImportFrom))
                 if is_import and not prev_import:
-                    run_reason = reason(child.lineno)
+                    run_reason = above(child.lineno)
                 if in_function and is_import and _is_own(child):
-                    out.append((child.lineno, reason(child.lineno) or run_reason))
+                    out.append((child.lineno, comment(lines[child.lineno - 1]) or above(child.lineno) or run_reason))
                 prev_import = is_import
                 if not is_import:
                     visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
@@ -188,6 +188,7 @@ def test_the_local_import_finder_finds_them(tmp_path):
                  "    from .a import b\n"
                  "    if x:\n"
                  "        from ..c import d  # lazy: imports numpy\n"
+                 "        from ..c import e\n"
                  "    # lazy: a cycle\n"
                  "    from .e import g\n"
                  "    from embedlens.h import i\n"
@@ -196,4 +197,5 @@ def test_the_local_import_finder_finds_them(tmp_path):
                  "    class C:\n"
                  "        def m(self):\n"
                  "            from .n import o\n")
-    assert local_imports(f) == [(4, None), (6, "imports numpy"), (8, "a cycle"), (9, "a cycle"), (11, None), (14, None)]
+    assert local_imports(f) == [(4, None), (6, "imports numpy"), (7, None), (9, "a cycle"), (10, "a cycle"), (12, None),
+                                (15, None)]
