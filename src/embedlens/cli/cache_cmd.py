@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..spaces.cache_admin import clear_entries, list_entries, verify_entries
 from .common import console, emit_json, json_option, text
 
 
@@ -17,6 +16,8 @@ def cache() -> None:
 @json_option
 def list_cmd(as_json: bool) -> None:
     """List cache entries with their size."""
+    from ..spaces.cache_admin import list_entries  # lazy: embedlens.spaces imports numpy
+
     entries = list_entries()
     if as_json:
         emit_json([e.to_dict() for e in entries])
@@ -35,6 +36,8 @@ def list_cmd(as_json: bool) -> None:
 @click.argument("model", required=False)
 def verify_cmd(model: str | None) -> None:
     """Check every entry (or MODEL's) by a full SHA-256 of its matrices against the digest taken at build."""
+    from ..spaces.cache_admin import verify_entries  # lazy: embedlens.spaces imports numpy
+
     bad = 0
     for key, ok, why in verify_entries(model):
         click.echo(f"{'ok  ' if ok else 'BAD '} {key}{'' if ok else ': ' + why}")
@@ -47,5 +50,7 @@ def verify_cmd(model: str | None) -> None:
 @click.argument("model", required=False)
 def clear_cmd(model: str | None) -> None:
     """Remove every entry, or only MODEL's (alias, path or entry name)."""
+    from ..spaces.cache_admin import clear_entries  # lazy: embedlens.spaces imports numpy
+
     removed = clear_entries(model)
     click.echo(f"removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'}")
