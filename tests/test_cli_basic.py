@@ -22,9 +22,15 @@ def test_help_is_instant_and_light():
     assert time.perf_counter() - started < 10  # generous: only guards against importing torch
 
 
-@pytest.mark.parametrize("command", ["map", "grid", "context", "logit-lens", "neighbors"])
+def _commands() -> list[str]:
+    from embedlens.cli import COMMANDS
+
+    return sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("command", _commands())
 def test_command_help_is_light(command):
-    """A command's --help imports its option lists, not numpy, torch, plotly or the other heavy libraries."""
+    """Every command's --help imports its option lists, not numpy, torch, plotly or the other heavy libraries."""
     code = (f"import sys; from embedlens.cli import main; main([{command!r}, '--help']); "
             "print('HEAVY' if any(m in sys.modules for m in ('torch','transformers','numpy','plotly','matplotlib',"
             "'igraph','sklearn','scipy')) else 'LIGHT')")

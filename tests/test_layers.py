@@ -1,5 +1,9 @@
 """The packages form layers: no package imports, at module level or inside a function, one that imports it back;
-within a package, no module does either."""
+within a package, no module does either. The package's own modules are imported at the top of each file, so the
+layers can be read there; one imported inside a function says why on the line (``# lazy: <reason>``).
+
+``scripts/design_counts.py`` prints the same measures (cycles, function-local imports) for a whole tree.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,14 @@ import embedlens
 
 ROOT = Path(embedlens.__file__).parent
 ALLOWED: set[tuple[str, str]] = set()
+# Files (a path relative to the package; a folder ending in "/" means every file under it) whose function-local
+# imports other work of this round is still moving: the reason rule skips them until that work is merged.
+NOT_YET: set[str] = {
+    "serve/", "reduce/", "atlas/", "comparison/", "corpus/", "engines/", "graph/", "contextual/", "tunedlens/",
+    "logitlens/", "neighbors/index.py", "neighbors/knn.py", "cli/map_cmd.py", "cli/context_cmd.py",
+    "cli/compare_cmd.py", "cli/graph_cmd.py", "cli/lens_cmd.py", "cli/logit_lens_cmd.py", "cli/serve_cmd.py",
+}
+LAZY = "# lazy: "
 
 
 def _package(module: str) -> str:
@@ -54,6 +66,54 @@ def module_imports() -> dict[str, frozenset[str]]:
                 if t.startswith("embedlens.") and t != module and not module.startswith(t + "."):
                     edges.setdefault(module, set()).add(t)
     return {module: frozenset(targets) for module, targets in edges.items()}
+
+
+def _is_own(node: ast.AST) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return bool(node.level) or (node.module or "").split(".")[0] == "embedlens"
+    return isinstance(node, ast.Import) and any(a.name.split(".")[0] == "embedlens" for a in node.names)
+
+
+def local_imports(path: Path) -> list[tuple[int, str | None]]:
+    """Each import of one of the package's own modules inside a function of ``path``: (line, its reason or None).
+
+    The reason is a ``# lazy: <reason>`` comment on the statement's line or on a comment line right above it; a
+    run of import statements shares the comment line above its first one.
+    """
+    lines = path.read_text().splitlines()
+    out: list[tuple[int, str | None]] = []
+
+    def comment(text: str) -> str | None:
+        _, found, why = text.partition(LAZY)
+        return why.strip() or None if found else None
+
+    def above(line: int) -> str | None:  # 1-based line number: a comment line right above it
+        return comment(lines[line - 2]) if line >= 2 and lines[line - 2].lstrip().startswith("#") else None
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            run_reason = None
+            prev_import = False
+            for child in getattr(node, field, None) or []:
+                is_import = isinstance(child, (ast.Import, ast.ImportFrom))
+                if is_import and not prev_import:
+                    run_reason = above(child.lineno)
+                if in_function and is_import and _is_own(child):
+                    out.append((child.lineno, comment(lines[child.lineno - 1]) or above(child.lineno) or run_reason))
+                prev_import = is_import
+                if not is_import:
+                    visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+        for child in ast.iter_child_nodes(node):  # blocks not held in a statement list (match cases, with items)
+            if isinstance(child, ast.match_case):
+                visit(child, in_function)
+
+    visit(ast.parse("\n".join(lines)), False)
+    return out
+
+
+def not_yet(path: Path) -> bool:
+    rel = path.relative_to(ROOT).as_posix()
+    return any(rel.startswith(p) if p.endswith("/") else rel == p for p in NOT_YET)
 
 
 def package_imports() -> dict[str, set[str]]:
@@ -112,3 +172,30 @@ def test_lower_layers_do_not_reach_up():
     for low, high in [("spaces", "lens"), ("spaces", "handles"), ("classic", "handles"), ("serve", "cli"),
                       ("engines", "corpus"), ("engines", "contextual"), ("render", "atlas"), ("models", "spaces")]:
         assert high not in edges.get(low, set()), f"{low} imports {high}"
+
+
+def test_own_modules_are_imported_at_the_top_or_say_why_not():
+    unexplained = [f"{path.relative_to(ROOT)}:{line}" for path in sorted(ROOT.rglob("*.py")) if not not_yet(path)
+                   for line, why in local_imports(path) if why is None]
+    assert not unexplained, "function-local imports of embedlens without a `# lazy: <reason>`: " + ", ".join(unexplained)
+
+
+def test_the_local_import_finder_finds_them(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("from .top import x\n"
+                 "def f():\n"
+                 "    import numpy as np\n"
+                 "    from .a import b\n"
+                 "    if x:\n"
+                 "        from ..c import d  # lazy: imports numpy\n"
+                 "        from ..c import e\n"
+                 "    # lazy: a cycle\n"
+                 "    from .e import g\n"
+                 "    from embedlens.h import i\n"
+                 "    y = 1\n"
+                 "    from .j import k\n"
+                 "    class C:\n"
+                 "        def m(self):\n"
+                 "            from .n import o\n")
+    assert local_imports(f) == [(4, None), (6, "imports numpy"), (7, None), (9, "a cycle"), (10, "a cycle"), (12, None),
+                                (15, None)]

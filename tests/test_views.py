@@ -74,3 +74,15 @@ def test_stages_work_on_the_view_they_are_given(llama):
     top = np.linalg.svd(centred.astype(np.float64), full_matrices=False)[2][:2]
     expect = centred @ top.T
     np.testing.assert_allclose(np.abs(atlas.coords), np.abs(expect), atol=1e-3)  # PCA up to each axis' sign
+
+
+@pytest.mark.parametrize("ids", [np.arange(50), np.random.default_rng(0).permutation(50) * 3,
+                                 np.random.default_rng(1).integers(0, 20, size=50)])
+def test_rows_of_ids_is_row_of_id_without_the_dict(ids):
+    """The vectorized lookup gives every row the dict gives (the last row of a repeated id), -1 for the rest."""
+    sp = EmbeddingSpace.from_arrays(np.ones((len(ids), 2), np.float32), [str(i) for i in range(len(ids))], ids=ids)
+    asked = np.concatenate([ids, [-5, 10_000, int(ids.max()) + 1], np.arange(-2, 70)])
+    expected = [sp.row_of_id.get(int(i), -1) for i in asked]
+    assert sp.rows_of_ids(asked).tolist() == expected
+    assert sp.rows_of_ids(asked.reshape(-1, 1)).shape == (asked.size, 1)
+    assert sp.rows_of_ids([2**70, int(ids[3]), -(2**64)]).tolist() == [-1, sp.row_of_id[int(ids[3])], -1]  # past int64

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from .errors import EmbedlensError
-from .spaces.space import read_labels
+from .lens import SpaceLens, load
+from .safetensors_mmap import read_tensors
+from .spaces.space import EmbeddingSpace, read_labels
 
 # prefix (e.g. "tfidf") or exact name (e.g. "glove-50d") -> function(rest_of_spec, labels) -> SpaceLens
 RESOLVERS: dict[str, Callable[[str, str | None], Any]] = {}
@@ -31,9 +33,6 @@ BUILTIN: dict[str, str] = {
 
 
 def _load_saved(folder: str, labels: str | None) -> Any:
-    from .lens import SpaceLens
-    from .spaces.space import EmbeddingSpace
-
     path = Path(folder).expanduser()
     if not path.is_dir():
         raise EmbedlensError(f"no such space folder: {folder}")
@@ -41,10 +40,6 @@ def _load_saved(folder: str, labels: str | None) -> Any:
 
 
 def _load_matrix(file: str, labels: str | None) -> Any:
-    from .lens import SpaceLens
-    from .safetensors_mmap import read_tensors
-    from .spaces.space import EmbeddingSpace
-
     path = Path(file).expanduser()
     if not path.is_file():
         raise EmbedlensError(f"no such file: {file}")
@@ -113,8 +108,6 @@ def open_space(spec: str, *, labels: str | None = None) -> Any:
 def open_handle(model: str | None, space: str = "input", labels: str | None = None) -> Any:
     """The space to work on (a :class:`~embedlens.lens.SpaceView`): a model's ``input``/``output``, or any space spec."""
     if space in ("input", "output"):
-        from .lens import load
-
         return load(model).view(space)
     return open_space(space, labels=labels).input
 

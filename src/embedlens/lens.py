@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from .errors import EmbedlensError
+from .models import loading  # called through the module: tests stand in for it there
+from .models.loading import _offline
+from .models.specs import resolve
+from .neighbors.index import ExactIndex
+from .neighbors.knn import space_content_hash, space_folder
 from .neighbors.results import Neighbor, NeighborResult, ResolvedQuery, TokenRow, TokenTable
+from .neighbors.variants import variant_rows
+from .spaces.extract import open_entry
 from .spaces.space import EmbeddingSpace
 
 SPACES = ("input", "output")
@@ -68,8 +75,6 @@ class Lens:
         cached k-NN graph with an exact fallback, :func:`embedlens.neighbors.knn.space_index`);
         default an exact scan. Every exact index gives the same answer.
         """
-        from .neighbors.index import ExactIndex
-
         sp = self.get_space(space)
         rq = self.resolve(query, space)
         index = ExactIndex(sp.vectors, norms=sp.norms) if index is None else index
@@ -91,8 +96,6 @@ class Lens:
 
     def variants(self, word: str, *, space: str = "input") -> NeighborResult:
         """Tokens that are variants of ``word`` (case, word-start markers, inflections), ranked by cosine to it."""
-        from .neighbors.variants import variant_rows
-
         sp = self.get_space(space)
         rq = self.resolve(word, space)
         own = rq.rows if len(rq.rows) == 1 else []  # the pieces of a split word are not its variants
@@ -100,7 +103,6 @@ class Lens:
         rows = rows[~sp.special[rows]] if rows.size else rows
         if rows.size == 0:
             raise EmbedlensError(f"no variants of '{word}' in {sp.name}")
-        from .neighbors.index import ExactIndex
 
         # Ranked by the same exact cosine as ``nearest``, over the variant rows only.
         nb = ExactIndex(np.asarray(sp.vectors[rows]), norms=sp.norms[rows]).query(rq.vector[None, :], int(rows.size))
@@ -113,8 +115,8 @@ class Lens:
                 token_id = int(query[3:])
             except ValueError:
                 raise EmbedlensError(f"'{query}' is not a valid id query (expected id:<integer>)") from None
-            row = sp.row_of_id.get(token_id)
-            if row is None:
+            row = int(sp.rows_of_ids([token_id])[0])
+            if row < 0:
                 raise EmbedlensError(f"id {token_id} is not in {sp.name} (ids 0..{int(sp.ids.max())})")
             return [row]
         if query.startswith("tok:"):
@@ -194,8 +196,6 @@ class ModelLens(Lens):
     @cached_property
     def tokenizer(self) -> Any:
         """The transformers tokenizer (loaded from the cache, not from the model files)."""
-        from .models.loading import _offline
-
         _offline()
         from transformers import AutoTokenizer
 
@@ -204,9 +204,7 @@ class ModelLens(Lens):
     @cached_property
     def model(self) -> Any:
         """The full transformers model (loaded on first use)."""
-        from .models.loading import load_weights
-
-        return load_weights(self.source)
+        return loading.load_weights(self.source)
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         """Token ids exactly as the model's tokenizer gives them (with whatever BOS/CLS it adds)."""
@@ -243,9 +241,10 @@ class ModelLens(Lens):
             ids = self.encode(query, add_special_tokens=False)
             if not ids:
                 raise EmbedlensError(f"'{query}' produced no tokens")
-            rows = [sp.row_of_id[i] for i in ids if i in sp.row_of_id]
-            if len(rows) != len(ids):
+            found = sp.rows_of_ids(ids)
+            if (found < 0).any():
                 raise EmbedlensError(f"'{query}' has tokens outside the embedding matrix")
+            rows = found.tolist()
         return self._mean_query(query, rows, sp, "tokens")
 
     def manifest(self) -> dict[str, Any]:
@@ -340,7 +339,6 @@ class SpaceView:
         folder per content hash of the matrix under the user's cache."""
         if isinstance(self.lens, ModelLens):
             return Path(self.lens.entry.folder)
-        from .neighbors.knn import space_folder
 
         return space_folder(self.space.vectors, self.content_hash)
 
@@ -349,7 +347,6 @@ class SpaceView:
         """Identifies the vectors: a model's content hash (+ the space), or a hash of the matrix (read once)."""
         if isinstance(self.lens, ModelLens) and self.meta.get("content_hash"):
             return str(self.meta["content_hash"]) + ("" if self.which == "input" else f"-{self.which}")
-        from .neighbors.knn import space_content_hash
 
         return space_content_hash(self.space.vectors)
 
@@ -387,9 +384,6 @@ def load(spec: str | None = None, *, rebuild: bool = False) -> ModelLens:
             the local Hugging Face cache. ``None`` means the default model.
         rebuild: re-extract even if a sound cache entry exists.
     """
-    from .models.specs import resolve
-    from .spaces.extract import open_entry
-
     return ModelLens(open_entry(resolve(spec), rebuild=rebuild))
 
 

@@ -25,13 +25,17 @@ import zipfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .cache import atomic_path
 from .display import SPACE_MARK, WORD_START_SCHEMES
 from .errors import MissingDependency
 from .writing_systems import SCRIPTS, classify_scripts
+
+if TYPE_CHECKING:  # pragma: no cover - a name for annotations only
+    from .lens import SpaceView
 
 log = logging.getLogger("embedlens")
 
@@ -170,7 +174,7 @@ def pos_names(classes: np.ndarray) -> list[str]:
     return np.asarray(POS_CLASSES, dtype=object)[np.asarray(classes, dtype=np.int64)].tolist()
 
 
-def pos_cache_path(view: Any) -> Path:
+def pos_cache_path(view: SpaceView) -> Path:
     """Where a space's classes are cached: its cache folder, one file per space and tagger."""
     return Path(view.cache_folder()) / f"pos-{view.which}-{TAGGER}.npz"
 
@@ -194,7 +198,7 @@ def _load_cache(path: Path, n: int, version: str) -> tuple[np.ndarray, dict[str,
     return classes, meta
 
 
-def space_parts_of_speech(view: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+def space_parts_of_speech(view: SpaceView, rows: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Class indices (int8) of the rows ``rows`` (default all) of a space (``lens.input``...), cached per vocabulary.
 
     Rows not in the cache are classified (their words tagged in one batched pass) and added to it
@@ -202,8 +206,6 @@ def space_parts_of_speech(view: Any, rows: np.ndarray | None = None) -> tuple[np
     ``(classes, info)``: ``info`` names the tagger and its version, for the manifest, and how many rows
     were tagged now.
     """
-    from .cache import atomic_path
-
     space = view.space
     n = len(space)
     rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -228,7 +230,7 @@ def space_parts_of_speech(view: Any, rows: np.ndarray | None = None) -> tuple[np
     return cached[rows], info
 
 
-def cached_parts_of_speech(view: Any) -> list[str] | None:
+def cached_parts_of_speech(view: SpaceView) -> list[str] | None:
     """The class names of every token of a space when all are cached (e.g. by ``embedlens map --all --color pos``),
     else None. Reads the cache only: never tags, never imports spaCy (None when it is not installed)."""
     try:

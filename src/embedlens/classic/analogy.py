@@ -8,17 +8,16 @@ is resolved as ``neighbors`` resolves it (its token, or the mean of its tokens, 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from ..lens import Lens, SpaceView, as_view
 from ..neighbors.index import ExactIndex
 from ..neighbors.results import Neighbor, NeighborResult
 
 METHOD_NOTE = "3CosAdd: cosine to unit(A) - unit(B) + unit(C), A, B and C excluded"
 
 
-def analogy(lens: Any, a: str, b: str, c: str, k: int = 5, *, space: str | None = None) -> NeighborResult:
+def analogy(lens: Lens | SpaceView, a: str, b: str, c: str, k: int = 5, *, space: str | None = None) -> NeighborResult:
     """The ``k`` rows nearest to A - B + C, best first, in the shape :meth:`Lens.nearest` returns.
 
     Args:
@@ -27,8 +26,6 @@ def analogy(lens: Any, a: str, b: str, c: str, k: int = 5, *, space: str | None 
         k: how many answers.
         space: with a handle, ``input`` or ``output`` (default input).
     """
-    from ..lens import as_view
-
     view = as_view(lens, space)
     sp = view.space
     resolved = [view.resolve(w) for w in (a, b, c)]

@@ -35,7 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from ..corpus.reading import _gensim_test_file
 from ..errors import EmbedlensError, require
+from ..lens import Lens, SpaceView, as_view
 from ..neighbors.exact import normalized_rows
 
 DATASETS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt", "analogies": "questions-words.txt"}
@@ -47,8 +49,6 @@ _TOP = 5  # candidates looked at per question, as gensim does (topn=5)
 
 def dataset_path(name: str) -> Path:
     """Path of a packaged evaluation file (from gensim's test data)."""
-    from ..corpus.reading import _gensim_test_file
-
     return _gensim_test_file(DATASETS[name])
 
 
@@ -170,9 +170,7 @@ def read_analogies(path: str | Path) -> tuple[list[tuple[str, str, str, str]], l
 class _WordLookup:
     """Rows and vectors of words in a lens, following the rules in the module docstring."""
 
-    def __init__(self, lens: Any, which: str | None = None) -> None:
-        from ..lens import as_view
-
+    def __init__(self, lens: Lens | SpaceView, which: str | None = None) -> None:
         self.view = as_view(lens, which)
         self.lens, self.which = self.view.lens, self.view.which
         self.space = self.view.space
@@ -233,7 +231,7 @@ class _WordLookup:
 # -- the evaluations ---------------------------------------------------------------------------------
 
 
-def evaluate_pairs(lens: Any, path: str | Path, *, space: str | None = None, _lookup: _WordLookup | None = None) -> PairScore:
+def evaluate_pairs(lens: Lens | SpaceView, path: str | Path, *, space: str | None = None, _lookup: _WordLookup | None = None) -> PairScore:
     """Spearman correlation of cosine similarity with the human scores of a word-pair file."""
     require("scipy", "the word-pair evaluation", extra="classic")
     from scipy.stats import spearmanr
@@ -260,7 +258,7 @@ def evaluate_pairs(lens: Any, path: str | Path, *, space: str | None = None, _lo
 
 
 def evaluate_analogies(
-    lens: Any, path: str | Path, *, space: str | None = None, restrict_vocab: int = DEFAULT_RESTRICT,
+    lens: Lens | SpaceView, path: str | Path, *, space: str | None = None, restrict_vocab: int = DEFAULT_RESTRICT,
     _lookup: _WordLookup | None = None,
 ) -> AnalogyScore:
     """Top-1 3CosAdd accuracy on an analogy file, searching the first ``restrict_vocab`` rows."""
@@ -318,7 +316,7 @@ def evaluate_analogies(
 
 
 def evaluate(
-    lens: Any,
+    lens: Lens | SpaceView,
     *,
     space: str | None = None,
     tasks: Sequence[str] = TASKS,

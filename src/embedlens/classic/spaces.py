@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EmbedlensError
+from ..lens import SpaceLens
+from ..spaces.space import EmbeddingSpace
+from .glove import SPACE_NAME, load_glove
 
 
 def _no_labels(spec: str, labels: str | None) -> None:
@@ -18,9 +21,6 @@ def _no_labels(spec: str, labels: str | None) -> None:
 
 
 def open_glove(rest: str, labels: str | None) -> Any:
-    from ..lens import SpaceLens
-    from .glove import SPACE_NAME, load_glove
-
     if rest:
         raise EmbedlensError(f"'{SPACE_NAME}' takes no ':{rest}' part; use `space={SPACE_NAME}`")
     _no_labels(SPACE_NAME, labels)
@@ -34,9 +34,6 @@ def _maker(kind: str) -> str:
 
 def _run(kind: str, rest: str, labels: str | None) -> Any:
     """``tfidf:DIR`` / ``word2vec:DIR``: a folder written by ``embedlens tfidf`` / ``embedlens word2vec``."""
-    from ..lens import SpaceLens
-    from ..spaces.space import EmbeddingSpace
-
     if not rest:
         raise EmbedlensError(f"`space={kind}` needs the folder of a run: `space={kind}:DIR` (DIR made by `embedlens {kind}` or by {_maker(kind)}(...).save(DIR))")
     _no_labels(f"{kind}:{rest}", labels)

@@ -29,7 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from ..corpus.reading import Corpus, open_corpus
 from ..errors import EmbedlensError
+from ..spaces.space import EmbeddingSpace
+from ..versions import versions
 
 WORD_PATTERN = re.compile(r"\w+")
 GROUP_CHARS = 1 << 20  # text handled per numpy.unique call: bounds memory, amortises the per-call cost
@@ -135,8 +138,6 @@ class TfidfResult:
 
     def space(self, name: str = "tfidf") -> Any:
         """The result as an :class:`~embedlens.spaces.space.EmbeddingSpace` (rows = words)."""
-        from ..spaces.space import EmbeddingSpace
-
         return EmbeddingSpace.from_arrays(self.vectors, self.words, name=name, metadata=self.manifest())
 
     def manifest(self) -> dict[str, Any]:
@@ -152,8 +153,6 @@ class TfidfResult:
 
     def save(self, folder: str | Path, *, name: str = "tfidf", extra: dict[str, Any] | None = None) -> Path:
         """Write ``space.safetensors`` + ``words.txt`` + ``manifest.json`` into ``folder``."""
-        from ..versions import versions
-
         return self.space(name).save(folder, manifest={"versions": versions(), **(extra or {})})
 
 
@@ -208,8 +207,6 @@ def tfidf(corpus: Any, n_chunks: int = 10, *, keep_case: bool = False, min_count
         keep_case: keep the words' case instead of lowercasing them.
         min_count: keep only words occurring at least this often.
     """
-    from ..corpus.reading import Corpus, open_corpus
-
     t0 = time.perf_counter()
     if not isinstance(corpus, Corpus):
         corpus = open_corpus(corpus)

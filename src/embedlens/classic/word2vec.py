@@ -28,7 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import atomic_path, ensure_writable_dir
+from ..corpus.reading import Corpus, open_corpus
 from ..errors import EmbedlensError, require
+from ..progress import bar
+from ..spaces.space import EmbeddingSpace
+from ..versions import versions
 from .tfidf import words_of
 
 MAX_SENTENCE = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer sentences are truncated by gensim
@@ -82,15 +87,10 @@ class Word2VecResult:
         return {**self.manifest(), "most_frequent": top}
 
     def space(self, name: str = "word2vec") -> Any:
-        from ..spaces.space import EmbeddingSpace
-
         return EmbeddingSpace.from_arrays(self.vectors, self.words, name=name, metadata=self.manifest())
 
     def save(self, folder: str | Path, *, name: str = "word2vec", extra: dict[str, Any] | None = None) -> Path:
         """Write ``vectors.bin`` (word2vec binary format) and ``space.safetensors`` + ``words.txt`` + ``manifest.json``."""
-        from ..cache import atomic_path, ensure_writable_dir
-        from ..versions import versions
-
         out = ensure_writable_dir(folder)
         kv = self.keyed_vectors
         if kv is None:
@@ -143,8 +143,6 @@ def train_word2vec(
         keep_case: keep the words' case instead of lowercasing them.
         progress: show a progress bar on stderr when it is a terminal.
     """
-    from ..corpus.reading import Corpus, open_corpus
-
     for name, value, low in (("`dim`", dim, 1), ("`window`", window, 1), ("`epochs`", epochs, 1),
                              ("`min_count`", min_count, 1), ("`workers`", workers, 1)):
         if value < low:
@@ -166,7 +164,6 @@ def train_word2vec(
     t_vocab = time.perf_counter()
     if len(model.wv) == 0:
         raise EmbedlensError(f"no word occurs at least {min_count} times in the corpus; lower `min_count`")
-    from ..progress import bar
 
     with bar(epochs, "word2vec epochs", enabled=progress) as advance:
         model.train(sentences, total_examples=model.corpus_count, epochs=epochs,

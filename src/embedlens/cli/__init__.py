@@ -13,6 +13,9 @@ import sys
 
 import click
 
+from ..errors import EmbedlensError
+from . import errors_text  # called through the module: tests stand in for it there
+
 # name -> (module, attribute, one-line help shown in `embedlens --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("embedlens.cli.demo", "demo", "Run the quick-start job on a model and write a report you can open."),
@@ -69,10 +72,8 @@ def _setup_logging() -> None:
 
     class Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            from .errors_text import current_command, flag_text  # library notes name parameters: say flags
-
             try:
-                click.echo(f"embedlens: note: {flag_text(record.getMessage(), current_command())}", err=True)
+                click.echo(f"embedlens: note: {errors_text.flag_text(record.getMessage(), errors_text.current_command())}", err=True)
             except Exception:  # noqa: BLE001 - a note must never break the work that logged it
                 self.handleError(record)
 
@@ -91,8 +92,6 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 internal error, 2 user error, 130 interrupted)."""
-    from ..errors import EmbedlensError
-
     _setup_logging()
     debug = bool(os.environ.get("EMBEDLENS_DEBUG"))
     try:
@@ -101,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     except EmbedlensError as exc:
         if debug:
             raise
-        from .errors_text import flag_text, invoked_command  # library errors name parameters: say flags
-
-        _error(flag_text(str(exc), invoked_command(cli, sys.argv[1:] if argv is None else argv)))
+        _error(errors_text.flag_text(str(exc), errors_text.invoked_command(cli, sys.argv[1:] if argv is None else argv)))
         return exc.exit_code
     except click.exceptions.Abort:
         _error("interrupted")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..cache import atomic_path
 from .common import (
     console,
     emit_json,
@@ -25,14 +26,12 @@ from .common import (
               help="Also save the tokens' input-embedding vectors as FILE.npy (n_tokens, d_model).")
 def tokens(text_arg: str, model: str, as_json: bool, save: str | None) -> None:
     """Tokenize TEXT with the model's own tokenizer: position, id, readable token, embedding head/tail."""
-    from ..lens import load
+    from ..lens import load  # lazy: imports numpy; --help stays light
 
     lens = load(model)
     table = lens.tokens(text_arg)
     if save:
         import numpy as np
-
-        from ..cache import atomic_path
 
         target = save if save.endswith(".npy") else save + ".npy"
         with atomic_path(target) as tmp, open(tmp, "wb") as fh:

@@ -16,7 +16,7 @@ def cache() -> None:
 @json_option
 def list_cmd(as_json: bool) -> None:
     """List cache entries with their size."""
-    from ..spaces.cache_admin import list_entries
+    from ..spaces.cache_admin import list_entries  # lazy: embedlens.spaces imports numpy
 
     entries = list_entries()
     if as_json:
@@ -36,7 +36,7 @@ def list_cmd(as_json: bool) -> None:
 @click.argument("model", required=False)
 def verify_cmd(model: str | None) -> None:
     """Check every entry (or MODEL's) by a full SHA-256 of its matrices against the digest taken at build."""
-    from ..spaces.cache_admin import verify_entries
+    from ..spaces.cache_admin import verify_entries  # lazy: embedlens.spaces imports numpy
 
     bad = 0
     for key, ok, why in verify_entries(model):
@@ -50,7 +50,7 @@ def verify_cmd(model: str | None) -> None:
 @click.argument("model", required=False)
 def clear_cmd(model: str | None) -> None:
     """Remove every entry, or only MODEL's (alias, path or entry name)."""
-    from ..spaces.cache_admin import clear_entries
+    from ..spaces.cache_admin import clear_entries  # lazy: embedlens.spaces imports numpy
 
     removed = clear_entries(model)
     click.echo(f"removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'}")

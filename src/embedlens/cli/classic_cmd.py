@@ -6,6 +6,7 @@ import time
 
 import click
 
+from ..cache import ensure_writable_dir
 from .common import (
     console,
     emit_json,
@@ -39,8 +40,7 @@ def tfidf(corpus: tuple[str, ...], n_chunks: int, keep_case: bool, min_count: in
     Words are \\w+ matches, lowercased unless --keep-case. CORPUS: a text file, a folder of .txt files, or a
     packaged corpus (lee, enwiki-sample); several may be given.
     """
-    from ..cache import ensure_writable_dir
-    from ..classic.tfidf import tfidf as build
+    from ..classic.tfidf import tfidf as build  # lazy: imports numpy; --help stays light
 
     ensure_writable_dir(out)  # fail before any work
     started = time.perf_counter()
@@ -74,8 +74,7 @@ def word2vec(corpus: tuple[str, ...], sg: int, dim: int, window: int, epochs: in
 
     CORPUS: a text file, a folder of .txt files, or a packaged corpus (lee, enwiki-sample); several may be given.
     """
-    from ..cache import ensure_writable_dir
-    from ..classic.word2vec import train_word2vec
+    from ..classic.word2vec import train_word2vec  # lazy: imports numpy; --help stays light
 
     ensure_writable_dir(out)
     started = time.perf_counter()
@@ -105,7 +104,7 @@ def analogy(a: str, b: str, c: str, model: str, space: str, labels: str | None, 
 
     3CosAdd over unit vectors; A, B and C themselves are excluded. Words resolve as in `neighbors`.
     """
-    from ..classic.analogy import analogy as solve
+    from ..classic.analogy import analogy as solve  # lazy: imports numpy; --help stays light
 
     view = open_lens(model, space, labels)
     result = solve(view, a, b, c, k)
@@ -136,8 +135,8 @@ def evaluate(model: str, space: str, labels: str | None, tasks: tuple[str, ...],
     when the word is one token (' word' or 'word'), else the mean of its tokens (single_token_coverage
     says how often); analogy questions need four single-token words.
     """
-    from ..classic.evaluate import TASKS
-    from ..classic.evaluate import evaluate as run
+    from ..classic.evaluate import TASKS  # lazy: imports numpy; --help stays light
+    from ..classic.evaluate import evaluate as run  # lazy: imports numpy; --help stays light
 
     view = open_lens(model, space, labels)
     result = run(view, tasks=tasks or TASKS, wordsim=wordsim, simlex=simlex, analogies=analogies,

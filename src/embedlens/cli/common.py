@@ -8,7 +8,10 @@ from typing import Any
 
 import click
 
+from ..cache import json_default
+from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
+from . import errors_text  # called through the module: tests stand in for it there
 
 MODEL_HELP = "Model: alias, folder, .gguf file or cached hub name (default smollm2-135m)."
 SPACE_HELP = (
@@ -45,8 +48,7 @@ def open_lens(model: str, space: str = "input", labels: str | None = None) -> An
     Options that would be silently ignored are refused: ``--labels`` belongs to a matrix file, and
     ``--model`` to a model's own ``input``/``output`` spaces.
     """
-    from ..errors import EmbedlensError
-    from ..handles import is_matrix_spec, open_handle
+    from ..handles import is_matrix_spec, open_handle  # lazy: imports numpy; --help stays light
 
     if labels is not None and not is_matrix_spec(space):
         raise EmbedlensError(f"--labels applies only to a matrix --space (FILE.npy or FILE.safetensors), not to '{space}'")
@@ -57,8 +59,6 @@ def open_lens(model: str, space: str = "input", labels: str | None = None) -> An
 
 
 def emit_json(data: Any) -> None:
-    from ..cache import json_default
-
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=json_default) + "\n")
 
 
@@ -77,9 +77,7 @@ def text(value: str) -> Any:
 
 def note(message: str | None) -> None:
     if message:
-        from .errors_text import current_command, flag_text  # library notes name parameters: say flags
-
-        click.echo(f"embedlens: note: {flag_text(message, current_command())}", err=True)
+        click.echo(f"embedlens: note: {errors_text.flag_text(message, errors_text.current_command())}", err=True)
 
 
 def print_neighbors(result: Any, title: str) -> None:
@@ -100,7 +98,6 @@ def parse_perplexities(value: str | None) -> list[float] | None:
     """``--perplexity``: one number, or a comma-separated list for a sweep (``5,30,100``); None when not given."""
     if value is None:
         return None
-    from ..errors import EmbedlensError
 
     try:
         values = [float(v) for v in value.split(",")]

@@ -6,6 +6,9 @@ import time
 
 import click
 
+from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
+from ..render.report import demo_report
+from ..versions import versions
 from .common import console, model_option, note, text
 
 DEMO_TEXT = "The capital of France is Paris."
@@ -27,10 +30,7 @@ def demo(model: str, out: str, with_map: bool, corpus: str) -> None:
     """
     from pathlib import Path
 
-    from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
-    from ..lens import load
-    from ..render.report import demo_report
-    from ..versions import versions
+    from ..lens import load  # lazy: imports numpy; --help stays light
 
     started = time.perf_counter()
     folder = ensure_writable_dir(out)
@@ -43,7 +43,7 @@ def demo(model: str, out: str, with_map: bool, corpus: str) -> None:
 
     map_link = map_summary = None
     if with_map:
-        from ..atlas import write_atlas
+        from ..atlas import write_atlas  # lazy: imports numpy; --help stays light
 
         atlas = write_atlas(lens, folder / "map", corpus=corpus, method="pca", dims=2, seed=0)
         map_link = "map/map.html"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from ..errors import EmbedlensError
+
 
 def engine_options(f):
     f = click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -28,8 +30,6 @@ def _typed(name: str) -> bool:
 
 def check_engine_options(*, reads_corpus: bool, engine: str) -> None:
     """Refuse corpus and Ray options that would be silently ignored by this run."""
-    from ..errors import EmbedlensError
-
     if _typed("text_column") and not reads_corpus:
         raise EmbedlensError("--text-column applies only when a corpus is read (--corpus)")
     for name in ("workers", "ray_address"):

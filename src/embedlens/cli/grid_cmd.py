@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .. import hardware  # called through the module: tests stand in for it there
+from ..errors import EmbedlensError
 from ..method_names import GRID_PLANES
 from ..models.specs import DEFAULT_MODEL
 from .common import MODEL_HELP, console, emit_json, json_option, note, text
@@ -12,8 +14,6 @@ from .device_options import device_options
 
 def _center(value: str) -> tuple[float, float]:
     import math
-
-    from ..errors import EmbedlensError
 
     try:
         parts = [float(v) for v in value.split(",")]
@@ -62,12 +62,10 @@ def grid(model: str, grid_size: int, spacing: float, layer_idx: str | None, embe
     (embedding_grid_layer_{L}_size_{N}_method_{M}.png, .html) and the numbers as
     embedding_grid_results_layer_{L}.json into --output-dir.
     """
-    from ..grid import create_embedding_grid_map
+    from ..grid import create_embedding_grid_map  # lazy: imports numpy; --help stays light
 
     if dtype == "bfloat16" and device == "cpu":
-        from ..hardware import fast_bfloat16
-
-        if not fast_bfloat16():
+        if not hardware.fast_bfloat16():
             note("this CPU has no fast bfloat16 matrix products (no AVX512-BF16/AMX): bfloat16 will be far "
                  "slower than --dtype float32 here")
     out = create_embedding_grid_map(

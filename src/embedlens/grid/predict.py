@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import hardware  # called through the module: tests stand in for it there
 from ..errors import EmbedlensError
+from ..progress import bar
 
 TOP_K = 5
 _HEADROOM = 0.85  # use at most this share of MemAvailable
@@ -42,9 +44,8 @@ def check_memory(batch_size: int, n_cells: int, per_cell: int, *, available: int
         raise EmbedlensError(f"batch size must be an integer >= 1, got {batch_size!r}")
     batch_size = min(int(batch_size), n_cells)
     need = estimate_peak_bytes(batch_size, n_cells, per_cell)
-    from ..hardware import available_memory
 
-    free = available_memory() if available is None else available
+    free = hardware.available_memory() if available is None else available
     if free is None:
         return need
     budget = int(free * _HEADROOM)
@@ -85,7 +86,6 @@ def predict_top_k(
     k = min(k, runner.n_vocab)
     ids = np.empty((n_cells, k), dtype=np.int64)
     probs = np.empty((n_cells, k), dtype=np.float32)
-    from ..progress import bar
 
     show = n_cells > 20 * batch_size if progress is None else progress
     started = time.perf_counter()

@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import json_default, write_text_atomic
+from ..render.grid import _title, grid_figure
+from ..render.notebook import result_html
+
 
 @dataclass
 class GridMap:
@@ -92,8 +96,6 @@ class GridMap:
 
     def to_json(self) -> str:
         """JSON text: ``config`` indented, each per-cell list on one line (readable, and compact for big grids)."""
-        from ..cache import json_default
-
         d = self.to_dict()
         parts = [f'  "config": {json.dumps(d["config"], indent=2, ensure_ascii=False, default=json_default)}'.replace(
             "\n", "\n  ")]
@@ -102,8 +104,6 @@ class GridMap:
         return "{\n" + ",\n".join(parts) + "\n}\n"
 
     def save(self, path: str | Path) -> Path:
-        from ..cache import write_text_atomic
-
         return write_text_atomic(path, self.to_json())
 
     @classmethod
@@ -112,15 +112,10 @@ class GridMap:
 
     def figure(self, *, cell_labels: str | None = None) -> Any:
         """The interactive Plotly figure (see :func:`embedlens.render.grid.grid_figure`)."""
-        from ..render.grid import grid_figure
-
         return grid_figure(self, cell_labels=cell_labels)
 
     def _repr_html_(self) -> str:
         """Shown inline by Jupyter: title, how many distinct top tokens, and the interactive map, offline."""
-        from ..render.grid import _title
-        from ..render.notebook import result_html
-
         ids = np.asarray(self.token_ids)
         line = (f"{np.unique(ids).size} distinct top tokens over {ids.size:,} cells; "
                 f"mean top probability {float(np.mean(self.probs)):.3f}")

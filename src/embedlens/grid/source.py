@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from ..display import detect_scheme, display_tokens
 from ..errors import EmbedlensError
+from ..lens import ModelLens, load
+from ..models import loading  # called through the module: tests stand in for it there
+from ..models.architectures import model_parts
+from ..models.forward import BlockRunner, check_layer_index
+from ..models.runtime import choose_device, default_device, dtype_name, resolve_dtype
+from ..spaces.extract import special_ids
 
 
 def _encoder_error(name: str) -> EmbedlensError:
@@ -28,8 +35,6 @@ class GridModel:
 
     def __init__(self, model: Any = None, tokenizer: Any = None, *, dtype: str | Any = None,
                  device: str | None = None) -> None:
-        from ..lens import ModelLens
-
         self._device_spec, self._dtype_spec = device, dtype  # resolved on first use (torch is imported then)
         self.lens: ModelLens | None = None
         self._model = None
@@ -37,8 +42,6 @@ class GridModel:
         self._runner: Any = None
         self._runner_from: int | None = None
         if model is None or isinstance(model, str):
-            from ..lens import load
-
             model = load(model)
         if isinstance(model, ModelLens):
             self.lens = model
@@ -47,7 +50,6 @@ class GridModel:
         elif hasattr(model, "config") and hasattr(model, "forward"):
             if tokenizer is None:
                 raise EmbedlensError("a transformers model needs its tokenizer: EmbeddingGridVisualizer(model, tokenizer)")
-            from ..models.architectures import model_parts
 
             parts = model_parts(model)
             if not parts.arch.causal or parts.unembed is None:
@@ -58,22 +60,16 @@ class GridModel:
 
     @cached_property
     def device(self) -> str:
-        from ..models.runtime import choose_device, default_device
-
         return choose_device(self._device_spec) if self._device_spec is not None else default_device()
 
     @cached_property
     def _dtype(self) -> Any:
         """``dtype`` resolved for this model on this device (None: the process default, else float32)."""
-        from ..models.runtime import resolve_dtype
-
         return resolve_dtype(self._dtype_spec, self.device,
                              model=self.lens.source if self.lens is not None else self._model)
 
     @property
     def dtype_name(self) -> str:
-        from ..models.runtime import dtype_name
-
         return dtype_name(self._dtype)
 
     # -- facts known before any weight is read ---------------------------------------------------------
@@ -92,8 +88,6 @@ class GridModel:
 
     def check_layer(self, layer: Any) -> int:
         """``layer`` as an index in ``0 .. n_layers`` (negative from the end), checked from the cached metadata."""
-        from ..models.forward import check_layer_index
-
         return check_layer_index(layer, self.n_layers)
 
     # -- identity ------------------------------------------------------------------------------------
@@ -133,8 +127,6 @@ class GridModel:
         the checkpoint (reloaded from an earlier block when a later call needs one); a full model already
         loaded on the lens in the same dtype and device is reused.
         """
-        from ..models.forward import BlockRunner
-
         if self._runner is not None and self._runner_from is not None and self._runner_from <= first_block:
             return self._runner
         if self.lens is None:
@@ -171,10 +163,7 @@ class GridModel:
         a memory map, no copy), else converted when small, else left unloaded (the grid does not need it)."""
         import torch
 
-        from ..models.architectures import model_parts
-        from ..models.loading import load_weights
-
-        model = load_weights(source, dtype=self._dtype, device=self.device,
+        model = loading.load_weights(source, dtype=self._dtype, device=self.device,
                              blocks=range(first_block, self.n_layers), embeddings=False)
         parts = model_parts(model)
         if parts.embed.weight.is_meta and self.lens is not None:
@@ -213,7 +202,6 @@ class GridModel:
     def special(self) -> np.ndarray:
         if self.lens is not None:
             return np.asarray(self.lens.space.special, dtype=bool)
-        from ..spaces.extract import special_ids
 
         mask = np.zeros(len(self.raw_tokens), dtype=bool)
         mask[special_ids(self.tokenizer, len(self.raw_tokens))] = True
@@ -223,7 +211,6 @@ class GridModel:
     def display(self) -> list[str]:
         if self.lens is not None:
             return list(self.lens.space.display)
-        from ..display import detect_scheme, display_tokens
 
         scheme = "plain"
         backend = getattr(self.tokenizer, "backend_tokenizer", None)

@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import ensure_writable_dir, write_json_atomic
 from ..errors import EmbedlensError
+from ..models import runtime  # called through the module: tests stand in for it there
+from ..render import grid as R
+from ..render.grid import check_cell_labels
+from ..versions import versions
 from . import methods as M
 from .predict import TOP_K, bytes_per_batch_cell, check_memory, predict_top_k
 from .result import GridMap
@@ -161,9 +166,8 @@ class EmbeddingGridVisualizer:
         cfg = self.model.config
         d_ff = int(getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * self.hidden_size)
         elem = 2 if str(self.runner.dtype).endswith(("bfloat16", "float16")) else 4
-        from ..models.runtime import free_memory
 
-        free = free_memory(self.source.device) if self.source.device.startswith("cuda") else None
+        free = runtime.free_memory(self.source.device) if self.source.device.startswith("cuda") else None
         return check_memory(batch_size, n_cells, bytes_per_batch_cell(self.hidden_size, d_ff, self.runner.n_vocab, elem),
                             available=free)
 
@@ -197,8 +201,6 @@ class EmbeddingGridVisualizer:
         return GridMap(config, grid_size, layer, method, x, y, ids, probs, raw, disp)
 
     def _config(self, grid_size, spacing, method, center, layer, batch_size, plane_tokens, emb) -> dict[str, Any]:
-        from ..versions import versions
-
         info = self.source.describe()
         return {
             **info,
@@ -312,9 +314,6 @@ def create_embedding_grid_map(
     Returns:
         :class:`GridMapOutput` (``out["visualization_path"]``, ``out["results_path"]``, ``out.maps``).
     """
-    from ..cache import ensure_writable_dir, write_json_atomic
-    from ..versions import versions
-
     started = time.perf_counter()
     options = check_grid_options(layer_idx, grid_size, spacing, embedding_method, batch_size, plane_tokens,
                                  cell_labels)
@@ -350,8 +349,6 @@ def create_embedding_grid_map(
 def check_grid_options(layer_idx: Any, grid_size: int, spacing: float, embedding_method: str, batch_size: int,
                        plane_tokens: Sequence[str] | str | None, cell_labels: str | None) -> dict[str, Any]:
     """Every grid option checked and normalised before any model is opened (stage 1 of the pipeline)."""
-    from ..render.grid import check_cell_labels
-
     layers = parse_grid_layers(layer_idx)
     grid_size, spacing = M.check_grid(grid_size, spacing)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
@@ -394,8 +391,6 @@ def write_grid_maps(maps: list[GridMap], out_dir: Path, *, png: bool = True, htm
 
     Returns the paths: ``png`` / ``html`` / ``results`` of the first map, ``panels``, and every ``files``.
     """
-    from ..render import grid as R
-
     grid_size, method = maps[0].grid_size, maps[0].method
     files: list[str] = []
     for gm in maps:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..safetensors_mmap import read_header
 from .gguf_reader import open_reader
 
 _ST_NUMPY = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64, "I64": np.int64,
@@ -103,8 +104,6 @@ class Checkpoint:
         return [index.parent / s for s in shards]
 
     def _index_safetensors(self, file: Path) -> None:
-        from ..safetensors_mmap import read_header
-
         header, start = read_header(file)
         size = file.stat().st_size
         for name, info in header.items():

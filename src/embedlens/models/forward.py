@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
-from .architectures import ModelParts, execution_device, model_parts
+from .architectures import ModelParts, execution_device, get_path, model_parts
+from .model_handle import ModelHandle
 
 _ROTARY = ("llama", "gemma3")
 
@@ -119,7 +120,6 @@ class BlockRunner:
         """GPT-2's learned position embedding of position 0, shape (d_model,); None for rotary models."""
         if self.parts.arch.position is None:
             return None
-        from .architectures import get_path
 
         return get_path(self.parts.base, self.parts.arch.position).weight[0]
 
@@ -308,7 +308,7 @@ def top_k_of_logits(logits: Any, k: int, targets: Any = None) -> tuple[Any, Any,
     return ids, torch.exp(vals - lse), ranks
 
 
-def runner_for(lens: Any, net: Any) -> BlockRunner:
+def runner_for(lens: ModelHandle, net: Any) -> BlockRunner:
     """The :class:`BlockRunner` of a network loaded for ``lens``, built once per network and kept on the lens."""
     runners = lens.__dict__.setdefault("_runners", {})
     if id(net) not in runners:

@@ -13,7 +13,18 @@ import os
 from typing import Any
 
 from ..errors import EmbedlensError
+from . import partial  # called through the module: tests stand in for it there
 from .gguf_reader import fast_gguf_reader
+from .offload import check_offload, load_offloaded
+from .partial import check_fits, estimate_bytes
+from .runtime import (
+    choose_device,
+    default_device,
+    default_max_memory,
+    dtype_name,
+    parse_memory,
+    resolve_dtype,
+)
 from .specs import ModelSource, resolve
 from .weights import _model_class, _quiet, folder_config, weights_folder
 
@@ -81,31 +92,18 @@ def load_weights(spec: str | ModelSource | None = None, *, dtype: Any = None, de
     """
     _offline()
     source = spec if isinstance(spec, ModelSource) else resolve(spec)
-    from .runtime import (
-        choose_device,
-        default_device,
-        default_max_memory,
-        dtype_name,
-        parse_memory,
-        resolve_dtype,
-    )
 
     device = choose_device(device) if device is not None else default_device()
     dtype = resolve_dtype(dtype, device, model=source)
     budget = parse_memory(max_memory) if max_memory is not None else default_max_memory()
-    partial = blocks is not None or not embeddings or not head
+    in_part = blocks is not None or not embeddings or not head
     if budget is not None and source.kind == "gguf":  # refused before the GGUF is dequantized whole in memory
-        from .offload import check_offload
-        from .partial import estimate_bytes
-
         need, per_block = estimate_bytes(load_config(source), dtype)
         if need > budget:
             check_offload(source, budget, per_block, dtype)
     try:
-        if partial:
-            from .partial import load_partial
-
-            model = load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head,
+        if in_part:
+            model = partial.load_partial(source, dtype=dtype, device=device, blocks=blocks, embeddings=embeddings, head=head,
                                  max_memory=budget)
         else:
             model = _load_full(source, dtype, device, max_memory=budget)
@@ -129,16 +127,11 @@ def loaded_record(model: Any) -> dict[str, Any]:
 
 
 def _load_full(source: ModelSource, dtype: Any, device: str, *, max_memory: int | None = None) -> Any:
-    from .partial import check_fits, estimate_bytes
-    from .runtime import dtype_name
-
     folder = weights_folder(source)
     with _quiet():
         config = folder_config(folder)
     need, per_block = estimate_bytes(config, dtype)
     if max_memory is not None and need > max_memory:
-        from .offload import load_offloaded
-
         return load_offloaded(source, folder, config, dtype=dtype, device=device, budget=max_memory, need=need,
                               per_block=per_block)
     n = int(getattr(config, "num_hidden_layers", 0) or 0)

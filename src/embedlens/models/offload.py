@@ -23,8 +23,10 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from .. import hardware  # called through the module: tests stand in for it there
 from ..cache import cache_root
 from ..errors import EmbedlensError
+from .runtime import dtype_name
 from .specs import ModelSource
 from .weights import _model_class, _quiet, model_key
 
@@ -37,8 +39,6 @@ def _fmt(n: float) -> str:
 
 def check_offload(source: ModelSource, budget: int, per_block: int, dtype: Any) -> None:
     """Refuse a budget offload cannot keep (a GGUF model; less than one block), in one line."""
-    from .runtime import dtype_name
-
     if source.kind == "gguf":
         raise EmbedlensError(f"max_memory cannot bound {source.spec}: a GGUF model is dequantized whole in memory "
                              "before it runs; use a safetensors copy of it, or no max_memory")
@@ -51,7 +51,6 @@ def _budgets(device: str, budget: int) -> dict[Any, int]:
     """accelerate's ``max_memory``: the budget on the device; on a GPU the CPU's free memory after it."""
     if device == "cpu":
         return {"cpu": budget}
-    from ..hardware import available_memory
 
     key: Any = device
     if device.startswith("cuda"):
@@ -59,7 +58,7 @@ def _budgets(device: str, budget: int) -> dict[Any, int]:
 
         idx = torch.device(device).index
         key = idx if idx is not None else torch.cuda.current_device()
-    return {key: budget, "cpu": int((available_memory() or 0) * 0.9)}
+    return {key: budget, "cpu": int((hardware.available_memory() or 0) * 0.9)}
 
 
 def offload_folder(source: ModelSource) -> Path:
@@ -75,8 +74,6 @@ def load_offloaded(source: ModelSource, folder: Path, config: Any, *, dtype: Any
     ``model.embedlens_loaded`` records the budget and the ``device_map`` accelerate chose (module -> device,
     ``"disk"`` or ``"cpu"``).
     """
-    from .runtime import dtype_name
-
     check_offload(source, budget, per_block, dtype)
     spill = offload_folder(source)
     try:

@@ -14,8 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import hardware  # called through the module: tests stand in for it there
 from ..errors import EmbedlensError
+from . import runtime  # called through the module: tests stand in for it there
+from .architectures import get_path, model_parts
+from .checkpoint import Checkpoint
+from .offload import check_offload, load_offloaded
+from .runtime import dtype_name
 from .specs import ModelSource
+from .weights import _model_class, _quiet, folder_config, weights_folder
 
 _HEADROOM = 0.9
 
@@ -27,8 +34,6 @@ def _fmt(n: float) -> str:
 def meta_model(config: Any, dtype: Any) -> Any:
     """The model of ``config`` with every parameter on the meta device (buffers real, on the CPU)."""
     from accelerate import init_empty_weights
-
-    from .weights import _model_class, _quiet
 
     with init_empty_weights(include_buffers=False), _quiet():
         return _model_class(config).from_config(config, dtype=dtype)
@@ -49,8 +54,6 @@ def _nbytes(params: dict[str, Any], dtype: Any) -> int:
 
 def estimate_bytes(config: Any, dtype: Any) -> tuple[int, int]:
     """Bytes of every parameter of the model in ``dtype`` (tied matrices counted once), and of one block."""
-    from .architectures import model_parts
-
     model = meta_model(config, dtype)
     blocks = model_parts(model).blocks
     per_block = _nbytes(dict(blocks[0].named_parameters()), dtype) if len(blocks) else 0
@@ -61,17 +64,13 @@ def check_fits(source: ModelSource, need: int, device: str, *, per_block: int | 
                fixed: int = 0, dtype: Any = None) -> str | None:
     """Refuse a load that cannot fit the free memory; on a GPU too small for it return ``"auto"``
     (accelerate spreads the model over the GPUs and the CPU), else None."""
-    from .runtime import dtype_name, free_memory
-
-    free = free_memory(device)
+    free = runtime.free_memory(device)
     if free is None or need <= free * _HEADROOM:
         return None
     if str(device).startswith("cuda"):
         import torch
 
-        from ..hardware import available_memory
-
-        total = sum(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())) + (available_memory() or 0)
+        total = sum(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())) + (hardware.available_memory() or 0)
         if need <= total * _HEADROOM:
             return "auto"
         free = total
@@ -120,11 +119,6 @@ def load_partial(source: ModelSource, *, dtype: Any, device: str, blocks: range 
     input, as the contextual states do) come from the whole model loaded with offload
     (:mod:`embedlens.models.offload`; the blocks past them are never run); later blocks alone are refused.
     """
-    from .architectures import get_path, model_parts
-    from .checkpoint import Checkpoint
-    from .runtime import dtype_name
-    from .weights import folder_config, weights_folder
-
     folder = weights_folder(source)
     config = folder_config(folder)
     model = meta_model(config, dtype)
@@ -195,8 +189,6 @@ def load_partial(source: ModelSource, *, dtype: Any, device: str, blocks: range 
 
 def _offloaded_prefix(source: ModelSource, folder: Any, config: Any, *, dtype: Any, device: str, blocks: range,
                       budget: int, per_block: int) -> Any:
-    from .offload import check_offload, load_offloaded
-
     check_offload(source, budget, per_block, dtype)
     if blocks.start != 0:
         raise EmbedlensError(f"blocks {blocks.start}..{blocks.stop - 1} of {source.spec} need more than max_memory "

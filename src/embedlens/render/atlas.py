@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .framing import bulk_bounds
+from .labels import BESIDE, RINGS, place_labels
 from .offline import plotly_text, plotly_texts
 
 COLORSCALE = "Viridis"
@@ -124,8 +125,6 @@ def cluster_label_boxes(result: Any, *, width: float = PLOT_WIDTH, height: float
     map unit is ``scale`` pixels on both axes; text width is estimated at 0.6 em per character. A label
     sits on its cluster's median or, where that is taken, close by (with a leader line).
     """
-    from .labels import RINGS, place_labels
-
     clustering = result.clustering
     bounds = bulk_bounds(np.asarray(result.coords, dtype=np.float64)[:, :2])
     lo, span = bounds[:, 0], np.maximum(bounds[:, 1] - bounds[:, 0], 1e-12)
@@ -305,8 +304,6 @@ def _place_png_labels(fig: Any, ax: Any, result: Any, xyz: np.ndarray, dpi: int)
     """
     from matplotlib.lines import Line2D
     from matplotlib.transforms import IdentityTransform
-
-    from .labels import BESIDE, RINGS, place_labels
 
     items: list[tuple[str, np.ndarray, dict[str, Any], tuple]] = []
     clustering = getattr(result, "clustering", None)

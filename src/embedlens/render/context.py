@@ -10,11 +10,22 @@ Rendering never computes anything: it only draws the coordinates it is given.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .offline import plotly_text, plotly_texts
+
+
+class DrawnPanel(Protocol):
+    """What a figure reads of one model's map (a :class:`~embedlens.contextual.mapping.ContextPanel` is one):
+    its point table (layer-major), the coordinates of its rows, and how many points each layer has."""
+
+    table: dict[str, Any]
+    coords: np.ndarray
+
+    @property
+    def n_per_layer(self) -> int: ...
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
@@ -61,7 +72,7 @@ def _snippet(snippet: str, start: int, end: int) -> str:
     return wrapped.replace(marker, "")
 
 
-def point_hover_parts(cmap: Any, panel: Any) -> tuple[list[str], list[str], list[str]]:
+def point_hover_parts(cmap: Any, panel: DrawnPanel) -> tuple[list[str], list[str], list[str]]:
     """What a point's hover text says on every layer (escaped): the part before the layer number, the
     part after it, and the snippet. Built once per point, not once per point and layer."""
     t = panel.table
@@ -76,7 +87,7 @@ def point_hover_parts(cmap: Any, panel: Any) -> tuple[list[str], list[str], list
     return before, after, snips
 
 
-def hover_texts(cmap: Any, panel: Any, rows: np.ndarray,
+def hover_texts(cmap: Any, panel: DrawnPanel, rows: np.ndarray,
                 parts: tuple[list[str], list[str], list[str]] | None = None) -> list[str]:
     """Hover text of the given rows of a panel's table (escaped); ``parts`` from :func:`point_hover_parts`."""
     t = panel.table
@@ -111,7 +122,7 @@ def _scatter(dims: int, coords: np.ndarray, **kw: Any) -> Any:
         x=coords[:, 0], y=coords[:, 1], **kw)
 
 
-def _trajectories(panel: Any, rows_by_point: np.ndarray) -> np.ndarray:
+def _trajectories(panel: DrawnPanel, rows_by_point: np.ndarray) -> np.ndarray:
     """Coordinates of every point's path through the layers, paths separated by NaN rows."""
     n_l, n = rows_by_point.shape
     c = panel.coords[rows_by_point.T.reshape(-1)].reshape(n, n_l, -1)

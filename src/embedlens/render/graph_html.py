@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import write_text_atomic
+from ..errors import EmbedlensError
 from .offline import html_text, plotly_text
 
 WIDTHS = (0.6, 1.2, 2.0, 3.0, 4.2)
@@ -23,8 +25,6 @@ SEED_COLOR, NODE_COLOR, EDGE_COLOR, MUTUAL_COLOR = "#d62728", "#1f77b4", "rgba(9
 def graph_figure(graph: Any, *, title: str | None = None) -> Any:
     """A ``plotly.graph_objects.Figure`` of a laid-out :class:`~embedlens.graph.build.TokenGraph`."""
     import plotly.graph_objects as go
-
-    from ..errors import EmbedlensError
 
     if graph.positions is None:
         raise EmbedlensError("the graph has no layout yet; call embedlens.graph.layout_graph first")
@@ -98,8 +98,6 @@ def graph_figure(graph: Any, *, title: str | None = None) -> Any:
 def write_graph_html(graph: Any, path: str | Path, *, title: str | None = None) -> Path:
     """Write ``graph.html`` atomically (Plotly's JS embedded: opens offline)."""
     import plotly.io as pio
-
-    from ..cache import write_text_atomic
 
     fig = graph_figure(graph, title=title)
     html = pio.to_html(fig, include_plotlyjs=True, full_html=True,

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..cache import atomic_path
+from ..errors import EmbedlensError, require
+from .labels import place_labels
 from .offline import plotly_text, write_plotly_html
 
 MAX_LABEL_CHARS = 6
@@ -46,8 +48,6 @@ def check_cell_labels(value: str | None, grid_size: int) -> str:
     if value is None:
         return "both" if grid_size > BOTH_ABOVE else "cells"
     if value not in CELL_LABELS:
-        from ..errors import EmbedlensError
-
         raise EmbedlensError(f"cell labels must be one of {', '.join(CELL_LABELS)}, got '{value}'")
     return value
 
@@ -181,8 +181,6 @@ def region_label_boxes(gm: Any, cell_px: float, to_px: Any, dpi: float) -> tuple
     sizes in pixels and texts; ``to_px`` maps (m, 2) cell coordinates (x, y) to image pixels."""
     from PIL import ImageFont
 
-    from .labels import place_labels
-
     regions = token_regions(gm)
     cells = regions["cell"]
     if not cells.size:
@@ -240,8 +238,6 @@ def _save_with_labels(fig: Any, path: str | Path, dpi: int, jobs: list[tuple[Any
 
 
 def _matplotlib():
-    from ..errors import require
-
     mpl = require("matplotlib", "the grid map PNG", extra="maps")
     mpl.use("Agg", force=False)
     import logging
@@ -370,8 +366,6 @@ def region_trace(gm: Any, *, plot_px: float = 760.0) -> Any:
     """Region labels as a Plotly text trace: one label per region of cells sharing a top token, at its
     centre, sized by area, placed (in the figure's nominal pixels) so that no two overlap."""
     import plotly.graph_objects as go
-
-    from .labels import place_labels
 
     n = gm.grid_size
     regions = token_regions(gm)

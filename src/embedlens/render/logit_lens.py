@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..cache import atomic_path
+from ..errors import EmbedlensError
 from .offline import plotly_text, plotly_texts, write_plotly_html
 
 COLORS = ("prob", "rank")
@@ -29,8 +30,6 @@ def _short(values: np.ndarray, limit: int = MAX_LABEL_CHARS) -> list[str]:
 
 
 def check_color(color: str) -> str:
-    from ..errors import EmbedlensError
-
     if color not in COLORS:
         raise EmbedlensError(f"unknown colour '{color}': use prob (the top-1 probability) or rank (the next token's log rank)")
     return color

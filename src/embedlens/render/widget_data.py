@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from .atlas import color_values
 
 BINARY = ("coords", "rgb", "size", "order", "token_priority")  # page_data's base64 fields, sent as bytes
 
@@ -25,7 +26,7 @@ def widget_payload(result: Any, notes: Iterable[str] = ()) -> tuple[dict[str, by
     (coords float32 (n*dims), rgb uint8 (n*3), size float32, order and token_priority int32 or empty, ids and
     freq float64 (freq empty without counts)) and the JSON part (n, dims, axes, display, title, colorbar,
     legend, levels, caption)."""
-    from .pointcloud import page_data
+    from .pointcloud import page_data  # lazy: pointcloud imports plotly at its top
 
     data = page_data(result)
     binary = {name: b"" if data.get(name) is None else base64.b64decode(data[name]) for name in BINARY}
@@ -54,7 +55,6 @@ def caption_lines(result: Any, notes: Iterable[str] = ()) -> list[str]:
             if measured.size < local.size:
                 line += f" ({measured.size:,} of {local.size:,} points measured)"
             lines.append(line)
-    from .atlas import color_values
 
     categories = result.categories()
     if categories is not None:

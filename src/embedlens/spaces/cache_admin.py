@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..cache import cache_root, sha256_file
 from ..errors import EmbedlensError
+from ..models.specs import resolve
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,6 @@ def _matching(model: str | None) -> list[Path]:
         return by_key
     names = {model}
     try:
-        from ..models.specs import resolve
-
         names.add(resolve(model).name)
     except EmbedlensError:
         pass

@@ -23,10 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from ..cache import atomic_dir, sha256_file
+from ..cache import atomic_dir, build_lock, sha256_file
+from ..display import detect_scheme, display_tokens
 from ..errors import EmbedlensError
+from ..models.architectures import architecture_for
+from ..models.checkpoint import Checkpoint
 from ..models.gguf_reader import fast_gguf_reader
+from ..models.loading import load_config, load_tokenizer
 from ..models.specs import ModelSource
+from ..models.weights import _is_causal, model_entry_dir
+from ..neighbors.exact import row_norms
+from ..progress import status
+from ..safetensors_mmap import read_tensors
 from ..versions import versions
 from .space import EmbeddingSpace
 
@@ -105,10 +113,6 @@ def matrices(source: ModelSource, config: Any) -> dict[str, Any]:
 
     Returns ``{"checkpoint", "arch", "input", "output" (a tensor name or None), "causal", "tied"}``.
     """
-    from ..models.architectures import architecture_for
-    from ..models.checkpoint import Checkpoint
-    from ..models.weights import _is_causal
-
     arch = architecture_for(config.model_type)
     ckpt = Checkpoint(source.path)
     name_in = ckpt.find(arch.embed_tensors())
@@ -198,8 +202,6 @@ def _write_matrices(path: Path, ckpt: Any, names: dict[str, str], shape: tuple[i
     one block). Returns the per-block checksums of every tensor written."""
     import struct
 
-    from ..neighbors.exact import row_norms
-
     n, d = shape
     rows = check_rows(d)
     header: dict[str, Any] = {}
@@ -241,9 +243,6 @@ def build_entry(source: ModelSource, folder: Path) -> None:
     their tensors (memory-mapped safetensors shards, a ``.bin`` through a weights-only memory-mapped
     ``torch.load``, or a GGUF's token embedding dequantized by the ``gguf`` reader), streamed to float32.
     """
-    from ..display import detect_scheme, display_tokens
-    from ..models.loading import load_config, load_tokenizer
-
     started = time.perf_counter()
     with fast_gguf_reader():  # a GGUF's metadata is parsed once for the config, the matrices and the tokenizer
         config = load_config(source)
@@ -330,8 +329,6 @@ def verify_matrix(meta: dict[str, Any], tensors: dict[str, np.ndarray], *,
 
 def _check_and_open(source: ModelSource, folder: Path) -> ModelEntry:
     """Open an entry, raising ``_Corrupt`` with a reason if anything is off."""
-    from ..safetensors_mmap import read_tensors
-
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -404,10 +401,6 @@ class _Corrupt(Exception):
 
 def open_entry(source: ModelSource, *, rebuild: bool = False) -> ModelEntry:
     """The cache entry of a model: opened if present and sound, else (re)built from the model files."""
-    from ..cache import build_lock
-    from ..models.weights import model_entry_dir
-    from ..progress import status
-
     folder = model_entry_dir(source)
     if folder.exists() and not rebuild:
         try:
