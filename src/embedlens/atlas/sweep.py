@@ -21,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..errors import EmbedlensError
+from ..lens import as_view
+from ..reduce.options import ReduceOptions
+from ..reduce.sweep import check_perplexities, neighbors_needed, sweep_graph
+from .pipeline import build_atlas, check_options, count_stage, select_stage, whole_space_graph
 from .result import AtlasResult
 
 SWEEP_FILES = ("sweep.html", "sweep.png", "points.parquet", "manifest.json")
@@ -91,8 +96,6 @@ class AtlasSweep:
         the manifest last); return their paths."""
         import pyarrow.parquet as pq
 
-        from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
-
         out = ensure_writable_dir(out_dir)
         page = self.page()
         stage = Path(tempfile.mkdtemp(dir=out, prefix=".embedlens-sweep-", suffix=".tmp"))
@@ -128,64 +131,55 @@ def _subtitle(sweep: AtlasSweep) -> str:
 
 def check_sweep_options(perplexities: Sequence[float], options: dict[str, Any]) -> list[float]:
     """Refuse bad sweep options before any work; returns the perplexities as floats."""
-    from ..reduce.sweep import check_perplexities
-    from .pipeline import check_options
-
     values = check_perplexities(perplexities)
-    if options.get("method", "tsne") != "tsne":
-        raise EmbedlensError("a perplexity sweep makes t-SNE maps: method must be 'tsne'")
-    if "perplexity" in options or "neighbors" in options:
+    reduce = options.get("reduce") or ReduceOptions("tsne")
+    check_options(reduce, color=options.get("color", "frequency"), min_count=options.get("min_count", 1),
+                  clusters=options.get("clusters"))
+    if reduce.method != "tsne":
+        raise EmbedlensError("a perplexity sweep makes t-SNE maps: the method must be 'tsne'")
+    if reduce.perplexity is not None or "neighbors" in options:
         raise EmbedlensError("give the perplexities as `perplexities`; the sweep finds its own k-NN graph")
-    for p in values:
-        check_options("tsne", options.get("dims", 2), options.get("metric", "cosine"), options.get("color", "frequency"),
-                      options.get("min_count", 1), perplexity=p, pre_pca=options.get("pre_pca"),
-                      clusters=options.get("clusters"))
     return values
 
 
 def build_perplexity_sweep(lens: Any, perplexities: Sequence[float], **options: Any) -> AtlasSweep:
     """t-SNE maps of a vocabulary at each of ``perplexities`` (same seed, one k-NN graph), in that order.
 
-    Keyword options are :func:`~embedlens.atlas.pipeline.build_atlas`'s (``method`` must be ``tsne``;
+    Keyword options are :func:`~embedlens.atlas.pipeline.build_atlas`'s (``reduce``: t-SNE's
+    :class:`~embedlens.reduce.options.ReduceOptions` without a perplexity, default ``ReduceOptions("tsne")``;
     ``clusters`` defaults to ``none``: small multiples are read by their shapes).
     """
-    from ..lens import as_view
-    from ..reduce.sweep import neighbors_needed, sweep_graph
-    from ..reduce.tsne import TSNEReducer
-    from .pipeline import build_atlas, count_stage, select_stage, whole_space_graph
-
     values = check_sweep_options(perplexities, options)
-    options.pop("method", None)
+    reduce = options.pop("reduce", None) or ReduceOptions("tsne")
     options.setdefault("clusters", "none")
     started = time.perf_counter()
     view = as_view(lens, options.pop("which", None))
     timings: dict[str, float] = {}
     if options.get("frequencies") is None and (options.get("corpus") is not None or not options.get("all_tokens")):
-        options["frequencies"] = count_stage(view, options.pop("corpus", None), text_column=options.get("text_column", "text"),
-                                             progress=options.get("progress", True), engine=options.get("engine", "local"),
-                                             ray_address=options.get("ray_address"), workers=options.get("workers"))
+        options["frequencies"] = count_stage(view, options.pop("corpus", None), progress=options.get("progress", True),
+                                             engine=options.get("engine"))
         timings["count"] = time.perf_counter() - started
     options.pop("corpus", None)
+    options.pop("engine", None)
     t0 = time.perf_counter()
     _, X, full = select_stage(view, options.get("frequencies"), all_tokens=options.get("all_tokens", False),
                               min_count=options.get("min_count", 1))
-    metric, seed = options.get("metric", "cosine"), options.get("seed", 0)
     graph = None
     info: dict[str, Any] = {}
-    if options.get("pre_pca") is None:  # with pre_pca every map finds its graph after its PCA
-        largest = TSNEReducer(perplexity=max(values), metric=metric)
-        graph = whole_space_graph(view, largest, X.shape[0], full, metric)
+    if reduce.pre_pca is None:  # with pre_pca every map finds its graph after its PCA
+        largest = reduce.replace(perplexity=max(values)).reducer()
+        graph = whole_space_graph(view, largest, X.shape[0], full, reduce.metric)
         if graph is not None:
             info = {"knn_source": "the space's k-NN graph", "knn_method": f"{graph.method} ({graph.backend})",
                     "k": neighbors_needed(values, X.shape[0]), "k_stored": graph.k}
         else:
-            graph, info = sweep_graph(X, values, metric=metric, seed=seed)
+            graph, info = sweep_graph(X, values, metric=reduce.metric, seed=reduce.seed)
     timings["knn"] = time.perf_counter() - t0
     del X
     maps = []
     for p in values:
         t0 = time.perf_counter()
-        maps.append(build_atlas(view, method="tsne", perplexity=p, neighbors=graph, **options))
+        maps.append(build_atlas(view, reduce=reduce.replace(perplexity=p), neighbors=graph, **options))
         timings[f"map {p:g}"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     return AtlasSweep(maps, info, timings)
@@ -195,8 +189,6 @@ def write_perplexity_sweep(lens: Any, perplexities: Sequence[float], out_dir: st
                            png: bool = True, **options: Any) -> AtlasSweep:
     """:func:`build_perplexity_sweep` and save it into ``out_dir`` (sweep.html, sweep.png, points.parquet,
     manifest.json); the output folder is checked for writing before any work."""
-    from ..cache import ensure_writable_dir
-
     ensure_writable_dir(out_dir)
     sweep = build_perplexity_sweep(lens, perplexities, **options)
     sweep.save(out_dir, png=png)

@@ -17,9 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ..engines import Engine
 from ..errors import EmbedlensError
 from ..lens import as_lens
 from ..models.running import LayerSpec, check_texts
+from ..reduce.options import ReduceOptions
+from ..reduce.sweep import check_perplexities
 from .lens_top import add_lens_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
 from .projection import MIN_SHARED, ContextProjection, procrustes, project, project_sweep
@@ -289,23 +292,16 @@ def context_map(
     corpus: Any = None,
     focus: str | None = None,
     layers: LayerSpec = -1,
-    method: str = "tsne",
-    dims: int = 2,
-    seed: int = 0,
+    reduce: ReduceOptions | None = None,
     runs: int = 1,
-    perplexity: float | Sequence[float] | None = None,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
+    perplexities: Sequence[float] | None = None,
     keep_special: bool = False,
     max_occurrences: int = DEFAULT_MAX_OCCURRENCES,
     window: int = DEFAULT_WINDOW,
     ignore_case: bool = True,
     batch_size: int | None = None,
     progress: bool = True,
-    text_column: str = "text",
-    engine: str = "local",
-    ray_address: str | None = None,
-    workers: int | None = None,
+    engine: Engine | None = None,
     states_dir: Any = None,
 ) -> ContextMap:
     """Hidden states of ``texts`` (or of every occurrence of ``focus`` in ``corpus``) mapped per model.
@@ -313,19 +309,25 @@ def context_map(
     Args:
         models: one model (spec or ModelLens) or several; several are aligned onto the first.
         texts: the texts, when no ``corpus`` is given.
-        corpus: a corpus spec; then ``focus`` is the word whose occurrences are mapped.
+        corpus: an opened corpus (:func:`~embedlens.corpus.reading.open_corpus`) or a corpus spec; then
+            ``focus`` is the word whose occurrences are mapped.
         focus: the word to highlight in ``texts`` (every position of it), or to look for in ``corpus``.
         layers: ``-1``, ``"all"`` or ``"0,6,12"``; with several, one projection is shared by all layers.
-        method, dims, seed, runs, perplexity, n_neighbors, min_dist: the map (see :func:`project`); ``seed``
-            also seeds the sample of occurrences when there are more than ``max_occurrences``. Several
-            perplexities (t-SNE, one model, one run) make a sweep (:func:`~embedlens.reduce.sweep.perplexity_sweep`,
-            ``ContextMap.sweep``): one map per value from one k-NN graph; the panel shows the largest.
-        text_column, engine, ray_address, workers, states_dir: how the corpus is read and where the
-            occurrence states are computed (see :func:`~embedlens.contextual.occurrences.occurrences`).
+        reduce: the map (:class:`~embedlens.reduce.options.ReduceOptions`; default t-SNE 2-D, seed 0: see
+            :func:`~embedlens.contextual.projection.project`); its ``seed`` also seeds the sample of occurrences
+            when there are more than ``max_occurrences``.
+        runs: fit the map this many times (seeds ``seed, seed + 1, ...``) and measure its stability.
+        perplexities: several t-SNE perplexities (one model, one run) make a sweep
+            (:func:`~embedlens.reduce.sweep.perplexity_sweep`, ``ContextMap.sweep``): one map per value from one
+            k-NN graph; the panel shows the largest.
+        engine, states_dir: where the occurrence states are computed and written (see
+            :func:`~embedlens.contextual.occurrences.occurrences`).
     """
     started = time.perf_counter()
-    if dims not in (2, 3):
-        raise EmbedlensError(f"`dims` must be 2 or 3, got {dims}")
+    reduce = ReduceOptions("tsne") if reduce is None else reduce
+    method, dims, seed = reduce.method, reduce.n_components, reduce.seed
+    if method == "axes":
+        raise EmbedlensError("word axes map a vocabulary; hidden states take `pca`, `tsne` or `umap`")
     model_list = list(models) if isinstance(models, list | tuple) else [models]
     if not model_list:
         raise EmbedlensError("no model given")
@@ -338,12 +340,10 @@ def context_map(
     else:
         kind, text_list = "texts", check_texts(texts or [])
     sweep_values = None
-    if isinstance(perplexity, Sequence):
-        from ..reduce.sweep import check_perplexities
-
-        sweep_values = check_perplexities(perplexity)
+    if perplexities is not None:
+        sweep_values = check_perplexities(perplexities)
         if len(sweep_values) == 1:
-            perplexity, sweep_values = sweep_values[0], None
+            reduce, sweep_values = reduce.replace(perplexity=sweep_values[0]), None
         elif method != "tsne" or runs != 1 or len(model_list) != 1:
             raise EmbedlensError("a perplexity sweep maps one model once with t-SNE: give method='tsne', runs=1 "
                                  "and one model")
@@ -357,8 +357,7 @@ def context_map(
         if kind == "occurrences":
             src: HiddenStates | Occurrences = occurrences(
                 lens, corpus, focus or "", layers=layers, max_occurrences=max_occurrences, window=window,
-                ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress, seed=seed,
-                text_column=text_column, engine=engine, ray_address=ray_address, workers=workers,
+                ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress, seed=seed, engine=engine,
                 states_dir=None if states_dir is None else
                 (states_dir if len(lenses) == 1 else Path(states_dir) / alias))
             notes.extend(f"{alias}: {n}" for n in src.notes)
@@ -378,10 +377,9 @@ def context_map(
         if x.shape[0] < 4:
             raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
         if sweep_values is not None:
-            sweep, proj = project_sweep(x, sweep_values, dims=dims, seed=seed)
+            sweep, proj = project_sweep(x, sweep_values, reduce)
         else:
-            proj = project(x, method=method, dims=dims, seed=seed, runs=runs, perplexity=perplexity,
-                           n_neighbors=n_neighbors, min_dist=min_dist)
+            proj = project(x, reduce, runs=runs)
         del x
         timings[f"{alias}: projection"] = time.perf_counter() - t0
         notes.extend(f"{alias}: {n}" if len(lenses) > 1 else n for n in proj.notes)
@@ -392,12 +390,14 @@ def context_map(
     if problem:
         notes.append(f"maps drawn unaligned: {problem}")
     timings["total"] = time.perf_counter() - started
-    settings = {"perplexity": perplexity, "n_neighbors": n_neighbors, "min_dist": min_dist, "metric": "cosine",
+    settings = {"perplexity": reduce.perplexity if sweep_values is None else sweep_values,
+                "n_neighbors": reduce.n_neighbors, "min_dist": reduce.min_dist, "metric": reduce.metric,
                 "batch_size": batch_size, "ignore_case": ignore_case}
     if kind == "occurrences":
         settings.update({"corpus": panels[0].source.corpus, "max_occurrences": max_occurrences, "window": window,
                          "n_found": panels[0].source.n_found, "sample_seed": seed,
                          "engine": panels[0].source.engine,
-                         "states_dir": str(states_dir) if states_dir is not None and engine == "ray" else None})
+                         "states_dir": str(states_dir) if states_dir is not None and engine is not None
+                         and engine.name == "ray" else None})
     return ContextMap(kind, text_list, focus, method, dims, seed, runs, str(layers), keep_special, panels, notes,
                       problem, settings, timings, sweep if sweep_values is not None else None)

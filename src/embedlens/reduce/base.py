@@ -40,9 +40,9 @@ def check_metric(metric: str) -> str:
 
 def check_n_components(n_components: int) -> int:
     if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
-        raise EmbedlensError(f"n_components must be 2 or 3, got {n_components!r}")
+        raise EmbedlensError(f"`n_components` must be 2 or 3, got {n_components!r}")
     if int(n_components) not in N_COMPONENTS:
-        raise EmbedlensError(f"n_components must be 2 or 3 (a 2D or 3D map), got {n_components}")
+        raise EmbedlensError(f"`n_components` must be 2 or 3 (a 2D or 3D map), got {n_components}")
     return int(n_components)
 
 
