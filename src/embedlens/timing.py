@@ -9,8 +9,9 @@
 >>> dict(timings)                       # {"knn": 0.41, "optimize": 2.3, "total": 2.71}
 
 A stage entered twice adds up (two k-NN searches are one ``knn`` figure); stages may nest (an outer
-``reduce`` holding an inner ``knn``), each recording its own wall time. ``Timings`` is a ``dict`` of
-floats, so it is saved to JSON as it is and a stage may also be set by hand.
+``reduce`` holding an inner ``knn``), each recording its own wall time. ``Timings`` is a ``dict`` (of
+floats, or of a sub-stage's own timings, e.g. a reducer's ``timings_``), so it is saved to JSON as it is
+and a stage may also be set by hand.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
-class Timings(dict[str, float]):
+class Timings(dict[str, Any]):
     """Seconds per stage (``time.perf_counter`` wall time), in the order the stages first ran.
 
     Args:
         started: the ``time.perf_counter()`` value :meth:`since_start` counts from (default: now).
     """
 
-    def __init__(self, *args: object, started: float | None = None, **kwargs: float) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, started: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.started = time.perf_counter() if started is None else started
 
     @contextmanager

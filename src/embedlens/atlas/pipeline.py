@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from ..reduce.quality import (
     query_truth,
     space_truth,
 )
+from ..timing import Timings
 from .clusters import check_clusters, find_clusters
 from .projection import Projection, projection_path, save_projection
 from .result import AtlasResult, check_renderer
@@ -122,13 +122,12 @@ def build_atlas(
     axes = None
     if method == "axes":  # resolved before any corpus count: a bad axis word fails at once
         axes = resolve_axes(view, [reduce.x_axis, reduce.y_axis, reduce.z_axis])
-    timings: dict[str, Any] = {}
+    timings = Timings()
     notes: list[str] = []
 
     if frequencies is None and (corpus is not None or not all_tokens):
-        started = time.perf_counter()
-        frequencies = count_stage(view, corpus, progress=progress, engine=engine)
-        timings["count"] = time.perf_counter() - started
+        with timings.stage("count"):
+            frequencies = count_stage(view, corpus, progress=progress, engine=engine)
     if all_tokens and min_count > 1:
         notes.append("`min_count` is ignored with `all_tokens` (every token is mapped)")
     if color == "frequency" and frequencies is None:
@@ -137,15 +136,13 @@ def build_atlas(
     if color == "faithfulness" and not local_recall:
         raise EmbedlensError("color='faithfulness' needs local_recall=True")
 
-    started = time.perf_counter()
-    chosen, X, full = select_stage(view, frequencies, all_tokens=all_tokens, min_count=min_count)
+    with timings.stage("select"):
+        chosen, X, full = select_stage(view, frequencies, all_tokens=all_tokens, min_count=min_count)
     rows = chosen.rows
     counts = frequencies.counts if frequencies is not None else None
-    timings["select"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    reducer, coords = reduce_stage(view, X, full, reduce, axes=axes, neighbors=neighbors)
-    timings["reduce"] = time.perf_counter() - started
+    with timings.stage("reduce"):
+        reducer, coords = reduce_stage(view, X, full, reduce, axes=axes, neighbors=neighbors)
     timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
     notes.extend(getattr(reducer, "notes_", []) or [])
 
@@ -162,16 +159,15 @@ def build_atlas(
     display = [space.display[i] for i in rows] if not full else list(space.display)
     pos = pos_info = None
     if color == "pos":
-        started = time.perf_counter()
-        pos, pos_info = space_parts_of_speech(view, rows)
-        timings["pos"] = time.perf_counter() - started
+        with timings.stage("pos"):
+            pos, pos_info = space_parts_of_speech(view, rows)
     chosen_clusters = clusters if clusters is not None else ("auto" if method in ("tsne", "umap") else "none")
     clustering = None
     if chosen_clusters != "none":
-        started = time.perf_counter()
-        clustering = cluster_stage(X, coords, reducer, display, None if counts is None else np.asarray(counts)[rows],
-                                   clusters=chosen_clusters, metric=metric, seed=seed)
-        timings["clusters"] = time.perf_counter() - started
+        with timings.stage("clusters"):
+            clustering = cluster_stage(X, coords, reducer, display,
+                                       None if counts is None else np.asarray(counts)[rows],
+                                       clusters=chosen_clusters, metric=metric, seed=seed)
         notes.extend(clustering.notes)
 
     params = {
@@ -209,7 +205,7 @@ def build_atlas(
         params=params,
         corpus=frequencies.corpus if frequencies is not None else None,
         counting={k: v for k, v in frequencies.to_dict().items() if k != "corpus"} if frequencies is not None else None,
-        timings=timings,
+        timings=dict(timings),
         notes=notes,
         clustering=clustering,
         pca=getattr(reducer, "pca_", None),
@@ -259,13 +255,14 @@ def reduce_stage(view: Any, X: np.ndarray, full: bool, reduce: ReduceOptions, *,
     when given, else a map of the whole space from the cached ``embedlens knn`` graph of ``view`` when one holds
     enough neighbours."""
     reducer = reduce.reducer(axes)
-    started = time.perf_counter()
-    graph = neighbors if neighbors is not None else whole_space_graph(view, reducer, X.shape[0], full, reduce.metric)
-    graph_s = time.perf_counter() - started
+    found = Timings()
+    with found.stage("knn"):
+        graph = neighbors if neighbors is not None else whole_space_graph(view, reducer, X.shape[0], full,
+                                                                          reduce.metric)
     coords = reducer.fit_transform(X, graph)
     if graph is not None:  # the graph's time (read or built) is the reducer's k-NN stage
         for stage in ("knn", "total"):
-            reducer.timings_[stage] = reducer.timings_.get(stage, 0.0) + graph_s
+            reducer.timings_[stage] = reducer.timings_.get(stage, 0.0) + found["knn"]
     return reducer, np.asarray(coords, dtype=np.float32)
 
 
@@ -281,7 +278,7 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
     Returns ``(quality, local, truth_info)`` (the last two None without ``local_recall``).
     """
     timings = {} if timings is None else timings
-    started = time.perf_counter()
+    clock = Timings()
     own = getattr(reducer, "neighbors_", None)
     cached = None if own is not None or not full else _cached_space_graph(view, metric)
 
@@ -301,7 +298,7 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
     if not local_recall:
         quality = projection_quality(X, coords, k=QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
                                      space_neighbors=rows_truth())
-        timings["quality"] = time.perf_counter() - started
+        timings["quality"] = clock.since_start()
         return quality, None, None
     at_hand = cached is not None or any(getattr(reducer, name, None) is not None for name in ("neighbors_", "graph_"))
     if every_point is False or (every_point is None and full and not at_hand):
@@ -309,7 +306,7 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
         # the map took one: measure the recall's query rows only, and say how to get the rest.
         quality, local = query_faithfulness(X, coords, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
                                             space_neighbors=rows_truth())
-        timings["quality"] = time.perf_counter() - started
+        timings["quality"] = clock.since_start()
         if quality.n_queries == X.shape[0]:
             source = "exact search for every point (each is one of the recall's queries)"
         else:
@@ -320,12 +317,13 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
         info = {"source": source, "exact": True, "rows": quality.n_queries}
         return quality, local, info
     truth, info = truth_stage(view, X, reducer, full, metric=metric, seed=seed, progress=progress, graph=cached)
-    timings["truth"] = time.perf_counter() - started
-    started = time.perf_counter()
+    timings["truth"] = clock.since_start()
     exact = bool(info["exact"])
-    quality, local = map_faithfulness(X, coords, truth, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
-                                      truth_exact=exact, space_neighbors=None if exact else rows_truth())
-    timings["quality"] = time.perf_counter() - started
+    with clock.stage("quality"):
+        quality, local = map_faithfulness(X, coords, truth, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed,
+                                          metric=metric, truth_exact=exact,
+                                          space_neighbors=None if exact else rows_truth())
+    timings["quality"] = clock["quality"]
     return quality, local, info
 
 
@@ -408,7 +406,7 @@ def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool =
     """
     check_renderer(renderer)
 
-    started = time.perf_counter() if started is None else started
+    started = Timings(started=started).started
     ensure_writable_dir(out_dir)
     # the writers' libraries, checked before minutes of reduction rather than after
     require("plotly", "map.html", extra="maps", package="plotly")

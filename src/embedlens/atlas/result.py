@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..timing import Timings
 
 OUTPUT_FILES = ("map.html", "map.png", "points.parquet", "manifest.json")
 RENDERERS = ("auto", "plotly", "webgl")
@@ -305,23 +305,22 @@ class AtlasResult:
         out = ensure_writable_dir(out_dir)
         stage = Path(tempfile.mkdtemp(dir=out, prefix=".embedlens-map-", suffix=".tmp"))
         written: dict[str, Path] = {}
+        clock = Timings(started=started)
         try:
-            t0 = time.perf_counter()
-            write_text_atomic(stage / "map.html", self.html())
-            self.timings["html"] = time.perf_counter() - t0
+            with clock.stage("html"):
+                write_text_atomic(stage / "map.html", self.html())
             if png:
-                t0 = time.perf_counter()
-                atlas_png(self, stage / "map.png")
-                self.timings["png"] = time.perf_counter() - t0
+                with clock.stage("png"):
+                    atlas_png(self, stage / "map.png")
             else:  # a picture from an earlier run must not sit beside these points
                 (out / "map.png").unlink(missing_ok=True)
-            t0 = time.perf_counter()
-            import pyarrow.parquet as pq
+            with clock.stage("parquet"):
+                import pyarrow.parquet as pq
 
-            pq.write_table(self.points_table(), stage / "points.parquet", compression="zstd")
-            self.timings["parquet"] = time.perf_counter() - t0
+                pq.write_table(self.points_table(), stage / "points.parquet", compression="zstd")
+            self.timings.update(clock)
             if started is not None:
-                self.timings["total"] = time.perf_counter() - started
+                self.timings["total"] = clock.since_start()
             manifest = self.to_dict()
             manifest["files"] = {name: {"bytes": (stage / name).stat().st_size}
                                  for name in OUTPUT_FILES[:-1] if (stage / name).exists()}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from ..errors import EmbedlensError
 from ..lens import as_view
 from ..reduce.options import ReduceOptions
 from ..reduce.sweep import check_perplexities, neighbors_needed, sweep_graph
+from ..timing import Timings
 from .pipeline import build_atlas, check_options, count_stage, select_stage, whole_space_graph
 from .result import AtlasResult
 
@@ -99,14 +99,14 @@ class AtlasSweep:
         out = ensure_writable_dir(out_dir)
         page = self.page()
         stage = Path(tempfile.mkdtemp(dir=out, prefix=".embedlens-sweep-", suffix=".tmp"))
+        clock = Timings()
         try:
-            t0 = time.perf_counter()
-            write_text_atomic(stage / "sweep.html", page.html())
-            self.timings["html"] = time.perf_counter() - t0
+            with clock.stage("html"):
+                write_text_atomic(stage / "sweep.html", page.html())
             if png:
-                t0 = time.perf_counter()
-                page.png(stage / "sweep.png")
-                self.timings["png"] = time.perf_counter() - t0
+                with clock.stage("png"):
+                    page.png(stage / "sweep.png")
+            self.timings.update(clock)
             pq.write_table(self.points_table(), stage / "points.parquet", compression="zstd")
             write_json_atomic(stage / "manifest.json", self.to_dict())
             for name in SWEEP_FILES:
@@ -152,16 +152,15 @@ def build_perplexity_sweep(lens: Any, perplexities: Sequence[float], **options: 
     values = check_sweep_options(perplexities, options)
     reduce = options.pop("reduce", None) or ReduceOptions("tsne")
     options.setdefault("clusters", "none")
-    started = time.perf_counter()
+    timings = Timings()
     view = as_view(lens, options.pop("which", None))
-    timings: dict[str, float] = {}
     if options.get("frequencies") is None and (options.get("corpus") is not None or not options.get("all_tokens")):
         options["frequencies"] = count_stage(view, options.pop("corpus", None), progress=options.get("progress", True),
                                              engine=options.get("engine"))
-        timings["count"] = time.perf_counter() - started
+        timings["count"] = timings.since_start()  # the view opened too, as before
     options.pop("corpus", None)
     options.pop("engine", None)
-    t0 = time.perf_counter()
+    knn = Timings()
     _, X, full = select_stage(view, options.get("frequencies"), all_tokens=options.get("all_tokens", False),
                               min_count=options.get("min_count", 1))
     graph = None
@@ -174,15 +173,14 @@ def build_perplexity_sweep(lens: Any, perplexities: Sequence[float], **options: 
                     "k": neighbors_needed(values, X.shape[0]), "k_stored": graph.k}
         else:
             graph, info = sweep_graph(X, values, metric=reduce.metric, seed=reduce.seed)
-    timings["knn"] = time.perf_counter() - t0
+    timings["knn"] = knn.since_start()  # the selection too, as before
     del X
     maps = []
     for p in values:
-        t0 = time.perf_counter()
-        maps.append(build_atlas(view, reduce=reduce.replace(perplexity=p), neighbors=graph, **options))
-        timings[f"map {p:g}"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - started
-    return AtlasSweep(maps, info, timings)
+        with timings.stage(f"map {p:g}"):
+            maps.append(build_atlas(view, reduce=reduce.replace(perplexity=p), neighbors=graph, **options))
+    timings["total"] = timings.since_start()
+    return AtlasSweep(maps, info, dict(timings))
 
 
 def write_perplexity_sweep(lens: Any, perplexities: Sequence[float], out_dir: str | Path = "embedlens-map", *,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from ..method_names import MAP_METHODS
@@ -96,8 +94,9 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     from ..engines import open_engine
     from ..errors import EmbedlensError
     from ..reduce.options import ReduceOptions
+    from ..timing import Timings
 
-    started = time.perf_counter()
+    clock = Timings()  # the manifest's total time counts from here, the model load included
     if more_corpora and not corpus:
         raise EmbedlensError(f"unexpected argument '{more_corpora[0]}' (corpus paths go after --corpus)")
     corpora = [*corpus, *more_corpora]
@@ -127,7 +126,7 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
         return _sweep(perplexities, model=model, space=space, labels=labels, png=not no_png, out=out,
                       as_json=as_json, **options)
     view = open_lens(model, space, labels)
-    result = write_atlas(view, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started},
+    result = write_atlas(view, out, png=not no_png, started=clock.started, timings={"open": clock.since_start()},
                          renderer=renderer, **options)
     if as_json:
         emit_json({**result.to_dict(), "files": {k: str(v) for k, v in result.files.items()}})

@@ -9,7 +9,6 @@ aside) at the same layer slot, or the same corpus occurrence.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..lens import as_lens
 from ..models.running import LayerSpec, check_texts
 from ..reduce.options import ReduceOptions
 from ..reduce.sweep import check_perplexities
+from ..timing import Timings
 from .lens_top import add_lens_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
 from .projection import MIN_SHARED, ContextProjection, procrustes, project, project_sweep
@@ -323,7 +323,7 @@ def context_map(
         engine, states_dir: where the occurrence states are computed and written (see
             :func:`~embedlens.contextual.occurrences.occurrences`).
     """
-    started = time.perf_counter()
+    timings = Timings()
     reduce = ReduceOptions("tsne") if reduce is None else reduce
     method, dims, seed = reduce.method, reduce.n_components, reduce.seed
     if method == "axes":
@@ -350,38 +350,35 @@ def context_map(
     lenses = [as_lens(m) for m in model_list]
     aliases = _aliases(lenses)
     notes: list[str] = []
-    timings: dict[str, float] = {}
     panels: list[ContextPanel] = []
     for lens, alias in zip(lenses, aliases, strict=True):
-        t0 = time.perf_counter()
-        if kind == "occurrences":
-            src: HiddenStates | Occurrences = occurrences(
-                lens, corpus, focus or "", layers=layers, max_occurrences=max_occurrences, window=window,
-                ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress, seed=seed, engine=engine,
-                states_dir=None if states_dir is None else
-                (states_dir if len(lenses) == 1 else Path(states_dir) / alias))
-            notes.extend(f"{alias}: {n}" for n in src.notes)
-            table = _occurrence_table(src, alias)
-        else:
-            src = hidden_states(lens, text_list, layers=layers, keep_special=keep_special,
-                                batch_size=batch_size or DEFAULT_BATCH_SIZE)
-            table = _text_table(src, alias, focus, ignore_case)
-            if focus and not table["focus"].any():
-                notes.append(f"`focus` '{focus}' does not occur as a whole word in the texts")
-        timings[f"{alias}: states"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        x = src.stacked()
-        lens_note = add_lens_top(table, lens, x)  # each point's logit-lens top-3, for its hover
-        if lens_note:
-            notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
-        if x.shape[0] < 4:
-            raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
-        if sweep_values is not None:
-            sweep, proj = project_sweep(x, sweep_values, reduce)
-        else:
-            proj = project(x, reduce, runs=runs)
-        del x
-        timings[f"{alias}: projection"] = time.perf_counter() - t0
+        with timings.stage(f"{alias}: states"):
+            if kind == "occurrences":
+                src: HiddenStates | Occurrences = occurrences(
+                    lens, corpus, focus or "", layers=layers, max_occurrences=max_occurrences, window=window,
+                    ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress, seed=seed, engine=engine,
+                    states_dir=None if states_dir is None else
+                    (states_dir if len(lenses) == 1 else Path(states_dir) / alias))
+                notes.extend(f"{alias}: {n}" for n in src.notes)
+                table = _occurrence_table(src, alias)
+            else:
+                src = hidden_states(lens, text_list, layers=layers, keep_special=keep_special,
+                                    batch_size=batch_size or DEFAULT_BATCH_SIZE)
+                table = _text_table(src, alias, focus, ignore_case)
+                if focus and not table["focus"].any():
+                    notes.append(f"`focus` '{focus}' does not occur as a whole word in the texts")
+        with timings.stage(f"{alias}: projection"):
+            x = src.stacked()
+            lens_note = add_lens_top(table, lens, x)  # each point's logit-lens top-3, for its hover
+            if lens_note:
+                notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
+            if x.shape[0] < 4:
+                raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
+            if sweep_values is not None:
+                sweep, proj = project_sweep(x, sweep_values, reduce)
+            else:
+                proj = project(x, reduce, runs=runs)
+            del x
         notes.extend(f"{alias}: {n}" if len(lenses) > 1 else n for n in proj.notes)
         if proj.point_stability is not None:
             table["stability"] = proj.point_stability.astype(np.float32)
@@ -389,7 +386,7 @@ def context_map(
     problem = _align(panels, kind)
     if problem:
         notes.append(f"maps drawn unaligned: {problem}")
-    timings["total"] = time.perf_counter() - started
+    timings["total"] = timings.since_start()
     settings = {"perplexity": reduce.perplexity if sweep_values is None else sweep_values,
                 "n_neighbors": reduce.n_neighbors, "min_dist": reduce.min_dist, "metric": reduce.metric,
                 "batch_size": batch_size, "ignore_case": ignore_case}
@@ -400,4 +397,4 @@ def context_map(
                          "states_dir": str(states_dir) if states_dir is not None and engine is not None
                          and engine.name == "ray" else None})
     return ContextMap(kind, text_list, focus, method, dims, seed, runs, str(layers), keep_special, panels, notes,
-                      problem, settings, timings, sweep if sweep_values is not None else None)
+                      problem, settings, dict(timings), sweep if sweep_values is not None else None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import numpy as np
 from ..engines import Engine, LocalEngine
 from ..errors import EmbedlensError
 from ..lens import as_view
+from ..timing import Timings
 from .reading import CHUNK_CHARS, Corpus, open_corpus
 
 WORD_RE = re.compile(r"\w+")
@@ -147,7 +147,7 @@ def count_tokens(view: Any, corpus: Corpus, *, chunk_chars: int = CHUNK_CHARS,
     Returns:
         :class:`TokenFrequencies` with ``counts`` of shape (n_rows,) in the space's row order.
     """
-    started = time.perf_counter()
+    timings = Timings()
     view = as_view(view)
     space = view.space
     counter = TokenCounter.for_view(view)
@@ -160,7 +160,7 @@ def count_tokens(view: Any, corpus: Corpus, *, chunk_chars: int = CHUNK_CHARS,
         counts = counted.counts
     return TokenFrequencies(counts=counts, n_tokens=counted.n_tokens, n_outside=counted.n_outside,
                             n_bytes=counted.n_bytes, method="tokenizer" if counter.kind == "tokenizer" else "words",
-                            corpus=corpus.manifest(), seconds=time.perf_counter() - started, engine=info)
+                            corpus=corpus.manifest(), seconds=timings.since_start(), engine=info)
 
 
 def token_frequencies(lens: Any, corpus: str | list[str] | Corpus, *, which: str | None = None,

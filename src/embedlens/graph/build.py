@@ -9,7 +9,6 @@ holds at least ``k`` neighbours per row), never from a Python loop of queries.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..display import make_visible
 from ..errors import EmbedlensError
+from ..timing import Timings
 from .seeds import Seed, seeds_from_words
 
 MAX_K = 500
@@ -206,8 +206,7 @@ def build_graph(
     from ..lens import as_view
     from ..neighbors.knn import space_index
 
-    timings: dict[str, float] = {}
-    t_start = time.perf_counter()
+    timings = Timings()
     view = as_view(lens, which)
     sp = view.space
     if not seeds:
@@ -225,9 +224,8 @@ def build_graph(
     index = space_index(view, k, use_cache=use_cache)
     knn = getattr(index, "graph", None)
 
-    t = time.perf_counter()
-    seed_nbr, seed_sc = seed_topk(index, seeds, k)
-    timings["seed_topk"] = time.perf_counter() - t
+    with timings.stage("seed_topk"):
+        seed_nbr, seed_sc = seed_topk(index, seeds, k)
     nodes, node_rows, node_of_row = graph_nodes(sp, seeds, seed_nbr)
 
     n_seed = len(seeds)
@@ -236,12 +234,11 @@ def build_graph(
     score = seed_sc.ravel().astype(np.float32)
     kind = np.zeros(src.size, dtype=np.int8)
     if mutual:
-        t = time.perf_counter()
-        u, v, sc = mutual_edges(index, node_rows, node_of_row, k)
-        src, dst = np.concatenate([src, u]), np.concatenate([dst, v])
-        score = np.concatenate([score, sc])
-        kind = np.concatenate([kind, np.ones(u.size, dtype=np.int8)])
-        timings["mutual_topk"] = time.perf_counter() - t
+        with timings.stage("mutual_topk"):
+            u, v, sc = mutual_edges(index, node_rows, node_of_row, k)
+            src, dst = np.concatenate([src, u]), np.concatenate([dst, v])
+            score = np.concatenate([score, sc])
+            kind = np.concatenate([kind, np.ones(u.size, dtype=np.int8)])
     nodes, src, dst, score, kind = filter_edges(nodes, n_seed, src, dst, score, kind, min_score)
 
     best = np.full(len(nodes), -np.inf)
@@ -254,13 +251,13 @@ def build_graph(
     edges = [GraphEdge(int(a), int(b), round(float(s), 6), kinds[int(c)])
              for a, b, s, c in zip(ids[src], ids[dst], score, kind, strict=True)]
     stats = graph_stats(len(nodes), src, dst, n_seed)
-    timings["build"] = time.perf_counter() - t_start
+    timings["build"] = timings.since_start()
     notes = [s.note for s in seeds if s.note]
     source = "computed"
     if knn is not None:
         source = f"cached {knn.method} k-NN graph (k={knn.params.get('truncated_from', knn.k)}, recall {knn.recall:.4f})"
     params = {"which": view.which, "k": k, "min_score": min_score, "mutual": bool(mutual), "seeds": n_seed}
-    return TokenGraph(nodes, edges, stats, sp.name, params, notes, source, timings=timings)
+    return TokenGraph(nodes, edges, stats, sp.name, params, notes, source, timings=dict(timings))
 
 
 def seed_topk(index: Any, seeds: Sequence[Seed], k: int) -> tuple[np.ndarray, np.ndarray]:
