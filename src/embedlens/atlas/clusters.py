@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..neighbors.exact import normalized_rows
+from ..reduce.knn import map_graph
 from ..timing import Timings
 
 CLUSTER_K = 15  # neighbours per token in the graph (UMAP's default n_neighbors, so its graph is reused)
@@ -153,8 +155,6 @@ def space_graph(X: np.ndarray, k: int, *, metric: str, seed: int) -> tuple[np.nd
     The one place this module asks the nearest-neighbour layer for a graph. It is the graph the map's
     reducer uses (same rows, metric and cache), so a t-SNE or UMAP map pays for it once.
     """
-    from ..reduce.knn import map_graph
-
     nb, info, notes = map_graph(X, k, metric=metric, seed=seed)
     return np.asarray(nb.indices, dtype=np.int64), dict(info), list(notes)
 
@@ -321,8 +321,6 @@ _BLOCK = 1 << 15  # rows normalised at a time (no full normalised copy of a 262k
 
 def _unit_blocks(X: np.ndarray) -> Any:
     """``(start, stop, unit rows)`` blocks of ``X`` (n, d), L2-normalised in float32, zero rows left zero."""
-    from ..neighbors.exact import normalized_rows
-
     for start in range(0, X.shape[0], _BLOCK):
         stop = min(X.shape[0], start + _BLOCK)
         yield start, stop, normalized_rows(np.asarray(X[start:stop], dtype=np.float32))

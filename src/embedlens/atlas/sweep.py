@@ -78,6 +78,7 @@ class AtlasSweep:
 
     def page(self) -> Any:
         """What the small-multiples page and picture draw (:class:`~embedlens.render.sweep.SweepPage`)."""
+        # lazy: render.pointcloud imports plotly at the top; a sweep only needs it when it is drawn
         from ..render.pointcloud import point_colors
         from ..render.sweep import SweepPage
 

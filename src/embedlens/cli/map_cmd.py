@@ -143,7 +143,7 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
 def _sweep(perplexities: list[float], *, model: str, space: str, labels: str | None, png: bool, out: str,
            as_json: bool, **options) -> None:
     """``map --method tsne --perplexity 5,30,100``: one map per perplexity, side by side."""
-    from ..atlas.sweep import check_sweep_options, write_perplexity_sweep
+    from ..atlas.sweep import check_sweep_options, write_perplexity_sweep  # lazy: `map --help` stays instant
 
     check_sweep_options(perplexities, options)
     view = open_lens(model, space, labels)

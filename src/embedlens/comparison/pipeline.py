@@ -15,8 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from ..atlas.default_map import default_map
+from ..cache import ensure_writable_dir
+from ..corpus.frequencies import count_tokens
+from ..corpus.reading import open_corpus
 from ..errors import EmbedlensError
+from ..handles import is_matrix_spec, open_view
+from ..lens import as_view
 from ..neighbors.index import ExactIndex, check_k
+from ..neighbors.knn import build_knn, cached_knn, knn_graph
 from ..timing import Timings
 from .correspondence import Correspondence, correspond
 from .figures import (
@@ -56,19 +63,13 @@ def check_options(*, k: int, control_runs: int, control_sample: int, min_count: 
 
 def check_labels(space: Any, labels: str | None, name: str) -> None:
     """A labels file belongs to a matrix spec (``FILE.npy``); refused for anything else before it is opened."""
-    from ..handles import is_matrix_spec
-
     if labels is not None and not (isinstance(space, str | Path) and is_matrix_spec(str(space))):
         shown = space if isinstance(space, str | Path) else getattr(space, "name", type(space).__name__)
         raise EmbedlensError(f"`{name}` applies only to a FILE.npy/.safetensors matrix, not to '{shown}'")
 
 
 def _as_view(space: Any, labels: str | None) -> Any:
-    from ..lens import as_view
-
     if isinstance(space, str | Path):
-        from ..handles import open_view
-
         return open_view(str(space), labels=labels)
     return as_view(space)
 
@@ -79,8 +80,6 @@ def shared_neighbors(view: Any, rows: np.ndarray, whole: bool, k: int, *, progre
     When ``rows`` is the whole space in row order, its cached k-NN graph is used (built and cached if missing);
     otherwise the neighbour layer's exact search runs over the shared rows only.
     """
-    from ..neighbors.knn import build_knn, cached_knn, knn_graph
-
     if whole:
         cached = cached_knn(view, k)  # any cached exact graph of at least k neighbours, cut to k
         return (cached if cached is not None and cached.method == "exact" else build_knn(view, k, progress=progress)[0]).indices
@@ -131,8 +130,6 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
     timings = Timings()
     with timings.stage("match"):
         if corpus is not None and not hasattr(corpus, "manifest"):
-            from ..corpus.reading import open_corpus
-
             corpus = open_corpus(corpus)  # a missing corpus is refused before any vector is read
         a, b = _as_view(view_a, labels_a), _as_view(view_b, labels_b)
         pairing = correspond(a, b, pairs=pairs)
@@ -201,8 +198,6 @@ def _extras(a: Any, b: Any, pairing: Correspondence, *, corpus: Any, maps: bool,
     """Corpus counts of A's shared tokens (or None), their places on each space's default map, how those were made."""
     counts = None
     if corpus is not None:
-        from ..corpus.frequencies import count_tokens
-
         with timings.stage("corpus"):
             counts = count_tokens(a, corpus, progress=progress).counts[pairing.rows_a]
     if not maps:
@@ -227,8 +222,6 @@ def _describe(view: Any) -> dict[str, Any]:
 
 def _map_of(view: Any, rows: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """The shared tokens on the space's default map (its cached t-SNE/UMAP map, else PCA), 2-D."""
-    from ..atlas.default_map import default_map
-
     found = default_map(view, dims=2)
     info = {"method": found.projection.method, "computed_now": found.computed_now}
     return np.asarray(found.projection.coords, dtype=np.float32)[rows], info
@@ -238,8 +231,6 @@ def write_comparison(view_a: Any, view_b: Any, out_dir: str | Path = "embedlens-
                      started: float | None = None, **options: Any) -> Comparison:
     """:func:`compare`, then save ``compare.html``, ``tokens.parquet`` and ``manifest.json`` into ``out_dir``
     (checked for writing before any work). Options are those of :func:`compare`."""
-    from ..cache import ensure_writable_dir
-
     started = Timings(started=started).started
     ensure_writable_dir(out_dir)
     result = compare(view_a, view_b, maps=html and options.pop("maps", True), **options)

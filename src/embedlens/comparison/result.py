@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..errors import EmbedlensError
 from ..timing import Timings
+from ..versions import versions
 from .figures import FIGURES
 
 OUTPUT_FILES = ("compare.html", "tokens.parquet", "manifest.json")
@@ -194,15 +196,12 @@ class Comparison:
         """Write ``compare.html``, ``tokens.parquet`` and ``manifest.json`` (last) into ``out_dir``, each atomically."""
         import pyarrow.parquet as pq
 
-        from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
-        from ..versions import versions
-
         out = ensure_writable_dir(out_dir)
         written: dict[str, Path] = {}
         clock = Timings(started=started)
         try:
             if html:
-                from ..render.compare import compare_html
+                from ..render.compare import compare_html  # lazy: it imports plotly at the top
 
                 with clock.stage("html"):
                     written["compare.html"] = write_text_atomic(out / "compare.html", compare_html(self))

@@ -22,6 +22,9 @@ from ..lens import as_lens
 from ..models.running import LayerSpec, check_texts
 from ..reduce.options import ReduceOptions
 from ..reduce.sweep import check_perplexities
+from ..render.context import context_figure, group_colors
+from ..render.notebook import result_html
+from ..render.sweep import SweepPage
 from ..timing import Timings
 from .lens_top import add_lens_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
@@ -105,14 +108,10 @@ class ContextMap:
         return " | ".join(parts) + f" | {layers}"
 
     def figure(self) -> Any:
-        from ..render.context import context_figure
-
         return context_figure(self)
 
     def _repr_html_(self) -> str:
         """Shown inline by Jupyter: title, projection figures, notes and the interactive map, offline."""
-        from ..render.notebook import result_html
-
         return result_html(self.figure(), self.title(), [self.subtitle(), *self.notes])
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,9 +128,6 @@ class ContextMap:
     def sweep_page(self) -> Any:
         """The small multiples of a perplexity sweep (:class:`~embedlens.render.sweep.SweepPage`), points coloured
         by text (or written form) as in context.html."""
-        from ..render.context import group_colors
-        from ..render.sweep import SweepPage
-
         if self.sweep is None:
             raise EmbedlensError("this context map is not a perplexity sweep (give several perplexities)")
         t = self.panels[0].table

@@ -31,8 +31,10 @@ from ..corpus.reading import Corpus, open_corpus
 from ..engines import Engine, LocalEngine
 from ..errors import EmbedlensError
 from ..lens import as_lens
-from ..models.loading import loaded_record
-from ..models.running import LayerSpec, layers_of, max_positions, network, token_strings
+from ..models.loading import load_weights, loaded_record
+from ..models.running import Encoded, LayerSpec, layers_of, max_positions, network, token_strings
+from ..models.runtime import default_max_memory, process_defaults
+from ..progress import bar
 from ..timing import Timings
 from .states import forward_batches, pad_id
 
@@ -239,8 +241,6 @@ def find_occurrences(corpus: Any, word: str, *, max_occurrences: int = DEFAULT_M
                      causal: bool = True, seed: int = 0) -> tuple[list[Found], int]:
     """Every whole-word match of ``word`` in ``corpus`` (a seeded sample of ``max_occurrences``, in corpus
     order, when there are more) and the total count."""
-    from ..engines import LocalEngine
-
     check_occurrence_options(max_occurrences, window)
     query = OccurrenceQuery(word, ignore_case, window, causal, max_occurrences, seed)
     word_pattern(word)
@@ -263,8 +263,6 @@ class OccurrenceStatesJob:
 
     def __init__(self, lens: Any, layers: list[int], *, batch_size: int, causal: bool, device: str | None = None,
                  dtype: str | None = None) -> None:
-        from ..models.runtime import default_max_memory, process_defaults
-
         fast = lens.fast_tokenizer
         self.tokenizer_json = fast.to_str() if fast is not None else None
         self.tokenizer = None if fast is not None else lens.tokenizer
@@ -298,8 +296,6 @@ class OccurrenceStatesJob:
 
 
 def _encode_windows(job: OccurrenceStatesJob, texts: list[str]) -> list[Any]:
-    from ..models.running import Encoded
-
     if job.tokenizer_json is not None:
         fast = getattr(job, "_fast", None)
         if fast is None:
@@ -328,8 +324,6 @@ def load_states_model(source: Any, upto: int | None = None, n_layers: int = 0, *
     ``upto``: the deepest hidden-state index needed; below the last (of ``n_layers``) only blocks
     ``0 .. upto-1`` are read, without the head.
     """
-    from ..models.loading import load_weights
-
     device = device or "auto"
     if upto is None or not n_layers or upto >= n_layers:
         return load_weights(source, device=device, dtype=dtype, max_memory=max_memory)
@@ -345,8 +339,6 @@ class _StatesRunner:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import torch
-
-        from ..progress import bar
 
         ids, spans = list(batch["ids"]), list(batch["span"])
         trimmed = np.zeros(len(ids), dtype=bool)

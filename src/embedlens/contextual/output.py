@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
+from ..render.context import context_png
+from ..render.offline import write_plotly_html
 from ..timing import Timings
+from ..versions import versions
 from .mapping import ContextMap
 from .occurrences import Occurrences
 
@@ -87,10 +90,6 @@ def write_context(cmap: ContextMap, out: str | Path, *, html: bool = True, png: 
     """Write every output of ``cmap`` into ``out``; returns the manifest (also written as manifest.json)."""
     import pyarrow.parquet as pq
     from safetensors.numpy import save_file
-
-    from ..render.context import context_png
-    from ..render.offline import write_plotly_html
-    from ..versions import versions
 
     folder = ensure_writable_dir(out)
     timings = Timings()

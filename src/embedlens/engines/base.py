@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..progress import bar
+
 ENGINES = ("local", "ray")
 
 
@@ -85,8 +87,6 @@ class LocalEngine(Engine):
         return {"engine": "local", "address": None, "workers": 1, "resources": {"CPU": os.cpu_count() or 1}}
 
     def count(self, counter: Any, corpus: Any, *, block_chars: int = 4 << 20, progress: bool = False) -> CountResult:
-        from ..progress import bar
-
         shards = corpus.shards()
         total = np.zeros(counter.size, dtype=np.int64)
         n_tokens = n_outside = n_bytes = 0

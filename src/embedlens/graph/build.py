@@ -16,8 +16,14 @@ from typing import Any
 import numpy as np
 
 from ..display import make_visible
-from ..errors import EmbedlensError
+from ..errors import EmbedlensError, require
+from ..lens import as_view
+from ..neighbors.exact import check_k
+from ..neighbors.knn import space_index
+from ..render.graph_html import graph_figure
+from ..render.notebook import result_html
 from ..timing import Timings
+from .layout import layout_graph
 from .seeds import Seed, seeds_from_words
 
 MAX_K = 500
@@ -112,17 +118,11 @@ class TokenGraph:
 
     def figure(self) -> Any:
         """The interactive Plotly figure (:func:`embedlens.render.graph_html.graph_figure`); needs a layout."""
-        from ..render.graph_html import graph_figure
-
         return graph_figure(self)
 
     def _repr_html_(self) -> str:
         """Shown inline by Jupyter: counts, notes and the interactive graph (laid out first if it is not), offline."""
-        from ..render.notebook import result_html
-
         if self.positions is None:
-            from .layout import layout_graph
-
             layout_graph(self)
         st = self.stats
         lines = [f"{st.seeds} seeds, {st.nodes} nodes, {st.edges} edges (k={self.params.get('k')})", *self.notes]
@@ -130,15 +130,11 @@ class TokenGraph:
 
     def to_networkx(self) -> Any:
         """A ``networkx.Graph`` with the node and edge attributes of :meth:`node_link`."""
-        from ..errors import require
-
         nx = require("networkx", "graph export", extra="graph")
         return nx.node_link_graph(self.node_link(), edges="edges")
 
 
 def _check_k(k: int, n: int, widest_seed: int) -> int:
-    from ..neighbors.exact import check_k
-
     return check_k(k, min(MAX_K, n - widest_seed), name="`k`")
 
 
@@ -203,9 +199,6 @@ def build_graph(
         mutual: also join any two token nodes that are in each other's top-k.
         use_cache: take top-k lists from a cached full-vocabulary k-NN graph when it has >= k neighbours.
     """
-    from ..lens import as_view
-    from ..neighbors.knn import space_index
-
     timings = Timings()
     view = as_view(lens, which)
     sp = view.space

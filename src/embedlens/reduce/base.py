@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..neighbors.exact import normalized_rows
 from ..neighbors.index import METRICS  # one list of metric names: the neighbour layer's
 from ..timing import Timings
 
@@ -81,8 +82,6 @@ def check_matrix(x: Any, *, what: str = "X") -> np.ndarray:
 
 def prepared_rows(x: np.ndarray, metric: str) -> np.ndarray:
     """A float32 copy of ``x``: rows L2-normalised for ``"cosine"`` (all-zero rows stay zero), raw otherwise."""
-    from ..neighbors.exact import normalized_rows
-
     if metric == "cosine":
         return normalized_rows(x, block=_BLOCK_ROWS)
     return np.array(x, dtype=np.float32)
