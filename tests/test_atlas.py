@@ -209,7 +209,7 @@ def test_interrupted_save_leaves_no_half_written_files(env, tmp_path, monkeypatc
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("embedlens.render.atlas.atlas_png", boom)
+    monkeypatch.setattr("embedlens.atlas.result.atlas_png", boom)  # where the save looks it up
     with pytest.raises(KeyboardInterrupt):
         result.save(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
