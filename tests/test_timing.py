@@ -37,3 +37,4 @@ def test_it_is_a_plain_json_dict_and_takes_a_start():
     timings["nested"] = {"optimize": 1.5}
     assert json.loads(json.dumps(timings)) == {"open": 0.25, "nested": {"optimize": 1.5}}
     assert timings.started == started and 5.0 <= timings.since_start() < 60.0
+

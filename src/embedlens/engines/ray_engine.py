@@ -110,7 +110,7 @@ class RayEngine(Engine):
             _loopback_only()
         self.ray = import_ray()
 
-    def __enter__(self) -> RayEngine:
+    def open(self) -> None:
         ray = self.ray
         if self.address:
             _check_reachable(self.address)
@@ -134,7 +134,6 @@ class RayEngine(Engine):
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        return self
 
     def close(self) -> None:
         if self.started and self.ray.is_initialized():
