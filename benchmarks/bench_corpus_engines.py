@@ -82,10 +82,10 @@ def child_count(engine: str, workers: int | None, corpus: str) -> dict:
     opened = open_corpus(corpus)
     opened.manifest = lambda: {}  # hashing the files is not what is measured
     t0 = time.perf_counter()
-    with open_engine(engine, workers=workers):  # the Ray start, timed apart
+    with open_engine(engine, workers=workers) as eng:  # the Ray start, timed apart
         started = time.perf_counter() - t0
         t1 = time.perf_counter()
-        freqs = count_tokens(lens, opened, engine=engine, workers=workers, progress=False)
+        freqs = count_tokens(lens, opened, engine=eng, progress=False)
         seconds = time.perf_counter() - t1
     return {"count_s": seconds, "start_s": started, "n_tokens": freqs.n_tokens, "n_bytes": freqs.n_bytes,
             "counts_sha": hashlib.sha256(freqs.counts.tobytes()).hexdigest()[:16]}
@@ -105,10 +105,10 @@ def child_context(engine: str, workers: int | None) -> dict:
         lens.model  # noqa: B018 - loaded before timing, as the Ray actors load theirs inside the timing
     kw = {"layers": -1, "max_occurrences": 1_000_000, "progress": False}
     t0 = time.perf_counter()
-    with open_engine(engine, workers=workers):
+    with open_engine(engine, workers=workers) as eng:
         started = time.perf_counter() - t0
         t1 = time.perf_counter()
-        occ = occurrences(lens, "enwiki-sample", "first", engine=engine, workers=workers, **kw)
+        occ = occurrences(lens, "enwiki-sample", "first", engine=eng, **kw)
         seconds = time.perf_counter() - t1
     order = np.lexsort((occ.spans[:, 0], np.asarray(occ.docs)))
     return {"states_s": seconds, "start_s": started, "n": len(occ), "timings": occ.timings,

@@ -88,12 +88,14 @@ def axes_map() -> None:
     walls = [cli(args)[0] for _ in range(REPEATS)]
     import embedlens
     from embedlens.atlas import write_atlas
+    from embedlens.reduce.options import ReduceOptions
 
     lens = embedlens.load("smollm2-135m")
     with tempfile.TemporaryDirectory() as out:
-        warm = median_time(lambda: write_atlas(lens, out, all_tokens=True, method="axes", x_axis=["man", "woman"],
-                                               png=False), repeats=REPEATS, warmup=1)
-        result = write_atlas(lens, out, all_tokens=True, method="axes", x_axis=["man", "woman"], png=False)
+        axes = ReduceOptions("axes", x_axis=["man", "woman"])
+        warm = median_time(lambda: write_atlas(lens, out, all_tokens=True, reduce=axes, png=False),
+                           repeats=REPEATS, warmup=1)
+        result = write_atlas(lens, out, all_tokens=True, reduce=axes, png=False)
     with tempfile.TemporaryDirectory() as out:
         base = []
         for _ in range(REPEATS):

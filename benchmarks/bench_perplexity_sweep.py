@@ -72,17 +72,19 @@ def occurrence_states(max_occurrences: int, word: str, keep: str | None) -> np.n
 
 
 def sweep_figures(perplexities: list[float], repeats: int, n_jobs: int, X: np.ndarray) -> None:
+    from embedlens.reduce.options import ReduceOptions
     from embedlens.reduce.sweep import perplexity_sweep
 
-    perplexity_sweep(X[:64], [5], seed=0, n_jobs=n_jobs)  # imports (openTSNE, numba...) before any timing
+    tsne = ReduceOptions("tsne", seed=0, n_jobs=n_jobs)
+    perplexity_sweep(X[:64], [5], tsne)  # imports (openTSNE, numba...) before any timing
     top = max(perplexities)
     one, many = [], []
     for r in range(repeats):  # alternating, so both see the same load
         t = time.perf_counter()
-        perplexity_sweep(X, [top], seed=0, n_jobs=n_jobs)
+        perplexity_sweep(X, [top], tsne)
         one.append(time.perf_counter() - t)
         t = time.perf_counter()
-        sweep = perplexity_sweep(X, perplexities, seed=0, n_jobs=n_jobs)
+        sweep = perplexity_sweep(X, perplexities, tsne)
         many.append(time.perf_counter() - t)
         print(f"  run {r + 1}: one map {one[-1]:.2f} s, sweep {many[-1]:.2f} s ({load()})", flush=True)
     for m in sweep.maps:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from embedlens.errors import EmbedlensError
+from embedlens.reduce.options import ReduceOptions
 
 from .conftest import CORPUS, MARKUP_TOKENS
 
@@ -54,7 +55,7 @@ def test_parquet_has_one_row_per_selected_token_and_the_result_coordinates(env, 
     from embedlens.atlas import write_atlas
 
     lens = env["lens"]
-    result = write_atlas(lens, tmp_path / "out", corpus=str(env["corpus"]), method="pca")
+    result = write_atlas(lens, tmp_path / "out", corpus=str(env["corpus"]), reduce=ReduceOptions("pca"))
     table = pq.read_table(tmp_path / "out" / "points.parquet")
     expected = _expected_ids(lens, TEXT, 1)
     assert table.column_names == ["token_id", "token", "display", "frequency", "x", "y", "local_recall"]
@@ -74,7 +75,7 @@ def test_pca_coordinates_match_a_direct_eigendecomposition_up_to_sign(env):
     from embedlens.atlas import build_atlas
 
     lens = env["lens"]
-    result = build_atlas(lens, corpus=str(env["corpus"]), method="pca", metric="euclidean", dims=3)
+    result = build_atlas(lens, corpus=str(env["corpus"]), reduce=ReduceOptions("pca", 3, metric="euclidean"))
     X = np.asarray(lens.space.vectors[result.ids], dtype=np.float64)
     Xc = X - X.mean(axis=0)
     _, vecs = np.linalg.eigh(Xc.T @ Xc)
@@ -134,8 +135,8 @@ def test_same_seed_gives_identical_coordinates(env, method, monkeypatch):
 
     _quick_tsne(monkeypatch)
     lens = env["lens"]
-    a = build_atlas(lens, corpus=str(env["corpus"]), method=method, seed=3)
-    b = build_atlas(lens, corpus=str(env["corpus"]), method=method, seed=3)
+    a = build_atlas(lens, corpus=str(env["corpus"]), reduce=ReduceOptions(method, seed=3))
+    b = build_atlas(lens, corpus=str(env["corpus"]), reduce=ReduceOptions(method, seed=3))
     np.testing.assert_array_equal(a.coords, b.coords)
     assert a.quality_dict() == b.quality_dict()
 
@@ -145,7 +146,7 @@ def test_manifest_records_model_corpus_method_quality_and_timings(env, tmp_path)
     from embedlens.cache import sha256_file
 
     lens = env["lens"]
-    write_atlas(lens, tmp_path, corpus=str(env["corpus"]), method="pca", seed=7, dims=3)
+    write_atlas(lens, tmp_path, corpus=str(env["corpus"]), reduce=ReduceOptions("pca", 3, seed=7))
     m = json.loads((tmp_path / "manifest.json").read_text())
     for key in ("model", "space", "corpus", "method", "dims", "metric", "seed", "params", "quality", "timings",
                 "versions", "notes", "files", "n_points", "counting"):
@@ -176,7 +177,7 @@ def test_figure_is_webgl_with_escaped_hover_and_quality_in_title(env):
     assert "trustworthiness" in fig["layout"]["title"]["text"] and "recall@10" in fig["layout"]["title"]["text"]
     sizes = np.asarray(figure.data[0].marker.size)
     assert sizes.shape == (len(result),) and sizes[np.argmax(result.frequencies)] == sizes.max()
-    fig3 = build_atlas(env["lens"], corpus=str(env["corpus"]), dims=3, color="none").figure().to_dict()
+    fig3 = build_atlas(env["lens"], corpus=str(env["corpus"]), reduce=ReduceOptions("pca", 3), color="none").figure().to_dict()
     assert fig3["data"][0]["type"] == "scatter3d" and isinstance(fig3["data"][0]["marker"]["color"], str)
 
 
@@ -208,7 +209,7 @@ def test_interrupted_save_leaves_no_half_written_files(env, tmp_path, monkeypatc
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("embedlens.render.atlas.atlas_png", boom)
+    monkeypatch.setattr("embedlens.atlas.result.atlas_png", boom)  # where the save looks it up
     with pytest.raises(KeyboardInterrupt):
         result.save(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
@@ -238,7 +239,7 @@ def test_word_space_maps_corpus_words():
     rng = np.random.default_rng(0)
     lens = SpaceLens(EmbeddingSpace.from_arrays(rng.normal(size=(len(words) + 5, 8)), words + list("vwxyz"),
                                                 name="toy-words"))
-    result = build_atlas(lens, corpus="lee", method="pca", min_count=2)
+    result = build_atlas(lens, corpus="lee", reduce=ReduceOptions("pca"), min_count=2)
     from embedlens.corpus import open_corpus
 
     text = open_corpus("lee").files[0].path.read_text(encoding="utf-8", errors="replace")
@@ -271,7 +272,7 @@ def test_the_map_recall_is_the_full_set_definition_and_pre_pca_is_a_flag(env, ru
     from embedlens.reduce.quality import map_recall
 
     lens = env["lens"]
-    result = build_atlas(lens, all_tokens=True, method="tsne", seed=3, perplexity=5)
+    result = build_atlas(lens, all_tokens=True, reduce=ReduceOptions("tsne", seed=3, perplexity=5))
     x = np.asarray(lens.space.vectors, dtype=np.float32)
     q = result.quality_dict()
     assert q["neighbor_recall"] == map_recall(x, result.coords, 10, sample=2000, seed=3)  # all tokens: all queries
@@ -415,7 +416,7 @@ def test_smollm2_pca_map_of_lee(smollm2, use_shared_cache, tmp_path):
     from embedlens.atlas import write_atlas
     from embedlens.corpus import open_corpus
 
-    result = write_atlas(smollm2, tmp_path, corpus="lee", method="pca", min_count=2, png=False)
+    result = write_atlas(smollm2, tmp_path, corpus="lee", reduce=ReduceOptions("pca"), min_count=2, png=False)
     text = open_corpus("lee").files[0].path.read_text(encoding="utf-8", errors="replace")
     counts = _direct_counts(smollm2, text)
     special = smollm2.space.special
@@ -439,7 +440,7 @@ def test_webgl_page_data_keeps_every_point_in_row_order_with_viridis_and_a_draw_
     from embedlens.render.atlas import color_values
     from embedlens.render.pointcloud import VIRIDIS, page_data, viridis_rgb
 
-    result = build_atlas(env["lens"], corpus=str(env["corpus"]), dims=3)
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]), reduce=ReduceOptions("pca", 3))
     data = page_data(result)
     n = len(result)
     colors, bar = color_values(result)
@@ -490,7 +491,7 @@ BREAKOUT = "</script><script>alert(1)</script><!--<script>"
 def test_webgl_page_draws_offline_and_hovers_markup_tokens_as_text(env, tmp_path, offline_page, dims, scale):
     from embedlens.atlas import build_atlas
 
-    result = build_atlas(env["lens"], corpus=str(env["corpus"]), dims=dims)
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]), reduce=ReduceOptions("pca", dims))
     n = len(result)
     result.display[0] = BREAKOUT  # a token that tries to close the data script and run its own
     side = int(np.ceil(np.sqrt(n)))
@@ -564,7 +565,7 @@ def test_a_map_without_clusters_labels_its_most_frequent_tokens(env, tmp_path, o
     """A PCA map of a corpus has no cluster levels: the page labels the most frequent tokens in view instead."""
     from embedlens.atlas import build_atlas
 
-    result = build_atlas(env["lens"], corpus=str(env["corpus"]), method="pca", clusters="none")
+    result = build_atlas(env["lens"], corpus=str(env["corpus"]), reduce=ReduceOptions("pca"), clusters="none")
     assert result.clustering is None and result.frequencies is not None
     result.save(tmp_path, png=False)
     page, seen = offline_page(tmp_path / "map.html", viewport={"width": 1200, "height": 900})

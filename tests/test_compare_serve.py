@@ -61,9 +61,10 @@ def test_hovering_a_token_rings_it_on_the_other_panel_and_changed_colours_both(t
 
     real = explorer_module.compute_projection
 
-    def quick(view, method, dims, seed):  # no 20 s t-SNE on a busy machine: PCA stands in
-        pca = real(view, "pca", dims, seed)
-        return pca if method != "tsne" else Projection(pca.coords, "tsne", dims, seed, {}, ["test stand-in"])
+    def quick(view, reduce):  # no 20 s t-SNE on a busy machine: PCA stands in
+        pca = real(view, reduce.replace(method="pca"))
+        return pca if reduce.method != "tsne" else Projection(pca.coords, "tsne", reduce.n_components, reduce.seed, {},
+                                                              ["test stand-in"])
 
     mp = pytest.MonkeyPatch()
     mp.setattr(explorer_module, "compute_projection", quick)

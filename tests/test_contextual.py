@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from embedlens.errors import EmbedlensError
+from embedlens.reduce.options import ReduceOptions
 
 TEXTS = ["The capital of France is Paris.", "A list", "Embeddings map tokens to vectors; nearby vectors mean similar tokens."]
 
@@ -123,10 +124,10 @@ def test_pca_runs_are_perfectly_stable_tsne_same_seed_identical():
 
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.normal(size=(20, 16)), rng.normal(size=(20, 16)) + 4]).astype(np.float32)
-    pca = project(x, method="pca", runs=3)
+    pca = project(x, ReduceOptions("pca"), runs=3)
     assert pca.stability == 1.0 and np.all(pca.point_stability == 1.0)
-    t1 = project(x, method="tsne", seed=3)
-    t2 = project(x, method="tsne", seed=3)
+    t1 = project(x, ReduceOptions("tsne", seed=3))
+    t2 = project(x, ReduceOptions("tsne", seed=3))
     np.testing.assert_array_equal(t1.coords, t2.coords)
     assert t1.params["perplexity"] == pytest.approx(13.0)  # min(30, (40 - 1) / 3), set automatically
     assert any("perplexity not given" in n for n in t1.notes)
@@ -249,7 +250,7 @@ def test_figure_slider_trajectories_and_escaping(tiny_gpt2_dir, cache_dir):
     from embedlens.contextual import context_map
 
     cmap = context_map(str(tiny_gpt2_dir), ["<script>alert(1)</script> and </div>", "a <br> list"],
-                       layers="all", method="pca", focus="list")
+                       layers="all", reduce=ReduceOptions("pca"), focus="list")
     fig = cmap.figure().to_dict()
     n_states = len(cmap.panels[0].layers)
     assert len(fig["layout"]["sliders"][0]["steps"]) == n_states
@@ -379,7 +380,7 @@ def test_two_models_coordinates_are_aligned_on_shared_tokens(tiny_gpt2_dir, tiny
     from embedlens.contextual import context_map
 
     texts = ["The capital of France is Paris.", "The quick brown fox jumps over the lazy dog."]
-    cmap = context_map([str(tiny_gpt2_dir), str(tiny_llama_dir)], texts, layers="-1", method="pca")
+    cmap = context_map([str(tiny_gpt2_dir), str(tiny_llama_dir)], texts, layers="-1", reduce=ReduceOptions("pca"))
     ref, other = cmap.panels
 
     def keyed(p):  # a point is the same token of the same text (same character span) at the same layer slot

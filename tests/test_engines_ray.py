@@ -58,32 +58,34 @@ def mixed_corpus(folder, repeat=6):
 def test_ray_counts_equal_local_counts(ray_local, tiny_llama_dir, cache_dir, tmp_path):
     import embedlens
     from embedlens.corpus.frequencies import count_tokens
+    from embedlens.engines import open_engine
     from embedlens.lens import SpaceLens
     from embedlens.spaces.space import EmbeddingSpace
 
     corpus = mixed_corpus(tmp_path / "c")
     lens = embedlens.load(str(tiny_llama_dir))
     local = count_tokens(lens, corpus, progress=False)
-    ray = count_tokens(lens, corpus, engine="ray", workers=2, progress=False)
+    ray = count_tokens(lens, corpus, engine=open_engine("ray", workers=2), progress=False)
     np.testing.assert_array_equal(ray.counts, local.counts)
     assert (ray.n_tokens, ray.n_outside, ray.n_bytes) == (local.n_tokens, local.n_outside, local.n_bytes)
     assert ray.engine["engine"] == "ray" and ray.engine["workers"] == 2 and ray.engine["resources"]["CPU"] == 2
     words = ["the", "bank", "river", "capital", "of"]
     space = SpaceLens(EmbeddingSpace.from_arrays(np.eye(5, 3, dtype=np.float32), words, name="toy"))
-    np.testing.assert_array_equal(count_tokens(space, corpus, engine="ray", progress=False).counts,
+    np.testing.assert_array_equal(count_tokens(space, corpus, engine=open_engine("ray"), progress=False).counts,
                                   count_tokens(space, corpus, progress=False).counts)
 
 
 def test_ray_occurrence_states_equal_local_states(ray_local, tiny_llama_dir, cache_dir, tmp_path):
     import embedlens
     from embedlens.contextual import occurrences
+    from embedlens.engines import open_engine
 
     corpus = mixed_corpus(tmp_path / "c")
     lens = embedlens.load(str(tiny_llama_dir))
     kw = {"layers": "all", "max_occurrences": 30, "window": 40, "seed": 5, "batch_size": 8, "progress": False}
     local = occurrences(lens, corpus, "bank", **kw)
     out = tmp_path / "states"
-    ray = occurrences(lens, corpus, "bank", engine="ray", states_dir=out, **kw)
+    ray = occurrences(lens, corpus, "bank", engine=open_engine("ray"), states_dir=out, **kw)
     assert local.n_found == ray.n_found == 3 * 4 * 6 and len(local) == len(ray) == 30  # 3 per document
     assert ray.docs == local.docs and np.array_equal(ray.spans, local.spans)  # same seeded sample, same order
     assert ray.token_ids == local.token_ids and ray.snippets == local.snippets

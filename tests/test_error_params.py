@@ -59,9 +59,9 @@ def test_library_error_names_the_parameter(word_lens, cache_dir):
 
 
 def _dims(lens):
-    from embedlens.atlas.pipeline import check_options
+    from embedlens.reduce.options import ReduceOptions
 
-    check_options(dims=4)
+    ReduceOptions(n_components=4)
 
 
 def _min_count(lens):
@@ -89,7 +89,7 @@ def _one_chunk(lens):
 
 
 @pytest.mark.parametrize("call, expected", [
-    (_dims, "`dims` must be 2 or 3, got 4"),
+    (_dims, "`n_components` must be 2 or 3 (a 2D or 3D map), got 4"),
     (_min_count, "`min_count` must be at least 1, got 0"),
     (_no_seed_option, "give exactly one of `text`, `words`, `random` or `variants` (none was given)"),
     (_no_random_words, "asked for 0 random words; the number of words must be a positive number"),

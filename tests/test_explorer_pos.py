@@ -25,9 +25,10 @@ def tagged_explorer(module_cache, tiny_gpt2_dir):
 
     real = explorer_module.compute_projection
 
-    def quick(view, method, dims, seed):
-        pca = real(view, "pca", dims, seed)
-        return Projection(coords=pca.coords, method=method, dims=dims, seed=seed, params={}, notes=["test stand-in"])
+    def quick(view, reduce):
+        pca = real(view, reduce.replace(method="pca"))
+        return Projection(coords=pca.coords, method=reduce.method, dims=reduce.n_components, seed=reduce.seed,
+                          params={}, notes=["test stand-in"])
 
     mp = pytest.MonkeyPatch()
     mp.setattr(explorer_module, "compute_projection", quick)

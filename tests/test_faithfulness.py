@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from embedlens.errors import EmbedlensError
+from embedlens.reduce.options import ReduceOptions
 from embedlens.reduce.quality import (
     local_recall,
     map_faithfulness,
@@ -130,7 +131,7 @@ def _vectors(lens, rows=None) -> np.ndarray:
 def test_a_corpus_map_measures_against_a_search_among_its_rows(fenv):
     from embedlens.atlas import build_atlas
 
-    result = build_atlas(fenv["lens"], corpus=str(fenv["corpus"]), method="pca")
+    result = build_atlas(fenv["lens"], corpus=str(fenv["corpus"]), reduce=ReduceOptions("pca"))
     rows = np.searchsorted(np.asarray(fenv["lens"].input.space.ids), result.ids)
     expected = brute_local_recall(_vectors(fenv["lens"], rows), result.coords, 10)
     np.testing.assert_allclose(result.local_recall, expected, atol=1e-7)
@@ -151,7 +152,7 @@ def test_a_whole_space_pca_map_measures_its_queries_until_a_graph_is_cached(fenv
     monkeypatch.setattr(pipeline, "QUALITY_SAMPLE", 100)  # fewer queries than points, as in a real vocabulary
     view = fenv["lens"].input
     assert cached_knn(view, 10) is None
-    plain = build_atlas(fenv["lens"], all_tokens=True, method="pca")
+    plain = build_atlas(fenv["lens"], all_tokens=True, reduce=ReduceOptions("pca"))
     assert cached_knn(view, 10) is None  # nothing was built
     assert "query rows only" in plain.params["local_recall"]["truth"]["source"]
     rows = sample_indices(len(view.space), 100, 0)
@@ -161,13 +162,13 @@ def test_a_whole_space_pca_map_measures_its_queries_until_a_graph_is_cached(fenv
     np.testing.assert_allclose(plain.local_recall[rows], truth[rows], atol=1e-7)
     assert float(plain.local_recall[rows].astype(np.float64).mean()) == pytest.approx(plain.quality.neighbor_recall, abs=1e-6)
 
-    first = build_atlas(fenv["lens"], all_tokens=True, method="pca", color="faithfulness")
+    first = build_atlas(fenv["lens"], all_tokens=True, reduce=ReduceOptions("pca"), color="faithfulness")
     assert "built and cached" in first.params["local_recall"]["truth"]["source"]
     graph = cached_knn(view, 10)
     assert graph is not None and graph.method == "exact"
     np.testing.assert_array_equal(graph.indices, brute_knn(_vectors(fenv["lens"]), 10, "cosine"))
     np.testing.assert_allclose(first.local_recall, truth, atol=1e-7)
-    again = build_atlas(fenv["lens"], all_tokens=True, method="pca")
+    again = build_atlas(fenv["lens"], all_tokens=True, reduce=ReduceOptions("pca"))
     assert again.params["local_recall"]["truth"]["source"] == "the space's cached k-NN graph"
     np.testing.assert_array_equal(again.local_recall, first.local_recall)
 
@@ -179,7 +180,7 @@ def test_a_whole_space_tsne_map_leaves_its_exact_graph_in_the_knn_cache(fenv, mo
     from .test_atlas import _quick_tsne
 
     _quick_tsne(monkeypatch)
-    result = build_atlas(fenv["lens"], all_tokens=True, method="tsne", clusters="none")
+    result = build_atlas(fenv["lens"], all_tokens=True, reduce=ReduceOptions("tsne"), clusters="none")
     need = int(result.params["reducer"]["knn_k_stored"])
     graph = cached_knn(fenv["lens"].input, need)
     assert graph is not None and graph.k == need and graph.method == "exact"
@@ -193,7 +194,7 @@ def test_faithfulness_colours_both_pages_on_a_fixed_zero_to_one_scale(fenv):
     from embedlens.atlas import build_atlas
     from embedlens.render.pointcloud import page_data
 
-    result = build_atlas(fenv["lens"], corpus=str(fenv["corpus"]), method="pca", color="faithfulness")
+    result = build_atlas(fenv["lens"], corpus=str(fenv["corpus"]), reduce=ReduceOptions("pca"), color="faithfulness")
     marker = result.figure().data[0].marker
     np.testing.assert_array_equal(np.asarray(marker.color, dtype=np.float32), result.local_recall)
     assert marker.colorbar.title.text == "local recall@10" and (marker.cmin, marker.cmax) == (0, 1)
@@ -239,12 +240,12 @@ def test_a_projection_without_local_recall_gets_it_later(fenv):
     from embedlens.atlas.pipeline import add_local_recall, compute_projection
 
     view = fenv["lens"].input
-    quick = compute_projection(view, "pca", 2, 0, local_recall=False)
+    quick = compute_projection(view, ReduceOptions("pca"), local_recall=False)
     assert quick.local_recall is None and "local_recall" not in quick.params
     full = add_local_recall(view, quick)  # builds and caches the space's graph
     np.testing.assert_allclose(full.local_recall, brute_local_recall(_vectors(fenv["lens"]), quick.coords, 10),
                                atol=1e-7)
-    again = compute_projection(view, "pca", 2, 0)  # the graph is cached now: measured at once
+    again = compute_projection(view, ReduceOptions("pca"))  # the graph is cached now: measured at once
     np.testing.assert_array_equal(again.local_recall, full.local_recall)
     assert full.params["quality"] == again.params["quality"] == quick.params["quality"]
     assert full.params["local_recall"]["k"] == again.params["local_recall"]["k"] == 10
@@ -259,7 +260,7 @@ def test_faithfulness_pages_in_chromium_show_the_colour_bar_and_markup_tokens_as
 
     from .conftest import MARKUP_TOKENS
 
-    result = build_atlas(fenv["lens"], corpus=str(fenv["corpus"]), method="pca", color="faithfulness")
+    result = build_atlas(fenv["lens"], corpus=str(fenv["corpus"]), reduce=ReduceOptions("pca"), color="faithfulness")
     n = len(result)
     side = int(np.ceil(np.sqrt(n)))  # a grid: hovering a point's position shows exactly that point
     result.coords = (np.column_stack([np.arange(n) % side, np.arange(n) // side]) * 10.0).astype(np.float32)

@@ -10,6 +10,7 @@ import torch
 
 from embedlens.errors import EmbedlensError
 from embedlens.logitlens import logit_lens
+from embedlens.reduce.options import ReduceOptions
 
 HOSTILE = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
 K = 5
@@ -350,7 +351,7 @@ def test_context_map_hovers_carry_the_logit_lens_top3(lenses):
 
     lens = lenses["llama"]
     texts = [HOSTILE, "The capital of France is Paris."]
-    cmap = context_map(lens, texts, layers="all", method="pca", progress=False)
+    cmap = context_map(lens, texts, layers="all", reduce=ReduceOptions("pca"), progress=False)
     (panel,) = cmap.panels
     t = panel.table
     assert t["lens_ids"].shape == (panel.n_points, 3)
@@ -386,7 +387,8 @@ def test_context_map_lens_hover_in_chromium(lenses, tmp_path, offline_page):
     from embedlens.contextual import context_map
     from embedlens.render.offline import write_plotly_html
 
-    cmap = context_map(lenses["llama"], [HOSTILE, "a list of lists"], layers="0,1", method="pca", progress=False)
+    cmap = context_map(lenses["llama"], [HOSTILE, "a list of lists"], layers="0,1", reduce=ReduceOptions("pca"),
+                       progress=False)
     t = cmap.panels[0].table
     hostile = ["<script>alert(1)</script>", '"quoted"', "&amp;"]
     t["lens_display"][:] = np.asarray(hostile, dtype=object)  # every point's top-3

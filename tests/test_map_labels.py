@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from embedlens.errors import EmbedlensError
+from embedlens.reduce.options import ReduceOptions
 
 HOSTILE = ["<script>alert(1)</script>", 'say "hi"', "&amp;", "<b>bold</b>", "it's", "a > b & c"]
 
@@ -435,7 +436,7 @@ def test_context_and_logit_lens_results_show_themselves_offline(cache_dir, tiny_
     from embedlens.render import notebook
 
     lens = embedlens.load(str(tiny_gpt2_dir))
-    results = [context_map(lens, ["the cat sat on the mat", "a dog ran"], method="pca", progress=False)]
+    results = [context_map(lens, ["the cat sat on the mat", "a dog ran"], reduce=ReduceOptions("pca"), progress=False)]
     try:
         from embedlens.logitlens import logit_lens
     except ImportError:  # the logit lens is optional here
@@ -493,9 +494,9 @@ def test_smollm2_axes_equal_the_formula_and_clusters_are_labelled(smollm2, use_s
     from embedlens.corpus.reading import open_corpus
 
     with pytest.raises(EmbedlensError, match=r"'queen' is 2 tokens \(que, en\).*tok:Ġqueen"):
-        build_atlas(smollm2, method="axes", x_axis=["man", "queen"], progress=False)
+        build_atlas(smollm2, reduce=ReduceOptions("axes", x_axis=["man", "queen"]), progress=False)
     counts = count_tokens(smollm2, open_corpus(["lee"]), progress=False)  # counted once for both maps
-    result = build_atlas(smollm2, method="axes", x_axis=["man", "woman"], y_axis=["tok:Ġking", "tok:Ġqueen"],
+    result = build_atlas(smollm2, reduce=ReduceOptions("axes", x_axis=["man", "woman"], y_axis=["tok:Ġking", "tok:Ġqueen"]),
                          frequencies=counts)
     rows = np.searchsorted(np.asarray(smollm2.space.ids), result.ids)
     U = np.asarray(smollm2.space.vectors[rows], dtype=np.float64)
@@ -511,12 +512,12 @@ def test_smollm2_axes_equal_the_formula_and_clusters_are_labelled(smollm2, use_s
     assert result.params["axes"]["x"]["display"] == ["man", "woman"]
     assert result.params["axes"]["y"]["display"] == ["␣king", "␣queen"]
 
-    clustered = build_atlas(smollm2, method="pca", clusters=12, frequencies=counts)
+    clustered = build_atlas(smollm2, reduce=ReduceOptions("pca"), clusters=12, frequencies=counts)
     c = clustered.clustering
     assert len(c) == 12 and c.label_by == "frequency" and (c.assignment >= 0).all()
     assert all(cl.label and cl.mean_cosine > c.map_mean_cosine - 0.2 for cl in c.clusters)
     with pytest.raises(EmbedlensError, match="tok:"):
-        build_atlas(smollm2, method="axes", x_axis=["embedlens", "man"], progress=False)
+        build_atlas(smollm2, reduce=ReduceOptions("axes", x_axis=["embedlens", "man"]), progress=False)
 
 
 # -- the explorer ---------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from embedlens.reduce.options import ReduceOptions
+
 from .conftest import CORPUS, MARKUP_TOKENS
 
 TEXT = "\n".join(CORPUS + ["Markup tokens: " + " ".join(MARKUP_TOKENS) + " [/b] <br>"]) + "\n"
@@ -16,25 +18,14 @@ QUICK = {"n_iter": 20, "early_exaggeration_iter": 20}
 
 
 def _quick(mp):
-    """Few t-SNE iterations (the reducer's own tests cover full runs; here the sharing and the pages matter)."""
-    import embedlens.reduce as reduce
-    import embedlens.reduce.sweep as sweep_module
-    from embedlens.reduce.tsne import TSNEReducer
+    """Few t-SNE iterations for maps the command line makes (the reducer's own tests cover full runs; here the
+    sharing and the pages matter); library calls pass ``ReduceOptions(..., **QUICK)`` instead."""
+    real = ReduceOptions.reducer
 
-    real = reduce.make_reducer
+    def reducer(self, axes=None):
+        return real(self.replace(**QUICK) if self.method == "tsne" else self, axes)
 
-    def make(method, **kwargs):
-        r = real(method, **kwargs)
-        if method == "tsne":
-            r.n_iter, r.early_exaggeration_iter = QUICK["n_iter"], QUICK["early_exaggeration_iter"]
-        return r
-
-    class QuickTSNE(TSNEReducer):
-        def __init__(self, **kwargs):
-            super().__init__(**{**kwargs, **QUICK})
-
-    mp.setattr(reduce, "make_reducer", make)
-    mp.setattr(sweep_module, "TSNEReducer", QuickTSNE)
+    mp.setattr(ReduceOptions, "reducer", reducer)
 
 
 def _count_builds(mp):
@@ -65,7 +56,7 @@ def sweep_env(tiny_gpt2_dir, tmp_path_factory, module_cache):
     with pytest.MonkeyPatch.context() as mp:
         _quick(mp)
         builds = _count_builds(mp)
-        sweep = build_perplexity_sweep(lens, PERPLEXITIES, corpus=str(corpus), seed=1, progress=False)
+        sweep = build_perplexity_sweep(lens, PERPLEXITIES, corpus=str(corpus), reduce=ReduceOptions("tsne", seed=1, **QUICK), progress=False)
     return {"lens": lens, "corpus": corpus, "sweep": sweep, "builds": builds, "model": str(tiny_gpt2_dir),
             "cache": module_cache}
 
@@ -86,7 +77,7 @@ def test_sweep_maps_equal_single_runs_and_share_one_graph(env, monkeypatch):
     assert sweep.graph["k"] == 90 and sweep.perplexities == PERPLEXITIES
     builds = _count_builds(monkeypatch)
     for p, m in zip(PERPLEXITIES, sweep.maps, strict=True):
-        single = build_atlas(env["lens"], corpus=str(env["corpus"]), method="tsne", perplexity=p, seed=1,
+        single = build_atlas(env["lens"], corpus=str(env["corpus"]), reduce=ReduceOptions("tsne", seed=1, perplexity=p, **QUICK),
                              clusters="none", progress=False)
         assert np.array_equal(single.coords, m.coords), p
         assert single.quality_dict() == m.quality_dict()
@@ -100,9 +91,9 @@ def test_whole_vocabulary_sweep_starts_from_the_spaces_graph_and_equals_a_single
     from embedlens.atlas import build_atlas
     from embedlens.atlas.sweep import build_perplexity_sweep
 
-    sweep = build_perplexity_sweep(env["lens"], [4, 15], all_tokens=True, seed=2, progress=False)
+    sweep = build_perplexity_sweep(env["lens"], [4, 15], all_tokens=True, reduce=ReduceOptions("tsne", seed=2, **QUICK), progress=False)
     assert sweep.graph["knn_source"] == "the space's k-NN graph" and sweep.graph["k"] == 45
-    single = build_atlas(env["lens"], all_tokens=True, method="tsne", perplexity=4, seed=2, clusters="none",
+    single = build_atlas(env["lens"], all_tokens=True, reduce=ReduceOptions("tsne", seed=2, perplexity=4, **QUICK), clusters="none",
                          progress=False)
     assert np.array_equal(single.coords, sweep.maps[0].coords)
     assert single.quality_dict() == sweep.maps[0].quality_dict()
@@ -114,7 +105,7 @@ def test_array_sweep_equals_single_reducer_runs_with_one_graph(monkeypatch):
 
     X = np.random.default_rng(0).normal(size=(150, 16)).astype(np.float32)
     builds = _count_builds(monkeypatch)
-    sweep = perplexity_sweep(X, [20, 4], seed=3, **QUICK)
+    sweep = perplexity_sweep(X, [20, 4], ReduceOptions("tsne", seed=3, **QUICK))
     assert builds == [150] and sweep.graph["k"] == 60
     for m in sweep.maps:
         single = TSNEReducer(perplexity=m.perplexity, seed=3, **QUICK)

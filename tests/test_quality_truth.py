@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from embedlens.reduce.options import ReduceOptions
 from embedlens.reduce.quality import (
     map_faithfulness,
     projection_quality,
@@ -152,9 +153,9 @@ def test_a_second_whole_space_map_reads_its_query_truth(tiny_view, monkeypatch, 
     monkeypatch.setattr(pipeline, "QUALITY_SAMPLE", 80)
     for old in [*tiny_view.cache_folder().glob("quality-truth-*"), *tiny_view.cache_folder().glob("knn-*")]:
         old.unlink()
-    first = build_atlas(tiny_view, all_tokens=True, method="pca", clusters="none")
+    first = build_atlas(tiny_view, all_tokens=True, reduce=ReduceOptions("pca"), clusters="none")
     assert "their true neighbours: exact search" in first.params["local_recall"]["truth"]["source"]
-    second = build_atlas(tiny_view, all_tokens=True, method="pca", dims=3, clusters="none")
+    second = build_atlas(tiny_view, all_tokens=True, reduce=ReduceOptions("pca", 3), clusters="none")
     assert "(quality-truth-input-cosine-k10-q80-seed0.npz)" in second.params["local_recall"]["truth"]["source"]
     x = np.asarray(tiny_view.space.vectors, dtype=np.float32)
     for result in (first, second):

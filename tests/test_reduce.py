@@ -14,6 +14,7 @@ import pytest
 from embedlens.errors import EmbedlensError, MissingDependency
 from embedlens.neighbors.index import ExactIndex
 from embedlens.reduce import REDUCERS, PCAReducer, TSNEReducer, UMAPReducer, make_reducer
+from embedlens.reduce.options import ReduceOptions
 from embedlens.reduce.quality import (
     ProjectionQuality,
     map_recall,
@@ -430,7 +431,7 @@ def test_quality_sample_is_seeded_and_k_lowered_for_tiny_inputs():
 @pytest.mark.parametrize("method", REDUCERS)
 @pytest.mark.parametrize("n_components", [1, 4, 2.0])
 def test_bad_n_components(method, n_components):
-    with pytest.raises(EmbedlensError, match="n_components must be 2 or 3"):
+    with pytest.raises(EmbedlensError, match="`n_components` must be 2 or 3"):
         make_reducer(method, n_components=n_components).fit(gaussian_clusters(20, 4))
 
 
@@ -543,21 +544,17 @@ def test_tsne_rerun_stability_fails_when_every_run_reuses_one_seed(monkeypatch):
     assertions below fail then, which is what makes them a test of the seeding.
     """
     import embedlens.contextual.projection as projection
-    import embedlens.reduce as reduce
 
-    def short(method, *, seed, n_components, metric, perplexity, **_):  # the seeding is under test: short fits
-        return TSNEReducer(seed=seed, n_components=n_components, metric=metric, perplexity=perplexity,
-                           **SHORT_TSNE)
-
-    monkeypatch.setattr(reduce, "make_reducer", short)
+    quick = ReduceOptions("tsne", **SHORT_TSNE)  # the seeding is under test: short fits
     x = gaussian_clusters(60, 12, n_clusters=3, spread=3.0)
-    honest = projection.project(x, method="tsne", seed=0, runs=2)
+    honest = projection.project(x, quick, runs=2)
     assert honest.to_dict()["seeds"] == [0, 1]
     assert not np.array_equal(honest.aligned_runs[0], honest.aligned_runs[1])
     assert honest.stability < 0.99 and honest.point_stability.min() < 1.0
 
-    monkeypatch.setattr(reduce, "make_reducer", lambda method, **kw: short(method, **{**kw, "seed": 0}))
-    one_seed = projection.project(x, method="tsne", seed=0, runs=2)
+    real = ReduceOptions.reducer
+    monkeypatch.setattr(ReduceOptions, "reducer", lambda self, axes=None: real(self.replace(seed=0), axes))
+    one_seed = projection.project(x, quick, runs=2)
     assert one_seed.stability == 1.0  # what the assertions above would see: they would fail
 
 

@@ -135,6 +135,7 @@ def test_tiny_spaces_stay_on_pca(cache_dir):
 
 
 def test_clusters_reuse_the_spaces_graph_and_match_a_fresh_clustering(cache_dir, monkeypatch):
+    import embedlens.atlas.clusters as clusters_module
     import embedlens.neighbors.knn as knn
     import embedlens.reduce.knn as reduce_knn
     from embedlens.atlas.clusters import find_clusters
@@ -147,12 +148,14 @@ def test_clusters_reuse_the_spaces_graph_and_match_a_fresh_clustering(cache_dir,
     real_knn, real_map = knn.knn_graph, reduce_knn.map_graph
     monkeypatch.setattr(knn, "knn_graph", lambda *a, **kw: searches.append("knn") or real_knn(*a, **kw))
     monkeypatch.setattr(reduce_knn, "map_graph", lambda *a, **kw: searches.append("map") or real_map(*a, **kw))
+    monkeypatch.setattr(clusters_module, "map_graph", reduce_knn.map_graph)  # the clusters' own name for it
     with TestClient(create_app([lens]), base_url=BASE) as c:
         body = wait_for(c, "/api/clusters", {"n": "auto"})
         assert body["state"] == "ready", body
         assert searches == []  # no neighbour search: the cached graph was read
         monkeypatch.setattr(knn, "knn_graph", real_knn)
         monkeypatch.setattr(reduce_knn, "map_graph", real_map)
+        monkeypatch.setattr(clusters_module, "map_graph", real_map)
         vectors = lens.space.vectors
         fresh = find_clusters(vectors, clusters="auto", metric="cosine", seed=0, display=list(lens.space.display),
                               sub=True)  # builds its own full-space graph

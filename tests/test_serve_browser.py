@@ -46,12 +46,13 @@ def explorer(module_cache, tiny_gpt2_dir):
 
     real = explorer_module.compute_projection
 
-    def quick(view, method, dims, seed):
-        if method != "tsne":
-            return real(view, method, dims, seed)
-        pca = real(view, "pca", dims, seed)
+    def quick(view, reduce):
+        if reduce.method != "tsne":
+            return real(view, reduce)
+        pca = real(view, reduce.replace(method="pca"))
         coords = np.ascontiguousarray(np.stack([-pca.coords[:, 1], pca.coords[:, 0]], axis=1))
-        return Projection(coords=coords, method="tsne", dims=dims, seed=seed, params={}, notes=["test stand-in"])
+        return Projection(coords=coords, method="tsne", dims=reduce.n_components, seed=reduce.seed, params={},
+                          notes=["test stand-in"])
 
     mp = pytest.MonkeyPatch()
     mp.setattr(explorer_module, "compute_projection", quick)

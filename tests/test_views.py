@@ -8,6 +8,7 @@ import pytest
 import embedlens
 from embedlens.errors import EmbedlensError
 from embedlens.lens import SpaceLens, SpaceView, as_view
+from embedlens.reduce.options import ReduceOptions
 from embedlens.spaces.space import EmbeddingSpace
 
 
@@ -67,7 +68,7 @@ def test_stages_work_on_the_view_they_are_given(llama):
     assert path.name == "knn-output-k4-exact.safetensors"
     assert graph.indices[7].tolist() == _cosine_topk(out, 7, 4)
 
-    atlas = build_atlas(llama.output, all_tokens=True, method="pca", progress=False)
+    atlas = build_atlas(llama.output, all_tokens=True, reduce=ReduceOptions("pca"), progress=False)
     assert atlas.params["which"] == "output" and atlas.space == llama.output.space.name
     unit = out / np.linalg.norm(out, axis=1, keepdims=True)  # cosine maps work on unit rows
     centred = unit - unit.mean(axis=0)

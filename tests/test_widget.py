@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from embedlens.errors import EmbedlensError
+from embedlens.reduce.options import ReduceOptions
 
 from .test_map_view import HOSTILE, view_result
 
@@ -199,7 +200,7 @@ def test_a_small_space_opens_with_its_local_recall_named_by_its_own_k(cache_dir)
 
     vectors = np.random.default_rng(0).standard_normal((15, 6)).astype(np.float32)
     view = SpaceLens(EmbeddingSpace.from_arrays(vectors, [f"w{i}" for i in range(15)], name="small")).input
-    proj = compute_projection(view, "pca", 2, 0, local_recall=True)
+    proj = compute_projection(view, ReduceOptions("pca"), local_recall=True)
     assert proj.params["local_recall"]["k"] == 7 and proj.local_recall is not None
     result = replace(atlas_of_projection(view, proj), color="faithfulness")
     assert color_values(result)[1]["title"]["text"] == "local recall@7"

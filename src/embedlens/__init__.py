@@ -27,6 +27,7 @@ _LAZY = {
     "EmbedlensError": ("embedlens.errors", "EmbedlensError"),
     "open_space": ("embedlens.handles", "open_space"),
     "make_reducer": ("embedlens.reduce", "make_reducer"),
+    "ReduceOptions": ("embedlens.reduce.options", "ReduceOptions"),
     "projection_quality": ("embedlens.reduce.quality", "projection_quality"),
     "write_atlas": ("embedlens.atlas", "write_atlas"),
     "build_atlas": ("embedlens.atlas", "build_atlas"),
@@ -48,6 +49,7 @@ __all__ = [
     "make_reducer", "open_space", "projection_quality", "token_graph", "topk_cosine", "widget", "write_atlas",
 ]
 __all__ += ["Comparison", "compare"]
+__all__ += ["ReduceOptions"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .atlas import build_atlas, write_atlas
@@ -64,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models.loading import load_model
     from .neighbors.exact import Neighbors, topk_cosine
     from .reduce import make_reducer
+    from .reduce.options import ReduceOptions
     from .reduce.quality import projection_quality
     from .spaces.space import EmbeddingSpace
 

@@ -26,13 +26,15 @@ pairwise cosine in the space, next to the average over the whole map.
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..neighbors.exact import normalized_rows
+from ..reduce.knn import map_graph
+from ..timing import Timings
 
 CLUSTER_K = 15  # neighbours per token in the graph (UMAP's default n_neighbors, so its graph is reused)
 MAX_AUTO = 40  # at most this many labelled clusters with "auto"
@@ -153,8 +155,6 @@ def space_graph(X: np.ndarray, k: int, *, metric: str, seed: int) -> tuple[np.nd
     The one place this module asks the nearest-neighbour layer for a graph. It is the graph the map's
     reducer uses (same rows, metric and cache), so a t-SNE or UMAP map pays for it once.
     """
-    from ..reduce.knn import map_graph
-
     nb, info, notes = map_graph(X, k, metric=metric, seed=seed)
     return np.asarray(nb.indices, dtype=np.int64), dict(info), list(notes)
 
@@ -321,8 +321,6 @@ _BLOCK = 1 << 15  # rows normalised at a time (no full normalised copy of a 262k
 
 def _unit_blocks(X: np.ndarray) -> Any:
     """``(start, stop, unit rows)`` blocks of ``X`` (n, d), L2-normalised in float32, zero rows left zero."""
-    from ..neighbors.exact import normalized_rows
-
     for start in range(0, X.shape[0], _BLOCK):
         stop = min(X.shape[0], start + _BLOCK)
         yield start, stop, normalized_rows(np.asarray(X[start:stop], dtype=np.float32))
@@ -432,54 +430,50 @@ def find_clusters(
     n = X.shape[0]
     if isinstance(requested, int) and requested > n:
         raise EmbedlensError(f"clusters must be at most the number of points ({n}), got {requested}")
-    timings: dict[str, float] = {}
+    timings = Timings()
     notes: list[str] = []
-    started = time.perf_counter()
-    k = max(1, min(int(k), n - 1))
-    info: dict[str, Any] = {"knn_source": "given (the map reducer's graph)"}
-    if indices is None:
-        indices, info, graph_notes = space_graph(X, k, metric=metric, seed=seed)
-        notes.extend(graph_notes)
-    indices = np.asarray(indices, dtype=np.int64)
-    k = min(k, indices.shape[1])  # a given graph may hold fewer neighbours (UMAP's default keeps 14): say so
-    indices = indices[:, :k]
-    timings["graph"] = time.perf_counter() - started
+    with timings.stage("graph"):
+        k = max(1, min(int(k), n - 1))
+        info: dict[str, Any] = {"knn_source": "given (the map reducer's graph)"}
+        if indices is None:
+            indices, info, graph_notes = space_graph(X, k, metric=metric, seed=seed)
+            notes.extend(graph_notes)
+        indices = np.asarray(indices, dtype=np.int64)
+        k = min(k, indices.shape[1])  # a given graph may hold fewer neighbours (UMAP's default keeps 14): say so
+        indices = indices[:, :k]
 
-    started = time.perf_counter()
-    edges = symmetric_edges(indices)
-    resolution = 1.0
-    labels, algorithm = communities(edges, n, resolution=resolution, seed=seed)
-    if isinstance(requested, int):
-        for _ in range(6):  # finer communities until there are at least N to merge from
-            if labels.max() + 1 >= requested:
-                break
-            resolution *= 2.0
-            labels, algorithm = communities(edges, n, resolution=resolution, seed=seed)
-        labels = merge_communities(labels, edges, requested)
-        if labels.max() + 1 < requested:
-            notes.append(f"only {labels.max() + 1} clusters could be found, not {requested}")
-        size_floor = 1
-    else:
-        size_floor = max(5, n // 1000) if min_size is None else int(min_size)
-        labels = merge_communities(labels, edges, MAX_AUTO) if labels.max() + 1 > MAX_AUTO else labels
-    assignment = _renumber_by_size(labels, size_floor)
-    timings["communities"] = time.perf_counter() - started
+    with timings.stage("communities"):
+        edges = symmetric_edges(indices)
+        resolution = 1.0
+        labels, algorithm = communities(edges, n, resolution=resolution, seed=seed)
+        if isinstance(requested, int):
+            for _ in range(6):  # finer communities until there are at least N to merge from
+                if labels.max() + 1 >= requested:
+                    break
+                resolution *= 2.0
+                labels, algorithm = communities(edges, n, resolution=resolution, seed=seed)
+            labels = merge_communities(labels, edges, requested)
+            if labels.max() + 1 < requested:
+                notes.append(f"only {labels.max() + 1} clusters could be found, not {requested}")
+            size_floor = 1
+        else:
+            size_floor = max(5, n // 1000) if min_size is None else int(min_size)
+            labels = merge_communities(labels, edges, MAX_AUTO) if labels.max() + 1 > MAX_AUTO else labels
+        assignment = _renumber_by_size(labels, size_floor)
 
-    started = time.perf_counter()
-    described, map_mean, label_by = describe_clusters(
-        X, assignment, display, None if coords is None else np.asarray(coords, dtype=np.float64), frequencies)
-    timings["labels"] = time.perf_counter() - started
+    with timings.stage("labels"):
+        described, map_mean, label_by = describe_clusters(
+            X, assignment, display, None if coords is None else np.asarray(coords, dtype=np.float64), frequencies)
     graph_what = f"k-NN graph of the full space ({metric}{' on L2-normalised rows' if metric == 'cosine' else ''}), k={k}"
     params = {"k": k, "resolution": resolution, "min_size": size_floor, "seed": seed, "edges": int(len(edges)),
               **{f"graph_{key}" if not key.startswith("knn") else key: v for key, v in info.items()
                  if isinstance(v, str | int | float | bool)}}
-    found = Clustering(assignment, described, requested, algorithm, graph_what, map_mean, label_by, params, timings,
-                       notes)
+    found = Clustering(assignment, described, requested, algorithm, graph_what, map_mean, label_by, params,
+                       timings, notes)
     if sub and len(found):
-        started = time.perf_counter()
-        found.sub = find_subclusters(X, found, edges, resolution=SUB_RESOLUTION * resolution, display=display,
-                                     coords=coords, frequencies=frequencies, seed=seed)
-        timings["sub_clusters"] = time.perf_counter() - started
+        with timings.stage("sub_clusters"):
+            found.sub = find_subclusters(X, found, edges, resolution=SUB_RESOLUTION * resolution, display=display,
+                                         coords=coords, frequencies=frequencies, seed=seed)
     return found
 
 

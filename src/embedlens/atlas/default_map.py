@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..reduce.options import ReduceOptions
 from .pipeline import compute_projection
 from .projection import Projection, load_projection, projection_path, save_projection
 from .result import AtlasResult
@@ -52,7 +53,7 @@ def default_map(view: Any, *, dims: int = 2, seed: int = 0, methods: tuple[str, 
         found = load_projection(projection_path(key, method, dims, seed), n)
         if found is not None:
             return DefaultMap(found, computed_now=False)
-    proj = compute_projection(view, FALLBACK_METHOD, dims, seed)
+    proj = compute_projection(view, ReduceOptions(FALLBACK_METHOD, dims, seed=seed))
     save_projection(projection_path(key, FALLBACK_METHOD, dims, seed), proj)
     return DefaultMap(proj, computed_now=True)
 

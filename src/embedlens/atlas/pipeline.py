@@ -9,20 +9,36 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..corpus.frequencies import TokenFrequencies
-from ..corpus.reading import Corpus
+from ..cache import ensure_writable_dir
+from ..corpus.frequencies import TokenFrequencies, count_tokens
+from ..corpus.reading import Corpus, open_corpus
+from ..engines import Engine
 from ..errors import EmbedlensError, require
-from ..method_names import MAP_METHODS
-from ..neighbors.index import METRICS  # one list of metric names: the neighbour layer's
+from ..lens import as_view
+from ..neighbors.index import EXACT_MAX
+from ..neighbors.knn import build_knn, cached_knn
+from ..parts_of_speech import check_tagger, space_parts_of_speech
+from ..reduce.axes import resolve_axes
+from ..reduce.knn import map_graph
+from ..reduce.options import ReduceOptions
+from ..reduce.quality import (
+    LOCAL_DEFINITION,
+    map_faithfulness,
+    projection_quality,
+    query_faithfulness,
+    query_truth,
+    space_truth,
+)
+from ..timing import Timings
+from .clusters import check_clusters, find_clusters
 from .projection import Projection, projection_path, save_projection
-from .result import AtlasResult
+from .result import AtlasResult, check_renderer
 from .selection import select_rows
 
 log = logging.getLogger("embedlens")
@@ -33,36 +49,20 @@ QUALITY_K, QUALITY_SAMPLE = 10, 2000
 MIN_POINTS = 4
 
 
-def check_options(method: str = "pca", dims: int = 2, metric: str = "cosine", color: str = "frequency",
-                  min_count: int = 1, *, clusters: Any = None, x_axis: Any = None, y_axis: Any = None,
-                  z_axis: Any = None, **reducer_options: Any) -> None:
-    """Refuse bad map options before any work (a model load, a corpus count, minutes of t-SNE)."""
-    if method not in MAP_METHODS:
-        raise EmbedlensError(f"unknown method '{method}' (choose {', '.join(MAP_METHODS)})")
-    if dims not in (2, 3):
-        raise EmbedlensError(f"`dims` must be 2 or 3, got {dims}")
-    if metric not in METRICS:
-        raise EmbedlensError(f"unknown metric '{metric}' (choose {', '.join(METRICS)})")
+def check_options(reduce: ReduceOptions | None = None, *, color: str = "frequency", min_count: int = 1,
+                  clusters: Any = None) -> None:
+    """Refuse bad map options before any work (a model load, a corpus count, minutes of t-SNE); the reducer's
+    own settings were checked when ``reduce`` was made."""
+    if reduce is not None and not isinstance(reduce, ReduceOptions):
+        raise EmbedlensError(f"`reduce` must be a ReduceOptions, got {type(reduce).__name__}")
     if color not in COLORS:
         raise EmbedlensError(f"unknown colour '{color}' (choose {', '.join(COLORS)})")
     if min_count < 1:
         raise EmbedlensError(f"`min_count` must be at least 1, got {min_count}")
     if color == "pos":  # spaCy missing: say so before a model load or minutes of t-SNE
-        from ..parts_of_speech import check_tagger
-
         check_tagger()
     if clusters is not None:
-        from .clusters import check_clusters
-
         check_clusters(clusters)
-    if method == "axes" or any(a is not None for a in (x_axis, y_axis, z_axis)):
-        from ..reduce.axes import check_axis_options
-
-        check_axis_options(method, dims, x_axis, y_axis, z_axis)
-        return
-    from ..reduce import make_reducer
-
-    make_reducer(method, n_components=dims, metric=metric, **reducer_options)._check_params()
 
 
 def build_atlas(
@@ -73,26 +73,12 @@ def build_atlas(
     frequencies: TokenFrequencies | None = None,
     min_count: int = 1,
     all_tokens: bool = False,
-    method: str = "pca",
-    dims: int = 2,
-    metric: str = "cosine",
-    seed: int = 0,
-    perplexity: float | None = None,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    pre_pca: int | None = None,
-    pca_solver: str = "auto",
+    reduce: ReduceOptions | None = None,
     color: str = "frequency",
     size_by_frequency: bool = False,
     progress: bool = True,
     clusters: str | int | None = None,
-    x_axis: Sequence[str] | None = None,
-    y_axis: Sequence[str] | None = None,
-    z_axis: Sequence[str] | None = None,
-    text_column: str = "text",
-    engine: str = "local",
-    ray_address: str | None = None,
-    workers: int | None = None,
+    engine: Engine | None = None,
     local_recall: bool = True,
     neighbors: Any = None,
 ) -> AtlasResult:
@@ -104,17 +90,16 @@ def build_atlas(
     Args:
         lens: a space (``lens.input``, ``lens.output``) or a handle (its ``which`` space, default input).
         which: with a handle, ``input`` or ``output`` (the same as passing ``lens.output``).
-        corpus: corpus specs (files, folders, ``lee``, ``enwiki-sample``) or an opened corpus. With
-            neither ``corpus`` nor ``all_tokens``, the demo corpus ``lee`` is used.
+        corpus: an opened corpus (:func:`~embedlens.corpus.reading.open_corpus`, which also takes the text
+            column of JSONL / Parquet / dataset sources) or corpus specs (files, folders, ``lee``,
+            ``enwiki-sample``). With neither ``corpus`` nor ``all_tokens``, the demo corpus ``lee`` is used.
         frequencies: counts already made with :func:`~embedlens.corpus.frequencies.count_tokens` (skips counting).
         min_count: keep tokens seen at least this often in the corpus (ignored with ``all_tokens``).
         all_tokens: every row of the space, special tokens included; a corpus, if given, only colours.
-        method: ``pca``, ``tsne``, ``umap`` or ``axes``.
-        dims: 2 or 3.
-        metric: ``cosine`` or ``euclidean``, for the reducer and for the quality figures.
-        seed: seed of every random step (reducer and quality sample): same seed, same map.
-        perplexity, n_neighbors, min_dist, pre_pca, pca_solver: reducer parameters (see
-            :func:`embedlens.reduce.make_reducer`).
+        reduce: how the map is made (:class:`~embedlens.reduce.options.ReduceOptions`: the method, ``pca``,
+            ``tsne``, ``umap`` or ``axes`` with its axis queries, the dimensions, the metric, also used by the
+            quality figures, the seed of every random step, and each method's settings); default PCA 2-D, cosine,
+            seed 0.
         color: ``frequency`` (log scale), ``length`` (characters), ``script``, ``pos`` (part of speech, tagged
             by spaCy and cached per vocabulary: :mod:`embedlens.parts_of_speech`), ``faithfulness`` (each
             point's local recall@10, 0 to 1) or ``none``.
@@ -122,39 +107,27 @@ def build_atlas(
         progress: show a progress bar while counting a large corpus.
         clusters: ``"auto"``, ``"none"`` or a number of clusters, found on the full-space k-NN graph and
             labelled (see :mod:`embedlens.atlas.clusters`); default ``auto`` for t-SNE and UMAP, else none.
-        x_axis, y_axis, z_axis: with ``method="axes"``, two queries (word, ``id:N``, ``tok:RAW``) per axis:
-            x = (u - a)·(b - a) / |b - a|^2 (see :mod:`embedlens.reduce.axes`).
-        text_column: the text field of JSONL / Parquet / dataset corpora.
-        engine, ray_address, workers: where the corpus is counted (``local`` or ``ray``; see
-            :func:`~embedlens.corpus.frequencies.count_tokens`).
+        engine: where the corpus is counted (:func:`~embedlens.engines.open_engine`; default this process).
         local_recall: measure each point's local recall (:attr:`AtlasResult.local_recall`) against the
             true neighbours of :func:`truth_stage`; a whole-space map without a graph of its own (PCA,
             axes) then needs the space's k-NN graph, built and cached once when missing.
         neighbors: a k-NN graph of the mapped rows (a :class:`~embedlens.neighbors.knn.KnnGraph`, e.g. the
             one a perplexity sweep shares) for t-SNE/UMAP to start from, instead of finding one.
     """
-    from ..lens import as_view
-
-    check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity, n_neighbors=n_neighbors,
-                  min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver, clusters=clusters, x_axis=x_axis,
-                  y_axis=y_axis, z_axis=z_axis)
+    reduce = ReduceOptions() if reduce is None else reduce
+    check_options(reduce, color=color, min_count=min_count, clusters=clusters)
+    method, dims, metric, seed = reduce.method, reduce.n_components, reduce.metric, reduce.seed
     view = as_view(lens, which)
     space = view.space
     axes = None
-    if method == "axes" and z_axis is not None:
-        dims = 3  # a z axis makes the map 3-D
     if method == "axes":  # resolved before any corpus count: a bad axis word fails at once
-        from ..reduce.axes import resolve_axes
-
-        axes = resolve_axes(view, [x_axis, y_axis, z_axis])
-    timings: dict[str, Any] = {}
+        axes = resolve_axes(view, [reduce.x_axis, reduce.y_axis, reduce.z_axis])
+    timings = Timings()
     notes: list[str] = []
 
     if frequencies is None and (corpus is not None or not all_tokens):
-        started = time.perf_counter()
-        frequencies = count_stage(view, corpus, text_column=text_column, progress=progress, engine=engine,
-                                  ray_address=ray_address, workers=workers)
-        timings["count"] = time.perf_counter() - started
+        with timings.stage("count"):
+            frequencies = count_stage(view, corpus, progress=progress, engine=engine)
     if all_tokens and min_count > 1:
         notes.append("`min_count` is ignored with `all_tokens` (every token is mapped)")
     if color == "frequency" and frequencies is None:
@@ -163,17 +136,13 @@ def build_atlas(
     if color == "faithfulness" and not local_recall:
         raise EmbedlensError("color='faithfulness' needs local_recall=True")
 
-    started = time.perf_counter()
-    chosen, X, full = select_stage(view, frequencies, all_tokens=all_tokens, min_count=min_count)
+    with timings.stage("select"):
+        chosen, X, full = select_stage(view, frequencies, all_tokens=all_tokens, min_count=min_count)
     rows = chosen.rows
     counts = frequencies.counts if frequencies is not None else None
-    timings["select"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    reducer, coords = reduce_stage(view, X, full, method=method, dims=dims, metric=metric, seed=seed,
-                                   perplexity=perplexity, n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca,
-                                   pca_solver=pca_solver, axes=axes, neighbors=neighbors)
-    timings["reduce"] = time.perf_counter() - started
+    with timings.stage("reduce"):
+        reducer, coords = reduce_stage(view, X, full, reduce, axes=axes, neighbors=neighbors)
     timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
     notes.extend(getattr(reducer, "notes_", []) or [])
 
@@ -190,18 +159,15 @@ def build_atlas(
     display = [space.display[i] for i in rows] if not full else list(space.display)
     pos = pos_info = None
     if color == "pos":
-        from ..parts_of_speech import space_parts_of_speech
-
-        started = time.perf_counter()
-        pos, pos_info = space_parts_of_speech(view, rows)
-        timings["pos"] = time.perf_counter() - started
+        with timings.stage("pos"):
+            pos, pos_info = space_parts_of_speech(view, rows)
     chosen_clusters = clusters if clusters is not None else ("auto" if method in ("tsne", "umap") else "none")
     clustering = None
     if chosen_clusters != "none":
-        started = time.perf_counter()
-        clustering = cluster_stage(X, coords, reducer, display, None if counts is None else np.asarray(counts)[rows],
-                                   clusters=chosen_clusters, metric=metric, seed=seed)
-        timings["clusters"] = time.perf_counter() - started
+        with timings.stage("clusters"):
+            clustering = cluster_stage(X, coords, reducer, display,
+                                       None if counts is None else np.asarray(counts)[rows],
+                                       clusters=chosen_clusters, metric=metric, seed=seed)
         notes.extend(clustering.notes)
 
     params = {
@@ -214,8 +180,6 @@ def build_atlas(
         "which": view.which,
     }
     if truth_info is not None:
-        from ..reduce.quality import LOCAL_DEFINITION
-
         params["local_recall"] = {"k": quality.k, "definition": LOCAL_DEFINITION.format(k=quality.k),
                                   "truth": truth_info}
     if pos_info is not None:
@@ -241,7 +205,7 @@ def build_atlas(
         params=params,
         corpus=frequencies.corpus if frequencies is not None else None,
         counting={k: v for k, v in frequencies.to_dict().items() if k != "corpus"} if frequencies is not None else None,
-        timings=timings,
+        timings=dict(timings),
         notes=notes,
         clustering=clustering,
         pca=getattr(reducer, "pca_", None),
@@ -254,17 +218,14 @@ def build_atlas(
     return result
 
 
-def count_stage(view: Any, corpus: Any = None, *, text_column: str = "text", progress: bool = True,
-                engine: str = "local", ray_address: str | None = None, workers: int | None = None) -> TokenFrequencies:
-    """How often each token of ``view``'s space occurs in ``corpus`` (default: the demo corpus)."""
-    from ..corpus.frequencies import count_tokens
-    from ..corpus.reading import open_corpus
-
+def count_stage(view: Any, corpus: Any = None, *, progress: bool = True, engine: Engine | None = None,
+                ) -> TokenFrequencies:
+    """How often each token of ``view``'s space occurs in ``corpus`` (an opened corpus or specs; default: the
+    demo corpus), counted on ``engine`` (default this process)."""
     opened = corpus if isinstance(corpus, Corpus) else open_corpus(
         DEFAULT_CORPUS if corpus is None else ([str(corpus)] if isinstance(corpus, str | os.PathLike)
-                                               else [str(c) for c in corpus]), text_column=text_column)
-    frequencies = count_tokens(view, opened, progress=progress, engine=engine, ray_address=ray_address,
-                               workers=workers)
+                                               else [str(c) for c in corpus]))
+    frequencies = count_tokens(view, opened, progress=progress, engine=engine)
     if frequencies.n_tokens == 0:
         raise EmbedlensError(f"the corpus {', '.join(opened.specs)} produced no tokens")
     return frequencies
@@ -287,29 +248,21 @@ def select_stage(view: Any, frequencies: TokenFrequencies | None, *, all_tokens:
     return chosen, X, full
 
 
-def reduce_stage(view: Any, X: np.ndarray, full: bool, *, method: str = "pca", dims: int = 2,
-                 metric: str = "cosine", seed: int = 0, axes: list[dict[str, Any] | None] | None = None,
-                 neighbors: Any = None, **reducer_options: Any) -> tuple[Any, np.ndarray]:
-    """The fitted reducer and the map's coordinates (float32); a t-SNE/UMAP map starts from ``neighbors`` when
-    given, else a map of the whole space from the cached ``embedlens knn`` graph of ``view`` when one holds
+def reduce_stage(view: Any, X: np.ndarray, full: bool, reduce: ReduceOptions, *,
+                 axes: list[dict[str, Any] | None] | None = None, neighbors: Any = None) -> tuple[Any, np.ndarray]:
+    """The fitted reducer ``reduce`` describes and the map's coordinates (float32); an axes map takes its
+    ``axes`` resolved (:func:`~embedlens.reduce.axes.resolve_axes`). A t-SNE/UMAP map starts from ``neighbors``
+    when given, else a map of the whole space from the cached ``embedlens knn`` graph of ``view`` when one holds
     enough neighbours."""
-    from ..reduce import make_reducer
-
-    if axes is not None:
-        from ..reduce.axes import AxesReducer
-
-        vectors = [None if a is None else a["vectors"] for a in axes]
-        reducer = AxesReducer(x_axis=vectors[0], y_axis=vectors[1], z_axis=vectors[2], n_components=dims,
-                              metric=metric, seed=seed)
-    else:
-        reducer = make_reducer(method, n_components=dims, metric=metric, seed=seed, **reducer_options)
-    started = time.perf_counter()
-    graph = neighbors if neighbors is not None else whole_space_graph(view, reducer, X.shape[0], full, metric)
-    graph_s = time.perf_counter() - started
+    reducer = reduce.reducer(axes)
+    found = Timings()
+    with found.stage("knn"):
+        graph = neighbors if neighbors is not None else whole_space_graph(view, reducer, X.shape[0], full,
+                                                                          reduce.metric)
     coords = reducer.fit_transform(X, graph)
     if graph is not None:  # the graph's time (read or built) is the reducer's k-NN stage
         for stage in ("knn", "total"):
-            reducer.timings_[stage] = reducer.timings_.get(stage, 0.0) + graph_s
+            reducer.timings_[stage] = reducer.timings_.get(stage, 0.0) + found["knn"]
     return reducer, np.asarray(coords, dtype=np.float32)
 
 
@@ -324,10 +277,8 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
     truth is at hand: the reducer's own graph, the space's cached graph or a subset's search (None).
     Returns ``(quality, local, truth_info)`` (the last two None without ``local_recall``).
     """
-    from ..reduce.quality import map_faithfulness, projection_quality, query_truth
-
     timings = {} if timings is None else timings
-    started = time.perf_counter()
+    clock = Timings()
     own = getattr(reducer, "neighbors_", None)
     cached = None if own is not None or not full else _cached_space_graph(view, metric)
 
@@ -347,17 +298,15 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
     if not local_recall:
         quality = projection_quality(X, coords, k=QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
                                      space_neighbors=rows_truth())
-        timings["quality"] = time.perf_counter() - started
+        timings["quality"] = clock.since_start()
         return quality, None, None
     at_hand = cached is not None or any(getattr(reducer, name, None) is not None for name in ("neighbors_", "graph_"))
     if every_point is False or (every_point is None and full and not at_hand):
         # A whole-space PCA or axes map has no graph of its own; building one costs ~30 s for SmolLM2 where
         # the map took one: measure the recall's query rows only, and say how to get the rest.
-        from ..reduce.quality import query_faithfulness
-
         quality, local = query_faithfulness(X, coords, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
                                             space_neighbors=rows_truth())
-        timings["quality"] = time.perf_counter() - started
+        timings["quality"] = clock.since_start()
         if quality.n_queries == X.shape[0]:
             source = "exact search for every point (each is one of the recall's queries)"
         else:
@@ -368,12 +317,13 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
         info = {"source": source, "exact": True, "rows": quality.n_queries}
         return quality, local, info
     truth, info = truth_stage(view, X, reducer, full, metric=metric, seed=seed, progress=progress, graph=cached)
-    timings["truth"] = time.perf_counter() - started
-    started = time.perf_counter()
+    timings["truth"] = clock.since_start()
     exact = bool(info["exact"])
-    quality, local = map_faithfulness(X, coords, truth, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
-                                      truth_exact=exact, space_neighbors=None if exact else rows_truth())
-    timings["quality"] = time.perf_counter() - started
+    with clock.stage("quality"):
+        quality, local = map_faithfulness(X, coords, truth, QUALITY_K, sample=QUALITY_SAMPLE, seed=seed,
+                                          metric=metric, truth_exact=exact,
+                                          space_neighbors=None if exact else rows_truth())
+    timings["quality"] = clock["quality"]
     return quality, local, info
 
 
@@ -381,8 +331,6 @@ def _cached_space_graph(view: Any, metric: str) -> Any:
     """The space's cached k-NN graph (:func:`~embedlens.neighbors.knn.cached_knn`, read once per map), or None."""
     if metric != "cosine":  # the k-NN cache holds cosine graphs only
         return None
-    from ..neighbors.knn import cached_knn
-
     try:
         return cached_knn(view, QUALITY_K)
     except (EmbedlensError, OSError):
@@ -399,8 +347,6 @@ def truth_stage(view: Any, X: np.ndarray, reducer: Any, full: bool, *, metric: s
     (:func:`~embedlens.reduce.knn.map_graph`: exact up to 100,000 rows). ``info`` says which. ``graph``: the
     space's cached graph when the caller has already read it.
     """
-    from ..reduce.quality import space_truth
-
     k = min(k, X.shape[0] - 1)
     for name, exact in (("neighbors_", True), ("graph_", False)):
         own = getattr(reducer, name, None)
@@ -413,8 +359,6 @@ def truth_stage(view: Any, X: np.ndarray, reducer: Any, full: bool, *, metric: s
             return own, info
     if full:
         return space_truth(view, k, metric=metric, seed=seed, progress=progress, graph=graph)
-    from ..reduce.knn import map_graph
-
     nb, described, _ = map_graph(X, k, metric=metric, seed=seed)
     info = {"source": f"a search among the {X.shape[0]:,} mapped rows ({described.get('knn_method')})",
             "exact": "knn_recall" not in described, "k_stored": nb.k}
@@ -427,8 +371,6 @@ def cluster_stage(X: np.ndarray, coords: np.ndarray, reducer: Any, display: list
                   frequencies: np.ndarray | None, *, clusters: str | int = "auto", metric: str = "cosine",
                   seed: int = 0) -> Any:
     """Clusters of the mapped points, labelled; found on the reducer's full-space graph when it has one."""
-    from .clusters import find_clusters
-
     graph = getattr(reducer, "graph_", None)  # full-space (exact or HNSW), not one found after a PCA
     return find_clusters(X, clusters=clusters, metric=metric, seed=seed, coords=coords, display=display,
                          frequencies=frequencies,
@@ -443,9 +385,6 @@ def whole_space_graph(view: Any, reducer: Any, n: int, full: bool, metric: str) 
     need = reducer.neighbors_needed(n)
     if not (full and need and metric == "cosine") or getattr(reducer, "pre_pca", None) is not None:
         return None
-    from ..neighbors.index import EXACT_MAX
-    from ..neighbors.knn import build_knn, cached_knn
-
     try:
         graph = cached_knn(view, need)
         if graph is None and n <= EXACT_MAX:
@@ -465,12 +404,9 @@ def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool =
     manifest's total time counts from; ``timings`` are earlier stages to record (e.g. ``{"open": 0.4}``).
     ``renderer`` picks what draws map.html: ``plotly``, ``webgl`` or ``auto`` (see :attr:`AtlasResult.renderer`).
     """
-    from ..cache import ensure_writable_dir
-    from .result import check_renderer
-
     check_renderer(renderer)
 
-    started = time.perf_counter() if started is None else started
+    started = Timings(started=started).started
     ensure_writable_dir(out_dir)
     # the writers' libraries, checked before minutes of reduction rather than after
     require("plotly", "map.html", extra="maps", package="plotly")
@@ -488,9 +424,7 @@ def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool =
 def _share_projection(lens: Any, options: dict[str, Any], result: AtlasResult) -> None:
     """Save a whole-space map with the default parameters as the cached :class:`~embedlens.atlas.projection.Projection`
     the explorer opens on (one projection cache); any other map is not saved there."""
-    from ..lens import as_view
-
-    if not is_default_map(result, options):
+    if not is_default_map(result, options.get("reduce") or ReduceOptions()):
         return
     view = as_view(lens, options.get("which"))
     path = projection_path(view.content_hash, result.method, result.dims, result.seed)
@@ -502,18 +436,17 @@ def _share_projection(lens: Any, options: dict[str, Any], result: AtlasResult) -
     result.files["projection"] = path
 
 
-def compute_projection(view: Any, method: str, dims: int, seed: int, *, local_recall: bool | None = None,
-                       ) -> Projection:
-    """The map of every token of ``view`` (``lens.input``...), as ``embedlens map --all`` computes it
-    (cosine, the same reducer, graph and faithfulness figures), without clusters or files.
+def compute_projection(view: Any, reduce: ReduceOptions, *, local_recall: bool | None = None) -> Projection:
+    """The map of every token of ``view`` (``lens.input``...) that ``reduce`` describes (the explorer's: the
+    method, dimensions and seed, every other setting its default), as ``embedlens map --all`` computes it (the
+    same reducer, graph and faithfulness figures), without clusters or files.
 
     ``local_recall``: measure each point's local recall (True), never (False), or when its truth is at hand
     (None: t-SNE and UMAP find the space's graph anyway; a PCA map when the space's k-NN graph is cached),
     so that a PCA map stays quick (the first graph of SmolLM2 takes ~30 s): :func:`add_local_recall`
     measures it later.
     """
-    result = build_atlas(view, all_tokens=True, method=method, dims=dims, seed=seed, metric="cosine",
-                         clusters="none", color="faithfulness" if local_recall else "none", progress=False,
+    result = build_atlas(view, all_tokens=True, reduce=reduce, clusters="none", color="faithfulness" if local_recall else "none", progress=False,
                          local_recall=local_recall is not False)
     return Projection.from_atlas(result)
 
@@ -523,8 +456,6 @@ def add_local_recall(view: Any, proj: Projection) -> Projection:
     (:func:`~embedlens.reduce.quality.space_truth`: the cached k-NN graph, or one built and cached), and
     the quality figures measured on the same truth (so their recall is the local recall's mean over the
     recall's query rows). Returns a new projection; save it with :func:`save_projection`."""
-    from ..reduce.quality import LOCAL_DEFINITION, map_faithfulness, space_truth
-
     truth, info = space_truth(view, QUALITY_K, seed=proj.seed)
     quality, local = map_faithfulness(view.space.vectors, proj.coords, truth, QUALITY_K, sample=QUALITY_SAMPLE,
                                       seed=proj.seed, metric="cosine", truth_exact=bool(info["exact"]))
@@ -533,15 +464,9 @@ def add_local_recall(view: Any, proj: Projection) -> Projection:
     return Projection(proj.coords, proj.method, proj.dims, proj.seed, params, list(proj.notes), proj.pca, local)
 
 
-def is_default_map(result: Any, options: dict[str, Any]) -> bool:
-    """Whether an :class:`~embedlens.atlas.AtlasResult` built with ``options`` (:func:`~embedlens.atlas.pipeline.build_atlas`
-    keywords) is the map :func:`compute_projection` would make: every token, cosine, PCA/t-SNE/UMAP with the
-    default reducer parameters and no pre-PCA."""
-    import inspect
-
-    defaults = inspect.signature(build_atlas).parameters
-    same = all(options.get(name, defaults[name].default) == defaults[name].default
-               for name in ("perplexity", "n_neighbors", "min_dist", "pre_pca", "x_axis", "y_axis", "z_axis"))
+def is_default_map(result: Any, reduce: ReduceOptions) -> bool:
+    """Whether an :class:`~embedlens.atlas.AtlasResult` made with ``reduce`` is the map :func:`compute_projection`
+    would make: every token, cosine, PCA/t-SNE/UMAP with the default reducer settings and no pre-PCA."""
     chosen = result.params.get("selection", {})
-    return (same and result.method in ("pca", "tsne", "umap") and result.metric == "cosine"
+    return (reduce.is_default() and result.method in ("pca", "tsne", "umap") and result.metric == "cosine"
             and result.n_points == chosen.get("n_candidates"))

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..cache import json_default
+from ..cache import atomic_path, cache_root, json_default
 from ..errors import EmbedlensError
+from ..reduce.pca import PCAFit
 
 log = logging.getLogger("embedlens")
 
@@ -78,14 +79,10 @@ class Projection:
 
 
 def projection_path(content_key: str, method: str, dims: int, seed: int) -> Path:
-    from ..cache import cache_root
-
     return cache_root() / "projections" / f"{content_key}-{method}-{dims}-{seed}.npz"
 
 
 def save_projection(path: Path, proj: Projection) -> Path:
-    from ..cache import atomic_path
-
     arrays: dict[str, np.ndarray] = {
         "coords": np.ascontiguousarray(proj.coords, dtype=np.float32),
         "meta_json": np.array(json.dumps({"format": FORMAT_VERSION, "method": proj.method, "dims": proj.dims,
@@ -114,8 +111,6 @@ def load_projection(path: Path, n: int) -> Projection | None:
             local = np.asarray(data["local_recall"], dtype=np.float32) if "local_recall" in data else None
             pca = None
             if "pca_components" in data:
-                from ..reduce import PCAFit
-
                 pca = PCAFit(np.asarray(data["pca_components"]), np.asarray(data["pca_mean"]),
                              np.asarray(data["pca_variances"]), float(data["pca_total"]), str(data["pca_metric"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:

@@ -16,14 +16,22 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import EmbedlensError
+from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
+from ..errors import EmbedlensError, require
+from ..parts_of_speech import POS_CLASSES, POS_COLORS
+from ..render.atlas import atlas_figure, atlas_png
+from ..render.notebook import page_html, result_html
+from ..render.offline import plotly_html
+from ..timing import Timings
+from ..versions import versions
+from ..writing_systems import SCRIPT_COLORS, SCRIPTS, classify_scripts
+from .clusters import Clustering, label_levels
 
 OUTPUT_FILES = ("map.html", "map.png", "points.parquet", "manifest.json")
 RENDERERS = ("auto", "plotly", "webgl")
@@ -154,8 +162,6 @@ class AtlasResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the per-point arrays (those go to ``points.parquet``)."""
-        from ..versions import versions
-
         return {
             "kind": "embedlens-map",
             "model": self.model,
@@ -181,8 +187,6 @@ class AtlasResult:
     def points_table(self) -> Any:
         """A ``pyarrow.Table``: token_id, token, display, frequency[, cluster, subcluster (-1: none)], x, y[, z]
         [, script][, local_recall]."""
-        from ..errors import require
-
         pa = require("pyarrow", "writing points.parquet", "maps")
         columns = {
             "token_id": pa.array(np.asarray(self.ids, dtype=np.int64)),
@@ -196,12 +200,8 @@ class AtlasResult:
             if self.sub_clustering is not None:
                 columns["subcluster"] = pa.array(np.asarray(self.sub_clustering.assignment, dtype=np.int32))
         if self.color == "script":
-            from ..writing_systems import SCRIPTS
-
             columns["script"] = pa.DictionaryArray.from_arrays(pa.array(self.script_classes()), pa.array(list(SCRIPTS)))
         if self.pos is not None:
-            from ..parts_of_speech import POS_CLASSES
-
             columns["pos"] = pa.DictionaryArray.from_arrays(pa.array(np.asarray(self.pos, dtype=np.int8)),
                                                             pa.array(list(POS_CLASSES)))
         for i, axis in enumerate("xyz"[: self.dims]):
@@ -217,8 +217,6 @@ class AtlasResult:
 
     def label_levels(self) -> list[dict[str, Any]]:
         """The map's label levels as JSON (:func:`embedlens.atlas.clusters.label_levels`); [] without clusters."""
-        from .clusters import label_levels
-
         return label_levels(self.clustering, self.sub_clustering)
 
     def cluster_ids(self) -> np.ndarray:
@@ -231,8 +229,6 @@ class AtlasResult:
         """Each point's writing system, an index into :data:`embedlens.writing_systems.SCRIPTS` (int8)."""
         cached = getattr(self, "_scripts", None)
         if cached is None or cached.shape[0] != self.n_points:
-            from ..writing_systems import classify_scripts
-
             cached = classify_scripts(self.display)
             object.__setattr__(self, "_scripts", cached)
         return cached
@@ -241,12 +237,8 @@ class AtlasResult:
         """A categorical colouring (writing system, part of speech): ``(legend title, class names, class colours,
         each point's class index)``; None for a continuous colouring or none."""
         if self.color == "script":
-            from ..writing_systems import SCRIPT_COLORS, SCRIPTS
-
             return "script", SCRIPTS, SCRIPT_COLORS, np.asarray(self.script_classes(), dtype=np.int64)
         if self.color == "pos" and self.pos is not None:
-            from ..parts_of_speech import POS_CLASSES, POS_COLORS
-
             return "part of speech", POS_CLASSES, POS_COLORS, np.asarray(self.pos, dtype=np.int64)
         return None
 
@@ -257,27 +249,22 @@ class AtlasResult:
     def html(self) -> str:
         """The complete, self-contained map.html page."""
         if self.html_renderer() == "webgl":
-            from ..render.pointcloud import pointcloud_html
+            from ..render.pointcloud import pointcloud_html  # lazy: it imports plotly at the top
 
             return pointcloud_html(self)
-        from ..render.offline import plotly_html
 
         return plotly_html(self.figure(), title=self.title_lines()[0])
 
     def figure(self) -> Any:
         """The interactive Plotly figure (see :func:`embedlens.render.atlas.atlas_figure`)."""
-        from ..render.atlas import atlas_figure
-
         return atlas_figure(self)
 
     def _repr_html_(self) -> str:
         """Shown inline by Jupyter: title, quality figures and the interactive map, offline."""
-        from ..render.notebook import page_html, result_html
-
         line1, line2 = self.title_lines()
         lines = [line2, *self.cluster_lines()]
         if self.html_renderer() == "webgl" and (self.renderer == "webgl" or self.n_points > WEBGL_ABOVE):
-            from ..render.pointcloud import pointcloud_html
+            from ..render.pointcloud import pointcloud_html  # lazy: it imports plotly at the top
 
             return page_html(pointcloud_html(self), line1, lines)
         return result_html(self.figure(), line1, lines)
@@ -299,29 +286,25 @@ class AtlasResult:
 
         ``started`` (a ``time.perf_counter()`` value) lets the manifest record the total time of the run.
         """
-        from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
-        from ..render.atlas import atlas_png
-
         out = ensure_writable_dir(out_dir)
         stage = Path(tempfile.mkdtemp(dir=out, prefix=".embedlens-map-", suffix=".tmp"))
         written: dict[str, Path] = {}
+        clock = Timings(started=started)
         try:
-            t0 = time.perf_counter()
-            write_text_atomic(stage / "map.html", self.html())
-            self.timings["html"] = time.perf_counter() - t0
+            with clock.stage("html"):
+                write_text_atomic(stage / "map.html", self.html())
             if png:
-                t0 = time.perf_counter()
-                atlas_png(self, stage / "map.png")
-                self.timings["png"] = time.perf_counter() - t0
+                with clock.stage("png"):
+                    atlas_png(self, stage / "map.png")
             else:  # a picture from an earlier run must not sit beside these points
                 (out / "map.png").unlink(missing_ok=True)
-            t0 = time.perf_counter()
-            import pyarrow.parquet as pq
+            with clock.stage("parquet"):
+                import pyarrow.parquet as pq
 
-            pq.write_table(self.points_table(), stage / "points.parquet", compression="zstd")
-            self.timings["parquet"] = time.perf_counter() - t0
+                pq.write_table(self.points_table(), stage / "points.parquet", compression="zstd")
+            self.timings.update(clock)
             if started is not None:
-                self.timings["total"] = time.perf_counter() - started
+                self.timings["total"] = clock.since_start()
             manifest = self.to_dict()
             manifest["files"] = {name: {"bytes": (stage / name).stat().st_size}
                                  for name in OUTPUT_FILES[:-1] if (stage / name).exists()}
@@ -355,8 +338,6 @@ class AtlasResult:
         freq = table.column("frequency")
         clustering = None
         if manifest.get("clusters") and "cluster" in table.column_names:
-            from .clusters import Clustering
-
             sub = table.column("subcluster").to_numpy() if "subcluster" in table.column_names else None
             clustering = Clustering.from_dict(manifest["clusters"], table.column("cluster").to_numpy(), sub)
         return cls(
@@ -389,8 +370,6 @@ class AtlasResult:
 
 def _pos_classes(names: list[str]) -> np.ndarray:
     """Part-of-speech class names (the ``pos`` column) back to indices into ``POS_CLASSES`` (int8)."""
-    from ..parts_of_speech import POS_CLASSES
-
     index = {name: i for i, name in enumerate(POS_CLASSES)}
     return np.fromiter(map(index.__getitem__, names), dtype=np.int8, count=len(names))
 

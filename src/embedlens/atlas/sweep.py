@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..errors import EmbedlensError
+from ..lens import as_view
+from ..reduce.options import ReduceOptions
+from ..reduce.sweep import check_perplexities, neighbors_needed, sweep_graph
+from ..timing import Timings
+from .pipeline import build_atlas, check_options, count_stage, select_stage, whole_space_graph
 from .result import AtlasResult
 
 SWEEP_FILES = ("sweep.html", "sweep.png", "points.parquet", "manifest.json")
@@ -73,6 +78,7 @@ class AtlasSweep:
 
     def page(self) -> Any:
         """What the small-multiples page and picture draw (:class:`~embedlens.render.sweep.SweepPage`)."""
+        # lazy: render.pointcloud imports plotly at the top; a sweep only needs it when it is drawn
         from ..render.pointcloud import point_colors
         from ..render.sweep import SweepPage
 
@@ -91,19 +97,17 @@ class AtlasSweep:
         the manifest last); return their paths."""
         import pyarrow.parquet as pq
 
-        from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
-
         out = ensure_writable_dir(out_dir)
         page = self.page()
         stage = Path(tempfile.mkdtemp(dir=out, prefix=".embedlens-sweep-", suffix=".tmp"))
+        clock = Timings()
         try:
-            t0 = time.perf_counter()
-            write_text_atomic(stage / "sweep.html", page.html())
-            self.timings["html"] = time.perf_counter() - t0
+            with clock.stage("html"):
+                write_text_atomic(stage / "sweep.html", page.html())
             if png:
-                t0 = time.perf_counter()
-                page.png(stage / "sweep.png")
-                self.timings["png"] = time.perf_counter() - t0
+                with clock.stage("png"):
+                    page.png(stage / "sweep.png")
+            self.timings.update(clock)
             pq.write_table(self.points_table(), stage / "points.parquet", compression="zstd")
             write_json_atomic(stage / "manifest.json", self.to_dict())
             for name in SWEEP_FILES:
@@ -128,75 +132,62 @@ def _subtitle(sweep: AtlasSweep) -> str:
 
 def check_sweep_options(perplexities: Sequence[float], options: dict[str, Any]) -> list[float]:
     """Refuse bad sweep options before any work; returns the perplexities as floats."""
-    from ..reduce.sweep import check_perplexities
-    from .pipeline import check_options
-
     values = check_perplexities(perplexities)
-    if options.get("method", "tsne") != "tsne":
-        raise EmbedlensError("a perplexity sweep makes t-SNE maps: method must be 'tsne'")
-    if "perplexity" in options or "neighbors" in options:
+    reduce = options.get("reduce") or ReduceOptions("tsne")
+    check_options(reduce, color=options.get("color", "frequency"), min_count=options.get("min_count", 1),
+                  clusters=options.get("clusters"))
+    if reduce.method != "tsne":
+        raise EmbedlensError("a perplexity sweep makes t-SNE maps: the method must be 'tsne'")
+    if reduce.perplexity is not None or "neighbors" in options:
         raise EmbedlensError("give the perplexities as `perplexities`; the sweep finds its own k-NN graph")
-    for p in values:
-        check_options("tsne", options.get("dims", 2), options.get("metric", "cosine"), options.get("color", "frequency"),
-                      options.get("min_count", 1), perplexity=p, pre_pca=options.get("pre_pca"),
-                      clusters=options.get("clusters"))
     return values
 
 
 def build_perplexity_sweep(lens: Any, perplexities: Sequence[float], **options: Any) -> AtlasSweep:
     """t-SNE maps of a vocabulary at each of ``perplexities`` (same seed, one k-NN graph), in that order.
 
-    Keyword options are :func:`~embedlens.atlas.pipeline.build_atlas`'s (``method`` must be ``tsne``;
+    Keyword options are :func:`~embedlens.atlas.pipeline.build_atlas`'s (``reduce``: t-SNE's
+    :class:`~embedlens.reduce.options.ReduceOptions` without a perplexity, default ``ReduceOptions("tsne")``;
     ``clusters`` defaults to ``none``: small multiples are read by their shapes).
     """
-    from ..lens import as_view
-    from ..reduce.sweep import neighbors_needed, sweep_graph
-    from ..reduce.tsne import TSNEReducer
-    from .pipeline import build_atlas, count_stage, select_stage, whole_space_graph
-
     values = check_sweep_options(perplexities, options)
-    options.pop("method", None)
+    reduce = options.pop("reduce", None) or ReduceOptions("tsne")
     options.setdefault("clusters", "none")
-    started = time.perf_counter()
+    timings = Timings()
     view = as_view(lens, options.pop("which", None))
-    timings: dict[str, float] = {}
     if options.get("frequencies") is None and (options.get("corpus") is not None or not options.get("all_tokens")):
-        options["frequencies"] = count_stage(view, options.pop("corpus", None), text_column=options.get("text_column", "text"),
-                                             progress=options.get("progress", True), engine=options.get("engine", "local"),
-                                             ray_address=options.get("ray_address"), workers=options.get("workers"))
-        timings["count"] = time.perf_counter() - started
+        options["frequencies"] = count_stage(view, options.pop("corpus", None), progress=options.get("progress", True),
+                                             engine=options.get("engine"))
+        timings["count"] = timings.since_start()  # the view opened too, as before
     options.pop("corpus", None)
-    t0 = time.perf_counter()
+    options.pop("engine", None)
+    knn = Timings()
     _, X, full = select_stage(view, options.get("frequencies"), all_tokens=options.get("all_tokens", False),
                               min_count=options.get("min_count", 1))
-    metric, seed = options.get("metric", "cosine"), options.get("seed", 0)
     graph = None
     info: dict[str, Any] = {}
-    if options.get("pre_pca") is None:  # with pre_pca every map finds its graph after its PCA
-        largest = TSNEReducer(perplexity=max(values), metric=metric)
-        graph = whole_space_graph(view, largest, X.shape[0], full, metric)
+    if reduce.pre_pca is None:  # with pre_pca every map finds its graph after its PCA
+        largest = reduce.replace(perplexity=max(values)).reducer()
+        graph = whole_space_graph(view, largest, X.shape[0], full, reduce.metric)
         if graph is not None:
             info = {"knn_source": "the space's k-NN graph", "knn_method": f"{graph.method} ({graph.backend})",
                     "k": neighbors_needed(values, X.shape[0]), "k_stored": graph.k}
         else:
-            graph, info = sweep_graph(X, values, metric=metric, seed=seed)
-    timings["knn"] = time.perf_counter() - t0
+            graph, info = sweep_graph(X, values, metric=reduce.metric, seed=reduce.seed)
+    timings["knn"] = knn.since_start()  # the selection too, as before
     del X
     maps = []
     for p in values:
-        t0 = time.perf_counter()
-        maps.append(build_atlas(view, method="tsne", perplexity=p, neighbors=graph, **options))
-        timings[f"map {p:g}"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - started
-    return AtlasSweep(maps, info, timings)
+        with timings.stage(f"map {p:g}"):
+            maps.append(build_atlas(view, reduce=reduce.replace(perplexity=p), neighbors=graph, **options))
+    timings["total"] = timings.since_start()
+    return AtlasSweep(maps, info, dict(timings))
 
 
 def write_perplexity_sweep(lens: Any, perplexities: Sequence[float], out_dir: str | Path = "embedlens-map", *,
                            png: bool = True, **options: Any) -> AtlasSweep:
     """:func:`build_perplexity_sweep` and save it into ``out_dir`` (sweep.html, sweep.png, points.parquet,
     manifest.json); the output folder is checked for writing before any work."""
-    from ..cache import ensure_writable_dir
-
     ensure_writable_dir(out_dir)
     sweep = build_perplexity_sweep(lens, perplexities, **options)
     sweep.save(out_dir, png=png)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
 import click
 
@@ -51,26 +51,28 @@ def compare_command(space_a: str, space_b: str, k: int, pairs: str | None, label
     orthogonal Procrustes residual and translation accuracy@1/@10, each beside the same figure with the
     pairs shuffled (seeded permutations: mean ± std), so real agreement stands apart from chance.
     """
+    # lazy: the library (numpy and up) is imported when the command runs, so that `compare --help` stays instant
     from ..comparison.pipeline import CONTROL_SAMPLE, check_labels, check_options, compare, write_comparison
+    from ..corpus.reading import open_corpus
     from ..errors import EmbedlensError
+    from ..timing import Timings
 
-    started = time.perf_counter()
+    clock = Timings()  # the manifest's total time counts from here
     acc = None if acc_rows == 0 else acc_rows
     check_options(k=k, control_runs=control_runs, control_sample=CONTROL_SAMPLE, min_count=min_count, corpus=corpus,
                   acc_rows=acc)
     check_labels(space_a, labels_a, "labels_a")
     check_labels(space_b, labels_b, "labels_b")
     if pairs is not None:
-        from pathlib import Path
-
         if not Path(pairs).expanduser().is_file():
             raise EmbedlensError(f"no such pairs file: {pairs}")
     if out is None and not as_json:
         out = "embedlens-compare"
-    options = {"k": k, "pairs": pairs, "labels_a": labels_a, "labels_b": labels_b, "corpus": corpus,
+    opened = open_corpus(corpus) if corpus is not None else None  # a missing corpus is refused before any space is read
+    options = {"k": k, "pairs": pairs, "labels_a": labels_a, "labels_b": labels_b, "corpus": opened,
                "min_count": min_count, "seed": seed, "control_runs": control_runs, "acc_rows": acc, "progress": not as_json}
     if out is not None:
-        result = write_comparison(space_a, space_b, out, html=not no_html, started=started, **options)
+        result = write_comparison(space_a, space_b, out, html=not no_html, started=clock.started, **options)
     else:
         result = compare(space_a, space_b, maps=False, **options)
     for message in result.notes:

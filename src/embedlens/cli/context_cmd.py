@@ -53,10 +53,15 @@ def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method:
     """
     from pathlib import Path
 
+    # lazy: the library (numpy, torch) is imported when the command runs, so that `context --help` stays instant
     from ..cache import ensure_writable_dir
     from ..contextual.mapping import context_map
     from ..contextual.output import write_context
+    from ..corpus.reading import open_corpus
+    from ..engines import open_engine
     from ..errors import EmbedlensError
+    from ..models.runtime import using
+    from ..reduce.options import ReduceOptions
 
     if not texts and corpus is None:
         raise EmbedlensError("give one or more TEXT arguments, or --corpus PATH --focus WORD")
@@ -65,17 +70,19 @@ def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method:
     if perplexities and len(perplexities) > 1 and (method != "tsne" or runs != 1 or len(models) != 1):
         raise EmbedlensError("several --perplexity values make a t-SNE sweep of one model: use --method tsne, "
                              "one --model and --runs 1")
-    sweep_or_one = perplexities if perplexities and len(perplexities) > 1 else (perplexities[0] if perplexities else None)
+    sweep = perplexities is not None and len(perplexities) > 1
+    # the one place the map's flags become its options (checked here, before any model is loaded)
+    reduce = ReduceOptions(method, int(dims), seed=seed, perplexity=perplexities[0] if perplexities and not sweep
+                           else None)
     if engine == "ray":
         ensure_writable_dir(out)  # the workers write the states' Parquet shards under it
-    from ..models.runtime import using
-
+    opened = open_corpus(corpus, text_column=text_column) if corpus is not None else None
+    eng = open_engine(engine, address=ray_address, workers=workers)
     with using(device, dtype, max_memory):  # every model this command loads runs there, in that precision
-        cmap = context_map(list(models), list(texts) or None, corpus=corpus, focus=focus, layers=layer, method=method,
-                           dims=int(dims), seed=seed, runs=runs, perplexity=sweep_or_one, keep_special=keep_special,
+        cmap = context_map(list(models), list(texts) or None, corpus=opened, focus=focus, layers=layer, reduce=reduce,
+                           runs=runs, perplexities=perplexities if sweep else None, keep_special=keep_special,
                            max_occurrences=max_occurrences, window=window, ignore_case=not case_sensitive,
-                           batch_size=batch_size, text_column=text_column, engine=engine, ray_address=ray_address,
-                           workers=workers, states_dir=Path(out) / "states" if engine == "ray" else None)
+                           batch_size=batch_size, engine=eng, states_dir=Path(out) / "states" if engine == "ray" else None)
     manifest = write_context(cmap, out, html=not no_html, png=not no_png)
     for n in cmap.notes:
         note(n)

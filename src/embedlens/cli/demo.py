@@ -44,8 +44,9 @@ def demo(model: str, out: str, with_map: bool, corpus: str) -> None:
     map_link = map_summary = None
     if with_map:
         from ..atlas import write_atlas  # lazy: imports numpy; --help stays light
+        from ..reduce.options import ReduceOptions  # lazy: imports numpy; --help stays light
 
-        atlas = write_atlas(lens, folder / "map", corpus=corpus, method="pca", dims=2, seed=0)
+        atlas = write_atlas(lens, folder / "map", corpus=corpus, reduce=ReduceOptions("pca", 2, seed=0))
         map_link = "map/map.html"
         map_summary = atlas.summary()
         manifest["map"] = {"folder": "map", "corpus": corpus, "method": "pca", "dims": 2, "seed": 0, "summary": map_summary}

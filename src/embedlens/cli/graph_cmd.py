@@ -33,6 +33,7 @@ def graph(text_arg, words, random_n, corpus, variants, model, space, labels, k, 
     graph.graphml (Gephi, Cytoscape) and manifest.json into --out. --json prints graph.json (and writes
     files only when --out is given).
     """
+    # lazy: the library (numpy and up) is imported when the command runs, so that `graph --help` stays instant
     from ..cache import ensure_writable_dir
     from ..errors import require
     from ..graph import check_seed_options, graph_json, token_graph, write_graph
@@ -83,7 +84,7 @@ def knn(model, space, labels, k, method, backend, block, rebuild, as_json) -> No
 
     `graph` and other commands reuse it when it holds at least the k they need.
     """
-    from ..neighbors.knn import build_knn
+    from ..neighbors.knn import build_knn  # lazy: `knn --help` stays instant
 
     view = open_lens(model, space, labels)
     options = {"block": block}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from ..method_names import MAP_METHODS
@@ -26,7 +24,7 @@ from .engine_options import check_engine_options, engine_options
               help="With --corpus: keep tokens seen at least this many times.")
 @click.option("--method", type=click.Choice(MAP_METHODS, case_sensitive=False), default="pca", show_default=True,
               help="Reduction: exact PCA, t-SNE (openTSNE), UMAP, or word axes (with --x-axis).")
-@click.option("--dims", type=int, default=2, show_default=True, help="Map dimensions: 2 or 3.")
+@click.option("--dims", "n_components", type=int, default=2, show_default=True, help="Map dimensions: 2 or 3.")
 @click.option("--metric", type=click.Choice(("cosine", "euclidean")), default="cosine", show_default=True,
               help="Distance in the embedding space (for the reduction and the quality figures).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for every random step.")
@@ -69,7 +67,8 @@ from .engine_options import check_engine_options, engine_options
 @json_option
 def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: str | None, all_tokens: bool,
                 corpus: tuple[str, ...], text_column: str, engine: str,
-                ray_address: str | None, workers: int | None, min_count: int, method: str, dims: int, metric: str, seed: int,
+                ray_address: str | None, workers: int | None, min_count: int, method: str, n_components: int, metric: str,
+                seed: int,
                 perplexity: str | None, n_neighbors: int, min_dist: float, pre_pca: int | None, pca_solver: str,
                 color: str, size_by_frequency: bool,
                 renderer: str, no_png: bool, out: str, as_json: bool, clusters: str | None = None,
@@ -88,51 +87,47 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     Every map says how faithful it is: trustworthiness and neighbour recall@10 (the share of each
     token's 10 nearest neighbours in the model that stay among its 10 nearest on the map).
     """
-    from ..atlas.pipeline import check_options, write_atlas
+    # lazy: the library (numpy and up) is imported when the command runs, so that `map --help` stays instant
+    from ..atlas.pipeline import DEFAULT_CORPUS, check_options, write_atlas
     from ..cache import ensure_writable_dir
+    from ..corpus.reading import open_corpus
+    from ..engines import open_engine
     from ..errors import EmbedlensError
+    from ..reduce.options import ReduceOptions
+    from ..timing import Timings
 
-    started = time.perf_counter()
+    clock = Timings()  # the manifest's total time counts from here, the model load included
     if more_corpora and not corpus:
         raise EmbedlensError(f"unexpected argument '{more_corpora[0]}' (corpus paths go after --corpus)")
     corpora = [*corpus, *more_corpora]
-    check_engine_options(reads_corpus=bool(corpora) or not all_tokens, engine=engine)
+    reads_corpus = bool(corpora) or not all_tokens
+    check_engine_options(reads_corpus=reads_corpus, engine=engine)
     method = method.lower()
-    axes = {"x_axis": x_axis or None, "y_axis": y_axis or None, "z_axis": z_axis or None}
-    if method != "axes" and any(axes.values()):
+    if method != "axes" and any((x_axis, y_axis, z_axis)):
         raise EmbedlensError("--x-axis, --y-axis and --z-axis need --method axes")
     if method == "axes" and not x_axis:
         raise EmbedlensError("--method axes needs --x-axis A B (the tokens at x = 0 and x = 1)")
-    if method == "axes" and z_axis and dims == 2:
-        dims = 3
     perplexities = parse_perplexities(perplexity)
-    if perplexities and len(perplexities) > 1:
-        if method != "tsne":
-            raise EmbedlensError("several --perplexity values make a t-SNE sweep: add --method tsne")
-        return _sweep(more_corpora, corpus, perplexities, model=model, space=space, labels=labels,
-                      all_tokens=all_tokens, text_column=text_column, min_count=min_count, dims=dims, metric=metric,
-                      seed=seed, pre_pca=pre_pca, color=color, size_by_frequency=size_by_frequency, clusters=clusters,
-                      engine=engine, ray_address=ray_address, workers=workers, png=not no_png, out=out,
-                      as_json=as_json)
-    perplexity = perplexities[0] if perplexities else None
-    check_options(method, dims, metric, color, min_count, seed=seed, perplexity=perplexity,
-                  n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver, clusters=clusters,
-                  **axes)
+    sweep = perplexities is not None and len(perplexities) > 1
+    if sweep and method != "tsne":
+        raise EmbedlensError("several --perplexity values make a t-SNE sweep: add --method tsne")
+    # the one place the reducer's flags become its options (checked here, before any work)
+    reduce = ReduceOptions(method, n_components, metric, seed, perplexity=perplexities[0] if perplexities and not sweep
+                           else None, n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver,
+                           x_axis=x_axis or None, y_axis=y_axis or None, z_axis=z_axis or None)
+    check_options(reduce, color=color, min_count=min_count, clusters=clusters)
     ensure_writable_dir(out)  # fail before any work
-    opened = None
-    if corpora or not all_tokens:  # a missing corpus or text column is refused before the model is read
-        from ..atlas.pipeline import DEFAULT_CORPUS
-        from ..corpus.reading import open_corpus
-
-        opened = open_corpus(corpora or DEFAULT_CORPUS, text_column=text_column)
+    # a missing corpus or text column, or a missing Ray, is refused before the model is read
+    opened = open_corpus(corpora or DEFAULT_CORPUS, text_column=text_column) if reads_corpus else None
+    eng = open_engine(engine, address=ray_address, workers=workers)
+    options = {"corpus": opened, "engine": eng, "min_count": min_count, "all_tokens": all_tokens, "reduce": reduce,
+               "color": color, "size_by_frequency": size_by_frequency, "clusters": clusters}
+    if sweep:
+        return _sweep(perplexities, model=model, space=space, labels=labels, png=not no_png, out=out,
+                      as_json=as_json, **options)
     view = open_lens(model, space, labels)
-    result = write_atlas(
-        view, out, png=not no_png, started=started, timings={"open": time.perf_counter() - started}, corpus=opened, min_count=min_count,
-        all_tokens=all_tokens, method=method.lower(), dims=dims, metric=metric, seed=seed, perplexity=perplexity,
-        n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver, color=color,
-        size_by_frequency=size_by_frequency,
-        renderer=renderer, clusters=clusters, **axes, text_column=text_column, engine=engine, ray_address=ray_address, workers=workers,
-    )
+    result = write_atlas(view, out, png=not no_png, started=clock.started, timings={"open": clock.since_start()},
+                         renderer=renderer, **options)
     if as_json:
         emit_json({**result.to_dict(), "files": {k: str(v) for k, v in result.files.items()}})
         return
@@ -145,23 +140,14 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     click.echo(f"also: {', '.join(str(p) for name, p in result.files.items() if name != 'map.html')}")
 
 
-def _sweep(more_corpora: tuple[str, ...], corpus: tuple[str, ...], perplexities: list[float], *, model: str,
-           space: str, labels: str | None, png: bool, out: str, as_json: bool, **options) -> None:
+def _sweep(perplexities: list[float], *, model: str, space: str, labels: str | None, png: bool, out: str,
+           as_json: bool, **options) -> None:
     """``map --method tsne --perplexity 5,30,100``: one map per perplexity, side by side."""
-    from ..atlas.sweep import check_sweep_options, write_perplexity_sweep
-    from ..cache import ensure_writable_dir
-    from ..corpus.reading import open_corpus
+    from ..atlas.sweep import check_sweep_options, write_perplexity_sweep  # lazy: `map --help` stays instant
 
     check_sweep_options(perplexities, options)
-    ensure_writable_dir(out)  # fail before any work
-    corpora = [*corpus, *more_corpora]
-    opened = None
-    if corpora or not options["all_tokens"]:
-        from ..atlas.pipeline import DEFAULT_CORPUS
-
-        opened = open_corpus(corpora or DEFAULT_CORPUS, text_column=options["text_column"])
     view = open_lens(model, space, labels)
-    sweep = write_perplexity_sweep(view, perplexities, out, png=png, corpus=opened, **options)
+    sweep = write_perplexity_sweep(view, perplexities, out, png=png, **options)
     if as_json:
         emit_json({**sweep.to_dict(), "files": {k: str(v) for k, v in sweep.files.items()}})
         return

@@ -10,14 +10,21 @@ optionally corpus counts and each space's default map (:func:`embedlens.atlas.de
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atlas.default_map import default_map
+from ..cache import ensure_writable_dir
+from ..corpus.frequencies import count_tokens
+from ..corpus.reading import open_corpus
 from ..errors import EmbedlensError
+from ..handles import is_matrix_spec, open_view
+from ..lens import as_view
 from ..neighbors.index import ExactIndex, check_k
+from ..neighbors.knn import build_knn, cached_knn, knn_graph
+from ..timing import Timings
 from .correspondence import Correspondence, correspond
 from .figures import (
     align,
@@ -56,19 +63,13 @@ def check_options(*, k: int, control_runs: int, control_sample: int, min_count: 
 
 def check_labels(space: Any, labels: str | None, name: str) -> None:
     """A labels file belongs to a matrix spec (``FILE.npy``); refused for anything else before it is opened."""
-    from ..handles import is_matrix_spec
-
     if labels is not None and not (isinstance(space, str | Path) and is_matrix_spec(str(space))):
         shown = space if isinstance(space, str | Path) else getattr(space, "name", type(space).__name__)
         raise EmbedlensError(f"`{name}` applies only to a FILE.npy/.safetensors matrix, not to '{shown}'")
 
 
 def _as_view(space: Any, labels: str | None) -> Any:
-    from ..lens import as_view
-
     if isinstance(space, str | Path):
-        from ..handles import open_view
-
         return open_view(str(space), labels=labels)
     return as_view(space)
 
@@ -79,8 +80,6 @@ def shared_neighbors(view: Any, rows: np.ndarray, whole: bool, k: int, *, progre
     When ``rows`` is the whole space in row order, its cached k-NN graph is used (built and cached if missing);
     otherwise the neighbour layer's exact search runs over the shared rows only.
     """
-    from ..neighbors.knn import build_knn, cached_knn, knn_graph
-
     if whole:
         cached = cached_knn(view, k)  # any cached exact graph of at least k neighbours, cut to k
         return (cached if cached is not None and cached.method == "exact" else build_knn(view, k, progress=progress)[0]).indices
@@ -128,16 +127,13 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
                   acc_rows=acc_rows)
     check_labels(view_a, labels_a, "labels_a")
     check_labels(view_b, labels_b, "labels_b")
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if corpus is not None and not hasattr(corpus, "manifest"):
-        from ..corpus.reading import open_corpus
-
-        corpus = open_corpus(corpus)  # a missing corpus is refused before any vector is read
-    a, b = _as_view(view_a, labels_a), _as_view(view_b, labels_b)
-    pairing = correspond(a, b, pairs=pairs)
-    _check_size(pairing, k, a, b)
-    timings["match"] = time.perf_counter() - t0
+    timings = Timings()
+    with timings.stage("match"):
+        if corpus is not None and not hasattr(corpus, "manifest"):
+            corpus = open_corpus(corpus)  # a missing corpus is refused before any vector is read
+        a, b = _as_view(view_a, labels_a), _as_view(view_b, labels_b)
+        pairing = correspond(a, b, pairs=pairs)
+        _check_size(pairing, k, a, b)
     notes: list[str] = []
     same = pairing.method == "identity" and _one_space(a, b)
     if same:
@@ -162,7 +158,7 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
         display_a=np.asarray(sa.display, dtype=object)[pairing.rows_a].tolist(),
         display_b=np.asarray(sb.display, dtype=object)[pairing.rows_b].tolist(),
         **measured, counts=counts, coords_a=coords[0], coords_b=coords[1], maps=map_info, same_space=same,
-        notes=notes, timings=timings,
+        notes=notes, timings=dict(timings),
         params={"seed": seed, "control_runs": control_runs, "control_sample": min(control_sample, pairing.n_shared),
                 "acc_rows": pairing.n_shared if sample is None else int(sample.size),
                 "min_count": min_count, "padded": dims_differ, "corpus": None if corpus is None else corpus.manifest(),
@@ -172,50 +168,42 @@ def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None =
 
 
 def _measure(a: Any, b: Any, pairing: Correspondence, k: int, *, seed: int, control_runs: int, control_sample: int,
-             acc_sample: np.ndarray | None, progress: bool, timings: dict[str, float]) -> dict[str, Any]:
+             acc_sample: np.ndarray | None, progress: bool, timings: Timings) -> dict[str, Any]:
     """The neighbours of the shared tokens in each space, the figures, the per-token changes and the control."""
-    t0 = time.perf_counter()
-    nb_a = shared_neighbors(a, pairing.rows_a, pairing.whole_a, k, progress=progress)
-    timings["knn_a"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    nb_b = shared_neighbors(b, pairing.rows_b, pairing.whole_b, k, progress=progress)
-    timings["knn_b"] = time.perf_counter() - t0
+    with timings.stage("knn_a"):
+        nb_a = shared_neighbors(a, pairing.rows_a, pairing.whole_a, k, progress=progress)
+    with timings.stage("knn_b"):
+        nb_b = shared_neighbors(b, pairing.rows_b, pairing.whole_b, k, progress=progress)
 
-    t0 = time.perf_counter()
-    sa, sb = a.space, b.space
-    x = centred_unit(np.asarray(sa.vectors[pairing.rows_a]), np.asarray(sa.norms)[pairing.rows_a])
-    y = centred_unit(np.asarray(sb.vectors[pairing.rows_b]), np.asarray(sb.norms)[pairing.rows_b])
-    cross, norms = x.T @ y, gram_norms(x, y)
-    index = ExactIndex(y)
-    aligned = align(x, y, index, cross=cross, acc_rows=acc_sample)
-    overlap = jaccard_rows(nb_a, nb_b)
-    gained, lost = gained_lost(nb_a, nb_b)
-    figures = {"cka": linear_cka(x, y, cross=cross, norms=norms), "knn_overlap": float(overlap.mean()),
-               "procrustes_residual": aligned.residual, "acc1": aligned.acc1, "acc10": aligned.acc10}
-    timings["figures"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    control = permutation_control(x, y, nb_a, nb_b, index, runs=control_runs, seed=seed, sample=control_sample,
-                                  norms=norms)
-    timings["control"] = time.perf_counter() - t0
+    with timings.stage("figures"):
+        sa, sb = a.space, b.space
+        x = centred_unit(np.asarray(sa.vectors[pairing.rows_a]), np.asarray(sa.norms)[pairing.rows_a])
+        y = centred_unit(np.asarray(sb.vectors[pairing.rows_b]), np.asarray(sb.norms)[pairing.rows_b])
+        cross, norms = x.T @ y, gram_norms(x, y)
+        index = ExactIndex(y)
+        aligned = align(x, y, index, cross=cross, acc_rows=acc_sample)
+        overlap = jaccard_rows(nb_a, nb_b)
+        gained, lost = gained_lost(nb_a, nb_b)
+        figures = {"cka": linear_cka(x, y, cross=cross, norms=norms), "knn_overlap": float(overlap.mean()),
+                   "procrustes_residual": aligned.residual, "acc1": aligned.acc1, "acc10": aligned.acc10}
+    with timings.stage("control"):
+        control = permutation_control(x, y, nb_a, nb_b, index, runs=control_runs, seed=seed, sample=control_sample,
+                                      norms=norms)
     return {"figures": figures, "control": control, "overlap": overlap, "displacement": aligned.displacement,
             "gained": gained.astype(np.int32), "lost": lost.astype(np.int32)}
 
 
 def _extras(a: Any, b: Any, pairing: Correspondence, *, corpus: Any, maps: bool, progress: bool,
-            timings: dict[str, float]) -> tuple[np.ndarray | None, tuple[Any, Any], dict[str, Any]]:
+            timings: Timings) -> tuple[np.ndarray | None, tuple[Any, Any], dict[str, Any]]:
     """Corpus counts of A's shared tokens (or None), their places on each space's default map, how those were made."""
     counts = None
     if corpus is not None:
-        from ..corpus.frequencies import count_tokens
-
-        t0 = time.perf_counter()
-        counts = count_tokens(a, corpus, progress=progress).counts[pairing.rows_a]
-        timings["corpus"] = time.perf_counter() - t0
+        with timings.stage("corpus"):
+            counts = count_tokens(a, corpus, progress=progress).counts[pairing.rows_a]
     if not maps:
         return counts, (None, None), {}
-    t0 = time.perf_counter()
-    (coords_a, info_a), (coords_b, info_b) = _map_of(a, pairing.rows_a), _map_of(b, pairing.rows_b)
-    timings["maps"] = time.perf_counter() - t0
+    with timings.stage("maps"):
+        (coords_a, info_a), (coords_b, info_b) = _map_of(a, pairing.rows_a), _map_of(b, pairing.rows_b)
     return counts, (coords_a, coords_b), {"a": info_a, "b": info_b}
 
 
@@ -234,8 +222,6 @@ def _describe(view: Any) -> dict[str, Any]:
 
 def _map_of(view: Any, rows: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """The shared tokens on the space's default map (its cached t-SNE/UMAP map, else PCA), 2-D."""
-    from ..atlas.default_map import default_map
-
     found = default_map(view, dims=2)
     info = {"method": found.projection.method, "computed_now": found.computed_now}
     return np.asarray(found.projection.coords, dtype=np.float32)[rows], info
@@ -245,9 +231,7 @@ def write_comparison(view_a: Any, view_b: Any, out_dir: str | Path = "embedlens-
                      started: float | None = None, **options: Any) -> Comparison:
     """:func:`compare`, then save ``compare.html``, ``tokens.parquet`` and ``manifest.json`` into ``out_dir``
     (checked for writing before any work). Options are those of :func:`compare`."""
-    from ..cache import ensure_writable_dir
-
-    started = time.perf_counter() if started is None else started
+    started = Timings(started=started).started
     ensure_writable_dir(out_dir)
     result = compare(view_a, view_b, maps=html and options.pop("maps", True), **options)
     result.save(out_dir, html=html, started=started)

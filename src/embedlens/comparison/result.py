@@ -8,14 +8,16 @@ result by :mod:`embedlens.render.compare`.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..errors import EmbedlensError
+from ..timing import Timings
+from ..versions import versions
 from .figures import FIGURES
 
 OUTPUT_FILES = ("compare.html", "tokens.parquet", "manifest.json")
@@ -194,27 +196,24 @@ class Comparison:
         """Write ``compare.html``, ``tokens.parquet`` and ``manifest.json`` (last) into ``out_dir``, each atomically."""
         import pyarrow.parquet as pq
 
-        from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
-        from ..versions import versions
-
         out = ensure_writable_dir(out_dir)
         written: dict[str, Path] = {}
+        clock = Timings(started=started)
         try:
             if html:
-                from ..render.compare import compare_html
+                from ..render.compare import compare_html  # lazy: it imports plotly at the top
 
-                t0 = time.perf_counter()
-                written["compare.html"] = write_text_atomic(out / "compare.html", compare_html(self))
-                self.timings["html"] = time.perf_counter() - t0
+                with clock.stage("html"):
+                    written["compare.html"] = write_text_atomic(out / "compare.html", compare_html(self))
             else:  # a page from an earlier run must not sit beside these tokens
                 (out / "compare.html").unlink(missing_ok=True)
-            t0 = time.perf_counter()
-            with atomic_path(out / "tokens.parquet") as tmp:
-                pq.write_table(self.tokens_table(), tmp, compression="zstd")
-            written["tokens.parquet"] = out / "tokens.parquet"
-            self.timings["parquet"] = time.perf_counter() - t0
+            with clock.stage("parquet"):
+                with atomic_path(out / "tokens.parquet") as tmp:
+                    pq.write_table(self.tokens_table(), tmp, compression="zstd")
+                written["tokens.parquet"] = out / "tokens.parquet"
+            self.timings.update(clock)
             if started is not None:
-                self.timings["total"] = time.perf_counter() - started
+                self.timings["total"] = clock.since_start()
             manifest = {"kind": "compare", **self.meta(), "versions": versions(),
                         "files": {name: {"bytes": path.stat().st_size} for name, path in written.items()}}
             written["manifest.json"] = write_json_atomic(out / "manifest.json", manifest)

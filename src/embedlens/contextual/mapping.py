@@ -9,7 +9,6 @@ aside) at the same layer slot, or the same corpus occurrence.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from ..engines import Engine
 from ..errors import EmbedlensError
 from ..lens import as_lens
 from ..models.running import LayerSpec, check_texts
+from ..reduce.options import ReduceOptions
+from ..reduce.sweep import check_perplexities
+from ..render.context import context_figure, group_colors
+from ..render.notebook import result_html
+from ..render.sweep import SweepPage
+from ..timing import Timings
 from .lens_top import add_lens_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
 from .projection import MIN_SHARED, ContextProjection, procrustes, project, project_sweep
@@ -102,14 +108,10 @@ class ContextMap:
         return " | ".join(parts) + f" | {layers}"
 
     def figure(self) -> Any:
-        from ..render.context import context_figure
-
         return context_figure(self)
 
     def _repr_html_(self) -> str:
         """Shown inline by Jupyter: title, projection figures, notes and the interactive map, offline."""
-        from ..render.notebook import result_html
-
         return result_html(self.figure(), self.title(), [self.subtitle(), *self.notes])
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,9 +128,6 @@ class ContextMap:
     def sweep_page(self) -> Any:
         """The small multiples of a perplexity sweep (:class:`~embedlens.render.sweep.SweepPage`), points coloured
         by text (or written form) as in context.html."""
-        from ..render.context import group_colors
-        from ..render.sweep import SweepPage
-
         if self.sweep is None:
             raise EmbedlensError("this context map is not a perplexity sweep (give several perplexities)")
         t = self.panels[0].table
@@ -289,23 +288,16 @@ def context_map(
     corpus: Any = None,
     focus: str | None = None,
     layers: LayerSpec = -1,
-    method: str = "tsne",
-    dims: int = 2,
-    seed: int = 0,
+    reduce: ReduceOptions | None = None,
     runs: int = 1,
-    perplexity: float | Sequence[float] | None = None,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
+    perplexities: Sequence[float] | None = None,
     keep_special: bool = False,
     max_occurrences: int = DEFAULT_MAX_OCCURRENCES,
     window: int = DEFAULT_WINDOW,
     ignore_case: bool = True,
     batch_size: int | None = None,
     progress: bool = True,
-    text_column: str = "text",
-    engine: str = "local",
-    ray_address: str | None = None,
-    workers: int | None = None,
+    engine: Engine | None = None,
     states_dir: Any = None,
 ) -> ContextMap:
     """Hidden states of ``texts`` (or of every occurrence of ``focus`` in ``corpus``) mapped per model.
@@ -313,19 +305,25 @@ def context_map(
     Args:
         models: one model (spec or ModelLens) or several; several are aligned onto the first.
         texts: the texts, when no ``corpus`` is given.
-        corpus: a corpus spec; then ``focus`` is the word whose occurrences are mapped.
+        corpus: an opened corpus (:func:`~embedlens.corpus.reading.open_corpus`) or a corpus spec; then
+            ``focus`` is the word whose occurrences are mapped.
         focus: the word to highlight in ``texts`` (every position of it), or to look for in ``corpus``.
         layers: ``-1``, ``"all"`` or ``"0,6,12"``; with several, one projection is shared by all layers.
-        method, dims, seed, runs, perplexity, n_neighbors, min_dist: the map (see :func:`project`); ``seed``
-            also seeds the sample of occurrences when there are more than ``max_occurrences``. Several
-            perplexities (t-SNE, one model, one run) make a sweep (:func:`~embedlens.reduce.sweep.perplexity_sweep`,
-            ``ContextMap.sweep``): one map per value from one k-NN graph; the panel shows the largest.
-        text_column, engine, ray_address, workers, states_dir: how the corpus is read and where the
-            occurrence states are computed (see :func:`~embedlens.contextual.occurrences.occurrences`).
+        reduce: the map (:class:`~embedlens.reduce.options.ReduceOptions`; default t-SNE 2-D, seed 0: see
+            :func:`~embedlens.contextual.projection.project`); its ``seed`` also seeds the sample of occurrences
+            when there are more than ``max_occurrences``.
+        runs: fit the map this many times (seeds ``seed, seed + 1, ...``) and measure its stability.
+        perplexities: several t-SNE perplexities (one model, one run) make a sweep
+            (:func:`~embedlens.reduce.sweep.perplexity_sweep`, ``ContextMap.sweep``): one map per value from one
+            k-NN graph; the panel shows the largest.
+        engine, states_dir: where the occurrence states are computed and written (see
+            :func:`~embedlens.contextual.occurrences.occurrences`).
     """
-    started = time.perf_counter()
-    if dims not in (2, 3):
-        raise EmbedlensError(f"`dims` must be 2 or 3, got {dims}")
+    timings = Timings()
+    reduce = ReduceOptions("tsne") if reduce is None else reduce
+    method, dims, seed = reduce.method, reduce.n_components, reduce.seed
+    if method == "axes":
+        raise EmbedlensError("word axes map a vocabulary; hidden states take `pca`, `tsne` or `umap`")
     model_list = list(models) if isinstance(models, list | tuple) else [models]
     if not model_list:
         raise EmbedlensError("no model given")
@@ -338,52 +336,45 @@ def context_map(
     else:
         kind, text_list = "texts", check_texts(texts or [])
     sweep_values = None
-    if isinstance(perplexity, Sequence):
-        from ..reduce.sweep import check_perplexities
-
-        sweep_values = check_perplexities(perplexity)
+    if perplexities is not None:
+        sweep_values = check_perplexities(perplexities)
         if len(sweep_values) == 1:
-            perplexity, sweep_values = sweep_values[0], None
+            reduce, sweep_values = reduce.replace(perplexity=sweep_values[0]), None
         elif method != "tsne" or runs != 1 or len(model_list) != 1:
             raise EmbedlensError("a perplexity sweep maps one model once with t-SNE: give method='tsne', runs=1 "
                                  "and one model")
     lenses = [as_lens(m) for m in model_list]
     aliases = _aliases(lenses)
     notes: list[str] = []
-    timings: dict[str, float] = {}
     panels: list[ContextPanel] = []
     for lens, alias in zip(lenses, aliases, strict=True):
-        t0 = time.perf_counter()
-        if kind == "occurrences":
-            src: HiddenStates | Occurrences = occurrences(
-                lens, corpus, focus or "", layers=layers, max_occurrences=max_occurrences, window=window,
-                ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress, seed=seed,
-                text_column=text_column, engine=engine, ray_address=ray_address, workers=workers,
-                states_dir=None if states_dir is None else
-                (states_dir if len(lenses) == 1 else Path(states_dir) / alias))
-            notes.extend(f"{alias}: {n}" for n in src.notes)
-            table = _occurrence_table(src, alias)
-        else:
-            src = hidden_states(lens, text_list, layers=layers, keep_special=keep_special,
-                                batch_size=batch_size or DEFAULT_BATCH_SIZE)
-            table = _text_table(src, alias, focus, ignore_case)
-            if focus and not table["focus"].any():
-                notes.append(f"`focus` '{focus}' does not occur as a whole word in the texts")
-        timings[f"{alias}: states"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        x = src.stacked()
-        lens_note = add_lens_top(table, lens, x)  # each point's logit-lens top-3, for its hover
-        if lens_note:
-            notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
-        if x.shape[0] < 4:
-            raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
-        if sweep_values is not None:
-            sweep, proj = project_sweep(x, sweep_values, dims=dims, seed=seed)
-        else:
-            proj = project(x, method=method, dims=dims, seed=seed, runs=runs, perplexity=perplexity,
-                           n_neighbors=n_neighbors, min_dist=min_dist)
-        del x
-        timings[f"{alias}: projection"] = time.perf_counter() - t0
+        with timings.stage(f"{alias}: states"):
+            if kind == "occurrences":
+                src: HiddenStates | Occurrences = occurrences(
+                    lens, corpus, focus or "", layers=layers, max_occurrences=max_occurrences, window=window,
+                    ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress, seed=seed, engine=engine,
+                    states_dir=None if states_dir is None else
+                    (states_dir if len(lenses) == 1 else Path(states_dir) / alias))
+                notes.extend(f"{alias}: {n}" for n in src.notes)
+                table = _occurrence_table(src, alias)
+            else:
+                src = hidden_states(lens, text_list, layers=layers, keep_special=keep_special,
+                                    batch_size=batch_size or DEFAULT_BATCH_SIZE)
+                table = _text_table(src, alias, focus, ignore_case)
+                if focus and not table["focus"].any():
+                    notes.append(f"`focus` '{focus}' does not occur as a whole word in the texts")
+        with timings.stage(f"{alias}: projection"):
+            x = src.stacked()
+            lens_note = add_lens_top(table, lens, x)  # each point's logit-lens top-3, for its hover
+            if lens_note:
+                notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
+            if x.shape[0] < 4:
+                raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
+            if sweep_values is not None:
+                sweep, proj = project_sweep(x, sweep_values, reduce)
+            else:
+                proj = project(x, reduce, runs=runs)
+            del x
         notes.extend(f"{alias}: {n}" if len(lenses) > 1 else n for n in proj.notes)
         if proj.point_stability is not None:
             table["stability"] = proj.point_stability.astype(np.float32)
@@ -391,13 +382,15 @@ def context_map(
     problem = _align(panels, kind)
     if problem:
         notes.append(f"maps drawn unaligned: {problem}")
-    timings["total"] = time.perf_counter() - started
-    settings = {"perplexity": perplexity, "n_neighbors": n_neighbors, "min_dist": min_dist, "metric": "cosine",
+    timings["total"] = timings.since_start()
+    settings = {"perplexity": reduce.perplexity if sweep_values is None else sweep_values,
+                "n_neighbors": reduce.n_neighbors, "min_dist": reduce.min_dist, "metric": reduce.metric,
                 "batch_size": batch_size, "ignore_case": ignore_case}
     if kind == "occurrences":
         settings.update({"corpus": panels[0].source.corpus, "max_occurrences": max_occurrences, "window": window,
                          "n_found": panels[0].source.n_found, "sample_seed": seed,
                          "engine": panels[0].source.engine,
-                         "states_dir": str(states_dir) if states_dir is not None and engine == "ray" else None})
+                         "states_dir": str(states_dir) if states_dir is not None and engine is not None
+                         and engine.name == "ray" else None})
     return ContextMap(kind, text_list, focus, method, dims, seed, runs, str(layers), keep_special, panels, notes,
-                      problem, settings, timings, sweep if sweep_values is not None else None)
+                      problem, settings, dict(timings), sweep if sweep_values is not None else None)

@@ -22,16 +22,20 @@ and :class:`OccurrenceStatesJob` (tokenize the windows; run them through the mod
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ..corpus.reading import Corpus, open_corpus
+from ..engines import Engine, LocalEngine
 from ..errors import EmbedlensError
 from ..lens import as_lens
-from ..models.loading import loaded_record
-from ..models.running import LayerSpec, layers_of, max_positions, network, token_strings
+from ..models.loading import load_weights, loaded_record
+from ..models.running import Encoded, LayerSpec, layers_of, max_positions, network, token_strings
+from ..models.runtime import default_max_memory, process_defaults
+from ..progress import bar
+from ..timing import Timings
 from .states import forward_batches, pad_id
 
 DEFAULT_WINDOW = 100  # characters each side of the word
@@ -237,8 +241,6 @@ def find_occurrences(corpus: Any, word: str, *, max_occurrences: int = DEFAULT_M
                      causal: bool = True, seed: int = 0) -> tuple[list[Found], int]:
     """Every whole-word match of ``word`` in ``corpus`` (a seeded sample of ``max_occurrences``, in corpus
     order, when there are more) and the total count."""
-    from ..engines import LocalEngine
-
     check_occurrence_options(max_occurrences, window)
     query = OccurrenceQuery(word, ignore_case, window, causal, max_occurrences, seed)
     word_pattern(word)
@@ -261,8 +263,6 @@ class OccurrenceStatesJob:
 
     def __init__(self, lens: Any, layers: list[int], *, batch_size: int, causal: bool, device: str | None = None,
                  dtype: str | None = None) -> None:
-        from ..models.runtime import default_max_memory, process_defaults
-
         fast = lens.fast_tokenizer
         self.tokenizer_json = fast.to_str() if fast is not None else None
         self.tokenizer = None if fast is not None else lens.tokenizer
@@ -296,8 +296,6 @@ class OccurrenceStatesJob:
 
 
 def _encode_windows(job: OccurrenceStatesJob, texts: list[str]) -> list[Any]:
-    from ..models.running import Encoded
-
     if job.tokenizer_json is not None:
         fast = getattr(job, "_fast", None)
         if fast is None:
@@ -326,8 +324,6 @@ def load_states_model(source: Any, upto: int | None = None, n_layers: int = 0, *
     ``upto``: the deepest hidden-state index needed; below the last (of ``n_layers``) only blocks
     ``0 .. upto-1`` are read, without the head.
     """
-    from ..models.loading import load_weights
-
     device = device or "auto"
     if upto is None or not n_layers or upto >= n_layers:
         return load_weights(source, device=device, dtype=dtype, max_memory=max_memory)
@@ -343,8 +339,6 @@ class _StatesRunner:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import torch
-
-        from ..progress import bar
 
         ids, spans = list(batch["ids"]), list(batch["span"])
         trimmed = np.zeros(len(ids), dtype=bool)
@@ -394,67 +388,59 @@ def occurrences(
     batch_size: int = OCCURRENCE_BATCH_SIZE,
     progress: bool = True,
     seed: int = 0,
-    text_column: str = "text",
-    engine: str = "local",
-    ray_address: str | None = None,
-    workers: int | None = None,
+    engine: Engine | None = None,
     states_dir: Any = None,
 ) -> Occurrences:
     """The contextual vector of every occurrence of ``word`` in ``corpus`` at the chosen layers.
 
     Args:
         model: a model spec or a :class:`~embedlens.lens.ModelLens`.
-        corpus: a corpus spec (file, folder, JSONL, Parquet, ``hf:NAME``, ``lee``, ``enwiki-sample``) or an
-            opened :class:`~embedlens.corpus.Corpus`.
+        corpus: an opened :class:`~embedlens.corpus.Corpus` (:func:`~embedlens.corpus.reading.open_corpus`, which
+            also takes the text column of JSONL / Parquet / dataset sources) or a corpus spec (file, folder, JSONL,
+            Parquet, ``hf:NAME``, ``lee``, ``enwiki-sample``).
         word: matched as a whole word; ``ignore_case`` (default) also matches ``First`` for ``first``.
         layers: ``-1``, ``"all"`` or ``"0,6,12"``.
         max_occurrences: keep at most this many matches, a sample seeded by ``seed`` (in corpus order); the
             total is still counted.
         window: characters of context each side of the word (trimmed to whole words).
         batch_size: windows per forward pass.
-        text_column: the text field of JSONL / Parquet / dataset corpora.
-        engine: ``local`` or ``ray`` (same occurrences; states equal within float noise).
-        ray_address: the Ray cluster (default ``RAY_ADDRESS``; none: a local Ray for the run).
-        workers: Ray CPU workers and model actors (default from the cluster's resources).
-        states_dir: with ``engine="ray"``, where the Parquet shards of states go (default: a temporary folder).
+        engine: where the search and the model run (:func:`~embedlens.engines.open_engine`; default this process;
+            Ray finds the same occurrences, with states equal within float noise). Entered for the run.
+        states_dir: with a Ray engine, where the Parquet shards of states go (default: a temporary folder).
 
     Raises:
         EmbedlensError: the word never occurs in the corpus, or a bad layer spec.
     """
-    from ..corpus import Corpus, open_corpus
-    from ..engines import open_engine
-
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
+    timings = Timings()
     check_occurrence_options(max_occurrences, window)
     word_pattern(word)
-    corp = corpus if isinstance(corpus, Corpus) else open_corpus(_corpus_spec(corpus), text_column=text_column)
+    corp = corpus if isinstance(corpus, Corpus) else open_corpus(_corpus_spec(corpus))
     lens = as_lens(model)
     kept = layers_of(lens, layers)
     causal = bool(lens.meta.get("causal", lens.meta.get("family") in ("gpt2", "llama", "gemma3")))
     query = OccurrenceQuery(word.strip(), ignore_case, window, causal, max_occurrences, seed)
-    with open_engine(engine, address=ray_address, workers=workers) as eng:
-        t0 = time.perf_counter()
-        found, total = eng.find(query, corp, progress=progress)
-        timings["find"] = time.perf_counter() - t0
+    with engine or LocalEngine() as eng:
+        with timings.stage("find"):
+            found, total = eng.find(query, corp, progress=progress)
         if not found:
             where = ", ".join(map(str, corp.specs))
             case = "" if ignore_case else " (matched with its exact case; a match in any case may find it)"
             raise EmbedlensError(f"'{word.strip()}' never occurs as a whole word in the corpus {where}{case}")
         loaded: list[dict[str, Any]] = []
-        if engine == "local":
-            t0 = time.perf_counter()
-            eng.local_model = network(lens, upto=max(kept))  # blocks above the deepest layer asked are never read
-            timings["load_model"] = time.perf_counter() - t0
+        given_model = getattr(eng, "local_model", None)
+        if isinstance(eng, LocalEngine):
+            with timings.stage("load_model"):
+                eng.local_model = network(lens, upto=max(kept))  # blocks above the deepest layer asked are never read
             loaded.append({"worker": "local", **loaded_record(eng.local_model)})
         job = OccurrenceStatesJob(lens, kept, batch_size=batch_size, causal=causal)
         rows = {"i": np.arange(len(found), dtype=np.int64), "text": [f.model_text for f in found],
                 "ws": np.asarray([f.word_span[0] for f in found], dtype=np.int64),
                 "we": np.asarray([f.word_span[1] for f in found], dtype=np.int64)}
-        t0 = time.perf_counter()
-        out = eng.states(job, rows, out_dir=states_dir, progress=progress)
-        timings["states"] = time.perf_counter() - t0
+        with timings.stage("states"):
+            out = eng.states(job, rows, out_dir=states_dir, progress=progress)
         engine_info = {**eng.info(), "loaded": loaded + list(out.get("workers", []))}
+        if isinstance(eng, LocalEngine):
+            eng.local_model = given_model  # a caller's engine does not keep this model alive after the run
     d_model = int(lens.meta.get("d_model") or out["states"].shape[1] // max(len(kept), 1))
     good = np.asarray(out["i"], dtype=np.int64)
     vectors = np.asarray(out["states"], dtype=np.float32).reshape(len(good), len(kept), -1)
@@ -474,7 +460,7 @@ def occurrences(
         raw, shown = token_strings(lens, np.asarray(ids, dtype=np.int64))
         token_raw.append("".join(raw))
         token_display.append("·".join(shown))
-    timings["total"] = time.perf_counter() - started
+    timings["total"] = timings.since_start()
     return Occurrences(
         word=word.strip(), model=lens.manifest(), layers=kept, vectors=vectors,
         docs=[f.doc for f in found], spans=np.asarray([(f.start, f.end) for f in found], dtype=np.int64).reshape(-1, 2),
@@ -482,5 +468,5 @@ def occurrences(
         snippet_spans=np.asarray([f.snippet_span for f in found], dtype=np.int64).reshape(-1, 2),
         token_ids=token_ids, token_display=token_display, token_raw=token_raw, n_found=total, window=window,
         ignore_case=ignore_case, corpus=corp.manifest(), n_layers=int(lens.meta.get("n_layers") or 0),
-        d_model=d_model, timings=timings, notes=notes, engine=engine_info,
+        d_model=d_model, timings=dict(timings), notes=notes, engine=engine_info,
     )

@@ -15,13 +15,16 @@ also ``sweep.html`` and ``sweep.png`` (one map per perplexity side by side, :mod
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
+from ..render.context import context_png
+from ..render.offline import write_plotly_html
+from ..timing import Timings
+from ..versions import versions
 from .mapping import ContextMap
 from .occurrences import Occurrences
 
@@ -88,45 +91,35 @@ def write_context(cmap: ContextMap, out: str | Path, *, html: bool = True, png: 
     import pyarrow.parquet as pq
     from safetensors.numpy import save_file
 
-    from ..render.context import context_png
-    from ..render.offline import write_plotly_html
-    from ..versions import versions
-
     folder = ensure_writable_dir(out)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    with atomic_path(folder / "states.safetensors") as tmp:
-        save_file(state_tensors(cmap), str(tmp), metadata={"format": "embedlens context states v1"})
-    timings["states.safetensors"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with atomic_path(folder / "points.parquet") as tmp:
-        pq.write_table(points_table(cmap), str(tmp))
-    timings["points.parquet"] = time.perf_counter() - t0
+    timings = Timings()
+    with timings.stage("states.safetensors"):
+        with atomic_path(folder / "states.safetensors") as tmp:
+            save_file(state_tensors(cmap), str(tmp), metadata={"format": "embedlens context states v1"})
+    with timings.stage("points.parquet"):
+        with atomic_path(folder / "points.parquet") as tmp:
+            pq.write_table(points_table(cmap), str(tmp))
     written = ["states.safetensors", "points.parquet"]
     if html:
-        t0 = time.perf_counter()
-        write_plotly_html(cmap.figure(), folder / "context.html", title=cmap.title())
-        timings["context.html"] = time.perf_counter() - t0
+        with timings.stage("context.html"):
+            write_plotly_html(cmap.figure(), folder / "context.html", title=cmap.title())
         written.append("context.html")
     if png:
-        t0 = time.perf_counter()
-        with atomic_path(folder / "context.png") as tmp:
-            context_png(cmap, tmp)
-        timings["context.png"] = time.perf_counter() - t0
+        with timings.stage("context.png"):
+            with atomic_path(folder / "context.png") as tmp:
+                context_png(cmap, tmp)
         written.append("context.png")
     if cmap.sweep is not None:  # a perplexity sweep: its small multiples beside the usual files
         page = cmap.sweep_page()
-        t0 = time.perf_counter()
-        write_text_atomic(folder / "sweep.html", page.html())
-        timings["sweep.html"] = time.perf_counter() - t0
+        with timings.stage("sweep.html"):
+            write_text_atomic(folder / "sweep.html", page.html())
         written.append("sweep.html")
         if png:
-            t0 = time.perf_counter()
-            with atomic_path(folder / "sweep.png") as tmp:
-                page.png(tmp)
-            timings["sweep.png"] = time.perf_counter() - t0
+            with timings.stage("sweep.png"):
+                with atomic_path(folder / "sweep.png") as tmp:
+                    page.png(tmp)
             written.append("sweep.png")
     manifest = {"command": "context", **cmap.to_dict(), "versions": versions(), "outputs": written + ["manifest.json"]}
-    manifest["timings"] = {**manifest["timings"], "write": timings}
+    manifest["timings"] = {**manifest["timings"], "write": dict(timings)}
     write_json_atomic(folder / "manifest.json", manifest)
     return manifest

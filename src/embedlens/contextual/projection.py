@@ -13,13 +13,15 @@ scaled and shifted (similarity Procrustes) onto the first model's map using the 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..reduce.options import ReduceOptions
+from ..reduce.sweep import perplexity_sweep
+from ..timing import Timings
 
 STABILITY_K = 5
 MIN_SHARED = 3
@@ -145,62 +147,50 @@ class ContextProjection:
                 "timings": dict(self.timings)}
 
 
-def project(
-    vectors: np.ndarray,
-    *,
-    method: str = "tsne",
-    dims: int = 2,
-    seed: int = 0,
-    runs: int = 1,
-    perplexity: float | None = None,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    metric: str = "cosine",
-) -> ContextProjection:
-    """Map ``vectors`` (n, d) to ``dims`` dimensions ``runs`` times and measure how stable the map is.
+def project(vectors: np.ndarray, reduce: ReduceOptions | None = None, *, runs: int = 1) -> ContextProjection:
+    """Map ``vectors`` (n, d) as ``reduce`` says (default: t-SNE 2-D, seed 0) ``runs`` times, with seeds
+    ``seed, seed + 1, ...``, and measure how stable the map is.
 
     A t-SNE perplexity that is not given is set to ``min(30, (n - 1) / 3)``, and a note says so.
     """
-    from ..reduce import make_reducer
-
+    reduce = ReduceOptions("tsne") if reduce is None else reduce
     if runs < 1:
         raise EmbedlensError(f"`runs` must be at least 1, got {runs}")
     n = int(vectors.shape[0])
     notes: list[str] = []
-    if method == "tsne" and perplexity is None:
-        perplexity = auto_perplexity(n)
-        notes.append(f"t-SNE perplexity not given: set to {perplexity:.3g} = min(30, (n - 1) / 3) for n = {n} points")
-    if method == "tsne" and perplexity is not None and perplexity <= 0:
-        raise EmbedlensError(f"`perplexity` must be positive, got {perplexity}")
-    started = time.perf_counter()
+    if reduce.method == "tsne" and reduce.perplexity is None:
+        reduce = reduce.replace(perplexity=auto_perplexity(n))
+        notes.append(f"t-SNE perplexity not given: set to {reduce.perplexity:.3g} = min(30, (n - 1) / 3) for n = "
+                     f"{n} points")
+    timings = Timings()
     maps: list[np.ndarray] = []
     params: dict[str, Any] = {}
-    for r in range(runs):
-        # t-SNE picks Barnes-Hut gradients by itself below 10,000 points (FFT's fixed cost dominates there).
-        reducer = make_reducer(method, n_components=dims, metric=metric, seed=seed + r, perplexity=perplexity,
-                               n_neighbors=n_neighbors, min_dist=min_dist)
-        maps.append(np.asarray(reducer.fit_transform(vectors), dtype=np.float32))
-        if r == 0:
-            params = dict(reducer.params_)
-            notes.extend(str(x) for x in getattr(reducer, "notes_", []))
-    timings = {"fit": time.perf_counter() - started}
+    with timings.stage("fit"):
+        for r in range(runs):
+            # t-SNE picks Barnes-Hut gradients by itself below 10,000 points (FFT's fixed cost dominates there).
+            reducer = reduce.replace(seed=reduce.seed + r).reducer()
+            maps.append(np.asarray(reducer.fit_transform(vectors), dtype=np.float32))
+            if r == 0:
+                params = dict(reducer.params_)
+                notes.extend(str(x) for x in getattr(reducer, "notes_", []))
     aligned = [maps[0]] + [procrustes(m, maps[0]).apply(m) for m in maps[1:]]
     stability: float | None = None
     per_point: np.ndarray | None = None
     if runs > 1:
-        t0 = time.perf_counter()
-        stability, per_point = stability_score(maps)
-        timings["stability"] = time.perf_counter() - t0
-    return ContextProjection(method, dims, seed, runs, maps[0], aligned, stability, per_point, params, notes, timings)
+        with timings.stage("stability"):
+            stability, per_point = stability_score(maps)
+    return ContextProjection(reduce.method, reduce.n_components, reduce.seed, runs, maps[0], aligned, stability,
+                             per_point, params, notes, dict(timings))
 
 
-def project_sweep(vectors: np.ndarray, perplexities: list[float], *, dims: int = 2, seed: int = 0,
-                  metric: str = "cosine") -> tuple[Any, ContextProjection]:
+def project_sweep(vectors: np.ndarray, perplexities: list[float], reduce: ReduceOptions | None = None,
+                  ) -> tuple[Any, ContextProjection]:
     """t-SNE maps of ``vectors`` (n, d) at each perplexity (:func:`~embedlens.reduce.sweep.perplexity_sweep`:
-    same seed, one k-NN graph), and the :class:`ContextProjection` of the map at the largest perplexity."""
-    from ..reduce.sweep import perplexity_sweep
-
-    sweep = perplexity_sweep(vectors, perplexities, n_components=dims, metric=metric, seed=seed)
+    same seed, one k-NN graph; the other t-SNE settings from ``reduce``), and the :class:`ContextProjection` of
+    the map at the largest perplexity."""
+    reduce = ReduceOptions("tsne") if reduce is None else reduce.replace(method="tsne", perplexity=None)
+    dims, seed = reduce.n_components, reduce.seed
+    sweep = perplexity_sweep(vectors, perplexities, reduce)
     top = max(sweep.maps, key=lambda m: m.perplexity)
     notes = [f"perplexity sweep {', '.join(f'{m.perplexity:g}' for m in sweep.maps)}: one map per value "
              f"(sweep.html); this map is the one at {top.perplexity:g}", *top.notes]

@@ -16,7 +16,6 @@ such as ``"0,6,12"``; negative numbers count from the end (``-1`` is ``n_layers`
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from ..models.running import (
     network,
     token_strings,
 )
+from ..timing import Timings
 
 DEFAULT_BATCH_SIZE = 16
 
@@ -232,31 +232,28 @@ def hidden_states(
     """
     texts = check_texts(texts)
     lens = as_lens(model)
-    timings: dict[str, float] = {}
     kept = layers_of(lens, layers)
-    started = time.perf_counter()
-    net = network(lens, max(kept))
-    timings["load_model"] = time.perf_counter() - started
-    t0 = time.perf_counter()
-    encoded = encode_batch(lens, texts)
-    limit = max_positions(net)
-    for i, enc in enumerate(encoded):
-        if len(enc.ids) == 0:
-            raise EmbedlensError(f"text {i + 1} produced no tokens")
-        if limit is not None and len(enc.ids) > limit:
-            raise EmbedlensError(f"text {i + 1} has {len(enc.ids)} tokens; {lens.name} takes at most {limit}: shorten it")
-        if not keep_special and not (~enc.special).any():
-            raise EmbedlensError(f"text {i + 1} has only special tokens; use `keep_special=True` or give words")
-    timings["tokenize"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    states: list[np.ndarray | None] = [None] * len(texts)
-    for idx, hs, lengths in forward_batches(net, [e.ids for e in encoded], kept, batch_size=batch_size,
-                                            pad=pad_id(lens, net)):
-        arr = hs.numpy()
-        for j, (i, n) in enumerate(zip(idx.tolist(), lengths.tolist(), strict=True)):
-            keep = np.ones(n, dtype=bool) if keep_special else ~encoded[i].special
-            states[i] = np.ascontiguousarray(arr[:, j, :n][:, keep])
-    timings["forward"] = time.perf_counter() - t0
+    timings = Timings()
+    with timings.stage("load_model"):
+        net = network(lens, max(kept))
+    with timings.stage("tokenize"):
+        encoded = encode_batch(lens, texts)
+        limit = max_positions(net)
+        for i, enc in enumerate(encoded):
+            if len(enc.ids) == 0:
+                raise EmbedlensError(f"text {i + 1} produced no tokens")
+            if limit is not None and len(enc.ids) > limit:
+                raise EmbedlensError(f"text {i + 1} has {len(enc.ids)} tokens; {lens.name} takes at most {limit}: shorten it")
+            if not keep_special and not (~enc.special).any():
+                raise EmbedlensError(f"text {i + 1} has only special tokens; use `keep_special=True` or give words")
+    with timings.stage("forward"):
+        states: list[np.ndarray | None] = [None] * len(texts)
+        for idx, hs, lengths in forward_batches(net, [e.ids for e in encoded], kept, batch_size=batch_size,
+                                                pad=pad_id(lens, net)):
+            arr = hs.numpy()
+            for j, (i, n) in enumerate(zip(idx.tolist(), lengths.tolist(), strict=True)):
+                keep = np.ones(n, dtype=bool) if keep_special else ~encoded[i].special
+                states[i] = np.ascontiguousarray(arr[:, j, :n][:, keep])
     out = []
     for text, enc, st in zip(texts, encoded, states, strict=True):
         keep = np.ones(len(enc.ids), dtype=bool) if keep_special else ~enc.special
@@ -265,9 +262,9 @@ def hidden_states(
         raw, shown = token_strings(lens, ids)
         assert st is not None
         out.append(TextStates(text, ids, positions, enc.offsets[keep], raw, shown, enc.special[keep], st, len(enc.ids)))
-    timings["total"] = time.perf_counter() - started
+    timings["total"] = timings.since_start()
     runtime = {k: v for k, v in (getattr(net, "embedlens_loaded", None) or {}).items() if k != "device_map"}
     return HiddenStates(model={**lens.manifest(), "runtime": runtime}, layers=kept, texts=out, keep_special=keep_special,
-                        n_layers=int(net.config.num_hidden_layers), d_model=int(net.config.hidden_size), timings=timings)
+                        n_layers=int(net.config.num_hidden_layers), d_model=int(net.config.hidden_size), timings=dict(timings))
 
 

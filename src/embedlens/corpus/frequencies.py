@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,8 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from ..engines import Engine, LocalEngine
 from ..errors import EmbedlensError
-from .reading import CHUNK_CHARS, Corpus
+from ..lens import as_view
+from ..timing import Timings
+from .reading import CHUNK_CHARS, Corpus, open_corpus
 
 WORD_RE = re.compile(r"\w+")
 
@@ -128,8 +130,7 @@ class TokenCounter:
 
 
 def count_tokens(view: Any, corpus: Corpus, *, chunk_chars: int = CHUNK_CHARS,
-                 progress: bool = True, engine: str = "local", ray_address: str | None = None,
-                 workers: int | None = None) -> TokenFrequencies:
+                 progress: bool = True, engine: Engine | None = None) -> TokenFrequencies:
     """Count how often each row of a space occurs in ``corpus``.
 
     Args:
@@ -139,21 +140,18 @@ def count_tokens(view: Any, corpus: Corpus, *, chunk_chars: int = CHUNK_CHARS,
         corpus: an opened :class:`~embedlens.corpus.Corpus`.
         chunk_chars: characters of documents read per block (memory stays about a few times this).
         progress: show a progress bar by bytes on stderr (only on a terminal, for corpora over 1 MB).
-        engine: ``local`` (this process) or ``ray`` (Ray Data tasks; same counts).
-        ray_address: the Ray cluster to attach to (default ``RAY_ADDRESS``; none: a local Ray for this run).
-        workers: Ray tasks counting at once (default: the cluster's CPUs).
+        engine: where the counting runs (:func:`~embedlens.engines.open_engine`: ``open_engine("ray", workers=4)``
+            counts in Ray Data tasks, with the same counts); default this process. It is entered for the count
+            (a Ray it starts stops after).
 
     Returns:
         :class:`TokenFrequencies` with ``counts`` of shape (n_rows,) in the space's row order.
     """
-    from ..engines import open_engine
-    from ..lens import as_view
-
-    started = time.perf_counter()
+    timings = Timings()
     view = as_view(view)
     space = view.space
     counter = TokenCounter.for_view(view)
-    with open_engine(engine, address=ray_address, workers=workers) as eng:
+    with engine or LocalEngine() as eng:
         counted = eng.count(counter, corpus, block_chars=chunk_chars, progress=progress)
         info = eng.info()
     if counter.kind == "tokenizer":
@@ -162,21 +160,16 @@ def count_tokens(view: Any, corpus: Corpus, *, chunk_chars: int = CHUNK_CHARS,
         counts = counted.counts
     return TokenFrequencies(counts=counts, n_tokens=counted.n_tokens, n_outside=counted.n_outside,
                             n_bytes=counted.n_bytes, method="tokenizer" if counter.kind == "tokenizer" else "words",
-                            corpus=corpus.manifest(), seconds=time.perf_counter() - started, engine=info)
+                            corpus=corpus.manifest(), seconds=timings.since_start(), engine=info)
 
 
 def token_frequencies(lens: Any, corpus: str | list[str] | Corpus, *, which: str | None = None,
-                      progress: bool = True, text_column: str = "text", engine: str = "local",
-                      ray_address: str | None = None, workers: int | None = None) -> TokenFrequencies:
+                      progress: bool = True, text_column: str = "text", engine: Engine | None = None) -> TokenFrequencies:
     """:func:`count_tokens` for corpus specs (files, folders, ``hf:NAME``, ``lee``, ``enwiki-sample``) or an
     opened corpus; ``lens`` is a space (``lens.input``...) or a handle (with ``which``, default input)."""
-    from ..lens import as_view
-    from .reading import open_corpus
-
     if not isinstance(corpus, Corpus):
         corpus = open_corpus(corpus, text_column=text_column)
-    freqs = count_tokens(as_view(lens, which), corpus, progress=progress, engine=engine, ray_address=ray_address,
-                         workers=workers)
+    freqs = count_tokens(as_view(lens, which), corpus, progress=progress, engine=engine)
     if freqs.n_tokens == 0:
         raise EmbedlensError(f"the corpus {', '.join(corpus.specs)} produced no tokens")
     return freqs

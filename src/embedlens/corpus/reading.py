@@ -20,7 +20,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cache import atomic_dir, cache_root, file_digests
 from ..errors import EmbedlensError
+from .hf_datasets import dataset_files
 from .sources import (
     BLOCK_CHARS,
     SHARD_BYTES,
@@ -100,8 +102,6 @@ class Corpus:
 
     def manifest(self) -> dict:
         """Specs, files, kinds, sizes and SHA-256 of each file, for output manifests."""
-        from ..cache import file_digests
-
         # remembered per (path, size, mtime): warm runs do not read the corpus again just to hash it
         digests = file_digests([f.path for f in self.files])
         return {
@@ -148,8 +148,6 @@ def _gensim_test_file(name: str) -> Path:
 
 def _enwiki_folder() -> Path:
     """Extract the Wikipedia sample once into the cache (one ``.txt`` per article)."""
-    from ..cache import atomic_dir, cache_root
-
     folder = cache_root() / "corpora" / "enwiki-sample"
     if folder.is_dir() and (folder / "DONE").exists():
         return folder
@@ -216,8 +214,6 @@ def _expand(spec: str, column: str) -> tuple[list[CorpusFile], list[str]]:
         files = sorted(folder.glob("*.txt"))
         return [CorpusFile(p, p.stat().st_size) for p in files], []
     if spec.startswith("hf:"):
-        from .hf_datasets import dataset_files
-
         paths = dataset_files(spec)
         for p in paths[:1]:
             _check_column(p, "arrow", column)

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..progress import bar
+
 ENGINES = ("local", "ray")
 
 
@@ -43,12 +45,29 @@ class StatesJob(Protocol):
 
 
 class Engine(AbstractContextManager):
-    """Runs corpus jobs; a context manager (the Ray engine starts or attaches to a cluster on entry)."""
+    """Runs corpus jobs; a context manager (the Ray engine starts or attaches to a cluster on entry).
+
+    Entering nests: a stage given an engine its caller already entered (``with open_engine("ray") as eng:
+    count_tokens(view, corpus, engine=eng)``) enters it again without a second start, and only the outermost
+    exit closes it.
+    """
 
     name = ""
+    _depth = 0  # how many ``with`` blocks hold the engine now
+
+    def __enter__(self) -> Engine:
+        if self._depth == 0:
+            self.open()
+        self._depth += 1
+        return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()
+        self._depth -= 1
+        if self._depth == 0:
+            self.close()
+
+    def open(self) -> None:
+        """Start or attach to what the engine runs on (on the outermost entry)."""
 
     def close(self) -> None:
         """Release what the engine started."""
@@ -85,8 +104,6 @@ class LocalEngine(Engine):
         return {"engine": "local", "address": None, "workers": 1, "resources": {"CPU": os.cpu_count() or 1}}
 
     def count(self, counter: Any, corpus: Any, *, block_chars: int = 4 << 20, progress: bool = False) -> CountResult:
-        from ..progress import bar
-
         shards = corpus.shards()
         total = np.zeros(counter.size, dtype=np.int64)
         n_tokens = n_outside = n_bytes = 0

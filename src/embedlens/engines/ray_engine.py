@@ -33,6 +33,15 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from .base import CountResult, Engine, StatesJob
+from .ray_sources import (
+    CorpusDatasource,
+    CountBlock,
+    FindBlock,
+    ModelActor,
+    Prepare,
+    group_shards,
+    rows_to_found,
+)
 
 STATE_ROWS_PER_BATCH = 256  # windows per call of a model actor
 
@@ -101,7 +110,7 @@ class RayEngine(Engine):
             _loopback_only()
         self.ray = import_ray()
 
-    def __enter__(self) -> RayEngine:
+    def open(self) -> None:
         ray = self.ray
         if self.address:
             _check_reachable(self.address)
@@ -125,7 +134,6 @@ class RayEngine(Engine):
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        return self
 
     def close(self) -> None:
         if self.started and self.ray.is_initialized():
@@ -166,8 +174,6 @@ class RayEngine(Engine):
 
     def documents(self, corpus: Any, block_chars: int) -> Any:
         """Blocks of documents, read by Ray tasks (shards of big files, several small files per task)."""
-        from .ray_sources import CorpusDatasource, group_shards
-
         size = self.task_bytes(corpus)
         shards = corpus.shards(min(corpus.shard_bytes, size))
         self.n_read_tasks = max(1, len(group_shards(shards, size)))
@@ -175,8 +181,6 @@ class RayEngine(Engine):
                                              override_num_blocks=self.n_read_tasks)
 
     def count(self, counter: Any, corpus: Any, *, block_chars: int = 4 << 20, progress: bool = False) -> CountResult:
-        from .ray_sources import CountBlock
-
         ds = self.documents(corpus, block_chars).map_batches(
             CountBlock(counter), batch_format="pyarrow", batch_size=None, num_cpus=1, compute=self.tasks())
         total = np.zeros(counter.size, dtype=np.int64)
@@ -190,8 +194,6 @@ class RayEngine(Engine):
         return CountResult(total, n_tokens, n_outside, sum(s.n_bytes for s in corpus.shards()))
 
     def find(self, query: Any, corpus: Any, *, progress: bool = False) -> tuple[list[Any], int]:
-        from .ray_sources import FindBlock, rows_to_found
-
         ds = self.documents(corpus, 4 << 20).map_batches(
             FindBlock(query), batch_format="pyarrow", batch_size=None, num_cpus=1, compute=self.tasks())
         kept: list[Any] = []
@@ -211,8 +213,6 @@ class RayEngine(Engine):
 
         import pyarrow as pa
         import pyarrow.parquet as pq
-
-        from .ray_sources import ModelActor, Prepare
 
         ray = self.ray
         n = len(rows["i"])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import EmbedlensError
+from ..lens import as_view
 from .build import GraphEdge, GraphNode, GraphStats, TokenGraph, build_graph
 from .export import graph_json, write_graph
 from .layout import layout_graph, spring_positions
@@ -65,8 +66,6 @@ def token_graph(
 
     ``lens``: a space (``lens.input``, ``lens.output``) or a handle (with ``which``, default input).
     """
-    from ..lens import as_view
-
     check_seed_options(text=text, words=words, random=random, corpus=corpus, variants=variants)
     view = as_view(lens, which)
     info: dict[str, Any] = {}

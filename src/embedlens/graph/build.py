@@ -9,7 +9,6 @@ holds at least ``k`` neighbours per row), never from a Python loop of queries.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from ..display import make_visible
-from ..errors import EmbedlensError
+from ..errors import EmbedlensError, require
+from ..lens import as_view
+from ..neighbors.exact import check_k
+from ..neighbors.knn import space_index
+from ..render.graph_html import graph_figure
+from ..render.notebook import result_html
+from ..timing import Timings
+from .layout import layout_graph
 from .seeds import Seed, seeds_from_words
 
 MAX_K = 500
@@ -112,17 +118,11 @@ class TokenGraph:
 
     def figure(self) -> Any:
         """The interactive Plotly figure (:func:`embedlens.render.graph_html.graph_figure`); needs a layout."""
-        from ..render.graph_html import graph_figure
-
         return graph_figure(self)
 
     def _repr_html_(self) -> str:
         """Shown inline by Jupyter: counts, notes and the interactive graph (laid out first if it is not), offline."""
-        from ..render.notebook import result_html
-
         if self.positions is None:
-            from .layout import layout_graph
-
             layout_graph(self)
         st = self.stats
         lines = [f"{st.seeds} seeds, {st.nodes} nodes, {st.edges} edges (k={self.params.get('k')})", *self.notes]
@@ -130,15 +130,11 @@ class TokenGraph:
 
     def to_networkx(self) -> Any:
         """A ``networkx.Graph`` with the node and edge attributes of :meth:`node_link`."""
-        from ..errors import require
-
         nx = require("networkx", "graph export", extra="graph")
         return nx.node_link_graph(self.node_link(), edges="edges")
 
 
 def _check_k(k: int, n: int, widest_seed: int) -> int:
-    from ..neighbors.exact import check_k
-
     return check_k(k, min(MAX_K, n - widest_seed), name="`k`")
 
 
@@ -203,11 +199,7 @@ def build_graph(
         mutual: also join any two token nodes that are in each other's top-k.
         use_cache: take top-k lists from a cached full-vocabulary k-NN graph when it has >= k neighbours.
     """
-    from ..lens import as_view
-    from ..neighbors.knn import space_index
-
-    timings: dict[str, float] = {}
-    t_start = time.perf_counter()
+    timings = Timings()
     view = as_view(lens, which)
     sp = view.space
     if not seeds:
@@ -225,9 +217,8 @@ def build_graph(
     index = space_index(view, k, use_cache=use_cache)
     knn = getattr(index, "graph", None)
 
-    t = time.perf_counter()
-    seed_nbr, seed_sc = seed_topk(index, seeds, k)
-    timings["seed_topk"] = time.perf_counter() - t
+    with timings.stage("seed_topk"):
+        seed_nbr, seed_sc = seed_topk(index, seeds, k)
     nodes, node_rows, node_of_row = graph_nodes(sp, seeds, seed_nbr)
 
     n_seed = len(seeds)
@@ -236,12 +227,11 @@ def build_graph(
     score = seed_sc.ravel().astype(np.float32)
     kind = np.zeros(src.size, dtype=np.int8)
     if mutual:
-        t = time.perf_counter()
-        u, v, sc = mutual_edges(index, node_rows, node_of_row, k)
-        src, dst = np.concatenate([src, u]), np.concatenate([dst, v])
-        score = np.concatenate([score, sc])
-        kind = np.concatenate([kind, np.ones(u.size, dtype=np.int8)])
-        timings["mutual_topk"] = time.perf_counter() - t
+        with timings.stage("mutual_topk"):
+            u, v, sc = mutual_edges(index, node_rows, node_of_row, k)
+            src, dst = np.concatenate([src, u]), np.concatenate([dst, v])
+            score = np.concatenate([score, sc])
+            kind = np.concatenate([kind, np.ones(u.size, dtype=np.int8)])
     nodes, src, dst, score, kind = filter_edges(nodes, n_seed, src, dst, score, kind, min_score)
 
     best = np.full(len(nodes), -np.inf)
@@ -254,13 +244,13 @@ def build_graph(
     edges = [GraphEdge(int(a), int(b), round(float(s), 6), kinds[int(c)])
              for a, b, s, c in zip(ids[src], ids[dst], score, kind, strict=True)]
     stats = graph_stats(len(nodes), src, dst, n_seed)
-    timings["build"] = time.perf_counter() - t_start
+    timings["build"] = timings.since_start()
     notes = [s.note for s in seeds if s.note]
     source = "computed"
     if knn is not None:
         source = f"cached {knn.method} k-NN graph (k={knn.params.get('truncated_from', knn.k)}, recall {knn.recall:.4f})"
     params = {"which": view.which, "k": k, "min_score": min_score, "mutual": bool(mutual), "seeds": n_seed}
-    return TokenGraph(nodes, edges, stats, sp.name, params, notes, source, timings=timings)
+    return TokenGraph(nodes, edges, stats, sp.name, params, notes, source, timings=dict(timings))
 
 
 def seed_topk(index: Any, seeds: Sequence[Seed], k: int) -> tuple[np.ndarray, np.ndarray]:

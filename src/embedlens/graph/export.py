@@ -14,6 +14,7 @@ from typing import Any
 
 from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..errors import require
+from ..render.graph_html import write_graph_html
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 FILES = ("graph.html", "graph.json", "graph.graphml", "manifest.json")
@@ -53,7 +54,6 @@ def write_graph(graph: Any, out: str | Path, *, manifest: dict[str, Any] | None 
                 title: str | None = None) -> dict[str, Path]:
     """Write the four files into ``out`` (created if needed); returns their paths by name."""
     nx = require("networkx", "GraphML export", extra="graph")
-    from ..render.graph_html import write_graph_html
 
     folder = ensure_writable_dir(out)
     paths = {name: folder / name for name in FILES}

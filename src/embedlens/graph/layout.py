@@ -11,12 +11,12 @@ igraph is not a dependency and is not used.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
 from ..errors import EmbedlensError, require
+from ..timing import Timings
 
 _CHUNK_ELEMS = 1 << 22
 GRAVITY = 0.05
@@ -95,9 +95,10 @@ def spring_positions(graph: Any, *, seed: int = 0, iterations: int = 50, method:
 
 def layout_graph(graph: Any, *, seed: int = 0, iterations: int = 50, method: str = "fr") -> Any:
     """Set ``graph.positions`` (and ``graph.layout``) with :func:`spring_positions`; returns the graph."""
-    t = time.perf_counter()
-    graph.positions = spring_positions(graph, seed=seed, iterations=iterations, method=method)
-    graph.layout = {"method": "fruchterman-reingold (networkx's dense algorithm, vectorised)" if method == "fr"
-                    else "networkx.spring_layout", "seed": seed, "iterations": iterations, "weight": "cosine"}
-    graph.timings["layout"] = time.perf_counter() - t
+    clock = Timings()
+    with clock.stage("layout"):
+        graph.positions = spring_positions(graph, seed=seed, iterations=iterations, method=method)
+        graph.layout = {"method": "fruchterman-reingold (networkx's dense algorithm, vectorised)" if method == "fr"
+                        else "networkx.spring_layout", "seed": seed, "iterations": iterations, "weight": "cosine"}
+    graph.timings.update(clock)
     return graph

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..corpus.frequencies import token_frequencies
 from ..display import SPACE_MARK, WORD_START_SCHEMES
 from ..errors import EmbedlensError
 from ..lens import as_view
@@ -122,8 +123,6 @@ def seeds_from_random(
     rows = whole_word_rows(view)
     info: dict[str, Any] = {"candidates_in_vocabulary": int(rows.size)}
     if corpus:
-        from ..corpus.frequencies import token_frequencies
-
         freqs = token_frequencies(view, list(corpus) if not isinstance(corpus, str) else [corpus], progress=False)
         rows = rows[freqs.counts[rows] > 0]
         info.update(corpus=freqs.to_dict(), candidates_in_corpus=int(rows.size))

@@ -16,15 +16,15 @@ neighbours exactly as cosine does. ``"euclidean"`` uses the raw rows.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..neighbors.exact import normalized_rows
 from ..neighbors.index import METRICS  # one list of metric names: the neighbour layer's
+from ..timing import Timings
 
 N_COMPONENTS = (2, 3)
 MIN_POINTS = 3
@@ -40,9 +40,9 @@ def check_metric(metric: str) -> str:
 
 def check_n_components(n_components: int) -> int:
     if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
-        raise EmbedlensError(f"n_components must be 2 or 3, got {n_components!r}")
+        raise EmbedlensError(f"`n_components` must be 2 or 3, got {n_components!r}")
     if int(n_components) not in N_COMPONENTS:
-        raise EmbedlensError(f"n_components must be 2 or 3 (a 2D or 3D map), got {n_components}")
+        raise EmbedlensError(f"`n_components` must be 2 or 3 (a 2D or 3D map), got {n_components}")
     return int(n_components)
 
 
@@ -82,8 +82,6 @@ def check_matrix(x: Any, *, what: str = "X") -> np.ndarray:
 
 def prepared_rows(x: np.ndarray, metric: str) -> np.ndarray:
     """A float32 copy of ``x``: rows L2-normalised for ``"cosine"`` (all-zero rows stay zero), raw otherwise."""
-    from ..neighbors.exact import normalized_rows
-
     if metric == "cosine":
         return normalized_rows(x, block=_BLOCK_ROWS)
     return np.array(x, dtype=np.float32)
@@ -123,11 +121,10 @@ class Reducer:
         self._check_params()
         X = check_matrix(X)
         self.notes_: list[str] = []
-        self.timings_: dict[str, float] = {}
+        self.timings_ = Timings()
         self.params_: dict[str, Any] = {}
-        started = time.perf_counter()
-        self._fit(X, neighbors)
-        self.timings_["total"] = time.perf_counter() - started
+        with self.timings_.stage("total"):
+            self._fit(X, neighbors)
         self.embedding_ = np.ascontiguousarray(self.embedding_, dtype=np.float32)
         self.n_samples_, self.n_features_in_ = X.shape
         return self
@@ -148,13 +145,9 @@ class Reducer:
     def _fit(self, X: np.ndarray, neighbors: Any = None) -> None:  # pragma: no cover - abstract
         raise NotImplementedError(type(self))
 
-    @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings_[stage] = self.timings_.get(stage, 0.0) + time.perf_counter() - started
+    def _timed(self, stage: str) -> AbstractContextManager[None]:
+        """Time a block of :meth:`_fit` as ``stage`` in ``timings_`` (added up when entered again)."""
+        return self.timings_.stage(stage)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor parameters (scikit-learn convention)."""

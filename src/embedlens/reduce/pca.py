@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import EmbedlensError
-from .base import _BLOCK_ROWS, Reducer
+from .base import _BLOCK_ROWS, Reducer, prepared_rows
 
 _MATMUL_BLOCK_ROWS = 1 << 13  # float64 rows per covariance update (d=576: 36 MiB)
 SOLVERS = ("auto", "exact", "randomized")
@@ -452,8 +452,6 @@ def pre_reduce(reducer: Reducer, X: np.ndarray, pre_pca: int | None) -> tuple[np
     For ``"cosine"`` rows are L2-normalised before the PCA, so euclidean distances afterwards
     approximate ``sqrt(2 - 2 cos)`` of the original rows (monotone in cosine).
     """
-    from .base import prepared_rows
-
     d = X.shape[1]
     with reducer._timed("pre_pca"):
         if pre_pca is None or d <= pre_pca:

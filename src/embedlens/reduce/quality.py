@@ -34,9 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import atomic_path
 from ..errors import EmbedlensError
-from ..neighbors.index import check_k
+from ..neighbors import build_index
+from ..neighbors.exact import normalized_rows
+from ..neighbors.index import EXACT_MAX, ExactIndex, Neighbors, check_k, sample_rows
+from ..neighbors.knn import build_knn, cached_knn
 from .base import check_matrix, check_metric, check_seed
+from .knn import map_graph
 
 _BLOCK_ELEMS = 1 << 24  # booleans/floats held at once per row block
 
@@ -103,8 +108,6 @@ def _sq_distances(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
 
 def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
     if metric == "cosine":
-        from ..neighbors.exact import normalized_rows
-
         return normalized_rows(x, dtype=np.float64)
     return np.asarray(x, dtype=np.float64)
 
@@ -119,8 +122,6 @@ def _original_distances(xb: np.ndarray, x: np.ndarray, x_sq: np.ndarray, metric:
 
 def map_index(Y: Any) -> Any:
     """The exact euclidean neighbour index of map coordinates ``Y`` (n, c): a k-d tree for 2-3 dimensions."""
-    from ..neighbors import build_index
-
     return build_index(np.asarray(Y, dtype=np.float32), metric="euclidean", kind="exact")
 
 
@@ -252,8 +253,6 @@ def _search_truth(X: Any, rows: np.ndarray, k: int, metric: str) -> Any:
     A matrix over :data:`_COPY_MAX_BYTES` (an 8B model's 2 GB vocabulary) is searched block by block straight
     from its memory map: faiss would first hold a normalised copy and an index copy of it (+4 GB).
     """
-    from ..neighbors.index import ExactIndex
-
     big = np.prod(X.shape, dtype=np.float64) * 4 > _COPY_MAX_BYTES
     return ExactIndex(X, metric=metric, backend="numpy" if big else "auto").query(rows, k, exclude_self=True)
 
@@ -299,8 +298,6 @@ def _local_of(truth: np.ndarray, found: np.ndarray, k: int) -> np.ndarray:
 
 def sample_indices(n: int, sample: int, seed: int) -> np.ndarray:
     """Sorted indices of ``sample`` distinct points out of ``n`` drawn with ``seed`` (all if n <= sample)."""
-    from ..neighbors.index import sample_rows
-
     return sample_rows(n, sample, seed)
 
 
@@ -422,16 +419,11 @@ def query_truth(view: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, me
         ``(neighbors, info)``: a :class:`~embedlens.neighbors.index.Neighbors` of shape (n_queries, k), the
         rows of :func:`sample_indices` ``(n, sample, seed)`` in order, and ``info["source"]``.
     """
-    from ..cache import atomic_path
-    from ..neighbors.index import Neighbors
-
     metric = check_metric(metric)
     n = len(view.space)
     k = check_k(k, n - 1, context=f" for a space of {n} rows")
     rows = sample_indices(n, int(sample), check_seed(seed))
     if graph is None and metric == "cosine":
-        from ..neighbors.knn import cached_knn
-
         try:
             graph = cached_knn(view, k)
         except (EmbedlensError, OSError):
@@ -479,10 +471,6 @@ def space_truth(view: Any, k: int = 10, *, metric: str = "cosine", seed: int = 0
         ``(neighbors, info)``: a :class:`~embedlens.neighbors.index.Neighbors` of shape (n, k) and what a
         manifest records: ``source``, ``exact`` and, for an approximate graph, its ``recall``.
     """
-    from ..neighbors.index import EXACT_MAX
-    from ..neighbors.knn import build_knn, cached_knn
-    from .knn import map_graph
-
     metric = check_metric(metric)
     n = len(view.space)
     k = check_k(k, n - 1, context=f" for a space of {n} rows")

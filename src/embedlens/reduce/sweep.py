@@ -11,7 +11,6 @@ exact graph). Each map's faithfulness (neighbour recall@10 and trustworthiness,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..neighbors.knn import KnnGraph
+from ..timing import Timings
+from .knn import map_graph
+from .options import ReduceOptions
+from .quality import projection_quality
 from .tsne import TSNEReducer, clamp_perplexity
 
 QUALITY_K, QUALITY_SAMPLE = 10, 2000
@@ -51,16 +55,13 @@ def sweep_graph(X: np.ndarray, perplexities: Sequence[float], *, metric: str = "
     :class:`~embedlens.neighbors.knn.KnnGraph` (its ``method`` tells the reducers whether it is exact, so
     an exact one also serves as the truth of the quality figures) and what the manifest records.
     """
-    from ..neighbors.knn import KnnGraph
-    from .knn import map_graph
-
     k = neighbors_needed(perplexities, X.shape[0])
-    started = time.perf_counter()
+    timings = Timings()
     nb, info, notes = map_graph(X, k, metric=metric, seed=seed, n_jobs=n_jobs)
     exact = "knn_recall" not in info
     graph = KnnGraph(nb.indices, nb.scores, "exact" if exact else "approx", str(info.get("knn_method", "")),
                      1.0 if exact else float(info["knn_recall"]), metric=metric, seed=seed)
-    return graph, {**info, "k": k, "notes": notes, "seconds": round(time.perf_counter() - started, 4)}
+    return graph, {**info, "k": k, "notes": notes, "seconds": round(timings.since_start(), 4)}
 
 
 @dataclass
@@ -108,42 +109,40 @@ class PerplexitySweep:
                 "timings": dict(self.timings)}
 
 
-def perplexity_sweep(X: np.ndarray, perplexities: Sequence[float], *, n_components: int = 2,
-                     metric: str = "cosine", seed: int = 0, neighbors: Any = None, quality: bool = True,
-                     **tsne_options: Any) -> PerplexitySweep:
+def perplexity_sweep(X: np.ndarray, perplexities: Sequence[float], options: ReduceOptions | None = None, *,
+                     neighbors: Any = None, quality: bool = True) -> PerplexitySweep:
     """t-SNE maps of ``X`` (n, d) at each of ``perplexities``, same seed, one k-NN graph.
 
     Args:
         X: the vectors, array of shape (n_points, n_dims).
         perplexities: the perplexities, in the order the maps are wanted.
-        n_components, metric, seed: as for :class:`~embedlens.reduce.tsne.TSNEReducer` (shared by every map).
+        options: the t-SNE settings every map shares (:class:`~embedlens.reduce.options.ReduceOptions`: dimensions,
+            metric, seed, iterations, threads...; its method and perplexity are set per map); default t-SNE's.
         neighbors: the k-NN graph of ``X``'s rows when the caller has one with enough neighbours (a
             :class:`~embedlens.neighbors.knn.KnnGraph`); default :func:`sweep_graph`.
         quality: measure each map's neighbour recall@10 and trustworthiness.
-        tsne_options: other :class:`~embedlens.reduce.tsne.TSNEReducer` parameters (``n_iter``...).
     """
-    from .quality import projection_quality
-
     values = check_perplexities(perplexities)
-    started = time.perf_counter()
-    if neighbors is None:
-        graph, info = sweep_graph(X, values, metric=metric, seed=seed, n_jobs=tsne_options.get("n_jobs"))
-    else:
-        graph, info = neighbors, {"knn_source": "given", "k": int(neighbors.k)}
-    timings = {"knn": time.perf_counter() - started}
+    base = (options or ReduceOptions("tsne")).replace(method="tsne")
+    metric, seed = base.metric, base.seed
+    timings = Timings()
+    with timings.stage("knn"):
+        if neighbors is None:
+            graph, info = sweep_graph(X, values, metric=metric, seed=seed, n_jobs=base.n_jobs)
+        else:
+            graph, info = neighbors, {"knn_source": "given", "k": int(neighbors.k)}
     truth = graph.neighbors() if getattr(graph, "method", "") == "exact" else None
     maps = []
     for p in values:
-        t0 = time.perf_counter()
-        reducer = TSNEReducer(n_components=n_components, metric=metric, seed=seed, perplexity=p, **tsne_options)
-        coords = reducer.fit_transform(X, graph)
-        map_timings = {"fit": time.perf_counter() - t0}
+        map_timings = Timings()
+        with map_timings.stage("fit"):
+            reducer = base.replace(perplexity=p).reducer()
+            coords = reducer.fit_transform(X, graph)
         q = None
         if quality and X.shape[0] > QUALITY_K + 1:
-            t0 = time.perf_counter()
-            q = projection_quality(X, coords, k=QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
-                                   space_neighbors=truth)
-            map_timings["quality"] = time.perf_counter() - t0
-        maps.append(SweepMap(p, coords, dict(reducer.params_), list(reducer.notes_), q, map_timings))
-    timings["total"] = time.perf_counter() - started
-    return PerplexitySweep(maps, info, seed, metric, n_components, timings)
+            with map_timings.stage("quality"):
+                q = projection_quality(X, coords, k=QUALITY_K, sample=QUALITY_SAMPLE, seed=seed, metric=metric,
+                                       space_neighbors=truth)
+        maps.append(SweepMap(p, coords, dict(reducer.params_), list(reducer.notes_), q, dict(map_timings)))
+    timings["total"] = timings.since_start()
+    return PerplexitySweep(maps, info, seed, metric, base.n_components, dict(timings))

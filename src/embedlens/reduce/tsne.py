@@ -45,6 +45,12 @@ def clamp_perplexity(perplexity: float | None, n: int) -> tuple[float, str | Non
     return requested, None
 
 
+def check_iterations(value: int, name: str = "n_iter") -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise EmbedlensError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
 # Below this many points Barnes-Hut beats FFT gradients (FFT pays for a fixed interpolation grid).
 BH_BELOW = 10_000
 
@@ -104,9 +110,7 @@ class TSNEReducer(Reducer):
         resolve_n_jobs(self.n_jobs)
         clamp_perplexity(self.perplexity, 10**9)
         for name in ("n_iter", "early_exaggeration_iter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-                raise EmbedlensError(f"{name} must be a non-negative integer, got {value!r}")
+            check_iterations(getattr(self, name), name)
         value = self.ints_in_interval
         if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not 0 < value <= 100:
             raise EmbedlensError(f"ints_in_interval must be a number in (0, 100], got {value!r}")

@@ -38,6 +38,13 @@ def check_min_dist(min_dist: float) -> float:
     return float(min_dist)
 
 
+def check_n_epochs(n_epochs: int | None) -> int | None:
+    if n_epochs is not None and (isinstance(n_epochs, bool) or not isinstance(n_epochs, int | np.integer)
+                                 or n_epochs < 1):
+        raise EmbedlensError(f"n_epochs must be a positive integer or None (umap-learn's default), got {n_epochs!r}")
+    return n_epochs
+
+
 class UMAPReducer(Reducer):
     """UMAP to 2 or 3 dimensions with umap-learn.
 
@@ -78,14 +85,7 @@ class UMAPReducer(Reducer):
         check_n_neighbors(self.n_neighbors)
         check_min_dist(self.min_dist)
         check_pre_pca(self.pre_pca)
-        if self.n_epochs is not None and (
-            isinstance(self.n_epochs, bool)
-            or not isinstance(self.n_epochs, int | np.integer)
-            or self.n_epochs < 1
-        ):
-            raise EmbedlensError(
-                f"n_epochs must be a positive integer or None (umap-learn's default), got {self.n_epochs!r}"
-            )
+        check_n_epochs(self.n_epochs)
 
     def neighbors_needed(self, n: int) -> int:
         # umap-learn counts each point as its own first neighbour: k columns hold k - 1 others.

@@ -44,8 +44,8 @@ from ..logitlens.tuned_files import WEIGHTS_FILE, cached_folder
 from ..neighbors.exact import topk_cosine
 from ..neighbors.index import EXACT_MAX, PrecomputedIndex
 from ..neighbors.knn import KnnGraph, build_knn, cached_knn
-from ..reduce import make_reducer
 from ..reduce.axes import formula, resolve_axes
+from ..reduce.options import ReduceOptions
 from ..reduce.quality import sample_indices
 from .jobs import Job, JobManager
 from .panels import MAX_K, BadRequest, Panel
@@ -129,7 +129,7 @@ class Explorer:
                 def work() -> Projection:
                     if method in CACHED_METHODS:  # t-SNE and UMAP start from the space's graph: cached for the rest
                         self.space_graph(panel, self.map_neighbors(panel, method, dims))
-                    proj = compute_projection(panel.view, method, dims, self.seed)
+                    proj = compute_projection(panel.view, ReduceOptions(method, dims, seed=self.seed))
                     save_projection(path, proj)
                     return proj
 
@@ -185,7 +185,7 @@ class Explorer:
 
         def work() -> Projection:
             self.space_graph(panel, self.map_neighbors(panel, "tsne", 2))  # build_atlas's reducer reads it
-            proj = compute_projection(panel.view, "tsne", 2, self.seed)
+            proj = compute_projection(panel.view, ReduceOptions("tsne", 2, seed=self.seed))
             save_projection(path, proj)
             return proj
 
@@ -204,7 +204,7 @@ class Explorer:
 
     def map_neighbors(self, panel: Panel, method: str, dims: int) -> int:
         """Neighbours per row a whole-space ``method`` map starts from (t-SNE 90, UMAP 14 by default)."""
-        reducer = make_reducer(method, n_components=dims, metric="cosine", seed=self.seed)
+        reducer = ReduceOptions(method, dims, seed=self.seed).reducer()
         return max(1, reducer.neighbors_needed(len(panel.space)))
 
     def space_graph(self, panel: Panel, k: int | None = None) -> KnnGraph:
@@ -345,7 +345,8 @@ class Explorer:
         def compute() -> dict[str, Any]:
             resolved = resolve_axes(panel.view, [x_axis, y_axis, None])  # the map's own reducer stage
             reducer, coords = reduce_stage(panel.view, np.asarray(panel.space.vectors, dtype=np.float32), True,
-                                           method="axes", dims=dims, metric="cosine", seed=self.seed, axes=resolved)
+                                           ReduceOptions("axes", dims, seed=self.seed, x_axis=x_axis, y_axis=y_axis),
+                                           axes=resolved)
             names = [f"{a['display'][0]} → {a['display'][1]}" for a in resolved if a is not None]
             names += ["principal direction of the rest"] * (dims - len(names))
             return {"dims": dims, "titles": names, "formula": formula("cosine"), "notes": reducer.notes_,
