@@ -134,6 +134,7 @@ def test_tfidf_cli_then_neighbors(tmp_path, run_cli):
     assert vectors.dtype == np.float32 and vectors.shape == (len(words), 5)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["method"] == "tfidf" and manifest["min_count"] == 1 and "versions" in manifest
+    assert list(summary["timings"]) == ["read", "tfidf"] and manifest["total_seconds"] >= sum(summary["timings"].values())
     expected = tfidf(str(corpus), 5)
     np.testing.assert_array_equal(vectors, expected.vectors)
     nb = run_cli("neighbors", "epsilon", "--space", f"tfidf:{out}", "-k", 2, "--json")
@@ -191,6 +192,7 @@ def test_word2vec_deterministic_and_binary_round_trip(tmp_path, run_cli, monkeyp
     space = EmbeddingSpace.load(out)
     np.testing.assert_array_equal(np.asarray(space.vectors), first.vectors)
     assert json.loads((out / "manifest.json").read_text())["architecture"] == "CBOW"
+    assert list(first.timings) == ["vocab", "train"] and all(s > 0 for s in first.timings.values())
 
     res = run_cli("neighbors", first.words[5], "--space", f"word2vec:{out}", "-k", 3, "--json")
     assert res.code == 0 and len(json.loads(res.out)["neighbors"]) == 3
@@ -442,6 +444,7 @@ def test_evaluate_cli_json(tmp_path, run_cli):
     assert set(data["wordsim353"]) >= {"spearman", "coverage"} and set(data["analogies"]) >= {"accuracy", "coverage"}
     assert data["analogies"]["coverage"] == pytest.approx(2 / 3) and data["analogies"]["accuracy"] == 1.0
     assert data["wordsim353"]["coverage"] == 1.0
+    assert list(data["timings"]) == ["wordsim353", "simlex999", "analogies"]
     res = run_cli("evaluate", "--space", "glove-50d", "--wordsim", tmp_path / "missing.tsv")
     assert res.code == 2 and "no such wordsim353 file" in res.err
 

@@ -96,6 +96,10 @@ def test_manifest_sizes_and_page_are_offline(exported):
     assert manifest["k"] == K and manifest["seed"] == 0 and manifest["spaces"][0]["content_key"]
     assert manifest["spaces"][0]["map"]["method"] == "pca" and manifest["spaces"][0]["map"]["stand_in"] is True
     assert "embedlens" in manifest["versions"] and manifest["timings"]["panel_0"]["knn_s"] >= 0
+    panel = manifest["timings"]["panel_0"]  # seconds per stage, rounded to 3 places: a format users read
+    assert list(panel) == ["knn_s", "map_s", "recall_s", "clusters_s", "frequency_s", "pack_s"]
+    assert all(s == round(s, 3) >= 0 for s in [*panel.values(), manifest["timings"]["total_s"]])
+    assert manifest["timings"]["total_s"] >= sum(panel.values()) - 0.006
     files = {p.relative_to(out).as_posix(): p.stat().st_size for p in out.rglob("*") if p.is_file()}
     assert {k: v for k, v in files.items() if k != "manifest.json"} == manifest["sizes"]
     assert result.total_bytes == sum(files.values())

@@ -305,6 +305,15 @@ def test_outputs_files_and_json(tiny_models, tmp_path):
     assert data["tokens"] == [tok.convert_ids_to_tokens(int(i)) for i in data["token_ids"]]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["layers"] == [0, 2] and "timings" in manifest and "versions" in manifest
+    # the timings are a format users read: these names, in seconds rounded to 3 (4 per layer) places
+    timings = manifest["timings"]
+    assert list(timings) == ["load_s", "render_s", "per_layer", "total_s"] and list(timings["per_layer"]) == ["0", "2"]
+    assert all(timings[key] == round(timings[key], 3) >= 0 for key in ("load_s", "render_s", "total_s"))
+    assert timings["total_s"] >= timings["load_s"] + timings["render_s"] - 0.002
+    for layer in timings["per_layer"].values():
+        assert list(layer) == ["prepare_s", "predict_s", "cells_per_s"]
+        assert layer["prepare_s"] == round(layer["prepare_s"], 4) and layer["predict_s"] == round(layer["predict_s"], 4)
+        assert timings["total_s"] >= layer["predict_s"] - 0.001
 
 
 def test_html_escapes_tokens_and_has_top5_hover(tiny_models):

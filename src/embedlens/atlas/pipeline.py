@@ -399,9 +399,9 @@ def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool =
     """:func:`build_atlas` and save it into ``out_dir`` (map.html, map.png, points.parquet, manifest.json).
 
     The output folder is checked for writing before any work is done. Keyword options are those of
-    :func:`build_atlas`; the result's ``files`` maps each file name to its path. ``started`` (a
-    ``time.perf_counter()`` value taken by the caller, e.g. before loading the model) sets where the
-    manifest's total time counts from; ``timings`` are earlier stages to record (e.g. ``{"open": 0.4}``).
+    :func:`build_atlas`; the result's ``files`` maps each file name to its path. ``started`` (the
+    ``started`` of a :class:`~embedlens.timing.Timings` made by the caller, e.g. before loading the model)
+    sets where the manifest's total time counts from; ``timings`` are earlier stages to record (e.g. ``{"open": 0.4}``).
     ``renderer`` picks what draws map.html: ``plotly``, ``webgl`` or ``auto`` (see :attr:`AtlasResult.renderer`).
     """
     check_renderer(renderer)

@@ -284,7 +284,8 @@ class AtlasResult:
     def save(self, out_dir: str | os.PathLike[str], *, png: bool = True, started: float | None = None) -> dict[str, Path]:
         """Write map.html, map.png, points.parquet and manifest.json into ``out_dir``; return their paths.
 
-        ``started`` (a ``time.perf_counter()`` value) lets the manifest record the total time of the run.
+        ``started`` (a :class:`~embedlens.timing.Timings`'s ``started``) lets the manifest record the total
+        time of the run.
         """
         out = ensure_writable_dir(out_dir)
         stage = Path(tempfile.mkdtemp(dir=out, prefix=".embedlens-map-", suffix=".tmp"))

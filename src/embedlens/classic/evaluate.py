@@ -27,7 +27,6 @@ first ``restrict_vocab`` token ids (which in BPE vocabularies roughly follow mer
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from ..corpus.reading import _gensim_test_file
 from ..errors import EmbedlensError, require
 from ..lens import Lens, SpaceView, as_view
 from ..neighbors.exact import normalized_rows
+from ..timing import Timings
 
 DATASETS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt", "analogies": "questions-words.txt"}
 TASKS = tuple(DATASETS)
@@ -343,18 +343,17 @@ def evaluate(
         if given is not None and not Path(given).is_file():
             raise EmbedlensError(f"no such {name} file: {given}")
     results: dict[str, Any] = {}
-    timings: dict[str, float] = {}
+    timings = Timings()
     for name in TASKS:
         if name not in tasks:
             continue
-        t0 = time.perf_counter()
-        path = Path(files[name]) if files[name] is not None else dataset_path(name)
-        if name == "analogies":
-            results[name] = evaluate_analogies(lens, path, space=space, restrict_vocab=restrict_vocab, _lookup=lookup)
-        else:
-            results[name] = evaluate_pairs(lens, path, space=space, _lookup=lookup)
-        timings[name] = time.perf_counter() - t0
+        with timings.stage(name):
+            path = Path(files[name]) if files[name] is not None else dataset_path(name)
+            if name == "analogies":
+                results[name] = evaluate_analogies(lens, path, space=space, restrict_vocab=restrict_vocab, _lookup=lookup)
+            else:
+                results[name] = evaluate_pairs(lens, path, space=space, _lookup=lookup)
     how = ("a word's vector is its token embedding when it is one token (' word' or 'word'), else the mean of its tokens"
            if lookup.is_model else "case-insensitive lookup of whole words (the most frequent matching row)")
-    return Evaluation(lookup.space.name, "model" if lookup.is_model else "space", word_vectors=how, timings=timings,
+    return Evaluation(lookup.space.name, "model" if lookup.is_model else "space", word_vectors=how, timings=dict(timings),
                       **results)

@@ -21,7 +21,6 @@ counts come from one ``numpy.bincount``.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 from ..corpus.reading import Corpus, open_corpus
 from ..errors import EmbedlensError
 from ..spaces.space import EmbeddingSpace
+from ..timing import Timings
 from ..versions import versions
 
 WORD_PATTERN = re.compile(r"\w+")
@@ -167,7 +167,7 @@ def tfidf_from_ids(
         n_chunks: how many documents to cut the sequence into (at least 2).
         min_count: keep only words occurring at least this often in the whole sequence.
     """
-    t0 = time.perf_counter()
+    clock = Timings()
     ids = np.asarray(ids)
     n, n_vocab = int(ids.shape[0]), len(vocab)
     if not isinstance(n_chunks, int | np.integer) or n_chunks < 2:
@@ -194,7 +194,7 @@ def tfidf_from_ids(
     words = [str(w) for w in np.asarray(vocab)[keep]]
     return TfidfResult(words, vectors, counts, lengths, df, idf,
                        params={"chunks": int(n_chunks), "min_count": int(min_count), "n_occurrences": n},
-                       timings={"tfidf": time.perf_counter() - t0})
+                       timings={"tfidf": clock.since_start()})
 
 
 def tfidf(corpus: Any, n_chunks: int = 10, *, keep_case: bool = False, min_count: int = 1) -> TfidfResult:
@@ -207,13 +207,13 @@ def tfidf(corpus: Any, n_chunks: int = 10, *, keep_case: bool = False, min_count
         keep_case: keep the words' case instead of lowercasing them.
         min_count: keep only words occurring at least this often.
     """
-    t0 = time.perf_counter()
-    if not isinstance(corpus, Corpus):
-        corpus = open_corpus(corpus)
-    vocab, ids = word_ids(corpus.iter_chunks(), keep_case=keep_case)
-    read = time.perf_counter() - t0
+    timings = Timings()
+    with timings.stage("read"):
+        if not isinstance(corpus, Corpus):
+            corpus = open_corpus(corpus)
+        vocab, ids = word_ids(corpus.iter_chunks(), keep_case=keep_case)
     result = tfidf_from_ids(ids, vocab, n_chunks, min_count=min_count)
     params = {**result.params, "keep_case": bool(keep_case), "tokenization": r"\w+ matches" + ("" if keep_case else ", lowercased"),
               "corpus": {**corpus.manifest(), "bytes": corpus.total_bytes}}
     return TfidfResult(result.words, result.vectors, result.counts, result.chunk_lengths, result.document_frequency,
-                       result.idf, params=params, timings={"read": read, **result.timings})
+                       result.idf, params=params, timings={**timings, **result.timings})

@@ -19,7 +19,6 @@ gensim, fastText tools and the original C code) and the common ``space.safetenso
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from ..corpus.reading import Corpus, open_corpus
 from ..errors import EmbedlensError, require
 from ..progress import bar
 from ..spaces.space import EmbeddingSpace
+from ..timing import Timings
 from ..versions import versions
 from .tfidf import words_of
 
@@ -152,23 +152,22 @@ def train_word2vec(
     require("gensim", "word2vec training", extra="classic")
     from gensim.models import Word2Vec
 
-    t0 = time.perf_counter()
-    if not isinstance(corpus, Corpus):
-        corpus = open_corpus(corpus)
-    sentences: Any = CorpusSentences(corpus, keep_case=keep_case)
-    if corpus.total_bytes <= IN_MEMORY_BYTES:  # small corpus: tokenise once instead of once per epoch
-        sentences = list(sentences)
-    model = Word2Vec(vector_size=dim, window=window, min_count=min_count, sg=sg, seed=seed, workers=workers,
-                     epochs=epochs, hashfxn=stable_hash)
-    model.build_vocab(sentences)
-    t_vocab = time.perf_counter()
+    timings = Timings()
+    with timings.stage("vocab"):
+        if not isinstance(corpus, Corpus):
+            corpus = open_corpus(corpus)
+        sentences: Any = CorpusSentences(corpus, keep_case=keep_case)
+        if corpus.total_bytes <= IN_MEMORY_BYTES:  # small corpus: tokenise once instead of once per epoch
+            sentences = list(sentences)
+        model = Word2Vec(vector_size=dim, window=window, min_count=min_count, sg=sg, seed=seed, workers=workers,
+                         epochs=epochs, hashfxn=stable_hash)
+        model.build_vocab(sentences)
     if len(model.wv) == 0:
         raise EmbedlensError(f"no word occurs at least {min_count} times in the corpus; lower `min_count`")
 
-    with bar(epochs, "word2vec epochs", enabled=progress) as advance:
+    with timings.stage("train"), bar(epochs, "word2vec epochs", enabled=progress) as advance:
         model.train(sentences, total_examples=model.corpus_count, epochs=epochs,
                     callbacks=[_epoch_callback(advance)])
-    t_train = time.perf_counter()
     wv = model.wv
     words = list(wv.index_to_key)
     counts = np.asarray(wv.expandos["count"], dtype=np.int64)
@@ -179,4 +178,4 @@ def train_word2vec(
               "deterministic": workers == 1, "n_occurrences": int(model.corpus_total_words),
               "corpus": {**corpus.manifest(), "bytes": corpus.total_bytes}}
     return Word2VecResult(words, np.asarray(wv.vectors, dtype=np.float32), counts, params,
-                          timings={"vocab": t_vocab - t0, "train": t_train - t_vocab}, keyed_vectors=wv)
+                          timings=dict(timings), keyed_vectors=wv)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from ..cache import ensure_writable_dir
+from ..timing import Timings
 from .common import (
     console,
     emit_json,
@@ -43,9 +42,9 @@ def tfidf(corpus: tuple[str, ...], n_chunks: int, keep_case: bool, min_count: in
     from ..classic.tfidf import tfidf as build  # lazy: imports numpy; --help stays light
 
     ensure_writable_dir(out)  # fail before any work
-    started = time.perf_counter()
+    clock = Timings()
     result = build(list(corpus), n_chunks, keep_case=keep_case, min_count=min_count)
-    result.save(out, extra={"total_seconds": time.perf_counter() - started})
+    result.save(out, extra={"total_seconds": clock.since_start()})
     if as_json:
         emit_json({**result.to_dict(), "out": out})
         return
@@ -77,10 +76,10 @@ def word2vec(corpus: tuple[str, ...], sg: int, dim: int, window: int, epochs: in
     from ..classic.word2vec import train_word2vec  # lazy: imports numpy; --help stays light
 
     ensure_writable_dir(out)
-    started = time.perf_counter()
+    clock = Timings()
     result = train_word2vec(list(corpus), sg=sg, dim=dim, window=window, epochs=epochs, min_count=min_count,
                             seed=seed, workers=workers, keep_case=keep_case)
-    result.save(out, extra={"total_seconds": time.perf_counter() - started})
+    result.save(out, extra={"total_seconds": clock.since_start()})
     if workers > 1:
         note("with more than one worker, runs with the same seed differ slightly (use --workers 1 to reproduce)")
     if as_json:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..render.report import demo_report
+from ..timing import Timings
 from ..versions import versions
 from .common import console, model_option, note, text
 
@@ -32,7 +31,7 @@ def demo(model: str, out: str, with_map: bool, corpus: str) -> None:
 
     from ..lens import load  # lazy: imports numpy; --help stays light
 
-    started = time.perf_counter()
+    clock = Timings()
     folder = ensure_writable_dir(out)
     lens = load(model)
     tokens = lens.tokens(DEMO_TEXT)
@@ -50,7 +49,7 @@ def demo(model: str, out: str, with_map: bool, corpus: str) -> None:
         map_link = "map/map.html"
         map_summary = atlas.summary()
         manifest["map"] = {"folder": "map", "corpus": corpus, "method": "pca", "dims": 2, "seed": 0, "summary": map_summary}
-    manifest["seconds"] = round(time.perf_counter() - started, 3)
+    manifest["seconds"] = round(clock.since_start(), 3)
 
     write_json_atomic(folder / "tokens.json", tokens.to_dict())
     write_json_atomic(folder / "neighbors.json", [r.to_dict() for r in neighbors] + [variants.to_dict()])

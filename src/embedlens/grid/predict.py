@@ -6,7 +6,6 @@ head; only each cell's top-5 ids and probabilities are kept. Peak memory is the 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from .. import hardware  # called through the module: tests stand in for it there
 from ..errors import EmbedlensError
 from ..progress import bar
+from ..timing import Timings
 
 TOP_K = 5
 _HEADROOM = 0.85  # use at most this share of MemAvailable
@@ -88,12 +88,12 @@ def predict_top_k(
     probs = np.empty((n_cells, k), dtype=np.float32)
 
     show = n_cells > 20 * batch_size if progress is None else progress
-    started = time.perf_counter()
-    with torch.inference_mode(), bar(n_cells, "grid", enabled=bool(show)) as advance:
+    timings = Timings()
+    with timings.stage("predict"), torch.inference_mode(), bar(n_cells, "grid", enabled=bool(show)) as advance:
         for s in range(0, n_cells, batch_size):
             e = min(s + batch_size, n_cells)
             top_ids, top_p = runner.topk(vectors_for(s, e), layer, k)
             ids[s:e] = top_ids.cpu().numpy()
             probs[s:e] = top_p.cpu().numpy()
             advance(e - s)
-    return ids, probs, time.perf_counter() - started
+    return ids, probs, timings["predict"]

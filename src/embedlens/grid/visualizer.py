@@ -9,7 +9,6 @@ directly (final norm + unembedding). See :mod:`embedlens.models.forward` and :mo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..errors import EmbedlensError
 from ..models import runtime  # called through the module: tests stand in for it there
 from ..render import grid as R
 from ..render.grid import check_cell_labels
+from ..timing import Timings
 from ..versions import versions
 from . import methods as M
 from .predict import TOP_K, bytes_per_batch_cell, check_memory, predict_top_k
@@ -175,18 +175,18 @@ class EmbeddingGridVisualizer:
                     *, center: tuple[float, float] = (0.0, 0.0), layer_idx: int | None = None, batch_size: int = 100,
                     plane_tokens: Sequence[str] | None = None, progress: bool | None = None) -> GridMap:
         """The token grid map of one layer; grid vectors are built batch by batch (memory grows with the batch only)."""
-        started = time.perf_counter()
-        grid_size, spacing = M.check_grid(grid_size, spacing)
-        method = M.check_method(embedding_method)
-        layer = self._from(self.layer_idx if layer_idx is None else self.source.check_layer(layer_idx))
-        if method == "tokens":
-            self._plane_ids(plane_tokens)  # bad plane tokens are refused before any weight is read
-        n = grid_size * grid_size
-        peak = self._check_memory(batch_size, n)
-        x_grid, y_grid = M.create_2d_grid(grid_size, spacing, center)
-        x, y = x_grid.ravel(), y_grid.ravel()  # row-major: x varies fastest
-        emb = self.grid_embedding(method, plane_tokens)
-        embed_s = time.perf_counter() - started
+        timings = Timings()
+        with timings.stage("prepare"):
+            grid_size, spacing = M.check_grid(grid_size, spacing)
+            method = M.check_method(embedding_method)
+            layer = self._from(self.layer_idx if layer_idx is None else self.source.check_layer(layer_idx))
+            if method == "tokens":
+                self._plane_ids(plane_tokens)  # bad plane tokens are refused before any weight is read
+            n = grid_size * grid_size
+            peak = self._check_memory(batch_size, n)
+            x_grid, y_grid = M.create_2d_grid(grid_size, spacing, center)
+            x, y = x_grid.ravel(), y_grid.ravel()  # row-major: x varies fastest
+            emb = self.grid_embedding(method, plane_tokens)
         ids, probs, predict_s = predict_top_k(self.runner, lambda s, e: emb.vectors(x[s:e], y[s:e]), n, layer,
                                               batch_size=min(batch_size, n), progress=progress)
         if not np.isfinite(probs).all():  # e.g. a centre of 1e300: the vectors overflow the model's arithmetic
@@ -195,7 +195,7 @@ class EmbeddingGridVisualizer:
                                  f"(centre {center}, spacing {spacing:g}): use a smaller `center` or `spacing`")
         raw, disp = self.source.strings_of(ids)
         config = self._config(grid_size, spacing, method, center, layer, batch_size, plane_tokens, emb)
-        config["timings"] = {"prepare_s": round(embed_s, 4), "predict_s": round(predict_s, 4),
+        config["timings"] = {"prepare_s": round(timings["prepare"], 4), "predict_s": round(predict_s, 4),
                              "cells_per_s": round(n / max(predict_s, 1e-9), 1)}
         config["estimated_peak_batch_bytes"] = int(peak)
         return GridMap(config, grid_size, layer, method, x, y, ids, probs, raw, disp)
@@ -314,21 +314,19 @@ def create_embedding_grid_map(
     Returns:
         :class:`GridMapOutput` (``out["visualization_path"]``, ``out["results_path"]``, ``out.maps``).
     """
-    started = time.perf_counter()
-    options = check_grid_options(layer_idx, grid_size, spacing, embedding_method, batch_size, plane_tokens,
-                                 cell_labels)
-    out_dir = ensure_writable_dir(output_dir)
-    viz = EmbeddingGridVisualizer(model if model is not None else model_name, tokenizer, options["layers"][0],
-                                  dtype=dtype, seed=seed, device=device)
-    open_s = time.perf_counter() - started  # the model opened (extracted on first use)
+    timings = Timings()
+    with timings.stage("open"):  # the model opened (extracted on first use)
+        options = check_grid_options(layer_idx, grid_size, spacing, embedding_method, batch_size, plane_tokens,
+                                     cell_labels)
+        out_dir = ensure_writable_dir(output_dir)
+        viz = EmbeddingGridVisualizer(model if model is not None else model_name, tokenizer, options["layers"][0],
+                                      dtype=dtype, seed=seed, device=device)
     maps, load_s = compute_grid_maps(viz, options["layers"], options["grid_size"], options["spacing"],
                                      options["method"], center=center, batch_size=batch_size,
                                      plane_tokens=options["plane_tokens"], progress=progress)
-    load_s += open_s
-    render_started = time.perf_counter()
-    written = write_grid_maps(maps, out_dir, png=png, html=html, max_display_size=max_display_size, figsize=figsize,
-                              dpi=dpi, cell_labels=options["cell_labels"])
-    render_s = time.perf_counter() - render_started
+    with timings.stage("render"):
+        written = write_grid_maps(maps, out_dir, png=png, html=html, max_display_size=max_display_size,
+                                  figsize=figsize, dpi=dpi, cell_labels=options["cell_labels"])
 
     manifest = {
         **{k: v for k, v in maps[0].config.items() if k not in ("layer_idx", "timings", "method_info")},
@@ -337,9 +335,9 @@ def create_embedding_grid_map(
         "cell_labels": options["cell_labels"],
         "files": [Path(f).name for f in written["files"]],
         "versions": versions(),
-        "timings": {"load_s": round(load_s, 3), "render_s": round(render_s, 3),
+        "timings": {"load_s": round(load_s + timings["open"], 3), "render_s": round(timings["render"], 3),
                     "per_layer": {str(m.layer): m.config["timings"] for m in maps},
-                    "total_s": round(time.perf_counter() - started, 3)},
+                    "total_s": round(timings.since_start(), 3)},
     }
     manifest_path = write_json_atomic(out_dir / "manifest.json", manifest)
     return GridMapOutput(maps, written["png"], written["results"], written["html"], written["panels"],
@@ -372,16 +370,16 @@ def compute_grid_maps(viz: EmbeddingGridVisualizer, layers: list[int | None], gr
     tokens are checked from the cached metadata before any weight is read; then the blocks from the
     lowest layer on are loaded once for all layers.
     """
-    started = time.perf_counter()
-    resolved = list(dict.fromkeys(viz.source.check_layer(viz.n_layers - 1 if v is None else v) for v in layers))
-    if method == "tokens":
-        viz._plane_ids(plane_tokens)
-    viz._from(min(resolved))
-    viz.runner  # noqa: B018 - load blocks min(resolved).. now, so the load time measures it
-    load_s = time.perf_counter() - started
+    timings = Timings()
+    with timings.stage("load"):
+        resolved = list(dict.fromkeys(viz.source.check_layer(viz.n_layers - 1 if v is None else v) for v in layers))
+        if method == "tokens":
+            viz._plane_ids(plane_tokens)
+        viz._from(min(resolved))
+        viz.runner  # noqa: B018 - load blocks min(resolved).. now, so the load time measures it
     maps = [viz.compute_map(grid_size, spacing, method, center=center, layer_idx=lay, batch_size=batch_size,
                             plane_tokens=plane_tokens, progress=progress) for lay in resolved]
-    return maps, load_s
+    return maps, timings["load"]
 
 
 def write_grid_maps(maps: list[GridMap], out_dir: Path, *, png: bool = True, html: bool = True,

@@ -26,7 +26,6 @@ import base64
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ from ..method_names import REDUCERS
 from ..neighbors.index import EXACT_MAX
 from ..neighbors.knn import KnnGraph, build_knn, cached_knn
 from ..render.offline import json_for_script
+from ..timing import Timings
 from ..versions import versions
 from .app import component_dir, static_dir
 from .bundle import bundle_modules
@@ -142,7 +142,7 @@ def export_site(spaces: list[Lens | SpaceView | Panel], out_dir: str | os.PathLi
         panel.index = i
         check_export_k(k, len(panel.space))
     explorer = Explorer(panels, corpus=corpus, seed=seed)
-    started = time.perf_counter()
+    clock = Timings()
     methods = _shared_methods(panels, explorer.seed)
     try:
         blocks, about = zip(*(_panel_data(explorer, panel, k, progress, methods) for panel in panels), strict=True)
@@ -166,7 +166,7 @@ def export_site(spaces: list[Lens | SpaceView | Panel], out_dir: str | os.PathLi
         sizes = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {"format": FORMAT_VERSION, "created": datetime.now(UTC).isoformat(timespec="seconds"),
                     "spaces": [{key: v for key, v in a.items() if key != "timings"} for a in about], "k": k, "seed": explorer.seed, "corpus": corpus, "versions": versions(),
-                    "timings": {"total_s": round(time.perf_counter() - started, 3),
+                    "timings": {"total_s": round(clock.since_start(), 3),
                                 **{f"panel_{i}": a["timings"] for i, a in enumerate(about)}},
                     "sizes": sizes, "total_bytes": int(sum(sizes.values()))}
         _write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
@@ -205,51 +205,44 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool, method
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The data file of one panel (what the page asks the server for) and its manifest entry, on the first
     of ``methods`` cached for it (else PCA)."""
-    timings: dict[str, float] = {}
-    tick = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal tick
-        now = time.perf_counter()
-        timings[name] = round(now - tick, 3)
-        tick = now
-
-    graph = _graph(explorer, panel, k, progress)
-    lap("knn_s")
-    found = default_map(panel.view, dims=2, seed=explorer.seed, methods=methods)
-    proj = found.projection
-    stand_in = proj.method not in CACHED_METHODS
-    which = panel.title if len(explorer.panels) == 1 else "every space of this export (one method draws them all)"
-    note = (f"PCA map: no t-SNE or UMAP map of {which} was cached when this was exported "
-            "(a whole-space t-SNE map from `embedlens serve` or `embedlens map` is cached; export again)") if stand_in else None
-    notes = list(proj.notes or []) + ([note] if note else [])
-    lap("map_s")
-    faith = explorer.faithfulness_answer(panel, proj.method, proj.dims, proj)
-    lap("recall_s")
-    clusters = explorer.cluster_answer(panel, "auto")
-    lap("clusters_s")
-    try:
-        frequency: dict[str, Any] | None = explorer.frequency_answer(panel)
-        frequency_note = None
-    except EmbedlensError as exc:  # a space without a tokenizer or words: the page colours by the rest
-        frequency, frequency_note = None, str(exc)
-    lap("frequency_s")
-    indices = np.ascontiguousarray(graph.indices[:, :k], dtype="<i4")
-    scores = np.ascontiguousarray(graph.scores[:, :k], dtype="<f4")
-    block = {
-        "space": panel.space.name,
-        "points": panel.points(),
-        "map": {"method": proj.method, "dims": proj.dims, "notes": notes, "computed_now": found.computed_now,
-                **{key: value for key, value in proj.info().items() if key not in ("notes",)},
-                "coords": _array(np.ascontiguousarray(proj.coords, dtype="<f4"))},
-        "faithfulness": {**faith, "state": "ready"},
-        "clusters": {**clusters, "state": "ready"},
-        "frequency": None if frequency is None else {**frequency, "state": "ready"},
-        "frequency_note": frequency_note,
-        "neighbors": {"k": k, "graph": f"{graph.method} {graph.k}-NN graph ({graph.backend})",
-                      "rows": _array(indices), "scores": _array(scores)},
-    }
-    lap("pack_s")
+    clock = Timings()
+    with clock.stage("knn_s"):
+        graph = _graph(explorer, panel, k, progress)
+    with clock.stage("map_s"):
+        found = default_map(panel.view, dims=2, seed=explorer.seed, methods=methods)
+        proj = found.projection
+        stand_in = proj.method not in CACHED_METHODS
+        which = panel.title if len(explorer.panels) == 1 else "every space of this export (one method draws them all)"
+        note = (f"PCA map: no t-SNE or UMAP map of {which} was cached when this was exported "
+                "(a whole-space t-SNE map from `embedlens serve` or `embedlens map` is cached; export again)") if stand_in else None
+        notes = list(proj.notes or []) + ([note] if note else [])
+    with clock.stage("recall_s"):
+        faith = explorer.faithfulness_answer(panel, proj.method, proj.dims, proj)
+    with clock.stage("clusters_s"):
+        clusters = explorer.cluster_answer(panel, "auto")
+    with clock.stage("frequency_s"):
+        try:
+            frequency: dict[str, Any] | None = explorer.frequency_answer(panel)
+            frequency_note = None
+        except EmbedlensError as exc:  # a space without a tokenizer or words: the page colours by the rest
+            frequency, frequency_note = None, str(exc)
+    with clock.stage("pack_s"):
+        indices = np.ascontiguousarray(graph.indices[:, :k], dtype="<i4")
+        scores = np.ascontiguousarray(graph.scores[:, :k], dtype="<f4")
+        block = {
+            "space": panel.space.name,
+            "points": panel.points(),
+            "map": {"method": proj.method, "dims": proj.dims, "notes": notes, "computed_now": found.computed_now,
+                    **{key: value for key, value in proj.info().items() if key not in ("notes",)},
+                    "coords": _array(np.ascontiguousarray(proj.coords, dtype="<f4"))},
+            "faithfulness": {**faith, "state": "ready"},
+            "clusters": {**clusters, "state": "ready"},
+            "frequency": None if frequency is None else {**frequency, "state": "ready"},
+            "frequency_note": frequency_note,
+            "neighbors": {"k": k, "graph": f"{graph.method} {graph.k}-NN graph ({graph.backend})",
+                          "rows": _array(indices), "scores": _array(scores)},
+        }
+    timings = {name: round(seconds, 3) for name, seconds in clock.items()}
     about = {**panel.describe(), "model": panel.lens.name,
              "map": {"method": proj.method, "dims": proj.dims, "computed_now": found.computed_now, "stand_in": stand_in,
                      "note": note},

@@ -30,6 +30,7 @@ from ..neighbors.knn import KnnGraph, space_index
 from ..neighbors.results import Neighbor, NeighborResult, ResolvedQuery
 from ..parts_of_speech import cached_parts_of_speech
 from ..spaces.space import EmbeddingSpace
+from ..timing import Timings
 from ..writing_systems import classify_scripts, script_names
 
 MAX_K = 200
@@ -196,14 +197,14 @@ class Panel:
 
     def search(self, query: str, *, mode: str = "text", limit: int = 50_000) -> SearchResult:
         """Rows whose readable token contains ``query`` (case-insensitive) or matches a regular expression."""
-        started = time.perf_counter()
+        clock = Timings()
         if mode == "text":
             hits = np.flatnonzero(np.char.find(self._lower, query.lower()) >= 0)
         elif mode == "regex":
             hits = self._regex_rows(query)
         else:
             raise BadRequest(f"unknown search mode '{mode}' (choose text or regex)")
-        return SearchResult(query, mode, hits[:limit], int(hits.size), time.perf_counter() - started)
+        return SearchResult(query, mode, hits[:limit], int(hits.size), clock.since_start())
 
     @cached_property
     def _joined(self) -> tuple[str, np.ndarray]:

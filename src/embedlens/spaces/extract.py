@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from ..models.weights import _is_causal, model_entry_dir
 from ..neighbors.exact import row_norms
 from ..progress import status
 from ..safetensors_mmap import read_tensors
+from ..timing import Timings
 from ..versions import versions
 from .space import EmbeddingSpace
 
@@ -243,7 +243,7 @@ def build_entry(source: ModelSource, folder: Path) -> None:
     their tensors (memory-mapped safetensors shards, a ``.bin`` through a weights-only memory-mapped
     ``torch.load``, or a GGUF's token embedding dequantized by the ``gguf`` reader), streamed to float32.
     """
-    started = time.perf_counter()
+    clock = Timings()
     with fast_gguf_reader():  # a GGUF's metadata is parsed once for the config, the matrices and the tokenizer
         config = load_config(source)
         found = matrices(source, config)
@@ -295,7 +295,7 @@ def build_entry(source: ModelSource, folder: Path) -> None:
             "sha256": {p.name: sha256_file(p) for p in tmp.iterdir() if p.is_file()},
             "digests": file_digests(tmp),
             "versions": versions(),
-            "build_seconds": round(time.perf_counter() - started, 3),
+            "build_seconds": round(clock.since_start(), 3),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         # The dequantized copy of a GGUF lives in the same folder; keep it across the rename.
