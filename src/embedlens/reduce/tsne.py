@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
-from .knn import reducer_graph, resolve_n_jobs
+from .knn import check_route, reducer_graph, resolve_n_jobs
 from .pca import check_pre_pca, fit_pca, pre_reduce
 
 DEFAULT_PERPLEXITY = 30.0
@@ -69,6 +69,10 @@ class TSNEReducer(Reducer):
             openTSNE's own default is 1). The box count grows with the map's extent; on SmolLM2's 49,152
             tokens the optimisation took 133 s at width 1, 72 s at 2 and 65 s at 3, with the same
             trustworthiness (0.660, 0.661, 0.661) and neighbour recall@10 (0.056, 0.057, 0.057).
+        knn_route: how the full-space k-NN graph is found when none is given or cached
+            (:func:`~embedlens.reduce.knn.map_graph`): ``"auto"`` (default: NN-descent from
+            ``nndescent_from`` rows, exhaustive search below), ``"search"``, ``"exact"`` or ``"nndescent"``.
+        nndescent_from: rows from which ``"auto"`` takes NN-descent; None: 100,001.
 
     Fitted attributes: ``embedding_`` (n, k) float32, ``kl_divergence_``, ``params_``, ``notes_``, ``timings_``.
     """
@@ -88,6 +92,8 @@ class TSNEReducer(Reducer):
         early_exaggeration_iter: int = EARLY_EXAGGERATION_ITER,
         negative_gradient_method: str = "auto",
         ints_in_interval: float = 3.0,
+        knn_route: str = "auto",
+        nndescent_from: int | None = None,
     ) -> None:
         super().__init__(n_components=n_components, metric=metric, seed=seed)
         self.perplexity = perplexity
@@ -97,10 +103,16 @@ class TSNEReducer(Reducer):
         self.early_exaggeration_iter = early_exaggeration_iter
         self.negative_gradient_method = negative_gradient_method
         self.ints_in_interval = ints_in_interval
+        self.knn_route = knn_route
+        self.nndescent_from = nndescent_from
 
     def _check_params(self) -> None:
         super()._check_params()
         check_pre_pca(self.pre_pca)
+        check_route(self.knn_route)
+        if self.nndescent_from is not None and (isinstance(self.nndescent_from, bool) or not isinstance(
+                self.nndescent_from, int | np.integer) or self.nndescent_from < 1):
+            raise EmbedlensError(f"nndescent_from must be a positive integer or None, got {self.nndescent_from!r}")
         resolve_n_jobs(self.n_jobs)
         clamp_perplexity(self.perplexity, 10**9)
         for name in ("n_iter", "early_exaggeration_iter"):

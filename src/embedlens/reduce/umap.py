@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
-from .knn import reducer_graph, resolve_n_jobs
+from .knn import check_route, reducer_graph, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
 
 
@@ -50,6 +50,10 @@ class UMAPReducer(Reducer):
         pre_pca: exact PCA to this many dimensions first, and the k-NN graph found there (faster, loses
             true neighbours: a note says how many); None (default) keeps the full space.
         n_epochs: optimisation epochs; None is umap-learn's default (500 up to 10,000 points, 200 above).
+        knn_route: how the full-space k-NN graph is found when none is given or cached
+            (:func:`~embedlens.reduce.knn.map_graph`): ``"auto"`` (default: NN-descent from
+            ``nndescent_from`` rows, exhaustive search below), ``"search"``, ``"exact"`` or ``"nndescent"``.
+        nndescent_from: rows from which ``"auto"`` takes NN-descent; None: 100,001.
 
     Fitted attributes: ``embedding_`` (n, k) float32, ``params_``, ``notes_``, ``timings_``.
     """
@@ -66,18 +70,26 @@ class UMAPReducer(Reducer):
         min_dist: float = 0.1,
         pre_pca: int | None = None,
         n_epochs: int | None = None,
+        knn_route: str = "auto",
+        nndescent_from: int | None = None,
     ) -> None:
         super().__init__(n_components=n_components, metric=metric, seed=seed)
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
         self.pre_pca = pre_pca
         self.n_epochs = n_epochs
+        self.knn_route = knn_route
+        self.nndescent_from = nndescent_from
 
     def _check_params(self) -> None:
         super()._check_params()
         check_n_neighbors(self.n_neighbors)
         check_min_dist(self.min_dist)
         check_pre_pca(self.pre_pca)
+        check_route(self.knn_route)
+        if self.nndescent_from is not None and (isinstance(self.nndescent_from, bool) or not isinstance(
+                self.nndescent_from, int | np.integer) or self.nndescent_from < 1):
+            raise EmbedlensError(f"nndescent_from must be a positive integer or None, got {self.nndescent_from!r}")
         if self.n_epochs is not None and (
             isinstance(self.n_epochs, bool)
             or not isinstance(self.n_epochs, int | np.integer)
