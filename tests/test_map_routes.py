@@ -11,6 +11,8 @@ from embedlens.neighbors.index import sample_rows
 from embedlens.reduce.knn import map_graph, pick_route
 
 pytest.importorskip("pynndescent")
+# pynndescent compiles its numba code in every process (tens of seconds): one worker pays it once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nndescent")]
 
 N, D, K = 700, 24, 14
 

@@ -2,7 +2,7 @@
 
 The pipeline is openTSNE's standard one, run stage by stage so each can be timed: the k-nearest-
 neighbour graph of the FULL space with the map's metric (:func:`~embedlens.reduce.knn.map_graph`:
-given, cached, exact, or HNSW above 100,000 points; cosine distances ``1 - cos`` as openTSNE's own
+given, cached, exact, or NN-descent above 100,000 points, which the params name as ``knn_route``; cosine distances ``1 - cos`` as openTSNE's own
 cosine search gives them), perplexity-based affinities, a PCA initialisation (exact PCA, rescaled
 as openTSNE does), 250 early-exaggeration iterations, then 500 ordinary ones. openTSNE's FFT gradients
 exist for 1D and 2D only, so 3D maps use Barnes-Hut. ``pre_pca`` (off by default) finds the graph after

@@ -3,7 +3,7 @@
 umap-learn is deterministic only with ``random_state`` set, which also makes it run on one
 thread; that is the trade this module makes: same seed, same coordinates. The k-nearest-neighbour
 graph is its own timed stage, found in the FULL space with the map's metric
-(:func:`~embedlens.reduce.knn.map_graph`: given, cached, exact, or HNSW above 100,000 points) and
+(:func:`~embedlens.reduce.knn.map_graph`: given, cached, exact, or NN-descent above 100,000 points, which the params name as ``knn_route``) and
 handed to umap-learn as ``precomputed_knn`` (each row itself first, cosine distances ``1 - cos`` with
 ``metric="cosine"``, as umap-learn's own search gives them), at every size. ``pre_pca`` (off by
 default) finds the graph after an exact PCA instead; a note says how many true neighbours that cost.
