@@ -95,19 +95,37 @@ def test_reported_graph_recall_is_a_direct_computation(X):
     assert (info["knn_recall_k"], info["knn_recall_rows"]) == (K, 256)
 
 
-def test_umap_names_the_route_and_same_seed_gives_the_same_map(X):
-    from embedlens.reduce.umap import UMAPReducer
+def test_umap_names_the_route_and_schedule_and_same_seed_gives_the_same_map(X, monkeypatch):
+    import umap as umap_learn
+
+    from embedlens.reduce import umap as reduce_umap
+    from embedlens.reduce.umap import UMAPReducer, schedule
+
+    assert schedule(5000, None, None) == (200, 5.0) and schedule(10**6, None, None) == (100, 10.0)
+    assert schedule(10**6, 7, 3) == (7, 3.0)
+    monkeypatch.setattr(reduce_umap, "LARGE_FROM", N)  # this small input takes the big-vocabulary schedule
+    seen = []
+    real = umap_learn.UMAP
+
+    def spy(**kw):
+        seen.append((kw["n_epochs"], kw["negative_sample_rate"]))
+        return real(**kw)
+
+    monkeypatch.setattr(umap_learn, "UMAP", spy)
 
     def fit():
-        r = UMAPReducer(seed=1, n_epochs=30, nndescent_from=N)
+        r = UMAPReducer(seed=1, nndescent_from=N)
         return r, r.fit_transform(X)
 
     r1, y1 = fit()
     _, y2 = fit()
     assert r1.params_["knn_route"] == "nndescent" and 0 < r1.params_["knn_recall"] <= 1
+    assert (r1.params_["n_epochs"], r1.params_["negative_sample_rate"]) == (100, 10.0) and seen[0] == (100, 10.0)
     assert np.array_equal(y1, y2)
     with pytest.raises(EmbedlensError, match="knn_route"):
         UMAPReducer(knn_route="fast").fit(X)
+    with pytest.raises(EmbedlensError, match="negative_sample_rate"):
+        UMAPReducer(negative_sample_rate=0).fit(X)
 
 
 def test_opentsne_is_deterministic_for_a_seed_on_any_thread_count(X):
