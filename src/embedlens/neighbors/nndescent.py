@@ -58,6 +58,8 @@ class NNDescentIndex(ExactIndex):
         pynndescent = require("pynndescent", "the NN-descent k-NN graph", extra="maps", package="pynndescent")
         import numba
 
+        from ..reduce.base import package_version
+
         started = time.perf_counter()
         threads = numba.get_num_threads()
         try:
@@ -72,7 +74,7 @@ class NNDescentIndex(ExactIndex):
         self.name = "nndescent (pynndescent, 1 thread)"
         self.info = {**settings, "nndescent_seed": int(seed), "nndescent_k": int(k),
                      "nndescent_build_s": round(time.perf_counter() - started, 3),
-                     "pynndescent_version": _version("pynndescent")}
+                     "pynndescent_version": package_version("pynndescent")}
 
     def _rescored(self, found: np.ndarray, k: int) -> Neighbors:
         """The found candidates without each row itself, scored exactly, best first (ties: lower row); rows
@@ -109,11 +111,3 @@ class NNDescentIndex(ExactIndex):
                              np.ascontiguousarray(self.graph.scores[rows, :k]), self.metric)
         return super().query(queries, k, exclude_self=exclude_self, exclude=exclude)
 
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "unknown"
