@@ -14,7 +14,8 @@ after PCA to 50 dimensions (24% of the variance) left UMAP a neighbour recall@10
   exact up to ``EXACT_MAX`` rows, exhaustive bfloat16 short lists re-scored exactly (where bfloat16 is
   fast) up to ``EXHAUSTIVE_MAX``, faiss HNSW above), ``"exact"`` at any size, ``"nndescent"``
   (:class:`~embedlens.neighbors.nndescent.NNDescentIndex`, one thread, seeded) at any size, or ``"auto"``,
-  what t-SNE and UMAP maps use: NN-descent from ``NNDESCENT_FROM`` rows, ``"search"`` below. An
+  what UMAP maps use (t-SNE's take ``"search"`` unless told): NN-descent from ``NNDESCENT_FROM`` rows,
+  ``"search"`` below. An
   approximate graph's recall at the map's k is measured against an exact search of seeded rows and reported
   in a note and the params (``knn_route``, ``knn_recall``, ``knn_recall_k``, ``knn_recall_rows``); the graph
   is cached under ``$EMBEDLENS_CACHE/spaces/<content hash>/`` when the space has at least ``CACHE_FROM`` rows.
