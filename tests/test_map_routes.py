@@ -101,7 +101,8 @@ def test_umap_names_the_route_and_schedule_and_same_seed_gives_the_same_map(X, m
     from embedlens.reduce import umap as reduce_umap
     from embedlens.reduce.umap import UMAPReducer, schedule
 
-    assert schedule(5000, None, None) == (200, 5.0) and schedule(10**6, None, None) == (100, 10.0)
+    assert schedule(5000, None, None) == (500, 5.0) and schedule(50_000, None, None) == (200, 5.0)
+    assert schedule(10**6, None, None) == (60, 10.0)
     assert schedule(10**6, 7, 3) == (7, 3.0)
     monkeypatch.setattr(reduce_umap, "LARGE_FROM", N)  # this small input takes the big-vocabulary schedule
     seen = []
@@ -120,7 +121,7 @@ def test_umap_names_the_route_and_schedule_and_same_seed_gives_the_same_map(X, m
     r1, y1 = fit()
     _, y2 = fit()
     assert r1.params_["knn_route"] == "nndescent" and 0 < r1.params_["knn_recall"] <= 1
-    assert (r1.params_["n_epochs"], r1.params_["negative_sample_rate"]) == (100, 10.0) and seen[0] == (100, 10.0)
+    assert (r1.params_["n_epochs"], r1.params_["negative_sample_rate"]) == (60, 10.0) and seen[0] == (60, 10.0)
     assert np.array_equal(y1, y2)
     with pytest.raises(EmbedlensError, match="knn_route"):
         UMAPReducer(knn_route="fast").fit(X)

@@ -21,12 +21,13 @@ from .base import Reducer, package_version
 from .knn import check_route, reducer_graph, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
 
-# From this many points (where the k-NN graph comes from NN-descent) the optimisation trades half its epochs
-# for twice the negative samples: on SmolLM2's 49,152 tokens 100 epochs x 10 negative samples kept map
-# recall@10 0.198 against 0.175 for umap-learn's 200 x 5, for about 0.9x the sampling work
-# (100 x (1 + 10) against 200 x (1 + 5) edge visits; docs/faithfulness.md).
+# From this many points (where the k-NN graph comes from NN-descent and the optimisation is most of a map's
+# time) fewer epochs with more negative samples: on SmolLM2's 49,152 tokens umap-learn's 200 epochs x 5
+# negative samples kept map recall@10 0.175, 60 x 10 kept 0.183 for 0.55x the sampling work (each epoch
+# visits its edges with 1 + rate samples: 60 x 11 against 200 x 6) and 100 x 10 kept 0.198 for 0.92x
+# (docs/faithfulness.md).
 LARGE_FROM = 100_001
-LARGE_EPOCHS, LARGE_NEGATIVE_SAMPLE_RATE = 100, 10.0
+LARGE_EPOCHS, LARGE_NEGATIVE_SAMPLE_RATE = 60, 10.0
 
 
 def schedule(n: int, n_epochs: int | None, negative_sample_rate: float | None) -> tuple[int, float]:
