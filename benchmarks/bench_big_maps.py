@@ -17,7 +17,7 @@ route embedlens took and its graph's measured recall, both recalls, the medians,
 has no embedding-atlas counterpart; its target is printed instead.
 
 Run (one benchmark at a time on a shared machine):
-    flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_big_maps.py --model gemma3-270m --runs 1
+    .venv/bin/python benchmarks/bench_big_maps.py --model gemma3-270m --runs 1 --ea-python EA_VENV/bin/python
 Options: ``--model``, ``--methods umap,tsne``, ``--runs``, ``--seed``, ``--ea-python``.
 
 ``--cli``: the older end-to-end figures instead: ``embedlens map --model M --all --method umap|tsne`` with an
@@ -138,7 +138,9 @@ def versus_atlas(model: str, methods: list[str], runs: int, seed: int, ea_python
           "among all points (embedlens.reduce.quality.map_recall, the same for both)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         np.save(f"{tmp}/x.npy", x)
-        routes = [("embedding-atlas umap", "umap")] if "umap" in methods and Path(ea_python).exists() else []
+        routes = [("embedding-atlas umap", "umap")] if "umap" in methods and ea_python and Path(ea_python).exists() else []
+        if "umap" in methods and not routes:
+            print(f"no embedding-atlas Python ({ea_python or 'none given'}): embedlens alone", flush=True)
         routes += [(f"embedlens {m}", m) for m in methods]
         figures: dict[str, list[tuple[float, float]]] = {}
         for i in range(runs):
@@ -174,7 +176,8 @@ def main() -> None:
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--methods", default="umap,tsne")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ea-python", default="/tmp/ea-venv/bin/python")
+    ap.add_argument("--ea-python", default=os.environ.get("EMBEDLENS_EA_PYTHON", ""),
+                    help="a Python with embedding-atlas installed (default $EMBEDLENS_EA_PYTHON); none: embedlens alone")
     ap.add_argument("--cli", action="store_true", help="the end-to-end CLI figures instead (see above)")
     ap.add_argument("--no-repeat", action="store_true", help="skip the second run with the graph cached")
     ap.add_argument("--pca-8b", default=None, metavar="FOLDER", help="the 8B PCA map benchmark instead (see above)")
