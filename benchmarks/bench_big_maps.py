@@ -1,17 +1,27 @@
-"""Whole-vocabulary maps of a big vocabulary, end to end through the CLI: Gemma 3's 262,144 tokens.
+"""Whole-vocabulary maps of a big vocabulary: embedlens against embedding-atlas in one run, on one matrix.
 
-``embedlens map --model gemma3-270m --all --method umap`` and ``--method tsne``, each with an empty graph
-cache (the model's matrix extracted beforehand, so the figures are the maps'), then once more with the
-graph cached (a repeated map). Reported per run: wall time, peak RSS, the manifest's stage timings, how
-the k-NN graph was found (exact, bfloat16 short lists or HNSW, and its measured recall at the map's k:
-14 for UMAP, 90 for t-SNE), and the map's recall@10 (2,000 seeded queries, neighbours over all points:
-:func:`embedlens.reduce.quality.map_recall`).
+Default (``--model gemma3-270m``, or ``smollm2-135m``): the model's input embeddings (extracted beforehand:
+``EMBEDLENS_CACHE`` holding the model) saved once as a .npy, then, ``--runs`` times each, in fresh processes:
 
-Targets (issue 14): <= 6 min each, the full-space graph's recall >= 0.95 reported, map recall reported.
+- embedding-atlas (``--ea-python``: a Python with embedding-atlas installed): ``embedding_atlas.projection._run_umap``
+  (pynndescent cosine graph + umap-learn, ``random_state`` = ``--seed``), ``XDG_CACHE_HOME`` pointed at an
+  empty folder (its projection cache off), numba compiled by a first small run in the same process;
+- embedlens ``make_reducer(method, seed=...).fit_transform(X)`` with an empty cache folder (the graph is
+  built: NN-descent above 100,000 rows), numba warmed by a first small fit in the same process (NN-descent's
+  too); the process' whole wall time (compiling included) is printed beside the warm figure.
 
-Run (one benchmark at a time on a shared machine; ~20 min):
-    flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_big_maps.py
-Options: ``--model``, ``--methods umap,tsne``, ``--no-repeat``.
+Both maps are scored outside both tools by the same function (:func:`embedlens.reduce.quality.map_recall`:
+recall@10, 2,000 seeded queries, neighbours among ALL points). Printed: each run's seconds, peak RSS, the
+route embedlens took and its graph's measured recall, both recalls, the medians, the machine and its load
+(figures taken at a load above the core count are "loaded": rerun alone). t-SNE (``--methods umap,tsne``)
+has no embedding-atlas counterpart; its target is printed instead.
+
+Run (one benchmark at a time on a shared machine):
+    .venv/bin/python benchmarks/bench_big_maps.py --model gemma3-270m --runs 1 --ea-python EA_VENV/bin/python
+Options: ``--model``, ``--methods umap,tsne``, ``--runs``, ``--seed``, ``--ea-python``.
+
+``--cli``: the older end-to-end figures instead: ``embedlens map --model M --all --method umap|tsne`` with an
+empty graph cache, then once more with the graph cached (``--no-repeat`` skips it).
 
 ``--pca-8b FOLDER`` instead: the PCA map of an 8B vocabulary (``benchmarks/make_shape_checkpoint.py
 llama-3.1-8b FOLDER``: 128,256 x 4,096), ``map --all --method pca --no-png`` end to end, warm (matrix
@@ -32,7 +42,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import machine, run_once  # noqa: E402
+from _util import machine, run_once, runs_note  # noqa: E402
 
 
 def _cli(*args: str) -> list[str]:
@@ -66,19 +76,122 @@ def pca_8b(folder: str, cache: str | None, runs: int, baseline_runs: int) -> Non
             print(f"{name:22s} median {statistics.median(walls):6.1f} s over {n} run(s)", flush=True)
 
 
+EA_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+from embedding_atlas.projection import _run_umap
+x = np.load(sys.argv[1], mmap_mode="r")
+rng = np.random.default_rng(0)
+_run_umap(np.ascontiguousarray(x[np.sort(rng.choice(len(x), 5000, replace=False))]), umap_args={"random_state": 0})
+x = np.ascontiguousarray(x)
+t = time.perf_counter()
+proj = _run_umap(x, umap_args={"random_state": int(sys.argv[2])})
+seconds = time.perf_counter() - t
+np.save(sys.argv[3], np.asarray(proj.projection, dtype=np.float32))
+print("RESULT " + json.dumps({"seconds": seconds}))
+"""
+
+OURS_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+from embedlens.reduce import make_reducer
+from embedlens.reduce.tsne import TSNEReducer
+from embedlens.reduce.umap import UMAPReducer
+x = np.load(sys.argv[1], mmap_mode="r")
+method, seed = sys.argv[2], int(sys.argv[3])
+rng = np.random.default_rng(0)
+small = np.ascontiguousarray(x[np.sort(rng.choice(len(x), 5000, replace=False))])
+warm = (TSNEReducer(n_iter=20, early_exaggeration_iter=20, nndescent_from=1000) if method == "tsne"
+        else UMAPReducer(n_epochs=20, nndescent_from=1000))
+warm.fit(small)  # numba compiles here (NN-descent's too)
+x = np.ascontiguousarray(x)
+t = time.perf_counter()
+r = make_reducer(method, seed=seed)
+y = r.fit_transform(x)
+seconds = time.perf_counter() - t
+np.save(sys.argv[4], y)
+keep = ("knn_route", "knn_method", "knn_recall", "knn_recall_k", "knn_source", "n_epochs", "init", "n_jobs")
+print("RESULT " + json.dumps({"seconds": seconds, "stages": {k: round(v, 1) for k, v in r.timings_.items()},
+                              "params": {k: r.params_.get(k) for k in keep}}))
+"""
+
+
+def _load() -> str:
+    load = os.getloadavg()
+    return f"load {', '.join(f'{v:.1f}' for v in load)}{' (loaded)' if load[0] > (os.cpu_count() or 1) else ''}"
+
+
+def versus_atlas(model: str, methods: list[str], runs: int, seed: int, ea_python: str) -> None:
+    """embedlens and embedding-atlas on the same matrix, fresh processes, recall by the same function."""
+    import statistics
+
+    import numpy as np
+
+    import embedlens
+    from embedlens.neighbors.index import Neighbors
+    from embedlens.reduce.quality import _search_truth, map_recall, sample_indices
+
+    x = np.ascontiguousarray(embedlens.load(model).space.vectors, dtype=np.float32)
+    truth = Neighbors(_search_truth(x, sample_indices(len(x), 2000, 0), 10, "cosine").indices,
+                      np.zeros((2000, 10), np.float32), "cosine")
+    print(f"{model}: {x.shape[0]:,} x {x.shape[1]} input embeddings; recall@10 = 2,000 seeded queries, neighbours "
+          "among all points (embedlens.reduce.quality.map_recall, the same for both)", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/x.npy", x)
+        routes = [("embedding-atlas umap", "umap")] if "umap" in methods and ea_python and Path(ea_python).exists() else []
+        if "umap" in methods and not routes:
+            print(f"no embedding-atlas Python ({ea_python or 'none given'}): embedlens alone", flush=True)
+        routes += [(f"embedlens {m}", m) for m in methods]
+        figures: dict[str, list[tuple[float, float]]] = {}
+        for i in range(runs):
+            for name, method in routes:
+                out = f"{tmp}/y-{method}-{i}-{name.split()[0]}.npy"
+                env = {"XDG_CACHE_HOME": f"{tmp}/xdg-{i}", "EMBEDLENS_CACHE": f"{tmp}/cache-{name.split()[0]}-{i}",
+                       "NUMBA_CACHE_DIR": f"{tmp}/numba"}
+                cmd = ([ea_python, "-c", EA_SCRIPT, f"{tmp}/x.npy", str(seed), out] if name.startswith("embedding")
+                       else [sys.executable, "-c", OURS_SCRIPT, f"{tmp}/x.npy", method, str(seed), out])
+                wall, rss, text = run_once(cmd, env)
+                res = json.loads(next(line for line in text.splitlines() if line.startswith("RESULT "))[7:])
+                recall = map_recall(x, np.load(out), 10, sample=2000, seed=0, metric="cosine", space_neighbors=truth)
+                figures.setdefault(name, []).append((res["seconds"], recall))
+                extra = {k: v for k, v in res.items() if k != "seconds"}
+                print(f"run {i + 1}/{runs} {name:22s} {res['seconds']:7.1f} s warm ({wall:6.1f} s whole process, "
+                      f"compiling included)  peak {rss:6.0f} MB  recall@10 {recall:.4f}  {_load()}\n"
+                      f"      {json.dumps(extra)}", flush=True)
+        for name, values in figures.items():
+            sec = statistics.median(s for s, _ in values)
+            rec = statistics.median(r for _, r in values)
+            target = ""
+            if name == "embedlens umap" and "embedding-atlas umap" in figures:
+                ea_sec = statistics.median(s for s, _ in figures["embedding-atlas umap"])
+                ea_rec = statistics.median(r for _, r in figures["embedding-atlas umap"])
+                target = f"  = {sec / ea_sec:.2f}x embedding-atlas (target <= 0.6x), recall {rec - ea_rec:+.4f} vs it (target >= 0)"
+            if name == "embedlens tsne":
+                target = "  (target on Gemma: <= 240 s, recall@10 >= 0.28)"
+            print(f"{name:22s} {runs_note(len(values))}: {sec:7.1f} s  recall@10 {rec:.4f}{target}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--methods", default="umap,tsne")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ea-python", default=os.environ.get("EMBEDLENS_EA_PYTHON", ""),
+                    help="a Python with embedding-atlas installed (default $EMBEDLENS_EA_PYTHON); none: embedlens alone")
+    ap.add_argument("--cli", action="store_true", help="the end-to-end CLI figures instead (see above)")
     ap.add_argument("--no-repeat", action="store_true", help="skip the second run with the graph cached")
     ap.add_argument("--pca-8b", default=None, metavar="FOLDER", help="the 8B PCA map benchmark instead (see above)")
     ap.add_argument("--cache", default=None, help="with --pca-8b: an embedlens cache holding the extraction")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=None, help="runs of each route (default 1; 3 with --pca-8b)")
     ap.add_argument("--baseline-runs", type=int, default=1)
     args = ap.parse_args()
     print(machine(), flush=True)
     if args.pca_8b:
-        pca_8b(args.pca_8b, args.cache, args.runs, args.baseline_runs)
+        pca_8b(args.pca_8b, args.cache, args.runs or 3, args.baseline_runs)
+        print(machine(), flush=True)
+        return
+    if not args.cli:
+        versus_atlas(args.model, args.methods.split(","), args.runs or 1, args.seed, args.ea_python)
         print(machine(), flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,11 +10,21 @@ after PCA to 50 dimensions (24% of the variance) left UMAP a neighbour recall@10
   :class:`~embedlens.neighbors.knn.KnnGraph`) when it holds at least the k needed and has the map's
   metric; a graph with too few neighbours is rebuilt, with a note, never silently used;
 - else reuses a graph cached for the same vectors (content hash), metric and k or more;
-- else builds one with :func:`~embedlens.neighbors.index.build_index`: exact up to ``EXACT_MAX`` rows,
-  exhaustive bfloat16 short lists re-scored exactly (where bfloat16 is fast) up to ``EXHAUSTIVE_MAX``, faiss
-  HNSW above; an approximate graph's recall at the map's k is measured on seeded rows and reported in a
-  note and the params (``knn_recall``, ``knn_recall_k``); the graph is cached
-  under ``$EMBEDLENS_CACHE/spaces/<content hash>/`` when the space has at least ``CACHE_FROM`` rows.
+- else builds one by its ``route``: ``"search"`` (the neighbour layer's :func:`~embedlens.neighbors.build_index`:
+  exact up to ``EXACT_MAX`` rows, exhaustive bfloat16 short lists re-scored exactly (where bfloat16 is
+  fast) up to ``EXHAUSTIVE_MAX``, faiss HNSW above), ``"exact"`` at any size, ``"nndescent"``
+  (:class:`~embedlens.neighbors.nndescent.NNDescentIndex`, one thread, seeded) at any size, or ``"auto"``,
+  what UMAP maps use (t-SNE's take ``"search"`` unless told): NN-descent from ``NNDESCENT_FROM`` rows,
+  ``"search"`` below. An
+  approximate graph's recall at the map's k is measured against an exact search of seeded rows and reported
+  in a note and the params (``knn_route``, ``knn_recall``, ``knn_recall_k``, ``knn_recall_rows``); the graph
+  is cached under ``$EMBEDLENS_CACHE/spaces/<content hash>/`` when the space has at least ``CACHE_FROM`` rows.
+
+Why NN-descent from 100,000 rows (``docs/faithfulness.md``): a map's recall is decided by its optimisation,
+not by the last few true neighbours of its graph. On SmolLM2 (49,152 rows) UMAP kept recall@10 0.175 on
+NN-descent's graph (84.6% of the true neighbours, 10 s) and 0.173 on the exact one (33 s through bfloat16
+short lists), but pynndescent compiles its numba code in every process (30-120 s on 2 cores), so below
+100,000 rows the exhaustive search is cheaper. On Gemma 3's 262,144 rows the exhaustive pass took 390 s.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from ..neighbors import build_index
 from ..neighbors.index import (  # noqa: F401 (re-exported)
     EXACT_MAX,
     EXHAUSTIVE_MAX,
+    RECALL_SAMPLE,
     BFloat16Index,
     Neighbors,
     faiss_available,
@@ -39,6 +50,38 @@ from ..neighbors.index import (  # noqa: F401 (re-exported)
 log = logging.getLogger("embedlens")
 
 CACHE_FROM = 5000  # rows from which a map's graph is cached on disk (below, building it costs less than hashing)
+NNDESCENT_FROM = EXACT_MAX + 1  # rows from which the "auto" route finds a map's graph by NN-descent
+ROUTES = ("auto", "search", "exact", "nndescent")
+# The least stored recall at which a cached approximate graph is reused: "search" keeps the exhaustive
+# route's standard; the NN-descent routes accept their own graphs (0.85 on SmolLM2, the map's recall unchanged).
+MIN_CACHED_RECALL = {"search": 0.9, "auto": 0.8, "nndescent": 0.8}
+
+
+def check_route(route: str) -> str:
+    if route not in ROUTES:
+        raise EmbedlensError(f"knn_route must be one of {', '.join(ROUTES)}, got {route!r}")
+    return route
+
+
+def check_nndescent_from(rows: int | None) -> int | None:
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 1):
+        raise EmbedlensError(f"nndescent_from must be a positive integer or None, got {rows!r}")
+    return rows
+
+
+def nndescent_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pynndescent") is not None and importlib.util.find_spec("numba") is not None
+
+
+def pick_route(route: str, n: int, nndescent_from: int | None = None) -> str:
+    """The route that finds the graph of ``n`` rows: ``"auto"`` resolved by size (and pynndescent's presence)."""
+    route = check_route(route)
+    if route != "auto":
+        return route
+    start = NNDESCENT_FROM if nndescent_from is None else int(nndescent_from)
+    return "nndescent" if n >= start and nndescent_available() else "search"
 
 
 def resolve_n_jobs(n_jobs: int | None) -> int:
@@ -65,8 +108,10 @@ def _as_neighbors(given: Any) -> tuple[Neighbors, dict[str, Any]]:
     raise EmbedlensError("neighbors must be a Neighbors or a KnnGraph of every row, or None to build the graph")
 
 
-def _cached_graph(folder: Path, n: int, k: int, metric: str) -> Any:
-    """The narrowest cached graph of these rows with >= k neighbours and this metric (exact preferred), or None."""
+def _cached_graph(folder: Path, n: int, k: int, metric: str, min_recall: float | None = 0.9) -> Any:
+    """The narrowest cached graph of these rows with >= k neighbours and this metric (exact preferred), or None.
+
+    ``min_recall``: the least stored recall of an approximate graph to take; None takes exact graphs only."""
     from ..neighbors.knn import FORMAT_VERSION, KnnGraph
 
     if not folder.is_dir():
@@ -86,7 +131,7 @@ def _cached_graph(folder: Path, n: int, k: int, metric: str) -> Any:
             log.warning("%s", exc)
             continue
         if graph.n == n and graph.metric == metric and graph.format >= FORMAT_VERSION and (
-                graph.method == "exact" or graph.recall >= 0.9):
+                graph.method == "exact" or (min_recall is not None and graph.recall >= min_recall)):
             return graph
     return None
 
@@ -101,8 +146,15 @@ def map_graph(
     n_jobs: int | None = None,
     exact_max: int | None = None,
     cache: bool = True,
+    route: str = "search",
+    nndescent_from: int | None = None,
 ) -> tuple[Neighbors, dict[str, Any], list[str]]:
     """Each row's ``k`` nearest other rows of ``X`` (n, d) by ``metric``, for a map.
+
+    Args:
+        route: how a graph not given nor cached is found (module docstring): ``"search"`` (default),
+            ``"exact"``, ``"nndescent"`` or ``"auto"`` (NN-descent from ``nndescent_from`` rows).
+        nndescent_from: rows from which ``"auto"`` takes NN-descent (default ``NNDESCENT_FROM``).
 
     Returns:
         ``(neighbors, info, notes)``: :class:`Neighbors` of shape (n, k) (self excluded by id), what the
@@ -124,35 +176,60 @@ def map_graph(
             return nb.first(k), {**info, "knn_source": "given", "knn_k_stored": nb.k}, notes
     from ..neighbors.knn import space_folder
 
+    route = pick_route(route, n, nndescent_from)
     folder = space_folder(X) if cache and n >= CACHE_FROM else None
     if folder is not None:
-        graph = _cached_graph(folder, n, k, metric)
+        graph = _cached_graph(folder, n, k, metric, MIN_CACHED_RECALL.get(route))
         if graph is not None:
             info = {"knn_method": f"{graph.method} ({graph.backend})", "knn_metric": metric,
-                    "knn_source": "cache", "knn_k_stored": graph.k, "knn_seconds": round(time.perf_counter() - started, 3)}
+                    "knn_route": _cached_route(graph), "knn_source": "cache", "knn_k_stored": graph.k, "knn_seconds": round(time.perf_counter() - started, 3)}
             if graph.method != "exact":
                 info.update(knn_recall=round(float(graph.recall), 4), knn_recall_k=graph.k)
             return graph.neighbors(k=k), info, notes
-    exact_max = EXACT_MAX if exact_max is None else exact_max
-    index = build_index(X, metric=metric, exact_max=exact_max, exhaustive_max=max(exact_max, EXHAUSTIVE_MAX),
-                        n_jobs=n_jobs, seed=seed)
+    if route == "nndescent":
+        from ..neighbors.nndescent import NNDescentIndex
+
+        index: Any = NNDescentIndex(X, metric=metric, k=k, seed=seed)
+    else:
+        exact_max = (n if route == "exact" else EXACT_MAX) if exact_max is None else exact_max
+        index = build_index(X, metric=metric, exact_max=exact_max, exhaustive_max=max(exact_max, EXHAUSTIVE_MAX),
+                            n_jobs=n_jobs, seed=seed, recall_sample=0 if route == "exact" else RECALL_SAMPLE)
     nb = index.query(None, k, exclude_self=True)
-    info = {**index.describe(), "knn_source": "computed", "knn_seconds": round(time.perf_counter() - started, 3)}
+    info = {**index.describe(), "knn_route": _index_route(index), "knn_source": "computed",
+            "knn_seconds": round(time.perf_counter() - started, 3)}
     if not index.exact:
         # The graph's own recall, at the k the map uses (the index measured recall@10 when it was built).
-        from ..neighbors.index import RECALL_SAMPLE
-
         recall = graph_recall(X, nb, metric=metric, sample=RECALL_SAMPLE, seed=seed)
         for key in ("recall_k", "recall_rows", "recall_seed"):  # the build-time figure, superseded
             info.pop(key, None)
         info.update(knn_recall=round(recall, 4), knn_recall_k=k, knn_recall_rows=min(n, RECALL_SAMPLE))
-        how = ("bfloat16 products (short lists re-scored exactly)" if isinstance(index, BFloat16Index)
-               else "an HNSW index (faiss) rather than an exhaustive search")
+        how = {"bf16 short lists": "bfloat16 products (short lists re-scored exactly)",
+               "nndescent": "NN-descent (pynndescent, one thread, seeded) rather than an exhaustive search",
+               }.get(info["knn_route"], "an HNSW index (faiss) rather than an exhaustive search")
         notes.append(f"{n:,} points: the k-NN graph comes from {how}; it holds {recall:.1%} of the true "
                      f"{k} nearest neighbours ({min(n, RECALL_SAMPLE)} sampled points)")
     if folder is not None:
         _save(folder, nb, index, k, metric, seed, info)
     return nb, info, notes
+
+
+def _index_route(index: Any) -> str:
+    """The route an index took, by name: ``exact``, ``bf16 short lists``, ``hnsw`` or ``nndescent``."""
+    from ..neighbors.nndescent import NNDescentIndex
+
+    if isinstance(index, NNDescentIndex):
+        return "nndescent"
+    if index.exact:
+        return "exact"
+    return "bf16 short lists" if isinstance(index, BFloat16Index) else "hnsw"
+
+
+def _cached_route(graph: Any) -> str:
+    """The route that found a cached graph, from the index name it stored."""
+    if graph.method == "exact":
+        return "exact"
+    backend = str(graph.backend)
+    return "nndescent" if backend.startswith("nndescent") else "bf16 short lists" if backend.startswith("bf16") else "hnsw"
 
 
 def _save(folder: Path, nb: Neighbors, index: Any, k: int, metric: str, seed: int, info: dict[str, Any]) -> None:
@@ -192,8 +269,9 @@ def reducer_graph(reducer: Any, X: np.ndarray, Z: np.ndarray, k: int, pre_pca: i
                   n_jobs: int | None) -> tuple[Neighbors, str]:
     """The graph a t-SNE/UMAP ``reducer`` starts from, timed as its ``knn`` stage, recorded in its params and notes.
 
-    Without ``pre_pca``: :func:`map_graph` of the raw rows ``X`` with the reducer's metric (so a cached
-    ``embedlens knn`` graph of the same vectors is found). With it: the graph of the PCA'd rows ``Z``
+    Without ``pre_pca``: :func:`map_graph` of the raw rows ``X`` with the reducer's metric and ``knn_route``
+    (default ``"auto"``: NN-descent from ``NNDESCENT_FROM`` rows; a cached ``embedlens knn`` graph of the
+    same vectors is found first). With it: the graph of the PCA'd rows ``Z``
     (euclidean), and a note saying how many true full-space neighbours it kept. Sets the reducer's
     ``neighbors_``: the graph when it is the exact full-space one (reused by the map's recall), else None;
     ``graph_``: the graph when it is a full-space one, exact or not (reused by clustering), else None.
@@ -201,7 +279,8 @@ def reducer_graph(reducer: Any, X: np.ndarray, Z: np.ndarray, k: int, pre_pca: i
     with reducer._timed("knn"):
         if pre_pca is None:
             nb, info, notes = map_graph(X, k, metric=reducer.metric, neighbors=neighbors, seed=reducer.seed,
-                                        n_jobs=n_jobs)
+                                        n_jobs=n_jobs, route=getattr(reducer, "knn_route", "auto"),
+                                        nndescent_from=getattr(reducer, "nndescent_from", None))
         else:
             nb, info, notes = map_graph(Z, k, metric="euclidean", seed=reducer.seed, n_jobs=n_jobs)
             if neighbors is not None:

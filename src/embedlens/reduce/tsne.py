@@ -2,7 +2,8 @@
 
 The pipeline is openTSNE's standard one, run stage by stage so each can be timed: the k-nearest-
 neighbour graph of the FULL space with the map's metric (:func:`~embedlens.reduce.knn.map_graph`:
-given, cached, exact, or HNSW above 100,000 points; cosine distances ``1 - cos`` as openTSNE's own
+given, cached, exact, or bfloat16 short lists / HNSW above 100,000 points (NN-descent with
+``knn_route="auto"``), which the params name as ``knn_route``; cosine distances ``1 - cos`` as openTSNE's own
 cosine search gives them), perplexity-based affinities, a PCA initialisation (exact PCA, rescaled
 as openTSNE does), 250 early-exaggeration iterations, then 500 ordinary ones. openTSNE's FFT gradients
 exist for 1D and 2D only, so 3D maps use Barnes-Hut. ``pre_pca`` (off by default) finds the graph after
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from .base import Reducer, package_version
-from .knn import reducer_graph, resolve_n_jobs
+from .knn import check_nndescent_from, check_route, reducer_graph, resolve_n_jobs
 from .pca import check_pre_pca, fit_pca, pre_reduce
 
 DEFAULT_PERPLEXITY = 30.0
@@ -75,6 +76,14 @@ class TSNEReducer(Reducer):
             openTSNE's own default is 1). The box count grows with the map's extent; on SmolLM2's 49,152
             tokens the optimisation took 133 s at width 1, 72 s at 2 and 65 s at 3, with the same
             trustworthiness (0.660, 0.661, 0.661) and neighbour recall@10 (0.056, 0.057, 0.057).
+        knn_route: how the full-space k-NN graph is found when none is given or cached
+            (:func:`~embedlens.reduce.knn.map_graph`): ``"search"`` (default: exact up to 100,000 rows,
+            bfloat16 short lists or HNSW above), ``"auto"`` (NN-descent from ``nndescent_from`` rows),
+            ``"exact"`` or ``"nndescent"``. t-SNE keeps the exhaustive search by default: on SmolLM2 the
+            k=90 graph from NN-descent held 94.5% of the true neighbours and the map kept its recall (0.353
+            vs 0.351), but NN-descent's time at k=90 is not measured at Gemma's size yet
+            (``docs/faithfulness.md``).
+        nndescent_from: rows from which ``"auto"`` takes NN-descent; None: 100,001.
 
     Fitted attributes: ``embedding_`` (n, k) float32, ``kl_divergence_``, ``params_``, ``notes_``, ``timings_``.
     """
@@ -94,6 +103,8 @@ class TSNEReducer(Reducer):
         early_exaggeration_iter: int = EARLY_EXAGGERATION_ITER,
         negative_gradient_method: str = "auto",
         ints_in_interval: float = 3.0,
+        knn_route: str = "search",
+        nndescent_from: int | None = None,
     ) -> None:
         super().__init__(n_components=n_components, metric=metric, seed=seed)
         self.perplexity = perplexity
@@ -103,10 +114,14 @@ class TSNEReducer(Reducer):
         self.early_exaggeration_iter = early_exaggeration_iter
         self.negative_gradient_method = negative_gradient_method
         self.ints_in_interval = ints_in_interval
+        self.knn_route = knn_route
+        self.nndescent_from = nndescent_from
 
     def _check_params(self) -> None:
         super()._check_params()
         check_pre_pca(self.pre_pca)
+        check_route(self.knn_route)
+        check_nndescent_from(self.nndescent_from)
         resolve_n_jobs(self.n_jobs)
         clamp_perplexity(self.perplexity, 10**9)
         for name in ("n_iter", "early_exaggeration_iter"):

@@ -1,0 +1,137 @@
+"""The route that finds a map's k-NN graph: chosen by size, named in the params, its recall measured honestly,
+and the same seed giving the same graph and map (NN-descent runs on one thread whatever numba's count)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedlens.errors import EmbedlensError
+from embedlens.neighbors.index import sample_rows
+from embedlens.reduce.knn import map_graph, pick_route
+
+pytest.importorskip("pynndescent")
+# pynndescent compiles its numba code in every process (tens of seconds): one worker pays it once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nndescent")]
+
+N, D, K = 700, 24, 14
+
+
+@pytest.fixture(scope="module")
+def X() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((12, D)) * 3
+    return (centres[rng.integers(0, 12, N)] + rng.standard_normal((N, D))).astype(np.float32)
+
+
+def brute_force(X: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The k nearest other rows by cosine, by a float64 matrix product over every row."""
+    u = X.astype(np.float64) / np.linalg.norm(X.astype(np.float64), axis=1, keepdims=True)
+    s = u[rows] @ u.T
+    s[np.arange(len(rows)), rows] = -np.inf
+    return np.argsort(-s, axis=1, kind="stable")[:, :k]
+
+
+@pytest.fixture(scope="module")
+def nnd_graph(X):
+    """NN-descent's graph with a cheap setting (so it misses neighbours), under two numba thread counts."""
+    import numba
+
+    graphs = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        from embedlens.neighbors.nndescent import NNDescentIndex
+
+        index = NNDescentIndex(X, k=K, seed=0, n_trees=1, n_iters=1, max_candidates=8)
+        graphs.append((index, threads, numba.get_num_threads()))
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    return graphs
+
+
+def test_auto_route_is_chosen_by_size_and_named(X):
+    assert pick_route("auto", 1000, 5000) == "search"
+    assert pick_route("auto", 5000, 5000) == "nndescent"
+    assert pick_route("auto", 99_999) == "search"  # NN-descent pays only above the exhaustive search's range
+    assert pick_route("exact", 10**6) == "exact"
+    with pytest.raises(EmbedlensError, match="knn_route"):
+        pick_route("hnsw", 10)
+    nb, info, notes = map_graph(X, K, route="auto", nndescent_from=N, cache=False)
+    assert info["knn_route"] == "nndescent" and info["knn_method"].startswith("nndescent")
+    assert "NN-descent" in notes[0]
+    nb, info, _ = map_graph(X, K, route="auto", cache=False)
+    assert info["knn_route"] == "exact" and "knn_recall" not in info
+    assert np.array_equal(nb.indices, brute_force(X, np.arange(N), K))
+
+
+def test_nndescent_graph_is_exactly_scored_and_the_seed_alone_decides_it(X, nnd_graph):
+    (index, _, after), (other, threads, _) = nnd_graph
+    assert after == 1  # the caller's numba thread count is restored
+    assert np.array_equal(index.graph.indices, other.graph.indices), f"graph differs at {threads} numba threads"
+    g = index.graph
+    assert g.indices.shape == (N, K) and (g.indices != np.arange(N)[:, None]).all()
+    u = X / np.linalg.norm(X, axis=1, keepdims=True)
+    cos = np.einsum("id,ikd->ik", u.astype(np.float64), u[g.indices].astype(np.float64))
+    assert np.allclose(g.scores, cos, atol=1e-5) and (np.diff(g.scores, axis=1) <= 1e-6).all()
+    # Rows of the space read the graph; anything else is searched exactly.
+    assert np.array_equal(index.query([3, 5], 4).indices, g.indices[[3, 5], :4])
+    assert np.array_equal(index.query([3], K + 2).indices, brute_force(X, np.array([3]), K + 2))
+
+
+def test_reported_graph_recall_is_a_direct_computation(X):
+    from embedlens.neighbors.nndescent import NNDescentIndex
+
+    cheap = NNDescentIndex(X, k=K, seed=0, n_trees=1, n_iters=1, max_candidates=8)
+    from unittest import mock
+
+    with mock.patch("embedlens.neighbors.nndescent.umap_settings",
+                    return_value={"n_trees": 1, "n_iters": 1, "max_candidates": 8}):
+        nb, info, _ = map_graph(X, K, route="nndescent", seed=0, cache=False)
+    assert np.array_equal(nb.indices, cheap.graph.indices)
+    rows = sample_rows(N, 256, 0)
+    truth = brute_force(X, rows, K)
+    direct = np.mean([len(set(a) & set(b)) / K for a, b in zip(nb.indices[rows], truth, strict=True)])
+    assert 0.3 < direct < 1.0  # a cheap setting: some neighbours missed, so the figure is informative
+    assert info["knn_recall"] == pytest.approx(direct, abs=5e-5)
+    assert (info["knn_recall_k"], info["knn_recall_rows"]) == (K, 256)
+
+
+def test_umap_names_the_route_and_schedule_and_same_seed_gives_the_same_map(X, monkeypatch):
+    import umap as umap_learn
+
+    from embedlens.reduce import umap as reduce_umap
+    from embedlens.reduce.umap import UMAPReducer, schedule
+
+    assert schedule(5000, None, None) == (500, 5.0) and schedule(50_000, None, None) == (200, 5.0)
+    assert schedule(10**6, None, None) == (60, 10.0)
+    assert schedule(10**6, 7, 3) == (7, 3.0)
+    monkeypatch.setattr(reduce_umap, "LARGE_FROM", N)  # this small input takes the big-vocabulary schedule
+    seen = []
+    real = umap_learn.UMAP
+
+    def spy(**kw):
+        seen.append((kw["n_epochs"], kw["negative_sample_rate"]))
+        return real(**kw)
+
+    monkeypatch.setattr(umap_learn, "UMAP", spy)
+
+    def fit():
+        r = UMAPReducer(seed=1, nndescent_from=N)
+        return r, r.fit_transform(X)
+
+    r1, y1 = fit()
+    _, y2 = fit()
+    assert r1.params_["knn_route"] == "nndescent" and 0 < r1.params_["knn_recall"] <= 1
+    assert (r1.params_["n_epochs"], r1.params_["negative_sample_rate"]) == (60, 10.0) and seen[0] == (60, 10.0)
+    assert np.array_equal(y1, y2)
+    with pytest.raises(EmbedlensError, match="knn_route"):
+        UMAPReducer(knn_route="fast").fit(X)
+    with pytest.raises(EmbedlensError, match="negative_sample_rate"):
+        UMAPReducer(negative_sample_rate=0).fit(X)
+
+
+def test_opentsne_is_deterministic_for_a_seed_on_any_thread_count(X):
+    from embedlens.reduce.tsne import TSNEReducer
+
+    maps = [TSNEReducer(seed=0, n_jobs=j, n_iter=40, early_exaggeration_iter=20, negative_gradient_method=g,
+                        knn_route="exact").fit_transform(X) for g in ("bh", "fft") for j in (1, 2)]
+    assert np.array_equal(maps[0], maps[1]) and np.array_equal(maps[2], maps[3])
