@@ -31,7 +31,7 @@ from .base import Reducer, check_metric, check_n_components, check_seed
 from .knn import resolve_n_jobs
 from .pca import PCAReducer, check_pre_pca, check_solver
 from .tsne import EARLY_EXAGGERATION_ITER, N_ITER, TSNEReducer, check_iterations, clamp_perplexity
-from .umap import UMAPReducer, check_min_dist, check_n_epochs, check_n_neighbors
+from .umap import UMAPReducer, check_min_dist, check_n_epochs, check_n_neighbors, check_negative_sample_rate
 
 AxisQuery = tuple[str, str]
 
@@ -56,7 +56,8 @@ class ReduceOptions:
         n_iter, early_exaggeration_iter: t-SNE iterations, ordinary (500) and early-exaggerated first (250).
         n_neighbors: UMAP neighbourhood size, clamped to n - 1.
         min_dist: UMAP minimum distance between embedded points (0 to 1).
-        n_epochs: UMAP optimisation epochs (None: umap-learn's default).
+        n_epochs: UMAP optimisation epochs (None: the size's default, :func:`~embedlens.reduce.umap.schedule`).
+        negative_sample_rate: UMAP negative samples per positive one (None: the size's default, same function).
         pre_pca: t-SNE/UMAP find the k-NN graph after an exact PCA to this many dimensions (None: the full space).
         pca_solver: PCA's route, ``auto``, ``exact`` or ``randomized``.
         n_jobs: t-SNE threads (None: every core); UMAP stays single-threaded so that a seed is reproducible.
@@ -74,6 +75,7 @@ class ReduceOptions:
     n_neighbors: int = 15
     min_dist: float = 0.1
     n_epochs: int | None = None
+    negative_sample_rate: float | None = None
     pre_pca: int | None = None
     pca_solver: str = "auto"
     n_jobs: int | None = None
@@ -97,6 +99,7 @@ class ReduceOptions:
         check_n_neighbors(self.n_neighbors)
         check_min_dist(self.min_dist)
         check_n_epochs(self.n_epochs)
+        check_negative_sample_rate(self.negative_sample_rate)
         check_pre_pca(self.pre_pca)
         check_solver(self.pca_solver)
         if self.n_jobs is not None:
@@ -122,7 +125,8 @@ class ReduceOptions:
                                n_iter=self.n_iter, early_exaggeration_iter=self.early_exaggeration_iter)
         if self.method == "umap":
             return UMAPReducer(**common, n_neighbors=self.n_neighbors, min_dist=self.min_dist,
-                               pre_pca=self.pre_pca, n_epochs=self.n_epochs)
+                               pre_pca=self.pre_pca, n_epochs=self.n_epochs,
+                               negative_sample_rate=self.negative_sample_rate)
         if axes is None:
             raise EmbedlensError("an axes map needs its axes resolved against a space first (resolve_axes)")
         vectors = [None if a is None else a["vectors"] for a in axes]

@@ -62,6 +62,13 @@ def check_n_epochs(n_epochs: int | None) -> int | None:
     return n_epochs
 
 
+def check_negative_sample_rate(rate: float | None) -> float | None:
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float | np.number)
+                             or not 0 < rate <= 100):
+        raise EmbedlensError(f"negative_sample_rate must be a number in (0, 100] or None, got {rate!r}")
+    return rate
+
+
 class UMAPReducer(Reducer):
     """UMAP to 2 or 3 dimensions with umap-learn.
 
@@ -119,10 +126,7 @@ class UMAPReducer(Reducer):
         check_route(self.knn_route)
         check_nndescent_from(self.nndescent_from)
 
-        rate = self.negative_sample_rate
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float | np.number)
-                                 or not 0 < rate <= 100):
-            raise EmbedlensError(f"negative_sample_rate must be a number in (0, 100] or None, got {rate!r}")
+        check_negative_sample_rate(self.negative_sample_rate)
 
     def neighbors_needed(self, n: int) -> int:
         # umap-learn counts each point as its own first neighbour: k columns hold k - 1 others.
