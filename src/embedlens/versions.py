@@ -21,3 +21,13 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+def package_version(name: str) -> str:
+    """The installed version of package ``name``, or ``"unknown"``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:  # pragma: no cover - depends on the environment
+        return "unknown"

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EmbedlensError
+from ..errors import EmbedlensError, require
 
 METRICS = ("cosine", "euclidean")
 EXACT_BACKENDS = ("numpy", "torch", "faiss")
@@ -528,7 +528,6 @@ class ExactIndex(NeighborIndex):
         if backend not in ("auto", *EXACT_BACKENDS):
             raise EmbedlensError(f"unknown exact backend {backend!r}: choose auto, {', '.join(EXACT_BACKENDS)}")
         if backend == "faiss":
-            from ..errors import require
 
             require("faiss", "the faiss neighbour backend", extra="graph", package="faiss-cpu")
         self.backend = backend
@@ -714,7 +713,6 @@ class HNSWIndex(NeighborIndex):
                  norms: np.ndarray | None = None, n_jobs: int | None = None,
                  recall_sample: int = RECALL_SAMPLE, seed: int = 0, target_recall: float = 0.95) -> None:
         super().__init__(vectors, metric=metric, norms=norms)
-        from ..errors import require
 
         faiss = require("faiss", "the HNSW neighbour index", extra="graph", package="faiss-cpu")
         self.name = "hnsw (faiss)"

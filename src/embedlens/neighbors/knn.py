@@ -30,8 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import hardware
+from ..cache import atomic_path, cache_root, write_json_atomic
 from ..errors import EmbedlensError
-from .index import Neighbors, check_k
+from ..progress import bar
+from ..versions import versions
+from .index import BFloat16Index, ExactIndex, Neighbors, PrecomputedIndex, check_k, exact_twin, recall_at_k
 
 log = logging.getLogger("embedlens")
 
@@ -98,7 +102,6 @@ class KnnGraph:
 
     def index(self, fallback: Any = None) -> Any:
         """This graph as a :class:`~embedlens.neighbors.index.PrecomputedIndex` (``fallback``: an exact index)."""
-        from .index import PrecomputedIndex
 
         return PrecomputedIndex(self, fallback)
 
@@ -123,7 +126,6 @@ class KnnGraph:
         """Write ``path`` (safetensors: ``indices``, ``scores``) and ``path.json`` (meta), both atomically."""
         from safetensors.numpy import save_file
 
-        from ..cache import atomic_path, write_json_atomic
 
         path = Path(path)
         with atomic_path(path) as tmp:
@@ -200,7 +202,6 @@ def knn_graph(
         seed: seed of that sample.
         progress: show a progress bar on a terminal.
     """
-    from .index import BFloat16Index, ExactIndex, exact_twin, recall_at_k
 
     if method not in KNN_METHODS:
         raise EmbedlensError(f"unknown k-NN method '{method}' (choose {' or '.join(KNN_METHODS)})")
@@ -217,7 +218,6 @@ def knn_graph(
     step = int(min(n, block or 8192))
     timings: dict[str, float] = {}
     params: dict[str, Any] = {"n": n, "dim": d, "block": step}
-    from .. import hardware
 
     if method == "approx" and not hardware.fast_bfloat16():
         # Without bfloat16 units torch's bf16 product is ~40x slower than float32 (measured on an AVX2 EPYC):
@@ -234,7 +234,6 @@ def knn_graph(
         index = BFloat16Index(vectors, shortlist=shortlist, norms=norms, recall_sample=0)
         used = "torch-bf16"
     timings["index"] = time.perf_counter() - t0
-    from ..progress import bar
 
     idx = np.empty((n, k), dtype=np.int64)
     sc = np.empty((n, k), dtype=np.float32)
@@ -264,7 +263,6 @@ def knn_graph(
 
 def space_folder(vectors: np.ndarray, content_hash: str | None = None) -> Path:
     """The cache folder of a matrix that is not a model's (its k-NN graphs): one per content hash."""
-    from ..cache import cache_root
 
     return cache_root() / "spaces" / (content_hash or space_content_hash(vectors))
 
@@ -344,7 +342,6 @@ def build_knn(
             log.warning("%s", exc)
     graph = knn_graph(view.space, k, method=method, progress=progress, **options)
     path = knn_path(view, k, graph.method)  # an approx request may have been computed exactly
-    from ..versions import versions
 
     graph.save(path, extra={"which": view.which, "model": view.manifest(), "versions": versions()})
     return graph, path, False
@@ -357,7 +354,6 @@ def space_index(view: Any, k: int | None = None, *, use_cache: bool = True) -> A
     disk) becomes a :class:`~embedlens.neighbors.index.PrecomputedIndex` whose fallback is an exact
     scan; without one, the exact scan itself. Answers are the same either way.
     """
-    from .index import ExactIndex
 
     sp = view.space
     scan = ExactIndex(sp.vectors, norms=sp.norms)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError, require
+from ..versions import package_version
 from .index import ExactIndex, Neighbors
 
 _RESCORE_ROWS = 16_384  # rows whose candidates are re-scored at once (their float64 copy bounds the memory)
@@ -57,8 +58,6 @@ class NNDescentIndex(ExactIndex):
                 settings[name] = int(value)
         pynndescent = require("pynndescent", "the NN-descent k-NN graph", extra="maps", package="pynndescent")
         import numba
-
-        from ..reduce.base import package_version
 
         started = time.perf_counter()
         threads = numba.get_num_threads()

@@ -87,15 +87,6 @@ def prepared_rows(x: np.ndarray, metric: str) -> np.ndarray:
     return np.array(x, dtype=np.float32)
 
 
-def package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:  # pragma: no cover - depends on the environment
-        return "unknown"
-
-
 class Reducer:
     """Base class: maps (n, d) vectors to (n, 2) or (n, 3) float32 coordinates.
 

@@ -43,9 +43,14 @@ from ..neighbors.index import (  # noqa: F401 (re-exported)
     EXHAUSTIVE_MAX,
     RECALL_SAMPLE,
     BFloat16Index,
+    ExactIndex,
     Neighbors,
     faiss_available,
+    recall_at_k,
+    sample_rows,
 )
+from ..neighbors.knn import FORMAT_VERSION, KnnGraph, space_folder
+from ..neighbors.nndescent import NNDescentIndex
 
 log = logging.getLogger("embedlens")
 
@@ -112,7 +117,6 @@ def _cached_graph(folder: Path, n: int, k: int, metric: str, min_recall: float |
     """The narrowest cached graph of these rows with >= k neighbours and this metric (exact preferred), or None.
 
     ``min_recall``: the least stored recall of an approximate graph to take; None takes exact graphs only."""
-    from ..neighbors.knn import FORMAT_VERSION, KnnGraph
 
     if not folder.is_dir():
         return None
@@ -174,7 +178,6 @@ def map_graph(
             notes.append(f"the given k-NN graph holds {nb.k} neighbours per row, the map needs {k}: rebuilt")
         else:
             return nb.first(k), {**info, "knn_source": "given", "knn_k_stored": nb.k}, notes
-    from ..neighbors.knn import space_folder
 
     route = pick_route(route, n, nndescent_from)
     folder = space_folder(X) if cache and n >= CACHE_FROM else None
@@ -187,7 +190,6 @@ def map_graph(
                 info.update(knn_recall=round(float(graph.recall), 4), knn_recall_k=graph.k)
             return graph.neighbors(k=k), info, notes
     if route == "nndescent":
-        from ..neighbors.nndescent import NNDescentIndex
 
         index: Any = NNDescentIndex(X, metric=metric, k=k, seed=seed)
     else:
@@ -215,7 +217,6 @@ def map_graph(
 
 def _index_route(index: Any) -> str:
     """The route an index took, by name: ``exact``, ``bf16 short lists``, ``hnsw`` or ``nndescent``."""
-    from ..neighbors.nndescent import NNDescentIndex
 
     if isinstance(index, NNDescentIndex):
         return "nndescent"
@@ -233,7 +234,6 @@ def _cached_route(graph: Any) -> str:
 
 
 def _save(folder: Path, nb: Neighbors, index: Any, k: int, metric: str, seed: int, info: dict[str, Any]) -> None:
-    from ..neighbors.knn import KnnGraph
 
     method = "exact" if index.exact else "approx"
     graph = KnnGraph(nb.indices, nb.scores, method, index.name, 1.0 if index.exact else float(info["knn_recall"]),
@@ -249,7 +249,6 @@ def graph_recall(X: np.ndarray, found: Neighbors, *, metric: str = "cosine", sam
     """:func:`~embedlens.neighbors.index.recall_at_k` of a graph of every row of ``X`` against the exact
     ``found.k`` nearest rows (full space, ``metric``) of ``sample`` seeded rows: what an approximate graph,
     or one found after a PCA, costs in true neighbours."""
-    from ..neighbors.index import ExactIndex, recall_at_k, sample_rows
 
     rows = sample_rows(X.shape[0], sample, seed)
     truth = ExactIndex(X, metric=metric).query(rows, found.k, exclude_self=True)

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError, require
-from .base import Reducer, package_version
+from ..versions import package_version
+from .base import Reducer
 from .knn import check_nndescent_from, check_route, reducer_graph, resolve_n_jobs
 from .pca import check_pre_pca, fit_pca, pre_reduce
 
