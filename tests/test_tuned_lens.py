@@ -219,15 +219,20 @@ def test_save_and_reload_both_formats_decode_identically(trained, lenses, tmp_pa
     assert not np.array_equal(logit.top_probs, results[0].top_probs)
 
 
-def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file):
+def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file, monkeypatch):
     from embedlens.corpus import open_corpus
-    from embedlens.tunedlens import evaluate_lenses
+    from embedlens.tunedlens import evaluate_lenses, metrics
     from embedlens.tunedlens.data import corpus_tokens, sequences
 
     lens, out = trained
     planted = lenses["planted"]
     ev = evaluate_lenses(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
-                         dtype="float32")
+                         dtype="float32", product="float32")
+    monkeypatch.setattr(metrics, "DECODE_ROWS", 24)    # blocks of 24 + 8 rows, one layer per product
+    blocked = evaluate_lenses(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
+                              dtype="float32", product="float32", batch_tokens=32)
+    for key in ("kl_bits", "top1_agreement", "ce_bits"):
+        np.testing.assert_allclose(getattr(blocked, key), getattr(ev, key), rtol=1e-5, atol=1e-7)
     assert ev.skip == 1024                          # the tuned lens trained on the first 1024 tokens
     seqs = sequences(corpus_tokens(planted, open_corpus(str(corpus_file)), 64, skip=1024), 32)
     net = planted.model
@@ -374,7 +379,8 @@ def test_eval_at_site_mid_reads_the_logit_lens_inside_blocks(lenses, corpus_file
     from embedlens.tunedlens.data import corpus_tokens
 
     lens = lenses["llama"]
-    ev = evaluate_lenses(lens, str(corpus_file), decoders=["logit"], tokens=32, seq_len=32, site="mid", dtype="float32")
+    ev = evaluate_lenses(lens, str(corpus_file), decoders=["logit"], tokens=32, seq_len=32, site="mid", dtype="float32",
+                         product="float32")
     net, n = lens.model, lens.meta["n_layers"]
     assert ev.settings["site"] == "mid" and ev.kl_bits[0, -1] == 0.0
     seq = corpus_tokens(lens, open_corpus(str(corpus_file)), 32)

@@ -1,0 +1,163 @@
+"""Per-layer lens metrics of one batch, fused over each block of logits: the hot loop of ``lens eval``.
+
+Every row (a token) at every layer is decoded through the full head, since the KL to the final distribution
+needs every logit (its log-normaliser). That product, ``2 * d_model * n_vocab`` FLOP per row and layer, is
+the whole cost; everything else is arranged so nothing else is: the final distribution is decoded once per
+row; each decoder's translators run on a block of rows; the block's logits are read a few times in place
+(max + arg-max, the target's logit, exp and sum) and never copied to a log-softmax. The KL uses
+
+    KL(p || q) = sum_v p_v log p_v  -  sum_v p_v z_v  +  logsumexp(z)        (q = softmax(z))
+
+where the middle term is, for a head without soft-cap, ``norm(h) . (p @ E) + p . bias``: a d-vector per row
+computed once from the final distribution, so it costs no pass over the vocabulary and stays float32 exact
+when the product itself runs in bfloat16.
+
+``product="bfloat16"`` multiplies the normed states by a bfloat16 copy of the head (float32 accumulation,
+logits rounded to bfloat16: about 3 significant digits). On CPUs with bfloat16 units it is ~3x faster; the
+mean KL per layer moves by less than :data:`BF16_KL_TOLERANCE` (tested). Used only where
+:func:`embedlens.hardware.fast_bfloat16` says the units are there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbedlensError
+from ..logitlens.translators import LogitLens, TunedLens
+
+PRODUCTS = ("auto", "float32", "bfloat16")
+DECODE_ROWS = 256  # rows per head product: ~50 MB of float32 logits for a 49k vocabulary; larger gains nothing
+BF16_KL_TOLERANCE = (0.02, 0.01)  # bfloat16 vs float32 mean KL per layer: |difference| <= 0.02 bits + 1%
+
+
+def choose_product(product: str, runner: Any) -> str:
+    """``"float32"`` or ``"bfloat16"``: ``auto`` is bfloat16 for a float32 model on a CPU with fast bfloat16 units."""
+    if product not in PRODUCTS:
+        raise EmbedlensError(f"product must be one of {', '.join(PRODUCTS)}, got {product!r}")
+    if product == "float32":
+        return product
+    from ..hardware import fast_bfloat16
+
+    import torch
+
+    usable = runner.device.type == "cpu" and runner.dtype == torch.float32 and fast_bfloat16()
+    if product == "bfloat16" and not usable:
+        raise EmbedlensError("product='bfloat16' needs a float32 model on a CPU with fast bfloat16 units "
+                             "(AVX512-BF16 or AMX): use product='float32' or 'auto'")
+    return "bfloat16" if usable else "float32"
+
+
+class HeadProduct:
+    """The model's decode (final norm, head, soft-cap) as float32 logits, with its head product in float32
+    (the model's own :meth:`~embedlens.models.forward.BlockRunner.decode`) or bfloat16."""
+
+    def __init__(self, runner: Any, product: str = "float32") -> None:
+        import torch
+
+        self.runner = runner
+        self.product = product
+        head = runner.parts.unembed
+        self.bias = None if getattr(head, "bias", None) is None else head.bias.detach().float()
+        self.linear = not runner.softcap   # logits are an affine map of the normed state
+        self.weight = head.weight.detach().float() if self.linear else None
+        self.weight_bf16 = head.weight.detach().to(torch.bfloat16) if product == "bfloat16" else None
+
+    def normed(self, states: Any) -> Any:
+        norm = self.runner.parts.final_norm
+        x = states.to(self.runner.dtype)
+        return (norm(x) if norm is not None else x).float()
+
+    def logits(self, states: Any, *, exact: bool = False) -> tuple[Any, Any]:
+        """``(logits, normed)``: float32 logits (..., V) and the normed states (..., d) they come from
+        (``exact``: the model's own product whatever ``product`` is)."""
+        import torch
+
+        xn = self.normed(states)
+        if exact or self.product == "float32":
+            z = self.runner.parts.unembed(xn.to(self.runner.dtype)).float()
+        else:
+            z = torch.matmul(xn.to(torch.bfloat16), self.weight_bf16.T).float()
+            if self.bias is not None:
+                z += self.bias
+        if self.runner.softcap:
+            cap = float(self.runner.softcap)
+            z = torch.tanh(z / cap) * cap
+        return z, xn
+
+    def expected_logit(self, p: Any, xn: Any, z: Any) -> Any:
+        """``sum_v p_v z_v`` per row: from ``p @ E`` (a (rows, d) tensor) for a linear head, else from the logits."""
+        import torch
+
+        if self.linear:
+            out = torch.linalg.vecdot(xn, p[0])
+            return out + p[1] if self.bias is not None else out
+        return torch.linalg.vecdot(z, p)
+
+
+def _final(head: HeadProduct, states: Any, tg: Any) -> dict[str, Any]:
+    """The final distribution of a block of rows: what every layer's metrics compare with."""
+    import torch
+
+    z, _ = head.logits(states, exact=True)
+    m, top = z.max(-1)
+    z -= (z - m[:, None]).exp().sum(-1).log()[:, None] + m[:, None]       # log p, in place
+    p = z.exp()
+    out = {"top": top, "negent": torch.linalg.vecdot(p, z), "nll": -z.gather(-1, tg)[:, 0]}
+    if head.linear:
+        out["p"] = (p @ head.weight, p @ head.bias if head.bias is not None else None)
+    else:
+        out["p"] = p
+    return out
+
+
+def _fused(head: HeadProduct, states: Any, fin: dict[str, Any], tg: Any) -> tuple[Any, Any, Any]:
+    """KL nats, top-1 agreement and next-token nats per row for states (k, r, d) of k layers of the same rows."""
+    z, xn = head.logits(states)                        # (k, r, V), (k, r, d)
+    cross = head.expected_logit(fin["p"], xn, z)
+    target = z.gather(-1, tg.expand(z.shape[0], -1, -1))[..., 0]
+    m, top = z.max(-1)
+    z -= m[..., None]
+    lse = z.exp_().sum(-1).log_() + m                  # z is spent from here on
+    return fin["negent"] - cross + lse, (top == fin["top"]), lse - target
+
+
+def layer_metrics(runner: Any, states: Any, targets: Any, decoders: Sequence[LogitLens | TunedLens],
+                  layers: Sequence[int], *, product: str = "float32") -> np.ndarray:
+    """Sums over the rows of one batch: array (n_decoders, len(layers), 3) of KL nats, top-1 agreements and
+    next-token nats (the last summed over rows whose ``targets`` >= 0).
+
+    Args:
+        states: tensor (len(layers), n, d_model); its last entry is the model's final state (layer ``n_layers``),
+            whose metrics are the final distribution's own (KL 0, agreement 1) for every decoder.
+        targets: int64 tensor (n,): the next token of each row, -1 where there is none.
+        product: ``"float32"`` or ``"bfloat16"`` (see the module docstring); the final distribution is float32.
+    """
+    import torch
+
+    n = int(states.shape[1])
+    k_all = len(layers) - 1
+    out = np.zeros((len(decoders), len(layers), 3), dtype=np.float64)
+    head = HeadProduct(runner, product)
+    rows = min(n, DECODE_ROWS)
+    group = max(1, DECODE_ROWS // rows)
+    has = (targets >= 0).to(states.device)
+    with torch.inference_mode():
+        for r0 in range(0, n, rows):
+            sl = slice(r0, min(n, r0 + rows))
+            tg = targets[sl].clamp(min=0).to(states.device)[:, None]
+            keep = has[sl]
+            fin = _final(head, states[-1, sl], tg)
+            out[:, -1, 1] += float(keep.numel())
+            out[:, -1, 2] += float((fin["nll"] * keep).sum())
+            for di, dec in enumerate(decoders):
+                moved = dec.translate(states[:-1, sl], layers[:-1])
+                for s in range(0, k_all, group):
+                    idx = slice(s, min(k_all, s + group))
+                    kl, agree, nll = _fused(head, moved[idx], fin, tg)
+                    out[di, idx, 0] += kl.sum(-1).double().cpu().numpy()
+                    out[di, idx, 1] += agree.sum(-1).double().cpu().numpy()
+                    out[di, idx, 2] += (nll * keep).sum(-1).double().cpu().numpy()
+    return out
