@@ -390,3 +390,25 @@ def test_eval_at_site_mid_reads_the_logit_lens_inside_blocks(lenses, corpus_file
         q = torch.log_softmax(net.lm_head(net.model.norm(mid)).double(), -1)
         kl = ((p.exp() * (p - q)).sum(-1).mean(-1) / np.log(2)).numpy()
     np.testing.assert_allclose(ev.kl_bits[0, :-1], kl, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_bfloat16_product_stays_within_its_stated_tolerance(lenses, corpus_file, kind, monkeypatch):
+    from embedlens import hardware
+    from embedlens.tunedlens import evaluate_lenses, metrics
+
+    lens = lenses[kind]
+    kw = dict(decoders=["logit", random_lens(lens.meta["n_layers"], lens.meta["d_model"], seed=2)], tokens=64,
+              seq_len=32, dtype="float32")
+    exact = evaluate_lenses(lens, str(corpus_file), product="float32", **kw)
+    if hardware.fast_bfloat16():
+        fast = evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)
+        assert fast.settings["product"] == "bfloat16"
+        assert evaluate_lenses(lens, str(corpus_file), product="auto", **kw).settings["product"] == "bfloat16"
+        absolute, relative = metrics.BF16_KL_TOLERANCE
+        np.testing.assert_allclose(fast.kl_bits, exact.kl_bits, rtol=relative, atol=absolute)
+        assert (fast.kl_bits[:, -1] == 0).all() and not np.array_equal(fast.kl_bits, exact.kl_bits)
+    monkeypatch.setattr(hardware, "fast_bfloat16", lambda: False)
+    assert evaluate_lenses(lens, str(corpus_file), product="auto", **kw).settings["product"] == "float32"
+    with pytest.raises(EmbedlensError, match="fast bfloat16 units"):
+        evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)

@@ -78,7 +78,10 @@ def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int,
 @click.option("--skip", type=int, default=None,
               help="Corpus tokens to skip first (default: those a tuned lens under test was trained on).")
 @click.option("--seq-len", type=int, default=256, show_default=True, help="Tokens per sequence.")
-@click.option("--batch-tokens", type=int, default=1024, show_default=True, help="Tokens per forward pass.")
+@click.option("--batch-tokens", type=int, default=2048, show_default=True, help="Tokens per forward pass.")
+@click.option("--product", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Precision of the head product: bfloat16 is ~3x faster on CPUs with bfloat16 units (auto uses it "
+                   "there) and moves the mean KL per layer by under 0.02 bits + 1%.")
 @click.option("--site", type=click.Choice(["resid", "mid"]), default="resid", show_default=True,
               help="Read between blocks (resid) or inside each block after attention, before the MLP (mid; logit lens only).")
 @device_options
@@ -86,7 +89,7 @@ def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int,
               help="Folder for lens_eval.csv/.json/.png/.html and manifest.json.")
 @json_option
 def evaluate(model: str, decoders: str, corpus: str, tokens: int, skip: int | None, seq_len: int, batch_tokens: int,
-             site: str, device: str, dtype: str, out: str, as_json: bool) -> None:
+             product: str, site: str, device: str, dtype: str, out: str, as_json: bool) -> None:
     """Per layer and lens: KL to the model's final distribution (bits), top-1 agreement with its prediction,
     and cross-entropy of the actual next token, on text the lenses were not trained on."""
     from ..errors import EmbedlensError
@@ -97,7 +100,8 @@ def evaluate(model: str, decoders: str, corpus: str, tokens: int, skip: int | No
     if not names:
         raise EmbedlensError("--lens is empty: give logit, tuned or lens folders, comma-separated")
     ev = evaluate_lenses(model, corpus, decoders=names, tokens=tokens, skip=skip, seq_len=seq_len,
-                         batch_tokens=batch_tokens, device=device, dtype=dtype, progress=sys.stderr.isatty(), site=site)
+                         batch_tokens=batch_tokens, device=device, dtype=dtype, progress=sys.stderr.isatty(), site=site,
+                         product=product)
     manifest = write_lens_eval(ev, out)
     if as_json:
         emit_json(ev.to_dict())

@@ -71,15 +71,18 @@ class HeadProduct:
         return (norm(x) if norm is not None else x).float()
 
     def logits(self, states: Any, *, exact: bool = False) -> tuple[Any, Any]:
-        """``(logits, normed)``: float32 logits (..., V) and the normed states (..., d) they come from
-        (``exact``: the model's own product whatever ``product`` is)."""
+        """``(logits, normed)``: logits (..., V) and the normed states (..., d) they come from; float32, or
+        bfloat16 straight from a bfloat16 product without bias or soft-cap (the reductions read it as it is,
+        which saves a float32 copy). ``exact``: the model's own product, float32, whatever ``product`` is."""
         import torch
 
         xn = self.normed(states)
         if exact or self.product == "float32":
             z = self.runner.parts.unembed(xn.to(self.runner.dtype)).float()
         else:
-            z = torch.matmul(xn.to(torch.bfloat16), self.weight_bf16.T).float()
+            z = torch.matmul(xn.to(torch.bfloat16), self.weight_bf16.T)
+            if self.bias is not None or self.runner.softcap:
+                z = z.float()
             if self.bias is not None:
                 z += self.bias
         if self.runner.softcap:
@@ -115,12 +118,17 @@ def _final(head: HeadProduct, states: Any, tg: Any) -> dict[str, Any]:
 
 def _fused(head: HeadProduct, states: Any, fin: dict[str, Any], tg: Any) -> tuple[Any, Any, Any]:
     """KL nats, top-1 agreement and next-token nats per row for states (k, r, d) of k layers of the same rows."""
+    import torch
+
     z, xn = head.logits(states)                        # (k, r, V), (k, r, d)
     cross = head.expected_logit(fin["p"], xn, z)
-    target = z.gather(-1, tg.expand(z.shape[0], -1, -1))[..., 0]
+    target = z.gather(-1, tg.expand(z.shape[0], -1, -1))[..., 0].float()
     m, top = z.max(-1)
-    z -= m[..., None]
-    lse = z.exp_().sum(-1).log_() + m                  # z is spent from here on
+    m = m.float()
+    e = torch.sub(z, m[..., None]) if z.dtype == torch.float32 else torch.sub(z, m[..., None], out=torch.empty(
+        z.shape, dtype=torch.float32, device=z.device))   # float32 from a bfloat16 block in the same pass
+    del z
+    lse = e.exp_().sum(-1).log_() + m
     return fin["negent"] - cross + lse, (top == fin["top"]), lse - target
 
 
