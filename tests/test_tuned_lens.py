@@ -412,3 +412,50 @@ def test_bfloat16_product_stays_within_its_stated_tolerance(lenses, corpus_file,
     assert evaluate_lenses(lens, str(corpus_file), product="auto", **kw).settings["product"] == "float32"
     with pytest.raises(EmbedlensError, match="fast bfloat16 units"):
         evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)
+
+
+def test_context_hovers_decode_with_the_chosen_lens(lenses, tmp_path):
+    """The context map's hover top-3 per layer: the logit lens decodes the state, the tuned lens its translation."""
+    from embedlens.contextual.mapping import context_map
+    from embedlens.render.context import lens_lines
+
+    lens = lenses["llama"]
+    net, n = lens.model, lens.meta["n_layers"]
+    tuned = random_lens(n, lens.meta["d_model"], seed=5)
+    texts = [TEXT, "Paris is the capital of France"]
+    maps = {name: context_map(lens, texts, layers="all", method="pca", decoder=dec, progress=False)
+            for name, dec in (("logit", "logit"), ("tuned", tuned))}
+    tables = {name: m.panels[0].table for name, m in maps.items()}
+    states = maps["logit"].panels[0].source.stacked()
+    layer = np.asarray(tables["logit"]["layer"])
+    with torch.no_grad():
+        x = torch.from_numpy(np.asarray(states, dtype=np.float32))
+        w, b = torch.from_numpy(tuned.weight), torch.from_numpy(tuned.bias)
+        top = {}
+        for name in ("logit", "tuned"):
+            moved = x.clone()
+            if name == "tuned":
+                inner = layer < n
+                li = torch.from_numpy(layer[inner])
+                moved[inner] = x[inner] + torch.einsum("rd,red->re", x[inner], w[li]) + b[li]
+            normed = torch.where(torch.from_numpy(layer == n)[:, None], moved, net.model.norm(moved))
+            top[name] = net.lm_head(normed).topk(3, -1).indices.numpy()
+    for name in ("logit", "tuned"):
+        np.testing.assert_array_equal(tables[name]["lens_ids"], top[name])
+    differ = (top["logit"][:, 0] != top["tuned"][:, 0])
+    assert differ[layer < n].any() and not differ[layer == n].any()
+    assert lens_lines(tables["tuned"], np.arange(2))[0].startswith("<br>tuned lens: ")
+    assert lens_lines(tables["logit"], np.arange(2))[0].startswith("<br>logit lens: ")
+
+
+@pytest.mark.parametrize("spec, message", [("nowhere/lens", "no such tuned lens"), ("tuned", "has no tuned lens yet")])
+def test_context_bad_lens_is_one_line_exit_2_before_weights(lenses, tiny_llama_dir, tmp_path, run_cli, monkeypatch,
+                                                            spec, message):
+    import embedlens.models.loading as loading
+
+    monkeypatch.setenv("EMBEDLENS_CACHE", str(lenses["llama"].entry.folder.parents[1]))
+    monkeypatch.setattr(loading, "load_weights", lambda *a, **k: pytest.fail("weights were read"))
+    res = run_cli("context", "some text here", "-m", str(tiny_llama_dir), "--lens", str(tmp_path / spec) if "/" in spec
+                  else spec, "--out", str(tmp_path / "o"))
+    assert res.code == 2 and res.err.startswith("embedlens: error: ") and message in res.err, res
+    assert res.err.count("\n") == 1 and not (tmp_path / "o").exists()

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from ..lens import as_lens
+from ..logitlens.tuned_files import resolve_decoder
 from ..models.running import LayerSpec, check_texts
 from .lens_top import add_lens_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
@@ -307,6 +308,7 @@ def context_map(
     ray_address: str | None = None,
     workers: int | None = None,
     states_dir: Any = None,
+    decoder: Any = "logit",
 ) -> ContextMap:
     """Hidden states of ``texts`` (or of every occurrence of ``focus`` in ``corpus``) mapped per model.
 
@@ -322,6 +324,8 @@ def context_map(
             ``ContextMap.sweep``): one map per value from one k-NN graph; the panel shows the largest.
         text_column, engine, ray_address, workers, states_dir: how the corpus is read and where the
             occurrence states are computed (see :func:`~embedlens.contextual.occurrences.occurrences`).
+        decoder: the hovers' next-token lens: ``"logit"``, ``"tuned"`` (the model's cached tuned lens) or a
+            lens path (:func:`~embedlens.logitlens.tuned_files.resolve_decoder`).
     """
     started = time.perf_counter()
     if dims not in (2, 3):
@@ -348,11 +352,12 @@ def context_map(
             raise EmbedlensError("a perplexity sweep maps one model once with t-SNE: give method='tsne', runs=1 "
                                  "and one model")
     lenses = [as_lens(m) for m in model_list]
+    decoders = [resolve_decoder(decoder, lens) if lens.meta.get("causal") else None for lens in lenses]  # no weights read
     aliases = _aliases(lenses)
     notes: list[str] = []
     timings: dict[str, float] = {}
     panels: list[ContextPanel] = []
-    for lens, alias in zip(lenses, aliases, strict=True):
+    for lens, alias, dec in zip(lenses, aliases, decoders, strict=True):
         t0 = time.perf_counter()
         if kind == "occurrences":
             src: HiddenStates | Occurrences = occurrences(
@@ -372,7 +377,7 @@ def context_map(
         timings[f"{alias}: states"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         x = src.stacked()
-        lens_note = add_lens_top(table, lens, x)  # each point's logit-lens top-3, for its hover
+        lens_note = add_lens_top(table, lens, x, decoder=dec)  # each point's lens top-3, for its hover
         if lens_note:
             notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
         if x.shape[0] < 4:
