@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import print_machine  # noqa: E402
+from _util import median_time, print_machine  # noqa: E402
 
 MODEL = "smollm2-135m"
 
@@ -101,9 +101,39 @@ def peer_run(lens, corpus, tokens: int, heldout: int, out: Path) -> dict:
             "extrapolated_s": per_step * steps_total, "kl_bits": ev.kl_bits[0].tolist()}
 
 
+def floor(n_tokens: int, n_layers: int, d: int, vocab: int, n_lenses: int = 2) -> None:
+    """What the head products of ``lens eval`` cost at least: ``2 d V`` FLOP per token and decode (every
+    layer below the last per lens, plus the final distribution once), at the rate torch reaches here for a
+    (256 x d) @ (d x V) product in float32 and in bfloat16."""
+    import torch
+
+    decodes = n_lenses * n_layers + 1
+    flop = 2 * d * vocab * decodes * n_tokens
+    w = torch.randn(vocab, d)
+    for dtype in (torch.float32, torch.bfloat16):
+        x, wt = torch.randn(256, d).to(dtype), w.to(dtype)
+        best = min(median_time(lambda x=x, wt=wt: torch.mm(x, wt.T), repeats=3) for _ in range(2))
+        rate = 2 * 256 * d * vocab / best
+        print(f"floor, {str(dtype)[6:]} head product: {rate / 1e9:.0f} GFLOP/s; {decodes} decodes x 2 x {d} x {vocab:,} "
+              f"x {n_tokens:,} tokens = {flop / 1e12:.1f} TFLOP -> {flop / rate:.0f} s; load {os.getloadavg()}",
+              flush=True)
+
+
+def timed_eval(lens, corpus, decoders, tokens: int, product: str) -> object:
+    from embedlens.tunedlens import evaluate_lenses
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    ev = evaluate_lenses(lens, corpus, decoders=decoders, tokens=tokens, product=product)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"lens eval, logit + tuned, {ev.n_tokens:,} tokens, product {ev.settings['product']}: {wall:.1f} s "
+          f"({wall / ev.n_tokens * 1e3:.1f} ms/token -> {wall / ev.n_tokens * 20480:.0f} s for 20,480; CPU {cpu:.0f} s) "
+          f"{ev.timings}; load {os.getloadavg()}", flush=True)
+    return ev
+
+
 def main() -> None:
     from embedlens import load
-    from embedlens.tunedlens import evaluate_lenses, train_tuned_lens
+    from embedlens.tunedlens import train_tuned_lens
 
     print_machine()
     corpus = os.environ.get("BENCH_CORPUS", "lee")
@@ -111,10 +141,14 @@ def main() -> None:
     eval_tokens = env("BENCH_EVAL_TOKENS", 20480)
     lens = load(MODEL)
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"train: tokens={tokens} heldout={heldout} steps={steps} corpus={corpus}; load {os.getloadavg()}",
+        print(f"train: tokens={tokens} heldout={heldout} steps={steps} init={os.environ.get('BENCH_INIT', 'least-squares')} "
+              f"corpus={corpus}; load {os.getloadavg()}",
               flush=True)
         t0 = time.perf_counter()
-        tuned = train_tuned_lens(lens, corpus, tokens=tokens, heldout_tokens=heldout, steps=steps, out=Path(tmp) / "t")
+        init = os.environ.get("BENCH_INIT", "least-squares")
+        lr = float(os.environ.get("BENCH_LR", 1e-4))
+        tuned = train_tuned_lens(lens, corpus, tokens=tokens, heldout_tokens=heldout, steps=steps, init=init, lr=lr,
+                                 out=Path(tmp) / "t", cache=False)
         train_s = time.perf_counter() - t0
         m = tuned.manifest
         print(f"train: {train_s:.1f} s (target <= 600 s) {m['timings']}; load {os.getloadavg()}", flush=True)
@@ -126,10 +160,11 @@ def main() -> None:
                   f" load {os.getloadavg()}", flush=True)
         table(m["heldout_kl_bits_logit_lens"], m["heldout_kl_bits"], peer["kl_bits"] if peer else None)
         if eval_tokens:
-            t0 = time.perf_counter()
-            ev = evaluate_lenses(lens, corpus, decoders=["logit", tuned], tokens=eval_tokens)
-            print(f"lens eval, logit + tuned, {ev.n_tokens} tokens (skipped {ev.skip}): "
-                  f"{time.perf_counter() - t0:.1f} s (target <= 120 s); load {os.getloadavg()}")
+            meta = lens.meta
+            floor(eval_tokens, meta["n_layers"], meta["d_model"], meta["n_vocab"])
+            ev = timed_eval(lens, corpus, ["logit", tuned], eval_tokens, os.environ.get("BENCH_PRODUCT", "auto"))
+            if os.environ.get("BENCH_BASELINE_TOKENS"):     # the float32 product on fewer tokens, same run
+                timed_eval(lens, corpus, ["logit", tuned], env("BENCH_BASELINE_TOKENS", 1024), "float32")
             table(ev.kl_bits[0].tolist(), ev.kl_bits[1].tolist())
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import hardware
 from ..errors import EmbedlensError
 from ..logitlens.translators import LogitLens, TunedLens
 
@@ -39,11 +40,9 @@ def choose_product(product: str, runner: Any) -> str:
         raise EmbedlensError(f"product must be one of {', '.join(PRODUCTS)}, got {product!r}")
     if product == "float32":
         return product
-    from ..hardware import fast_bfloat16
-
     import torch
 
-    usable = runner.device.type == "cpu" and runner.dtype == torch.float32 and fast_bfloat16()
+    usable = runner.device.type == "cpu" and runner.dtype == torch.float32 and hardware.fast_bfloat16()
     if product == "bfloat16" and not usable:
         raise EmbedlensError("product='bfloat16' needs a float32 model on a CPU with fast bfloat16 units "
                              "(AVX512-BF16 or AMX): use product='float32' or 'auto'")
