@@ -32,6 +32,8 @@ def lens() -> None:
 @click.option("--batch-tokens", type=int, default=1024, show_default=True, help="Tokens per forward pass and KL step.")
 @click.option("--seq-len", type=int, default=256, show_default=True, help="Tokens per sequence.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the order of the KL batches.")
+@click.option("--product", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Precision of the head products of the KL steps and the held-out KL (bfloat16: see lens eval).")
 @device_options
 @click.option("--out", default="embedlens-tuned-lens", show_default=True, type=click.Path(file_okay=False),
               help="Folder for tuned_lens.safetensors + manifest.json (and the checkpoint a rerun resumes from).")
@@ -40,7 +42,7 @@ def lens() -> None:
 @click.option("--no-cache", is_flag=True, help="Do not keep the lens in the model's cache entry (--lens tuned).")
 @json_option
 def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int, init: str, lr: float,
-          batch_tokens: int, seq_len: int, seed: int, device: str, dtype: str, out: str, package_out: str | None,
+          batch_tokens: int, seq_len: int, seed: int, product: str, device: str, dtype: str, out: str, package_out: str | None,
           no_cache: bool, as_json: bool) -> None:
     """Train a tuned lens: one affine translator per layer so that decoding the translated residual stream
     matches the model's final next-token distribution. Prints the held-out KL per layer, tuned vs logit lens."""
@@ -48,7 +50,7 @@ def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int,
 
     tuned = train_tuned_lens(model, corpus, tokens=tokens, heldout_tokens=heldout_tokens, seq_len=seq_len,
                              batch_tokens=batch_tokens, init=init, steps=steps, lr=lr, seed=seed, device=device,
-                             dtype=dtype, out=out, cache=not no_cache, progress=sys.stderr.isatty())
+                             dtype=dtype, out=out, cache=not no_cache, progress=sys.stderr.isatty(), product=product)
     if package_out:
         write_tuned_lens_package(tuned, package_out)
     m = tuned.manifest
