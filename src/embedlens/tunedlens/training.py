@@ -8,7 +8,9 @@ whole corpus's. Training has two stages, both over the same ``tokens`` of the co
    of ``[h_l, 1]^T [h_l, 1]`` and ``[h_l, 1]^T h_L`` (a ridge term keeps it well posed). This is the
    "linear shortcut" of Din et al. (2023); it costs one forward pass per batch and no decode, which is
    what makes a useful lens affordable on a CPU (a decode of every layer through a 49k-token head costs
-   ~15x the forward pass). ``init="zero"`` starts from the logit lens instead, as the ``tuned-lens`` package does.
+   ~15x the forward pass). ``init="zero"`` starts from the logit lens instead, as the ``tuned-lens`` package does;
+   on SmolLM2 with the same 16,384 tokens it stays 1.5x below the logit lens over the first half after the KL
+   steps that fit minutes on a 2-core CPU, where least squares is 8x below in 3.5 minutes (README).
 2. **KL** (``steps`` optimiser steps, Adam): the tuned-lens objective, KL(final || lens) per layer averaged
    over tokens, summed over layers (each translator has its own parameters, so each gets its own layer's
    gradient); layers are decoded in groups to bound the logits held at once.
