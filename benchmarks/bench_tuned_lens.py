@@ -4,7 +4,9 @@ time of ``lens eval`` of both, and the ``tuned-lens`` package's own training ste
     EMBEDLENS_CACHE=/tmp/elcache flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_tuned_lens.py
 
 Settings (environment): BENCH_CORPUS (default lee), BENCH_TOKENS (training tokens, 16384), BENCH_HELDOUT
-(1024), BENCH_STEPS (KL steps after least squares, 0), BENCH_EVAL_TOKENS (``lens eval`` tokens, 20480),
+(1024), BENCH_STEPS (KL steps after least squares, 0), BENCH_INIT (least-squares or zero), BENCH_LR (1e-4),
+BENCH_EVAL_TOKENS (``lens eval`` tokens, 20480), BENCH_PRODUCT (auto), BENCH_BASELINE_TOKENS (a float32 run
+on that many tokens in the same process),
 BENCH_PEER=1 to run the peer: the ``tuned-lens`` package (PyPI 0.2.0) installed in its own folder on
 PYTHONPATH (``pip install --target DIR --no-deps tuned-lens simple-parsing``). Its script
 ``tuned_lens.scripts.train_loop`` cannot be imported with current torch (it needs ``torchdata.dataloader2``,
@@ -18,8 +20,14 @@ Measured alone on this 2-core machine (AMD EPYC, AVX512-BF16, load average 1.2-2
   * training, 16,384 tokens, least squares, no KL step: 89-93 s (least squares ~35 s, measuring both lenses on
     the 1,024 held-out tokens ~51 s). Held-out KL lower than the logit lens at every layer below the last;
     mean over layers 0..14: logit 33.4 bits, tuned 4.09 bits (8.2x lower).
-  * ``lens eval`` of both lenses on 2,048 tokens: 105 s. Decoding 31 layers x 2 lenses through a 49,152 x 576
-    head is ~3.5 GFLOP per token, so 20k tokens (~70 TFLOP) takes ~17 minutes on two cores.
+  * ``lens eval`` of both lenses on 2,048 tokens: 105 s before the fused evaluation. Decoding 30 layers x 2
+    lenses + the final distribution through a 49,152 x 576 head is 3.45 GFLOP per token (69 TFLOP for 20k
+    tokens); the head product runs at ~90-100 GFLOP/s in float32 and ~300 in bfloat16 here, so 20k tokens need
+    >= ~230 s (bfloat16) + the forward pass whatever the code does. Measured under load 14-16 (six other jobs),
+    512 tokens, in CPU time (wall time was 5x longer): the previous evaluation 136 CPU-ms/token, the fused one
+    108 (float32) and 77.5 (bfloat16); at 2 busy cores 20,480 tokens -> ~1,100 s and ~790 s.
+  * zero init (``BENCH_INIT=zero BENCH_STEPS=2 BENCH_LR=3e-3``): ~70 CPU-seconds per KL step of 1,024 tokens;
+    after 2 steps 1.5x below the logit lens over the first half and above it at layers 24-29 (README).
   * the peer given the same 16,384 tokens (16 steps of 1,024, all run): 475 s, held-out KL 82.4 bits at layer
     0, 11-14 in layers 1-14, 1.9 at layer 29; ours 5.2, 3.5-4.9, 0.25.
 """
