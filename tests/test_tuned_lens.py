@@ -229,6 +229,8 @@ def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file, mo
     ev = evaluate_lenses(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
                          dtype="float32", product="float32")
     monkeypatch.setattr(metrics, "DECODE_ROWS", 24)    # blocks of 24 + 8 rows, one layer per product
+    monkeypatch.setattr(metrics, "VOCAB_CHUNK", 50)     # the log-normaliser accumulated over 7 head chunks
+    assert planted.meta["n_vocab"] % 50 and planted.meta["n_vocab"] > 6 * 50
     blocked = evaluate_lenses(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
                               dtype="float32", product="float32", batch_tokens=32)
     for key in ("kl_bits", "top1_agreement", "ce_bits"):

@@ -30,7 +30,8 @@ from ..errors import EmbedlensError
 from ..logitlens.translators import LogitLens, TunedLens
 
 PRODUCTS = ("auto", "float32", "bfloat16")
-DECODE_ROWS = 256  # rows per head product: ~50 MB of float32 logits for a 49k vocabulary; larger gains nothing
+DECODE_ROWS = 256  # rows per head product (layers x tokens): enough rows for the product to run near its peak
+VOCAB_CHUNK = 4096  # head rows per product: 256 x 4096 logits (4 MB float32) stay in cache for the reductions
 BF16_KL_TOLERANCE = (0.02, 0.01)  # bfloat16 vs float32 mean KL per layer: |difference| <= 0.02 bits + 1%
 
 
@@ -119,6 +120,8 @@ def _fused(head: HeadProduct, states: Any, fin: dict[str, Any], tg: Any) -> tupl
     """KL nats, top-1 agreement and next-token nats per row for states (k, r, d) of k layers of the same rows."""
     import torch
 
+    if head.linear:
+        return _fused_by_chunks(head, states, fin, tg)
     z, xn = head.logits(states)                        # (k, r, V), (k, r, d)
     cross = head.expected_logit(fin["p"], xn, z)
     target = z.gather(-1, tg.expand(z.shape[0], -1, -1))[..., 0].float()
@@ -129,6 +132,44 @@ def _fused(head: HeadProduct, states: Any, fin: dict[str, Any], tg: Any) -> tupl
     del z
     lse = e.exp_().sum(-1).log_() + m
     return fin["negent"] - cross + lse, (top == fin["top"]), lse - target
+
+
+def _fused_by_chunks(head: HeadProduct, states: Any, fin: dict[str, Any], tg: Any) -> tuple[Any, Any, Any]:
+    """:func:`_fused` for a head without soft-cap, one product per :data:`VOCAB_CHUNK` columns of the head: the
+    log-normaliser is accumulated online (running max, rescaled sum of exponentials), so a chunk's logits are
+    read while they are still in cache and no (rows, V) block is ever held."""
+    import torch
+
+    xn = head.normed(states)                                       # (k, r, d) float32
+    k, r, d = xn.shape
+    cross = head.expected_logit(fin["p"], xn, None).reshape(-1)
+    bf16 = head.product == "bfloat16"
+    weight = head.weight_bf16 if bf16 else head.runner.parts.unembed.weight
+    x = xn.reshape(-1, d).to(weight.dtype)
+    n, vocab = x.shape[0], int(weight.shape[0])
+    t = tg[:, 0].repeat(k)                                         # each layer's rows share the targets
+    m = torch.full((n,), -torch.inf, device=x.device)
+    total = torch.zeros(n, device=x.device)
+    top = torch.zeros(n, dtype=torch.long, device=x.device)
+    target = torch.zeros(n, device=x.device)
+    buf = torch.empty(n, min(VOCAB_CHUNK, vocab), device=x.device)
+    for a in range(0, vocab, VOCAB_CHUNK):
+        z = x @ weight[a: a + VOCAB_CHUNK].T                       # (n, c) in the product's dtype
+        c = z.shape[1]
+        if head.bias is not None:
+            z = z.float() + head.bias[a: a + c]
+        cm, ci = z.max(-1)
+        cm = cm.float()
+        top = torch.where(cm > m, ci + a, top)                     # ties keep the earlier (lower) id, as argmax
+        inside = (t >= a) & (t < a + c)
+        target = torch.where(inside, z.gather(-1, (t - a).clamp(0, c - 1)[:, None])[:, 0].float(), target)
+        new = torch.maximum(m, cm)
+        e = torch.sub(z, new[:, None], out=buf[:, :c])             # float32 in the same pass, in cache
+        total = total * torch.exp(m - new) + e.exp_().sum(-1)
+        m = new
+    lse = total.log() + m
+    return ((fin["negent"].repeat(k) - cross + lse).reshape(k, r), (top == fin["top"].repeat(k)).reshape(k, r),
+            (lse - target).reshape(k, r))
 
 
 def layer_metrics(runner: Any, states: Any, targets: Any, decoders: Sequence[LogitLens | TunedLens],
