@@ -23,9 +23,10 @@ Measured alone on this 2-core machine (AMD EPYC, AVX512-BF16, load average 1.2-2
   * ``lens eval`` of both lenses on 2,048 tokens: 105 s before the fused evaluation. Decoding 30 layers x 2
     lenses + the final distribution through a 49,152 x 576 head is 3.45 GFLOP per token (69 TFLOP for 20k
     tokens); the head product runs at ~90-100 GFLOP/s in float32 and ~300 in bfloat16 here, so 20k tokens need
-    >= ~230 s (bfloat16) + the forward pass whatever the code does. Measured under load 14-16 (six other jobs),
-    512 tokens, in CPU time (wall time was 5x longer): the previous evaluation 136 CPU-ms/token, the fused one
-    108 (float32) and 77.5 (bfloat16); at 2 busy cores 20,480 tokens -> ~1,100 s and ~790 s.
+    >= ~230 s (bfloat16) + the forward pass whatever the code does. Both lenses on 1,024 tokens, one after the
+    other, load average ~3: the fused evaluation 19.2 s in bfloat16 (37 CPU-ms/token), 71 s in float32 (83),
+    the previous one 60.9 s (90): 20,480 tokens -> ~380 s in bfloat16. Chunking the head by 4,096 rows costs
+    0.71 CPU-ms per row and layer in bfloat16 against 0.96 for whole-vocabulary blocks (1.06 vs 1.36 float32).
   * zero init (``BENCH_INIT=zero BENCH_STEPS=2 BENCH_LR=3e-3``): ~70 CPU-seconds per KL step of 1,024 tokens;
     after 2 steps 1.5x below the logit lens over the first half and above it at layers 24-29 (README).
   * the peer given the same 16,384 tokens (16 steps of 1,024, all run): 475 s, held-out KL 82.4 bits at layer
