@@ -424,8 +424,8 @@ def test_context_hovers_decode_with_the_chosen_lens(lenses, tmp_path):
     lens = lenses["llama"]
     net, n = lens.model, lens.meta["n_layers"]
     tuned = random_lens(n, lens.meta["d_model"], seed=5)
-    texts = [TEXT, "Paris is the capital of France"]
-    maps = {name: context_map(lens, texts, layers="all", method="pca", decoder=dec, progress=False)
+    texts = [TEXT]
+    maps = {name: context_map(lens, texts, layers="all", decoder=dec, progress=False)
             for name, dec in (("logit", "logit"), ("tuned", tuned))}
     tables = {name: m.panels[0].table for name, m in maps.items()}
     states = maps["logit"].panels[0].source.stacked()
@@ -461,3 +461,30 @@ def test_context_bad_lens_is_one_line_exit_2_before_weights(lenses, tiny_llama_d
                   else spec, "--out", str(tmp_path / "o"))
     assert res.code == 2 and res.err.startswith("embedlens: error: ") and message in res.err, res
     assert res.err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_context_tuned_lens_hover_in_chromium(lenses, tmp_path, offline_page):
+    """The hover names the tuned lens and shows its tokens exactly as their readable form, offline."""
+    from embedlens.contextual import context_map
+    from embedlens.render.offline import write_plotly_html
+    from embedlens.tunedlens import TunedLens
+
+    lens = lenses["llama"]
+    tuned = TunedLens.zeros(lens.meta["n_layers"], lens.meta["d_model"])
+    cmap = context_map(lens, [TEXT, "a list of lists"], layers="0,1", decoder=tuned, progress=False)
+    t = cmap.panels[0].table
+    hostile = ["<script>alert(1)</script>", '"quoted"', "&amp;"]
+    t["lens_display"][:] = np.asarray(hostile, dtype=object)  # every point's top-3
+    fig = cmap.figure()
+    curve = next(i for i, tr in enumerate(fig.data) if tr.hovertext is not None and tr.visible is not False)
+    write_plotly_html(fig, tmp_path / "context.html")
+    page, seen = offline_page(tmp_path / "context.html")
+    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot'); return g && g._fullData; }",
+                           timeout=30_000)
+    page.evaluate("(c) => Plotly.Fx.hover(document.querySelector('.js-plotly-plot'), [{curveNumber: c, pointNumber: 0}])",
+                  curve)
+    page.wait_for_function("() => document.querySelector('.hoverlayer').textContent.includes('tuned lens')")
+    shown = page.evaluate("() => document.querySelector('.hoverlayer').textContent")
+    assert "tuned lens: <script>alert(1)</script> " in shown and '"quoted" ' in shown and "&amp; " in shown, shown
+    assert "logit lens" not in shown and seen.dialogs == [] and seen.errors == []
+    assert all(u.startswith(("file://", "data:", "about:")) for u in seen.requests), seen.requests

@@ -46,8 +46,8 @@ from .engine_options import check_engine_options, engine_options
 @json_option
 def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method: str, dims: str,
             perplexity: str | None, seed: int, runs: int, focus: str | None, corpus: str | None,
-            text_column: str, engine: str, ray_address: str | None, workers: int | None, max_occurrences: int, window: int, case_sensitive: bool, keep_special: bool, decoder: str, device: str, dtype: str, max_memory: str | None, batch_size: int | None,
-            out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
+            text_column: str, engine: str, ray_address: str | None, workers: int | None, max_occurrences: int, window: int, case_sensitive: bool, keep_special: bool, device: str, dtype: str, max_memory: str | None, batch_size: int | None,
+            out: str, no_html: bool, no_png: bool, as_json: bool, decoder: str) -> None:
     """Map the hidden states of every token of TEXT... (or of every occurrence of --focus WORD in --corpus).
 
     Colours are texts, labels are readable tokens; --layer all fits one projection shared by every layer

@@ -301,6 +301,7 @@ def context_map(
     max_occurrences: int = DEFAULT_MAX_OCCURRENCES,
     window: int = DEFAULT_WINDOW,
     ignore_case: bool = True,
+    decoder: Any = "logit",
     batch_size: int | None = None,
     progress: bool = True,
     text_column: str = "text",
@@ -308,7 +309,6 @@ def context_map(
     ray_address: str | None = None,
     workers: int | None = None,
     states_dir: Any = None,
-    decoder: Any = "logit",
 ) -> ContextMap:
     """Hidden states of ``texts`` (or of every occurrence of ``focus`` in ``corpus``) mapped per model.
 
@@ -317,6 +317,8 @@ def context_map(
         texts: the texts, when no ``corpus`` is given.
         corpus: a corpus spec; then ``focus`` is the word whose occurrences are mapped.
         focus: the word to highlight in ``texts`` (every position of it), or to look for in ``corpus``.
+        decoder: the hovers' next-token lens: ``"logit"``, ``"tuned"`` (the model's cached tuned lens) or a
+            lens path (:func:`~embedlens.logitlens.tuned_files.resolve_decoder`, checked before any weight is read).
         layers: ``-1``, ``"all"`` or ``"0,6,12"``; with several, one projection is shared by all layers.
         method, dims, seed, runs, perplexity, n_neighbors, min_dist: the map (see :func:`project`); ``seed``
             also seeds the sample of occurrences when there are more than ``max_occurrences``. Several
@@ -324,8 +326,6 @@ def context_map(
             ``ContextMap.sweep``): one map per value from one k-NN graph; the panel shows the largest.
         text_column, engine, ray_address, workers, states_dir: how the corpus is read and where the
             occurrence states are computed (see :func:`~embedlens.contextual.occurrences.occurrences`).
-        decoder: the hovers' next-token lens: ``"logit"``, ``"tuned"`` (the model's cached tuned lens) or a
-            lens path (:func:`~embedlens.logitlens.tuned_files.resolve_decoder`).
     """
     started = time.perf_counter()
     if dims not in (2, 3):
@@ -352,12 +352,12 @@ def context_map(
             raise EmbedlensError("a perplexity sweep maps one model once with t-SNE: give method='tsne', runs=1 "
                                  "and one model")
     lenses = [as_lens(m) for m in model_list]
-    decoders = [resolve_decoder(decoder, lens) if lens.meta.get("causal") else None for lens in lenses]  # no weights read
+    decoders = [resolve_decoder(decoder, lens) if lens.meta.get("causal") else None for lens in lenses]
     aliases = _aliases(lenses)
     notes: list[str] = []
     timings: dict[str, float] = {}
     panels: list[ContextPanel] = []
-    for lens, alias, dec in zip(lenses, aliases, decoders, strict=True):
+    for lens, alias in zip(lenses, aliases, strict=True):
         t0 = time.perf_counter()
         if kind == "occurrences":
             src: HiddenStates | Occurrences = occurrences(
@@ -377,7 +377,7 @@ def context_map(
         timings[f"{alias}: states"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         x = src.stacked()
-        lens_note = add_lens_top(table, lens, x, decoder=dec)  # each point's lens top-3, for its hover
+        lens_note = add_lens_top(table, lens, x, decoder=decoders[aliases.index(alias)])  # hover top-3 per point
         if lens_note:
             notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
         if x.shape[0] < 4:
