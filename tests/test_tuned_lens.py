@@ -471,7 +471,7 @@ def test_context_tuned_lens_hover_in_chromium(lenses, tmp_path, offline_page):
 
     lens = lenses["llama"]
     tuned = TunedLens.zeros(lens.meta["n_layers"], lens.meta["d_model"])
-    cmap = context_map(lens, [TEXT, "a list of lists"], layers="0,1", decoder=tuned, progress=False)
+    cmap = context_map(lens, [TEXT], layers="0,1", decoder=tuned, progress=False)
     t = cmap.panels[0].table
     hostile = ["<script>alert(1)</script>", '"quoted"', "&amp;"]
     t["lens_display"][:] = np.asarray(hostile, dtype=object)  # every point's top-3
@@ -488,3 +488,32 @@ def test_context_tuned_lens_hover_in_chromium(lenses, tmp_path, offline_page):
     assert "tuned lens: <script>alert(1)</script> " in shown and '"quoted" ' in shown and "&amp; " in shown, shown
     assert "logit lens" not in shown and seen.dialogs == [] and seen.errors == []
     assert all(u.startswith(("file://", "data:", "about:")) for u in seen.requests), seen.requests
+
+
+def test_eval_of_a_soft_capped_head_equals_a_direct_computation(lenses, corpus_file, monkeypatch):
+    """A soft-capped head (Gemma) is not linear in the state: the KL's cross term is read from the logits."""
+    from embedlens.corpus import open_corpus
+    from embedlens.models.forward import runner_for
+    from embedlens.tunedlens import evaluate_lenses
+    from embedlens.tunedlens.data import corpus_tokens
+
+    lens = lenses["llama"]
+    net, n, cap = lens.model, lens.meta["n_layers"], 0.5
+    monkeypatch.setattr(runner_for(lens, net), "softcap", cap)
+    tuned = random_lens(n, lens.meta["d_model"], seed=4)
+    ev = evaluate_lenses(lens, str(corpus_file), decoders=["logit", tuned], tokens=32, seq_len=32, dtype="float32",
+                         product="float32")
+    seq = torch.from_numpy(corpus_tokens(lens, open_corpus(str(corpus_file)), 32))[None]
+    with torch.no_grad():
+        out = net(input_ids=seq, output_hidden_states=True)
+        capped = lambda z: torch.log_softmax((torch.tanh(z / cap) * cap).double(), -1)  # noqa: E731
+        p = capped(out.logits[0])
+        for di, dec in enumerate((None, tuned)):
+            for layer in range(n):
+                h = out.hidden_states[layer][0]
+                if dec is not None:
+                    h = h + h @ torch.from_numpy(dec.weight[layer]).T + torch.from_numpy(dec.bias[layer])
+                q = capped(net.lm_head(net.model.norm(h)))
+                kl = float((p.exp() * (p - q)).sum(-1).mean() / np.log(2))
+                assert ev.kl_bits[di, layer] == pytest.approx(kl, rel=1e-4, abs=1e-6)
+                assert ev.top1_agreement[di, layer] == pytest.approx(float((q.argmax(-1) == p.argmax(-1)).double().mean()))
