@@ -472,19 +472,20 @@ def test_context_tuned_lens_hover_in_chromium(lenses, tmp_path, offline_page):
     lens = lenses["llama"]
     tuned = TunedLens.zeros(lens.meta["n_layers"], lens.meta["d_model"])
     cmap = context_map(lens, [TEXT], layers="0,1", decoder=tuned, progress=False)
-    t = cmap.panels[0].table
-    hostile = ["<script>alert(1)</script>", '"quoted"', "&amp;"]
-    t["lens_display"][:] = np.asarray(hostile, dtype=object)  # every point's top-3
+    hostile = np.asarray(["<script>alert(1)</script>", '"quoted"', "&amp;"], dtype=object)
+    cmap.panels[0].table["lens_display"][:] = hostile
     fig = cmap.figure()
-    curve = next(i for i, tr in enumerate(fig.data) if tr.hovertext is not None and tr.visible is not False)
-    write_plotly_html(fig, tmp_path / "context.html")
-    page, seen = offline_page(tmp_path / "context.html")
-    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot'); return g && g._fullData; }",
-                           timeout=30_000)
-    page.evaluate("(c) => Plotly.Fx.hover(document.querySelector('.js-plotly-plot'), [{curveNumber: c, pointNumber: 0}])",
-                  curve)
-    page.wait_for_function("() => document.querySelector('.hoverlayer').textContent.includes('tuned lens')")
-    shown = page.evaluate("() => document.querySelector('.hoverlayer').textContent")
+    hovered = [i for i, tr in enumerate(fig.data) if tr.hovertext is not None and tr.visible is not False][0]
+    write_plotly_html(fig, tmp_path / "tuned.html")
+    page, seen = offline_page(tmp_path / "tuned.html")
+    shown = page.evaluate("""async (c) => {
+        const wait = (ok) => new Promise((done) => { const t = setInterval(() => { if (ok()) { clearInterval(t);
+            done(); } }, 50); });
+        await wait(() => document.querySelector('.js-plotly-plot') && document.querySelector('.js-plotly-plot')._fullData);
+        const plot = document.querySelector('.js-plotly-plot');
+        Plotly.Fx.hover(plot, [{curveNumber: c, pointNumber: 0}]);
+        await wait(() => document.querySelector('.hoverlayer').textContent.includes('lens:'));
+        return document.querySelector('.hoverlayer').textContent; }""", hovered)
     assert "tuned lens: <script>alert(1)</script> " in shown and '"quoted" ' in shown and "&amp; " in shown, shown
     assert "logit lens" not in shown and seen.dialogs == [] and seen.errors == []
     assert all(u.startswith(("file://", "data:", "about:")) for u in seen.requests), seen.requests
