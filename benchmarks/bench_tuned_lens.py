@@ -4,7 +4,9 @@ time of ``lens eval`` of both, and the ``tuned-lens`` package's own training ste
     EMBEDLENS_CACHE=/tmp/elcache flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_tuned_lens.py
 
 Settings (environment): BENCH_CORPUS (default lee), BENCH_TOKENS (training tokens, 16384), BENCH_HELDOUT
-(1024), BENCH_STEPS (KL steps after least squares, 0), BENCH_EVAL_TOKENS (``lens eval`` tokens, 20480),
+(1024), BENCH_STEPS (KL steps after least squares, 0), BENCH_INIT (least-squares or zero), BENCH_LR (1e-4),
+BENCH_EVAL_TOKENS (``lens eval`` tokens, 20480), BENCH_PRODUCT (auto), BENCH_BASELINE_TOKENS (a float32 run
+on that many tokens in the same process),
 BENCH_PEER=1 to run the peer: the ``tuned-lens`` package (PyPI 0.2.0) installed in its own folder on
 PYTHONPATH (``pip install --target DIR --no-deps tuned-lens simple-parsing``). Its script
 ``tuned_lens.scripts.train_loop`` cannot be imported with current torch (it needs ``torchdata.dataloader2``,
@@ -18,8 +20,15 @@ Measured alone on this 2-core machine (AMD EPYC, AVX512-BF16, load average 1.2-2
   * training, 16,384 tokens, least squares, no KL step: 89-93 s (least squares ~35 s, measuring both lenses on
     the 1,024 held-out tokens ~51 s). Held-out KL lower than the logit lens at every layer below the last;
     mean over layers 0..14: logit 33.4 bits, tuned 4.09 bits (8.2x lower).
-  * ``lens eval`` of both lenses on 2,048 tokens: 105 s. Decoding 31 layers x 2 lenses through a 49,152 x 576
-    head is ~3.5 GFLOP per token, so 20k tokens (~70 TFLOP) takes ~17 minutes on two cores.
+  * ``lens eval`` of both lenses on 2,048 tokens: 105 s before the fused evaluation. Decoding 30 layers x 2
+    lenses + the final distribution through a 49,152 x 576 head is 3.45 GFLOP per token (69 TFLOP for 20k
+    tokens); the head product runs at ~90-100 GFLOP/s in float32 and ~300 in bfloat16 here, so 20k tokens need
+    >= ~230 s (bfloat16) + the forward pass whatever the code does. Both lenses on 1,024 tokens, one after the
+    other, load average ~3: the fused evaluation 19.2 s in bfloat16 (37 CPU-ms/token), 71 s in float32 (83),
+    the previous one 60.9 s (90): 20,480 tokens -> ~380 s in bfloat16. Chunking the head by 4,096 rows costs
+    0.71 CPU-ms per row and layer in bfloat16 against 0.96 for whole-vocabulary blocks (1.06 vs 1.36 float32).
+  * zero init (``BENCH_INIT=zero BENCH_STEPS=2 BENCH_LR=3e-3``): ~70 CPU-seconds per KL step of 1,024 tokens;
+    after 2 steps 1.5x below the logit lens over the first half and above it at layers 24-29 (README).
   * the peer given the same 16,384 tokens (16 steps of 1,024, all run): 475 s, held-out KL 82.4 bits at layer
     0, 11-14 in layers 1-14, 1.9 at layer 29; ours 5.2, 3.5-4.9, 0.25.
 """
@@ -35,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import print_machine  # noqa: E402
+from _util import median_time, print_machine  # noqa: E402
 
 MODEL = "smollm2-135m"
 
@@ -101,9 +110,39 @@ def peer_run(lens, corpus, tokens: int, heldout: int, out: Path) -> dict:
             "extrapolated_s": per_step * steps_total, "kl_bits": ev.kl_bits[0].tolist()}
 
 
+def floor(n_tokens: int, n_layers: int, d: int, vocab: int, n_lenses: int = 2) -> None:
+    """What the head products of ``lens eval`` cost at least: ``2 d V`` FLOP per token and decode (every
+    layer below the last per lens, plus the final distribution once), at the rate torch reaches here for a
+    (256 x d) @ (d x V) product in float32 and in bfloat16."""
+    import torch
+
+    decodes = n_lenses * n_layers + 1
+    flop = 2 * d * vocab * decodes * n_tokens
+    w = torch.randn(vocab, d)
+    for dtype in (torch.float32, torch.bfloat16):
+        x, wt = torch.randn(256, d).to(dtype), w.to(dtype)
+        best = min(median_time(lambda x=x, wt=wt: torch.mm(x, wt.T), repeats=3) for _ in range(2))
+        rate = 2 * 256 * d * vocab / best
+        print(f"floor, {str(dtype)[6:]} head product: {rate / 1e9:.0f} GFLOP/s; {decodes} decodes x 2 x {d} x {vocab:,} "
+              f"x {n_tokens:,} tokens = {flop / 1e12:.1f} TFLOP -> {flop / rate:.0f} s; load {os.getloadavg()}",
+              flush=True)
+
+
+def timed_eval(lens, corpus, decoders, tokens: int, product: str) -> object:
+    from embedlens.tunedlens import evaluate_lenses
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    ev = evaluate_lenses(lens, corpus, decoders=decoders, tokens=tokens, product=product)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"lens eval, logit + tuned, {ev.n_tokens:,} tokens, product {ev.settings['product']}: {wall:.1f} s "
+          f"({wall / ev.n_tokens * 1e3:.1f} ms/token -> {wall / ev.n_tokens * 20480:.0f} s for 20,480; CPU {cpu:.0f} s) "
+          f"{ev.timings}; load {os.getloadavg()}", flush=True)
+    return ev
+
+
 def main() -> None:
     from embedlens import load
-    from embedlens.tunedlens import evaluate_lenses, train_tuned_lens
+    from embedlens.tunedlens import train_tuned_lens
 
     print_machine()
     corpus = os.environ.get("BENCH_CORPUS", "lee")
@@ -111,10 +150,14 @@ def main() -> None:
     eval_tokens = env("BENCH_EVAL_TOKENS", 20480)
     lens = load(MODEL)
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"train: tokens={tokens} heldout={heldout} steps={steps} corpus={corpus}; load {os.getloadavg()}",
+        print(f"train: tokens={tokens} heldout={heldout} steps={steps} init={os.environ.get('BENCH_INIT', 'least-squares')} "
+              f"corpus={corpus}; load {os.getloadavg()}",
               flush=True)
         t0 = time.perf_counter()
-        tuned = train_tuned_lens(lens, corpus, tokens=tokens, heldout_tokens=heldout, steps=steps, out=Path(tmp) / "t")
+        init = os.environ.get("BENCH_INIT", "least-squares")
+        lr = float(os.environ.get("BENCH_LR", 1e-4))
+        tuned = train_tuned_lens(lens, corpus, tokens=tokens, heldout_tokens=heldout, steps=steps, init=init, lr=lr,
+                                 out=Path(tmp) / "t", cache=False)
         train_s = time.perf_counter() - t0
         m = tuned.manifest
         print(f"train: {train_s:.1f} s (target <= 600 s) {m['timings']}; load {os.getloadavg()}", flush=True)
@@ -126,10 +169,11 @@ def main() -> None:
                   f" load {os.getloadavg()}", flush=True)
         table(m["heldout_kl_bits_logit_lens"], m["heldout_kl_bits"], peer["kl_bits"] if peer else None)
         if eval_tokens:
-            t0 = time.perf_counter()
-            ev = evaluate_lenses(lens, corpus, decoders=["logit", tuned], tokens=eval_tokens)
-            print(f"lens eval, logit + tuned, {ev.n_tokens} tokens (skipped {ev.skip}): "
-                  f"{time.perf_counter() - t0:.1f} s (target <= 120 s); load {os.getloadavg()}")
+            meta = lens.meta
+            floor(eval_tokens, meta["n_layers"], meta["d_model"], meta["n_vocab"])
+            ev = timed_eval(lens, corpus, ["logit", tuned], eval_tokens, os.environ.get("BENCH_PRODUCT", "auto"))
+            if os.environ.get("BENCH_BASELINE_TOKENS"):     # the float32 product on fewer tokens, same run
+                timed_eval(lens, corpus, ["logit", tuned], env("BENCH_BASELINE_TOKENS", 1024), "float32")
             table(ev.kl_bits[0].tolist(), ev.kl_bits[1].tolist())
 
 

@@ -219,15 +219,22 @@ def test_save_and_reload_both_formats_decode_identically(trained, lenses, tmp_pa
     assert not np.array_equal(logit.top_probs, results[0].top_probs)
 
 
-def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file):
+def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file, monkeypatch):
     from embedlens.corpus import open_corpus
-    from embedlens.tunedlens import evaluate_lenses
+    from embedlens.tunedlens import evaluate_lenses, metrics
     from embedlens.tunedlens.data import corpus_tokens, sequences
 
     lens, out = trained
     planted = lenses["planted"]
     ev = evaluate_lenses(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
-                         dtype="float32")
+                         dtype="float32", product="float32")
+    monkeypatch.setattr(metrics, "DECODE_ROWS", 24)    # blocks of 24 + 8 rows, one layer per product
+    monkeypatch.setattr(metrics, "VOCAB_CHUNK", 50)     # the log-normaliser accumulated over 7 head chunks
+    assert planted.meta["n_vocab"] % 50 and planted.meta["n_vocab"] > 6 * 50
+    blocked = evaluate_lenses(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
+                              dtype="float32", product="float32", batch_tokens=32)
+    for key in ("kl_bits", "top1_agreement", "ce_bits"):
+        np.testing.assert_allclose(getattr(blocked, key), getattr(ev, key), rtol=1e-5, atol=1e-7)
     assert ev.skip == 1024                          # the tuned lens trained on the first 1024 tokens
     seqs = sequences(corpus_tokens(planted, open_corpus(str(corpus_file)), 64, skip=1024), 32)
     net = planted.model
@@ -374,7 +381,8 @@ def test_eval_at_site_mid_reads_the_logit_lens_inside_blocks(lenses, corpus_file
     from embedlens.tunedlens.data import corpus_tokens
 
     lens = lenses["llama"]
-    ev = evaluate_lenses(lens, str(corpus_file), decoders=["logit"], tokens=32, seq_len=32, site="mid", dtype="float32")
+    ev = evaluate_lenses(lens, str(corpus_file), decoders=["logit"], tokens=32, seq_len=32, site="mid", dtype="float32",
+                         product="float32")
     net, n = lens.model, lens.meta["n_layers"]
     assert ev.settings["site"] == "mid" and ev.kl_bits[0, -1] == 0.0
     seq = corpus_tokens(lens, open_corpus(str(corpus_file)), 32)
@@ -384,3 +392,129 @@ def test_eval_at_site_mid_reads_the_logit_lens_inside_blocks(lenses, corpus_file
         q = torch.log_softmax(net.lm_head(net.model.norm(mid)).double(), -1)
         kl = ((p.exp() * (p - q)).sum(-1).mean(-1) / np.log(2)).numpy()
     np.testing.assert_allclose(ev.kl_bits[0, :-1], kl, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_bfloat16_product_stays_within_its_stated_tolerance(lenses, corpus_file, kind, monkeypatch):
+    from embedlens import hardware
+    from embedlens.tunedlens import evaluate_lenses, metrics
+
+    lens = lenses[kind]
+    kw = dict(decoders=["logit", random_lens(lens.meta["n_layers"], lens.meta["d_model"], seed=2)], tokens=64,
+              seq_len=32, dtype="float32")
+    exact = evaluate_lenses(lens, str(corpus_file), product="float32", **kw)
+    if hardware.fast_bfloat16():
+        fast = evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)
+        assert fast.settings["product"] == "bfloat16"
+        assert evaluate_lenses(lens, str(corpus_file), product="auto", **kw).settings["product"] == "bfloat16"
+        absolute, relative = metrics.BF16_KL_TOLERANCE
+        np.testing.assert_allclose(fast.kl_bits, exact.kl_bits, rtol=relative, atol=absolute)
+        assert (fast.kl_bits[:, -1] == 0).all() and not np.array_equal(fast.kl_bits, exact.kl_bits)
+    monkeypatch.setattr(hardware, "fast_bfloat16", lambda: False)
+    assert evaluate_lenses(lens, str(corpus_file), product="auto", **kw).settings["product"] == "float32"
+    with pytest.raises(EmbedlensError, match="fast bfloat16 units"):
+        evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)
+
+
+def test_context_hovers_decode_with_the_chosen_lens(lenses, tmp_path):
+    """The context map's hover top-3 per layer: the logit lens decodes the state, the tuned lens its translation."""
+    from embedlens.contextual.mapping import context_map
+    from embedlens.render.context import lens_lines
+
+    lens = lenses["llama"]
+    net, n = lens.model, lens.meta["n_layers"]
+    tuned = random_lens(n, lens.meta["d_model"], seed=5)
+    texts = [TEXT]
+    maps = {name: context_map(lens, texts, layers="all", decoder=dec, progress=False)
+            for name, dec in (("logit", "logit"), ("tuned", tuned))}
+    tables = {name: m.panels[0].table for name, m in maps.items()}
+    states = maps["logit"].panels[0].source.stacked()
+    layer = np.asarray(tables["logit"]["layer"])
+    with torch.no_grad():
+        x = torch.from_numpy(np.asarray(states, dtype=np.float32))
+        w, b = torch.from_numpy(tuned.weight), torch.from_numpy(tuned.bias)
+        top = {}
+        for name in ("logit", "tuned"):
+            moved = x.clone()
+            if name == "tuned":
+                inner = layer < n
+                li = torch.from_numpy(layer[inner])
+                moved[inner] = x[inner] + torch.einsum("rd,red->re", x[inner], w[li]) + b[li]
+            normed = torch.where(torch.from_numpy(layer == n)[:, None], moved, net.model.norm(moved))
+            top[name] = net.lm_head(normed).topk(3, -1).indices.numpy()
+    for name in ("logit", "tuned"):
+        np.testing.assert_array_equal(tables[name]["lens_ids"], top[name])
+    differ = (top["logit"][:, 0] != top["tuned"][:, 0])
+    assert differ[layer < n].any() and not differ[layer == n].any()
+    assert lens_lines(tables["tuned"], np.arange(2))[0].startswith("<br>tuned lens: ")
+    assert lens_lines(tables["logit"], np.arange(2))[0].startswith("<br>logit lens: ")
+
+
+@pytest.mark.parametrize("spec, message", [("nowhere/lens", "no such tuned lens"), ("tuned", "has no tuned lens yet")])
+def test_context_bad_lens_is_one_line_exit_2_before_weights(lenses, tiny_llama_dir, tmp_path, run_cli, monkeypatch,
+                                                            spec, message):
+    import embedlens.models.loading as loading
+
+    monkeypatch.setenv("EMBEDLENS_CACHE", str(lenses["llama"].entry.folder.parents[1]))
+    monkeypatch.setattr(loading, "load_weights", lambda *a, **k: pytest.fail("weights were read"))
+    res = run_cli("context", "some text here", "-m", str(tiny_llama_dir), "--lens", str(tmp_path / spec) if "/" in spec
+                  else spec, "--out", str(tmp_path / "o"))
+    assert res.code == 2 and res.err.startswith("embedlens: error: ") and message in res.err, res
+    assert res.err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_context_tuned_lens_hover_in_chromium(lenses, tmp_path, offline_page):
+    """The hover names the tuned lens and shows its tokens exactly as their readable form, offline."""
+    from embedlens.contextual import context_map
+    from embedlens.render.offline import write_plotly_html
+    from embedlens.tunedlens import TunedLens
+
+    lens = lenses["llama"]
+    tuned = TunedLens.zeros(lens.meta["n_layers"], lens.meta["d_model"])
+    cmap = context_map(lens, [TEXT], layers="0,1", decoder=tuned, progress=False)
+    hostile = np.asarray(["<script>alert(1)</script>", '"quoted"', "&amp;"], dtype=object)
+    cmap.panels[0].table["lens_display"][:] = hostile
+    fig = cmap.figure()
+    hovered = [i for i, tr in enumerate(fig.data) if tr.hovertext is not None and tr.visible is not False][0]
+    write_plotly_html(fig, tmp_path / "tuned.html")
+    page, seen = offline_page(tmp_path / "tuned.html")
+    shown = page.evaluate("""async (c) => {
+        const wait = (ok) => new Promise((done) => { const t = setInterval(() => { if (ok()) { clearInterval(t);
+            done(); } }, 50); });
+        await wait(() => document.querySelector('.js-plotly-plot') && document.querySelector('.js-plotly-plot')._fullData);
+        const plot = document.querySelector('.js-plotly-plot');
+        Plotly.Fx.hover(plot, [{curveNumber: c, pointNumber: 0}]);
+        await wait(() => document.querySelector('.hoverlayer').textContent.includes('lens:'));
+        return document.querySelector('.hoverlayer').textContent; }""", hovered)
+    assert "tuned lens: <script>alert(1)</script> " in shown and '"quoted" ' in shown and "&amp; " in shown, shown
+    assert "logit lens" not in shown and seen.dialogs == [] and seen.errors == []
+    assert all(u.startswith(("file://", "data:", "about:")) for u in seen.requests), seen.requests
+
+
+def test_eval_of_a_soft_capped_head_equals_a_direct_computation(lenses, corpus_file, monkeypatch):
+    """A soft-capped head (Gemma) is not linear in the state: the KL's cross term is read from the logits."""
+    from embedlens.corpus import open_corpus
+    from embedlens.models.forward import runner_for
+    from embedlens.tunedlens import evaluate_lenses
+    from embedlens.tunedlens.data import corpus_tokens
+
+    lens = lenses["llama"]
+    net, n, cap = lens.model, lens.meta["n_layers"], 0.5
+    monkeypatch.setattr(runner_for(lens, net), "softcap", cap)
+    tuned = random_lens(n, lens.meta["d_model"], seed=4)
+    ev = evaluate_lenses(lens, str(corpus_file), decoders=["logit", tuned], tokens=32, seq_len=32, dtype="float32",
+                         product="float32")
+    seq = torch.from_numpy(corpus_tokens(lens, open_corpus(str(corpus_file)), 32))[None]
+    with torch.no_grad():
+        out = net(input_ids=seq, output_hidden_states=True)
+        capped = lambda z: torch.log_softmax((torch.tanh(z / cap) * cap).double(), -1)  # noqa: E731
+        p = capped(out.logits[0])
+        for di, dec in enumerate((None, tuned)):
+            for layer in range(n):
+                h = out.hidden_states[layer][0]
+                if dec is not None:
+                    h = h + h @ torch.from_numpy(dec.weight[layer]).T + torch.from_numpy(dec.bias[layer])
+                q = capped(net.lm_head(net.model.norm(h)))
+                kl = float((p.exp() * (p - q)).sum(-1).mean() / np.log(2))
+                assert ev.kl_bits[di, layer] == pytest.approx(kl, rel=1e-4, abs=1e-6)
+                assert ev.top1_agreement[di, layer] == pytest.approx(float((q.argmax(-1) == p.argmax(-1)).double().mean()))

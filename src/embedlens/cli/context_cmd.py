@@ -34,6 +34,8 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--window", type=int, default=100, show_default=True, help="Characters of context each side of an occurrence.")
 @click.option("--case-sensitive", is_flag=True, help="Match --focus WORD with its exact case.")
 @click.option("--keep-special", is_flag=True, help="Keep special tokens (BOS, CLS, SEP) in the map.")
+@click.option("--lens", "decoder", default="logit", show_default=True, metavar="logit|tuned|PATH",
+              help="The hovers' top next tokens per layer: logit lens, the model's tuned lens, or a lens folder.")
 @device_options
 @max_memory_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Sequences per forward pass (default 16 texts, 64 windows).")
@@ -45,7 +47,7 @@ from .engine_options import check_engine_options, engine_options
 def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method: str, dims: str,
             perplexity: str | None, seed: int, runs: int, focus: str | None, corpus: str | None,
             text_column: str, engine: str, ray_address: str | None, workers: int | None, max_occurrences: int, window: int, case_sensitive: bool, keep_special: bool, device: str, dtype: str, max_memory: str | None, batch_size: int | None,
-            out: str, no_html: bool, no_png: bool, as_json: bool) -> None:
+            out: str, no_html: bool, no_png: bool, as_json: bool, decoder: str) -> None:
     """Map the hidden states of every token of TEXT... (or of every occurrence of --focus WORD in --corpus).
 
     Colours are texts, labels are readable tokens; --layer all fits one projection shared by every layer
@@ -82,7 +84,8 @@ def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method:
         cmap = context_map(list(models), list(texts) or None, corpus=opened, focus=focus, layers=layer, reduce=reduce,
                            runs=runs, perplexities=perplexities if sweep else None, keep_special=keep_special,
                            max_occurrences=max_occurrences, window=window, ignore_case=not case_sensitive,
-                           batch_size=batch_size, engine=eng, states_dir=Path(out) / "states" if engine == "ray" else None)
+                           batch_size=batch_size, engine=eng, states_dir=Path(out) / "states" if engine == "ray" else None,
+                           decoder=decoder)
     manifest = write_context(cmap, out, html=not no_html, png=not no_png)
     for n in cmap.notes:
         note(n)

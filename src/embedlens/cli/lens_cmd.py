@@ -32,6 +32,8 @@ def lens() -> None:
 @click.option("--batch-tokens", type=int, default=1024, show_default=True, help="Tokens per forward pass and KL step.")
 @click.option("--seq-len", type=int, default=256, show_default=True, help="Tokens per sequence.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the order of the KL batches.")
+@click.option("--product", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Precision of the head products of the KL steps and the held-out KL (bfloat16: see lens eval).")
 @device_options
 @click.option("--out", default="embedlens-tuned-lens", show_default=True, type=click.Path(file_okay=False),
               help="Folder for tuned_lens.safetensors + manifest.json (and the checkpoint a rerun resumes from).")
@@ -40,7 +42,7 @@ def lens() -> None:
 @click.option("--no-cache", is_flag=True, help="Do not keep the lens in the model's cache entry (--lens tuned).")
 @json_option
 def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int, init: str, lr: float,
-          batch_tokens: int, seq_len: int, seed: int, device: str, dtype: str, out: str, package_out: str | None,
+          batch_tokens: int, seq_len: int, seed: int, product: str, device: str, dtype: str, out: str, package_out: str | None,
           no_cache: bool, as_json: bool) -> None:
     """Train a tuned lens: one affine translator per layer so that decoding the translated residual stream
     matches the model's final next-token distribution. Prints the held-out KL per layer, tuned vs logit lens."""
@@ -48,7 +50,7 @@ def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int,
 
     tuned = train_tuned_lens(model, corpus, tokens=tokens, heldout_tokens=heldout_tokens, seq_len=seq_len,
                              batch_tokens=batch_tokens, init=init, steps=steps, lr=lr, seed=seed, device=device,
-                             dtype=dtype, out=out, cache=not no_cache, progress=sys.stderr.isatty())
+                             dtype=dtype, out=out, cache=not no_cache, progress=sys.stderr.isatty(), product=product)
     if package_out:
         write_tuned_lens_package(tuned, package_out)
     m = tuned.manifest
@@ -78,7 +80,10 @@ def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int,
 @click.option("--skip", type=int, default=None,
               help="Corpus tokens to skip first (default: those a tuned lens under test was trained on).")
 @click.option("--seq-len", type=int, default=256, show_default=True, help="Tokens per sequence.")
-@click.option("--batch-tokens", type=int, default=1024, show_default=True, help="Tokens per forward pass.")
+@click.option("--batch-tokens", type=int, default=2048, show_default=True, help="Tokens per forward pass.")
+@click.option("--product", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Precision of the head product: bfloat16 is ~3x faster on CPUs with bfloat16 units (auto uses it "
+                   "there) and moves the mean KL per layer by under 0.02 bits + 1%.")
 @click.option("--site", type=click.Choice(["resid", "mid"]), default="resid", show_default=True,
               help="Read between blocks (resid) or inside each block after attention, before the MLP (mid; logit lens only).")
 @device_options
@@ -86,7 +91,7 @@ def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int,
               help="Folder for lens_eval.csv/.json/.png/.html and manifest.json.")
 @json_option
 def evaluate(model: str, decoders: str, corpus: str, tokens: int, skip: int | None, seq_len: int, batch_tokens: int,
-             site: str, device: str, dtype: str, out: str, as_json: bool) -> None:
+             product: str, site: str, device: str, dtype: str, out: str, as_json: bool) -> None:
     """Per layer and lens: KL to the model's final distribution (bits), top-1 agreement with its prediction,
     and cross-entropy of the actual next token, on text the lenses were not trained on."""
     from ..errors import EmbedlensError
@@ -97,7 +102,8 @@ def evaluate(model: str, decoders: str, corpus: str, tokens: int, skip: int | No
     if not names:
         raise EmbedlensError("--lens is empty: give logit, tuned or lens folders, comma-separated")
     ev = evaluate_lenses(model, corpus, decoders=names, tokens=tokens, skip=skip, seq_len=seq_len,
-                         batch_tokens=batch_tokens, device=device, dtype=dtype, progress=sys.stderr.isatty(), site=site)
+                         batch_tokens=batch_tokens, device=device, dtype=dtype, progress=sys.stderr.isatty(), site=site,
+                         product=product)
     manifest = write_lens_eval(ev, out)
     if as_json:
         emit_json(ev.to_dict())

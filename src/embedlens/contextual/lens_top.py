@@ -1,10 +1,12 @@
-"""The logit-lens top-3 of every point of a context map, for its hover text.
+"""The lens top-3 of every point of a context map, for its hover text.
 
 A point of a causal LM's context map at layer ``l`` is the residual stream after ``l`` blocks; decoded by
 the model's own head (:meth:`embedlens.models.forward.BlockRunner.decode`, the one decode the logit lens
-and the grid use), it says what the model would predict from there. transformers hands back the last
-layer already normed, so rows of layer ``n_layers`` skip the norm. Above :data:`MAX_ROWS` points x layers
-(each row is a product with the whole unembedding) the hovers go without it, and a note says so.
+and the grid use), it says what the model would predict from there. The decoder is the logit lens (the
+state as it is) or a tuned lens (:class:`~embedlens.logitlens.translators.TunedLens`: the layer's affine
+translator first). transformers hands back the last layer already normed, so rows of layer ``n_layers``
+(which no lens translates) skip the norm. Above :data:`MAX_ROWS` points x layers (each row is a product
+with the whole unembedding) the hovers go without it, and a note says so.
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ from typing import Any
 
 import numpy as np
 
+from ..logitlens.translators import LogitLens, TunedLens
+
 K = 3
 MAX_ROWS = 4096
 
 
 def add_lens_top(table: dict[str, Any], lens: Any, states: np.ndarray, *, k: int = K,
-                 max_rows: int = MAX_ROWS) -> str | None:
-    """Add ``lens_ids`` (rows, k), ``lens_probs`` (rows, k) and ``lens_display`` (rows, k) to a context-map table.
+                 max_rows: int = MAX_ROWS, decoder: LogitLens | TunedLens | None = None) -> str | None:
+    """Add ``lens_ids``, ``lens_probs``, ``lens_display`` (rows, k) and ``lens_tuned`` (rows,) to a context-map table.
 
     Args:
         table: a panel's table (layer-major rows, with a ``layer`` column).
         lens: the panel's :class:`~embedlens.lens.ModelLens`.
         states: array of shape (rows, d_model): the points' hidden states, in the table's row order.
+        decoder: the logit lens (None) or a tuned lens already checked against ``lens``
+            (:func:`~embedlens.logitlens.tuned_files.resolve_decoder`, before any weight is read).
 
     Returns:
         A note when the top-3 was not computed (too many rows), else None. Encoders get nothing, silently.
@@ -34,7 +40,7 @@ def add_lens_top(table: dict[str, Any], lens: Any, states: np.ndarray, *, k: int
         return None
     n = int(states.shape[0])
     if n > max_rows:
-        return (f"logit-lens hovers left out: {n:,} points x layers is above {max_rows:,} "
+        return (f"{getattr(decoder, 'kind', 'logit')}-lens hovers left out: {n:,} points x layers is above {max_rows:,} "
                 "(each is a product with the whole unembedding); map fewer occurrences or layers to get them")
     from ..models.forward import runner_for
     from ..models.running import network
@@ -45,6 +51,8 @@ def add_lens_top(table: dict[str, Any], lens: Any, states: np.ndarray, *, k: int
     normed = layer == runner.n_layers
     ids = np.zeros((n, k), dtype=np.int64)
     probs = np.zeros((n, k), dtype=np.float32)
+    if isinstance(decoder, TunedLens) and (~normed).any():
+        states = translated(decoder, states, layer, ~normed)
     for mask, is_normed in ((~normed, False), (normed, True)):
         if mask.any():
             ids[mask], probs[mask], _ = runner.decode_top_k(states[mask], k, normed=is_normed)
@@ -52,4 +60,17 @@ def add_lens_top(table: dict[str, Any], lens: Any, states: np.ndarray, *, k: int
     table["lens_ids"] = ids
     table["lens_probs"] = probs
     table["lens_display"] = display[np.minimum(ids, len(display) - 1)]
+    table["lens_tuned"] = np.full(n, isinstance(decoder, TunedLens))   # which lens the hovers name
     return None
+
+
+def translated(decoder: TunedLens, states: np.ndarray, layer: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``states`` (float32) with the rows in ``rows`` moved by the translator of their layer (one product per layer)."""
+    import torch
+
+    out = np.array(states, dtype=np.float32, copy=True)
+    for v in np.unique(layer[rows]):
+        pick = rows & (layer == v)
+        x = torch.from_numpy(out[pick])
+        out[pick] = decoder.translate(x[None], [int(v)])[0].numpy()
+    return out

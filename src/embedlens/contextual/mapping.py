@@ -19,6 +19,7 @@ import numpy as np
 from ..engines import Engine
 from ..errors import EmbedlensError
 from ..lens import as_lens
+from ..logitlens.tuned_files import resolve_decoder
 from ..models.running import LayerSpec, check_texts
 from ..reduce.options import ReduceOptions
 from ..reduce.sweep import check_perplexities
@@ -295,6 +296,7 @@ def context_map(
     max_occurrences: int = DEFAULT_MAX_OCCURRENCES,
     window: int = DEFAULT_WINDOW,
     ignore_case: bool = True,
+    decoder: Any = "logit",
     batch_size: int | None = None,
     progress: bool = True,
     engine: Engine | None = None,
@@ -308,6 +310,8 @@ def context_map(
         corpus: an opened corpus (:func:`~embedlens.corpus.reading.open_corpus`) or a corpus spec; then
             ``focus`` is the word whose occurrences are mapped.
         focus: the word to highlight in ``texts`` (every position of it), or to look for in ``corpus``.
+        decoder: the hovers' next-token lens: ``"logit"``, ``"tuned"`` (the model's cached tuned lens) or a
+            lens path (:func:`~embedlens.logitlens.tuned_files.resolve_decoder`, checked before any weight is read).
         layers: ``-1``, ``"all"`` or ``"0,6,12"``; with several, one projection is shared by all layers.
         reduce: the map (:class:`~embedlens.reduce.options.ReduceOptions`; default t-SNE 2-D, seed 0: see
             :func:`~embedlens.contextual.projection.project`); its ``seed`` also seeds the sample of occurrences
@@ -344,6 +348,7 @@ def context_map(
             raise EmbedlensError("a perplexity sweep maps one model once with t-SNE: give method='tsne', runs=1 "
                                  "and one model")
     lenses = [as_lens(m) for m in model_list]
+    decoders = [resolve_decoder(decoder, lens) if lens.meta.get("causal") else None for lens in lenses]
     aliases = _aliases(lenses)
     notes: list[str] = []
     panels: list[ContextPanel] = []
@@ -365,7 +370,7 @@ def context_map(
                     notes.append(f"`focus` '{focus}' does not occur as a whole word in the texts")
         with timings.stage(f"{alias}: projection"):
             x = src.stacked()
-            lens_note = add_lens_top(table, lens, x)  # each point's logit-lens top-3, for its hover
+            lens_note = add_lens_top(table, lens, x, decoder=decoders[aliases.index(alias)])  # hover top-3 per point
             if lens_note:
                 notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
             if x.shape[0] < 4:

@@ -155,7 +155,8 @@ def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[
 
     Returns a tensor of shape (len(layers), batch, max_len, d_model) in the model's dtype and device;
     layer ``n_layers`` is the last block's output *before* the final norm. With ``site="mid"``, layer ``l``
-    (0 .. n_layers - 1) is inside block ``l``: the residual stream after its attention, before its MLP.
+    (0 .. n_layers - 1) is inside block ``l``: the residual stream after its attention, before its MLP, and
+    layer ``n_layers`` is the last block's output as above (from the same forward pass).
     """
     import torch
 
@@ -166,14 +167,15 @@ def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[
         if parts.arch.mid_norm is None:
             raise EmbedlensError(f"{parts.arch.family} blocks have no readout between attention and MLP here")
         mids: dict[int, Any] = {}
+        inside = sorted(set(layers) - {parts.n_layers})
         hooks = [get_path(parts.blocks[layer], parts.arch.mid_norm).register_forward_pre_hook(
-            lambda mod, args, layer=layer: mids.__setitem__(layer, args[0])) for layer in sorted(set(layers))]
+            lambda mod, args, layer=layer: mids.__setitem__(layer, args[0])) for layer in inside]
         try:
-            residual_states(net, sequences, [], pad=pad)
+            last = residual_states(net, sequences, [parts.n_layers] if len(inside) < len(set(layers)) else [], pad=pad)
         finally:
             for h in hooks:
                 h.remove()
-        return torch.stack([mids[layer] for layer in layers])
+        return torch.stack([mids[layer] if layer in mids else last[0] for layer in layers])
     n_layers = parts.n_layers
     dev = execution_device(parts.embed)
     lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)

@@ -110,7 +110,8 @@ def lens_lines(table: dict[str, Any], rows: np.ndarray) -> list[str]:
     shown = np.asarray(plotly_texts(table["lens_display"][rows].reshape(-1).tolist()), dtype=object)
     probs = np.char.mod("%.2f", table["lens_probs"][rows].astype(np.float64).reshape(-1)).astype(object)
     cells = (shown + " " + probs).reshape(len(rows), -1)
-    return ["<br>logit lens: " + " · ".join(c) for c in cells.tolist()]
+    name = "tuned lens" if "lens_tuned" in table and bool(np.any(table["lens_tuned"])) else "logit lens"
+    return [f"<br>{name}: " + " · ".join(c) for c in cells.tolist()]
 
 
 def _scatter(dims: int, coords: np.ndarray, **kw: Any) -> Any:

@@ -5,6 +5,10 @@ held-out text: the KL divergence from the model's final next-token distribution 
 distribution ``q_l`` (bits), whether their top-1 tokens agree, and the cross-entropy of the token that
 actually comes next (bits; every position but the last of a sequence). Layer ``n_layers`` decodes to ``p``
 itself, so its KL is 0 for every decoder.
+
+Each batch of sequences runs through the model once for all layers; the decoding and the three metrics are
+fused per block of logits in :mod:`.metrics`, whose head product (2 x d_model x vocab FLOP per token, layer
+and lens) is the whole cost: ~3.5 GFLOP per token for SmolLM2's 30 layers x 2 lenses + the final distribution.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from ..logitlens.tuned_files import resolve_decoder
 from ..models.forward import runner_for
 from ..progress import bar
 from .data import as_corpus, check_count, corpus_hash, corpus_tokens, sequences
+from .metrics import choose_product, layer_metrics
 
 LN2 = math.log(2.0)
 LOGIT_BUDGET = 64 << 20  # bytes of float32 logits decoded at once
@@ -42,47 +47,17 @@ def kl_rows(final_logp: Any, logp: Any) -> Any:
     return (final_logp.exp() * (final_logp - logp)).sum(-1)
 
 
-def layer_metrics(runner: Any, states: Any, targets: Any, decoders: Sequence[LogitLens | TunedLens],
-                  layers: Sequence[int]) -> np.ndarray:
-    """Sums over the rows of one batch: array (n_decoders, len(layers), 3) of KL nats, top-1 agreements and
-    next-token nats (the last summed over rows whose ``targets`` >= 0).
-
-    Args:
-        states: tensor (len(layers), n, d_model), the last entry being layer ``n_layers`` (the final state).
-        targets: int64 tensor (n,): the next token of each row, -1 where there is none.
-    """
-    import torch
-
-    n = int(states.shape[1])
-    out = np.zeros((len(decoders), len(layers), 3), dtype=np.float64)
-    group = max(1, LOGIT_BUDGET // max(1, 4 * runner.n_vocab * n))
-    has = targets >= 0
-    tg = targets.clamp(min=0)[:, None]
-    with torch.inference_mode():
-        final = decode_logprobs(runner, states[-1])
-        final_top = final.argmax(-1)
-        for di, dec in enumerate(decoders):
-            for s in range(0, len(layers), group):
-                idx = list(range(s, min(len(layers), s + group)))
-                logp = decode_logprobs(runner, dec.translate(states[idx], [layers[i] for i in idx]))
-                out[di, idx, 0] = kl_rows(final, logp).sum(-1).double().cpu().numpy()
-                out[di, idx, 1] = (logp.argmax(-1) == final_top).sum(-1).double().cpu().numpy()
-                nll = -logp.gather(-1, tg.expand(len(idx), n, 1).to(logp.device))[..., 0]
-                out[di, idx, 2] = (nll * has).sum(-1).double().cpu().numpy()
-                del logp
-    return out
-
-
 def measure(net: Any, runner: Any, seqs: np.ndarray, decoders: Sequence[LogitLens | TunedLens], *,
             batch_tokens: int, pad: int, label: str = "evaluating", progress: bool = False,
-            site: str = "resid") -> dict[str, np.ndarray]:
+            site: str = "resid", product: str = "float32") -> dict[str, np.ndarray]:
     """Mean metrics over all ``seqs`` (int64 (n_seq, seq_len)) for every decoder and layer ``0 .. n_layers``
     (``site="mid"``: layers ``0 .. n_layers - 1`` are read inside each block after attention, before the MLP).
+
+    ``product``: the head product's precision, ``"float32"`` or ``"bfloat16"`` (:mod:`.metrics`).
 
     Returns ``{"kl_bits", "top1_agreement", "ce_bits"}``, each of shape (n_decoders, n_layers + 1).
     """
     import torch
-
 
     n_layers = runner.n_layers
     layers = list(range(n_layers + 1))
@@ -92,12 +67,10 @@ def measure(net: Any, runner: Any, seqs: np.ndarray, decoders: Sequence[LogitLen
     with bar(seqs.size, label, enabled=progress) as advance:
         for s in range(0, len(seqs), per):
             batch = seqs[s: s + per]
-            states = residual_states(net, list(batch), layers, pad=pad)
-            if site == "mid":
-                states = torch.cat([residual_states(net, list(batch), layers[:-1], pad=pad, site="mid"), states[-1:]])
+            states = residual_states(net, list(batch), layers, pad=pad, site=site)    # one forward for all layers
             states = states.reshape(len(layers), -1, states.shape[-1])
             nxt = np.concatenate([batch[:, 1:], np.full((len(batch), 1), -1)], axis=1).reshape(-1)
-            sums += layer_metrics(runner, states, torch.from_numpy(nxt), decoders, layers)
+            sums += layer_metrics(runner, states, torch.from_numpy(nxt), decoders, layers, product=product)
             done = min(len(seqs), s + per) * seqs.shape[1]
             advance(batch.size, f"{label}: {done / max(time.perf_counter() - started, 1e-9):,.0f} tokens/s")
     n_rows, n_targets = seqs.size, seqs.shape[0] * (seqs.shape[1] - 1)
@@ -170,11 +143,12 @@ def evaluate_lenses(
     tokens: int = 2048,
     skip: int | None = None,
     seq_len: int = 256,
-    batch_tokens: int = 1024,
+    batch_tokens: int = 2048,
     device: str | None = None,
     dtype: Any = None,
     progress: bool = False,
     site: str = "resid",
+    product: str = "auto",
 ) -> LensEval:
     """Per-layer KL to the final distribution, top-1 agreement and next-token cross-entropy of each decoder.
 
@@ -187,6 +161,8 @@ def evaluate_lenses(
             when it was trained on this corpus, so evaluation text is never training text.
         site: ``"resid"`` (between blocks) or ``"mid"`` (inside each block, after attention, before the MLP;
             the logit lens only).
+        product: precision of the head product: ``"float32"``, ``"bfloat16"`` (CPUs with bfloat16 units only;
+            mean KL within ``metrics.BF16_KL_TOLERANCE`` of float32) or ``"auto"`` (bfloat16 where that holds).
     """
 
     started = time.perf_counter()
@@ -209,11 +185,14 @@ def evaluate_lenses(
     prepared = time.perf_counter() - started
     net = rt.weights(lens, dev, dt)
     runner = runner_for(lens, net)
+    product = choose_product(product, runner)
     t0 = time.perf_counter()
-    got = measure(net, runner, seqs, resolved, batch_tokens=batch_tokens, pad=_pad(net), progress=progress, site=site)
+    got = measure(net, runner, seqs, resolved, batch_tokens=batch_tokens, pad=_pad(net), progress=progress, site=site,
+                  product=product)
     timings = {"prepare_s": round(prepared, 3), "measure_s": round(time.perf_counter() - t0, 3),
                "total_s": round(time.perf_counter() - started, 3)}
     settings = {"seq_len": seq_len, "batch_tokens": batch_tokens, "device": dev, "dtype": rt.dtype_name(dt), "site": site,
+                "product": product,
                 "units": "KL and cross-entropy in bits per token"}
     return LensEval(model=lens.manifest(), n_layers=runner.n_layers, decoders=names,
                     described=[d.describe() for d in resolved], n_tokens=int(seqs.size),
