@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
 from .common import console, emit_json, json_option
 from .device_options import device_options
@@ -46,7 +47,10 @@ def train(model: str, corpus: str, tokens: int, heldout_tokens: int, steps: int,
           no_cache: bool, as_json: bool) -> None:
     """Train a tuned lens: one affine translator per layer so that decoding the translated residual stream
     matches the model's final next-token distribution. Prints the held-out KL per layer, tuned vs logit lens."""
-    from ..tunedlens import train_tuned_lens, write_tuned_lens_package
+    from ..tunedlens import (  # lazy: imports numpy/torch; --help stays light
+        train_tuned_lens,
+        write_tuned_lens_package,
+    )
 
     tuned = train_tuned_lens(model, corpus, tokens=tokens, heldout_tokens=heldout_tokens, seq_len=seq_len,
                              batch_tokens=batch_tokens, init=init, steps=steps, lr=lr, seed=seed, device=device,
@@ -94,9 +98,8 @@ def evaluate(model: str, decoders: str, corpus: str, tokens: int, skip: int | No
              product: str, site: str, device: str, dtype: str, out: str, as_json: bool) -> None:
     """Per layer and lens: KL to the model's final distribution (bits), top-1 agreement with its prediction,
     and cross-entropy of the actual next token, on text the lenses were not trained on."""
-    from ..errors import EmbedlensError
-    from ..tunedlens import evaluate_lenses
-    from ..tunedlens.output import write_lens_eval
+    from ..tunedlens import evaluate_lenses  # lazy: imports numpy/torch; --help stays light
+    from ..tunedlens.output import write_lens_eval  # lazy: imports numpy/torch; --help stays light
 
     names = [s.strip() for s in decoders.split(",") if s.strip()]
     if not names:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
 from .common import console, emit_json, json_option, note, text
 from .device_options import device_options, max_memory_option
@@ -50,14 +51,12 @@ def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: 
     top-k) as HTML and PNG, the numbers as JSON, and manifest.json. --json prints tokens, display, layers,
     top_ids, top_probs and target_rank (the rank of the text's actual next token; null at the last position).
     """
-    from ..errors import EmbedlensError
-
     if (prompt is None) == (text_file is None):
         raise EmbedlensError("give a TEXT argument or --text-file FILE (one prompt per line), not both" if prompt
                              else "give a TEXT argument, or --text-file FILE with one prompt per line")
     if len(models) > 2:
         raise EmbedlensError(f"--model was given {len(models)} times: compare at most two models")
-    from ..models.runtime import using
+    from ..models.runtime import using  # lazy: imports numpy/torch; --help stays light
 
     if text_file is not None:
         if site != "resid":
@@ -66,7 +65,7 @@ def logit_lens(prompt: str | None, models: tuple[str, ...], layers: str, top_k: 
             _curves(models, text_file, layers, max_tokens, batch_size, decoder, device, dtype, out, not no_png,
                     as_json)
         return
-    from ..logitlens import compare, write_logit_lens
+    from ..logitlens import compare, write_logit_lens  # lazy: imports numpy/torch; --help stays light
 
     with using(max_memory=max_memory):
         results = compare(list(models), prompt, layers=layers, top_k=top_k, positions=positions,
@@ -110,7 +109,11 @@ def _table(r) -> None:
 def _curves(models, text_file, layers, max_tokens, batch_size, decoder, device, dtype, out, png, as_json) -> None:
     import sys
 
-    from ..logitlens import rank_curves, read_text_file, write_rank_curves
+    from ..logitlens import (  # lazy: imports numpy/torch; --help stays light
+        rank_curves,
+        read_text_file,
+        write_rank_curves,
+    )
 
     curves = rank_curves(list(models), read_text_file(text_file), layers=layers, max_tokens=max_tokens,
                          batch_size=batch_size, device=device, dtype=dtype, progress=sys.stderr.isatty(),

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..logitlens.translators import LogitLens, TunedLens
+from ..models.forward import runner_for
+from ..models.running import network
 
 K = 3
 MAX_ROWS = 4096
@@ -42,8 +44,6 @@ def add_lens_top(table: dict[str, Any], lens: Any, states: np.ndarray, *, k: int
     if n > max_rows:
         return (f"{getattr(decoder, 'kind', 'logit')}-lens hovers left out: {n:,} points x layers is above {max_rows:,} "
                 "(each is a product with the whole unembedding); map fewer occurrences or layers to get them")
-    from ..models.forward import runner_for
-    from ..models.running import network
 
     layer = np.asarray(table["layer"])
     # the network the states came from (blocks up to the deepest layer shown, final norm and head)

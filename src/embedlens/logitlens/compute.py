@@ -26,9 +26,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError
+from ..indices import parse_index_list
 from ..lens import as_lens
+from ..models.architectures import execution_device, get_path, model_parts
+from ..models.forward import runner_for
 from ..models.loading import loaded_record
-from ..models.running import check_texts, layers_of, parse_layers
+from ..models.running import check_texts, encode_batch, layers_of, max_positions, parse_layers, token_strings
+from ..progress import bar
 from . import runtime as rt
 from .result import LogitLensResult, RankCurve
 from .tuned_files import resolve_decoder
@@ -57,7 +61,6 @@ def check_causal(lens: Any) -> None:
 def context_limit(lens: Any, net: Any = None) -> int | None:
     """The model's context length in tokens, from the cache (meta, or a config.json on disk) when it is there."""
     if net is not None:
-        from ..models.running import max_positions
 
         return max_positions(net)
     v = lens.meta.get("max_positions")
@@ -82,7 +85,6 @@ def context_limit(lens: Any, net: Any = None) -> int | None:
 
 def parse_positions(spec: str | int | Sequence[int] | None, n_tokens: int) -> np.ndarray:
     """Positions to decode: ``"all"``, ``"last"``, ``"0,3,-1"`` (negatives from the end) or a list of ints."""
-    from ..indices import parse_index_list
 
     if spec is None:
         return np.arange(n_tokens, dtype=np.int64)
@@ -111,7 +113,6 @@ class _Text:
 def tokenize(lens: Any, texts: Sequence[str], *, max_tokens: int | None = None) -> list[_Text]:
     """Token ids of each text as the model sees them, checked against the context length (truncated to
     ``max_tokens`` with a note when given)."""
-    from ..models.running import encode_batch
 
     limit = context_limit(lens)
     if max_tokens is not None:
@@ -160,7 +161,6 @@ def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[
     """
     import torch
 
-    from ..models.architectures import execution_device, get_path, model_parts
 
     parts = model_parts(net)
     if check_site(site) == "mid":
@@ -209,7 +209,6 @@ def _strings(lens: Any, ids: np.ndarray) -> np.ndarray:
     out = table[np.clip(ids, 0, n - 1)]
     beyond = ids >= n
     if beyond.any():  # rows of a padded unembedding past the tokenizer's vocabulary
-        from ..models.running import token_strings
 
         out[beyond] = token_strings(lens, ids[beyond])[1]
     return out
@@ -247,7 +246,6 @@ def _plan(model: Any, texts: list[str], layers: Any, top_k: int, max_tokens: int
 
 
 def _network(plan: _Plan) -> tuple[Any, Any]:
-    from ..models.forward import runner_for
 
     net = rt.weights(plan.lens, plan.device, plan.dtype)
     runner = runner_for(plan.lens, net)
@@ -323,7 +321,6 @@ def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: flo
     read = plan.decoder.translate(states, plan.layers)
     ids, probs, ranks = runner.decode_top_k(read.reshape(n_l * n_p, -1), plan.top_k, targets=np.tile(nxt, n_l))
     timings["decode_s"] = time.perf_counter() - t0
-    from ..models.running import token_strings
 
     raw, shown = token_strings(lens, t.ids)
     top_ids = ids.reshape(n_l, n_p, -1)
@@ -408,7 +405,6 @@ def _curve_of(plan: _Plan, batch_size: int, progress: bool, prepared: float, max
     per_prompt = np.zeros((len(seqs), n_l), dtype=np.float64)
     all_ranks: list[np.ndarray] = []
     order = np.argsort([len(s) for s in seqs], kind="stable")
-    from ..progress import bar
 
     t0 = time.perf_counter()
     with bar(len(seqs), "logit lens", enabled=progress) as advance:

@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
+from ..render.logit_lens import check_color, write_curve_png, write_lens_html, write_lens_png
+from ..versions import versions
 from .result import LogitLensResult, RankCurve
 
 
 def _manifest(kind: str, models: list[dict[str, Any]], settings: dict[str, Any], files: list[str],
               timings: dict[str, Any], notes: list[str]) -> dict[str, Any]:
-    from ..versions import versions
 
     return {"kind": kind, "models": models, "settings": settings, "seed": None,
             "seed_note": "no random step: the logit lens is deterministic", "files": files, "notes": notes,
@@ -28,8 +30,6 @@ def write_logit_lens(results: Sequence[LogitLensResult], out: str | Path, *, col
     One result: ``logit_lens.json`` is :meth:`LogitLensResult.to_dict`; several (a comparison): ``{"models": [...]}``.
     Returns the manifest.
     """
-    from ..cache import ensure_writable_dir, write_json_atomic
-    from ..render.logit_lens import check_color, write_lens_html, write_lens_png
 
     color = check_color(color)
     folder = ensure_writable_dir(out)
@@ -68,8 +68,6 @@ def curves_csv(curves: Sequence[RankCurve]) -> str:
 def write_rank_curves(curves: Sequence[RankCurve], out: str | Path, *, png: bool = True) -> dict[str, Any]:
     """Write ``logit_lens_ranks.csv`` (one row per model and layer), ``logit_lens_ranks.png``,
     ``logit_lens_ranks.json`` and ``manifest.json`` into ``out``; returns the manifest."""
-    from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
-    from ..render.logit_lens import write_curve_png
 
     folder = ensure_writable_dir(out)
     started = time.perf_counter()

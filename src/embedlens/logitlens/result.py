@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..render.logit_lens import lens_figure, title
+from ..render.notebook import result_html
+
 SCHEMA_KEYS = ("tokens", "display", "layers", "top_ids", "top_probs", "target_rank")
 
 
@@ -115,14 +118,11 @@ class LogitLensResult:
 
     def figure(self, *, color: str = "prob") -> Any:
         """The interactive heatmap (see :func:`embedlens.render.logit_lens.lens_figure`)."""
-        from ..render.logit_lens import lens_figure
 
         return lens_figure([self], color=color)
 
     def _repr_html_(self) -> str:
         """Shown inline by Jupyter: the title, the notes and the interactive heatmap, offline."""
-        from ..render.logit_lens import title
-        from ..render.notebook import result_html
 
         return result_html(self.figure(), title([self]), list(self.notes))
 

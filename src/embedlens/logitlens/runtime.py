@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..models import loading  # called through its module: tests stand in for load_weights
 from ..models.runtime import choose_device, default_device, dtype_name, resolve_dtype
 
 
@@ -38,7 +39,5 @@ def weights(lens: Any, device: str, dtype: Any) -> Any:
         return lens.model
     store = lens.__dict__.setdefault("_weights_by_runtime", {})
     if key not in store:
-        from ..models.loading import load_weights
-
-        store[key] = load_weights(lens.source, dtype=dtype, device=device)
+        store[key] = loading.load_weights(lens.source, dtype=dtype, device=device)
     return store[key]

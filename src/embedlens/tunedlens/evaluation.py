@@ -29,6 +29,7 @@ from ..logitlens.translators import LogitLens, TunedLens
 from ..logitlens.tuned_files import resolve_decoder
 from ..models.forward import runner_for
 from ..progress import bar
+from ..render.lens_eval import eval_figure
 from .data import as_corpus, check_count, corpus_hash, corpus_tokens, sequences
 from .metrics import choose_product, layer_metrics
 
@@ -124,7 +125,6 @@ class LensEval:
 
     def figure(self) -> Any:
         """Three panels (KL to the final distribution, top-1 agreement, next-token cross-entropy), one curve per lens."""
-        from ..render.lens_eval import eval_figure
 
         return eval_figure(self)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
+from ..render.lens_eval import write_eval_html, write_eval_png
 from ..versions import versions
 from .evaluation import LensEval
 
@@ -25,7 +26,6 @@ def eval_csv(ev: LensEval) -> str:
 
 def write_lens_eval(ev: LensEval, out: str | Path, *, html: bool = True, png: bool = True) -> dict[str, Any]:
     """Write the evaluation's files into ``out``; returns the manifest."""
-    from ..render.lens_eval import write_eval_html, write_eval_png
 
     folder = ensure_writable_dir(out)
     started = time.perf_counter()
