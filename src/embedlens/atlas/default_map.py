@@ -9,7 +9,7 @@ a projection back into an :class:`~embedlens.atlas.result.AtlasResult`, so one d
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from ..reduce.options import ReduceOptions
 from .pipeline import compute_projection
 from .projection import Projection, load_projection, projection_path, save_projection
 from .result import AtlasResult
+
+if TYPE_CHECKING:
+    from ..lens import SpaceView
 
 CACHED_METHODS = ("tsne", "umap")  # whole-space maps worth opening on, best first
 FALLBACK_METHOD = "pca"
@@ -38,7 +41,7 @@ class DefaultMap:
                 "from then on)")
 
 
-def default_map(view: Any, *, dims: int = 2, seed: int = 0, methods: tuple[str, ...] = CACHED_METHODS) -> DefaultMap:
+def default_map(view: SpaceView, *, dims: int = 2, seed: int = 0, methods: tuple[str, ...] = CACHED_METHODS) -> DefaultMap:
     """The cached t-SNE or UMAP map of every token of ``view`` (``lens.input``...), else its PCA map.
 
     Args:
@@ -58,7 +61,7 @@ def default_map(view: Any, *, dims: int = 2, seed: int = 0, methods: tuple[str, 
     return DefaultMap(proj, computed_now=True)
 
 
-def atlas_of_projection(view: Any, proj: Projection, *, notes: list[str] | None = None) -> AtlasResult:
+def atlas_of_projection(view: SpaceView, proj: Projection, *, notes: list[str] | None = None) -> AtlasResult:
     """An :class:`AtlasResult` of every token of ``view`` on the map ``proj`` (no corpus counts, no clusters)."""
     space = view.space
     params = {"reducer": {k: v for k, v in proj.params.items() if k not in ("quality", "local_recall")},

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from .projection import Projection, projection_path, save_projection
 from .result import AtlasResult, check_renderer
 from .selection import select_rows
 
+if TYPE_CHECKING:
+    from ..lens import Lens, SpaceView
+
 log = logging.getLogger("embedlens")
 
 DEFAULT_CORPUS = "lee"
@@ -66,7 +69,7 @@ def check_options(reduce: ReduceOptions | None = None, *, color: str = "frequenc
 
 
 def build_atlas(
-    lens: Any,
+    lens: Lens | SpaceView,
     *,
     which: str | None = None,
     corpus: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Corpus | None = None,
@@ -218,7 +221,7 @@ def build_atlas(
     return result
 
 
-def count_stage(view: Any, corpus: Any = None, *, progress: bool = True, engine: Engine | None = None,
+def count_stage(view: SpaceView, corpus: Any = None, *, progress: bool = True, engine: Engine | None = None,
                 ) -> TokenFrequencies:
     """How often each token of ``view``'s space occurs in ``corpus`` (an opened corpus or specs; default: the
     demo corpus), counted on ``engine`` (default this process)."""
@@ -231,7 +234,7 @@ def count_stage(view: Any, corpus: Any = None, *, progress: bool = True, engine:
     return frequencies
 
 
-def select_stage(view: Any, frequencies: TokenFrequencies | None, *, all_tokens: bool = False,
+def select_stage(view: SpaceView, frequencies: TokenFrequencies | None, *, all_tokens: bool = False,
                  min_count: int = 1) -> tuple[Any, np.ndarray, bool]:
     """The rows to map, their vectors (float32) and whether they are the whole space, in order."""
     space = view.space
@@ -248,7 +251,7 @@ def select_stage(view: Any, frequencies: TokenFrequencies | None, *, all_tokens:
     return chosen, X, full
 
 
-def reduce_stage(view: Any, X: np.ndarray, full: bool, reduce: ReduceOptions, *,
+def reduce_stage(view: SpaceView, X: np.ndarray, full: bool, reduce: ReduceOptions, *,
                  axes: list[dict[str, Any] | None] | None = None, neighbors: Any = None) -> tuple[Any, np.ndarray]:
     """The fitted reducer ``reduce`` describes and the map's coordinates (float32); an axes map takes its
     ``axes`` resolved (:func:`~embedlens.reduce.axes.resolve_axes`). A t-SNE/UMAP map starts from ``neighbors``
@@ -266,7 +269,7 @@ def reduce_stage(view: Any, X: np.ndarray, full: bool, reduce: ReduceOptions, *,
     return reducer, np.asarray(coords, dtype=np.float32)
 
 
-def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, full: bool, *, metric: str = "cosine",
+def quality_stage(view: SpaceView, X: np.ndarray, coords: np.ndarray, reducer: Any, full: bool, *, metric: str = "cosine",
                   seed: int = 0, local_recall: bool = True, every_point: bool | None = None,
                   progress: bool = False, timings: dict[str, Any] | None = None,
                   ) -> tuple[Any, np.ndarray | None, dict[str, Any] | None]:
@@ -327,7 +330,7 @@ def quality_stage(view: Any, X: np.ndarray, coords: np.ndarray, reducer: Any, fu
     return quality, local, info
 
 
-def _cached_space_graph(view: Any, metric: str) -> Any:
+def _cached_space_graph(view: SpaceView, metric: str) -> Any:
     """The space's cached k-NN graph (:func:`~embedlens.neighbors.knn.cached_knn`, read once per map), or None."""
     if metric != "cosine":  # the k-NN cache holds cosine graphs only
         return None
@@ -337,7 +340,7 @@ def _cached_space_graph(view: Any, metric: str) -> Any:
         return None
 
 
-def truth_stage(view: Any, X: np.ndarray, reducer: Any, full: bool, *, metric: str = "cosine", seed: int = 0,
+def truth_stage(view: SpaceView, X: np.ndarray, reducer: Any, full: bool, *, metric: str = "cosine", seed: int = 0,
                 k: int = QUALITY_K, progress: bool = False, graph: Any = None) -> tuple[Any, dict[str, Any]]:
     """The true neighbours a map is measured against: ``(Neighbors (n, >= k) of the mapped rows, info)``.
 
@@ -377,7 +380,7 @@ def cluster_stage(X: np.ndarray, coords: np.ndarray, reducer: Any, display: list
                          indices=graph.indices if graph is not None and graph.k >= 10 else None)
 
 
-def whole_space_graph(view: Any, reducer: Any, n: int, full: bool, metric: str) -> Any:
+def whole_space_graph(view: SpaceView, reducer: Any, n: int, full: bool, metric: str) -> Any:
     """The ``embedlens knn`` graph of the whole space when the map covers it (cosine, no ``pre_pca``): the
     cached one holding enough neighbours, else, up to ``EXACT_MAX`` rows, the exact one built and left in
     the space's k-NN cache (where later maps, clusters and the explorer find it). None otherwise: the
@@ -394,7 +397,7 @@ def whole_space_graph(view: Any, reducer: Any, n: int, full: bool, metric: str) 
         return None
 
 
-def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool = True, started: float | None = None,
+def write_atlas(lens: Lens | SpaceView, out_dir: str | Path = "embedlens-map", *, png: bool = True, started: float | None = None,
                 timings: dict[str, float] | None = None, renderer: str = "auto", **options: Any) -> AtlasResult:
     """:func:`build_atlas` and save it into ``out_dir`` (map.html, map.png, points.parquet, manifest.json).
 
@@ -421,7 +424,7 @@ def write_atlas(lens: Any, out_dir: str | Path = "embedlens-map", *, png: bool =
     return result
 
 
-def _share_projection(lens: Any, options: dict[str, Any], result: AtlasResult) -> None:
+def _share_projection(lens: Lens | SpaceView, options: dict[str, Any], result: AtlasResult) -> None:
     """Save a whole-space map with the default parameters as the cached :class:`~embedlens.atlas.projection.Projection`
     the explorer opens on (one projection cache); any other map is not saved there."""
     if not is_default_map(result, options.get("reduce") or ReduceOptions()):
@@ -436,7 +439,7 @@ def _share_projection(lens: Any, options: dict[str, Any], result: AtlasResult) -
     result.files["projection"] = path
 
 
-def compute_projection(view: Any, reduce: ReduceOptions, *, local_recall: bool | None = None) -> Projection:
+def compute_projection(view: SpaceView, reduce: ReduceOptions, *, local_recall: bool | None = None) -> Projection:
     """The map of every token of ``view`` (``lens.input``...) that ``reduce`` describes (the explorer's: the
     method, dimensions and seed, every other setting its default), as ``embedlens map --all`` computes it (the
     same reducer, graph and faithfulness figures), without clusters or files.
@@ -451,7 +454,7 @@ def compute_projection(view: Any, reduce: ReduceOptions, *, local_recall: bool |
     return Projection.from_atlas(result)
 
 
-def add_local_recall(view: Any, proj: Projection) -> Projection:
+def add_local_recall(view: SpaceView, proj: Projection) -> Projection:
     """``proj`` with each point's local recall@10 measured against the space's truth graph
     (:func:`~embedlens.reduce.quality.space_truth`: the cached k-NN graph, or one built and cached), and
     the quality figures measured on the same truth (so their recall is the local recall's mean over the

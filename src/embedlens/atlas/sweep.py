@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ..reduce.sweep import check_perplexities, neighbors_needed, sweep_graph
 from ..timing import Timings
 from .pipeline import build_atlas, check_options, count_stage, select_stage, whole_space_graph
 from .result import AtlasResult
+
+if TYPE_CHECKING:
+    from ..lens import Lens, SpaceView
 
 SWEEP_FILES = ("sweep.html", "sweep.png", "points.parquet", "manifest.json")
 
@@ -143,7 +146,7 @@ def check_sweep_options(perplexities: Sequence[float], options: dict[str, Any]) 
     return values
 
 
-def build_perplexity_sweep(lens: Any, perplexities: Sequence[float], **options: Any) -> AtlasSweep:
+def build_perplexity_sweep(lens: Lens | SpaceView, perplexities: Sequence[float], **options: Any) -> AtlasSweep:
     """t-SNE maps of a vocabulary at each of ``perplexities`` (same seed, one k-NN graph), in that order.
 
     Keyword options are :func:`~embedlens.atlas.pipeline.build_atlas`'s (``reduce``: t-SNE's
@@ -184,7 +187,7 @@ def build_perplexity_sweep(lens: Any, perplexities: Sequence[float], **options: 
     return AtlasSweep(maps, info, dict(timings))
 
 
-def write_perplexity_sweep(lens: Any, perplexities: Sequence[float], out_dir: str | Path = "embedlens-map", *,
+def write_perplexity_sweep(lens: Lens | SpaceView, perplexities: Sequence[float], out_dir: str | Path = "embedlens-map", *,
                            png: bool = True, **options: Any) -> AtlasSweep:
     """:func:`build_perplexity_sweep` and save it into ``out_dir`` (sweep.html, sweep.png, points.parquet,
     manifest.json); the output folder is checked for writing before any work."""

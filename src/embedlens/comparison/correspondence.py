@@ -19,12 +19,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..display import SPACE_MARK
 from ..errors import EmbedlensError
+
+if TYPE_CHECKING:
+    from ..lens import SpaceView
+    from ..spaces.space import EmbeddingSpace
 
 MATCHES = ("identity", "pairs", "string")
 MARKED_SCHEMES = ("byte_level", "sentencepiece")  # vocabularies whose tokens mark a leading space
@@ -74,18 +78,18 @@ class Correspondence:
         return {"match": self.method, "n_shared": self.n_shared, "only_a": self.only_a, "only_b": self.only_b}
 
 
-def vocabulary_hash(space: Any) -> str:
+def vocabulary_hash(space: EmbeddingSpace) -> str:
     """SHA-256 (16 hex digits) of a space's raw labels in row order: equal hashes, same vocabulary."""
     digest = hashlib.sha256(f"{len(space.labels)}\x00".encode())
     digest.update("\x00".join(space.labels).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
 
 
-def _scheme(view: Any) -> str:
+def _scheme(view: SpaceView) -> str:
     return str(getattr(view, "token_scheme", "plain"))
 
 
-def _string_keys(view: Any, strip_mark: bool) -> tuple[np.ndarray, np.ndarray]:
+def _string_keys(view: SpaceView, strip_mark: bool) -> tuple[np.ndarray, np.ndarray]:
     """(rows in order of preference, their matching keys): readable strings, special tokens left out.
 
     With ``strip_mark`` the leading ``␣`` is dropped from the key and word-start forms come first, so a
@@ -103,7 +107,7 @@ def _string_keys(view: Any, strip_mark: bool) -> tuple[np.ndarray, np.ndarray]:
     return rows, keys
 
 
-def match_strings(view_a: Any, view_b: Any) -> Correspondence:
+def match_strings(view_a: SpaceView, view_b: SpaceView) -> Correspondence:
     """One-to-one pairs by readable string (see the module docstring); the first preferred row of each key."""
     scheme_a, scheme_b = _scheme(view_a), _scheme(view_b)
     marked_a, marked_b = scheme_a in MARKED_SCHEMES, scheme_b in MARKED_SCHEMES
@@ -119,7 +123,7 @@ def match_strings(view_a: Any, view_b: Any) -> Correspondence:
                           len(view_a.space), len(view_b.space))
 
 
-def _row_of(token: str, space: Any, readable: dict[str, int], where: str) -> int:
+def _row_of(token: str, space: EmbeddingSpace, readable: dict[str, int], where: str) -> int:
     if token.startswith("id:"):
         try:
             row = space.row_of_id.get(int(token[3:]))
@@ -132,7 +136,7 @@ def _row_of(token: str, space: Any, readable: dict[str, int], where: str) -> int
     return int(row)
 
 
-def read_pairs(path: str | Path, view_a: Any, view_b: Any) -> Correspondence:
+def read_pairs(path: str | Path, view_a: SpaceView, view_b: SpaceView) -> Correspondence:
     """An explicit correspondence from a file: one ``TOKEN_A<TAB>TOKEN_B`` pair per line (``#`` lines skipped)."""
     file = Path(path).expanduser()
     try:
@@ -164,7 +168,7 @@ def read_pairs(path: str | Path, view_a: Any, view_b: Any) -> Correspondence:
     return Correspondence(rows_a[order], rows_b[order], "pairs", len(sa), len(sb))
 
 
-def correspond(view_a: Any, view_b: Any, *, pairs: str | Path | None = None) -> Correspondence:
+def correspond(view_a: SpaceView, view_b: SpaceView, *, pairs: str | Path | None = None) -> Correspondence:
     """The correspondence of two spaces: ``pairs`` when given, else identity for one vocabulary, else by string."""
     if pairs is not None:
         return read_pairs(pairs, view_a, view_b)

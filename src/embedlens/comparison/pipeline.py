@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from .figures import (
 )
 from .result import Comparison
 
+if TYPE_CHECKING:
+    from ..lens import Lens, SpaceView
+
 log = logging.getLogger("embedlens")
 
 MAX_K = 1000
@@ -61,20 +64,20 @@ def check_options(*, k: int, control_runs: int, control_sample: int, min_count: 
         raise EmbedlensError("`min_count` filters by corpus counts: give a `corpus` too")
 
 
-def check_labels(space: Any, labels: str | None, name: str) -> None:
+def check_labels(space: str | Path | Lens | SpaceView, labels: str | None, name: str) -> None:
     """A labels file belongs to a matrix spec (``FILE.npy``); refused for anything else before it is opened."""
     if labels is not None and not (isinstance(space, str | Path) and is_matrix_spec(str(space))):
         shown = space if isinstance(space, str | Path) else getattr(space, "name", type(space).__name__)
         raise EmbedlensError(f"`{name}` applies only to a FILE.npy/.safetensors matrix, not to '{shown}'")
 
 
-def _as_view(space: Any, labels: str | None) -> Any:
+def _as_view(space: str | Path | Lens | SpaceView, labels: str | None) -> SpaceView:
     if isinstance(space, str | Path):
         return open_view(str(space), labels=labels)
     return as_view(space)
 
 
-def shared_neighbors(view: Any, rows: np.ndarray, whole: bool, k: int, *, progress: bool = False) -> np.ndarray:
+def shared_neighbors(view: SpaceView, rows: np.ndarray, whole: bool, k: int, *, progress: bool = False) -> np.ndarray:
     """The k nearest (cosine) of each of ``rows`` among ``rows`` themselves, as positions in ``rows`` (n, k).
 
     When ``rows`` is the whole space in row order, its cached k-NN graph is used (built and cached if missing);
@@ -90,14 +93,15 @@ def shared_neighbors(view: Any, rows: np.ndarray, whole: bool, k: int, *, progre
     return out
 
 
-def _check_size(pairs: Correspondence, k: int, view_a: Any, view_b: Any) -> None:
+def _check_size(pairs: Correspondence, k: int, view_a: SpaceView, view_b: SpaceView) -> None:
     need = 2 * k + 2
     if pairs.n_shared < need:
         raise EmbedlensError(f"{view_a.space.name} and {view_b.space.name} share {pairs.n_shared} tokens "
                              f"({pairs.method} match); k={k} needs at least 2k+2 = {need}: use a smaller `k`")
 
 
-def compare(view_a: Any, view_b: Any, *, k: int = 10, pairs: str | Path | None = None, labels_a: str | None = None,
+def compare(view_a: str | Path | Lens | SpaceView, view_b: str | Path | Lens | SpaceView,
+            *, k: int = 10, pairs: str | Path | None = None, labels_a: str | None = None,
             labels_b: str | None = None, corpus: Any = None, min_count: int = 1, seed: int = 0,
             control_runs: int = CONTROL_RUNS, control_sample: int = CONTROL_SAMPLE, acc_rows: int | None = ACC_ROWS,
             maps: bool = True,
@@ -214,20 +218,21 @@ def _one_space(a: Any, b: Any) -> bool:
     return a.space.vectors is b.space.vectors or a.content_hash == b.content_hash
 
 
-def _describe(view: Any) -> dict[str, Any]:
+def _describe(view: SpaceView) -> dict[str, Any]:
     sp = view.space
     return {"name": sp.name, "which": view.which, "n": len(sp), "dim": sp.dim, "token_scheme": view.token_scheme,
             "manifest": view.manifest()}
 
 
-def _map_of(view: Any, rows: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+def _map_of(view: SpaceView, rows: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """The shared tokens on the space's default map (its cached t-SNE/UMAP map, else PCA), 2-D."""
     found = default_map(view, dims=2)
     info = {"method": found.projection.method, "computed_now": found.computed_now}
     return np.asarray(found.projection.coords, dtype=np.float32)[rows], info
 
 
-def write_comparison(view_a: Any, view_b: Any, out_dir: str | Path = "embedlens-compare", *, html: bool = True,
+def write_comparison(view_a: str | Path | Lens | SpaceView, view_b: str | Path | Lens | SpaceView,
+                     out_dir: str | Path = "embedlens-compare", *, html: bool = True,
                      started: float | None = None, **options: Any) -> Comparison:
     """:func:`compare`, then save ``compare.html``, ``tokens.parquet`` and ``manifest.json`` into ``out_dir``
     (checked for writing before any work). Options are those of :func:`compare`."""

@@ -11,7 +11,7 @@ with the whole unembedding) the hovers go without it, and a note says so.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,11 +19,14 @@ from ..logitlens.translators import LogitLens, TunedLens
 from ..models.forward import runner_for
 from ..models.running import network
 
+if TYPE_CHECKING:
+    from ..lens import ModelLens
+
 K = 3
 MAX_ROWS = 4096
 
 
-def add_lens_top(table: dict[str, Any], lens: Any, states: np.ndarray, *, k: int = K,
+def add_lens_top(table: dict[str, Any], lens: ModelLens, states: np.ndarray, *, k: int = K,
                  max_rows: int = MAX_ROWS, decoder: LogitLens | TunedLens | None = None) -> str | None:
     """Add ``lens_ids``, ``lens_probs``, ``lens_display`` (rows, k) and ``lens_tuned`` (rows,) to a context-map table.
 

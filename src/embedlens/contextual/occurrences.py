@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from ..models.runtime import default_max_memory, process_defaults
 from ..progress import bar
 from ..timing import Timings
 from .states import forward_batches, pad_id
+
+if TYPE_CHECKING:
+    from ..models.model_handle import ModelHandle
 
 DEFAULT_WINDOW = 100  # characters each side of the word
 DEFAULT_MAX_OCCURRENCES = 1000
@@ -261,7 +264,7 @@ class OccurrenceStatesJob:
     for are read there.
     """
 
-    def __init__(self, lens: Any, layers: list[int], *, batch_size: int, causal: bool, device: str | None = None,
+    def __init__(self, lens: ModelHandle, layers: list[int], *, batch_size: int, causal: bool, device: str | None = None,
                  dtype: str | None = None) -> None:
         fast = lens.fast_tokenizer
         self.tokenizer_json = fast.to_str() if fast is not None else None

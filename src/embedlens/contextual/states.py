@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from ..models.running import (
     token_strings,
 )
 from ..timing import Timings
+
+if TYPE_CHECKING:
+    from ..models.model_handle import ModelHandle
 
 DEFAULT_BATCH_SIZE = 16
 
@@ -87,7 +90,7 @@ def truncated_states(model: Any, stop: int, **inputs: Any) -> list[Any]:
     return captured
 
 
-def pad_id(lens: Any, model: Any) -> int:
+def pad_id(lens: ModelHandle, model: Any) -> int:
     for v in (getattr(model.config, "pad_token_id", None), getattr(model.config, "eos_token_id", None)):
         if isinstance(v, int) and v >= 0:
             return v

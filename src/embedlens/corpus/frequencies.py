@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from ..errors import EmbedlensError
 from ..lens import as_view
 from ..timing import Timings
 from .reading import CHUNK_CHARS, Corpus, open_corpus
+
+if TYPE_CHECKING:
+    from ..lens import Lens, SpaceView
 
 WORD_RE = re.compile(r"\w+")
 
@@ -85,7 +88,7 @@ class TokenCounter:
         self._fast: Any = None
 
     @classmethod
-    def for_view(cls, view: Any) -> TokenCounter:
+    def for_view(cls, view: SpaceView) -> TokenCounter:
         """The counter of a space (``lens.input``...): the model's tokenizer, or the words of a word space."""
         space = view.space
         if not view.is_model:
@@ -129,7 +132,7 @@ class TokenCounter:
         return counts, n_all, n_all
 
 
-def count_tokens(view: Any, corpus: Corpus, *, chunk_chars: int = CHUNK_CHARS,
+def count_tokens(view: SpaceView, corpus: Corpus, *, chunk_chars: int = CHUNK_CHARS,
                  progress: bool = True, engine: Engine | None = None) -> TokenFrequencies:
     """Count how often each row of a space occurs in ``corpus``.
 
@@ -163,7 +166,7 @@ def count_tokens(view: Any, corpus: Corpus, *, chunk_chars: int = CHUNK_CHARS,
                             corpus=corpus.manifest(), seconds=timings.since_start(), engine=info)
 
 
-def token_frequencies(lens: Any, corpus: str | list[str] | Corpus, *, which: str | None = None,
+def token_frequencies(lens: Lens | SpaceView, corpus: str | list[str] | Corpus, *, which: str | None = None,
                       progress: bool = True, text_column: str = "text", engine: Engine | None = None) -> TokenFrequencies:
     """:func:`count_tokens` for corpus specs (files, folders, ``hf:NAME``, ``lee``, ``enwiki-sample``) or an
     opened corpus; ``lens`` is a space (``lens.input``...) or a handle (with ``which``, default input)."""

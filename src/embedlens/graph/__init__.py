@@ -11,7 +11,7 @@ The full-vocabulary k-NN graph lives in :mod:`embedlens.neighbors.knn`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EmbedlensError
 from ..lens import as_view
@@ -26,6 +26,9 @@ from .seeds import (
     seeds_from_words,
     whole_word_rows,
 )
+
+if TYPE_CHECKING:
+    from ..lens import Lens, SpaceView
 
 __all__ = [
     "GraphEdge", "GraphNode", "GraphStats", "Seed", "TokenGraph", "build_graph", "check_seed_options", "graph_json", "layout_graph",
@@ -47,7 +50,7 @@ def check_seed_options(*, text: Any = None, words: Any = None, random: Any = Non
 
 
 def token_graph(
-    lens: Any,
+    lens: Lens | SpaceView,
     *,
     text: str | None = None,
     words: str | Sequence[str] | None = None,

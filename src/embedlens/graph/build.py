@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from ..render.notebook import result_html
 from ..timing import Timings
 from .layout import layout_graph
 from .seeds import Seed, seeds_from_words
+
+if TYPE_CHECKING:
+    from ..lens import Lens, SpaceView
 
 MAX_K = 500
 
@@ -176,7 +179,7 @@ def _dedupe(src: np.ndarray, dst: np.ndarray, score: np.ndarray, kind: np.ndarra
 
 
 def build_graph(
-    lens: Any,
+    lens: Lens | SpaceView,
     seeds: Sequence[Seed | str],
     *,
     which: str | None = None,

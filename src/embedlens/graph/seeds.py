@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from ..display import SPACE_MARK, WORD_START_SCHEMES
 from ..errors import EmbedlensError
 from ..lens import as_view
 from ..neighbors.variants import matching_rows
+
+if TYPE_CHECKING:
+    from ..lens import SpaceView
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ def _row_seed(sp: Any, row: int) -> Seed:
     return Seed(sp.display[row], (int(row),), np.asarray(sp.vectors[row], dtype=np.float32))
 
 
-def seeds_from_rows(view: Any, rows: Sequence[int] | np.ndarray) -> list[Seed]:
+def seeds_from_rows(view: SpaceView, rows: Sequence[int] | np.ndarray) -> list[Seed]:
     """One seed per distinct row of ``view`` (``lens.input``, ``lens.output``...), in first-seen order."""
     sp = as_view(view).space
     rows = np.asarray(rows, dtype=np.int64)
@@ -52,7 +55,7 @@ def seeds_from_rows(view: Any, rows: Sequence[int] | np.ndarray) -> list[Seed]:
     return [_row_seed(sp, int(r)) for r in rows[np.sort(first)]]
 
 
-def seeds_from_text(view: Any, text: str) -> list[Seed]:
+def seeds_from_text(view: SpaceView, text: str) -> list[Seed]:
     """The model's tokens of ``text`` (special tokens skipped); a plain word space splits at whitespace."""
     if not text or not text.strip():
         raise EmbedlensError("the text is empty; give `text` a sentence")
@@ -77,7 +80,7 @@ def parse_word_list(words: str | Sequence[str]) -> list[str]:
     return items
 
 
-def seeds_from_words(view: Any, words: str | Sequence[str]) -> list[Seed]:
+def seeds_from_words(view: SpaceView, words: str | Sequence[str]) -> list[Seed]:
     """Each word resolved like ``neighbors``: one seed per word (several tokens -> their mean, said in ``note``)."""
     out: list[Seed] = []
     seen: set[tuple[int, ...]] = set()
@@ -94,7 +97,7 @@ def seeds_from_words(view: Any, words: str | Sequence[str]) -> list[Seed]:
     return out
 
 
-def whole_word_rows(view: Any) -> np.ndarray:
+def whole_word_rows(view: SpaceView) -> np.ndarray:
     """Rows of whole-word tokens (see the module docstring), found by one regex over the whole vocabulary."""
     view = as_view(view)
     sp = view.space
@@ -106,7 +109,7 @@ def whole_word_rows(view: Any) -> np.ndarray:
 
 
 def seeds_from_random(
-    view: Any,
+    view: SpaceView,
     n: int,
     *,
     seed: int = 0,
@@ -134,7 +137,7 @@ def seeds_from_random(
     return seeds_from_rows(view, chosen), info
 
 
-def seeds_from_variants(view: Any, word: str) -> tuple[list[Seed], str | None]:
+def seeds_from_variants(view: SpaceView, word: str) -> tuple[list[Seed], str | None]:
     """The variants of ``word`` as seeds (each variant token one seed), and the query's note if any."""
     if not word or not word.strip():
         raise EmbedlensError("the word whose variants to draw is empty; give a word")

@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from . import runtime as rt
 from .result import LogitLensResult, RankCurve
 from .tuned_files import resolve_decoder
 
+if TYPE_CHECKING:
+    from ..lens import ModelLens
+
 SEMANTICS = ("layer l = the residual stream after l blocks (0 = input embeddings as the model scales them), "
              "decoded by the final norm, the unembedding and the final logit soft-cap where the model has one; "
              "layer n_layers = the model's own next-token distribution. target_rank: 1-based rank of the next "
@@ -50,7 +53,7 @@ BATCH_TOKENS = 4096  # padded tokens per forward pass of many prompts: states of
 
 # -- checks the cache can answer -------------------------------------------------------------------------------
 
-def check_causal(lens: Any) -> None:
+def check_causal(lens: ModelLens) -> None:
     """Refuse, from the cached metadata, a model without an LM head."""
     m = lens.meta
     if not m.get("causal") or not m.get("has_output", True):
@@ -58,7 +61,7 @@ def check_causal(lens: Any) -> None:
                              "prediction to decode: the logit lens needs a causal language model (e.g. smollm2-135m)")
 
 
-def context_limit(lens: Any, net: Any = None) -> int | None:
+def context_limit(lens: ModelLens, net: Any = None) -> int | None:
     """The model's context length in tokens, from the cache (meta, or a config.json on disk) when it is there."""
     if net is not None:
 
@@ -110,7 +113,7 @@ class _Text:
     notes: list[str] = field(default_factory=list)
 
 
-def tokenize(lens: Any, texts: Sequence[str], *, max_tokens: int | None = None) -> list[_Text]:
+def tokenize(lens: ModelLens, texts: Sequence[str], *, max_tokens: int | None = None) -> list[_Text]:
     """Token ids of each text as the model sees them, checked against the context length (truncated to
     ``max_tokens`` with a note when given)."""
 
@@ -200,7 +203,7 @@ def residual_states(net: Any, sequences: Sequence[np.ndarray], layers: Sequence[
     return torch.stack(picked) if picked else hs[0][:0]
 
 
-def _strings(lens: Any, ids: np.ndarray) -> np.ndarray:
+def _strings(lens: ModelLens, ids: np.ndarray) -> np.ndarray:
     """Readable strings of an id array of any shape (object array of the same shape)."""
     table = lens.__dict__.get("_display_array")
     if table is None:
@@ -218,7 +221,7 @@ def _strings(lens: Any, ids: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Plan:
-    lens: Any
+    lens: ModelLens
     layers: list[int]
     top_k: int
     device: str

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..models import loading  # called through its module: tests stand in for load_weights
 from ..models.runtime import choose_device, default_device, dtype_name, resolve_dtype
 
+if TYPE_CHECKING:
+    from ..models.model_handle import ModelHandle
 
-def choose(lens: Any, device: str | None = None, dtype: str | Any = None) -> tuple[str, Any]:
+
+def choose(lens: ModelHandle, device: str | None = None, dtype: str | Any = None) -> tuple[str, Any]:
     """``(device, torch dtype)`` the logit lens of ``lens`` runs in, from user specs.
 
     ``None`` (the library default) means what ``lens.model`` is loaded as: the process defaults
@@ -23,7 +26,7 @@ def choose(lens: Any, device: str | None = None, dtype: str | Any = None) -> tup
     return dev, resolve_dtype(dtype, dev, model=lens.source)
 
 
-def weights(lens: Any, device: str, dtype: Any) -> Any:
+def weights(lens: ModelHandle, device: str, dtype: Any) -> Any:
     """The lens's model on ``device`` in ``dtype``, loaded once per (device, dtype) and kept on the lens.
 
     When ``lens.model`` (shared with the other stages: context, grid, serve) is, or would be loaded, on that

@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,6 +47,33 @@ DEFAULT_BACKEND = "faiss"
 MAX_K = 1000
 # 2: canonical order (ties by row, near-ties settled in float64); graphs of format 1 are rebuilt.
 FORMAT_VERSION = 2
+
+
+class SpaceRows(Protocol):
+    """The rows of a space as the k-NN layer reads them (an :class:`~embedlens.spaces.space.EmbeddingSpace` is
+    one; ``spaces/`` sits above ``neighbors/``, so the layer names what it uses instead of importing the class)."""
+
+    @property
+    def vectors(self) -> np.ndarray: ...
+
+    @property
+    def norms(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+
+class CachedView(Protocol):
+    """One space of a handle as the k-NN cache reads it (a :class:`~embedlens.lens.SpaceView` is one): its rows,
+    which space it is, where its cache lives and what describes it."""
+
+    which: str
+
+    @property
+    def space(self) -> SpaceRows: ...
+
+    def cache_folder(self) -> Path: ...
+
+    def manifest(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -175,7 +202,7 @@ def _check_knn_k(k: int, n: int) -> int:
 
 
 def knn_graph(
-    space: Any,
+    space: SpaceRows | np.ndarray,
     k: int = 10,
     *,
     method: str = "exact",
@@ -275,16 +302,16 @@ def space_content_hash(vectors: np.ndarray, block: int = 1 << 16) -> str:
     return digest.hexdigest()[:16]
 
 
-def knn_folder(view: Any) -> Path:
+def knn_folder(view: CachedView) -> Path:
     """Where the k-NN graphs of a space live (:meth:`embedlens.lens.SpaceView.cache_folder`)."""
     return view.cache_folder()
 
 
-def knn_path(view: Any, k: int, method: str) -> Path:
+def knn_path(view: CachedView, k: int, method: str) -> Path:
     return knn_folder(view) / f"knn-{view.which}-k{k}-{method}.safetensors"
 
 
-def cached_knn(view: Any, k: int = 10, *, min_recall: float = 0.99) -> KnnGraph | None:
+def cached_knn(view: CachedView, k: int = 10, *, min_recall: float = 0.99) -> KnnGraph | None:
     """A cached k-NN graph of a space (``lens.input``...) with at least ``k`` neighbours per row, cut to ``k``; else None.
 
     An exact graph is preferred; an approximate one is used only if its stored recall is >= ``min_recall``.
@@ -316,7 +343,7 @@ def cached_knn(view: Any, k: int = 10, *, min_recall: float = 0.99) -> KnnGraph 
 
 
 def build_knn(
-    view: Any,
+    view: CachedView,
     k: int = 10,
     *,
     method: str = "exact",
@@ -347,7 +374,7 @@ def build_knn(
     return graph, path, False
 
 
-def space_index(view: Any, k: int | None = None, *, use_cache: bool = True) -> Any:
+def space_index(view: CachedView, k: int | None = None, *, use_cache: bool = True) -> ExactIndex | PrecomputedIndex:
     """The neighbour index of a space (``lens.input``...) that every caller uses.
 
     A cached exact k-NN graph with at least ``k`` neighbours (or, with ``k=None``, the widest one on

@@ -18,12 +18,15 @@ The TensorFlow projector's "custom projection" and whatlies' ``Embedding.project
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import EmbedlensError
 from .base import _BLOCK_ROWS, Reducer, prepared_rows
+
+if TYPE_CHECKING:
+    from ..lens import SpaceView
 
 AXIS_NAMES = ("x", "y", "z")
 FORMULA = ("x = (u - a)·(b - a) / |b - a|^2 for an axis from token A (a) to token B (b): A at 0, B at 1; "
@@ -161,7 +164,7 @@ class AxesReducer(Reducer):
                                f"the {AXIS_NAMES[j]} axis is the next principal direction ({share:.1%})")
 
 
-def resolve_axes(view: Any, axes: Sequence[Sequence[str] | None]) -> list[dict[str, Any] | None]:
+def resolve_axes(view: SpaceView, axes: Sequence[Sequence[str] | None]) -> list[dict[str, Any] | None]:
     """Resolve each axis' two queries (word, ``id:N`` or ``tok:RAW``) in a space (``lens.input``...) to one token each.
 
     Returns, per axis, ``{"queries": [A, B], "rows": [ra, rb], "ids": [...], "display": [...], "vectors": (a, b)}``.
@@ -193,7 +196,7 @@ def resolve_axes(view: Any, axes: Sequence[Sequence[str] | None]) -> list[dict[s
     return out
 
 
-def _suggestion(view: Any, query: str) -> str:
+def _suggestion(view: SpaceView, query: str) -> str:
     """The raw form of a one-token spelling of ``query`` (with a leading space, as inside a sentence), or of
     its first token."""
     space = view.space

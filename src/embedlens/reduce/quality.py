@@ -39,7 +39,7 @@ from ..errors import EmbedlensError
 from ..neighbors import build_index
 from ..neighbors.exact import normalized_rows
 from ..neighbors.index import EXACT_MAX, ExactIndex, Neighbors, check_k, sample_rows
-from ..neighbors.knn import build_knn, cached_knn
+from ..neighbors.knn import CachedView, KnnGraph, build_knn, cached_knn
 from .base import check_matrix, check_metric, check_seed
 from .knn import map_graph
 
@@ -208,7 +208,7 @@ def neighbor_recall(X: Any, Y: Any, k: int = 10, *, metric: str = "cosine") -> f
 
 
 def map_recall(X: Any, Y: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
-               space_neighbors: Any = None) -> float:
+               space_neighbors: Neighbors | KnnGraph | None = None) -> float:
     """Neighbour recall@k of map ``Y`` (n, c) of ``X`` (n, d): the package's one recall of a map.
 
     ``sample`` query points drawn with ``seed`` (all if n <= sample); for each, its ``k`` nearest points
@@ -224,7 +224,7 @@ def map_recall(X: Any, Y: Any, k: int = 10, *, sample: int = 2000, seed: int = 0
     return _recall_of(X, Y, sample_indices(X.shape[0], int(sample), int(seed)), k, metric, space_neighbors)[0]
 
 
-def _recall_of(X: Any, Y: Any, rows: np.ndarray, k: int, metric: str, space_neighbors: Any,
+def _recall_of(X: Any, Y: Any, rows: np.ndarray, k: int, metric: str, space_neighbors: Neighbors | KnnGraph | None,
                found: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """The recall@k over the query ``rows``, their true neighbours (m, k) and each one's count of them found."""
     truth = _query_truth(X, rows, k, metric, space_neighbors)
@@ -232,7 +232,7 @@ def _recall_of(X: Any, Y: Any, rows: np.ndarray, k: int, metric: str, space_neig
     return float(counts.sum()) / truth.size, truth, counts
 
 
-def _query_truth(X: Any, rows: np.ndarray, k: int, metric: str, space_neighbors: Any) -> np.ndarray:
+def _query_truth(X: Any, rows: np.ndarray, k: int, metric: str, space_neighbors: Neighbors | KnnGraph | None) -> np.ndarray:
     """The exact ``k`` nearest rows of ``X`` (full space, ``metric``) of the query ``rows``: from
     ``space_neighbors`` when it fits (every row's graph, or the query rows' own), else searched over all rows."""
     nb = space_neighbors
@@ -303,7 +303,7 @@ def sample_indices(n: int, sample: int, seed: int) -> np.ndarray:
 
 def projection_quality(
     X: Any, Y: Any, k: int = 10, sample: int = 2000, seed: int = 0, metric: str = "cosine",
-    space_neighbors: Any = None,
+    space_neighbors: Neighbors | KnnGraph | None = None,
 ) -> ProjectionQuality:
     """Neighbour recall@k over all points (:func:`map_recall`) and trustworthiness within a seeded sample.
 
@@ -323,7 +323,7 @@ def projection_quality(
 
 def map_faithfulness(
     X: Any, Y: Any, truth: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
-    truth_exact: bool = True, space_neighbors: Any = None,
+    truth_exact: bool = True, space_neighbors: Neighbors | KnnGraph | None = None,
 ) -> tuple[ProjectionQuality, np.ndarray]:
     """The map's quality figures (:func:`projection_quality`) and each point's :func:`local_recall`, from one truth.
 
@@ -352,7 +352,7 @@ def map_faithfulness(
 
 
 def query_faithfulness(X: Any, Y: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
-                       space_neighbors: Any = None) -> tuple[ProjectionQuality, np.ndarray]:
+                       space_neighbors: Neighbors | KnnGraph | None = None) -> tuple[ProjectionQuality, np.ndarray]:
     """The map's quality figures and the local recall of the recall's query rows only (NaN elsewhere).
 
     Needs no k-NN graph of the whole space: only the query rows' true neighbours, which the recall
@@ -365,7 +365,7 @@ def query_faithfulness(X: Any, Y: Any, k: int = 10, *, sample: int = 2000, seed:
     return quality, local
 
 
-def _quality(X: Any, Y: Any, k: int, sample: int, seed: int, metric: str, space_neighbors: Any,
+def _quality(X: Any, Y: Any, k: int, sample: int, seed: int, metric: str, space_neighbors: Neighbors | KnnGraph | None,
              every_point: bool = False,
              ) -> tuple[ProjectionQuality, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """:func:`projection_quality`, with the recall's query rows, their true neighbours and counts of them found
@@ -400,12 +400,12 @@ def _quality(X: Any, Y: Any, k: int, sample: int, seed: int, metric: str, space_
 QUERY_TRUTH_FORMAT = 1
 
 
-def query_truth_path(view: Any, k: int, sample: int, seed: int, metric: str) -> Any:
+def query_truth_path(view: CachedView, k: int, sample: int, seed: int, metric: str) -> Any:
     """Where :func:`query_truth` caches the true neighbours of a space's seeded query rows."""
     return view.cache_folder() / f"quality-truth-{view.which}-{metric}-k{k}-q{sample}-seed{seed}.npz"
 
 
-def query_truth(view: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
+def query_truth(view: CachedView, k: int = 10, *, sample: int = 2000, seed: int = 0, metric: str = "cosine",
                 graph: Any = None) -> tuple[Any, dict[str, Any]]:
     """The exact ``k`` nearest rows of the seeded query rows of a whole space's maps (:func:`map_recall`'s truth).
 
@@ -450,7 +450,7 @@ def query_truth(view: Any, k: int = 10, *, sample: int = 2000, seed: int = 0, me
     return nb, {"source": "exact search for the query rows (left in the cache for the next map)"}
 
 
-def space_truth(view: Any, k: int = 10, *, metric: str = "cosine", seed: int = 0, progress: bool = False,
+def space_truth(view: CachedView, k: int = 10, *, metric: str = "cosine", seed: int = 0, progress: bool = False,
                 graph: Any = None) -> tuple[Any, dict[str, Any]]:
     """The k-NN graph of a whole space (``lens.input``...) that its maps are measured against.
 
