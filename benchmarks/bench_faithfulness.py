@@ -28,7 +28,7 @@ their 10 nearest points on the map, searched over ALL points. Routes (medians ov
   ``--repeats`` each, same run, and the two figures must agree exactly. Needs no peer.
 
 Run (one benchmark at a time on the shared machine; ~15 min with 3 seeds):
-    flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_faithfulness.py --ea-python /tmp/ea-venv/bin/python
+    flock /tmp/embedlens-bench.lock .venv/bin/python benchmarks/bench_faithfulness.py --ea-python EA_VENV/bin/python
 Options: ``--seeds 0 1 2``, ``--routes umap,ea,tsne,prepca,pca,local,quality`` (``--routes local`` alone needs no
 model; ``--routes quality`` runs the quality block alone), ``--repeats 3``.
 """
@@ -164,7 +164,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--routes", default="umap,ea,tsne,prepca,pca,local,quality")
-    ap.add_argument("--ea-python", default="/tmp/ea-venv/bin/python")
+    ap.add_argument("--ea-python", default=os.environ.get("EMBEDLENS_EA_PYTHON", ""),
+                    help="a Python with embedding-atlas installed (default: $EMBEDLENS_EA_PYTHON)")
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -192,7 +193,7 @@ def main() -> None:
         print(f"  {name:48s} recall@10 {recall:.3f}  {seconds:6.1f} s  {json.dumps(info or {})}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        if "ea" in routes and Path(args.ea_python).exists():
+        if "ea" in routes and args.ea_python and Path(args.ea_python).exists():
             np.save(f"{tmp}/x.npy", x)
             env = {**os.environ, "XDG_CACHE_HOME": f"{tmp}/xdg", "NUMBA_CACHE_DIR": f"{tmp}/numba"}
             t = time.perf_counter()
