@@ -33,6 +33,7 @@ from ..models.forward import runner_for
 from ..models.loading import loaded_record
 from ..models.running import check_texts, encode_batch, layers_of, max_positions, parse_layers, token_strings
 from ..progress import bar
+from ..timing import Timings
 from . import runtime as rt
 from .result import LogitLensResult, RankCurve
 from .tuned_files import resolve_decoder
@@ -311,24 +312,22 @@ def logit_lens(
 
 def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: float) -> LogitLensResult:
     lens, t = plan.lens, plan.texts[0]
-    timings = {"prepare_s": time.perf_counter() - started}
-    t0 = time.perf_counter()
-    net, runner = _network(plan)
-    timings["load_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    states = residual_states(net, [t.ids], plan.layers, pad=_pad(net), site=plan.site)[:, 0][:, positions]  # (L, P, d)
-    timings["forward_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    n_l, n_p = len(plan.layers), len(positions)
-    nxt = np.append(t.ids[1:], -1)[positions]
-    read = plan.decoder.translate(states, plan.layers)
-    ids, probs, ranks = runner.decode_top_k(read.reshape(n_l * n_p, -1), plan.top_k, targets=np.tile(nxt, n_l))
-    timings["decode_s"] = time.perf_counter() - t0
+    timings = Timings(started=started)
+    timings["prepare_s"] = timings.since_start()
+    with timings.stage("load_s"):
+        net, runner = _network(plan)
+    with timings.stage("forward_s"):
+        states = residual_states(net, [t.ids], plan.layers, pad=_pad(net), site=plan.site)[:, 0][:, positions]  # (L, P, d)
+    with timings.stage("decode_s"):
+        n_l, n_p = len(plan.layers), len(positions)
+        nxt = np.append(t.ids[1:], -1)[positions]
+        read = plan.decoder.translate(states, plan.layers)
+        ids, probs, ranks = runner.decode_top_k(read.reshape(n_l * n_p, -1), plan.top_k, targets=np.tile(nxt, n_l))
 
     raw, shown = token_strings(lens, t.ids)
     top_ids = ids.reshape(n_l, n_p, -1)
     kept = read.float().cpu().numpy() if keep_states else None
-    timings["total_s"] = time.perf_counter() - started
+    timings["total_s"] = timings.since_start()
     settings = {"top_k": plan.top_k, "max_tokens": plan.max_tokens, "device": plan.device,
                 "dtype": rt.dtype_name(plan.dtype), "loaded": loaded_record(net), "decoder": plan.decoder.describe(),
                 "site": plan.site, "semantics": SEMANTICS if plan.site == "resid" else SEMANTICS_MID}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from .. import hardware
 from ..cache import atomic_path, cache_root, write_json_atomic
 from ..errors import EmbedlensError
 from ..progress import bar
+from ..timing import Timings
 from ..versions import versions
 from .index import BFloat16Index, ExactIndex, Neighbors, PrecomputedIndex, check_k, exact_twin, recall_at_k
 
@@ -243,7 +243,7 @@ def knn_graph(
     if block is not None and (isinstance(block, bool) or not isinstance(block, int | np.integer) or block < 1):
         raise EmbedlensError(f"block must be a positive number of rows, got {block}")
     step = int(min(n, block or 8192))
-    timings: dict[str, float] = {}
+    timings = Timings()
     params: dict[str, Any] = {"n": n, "dim": d, "block": step}
 
     if method == "approx" and not hardware.fast_bfloat16():
@@ -252,37 +252,33 @@ def knn_graph(
         params["note"] = "approx was asked, but this CPU has no fast bfloat16 products: computed exactly instead"
         log.warning("%s", params["note"])
         method = "exact"
-    t0 = time.perf_counter()
     norms = getattr(space, "norms", None)
-    if method == "exact":
-        index = ExactIndex(vectors, backend=backend, norms=norms)
-        used = backend
-    else:
-        index = BFloat16Index(vectors, shortlist=shortlist, norms=norms, recall_sample=0)
-        used = "torch-bf16"
-    timings["index"] = time.perf_counter() - t0
+    with timings.stage("index"):
+        if method == "exact":
+            index = ExactIndex(vectors, backend=backend, norms=norms)
+            used = backend
+        else:
+            index = BFloat16Index(vectors, shortlist=shortlist, norms=norms, recall_sample=0)
+            used = "torch-bf16"
 
     idx = np.empty((n, k), dtype=np.int64)
     sc = np.empty((n, k), dtype=np.float32)
-    with bar(n, f"{method} {k}-NN graph of {n:,} rows", enabled=progress) as advance:
-        t0 = time.perf_counter()
+    with bar(n, f"{method} {k}-NN graph of {n:,} rows", enabled=progress) as advance, timings.stage("search"):
         for start in range(0, n, step):
             rows = np.arange(start, min(n, start + step))
             nb = index.query(rows, k, exclude_self=True)
             idx[start : start + len(rows)], sc[start : start + len(rows)] = nb.indices, nb.scores
             advance(len(rows))
-        timings["search"] = time.perf_counter() - t0
     recall, sample = 1.0, 0
     if method == "approx":
         params["shortlist"] = index.info.get("shortlist")
-        t0 = time.perf_counter()
-        sample = int(min(n, recall_sample))
-        rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
-        truth = exact_twin(index).query(rows, k, exclude_self=True)
-        recall = recall_at_k(Neighbors(idx[rows], sc[rows]), truth)
-        timings["recall"] = time.perf_counter() - t0
+        with timings.stage("recall"):
+            sample = int(min(n, recall_sample))
+            rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
+            truth = exact_twin(index).query(rows, k, exclude_self=True)
+            recall = recall_at_k(Neighbors(idx[rows], sc[rows]), truth)
     name = getattr(space, "name", "space")
-    return KnnGraph(idx, sc, method, used, recall, sample, seed, timings, name, params)
+    return KnnGraph(idx, sc, method, used, recall, sample, seed, dict(timings), name, params)
 
 
 # -- cache -----------------------------------------------------------------------------------------
