@@ -414,6 +414,16 @@ def test_bfloat16_product_stays_within_its_stated_tolerance(lenses, corpus_file,
     assert evaluate_lenses(lens, str(corpus_file), product="auto", **kw).settings["product"] == "float32"
     with pytest.raises(EmbedlensError, match="fast bfloat16 units"):
         evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)
+    # Refused before the weights are read, in evaluation and in training alike.
+    from embedlens.logitlens import runtime as rt
+    from embedlens.tunedlens import train_tuned_lens
+
+    monkeypatch.setattr(rt, "weights", lambda *a, **k: pytest.fail("weights read before the product was checked"))
+    with pytest.raises(EmbedlensError, match="fast bfloat16 units"):
+        evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)
+    with pytest.raises(EmbedlensError, match="fast bfloat16 units"):
+        train_tuned_lens(lens, str(corpus_file), tokens=64, heldout_tokens=32, seq_len=32, batch_tokens=32, steps=0,
+                         dtype="float32", product="bfloat16", cache=False)
 
 
 def test_context_hovers_decode_with_the_chosen_lens(lenses, tmp_path):

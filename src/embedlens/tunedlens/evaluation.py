@@ -182,10 +182,10 @@ def evaluate_lenses(
     skip = _skip_for(resolved, hash_) if skip is None else check_count(skip, "skip", 0)
     seqs = sequences(corpus_tokens(lens, body, tokens, skip=skip, what=f"skipping {skip:,} and evaluating"), seq_len)
     dev, dt = rt.choose(lens, device, dtype)
+    product = choose_product(product, dev, dt)  # refused before any weight is read
     prepared = time.perf_counter() - started
     net = rt.weights(lens, dev, dt)
     runner = runner_for(lens, net)
-    product = choose_product(product, runner)
     t0 = time.perf_counter()
     got = measure(net, runner, seqs, resolved, batch_tokens=batch_tokens, pad=_pad(net), progress=progress, site=site,
                   product=product)

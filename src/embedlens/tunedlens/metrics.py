@@ -35,15 +35,16 @@ VOCAB_CHUNK = 4096  # head rows per product: 256 x 4096 logits (4 MB float32) st
 BF16_KL_TOLERANCE = (0.02, 0.01)  # bfloat16 vs float32 mean KL per layer: |difference| <= 0.02 bits + 1%
 
 
-def choose_product(product: str, runner: Any) -> str:
-    """``"float32"`` or ``"bfloat16"``: ``auto`` is bfloat16 for a float32 model on a CPU with fast bfloat16 units."""
+def choose_product(product: str, device: str, dtype: Any) -> str:
+    """``"float32"`` or ``"bfloat16"`` for a model run on ``device`` in ``dtype`` (known before its weights load):
+    ``auto`` is bfloat16 for a float32 model on a CPU with fast bfloat16 units."""
     if product not in PRODUCTS:
         raise EmbedlensError(f"product must be one of {', '.join(PRODUCTS)}, got {product!r}")
     if product == "float32":
         return product
     import torch
 
-    usable = runner.device.type == "cpu" and runner.dtype == torch.float32 and hardware.fast_bfloat16()
+    usable = str(device).split(":")[0] == "cpu" and dtype == torch.float32 and hardware.fast_bfloat16()
     if product == "bfloat16" and not usable:
         raise EmbedlensError("product='bfloat16' needs a float32 model on a CPU with fast bfloat16 units "
                              "(AVX512-BF16 or AMX): use product='float32' or 'auto'")

@@ -170,7 +170,6 @@ def train_tuned_lens(
     """
     import torch
 
-
     started = time.perf_counter()
     lens = as_lens(model)
     check_causal(lens)
@@ -192,6 +191,7 @@ def train_tuned_lens(
                          what=f"training on {tokens:,} tokens and holding out {heldout_tokens:,}")
     train, held = sequences(toks[:tokens], seq_len), sequences(toks[tokens:], seq_len)
     dev, dt = rt.choose(lens, device, dtype)
+    chosen = choose_product(product, dev, dt)  # refused before any weight is read
     config = {"model": lens.manifest().get("content_hash"), "corpus": hash_, "tokens": tokens, "seq_len": seq_len,
               "batch_tokens": batch_tokens, "init": init, "ridge": ridge, "steps": steps, "lr": lr, "seed": seed,
               "heldout_tokens": heldout_tokens, "dtype": rt.dtype_name(dt), "product": product}
@@ -201,8 +201,7 @@ def train_tuned_lens(
     net = rt.weights(lens, dev, dt)
     net.requires_grad_(False)
     runner = runner_for(lens, net)
-    product = choose_product(product, runner)
-    head = HeadProduct(runner, product) if product == "bfloat16" else None
+    head = HeadProduct(runner, chosen) if chosen == "bfloat16" else None
     n, d, pad = runner.n_layers, runner.d_model, _pad(net)
     layers = list(range(n + 1))
     per = max(1, batch_tokens // seq_len)
@@ -277,7 +276,7 @@ def train_tuned_lens(
     t0 = time.perf_counter()
     tuned = TunedLens(weight.detach().numpy(), bias.detach().numpy())
     got = measure(net, runner, held, [tuned, LogitLens()], batch_tokens=batch_tokens, pad=pad,
-                  label="tuned lens: held-out KL", progress=progress, product=product)
+                  label="tuned lens: held-out KL", progress=progress, product=chosen)
     timings["heldout_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     tuned.manifest = {
@@ -286,7 +285,7 @@ def train_tuned_lens(
         "ridge": ridge, "steps": steps, "seed": seed,
         "optimiser": ({"name": "Adam", "lr": lr, "betas": [0.9, 0.999], "after": init} if steps else
                       {"name": "none: closed-form least squares only" if init == "least-squares" else "none"}),
-        "device": dev, "dtype": rt.dtype_name(dt), "product": product,
+        "device": dev, "dtype": rt.dtype_name(dt), "product": chosen,
         "heldout_kl_bits": [round(float(v), 6) for v in got["kl_bits"][0]],
         "heldout_kl_bits_logit_lens": [round(float(v), 6) for v in got["kl_bits"][1]],
         "heldout_top1_agreement": [round(float(v), 6) for v in got["top1_agreement"][0]],
