@@ -551,9 +551,9 @@ def endpoints(gpt2):
                   "spacing": st.one_of(BAD_FLOAT, BAD_INT), "plane_tokens": BAD_PLANE}),
         "logit_lens": ({"space": SPACE, "text": text, "top_k": st.one_of(st.none(), st.integers(1, 20).map(str))},
                        {"space": BAD_SPACE, "text": bad_text, "top_k": BAD_INT}),
-        "lens_nearest": ({"space": SPACE, "text": text, "layer": st.integers(0, 2).map(str),
-                          "position": st.integers(0, 5).map(str), "k": K},
-                         {"space": BAD_SPACE, "text": bad_text, "layer": BAD_INT, "position": BAD_INT, "k": BAD_INT}),
+        "layer_nearest": ({"space": SPACE, "text": text, "layer": st.integers(0, 2).map(str),
+                           "position": st.integers(0, 5).map(str), "k": K},
+                          {"space": BAD_SPACE, "text": bad_text, "layer": BAD_INT, "position": BAD_INT, "k": BAD_INT}),
         "clusters": ({"space": SPACE, "n": st.one_of(st.just("auto"), st.integers(2, 12).map(str))},
                      {"space": BAD_SPACE, "n": BAD_INT}),
         "axes": ({"space": SPACE, "xa": one_token, "xb": one_token, "ya": st.none(), "yb": st.none(),
@@ -577,7 +577,7 @@ def test_every_get_endpoint_is_fuzzed(endpoints):
 
 
 GET_ENDPOINTS = ["info", "points", "frequency", "projection", "projection/data", "jobs", "search", "neighbors",
-                 "variants", "tokens", "trajectory", "grid", "logit_lens", "lens_nearest", "clusters", "axes",
+                 "variants", "tokens", "trajectory", "grid", "logit_lens", "layer_nearest", "clusters", "axes",
                  "faithfulness", "true_neighbors", "compare"]
 
 
@@ -596,7 +596,7 @@ def test_get_endpoints_answer_or_refuse_in_one_line(api, endpoints, module_cache
 
 
 @examples(60)
-@given(path=st.sampled_from(["search", "neighbors", "grid", "axes", "true_neighbors", "lens_nearest"]),
+@given(path=st.sampled_from(["search", "neighbors", "grid", "axes", "true_neighbors", "layer_nearest"]),
        raw=st.lists(st.tuples(st.sampled_from(["space", "q", "k", "row", "text", "layer", "size", "xa", "xb", "mode"]),
                               st.one_of(USER_TEXT, st.sampled_from(["%FF", "%00", "%C3%28", "%", "%%", "+", "%2B"]))),
                     max_size=5))

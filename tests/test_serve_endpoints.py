@@ -21,7 +21,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from embedlens.logitlens import logit_lens  # noqa: E402
 from embedlens.logitlens.compute import context_limit  # noqa: E402
-from embedlens.serve.explorer import LENS_MAX_TOKENS, LENS_TOP_K  # noqa: E402
+from embedlens.serve.explorer import LOGIT_LENS_MAX_TOKENS, LOGIT_LENS_TOP_K  # noqa: E402
 
 BASE = "http://127.0.0.1"
 PROMPT = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
@@ -57,9 +57,9 @@ def client(app):
         yield c
 
 
-def lens_dict(model, decoder: str) -> dict:
-    cap = min(LENS_MAX_TOKENS, context_limit(model) or LENS_MAX_TOKENS)  # the explorer's cap on a prompt
-    out = json.loads(json.dumps(logit_lens(model, PROMPT, top_k=LENS_TOP_K, max_tokens=cap, decoder=decoder).to_dict()))
+def logit_lens_dict(model, decoder: str) -> dict:
+    cap = min(LOGIT_LENS_MAX_TOKENS, context_limit(model) or LOGIT_LENS_MAX_TOKENS)  # the explorer's cap on a prompt
+    out = json.loads(json.dumps(logit_lens(model, PROMPT, top_k=LOGIT_LENS_TOP_K, max_tokens=cap, decoder=decoder).to_dict()))
     out.pop("timings")
     return out
 
@@ -140,22 +140,22 @@ def test_logit_lens_reads_with_the_asked_decoder(client, models):
     llama = models[0]
     answers = {}
     for decoder in ("logit", "tuned"):
-        body = client.get("/api/logit_lens", params={"space": 0, "text": PROMPT, "lens": decoder}).json()
+        body = client.get("/api/logit_lens", params={"space": 0, "text": PROMPT, "decoder": decoder}).json()
         body.pop("timings")
-        assert body == lens_dict(llama, decoder), decoder
+        assert body == logit_lens_dict(llama, decoder), decoder
         answers[decoder] = body
     assert answers["tuned"]["settings"]["decoder"]["kind"] == "tuned"
     # random translators move the readout: the two answers differ where it matters, in the top tokens
     assert answers["tuned"]["top_ids"][:-1] != answers["logit"]["top_ids"][:-1]
     assert answers["tuned"]["top_ids"][-1] == answers["logit"]["top_ids"][-1]  # the last layer is the model's own
-    near = client.get("/api/lens_nearest", params={"space": 0, "text": PROMPT, "layer": 1, "position": 2,
-                                                   "lens": "tuned"}).json()
+    near = client.get("/api/layer_nearest", params={"space": 0, "text": PROMPT, "layer": 1, "position": 2,
+                                                   "decoder": "tuned"}).json()
     assert [t["id"] for t in near["top"]] == answers["tuned"]["top_ids"][1][2]
 
 
 @pytest.mark.parametrize("params, status, message", [
-    ({"space": 1, "text": "a b", "lens": "tuned"}, 400, "no tuned lens yet"),
-    ({"space": 0, "text": "a b", "lens": "/etc/passwd"}, 400, "must be one of logit, tuned"),
+    ({"space": 1, "text": "a b", "decoder": "tuned"}, 400, "no tuned lens yet"),
+    ({"space": 0, "text": "a b", "decoder": "/etc/passwd"}, 400, "must be one of logit, tuned"),
 ])
 def test_logit_lens_refuses_a_decoder_it_cannot_read(client, params, status, message):
     r = client.get("/api/logit_lens", params=params)
@@ -190,7 +190,7 @@ def test_layers_panel_switches_between_the_logit_and_the_tuned_lens(models, offl
     from embedlens.serve import ServerThread, create_app
 
     llama, gpt2 = models
-    logit, tuned = lens_dict(llama, "logit"), lens_dict(llama, "tuned")
+    logit, tuned = logit_lens_dict(llama, "logit"), logit_lens_dict(llama, "tuned")
     # the cell of the prompt's "<script>" token at the layer where the two readouts differ most
     j = logit["display"].index("<script>") if "<script>" in logit["display"] else len(logit["display"]) // 2
     li = next(i for i in range(len(logit["layers"]) - 1) if logit["top_display"][i][j][0] != tuned["top_display"][i][j][0])
@@ -199,13 +199,13 @@ def test_layers_panel_switches_between_the_logit_and_the_tuned_lens(models, offl
         page, seen = offline_page(f"{url}#prompt={quote(PROMPT)}")
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
         page.click("#layers-btn")
-        page.wait_for_function("() => document.getElementById('layers-plot').dataset.lens === 'logit'", timeout=30_000)
-        assert page.is_enabled("#layers-lens button[data-lens=tuned]")
+        page.wait_for_function("() => document.getElementById('layers-plot').dataset.decoder === 'logit'", timeout=30_000)
+        assert page.is_enabled("#layers-decoder button[data-decoder=tuned]")
         shown = _hover_cell(page, layer, j)
         assert f"layer{layer}·position{j}:{''.join(logit['display'][j].split())}" in shown, shown
         assert _top_lines(logit, li, j) in shown and _top_lines(tuned, li, j) not in shown, shown
-        page.click("#layers-lens button[data-lens=tuned]")
-        page.wait_for_function("() => document.getElementById('layers-plot').dataset.lens === 'tuned'", timeout=30_000)
+        page.click("#layers-decoder button[data-decoder=tuned]")
+        page.wait_for_function("() => document.getElementById('layers-plot').dataset.decoder === 'tuned'", timeout=30_000)
         shown = _hover_cell(page, layer, j)
         assert _top_lines(tuned, li, j) in shown and _top_lines(logit, li, j) not in shown, shown
         assert "tuned lens" in page.text_content("#layers-note") and "lens=tuned" in page.evaluate("location.hash")
@@ -218,8 +218,8 @@ def test_layers_panel_switches_between_the_logit_and_the_tuned_lens(models, offl
     with ServerThread(create_app([gpt2])) as url:  # no tuned lens: the switch is off and says how to train one
         page, seen = offline_page(url)
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-        assert not page.is_enabled("#layers-lens button[data-lens=tuned]")
-        assert page.text_content("#layers-lens-note") == (
+        assert not page.is_enabled("#layers-decoder button[data-decoder=tuned]")
+        assert page.text_content("#layers-decoder-note") == (
             f"tuned: none for this model yet; train one with embedlens lens train -m {gpt2.source.spec}")
         assert seen.errors == []
 

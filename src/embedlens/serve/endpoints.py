@@ -22,7 +22,7 @@ import numpy as np
 
 from ..logitlens.tuned_files import DECODERS
 from ..method_names import GRID_PLANES, REDUCERS
-from .explorer import LENS_MAX_TOKENS, LENS_TOP_K, Explorer
+from .explorer import LOGIT_LENS_MAX_TOKENS, LOGIT_LENS_TOP_K, Explorer
 from .panels import MAX_K, MAX_QUERY_CHARS, MAX_REGEX_CHARS, MAX_TEXT_CHARS, BadRequest, Panel
 from .params import MAX_BODY_BYTES, Body, choice_param, float_param, int_param, map_params, text_param
 from .selection import (
@@ -146,17 +146,17 @@ def row_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
 
 
 def logit_lens_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
-    return {**text_params(explorer, raw), "top_k": int_param(raw, "top_k", LENS_TOP_K, 1, 20),
-            "decoder": choice_param(raw, "lens", DECODERS, "logit")}
+    return {**text_params(explorer, raw), "top_k": int_param(raw, "top_k", LOGIT_LENS_TOP_K, 1, 20),
+            "decoder": choice_param(raw, "decoder", DECODERS, "logit")}
 
 
-def lens_nearest_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
+def layer_nearest_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
     args = text_params(explorer, raw)
     panel = args["panel"]
     return {**args, "layer": int_param(raw, "layer", _n_layers(panel), 0, _n_layers(panel)),
-            "position": int_param(raw, "position", 0, 0, LENS_MAX_TOKENS - 1),
+            "position": int_param(raw, "position", 0, 0, LOGIT_LENS_MAX_TOKENS - 1),
             "k": int_param(raw, "k", 20, 1, min(MAX_K, len(panel.space) - 1)),
-            "decoder": choice_param(raw, "lens", DECODERS, "logit")}
+            "decoder": choice_param(raw, "decoder", DECODERS, "logit")}
 
 
 def _body_panel(explorer: Explorer, body: Body) -> Panel:
@@ -285,12 +285,12 @@ def axes(explorer: Explorer, a: Args) -> dict[str, Any]:
 
 
 def logit_lens(explorer: Explorer, a: Args) -> dict[str, Any]:
-    """``LogitLensResult.to_dict()`` of the prompt, read with the decoder ``lens`` (logit or tuned)."""
+    """``LogitLensResult.to_dict()`` of the prompt, read with ``decoder`` (logit or tuned)."""
     return explorer.logit_lens(a["panel"], a["text"], a["top_k"], a["decoder"])
 
 
-def lens_nearest(explorer: Explorer, a: Args) -> dict[str, Any]:
-    return explorer.lens_nearest(a["panel"], a["text"], a["layer"], a["position"], a["k"], a["decoder"])
+def layer_nearest(explorer: Explorer, a: Args) -> dict[str, Any]:
+    return explorer.layer_nearest(a["panel"], a["text"], a["layer"], a["position"], a["k"], a["decoder"])
 
 
 def centroid(explorer: Explorer, a: Args) -> dict[str, Any]:
@@ -316,7 +316,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("trajectory", "GET", trajectory, trajectory_params),
     Endpoint("grid", "GET", grid, grid_params),
     Endpoint("logit_lens", "GET", logit_lens, logit_lens_params),
-    Endpoint("lens_nearest", "GET", lens_nearest, lens_nearest_params),
+    Endpoint("layer_nearest", "GET", layer_nearest, layer_nearest_params),
     Endpoint("clusters", "GET", clusters, clusters_params),
     Endpoint("axes", "GET", axes, axes_params),
     Endpoint("faithfulness", "GET", faithfulness, map_of_panel),

@@ -50,8 +50,8 @@ from ..reduce.quality import sample_indices
 from .jobs import Job, JobManager
 from .panels import MAX_K, BadRequest, Panel
 
-LENS_MAX_TOKENS = 128  # the explorer's logit lens reads at most this many tokens of a prompt (a note says so)
-LENS_TOP_K = 5
+LOGIT_LENS_MAX_TOKENS = 128  # the explorer's logit lens reads at most this many tokens of a prompt (a note says so)
+LOGIT_LENS_TOP_K = 5
 GRAPH_K = 100  # neighbours per row of the space's graph: t-SNE's 90 (perplexity 30), clusters' 15, recall's 10
 FAITH_K = 10  # local recall@10, the k of every map's recall figure
 MIN_TSNE_POINTS = 50  # below this a t-SNE map says little: the page stays on PCA
@@ -80,7 +80,7 @@ class Explorer:
         self._points_json: dict[int, bytes] = {}
         self._model_lock = threading.Lock()
         self._grid_viz: dict[int, EmbeddingGridVisualizer] = {}
-        self._lens_results: dict[tuple, LogitLensResult] = {}  # the last few logit lenses (with their states), for clicks
+        self._logit_lens_results: dict[tuple, LogitLensResult] = {}  # the last few logit lenses (with their states), for clicks
 
     # -- parameters --------------------------------------------------------------------------------------
 
@@ -421,29 +421,29 @@ class Explorer:
         has = (cached_folder(panel.lens) / WEIGHTS_FILE).exists()
         return {"tuned": bool(has), "train": f"embedlens lens train -m {shlex.quote(panel.lens.source.spec)}"}
 
-    def _lens_result(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> LogitLensResult:
+    def _logit_lens_result(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> LogitLensResult:
         if not panel.causal:
             raise BadRequest(f"{panel.title}: the logit lens needs a causal language model with an LM head")
         key = (panel.index, text, top_k, decoder)
         with self._model_lock:  # one forward pass at a time: the model is shared
-            result = self._lens_results.get(key)
+            result = self._logit_lens_results.get(key)
             if result is None:
-                cap = min(LENS_MAX_TOKENS, context_limit(panel.lens) or LENS_MAX_TOKENS)
+                cap = min(LOGIT_LENS_MAX_TOKENS, context_limit(panel.lens) or LOGIT_LENS_MAX_TOKENS)
                 result = logit_lens(panel.lens, text, top_k=top_k, max_tokens=cap, keep_states=True, decoder=decoder)
-                while len(self._lens_results) >= 4:
-                    self._lens_results.pop(next(iter(self._lens_results)))
-                self._lens_results[key] = result
+                while len(self._logit_lens_results) >= 4:
+                    self._logit_lens_results.pop(next(iter(self._logit_lens_results)))
+                self._logit_lens_results[key] = result
         return result
 
     def logit_lens(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> dict[str, Any]:
         """``LogitLensResult.to_dict()`` of ``text``, each layer read with ``decoder`` (``logit`` or ``tuned``)."""
-        return self._lens_result(panel, text, top_k, decoder).to_dict()
+        return self._logit_lens_result(panel, text, top_k, decoder).to_dict()
 
-    def lens_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int,
-                     decoder: str = "logit") -> dict[str, Any]:
+    def layer_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int,
+                      decoder: str = "logit") -> dict[str, Any]:
         """The nearest tokens (cosine, in this panel's space) of the residual state at (layer, position), and
         what ``decoder`` reads there."""
-        r = self._lens_result(panel, text, LENS_TOP_K, decoder)
+        r = self._logit_lens_result(panel, text, LOGIT_LENS_TOP_K, decoder)
         if layer not in r.layers:
             raise BadRequest(f"layer must be 0..{r.n_layers}, got {layer}")
         if not 0 <= position < len(r.positions):
