@@ -498,8 +498,9 @@ def check_answer(response, root: Path, before: list) -> None:
         assert "\n" not in body["error"] and "internal error" not in body["error"], body["error"]
     elif response.headers["content-type"].startswith("application/json"):
         body = response.json()
-        if isinstance(body, dict) and body.get("state") == "error":
-            assert "internal error" not in (body.get("error") or ""), body["error"]
+        job = body.get("job") if isinstance(body, dict) else None
+        if isinstance(job, dict) and job.get("state") == "error":
+            assert "internal error" not in (job.get("error") or ""), job["error"]
     assert cache_listing(root) == before, "the cache changed"
 
 

@@ -98,34 +98,97 @@ def test_tokens_neighbors_and_variants_are_the_results_to_dict(client, models):
         assert body["rows"] == [row_of_id[i] for i in ids], path
 
 
+def ready(client, path: str, params: dict) -> dict:
+    """A long-work endpoint's answer once its job is ready (its shape checked on every poll)."""
+    from embedlens.serve.jobs import Job
+
+    deadline = time.monotonic() + 120
+    while True:
+        body = client.get(path, params=params).json()
+        assert set(body) >= {"job", "result"} and set(body["job"]) >= set(Job("k", "kind", "label").to_dict()), body
+        if body["job"]["state"] in ("ready", "error"):
+            assert body["job"]["state"] == "ready", body
+            return body
+        assert body["result"] is None and time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def without(d: dict, *keys: str) -> dict:
+    return {k: v for k, v in d.items() if k not in keys}
+
+
 def test_frequency_is_token_frequencies_to_dict(client, models):
     from embedlens.corpus.frequencies import token_frequencies
 
-    deadline = time.monotonic() + 60
-    while (body := client.get("/api/frequency", params={"space": 1}).json())["state"] not in ("ready", "error"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    body = ready(client, "/api/frequency", {"space": 1})
     freqs = token_frequencies(models[1], "lee", progress=False)
     expected = json.loads(json.dumps(freqs.to_dict()))
-    for d in (body, expected):
-        d.pop("seconds")
-    assert {key: body[key] for key in expected} == expected and body["counts"] == freqs.counts.tolist()
+    assert without(body["result"], "seconds") == without(expected, "seconds")
+    assert body["counts"] == freqs.counts.tolist()
 
 
 def test_projection_answers_what_its_file_on_disk_holds(client, models, module_cache):
-    deadline = time.monotonic() + 60
     params = {"space": 1, "method": "pca", "dims": 2}
-    while (body := client.get("/api/projection", params=params).json())["state"] not in ("ready", "error"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    body = ready(client, "/api/projection", params)
     path = module_cache / "projections" / f"{models[1].meta['content_hash']}-pca-2-0.npz"
     with np.load(path, allow_pickle=False) as saved:
         meta = json.loads(str(saved["meta_json"]))
         coords = saved["coords"]
     meta.pop("format")
-    assert {key: body[key] for key in meta} == json.loads(json.dumps(meta)) and body["n"] == len(coords)
+    assert {key: body["result"][key] for key in meta} == json.loads(json.dumps(meta)) and body["n"] == len(coords)
     data = client.get("/api/projection/data", params=params)
     assert data.content == np.ascontiguousarray(coords, dtype="<f4").tobytes()
+
+
+def test_grid_clusters_and_compare_results_are_the_library_results_to_dict(client, models):
+    """Each long-work endpoint answers {job, result}: the result is the library's ``to_dict()`` (its file's
+    JSON), computed here again from scratch; what the page needs besides (a cluster per row) sits beside it."""
+    from embedlens.atlas.clusters import find_clusters, label_levels
+    from embedlens.comparison import compare
+    from embedlens.grid import EmbeddingGridVisualizer
+
+    llama, gpt2 = models
+    grid = ready(client, "/api/grid", {"space": 0, "layer": 1, "plane": "pca", "size": 4})
+    gm = EmbeddingGridVisualizer(llama).compute_map(4, 0.5, "pca", layer_idx=1, progress=False)
+    expected = json.loads(json.dumps(gm.to_dict()))
+    for d in (grid["result"], expected):
+        d["config"].pop("timings")
+    assert set(grid) == {"job", "result"} and grid["result"] == expected
+
+    clusters = ready(client, "/api/clusters", {"space": 1, "n": "auto"})
+    fresh = find_clusters(gpt2.space.vectors, clusters="auto", metric="cosine", seed=0,
+                          display=list(gpt2.space.display), sub=True)
+    expected = json.loads(json.dumps(fresh.to_dict()))
+    got = json.loads(json.dumps(clusters["result"]))
+    for d in (got, expected, got["sub"], expected["sub"]):  # how the graph was found and timings aside
+        d.pop("params"), d.pop("timings")
+    assert got == expected
+    assert clusters["assignment"] == fresh.assignment.tolist()
+    assert clusters["levels"] == json.loads(json.dumps(label_levels(fresh, fresh.sub)))
+
+    compared = ready(client, "/api/compare", {})
+    expected = json.loads(json.dumps(compare(llama, gpt2, maps=False).to_dict()))
+    got = json.loads(json.dumps(compared["result"]))
+    for d in (got, expected):
+        d.pop("timings", None)
+    assert set(compared) == {"job", "result"} and got == expected
+
+
+def test_faithfulness_waits_for_its_map_in_the_same_shape(client, models):
+    """Before the map exists the answer says which job it waits for; then the result is the map's local recall."""
+    params = {"space": 1, "method": "pca", "dims": 3}
+    body = client.get("/api/faithfulness", params=params)
+    assert body.status_code == 409 and "ask /api/projection" in body.json()["error"]
+    projection = client.get("/api/projection", params=params).json()
+    waiting = client.get("/api/faithfulness", params=params).json()
+    if waiting["job"]["state"] == "waiting":  # the map's job still runs
+        assert waiting["job"]["waiting_for"] == projection["job"]["key"] and waiting["result"] is None
+    ready(client, "/api/projection", params)
+    faith = ready(client, "/api/faithfulness", params)
+    result = faith["result"]
+    assert set(faith) == {"job", "result"} and result["k"] == 10 and len(result["local_recall"]) == len(models[1].space)
+    assert result["queries"] == len(models[1].space)  # a small space: every row is a query
+    assert result["recall"] == sum(round(r * 10) for r in result["local_recall"]) / (10 * result["queries"])
 
 
 def test_info_says_which_panels_have_a_tuned_lens(client, models):

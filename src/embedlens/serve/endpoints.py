@@ -4,8 +4,9 @@ A row of :data:`ENDPOINTS` names the path, the HTTP method, the function that an
 reads the request. The parser turns the raw query string (GET) or JSON body (POST) into checked arguments
 (a :class:`BadRequest` for anything out of range); the function answers with the library's result as JSON,
 ``result.to_dict()`` (the shape its file on disk has), plus the map rows the page needs, under their own
-keys. Long work answers a job's state first (:meth:`embedlens.serve.jobs.Job.to_dict`) and the result's
-keys once it is ready. :func:`embedlens.serve.app.create_app` only wires these rows into Starlette.
+keys. Long work (projection, frequency, grid, clusters, faithfulness, compare) answers one shape,
+:func:`embedlens.serve.jobs.job_answer`: ``{"job": Job.to_dict(), "result": null}`` until the job is ready,
+then ``"result"``: the library result's ``to_dict()``, with the per-row columns the page needs beside it. :func:`embedlens.serve.app.create_app` only wires these rows into Starlette.
 
 A function answers a ``dict`` (sent as JSON), ``bytes`` (JSON already encoded) or a :class:`Coordinates`
 (a float32 array sent as raw little-endian bytes). A ``fast`` function answers on the event loop when it
@@ -204,10 +205,12 @@ def points(explorer: Explorer, a: Args) -> bytes:
 
 
 def frequency(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job; once ready, ``result``: ``TokenFrequencies.to_dict()``, and ``counts``, each row's count."""
     return explorer.frequency(a["panel"])
 
 
 def projection(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job; once ready, ``result``: the projection's metadata (its file's), and ``n``, its rows."""
     return explorer.projection(a["panel"], a["method"], a["dims"])[0]
 
 
@@ -215,7 +218,8 @@ def projection_data(explorer: Explorer, a: Args) -> Coordinates:
     method, dims = a["method"], a["dims"]
     state, proj = explorer.projection(a["panel"], method, dims, start=False)
     if proj is None:
-        raise BadRequest(f"the {method} {dims}D map is not ready ({state['state']}): poll /api/projection", status=409)
+        raise BadRequest(f"the {method} {dims}D map is not ready ({state['job']['state']}): poll /api/projection",
+                         status=409)
     return Coordinates(proj.coords)
 
 
@@ -251,19 +255,22 @@ def trajectory(explorer: Explorer, a: Args) -> dict[str, Any]:
 
 
 def grid(explorer: Explorer, a: Args) -> dict[str, Any]:
-    """The job's state; once ready, ``grid``: ``GridMap.to_dict()``."""
+    """The job; once ready, ``result``: ``GridMap.to_dict()``."""
     return explorer.grid(a["panel"], a["layer"], a["plane"], a["size"], a["spacing"], a["plane_tokens"])
 
 
 def clusters(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job; once ready, ``result``: ``Clustering.to_dict()``, and ``assignment`` and ``levels`` beside it."""
     return explorer.clusters(a["panel"], a["n"])
 
 
 def faithfulness(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job (``waiting`` for the map first); once ready, ``result``: each token's local recall, the map's recall."""
     return explorer.faithfulness(a["panel"], a["method"], a["dims"])
 
 
 def compare(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job; once ready, ``result``: ``Comparison.to_dict()``."""
     return explorer.comparison()
 
 
