@@ -63,9 +63,9 @@ def trained(lenses, corpus_file, tmp_path_factory):
     from embedlens.tunedlens import train_tuned_lens
 
     out = tmp_path_factory.mktemp("trained") / "lens"
-    lens = train_tuned_lens(lenses["planted"], str(corpus_file), tokens=1024, heldout_tokens=256, seq_len=32,
+    tuned = train_tuned_lens(lenses["planted"], str(corpus_file), tokens=1024, heldout_tokens=256, seq_len=32,
                             batch_tokens=256, steps=2, lr=1e-3, seed=3, dtype="float32", out=out)
-    return lens, out
+    return tuned, out
 
 
 def random_lens(n_layers: int, d: int, seed: int = 0):
@@ -92,15 +92,15 @@ def test_zero_translators_are_the_logit_lens_exactly(lenses, kind):
 
 
 def test_translate_is_h_plus_wh_plus_b_and_keeps_the_last_layer():
-    lens = random_lens(3, 4)
+    tuned = random_lens(3, 4)
     h = torch.randn(4, 5, 4)
-    got = lens.translate(h, [0, 1, 2, 3])
+    got = tuned.translate(h, [0, 1, 2, 3])
     for i in range(3):
-        expected = h[i].numpy() + h[i].numpy() @ lens.weight[i].T + lens.bias[i]
+        expected = h[i].numpy() + h[i].numpy() @ tuned.weight[i].T + tuned.bias[i]
         np.testing.assert_allclose(got[i].numpy(), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got[3], h[3])  # layer n_layers: the model's own output, never translated
-    one = h[1].numpy() @ lens.weight[2].T + lens.bias[2] + h[1].numpy()   # any state through any layer's translator
-    np.testing.assert_allclose(lens.translate(h[[1]], [2])[0].numpy(), one, rtol=1e-5, atol=1e-5)
+    one = h[1].numpy() @ tuned.weight[2].T + tuned.bias[2] + h[1].numpy()   # any state through any layer's translator
+    np.testing.assert_allclose(tuned.translate(h[[1]], [2])[0].numpy(), one, rtol=1e-5, atol=1e-5)
 
 
 def test_loss_equals_a_plainly_written_kl(lenses):
@@ -147,8 +147,8 @@ def test_least_squares_recovers_a_planted_affine_map():
 
 
 def test_training_beats_the_logit_lens_at_every_layer_on_held_out_text(trained, lenses):
-    lens, out = trained
-    m = lens.manifest
+    tuned, out = trained
+    m = tuned.manifest
     tuned, logit = np.asarray(m["heldout_kl_bits"]), np.asarray(m["heldout_kl_bits_logit_lens"])
     n = lenses["planted"].meta["n_layers"]
     assert len(tuned) == n + 1 and tuned[-1] == 0.0 and logit[-1] == 0.0
@@ -163,7 +163,7 @@ def test_the_seed_fixes_the_result_and_a_run_resumes(trained, lenses, corpus_fil
     from embedlens.tunedlens import train_tuned_lens
     from embedlens.tunedlens.training import _Checkpoint
 
-    lens, _ = trained
+    tuned, _ = trained
     kw = dict(tokens=1024, heldout_tokens=256, seq_len=32, batch_tokens=256, steps=2, lr=1e-3, seed=3,
               dtype="float32", cache=False)
     # interrupted after the first KL step: the checkpoint holds the translators and Adam's state
@@ -184,32 +184,32 @@ def test_the_seed_fixes_the_result_and_a_run_resumes(trained, lenses, corpus_fil
     assert (out / ".checkpoint" / "state.json").exists()
     resumed = train_tuned_lens(lenses["planted"], str(corpus_file), out=out, **kw)
     # the same seed and settings give the same translators, resumed or not
-    np.testing.assert_array_equal(resumed.weight, lens.weight)
-    np.testing.assert_array_equal(resumed.bias, lens.bias)
+    np.testing.assert_array_equal(resumed.weight, tuned.weight)
+    np.testing.assert_array_equal(resumed.bias, tuned.bias)
 
 
 def test_save_and_reload_both_formats_decode_identically(trained, lenses, tmp_path):
     from embedlens.tunedlens import read_tuned_lens, write_tuned_lens_package
 
-    lens, out = trained
+    tuned, out = trained
     planted = lenses["planted"]
     ours = read_tuned_lens(out)
-    np.testing.assert_array_equal(ours.weight, lens.weight)
-    np.testing.assert_array_equal(ours.bias, lens.bias)
-    package = write_tuned_lens_package(lens, tmp_path / "pkg")
+    np.testing.assert_array_equal(ours.weight, tuned.weight)
+    np.testing.assert_array_equal(ours.bias, tuned.bias)
+    package = write_tuned_lens_package(tuned, tmp_path / "pkg")
     config = json.loads((package / "config.json").read_text())
-    assert config["lens_type"] == "linear_tuned_lens" and config["num_hidden_layers"] == lens.n_layers
+    assert config["lens_type"] == "linear_tuned_lens" and config["num_hidden_layers"] == tuned.n_layers
     # the tuned-lens package's reading: a ModuleList of Linear(d, d) loaded from params.pt, h + translator(h)
     state = torch.load(package / "params.pt", weights_only=True)
-    mods = torch.nn.ModuleList([torch.nn.Linear(lens.d_model, lens.d_model) for _ in range(lens.n_layers)])
+    mods = torch.nn.ModuleList([torch.nn.Linear(tuned.d_model, tuned.d_model) for _ in range(tuned.n_layers)])
     mods.load_state_dict(state)
-    h = torch.randn(3, lens.d_model)
+    h = torch.randn(3, tuned.d_model)
     with torch.no_grad():
-        np.testing.assert_allclose((h + mods[1](h)).numpy(), lens.translate(h[None], [1])[0].numpy(),
+        np.testing.assert_allclose((h + mods[1](h)).numpy(), tuned.translate(h[None], [1])[0].numpy(),
                                    rtol=1e-5, atol=1e-5)
     theirs = read_tuned_lens(package)
-    np.testing.assert_array_equal(theirs.weight, lens.weight)
-    results = [logit_lens(planted, TEXT, dtype="float32", decoder=dec) for dec in (lens, str(out), str(package))]
+    np.testing.assert_array_equal(theirs.weight, tuned.weight)
+    results = [logit_lens(planted, TEXT, dtype="float32", decoder=dec) for dec in (tuned, str(out), str(package))]
     for r in results[1:]:
         np.testing.assert_array_equal(r.top_ids, results[0].top_ids)
         np.testing.assert_array_equal(r.top_probs, results[0].top_probs)
@@ -224,7 +224,7 @@ def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file, mo
     from embedlens.tunedlens import evaluate_decoders, metrics
     from embedlens.tunedlens.data import corpus_tokens, sequences
 
-    lens, out = trained
+    tuned, out = trained
     planted = lenses["planted"]
     ev = evaluate_decoders(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
                            dtype="float32", product="float32")
@@ -243,7 +243,7 @@ def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file, mo
         out_ = net(input_ids=torch.from_numpy(seqs), output_hidden_states=True)
         hs = list(out_.hidden_states)
         p = torch.log_softmax(out_.logits.double(), -1)
-        for di, dec in enumerate((None, lens)):
+        for di, dec in enumerate((None, tuned)):
             for layer in range(n + 1):
                 h = hs[layer]
                 if layer == n:
@@ -305,12 +305,12 @@ def test_a_lens_for_another_model_or_an_encoder_is_refused(trained, lenses, tiny
     import embedlens
     from embedlens.tunedlens import TunedLens, save_tuned_lens
 
-    lens, out = trained
+    tuned, out = trained
     res = run_cli("logit-lens", TEXT, "-m", str(lenses["llama"].source.path), "--lens", str(out), "--out",
                   str(tmp_path / "o"))
     assert res.code == 2 and "trained for another model" in res.err and len(res.err.strip().splitlines()) == 1, res
     # same shapes, another model's recorded hash
-    other = TunedLens(lens.weight, lens.bias, {"model": {"content_hash": "0" * 16}})
+    other = TunedLens(tuned.weight, tuned.bias, {"model": {"content_hash": "0" * 16}})
     save_tuned_lens(other, tmp_path / "other")
     with pytest.raises(EmbedlensError, match="content hash 0000000000000000"):
         logit_lens(lenses["planted"], TEXT, decoder=str(tmp_path / "other"))
@@ -328,9 +328,9 @@ def test_eval_page_shows_lens_names_exactly_and_stays_offline(trained, lenses, c
     from embedlens.tunedlens import evaluate_decoders, save_tuned_lens
     from embedlens.tunedlens.output import write_decoder_eval
 
-    lens, _ = trained
+    tuned, _ = trained
     hostile = tmp_path / 'lens <script>alert(1)</script> &amp; "q" it\'s'
-    save_tuned_lens(lens, hostile)
+    save_tuned_lens(tuned, hostile)
     ev = evaluate_decoders(lenses["planted"], str(corpus_file), decoders=["logit", str(hostile)], tokens=64, seq_len=32,
                            skip=1024, dtype="float32")
     write_decoder_eval(ev, tmp_path / "e")
