@@ -527,6 +527,8 @@ def endpoints(gpt2):
     text = st.one_of(st.sampled_from(["The capital of France", "list <script> &amp;", "a", " "]), ANY_TEXT)
     bad_text = st.sampled_from(["", "\x00", "a\x00b", "x" * 2001, "y" * 201])
     method_junk = st.one_of(st.sampled_from(["PCA", "axes", "tsne ", ""]), TRICKY)
+    # these models have no tuned lens: "tuned" is refused in one line, as a path or junk is
+    decoder, bad_decoder = st.sampled_from([None, "logit"]), st.one_of(st.sampled_from(["tuned", "/etc/passwd", "lens"]), TRICKY)
     table = {
         "info": ({}, {}), "jobs": ({}, {}), "compare": ({}, {}),
         "points": ({"space": SPACE}, {"space": BAD_SPACE}), "frequency": ({"space": SPACE}, {"space": BAD_SPACE}),
@@ -550,11 +552,13 @@ def endpoints(gpt2):
                   "plane_tokens": st.one_of(st.none(), st.lists(query, min_size=3, max_size=3).map(",".join))},
                  {"space": BAD_SPACE, "layer": BAD_INT, "plane": method_junk, "size": BAD_INT,
                   "spacing": st.one_of(BAD_FLOAT, BAD_INT), "plane_tokens": BAD_PLANE}),
-        "logit_lens": ({"space": SPACE, "text": text, "top_k": st.one_of(st.none(), st.integers(1, 20).map(str))},
-                       {"space": BAD_SPACE, "text": bad_text, "top_k": BAD_INT}),
+        "logit_lens": ({"space": SPACE, "text": text, "top_k": st.one_of(st.none(), st.integers(1, 20).map(str)),
+                        "decoder": decoder},
+                       {"space": BAD_SPACE, "text": bad_text, "top_k": BAD_INT, "decoder": bad_decoder}),
         "layer_nearest": ({"space": SPACE, "text": text, "layer": st.integers(0, 2).map(str),
-                           "position": st.integers(0, 5).map(str), "k": K},
-                          {"space": BAD_SPACE, "text": bad_text, "layer": BAD_INT, "position": BAD_INT, "k": BAD_INT}),
+                           "position": st.integers(0, 5).map(str), "k": K, "decoder": decoder},
+                          {"space": BAD_SPACE, "text": bad_text, "layer": BAD_INT, "position": BAD_INT, "k": BAD_INT,
+                           "decoder": bad_decoder}),
         "clusters": ({"space": SPACE, "n": st.one_of(st.just("auto"), st.integers(2, 12).map(str))},
                      {"space": BAD_SPACE, "n": BAD_INT}),
         "axes": ({"space": SPACE, "xa": one_token, "xb": one_token, "ya": st.none(), "yb": st.none(),
