@@ -72,7 +72,7 @@ def peer_run(lens, corpus, tokens: int, heldout: int, out: Path) -> dict:
     from tuned_lens import TunedLens as PeerLens
 
     from embedlens.logitlens import runtime as rt
-    from embedlens.tunedlens import evaluate_lenses
+    from embedlens.tunedlens import evaluate_decoders
     from embedlens.tunedlens.data import as_corpus, corpus_tokens, sequences
 
     steps_run = env("BENCH_PEER_STEPS", 2)
@@ -105,7 +105,7 @@ def peer_run(lens, corpus, tokens: int, heldout: int, out: Path) -> dict:
               flush=True)
     per_step = (time.perf_counter() - t0) / steps_run
     peer.save(out)
-    ev = evaluate_lenses(lens, corpus, decoders=[str(out)], tokens=heldout, skip=tokens)
+    ev = evaluate_decoders(lens, corpus, decoders=[str(out)], tokens=heldout, skip=tokens)
     return {"per_step_s": per_step, "steps_run": steps_run, "steps_total": steps_total,
             "extrapolated_s": per_step * steps_total, "kl_bits": ev.kl_bits[0].tolist()}
 
@@ -129,10 +129,10 @@ def floor(n_tokens: int, n_layers: int, d: int, vocab: int, n_lenses: int = 2) -
 
 
 def timed_eval(lens, corpus, decoders, tokens: int, product: str) -> object:
-    from embedlens.tunedlens import evaluate_lenses
+    from embedlens.tunedlens import evaluate_decoders
 
     t0, c0 = time.perf_counter(), time.process_time()
-    ev = evaluate_lenses(lens, corpus, decoders=decoders, tokens=tokens, product=product)
+    ev = evaluate_decoders(lens, corpus, decoders=decoders, tokens=tokens, product=product)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"lens eval, logit + tuned, {ev.n_tokens:,} tokens, product {ev.settings['product']}: {wall:.1f} s "
           f"({wall / ev.n_tokens * 1e3:.1f} ms/token -> {wall / ev.n_tokens * 20480:.0f} s for 20,480; CPU {cpu:.0f} s) "

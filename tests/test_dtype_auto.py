@@ -132,7 +132,7 @@ def test_serve_runs_the_prompt_and_grid_views_in_float16_on_a_gpu(fp16_dir, cach
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 body = c.get("/api/grid", params={"space": 0, "layer": 1, "size": 4}).json()
-                if body.get("state") in ("ready", "error"):
+                if body["job"]["state"] in ("ready", "error"):
                     break
                 time.sleep(0.05)
             seen["grid"] = body
@@ -140,5 +140,5 @@ def test_serve_runs_the_prompt_and_grid_views_in_float16_on_a_gpu(fp16_dir, cach
     monkeypatch.setattr(embedlens.serve, "serve", fake_server)
     r = run_cli("serve", "--model", str(fp16_dir), "--knn", "off", "--device", "cuda", "--dtype", "auto")
     assert r.code == 0, r
-    assert "float16 on cuda" in json.dumps(seen["lens"]) and seen["grid"]["state"] == "error", seen
+    assert "float16 on cuda" in json.dumps(seen["lens"]) and seen["grid"]["job"]["state"] == "error", seen
     assert fake_cuda == [("cuda", "float16"), ("cuda", "float16")]

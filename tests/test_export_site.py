@@ -83,10 +83,11 @@ def test_export_holds_every_tokens_exact_neighbours_and_the_map(exported):
     assert any(note.startswith("PCA map: no t-SNE or UMAP map") for note in data["map"]["notes"])
     assert np.array_equal(typed(data["map"]["coords"]), proj.coords.astype(np.float32))
     assert data["points"]["display"] == list(lens.space.display)
-    # the clusters and local recall are the server's answers
-    local = np.asarray(data["faithfulness"]["local_recall"])
+    # the clusters, local recall and frequencies are the server's answers, in its shape: {job, result, ...}
+    assert all(data[key]["job"]["state"] == "ready" for key in ("faithfulness", "clusters", "frequency"))
+    local = np.asarray(data["faithfulness"]["result"]["local_recall"])
     assert local.shape == (n,) and 0 <= local.min() and local.max() <= 1
-    assert len(data["clusters"]["assignment"]) == n and data["clusters"]["clusters"]
+    assert len(data["clusters"]["assignment"]) == n and data["clusters"]["result"]["clusters"]
     assert len(data["frequency"]["counts"]) == n
 
 
@@ -177,7 +178,7 @@ def test_serve_export_writes_the_folder_through_the_cli(run_cli, exported, tiny_
     assert again["neighbors"] == exported["data"]["neighbors"] and again["points"] == exported["data"]["points"]
     assert again["map"]["method"] == "tsne" and again["map"]["computed_now"] is False
     assert np.array_equal(typed(again["map"]["coords"]), tsne)
-    assert len(again["faithfulness"]["local_recall"]) == len(lens.space)  # measured for the t-SNE map now
+    assert len(again["faithfulness"]["result"]["local_recall"]) == len(lens.space)  # measured for the t-SNE map now
 
 
 # -- the page from file:// ------------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ def test_page_draws_the_map_and_hovers_hostile_tokens_exactly(exported, page):
     pg.evaluate("() => window.embedlens.state.panels[0].map.frame()")
     pg.mouse.move(2, 2)
     labels = pg.eval_on_selector_all("#plot-0 .em-label[data-level='clusters']", "ls => ls.map(l => l.textContent)")
-    assert labels and set(labels) <= {c["label"] for c in exported["data"]["clusters"]["clusters"]}
+    assert labels and set(labels) <= {c["label"] for c in exported["data"]["clusters"]["result"]["clusters"]}
     # what needs a server is hidden, and one line says so
     assert pg.is_hidden("#prompt") and pg.is_hidden("#tab-layers") and pg.is_hidden("#sel-centroid")
     assert "embedlens serve" in pg.text_content("#offline-note")

@@ -215,9 +215,9 @@ def test_outputs_and_compare_by_depth(lenses, tmp_path):
     assert [r.n_layers for r in results] == [2, 3]
     fig = results[0].figure()
     assert fig.to_dict()["data"][0]["type"] == "heatmap"
-    from embedlens.render.logit_lens import lens_figure
+    from embedlens.render.logit_lens import logit_lens_figure
 
-    both = lens_figure(results, color="rank").to_dict()
+    both = logit_lens_figure(results, color="rank").to_dict()
     assert [tr["y"] for tr in both["data"]] == [[0.0, 0.5, 1.0], [0.0, 0.333333, 0.666667, 1.0]]
     manifest = write_logit_lens(results, tmp_path, color="rank")
     assert set(manifest["files"]) == {"logit_lens.html", "logit_lens.png", "logit_lens.json", "manifest.json"}
@@ -354,20 +354,20 @@ def test_context_map_hovers_carry_the_logit_lens_top3(lenses):
     cmap = context_map(lens, texts, layers="all", reduce=ReduceOptions("pca"), progress=False)
     (panel,) = cmap.panels
     t = panel.table
-    assert t["lens_ids"].shape == (panel.n_points, 3)
+    assert t["decoded_ids"].shape == (panel.n_points, 3)
     n = panel.n_per_layer
     for i, text in enumerate(texts):  # every kept token at every layer = the logit lens of that text
         r = logit_lens(lens, text, top_k=3)
         rows = np.flatnonzero(t["text"][:n] == i)
         for slot, layer in enumerate(panel.layers):
-            got = t["lens_ids"][slot * n + rows]
+            got = t["decoded_ids"][slot * n + rows]
             np.testing.assert_array_equal(got, r.top_ids[r.layers.index(layer)][t["position"][rows]])
     hover = hover_texts(cmap, panel, np.arange(panel.n_points))
-    j = int(np.flatnonzero(t["lens_display"][:, 0] != "")[0])
+    j = int(np.flatnonzero(t["decoded_display"][:, 0] != "")[0])
     assert "<br>logit lens: " in hover[j]
     from embedlens.render.offline import plotly_text
 
-    assert plotly_text(t["lens_display"][j, 0]) in hover[j]
+    assert plotly_text(t["decoded_display"][j, 0]) in hover[j]
 
 
 def test_many_prompts_are_batched_within_a_token_budget():
@@ -391,7 +391,7 @@ def test_context_map_lens_hover_in_chromium(lenses, tmp_path, offline_page):
                        progress=False)
     t = cmap.panels[0].table
     hostile = ["<script>alert(1)</script>", '"quoted"', "&amp;"]
-    t["lens_display"][:] = np.asarray(hostile, dtype=object)  # every point's top-3
+    t["decoded_display"][:] = np.asarray(hostile, dtype=object)  # every point's top-3
     fig = cmap.figure()
     curve = next(i for i, tr in enumerate(fig.data) if tr.hovertext is not None and tr.visible is not False)
     write_plotly_html(fig, tmp_path / "context.html")

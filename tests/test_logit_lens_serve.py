@@ -14,7 +14,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from embedlens.logitlens import logit_lens  # noqa: E402
 from embedlens.logitlens.compute import context_limit  # noqa: E402
-from embedlens.serve.explorer import LENS_MAX_TOKENS, LENS_TOP_K  # noqa: E402
+from embedlens.serve.explorer import LOGIT_LENS_MAX_TOKENS, LOGIT_LENS_TOP_K  # noqa: E402
 
 BASE = "http://127.0.0.1"
 PROMPT = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
@@ -45,17 +45,17 @@ def test_api_logit_lens_is_the_library_result(client, gpt2):
     assert body["target_rank"][0][-1] is None and body["target_rank"][0][0] == int(r.target_rank[0, 0])
     np.testing.assert_allclose(body["top_probs"], r.top_probs, atol=1e-5)
     # the same JSON as the library's result (its file on disk), timings aside
-    cap = min(LENS_MAX_TOKENS, context_limit(gpt2) or LENS_MAX_TOKENS)  # the explorer's cap on a prompt
-    expected = json.loads(json.dumps(logit_lens(gpt2, PROMPT, top_k=LENS_TOP_K, max_tokens=cap).to_dict()))
+    cap = min(LOGIT_LENS_MAX_TOKENS, context_limit(gpt2) or LOGIT_LENS_MAX_TOKENS)  # the explorer's cap on a prompt
+    expected = json.loads(json.dumps(logit_lens(gpt2, PROMPT, top_k=LOGIT_LENS_TOP_K, max_tokens=cap).to_dict()))
     for d in (body, expected):
         d.pop("timings")
     assert body == expected
 
 
-def test_api_lens_nearest_is_the_cosine_top_k_of_the_state(client, gpt2):
+def test_api_layer_nearest_is_the_cosine_top_k_of_the_state(client, gpt2):
     from embedlens.neighbors.exact import topk_cosine
 
-    body = client.get("/api/lens_nearest", params={"space": 0, "text": PROMPT, "layer": 1, "position": 3, "k": 7}).json()
+    body = client.get("/api/layer_nearest", params={"space": 0, "text": PROMPT, "layer": 1, "position": 3, "k": 7}).json()
     r = logit_lens(gpt2, PROMPT, keep_states=True)
     sp = gpt2.space
     nb = topk_cosine(sp.vectors, r.states[1, 3][None, :], 7, norms=sp.norms)
@@ -68,8 +68,8 @@ def test_api_lens_nearest_is_the_cosine_top_k_of_the_state(client, gpt2):
     ("/api/logit_lens", {"space": 1, "text": "hello"}, 400, "causal language model"),
     ("/api/logit_lens", {"space": 0}, 400, "'text' is required"),
     ("/api/logit_lens", {"space": 0, "text": "a", "top_k": 0}, 400, "between 1 and 20"),
-    ("/api/lens_nearest", {"space": 0, "text": "a b", "layer": 9}, 400, "between 0 and 2"),
-    ("/api/lens_nearest", {"space": 0, "text": "a b", "position": 50}, 400, "position must be"),
+    ("/api/layer_nearest", {"space": 0, "text": "a b", "layer": 9}, 400, "between 0 and 2"),
+    ("/api/layer_nearest", {"space": 0, "text": "a b", "position": 50}, 400, "position must be"),
     ("/api/logit_lens", {"space": 5, "text": "a"}, 404, "unknown space"),
 ])
 def test_api_bad_requests(client, path, params, status, message):

@@ -547,11 +547,12 @@ def test_explorer_serves_clusters_and_word_axes(hostile_space):
     with TestClient(create_app([lens]), base_url="http://127.0.0.1") as client:
         for _ in range(600):
             body = client.get("/api/clusters", params={"space": 0, "n": "auto"}).json()
-            if body["state"] in ("ready", "error"):
+            if body["job"]["state"] in ("ready", "error"):
                 break
             time.sleep(0.05)
-        assert body["state"] == "ready", body
+        assert body["job"]["state"] == "ready", body
         assignment = np.array(body["assignment"])
+        body = body["result"]
         assert len(body["clusters"]) == len(HOSTILE)
         for c in body["clusters"]:
             assert len(np.unique(truth[assignment == c["id"]])) == 1

@@ -37,7 +37,7 @@ def wait_ready(client, path: str, params: dict, timeout: float = 30.0) -> dict:
         r = client.get(path, params=params)
         assert r.status_code == 200, r.text
         body = r.json()
-        if body["state"] in ("ready", "error") or time.monotonic() > deadline:
+        if body["job"]["state"] in ("ready", "error") or time.monotonic() > deadline:
             return body
         time.sleep(0.05)
 
@@ -69,7 +69,7 @@ def test_projection_runs_in_background_is_cached_on_disk_and_reused(client, gpt2
     r = client.get("/api/projection/data", params={"method": "pca", "dims": 3})
     assert r.status_code == 409 and "not ready" in r.json()["error"]
     body = wait_ready(client, "/api/projection", {"method": "pca", "dims": 3})
-    assert body["state"] == "ready" and body["can_transform"] is True
+    assert body["job"]["state"] == "ready" and body["result"]["can_transform"] is True
     data = client.get("/api/projection/data", params={"method": "pca", "dims": 3})
     assert data.headers["x-shape"] == f"{len(gpt2.space)},3"
     coords = np.frombuffer(data.content, dtype="<f4").reshape(-1, 3)
@@ -82,7 +82,7 @@ def test_projection_runs_in_background_is_cached_on_disk_and_reused(client, gpt2
     # A new server finds the file: ready at once, no job runs.
     with TestClient(create_app([gpt2]), base_url=BASE) as fresh:
         again = fresh.get("/api/projection", params={"method": "pca", "dims": 3}).json()
-        assert again["state"] == "ready" and again["elapsed_s"] == 0.0
+        assert again["job"]["state"] == "ready" and again["job"]["elapsed_s"] == 0.0
         assert fresh.get("/api/projection/data", params={"method": "pca", "dims": 3}).content == data.content
 
 
@@ -206,8 +206,8 @@ def test_grid_job_matches_the_grid_api(client, gpt2):
     from embedlens.grid import EmbeddingGridVisualizer
 
     body = wait_ready(client, "/api/grid", {"layer": 1, "plane": "pca", "size": 4})
-    assert body["state"] == "ready", body
-    grid = body["grid"]
+    assert body["job"]["state"] == "ready", body
+    grid = body["result"]
     gm = EmbeddingGridVisualizer(gpt2).compute_map(4, 0.5, "pca", layer_idx=1, progress=False)
     assert grid["top5"]["ids"] == gm.top5_ids.tolist() and grid["config"]["grid_size"] == 4
     assert grid["top5"]["display"] == np.asarray(gm.top5_display).tolist()
@@ -225,11 +225,11 @@ def test_grid_job_every_plane_matches_the_grid_api(client, gpt2, plane, extra):
     from embedlens.grid import EmbeddingGridVisualizer
 
     body = wait_ready(client, "/api/grid", {"layer": 0, "plane": plane, "size": 4, "spacing": 0.7, **extra}, timeout=120)
-    assert body["state"] == "ready", body
+    assert body["job"]["state"] == "ready", body
     tokens = extra["plane_tokens"].split(",") if extra else None
     gm = EmbeddingGridVisualizer(gpt2).compute_map(4, 0.7, plane, layer_idx=0, plane_tokens=tokens, progress=False)
-    assert body["grid"]["config"]["embedding_method"] == plane and body["grid"]["top5"]["ids"] == gm.top5_ids.tolist()
-    np.testing.assert_allclose(body["grid"]["probs"], gm.probs, atol=1e-5)
+    assert body["result"]["config"]["embedding_method"] == plane and body["result"]["top5"]["ids"] == gm.top5_ids.tolist()
+    np.testing.assert_allclose(body["result"]["probs"], gm.probs, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -238,7 +238,7 @@ def test_tsne_and_umap_projection_jobs_run_to_completion(client, gpt2, method):
     from embedlens.reduce import make_reducer
 
     body = wait_ready(client, "/api/projection", {"method": method, "dims": 2}, timeout=240)
-    assert body["state"] == "ready", body
+    assert body["job"]["state"] == "ready", body
     data = client.get("/api/projection/data", params={"method": method, "dims": 2})
     coords = np.frombuffer(data.content, dtype="<f4").reshape(-1, 2)
     expected = make_reducer(method, n_components=2, metric="cosine", seed=0).fit_transform(gpt2.space.vectors)
@@ -272,7 +272,7 @@ def test_frequency_counts_the_corpus(client, gpt2):
     from embedlens.corpus.frequencies import token_frequencies
 
     body = wait_ready(client, "/api/frequency", {})
-    assert body["state"] == "ready"
+    assert body["job"]["state"] == "ready"
     assert body["counts"] == token_frequencies(gpt2, "lee", progress=False).counts.tolist()
 
 
@@ -439,7 +439,7 @@ def test_queries_do_not_wait_for_background_jobs(gpt2, module_cache, tmp_path, m
     with TestClient(app, base_url=BASE) as c:
         app.state.explorer.jobs.submit("blocker", "test", "a long job", lambda: release.wait(20))
         try:
-            queued = c.get("/api/projection", params={"method": "pca", "dims": 2}).json()
+            queued = c.get("/api/projection", params={"method": "pca", "dims": 2}).json()["job"]
             assert queued["state"] == "queued"
             started = time.monotonic()
             nb = c.get("/api/neighbors", params={"q": "list", "k": 5})
@@ -448,7 +448,7 @@ def test_queries_do_not_wait_for_background_jobs(gpt2, module_cache, tmp_path, m
             assert states["blocker"] == "running" and states[queued["key"]] == "queued"
         finally:
             release.set()
-        assert wait_ready(c, "/api/projection", {"method": "pca", "dims": 2})["state"] == "ready"
+        assert wait_ready(c, "/api/projection", {"method": "pca", "dims": 2})["job"]["state"] == "ready"
 
 
 ODD = ["id:", "id:-1", "id:1e3", "tok:", "tok:Ġ", " ", "\n", "\t\t", "🙂🙂", "'\"<>&", "%00", "a" * 200, "[[", "\\",
@@ -501,7 +501,8 @@ def test_projection_reports_the_maps_faithfulness(client, gpt2):
     from embedlens.reduce.quality import projection_quality
 
     body = wait_ready(client, "/api/projection", {"method": "pca", "dims": 2})
-    assert body["state"] == "ready", body
+    assert body["job"]["state"] == "ready", body
+    body = body["result"]
     expected = projection_quality(gpt2.space.vectors,
                                   make_reducer("pca", n_components=2, metric="cosine", seed=0).fit_transform(
                                       gpt2.space.vectors), seed=0)

@@ -81,9 +81,10 @@ def test_default_map_is_pca_with_a_pending_tsne_that_starts_from_the_cached_exac
         assert info.status_code == 200, info.text
         (panel,) = info.json()["panels"]
         assert panel["default_map"] == {"method": "pca", "dims": 2, "pending": "tsne"}
-        assert wait_for(c, "/api/projection", {"method": "pca", "dims": 2})["state"] == "ready"
+        assert wait_for(c, "/api/projection", {"method": "pca", "dims": 2})["job"]["state"] == "ready"
         tsne = wait_for(c, "/api/projection", {"method": "tsne", "dims": 2})
-        assert tsne["state"] == "ready", tsne
+        assert tsne["job"]["state"] == "ready", tsne
+        tsne = tsne["result"]
         kinds = sorted(j["kind"] for j in c.get("/api/jobs").json()["jobs"])
         assert kinds == ["clusters", "knn", "projection", "projection"]
         # the t-SNE started from the space's exact graph, now in the k-NN cache where every stage finds it
@@ -95,7 +96,7 @@ def test_default_map_is_pca_with_a_pending_tsne_that_starts_from_the_cached_exac
         assert tsne["params"]["knn_source"] == "given" and "exact" in tsne["params"]["knn_method"]
         assert "recall@10" in tsne["notes"][0] and 0 <= tsne["params"]["quality"]["neighbor_recall"] <= 1
         assert tsne["has_local_recall"] is True  # measured with the map: faithfulness is at hand
-        faith = wait_for(c, "/api/faithfulness", {"method": "tsne", "dims": 2})
+        faith = wait_for(c, "/api/faithfulness", {"method": "tsne", "dims": 2})["result"]
         assert faith["recall"] == pytest.approx(tsne["params"]["quality"]["neighbor_recall"], abs=1e-12)
         assert faith["queries"] == len(lens.space) and np.mean(faith["local_recall"]) == pytest.approx(faith["recall"])
         assert projection_path(lens.input.content_hash, "tsne", 2, 0).is_file()
@@ -150,8 +151,9 @@ def test_clusters_reuse_the_spaces_graph_and_match_a_fresh_clustering(cache_dir,
     monkeypatch.setattr(reduce_knn, "map_graph", lambda *a, **kw: searches.append("map") or real_map(*a, **kw))
     monkeypatch.setattr(clusters_module, "map_graph", reduce_knn.map_graph)  # the clusters' own name for it
     with TestClient(create_app([lens]), base_url=BASE) as c:
-        body = wait_for(c, "/api/clusters", {"n": "auto"})
-        assert body["state"] == "ready", body
+        answer = wait_for(c, "/api/clusters", {"n": "auto"})
+        assert answer["job"]["state"] == "ready", answer
+        body, assignment = answer["result"], answer["assignment"]
         assert searches == []  # no neighbour search: the cached graph was read
         monkeypatch.setattr(knn, "knn_graph", real_knn)
         monkeypatch.setattr(reduce_knn, "map_graph", real_map)
@@ -159,29 +161,29 @@ def test_clusters_reuse_the_spaces_graph_and_match_a_fresh_clustering(cache_dir,
         vectors = lens.space.vectors
         fresh = find_clusters(vectors, clusters="auto", metric="cosine", seed=0, display=list(lens.space.display),
                               sub=True)  # builds its own full-space graph
-        assert body["assignment"] == fresh.assignment.tolist()
-        # the result's JSON (the manifest's clusters block) plus the per-point columns; how the graph was
-        # found (params) and timings aside
+        assert assignment == fresh.assignment.tolist()
+        # the result is the library's JSON (the manifest's clusters block), the per-point columns beside it;
+        # how the graph was found (params) and timings aside
         expected = json.loads(json.dumps(fresh.to_dict()))
-        got = {k: v for k, v in body.items() if k in expected}
+        got = json.loads(json.dumps(body))
         for d in (got, expected, got["sub"], expected["sub"]):
             d.pop("params"), d.pop("timings")
         assert got == expected
         assert [cl["label"] for cl in body["clusters"]] == [cl.label for cl in fresh.clusters]
         assert len(body["clusters"]) == 6  # the six blobs
-        level, finer = body["levels"]
-        assert level["name"] == "clusters" and level["assignment"] == body["assignment"]
+        level, finer = answer["levels"]
+        assert level["name"] == "clusters" and level["assignment"] == assignment
         assert level["labels"] == [cl["label"] for cl in body["clusters"]]
         assert level["sizes"] == np.bincount(fresh.assignment[fresh.assignment >= 0]).tolist()
         sub = np.asarray(finer["assignment"])
         assert finer["name"] == "sub-clusters" and finer["assignment"] == fresh.sub.assignment.tolist()
         assert finer["sizes"] == np.bincount(sub[sub >= 0]).tolist() and len(finer["labels"]) == len(finer["sizes"])
-        parent = np.asarray(body["assignment"])
+        parent = np.asarray(assignment)
         for s in range(len(finer["sizes"])):  # each sub-cluster lies inside one cluster
             assert np.unique(parent[sub == s]).size == 1
         assert "cached exact 90-NN graph" in body["params"]["knn_source"]
         two = wait_for(c, "/api/clusters", {"n": "2"})
-        assert two["state"] == "ready" and len(two["clusters"]) == 2
+        assert two["job"]["state"] == "ready" and len(two["result"]["clusters"]) == 2
 
 
 def test_job_queue_runs_page_work_before_background_work():
@@ -253,9 +255,10 @@ def test_points_carry_each_rows_writing_system(client, gpt2):
 
 def test_faithfulness_is_local_recall_against_brute_force(client, gpt2):
     X = unit(gpt2.space.vectors)
-    assert wait_for(client, "/api/projection", {"method": "pca", "dims": 2})["state"] == "ready"
+    assert wait_for(client, "/api/projection", {"method": "pca", "dims": 2})["job"]["state"] == "ready"
     body = wait_for(client, "/api/faithfulness", {"method": "pca", "dims": 2})
-    assert body["state"] == "ready", body
+    assert body["job"]["state"] == "ready", body
+    body = body["result"]
     coords = np.frombuffer(client.get("/api/projection/data", params={"method": "pca"}).content, "<f4").reshape(-1, 2)
     cos = X @ X.T
     np.fill_diagonal(cos, -np.inf)
@@ -265,7 +268,7 @@ def test_faithfulness_is_local_recall_against_brute_force(client, gpt2):
     expected = (truth[:, :, None] == found[:, None, :]).any(axis=2).mean(axis=1)
     assert body["k"] == 10 and body["queries"] == len(X)  # fewer than 2,000 rows: every row is a query
     np.testing.assert_allclose(body["local_recall"], expected, atol=1e-4)
-    proj = client.get("/api/projection", params={"method": "pca", "dims": 2}).json()
+    proj = client.get("/api/projection", params={"method": "pca", "dims": 2}).json()["result"]
     assert body["recall"] == pytest.approx(proj["params"]["quality"]["neighbor_recall"], abs=1e-12)
     assert proj["has_local_recall"] is True  # measured once, kept with the map
     assert body["recall"] == pytest.approx(expected.mean(), abs=1e-6)
@@ -458,7 +461,7 @@ def test_a_tsne_map_asked_for_before_the_page_opens_is_computed_once(cache_dir):
     explorer.jobs.submit("hold", "test", "holds the map queue", lambda: gate.wait(60))  # the t-SNE stays queued
     try:
         state, _ = explorer.projection(panel, "tsne", 2)
-        assert state["state"] == "queued"
+        assert state["job"]["state"] == "queued"
         opened = explorer.open_panel(panel)
         key = explorer.projection_key(panel, "tsne", 2)
         assert opened == {"method": "pca", "dims": 2, "pending": "tsne"}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 import numpy as np
@@ -100,9 +102,9 @@ def poll(get, path, **params) -> dict:
 
     for _ in range(600):
         body = get(path, **params)
-        if body.get("state") in (None, "ready"):
+        if body["job"]["state"] == "ready":
             return body
-        assert body["state"] != "error", body
+        assert body["job"]["state"] != "error", body
         time.sleep(0.1)
     raise AssertionError(f"{path} never became ready")
 
@@ -203,7 +205,7 @@ def test_hover_reads_hostile_tokens_exactly_and_nothing_leaves(explorer, page):
     clusters = poll(explorer["get"], "clusters", n="auto")
     pg.wait_for_selector("#plot-0 .em-label[data-level='clusters']")
     shown = pg.eval_on_selector_all("#plot-0 .em-label[data-level='clusters']", "ls => ls.map(l => l.textContent)")
-    assert shown and set(shown) <= {c["label"] for c in clusters["clusters"]}
+    assert shown and set(shown) <= {c["label"] for c in clusters["result"]["clusters"]}
     assert pg.evaluate("() => document.querySelectorAll('#views script, #side script, .em-label script, .em-tip b').length") == 0
     assert_offline(seen, explorer["url"])
 
@@ -295,7 +297,7 @@ def test_brushing_a_histogram_filters_the_map_and_the_other_counts(explorer, pag
     # a click on cluster bars narrows further: the length counts are now those of the chosen clusters
     assignment = data["assignment"]
     top = int(np.bincount(assignment[assignment >= 0]).argmax())
-    label = next(c["label"] for c in data["clusters"]["clusters"] if c["id"] == top)
+    label = next(c["label"] for c in data["clusters"]["result"]["clusters"] if c["id"] == top)
     cluster_bar = pg.eval_on_selector_all(".hist[data-dim='cluster'] .bar", "(bs, l) => bs.findIndex(b => b.title.startsWith(l + ':'))", label)
     pg.click(f".hist[data-dim='cluster'] .bar >> nth={cluster_bar}")
     both = keep & (assignment == top)
@@ -513,7 +515,7 @@ def test_colour_scales_are_readable(explorer, page):
     ranked = np.sort(data["freq"][seen])
     assert "rank scale" in legend and f"median {ranked[(ranked.size - 1) // 2]:,}" in legend
     # local faithfulness: the colour of each token follows /api/faithfulness
-    faith = poll(explorer["get"], "faithfulness", method="pca", dims=2)
+    faith = poll(explorer["get"], "faithfulness", method="pca", dims=2)["result"]
     pg.select_option("#color", "faithfulness")
     pg.wait_for_function("() => (window.embedlens.state.panels[0].faith || {}).state === 'ready'", timeout=60_000)
     lr = np.asarray(pg.evaluate("() => window.embedlens.state.panels[0].faith.local_recall"))
@@ -559,6 +561,8 @@ def test_grid_view_draws_the_grid_api_and_hovers_exactly(explorer, page):
             assert bad not in hover.replace(token, ""), (bad, token, hover)
     box = pg.eval_on_selector("#grid-plot .main-svg", "e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; }")
     assert min(box) >= 0.6 * (VIEWPORT["height"] - 150)  # sized to be read, not a strip of the side bar
+    if shot := os.environ.get("EMBEDLENS_SCREENSHOT_DIR"):  # to look at the page
+        pg.screenshot(path=str(Path(shot) / "grid.png"))
     assert_offline(seen, explorer["url"])
     pg.click("#tab-map")
 

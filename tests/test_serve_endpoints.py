@@ -21,7 +21,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from embedlens.logitlens import logit_lens  # noqa: E402
 from embedlens.logitlens.compute import context_limit  # noqa: E402
-from embedlens.serve.explorer import LENS_MAX_TOKENS, LENS_TOP_K  # noqa: E402
+from embedlens.serve.explorer import LOGIT_LENS_MAX_TOKENS, LOGIT_LENS_TOP_K  # noqa: E402
 
 BASE = "http://127.0.0.1"
 PROMPT = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
@@ -57,9 +57,9 @@ def client(app):
         yield c
 
 
-def lens_dict(model, decoder: str) -> dict:
-    cap = min(LENS_MAX_TOKENS, context_limit(model) or LENS_MAX_TOKENS)  # the explorer's cap on a prompt
-    out = json.loads(json.dumps(logit_lens(model, PROMPT, top_k=LENS_TOP_K, max_tokens=cap, decoder=decoder).to_dict()))
+def logit_lens_dict(model, decoder: str) -> dict:
+    cap = min(LOGIT_LENS_MAX_TOKENS, context_limit(model) or LOGIT_LENS_MAX_TOKENS)  # the explorer's cap on a prompt
+    out = json.loads(json.dumps(logit_lens(model, PROMPT, top_k=LOGIT_LENS_TOP_K, max_tokens=cap, decoder=decoder).to_dict()))
     out.pop("timings")
     return out
 
@@ -98,34 +98,97 @@ def test_tokens_neighbors_and_variants_are_the_results_to_dict(client, models):
         assert body["rows"] == [row_of_id[i] for i in ids], path
 
 
+def ready(client, path: str, params: dict) -> dict:
+    """A long-work endpoint's answer once its job is ready (its shape checked on every poll)."""
+    from embedlens.serve.jobs import Job
+
+    deadline = time.monotonic() + 120
+    while True:
+        body = client.get(path, params=params).json()
+        assert set(body) >= {"job", "result"} and set(body["job"]) >= set(Job("k", "kind", "label").to_dict()), body
+        if body["job"]["state"] in ("ready", "error"):
+            assert body["job"]["state"] == "ready", body
+            return body
+        assert body["result"] is None and time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def without(d: dict, *keys: str) -> dict:
+    return {k: v for k, v in d.items() if k not in keys}
+
+
 def test_frequency_is_token_frequencies_to_dict(client, models):
     from embedlens.corpus.frequencies import token_frequencies
 
-    deadline = time.monotonic() + 60
-    while (body := client.get("/api/frequency", params={"space": 1}).json())["state"] not in ("ready", "error"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    body = ready(client, "/api/frequency", {"space": 1})
     freqs = token_frequencies(models[1], "lee", progress=False)
     expected = json.loads(json.dumps(freqs.to_dict()))
-    for d in (body, expected):
-        d.pop("seconds")
-    assert {key: body[key] for key in expected} == expected and body["counts"] == freqs.counts.tolist()
+    assert without(body["result"], "seconds") == without(expected, "seconds")
+    assert body["counts"] == freqs.counts.tolist()
 
 
 def test_projection_answers_what_its_file_on_disk_holds(client, models, module_cache):
-    deadline = time.monotonic() + 60
     params = {"space": 1, "method": "pca", "dims": 2}
-    while (body := client.get("/api/projection", params=params).json())["state"] not in ("ready", "error"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    body = ready(client, "/api/projection", params)
     path = module_cache / "projections" / f"{models[1].meta['content_hash']}-pca-2-0.npz"
     with np.load(path, allow_pickle=False) as saved:
         meta = json.loads(str(saved["meta_json"]))
         coords = saved["coords"]
     meta.pop("format")
-    assert {key: body[key] for key in meta} == json.loads(json.dumps(meta)) and body["n"] == len(coords)
+    assert {key: body["result"][key] for key in meta} == json.loads(json.dumps(meta)) and body["n"] == len(coords)
     data = client.get("/api/projection/data", params=params)
     assert data.content == np.ascontiguousarray(coords, dtype="<f4").tobytes()
+
+
+def test_grid_clusters_and_compare_results_are_the_library_results_to_dict(client, models):
+    """Each long-work endpoint answers {job, result}: the result is the library's ``to_dict()`` (its file's
+    JSON), computed here again from scratch; what the page needs besides (a cluster per row) sits beside it."""
+    from embedlens.atlas.clusters import find_clusters, label_levels
+    from embedlens.comparison import compare
+    from embedlens.grid import EmbeddingGridVisualizer
+
+    llama, gpt2 = models
+    grid = ready(client, "/api/grid", {"space": 0, "layer": 1, "plane": "pca", "size": 4})
+    gm = EmbeddingGridVisualizer(llama).compute_map(4, 0.5, "pca", layer_idx=1, progress=False)
+    expected = json.loads(json.dumps(gm.to_dict()))
+    for d in (grid["result"], expected):
+        d["config"].pop("timings")
+    assert set(grid) == {"job", "result"} and grid["result"] == expected
+
+    clusters = ready(client, "/api/clusters", {"space": 1, "n": "auto"})
+    fresh = find_clusters(gpt2.space.vectors, clusters="auto", metric="cosine", seed=0,
+                          display=list(gpt2.space.display), sub=True)
+    expected = json.loads(json.dumps(fresh.to_dict()))
+    got = json.loads(json.dumps(clusters["result"]))
+    for d in (got, expected, got["sub"], expected["sub"]):  # how the graph was found and timings aside
+        d.pop("params"), d.pop("timings")
+    assert got == expected
+    assert clusters["assignment"] == fresh.assignment.tolist()
+    assert clusters["levels"] == json.loads(json.dumps(label_levels(fresh, fresh.sub)))
+
+    compared = ready(client, "/api/compare", {})
+    expected = json.loads(json.dumps(compare(llama, gpt2, maps=False).to_dict()))
+    got = json.loads(json.dumps(compared["result"]))
+    for d in (got, expected):
+        d.pop("timings", None)
+    assert set(compared) == {"job", "result"} and got == expected
+
+
+def test_faithfulness_waits_for_its_map_in_the_same_shape(client, models):
+    """Before the map exists the answer says which job it waits for; then the result is the map's local recall."""
+    params = {"space": 1, "method": "pca", "dims": 3}
+    body = client.get("/api/faithfulness", params=params)
+    assert body.status_code == 409 and "ask /api/projection" in body.json()["error"]
+    projection = client.get("/api/projection", params=params).json()
+    waiting = client.get("/api/faithfulness", params=params).json()
+    if waiting["job"]["state"] == "waiting":  # the map's job still runs
+        assert waiting["job"]["waiting_for"] == projection["job"]["key"] and waiting["result"] is None
+    ready(client, "/api/projection", params)
+    faith = ready(client, "/api/faithfulness", params)
+    result = faith["result"]
+    assert set(faith) == {"job", "result"} and result["k"] == 10 and len(result["local_recall"]) == len(models[1].space)
+    assert result["queries"] == len(models[1].space)  # a small space: every row is a query
+    assert result["recall"] == sum(round(r * 10) for r in result["local_recall"]) / (10 * result["queries"])
 
 
 def test_info_says_which_panels_have_a_tuned_lens(client, models):
@@ -140,22 +203,22 @@ def test_logit_lens_reads_with_the_asked_decoder(client, models):
     llama = models[0]
     answers = {}
     for decoder in ("logit", "tuned"):
-        body = client.get("/api/logit_lens", params={"space": 0, "text": PROMPT, "lens": decoder}).json()
+        body = client.get("/api/logit_lens", params={"space": 0, "text": PROMPT, "decoder": decoder}).json()
         body.pop("timings")
-        assert body == lens_dict(llama, decoder), decoder
+        assert body == logit_lens_dict(llama, decoder), decoder
         answers[decoder] = body
     assert answers["tuned"]["settings"]["decoder"]["kind"] == "tuned"
     # random translators move the readout: the two answers differ where it matters, in the top tokens
     assert answers["tuned"]["top_ids"][:-1] != answers["logit"]["top_ids"][:-1]
     assert answers["tuned"]["top_ids"][-1] == answers["logit"]["top_ids"][-1]  # the last layer is the model's own
-    near = client.get("/api/lens_nearest", params={"space": 0, "text": PROMPT, "layer": 1, "position": 2,
-                                                   "lens": "tuned"}).json()
+    near = client.get("/api/layer_nearest", params={"space": 0, "text": PROMPT, "layer": 1, "position": 2,
+                                                   "decoder": "tuned"}).json()
     assert [t["id"] for t in near["top"]] == answers["tuned"]["top_ids"][1][2]
 
 
 @pytest.mark.parametrize("params, status, message", [
-    ({"space": 1, "text": "a b", "lens": "tuned"}, 400, "no tuned lens yet"),
-    ({"space": 0, "text": "a b", "lens": "/etc/passwd"}, 400, "must be one of logit, tuned"),
+    ({"space": 1, "text": "a b", "decoder": "tuned"}, 400, "no tuned lens yet"),
+    ({"space": 0, "text": "a b", "decoder": "/etc/passwd"}, 400, "must be one of logit, tuned"),
 ])
 def test_logit_lens_refuses_a_decoder_it_cannot_read(client, params, status, message):
     r = client.get("/api/logit_lens", params=params)
@@ -190,7 +253,7 @@ def test_layers_panel_switches_between_the_logit_and_the_tuned_lens(models, offl
     from embedlens.serve import ServerThread, create_app
 
     llama, gpt2 = models
-    logit, tuned = lens_dict(llama, "logit"), lens_dict(llama, "tuned")
+    logit, tuned = logit_lens_dict(llama, "logit"), logit_lens_dict(llama, "tuned")
     # the cell of the prompt's "<script>" token at the layer where the two readouts differ most
     j = logit["display"].index("<script>") if "<script>" in logit["display"] else len(logit["display"]) // 2
     li = next(i for i in range(len(logit["layers"]) - 1) if logit["top_display"][i][j][0] != tuned["top_display"][i][j][0])
@@ -199,13 +262,13 @@ def test_layers_panel_switches_between_the_logit_and_the_tuned_lens(models, offl
         page, seen = offline_page(f"{url}#prompt={quote(PROMPT)}")
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
         page.click("#layers-btn")
-        page.wait_for_function("() => document.getElementById('layers-plot').dataset.lens === 'logit'", timeout=30_000)
-        assert page.is_enabled("#layers-lens button[data-lens=tuned]")
+        page.wait_for_function("() => document.getElementById('layers-plot').dataset.decoder === 'logit'", timeout=30_000)
+        assert page.is_enabled("#layers-decoder button[data-decoder=tuned]")
         shown = _hover_cell(page, layer, j)
         assert f"layer{layer}·position{j}:{''.join(logit['display'][j].split())}" in shown, shown
         assert _top_lines(logit, li, j) in shown and _top_lines(tuned, li, j) not in shown, shown
-        page.click("#layers-lens button[data-lens=tuned]")
-        page.wait_for_function("() => document.getElementById('layers-plot').dataset.lens === 'tuned'", timeout=30_000)
+        page.click("#layers-decoder button[data-decoder=tuned]")
+        page.wait_for_function("() => document.getElementById('layers-plot').dataset.decoder === 'tuned'", timeout=30_000)
         shown = _hover_cell(page, layer, j)
         assert _top_lines(tuned, li, j) in shown and _top_lines(logit, li, j) not in shown, shown
         assert "tuned lens" in page.text_content("#layers-note") and "lens=tuned" in page.evaluate("location.hash")
@@ -218,8 +281,8 @@ def test_layers_panel_switches_between_the_logit_and_the_tuned_lens(models, offl
     with ServerThread(create_app([gpt2])) as url:  # no tuned lens: the switch is off and says how to train one
         page, seen = offline_page(url)
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-        assert not page.is_enabled("#layers-lens button[data-lens=tuned]")
-        assert page.text_content("#layers-lens-note") == (
+        assert not page.is_enabled("#layers-decoder button[data-decoder=tuned]")
+        assert page.text_content("#layers-decoder-note") == (
             f"tuned: none for this model yet; train one with embedlens lens train -m {gpt2.source.spec}")
         assert seen.errors == []
 

@@ -63,9 +63,9 @@ def trained(lenses, corpus_file, tmp_path_factory):
     from embedlens.tunedlens import train_tuned_lens
 
     out = tmp_path_factory.mktemp("trained") / "lens"
-    lens = train_tuned_lens(lenses["planted"], str(corpus_file), tokens=1024, heldout_tokens=256, seq_len=32,
+    tuned = train_tuned_lens(lenses["planted"], str(corpus_file), tokens=1024, heldout_tokens=256, seq_len=32,
                             batch_tokens=256, steps=2, lr=1e-3, seed=3, dtype="float32", out=out)
-    return lens, out
+    return tuned, out
 
 
 def random_lens(n_layers: int, d: int, seed: int = 0):
@@ -92,15 +92,15 @@ def test_zero_translators_are_the_logit_lens_exactly(lenses, kind):
 
 
 def test_translate_is_h_plus_wh_plus_b_and_keeps_the_last_layer():
-    lens = random_lens(3, 4)
+    tuned = random_lens(3, 4)
     h = torch.randn(4, 5, 4)
-    got = lens.translate(h, [0, 1, 2, 3])
+    got = tuned.translate(h, [0, 1, 2, 3])
     for i in range(3):
-        expected = h[i].numpy() + h[i].numpy() @ lens.weight[i].T + lens.bias[i]
+        expected = h[i].numpy() + h[i].numpy() @ tuned.weight[i].T + tuned.bias[i]
         np.testing.assert_allclose(got[i].numpy(), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got[3], h[3])  # layer n_layers: the model's own output, never translated
-    one = h[1].numpy() @ lens.weight[2].T + lens.bias[2] + h[1].numpy()   # any state through any layer's translator
-    np.testing.assert_allclose(lens.translate(h[[1]], [2])[0].numpy(), one, rtol=1e-5, atol=1e-5)
+    one = h[1].numpy() @ tuned.weight[2].T + tuned.bias[2] + h[1].numpy()   # any state through any layer's translator
+    np.testing.assert_allclose(tuned.translate(h[[1]], [2])[0].numpy(), one, rtol=1e-5, atol=1e-5)
 
 
 def test_loss_equals_a_plainly_written_kl(lenses):
@@ -147,8 +147,8 @@ def test_least_squares_recovers_a_planted_affine_map():
 
 
 def test_training_beats_the_logit_lens_at_every_layer_on_held_out_text(trained, lenses):
-    lens, out = trained
-    m = lens.manifest
+    tuned, out = trained
+    m = tuned.manifest
     tuned, logit = np.asarray(m["heldout_kl_bits"]), np.asarray(m["heldout_kl_bits_logit_lens"])
     n = lenses["planted"].meta["n_layers"]
     assert len(tuned) == n + 1 and tuned[-1] == 0.0 and logit[-1] == 0.0
@@ -163,7 +163,7 @@ def test_the_seed_fixes_the_result_and_a_run_resumes(trained, lenses, corpus_fil
     from embedlens.tunedlens import train_tuned_lens
     from embedlens.tunedlens.training import _Checkpoint
 
-    lens, _ = trained
+    tuned, _ = trained
     kw = dict(tokens=1024, heldout_tokens=256, seq_len=32, batch_tokens=256, steps=2, lr=1e-3, seed=3,
               dtype="float32", cache=False)
     # interrupted after the first KL step: the checkpoint holds the translators and Adam's state
@@ -184,32 +184,32 @@ def test_the_seed_fixes_the_result_and_a_run_resumes(trained, lenses, corpus_fil
     assert (out / ".checkpoint" / "state.json").exists()
     resumed = train_tuned_lens(lenses["planted"], str(corpus_file), out=out, **kw)
     # the same seed and settings give the same translators, resumed or not
-    np.testing.assert_array_equal(resumed.weight, lens.weight)
-    np.testing.assert_array_equal(resumed.bias, lens.bias)
+    np.testing.assert_array_equal(resumed.weight, tuned.weight)
+    np.testing.assert_array_equal(resumed.bias, tuned.bias)
 
 
 def test_save_and_reload_both_formats_decode_identically(trained, lenses, tmp_path):
     from embedlens.tunedlens import read_tuned_lens, write_tuned_lens_package
 
-    lens, out = trained
+    tuned, out = trained
     planted = lenses["planted"]
     ours = read_tuned_lens(out)
-    np.testing.assert_array_equal(ours.weight, lens.weight)
-    np.testing.assert_array_equal(ours.bias, lens.bias)
-    package = write_tuned_lens_package(lens, tmp_path / "pkg")
+    np.testing.assert_array_equal(ours.weight, tuned.weight)
+    np.testing.assert_array_equal(ours.bias, tuned.bias)
+    package = write_tuned_lens_package(tuned, tmp_path / "pkg")
     config = json.loads((package / "config.json").read_text())
-    assert config["lens_type"] == "linear_tuned_lens" and config["num_hidden_layers"] == lens.n_layers
+    assert config["lens_type"] == "linear_tuned_lens" and config["num_hidden_layers"] == tuned.n_layers
     # the tuned-lens package's reading: a ModuleList of Linear(d, d) loaded from params.pt, h + translator(h)
     state = torch.load(package / "params.pt", weights_only=True)
-    mods = torch.nn.ModuleList([torch.nn.Linear(lens.d_model, lens.d_model) for _ in range(lens.n_layers)])
+    mods = torch.nn.ModuleList([torch.nn.Linear(tuned.d_model, tuned.d_model) for _ in range(tuned.n_layers)])
     mods.load_state_dict(state)
-    h = torch.randn(3, lens.d_model)
+    h = torch.randn(3, tuned.d_model)
     with torch.no_grad():
-        np.testing.assert_allclose((h + mods[1](h)).numpy(), lens.translate(h[None], [1])[0].numpy(),
+        np.testing.assert_allclose((h + mods[1](h)).numpy(), tuned.translate(h[None], [1])[0].numpy(),
                                    rtol=1e-5, atol=1e-5)
     theirs = read_tuned_lens(package)
-    np.testing.assert_array_equal(theirs.weight, lens.weight)
-    results = [logit_lens(planted, TEXT, dtype="float32", decoder=dec) for dec in (lens, str(out), str(package))]
+    np.testing.assert_array_equal(theirs.weight, tuned.weight)
+    results = [logit_lens(planted, TEXT, dtype="float32", decoder=dec) for dec in (tuned, str(out), str(package))]
     for r in results[1:]:
         np.testing.assert_array_equal(r.top_ids, results[0].top_ids)
         np.testing.assert_array_equal(r.top_probs, results[0].top_probs)
@@ -221,18 +221,18 @@ def test_save_and_reload_both_formats_decode_identically(trained, lenses, tmp_pa
 
 def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file, monkeypatch):
     from embedlens.corpus import open_corpus
-    from embedlens.tunedlens import evaluate_lenses, metrics
+    from embedlens.tunedlens import evaluate_decoders, metrics
     from embedlens.tunedlens.data import corpus_tokens, sequences
 
-    lens, out = trained
+    tuned, out = trained
     planted = lenses["planted"]
-    ev = evaluate_lenses(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
-                         dtype="float32", product="float32")
+    ev = evaluate_decoders(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
+                           dtype="float32", product="float32")
     monkeypatch.setattr(metrics, "DECODE_ROWS", 24)    # blocks of 24 + 8 rows, one layer per product
     monkeypatch.setattr(metrics, "VOCAB_CHUNK", 50)     # the log-normaliser accumulated over 7 head chunks
     assert planted.meta["n_vocab"] % 50 and planted.meta["n_vocab"] > 6 * 50
-    blocked = evaluate_lenses(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
-                              dtype="float32", product="float32", batch_tokens=32)
+    blocked = evaluate_decoders(planted, str(corpus_file), decoders=["logit", str(out)], tokens=64, seq_len=32,
+                                dtype="float32", product="float32", batch_tokens=32)
     for key in ("kl_bits", "top1_agreement", "ce_bits"):
         np.testing.assert_allclose(getattr(blocked, key), getattr(ev, key), rtol=1e-5, atol=1e-7)
     assert ev.skip == 1024                          # the tuned lens trained on the first 1024 tokens
@@ -243,7 +243,7 @@ def test_eval_table_equals_a_direct_computation(trained, lenses, corpus_file, mo
         out_ = net(input_ids=torch.from_numpy(seqs), output_hidden_states=True)
         hs = list(out_.hidden_states)
         p = torch.log_softmax(out_.logits.double(), -1)
-        for di, dec in enumerate((None, lens)):
+        for di, dec in enumerate((None, tuned)):
             for layer in range(n + 1):
                 h = hs[layer]
                 if layer == n:
@@ -305,12 +305,12 @@ def test_a_lens_for_another_model_or_an_encoder_is_refused(trained, lenses, tiny
     import embedlens
     from embedlens.tunedlens import TunedLens, save_tuned_lens
 
-    lens, out = trained
+    tuned, out = trained
     res = run_cli("logit-lens", TEXT, "-m", str(lenses["llama"].source.path), "--lens", str(out), "--out",
                   str(tmp_path / "o"))
     assert res.code == 2 and "trained for another model" in res.err and len(res.err.strip().splitlines()) == 1, res
     # same shapes, another model's recorded hash
-    other = TunedLens(lens.weight, lens.bias, {"model": {"content_hash": "0" * 16}})
+    other = TunedLens(tuned.weight, tuned.bias, {"model": {"content_hash": "0" * 16}})
     save_tuned_lens(other, tmp_path / "other")
     with pytest.raises(EmbedlensError, match="content hash 0000000000000000"):
         logit_lens(lenses["planted"], TEXT, decoder=str(tmp_path / "other"))
@@ -325,15 +325,15 @@ def test_a_lens_for_another_model_or_an_encoder_is_refused(trained, lenses, tiny
 
 @pytest.mark.browser
 def test_eval_page_shows_lens_names_exactly_and_stays_offline(trained, lenses, corpus_file, tmp_path, offline_page):
-    from embedlens.tunedlens import evaluate_lenses, save_tuned_lens
-    from embedlens.tunedlens.output import write_lens_eval
+    from embedlens.tunedlens import evaluate_decoders, save_tuned_lens
+    from embedlens.tunedlens.output import write_decoder_eval
 
-    lens, _ = trained
+    tuned, _ = trained
     hostile = tmp_path / 'lens <script>alert(1)</script> &amp; "q" it\'s'
-    save_tuned_lens(lens, hostile)
-    ev = evaluate_lenses(lenses["planted"], str(corpus_file), decoders=["logit", str(hostile)], tokens=64, seq_len=32,
-                         skip=1024, dtype="float32")
-    write_lens_eval(ev, tmp_path / "e")
+    save_tuned_lens(tuned, hostile)
+    ev = evaluate_decoders(lenses["planted"], str(corpus_file), decoders=["logit", str(hostile)], tokens=64, seq_len=32,
+                           skip=1024, dtype="float32")
+    write_decoder_eval(ev, tmp_path / "e")
     page, seen = offline_page(tmp_path / "e" / "lens_eval.html")
     page.wait_for_selector(".legendtext")
     names = page.eval_on_selector_all(".legendtext", "els => els.map(e => e.textContent)")
@@ -377,12 +377,12 @@ def test_site_mid_reads_between_attention_and_mlp(lenses, kind):
 def test_eval_at_site_mid_reads_the_logit_lens_inside_blocks(lenses, corpus_file):
     from embedlens.corpus import open_corpus
     from embedlens.logitlens import residual_states
-    from embedlens.tunedlens import evaluate_lenses
+    from embedlens.tunedlens import evaluate_decoders
     from embedlens.tunedlens.data import corpus_tokens
 
     lens = lenses["llama"]
-    ev = evaluate_lenses(lens, str(corpus_file), decoders=["logit"], tokens=32, seq_len=32, site="mid", dtype="float32",
-                         product="float32")
+    ev = evaluate_decoders(lens, str(corpus_file), decoders=["logit"], tokens=32, seq_len=32, site="mid", dtype="float32",
+                           product="float32")
     net, n = lens.model, lens.meta["n_layers"]
     assert ev.settings["site"] == "mid" and ev.kl_bits[0, -1] == 0.0
     seq = corpus_tokens(lens, open_corpus(str(corpus_file)), 32)
@@ -397,30 +397,30 @@ def test_eval_at_site_mid_reads_the_logit_lens_inside_blocks(lenses, corpus_file
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 def test_bfloat16_product_stays_within_its_stated_tolerance(lenses, corpus_file, kind, monkeypatch):
     from embedlens import hardware
-    from embedlens.tunedlens import evaluate_lenses, metrics
+    from embedlens.tunedlens import evaluate_decoders, metrics
 
     lens = lenses[kind]
     kw = dict(decoders=["logit", random_lens(lens.meta["n_layers"], lens.meta["d_model"], seed=2)], tokens=64,
               seq_len=32, dtype="float32")
-    exact = evaluate_lenses(lens, str(corpus_file), product="float32", **kw)
+    exact = evaluate_decoders(lens, str(corpus_file), product="float32", **kw)
     if hardware.fast_bfloat16():
-        fast = evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)
+        fast = evaluate_decoders(lens, str(corpus_file), product="bfloat16", **kw)
         assert fast.settings["product"] == "bfloat16"
-        assert evaluate_lenses(lens, str(corpus_file), product="auto", **kw).settings["product"] == "bfloat16"
+        assert evaluate_decoders(lens, str(corpus_file), product="auto", **kw).settings["product"] == "bfloat16"
         absolute, relative = metrics.BF16_KL_TOLERANCE
         np.testing.assert_allclose(fast.kl_bits, exact.kl_bits, rtol=relative, atol=absolute)
         assert (fast.kl_bits[:, -1] == 0).all() and not np.array_equal(fast.kl_bits, exact.kl_bits)
     monkeypatch.setattr(hardware, "fast_bfloat16", lambda: False)
-    assert evaluate_lenses(lens, str(corpus_file), product="auto", **kw).settings["product"] == "float32"
+    assert evaluate_decoders(lens, str(corpus_file), product="auto", **kw).settings["product"] == "float32"
     with pytest.raises(EmbedlensError, match="fast bfloat16 units"):
-        evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)
+        evaluate_decoders(lens, str(corpus_file), product="bfloat16", **kw)
     # Refused before the weights are read, in evaluation and in training alike.
     from embedlens.logitlens import runtime as rt
     from embedlens.tunedlens import train_tuned_lens
 
     monkeypatch.setattr(rt, "weights", lambda *a, **k: pytest.fail("weights read before the product was checked"))
     with pytest.raises(EmbedlensError, match="fast bfloat16 units"):
-        evaluate_lenses(lens, str(corpus_file), product="bfloat16", **kw)
+        evaluate_decoders(lens, str(corpus_file), product="bfloat16", **kw)
     with pytest.raises(EmbedlensError, match="fast bfloat16 units"):
         train_tuned_lens(lens, str(corpus_file), tokens=64, heldout_tokens=32, seq_len=32, batch_tokens=32, steps=0,
                          dtype="float32", product="bfloat16", cache=False)
@@ -429,7 +429,7 @@ def test_bfloat16_product_stays_within_its_stated_tolerance(lenses, corpus_file,
 def test_context_hovers_decode_with_the_chosen_lens(lenses, tmp_path):
     """The context map's hover top-3 per layer: the logit lens decodes the state, the tuned lens its translation."""
     from embedlens.contextual.mapping import context_map
-    from embedlens.render.context import lens_lines
+    from embedlens.render.context import decoded_lines
 
     lens = lenses["llama"]
     net, n = lens.model, lens.meta["n_layers"]
@@ -453,11 +453,11 @@ def test_context_hovers_decode_with_the_chosen_lens(lenses, tmp_path):
             normed = torch.where(torch.from_numpy(layer == n)[:, None], moved, net.model.norm(moved))
             top[name] = net.lm_head(normed).topk(3, -1).indices.numpy()
     for name in ("logit", "tuned"):
-        np.testing.assert_array_equal(tables[name]["lens_ids"], top[name])
+        np.testing.assert_array_equal(tables[name]["decoded_ids"], top[name])
     differ = (top["logit"][:, 0] != top["tuned"][:, 0])
     assert differ[layer < n].any() and not differ[layer == n].any()
-    assert lens_lines(tables["tuned"], np.arange(2))[0].startswith("<br>tuned lens: ")
-    assert lens_lines(tables["logit"], np.arange(2))[0].startswith("<br>logit lens: ")
+    assert decoded_lines(tables["tuned"], np.arange(2))[0].startswith("<br>tuned lens: ")
+    assert decoded_lines(tables["logit"], np.arange(2))[0].startswith("<br>logit lens: ")
 
 
 @pytest.mark.parametrize("spec, message", [("nowhere/lens", "no such tuned lens"), ("tuned", "has no tuned lens yet")])
@@ -483,7 +483,7 @@ def test_context_tuned_lens_hover_in_chromium(lenses, tmp_path, offline_page):
     tuned = TunedLens.zeros(lens.meta["n_layers"], lens.meta["d_model"])
     cmap = context_map(lens, [TEXT], layers="0,1", decoder=tuned, progress=False)
     hostile = np.asarray(["<script>alert(1)</script>", '"quoted"', "&amp;"], dtype=object)
-    cmap.panels[0].table["lens_display"][:] = hostile
+    cmap.panels[0].table["decoded_display"][:] = hostile
     fig = cmap.figure()
     hovered = [i for i, tr in enumerate(fig.data) if tr.hovertext is not None and tr.visible is not False][0]
     write_plotly_html(fig, tmp_path / "tuned.html")
@@ -505,15 +505,15 @@ def test_eval_of_a_soft_capped_head_equals_a_direct_computation(lenses, corpus_f
     """A soft-capped head (Gemma) is not linear in the state: the KL's cross term is read from the logits."""
     from embedlens.corpus import open_corpus
     from embedlens.models.forward import runner_for
-    from embedlens.tunedlens import evaluate_lenses
+    from embedlens.tunedlens import evaluate_decoders
     from embedlens.tunedlens.data import corpus_tokens
 
     lens = lenses["llama"]
     net, n, cap = lens.model, lens.meta["n_layers"], 0.5
     monkeypatch.setattr(runner_for(lens, net), "softcap", cap)
     tuned = random_lens(n, lens.meta["d_model"], seed=4)
-    ev = evaluate_lenses(lens, str(corpus_file), decoders=["logit", tuned], tokens=32, seq_len=32, dtype="float32",
-                         product="float32")
+    ev = evaluate_decoders(lens, str(corpus_file), decoders=["logit", tuned], tokens=32, seq_len=32, dtype="float32",
+                           product="float32")
     seq = torch.from_numpy(corpus_tokens(lens, open_corpus(str(corpus_file)), 32))[None]
     with torch.no_grad():
         out = net(input_ids=seq, output_hidden_states=True)

@@ -98,16 +98,16 @@ def evaluate(model: str, decoders: str, corpus: str, tokens: int, skip: int | No
              product: str, site: str, device: str, dtype: str, out: str, as_json: bool) -> None:
     """Per layer and lens: KL to the model's final distribution (bits), top-1 agreement with its prediction,
     and cross-entropy of the actual next token, on text the lenses were not trained on."""
-    from ..tunedlens import evaluate_lenses  # lazy: imports numpy/torch; --help stays light
-    from ..tunedlens.output import write_lens_eval  # lazy: imports numpy/torch; --help stays light
+    from ..tunedlens import evaluate_decoders  # lazy: imports numpy/torch; --help stays light
+    from ..tunedlens.output import write_decoder_eval  # lazy: imports numpy/torch; --help stays light
 
     names = [s.strip() for s in decoders.split(",") if s.strip()]
     if not names:
         raise EmbedlensError("--lens is empty: give logit, tuned or lens folders, comma-separated")
-    ev = evaluate_lenses(model, corpus, decoders=names, tokens=tokens, skip=skip, seq_len=seq_len,
-                         batch_tokens=batch_tokens, device=device, dtype=dtype, progress=sys.stderr.isatty(), site=site,
-                         product=product)
-    manifest = write_lens_eval(ev, out)
+    ev = evaluate_decoders(model, corpus, decoders=names, tokens=tokens, skip=skip, seq_len=seq_len,
+                           batch_tokens=batch_tokens, device=device, dtype=dtype, progress=sys.stderr.isatty(), site=site,
+                           product=product)
+    manifest = write_decoder_eval(ev, out)
     if as_json:
         emit_json(ev.to_dict())
         return

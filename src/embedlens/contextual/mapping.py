@@ -27,7 +27,7 @@ from ..render.context import context_figure, group_colors
 from ..render.notebook import result_html
 from ..render.sweep import SweepPage
 from ..timing import Timings
-from .lens_top import add_lens_top
+from .decoded_top import add_decoded_top
 from .occurrences import DEFAULT_MAX_OCCURRENCES, DEFAULT_WINDOW, Occurrences, occurrences, word_pattern
 from .projection import MIN_SHARED, ContextProjection, procrustes, project, project_sweep
 from .states import DEFAULT_BATCH_SIZE, HiddenStates, hidden_states
@@ -370,9 +370,9 @@ def context_map(
                     notes.append(f"`focus` '{focus}' does not occur as a whole word in the texts")
         with timings.stage(f"{alias}: projection"):
             x = src.stacked()
-            lens_note = add_lens_top(table, lens, x, decoder=decoders[aliases.index(alias)])  # hover top-3 per point
-            if lens_note:
-                notes.append(f"{alias}: {lens_note}" if len(lenses) > 1 else lens_note)
+            decoded_note = add_decoded_top(table, lens, x, decoder=decoders[aliases.index(alias)])  # hover top-3 per point
+            if decoded_note:
+                notes.append(f"{alias}: {decoded_note}" if len(lenses) > 1 else decoded_note)
             if x.shape[0] < 4:
                 raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
             if sweep_values is not None:

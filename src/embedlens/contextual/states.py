@@ -127,10 +127,10 @@ def forward_batches(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            lens_b = lengths[idx]
-            width = int(lens_b.max())
+            batch_lengths = lengths[idx]
+            width = int(batch_lengths.max())
             ids = np.full((len(idx), width), pad, dtype=np.int64)
-            mask = np.arange(width)[None, :] < lens_b[:, None]
+            mask = np.arange(width)[None, :] < batch_lengths[:, None]
             ids[mask] = np.concatenate([sequences[i] for i in idx])
             inputs = {"input_ids": torch.from_numpy(ids).to(device),
                       "attention_mask": torch.from_numpy(mask.astype(np.int64)).to(device)}
@@ -139,7 +139,7 @@ def forward_batches(
             else:
                 hs = base(**inputs, output_hidden_states=True, use_cache=False, return_dict=True).hidden_states
             states = torch.stack([hs[i] for i in layer_index.tolist()]).to(device="cpu", dtype=torch.float32)
-            yield idx, states, lens_b
+            yield idx, states, batch_lengths
             if on_batch is not None:
                 on_batch(len(idx))
 

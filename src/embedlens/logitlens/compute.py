@@ -307,10 +307,10 @@ def logit_lens(
     started = time.perf_counter()
     plan = _plan(model, check_texts(text), layers, top_k, max_tokens, device, dtype, decoder, site)
     positions_ = parse_positions(positions, len(plan.texts[0].ids))
-    return _lens_of(plan, positions_, keep_states, started)
+    return _result_of(plan, positions_, keep_states, started)
 
 
-def _lens_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: float) -> LogitLensResult:
+def _result_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: float) -> LogitLensResult:
     lens, t = plan.lens, plan.texts[0]
     timings = Timings(started=started)
     timings["prepare_s"] = timings.since_start()
@@ -358,7 +358,7 @@ def compare(
         raise EmbedlensError("no model given")
     plans = [_plan(m, texts, layers, top_k, max_tokens, device, dtype, decoder, site) for m in models]
     pos = [parse_positions(positions, len(p.texts[0].ids)) for p in plans]
-    return [_lens_of(p, ps, False, started) for p, ps in zip(plans, pos, strict=True)]
+    return [_result_of(p, ps, False, started) for p, ps in zip(plans, pos, strict=True)]
 
 
 def rank_curve(

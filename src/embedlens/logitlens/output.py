@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
-from ..render.logit_lens import check_color, write_curve_png, write_lens_html, write_lens_png
+from ..render.logit_lens import check_color, write_curve_png, write_logit_lens_html, write_logit_lens_png
 from ..versions import versions
 from .result import LogitLensResult, RankCurve
 
@@ -36,10 +36,10 @@ def write_logit_lens(results: Sequence[LogitLensResult], out: str | Path, *, col
     started = time.perf_counter()
     files = []
     if html:
-        write_lens_html(results, folder / "logit_lens.html", color=color)
+        write_logit_lens_html(results, folder / "logit_lens.html", color=color)
         files.append("logit_lens.html")
     if png:
-        write_lens_png(results, folder / "logit_lens.png", color=color)
+        write_logit_lens_png(results, folder / "logit_lens.png", color=color)
         files.append("logit_lens.png")
     data = results[0].to_dict() if len(results) == 1 else {"models": [r.to_dict() for r in results]}
     write_json_atomic(folder / "logit_lens.json", data)

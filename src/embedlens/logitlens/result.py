@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..render.logit_lens import lens_figure, title
+from ..render.logit_lens import logit_lens_figure, title
 from ..render.notebook import result_html
 
 SCHEMA_KEYS = ("tokens", "display", "layers", "top_ids", "top_probs", "target_rank")
@@ -117,9 +117,9 @@ class LogitLensResult:
         )
 
     def figure(self, *, color: str = "prob") -> Any:
-        """The interactive heatmap (see :func:`embedlens.render.logit_lens.lens_figure`)."""
+        """The interactive heatmap (see :func:`embedlens.render.logit_lens.logit_lens_figure`)."""
 
-        return lens_figure([self], color=color)
+        return logit_lens_figure([self], color=color)
 
     def _repr_html_(self) -> str:
         """Shown inline by Jupyter: the title, the notes and the interactive heatmap, offline."""

@@ -30,18 +30,18 @@ CACHE_SUBDIR = "tuned_lens"
 DECODERS = ("logit", "tuned")
 
 
-def save_tuned_lens(lens: TunedLens, folder: str | Path) -> Path:
+def save_tuned_lens(tuned: TunedLens, folder: str | Path) -> Path:
     """Write ``tuned_lens.safetensors`` and ``manifest.json`` into ``folder`` (replaced as a whole, atomically)."""
     from safetensors.numpy import save_file
 
     tensors = {}
-    for layer in range(lens.n_layers):
-        tensors[f"layers.{layer}.weight"] = lens.weight[layer]
-        tensors[f"layers.{layer}.bias"] = lens.bias[layer]
+    for layer in range(tuned.n_layers):
+        tensors[f"layers.{layer}.weight"] = tuned.weight[layer]
+        tensors[f"layers.{layer}.bias"] = tuned.bias[layer]
     with atomic_dir(folder) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "embedlens-tuned-lens",
-                                                               "n_layers": str(lens.n_layers)})
-        write_json_atomic(tmp / MANIFEST_FILE, {"format": "embedlens tuned lens", **lens.manifest})
+                                                               "n_layers": str(tuned.n_layers)})
+        write_json_atomic(tmp / MANIFEST_FILE, {"format": "embedlens tuned lens", **tuned.manifest})
     return Path(folder)
 
 
@@ -68,21 +68,21 @@ def _read_ours(path: Path) -> TunedLens:
     return TunedLens(weight, bias, {**manifest, "path": str(weights.parent)})
 
 
-def write_tuned_lens_package(lens: TunedLens, folder: str | Path, *, base_model_name_or_path: str | None = None,
+def write_tuned_lens_package(tuned: TunedLens, folder: str | Path, *, base_model_name_or_path: str | None = None,
                              unembed_hash: str | None = None) -> Path:
     """Write ``config.json`` + ``params.pt`` as the ``tuned-lens`` package saves a ``TunedLens``."""
     import torch
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model = lens.manifest.get("model") or {}
+    model = tuned.manifest.get("model") or {}
     config = {"base_model_name_or_path": base_model_name_or_path or str(model.get("spec") or model.get("name") or ""),
-              "d_model": lens.d_model, "num_hidden_layers": lens.n_layers, "bias": True,
+              "d_model": tuned.d_model, "num_hidden_layers": tuned.n_layers, "bias": True,
               "base_model_revision": None, "unembed_hash": unembed_hash, "lens_type": "linear_tuned_lens"}
     state = {}
-    for layer in range(lens.n_layers):
-        state[f"{layer}.weight"] = torch.from_numpy(lens.weight[layer].copy())
-        state[f"{layer}.bias"] = torch.from_numpy(lens.bias[layer].copy())
+    for layer in range(tuned.n_layers):
+        state[f"{layer}.weight"] = torch.from_numpy(tuned.weight[layer].copy())
+        state[f"{layer}.bias"] = torch.from_numpy(tuned.bias[layer].copy())
     with atomic_path(folder / "params.pt") as tmp:
         torch.save(state, tmp)
     write_json_atomic(folder / "config.json", config)

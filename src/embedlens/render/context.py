@@ -93,24 +93,24 @@ def hover_texts(cmap: Any, panel: DrawnPanel, rows: np.ndarray,
     t = panel.table
     before, after, snips = parts or point_hover_parts(cmap, panel)
     n = panel.n_per_layer
-    lens = lens_lines(t, rows)
+    decoded = decoded_lines(t, rows)
     out = []
     for j, r in enumerate(rows.tolist()):  # rows are layer-major: row r is point r % n
         i = r % n
         stability = f" · stability {float(t['stability'][r]):.2f}" if "stability" in t else ""
-        out.append(f"{before[i]}{int(t['layer'][r])}{after[i]}{stability}{lens[j]}<br>{snips[i]}")
+        out.append(f"{before[i]}{int(t['layer'][r])}{after[i]}{stability}{decoded[j]}<br>{snips[i]}")
     return out
 
 
-def lens_lines(table: dict[str, Any], rows: np.ndarray) -> list[str]:
+def decoded_lines(table: dict[str, Any], rows: np.ndarray) -> list[str]:
     """``<br>logit lens: a 0.41 · b 0.12 · c 0.05`` per row (escaped): what the point decodes to at its layer
-    (see :mod:`embedlens.contextual.lens_top`); empty strings when the table has no logit-lens columns."""
-    if "lens_display" not in table:
+    (see :mod:`embedlens.contextual.decoded_top`); empty strings when the table has no decoded columns."""
+    if "decoded_display" not in table:
         return [""] * len(rows)
-    shown = np.asarray(plotly_texts(table["lens_display"][rows].reshape(-1).tolist()), dtype=object)
-    probs = np.char.mod("%.2f", table["lens_probs"][rows].astype(np.float64).reshape(-1)).astype(object)
+    shown = np.asarray(plotly_texts(table["decoded_display"][rows].reshape(-1).tolist()), dtype=object)
+    probs = np.char.mod("%.2f", table["decoded_probs"][rows].astype(np.float64).reshape(-1)).astype(object)
     cells = (shown + " " + probs).reshape(len(rows), -1)
-    name = "tuned lens" if "lens_tuned" in table and bool(np.any(table["lens_tuned"])) else "logit lens"
+    name = "tuned lens" if "decoded_tuned" in table and bool(np.any(table["decoded_tuned"])) else "logit lens"
     return [f"<br>{name}: " + " · ".join(c) for c in cells.tolist()]
 
 

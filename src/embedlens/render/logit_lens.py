@@ -95,7 +95,7 @@ def title(results: Sequence[Any]) -> str:
     return f"{kind} · {names} · “{text[:80]}{'…' if len(text) > 80 else ''}”"
 
 
-def lens_figure(results: Sequence[Any], *, color: str = "prob") -> Any:
+def logit_lens_figure(results: Sequence[Any], *, color: str = "prob") -> Any:
     """Heatmaps of one or more :class:`~embedlens.logitlens.LogitLensResult` side by side (one colour scale)."""
     from plotly.subplots import make_subplots
 
@@ -124,8 +124,8 @@ def lens_figure(results: Sequence[Any], *, color: str = "prob") -> Any:
     return fig
 
 
-def write_lens_html(results: Sequence[Any], path: str | Path, *, color: str = "prob") -> Path:
-    return write_plotly_html(lens_figure(results, color=color), path, title=title(results))
+def write_logit_lens_html(results: Sequence[Any], path: str | Path, *, color: str = "prob") -> Path:
+    return write_plotly_html(logit_lens_figure(results, color=color), path, title=title(results))
 
 
 # -- PNG -----------------------------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def _matplotlib() -> Any:
     return plt
 
 
-def write_lens_png(results: Sequence[Any], path: str | Path, *, color: str = "prob", dpi: int = 110) -> Path:
+def write_logit_lens_png(results: Sequence[Any], path: str | Path, *, color: str = "prob", dpi: int = 110) -> Path:
     """Static heatmaps (one per model) with the top-1 token in each cell when the cells are big enough."""
     import matplotlib
 

@@ -23,9 +23,10 @@ Endpoints (GET unless marked; ``space`` is the panel number, 0 or 1):
   /api/tokens?space=0&text=...                      the prompt's tokens and their map rows
   /api/trajectory?space=0&text=...&position=0&method=pca&dims=2   per-layer path of one prompt token
   /api/grid?space=0&layer=10&plane=pca&size=32      token grid map (background job)
-  /api/logit_lens?space=0&text=...&top_k=5&lens=logit   the prompt's logit lens: every layer x token decoded
-                                                    (``lens=tuned``: with the model's cached tuned lens)
-  /api/lens_nearest?space=0&text=...&layer=5&position=2&k=20   nearest tokens of that residual state
+  /api/logit_lens?space=0&text=...&top_k=5&decoder=logit   the prompt's logit lens: every layer x token decoded
+                                                    (``decoder=tuned``: with the model's cached tuned lens)
+  /api/layer_nearest?space=0&text=...&layer=5&position=2&k=20&decoder=logit   nearest tokens of that layer's
+                                                    residual state, and what the decoder reads there
   /api/clusters?space=0&n=auto                      labelled clusters of the space (background job, on the
                                                     space's cached k-NN graph): each row's cluster id (-1:
                                                     none), each cluster's label, and ``levels`` for the map

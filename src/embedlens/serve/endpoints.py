@@ -4,8 +4,9 @@ A row of :data:`ENDPOINTS` names the path, the HTTP method, the function that an
 reads the request. The parser turns the raw query string (GET) or JSON body (POST) into checked arguments
 (a :class:`BadRequest` for anything out of range); the function answers with the library's result as JSON,
 ``result.to_dict()`` (the shape its file on disk has), plus the map rows the page needs, under their own
-keys. Long work answers a job's state first (:meth:`embedlens.serve.jobs.Job.to_dict`) and the result's
-keys once it is ready. :func:`embedlens.serve.app.create_app` only wires these rows into Starlette.
+keys. Long work (projection, frequency, grid, clusters, faithfulness, compare) answers one shape,
+:func:`embedlens.serve.jobs.job_answer`: ``{"job": Job.to_dict(), "result": null}`` until the job is ready,
+then ``"result"``: the library result's ``to_dict()``, with the per-row columns the page needs beside it. :func:`embedlens.serve.app.create_app` only wires these rows into Starlette.
 
 A function answers a ``dict`` (sent as JSON), ``bytes`` (JSON already encoded) or a :class:`Coordinates`
 (a float32 array sent as raw little-endian bytes). A ``fast`` function answers on the event loop when it
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..logitlens.tuned_files import DECODERS
 from ..method_names import GRID_PLANES, REDUCERS
-from .explorer import LENS_MAX_TOKENS, LENS_TOP_K, Explorer
+from .explorer import LOGIT_LENS_MAX_TOKENS, LOGIT_LENS_TOP_K, Explorer
 from .panels import MAX_K, MAX_QUERY_CHARS, MAX_REGEX_CHARS, MAX_TEXT_CHARS, BadRequest, Panel
 from .params import MAX_BODY_BYTES, Body, choice_param, float_param, int_param, map_params, text_param
 from .selection import (
@@ -146,17 +147,17 @@ def row_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
 
 
 def logit_lens_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
-    return {**text_params(explorer, raw), "top_k": int_param(raw, "top_k", LENS_TOP_K, 1, 20),
-            "decoder": choice_param(raw, "lens", DECODERS, "logit")}
+    return {**text_params(explorer, raw), "top_k": int_param(raw, "top_k", LOGIT_LENS_TOP_K, 1, 20),
+            "decoder": choice_param(raw, "decoder", DECODERS, "logit")}
 
 
-def lens_nearest_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
+def layer_nearest_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
     args = text_params(explorer, raw)
     panel = args["panel"]
     return {**args, "layer": int_param(raw, "layer", _n_layers(panel), 0, _n_layers(panel)),
-            "position": int_param(raw, "position", 0, 0, LENS_MAX_TOKENS - 1),
+            "position": int_param(raw, "position", 0, 0, LOGIT_LENS_MAX_TOKENS - 1),
             "k": int_param(raw, "k", 20, 1, min(MAX_K, len(panel.space) - 1)),
-            "decoder": choice_param(raw, "lens", DECODERS, "logit")}
+            "decoder": choice_param(raw, "decoder", DECODERS, "logit")}
 
 
 def _body_panel(explorer: Explorer, body: Body) -> Panel:
@@ -204,10 +205,12 @@ def points(explorer: Explorer, a: Args) -> bytes:
 
 
 def frequency(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job; once ready, ``result``: ``TokenFrequencies.to_dict()``, and ``counts``, each row's count."""
     return explorer.frequency(a["panel"])
 
 
 def projection(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job; once ready, ``result``: the projection's metadata (its file's), and ``n``, its rows."""
     return explorer.projection(a["panel"], a["method"], a["dims"])[0]
 
 
@@ -215,7 +218,8 @@ def projection_data(explorer: Explorer, a: Args) -> Coordinates:
     method, dims = a["method"], a["dims"]
     state, proj = explorer.projection(a["panel"], method, dims, start=False)
     if proj is None:
-        raise BadRequest(f"the {method} {dims}D map is not ready ({state['state']}): poll /api/projection", status=409)
+        raise BadRequest(f"the {method} {dims}D map is not ready ({state['job']['state']}): poll /api/projection",
+                         status=409)
     return Coordinates(proj.coords)
 
 
@@ -251,19 +255,22 @@ def trajectory(explorer: Explorer, a: Args) -> dict[str, Any]:
 
 
 def grid(explorer: Explorer, a: Args) -> dict[str, Any]:
-    """The job's state; once ready, ``grid``: ``GridMap.to_dict()``."""
+    """The job; once ready, ``result``: ``GridMap.to_dict()``."""
     return explorer.grid(a["panel"], a["layer"], a["plane"], a["size"], a["spacing"], a["plane_tokens"])
 
 
 def clusters(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job; once ready, ``result``: ``Clustering.to_dict()``, and ``assignment`` and ``levels`` beside it."""
     return explorer.clusters(a["panel"], a["n"])
 
 
 def faithfulness(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job (``waiting`` for the map first); once ready, ``result``: each token's local recall, the map's recall."""
     return explorer.faithfulness(a["panel"], a["method"], a["dims"])
 
 
 def compare(explorer: Explorer, a: Args) -> dict[str, Any]:
+    """The job; once ready, ``result``: ``Comparison.to_dict()``."""
     return explorer.comparison()
 
 
@@ -285,12 +292,12 @@ def axes(explorer: Explorer, a: Args) -> dict[str, Any]:
 
 
 def logit_lens(explorer: Explorer, a: Args) -> dict[str, Any]:
-    """``LogitLensResult.to_dict()`` of the prompt, read with the decoder ``lens`` (logit or tuned)."""
+    """``LogitLensResult.to_dict()`` of the prompt, read with ``decoder`` (logit or tuned)."""
     return explorer.logit_lens(a["panel"], a["text"], a["top_k"], a["decoder"])
 
 
-def lens_nearest(explorer: Explorer, a: Args) -> dict[str, Any]:
-    return explorer.lens_nearest(a["panel"], a["text"], a["layer"], a["position"], a["k"], a["decoder"])
+def layer_nearest(explorer: Explorer, a: Args) -> dict[str, Any]:
+    return explorer.layer_nearest(a["panel"], a["text"], a["layer"], a["position"], a["k"], a["decoder"])
 
 
 def centroid(explorer: Explorer, a: Args) -> dict[str, Any]:
@@ -316,7 +323,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("trajectory", "GET", trajectory, trajectory_params),
     Endpoint("grid", "GET", grid, grid_params),
     Endpoint("logit_lens", "GET", logit_lens, logit_lens_params),
-    Endpoint("lens_nearest", "GET", lens_nearest, lens_nearest_params),
+    Endpoint("layer_nearest", "GET", layer_nearest, layer_nearest_params),
     Endpoint("clusters", "GET", clusters, clusters_params),
     Endpoint("axes", "GET", axes, axes_params),
     Endpoint("faithfulness", "GET", faithfulness, map_of_panel),

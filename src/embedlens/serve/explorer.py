@@ -28,15 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from ..atlas.clusters import CLUSTER_K, find_clusters, label_levels
+from ..atlas.clusters import CLUSTER_K, Clustering, find_clusters, label_levels
 from ..atlas.default_map import CACHED_METHODS  # the cached maps a space opens on, best first
 from ..atlas.pipeline import QUALITY_SAMPLE, add_local_recall, compute_projection, reduce_stage
 from ..atlas.projection import Projection, load_projection, projection_path, save_projection
-from ..comparison import compare
+from ..comparison import Comparison, compare
 from ..contextual import hidden_states
-from ..corpus.frequencies import token_frequencies
+from ..corpus.frequencies import TokenFrequencies, token_frequencies
 from ..errors import EmbedlensError
-from ..grid import EmbeddingGridVisualizer
+from ..grid import EmbeddingGridVisualizer, GridMap
 from ..logitlens import logit_lens
 from ..logitlens.compute import context_limit
 from ..logitlens.result import LogitLensResult
@@ -47,16 +47,46 @@ from ..neighbors.knn import KnnGraph, build_knn, cached_knn
 from ..reduce.axes import formula, resolve_axes
 from ..reduce.options import ReduceOptions
 from ..reduce.quality import sample_indices
-from .jobs import Job, JobManager
+from .jobs import Job, JobManager, job_answer
 from .panels import MAX_K, BadRequest, Panel
 
-LENS_MAX_TOKENS = 128  # the explorer's logit lens reads at most this many tokens of a prompt (a note says so)
-LENS_TOP_K = 5
+LOGIT_LENS_MAX_TOKENS = 128  # the explorer's logit lens reads at most this many tokens of a prompt (a note says so)
+LOGIT_LENS_TOP_K = 5
 GRAPH_K = 100  # neighbours per row of the space's graph: t-SNE's 90 (perplexity 30), clusters' 15, recall's 10
 FAITH_K = 10  # local recall@10, the k of every map's recall figure
 MIN_TSNE_POINTS = 50  # below this a t-SNE map says little: the page stays on PCA
 # Long-job priorities (lower first): what the page waits for on screen goes ahead of the default t-SNE.
 PRIORITY_GRAPH, PRIORITY_PAGE, PRIORITY_BACKGROUND = 0, 1, 2
+
+
+# -- what a long-work endpoint answers once its job is ready (jobs.job_answer puts the job beside it) ------------
+
+
+def projection_answer(proj: Projection) -> dict[str, Any]:
+    """``/api/projection``: the projection's metadata (what its ``.npz`` file holds beside the coordinates) and
+    ``n``, its number of rows (the coordinates themselves come from ``/api/projection/data``)."""
+    return {"result": proj.info(), "n": int(proj.coords.shape[0])}
+
+
+def frequency_answer(freqs: TokenFrequencies) -> dict[str, Any]:
+    """``/api/frequency``: ``TokenFrequencies.to_dict()`` and ``counts``, each row's count."""
+    return {"result": freqs.to_dict(), "counts": freqs.counts.tolist()}
+
+
+def clusters_answer(found: Clustering) -> dict[str, Any]:
+    """``/api/clusters``: ``Clustering.to_dict()`` (a map's manifest block) and the per-point columns a map keeps
+    in ``points.parquet``: ``assignment`` (each row's cluster, -1 none) and the label ``levels``."""
+    return {"result": found.to_dict(), "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
+
+
+def result_answer(result: GridMap | Comparison) -> dict[str, Any]:
+    """``/api/grid``, ``/api/compare``: the result's ``to_dict()``, nothing beside it."""
+    return {"result": result.to_dict()}
+
+
+def faithfulness_answer(measured: dict[str, Any]) -> dict[str, Any]:
+    """``/api/faithfulness``: the map's local recall (:meth:`Explorer.map_faithfulness`)."""
+    return {"result": measured}
 
 
 class Explorer:
@@ -80,7 +110,7 @@ class Explorer:
         self._points_json: dict[int, bytes] = {}
         self._model_lock = threading.Lock()
         self._grid_viz: dict[int, EmbeddingGridVisualizer] = {}
-        self._lens_results: dict[tuple, LogitLensResult] = {}  # the last few logit lenses (with their states), for clicks
+        self._logit_lens_results: dict[tuple, LogitLensResult] = {}  # the last few logit lenses (with their states), for clicks
 
     # -- parameters --------------------------------------------------------------------------------------
 
@@ -101,15 +131,15 @@ class Explorer:
     # -- projections ---------------------------------------------------------------------------------------
 
     def projection(self, panel: Panel, method: str, dims: int, *, start: bool = True) -> tuple[dict[str, Any], Projection | None]:
+        """The map's answer (:func:`projection_answer` once ready; state ``absent`` when no job exists and
+        ``start`` is False) and the :class:`Projection` when it is ready, else None."""
         with self._projection_lock:
             job = self._projection_job(panel, method, dims, start)
         if job is None:
-            return {"state": "absent", "label": self._projection_label(panel, method, dims)}, None
-        out = job.to_dict()
-        proj = job.result if job.state == "ready" else None
-        if proj is not None:
-            out.update(proj.info(), n=int(proj.coords.shape[0]))
-        return out, proj
+            absent = Job(self.projection_key(panel, method, dims), "projection",
+                         self._projection_label(panel, method, dims), state="absent")
+            return job_answer(absent, projection_answer), None
+        return job_answer(job, projection_answer), job.result if job.state == "ready" else None
 
     @staticmethod
     def _projection_label(panel: Panel, method: str, dims: int) -> str:
@@ -142,19 +172,16 @@ class Explorer:
                                                         separators=(",", ":")).encode("utf-8")
         return self._points_json[panel.index]
 
-    def frequency_answer(self, panel: Panel) -> dict[str, Any]:
-        """What ``/api/frequency`` answers (computed now): each row's count in the explorer's corpus."""
-        freqs = token_frequencies(panel.view, self.corpus, progress=False)
-        return {"counts": freqs.counts.tolist(), **freqs.to_dict()}
+    def frequencies(self, panel: Panel) -> TokenFrequencies:
+        """Each row's count in the explorer's corpus (computed now)."""
+        return token_frequencies(panel.view, self.corpus, progress=False)
 
     def frequency(self, panel: Panel) -> dict[str, Any]:
+        """:meth:`frequencies` as a job: :func:`frequency_answer` once ready."""
         job = self.jobs.submit(f"frequency:{panel.index}", "frequency",
                                f"token frequencies of {panel.title} in {self.corpus}",
-                               lambda: self.frequency_answer(panel), retry_failed=False)
-        out = job.to_dict()
-        if job.state == "ready":
-            out.update(job.result)
-        return out
+                               lambda: self.frequencies(panel), retry_failed=False)
+        return job_answer(job, frequency_answer)
 
     # -- what the page needs when it opens ----------------------------------------------------------------
 
@@ -255,10 +282,10 @@ class Explorer:
         both as the map's label levels (:func:`~embedlens.atlas.clusters.label_levels`)."""
         key = f"clusters:{panel.content_key}:{n}:{self.seed}"
         return self.index_jobs.submit(key, "clusters", f"clusters of {panel.title} ({n})",
-                                      lambda: self.cluster_answer(panel, n), priority=PRIORITY_PAGE)
+                                      lambda: self.space_clusters(panel, n), priority=PRIORITY_PAGE)
 
-    def cluster_answer(self, panel: Panel, n: str | int) -> dict[str, Any]:
-        """What ``/api/clusters`` answers (computed now): clusters, each row's cluster and the label levels."""
+    def space_clusters(self, panel: Panel, n: str | int) -> Clustering:
+        """The space's labelled clusters and sub-clusters (computed now) on its k-NN graph."""
         graph = self.space_graph(panel, CLUSTER_K)
         vectors = panel.space.vectors
         # no map coordinates: the page places labels on its own map
@@ -266,35 +293,28 @@ class Explorer:
                               indices=graph.indices[:, :CLUSTER_K], sub=True)
         stored = graph.params.get("truncated_from", graph.k)
         found.params["knn_source"] = f"the space's cached {graph.method} {stored}-NN graph ({graph.backend})"
-        # the result's JSON, with the per-point columns a file keeps in points.parquet
-        return {**found.to_dict(), "assignment": found.assignment.tolist(), "levels": label_levels(found, found.sub)}
+        return found
 
     def clusters(self, panel: Panel, n: str | int) -> dict[str, Any]:
-        job = self.clusters_job(panel, n)
-        out = job.to_dict()
-        if job.state == "ready":
-            out.update(job.result)
-        return out
+        """:meth:`clusters_job`'s answer: :func:`clusters_answer` once ready."""
+        return job_answer(self.clusters_job(panel, n), clusters_answer)
 
     # -- two panels side by side ----------------------------------------------------------------------------
 
     def comparison(self) -> dict[str, Any]:
         """The two panels compared (:func:`embedlens.comparison.compare`: the shared tokens' rows in each panel,
         each token's neighbourhood overlap, the figures and their control), as a job; ``Comparison.to_dict()``
-        once ready."""
+        as its result once ready."""
         if len(self.panels) != 2:
             raise BadRequest("a comparison needs two spaces side by side (serve -m A -m B)")
         a, b = self.panels
 
-        def work() -> dict[str, Any]:
-            return compare(a.view, b.view, maps=False, seed=self.seed).to_dict()
+        def work() -> Comparison:
+            return compare(a.view, b.view, maps=False, seed=self.seed)
 
         job = self.index_jobs.submit(f"compare:{a.content_key}:{b.content_key}:{self.seed}", "compare",
                                      f"{a.title} compared with {b.title}", work, priority=PRIORITY_PAGE)
-        out = job.to_dict()
-        if job.state == "ready":
-            out.update(job.result)
-        return out
+        return job_answer(job, result_answer)
 
     def faithfulness(self, panel: Panel, method: str, dims: int) -> dict[str, Any]:
         """Local recall@10 of each token on a map (:attr:`Projection.local_recall
@@ -303,27 +323,27 @@ class Explorer:
         A t-SNE/UMAP projection carries it; a PCA map gets it from
         :func:`~embedlens.atlas.pipeline.add_local_recall` (its truth: the space's k-NN graph, which
         :meth:`space_graph` caches first) and is saved again with it. ``recall`` is the mean over the map
-        recall's seeded query rows: the map's recall@10. Waits (state ``waiting``) for the map.
+        recall's seeded query rows: the map's recall@10. Waits (job state ``waiting``, ``waiting_for`` the map's
+        job key) for the map; :func:`faithfulness_answer` once ready.
         """
         state, proj = self.projection(panel, method, dims, start=False)
-        if proj is None:
-            if state["state"] in ("absent", "error"):
-                raise BadRequest(f"there is no {method} {dims}D map of {panel.title} "
-                                 f"({state.get('error') or 'ask /api/projection for it first'})", status=409)
-            return {"state": "waiting", "waiting_for": state["key"], "k": FAITH_K}
         key = f"faithfulness:{panel.content_key}-{method}-{dims}-{self.seed}"
-
-        job = self.index_jobs.submit(key, "faithfulness", f"local recall@{FAITH_K} of the {method} {dims}D map of "
-                                     f"{panel.title}", lambda: self.faithfulness_answer(panel, method, dims, proj),
+        label = f"local recall@{FAITH_K} of the {method} {dims}D map of {panel.title}"
+        if proj is None:
+            mapped = state["job"]
+            if mapped["state"] in ("absent", "error"):
+                raise BadRequest(f"there is no {method} {dims}D map of {panel.title} "
+                                 f"({mapped['error'] or 'ask /api/projection for it first'})", status=409)
+            waiting = job_answer(Job(key, "faithfulness", label, state="waiting"), faithfulness_answer)
+            waiting["job"]["waiting_for"] = mapped["key"]
+            return waiting
+        job = self.index_jobs.submit(key, "faithfulness", label, lambda: self.map_faithfulness(panel, method, dims, proj),
                                      priority=PRIORITY_PAGE)
-        out = {**job.to_dict(), "k": FAITH_K}
-        if job.state == "ready":
-            out.update(job.result)
-        return out
+        return job_answer(job, faithfulness_answer)
 
-    def faithfulness_answer(self, panel: Panel, method: str, dims: int, proj: Projection) -> dict[str, Any]:
-        """What ``/api/faithfulness`` answers for the map ``proj`` (computed now; the projection is saved
-        again with its local recall when it had none)."""
+    def map_faithfulness(self, panel: Panel, method: str, dims: int, proj: Projection) -> dict[str, Any]:
+        """The local recall of each token on the map ``proj`` and the map's recall (computed now; the projection
+        is saved again with its local recall when it had none)."""
         measured = proj
         if measured.local_recall is None or len(measured.local_recall) != len(panel.space):
             self.space_graph(panel, FAITH_K)  # cached, so the truth below is read, not searched again
@@ -393,19 +413,15 @@ class Explorer:
             raise BadRequest(f"{panel.title}: the grid map needs a causal language model with an LM head")
         key = f"grid:{panel.index}:{layer}:{plane}:{size}:{spacing}:{','.join(plane_tokens or [])}"
 
-        def work() -> dict[str, Any]:
+        def work() -> GridMap:
             with self._model_lock:
                 viz = self._grid_viz.get(panel.index)
                 if viz is None:
                     viz = self._grid_viz[panel.index] = EmbeddingGridVisualizer(panel.lens)
-                gm = viz.compute_map(size, spacing, plane, layer_idx=layer, plane_tokens=plane_tokens, progress=False)
-            return gm.to_dict()
+                return viz.compute_map(size, spacing, plane, layer_idx=layer, plane_tokens=plane_tokens, progress=False)
 
         job = self.jobs.submit(key, "grid", f"grid map of {panel.title}, layer {layer}, {plane}, {size}x{size}", work)
-        out = job.to_dict()
-        if job.state == "ready":
-            out["grid"] = job.result
-        return out
+        return job_answer(job, result_answer)
 
 
     # -- the logit lens of a prompt ------------------------------------------------------------------------
@@ -421,29 +437,29 @@ class Explorer:
         has = (cached_folder(panel.lens) / WEIGHTS_FILE).exists()
         return {"tuned": bool(has), "train": f"embedlens lens train -m {shlex.quote(panel.lens.source.spec)}"}
 
-    def _lens_result(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> LogitLensResult:
+    def _logit_lens_result(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> LogitLensResult:
         if not panel.causal:
             raise BadRequest(f"{panel.title}: the logit lens needs a causal language model with an LM head")
         key = (panel.index, text, top_k, decoder)
         with self._model_lock:  # one forward pass at a time: the model is shared
-            result = self._lens_results.get(key)
+            result = self._logit_lens_results.get(key)
             if result is None:
-                cap = min(LENS_MAX_TOKENS, context_limit(panel.lens) or LENS_MAX_TOKENS)
+                cap = min(LOGIT_LENS_MAX_TOKENS, context_limit(panel.lens) or LOGIT_LENS_MAX_TOKENS)
                 result = logit_lens(panel.lens, text, top_k=top_k, max_tokens=cap, keep_states=True, decoder=decoder)
-                while len(self._lens_results) >= 4:
-                    self._lens_results.pop(next(iter(self._lens_results)))
-                self._lens_results[key] = result
+                while len(self._logit_lens_results) >= 4:
+                    self._logit_lens_results.pop(next(iter(self._logit_lens_results)))
+                self._logit_lens_results[key] = result
         return result
 
     def logit_lens(self, panel: Panel, text: str, top_k: int, decoder: str = "logit") -> dict[str, Any]:
         """``LogitLensResult.to_dict()`` of ``text``, each layer read with ``decoder`` (``logit`` or ``tuned``)."""
-        return self._lens_result(panel, text, top_k, decoder).to_dict()
+        return self._logit_lens_result(panel, text, top_k, decoder).to_dict()
 
-    def lens_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int,
-                     decoder: str = "logit") -> dict[str, Any]:
+    def layer_nearest(self, panel: Panel, text: str, layer: int, position: int, k: int,
+                      decoder: str = "logit") -> dict[str, Any]:
         """The nearest tokens (cosine, in this panel's space) of the residual state at (layer, position), and
         what ``decoder`` reads there."""
-        r = self._lens_result(panel, text, LENS_TOP_K, decoder)
+        r = self._logit_lens_result(panel, text, LOGIT_LENS_TOP_K, decoder)
         if layer not in r.layers:
             raise BadRequest(f"layer must be 0..{r.n_layers}, got {layer}")
         if not 0 <= position < len(r.positions):

@@ -36,6 +36,7 @@ import numpy as np
 from ..atlas.default_map import CACHED_METHODS, default_map
 from ..atlas.projection import load_projection, projection_path
 from ..cache import atomic_dir
+from ..corpus.frequencies import TokenFrequencies
 from ..errors import EmbedlensError
 from ..lens import Lens, SpaceView
 from ..method_names import REDUCERS
@@ -46,7 +47,8 @@ from ..timing import Timings
 from ..versions import versions
 from .app import component_dir, static_dir
 from .bundle import bundle_modules
-from .explorer import GRAPH_K, Explorer
+from .explorer import GRAPH_K, Explorer, clusters_answer, faithfulness_answer, frequency_answer
+from .jobs import ready_answer
 from .panels import MAX_K, Panel
 
 DEFAULT_K = 20
@@ -217,12 +219,12 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool, method
                 "(a whole-space t-SNE map from `embedlens serve` or `embedlens map` is cached; export again)") if stand_in else None
         notes = list(proj.notes or []) + ([note] if note else [])
     with clock.stage("recall_s"):
-        faith = explorer.faithfulness_answer(panel, proj.method, proj.dims, proj)
+        faith = explorer.map_faithfulness(panel, proj.method, proj.dims, proj)
     with clock.stage("clusters_s"):
-        clusters = explorer.cluster_answer(panel, "auto")
+        clusters = explorer.space_clusters(panel, "auto")
     with clock.stage("frequency_s"):
         try:
-            frequency: dict[str, Any] | None = explorer.frequency_answer(panel)
+            frequency: TokenFrequencies | None = explorer.frequencies(panel)
             frequency_note = None
         except EmbedlensError as exc:  # a space without a tokenizer or words: the page colours by the rest
             frequency, frequency_note = None, str(exc)
@@ -235,9 +237,13 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool, method
             "map": {"method": proj.method, "dims": proj.dims, "notes": notes, "computed_now": found.computed_now,
                     **{key: value for key, value in proj.info().items() if key not in ("notes",)},
                     "coords": _array(np.ascontiguousarray(proj.coords, dtype="<f4"))},
-            "faithfulness": {**faith, "state": "ready"},
-            "clusters": {**clusters, "state": "ready"},
-            "frequency": None if frequency is None else {**frequency, "state": "ready"},
+            # what the server answers once each job is ready (jobs.job_answer): the page reads one shape
+            "faithfulness": ready_answer(f"faithfulness:{panel.index}", "faithfulness",
+                                         f"local recall of the map of {panel.title}", faith, faithfulness_answer),
+            "clusters": ready_answer(f"clusters:{panel.index}", "clusters", f"clusters of {panel.title} (auto)", clusters,
+                                     clusters_answer),
+            "frequency": None if frequency is None else ready_answer(
+                f"frequency:{panel.index}", "frequency", f"token frequencies of {panel.title}", frequency, frequency_answer),
             "frequency_note": frequency_note,
             "neighbors": {"k": k, "graph": f"{graph.method} {graph.k}-NN graph ({graph.backend})",
                           "rows": _array(indices), "scores": _array(scores)},
@@ -246,7 +252,7 @@ def _panel_data(explorer: Explorer, panel: Panel, k: int, progress: bool, method
     about = {**panel.describe(), "model": panel.lens.name,
              "map": {"method": proj.method, "dims": proj.dims, "computed_now": found.computed_now, "stand_in": stand_in,
                      "note": note},
-             "recall": faith["recall"], "recall_k": faith["k"], "clusters": len(clusters["clusters"]),
+             "recall": faith["recall"], "recall_k": faith["k"], "clusters": len(clusters.clusters),
              "frequency": frequency is not None, "knn": block["neighbors"]["graph"], "timings": timings}
     return block, about
 

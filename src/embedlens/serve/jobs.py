@@ -6,6 +6,10 @@ state (``queued``, ``running``, ``ready``, ``error``) with timings for the progr
 A free worker takes the queued job of lowest ``priority`` (then the oldest): a few seconds of clusters
 asked for by the page go ahead of a minute of t-SNE queued before them, never in the middle of it.
 
+Every long-work endpoint answers one shape, :func:`job_answer`: ``{"job": Job.to_dict(), "result": null}``
+while the job is queued or running, then ``"result"``: the library result's ``to_dict()`` (the shape its file on
+disk has), with the per-row columns the page needs beside it under their own keys.
+
 Projections are the atlas' own (:mod:`embedlens.atlas.projection`): computed by the same pipeline as
 ``embedlens map --all`` and cached on disk.
 """
@@ -55,6 +59,21 @@ class Job:
             "elapsed_s": round((self.finished or now) - self.started, 3) if self.started else 0.0,
             "error": self.error,
         }
+
+
+def job_answer(job: Job, answer: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """What a long-work endpoint answers about ``job``: ``{"job": job.to_dict(), "result": None}`` until it is
+    ready, then ``answer(job.result)`` merged in: ``{"result": result.to_dict(), ...page columns}``."""
+    out: dict[str, Any] = {"job": job.to_dict(), "result": None}
+    if job.state == "ready":
+        out.update(answer(job.result))
+    return out
+
+
+def ready_answer(key: str, kind: str, label: str, result: Any, answer: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """:func:`job_answer` of a result already at hand (what a static export stores for the page)."""
+    now = time.time()
+    return job_answer(Job(key, kind, label, state="ready", submitted=now, started=now, finished=now, result=result), answer)
 
 
 class JobManager:

@@ -29,7 +29,7 @@ from ..logitlens.translators import LogitLens, TunedLens
 from ..logitlens.tuned_files import resolve_decoder
 from ..models.forward import runner_for
 from ..progress import bar
-from ..render.lens_eval import eval_figure
+from ..render.decoder_eval import eval_figure
 from .data import as_corpus, check_count, corpus_hash, corpus_tokens, sequences
 from .metrics import choose_product, layer_metrics
 
@@ -80,7 +80,7 @@ def measure(net: Any, runner: Any, seqs: np.ndarray, decoders: Sequence[LogitLen
 
 
 @dataclass
-class LensEval:
+class DecoderEval:
     """Per-layer quality of decoders on held-out text.
 
     Attributes:
@@ -117,7 +117,7 @@ class LensEval:
                 "timings": self.timings}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LensEval:
+    def from_dict(cls, data: dict[str, Any]) -> DecoderEval:
         return cls(model=dict(data["model"]), n_layers=int(data["n_layers"]), decoders=list(data["decoders"]),
                    described=list(data["described"]), **{k: np.asarray(data[k], dtype=np.float64) for k in METRICS},
                    n_tokens=int(data["n_tokens"]), corpus=dict(data["corpus"]), skip=int(data["skip"]),
@@ -135,7 +135,7 @@ def _skip_for(decoders: Sequence[LogitLens | TunedLens], hash_: str) -> int:
                 if isinstance(d, TunedLens) and (d.manifest.get("corpus") or {}).get("hash") == hash_] or [0])
 
 
-def evaluate_lenses(
+def evaluate_decoders(
     model: Any,
     corpus: Any,
     *,
@@ -149,7 +149,7 @@ def evaluate_lenses(
     progress: bool = False,
     site: str = "resid",
     product: str = "auto",
-) -> LensEval:
+) -> DecoderEval:
     """Per-layer KL to the final distribution, top-1 agreement and next-token cross-entropy of each decoder.
 
     Args:
@@ -194,6 +194,6 @@ def evaluate_lenses(
     settings = {"seq_len": seq_len, "batch_tokens": batch_tokens, "device": dev, "dtype": rt.dtype_name(dt), "site": site,
                 "product": product,
                 "units": "KL and cross-entropy in bits per token"}
-    return LensEval(model=lens.manifest(), n_layers=runner.n_layers, decoders=names,
-                    described=[d.describe() for d in resolved], n_tokens=int(seqs.size),
-                    corpus={"hash": hash_, **body.manifest()}, skip=skip, settings=settings, timings=timings, **got)
+    return DecoderEval(model=lens.manifest(), n_layers=runner.n_layers, decoders=names,
+                       described=[d.describe() for d in resolved], n_tokens=int(seqs.size),
+                       corpus={"hash": hash_, **body.manifest()}, skip=skip, settings=settings, timings=timings, **got)

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
-from ..render.lens_eval import write_eval_html, write_eval_png
+from ..render.decoder_eval import write_eval_html, write_eval_png
 from ..versions import versions
-from .evaluation import LensEval
+from .evaluation import DecoderEval
 
 
-def eval_csv(ev: LensEval) -> str:
+def eval_csv(ev: DecoderEval) -> str:
     buf = io.StringIO()
     rows = ev.rows()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -24,7 +24,7 @@ def eval_csv(ev: LensEval) -> str:
     return buf.getvalue()
 
 
-def write_lens_eval(ev: LensEval, out: str | Path, *, html: bool = True, png: bool = True) -> dict[str, Any]:
+def write_decoder_eval(ev: DecoderEval, out: str | Path, *, html: bool = True, png: bool = True) -> dict[str, Any]:
     """Write the evaluation's files into ``out``; returns the manifest."""
 
     folder = ensure_writable_dir(out)

@@ -29,14 +29,16 @@ export async function post(path, body) {
     headers: { Accept: "application/json", "Content-Type": "application/json" } }));
 }
 
-// Poll a background job until it is ready; onState shows progress. Returns null when `alive()` turns false.
+// Poll a long-work endpoint until its job is ready. Every one answers {job, result} (the job's state, then the
+// library result's to_dict() and the rows the page needs beside it); onState(job) shows progress. Returns the
+// answer, or null when `alive()` turns false.
 export async function poll(path, params, onState, alive, every) {
   for (;;) {
     if (alive && !alive()) return null;
     const r = await api(path, params);
-    if (r.state === undefined || r.state === "ready") return r;
-    if (r.state === "error") throw new Error(r.error || "failed");
-    if (onState) onState(r);
+    if (r.job.state === "ready") return r;
+    if (r.job.state === "error") throw new Error(r.job.error || "failed");
+    if (onState) onState(r.job);
     await sleep(every || 700);
   }
 }

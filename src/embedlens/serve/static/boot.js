@@ -17,7 +17,7 @@
     const q = "space=0&method=" + m.method + "&dims=" + m.dims;
     pre.key = q;
     return fetch("/api/projection?" + q).then(ok).then((r) => r.json()).then((s) =>
-      s.state === "ready" ? fetch("/api/projection/data?" + q).then(ok).then((r) => r.arrayBuffer()) : null);
+      s.job.state === "ready" ? fetch("/api/projection/data?" + q).then(ok).then((r) => r.arrayBuffer()) : null);
   });
   for (const k of ["info", "points", "coords"]) pre[k].catch(() => null);
 })();

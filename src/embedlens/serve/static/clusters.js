@@ -1,5 +1,6 @@
-// The clusters panel: labelled clusters found by the server on the space's k-NN graph (the clusters'
-// to_dict(), plus each row's cluster and the label levels); labels on the map; a click selects a cluster.
+// The clusters panel: labelled clusters found by the server on the space's k-NN graph (the answer's result is
+// Clustering.to_dict(); each row's cluster and the label levels come beside it); labels on the map; a click
+// selects a cluster.
 import { poll } from "./api.js";
 import { $, clear, el, fmt } from "./dom.js";
 import { filters } from "./filters.js";
@@ -15,15 +16,16 @@ export async function runClusters() {
   try {
     const r = await poll("clusters", { space: P.info.index, n: raw },
       (s) => { $("clusters-summary").textContent = "finding clusters · " + s.state + " " + (s.elapsed_s || 0).toFixed(1) + " s"; }, null, 500);
-    showClusters(P, r);
+    showClusters(P, { ...r.result, assignment: r.assignment, levels: r.levels });
   } catch (e) { $("clusters-summary").textContent = "clusters: " + e.message; }
 }
-function showClusters(P, r) {
-  P.clusters = r; P.clusterLabel = null;
+// found: Clustering.to_dict() with `assignment` and `levels`
+function showClusters(P, found) {
+  P.clusters = found; P.clusterLabel = null;
   const list = $("clusters-list"); clear(list);
-  $("clusters-summary").textContent = r.clusters.length + " clusters (" + r.method + " on the " + r.found_on +
-    "); mean pairwise cosine, all tokens " + r.map_mean_cosine.toFixed(3) + ". Click one to select its tokens.";
-  r.clusters.forEach((c) => {
+  $("clusters-summary").textContent = found.clusters.length + " clusters (" + found.method + " on the " + found.found_on +
+    "); mean pairwise cosine, all tokens " + found.map_mean_cosine.toFixed(3) + ". Click one to select its tokens.";
+  found.clusters.forEach((c) => {
     const li = el("li"); li.dataset.cluster = String(c.id);
     li.appendChild(el("span", c.label, "tok cluster-label"));
     li.appendChild(el("span", " · " + fmt(c.size) + " tokens · cos " + c.mean_cosine.toFixed(3), "note"));

@@ -1,4 +1,4 @@
-// The grid view: the token grid map of one layer (GridMap.to_dict(), the shape of its file on disk).
+// The grid view: the token grid map of one layer (/api/grid's result: GridMap.to_dict(), the shape of its file).
 import { poll } from "./api.js";
 import { $, esc } from "./dom.js";
 import { S } from "./state.js";
@@ -13,7 +13,7 @@ export async function runGrid() {
   if (params.plane === "tokens") params.plane_tokens = $("grid-tokens").value;
   try {
     const [r] = await Promise.all([poll("grid", params, (s) => { note.textContent = s.label + " · " + s.state + " " + s.elapsed_s.toFixed(1) + " s"; }), loadPlotly()]);
-    drawGrid(r.grid); note.textContent = r.grid.config.semantics || "";
+    drawGrid(r.result); note.textContent = r.result.config.semantics || "";
   } catch (e) { note.textContent = e.message; }
 }
 

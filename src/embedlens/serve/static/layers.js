@@ -7,14 +7,14 @@ import { S, writeHash } from "./state.js";
 import { neighborTable } from "./token.js";
 import { loadPlotly, show } from "./views.js";
 
-const lensModel = () => S.panels.find((x) => x.info.causal) || null;
+const causalPanel = () => S.panels.find((x) => x.info.causal) || null;
 
 // The logit | tuned switch: tuned only when the model's cache entry holds a tuned lens (/api/info's decoders);
 // otherwise it stays disabled and says which command trains one.
-export function setupLensSwitch() {
-  const P = lensModel(), box = $("layers-lens"), note = $("layers-lens-note");
+export function setupDecoderSwitch() {
+  const P = causalPanel(), box = $("layers-decoder"), note = $("layers-decoder-note");
   if (!P || !P.info.decoders) { box.hidden = true; return; }
-  const tuned = box.querySelector("button[data-lens=tuned]");
+  const tuned = box.querySelector("button[data-decoder=tuned]");
   tuned.disabled = !P.info.decoders.tuned;
   if (tuned.disabled) {
     tuned.title = "no tuned lens for " + P.info.name + " yet: " + P.info.decoders.train;
@@ -24,32 +24,32 @@ export function setupLensSwitch() {
     note.textContent = "";
   }
   box.querySelectorAll("button").forEach((b) => b.addEventListener("click", () => {
-    if (b.disabled || S.lens === b.dataset.lens) return;
-    S.lens = b.dataset.lens; syncLensSwitch(); writeHash();
+    if (b.disabled || S.decoder === b.dataset.decoder) return;
+    S.decoder = b.dataset.decoder; syncDecoderSwitch(); writeHash();
     if (S.prompt) showLayers();
   }));
-  syncLensSwitch();
+  syncDecoderSwitch();
 }
 
-// The switch shows S.lens (a link may name a lens this model lacks: then the logit lens).
-export function syncLensSwitch() {
-  const tuned = $("layers-lens").querySelector("button[data-lens=tuned]");
-  if (S.lens === "tuned" && tuned.disabled) S.lens = "logit";
-  $("layers-lens").querySelectorAll("button").forEach((b) => {
-    b.classList.toggle("active", b.dataset.lens === S.lens); b.setAttribute("aria-pressed", String(b.dataset.lens === S.lens));
+// The switch shows S.decoder (a link may name a decoder this model lacks: then the logit lens).
+export function syncDecoderSwitch() {
+  const tuned = $("layers-decoder").querySelector("button[data-decoder=tuned]");
+  if (S.decoder === "tuned" && tuned.disabled) S.decoder = "logit";
+  $("layers-decoder").querySelectorAll("button").forEach((b) => {
+    b.classList.toggle("active", b.dataset.decoder === S.decoder); b.setAttribute("aria-pressed", String(b.dataset.decoder === S.decoder));
   });
 }
 
 // -- layers: the prompt's logit lens (rows = layers, columns = tokens); a click shows that state's neighbours --
 export async function showLayers() {
-  const P = lensModel(); if (!P) return;
+  const P = causalPanel(); if (!P) return;
   show("layers");
   const note = $("layers-note"); note.textContent = "decoding every layer…";
   clear($("layers-cell"));
   try {
-    const lens = S.lens;
-    const [r] = await Promise.all([api("logit_lens", { space: P.info.index, text: S.prompt, lens }), loadPlotly()]);
-    if (lens !== S.lens) return;  // switched meanwhile: the newer answer draws
+    const decoder = S.decoder;
+    const [r] = await Promise.all([api("logit_lens", { space: P.info.index, text: S.prompt, decoder }), loadPlotly()]);
+    if (decoder !== S.decoder) return;  // switched meanwhile: the newer answer draws
     await drawLayers(P, r);
     const reader = r.settings.decoder && r.settings.decoder.kind === "tuned" ? "Read with the model's tuned lens. " : "";
     note.textContent = (r.notes.length ? r.notes.join("; ") + ". " : "") + reader + "Colour: probability of the top-1 token. " +
@@ -81,7 +81,7 @@ function drawLayers(P, r) {
     xaxis: { tickmode: "array", tickvals: r.positions, ticktext: r.positions.map((p) => esc(r.display[p])), tickangle: -60 },
     yaxis: { title: { text: "layer" } } };
   plot.dataset.layers = String(r.layers.length); plot.dataset.positions = String(r.positions.length);
-  plot.dataset.lens = (r.settings.decoder && r.settings.decoder.kind) || "logit";
+  plot.dataset.decoder = (r.settings.decoder && r.settings.decoder.kind) || "logit";
   return window.Plotly.react(plot, data, layout, { displaylogo: false }).then(() => {
     if (!plot.dataset.bound) {
       plot.dataset.bound = "1";
@@ -91,15 +91,15 @@ function drawLayers(P, r) {
 }
 
 async function layerCell(layer, position) {
-  const P = lensModel(); if (!P) return;
+  const P = causalPanel(); if (!P) return;
   const box = $("layers-cell"); clear(box);
   try {
-    const r = await api("lens_nearest", { space: P.info.index, text: S.prompt, layer, position, k: S.k, lens: S.lens });
+    const r = await api("layer_nearest", { space: P.info.index, text: S.prompt, layer, position, k: S.k, decoder: S.decoder });
     const head = el("p", null, "selected-token");
     head.appendChild(el("span", "layer " + r.layer + " · position " + r.position + " ", "note"));
     head.appendChild(el("span", r.display, "tok"));
     box.appendChild(head);
-    box.appendChild(el("p", (S.lens === "tuned" ? "the tuned lens reads: " : "decodes to: ") + r.top.map((t) => t.display + " " + t.prob.toFixed(3)).join(" · "), "note"));
+    box.appendChild(el("p", (S.decoder === "tuned" ? "the tuned lens reads: " : "decodes to: ") + r.top.map((t) => t.display + " " + t.prob.toFixed(3)).join(" · "), "note"));
     box.appendChild(el("p", "nearest " + r.neighbors.length + " tokens of this state (cosine, " + r.space + ")", "note"));
     const table = neighborTable(r, P); table.classList.add("layer-neighbors"); box.appendChild(table);
     P.overlays.neighbors = r.rows; P.overlays.selected = [];

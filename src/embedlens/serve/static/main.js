@@ -7,7 +7,7 @@ import { $, el, status } from "./dom.js";
 import { filters } from "./filters.js";
 import { runGrid } from "./grid.js";
 import { pollJobs } from "./jobs.js";
-import { setupLensSwitch, showLayers, syncLensSwitch } from "./layers.js";
+import { setupDecoderSwitch, showLayers, syncDecoderSwitch } from "./layers.js";
 import {
   awaitPending, draw, loadComparison, loadFaithfulness, loadFrequency, loadPoints, loadProjection, makePanel, paint,
   reloadMaps, syncControls,
@@ -39,7 +39,7 @@ async function main() {
   if (model) { $("grid-layer").max = String(model.info.n_layers); $("grid-layer").value = String(Math.floor(model.info.n_layers / 2)); }
   else { $("tab-grid").hidden = true; $("tab-layers").hidden = true; }
   const named = readHash();
-  setupLensSwitch();
+  setupDecoderSwitch();
   const def = S.info.panels[0].default_map || { method: "pca", dims: 2, pending: null };
   if (!named) { S.method = def.method; S.dims = def.dims || 2; }
   syncControls(); writeHash();
@@ -110,7 +110,7 @@ function wire() {
   window.addEventListener("hashchange", () => {
     const before = S.method + S.dims;
     readHash();
-    syncLensSwitch();
+    syncDecoderSwitch();
     if (S.method + S.dims !== before) reloadMaps();
     if (S.search) runSearch();
     if (S.token) selectToken(S.token, null);

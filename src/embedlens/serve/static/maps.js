@@ -78,7 +78,7 @@ async function fetchProjection(P, method, dims, onState) {
   const pre = prefetched("coords", P, "space=0&method=" + method + "&dims=" + dims);
   let buffer = pre ? await pre : null;
   const r = await poll("projection", params, onState, () => buffer === null && method === S.method && dims === S.dims, 500);
-  if (r) P.notes = r.notes || [];
+  if (r) P.notes = r.result.notes || [];
   if (!buffer) {
     if (!r) return null;
     buffer = await binary("projection/data", params);
@@ -196,7 +196,7 @@ export async function loadFaithfulness(P) {
       (s) => { if (P.faith && P.faith.key === key) { P.faith.state = s.state; caption(P); } },
       () => P.faith && P.faith.key === key, 1000);
     if (!r || !P.faith || P.faith.key !== key) return;
-    P.faith = Object.assign(r, { state: "ready", key });
+    P.faith = Object.assign({}, r.result, { state: "ready", key });
     caption(P);
     if (S.color === "faithfulness") paint(P);
     selection.refresh();
@@ -234,7 +234,7 @@ function linkHover(P, row) {
 export async function loadComparison() {
   const [A, B] = S.panels;
   try {
-    const r = await poll("compare", {}, null, null, 2000);
+    const r = (await poll("compare", {}, null, null, 2000)).result;  // Comparison.to_dict()
     const link = [A, B].map((P) => new Int32Array(P.points.ids.length).fill(-1));
     const change = [A, B].map((P) => new Float32Array(P.points.ids.length).fill(NaN));
     r.rows_a.forEach((ra, i) => {

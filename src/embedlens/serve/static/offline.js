@@ -79,12 +79,19 @@ function search(P, X, q, mode) {
   return { query: q, mode, total: rows.length, truncated: false, rows };
 }
 
+// The export's map as /api/projection answers it once its job is ready: {job, result: the map's metadata, n}.
+function mapAnswer(P) {
+  const label = MAP_NAMES[P.map.method] + " " + P.map.dims + "D map";
+  return { job: { key: "projection:" + P.points.index, kind: "projection", label, state: "ready", queued_s: 0, elapsed_s: 0, error: null },
+           result: { ...P.map, coords: undefined }, n: P.map.coords.shape[0] };
+}
+
 const ANSWERS = {
   info: () => D.info,
   points: (P) => P.points,
   jobs: () => ({ jobs: [] }),
   frequency: (P) => P.frequency || fail(P.frequency_note || "no corpus frequencies in this export", 404),
-  projection: (P, X, p) => (sameMap(P, p) ? { state: "ready", ...P.map, coords: undefined } : otherMap(P, p)),
+  projection: (P, X, p) => (sameMap(P, p) ? mapAnswer(P) : otherMap(P, p)),
   faithfulness: (P, X, p) => (sameMap(P, p) ? P.faithfulness : otherMap(P, p)),
   clusters: (P, X, p) => ((p.n || "auto") === "auto" ? P.clusters : fail("this export holds the automatic clusters; other counts " + SERVE, 404)),
   search: (P, X, p) => search(P, X, String(p.q || ""), p.mode === "regex" ? "regex" : "text"),

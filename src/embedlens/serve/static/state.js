@@ -7,7 +7,7 @@ export const S = {
   info: null, panels: [], method: null, dims: 2, color: "frequency", k: 20,
   token: null, search: "", mode: "text", prompt: "", pos: null, ready: false,
   axes: { xa: "", xb: "", ya: "", yb: "" }, view: "map", tool: "pan",
-  labels: true, contours: false, active: 0, lens: "logit",
+  labels: true, contours: false, active: 0, decoder: "logit",
 };
 export const timings = { start: performance.now(), firstPaint: null };
 export const VIEWS = ["map", "layers", "grid", "table", "graph"];
@@ -31,7 +31,7 @@ export function writeHash() {
   if (S.search) { p.set("search", S.search); p.set("mode", S.mode); }
   if (S.prompt) p.set("prompt", S.prompt);
   if (S.pos !== null && S.prompt) p.set("pos", String(S.pos));
-  if (S.lens !== "logit") p.set("lens", S.lens);
+  if (S.decoder !== "logit") p.set("lens", S.decoder);  // the link says lens=, as the CLI says --lens
   const sel = selection.link();
   if (sel) p.set("sel", sel);
   const h = "#" + p.toString();
@@ -54,7 +54,7 @@ export function readHash() {
   S.search = p.get("search") || ""; S.mode = p.get("mode") === "regex" ? "regex" : "text";
   S.prompt = p.get("prompt") || "";
   const pos = Number(p.get("pos")); S.pos = p.has("pos") && Number.isInteger(pos) && pos >= 0 ? pos : null;
-  S.lens = DECODERS.includes(p.get("lens")) ? p.get("lens") : "logit";
+  S.decoder = DECODERS.includes(p.get("lens")) ? p.get("lens") : "logit";
   S.sel = p.get("sel") || "";
   $("color").value = S.color; $("k").value = String(S.k); $("search").value = S.search; $("search-mode").value = S.mode;
   $("prompt-text").value = S.prompt; $("labels-on").checked = S.labels; $("contours-on").checked = S.contours;

@@ -1,4 +1,4 @@
-"""Figures of :class:`~embedlens.tunedlens.LensEval`: per layer, one curve per decoder (as in the tuned-lens
+"""Figures of :class:`~embedlens.tunedlens.DecoderEval`: per layer, one curve per decoder (as in the tuned-lens
 paper): KL to the model's final distribution, top-1 agreement with it, cross-entropy of the next token."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ PANELS = (("kl_bits", "KL to the final distribution (bits)"), ("top1_agreement",
 
 
 def short_name(name: str) -> str:
-    """A legend entry: a lens path by its folder name (the hover shows the whole path)."""
+    """A legend entry: a tuned lens's path by its folder name (the hover shows the whole path)."""
     return Path(name).name if "/" in name else name
 
 
@@ -41,7 +41,7 @@ def eval_figure(ev: Any) -> Any:
                           row=1, col=j)
     for j in range(1, 4):
         fig.update_xaxes(title_text="layer (0 = embeddings)", dtick=max(1, ev.n_layers // 10), row=1, col=j)
-    fig.update_yaxes(type="log", row=1, col=1)  # the last layer's KL is 0 for every lens: off a log axis
+    fig.update_yaxes(type="log", row=1, col=1)  # the last layer's KL is 0 for every decoder: off a log axis
     fig.update_annotations(font_size=12)
     fig.update_layout(title=plotly_text(title(ev)), height=460, width=1300, template="plotly_white",
                       legend={"orientation": "h", "y": -0.25})
@@ -62,7 +62,7 @@ def write_eval_png(ev: Any, path: str | Path, *, dpi: int = 110) -> Path:
             for i, name in enumerate(ev.decoders):
                 for ax, (key, label) in zip(axes, PANELS, strict=True):
                     y = getattr(ev, key)[i].astype(float)
-                    if key == "kl_bits":  # 0 at the last layer for every lens: left off the log axis
+                    if key == "kl_bits":  # 0 at the last layer for every decoder: left off the log axis
                         y = np.where(y > 0, y, np.nan)
                     ax.plot(x, y, "-o", ms=3, color=f"C{i}", label=short_name(name).replace("$", r"\$"))
                     ax.set_title(label, fontsize=10, parse_math=False)

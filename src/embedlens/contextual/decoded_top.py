@@ -1,11 +1,11 @@
-"""The lens top-3 of every point of a context map, for its hover text.
+"""The decoded top-3 of every point of a context map (logit lens or tuned lens), for its hover text.
 
 A point of a causal LM's context map at layer ``l`` is the residual stream after ``l`` blocks; decoded by
 the model's own head (:meth:`embedlens.models.forward.BlockRunner.decode`, the one decode the logit lens
 and the grid use), it says what the model would predict from there. The decoder is the logit lens (the
 state as it is) or a tuned lens (:class:`~embedlens.logitlens.translators.TunedLens`: the layer's affine
 translator first). transformers hands back the last layer already normed, so rows of layer ``n_layers``
-(which no lens translates) skip the norm. Above :data:`MAX_ROWS` points x layers (each row is a product
+(which no translator moves) skip the norm. Above :data:`MAX_ROWS` points x layers (each row is a product
 with the whole unembedding) the hovers go without it, and a note says so.
 """
 
@@ -26,9 +26,9 @@ K = 3
 MAX_ROWS = 4096
 
 
-def add_lens_top(table: dict[str, Any], lens: ModelLens, states: np.ndarray, *, k: int = K,
-                 max_rows: int = MAX_ROWS, decoder: LogitLens | TunedLens | None = None) -> str | None:
-    """Add ``lens_ids``, ``lens_probs``, ``lens_display`` (rows, k) and ``lens_tuned`` (rows,) to a context-map table.
+def add_decoded_top(table: dict[str, Any], lens: ModelLens, states: np.ndarray, *, k: int = K,
+                    max_rows: int = MAX_ROWS, decoder: LogitLens | TunedLens | None = None) -> str | None:
+    """Add ``decoded_ids``, ``decoded_probs``, ``decoded_display`` (rows, k) and ``decoded_tuned`` (rows,) to a context-map table.
 
     Args:
         table: a panel's table (layer-major rows, with a ``layer`` column).
@@ -60,10 +60,10 @@ def add_lens_top(table: dict[str, Any], lens: ModelLens, states: np.ndarray, *, 
         if mask.any():
             ids[mask], probs[mask], _ = runner.decode_top_k(states[mask], k, normed=is_normed)
     display = np.asarray(list(lens.space.display) + ["⟪unused⟫"], dtype=object)
-    table["lens_ids"] = ids
-    table["lens_probs"] = probs
-    table["lens_display"] = display[np.minimum(ids, len(display) - 1)]
-    table["lens_tuned"] = np.full(n, isinstance(decoder, TunedLens))   # which lens the hovers name
+    table["decoded_ids"] = ids
+    table["decoded_probs"] = probs
+    table["decoded_display"] = display[np.minimum(ids, len(display) - 1)]
+    table["decoded_tuned"] = np.full(n, isinstance(decoder, TunedLens))   # which decoder the hovers name
     return None
 
 
