@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..errors import EmbedlensError
 from ..method_names import MAP_METHODS
 from .common import emit_json, json_option, model_option, note, open_lens, parse_perplexities, space_options
 from .engine_options import check_engine_options, engine_options
@@ -116,7 +117,6 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     from ..cache import ensure_writable_dir
     from ..corpus.reading import open_corpus
     from ..engines import open_engine
-    from ..errors import EmbedlensError
     from ..timing import Timings
 
     clock = Timings()  # the manifest's total time counts from here, the model load included
@@ -149,7 +149,7 @@ def _reduce_options(method: str, n_components: int, metric: str, seed: int, perp
                     z_axis: tuple[str, str] | None) -> tuple[Any, list[float] | None]:
     """The one place the reducer's flags become its options (checked here, before any work): ``(ReduceOptions,
     the perplexities of a t-SNE sweep or None)``."""
-    from ..errors import EmbedlensError  # lazy: `map --help` stays instant
+    # lazy: the library (numpy and up) is imported when the command runs, so that `map --help` stays instant
     from ..reduce.options import ReduceOptions
 
     method = method.lower()

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engines import Engine
 from ..errors import EmbedlensError
-from ..lens import as_lens
+from ..lens import ModelLens, as_lens
 from ..logitlens.tuned_files import resolve_decoder
 from ..models.running import LayerSpec, check_texts
 from ..reduce.options import ReduceOptions
@@ -390,7 +390,7 @@ class _Points:
             raise EmbedlensError("`corpus` needs `focus=WORD`: the word whose occurrences are mapped")
         return cls("occurrences", [], corpus, focus, **how)
 
-    def read(self, lens: Any, alias: str, notes: list[str], *, one_model: bool) -> tuple[HiddenStates | Occurrences,
+    def read(self, lens: ModelLens, alias: str, notes: list[str], *, one_model: bool) -> tuple[HiddenStates | Occurrences,
                                                                                          dict[str, Any]]:
         """One model's states of the points and their point table; what they say is added to ``notes``."""
         if self.kind == "occurrences":
@@ -439,7 +439,7 @@ def _sweep_values(reduce: ReduceOptions, perplexities: Sequence[float] | None, *
     return reduce, values
 
 
-def _project(src: HiddenStates | Occurrences, table: dict[str, Any], lens: Any, alias: str, decoder: Any,
+def _project(src: HiddenStates | Occurrences, table: dict[str, Any], lens: ModelLens, alias: str, decoder: Any,
              reduce: ReduceOptions, runs: int, sweep_values: list[float] | None, notes: list[str],
              prefix: str) -> tuple[ContextProjection, Any]:
     """One model's projection (and its sweep, if asked); the hovers' top next tokens go into ``table``."""

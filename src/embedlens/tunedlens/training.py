@@ -34,7 +34,7 @@ import numpy as np
 
 from ..cache import atomic_dir
 from ..errors import EmbedlensError
-from ..lens import as_lens
+from ..lens import ModelLens, as_lens
 from ..logitlens import runtime as rt
 from ..logitlens.compute import _pad, check_causal, residual_states
 from ..logitlens.translators import LogitLens, TunedLens
@@ -271,7 +271,7 @@ class _Settings:
         if not (isinstance(ridge, int | float) and ridge >= 0) or not (isinstance(lr, int | float) and lr > 0):
             raise EmbedlensError(f"ridge must be >= 0 and lr > 0, got ridge={ridge!r}, lr={lr!r}")
 
-    def checkpoint_config(self, lens: Any, corpus_hash: str, dtype: Any) -> dict[str, Any]:
+    def checkpoint_config(self, lens: ModelLens, corpus_hash: str, dtype: Any) -> dict[str, Any]:
         """What a checkpoint was made with: it is resumed only under the same."""
         return {"model": lens.manifest().get("content_hash"), "corpus": corpus_hash, "tokens": self.tokens,
                 "seq_len": self.seq_len, "batch_tokens": self.batch_tokens, "init": self.init, "ridge": self.ridge,
@@ -279,7 +279,7 @@ class _Settings:
                 "dtype": rt.dtype_name(dtype), "product": self.product}
 
 
-def _open_training(lens: Any, device: str, dtype: Any, product: str, train: np.ndarray, opts: _Settings,
+def _open_training(lens: ModelLens, device: str, dtype: Any, product: str, train: np.ndarray, opts: _Settings,
                    ckpt: _Checkpoint, *, checkpoint_seconds: float, progress: bool) -> _Training:
     """The frozen model on ``device`` in ``dtype`` (no gradients), ready for both stages."""
     net = rt.weights(lens, device, dtype)
@@ -290,7 +290,7 @@ def _open_training(lens: Any, device: str, dtype: Any, product: str, train: np.n
                      checkpoint_seconds, progress)
 
 
-def _manifest(lens: Any, corpus: Any, corpus_hash: str, opts: _Settings, held: np.ndarray, got: dict[str, Any], *,
+def _manifest(lens: ModelLens, corpus: Any, corpus_hash: str, opts: _Settings, held: np.ndarray, got: dict[str, Any], *,
               device: str, dtype: Any, product: str, timings: Timings) -> dict[str, Any]:
     """The trained lens's manifest: model and corpus, settings, optimiser, held-out KL per layer, timings."""
     init, steps = opts.init, opts.steps
