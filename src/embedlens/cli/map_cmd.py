@@ -27,10 +27,11 @@ reduce_flags = _option_group(  # what becomes the map's ReduceOptions
     click.option("--dims", "n_components", type=int, default=2, show_default=True, help="Map dimensions: 2 or 3."),
     click.option("--metric", type=click.Choice(("cosine", "euclidean")), default="cosine", show_default=True,
                  help="Distance in the embedding space (for the reduction and the quality figures)."),
-    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for every random step."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="Seed for every random step."),
     click.option("--perplexity", default=None, metavar="P[,P...]",
-                 help="t-SNE perplexity (default 30; clamped for few points). Several (5,30,100): one map per value from "
-                      "the same seed and one k-NN graph, side by side in sweep.html and sweep.png."),
+                 help="t-SNE perplexity (default 30; clamped for few points). Several (5,30,100): one map per "
+                      "value from the same seed and one k-NN graph, side by side in sweep.html and sweep.png."),
     click.option("--n-neighbors", type=int, default=15, show_default=True, help="UMAP neighbourhood size."),
     click.option("--min-dist", type=float, default=0.1, show_default=True, help="UMAP minimum distance."),
     click.option("--pre-pca", "pre_pca", type=int, default=None, metavar="N",
@@ -38,8 +39,9 @@ reduce_flags = _option_group(  # what becomes the map's ReduceOptions
                       "a note says how many). Default: the graph of the full space."),
     click.option("--pca", "pca_solver", type=click.Choice(("auto", "exact", "randomized")), default="auto",
                  show_default=True,
-                 help="PCA route: exact (float64 covariance), randomized (subspace iteration, its accuracy bound in the "
-                      "manifest) or auto (randomized only for very large matrices, e.g. an 8B model's vocabulary)."),
+                 help="PCA route: exact (float64 covariance), randomized (subspace iteration, its accuracy bound in "
+                      "the manifest) or auto (randomized only for very large matrices, e.g. an 8B model's "
+                      "vocabulary)."),
 )
 
 axis_flags = _option_group(  # the word axes of --method axes

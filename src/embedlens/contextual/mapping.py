@@ -390,8 +390,8 @@ class _Points:
             raise EmbedlensError("`corpus` needs `focus=WORD`: the word whose occurrences are mapped")
         return cls("occurrences", [], corpus, focus, **how)
 
-    def read(self, lens: ModelLens, alias: str, notes: list[str], *, one_model: bool) -> tuple[HiddenStates | Occurrences,
-                                                                                         dict[str, Any]]:
+    def read(self, lens: ModelLens, alias: str, notes: list[str], *, one_model: bool,
+             ) -> tuple[HiddenStates | Occurrences, dict[str, Any]]:
         """One model's states of the points and their point table; what they say is added to ``notes``."""
         if self.kind == "occurrences":
             src = occurrences(

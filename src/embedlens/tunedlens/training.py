@@ -126,6 +126,44 @@ class _Checkpoint:
 
 
 @dataclass
+class _Settings:
+    """A run's training options, checked: what its checkpoint must match and its manifest records."""
+
+    tokens: int
+    heldout_tokens: int
+    seq_len: int
+    batch_tokens: int
+    init: str
+    ridge: float
+    steps: int
+    lr: float
+    seed: int
+    product: str  # as asked ("auto" included), not as chosen
+
+    def __post_init__(self) -> None:
+        self.seq_len = check_count(self.seq_len, "seq_len", 2)
+        self.batch_tokens = check_count(self.batch_tokens, "batch_tokens", self.seq_len)
+        self.tokens = check_count(self.tokens, "tokens", 1)
+        self.heldout_tokens = check_count(self.heldout_tokens, "heldout_tokens", self.seq_len)
+        self.steps = check_count(self.steps, "steps", 0)
+        if self.tokens < self.batch_tokens:
+            raise EmbedlensError(f"`tokens={self.tokens}` is less than one batch "
+                                 f"(`batch_tokens={self.batch_tokens}`): train on more tokens or use smaller batches")
+        if self.init not in INITS:
+            raise EmbedlensError(f"`init` must be one of {', '.join(INITS)}, got {self.init!r}")
+        ridge, lr = self.ridge, self.lr
+        if not (isinstance(ridge, int | float) and ridge >= 0) or not (isinstance(lr, int | float) and lr > 0):
+            raise EmbedlensError(f"ridge must be >= 0 and lr > 0, got ridge={ridge!r}, lr={lr!r}")
+
+    def checkpoint_config(self, lens: ModelLens, corpus_hash: str, dtype: Any) -> dict[str, Any]:
+        """What a checkpoint was made with: it is resumed only under the same."""
+        return {"model": lens.manifest().get("content_hash"), "corpus": corpus_hash, "tokens": self.tokens,
+                "seq_len": self.seq_len, "batch_tokens": self.batch_tokens, "init": self.init, "ridge": self.ridge,
+                "steps": self.steps, "lr": self.lr, "seed": self.seed, "heldout_tokens": self.heldout_tokens,
+                "dtype": rt.dtype_name(dtype), "product": self.product}
+
+
+@dataclass
 class _Training:
     """What every stage of one training run reads: the frozen model, the training sequences, the checkpoint."""
 
@@ -147,6 +185,17 @@ class _Training:
     def layers(self) -> list[int]:
         """Every residual state read: 0 (the input embeddings) .. n_layers (the last block's output)."""
         return list(range(self.runner.n_layers + 1))
+
+
+def _open_training(lens: ModelLens, device: str, dtype: Any, product: str, train: np.ndarray, opts: _Settings,
+                   ckpt: _Checkpoint, *, checkpoint_seconds: float, progress: bool) -> _Training:
+    """The frozen model on ``device`` in ``dtype`` (no gradients), ready for both stages."""
+    net = rt.weights(lens, device, dtype)
+    net.requires_grad_(False)
+    runner = runner_for(lens, net)
+    head = HeadProduct(runner, product) if product == "bfloat16" else None
+    return _Training(net, runner, head, _pad(net), train, max(1, opts.batch_tokens // opts.seq_len), ckpt,
+                     checkpoint_seconds, progress)
 
 
 def _least_squares(run: _Training, state: dict[str, Any], saved: dict[str, Any], ridge: float,
@@ -241,57 +290,8 @@ def _kl_steps(run: _Training, state: dict[str, Any], saved: dict[str, Any], *, s
     return weight, bias
 
 
-@dataclass
-class _Settings:
-    """A run's training options, checked: what its checkpoint must match and its manifest records."""
-
-    tokens: int
-    heldout_tokens: int
-    seq_len: int
-    batch_tokens: int
-    init: str
-    ridge: float
-    steps: int
-    lr: float
-    seed: int
-    product: str  # as asked ("auto" included), not as chosen
-
-    def __post_init__(self) -> None:
-        self.seq_len = check_count(self.seq_len, "seq_len", 2)
-        self.batch_tokens = check_count(self.batch_tokens, "batch_tokens", self.seq_len)
-        self.tokens = check_count(self.tokens, "tokens", 1)
-        self.heldout_tokens = check_count(self.heldout_tokens, "heldout_tokens", self.seq_len)
-        self.steps = check_count(self.steps, "steps", 0)
-        if self.tokens < self.batch_tokens:
-            raise EmbedlensError(f"`tokens={self.tokens}` is less than one batch (`batch_tokens={self.batch_tokens}`): "
-                                 "train on more tokens or use smaller batches")
-        if self.init not in INITS:
-            raise EmbedlensError(f"`init` must be one of {', '.join(INITS)}, got {self.init!r}")
-        ridge, lr = self.ridge, self.lr
-        if not (isinstance(ridge, int | float) and ridge >= 0) or not (isinstance(lr, int | float) and lr > 0):
-            raise EmbedlensError(f"ridge must be >= 0 and lr > 0, got ridge={ridge!r}, lr={lr!r}")
-
-    def checkpoint_config(self, lens: ModelLens, corpus_hash: str, dtype: Any) -> dict[str, Any]:
-        """What a checkpoint was made with: it is resumed only under the same."""
-        return {"model": lens.manifest().get("content_hash"), "corpus": corpus_hash, "tokens": self.tokens,
-                "seq_len": self.seq_len, "batch_tokens": self.batch_tokens, "init": self.init, "ridge": self.ridge,
-                "steps": self.steps, "lr": self.lr, "seed": self.seed, "heldout_tokens": self.heldout_tokens,
-                "dtype": rt.dtype_name(dtype), "product": self.product}
-
-
-def _open_training(lens: ModelLens, device: str, dtype: Any, product: str, train: np.ndarray, opts: _Settings,
-                   ckpt: _Checkpoint, *, checkpoint_seconds: float, progress: bool) -> _Training:
-    """The frozen model on ``device`` in ``dtype`` (no gradients), ready for both stages."""
-    net = rt.weights(lens, device, dtype)
-    net.requires_grad_(False)
-    runner = runner_for(lens, net)
-    head = HeadProduct(runner, product) if product == "bfloat16" else None
-    return _Training(net, runner, head, _pad(net), train, max(1, opts.batch_tokens // opts.seq_len), ckpt,
-                     checkpoint_seconds, progress)
-
-
-def _manifest(lens: ModelLens, corpus: Any, corpus_hash: str, opts: _Settings, held: np.ndarray, got: dict[str, Any], *,
-              device: str, dtype: Any, product: str, timings: Timings) -> dict[str, Any]:
+def _manifest(lens: ModelLens, corpus: Any, corpus_hash: str, opts: _Settings, held: np.ndarray,
+              got: dict[str, Any], *, device: str, dtype: Any, product: str, timings: Timings) -> dict[str, Any]:
     """The trained lens's manifest: model and corpus, settings, optimiser, held-out KL per layer, timings."""
     init, steps = opts.init, opts.steps
     return {
