@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ from ..timing import Timings
 from .clusters import check_clusters, find_clusters
 from .projection import Projection, projection_path, save_projection
 from .result import AtlasResult, check_renderer
-from .selection import select_rows
+from .selection import Selection, select_rows
 
 if TYPE_CHECKING:
     from ..lens import Lens, SpaceView
@@ -119,18 +120,67 @@ def build_atlas(
     """
     reduce = ReduceOptions() if reduce is None else reduce
     check_options(reduce, color=color, min_count=min_count, clusters=clusters)
-    method, dims, metric, seed = reduce.method, reduce.n_components, reduce.metric, reduce.seed
     view = as_view(lens, which)
-    space = view.space
     axes = None
-    if method == "axes":  # resolved before any corpus count: a bad axis word fails at once
+    if reduce.method == "axes":  # resolved before any corpus count: a bad axis word fails at once
         axes = resolve_axes(view, [reduce.x_axis, reduce.y_axis, reduce.z_axis])
     timings = Timings()
-    notes: list[str] = []
-
     if frequencies is None and (corpus is not None or not all_tokens):
         with timings.stage("count"):
             frequencies = count_stage(view, corpus, progress=progress, engine=engine)
+    notes = _option_notes(frequencies, color=color, all_tokens=all_tokens, min_count=min_count,
+                          local_recall=local_recall)
+    with timings.stage("select"):
+        chosen, X, full = select_stage(view, frequencies, all_tokens=all_tokens, min_count=min_count)
+    with timings.stage("reduce"):
+        reducer, coords = reduce_stage(view, X, full, reduce, axes=axes, neighbors=neighbors)
+    m = _Map(view, reduce, frequencies, chosen, X, full, reducer, coords, timings, notes)
+    timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
+    notes.extend(getattr(reducer, "notes_", []) or [])
+    quality, local, truth_info = _measure(m, color=color, local_recall=local_recall, progress=progress)
+    pos = pos_info = None
+    if color == "pos":
+        with timings.stage("pos"):
+            pos, pos_info = space_parts_of_speech(view, chosen.rows)
+    clustering = _clusters(m, clusters)
+    params = _params(m, quality, truth_info, pos_info, axes)
+    return _result(m, quality=quality, local=local, pos=pos, clustering=clustering, params=params, color=color,
+                   size_by_frequency=size_by_frequency)
+
+
+@dataclass
+class _Map:
+    """A map between its stages: the rows chosen and their vectors, the fitted reducer and its coordinates,
+    and the timings and notes each stage adds to."""
+
+    view: SpaceView
+    reduce: ReduceOptions
+    frequencies: TokenFrequencies | None
+    chosen: Selection
+    X: np.ndarray  # float32 (n_points, d): the vectors of the mapped rows
+    full: bool  # the rows are the whole space, in order
+    reducer: Any
+    coords: np.ndarray  # float32 (n_points, dims)
+    timings: Timings
+    notes: list[str]
+
+    @property
+    def display(self) -> list[str]:
+        """The readable token of each point."""
+        space = self.view.space
+        return [space.display[i] for i in self.chosen.rows] if not self.full else list(space.display)
+
+    def counts(self, dtype: Any = None) -> np.ndarray | None:
+        """Each point's corpus count, or None without a corpus."""
+        if self.frequencies is None:
+            return None
+        return np.asarray(self.frequencies.counts, dtype=dtype)[self.chosen.rows]
+
+
+def _option_notes(frequencies: TokenFrequencies | None, *, color: str, all_tokens: bool, min_count: int,
+                  local_recall: bool) -> list[str]:
+    """What the map says about options that do nothing here; a colour it cannot draw is refused."""
+    notes = []
     if all_tokens and min_count > 1:
         notes.append("`min_count` is ignored with `all_tokens` (every token is mapped)")
     if color == "frequency" and frequencies is None:
@@ -138,49 +188,46 @@ def build_atlas(
                      "(give a `corpus` to colour by frequency)")
     if color == "faithfulness" and not local_recall:
         raise EmbedlensError("color='faithfulness' needs local_recall=True")
+    return notes
 
-    with timings.stage("select"):
-        chosen, X, full = select_stage(view, frequencies, all_tokens=all_tokens, min_count=min_count)
-    rows = chosen.rows
-    counts = frequencies.counts if frequencies is not None else None
 
-    with timings.stage("reduce"):
-        reducer, coords = reduce_stage(view, X, full, reduce, axes=axes, neighbors=neighbors)
-    timings["reduce_stages"] = dict(getattr(reducer, "timings_", {}) or {})
-    notes.extend(getattr(reducer, "notes_", []) or [])
-
-    quality = local = truth_info = None
+def _measure(m: _Map, *, color: str, local_recall: bool, progress: bool,
+             ) -> tuple[Any, np.ndarray | None, dict[str, Any] | None]:
+    """:func:`quality_stage` when the map has enough points for it, else a note: ``(quality, local, truth_info)``."""
+    rows = m.chosen.rows
     if rows.size > QUALITY_K + 1:  # one recall definition for every map, axes included
-        quality, local, truth_info = quality_stage(view, X, coords, reducer, full, metric=metric, seed=seed,
-                                                   local_recall=local_recall, progress=progress, timings=timings,
-                                                   every_point=True if color == "faithfulness" else None)
-    else:
-        notes.append(f"only {rows.size} points: faithfulness (k={QUALITY_K}) not measured")
-        if color == "faithfulness":
-            notes.append("no local recall to colour by: colouring by token length")
+        return quality_stage(m.view, m.X, m.coords, m.reducer, m.full, metric=m.reduce.metric, seed=m.reduce.seed,
+                             local_recall=local_recall, progress=progress, timings=m.timings,
+                             every_point=True if color == "faithfulness" else None)
+    m.notes.append(f"only {rows.size} points: faithfulness (k={QUALITY_K}) not measured")
+    if color == "faithfulness":
+        m.notes.append("no local recall to colour by: colouring by token length")
+    return None, None, None
 
-    display = [space.display[i] for i in rows] if not full else list(space.display)
-    pos = pos_info = None
-    if color == "pos":
-        with timings.stage("pos"):
-            pos, pos_info = space_parts_of_speech(view, rows)
-    chosen_clusters = clusters if clusters is not None else ("auto" if method in ("tsne", "umap") else "none")
-    clustering = None
-    if chosen_clusters != "none":
-        with timings.stage("clusters"):
-            clustering = cluster_stage(X, coords, reducer, display,
-                                       None if counts is None else np.asarray(counts)[rows],
-                                       clusters=chosen_clusters, metric=metric, seed=seed)
-        notes.extend(clustering.notes)
 
+def _clusters(m: _Map, clusters: str | int | None) -> Any:
+    """:func:`cluster_stage` when asked for (default: for t-SNE and UMAP maps), else None."""
+    chosen = clusters if clusters is not None else ("auto" if m.reduce.method in ("tsne", "umap") else "none")
+    if chosen == "none":
+        return None
+    with m.timings.stage("clusters"):
+        clustering = cluster_stage(m.X, m.coords, m.reducer, m.display, m.counts(), clusters=chosen,
+                                   metric=m.reduce.metric, seed=m.reduce.seed)
+    m.notes.extend(clustering.notes)
+    return clustering
+
+
+def _params(m: _Map, quality: Any, truth_info: dict[str, Any] | None, pos_info: dict[str, Any] | None,
+            axes: list[dict[str, Any] | None] | None) -> dict[str, Any]:
+    """The manifest's ``params``: what the reducer used, the selection, how quality was measured, the axes."""
     params = {
-        "reducer": dict(getattr(reducer, "params_", {}) or {}),
-        "selection": chosen.to_dict(),
-        "quality": {"k": QUALITY_K, "sample": QUALITY_SAMPLE, "seed": seed, "metric": metric,
+        "reducer": dict(getattr(m.reducer, "params_", {}) or {}),
+        "selection": m.chosen.to_dict(),
+        "quality": {"k": QUALITY_K, "sample": QUALITY_SAMPLE, "seed": m.reduce.seed, "metric": m.reduce.metric,
                     "recall": "neighbour recall@k: sampled queries, neighbours searched over all points, "
                               "in the space and on the map",
                     "trustworthiness": "within the seeded sample"},
-        "which": view.which,
+        "which": m.view.which,
     }
     if truth_info is not None:
         params["local_recall"] = {"k": quality.k, "definition": LOCAL_DEFINITION.format(k=quality.k),
@@ -190,28 +237,35 @@ def build_atlas(
     if axes is not None:
         params["axes"] = {name: {k: v for k, v in a.items() if k != "vectors"}
                           for name, a in zip("xyz", axes, strict=False) if a is not None}
+    return params
+
+
+def _result(m: _Map, *, quality: Any, local: np.ndarray | None, pos: Any, clustering: Any, params: dict[str, Any],
+            color: str, size_by_frequency: bool) -> AtlasResult:
+    """The :class:`AtlasResult`, with a note when the map is not faithful to the space's neighbourhoods."""
+    space, rows, frequencies, method = m.view.space, m.chosen.rows, m.frequencies, m.reduce.method
     result = AtlasResult(
-        coords=coords,
+        coords=m.coords,
         ids=np.asarray(space.ids, dtype=np.int64)[rows],
-        labels=[space.labels[i] for i in rows] if not full else list(space.labels),
-        display=display,
-        frequencies=None if counts is None else np.asarray(counts, dtype=np.int64)[rows],
+        labels=[space.labels[i] for i in rows] if not m.full else list(space.labels),
+        display=m.display,
+        frequencies=m.counts(np.int64),
         quality=quality,
-        model=view.manifest(),
+        model=m.view.manifest(),
         space=space.name,
         method=method,
-        dims=dims,
-        metric=metric,
-        seed=seed,
+        dims=m.reduce.n_components,
+        metric=m.reduce.metric,
+        seed=m.reduce.seed,
         color=color,
         size_by_frequency=size_by_frequency,
         params=params,
         corpus=frequencies.corpus if frequencies is not None else None,
         counting={k: v for k, v in frequencies.to_dict().items() if k != "corpus"} if frequencies is not None else None,
-        timings=dict(timings),
-        notes=notes,
+        timings=dict(m.timings),
+        notes=m.notes,
         clustering=clustering,
-        pca=getattr(reducer, "pca_", None),
+        pca=getattr(m.reducer, "pca_", None),
         local_recall=local,
         pos=pos,
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 
+from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
 from .common import emit_json, json_option, note, parse_perplexities
 from .device_options import device_options, max_memory_option
@@ -53,54 +57,65 @@ def context(texts: tuple[str, ...], models: tuple[str, ...], layer: str, method:
     Colours are texts, labels are readable tokens; --layer all fits one projection shared by every layer
     and draws each token's path through the layers; several --model values are aligned by Procrustes.
     """
-    from pathlib import Path
-
     # lazy: the library (numpy, torch) is imported when the command runs, so that `context --help` stays instant
     from ..cache import ensure_writable_dir
     from ..contextual.mapping import context_map
     from ..contextual.output import write_context
     from ..corpus.reading import open_corpus
     from ..engines import open_engine
-    from ..errors import EmbedlensError
     from ..models.runtime import using
-    from ..reduce.options import ReduceOptions
 
     if not texts and corpus is None:
         raise EmbedlensError("give one or more TEXT arguments, or --corpus PATH --focus WORD")
     check_engine_options(reads_corpus=corpus is not None, engine=engine)
-    perplexities = parse_perplexities(perplexity)
-    if perplexities and len(perplexities) > 1 and (method != "tsne" or runs != 1 or len(models) != 1):
-        raise EmbedlensError("several --perplexity values make a t-SNE sweep of one model: use --method tsne, "
-                             "one --model and --runs 1")
-    sweep = perplexities is not None and len(perplexities) > 1
-    # the one place the map's flags become its options (checked here, before any model is loaded)
-    reduce = ReduceOptions(method, int(dims), seed=seed, perplexity=perplexities[0] if perplexities and not sweep
-                           else None)
+    reduce, sweep = _reduce_options(method, int(dims), seed, perplexity, runs=runs, n_models=len(models))
     if engine == "ray":
         ensure_writable_dir(out)  # the workers write the states' Parquet shards under it
     opened = open_corpus(corpus, text_column=text_column) if corpus is not None else None
     eng = open_engine(engine, address=ray_address, workers=workers)
     with using(device, dtype, max_memory):  # every model this command loads runs there, in that precision
         cmap = context_map(list(models), list(texts) or None, corpus=opened, focus=focus, layers=layer, reduce=reduce,
-                           runs=runs, perplexities=perplexities if sweep else None, keep_special=keep_special,
+                           runs=runs, perplexities=sweep, keep_special=keep_special,
                            max_occurrences=max_occurrences, window=window, ignore_case=not case_sensitive,
                            batch_size=batch_size, engine=eng, states_dir=Path(out) / "states" if engine == "ray" else None,
                            decoder=decoder)
     manifest = write_context(cmap, out, html=not no_html, png=not no_png)
+    _print_context(cmap, manifest, out, as_json)
+    if cmap.alignment_problem:
+        raise EmbedlensError(f"cannot align the models by Procrustes: {cmap.alignment_problem}; "
+                             f"unaligned panels were drawn in {out}")
+
+
+def _reduce_options(method: str, dims: int, seed: int, perplexity: str | None, *, runs: int, n_models: int,
+                    ) -> tuple[Any, list[float] | None]:
+    """The one place the map's flags become its options (checked here, before any model is loaded):
+    ``(ReduceOptions, the perplexities of a t-SNE sweep or None)``."""
+    # lazy: the library (numpy and up) is imported when the command runs, so that `context --help` stays instant
+    from ..reduce.options import ReduceOptions
+
+    perplexities = parse_perplexities(perplexity)
+    if perplexities and len(perplexities) > 1 and (method != "tsne" or runs != 1 or n_models != 1):
+        raise EmbedlensError("several --perplexity values make a t-SNE sweep of one model: use --method tsne, "
+                             "one --model and --runs 1")
+    sweep = perplexities is not None and len(perplexities) > 1
+    reduce = ReduceOptions(method, dims, seed=seed, perplexity=perplexities[0] if perplexities and not sweep
+                           else None)
+    return reduce, perplexities if sweep else None
+
+
+def _print_context(cmap: Any, manifest: dict[str, Any], out: str, as_json: bool) -> None:
+    """The map's notes, then its JSON, or per model its points and layers and where the pages are."""
     for n in cmap.notes:
         note(n)
     if as_json:
         emit_json({k: manifest[k] for k in ("kind", "method", "dims", "seed", "runs", "models", "notes", "outputs")})
-    else:
-        for p in cmap.panels:
-            stab = p.projection.stability
-            extra = f", stability {stab:.3f} over {p.projection.runs} runs" if stab is not None else ""
-            click.echo(f"{p.alias}: {p.n_points} points, layers {','.join(map(str, p.layers))}{extra}")
-        if cmap.sweep is not None:
-            for m in cmap.sweep.maps:
-                click.echo(f"perplexity {m.perplexity:g}: {m.quality_text()}")
-            click.echo(f"Maps: {Path(out, 'sweep.html').resolve()}")
-        click.echo(f"Map: {Path(out, 'context.html').resolve()}")
-    if cmap.alignment_problem:
-        raise EmbedlensError(f"cannot align the models by Procrustes: {cmap.alignment_problem}; "
-                             f"unaligned panels were drawn in {out}")
+        return
+    for p in cmap.panels:
+        stab = p.projection.stability
+        extra = f", stability {stab:.3f} over {p.projection.runs} runs" if stab is not None else ""
+        click.echo(f"{p.alias}: {p.n_points} points, layers {','.join(map(str, p.layers))}{extra}")
+    if cmap.sweep is not None:
+        for m in cmap.sweep.maps:
+            click.echo(f"perplexity {m.perplexity:g}: {m.quality_text()}")
+        click.echo(f"Maps: {Path(out, 'sweep.html').resolve()}")
+    click.echo(f"Map: {Path(out, 'context.html').resolve()}")

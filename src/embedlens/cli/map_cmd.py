@@ -2,11 +2,66 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from ..errors import EmbedlensError
 from ..method_names import MAP_METHODS
 from .common import emit_json, json_option, model_option, note, open_lens, parse_perplexities, space_options
 from .engine_options import check_engine_options, engine_options
+
+
+def _option_group(*added):
+    """One decorator adding the click options ``added`` in the order given (the order ``--help`` lists them)."""
+    def add(f):
+        for option in reversed(added):
+            f = option(f)
+        return f
+    return add
+
+
+reduce_flags = _option_group(  # what becomes the map's ReduceOptions
+    click.option("--method", type=click.Choice(MAP_METHODS, case_sensitive=False), default="pca", show_default=True,
+                 help="Reduction: exact PCA, t-SNE (openTSNE), UMAP, or word axes (with --x-axis)."),
+    click.option("--dims", "n_components", type=int, default=2, show_default=True, help="Map dimensions: 2 or 3."),
+    click.option("--metric", type=click.Choice(("cosine", "euclidean")), default="cosine", show_default=True,
+                 help="Distance in the embedding space (for the reduction and the quality figures)."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="Seed for every random step."),
+    click.option("--perplexity", default=None, metavar="P[,P...]",
+                 help="t-SNE perplexity (default 30; clamped for few points). Several (5,30,100): one map per "
+                      "value from the same seed and one k-NN graph, side by side in sweep.html and sweep.png."),
+    click.option("--n-neighbors", type=int, default=15, show_default=True, help="UMAP neighbourhood size."),
+    click.option("--min-dist", type=float, default=0.1, show_default=True, help="UMAP minimum distance."),
+    click.option("--pre-pca", "pre_pca", type=int, default=None, metavar="N",
+                 help="t-SNE/UMAP: find the k-NN graph after an exact PCA to N dims (faster, loses true neighbours; "
+                      "a note says how many). Default: the graph of the full space."),
+    click.option("--pca", "pca_solver", type=click.Choice(("auto", "exact", "randomized")), default="auto",
+                 show_default=True,
+                 help="PCA route: exact (float64 covariance), randomized (subspace iteration, its accuracy bound in "
+                      "the manifest) or auto (randomized only for very large matrices, e.g. an 8B model's "
+                      "vocabulary)."),
+)
+
+axis_flags = _option_group(  # the word axes of --method axes
+    click.option("--x-axis", nargs=2, default=None, metavar="A B",
+                 help="With --method axes: tokens at x = 0 and x = 1; x = (u - a)·(b - a) / |b - a|^2 "
+                      "(word, id:N or tok:RAW)."),
+    click.option("--y-axis", nargs=2, default=None, metavar="C D",
+                 help="With --method axes: the y axis (default: the first principal direction left after x)."),
+    click.option("--z-axis", nargs=2, default=None, metavar="E F", help="With --method axes: a z axis (a 3-D map)."),
+)
+
+output_flags = _option_group(  # how the map is drawn and where it is written
+    click.option("--size-by-frequency", is_flag=True, help="Draw frequent tokens bigger."),
+    click.option("--renderer", type=click.Choice(("auto", "plotly", "webgl")), default="auto", show_default=True,
+                 help="What draws map.html: embedlens's WebGL map (labels by zoom level, contours, lasso; fast at "
+                      "262k points) or Plotly; auto picks webgl."),
+    click.option("--no-png", is_flag=True, help="Skip map.png (saves a second or two on large maps)."),
+    click.option("--out", "out", type=click.Path(file_okay=False), default="embedlens-map", show_default=True,
+                 help="Output folder (map.html, map.png, points.parquet, manifest.json)."),
+)
 
 
 @click.command("map")
@@ -22,24 +77,7 @@ from .engine_options import check_engine_options, engine_options
 @engine_options
 @click.option("--min-count", type=int, default=1, show_default=True,
               help="With --corpus: keep tokens seen at least this many times.")
-@click.option("--method", type=click.Choice(MAP_METHODS, case_sensitive=False), default="pca", show_default=True,
-              help="Reduction: exact PCA, t-SNE (openTSNE), UMAP, or word axes (with --x-axis).")
-@click.option("--dims", "n_components", type=int, default=2, show_default=True, help="Map dimensions: 2 or 3.")
-@click.option("--metric", type=click.Choice(("cosine", "euclidean")), default="cosine", show_default=True,
-              help="Distance in the embedding space (for the reduction and the quality figures).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for every random step.")
-@click.option("--perplexity", default=None, metavar="P[,P...]",
-              help="t-SNE perplexity (default 30; clamped for few points). Several (5,30,100): one map per value from "
-                   "the same seed and one k-NN graph, side by side in sweep.html and sweep.png.")
-@click.option("--n-neighbors", type=int, default=15, show_default=True, help="UMAP neighbourhood size.")
-@click.option("--min-dist", type=float, default=0.1, show_default=True, help="UMAP minimum distance.")
-@click.option("--pre-pca", "pre_pca", type=int, default=None, metavar="N",
-              help="t-SNE/UMAP: find the k-NN graph after an exact PCA to N dims (faster, loses true neighbours; "
-                   "a note says how many). Default: the graph of the full space.")
-@click.option("--pca", "pca_solver", type=click.Choice(("auto", "exact", "randomized")), default="auto",
-              show_default=True,
-              help="PCA route: exact (float64 covariance), randomized (subspace iteration, its accuracy bound in the "
-                   "manifest) or auto (randomized only for very large matrices, e.g. an 8B model's vocabulary).")
+@reduce_flags
 @click.option("--color", type=click.Choice(("frequency", "length", "script", "pos", "faithfulness", "none")),
               default="frequency", show_default=True,
               help="Colour points by corpus frequency (log scale), token length, writing system "
@@ -51,19 +89,8 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--clusters", default=None, metavar="auto|none|N",
               help="Label clusters found on the k-NN graph of the full space (Leiden): auto, none or a number. "
                    "Default: auto for t-SNE and UMAP, none otherwise.")
-@click.option("--x-axis", nargs=2, default=None, metavar="A B",
-              help="With --method axes: tokens at x = 0 and x = 1; x = (u - a)·(b - a) / |b - a|^2 "
-                   "(word, id:N or tok:RAW).")
-@click.option("--y-axis", nargs=2, default=None, metavar="C D",
-              help="With --method axes: the y axis (default: the first principal direction left after x).")
-@click.option("--z-axis", nargs=2, default=None, metavar="E F", help="With --method axes: a z axis (a 3-D map).")
-@click.option("--size-by-frequency", is_flag=True, help="Draw frequent tokens bigger.")
-@click.option("--renderer", type=click.Choice(("auto", "plotly", "webgl")), default="auto", show_default=True,
-              help="What draws map.html: embedlens's WebGL map (labels by zoom level, contours, lasso; fast at "
-                   "262k points) or Plotly; auto picks webgl.")
-@click.option("--no-png", is_flag=True, help="Skip map.png (saves a second or two on large maps).")
-@click.option("--out", "out", type=click.Path(file_okay=False), default="embedlens-map", show_default=True,
-              help="Output folder (map.html, map.png, points.parquet, manifest.json).")
+@axis_flags
+@output_flags
 @json_option
 def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: str | None, all_tokens: bool,
                 corpus: tuple[str, ...], text_column: str, engine: str,
@@ -92,8 +119,6 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     from ..cache import ensure_writable_dir
     from ..corpus.reading import open_corpus
     from ..engines import open_engine
-    from ..errors import EmbedlensError
-    from ..reduce.options import ReduceOptions
     from ..timing import Timings
 
     clock = Timings()  # the manifest's total time counts from here, the model load included
@@ -102,6 +127,33 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     corpora = [*corpus, *more_corpora]
     reads_corpus = bool(corpora) or not all_tokens
     check_engine_options(reads_corpus=reads_corpus, engine=engine)
+    reduce, sweep = _reduce_options(method, n_components, metric, seed, perplexity, n_neighbors, min_dist, pre_pca,
+                                    pca_solver, x_axis, y_axis, z_axis)
+    check_options(reduce, color=color, min_count=min_count, clusters=clusters)
+    ensure_writable_dir(out)  # fail before any work
+    # a missing corpus or text column, or a missing Ray, is refused before the model is read
+    opened = open_corpus(corpora or DEFAULT_CORPUS, text_column=text_column) if reads_corpus else None
+    eng = open_engine(engine, address=ray_address, workers=workers)
+    options = {"corpus": opened, "engine": eng, "min_count": min_count, "all_tokens": all_tokens, "reduce": reduce,
+               "color": color, "size_by_frequency": size_by_frequency, "clusters": clusters}
+    if sweep:
+        return _sweep(sweep, model=model, space=space, labels=labels, png=not no_png, out=out, as_json=as_json,
+                      **options)
+    view = open_lens(model, space, labels)
+    result = write_atlas(view, out, png=not no_png, started=clock.started, timings={"open": clock.since_start()},
+                         renderer=renderer, **options)
+    _print_map(result, as_json)
+
+
+def _reduce_options(method: str, n_components: int, metric: str, seed: int, perplexity: str | None,
+                    n_neighbors: int, min_dist: float, pre_pca: int | None, pca_solver: str,
+                    x_axis: tuple[str, str] | None, y_axis: tuple[str, str] | None,
+                    z_axis: tuple[str, str] | None) -> tuple[Any, list[float] | None]:
+    """The one place the reducer's flags become its options (checked here, before any work): ``(ReduceOptions,
+    the perplexities of a t-SNE sweep or None)``."""
+    # lazy: the library (numpy and up) is imported when the command runs, so that `map --help` stays instant
+    from ..reduce.options import ReduceOptions
+
     method = method.lower()
     if method != "axes" and any((x_axis, y_axis, z_axis)):
         raise EmbedlensError("--x-axis, --y-axis and --z-axis need --method axes")
@@ -111,23 +163,14 @@ def map_command(more_corpora: tuple[str, ...], model: str, space: str, labels: s
     sweep = perplexities is not None and len(perplexities) > 1
     if sweep and method != "tsne":
         raise EmbedlensError("several --perplexity values make a t-SNE sweep: add --method tsne")
-    # the one place the reducer's flags become its options (checked here, before any work)
     reduce = ReduceOptions(method, n_components, metric, seed, perplexity=perplexities[0] if perplexities and not sweep
                            else None, n_neighbors=n_neighbors, min_dist=min_dist, pre_pca=pre_pca, pca_solver=pca_solver,
                            x_axis=x_axis or None, y_axis=y_axis or None, z_axis=z_axis or None)
-    check_options(reduce, color=color, min_count=min_count, clusters=clusters)
-    ensure_writable_dir(out)  # fail before any work
-    # a missing corpus or text column, or a missing Ray, is refused before the model is read
-    opened = open_corpus(corpora or DEFAULT_CORPUS, text_column=text_column) if reads_corpus else None
-    eng = open_engine(engine, address=ray_address, workers=workers)
-    options = {"corpus": opened, "engine": eng, "min_count": min_count, "all_tokens": all_tokens, "reduce": reduce,
-               "color": color, "size_by_frequency": size_by_frequency, "clusters": clusters}
-    if sweep:
-        return _sweep(perplexities, model=model, space=space, labels=labels, png=not no_png, out=out,
-                      as_json=as_json, **options)
-    view = open_lens(model, space, labels)
-    result = write_atlas(view, out, png=not no_png, started=clock.started, timings={"open": clock.since_start()},
-                         renderer=renderer, **options)
+    return reduce, perplexities if sweep else None
+
+
+def _print_map(result: Any, as_json: bool) -> None:
+    """The written map: its JSON, or its notes, file, quality and clusters for a reader."""
     if as_json:
         emit_json({**result.to_dict(), "files": {k: str(v) for k, v in result.files.items()}})
         return

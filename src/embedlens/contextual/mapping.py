@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engines import Engine
 from ..errors import EmbedlensError
-from ..lens import as_lens
+from ..lens import ModelLens, as_lens
 from ..logitlens.tuned_files import resolve_decoder
 from ..models.running import LayerSpec, check_texts
 from ..reduce.options import ReduceOptions
@@ -325,77 +325,131 @@ def context_map(
     """
     timings = Timings()
     reduce = ReduceOptions("tsne") if reduce is None else reduce
-    method, dims, seed = reduce.method, reduce.n_components, reduce.seed
-    if method == "axes":
+    if reduce.method == "axes":
         raise EmbedlensError("word axes map a vocabulary; hidden states take `pca`, `tsne` or `umap`")
     model_list = list(models) if isinstance(models, list | tuple) else [models]
     if not model_list:
         raise EmbedlensError("no model given")
-    if corpus is not None:
+    points = _Points.checked(texts, corpus, focus, layers=layers, keep_special=keep_special,
+                             max_occurrences=max_occurrences, window=window, ignore_case=ignore_case,
+                             batch_size=batch_size, progress=progress, seed=reduce.seed, engine=engine,
+                             states_dir=states_dir)
+    reduce, sweep_values = _sweep_values(reduce, perplexities, runs=runs, n_models=len(model_list))
+    lenses = [as_lens(m) for m in model_list]
+    decoders = [resolve_decoder(decoder, lens) if lens.meta.get("causal") else None for lens in lenses]
+    notes: list[str] = []
+    panels: list[ContextPanel] = []
+    sweep = None
+    for lens, lens_decoder, alias in zip(lenses, decoders, _aliases(lenses), strict=True):
+        prefix = f"{alias}: " if len(lenses) > 1 else ""  # whose note it is, when there are several
+        with timings.stage(f"{alias}: states"):
+            src, table = points.read(lens, alias, notes, one_model=len(lenses) == 1)
+        with timings.stage(f"{alias}: projection"):
+            proj, sweep = _project(src, table, lens, alias, lens_decoder, reduce, runs, sweep_values, notes, prefix)
+        notes.extend(prefix + n for n in proj.notes)
+        if proj.point_stability is not None:
+            table["stability"] = proj.point_stability.astype(np.float32)
+        panels.append(ContextPanel(alias, {**lens.manifest()}, list(src.layers), src, table, proj, proj.coords.copy()))
+    problem = _align(panels, points.kind)
+    if problem:
+        notes.append(f"maps drawn unaligned: {problem}")
+    timings["total"] = timings.since_start()
+    return ContextMap(points.kind, points.texts, focus, reduce.method, reduce.n_components, reduce.seed, runs,
+                      str(layers), keep_special, panels, notes, problem, points.settings(reduce, sweep_values, panels),
+                      dict(timings), sweep)
+
+
+@dataclass
+class _Points:
+    """What a context map's points are (``texts``' tokens, or ``focus``'s occurrences in ``corpus``) and how
+    each model's states of them are read."""
+
+    kind: str  # "texts" or "occurrences"
+    texts: list[str]
+    corpus: Any
+    focus: str | None
+    layers: LayerSpec
+    keep_special: bool
+    max_occurrences: int
+    window: int
+    ignore_case: bool
+    batch_size: int | None
+    progress: bool
+    seed: int  # of the sample of occurrences
+    engine: Engine | None
+    states_dir: Any
+
+    @classmethod
+    def checked(cls, texts: Sequence[str] | None, corpus: Any, focus: str | None, **how: Any) -> _Points:
+        """Texts or a corpus (with a ``focus`` word), refused when both or neither make sense."""
+        if corpus is None:
+            return cls("texts", check_texts(texts or []), None, focus, **how)
         if texts:
             raise EmbedlensError("give either `texts` or `corpus`, not both")
         if not focus:
             raise EmbedlensError("`corpus` needs `focus=WORD`: the word whose occurrences are mapped")
-        kind, text_list = "occurrences", []
-    else:
-        kind, text_list = "texts", check_texts(texts or [])
-    sweep_values = None
-    if perplexities is not None:
-        sweep_values = check_perplexities(perplexities)
-        if len(sweep_values) == 1:
-            reduce, sweep_values = reduce.replace(perplexity=sweep_values[0]), None
-        elif method != "tsne" or runs != 1 or len(model_list) != 1:
-            raise EmbedlensError("a perplexity sweep maps one model once with t-SNE: give method='tsne', runs=1 "
-                                 "and one model")
-    lenses = [as_lens(m) for m in model_list]
-    decoders = [resolve_decoder(decoder, lens) if lens.meta.get("causal") else None for lens in lenses]
-    aliases = _aliases(lenses)
-    notes: list[str] = []
-    panels: list[ContextPanel] = []
-    for lens, alias in zip(lenses, aliases, strict=True):
-        with timings.stage(f"{alias}: states"):
-            if kind == "occurrences":
-                src: HiddenStates | Occurrences = occurrences(
-                    lens, corpus, focus or "", layers=layers, max_occurrences=max_occurrences, window=window,
-                    ignore_case=ignore_case, batch_size=batch_size or 64, progress=progress, seed=seed, engine=engine,
-                    states_dir=None if states_dir is None else
-                    (states_dir if len(lenses) == 1 else Path(states_dir) / alias))
-                notes.extend(f"{alias}: {n}" for n in src.notes)
-                table = _occurrence_table(src, alias)
-            else:
-                src = hidden_states(lens, text_list, layers=layers, keep_special=keep_special,
-                                    batch_size=batch_size or DEFAULT_BATCH_SIZE)
-                table = _text_table(src, alias, focus, ignore_case)
-                if focus and not table["focus"].any():
-                    notes.append(f"`focus` '{focus}' does not occur as a whole word in the texts")
-        with timings.stage(f"{alias}: projection"):
-            x = src.stacked()
-            decoded_note = add_decoded_top(table, lens, x, decoder=decoders[aliases.index(alias)])  # hover top-3 per point
-            if decoded_note:
-                notes.append(f"{alias}: {decoded_note}" if len(lenses) > 1 else decoded_note)
-            if x.shape[0] < 4:
-                raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
-            if sweep_values is not None:
-                sweep, proj = project_sweep(x, sweep_values, reduce)
-            else:
-                proj = project(x, reduce, runs=runs)
-            del x
-        notes.extend(f"{alias}: {n}" if len(lenses) > 1 else n for n in proj.notes)
-        if proj.point_stability is not None:
-            table["stability"] = proj.point_stability.astype(np.float32)
-        panels.append(ContextPanel(alias, {**lens.manifest()}, list(src.layers), src, table, proj, proj.coords.copy()))
-    problem = _align(panels, kind)
-    if problem:
-        notes.append(f"maps drawn unaligned: {problem}")
-    timings["total"] = timings.since_start()
-    settings = {"perplexity": reduce.perplexity if sweep_values is None else sweep_values,
-                "n_neighbors": reduce.n_neighbors, "min_dist": reduce.min_dist, "metric": reduce.metric,
-                "batch_size": batch_size, "ignore_case": ignore_case}
-    if kind == "occurrences":
-        settings.update({"corpus": panels[0].source.corpus, "max_occurrences": max_occurrences, "window": window,
-                         "n_found": panels[0].source.n_found, "sample_seed": seed,
-                         "engine": panels[0].source.engine,
-                         "states_dir": str(states_dir) if states_dir is not None and engine is not None
-                         and engine.name == "ray" else None})
-    return ContextMap(kind, text_list, focus, method, dims, seed, runs, str(layers), keep_special, panels, notes,
-                      problem, settings, dict(timings), sweep if sweep_values is not None else None)
+        return cls("occurrences", [], corpus, focus, **how)
+
+    def read(self, lens: ModelLens, alias: str, notes: list[str], *, one_model: bool,
+             ) -> tuple[HiddenStates | Occurrences, dict[str, Any]]:
+        """One model's states of the points and their point table; what they say is added to ``notes``."""
+        if self.kind == "occurrences":
+            src = occurrences(
+                lens, self.corpus, self.focus or "", layers=self.layers, max_occurrences=self.max_occurrences,
+                window=self.window, ignore_case=self.ignore_case, batch_size=self.batch_size or 64,
+                progress=self.progress, seed=self.seed, engine=self.engine,
+                states_dir=None if self.states_dir is None else
+                (self.states_dir if one_model else Path(self.states_dir) / alias))
+            notes.extend(f"{alias}: {n}" for n in src.notes)
+            return src, _occurrence_table(src, alias)
+        states = hidden_states(lens, self.texts, layers=self.layers, keep_special=self.keep_special,
+                               batch_size=self.batch_size or DEFAULT_BATCH_SIZE)
+        table = _text_table(states, alias, self.focus, self.ignore_case)
+        if self.focus and not table["focus"].any():
+            notes.append(f"`focus` '{self.focus}' does not occur as a whole word in the texts")
+        return states, table
+
+    def settings(self, reduce: ReduceOptions, sweep_values: list[float] | None,
+                 panels: list[ContextPanel]) -> dict[str, Any]:
+        """The map's settings as its manifest records them."""
+        settings = {"perplexity": reduce.perplexity if sweep_values is None else sweep_values,
+                    "n_neighbors": reduce.n_neighbors, "min_dist": reduce.min_dist, "metric": reduce.metric,
+                    "batch_size": self.batch_size, "ignore_case": self.ignore_case}
+        if self.kind == "occurrences":
+            source, engine = panels[0].source, self.engine
+            settings.update({"corpus": source.corpus, "max_occurrences": self.max_occurrences, "window": self.window,
+                             "n_found": source.n_found, "sample_seed": self.seed, "engine": source.engine,
+                             "states_dir": str(self.states_dir) if self.states_dir is not None and engine is not None
+                             and engine.name == "ray" else None})
+        return settings
+
+
+def _sweep_values(reduce: ReduceOptions, perplexities: Sequence[float] | None, *, runs: int, n_models: int,
+                  ) -> tuple[ReduceOptions, list[float] | None]:
+    """``(reduce, the perplexities of a sweep or None)``: one perplexity is the map's own, several a sweep
+    (one model, one t-SNE run)."""
+    if perplexities is None:
+        return reduce, None
+    values = check_perplexities(perplexities)
+    if len(values) == 1:
+        return reduce.replace(perplexity=values[0]), None
+    if reduce.method != "tsne" or runs != 1 or n_models != 1:
+        raise EmbedlensError("a perplexity sweep maps one model once with t-SNE: give method='tsne', runs=1 "
+                             "and one model")
+    return reduce, values
+
+
+def _project(src: HiddenStates | Occurrences, table: dict[str, Any], lens: ModelLens, alias: str, decoder: Any,
+             reduce: ReduceOptions, runs: int, sweep_values: list[float] | None, notes: list[str],
+             prefix: str) -> tuple[ContextProjection, Any]:
+    """One model's projection (and its sweep, if asked); the hovers' top next tokens go into ``table``."""
+    x = src.stacked()
+    decoded_note = add_decoded_top(table, lens, x, decoder=decoder)  # hover top-3 per point
+    if decoded_note:
+        notes.append(prefix + decoded_note)
+    if x.shape[0] < 4:
+        raise EmbedlensError(f"only {x.shape[0]} points to map with {alias}; give longer or more texts")
+    if sweep_values is not None:
+        sweep, proj = project_sweep(x, sweep_values, reduce)
+        return proj, sweep
+    return project(x, reduce, runs=runs), None

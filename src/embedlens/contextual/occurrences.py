@@ -30,7 +30,7 @@ import numpy as np
 from ..corpus.reading import Corpus, open_corpus
 from ..engines import Engine, LocalEngine
 from ..errors import EmbedlensError
-from ..lens import as_lens
+from ..lens import ModelLens, as_lens
 from ..models.loading import load_weights, loaded_record
 from ..models.running import Encoded, LayerSpec, layers_of, max_positions, network, token_strings
 from ..models.runtime import default_max_memory, process_defaults
@@ -429,21 +429,8 @@ def occurrences(
             where = ", ".join(map(str, corp.specs))
             case = "" if ignore_case else " (matched with its exact case; a match in any case may find it)"
             raise EmbedlensError(f"'{word.strip()}' never occurs as a whole word in the corpus {where}{case}")
-        loaded: list[dict[str, Any]] = []
-        given_model = getattr(eng, "local_model", None)
-        if isinstance(eng, LocalEngine):
-            with timings.stage("load_model"):
-                eng.local_model = network(lens, upto=max(kept))  # blocks above the deepest layer asked are never read
-            loaded.append({"worker": "local", **loaded_record(eng.local_model)})
-        job = OccurrenceStatesJob(lens, kept, batch_size=batch_size, causal=causal)
-        rows = {"i": np.arange(len(found), dtype=np.int64), "text": [f.model_text for f in found],
-                "ws": np.asarray([f.word_span[0] for f in found], dtype=np.int64),
-                "we": np.asarray([f.word_span[1] for f in found], dtype=np.int64)}
-        with timings.stage("states"):
-            out = eng.states(job, rows, out_dir=states_dir, progress=progress)
-        engine_info = {**eng.info(), "loaded": loaded + list(out.get("workers", []))}
-        if isinstance(eng, LocalEngine):
-            eng.local_model = given_model  # a caller's engine does not keep this model alive after the run
+        out, engine_info = _run_states(eng, lens, kept, found, timings, batch_size=batch_size, causal=causal,
+                                       states_dir=states_dir, progress=progress)
     d_model = int(lens.meta.get("d_model") or out["states"].shape[1] // max(len(kept), 1))
     good = np.asarray(out["i"], dtype=np.int64)
     vectors = np.asarray(out["states"], dtype=np.float32).reshape(len(good), len(kept), -1)
@@ -458,11 +445,7 @@ def occurrences(
                      f"(`max_occurrences`, seed {seed})")
     found = [found[i] for i in good.tolist()]
     token_ids = [np.asarray(t, dtype=np.int64).tolist() for t in out["token_ids"]]
-    token_raw, token_display = [], []
-    for ids in token_ids:
-        raw, shown = token_strings(lens, np.asarray(ids, dtype=np.int64))
-        token_raw.append("".join(raw))
-        token_display.append("·".join(shown))
+    token_raw, token_display = _word_tokens(lens, token_ids)
     timings["total"] = timings.since_start()
     return Occurrences(
         word=word.strip(), model=lens.manifest(), layers=kept, vectors=vectors,
@@ -473,3 +456,35 @@ def occurrences(
         ignore_case=ignore_case, corpus=corp.manifest(), n_layers=int(lens.meta.get("n_layers") or 0),
         d_model=d_model, timings=dict(timings), notes=notes, engine=engine_info,
     )
+
+
+def _run_states(eng: Engine, lens: ModelLens, kept: list[int], found: list[Any], timings: Timings, *, batch_size: int,
+                causal: bool, states_dir: Any, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The states of the ``found`` occurrences on ``eng`` (the local engine loads the model for this run only):
+    ``(the engine's output, the engine's info with the models each worker loaded)``."""
+    loaded: list[dict[str, Any]] = []
+    given_model = getattr(eng, "local_model", None)
+    if isinstance(eng, LocalEngine):
+        with timings.stage("load_model"):
+            eng.local_model = network(lens, upto=max(kept))  # blocks above the deepest layer asked are never read
+        loaded.append({"worker": "local", **loaded_record(eng.local_model)})
+    job = OccurrenceStatesJob(lens, kept, batch_size=batch_size, causal=causal)
+    rows = {"i": np.arange(len(found), dtype=np.int64), "text": [f.model_text for f in found],
+            "ws": np.asarray([f.word_span[0] for f in found], dtype=np.int64),
+            "we": np.asarray([f.word_span[1] for f in found], dtype=np.int64)}
+    with timings.stage("states"):
+        out = eng.states(job, rows, out_dir=states_dir, progress=progress)
+    engine_info = {**eng.info(), "loaded": loaded + list(out.get("workers", []))}
+    if isinstance(eng, LocalEngine):
+        eng.local_model = given_model  # a caller's engine does not keep this model alive after the run
+    return out, engine_info
+
+
+def _word_tokens(lens: ModelLens, token_ids: list[list[int]]) -> tuple[list[str], list[str]]:
+    """Per occurrence, its word's tokens joined: raw (``""``) and readable (``"·"``)."""
+    token_raw, token_display = [], []
+    for ids in token_ids:
+        raw, shown = token_strings(lens, np.asarray(ids, dtype=np.int64))
+        token_raw.append("".join(raw))
+        token_display.append("·".join(shown))
+    return token_raw, token_display

@@ -18,7 +18,6 @@ context length) is done before any weight is read.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -304,15 +303,16 @@ def logit_lens(
     Returns:
         A :class:`LogitLensResult`; ``result.top_ids[i, j]`` is layer ``layers[i]`` at ``positions[j]``.
     """
-    started = time.perf_counter()
+    clock = Timings()
     plan = _plan(model, check_texts(text), layers, top_k, max_tokens, device, dtype, decoder, site)
     positions_ = parse_positions(positions, len(plan.texts[0].ids))
-    return _result_of(plan, positions_, keep_states, started)
+    return _result_of(plan, positions_, keep_states, clock)
 
 
-def _result_of(plan: _Plan, positions: np.ndarray, keep_states: bool, started: float) -> LogitLensResult:
+def _result_of(plan: _Plan, positions: np.ndarray, keep_states: bool, clock: Timings) -> LogitLensResult:
+    """One plan's logit lens; ``clock`` is the caller's, started before the plans were made."""
     lens, t = plan.lens, plan.texts[0]
-    timings = Timings(started=started)
+    timings = Timings(started=clock.started)
     timings["prepare_s"] = timings.since_start()
     with timings.stage("load_s"):
         net, runner = _network(plan)
@@ -352,13 +352,13 @@ def compare(
     site: str = "resid",
 ) -> list[LogitLensResult]:
     """:func:`logit_lens` of the same text through several models, every input checked before any weights load."""
-    started = time.perf_counter()
+    clock = Timings()
     texts = check_texts(text)
     if not models:
         raise EmbedlensError("no model given")
     plans = [_plan(m, texts, layers, top_k, max_tokens, device, dtype, decoder, site) for m in models]
     pos = [parse_positions(positions, len(p.texts[0].ids)) for p in plans]
-    return [_result_of(p, ps, False, started) for p, ps in zip(plans, pos, strict=True)]
+    return [_result_of(p, ps, False, clock) for p, ps in zip(plans, pos, strict=True)]
 
 
 def rank_curve(
@@ -386,29 +386,54 @@ def rank_curves(models: Sequence[Any], texts: Sequence[str], *, layers: Any = "a
                 batch_size: int = DEFAULT_BATCH_SIZE, device: str | None = None, dtype: Any = None,
                 progress: bool = False, decoder: Any = None) -> list[RankCurve]:
     """:func:`rank_curve` of the same prompts through several models, every input checked before any weights load."""
-    started = time.perf_counter()
+    clock = Timings()
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise EmbedlensError(f"batch size must be an integer >= 1, got {batch_size!r}")
     if not models:
         raise EmbedlensError("no model given")
     items = check_texts(texts)
     plans = [_plan(m, items, layers, 1, max_tokens, device, dtype, decoder) for m in models]
-    prepared = time.perf_counter() - started
+    prepared = clock.since_start()
     return [_curve_of(p, batch_size, progress, prepared, max_tokens) for p in plans]
 
 
 def _curve_of(plan: _Plan, batch_size: int, progress: bool, prepared: float, max_tokens: int | None) -> RankCurve:
-    started = time.perf_counter()
-    t0 = time.perf_counter()
-    net, runner = _network(plan)
-    load_s = time.perf_counter() - t0
+    timings = Timings()
+    timings["prepare_s"] = prepared
+    with timings.stage("load_s"):
+        net, runner = _network(plan)
     n_l = len(plan.layers)
     seqs = [t.ids for t in plan.texts]
+    with timings.stage("forward_decode_s"):
+        per_prompt, all_ranks = _ranks(plan, net, runner, seqs, batch_size, progress)
+    ranks = np.concatenate(all_ranks, axis=1) if all_ranks else np.zeros((n_l, 0), dtype=np.int64)
+    if ranks.shape[1] == 0:
+        raise EmbedlensError("no text has two tokens or more: there is no next token to rank")
+    notes = [n for t in plan.texts for n in t.notes]
+    short = sum(1 for s in seqs if len(s) < 2)
+    if short:
+        notes.append(f"{short} text(s) of one token have no next token and count for nothing")
+    r = ranks.astype(np.float64)
+    settings = {"device": plan.device, "dtype": rt.dtype_name(plan.dtype), "decoder": plan.decoder.describe(),
+                "batch_size": batch_size,
+                "max_tokens": max_tokens, "semantics": SEMANTICS}
+    timings["total_s"] = prepared + timings.since_start()
+    return RankCurve(model=plan.lens.manifest(), layers=list(plan.layers), n_layers=runner.n_layers,
+                     mean_rank=r.mean(axis=1).astype(np.float32), median_rank=np.median(r, axis=1).astype(np.float32),
+                     mean_log_rank=np.log10(r).mean(axis=1).astype(np.float32),
+                     top1=(ranks == 1).mean(axis=1).astype(np.float32), n_prompts=len(seqs),
+                     n_positions=int(ranks.shape[1]), prompt_mean_rank=per_prompt.astype(np.float32),
+                     settings=settings, notes=notes, timings={k: round(v, 4) for k, v in timings.items()})
+
+
+def _ranks(plan: _Plan, net: Any, runner: Any, seqs: list[np.ndarray], batch_size: int, progress: bool,
+           ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The next token's rank at every layer and position that has one, in right-padded batches of similar
+    lengths: ``(mean rank per prompt and layer (n_prompts, n_layers), ranks (n_layers, n_rows) per batch)``."""
+    n_l = len(plan.layers)
     per_prompt = np.zeros((len(seqs), n_l), dtype=np.float64)
     all_ranks: list[np.ndarray] = []
     order = np.argsort([len(s) for s in seqs], kind="stable")
-
-    t0 = time.perf_counter()
     with bar(len(seqs), "logit lens", enabled=progress) as advance:
         for idx in _batches(order, [len(s) for s in seqs], batch_size):
             batch = [seqs[i] for i in idx]
@@ -437,26 +462,7 @@ def _curve_of(plan: _Plan, batch_size: int, progress: bool, prepared: float, max
             np.add.at(sums, owner, ranks.T.astype(np.float64))
             per_prompt[idx] = sums / np.maximum(lengths - 1, 1)[:, None]
             advance(len(idx))
-    decode_s = time.perf_counter() - t0
-    ranks = np.concatenate(all_ranks, axis=1) if all_ranks else np.zeros((n_l, 0), dtype=np.int64)
-    if ranks.shape[1] == 0:
-        raise EmbedlensError("no text has two tokens or more: there is no next token to rank")
-    notes = [n for t in plan.texts for n in t.notes]
-    short = sum(1 for s in seqs if len(s) < 2)
-    if short:
-        notes.append(f"{short} text(s) of one token have no next token and count for nothing")
-    r = ranks.astype(np.float64)
-    settings = {"device": plan.device, "dtype": rt.dtype_name(plan.dtype), "decoder": plan.decoder.describe(),
-                "batch_size": batch_size,
-                "max_tokens": max_tokens, "semantics": SEMANTICS}
-    timings = {"prepare_s": prepared, "load_s": load_s, "forward_decode_s": decode_s,
-               "total_s": prepared + time.perf_counter() - started}
-    return RankCurve(model=plan.lens.manifest(), layers=list(plan.layers), n_layers=runner.n_layers,
-                     mean_rank=r.mean(axis=1).astype(np.float32), median_rank=np.median(r, axis=1).astype(np.float32),
-                     mean_log_rank=np.log10(r).mean(axis=1).astype(np.float32),
-                     top1=(ranks == 1).mean(axis=1).astype(np.float32), n_prompts=len(seqs),
-                     n_positions=int(ranks.shape[1]), prompt_mean_rank=per_prompt.astype(np.float32),
-                     settings=settings, notes=notes, timings={k: round(v, 4) for k, v in timings.items()})
+    return per_prompt, all_ranks
 
 
 def _batches(order: np.ndarray, lengths: list[int], batch_size: int) -> list[np.ndarray]:

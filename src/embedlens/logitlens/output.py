@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..render.logit_lens import check_color, write_curve_png, write_logit_lens_html, write_logit_lens_png
+from ..timing import Timings
 from ..versions import versions
 from .result import LogitLensResult, RankCurve
 
@@ -33,7 +33,7 @@ def write_logit_lens(results: Sequence[LogitLensResult], out: str | Path, *, col
 
     color = check_color(color)
     folder = ensure_writable_dir(out)
-    started = time.perf_counter()
+    clock = Timings()
     files = []
     if html:
         write_logit_lens_html(results, folder / "logit_lens.html", color=color)
@@ -49,7 +49,7 @@ def write_logit_lens(results: Sequence[LogitLensResult], out: str | Path, *, col
                 "layers": list(first.layers), "positions": first.positions.tolist(), "color": color,
                 "semantics": first.settings.get("semantics")}
     models = [{**r.model, "n_layers": r.n_layers, "layers": list(r.layers), "n_tokens": len(r.token_ids)} for r in results]
-    timings = {"per_model": {r.name: r.timings for r in results}, "write_s": round(time.perf_counter() - started, 4)}
+    timings = {"per_model": {r.name: r.timings for r in results}, "write_s": round(clock.since_start(), 4)}
     manifest = _manifest("logit_lens", models, settings, files + ["manifest.json"], timings,
                          [n for r in results for n in r.notes])
     write_json_atomic(folder / "manifest.json", manifest)
@@ -70,7 +70,7 @@ def write_rank_curves(curves: Sequence[RankCurve], out: str | Path, *, png: bool
     ``logit_lens_ranks.json`` and ``manifest.json`` into ``out``; returns the manifest."""
 
     folder = ensure_writable_dir(out)
-    started = time.perf_counter()
+    clock = Timings()
     files = []
     write_text_atomic(folder / "logit_lens_ranks.csv", curves_csv(curves))
     files.append("logit_lens_ranks.csv")
@@ -82,7 +82,7 @@ def write_rank_curves(curves: Sequence[RankCurve], out: str | Path, *, png: bool
     first = curves[0]
     models = [{**c.model, "n_layers": c.n_layers, "layers": list(c.layers), "n_prompts": c.n_prompts,
                "n_positions": c.n_positions} for c in curves]
-    timings = {"per_model": {c.name: c.timings for c in curves}, "write_s": round(time.perf_counter() - started, 4)}
+    timings = {"per_model": {c.name: c.timings for c in curves}, "write_s": round(clock.since_start(), 4)}
     manifest = _manifest("logit_lens_ranks", models, dict(first.settings), files + ["manifest.json"], timings,
                          [n for c in curves for n in c.notes])
     write_json_atomic(folder / "manifest.json", manifest)

@@ -34,7 +34,6 @@ duplicate rows (SmolLM2 has some) come in row order. "Self" is dropped by row id
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError, require
+from ..timing import Timings
 
 METRICS = ("cosine", "euclidean")
 EXACT_BACKENDS = ("numpy", "torch", "faiss")
@@ -719,14 +719,14 @@ class HNSWIndex(NeighborIndex):
         self.n_jobs = n_jobs
         self.ef_search = ef_search
         self._ef_fixed = ef_search is not None
-        started = time.perf_counter()
+        clock = Timings()
         x = normalized_rows(self.vectors, self.norms) if metric == "cosine" else self.prepared(self.vectors)
         faiss.omp_set_num_threads(1)
         self._index = faiss.IndexHNSWFlat(self.dim, int(m))
         self._index.hnsw.efConstruction = int(ef_construction)
         self._index.add(x)
         self.info = {"hnsw_m": int(m), "hnsw_ef_construction": int(ef_construction),
-                     "hnsw_build_s": round(time.perf_counter() - started, 3)}
+                     "hnsw_build_s": round(clock.since_start(), 3)}
         if recall_sample:
             measure_recall(self, sample=recall_sample, seed=seed)
             # No efSearch given: widen the search until the measured recall reaches the target.

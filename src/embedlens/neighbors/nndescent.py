@@ -14,12 +14,12 @@ count, and a seed must give one map on any machine. Its numba code compiles in e
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
 from ..errors import EmbedlensError, require
+from ..timing import Timings
 from ..versions import package_version
 from .index import ExactIndex, Neighbors
 
@@ -59,7 +59,7 @@ class NNDescentIndex(ExactIndex):
         pynndescent = require("pynndescent", "the NN-descent k-NN graph", extra="maps", package="pynndescent")
         import numba
 
-        started = time.perf_counter()
+        clock = Timings()
         threads = numba.get_num_threads()
         try:
             # Unit rows under euclidean order pairs as cosine does; one thread makes the graph the seed's alone.
@@ -72,7 +72,7 @@ class NNDescentIndex(ExactIndex):
         self.graph = self._rescored(np.asarray(found, dtype=np.int64), int(k))
         self.name = "nndescent (pynndescent, 1 thread)"
         self.info = {**settings, "nndescent_seed": int(seed), "nndescent_k": int(k),
-                     "nndescent_build_s": round(time.perf_counter() - started, 3),
+                     "nndescent_build_s": round(clock.since_start(), 3),
                      "pynndescent_version": package_version("pynndescent")}
 
     def _rescored(self, found: np.ndarray, k: int) -> Neighbors:

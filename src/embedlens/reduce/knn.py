@@ -30,7 +30,6 @@ short lists), but pynndescent compiles its numba code in every process (30-120 s
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from ..neighbors.index import (  # noqa: F401 (re-exported)
 )
 from ..neighbors.knn import FORMAT_VERSION, KnnGraph, space_folder
 from ..neighbors.nndescent import NNDescentIndex
+from ..timing import Timings
 
 log = logging.getLogger("embedlens")
 
@@ -167,7 +167,7 @@ def map_graph(
     """
     n = X.shape[0]
     notes: list[str] = []
-    started = time.perf_counter()
+    clock = Timings()
     if neighbors is not None:
         nb, info = _as_neighbors(neighbors)
         if nb.indices.shape[0] != n:
@@ -185,7 +185,7 @@ def map_graph(
         graph = _cached_graph(folder, n, k, metric, MIN_CACHED_RECALL.get(route))
         if graph is not None:
             info = {"knn_method": f"{graph.method} ({graph.backend})", "knn_metric": metric,
-                    "knn_route": _cached_route(graph), "knn_source": "cache", "knn_k_stored": graph.k, "knn_seconds": round(time.perf_counter() - started, 3)}
+                    "knn_route": _cached_route(graph), "knn_source": "cache", "knn_k_stored": graph.k, "knn_seconds": round(clock.since_start(), 3)}
             if graph.method != "exact":
                 info.update(knn_recall=round(float(graph.recall), 4), knn_recall_k=graph.k)
             return graph.neighbors(k=k), info, notes
@@ -198,7 +198,7 @@ def map_graph(
                             n_jobs=n_jobs, seed=seed, recall_sample=0 if route == "exact" else RECALL_SAMPLE)
     nb = index.query(None, k, exclude_self=True)
     info = {**index.describe(), "knn_route": _index_route(index), "knn_source": "computed",
-            "knn_seconds": round(time.perf_counter() - started, 3)}
+            "knn_seconds": round(clock.since_start(), 3)}
     if not index.exact:
         # The graph's own recall, at the k the map uses (the index measured recall@10 when it was built).
         recall = graph_recall(X, nb, metric=metric, sample=RECALL_SAMPLE, seed=seed)

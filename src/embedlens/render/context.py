@@ -137,12 +137,7 @@ def context_figure(cmap: Any) -> Any:
 
     dims = cmap.dims
     n_panels = len(cmap.panels)
-    titles = []
-    for p in cmap.panels:
-        al = p.alignment or {}
-        extra = "" if n_panels == 1 else (" (reference)" if al.get("reference") else
-                                           f" (aligned to {al.get('aligned_to')})" if al.get("aligned") else " (unaligned)")
-        titles.append(plotly_text(p.alias + extra))
+    titles = _panel_titles(cmap)
     specs = [[{"type": "scene" if dims == 3 else "xy"} for _ in range(n_panels)]]
     fig = make_subplots(rows=1, cols=n_panels, specs=specs, subplot_titles=titles if n_panels > 1 else None,
                         horizontal_spacing=0.04)
@@ -200,21 +195,37 @@ def context_figure(cmap: Any) -> Any:
                 legend_done.add("focus")
                 slot_traces[s].append(len(fig.data) - 1)
     if n_slots > 1:
-        steps = []
-        for s in range(n_slots):
-            visible = [False] * len(fig.data)
-            for i in always + slot_traces[s]:
-                visible[i] = True
-            label = " / ".join(str(p.layers[min(s, len(p.layers) - 1)]) for p in cmap.panels)
-            steps.append({"method": "update", "label": label, "args": [{"visible": visible}]})
-        fig.update_layout(sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "layer "},
-                                    "pad": {"t": 40}}])
+        fig.update_layout(sliders=[_layer_slider(cmap, len(fig.data), always, slot_traces)])
     fig.update_layout(
         title={"text": f"{plotly_text(cmap.title())}<br><sup>{plotly_text(cmap.subtitle())}</sup>"},
         template="plotly_white", height=720 if dims == 3 else 640, legend={"itemsizing": "constant"},
         margin={"l": 40, "r": 20, "t": 90, "b": 40},
     )
     return fig
+
+
+def _panel_titles(cmap: Any) -> list[str]:
+    """Each panel's title (escaped): the model's alias, and with several models how it was aligned."""
+    titles = []
+    for p in cmap.panels:
+        al = p.alignment or {}
+        extra = "" if len(cmap.panels) == 1 else (
+            " (reference)" if al.get("reference") else
+            f" (aligned to {al.get('aligned_to')})" if al.get("aligned") else " (unaligned)")
+        titles.append(plotly_text(p.alias + extra))
+    return titles
+
+
+def _layer_slider(cmap: Any, n_traces: int, always: list[int], slot_traces: list[list[int]]) -> dict[str, Any]:
+    """A slider with one step per layer slot: it shows the ``always`` traces and that slot's, hides the rest."""
+    steps = []
+    for s, shown in enumerate(slot_traces):
+        visible = [False] * n_traces
+        for i in always + shown:
+            visible[i] = True
+        label = " / ".join(str(p.layers[min(s, len(p.layers) - 1)]) for p in cmap.panels)
+        steps.append({"method": "update", "label": label, "args": [{"visible": visible}]})
+    return {"active": 0, "steps": steps, "currentvalue": {"prefix": "layer "}, "pad": {"t": 40}}
 
 
 def _png_slots(n_layers: int, limit: int = 6) -> list[int]:

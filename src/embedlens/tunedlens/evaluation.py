@@ -14,7 +14,6 @@ and lens) is the whole cost: ~3.5 GFLOP per token for SmolLM2's 30 layers x 2 le
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from ..logitlens.tuned_files import resolve_decoder
 from ..models.forward import runner_for
 from ..progress import bar
 from ..render.decoder_eval import eval_figure
+from ..timing import Timings
 from .data import as_corpus, check_count, corpus_hash, corpus_tokens, sequences
 from .metrics import choose_product, layer_metrics
 
@@ -64,7 +64,7 @@ def measure(net: Any, runner: Any, seqs: np.ndarray, decoders: Sequence[LogitLen
     layers = list(range(n_layers + 1))
     per = max(1, batch_tokens // seqs.shape[1])
     sums = np.zeros((len(decoders), n_layers + 1, 3))
-    started = time.perf_counter()
+    clock = Timings()  # only for the progress bar's tokens/s
     with bar(seqs.size, label, enabled=progress) as advance:
         for s in range(0, len(seqs), per):
             batch = seqs[s: s + per]
@@ -73,7 +73,7 @@ def measure(net: Any, runner: Any, seqs: np.ndarray, decoders: Sequence[LogitLen
             nxt = np.concatenate([batch[:, 1:], np.full((len(batch), 1), -1)], axis=1).reshape(-1)
             sums += layer_metrics(runner, states, torch.from_numpy(nxt), decoders, layers, product=product)
             done = min(len(seqs), s + per) * seqs.shape[1]
-            advance(batch.size, f"{label}: {done / max(time.perf_counter() - started, 1e-9):,.0f} tokens/s")
+            advance(batch.size, f"{label}: {done / max(clock.since_start(), 1e-9):,.0f} tokens/s")
     n_rows, n_targets = seqs.size, seqs.shape[0] * (seqs.shape[1] - 1)
     return {"kl_bits": sums[..., 0] / n_rows / LN2, "top1_agreement": sums[..., 1] / n_rows,
             "ce_bits": sums[..., 2] / max(n_targets, 1) / LN2}
@@ -165,7 +165,7 @@ def evaluate_decoders(
             mean KL within ``metrics.BF16_KL_TOLERANCE`` of float32) or ``"auto"`` (bfloat16 where that holds).
     """
 
-    started = time.perf_counter()
+    timings = Timings()
     lens = as_lens(model)
     check_causal(lens)
     seq_len = check_count(seq_len, "seq_len", 2)
@@ -183,17 +183,17 @@ def evaluate_decoders(
     seqs = sequences(corpus_tokens(lens, body, tokens, skip=skip, what=f"skipping {skip:,} and evaluating"), seq_len)
     dev, dt = rt.choose(lens, device, dtype)
     product = choose_product(product, dev, dt)  # refused before any weight is read
-    prepared = time.perf_counter() - started
+    timings["prepare_s"] = timings.since_start()
     net = rt.weights(lens, dev, dt)
     runner = runner_for(lens, net)
-    t0 = time.perf_counter()
-    got = measure(net, runner, seqs, resolved, batch_tokens=batch_tokens, pad=_pad(net), progress=progress, site=site,
-                  product=product)
-    timings = {"prepare_s": round(prepared, 3), "measure_s": round(time.perf_counter() - t0, 3),
-               "total_s": round(time.perf_counter() - started, 3)}
+    with timings.stage("measure_s"):
+        got = measure(net, runner, seqs, resolved, batch_tokens=batch_tokens, pad=_pad(net), progress=progress,
+                      site=site, product=product)
+    timings["total_s"] = timings.since_start()
     settings = {"seq_len": seq_len, "batch_tokens": batch_tokens, "device": dev, "dtype": rt.dtype_name(dt), "site": site,
                 "product": product,
                 "units": "KL and cross-entropy in bits per token"}
     return DecoderEval(model=lens.manifest(), n_layers=runner.n_layers, decoders=names,
-                       described=[d.describe() for d in resolved], n_tokens=int(seqs.size),
-                       corpus={"hash": hash_, **body.manifest()}, skip=skip, settings=settings, timings=timings, **got)
+                    described=[d.describe() for d in resolved], n_tokens=int(seqs.size),
+                    corpus={"hash": hash_, **body.manifest()}, skip=skip, settings=settings,
+                    timings={k: round(v, 3) for k, v in timings.items()}, **got)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from pathlib import Path
 from typing import Any
 
 from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..render.decoder_eval import write_eval_html, write_eval_png
+from ..timing import Timings
 from ..versions import versions
 from .evaluation import DecoderEval
 
@@ -28,7 +28,7 @@ def write_decoder_eval(ev: DecoderEval, out: str | Path, *, html: bool = True, p
     """Write the evaluation's files into ``out``; returns the manifest."""
 
     folder = ensure_writable_dir(out)
-    started = time.perf_counter()
+    clock = Timings()
     write_text_atomic(folder / "lens_eval.csv", eval_csv(ev))
     write_json_atomic(folder / "lens_eval.json", ev.to_dict())
     files = ["lens_eval.csv", "lens_eval.json"]
@@ -41,6 +41,6 @@ def write_decoder_eval(ev: DecoderEval, out: str | Path, *, html: bool = True, p
     manifest = {"kind": "lens_eval", "model": ev.model, "decoders": ev.described, "corpus": ev.corpus,
                 "skip": ev.skip, "n_tokens": ev.n_tokens, "settings": ev.settings, "seed": None,
                 "seed_note": "no random step: evaluation is deterministic", "files": files + ["manifest.json"],
-                "versions": versions(), "timings": {**ev.timings, "write_s": round(time.perf_counter() - started, 4)}}
+                "versions": versions(), "timings": {**ev.timings, "write_s": round(clock.since_start(), 4)}}
     write_json_atomic(folder / "manifest.json", manifest)
     return manifest

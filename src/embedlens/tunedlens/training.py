@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,14 @@ import numpy as np
 
 from ..cache import atomic_dir
 from ..errors import EmbedlensError
-from ..lens import as_lens
+from ..lens import ModelLens, as_lens
 from ..logitlens import runtime as rt
 from ..logitlens.compute import _pad, check_causal, residual_states
 from ..logitlens.translators import LogitLens, TunedLens
 from ..logitlens.tuned_files import cached_folder, save_tuned_lens
 from ..models.forward import runner_for
 from ..progress import bar
+from ..timing import Timings
 from .data import as_corpus, check_count, corpus_hash, corpus_tokens, sequences
 from .evaluation import LOGIT_BUDGET, decode_logprobs, kl_rows, measure
 from .metrics import HeadProduct, choose_product
@@ -123,6 +125,191 @@ class _Checkpoint:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+@dataclass
+class _Settings:
+    """A run's training options, checked: what its checkpoint must match and its manifest records."""
+
+    tokens: int
+    heldout_tokens: int
+    seq_len: int
+    batch_tokens: int
+    init: str
+    ridge: float
+    steps: int
+    lr: float
+    seed: int
+    product: str  # as asked ("auto" included), not as chosen
+
+    def __post_init__(self) -> None:
+        self.seq_len = check_count(self.seq_len, "seq_len", 2)
+        self.batch_tokens = check_count(self.batch_tokens, "batch_tokens", self.seq_len)
+        self.tokens = check_count(self.tokens, "tokens", 1)
+        self.heldout_tokens = check_count(self.heldout_tokens, "heldout_tokens", self.seq_len)
+        self.steps = check_count(self.steps, "steps", 0)
+        if self.tokens < self.batch_tokens:
+            raise EmbedlensError(f"`tokens={self.tokens}` is less than one batch "
+                                 f"(`batch_tokens={self.batch_tokens}`): train on more tokens or use smaller batches")
+        if self.init not in INITS:
+            raise EmbedlensError(f"`init` must be one of {', '.join(INITS)}, got {self.init!r}")
+        ridge, lr = self.ridge, self.lr
+        if not (isinstance(ridge, int | float) and ridge >= 0) or not (isinstance(lr, int | float) and lr > 0):
+            raise EmbedlensError(f"ridge must be >= 0 and lr > 0, got ridge={ridge!r}, lr={lr!r}")
+
+    def checkpoint_config(self, lens: ModelLens, corpus_hash: str, dtype: Any) -> dict[str, Any]:
+        """What a checkpoint was made with: it is resumed only under the same."""
+        return {"model": lens.manifest().get("content_hash"), "corpus": corpus_hash, "tokens": self.tokens,
+                "seq_len": self.seq_len, "batch_tokens": self.batch_tokens, "init": self.init, "ridge": self.ridge,
+                "steps": self.steps, "lr": self.lr, "seed": self.seed, "heldout_tokens": self.heldout_tokens,
+                "dtype": rt.dtype_name(dtype), "product": self.product}
+
+
+@dataclass
+class _Training:
+    """What every stage of one training run reads: the frozen model, the training sequences, the checkpoint."""
+
+    net: Any
+    runner: Any
+    head: HeadProduct | None  # a bfloat16 head product for the KL steps, else None (the model's own decode)
+    pad: int
+    train: np.ndarray  # int64 (n_sequences, seq_len): the training sequences
+    per: int  # sequences per batch
+    ckpt: _Checkpoint
+    checkpoint_seconds: float
+    progress: bool
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.train.shape[1])
+
+    @property
+    def layers(self) -> list[int]:
+        """Every residual state read: 0 (the input embeddings) .. n_layers (the last block's output)."""
+        return list(range(self.runner.n_layers + 1))
+
+
+def _open_training(lens: ModelLens, device: str, dtype: Any, product: str, train: np.ndarray, opts: _Settings,
+                   ckpt: _Checkpoint, *, checkpoint_seconds: float, progress: bool) -> _Training:
+    """The frozen model on ``device`` in ``dtype`` (no gradients), ready for both stages."""
+    net = rt.weights(lens, device, dtype)
+    net.requires_grad_(False)
+    runner = runner_for(lens, net)
+    head = HeadProduct(runner, product) if product == "bfloat16" else None
+    return _Training(net, runner, head, _pad(net), train, max(1, opts.batch_tokens // opts.seq_len), ckpt,
+                     checkpoint_seconds, progress)
+
+
+def _least_squares(run: _Training, state: dict[str, Any], saved: dict[str, Any], ridge: float,
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Stage 1: running sums over every training batch, then the closed-form translators.
+
+    Resumes from ``state["done"]`` sequences and the sums in ``saved``; returns the KL stage's starting
+    ``(state, saved)``: no step done, the translators as ``saved["weight"]``, ``saved["bias"]``.
+    """
+    import torch
+
+    n, d, seq_len, train, per = run.runner.n_layers, run.runner.d_model, run.seq_len, run.train, run.per
+    gram = saved.get("gram", torch.zeros(n, d + 1, d + 1, dtype=torch.float64))
+    cross = saved.get("cross", torch.zeros(n, d + 1, d, dtype=torch.float64))
+    clock = Timings()  # only for the progress bar's tokens/s
+    with bar(len(train) * seq_len, "tuned lens: least squares", enabled=run.progress) as advance:
+        advance(state["done"] * seq_len)
+        for s in range(0, len(train), per):
+            if s < state["done"]:
+                continue
+            hs = residual_states(run.net, list(train[s: s + per]), run.layers, pad=run.pad)
+            hs = hs.reshape(n + 1, -1, d).float()
+            xa = torch.cat([hs[:n], hs.new_ones(n, hs.shape[1], 1)], dim=-1)      # (n, N, d + 1)
+            gram += torch.bmm(xa.transpose(1, 2), xa).double()
+            cross += torch.matmul(xa.transpose(1, 2), hs[n]).double()
+            state["done"] = min(len(train), s + per)
+            rate = state["done"] * seq_len / max(clock.since_start(), 1e-9)
+            advance(len(train[s: s + per]) * seq_len, f"tuned lens: least squares, {rate:,.0f} tokens/s")
+            run.ckpt.save(state, {"gram": gram, "cross": cross}, every=run.checkpoint_seconds)
+    w0, b0 = least_squares_translators(gram, cross, float(ridge))
+    del gram, cross
+    state = {"phase": "kl", "done": 0}
+    saved = {"weight": torch.from_numpy(w0), "bias": torch.from_numpy(b0)}
+    run.ckpt.save(state, saved, every=0.0)
+    return state, saved
+
+
+def _adam(weight: Any, bias: Any, lr: float, saved: dict[str, Any]) -> Any:
+    """Adam over the translators, with the moments of a checkpoint when ``saved`` holds them."""
+    import torch
+
+    opt = torch.optim.Adam([weight, bias], lr=float(lr))
+    if "exp_avg.0" in saved:
+        opt.load_state_dict({"state": {i: {"step": saved[f"step.{i}"], "exp_avg": saved[f"exp_avg.{i}"],
+                                            "exp_avg_sq": saved[f"exp_avg_sq.{i}"]} for i in range(2)},
+                             "param_groups": [{**opt.param_groups[0], "params": [0, 1]}]})
+    return opt
+
+
+def _kl_tensors(weight: Any, bias: Any, opt: Any) -> dict[str, Any]:
+    """What a KL-stage checkpoint holds: the translators and Adam's step and moments."""
+    tensors = {"weight": weight.detach(), "bias": bias.detach()}
+    for i, p in enumerate((weight, bias)):
+        st = opt.state[p]
+        tensors.update({f"step.{i}": st["step"].reshape(1) if st["step"].ndim == 0 else st["step"],
+                        f"exp_avg.{i}": st["exp_avg"], f"exp_avg_sq.{i}": st["exp_avg_sq"]})
+    return tensors
+
+
+def _kl_steps(run: _Training, state: dict[str, Any], saved: dict[str, Any], *, steps: int, lr: float,
+              seed: int) -> tuple[Any, Any]:
+    """Stage 2: ``steps`` Adam steps on KL(final || tuned lens) from the translators in ``saved`` (zero when
+    absent), resuming after ``state["done"]`` steps; returns the translators ``(weight, bias)``."""
+    import torch
+
+    n, d, seq_len, train, per = run.runner.n_layers, run.runner.d_model, run.seq_len, run.train, run.per
+    weight = saved.get("weight", torch.zeros(n, d, d)).clone().requires_grad_(True)
+    bias = saved.get("bias", torch.zeros(n, d)).clone().requires_grad_(True)
+    opt = _adam(weight, bias, lr, saved)
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(train)) for _ in range(-(-steps * per // len(train)) or 1)])
+    group = max(1, LOGIT_BUDGET // max(1, 4 * run.runner.n_vocab * per * seq_len))
+    running = np.zeros(n)
+    with bar(steps, "tuned lens: KL steps", enabled=run.progress and steps > 0) as advance:
+        advance(state["done"])
+        for step in range(state["done"], steps):
+            batch = train[order[step * per: (step + 1) * per]]
+            hs = residual_states(run.net, list(batch), run.layers, pad=run.pad).reshape(n + 1, -1, d)
+            with torch.no_grad():
+                final = decode_logprobs(run.runner, hs[n])
+            hs = hs.clone()  # out of inference mode: autograd keeps it for the backward pass
+            for s in range(0, n, group):
+                idx = list(range(s, min(n, s + group)))
+                loss = kl_loss(run.runner, hs[idx], final, weight, bias, idx, run.head)
+                loss.sum().backward()
+                running[idx] = loss.detach().numpy() / np.log(2)
+            opt.step()
+            opt.zero_grad(set_to_none=False)
+            state = {"phase": "kl", "done": step + 1}
+            run.ckpt.save(state, _kl_tensors(weight, bias, opt), every=run.checkpoint_seconds)
+            advance(1, f"tuned lens: KL step {step + 1}/{steps}, mean KL {running.mean():.2f} bits")
+    return weight, bias
+
+
+def _manifest(lens: ModelLens, corpus: Any, corpus_hash: str, opts: _Settings, held: np.ndarray,
+              got: dict[str, Any], *, device: str, dtype: Any, product: str, timings: Timings) -> dict[str, Any]:
+    """The trained lens's manifest: model and corpus, settings, optimiser, held-out KL per layer, timings."""
+    init, steps = opts.init, opts.steps
+    return {
+        "model": lens.manifest(), "corpus": {"hash": corpus_hash, **corpus.manifest()}, "tokens": opts.tokens,
+        "heldout_tokens": int(held.size), "seq_len": opts.seq_len, "batch_tokens": opts.batch_tokens, "init": init,
+        "ridge": opts.ridge, "steps": steps, "seed": opts.seed,
+        "optimiser": ({"name": "Adam", "lr": opts.lr, "betas": [0.9, 0.999], "after": init} if steps else
+                      {"name": "none: closed-form least squares only" if init == "least-squares" else "none"}),
+        "device": device, "dtype": rt.dtype_name(dtype), "product": product,
+        "heldout_kl_bits": [round(float(v), 6) for v in got["kl_bits"][0]],
+        "heldout_kl_bits_logit_lens": [round(float(v), 6) for v in got["kl_bits"][1]],
+        "heldout_top1_agreement": [round(float(v), 6) for v in got["top1_agreement"][0]],
+        "layers": "translator l reads the residual stream after l blocks (0 = input embeddings); "
+                  "held-out lists are layers 0 .. n_layers (n_layers = the model's own output)",
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
 def train_tuned_lens(
     model: Any,
     corpus: Any,
@@ -168,131 +355,35 @@ def train_tuned_lens(
         The trained :class:`TunedLens`; its ``manifest`` records model and corpus hashes, tokens, steps,
         optimiser, seed and the held-out KL per layer of the tuned and the logit lens.
     """
-    import torch
-
-    started = time.perf_counter()
+    timings = Timings()
     lens = as_lens(model)
     check_causal(lens)
-    seq_len = check_count(seq_len, "seq_len", 2)
-    batch_tokens = check_count(batch_tokens, "batch_tokens", seq_len)
-    tokens = check_count(tokens, "tokens", 1)
-    heldout_tokens = check_count(heldout_tokens, "heldout_tokens", seq_len)
-    steps = check_count(steps, "steps", 0)
-    if tokens < batch_tokens:
-        raise EmbedlensError(f"`tokens={tokens}` is less than one batch (`batch_tokens={batch_tokens}`): train on more "
-                             "tokens or use smaller batches")
-    if init not in INITS:
-        raise EmbedlensError(f"`init` must be one of {', '.join(INITS)}, got {init!r}")
-    if not (isinstance(ridge, int | float) and ridge >= 0) or not (isinstance(lr, int | float) and lr > 0):
-        raise EmbedlensError(f"ridge must be >= 0 and lr > 0, got ridge={ridge!r}, lr={lr!r}")
+    opts = _Settings(tokens, heldout_tokens, seq_len, batch_tokens, init, ridge, steps, lr, seed, product)
     body = as_corpus(corpus)
     hash_ = corpus_hash(body)
-    toks = corpus_tokens(lens, body, tokens + heldout_tokens,
-                         what=f"training on {tokens:,} tokens and holding out {heldout_tokens:,}")
-    train, held = sequences(toks[:tokens], seq_len), sequences(toks[tokens:], seq_len)
+    toks = corpus_tokens(lens, body, opts.tokens + opts.heldout_tokens,
+                         what=f"training on {opts.tokens:,} tokens and holding out {opts.heldout_tokens:,}")
+    train, held = sequences(toks[:opts.tokens], opts.seq_len), sequences(toks[opts.tokens:], opts.seq_len)
     dev, dt = rt.choose(lens, device, dtype)
     chosen = choose_product(product, dev, dt)  # refused before any weight is read
-    config = {"model": lens.manifest().get("content_hash"), "corpus": hash_, "tokens": tokens, "seq_len": seq_len,
-              "batch_tokens": batch_tokens, "init": init, "ridge": ridge, "steps": steps, "lr": lr, "seed": seed,
-              "heldout_tokens": heldout_tokens, "dtype": rt.dtype_name(dt), "product": product}
-    ckpt = _Checkpoint(None if out is None else Path(out), config)
+    ckpt = _Checkpoint(None if out is None else Path(out), opts.checkpoint_config(lens, hash_, dt))
     loaded = ckpt.load() if resume else None
     state, saved = loaded if loaded else ({"phase": "least-squares", "done": 0}, {})
-    net = rt.weights(lens, dev, dt)
-    net.requires_grad_(False)
-    runner = runner_for(lens, net)
-    head = HeadProduct(runner, chosen) if chosen == "bfloat16" else None
-    n, d, pad = runner.n_layers, runner.d_model, _pad(net)
-    layers = list(range(n + 1))
-    per = max(1, batch_tokens // seq_len)
-    timings: dict[str, float] = {"prepare_s": time.perf_counter() - started}
-
-    # 1. least squares: running sums over every training batch
-    t0 = time.perf_counter()
-    if init == "least-squares" and state["phase"] == "least-squares":
-        gram = saved.get("gram", torch.zeros(n, d + 1, d + 1, dtype=torch.float64))
-        cross = saved.get("cross", torch.zeros(n, d + 1, d, dtype=torch.float64))
-        starts = list(range(0, len(train), per))
-        with bar(len(train) * seq_len, "tuned lens: least squares", enabled=progress) as advance:
-            advance(state["done"] * seq_len)
-            for s in starts:
-                if s < state["done"]:
-                    continue
-                hs = residual_states(net, list(train[s: s + per]), layers, pad=pad)
-                hs = hs.reshape(n + 1, -1, d).float()
-                xa = torch.cat([hs[:n], hs.new_ones(n, hs.shape[1], 1)], dim=-1)      # (n, N, d + 1)
-                gram += torch.bmm(xa.transpose(1, 2), xa).double()
-                cross += torch.matmul(xa.transpose(1, 2), hs[n]).double()
-                state["done"] = min(len(train), s + per)
-                rate = state["done"] * seq_len / max(time.perf_counter() - t0, 1e-9)
-                advance(len(train[s: s + per]) * seq_len, f"tuned lens: least squares, {rate:,.0f} tokens/s")
-                ckpt.save(state, {"gram": gram, "cross": cross}, every=checkpoint_seconds)
-        w0, b0 = least_squares_translators(gram, cross, float(ridge))
-        del gram, cross
-        state = {"phase": "kl", "done": 0}
-        saved = {"weight": torch.from_numpy(w0), "bias": torch.from_numpy(b0)}
-        ckpt.save(state, saved, every=0.0)
-    timings["least_squares_s"] = time.perf_counter() - t0
-
-    # 2. KL steps (Adam) from the initialisation
-    t0 = time.perf_counter()
-    weight = saved.get("weight", torch.zeros(n, d, d)).clone().requires_grad_(True)
-    bias = saved.get("bias", torch.zeros(n, d)).clone().requires_grad_(True)
-    opt = torch.optim.Adam([weight, bias], lr=float(lr))
-    if "exp_avg.0" in saved:
-        opt.load_state_dict({"state": {i: {"step": saved[f"step.{i}"], "exp_avg": saved[f"exp_avg.{i}"],
-                                            "exp_avg_sq": saved[f"exp_avg_sq.{i}"]} for i in range(2)},
-                             "param_groups": [{**opt.param_groups[0], "params": [0, 1]}]})
-    rng = np.random.default_rng(seed)
-    order = np.concatenate([rng.permutation(len(train)) for _ in range(-(-steps * per // len(train)) or 1)])
-    group = max(1, LOGIT_BUDGET // max(1, 4 * runner.n_vocab * per * seq_len))
-    running = np.zeros(n)
-    with bar(steps, "tuned lens: KL steps", enabled=progress and steps > 0) as advance:
-        advance(state["done"])
-        for step in range(state["done"], steps):
-            batch = train[order[step * per: (step + 1) * per]]
-            hs = residual_states(net, list(batch), layers, pad=pad).reshape(n + 1, -1, d)
-            with torch.no_grad():
-                final = decode_logprobs(runner, hs[n])
-            hs = hs.clone()  # out of inference mode: autograd keeps it for the backward pass
-            for s in range(0, n, group):
-                idx = list(range(s, min(n, s + group)))
-                loss = kl_loss(runner, hs[idx], final, weight, bias, idx, head)
-                loss.sum().backward()
-                running[idx] = loss.detach().numpy() / np.log(2)
-            opt.step()
-            opt.zero_grad(set_to_none=False)
-            state = {"phase": "kl", "done": step + 1}
-            tensors = {"weight": weight.detach(), "bias": bias.detach()}
-            for i, p in enumerate((weight, bias)):
-                st = opt.state[p]
-                tensors.update({f"step.{i}": st["step"].reshape(1) if st["step"].ndim == 0 else st["step"],
-                                f"exp_avg.{i}": st["exp_avg"], f"exp_avg_sq.{i}": st["exp_avg_sq"]})
-            ckpt.save(state, tensors, every=checkpoint_seconds)
-            advance(1, f"tuned lens: KL step {step + 1}/{steps}, mean KL {running.mean():.2f} bits")
-    timings["kl_s"] = time.perf_counter() - t0
-
-    # 3. held-out KL of the tuned and the logit lens
-    t0 = time.perf_counter()
-    tuned = TunedLens(weight.detach().numpy(), bias.detach().numpy())
-    got = measure(net, runner, held, [tuned, LogitLens()], batch_tokens=batch_tokens, pad=pad,
-                  label="tuned lens: held-out KL", progress=progress, product=chosen)
-    timings["heldout_s"] = time.perf_counter() - t0
-    timings["total_s"] = time.perf_counter() - started
-    tuned.manifest = {
-        "model": lens.manifest(), "corpus": {"hash": hash_, **body.manifest()}, "tokens": tokens,
-        "heldout_tokens": int(held.size), "seq_len": seq_len, "batch_tokens": batch_tokens, "init": init,
-        "ridge": ridge, "steps": steps, "seed": seed,
-        "optimiser": ({"name": "Adam", "lr": lr, "betas": [0.9, 0.999], "after": init} if steps else
-                      {"name": "none: closed-form least squares only" if init == "least-squares" else "none"}),
-        "device": dev, "dtype": rt.dtype_name(dt), "product": chosen,
-        "heldout_kl_bits": [round(float(v), 6) for v in got["kl_bits"][0]],
-        "heldout_kl_bits_logit_lens": [round(float(v), 6) for v in got["kl_bits"][1]],
-        "heldout_top1_agreement": [round(float(v), 6) for v in got["top1_agreement"][0]],
-        "layers": "translator l reads the residual stream after l blocks (0 = input embeddings); "
-                  "held-out lists are layers 0 .. n_layers (n_layers = the model's own output)",
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
+    run = _open_training(lens, dev, dt, chosen, train, opts, ckpt, checkpoint_seconds=checkpoint_seconds,
+                         progress=progress)
+    timings["prepare_s"] = timings.since_start()
+    with timings.stage("least_squares_s"):
+        if opts.init == "least-squares" and state["phase"] == "least-squares":
+            state, saved = _least_squares(run, state, saved, opts.ridge)
+    with timings.stage("kl_s"):
+        weight, bias = _kl_steps(run, state, saved, steps=opts.steps, lr=opts.lr, seed=seed)
+    with timings.stage("heldout_s"):  # held-out KL of the tuned and the logit lens
+        tuned = TunedLens(weight.detach().numpy(), bias.detach().numpy())
+        got = measure(run.net, run.runner, held, [tuned, LogitLens()], batch_tokens=opts.batch_tokens, pad=run.pad,
+                      label="tuned lens: held-out KL", progress=progress, product=chosen)
+    timings["total_s"] = timings.since_start()
+    tuned.manifest = _manifest(lens, body, hash_, opts, held, got, device=dev, dtype=dt, product=chosen,
+                               timings=timings)
     if out is not None:
         save_tuned_lens(tuned, out)
         ckpt.remove()
