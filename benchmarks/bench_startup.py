@@ -10,7 +10,12 @@ imported any of the heavy libraries (torch, transformers, plotly, matplotlib, ig
 
 Targets (issue 26): every ``--help`` <= 0.3 s; ``neighbors king`` warm <= 0.25 s; SmolLM2 ``grid --grid-size 50``
 warm <= 4 s (``--grid`` to include it: it runs the model). The cache (``EMBEDLENS_CACHE``) must already hold
-SmolLM2 (a first ``neighbors king`` extracts it).
+SmolLM2 (a first ``neighbors king`` extracts it and builds the one-token index).
+
+Baselines in the same run: ``neighbors king`` the previous way (the query encoded by the tokenizer loaded from
+``tokenizer.json``, the table printed by rich), by the same code with the one-token index and the plain table
+turned off; for the grid, the floor it cannot go under while it runs transformers' model classes
+(``import torch, transformers.models.llama.modeling_llama``, matplotlib and plotly) and its manifest's stages.
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ from _util import machine  # noqa: E402
 
 HEAVY = ("torch", "transformers", "plotly", "matplotlib", "igraph", "sklearn", "scipy")
 CLI = "import sys; from embedlens.cli import entry; sys.argv[0] = 'embedlens'; entry()"
+# The same command the previous way: the tokenizer encodes the query, rich prints the table.
+PREVIOUS = (
+    "import sys\n"
+    "from embedlens.cli import entry, table\n"
+    "from embedlens.lens import ModelLens\n"
+    "ModelLens._tokenizer_digest = None  # no one-token index: the tokenizer encodes every query\n"
+    "table._styled = lambda: None  # every table through rich\n"
+    "sys.argv[0] = 'embedlens'; entry()\n"
+)
+GRID_FLOOR = ("import torch, transformers.models.llama.modeling_llama, matplotlib; matplotlib.use('Agg'); "
+              "import matplotlib.pyplot, plotly.graph_objects")
 
 
 def commands() -> list[str]:
@@ -96,14 +112,33 @@ def main() -> None:
     out = tempfile.mkdtemp(prefix="bench-startup-")
     if args.grid:
         jobs.append(("embedlens grid --grid-size 50 (warm)", ["grid", "--grid-size", "50", "--output-dir", out], 4.0))
-    print(f"commands (load {', '.join(f'{v:.1f}' for v in os.getloadavg())}):", flush=True)
+    print(f"commands (load {load()}):", flush=True)
     for label, argv, target in jobs:
         cmd = [py, "-c", CLI, *argv]
         show(label, wall(cmd, args.repeats if "grid" not in argv else 3), target)
         top, heavy = imports(cmd)
         print(f"      heavy imports: {', '.join(heavy) or 'none'}; slowest top-level: "
               + ", ".join(f"{n} {ms:.0f} ms" for n, ms in top), flush=True)
+        if argv[:2] == ["neighbors", "king"]:
+            show("  baseline: the previous route (tokenizer.json, rich)", wall([py, "-c", PREVIOUS, *argv], args.repeats))
+        if argv[0] == "grid":
+            grid_stages(Path(out) / "manifest.json")
+            show("  floor: import torch, transformers' Llama, matplotlib, plotly", wall([py, "-c", GRID_FLOOR], 3))
     print(machine(), flush=True)
+
+
+def load() -> str:
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def grid_stages(manifest: Path) -> None:
+    """The last grid run's own stage times (its manifest): where the seconds go past the imports."""
+    import json
+
+    t = json.loads(manifest.read_text())["timings"]
+    predict = sum(v["predict_s"] for v in t["per_layer"].values())
+    print(f"      last run's stages: load {t['load_s']:.2f} s, predict {predict:.2f} s, render {t['render_s']:.2f} s, "
+          f"total inside the library {t['total_s']:.2f} s (load {load()})", flush=True)
 
 
 if __name__ == "__main__":
