@@ -113,3 +113,19 @@ def test_gemma_vocabulary(gemma3):
     assert len(index) > 250_000
     assert agree(index, gemma3.tokenizer, TRICKY) >= 15
     assert agree(index, gemma3.tokenizer, stored_sample(index, 300)) == 300
+
+
+def test_warm_one_token_neighbors_loads_neither_tokenizer_nor_rich(tiny_gpt2_dir, cache_dir, run_cli):
+    """The second `neighbors` of a one-token word reads the index and prints the plain table: the tokenizer
+    library and rich are never imported (a word of several tokens still loads the tokenizer)."""
+    import subprocess
+    import sys
+
+    assert run_cli("neighbors", "list", "-m", tiny_gpt2_dir, "-k", "3").code == 0  # extracts, builds the index
+    code = ("import sys; from embedlens.cli import main; code = main(['neighbors', sys.argv[2], '-m', sys.argv[1], "
+            "'-k', '3']); print('LOADED', sorted(m for m in ('tokenizers', 'rich', 'transformers', 'torch') "
+            "if m in sys.modules), code)")
+    for word, loaded in (("list", "[]"), ("listlistlist", "['tokenizers']")):
+        out = subprocess.run([sys.executable, "-c", code, str(tiny_gpt2_dir), word], capture_output=True, text=True,
+                             check=True)
+        assert out.stdout.strip().splitlines()[-1] == f"LOADED {loaded} 0", out.stdout[-300:] + out.stderr[-300:]
