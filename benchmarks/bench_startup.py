@@ -121,7 +121,7 @@ def main() -> None:
               + ", ".join(f"{n} {ms:.0f} ms" for n, ms in top), flush=True)
         if argv[:2] == ["neighbors", "king"]:
             show("  baseline: the previous route (tokenizer.json, rich)", wall([py, "-c", PREVIOUS, *argv], args.repeats))
-        if argv[0] == "grid":
+        if "--grid-size" in argv:
             grid_stages(Path(out) / "manifest.json")
             show("  floor: import torch, transformers' Llama, matplotlib, plotly", wall([py, "-c", GRID_FLOOR], 3))
     print(machine(), flush=True)
