@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,15 +59,24 @@ def commands() -> list[str]:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+CPU: dict[int, list[float]] = {}  # id of a wall() result -> the CPU seconds (user + system) of each run
+
+
 def wall(args: list[str], repeats: int) -> list[float]:
+    """Wall seconds of each run; the runs' CPU seconds go to ``CPU`` (on a loaded machine the wall time swings
+    with the other processes, the CPU time much less)."""
     subprocess.run(args, capture_output=True, check=False, env=ENV)  # warm-up: page cache, .pyc files
-    out = []
+    out, cpu = [], []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         res = subprocess.run(args, capture_output=True, check=False, env=ENV)
         out.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if res.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed:\n{res.stderr.decode()[-2000:]}")
+    CPU[id(out)] = cpu
     return out
 
 
@@ -92,7 +102,9 @@ def imports(args: list[str]) -> tuple[list[tuple[str, float]], list[str]]:
 def show(label: str, runs: list[float], target: float | None = None) -> None:
     med = statistics.median(runs)
     aim = f"  (target <= {target:g} s)" if target else ""
-    print(f"  {label:44s} {med:6.3f} s median of {len(runs)}{aim}  [{', '.join(f'{r:.3f}' for r in runs)}]",
+    cpu = CPU.get(id(runs))
+    used = f", cpu {statistics.median(cpu):.3f} s" if cpu else ""
+    print(f"  {label:44s} {med:6.3f} s median of {len(runs)}{used}{aim}  [{', '.join(f'{r:.3f}' for r in runs)}]",
           flush=True)
 
 
@@ -100,6 +112,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--grid", action="store_true", help="also SmolLM2 `grid --grid-size 50` warm (runs the model)")
+    ap.add_argument("--no-help", action="store_true", help="skip the --help of every command")
     args = ap.parse_args()
     print(machine(), flush=True)
     py = sys.executable
@@ -107,7 +120,7 @@ def main() -> None:
     show("python -c pass", wall([py, "-c", "pass"], args.repeats))
     show("python -c 'import numpy, click, rich'", wall([py, "-c", "import numpy, click, rich"], args.repeats))
     jobs: list[tuple[str, list[str], float]] = [("embedlens --help", ["--help"], 0.3)]
-    jobs += [(f"embedlens {c} --help", [c, "--help"], 0.3) for c in commands()]
+    jobs += [] if args.no_help else [(f"embedlens {c} --help", [c, "--help"], 0.3) for c in commands()]
     jobs.append(("embedlens neighbors king (warm)", ["neighbors", "king"], 0.25))
     out = tempfile.mkdtemp(prefix="bench-startup-")
     if args.grid:
