@@ -33,13 +33,20 @@ def _hash(data: bytes) -> int:
     return h - (1 << 64) if h >= 1 << 63 else h  # stored as int64: the reader maps signed integers
 
 
-def single_token_texts(tokenizer: Any) -> tuple[list[str], np.ndarray]:
-    """The texts a ``tokenizers.Tokenizer`` encodes (no special tokens added) as exactly one id, and those ids."""
-    n = tokenizer.get_vocab_size(with_added_tokens=True)
-    texts = tokenizer.decode_batch([[i] for i in range(n)], skip_special_tokens=False)
+def single_token_texts(tokenizer: Any, ids: Any = None) -> tuple[list[str], np.ndarray]:
+    """The texts a ``tokenizers.Tokenizer`` encodes (no special tokens added) as exactly one id, and those ids.
+
+    Args:
+        tokenizer: a ``tokenizers.Tokenizer``.
+        ids: the token ids to try (default every id of the vocabulary, added tokens included).
+    """
+    if ids is None:
+        ids = range(tokenizer.get_vocab_size(with_added_tokens=True))
+    ids = [int(i) for i in ids]
+    texts = tokenizer.decode_batch([[i] for i in ids], skip_special_tokens=False)
     encoded = tokenizer.encode_batch(texts, add_special_tokens=False)
-    keep = [i for i, (text, enc) in enumerate(zip(texts, encoded, strict=True)) if text and enc.ids == [i]]
-    return [texts[i] for i in keep], np.asarray(keep, dtype=np.int64)
+    keep = [k for k, (i, text, enc) in enumerate(zip(ids, texts, encoded, strict=True)) if text and enc.ids == [i]]
+    return [texts[k] for k in keep], np.asarray([ids[k] for k in keep], dtype=np.int64)
 
 
 class SingleTokenIndex:
@@ -49,8 +56,9 @@ class SingleTokenIndex:
         self.hashes, self.ids, self.offsets, self.data = hashes, ids, offsets, data
 
     @classmethod
-    def build(cls, tokenizer: Any) -> SingleTokenIndex:
-        texts, ids = single_token_texts(tokenizer)
+    def build(cls, tokenizer: Any, ids: Any = None) -> SingleTokenIndex:
+        """The index of ``tokenizer`` (over ``ids`` only, when given: see :func:`single_token_texts`)."""
+        texts, ids = single_token_texts(tokenizer, ids)
         raw = [t.encode("utf-8") for t in texts]
         hashes = np.fromiter((_hash(b) for b in raw), dtype=np.int64, count=len(raw))
         order = np.argsort(hashes, kind="stable")
