@@ -10,13 +10,19 @@ imported any of the heavy libraries (torch, transformers, plotly, matplotlib, ig
 
 Targets (issue 26): every ``--help`` <= 0.3 s; ``neighbors king`` warm <= 0.25 s; SmolLM2 ``grid --grid-size 50``
 warm <= 4 s (``--grid`` to include it: it runs the model). The cache (``EMBEDLENS_CACHE``) must already hold
-SmolLM2 (a first ``neighbors king`` extracts it).
+SmolLM2 (a first ``neighbors king`` extracts it and builds the one-token index).
+
+Baselines in the same run: ``neighbors king`` the previous way (the query encoded by the tokenizer loaded from
+``tokenizer.json``, the table printed by rich), by the same code with the one-token index and the plain table
+turned off; for the grid, the floor it cannot go under while it runs transformers' model classes
+(``import torch, transformers.models.llama.modeling_llama``, matplotlib and plotly) and its manifest's stages.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +35,17 @@ from _util import machine  # noqa: E402
 
 HEAVY = ("torch", "transformers", "plotly", "matplotlib", "igraph", "sklearn", "scipy")
 CLI = "import sys; from embedlens.cli import entry; sys.argv[0] = 'embedlens'; entry()"
+# The same command the previous way: the tokenizer encodes the query, rich prints the table.
+PREVIOUS = (
+    "import sys\n"
+    "from embedlens.cli import entry, table\n"
+    "from embedlens.lens import ModelLens\n"
+    "ModelLens._tokenizer_digest = None  # no one-token index: the tokenizer encodes every query\n"
+    "table._styled = lambda: None  # every table through rich\n"
+    "sys.argv[0] = 'embedlens'; entry()\n"
+)
+GRID_FLOOR = ("import torch, transformers.models.llama.modeling_llama, matplotlib; matplotlib.use('Agg'); "
+              "import matplotlib.pyplot, plotly.graph_objects")
 
 
 def commands() -> list[str]:
@@ -42,15 +59,24 @@ def commands() -> list[str]:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+CPU: dict[int, list[float]] = {}  # id of a wall() result -> the CPU seconds (user + system) of each run
+
+
 def wall(args: list[str], repeats: int) -> list[float]:
+    """Wall seconds of each run; the runs' CPU seconds go to ``CPU`` (on a loaded machine the wall time swings
+    with the other processes, the CPU time much less)."""
     subprocess.run(args, capture_output=True, check=False, env=ENV)  # warm-up: page cache, .pyc files
-    out = []
+    out, cpu = [], []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         res = subprocess.run(args, capture_output=True, check=False, env=ENV)
         out.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if res.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed:\n{res.stderr.decode()[-2000:]}")
+    CPU[id(out)] = cpu
     return out
 
 
@@ -76,7 +102,9 @@ def imports(args: list[str]) -> tuple[list[tuple[str, float]], list[str]]:
 def show(label: str, runs: list[float], target: float | None = None) -> None:
     med = statistics.median(runs)
     aim = f"  (target <= {target:g} s)" if target else ""
-    print(f"  {label:44s} {med:6.3f} s median of {len(runs)}{aim}  [{', '.join(f'{r:.3f}' for r in runs)}]",
+    cpu = CPU.get(id(runs))
+    used = f", cpu {statistics.median(cpu):.3f} s" if cpu else ""
+    print(f"  {label:44s} {med:6.3f} s median of {len(runs)}{used}{aim}  [{', '.join(f'{r:.3f}' for r in runs)}]",
           flush=True)
 
 
@@ -84,6 +112,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--grid", action="store_true", help="also SmolLM2 `grid --grid-size 50` warm (runs the model)")
+    ap.add_argument("--no-help", action="store_true", help="skip the --help of every command")
     args = ap.parse_args()
     print(machine(), flush=True)
     py = sys.executable
@@ -91,19 +120,38 @@ def main() -> None:
     show("python -c pass", wall([py, "-c", "pass"], args.repeats))
     show("python -c 'import numpy, click, rich'", wall([py, "-c", "import numpy, click, rich"], args.repeats))
     jobs: list[tuple[str, list[str], float]] = [("embedlens --help", ["--help"], 0.3)]
-    jobs += [(f"embedlens {c} --help", [c, "--help"], 0.3) for c in commands()]
+    jobs += [] if args.no_help else [(f"embedlens {c} --help", [c, "--help"], 0.3) for c in commands()]
     jobs.append(("embedlens neighbors king (warm)", ["neighbors", "king"], 0.25))
     out = tempfile.mkdtemp(prefix="bench-startup-")
     if args.grid:
         jobs.append(("embedlens grid --grid-size 50 (warm)", ["grid", "--grid-size", "50", "--output-dir", out], 4.0))
-    print(f"commands (load {', '.join(f'{v:.1f}' for v in os.getloadavg())}):", flush=True)
+    print(f"commands (load {load()}):", flush=True)
     for label, argv, target in jobs:
         cmd = [py, "-c", CLI, *argv]
         show(label, wall(cmd, args.repeats if "grid" not in argv else 3), target)
         top, heavy = imports(cmd)
         print(f"      heavy imports: {', '.join(heavy) or 'none'}; slowest top-level: "
               + ", ".join(f"{n} {ms:.0f} ms" for n, ms in top), flush=True)
+        if argv[:2] == ["neighbors", "king"]:
+            show("  baseline: the previous route (tokenizer.json, rich)", wall([py, "-c", PREVIOUS, *argv], args.repeats))
+        if "--grid-size" in argv:
+            grid_stages(Path(out) / "manifest.json")
+            show("  floor: import torch, transformers' Llama, matplotlib, plotly", wall([py, "-c", GRID_FLOOR], 3))
     print(machine(), flush=True)
+
+
+def load() -> str:
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def grid_stages(manifest: Path) -> None:
+    """The last grid run's own stage times (its manifest): where the seconds go past the imports."""
+    import json
+
+    t = json.loads(manifest.read_text())["timings"]
+    predict = sum(v["predict_s"] for v in t["per_layer"].values())
+    print(f"      last run's stages: load {t['load_s']:.2f} s, predict {predict:.2f} s, render {t['render_s']:.2f} s, "
+          f"total inside the library {t['total_s']:.2f} s (load {load()})", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from .errors import EmbedlensError
 from .models import loading  # called through the module: tests stand in for it there
 from .models.loading import _offline
 from .models.specs import resolve
+from .models.token_lookup import SingleTokenIndex, build_index, open_index
 from .neighbors.index import ExactIndex
 from .neighbors.knn import space_content_hash, space_folder
 from .neighbors.results import Neighbor, NeighborResult, ResolvedQuery, TokenRow, TokenTable
@@ -206,10 +207,30 @@ class ModelLens(Lens):
         """The full transformers model (loaded on first use)."""
         return loading.load_weights(self.source)
 
+    @cached_property
+    def _tokenizer_digest(self) -> str | None:
+        return (self.meta.get("digests") or {}).get("tokenizer/tokenizer.json")
+
+    @cached_property
+    def single_tokens(self) -> SingleTokenIndex | None:
+        """The texts the tokenizer encodes as one token (:mod:`embedlens.models.token_lookup`), once built."""
+        digest = self._tokenizer_digest
+        return open_index(Path(self.entry.folder), digest) if digest else None
+
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
-        """Token ids exactly as the model's tokenizer gives them (with whatever BOS/CLS it adds)."""
+        """Token ids exactly as the model's tokenizer gives them (with whatever BOS/CLS it adds).
+
+        Without special tokens, a text the tokenizer encodes as one token is answered from the cache entry's
+        :class:`~embedlens.models.token_lookup.SingleTokenIndex` (built the first time), not the tokenizer.
+        """
+        if not add_special_tokens and self.single_tokens is not None:
+            found = self.single_tokens.lookup(text)
+            if found is not None:
+                return [found]
         fast = self.fast_tokenizer
         if fast is not None:
+            if not add_special_tokens and self.single_tokens is None and self._tokenizer_digest:
+                self.single_tokens = build_index(Path(self.entry.folder), fast, self._tokenizer_digest)
             return list(fast.encode(text, add_special_tokens=add_special_tokens).ids)
         return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 

@@ -12,6 +12,7 @@ from ..cache import json_default
 from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
 from . import errors_text  # called through the module: tests stand in for it there
+from .table import print_table
 
 MODEL_HELP = "Model: alias, folder, .gguf file or cached hub name (default smollm2-135m)."
 SPACE_HELP = (
@@ -82,16 +83,9 @@ def note(message: str | None) -> None:
 
 def print_neighbors(result: Any, title: str) -> None:
     """A neighbour list (neighbors, variants, analogy) as a table: rank, id, readable token, cosine."""
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left")
-    t.add_column("#", justify="right")
-    t.add_column("id", justify="right")
-    t.add_column("token")
-    t.add_column("cosine", justify="right")
-    for i, n in enumerate(result.neighbors, 1):
-        t.add_row(str(i), str(n.id), text(n.display), f"{n.score:.4f}")
-    console().print(t)
+    columns = [("#", "right"), ("id", "right"), ("token", "left"), ("cosine", "right")]
+    rows = [(str(i), str(n.id), n.display, f"{n.score:.4f}") for i, n in enumerate(result.neighbors, 1)]
+    print_table(title, columns, rows)
 
 
 def parse_perplexities(value: str | None) -> list[float] | None:

@@ -8,8 +8,9 @@ from .. import hardware  # called through the module: tests stand in for it ther
 from ..errors import EmbedlensError
 from ..method_names import GRID_PLANES
 from ..models.specs import DEFAULT_MODEL
-from .common import MODEL_HELP, console, emit_json, json_option, note, text
+from .common import MODEL_HELP, emit_json, json_option, note
 from .device_options import device_options
+from .table import print_table
 
 
 def _center(value: str) -> tuple[float, float]:
@@ -76,19 +77,12 @@ def grid(model: str, grid_size: int, spacing: float, layer_idx: str | None, embe
     if as_json:
         emit_json({**out.to_dict(), "summary": [_summary(m) for m in out.maps]})
         return
-    from rich.table import Table
-
     for gm in out.maps:
         s = _summary(gm)
-        t = Table(title=f"layer {gm.layer}: {s['distinct_tokens']} distinct top tokens over {s['cells']} cells, "
-                        f"{s['cells_per_s']:.0f} cells/s", title_justify="left")
-        t.add_column("token")
-        t.add_column("id", justify="right")
-        t.add_column("cells", justify="right")
-        t.add_column("mean p", justify="right")
-        for row in s["most_common"]:
-            t.add_row(text(row["display"]), str(row["id"]), str(row["cells"]), f"{row['mean_prob']:.3f}")
-        console().print(t)
+        title = (f"layer {gm.layer}: {s['distinct_tokens']} distinct top tokens over {s['cells']} cells, "
+                 f"{s['cells_per_s']:.0f} cells/s")
+        rows = [(row["display"], str(row["id"]), str(row["cells"]), f"{row['mean_prob']:.3f}") for row in s["most_common"]]
+        print_table(title, [("token", "left"), ("id", "right"), ("cells", "right"), ("mean p", "right")], rows)
     for f in out.files:
         note(f"wrote {f}")
 

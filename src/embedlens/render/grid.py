@@ -342,24 +342,38 @@ _HOVER = ("x=%{x:.4g}, y=%{y:.4g}<br>" + "<br>".join(f"{i + 1}. %{{customdata[{i
                                                      for i in range(5)) + "<extra></extra>")
 
 
-def _heatmap(gm: Any, *, coloraxis: str | None = None, label_limit: int = 50) -> Any:
-    import plotly.graph_objects as go
-
+def _heatmap_parts(gm: Any, *, coloraxis: str | None = None, label_limit: int = 50
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The heatmap trace's arguments: the small options, and the (n, n) arrays (z, x, y, customdata, text)."""
     n = gm.grid_size
     text, custom = _hover_data(gm)
     k = custom.shape[2] // 2
     hover = _HOVER if k == 5 else ("x=%{x:.4g}, y=%{y:.4g}<br>" + "<br>".join(
         f"{i + 1}. %{{customdata[{i}]}}  %{{customdata[{i + k}]}}" for i in range(k)) + "<extra></extra>")
-    short = np.frompyfunc(lambda s: plotly_text(short_label(s)), 1, 1)(gm.as_grid(gm.top5_display[:, 0]))
-    kwargs: dict[str, Any] = {}
+    small: dict[str, Any] = {"hovertemplate": hover}
+    big: dict[str, Any] = {"z": gm.as_grid(gm.probs).tolist(), "x": gm.x[:n].tolist(), "y": gm.y[::n].tolist(),
+                           "customdata": custom.tolist()}
     if n <= label_limit:
-        kwargs.update(text=short.tolist(), texttemplate="%{text}", textfont={"size": max(6, min(12, 600 // n))})
+        short = np.frompyfunc(lambda s: plotly_text(short_label(s)), 1, 1)(gm.as_grid(gm.top5_display[:, 0]))
+        big["text"] = short.tolist()
+        small.update(texttemplate="%{text}", textfont={"size": max(6, min(12, 600 // n))})
     if coloraxis:
-        kwargs["coloraxis"] = coloraxis
+        small["coloraxis"] = coloraxis
     else:
-        kwargs.update(colorscale="Viridis", colorbar={"title": {"text": "probability"}})
-    return go.Heatmap(z=gm.as_grid(gm.probs).tolist(), x=gm.x[:n].tolist(), y=gm.y[::n].tolist(),
-                      customdata=custom.tolist(), hovertemplate=hover, **kwargs)
+        small.update(colorscale="Viridis", colorbar={"title": {"text": "probability"}})
+    return small, big
+
+
+def _heatmap(gm: Any, *, coloraxis: str | None = None, label_limit: int = 50) -> Any:
+    import plotly.graph_objects as go
+
+    small, big = _heatmap_parts(gm, coloraxis=coloraxis, label_limit=label_limit)
+    return go.Heatmap(**small, **big)
+
+
+def _first_only(value: Any) -> Any:
+    """A nested list cut to its first element at every level: what Plotly validates in place of the whole."""
+    return [_first_only(value[0])] if isinstance(value, list) and value else value
 
 
 def region_trace(gm: Any, *, plot_px: float = 760.0) -> Any:
@@ -386,17 +400,33 @@ def region_trace(gm: Any, *, plot_px: float = 760.0) -> Any:
                       name="regions")
 
 
-def grid_figure(gm: Any, *, cell_labels: str | None = None) -> Any:
-    """The interactive Plotly figure of one map (hover: coordinates and top-5; ``cell_labels`` as for the PNG)."""
+def grid_figure_dict(gm: Any, *, cell_labels: str | None = None) -> dict[str, Any]:
+    """:func:`grid_figure` as the dict Plotly makes of it (``fig.to_dict()``), at a fraction of the cost.
+
+    Plotly validates and deep-copies every value of a figure, twice: for a 50x50 map's hover table (25,000
+    strings) that is most of the time the grid's HTML takes. Here the figure is built by Plotly with each
+    (n, n) array cut to its first element, and the arrays, which are plain lists of floats and strings
+    already (what validation would return), are put in place in its dict afterwards: same keys, same order.
+    """
     import plotly.graph_objects as go
 
     mode = check_cell_labels(cell_labels, gm.grid_size)
-    fig = go.Figure(_heatmap(gm, label_limit=50 if mode != "regions" else 0))
+    small, big = _heatmap_parts(gm, label_limit=50 if mode != "regions" else 0)
+    fig = go.Figure(go.Heatmap(**small, **{k: _first_only(v) for k, v in big.items()}))
     if mode != "cells":
         fig.add_trace(region_trace(gm))
     fig.update_layout(title={"text": plotly_text(_title(gm))}, xaxis_title="x", yaxis_title="y",
                       yaxis={"scaleanchor": "x"}, width=900, height=900, template="plotly_white")
-    return fig
+    data = fig.to_dict()
+    data["data"][0].update(big)  # keys already there: their order stays Plotly's
+    return data
+
+
+def grid_figure(gm: Any, *, cell_labels: str | None = None) -> Any:
+    """The interactive Plotly figure of one map (hover: coordinates and top-5; ``cell_labels`` as for the PNG)."""
+    import plotly.graph_objects as go
+
+    return go.Figure(grid_figure_dict(gm, cell_labels=cell_labels))
 
 
 def panel_figure(maps: Sequence[Any]) -> Any:
@@ -417,7 +447,7 @@ def panel_figure(maps: Sequence[Any]) -> Any:
 
 
 def write_grid_html(gm: Any, path: str | Path, *, cell_labels: str | None = None) -> Path:
-    return write_plotly_html(grid_figure(gm, cell_labels=cell_labels), path, title=_title(gm))
+    return write_plotly_html(grid_figure_dict(gm, cell_labels=cell_labels), path, title=_title(gm), validate=False)
 
 
 def write_panel_html(maps: Sequence[Any], path: str | Path) -> Path:

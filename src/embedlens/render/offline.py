@@ -50,16 +50,18 @@ def json_for_script(data: Any) -> str:
         "\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-def plotly_html(fig: Any, *, title: str | None = None) -> str:
-    """A complete HTML document with Plotly's JS embedded (no CDN, works offline)."""
+def plotly_html(fig: Any, *, title: str | None = None, validate: bool = True) -> str:
+    """A complete HTML document with Plotly's JS embedded (no CDN, works offline); ``validate=False`` takes a
+    figure dict as Plotly made it (``fig.to_dict()``) without checking it again."""
     import plotly.io as pio
 
-    html = pio.to_html(fig, include_plotlyjs=True, full_html=True, config={"displaylogo": False, "responsive": True})
+    html = pio.to_html(fig, include_plotlyjs=True, full_html=True, config={"displaylogo": False, "responsive": True},
+                       validate=validate)
     if title:
         html = html.replace("<head>", f"<head><meta charset=\"utf-8\"><title>{html_text(title)}</title>", 1)
     return html
 
 
-def write_plotly_html(fig: Any, path: str | Path, *, title: str | None = None) -> Path:
+def write_plotly_html(fig: Any, path: str | Path, *, title: str | None = None, validate: bool = True) -> Path:
     """Write :func:`plotly_html` atomically."""
-    return write_text_atomic(path, plotly_html(fig, title=title))
+    return write_text_atomic(path, plotly_html(fig, title=title, validate=validate))

@@ -5,7 +5,9 @@ A cache entry (``$EMBEDLENS_CACHE/models/<name>-<content hash>/``) holds:
     and ``output`` / ``output_norms`` when the unembedding is not tied to the input embedding;
   * ``tokenizer/``: the tokenizer as ``save_pretrained`` writes it (``tokenizer.json`` included);
   * ``vocab.json``: raw and readable token strings and the special token ids;
-  * ``meta.json``, written last: spec, hash, shapes, architecture facts, versions, file sizes and digests.
+  * ``meta.json``, written last: spec, hash, shapes, architecture facts, versions, file sizes and digests;
+  * later, beside them: ``single_tokens.safetensors`` (the texts the tokenizer encodes as one token, made on the
+    first query: :mod:`embedlens.models.token_lookup`) and cached k-NN graphs.
 The entry is built in a temporary folder and renamed into place. On open it is checked (meta, sizes, the
 xxh3 digest of every file but the matrices, tensor headers, and the xxh3 digest of every 16 MiB block of
 the matrices and norms recomputed); a corrupt or partial entry is rebuilt with a note. Rows past the tokenizer's vocabulary (padded matrices) are kept and
