@@ -279,3 +279,28 @@ def test_threads_checking_the_cache_folder_at_once_never_see_each_others_probe(c
         t.join()
     assert errors == []
     assert [p.name for p in cache_dir.iterdir()] == []  # no probe left behind
+
+
+def test_saved_tensors_are_the_same_bytes_every_time_and_read_back(tmp_path):
+    """safetensors keeps metadata in a hash map: without a canonical header, saves of the same tensors differ."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    from embedlens.safetensors_mmap import read_tensors, write_tensors
+
+    rng = np.random.default_rng(0)
+    tensors = {f"layers.{i}.weight": rng.standard_normal((4, 4)).astype(np.float32) for i in range(5)}
+    tensors["ids"] = np.arange(7, dtype=np.int64)
+    metadata = {"format": "x", "n_layers": "5", "tokenizer": "ü digest", "z": "1", "a": "2"}
+    blobs = set()
+    for i in range(12):
+        path = tmp_path / f"t{i}.safetensors"
+        write_tensors(tensors, path, metadata=metadata)
+        blobs.add(path.read_bytes())
+    assert len(blobs) == 1
+    got, mapped = load_file(str(path)), read_tensors(path)
+    for name, value in tensors.items():
+        np.testing.assert_array_equal(got[name], value)
+        np.testing.assert_array_equal(mapped[name], value)
+    with safe_open(str(path), "np") as fh:
+        assert fh.metadata() == metadata

@@ -1,4 +1,4 @@
-"""Zero-copy reads of safetensors files.
+"""Zero-copy reads of safetensors files, and writes that give the same bytes for the same tensors.
 
 ``safetensors`` copies tensors into memory when it loads them; a cached embedding matrix is read many
 times by short commands, so we map the file instead: the 8-byte header length, the JSON header, and
@@ -35,6 +35,26 @@ def read_header(path: Path) -> tuple[dict, int]:
         except ValueError:
             raise EmbedlensError(f"{path} is not a valid safetensors file (unreadable header)") from None
     return header, 8 + n
+
+
+def write_tensors(tensors: dict[str, np.ndarray], path: str | Path, *, metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` with safetensors' own writer, then put the header's keys in sorted order.
+
+    safetensors keeps ``metadata`` in a hash map, so two saves of the same tensors with two or more metadata
+    keys can differ byte for byte; sorting the keys makes a seeded output's file reproducible. The sorted
+    header has the same length as the one written (the same keys and values), so the data does not move.
+    """
+    from safetensors.numpy import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+    with open(path, "r+b") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        written = fh.read(n)
+        header = json.loads(written)
+        canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(canonical) <= n and canonical != written[:len(canonical)]:
+            fh.seek(8)
+            fh.write(canonical + b" " * (n - len(canonical)))
 
 
 def read_tensors(path: str | Path, *, mmap: bool = True) -> dict[str, np.ndarray]:

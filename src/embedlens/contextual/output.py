@@ -23,6 +23,7 @@ import numpy as np
 from ..cache import atomic_path, ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..render.context import context_png
 from ..render.offline import write_plotly_html
+from ..safetensors_mmap import write_tensors
 from ..timing import Timings
 from ..versions import versions
 from .mapping import ContextMap
@@ -89,13 +90,12 @@ def points_table(cmap: ContextMap) -> Any:
 def write_context(cmap: ContextMap, out: str | Path, *, html: bool = True, png: bool = True) -> dict[str, Any]:
     """Write every output of ``cmap`` into ``out``; returns the manifest (also written as manifest.json)."""
     import pyarrow.parquet as pq
-    from safetensors.numpy import save_file
 
     folder = ensure_writable_dir(out)
     timings = Timings()
     with timings.stage("states.safetensors"):
         with atomic_path(folder / "states.safetensors") as tmp:
-            save_file(state_tensors(cmap), str(tmp), metadata={"format": "embedlens context states v1"})
+            write_tensors(state_tensors(cmap), tmp, metadata={"format": "embedlens context states v1"})
     with timings.stage("points.parquet"):
         with atomic_path(folder / "points.parquet") as tmp:
             pq.write_table(points_table(cmap), str(tmp))

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..cache import atomic_dir, atomic_path, write_json_atomic
 from ..errors import EmbedlensError
+from ..safetensors_mmap import write_tensors
 from .translators import LogitLens, TunedLens
 
 log = logging.getLogger("embedlens")
@@ -32,15 +33,13 @@ DECODERS = ("logit", "tuned")
 
 def save_tuned_lens(tuned: TunedLens, folder: str | Path) -> Path:
     """Write ``tuned_lens.safetensors`` and ``manifest.json`` into ``folder`` (replaced as a whole, atomically)."""
-    from safetensors.numpy import save_file
-
     tensors = {}
     for layer in range(tuned.n_layers):
         tensors[f"layers.{layer}.weight"] = tuned.weight[layer]
         tensors[f"layers.{layer}.bias"] = tuned.bias[layer]
     with atomic_dir(folder) as tmp:
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "embedlens-tuned-lens",
-                                                               "n_layers": str(tuned.n_layers)})
+        write_tensors(tensors, tmp / WEIGHTS_FILE, metadata={"format": "embedlens-tuned-lens",
+                                                             "n_layers": str(tuned.n_layers)})
         write_json_atomic(tmp / MANIFEST_FILE, {"format": "embedlens tuned lens", **tuned.manifest})
     return Path(folder)
 

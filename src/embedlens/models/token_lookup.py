@@ -18,7 +18,7 @@ import numpy as np
 
 from ..cache import atomic_path
 from ..errors import EmbedlensError
-from ..safetensors_mmap import read_header, read_tensors
+from ..safetensors_mmap import read_header, read_tensors, write_tensors
 
 log = logging.getLogger("embedlens")
 
@@ -83,11 +83,9 @@ class SingleTokenIndex:
         return None
 
     def save(self, path: Path, *, tokenizer_digest: str) -> None:
-        from safetensors.numpy import save_file
-
         tensors = {"hashes": self.hashes, "ids": self.ids, "offsets": self.offsets, "data": self.data}
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": _FORMAT, "tokenizer": tokenizer_digest})
+            write_tensors(tensors, tmp, metadata={"format": _FORMAT, "tokenizer": tokenizer_digest})
 
     @classmethod
     def load(cls, path: Path, *, tokenizer_digest: str) -> SingleTokenIndex | None:
