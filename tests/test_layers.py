@@ -195,3 +195,21 @@ def test_the_local_import_finder_finds_them(tmp_path):
                  "            from .n import o\n")
     assert local_imports(f) == [(4, None), (6, "imports numpy"), (7, None), (9, "a cycle"), (10, "a cycle"), (12, None),
                                 (15, None)]
+
+
+def renamed_imports(path: Path) -> list[str]:
+    """``line: name as other`` for each of the package's own names imported under another name in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [f"{node.lineno}: {alias.name} as {alias.asname}" for node in ast.walk(tree) if _is_own(node)
+            for alias in node.names if alias.asname and alias.asname != alias.name.rsplit(".", 1)[-1]]
+
+
+def test_own_names_are_imported_under_their_own_name():
+    renamed = [f"{path.relative_to(ROOT)}:{r}" for path in sorted(ROOT.rglob("*.py")) for r in renamed_imports(path)]
+    assert not renamed, "own names renamed on import (docs/architecture.md, Names): " + ", ".join(renamed)
+
+
+def test_the_renamed_import_finder_finds_them(tmp_path):
+    (tmp_path / "m.py").write_text("from . import runtime as rt\nfrom .a import b\nimport numpy as np\n"
+                                   "def f():\n    from ..serve import serve as run_server\n", encoding="utf-8")
+    assert renamed_imports(tmp_path / "m.py") == ["1: runtime as rt", "5: serve as run_server"]

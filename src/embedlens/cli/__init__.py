@@ -30,13 +30,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lens": ("embedlens.cli.lens_cmd", "lens", "Train a tuned lens for a model; measure logit/tuned lenses per layer (KL, top-1)."),
     "grid": ("embedlens.cli.grid_cmd", "grid", "Token grid map: a 2D grid fed at block L, each cell's top next token."),
     "map": ("embedlens.cli.map_cmd", "map_command", "Map the vocabulary to 2D/3D (PCA, t-SNE, UMAP): offline HTML, PNG, data."),
-    "tfidf": ("embedlens.cli.classic_cmd", "tfidf", "TF-IDF word vectors over N chunks of a corpus, saved as a space."),
+    "tfidf": ("embedlens.cli.classic_cmd", "tfidf_command", "TF-IDF word vectors over N chunks of a corpus, saved as a space."),
     "word2vec": ("embedlens.cli.classic_cmd", "word2vec", "Train word2vec (CBOW or skip-gram) on a corpus, saved as a space."),
-    "analogy": ("embedlens.cli.classic_cmd", "analogy", "A - B + C nearest words (king man woman -> queen)."),
-    "evaluate": ("embedlens.cli.classic_cmd", "evaluate", "WordSim-353, SimLex-999 and Google analogy scores of a space."),
+    "analogy": ("embedlens.cli.classic_cmd", "analogy_command", "A - B + C nearest words (king man woman -> queen)."),
+    "evaluate": ("embedlens.cli.classic_cmd", "evaluate_command", "WordSim-353, SimLex-999 and Google analogy scores of a space."),
     "export-site": ("embedlens.cli.serve_cmd", "export_site_command", "Write the explorer as a static folder that opens without a server."),
     "compare": ("embedlens.cli.compare_cmd", "compare_command", "Compare two spaces on their shared tokens: figures with controls, token by token."),
-    "serve": ("embedlens.cli.serve_cmd", "serve", "Explore the vocabulary in the browser: map, search, neighbours, prompts, grid."),
+    "serve": ("embedlens.cli.serve_cmd", "serve_command", "Explore the vocabulary in the browser: map, search, neighbours, prompts, grid."),
 }
 
 

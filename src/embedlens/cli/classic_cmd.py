@@ -24,7 +24,7 @@ def _saved_summary(kind: str, out: str, n_words: int, dim: int, extra: str) -> N
     click.echo(f"use it with: embedlens neighbors WORD --space {kind}:{out}", err=True)
 
 
-@click.command()
+@click.command("tfidf")
 @click.argument("corpus", nargs=-1, required=True)
 @click.option("--chunks", "n_chunks", type=int, default=10, show_default=True, help="Documents N: consecutive chunks of equal word count.")
 @click.option("--keep-case", is_flag=True, help="Keep the words' case (default: lowercase every word).")
@@ -32,18 +32,18 @@ def _saved_summary(kind: str, out: str, n_words: int, dim: int, extra: str) -> N
 @click.option("--out", "out", type=click.Path(file_okay=False), default="embedlens-tfidf", show_default=True,
               help="Folder for space.safetensors, words.txt and manifest.json.")
 @json_option
-def tfidf(corpus: tuple[str, ...], n_chunks: int, keep_case: bool, min_count: int, out: str, as_json: bool) -> None:
+def tfidf_command(corpus: tuple[str, ...], n_chunks: int, keep_case: bool, min_count: int, out: str, as_json: bool) -> None:
     """TF-IDF word vectors: the corpus's words cut into N chunks; a word's vector is its TF-IDF in each.
 
     tf(t, d) = count of t in d / words in d; idf(t) = ln(N / chunks containing t); tfidf = tf * idf.
     Words are \\w+ matches, lowercased unless --keep-case. CORPUS: a text file, a folder of .txt files, or a
     packaged corpus (lee, enwiki-sample); several may be given.
     """
-    from ..classic.tfidf import tfidf as build  # lazy: imports numpy; --help stays light
+    from ..classic.tfidf import tfidf  # lazy: imports numpy; --help stays light
 
     ensure_writable_dir(out)  # fail before any work
     clock = Timings()
-    result = build(list(corpus), n_chunks, keep_case=keep_case, min_count=min_count)
+    result = tfidf(list(corpus), n_chunks, keep_case=keep_case, min_count=min_count)
     result.save(out, extra={"total_seconds": clock.since_start()})
     if as_json:
         emit_json({**result.to_dict(), "out": out})
@@ -90,7 +90,7 @@ def word2vec(corpus: tuple[str, ...], sg: int, dim: int, window: int, epochs: in
                    f"{result.timings['train']:.1f} s")
 
 
-@click.command()
+@click.command("analogy")
 @click.argument("a")
 @click.argument("b")
 @click.argument("c")
@@ -98,15 +98,15 @@ def word2vec(corpus: tuple[str, ...], sg: int, dim: int, window: int, epochs: in
 @space_options
 @click.option("--k", "-k", "k", type=int, default=5, show_default=True, help="How many answers.")
 @json_option
-def analogy(a: str, b: str, c: str, model: str, space: str, labels: str | None, k: int, as_json: bool) -> None:
+def analogy_command(a: str, b: str, c: str, model: str, space: str, labels: str | None, k: int, as_json: bool) -> None:
     """A - B + C: the words nearest to A's vector minus B's plus C's (king man woman -> queen).
 
     3CosAdd over unit vectors; A, B and C themselves are excluded. Words resolve as in `neighbors`.
     """
-    from ..classic.analogy import analogy as solve  # lazy: imports numpy; --help stays light
+    from ..classic.analogy import analogy  # lazy: imports numpy; --help stays light
 
     view = open_lens(model, space, labels)
-    result = solve(view, a, b, c, k)
+    result = analogy(view, a, b, c, k)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -114,7 +114,7 @@ def analogy(a: str, b: str, c: str, model: str, space: str, labels: str | None, 
     print_neighbors(result, f"{a} - {b} + {c} · {result.space}")
 
 
-@click.command()
+@click.command("evaluate")
 @model_option
 @space_options
 @click.option("--task", "tasks", multiple=True, type=click.Choice(["wordsim353", "simlex999", "analogies"]),
@@ -126,7 +126,7 @@ def analogy(a: str, b: str, c: str, model: str, space: str, labels: str | None, 
 @click.option("--restrict-vocab", type=int, default=30_000, show_default=True,
               help="Analogies search only the first N rows (the N most frequent words).")
 @json_option
-def evaluate(model: str, space: str, labels: str | None, tasks: tuple[str, ...], wordsim: str | None,
+def evaluate_command(model: str, space: str, labels: str | None, tasks: tuple[str, ...], wordsim: str | None,
              simlex: str | None, analogies: str | None, restrict_vocab: int, as_json: bool) -> None:
     """Score a space: Spearman on WordSim-353 and SimLex-999, accuracy on the Google analogies, with coverage.
 
@@ -134,11 +134,10 @@ def evaluate(model: str, space: str, labels: str | None, tasks: tuple[str, ...],
     when the word is one token (' word' or 'word'), else the mean of its tokens (single_token_coverage
     says how often); analogy questions need four single-token words.
     """
-    from ..classic.evaluate import TASKS  # lazy: imports numpy; --help stays light
-    from ..classic.evaluate import evaluate as run  # lazy: imports numpy; --help stays light
+    from ..classic.evaluate import TASKS, evaluate  # lazy: imports numpy; --help stays light
 
     view = open_lens(model, space, labels)
-    result = run(view, tasks=tasks or TASKS, wordsim=wordsim, simlex=simlex, analogies=analogies,
+    result = evaluate(view, tasks=tasks or TASKS, wordsim=wordsim, simlex=simlex, analogies=analogies,
                  restrict_vocab=restrict_vocab)
     if as_json:
         emit_json(result.to_dict())

@@ -40,7 +40,7 @@ from .device_options import device_options, max_memory_option
               help="With --export: nearest neighbours stored per token (1-200).")
 @device_options
 @max_memory_option
-def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, port: int, host: str,
+def serve_command(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, port: int, host: str,
           open_browser: bool, corpus: str, seed: int, knn: str, export_dir: str | None, export_k: int,
           device: str, dtype: str, token: str | None, max_memory: str | None = None) -> None:
     """Explore a vocabulary in the browser: map, search, neighbours, variants, prompts, layers, grid.
@@ -61,8 +61,7 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
         return
     # lazy: `embedlens --help` and every other command import nothing of the explorer (tests/test_cli_basic.py)
     from ..models.runtime import set_defaults
-    from ..serve import create_app
-    from ..serve import serve as run_server
+    from ..serve import create_app, serve
     from ..serve.access import access_token
     from ..serve.server import is_loopback
     from ..serve.setup import build_knn_indexes, open_panels
@@ -84,7 +83,7 @@ def serve(models: tuple[str, ...], spaces: tuple[str, ...], labels: str | None, 
         click.echo(url)
 
     try:
-        run_server(app, host=host, port=port, open_browser=open_browser, announce=announce, token=token)
+        serve(app, host=host, port=port, open_browser=open_browser, announce=announce, token=token)
     finally:
         set_defaults(None, None)
 

@@ -19,11 +19,16 @@ import numpy as np
 from ..cache import ensure_writable_dir, write_json_atomic
 from ..errors import EmbedlensError
 from ..models import runtime  # called through the module: tests stand in for it there
-from ..render import grid as R
-from ..render.grid import check_cell_labels
+from ..render.grid import (
+    check_cell_labels,
+    write_grid_html,
+    write_grid_png,
+    write_panel_html,
+    write_panel_png,
+)
 from ..timing import Timings
 from ..versions import versions
-from . import methods as M
+from . import methods
 from .predict import TOP_K, bytes_per_batch_cell, check_memory, predict_top_k
 from .result import GridMap
 from .source import GridModel
@@ -56,7 +61,7 @@ class EmbeddingGridVisualizer:
         self.layer_idx = self.source.check_layer(self.n_layers - 1 if layer_idx is None else layer_idx)
         self._first = self.layer_idx  # the earliest block a computation asked for: blocks before it are not read
         self.seed = int(seed)
-        self._embeddings: dict[tuple, M.GridEmbedding] = {}
+        self._embeddings: dict[tuple, methods.GridEmbedding] = {}
         self.top5_ids_: np.ndarray | None = None
         self.top5_probs_: np.ndarray | None = None
 
@@ -82,38 +87,38 @@ class EmbeddingGridVisualizer:
     def create_2d_grid(self, grid_size: int = 100, spacing: float = 0.5,
                        center: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
         """``(x_coords, y_coords)`` of shape (grid_size, grid_size), centred on ``center``, ``spacing`` apart."""
-        return M.create_2d_grid(grid_size, spacing, center)
+        return methods.create_2d_grid(grid_size, spacing, center)
 
     def grid_embedding(self, embedding_method: str = "direct", plane_tokens: Sequence[str] | None = None
-                       ) -> M.GridEmbedding:
+                       ) -> methods.GridEmbedding:
         """The affine map (x, y) -> residual vector of a method (cached per method and plane tokens)."""
-        method = M.check_method(embedding_method)
+        method = methods.check_method(embedding_method)
         key = (method, tuple(plane_tokens) if plane_tokens else None)
         if key in self._embeddings:
             return self._embeddings[key]
         d = self.hidden_size
         if method == "direct":
-            emb = M.direct(d)
+            emb = methods.direct(d)
         elif method == "replicated":
-            emb = M.replicated(d)
+            emb = methods.replicated(d)
         elif method == "random_projection":
-            emb = M.random_projection(d, self.seed)
+            emb = methods.random_projection(d, self.seed)
         else:
             if method == "pca":
-                emb = M.pca(self.source.embedding_matrix(), self.source.special)
+                emb = methods.pca(self.source.embedding_matrix(), self.source.special)
             else:
                 emb = self._token_plane(plane_tokens)
             pos0 = self.runner.position0()
-            emb = M.to_input_space(emb, self.runner.input_scale(),
+            emb = methods.to_input_space(emb, self.runner.input_scale(),
                                    None if pos0 is None else pos0.detach().float().cpu().numpy())
         self._embeddings[key] = emb
         return emb
 
-    def _token_plane(self, plane_tokens: Sequence[str] | None) -> M.GridEmbedding:
+    def _token_plane(self, plane_tokens: Sequence[str] | None) -> methods.GridEmbedding:
         ids = self._plane_ids(plane_tokens)
         matrix = self.source.embedding_matrix()
         vecs = [np.asarray(matrix[i], dtype=np.float32) for i in ids]
-        return M.token_plane(*vecs, ids=ids, labels=[self.source.display[i] for i in ids])
+        return methods.token_plane(*vecs, ids=ids, labels=[self.source.display[i] for i in ids])
 
     def _plane_ids(self, plane_tokens: Sequence[str] | str | None) -> list[int]:
         if isinstance(plane_tokens, str):
@@ -177,14 +182,14 @@ class EmbeddingGridVisualizer:
         """The token grid map of one layer; grid vectors are built batch by batch (memory grows with the batch only)."""
         timings = Timings()
         with timings.stage("prepare"):
-            grid_size, spacing = M.check_grid(grid_size, spacing)
-            method = M.check_method(embedding_method)
+            grid_size, spacing = methods.check_grid(grid_size, spacing)
+            method = methods.check_method(embedding_method)
             layer = self._from(self.layer_idx if layer_idx is None else self.source.check_layer(layer_idx))
             if method == "tokens":
                 self._plane_ids(plane_tokens)  # bad plane tokens are refused before any weight is read
             n = grid_size * grid_size
             peak = self._check_memory(batch_size, n)
-            x_grid, y_grid = M.create_2d_grid(grid_size, spacing, center)
+            x_grid, y_grid = methods.create_2d_grid(grid_size, spacing, center)
             x, y = x_grid.ravel(), y_grid.ravel()  # row-major: x varies fastest
             emb = self.grid_embedding(method, plane_tokens)
         ids, probs, predict_s = predict_top_k(self.runner, lambda s, e: emb.vectors(x[s:e], y[s:e]), n, layer,
@@ -348,10 +353,10 @@ def check_grid_options(layer_idx: Any, grid_size: int, spacing: float, embedding
                        plane_tokens: Sequence[str] | str | None, cell_labels: str | None) -> dict[str, Any]:
     """Every grid option checked and normalised before any model is opened (stage 1 of the pipeline)."""
     layers = parse_grid_layers(layer_idx)
-    grid_size, spacing = M.check_grid(grid_size, spacing)
+    grid_size, spacing = methods.check_grid(grid_size, spacing)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise EmbedlensError(f"`batch_size` must be an integer >= 1, got {batch_size!r}")
-    method = M.check_method(embedding_method)
+    method = methods.check_method(embedding_method)
     if isinstance(plane_tokens, str):
         plane_tokens = list(plane_tokens.split(","))
     if method == "tokens" and (not plane_tokens or len(plane_tokens) != 3):
@@ -394,11 +399,11 @@ def write_grid_maps(maps: list[GridMap], out_dir: Path, *, png: bool = True, htm
     for gm in maps:
         stem = out_dir / file_stem(gm.layer, grid_size, method)
         if png:
-            R.write_grid_png(gm, stem.with_suffix(".png"), max_display_size=max_display_size, figsize=figsize, dpi=dpi,
+            write_grid_png(gm, stem.with_suffix(".png"), max_display_size=max_display_size, figsize=figsize, dpi=dpi,
                              cell_labels=cell_labels)
             files.append(str(stem.with_suffix(".png")))
         if html:
-            R.write_grid_html(gm, stem.with_suffix(".html"), cell_labels=cell_labels)
+            write_grid_html(gm, stem.with_suffix(".html"), cell_labels=cell_labels)
             files.append(str(stem.with_suffix(".html")))
         gm.save(out_dir / f"embedding_grid_results_layer_{gm.layer}.json")
         files.append(str(out_dir / f"embedding_grid_results_layer_{gm.layer}.json"))
@@ -408,11 +413,11 @@ def write_grid_maps(maps: list[GridMap], out_dir: Path, *, png: bool = True, htm
         tag = "-".join(str(m.layer) for m in maps)
         panel = out_dir / f"embedding_grid_layers_{tag}_size_{grid_size}_method_{method}"
         if png:
-            R.write_panel_png(maps, panel.with_suffix(".png"), max_display_size=max_display_size, dpi=dpi,
+            write_panel_png(maps, panel.with_suffix(".png"), max_display_size=max_display_size, dpi=dpi,
                               cell_labels=cell_labels)
             panel_paths.append(str(panel.with_suffix(".png")))
         if html:
-            R.write_panel_html(maps, panel.with_suffix(".html"))
+            write_panel_html(maps, panel.with_suffix(".html"))
             panel_paths.append(str(panel.with_suffix(".html")))
         files.extend(panel_paths)
     return {"png": str(first.with_suffix(".png")) if png else None,

@@ -33,7 +33,7 @@ from ..models.loading import loaded_record
 from ..models.running import check_texts, encode_batch, layers_of, max_positions, parse_layers, token_strings
 from ..progress import bar
 from ..timing import Timings
-from . import runtime as rt
+from . import runtime
 from .result import LogitLensResult, RankCurve
 from .tuned_files import resolve_decoder
 
@@ -244,13 +244,13 @@ def _plan(model: Any, texts: list[str], layers: Any, top_k: int, max_tokens: int
         kept = layers_of(lens, layers)
     k = check_top_k(top_k, int(lens.meta.get("n_vocab") or 1))
     toks = tokenize(lens, texts, max_tokens=max_tokens)
-    dev, dt = rt.choose(lens, device, dtype)
+    dev, dt = runtime.choose(lens, device, dtype)
     return _Plan(lens, kept, k, dev, dt, toks, max_tokens, resolve_decoder(decoder, lens), site)
 
 
 def _network(plan: _Plan) -> tuple[Any, Any]:
 
-    net = rt.weights(plan.lens, plan.device, plan.dtype)
+    net = runtime.weights(plan.lens, plan.device, plan.dtype)
     runner = runner_for(plan.lens, net)
     limit = context_limit(plan.lens, net)
     for i, t in enumerate(plan.texts):  # the cache had no config to tell: checked now
@@ -329,7 +329,7 @@ def _result_of(plan: _Plan, positions: np.ndarray, keep_states: bool, clock: Tim
     kept = read.float().cpu().numpy() if keep_states else None
     timings["total_s"] = timings.since_start()
     settings = {"top_k": plan.top_k, "max_tokens": plan.max_tokens, "device": plan.device,
-                "dtype": rt.dtype_name(plan.dtype), "loaded": loaded_record(net), "decoder": plan.decoder.describe(),
+                "dtype": runtime.dtype_name(plan.dtype), "loaded": loaded_record(net), "decoder": plan.decoder.describe(),
                 "site": plan.site, "semantics": SEMANTICS if plan.site == "resid" else SEMANTICS_MID}
     return LogitLensResult(
         model=lens.manifest(), text=t.text, token_ids=t.ids, tokens=raw, display=shown, layers=list(plan.layers),
@@ -414,7 +414,7 @@ def _curve_of(plan: _Plan, batch_size: int, progress: bool, prepared: float, max
     if short:
         notes.append(f"{short} text(s) of one token have no next token and count for nothing")
     r = ranks.astype(np.float64)
-    settings = {"device": plan.device, "dtype": rt.dtype_name(plan.dtype), "decoder": plan.decoder.describe(),
+    settings = {"device": plan.device, "dtype": runtime.dtype_name(plan.dtype), "decoder": plan.decoder.describe(),
                 "batch_size": batch_size,
                 "max_tokens": max_tokens, "semantics": SEMANTICS}
     timings["total_s"] = prepared + timings.since_start()

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import EmbedlensError
 from ..lens import as_lens
-from ..logitlens import runtime as rt
+from ..logitlens import runtime
 from ..logitlens.compute import _pad, check_causal, check_site, residual_states
 from ..logitlens.translators import LogitLens, TunedLens
 from ..logitlens.tuned_files import resolve_decoder
@@ -181,16 +181,16 @@ def evaluate_decoders(
     hash_ = corpus_hash(body)
     skip = _skip_for(resolved, hash_) if skip is None else check_count(skip, "skip", 0)
     seqs = sequences(corpus_tokens(lens, body, tokens, skip=skip, what=f"skipping {skip:,} and evaluating"), seq_len)
-    dev, dt = rt.choose(lens, device, dtype)
+    dev, dt = runtime.choose(lens, device, dtype)
     product = choose_product(product, dev, dt)  # refused before any weight is read
     timings["prepare_s"] = timings.since_start()
-    net = rt.weights(lens, dev, dt)
+    net = runtime.weights(lens, dev, dt)
     runner = runner_for(lens, net)
     with timings.stage("measure_s"):
         got = measure(net, runner, seqs, resolved, batch_tokens=batch_tokens, pad=_pad(net), progress=progress,
                       site=site, product=product)
     timings["total_s"] = timings.since_start()
-    settings = {"seq_len": seq_len, "batch_tokens": batch_tokens, "device": dev, "dtype": rt.dtype_name(dt), "site": site,
+    settings = {"seq_len": seq_len, "batch_tokens": batch_tokens, "device": dev, "dtype": runtime.dtype_name(dt), "site": site,
                 "product": product,
                 "units": "KL and cross-entropy in bits per token"}
     return DecoderEval(model=lens.manifest(), n_layers=runner.n_layers, decoders=names,

@@ -35,7 +35,7 @@ import numpy as np
 from ..cache import atomic_dir
 from ..errors import EmbedlensError
 from ..lens import ModelLens, as_lens
-from ..logitlens import runtime as rt
+from ..logitlens import runtime
 from ..logitlens.compute import _pad, check_causal, residual_states
 from ..logitlens.translators import LogitLens, TunedLens
 from ..logitlens.tuned_files import cached_folder, save_tuned_lens
@@ -160,7 +160,7 @@ class _Settings:
         return {"model": lens.manifest().get("content_hash"), "corpus": corpus_hash, "tokens": self.tokens,
                 "seq_len": self.seq_len, "batch_tokens": self.batch_tokens, "init": self.init, "ridge": self.ridge,
                 "steps": self.steps, "lr": self.lr, "seed": self.seed, "heldout_tokens": self.heldout_tokens,
-                "dtype": rt.dtype_name(dtype), "product": self.product}
+                "dtype": runtime.dtype_name(dtype), "product": self.product}
 
 
 @dataclass
@@ -190,7 +190,7 @@ class _Training:
 def _open_training(lens: ModelLens, device: str, dtype: Any, product: str, train: np.ndarray, opts: _Settings,
                    ckpt: _Checkpoint, *, checkpoint_seconds: float, progress: bool) -> _Training:
     """The frozen model on ``device`` in ``dtype`` (no gradients), ready for both stages."""
-    net = rt.weights(lens, device, dtype)
+    net = runtime.weights(lens, device, dtype)
     net.requires_grad_(False)
     runner = runner_for(lens, net)
     head = HeadProduct(runner, product) if product == "bfloat16" else None
@@ -300,7 +300,7 @@ def _manifest(lens: ModelLens, corpus: Any, corpus_hash: str, opts: _Settings, h
         "ridge": opts.ridge, "steps": steps, "seed": opts.seed,
         "optimiser": ({"name": "Adam", "lr": opts.lr, "betas": [0.9, 0.999], "after": init} if steps else
                       {"name": "none: closed-form least squares only" if init == "least-squares" else "none"}),
-        "device": device, "dtype": rt.dtype_name(dtype), "product": product,
+        "device": device, "dtype": runtime.dtype_name(dtype), "product": product,
         "heldout_kl_bits": [round(float(v), 6) for v in got["kl_bits"][0]],
         "heldout_kl_bits_logit_lens": [round(float(v), 6) for v in got["kl_bits"][1]],
         "heldout_top1_agreement": [round(float(v), 6) for v in got["top1_agreement"][0]],
@@ -364,7 +364,7 @@ def train_tuned_lens(
     toks = corpus_tokens(lens, body, opts.tokens + opts.heldout_tokens,
                          what=f"training on {opts.tokens:,} tokens and holding out {opts.heldout_tokens:,}")
     train, held = sequences(toks[:opts.tokens], opts.seq_len), sequences(toks[opts.tokens:], opts.seq_len)
-    dev, dt = rt.choose(lens, device, dtype)
+    dev, dt = runtime.choose(lens, device, dtype)
     chosen = choose_product(product, dev, dt)  # refused before any weight is read
     ckpt = _Checkpoint(None if out is None else Path(out), opts.checkpoint_config(lens, hash_, dt))
     loaded = ckpt.load() if resume else None
