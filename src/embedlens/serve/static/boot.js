@@ -1,5 +1,5 @@
 // Starts the big downloads (labels and the coordinates of the first panel's map) while the page's other
-// scripts are still being parsed; app.js picks the responses up. Same-origin requests only. Without a
+// scripts are still being parsed; maps.js picks the responses up. Same-origin requests only. Without a
 // map in the link, the map is the server's default (/api/info's default_map).
 "use strict";
 (function () {
