@@ -27,8 +27,8 @@ from ..errors import EmbedlensError, require
 from ..versions import package_version
 from .index import ExactIndex, Neighbors
 
-# Threads NN-descent runs on: part of what decides its graph (module docstring), so a constant. Two halve
-# Gemma 3's graph time on a 2-core machine; more would change every cached graph for little more speed there.
+# Threads NN-descent runs on: part of what decides its graph (module docstring), so a constant. On SmolLM2 two
+# threads did the same CPU work as one (6.6 s against 6.7 s), split over two cores (docs/faithfulness.md).
 GRAPH_THREADS = 2
 _RESCORE_ROWS = 16_384  # rows whose candidates are re-scored at once (their float64 copy bounds the memory)
 
