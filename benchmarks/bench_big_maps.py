@@ -12,7 +12,9 @@ Default (``--model gemma3-270m``, or ``smollm2-135m``): the model's input embedd
 
 Both maps are scored outside both tools by the same function (:func:`embedlens.reduce.quality.map_recall`:
 recall@10, 2,000 seeded queries, neighbours among ALL points). Printed: each run's seconds, peak RSS, the
-route embedlens took and its graph's measured recall, both recalls, the medians, the machine and its load
+route embedlens took and its graph's measured recall, embedlens' stages (``knn``, umap-learn's ``fuzzy set``,
+``init`` and ``epochs`` timed from outside by ``bench_map_routes.UmapStages``; t-SNE's ``knn``, ``affinities``,
+``init``, ``optimize``), both recalls, the medians, the machine and its load
 (figures taken at a load above the core count are "loaded": rerun alone). t-SNE (``--methods umap,tsne``)
 has no embedding-atlas counterpart; its target is printed instead.
 
