@@ -111,8 +111,8 @@ def test_umap_names_the_route_and_schedule_and_same_seed_gives_the_same_map(X, m
     assert schedule(5000, None, None) == (500, 5.0) and schedule(50_000, None, None) == (200, 5.0)
     assert schedule(10**6, None, None) == (60, 10.0)
     assert schedule(10**6, 7, 3) == (7, 3.0)
-    assert pick_init(10**6, 2, None) == LARGE_INIT == "tswspectral" and pick_init(50_000, 2, None) == "spectral"
-    assert pick_init(10**6, 2, "pca") == "pca" and pick_init(4, 2, None) == pick_init(4, 2, LARGE_INIT) == "pca"
+    assert pick_init(10**6, 2, None) == LARGE_INIT == "random" and pick_init(50_000, 2, None) == "spectral"
+    assert pick_init(10**6, 2, "pca") == "pca" and pick_init(4, 2, None) == pick_init(4, 2, "tswspectral") == "pca"
     monkeypatch.setattr(reduce_umap, "LARGE_FROM", N)  # this small input takes the big-vocabulary schedule
     seen = []
     real = umap_learn.UMAP
