@@ -12,7 +12,9 @@ Default (``--model gemma3-270m``, or ``smollm2-135m``): the model's input embedd
 
 Both maps are scored outside both tools by the same function (:func:`embedlens.reduce.quality.map_recall`:
 recall@10, 2,000 seeded queries, neighbours among ALL points). Printed: each run's seconds, peak RSS, the
-route embedlens took and its graph's measured recall, both recalls, the medians, the machine and its load
+route embedlens took and its graph's measured recall, embedlens' stages (``knn``, umap-learn's ``fuzzy set``,
+``init`` and ``epochs`` timed from outside by ``bench_map_routes.UmapStages``; t-SNE's ``knn``, ``affinities``,
+``init``, ``optimize``), both recalls, the medians, the machine and its load
 (figures taken at a load above the core count are "loaded": rerun alone). t-SNE (``--methods umap,tsne``)
 has no embedding-atlas counterpart; its target is printed instead.
 
@@ -99,6 +101,8 @@ from embedlens.reduce.tsne import TSNEReducer
 from embedlens.reduce.umap import UMAPReducer
 x = np.load(sys.argv[1], mmap_mode="r")
 method, seed = sys.argv[2], int(sys.argv[3])
+sys.path.insert(0, sys.argv[5])
+from bench_map_routes import UmapStages
 rng = np.random.default_rng(0)
 small = np.ascontiguousarray(x[np.sort(rng.choice(len(x), 5000, replace=False))])
 warm = (TSNEReducer(n_iter=20, early_exaggeration_iter=20, nndescent_from=1000) if method == "tsne"
@@ -107,11 +111,14 @@ warm.fit(small)  # numba compiles here (NN-descent's too)
 x = np.ascontiguousarray(x)
 t = time.perf_counter()
 r = make_reducer(method, seed=seed)
-y = r.fit_transform(x)
+with UmapStages() as umap_stages:  # umap-learn's own stages inside "optimize" (fuzzy set, init, epochs)
+    y = r.fit_transform(x)
 seconds = time.perf_counter() - t
 np.save(sys.argv[4], y)
-keep = ("knn_route", "knn_method", "knn_recall", "knn_recall_k", "knn_source", "n_epochs", "init", "n_jobs")
-print("RESULT " + json.dumps({"seconds": seconds, "stages": {k: round(v, 1) for k, v in r.timings_.items()},
+keep = ("knn_route", "knn_method", "knn_recall", "knn_recall_k", "knn_source", "nndescent_threads", "n_epochs",
+        "negative_sample_rate", "init", "n_iter", "n_jobs")
+stages = {k: round(v, 1) for k, v in r.timings_.items() if isinstance(v, int | float)}
+print("RESULT " + json.dumps({"seconds": seconds, "stages": {**stages, **umap_stages.seconds},
                               "params": {k: r.params_.get(k) for k in keep}}))
 """
 
@@ -149,7 +156,8 @@ def versus_atlas(model: str, methods: list[str], runs: int, seed: int, ea_python
                 env = {"XDG_CACHE_HOME": f"{tmp}/xdg-{i}", "EMBEDLENS_CACHE": f"{tmp}/cache-{name.split()[0]}-{i}",
                        "NUMBA_CACHE_DIR": f"{tmp}/numba"}
                 cmd = ([ea_python, "-c", EA_SCRIPT, f"{tmp}/x.npy", str(seed), out] if name.startswith("embedding")
-                       else [sys.executable, "-c", OURS_SCRIPT, f"{tmp}/x.npy", method, str(seed), out])
+                       else [sys.executable, "-c", OURS_SCRIPT, f"{tmp}/x.npy", method, str(seed), out,
+                             str(Path(__file__).resolve().parent)])
                 wall, rss, text = run_once(cmd, env)
                 res = json.loads(next(line for line in text.splitlines() if line.startswith("RESULT "))[7:])
                 recall = map_recall(x, np.load(out), 10, sample=2000, seed=0, metric="cosine", space_neighbors=truth)

@@ -8,6 +8,7 @@ against an exact search of 256 seeded rows (:func:`embedlens.reduce.knn.graph_re
 - ``bf16``: exhaustive bfloat16 products, short lists re-scored exactly (:class:`BFloat16Index`);
 - ``nnd``: pynndescent (NN-descent) with umap-learn's own settings (what umap-learn and embedding-atlas
   run: ``n_trees = min(64, 5 + sqrt(n) / 20)``, ``n_iters = max(5, log2 n)``, 60 candidates);
+- ``nnd2``: the same on two threads (what embedlens runs: :class:`~embedlens.neighbors.nndescent.NNDescentIndex`);
 - ``nnd-cheap``: pynndescent with 8 trees, 4 iterations, 30 candidates;
 - ``hnsw16`` / ``hnsw32``: faiss HNSW (M 16, efConstruction 40, efSearch 32; M 32, efConstruction 80,
   efSearch 64), built on one thread (deterministic), re-scored exactly;
@@ -69,13 +70,13 @@ def build_graph(name: str, x: np.ndarray, unit: np.ndarray, seed: int = 0):
         from pynndescent import NNDescent
 
         n = x.shape[0]
-        if name == "nnd":
+        if name in ("nnd", "nnd2"):
             kw = {"n_trees": min(64, 5 + int(round(n**0.5 / 20.0))), "n_iters": max(5, int(round(np.log2(n)))),
                   "max_candidates": 60}
         else:
             kw = {"n_trees": 8, "n_iters": 4, "max_candidates": 30}
         index = NNDescent(x, n_neighbors=K + 1, metric="cosine", random_state=seed, low_memory=True,
-                          compressed=True, verbose=False, n_jobs=1, **kw)
+                          compressed=True, verbose=False, n_jobs=2 if name == "nnd2" else 1, **kw)
         return _nb(index.neighbor_graph[0].astype(np.int64), unit)
     if name.startswith("hnsw") or name == "pca128-hnsw":
         import faiss
@@ -101,17 +102,49 @@ def build_graph(name: str, x: np.ndarray, unit: np.ndarray, seed: int = 0):
     raise SystemExit(f"unknown graph {name}")
 
 
-def run_umap(nb, x: np.ndarray, seed: int, n_epochs: int, nsr: float, init: str) -> tuple[np.ndarray, float]:
+class UmapStages:
+    """umap-learn's stages timed from outside (its fuzzy set, its spectral or PCA start, its epochs), by wrapping
+    the functions ``umap.umap_`` calls while the block runs; ``seconds`` maps each stage to its time."""
+
+    WRAPPED = {"fuzzy_simplicial_set": "fuzzy set", "spectral_layout": "init", "tswspectral_layout": "init",
+               "optimize_layout_euclidean": "epochs"}
+
+    def __enter__(self) -> UmapStages:
+        import umap.umap_ as umap_
+
+        self.seconds: dict[str, float] = {}
+        self.saved = {name: getattr(umap_, name) for name in self.WRAPPED}
+        for name, stage in self.WRAPPED.items():
+            setattr(umap_, name, self._timed(self.saved[name], stage))
+        return self
+
+    def _timed(self, fn, stage: str):
+        def run(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - t, 1)
+        return run
+
+    def __exit__(self, *exc) -> None:
+        import umap.umap_ as umap_
+
+        for name, fn in self.saved.items():
+            setattr(umap_, name, fn)
+
+
+def run_umap(nb, x: np.ndarray, seed: int, n_epochs: int, nsr: float, init: str) -> tuple[np.ndarray, float, dict]:
     import warnings
 
     import umap
 
     t = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), UmapStages() as stages:
         warnings.simplefilter("ignore")
         y = umap.UMAP(n_neighbors=K + 1, metric="cosine", min_dist=0.1, random_state=seed, n_jobs=1, init=init,
                       n_epochs=n_epochs, negative_sample_rate=nsr, precomputed_knn=nb.with_self()).fit_transform(x)
-    return np.asarray(y, np.float32), time.perf_counter() - t
+    return np.asarray(y, np.float32), time.perf_counter() - t, stages.seconds
 
 
 def main() -> None:
@@ -142,7 +175,8 @@ def main() -> None:
     if any(g.startswith("nnd") for g in args.graphs.split(",")):
         from pynndescent import NNDescent
 
-        NNDescent(unit[:2000], n_neighbors=15, metric="cosine", random_state=0, n_jobs=1)  # numba compiles here
+        for jobs in (1, 2):  # numba compiles here
+            NNDescent(unit[:2000], n_neighbors=15, metric="cosine", random_state=0, n_jobs=jobs)
     graphs = {}
     for g in args.graphs.split(","):
         path = work / f"graph-{g}.npz"
@@ -156,13 +190,15 @@ def main() -> None:
         f = np.load(path)
         graphs[g] = (Neighbors(f["indices"], f["scores"], "cosine"), float(f["seconds"]), float(f["recall"]))
     maps = args.maps.split(",") if args.maps else [f"{g}:200:5:spectral" for g in graphs]
+    warm = _nb(np.argsort(-(unit[:2000] @ unit[:2000].T), axis=1)[:, : K + 1], unit[:2000])
+    run_umap(warm, x[:2000], args.seed, 10, 5.0, "spectral")  # umap-learn's numba compiles here
     for spec in maps:
         g, epochs, nsr, init = spec.split(":")
         nb, gsec, grec = graphs[g]
-        y, seconds = run_umap(nb, x, args.seed, int(epochs), float(nsr), init)
+        y, seconds, stages = run_umap(nb, x, args.seed, int(epochs), float(nsr), init)
         recall = map_recall(x, y, 10, sample=2000, seed=0, metric="cosine", space_neighbors=truth)
         print(json.dumps({"graph": g, "graph_s": round(gsec, 1), "graph_recall": round(grec, 4), "epochs": int(epochs),
-                          "nsr": float(nsr), "init": init, "umap_s": round(seconds, 1),
+                          "nsr": float(nsr), "init": init, "umap_s": round(seconds, 1), "stages": stages,
                           "total_s": round(gsec + seconds, 1), "map_recall": round(recall, 4), "load": os.getloadavg()[0]}),
               flush=True)
 

@@ -1,5 +1,5 @@
 """The route that finds a map's k-NN graph: chosen by size, named in the params, its recall measured honestly,
-and the same seed giving the same graph and map (NN-descent runs on one thread whatever numba's count)."""
+and the same seed giving the same graph and map (NN-descent runs on a fixed thread count whatever numba's count)."""
 
 from __future__ import annotations
 
@@ -64,9 +64,16 @@ def test_auto_route_is_chosen_by_size_and_named(X):
 
 
 def test_nndescent_graph_is_exactly_scored_and_the_seed_alone_decides_it(X, nnd_graph):
+    import numba
+
+    from embedlens.neighbors.nndescent import GRAPH_THREADS
+
     (index, _, after), (other, threads, _) = nnd_graph
     assert after == 1  # the caller's numba thread count is restored
     assert np.array_equal(index.graph.indices, other.graph.indices), f"graph differs at {threads} numba threads"
+    used = min(GRAPH_THREADS, numba.config.NUMBA_NUM_THREADS)
+    assert index.info["nndescent_threads"] == other.info["nndescent_threads"] == used
+    assert f"{used} thread" in index.name
     g = index.graph
     assert g.indices.shape == (N, K) and (g.indices != np.arange(N)[:, None]).all()
     u = X / np.linalg.norm(X, axis=1, keepdims=True)
@@ -99,17 +106,19 @@ def test_umap_names_the_route_and_schedule_and_same_seed_gives_the_same_map(X, m
     import umap as umap_learn
 
     from embedlens.reduce import umap as reduce_umap
-    from embedlens.reduce.umap import UMAPReducer, schedule
+    from embedlens.reduce.umap import LARGE_INIT, UMAPReducer, pick_init, schedule
 
     assert schedule(5000, None, None) == (500, 5.0) and schedule(50_000, None, None) == (200, 5.0)
     assert schedule(10**6, None, None) == (60, 10.0)
     assert schedule(10**6, 7, 3) == (7, 3.0)
+    assert pick_init(10**6, 2, None) == LARGE_INIT == "random" and pick_init(50_000, 2, None) == "spectral"
+    assert pick_init(10**6, 2, "pca") == "pca" and pick_init(4, 2, None) == pick_init(4, 2, "tswspectral") == "pca"
     monkeypatch.setattr(reduce_umap, "LARGE_FROM", N)  # this small input takes the big-vocabulary schedule
     seen = []
     real = umap_learn.UMAP
 
     def spy(**kw):
-        seen.append((kw["n_epochs"], kw["negative_sample_rate"]))
+        seen.append((kw["n_epochs"], kw["negative_sample_rate"], kw["init"]))
         return real(**kw)
 
     monkeypatch.setattr(umap_learn, "UMAP", spy)
@@ -121,12 +130,15 @@ def test_umap_names_the_route_and_schedule_and_same_seed_gives_the_same_map(X, m
     r1, y1 = fit()
     _, y2 = fit()
     assert r1.params_["knn_route"] == "nndescent" and 0 < r1.params_["knn_recall"] <= 1
-    assert (r1.params_["n_epochs"], r1.params_["negative_sample_rate"]) == (60, 10.0) and seen[0] == (60, 10.0)
+    assert (r1.params_["n_epochs"], r1.params_["negative_sample_rate"], r1.params_["init"]) == (60, 10.0, LARGE_INIT)
+    assert seen[0] == (60, 10.0, LARGE_INIT)
     assert np.array_equal(y1, y2)
     with pytest.raises(EmbedlensError, match="knn_route"):
         UMAPReducer(knn_route="fast").fit(X)
     with pytest.raises(EmbedlensError, match="negative_sample_rate"):
         UMAPReducer(negative_sample_rate=0).fit(X)
+    with pytest.raises(EmbedlensError, match="init"):
+        UMAPReducer(init="spectal").fit(X)
 
 
 def test_opentsne_is_deterministic_for_a_seed_on_any_thread_count(X):

@@ -6,8 +6,12 @@ at umap-learn's own settings its k=14 cosine graph held 84.6% of the true neighb
 the same map recall@10 as on the exact graph (0.175 vs 0.173), while HNSW graphs of similar recall cost the
 map much more (0.109 at 75%): NN-descent misses scattered neighbours, HNSW whole crowds of them.
 
-It runs on ONE thread with a seed: pynndescent's parallel updates give a different graph for each thread
-count, and a seed must give one map on any machine. Its numba code compiles in every new process (about
+It runs on a FIXED number of threads (:data:`GRAPH_THREADS`, two) with a seed. pynndescent splits its work
+into one block per thread, each with its own random state, and applies the blocks' updates in thread
+order: for a seed its graph is the same at a given thread count on any machine (one core or many, any load)
+and differs between thread counts. So the count is a constant, not the machine's cores; a process that numba
+lets run fewer threads (``NUMBA_NUM_THREADS=1``) builds with one, and the params say which
+(``nndescent_threads``). Its numba code compiles in every new process (about
 30-120 s on a 2-core machine), so it pays only where an exhaustive search costs more (above
 :data:`~embedlens.neighbors.index.EXACT_MAX` rows).
 """
@@ -23,7 +27,17 @@ from ..timing import Timings
 from ..versions import package_version
 from .index import ExactIndex, Neighbors
 
+# Threads NN-descent runs on: part of what decides its graph (module docstring), so a constant. On SmolLM2 two
+# threads did the same CPU work as one (6.6 s against 6.7 s), split over two cores (docs/faithfulness.md).
+GRAPH_THREADS = 2
 _RESCORE_ROWS = 16_384  # rows whose candidates are re-scored at once (their float64 copy bounds the memory)
+
+
+def graph_threads() -> int:
+    """The threads NN-descent runs on: :data:`GRAPH_THREADS`, or fewer where numba allows fewer."""
+    import numba
+
+    return max(1, min(GRAPH_THREADS, int(numba.config.NUMBA_NUM_THREADS)))
 
 
 def umap_settings(n: int) -> dict[str, int]:
@@ -61,17 +75,18 @@ class NNDescentIndex(ExactIndex):
 
         clock = Timings()
         threads = numba.get_num_threads()
+        jobs = graph_threads()
         try:
-            # Unit rows under euclidean order pairs as cosine does; one thread makes the graph the seed's alone.
+            # Unit rows under euclidean order pairs as cosine does; a fixed thread count makes the graph the seed's.
             found = pynndescent.NNDescent(self.unit_rows(), n_neighbors=int(k) + 1, metric="euclidean",
-                                          random_state=int(seed), n_jobs=1, low_memory=True, compressed=True,
+                                          random_state=int(seed), n_jobs=jobs, low_memory=True, compressed=True,
                                           verbose=False, **settings).neighbor_graph[0]
         finally:
             numba.set_num_threads(threads)
         self.k_graph = int(k)
         self.graph = self._rescored(np.asarray(found, dtype=np.int64), int(k))
-        self.name = "nndescent (pynndescent, 1 thread)"
-        self.info = {**settings, "nndescent_seed": int(seed), "nndescent_k": int(k),
+        self.name = f"nndescent (pynndescent, {jobs} thread{'s' if jobs > 1 else ''})"
+        self.info = {**settings, "nndescent_seed": int(seed), "nndescent_k": int(k), "nndescent_threads": jobs,
                      "nndescent_build_s": round(clock.since_start(), 3),
                      "pynndescent_version": package_version("pynndescent")}
 

@@ -13,7 +13,7 @@ after PCA to 50 dimensions (24% of the variance) left UMAP a neighbour recall@10
 - else builds one by its ``route``: ``"search"`` (the neighbour layer's :func:`~embedlens.neighbors.build_index`:
   exact up to ``EXACT_MAX`` rows, exhaustive bfloat16 short lists re-scored exactly (where bfloat16 is
   fast) up to ``EXHAUSTIVE_MAX``, faiss HNSW above), ``"exact"`` at any size, ``"nndescent"``
-  (:class:`~embedlens.neighbors.nndescent.NNDescentIndex`, one thread, seeded) at any size, or ``"auto"``,
+  (:class:`~embedlens.neighbors.nndescent.NNDescentIndex`, two threads, seeded) at any size, or ``"auto"``,
   what UMAP maps use (t-SNE's take ``"search"`` unless told): NN-descent from ``NNDESCENT_FROM`` rows,
   ``"search"`` below. An
   approximate graph's recall at the map's k is measured against an exact search of seeded rows and reported
@@ -190,7 +190,6 @@ def map_graph(
                 info.update(knn_recall=round(float(graph.recall), 4), knn_recall_k=graph.k)
             return graph.neighbors(k=k), info, notes
     if route == "nndescent":
-
         index: Any = NNDescentIndex(X, metric=metric, k=k, seed=seed)
     else:
         exact_max = (n if route == "exact" else EXACT_MAX) if exact_max is None else exact_max
@@ -206,7 +205,7 @@ def map_graph(
             info.pop(key, None)
         info.update(knn_recall=round(recall, 4), knn_recall_k=k, knn_recall_rows=min(n, RECALL_SAMPLE))
         how = {"bf16 short lists": "bfloat16 products (short lists re-scored exactly)",
-               "nndescent": "NN-descent (pynndescent, one thread, seeded) rather than an exhaustive search",
+               "nndescent": "NN-descent (pynndescent, seeded, a fixed thread count) rather than an exhaustive search",
                }.get(info["knn_route"], "an HNSW index (faiss) rather than an exhaustive search")
         notes.append(f"{n:,} points: the k-NN graph comes from {how}; it holds {recall:.1%} of the true "
                      f"{k} nearest neighbours ({min(n, RECALL_SAMPLE)} sampled points)")
@@ -217,7 +216,6 @@ def map_graph(
 
 def _index_route(index: Any) -> str:
     """The route an index took, by name: ``exact``, ``bf16 short lists``, ``hnsw`` or ``nndescent``."""
-
     if isinstance(index, NNDescentIndex):
         return "nndescent"
     if index.exact:
