@@ -53,6 +53,19 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda i: i.get_closest_marker("xdist_group") is None)
 
 
+def skip_unless_installed(*modules: str) -> None:
+    """Skip the calling test module when one of ``modules`` is not installed, without importing any of them.
+
+    Every xdist worker collects every module, so an import at collection costs each worker its full time
+    (jupyterlab and pynndescent take seconds); the module's tests import what they use when they run.
+    """
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}", allow_module_level=True)
+
+
 def _train_tokenizer(folder: Path, *, wordpiece: bool = False):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
