@@ -6,6 +6,8 @@ few markup-like tokens), so every model path runs offline in well under a second
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -240,41 +242,105 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--no-first-run"]
 
 
+class _Chromium:
+    """This worker's one headless Debian chromium, launched at its first use: a launch costs about a CPU-second
+    (several on a busy machine), a new context, which is what each test gets, a fraction of that.
+
+    Playwright's sync API marks its event loop as the thread's running loop between its calls, which would make
+    ``asyncio.run`` (nbclient, Ray) fail in every later test of the worker; the loop is marked running only
+    while a test holds a page (``enter``/``leave``), as it was when each test started its own playwright.
+    """
+
+    def __init__(self) -> None:
+        self.playwright = self.browser = self.loop = None
+        self.users = 0
+
+    def enter(self) -> None:
+        if self.users == 0 and self.loop is not None:
+            asyncio._set_running_loop(self.loop)
+        self.users += 1
+
+    def leave(self) -> None:
+        self.users -= 1
+        if self.users == 0 and self.loop is not None:
+            asyncio._set_running_loop(None)
+
+    def get(self):
+        """The browser (launched again if it went away, so that one crash fails one test only)."""
+        from playwright.sync_api import sync_playwright
+
+        if self.playwright is None:
+            self.playwright = sync_playwright().start()
+            self.loop = asyncio._get_running_loop()
+        if self.browser is None or not self.browser.is_connected():
+            self.browser = self.playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        return self.browser
+
+    def close(self) -> None:
+        if self.playwright is None:
+            return
+        self.enter()
+        try:
+            if self.browser is not None and self.browser.is_connected():
+                self.browser.close()
+            self.playwright.stop()
+        finally:
+            self.users = 0  # the loop has stopped: nothing marks it running any more
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """This worker's :class:`_Chromium`."""
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
+    held = _Chromium()
+    try:
+        yield held
+    finally:
+        held.close()
+
+
 @pytest.fixture
-def offline_page():
+def offline_page(chromium):
     """Open a local HTML file (or a http://127.0.0.1 URL) in Debian's headless chromium: ``page, seen = offline_page(path)``.
 
-    Keyword options go to ``browser.new_page`` (e.g. ``device_scale_factor=2``). ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
-    test can assert that untrusted tokens ran no script and that nothing left the machine.
+    Keyword options go to the page's own browser context (``browser.new_context``, e.g. ``device_scale_factor=2``),
+    so no cookie, storage or cache passes from one test to another. ``seen`` records every request URL, every
+    dialog (alert/confirm, dismissed) and every page error, so a test can assert that untrusted tokens ran no
+    script and that nothing left the machine.
     """
-    yield from _offline_pages()
+    yield from _offline_pages(chromium)
 
 
 @pytest.fixture(scope="module")
-def offline_module_page():
+def offline_module_page(chromium):
     """:func:`offline_page` for a whole test module: open a page once (a module-scoped fixture) and share it."""
-    yield from _offline_pages()
+    yield from _offline_pages(chromium)
 
 
-def _offline_pages():
+def _offline_pages(chromium: _Chromium):
     from types import SimpleNamespace
 
-    from playwright.sync_api import sync_playwright
+    contexts: list = []
 
-    if not Path("/usr/bin/chromium").exists():
-        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    def open_file(path: Path, **page_options):
+        context = chromium.get().new_context(**page_options)
+        contexts.append(context)
+        page = context.new_page()
+        seen = SimpleNamespace(requests=[], dialogs=[], errors=[])
+        page.on("request", lambda r: seen.requests.append(r.url))
+        page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: seen.errors.append(str(e)))
+        page.goto(path if str(path).startswith(("http://", "file://")) else Path(path).as_uri())
+        return page, seen
+
+    chromium.enter()
+    try:
+        yield open_file
+    finally:
         try:
-            def open_file(path: Path, **page_options):
-                page = browser.new_page(**page_options)
-                seen = SimpleNamespace(requests=[], dialogs=[], errors=[])
-                page.on("request", lambda r: seen.requests.append(r.url))
-                page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))
-                page.on("pageerror", lambda e: seen.errors.append(str(e)))
-                page.goto(path if str(path).startswith(("http://", "file://")) else Path(path).as_uri())
-                return page, seen
-
-            yield open_file
+            for context in contexts:
+                with contextlib.suppress(Exception):  # its browser may have gone: nothing is left to close then
+                    context.close()
         finally:
-            browser.close()
+            chromium.leave()
