@@ -55,8 +55,22 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"pytest {pytest.__version__} with pytest-xdist does not honour xdist_group "
                                 f"(e.g. {ungrouped[0]}): install the pytest that pyproject.toml's dev extra pins")
     # The grouped tests are the run's longest chains (a real model loaded once, a Ray cluster started once):
-    # first in the queue, so the other workers share the rest while they run instead of waiting at the end.
-    items.sort(key=lambda i: i.get_closest_marker("xdist_group") is None)
+    # first in the queue, longest first, so the other workers share the rest while they run instead of waiting
+    # at the end. The sort is stable: a group's tests keep their file order, and so do all the others.
+    items.sort(key=_group_rank)
+
+
+# Ray's tests mostly wait on its processes (the longest chain), Gemma's load its 262,144-token model, NN-descent's
+# compile pynndescent's numba code: the xdist groups that start first, in this order, then the other groups.
+LONGEST_GROUPS = ("ray", "gemma", "nndescent")
+
+
+def _group_rank(item) -> int:
+    marker = item.get_closest_marker("xdist_group")
+    if marker is None:
+        return len(LONGEST_GROUPS) + 1
+    name = marker.args[0] if marker.args else marker.kwargs.get("name")
+    return LONGEST_GROUPS.index(name) if name in LONGEST_GROUPS else len(LONGEST_GROUPS)
 
 
 def skip_unless_installed(*modules: str) -> None:
