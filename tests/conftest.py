@@ -17,8 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Idle OpenMP threads sleep instead of spinning. The xdist workers (and the processes they start, which inherit
-# this) already keep every core busy, so a spinning pool only takes CPU from the other workers: a 40-point t-SNE
-# (openTSNE, torch and faiss pools alike) took 30 CPU-seconds spinning here and 1.5 sleeping. Results are the same.
+# this) already keep every core busy, so a spinning pool only takes CPU from the other workers (openTSNE, torch and
+# faiss pools alike): a 40-point t-SNE took 30 CPU-seconds spinning on two busy cores, 1.5 sleeping. Same results.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 CORPUS = [
@@ -46,7 +46,7 @@ def pytest_configure(config):
 
 def pytest_xdist_auto_num_workers(config):
     """``-n auto`` starts one worker more than the cores: the worker that runs the Ray group mostly waits on Ray's
-    own processes (measured: 36 CPU-seconds over 309 s of its tests on two cores), so a spare worker keeps the
+    own processes (measured on two busy cores: 36 CPU-seconds in 309 s of its tests), so a spare worker keeps the
     cores busy meanwhile. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
