@@ -6,6 +6,8 @@ few markup-like tokens), so every model path runs offline in well under a second
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -14,6 +16,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Idle OpenMP threads sleep instead of spinning. The xdist workers (and the processes they start, which inherit
+# this) already keep every core busy, so a spinning pool only takes CPU from the other workers (openTSNE, torch and
+# faiss pools alike): a 40-point t-SNE took 30 CPU-seconds spinning on two busy cores, 1.5 sleeping. Same results.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 CORPUS = [
     "The capital of France is Paris. The capital of Italy is Rome.",
@@ -38,6 +44,16 @@ def pytest_configure(config):
                                     "(pytest-xdist#1386): install the pytest that pyproject.toml's dev extra pins")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` starts one worker more than the cores: the worker that runs the Ray group mostly waits on Ray's
+    own processes (measured on two busy cores: 36 CPU-seconds in 309 s of its tests), so a spare worker keeps the
+    cores busy meanwhile. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + 1
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Refuse to run when ``--dist loadgroup`` cannot group: the real Gemma model and Ray would then be started
@@ -49,8 +65,35 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"pytest {pytest.__version__} with pytest-xdist does not honour xdist_group "
                                 f"(e.g. {ungrouped[0]}): install the pytest that pyproject.toml's dev extra pins")
     # The grouped tests are the run's longest chains (a real model loaded once, a Ray cluster started once):
-    # first in the queue, so the other workers share the rest while they run instead of waiting at the end.
-    items.sort(key=lambda i: i.get_closest_marker("xdist_group") is None)
+    # first in the queue, longest first, so the other workers share the rest while they run instead of waiting
+    # at the end. The sort is stable: a group's tests keep their file order, and so do all the others.
+    items.sort(key=_group_rank)
+
+
+# Ray's tests mostly wait on its processes (the longest chain), Gemma's load its 262,144-token model, NN-descent's
+# compile pynndescent's numba code: the xdist groups that start first, in this order, then the other groups.
+LONGEST_GROUPS = ("ray", "gemma", "nndescent")
+
+
+def _group_rank(item) -> int:
+    marker = item.get_closest_marker("xdist_group")
+    if marker is None:
+        return len(LONGEST_GROUPS) + 1
+    name = marker.args[0] if marker.args else marker.kwargs.get("name")
+    return LONGEST_GROUPS.index(name) if name in LONGEST_GROUPS else len(LONGEST_GROUPS)
+
+
+def skip_unless_installed(*modules: str) -> None:
+    """Skip the calling test module when one of ``modules`` is not installed, without importing any of them.
+
+    Every xdist worker collects every module, so an import at collection costs each worker its full time
+    (jupyterlab and pynndescent take seconds); the module's tests import what they use when they run.
+    """
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}", allow_module_level=True)
 
 
 def _train_tokenizer(folder: Path, *, wordpiece: bool = False):
@@ -223,41 +266,105 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--no-first-run"]
 
 
+class _Chromium:
+    """This worker's one headless Debian chromium, launched at its first use: a launch costs about a CPU-second
+    (several on a busy machine), a new context, which is what each test gets, a fraction of that.
+
+    Playwright's sync API marks its event loop as the thread's running loop between its calls, which would make
+    ``asyncio.run`` (nbclient, Ray) fail in every later test of the worker; the loop is marked running only
+    while a test holds a page (``enter``/``leave``), as it was when each test started its own playwright.
+    """
+
+    def __init__(self) -> None:
+        self.playwright = self.browser = self.loop = None
+        self.users = 0
+
+    def enter(self) -> None:
+        if self.users == 0 and self.loop is not None:
+            asyncio._set_running_loop(self.loop)
+        self.users += 1
+
+    def leave(self) -> None:
+        self.users -= 1
+        if self.users == 0 and self.loop is not None:
+            asyncio._set_running_loop(None)
+
+    def get(self):
+        """The browser (launched again if it went away, so that one crash fails one test only)."""
+        from playwright.sync_api import sync_playwright
+
+        if self.playwright is None:
+            self.playwright = sync_playwright().start()
+            self.loop = asyncio._get_running_loop()
+        if self.browser is None or not self.browser.is_connected():
+            self.browser = self.playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        return self.browser
+
+    def close(self) -> None:
+        if self.playwright is None:
+            return
+        self.enter()
+        try:
+            if self.browser is not None and self.browser.is_connected():
+                self.browser.close()
+            self.playwright.stop()
+        finally:
+            self.users = 0  # the loop has stopped: nothing marks it running any more
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """This worker's :class:`_Chromium`."""
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
+    held = _Chromium()
+    try:
+        yield held
+    finally:
+        held.close()
+
+
 @pytest.fixture
-def offline_page():
+def offline_page(chromium):
     """Open a local HTML file (or a http://127.0.0.1 URL) in Debian's headless chromium: ``page, seen = offline_page(path)``.
 
-    Keyword options go to ``browser.new_page`` (e.g. ``device_scale_factor=2``). ``seen`` records every request URL, every dialog (alert/confirm, dismissed) and every page error, so a
-    test can assert that untrusted tokens ran no script and that nothing left the machine.
+    Keyword options go to the page's own browser context (``browser.new_context``, e.g. ``device_scale_factor=2``),
+    so no cookie, storage or cache passes from one test to another. ``seen`` records every request URL, every
+    dialog (alert/confirm, dismissed) and every page error, so a test can assert that untrusted tokens ran no
+    script and that nothing left the machine.
     """
-    yield from _offline_pages()
+    yield from _offline_pages(chromium)
 
 
 @pytest.fixture(scope="module")
-def offline_module_page():
+def offline_module_page(chromium):
     """:func:`offline_page` for a whole test module: open a page once (a module-scoped fixture) and share it."""
-    yield from _offline_pages()
+    yield from _offline_pages(chromium)
 
 
-def _offline_pages():
+def _offline_pages(chromium: _Chromium):
     from types import SimpleNamespace
 
-    from playwright.sync_api import sync_playwright
+    contexts: list = []
 
-    if not Path("/usr/bin/chromium").exists():
-        pytest.fail("Debian chromium is missing: apt-get install -y chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    def open_file(path: Path, **page_options):
+        context = chromium.get().new_context(**page_options)
+        contexts.append(context)
+        page = context.new_page()
+        seen = SimpleNamespace(requests=[], dialogs=[], errors=[])
+        page.on("request", lambda r: seen.requests.append(r.url))
+        page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: seen.errors.append(str(e)))
+        page.goto(path if str(path).startswith(("http://", "file://")) else Path(path).as_uri())
+        return page, seen
+
+    chromium.enter()
+    try:
+        yield open_file
+    finally:
         try:
-            def open_file(path: Path, **page_options):
-                page = browser.new_page(**page_options)
-                seen = SimpleNamespace(requests=[], dialogs=[], errors=[])
-                page.on("request", lambda r: seen.requests.append(r.url))
-                page.on("dialog", lambda d: (seen.dialogs.append(d.message), d.dismiss()))
-                page.on("pageerror", lambda e: seen.errors.append(str(e)))
-                page.goto(path if str(path).startswith(("http://", "file://")) else Path(path).as_uri())
-                return page, seen
-
-            yield open_file
+            for context in contexts:
+                with contextlib.suppress(Exception):  # its browser may have gone: nothing is left to close then
+                    context.close()
         finally:
-            browser.close()
+            chromium.leave()

@@ -115,18 +115,21 @@ def test_all_tokens_maps_every_row_specials_included(env):
 
 
 def _quick_tsne(monkeypatch):
-    """t-SNE with few iterations (the reducer's own tests cover full runs; here only the plumbing matters)."""
-    import embedlens.reduce as reduce
+    """t-SNE with few iterations (the reducer's own tests cover full runs; here only the plumbing matters).
 
-    real = reduce.make_reducer
+    Patched where every map builds its reducer (``ReduceOptions.reducer``), so the CLI's maps run quick too.
+    """
+    from embedlens.reduce.options import ReduceOptions as Options
 
-    def make(method, **kwargs):
-        r = real(method, **kwargs)
-        if method == "tsne":
+    real = Options.reducer
+
+    def reducer(self, axes=None):
+        r = real(self, axes)
+        if self.method == "tsne":
             r.n_iter, r.early_exaggeration_iter, r.negative_gradient_method = 20, 20, "bh"
         return r
 
-    monkeypatch.setattr(reduce, "make_reducer", make)
+    monkeypatch.setattr(Options, "reducer", reducer)
 
 
 @pytest.mark.parametrize("method", ["pca", pytest.param("tsne", marks=pytest.mark.slow)])
@@ -267,10 +270,11 @@ def test_cli_map_writes_outputs_and_prints_the_quality(env, run_cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_map_recall_is_the_full_set_definition_and_pre_pca_is_a_flag(env, run_cli, tmp_path):
+def test_the_map_recall_is_the_full_set_definition_and_pre_pca_is_a_flag(env, run_cli, tmp_path, monkeypatch):
     from embedlens.atlas import build_atlas
     from embedlens.reduce.quality import map_recall
 
+    _quick_tsne(monkeypatch)  # the definition holds for any coordinates
     lens = env["lens"]
     result = build_atlas(lens, all_tokens=True, reduce=ReduceOptions("tsne", seed=3, perplexity=5))
     x = np.asarray(lens.space.vectors, dtype=np.float32)

@@ -10,7 +10,9 @@ from embedlens.errors import EmbedlensError
 from embedlens.neighbors.index import sample_rows
 from embedlens.reduce.knn import map_graph, pick_route
 
-pytest.importorskip("pynndescent")
+from .conftest import skip_unless_installed
+
+skip_unless_installed("pynndescent")
 # pynndescent compiles its numba code in every process (tens of seconds): one worker pays it once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nndescent")]
 

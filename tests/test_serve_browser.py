@@ -430,6 +430,8 @@ def test_search_result_prompt_and_trajectory(explorer, page):
     pg, _ = page
     lens = explorer["lens"]
     pg.fill("#search", "list")
+    # the page is shared: an earlier test's search may also have said "2 matches", so wait for this one's answer
+    pg.evaluate("() => { document.getElementById('search-summary').textContent = ''; }")
     pg.click("#search-form button")
     pg.wait_for_function("() => document.getElementById('search-summary').textContent.startsWith('2 matches')")
     variant_rows = {lens.space.row_of_id[n.id] for n in lens.variants("list").neighbors}

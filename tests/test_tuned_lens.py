@@ -12,6 +12,7 @@ import torch
 
 from embedlens.errors import EmbedlensError
 from embedlens.logitlens import logit_lens
+from embedlens.reduce.options import ReduceOptions
 
 TEXT = 'The capital <script>alert(1)</script> of "quoted" it\'s &amp; a&b <br> is'
 
@@ -435,7 +436,7 @@ def test_context_hovers_decode_with_the_chosen_lens(lenses, tmp_path):
     net, n = lens.model, lens.meta["n_layers"]
     tuned = random_lens(n, lens.meta["d_model"], seed=5)
     texts = [TEXT]
-    maps = {name: context_map(lens, texts, layers="all", decoder=dec, progress=False)
+    maps = {name: context_map(lens, texts, layers="all", decoder=dec, reduce=ReduceOptions("pca"), progress=False)
             for name, dec in (("logit", "logit"), ("tuned", tuned))}
     tables = {name: m.panels[0].table for name, m in maps.items()}
     states = maps["logit"].panels[0].source.stacked()
@@ -481,7 +482,7 @@ def test_context_tuned_lens_hover_in_chromium(lenses, tmp_path, offline_page):
 
     lens = lenses["llama"]
     tuned = TunedLens.zeros(lens.meta["n_layers"], lens.meta["d_model"])
-    cmap = context_map(lens, [TEXT], layers="0,1", decoder=tuned, progress=False)
+    cmap = context_map(lens, [TEXT], layers="0,1", decoder=tuned, reduce=ReduceOptions("pca"), progress=False)
     hostile = np.asarray(["<script>alert(1)</script>", '"quoted"', "&amp;"], dtype=object)
     cmap.panels[0].table["decoded_display"][:] = hostile
     fig = cmap.figure()

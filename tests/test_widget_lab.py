@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .conftest import skip_unless_installed
 from .test_map_view import HOSTILE, draw_star, screen, view_result
 
-pytest.importorskip("anywidget")
-pytest.importorskip("jupyterlab")
+skip_unless_installed("anywidget", "jupyterlab")
 
 VIEWPORT = {"width": 1400, "height": 1000}
 
