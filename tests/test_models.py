@@ -139,3 +139,34 @@ def test_a_failed_dequantized_save_says_so(tiny_llama_dir, tmp_path, monkeypatch
     fake = SimpleNamespace(folder=tiny_llama_dir, path=tiny_llama_dir / "model.gguf", spec="tiny.gguf")
     with pytest.raises(EmbedlensError, match="could not write the dequantized copy of tiny.gguf .*No space left"):
         weights._dequantize_gguf(fake, tmp_path / "dequantized")
+
+
+def test_a_gguf_is_dequantized_once_when_two_loads_race(tmp_path, cache_dir, monkeypatch):
+    """The second of two simultaneous loads waits for the first's dequantized copy instead of making its own."""
+    import threading
+    import time
+
+    from embedlens.models import weights
+    from embedlens.models.specs import ModelSource
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF not read: the dequantizer is replaced")
+    source = ModelSource(spec=str(gguf), name="m", kind="gguf", path=gguf, files=(gguf,))
+    calls = []
+
+    def dequantize(src, saved):
+        calls.append(threading.get_ident())
+        time.sleep(0.3)  # long enough for the other thread to find the copy missing
+        saved.mkdir(parents=True)
+        (saved / "config.json").write_text("{}")
+        (saved / "model.safetensors").write_bytes(b"")
+
+    monkeypatch.setattr(weights, "_dequantize_gguf", dequantize)
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(weights.weights_folder(source))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert found == [weights.model_entry_dir(source) / "dequantized"] * 2

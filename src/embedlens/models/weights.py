@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..cache import atomic_dir, cache_root, content_hash
+from ..cache import atomic_dir, build_lock, cache_root, content_hash
 from ..errors import EmbedlensError
 from .gguf_reader import fast_gguf_reader
 from .specs import ModelSource
@@ -99,8 +99,15 @@ def weights_folder(source: ModelSource) -> Path:
     if source.kind != "gguf":
         return source.path
     saved = model_entry_dir(source) / "dequantized"
-    if not (saved / "config.json").exists() or not any(saved.glob("*.safetensors")):
-        _dequantize_gguf(source, saved)
+
+    def missing() -> bool:
+        return not (saved / "config.json").exists() or not any(saved.glob("*.safetensors"))
+
+    if missing():
+        # Two processes loading the same GGUF at once would each spend the dequantization; the second waits.
+        with build_lock(f"{saved.parent.name}-dequantized"):
+            if missing():
+                _dequantize_gguf(source, saved)
     return saved
 
 
