@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 import embedlens
-from embedlens.models.token_lookup import FILE, SingleTokenIndex
+from embedlens.models.token_lookup import SINGLE_TOKENS_FILE, SingleTokenIndex
 
 TRICKY = ["king", " king", "King", "KING", "kings", "the", " the", "list", " list", "lists", "_list", "Paris", " Paris",
           "<script>", "</div>", "<br>", "[/b]", '"quoted"', "it's", "'", '"', "&", "<", ">", "&amp;", "a&b", "a b",
@@ -34,9 +34,12 @@ def stored_sample(index: SingleTokenIndex, n: int, seed: int = 0) -> list[str]:
 
 def test_index_is_built_once_and_then_answers_without_the_tokenizer(tiny_gpt2_dir, cache_dir):
     lens = embedlens.load(str(tiny_gpt2_dir))
+    made = (lens.entry.folder / SINGLE_TOKENS_FILE).read_bytes()  # made with the entry
+    (lens.entry.folder / SINGLE_TOKENS_FILE).unlink()  # an entry made before the index existed
+    lens = embedlens.load(str(tiny_gpt2_dir))
     assert lens.single_tokens is None
     first = lens.resolve("list").ids
-    assert (lens.entry.folder / FILE).is_file()
+    assert (lens.entry.folder / SINGLE_TOKENS_FILE).read_bytes() == made  # the first query makes the same file
     again = embedlens.load(str(tiny_gpt2_dir))
     assert again.resolve("list").ids == first == again.tokenizer("list", add_special_tokens=False)["input_ids"]
     assert "fast_tokenizer" not in again.__dict__  # the tokenizer was never loaded
@@ -50,13 +53,14 @@ def test_index_is_built_once_and_then_answers_without_the_tokenizer(tiny_gpt2_di
 def test_an_index_of_another_tokenizer_is_not_used(tiny_gpt2_dir, cache_dir):
     lens = embedlens.load(str(tiny_gpt2_dir))
     lens.resolve("list")
-    assert SingleTokenIndex.load(lens.entry.folder / FILE, tokenizer_digest="another") is None
-    (lens.entry.folder / FILE).write_bytes(b"garbage")
+    assert SingleTokenIndex.load(lens.entry.folder / SINGLE_TOKENS_FILE, tokenizer_digest="another") is None
+    (lens.entry.folder / SINGLE_TOKENS_FILE).write_bytes(b"garbage")
     fresh = embedlens.load(str(tiny_gpt2_dir))
     assert fresh.single_tokens is None and fresh.resolve("list").ids == lens.resolve("list").ids
 
 
 def test_read_only_cache_still_answers(tiny_gpt2_dir, cache_dir, monkeypatch):
+    (embedlens.load(str(tiny_gpt2_dir)).entry.folder / SINGLE_TOKENS_FILE).unlink()
     lens = embedlens.load(str(tiny_gpt2_dir))
 
     def refuse(*args, **kwargs):
@@ -64,7 +68,7 @@ def test_read_only_cache_still_answers(tiny_gpt2_dir, cache_dir, monkeypatch):
 
     monkeypatch.setattr(SingleTokenIndex, "save", refuse)
     assert lens.resolve("list").ids == lens.tokenizer("list", add_special_tokens=False)["input_ids"]
-    assert not (lens.entry.folder / FILE).exists()
+    assert not (lens.entry.folder / SINGLE_TOKENS_FILE).exists()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from .errors import EmbedlensError
 from .models import loading  # called through the module: tests stand in for it there
 from .models.loading import _offline
 from .models.specs import resolve
-from .models.token_lookup import SingleTokenIndex, build_index, open_index
+from .models.token_lookup import SingleTokenIndex, build_index, open_index, read_fast_tokenizer
 from .neighbors.index import ExactIndex
 from .neighbors.knn import space_content_hash, space_folder
 from .neighbors.results import Neighbor, NeighborResult, ResolvedQuery, TokenRow, TokenTable
@@ -183,16 +183,7 @@ class ModelLens(Lens):
     def fast_tokenizer(self) -> Any:
         """The ``tokenizers`` object from the cache: fast to load, same ids as the model's tokenizer."""
         path = self.entry.tokenizer_dir / "tokenizer.json"
-        if not path.exists():
-            return None
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(str(path))
-        # Some tokenizer.json files (MiniLM's) pad every input to a fixed length: a word would
-        # come back as itself plus 127 [PAD] ids.
-        tok.no_padding()
-        tok.no_truncation()
-        return tok
+        return read_fast_tokenizer(path) if path.exists() else None
 
     @cached_property
     def tokenizer(self) -> Any:

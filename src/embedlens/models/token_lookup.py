@@ -22,7 +22,7 @@ from ..safetensors_mmap import read_header, read_tensors, write_tensors
 
 log = logging.getLogger("embedlens")
 
-FILE = "single_tokens.safetensors"
+SINGLE_TOKENS_FILE = "single_tokens.safetensors"
 _FORMAT = "embedlens single-token texts v1"
 
 
@@ -31,6 +31,17 @@ def _hash(data: bytes) -> int:
 
     h = xxhash.xxh3_64_intdigest(data)
     return h - (1 << 64) if h >= 1 << 63 else h  # stored as int64: the reader maps signed integers
+
+
+def read_fast_tokenizer(path: Path) -> Any:
+    """The ``tokenizers.Tokenizer`` of a ``tokenizer.json``, as queries use it: no padding, no truncation
+    (some files, MiniLM's, pad every input to a fixed length: a word would come back with 127 [PAD] ids)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
 
 
 def single_token_texts(tokenizer: Any, ids: Any = None) -> tuple[list[str], np.ndarray]:
@@ -108,12 +119,12 @@ class SingleTokenIndex:
 
 def open_index(folder: Path, tokenizer_digest: str) -> SingleTokenIndex | None:
     """The index kept in ``folder`` for the tokenizer file of digest ``tokenizer_digest``, if it was built."""
-    return SingleTokenIndex.load(folder / FILE, tokenizer_digest=tokenizer_digest)
+    return SingleTokenIndex.load(folder / SINGLE_TOKENS_FILE, tokenizer_digest=tokenizer_digest)
 
 
 def build_index(folder: Path, tokenizer: Any, tokenizer_digest: str) -> SingleTokenIndex:
     """Build the index of ``tokenizer`` and keep it in ``folder`` (where it can be written)."""
-    path = folder / FILE
+    path = folder / SINGLE_TOKENS_FILE
     index = SingleTokenIndex.build(tokenizer)
     try:
         index.save(path, tokenizer_digest=tokenizer_digest)

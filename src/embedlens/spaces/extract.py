@@ -6,8 +6,9 @@ A cache entry (``$EMBEDLENS_CACHE/models/<name>-<content hash>/``) holds:
   * ``tokenizer/``: the tokenizer as ``save_pretrained`` writes it (``tokenizer.json`` included);
   * ``vocab.json``: raw and readable token strings and the special token ids;
   * ``meta.json``, written last: spec, hash, shapes, architecture facts, versions, file sizes and digests;
-  * later, beside them: ``single_tokens.safetensors`` (the texts the tokenizer encodes as one token, made on the
-    first query: :mod:`embedlens.models.token_lookup`) and cached k-NN graphs.
+  * beside them, outside meta's file list: ``single_tokens.safetensors`` (the texts the tokenizer encodes as one
+    token, :mod:`embedlens.models.token_lookup`; made with the entry, or on the first query for an entry made
+    before it existed) and, later, cached k-NN graphs.
 The entry is built in a temporary folder and renamed into place. On open it is checked (meta, sizes, the
 xxh3 digest of every file but the matrices, tensor headers, and the xxh3 digest of every 16 MiB block of
 the matrices and norms recomputed); a corrupt or partial entry is rebuilt with a note. Rows past the tokenizer's vocabulary (padded matrices) are kept and
@@ -32,6 +33,7 @@ from ..models.checkpoint import Checkpoint
 from ..models.gguf_reader import fast_gguf_reader
 from ..models.loading import load_config, load_tokenizer
 from ..models.specs import ModelSource
+from ..models.token_lookup import SINGLE_TOKENS_FILE, SingleTokenIndex, read_fast_tokenizer
 from ..models.weights import _is_causal, model_entry_dir
 from ..neighbors.exact import row_norms
 from ..progress import status
@@ -300,6 +302,9 @@ def build_entry(source: ModelSource, folder: Path) -> None:
             "build_seconds": round(clock.since_start(), 3),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        digest = meta["digests"].get("tokenizer/tokenizer.json")
+        if digest:  # one-token queries then read no tokenizer, and a query writes nothing into the entry
+            SingleTokenIndex.build(read_fast_tokenizer(tj_path)).save(tmp / SINGLE_TOKENS_FILE, tokenizer_digest=digest)
         # The dequantized copy of a GGUF lives in the same folder; keep it across the rename.
         old = folder / "dequantized"
         if old.is_dir():
