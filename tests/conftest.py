@@ -72,7 +72,7 @@ def pytest_collection_modifyitems(config, items):
 
 # Ray's tests mostly wait on its processes (the longest chain), Gemma's load its 262,144-token model, NN-descent's
 # compile pynndescent's numba code: the xdist groups that start first, in this order, then the other groups.
-LONGEST_GROUPS = ("ray", "gemma", "nndescent")
+LONGEST_GROUPS = ("ray", "gemma", "ray-head", "nndescent")
 
 
 def _group_rank(item) -> int:

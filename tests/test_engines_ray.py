@@ -164,6 +164,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Its own head in its own session: it needs no module cluster, so it runs beside the "ray" group, not after it.
+@pytest.mark.xdist_group("ray-head")
 def test_attaching_to_a_head_started_by_the_test(tiny_llama_dir, cache_dir, tmp_path):
     pytest.importorskip("ray")
     port = _free_port()
