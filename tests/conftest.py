@@ -44,16 +44,6 @@ def pytest_configure(config):
                                     "(pytest-xdist#1386): install the pytest that pyproject.toml's dev extra pins")
 
 
-def pytest_xdist_auto_num_workers(config):
-    """``-n auto`` starts one worker more than the cores: the worker that runs the Ray group mostly waits on Ray's
-    own processes (measured on two busy cores: 36 CPU-seconds in 309 s of its tests), so a spare worker keeps the
-    cores busy meanwhile. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set."""
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores + 1
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Refuse to run when ``--dist loadgroup`` cannot group: the real Gemma model and Ray would then be started
