@@ -88,3 +88,18 @@ def test_neighbors_command_prints_without_rich(run_cli, tiny_gpt2_dir, cache_dir
     assert res.code == 0, res
     assert "rich" not in sys.modules
     assert res.out.count("│") == 5 * 5 and "┃ # ┃" in res.out
+
+
+def test_a_stdout_that_cannot_encode_the_box_gets_rich_ascii_box(tmp_path):
+    """The plain printer writes box characters; where stdout cannot encode them, rich's ASCII table prints."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from embedlens.cli.table import print_table; "
+            "print_table('king', [('#', 'right'), ('token', 'left')], [['1', 'queen'], ['2', 'a&b']])")
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+    assert res.returncode == 0, res.stderr.decode("latin-1")[-2000:]
+    out = res.stdout.decode("latin-1")
+    assert "| 1 | queen |" in out and "| 2 | a&b   |" in out and "┃" not in out

@@ -149,3 +149,20 @@ def test_opentsne_is_deterministic_for_a_seed_on_any_thread_count(X):
     maps = [TSNEReducer(seed=0, n_jobs=j, n_iter=40, early_exaggeration_iter=20, negative_gradient_method=g,
                         knn_route="exact").fit_transform(X) for g in ("bh", "fft") for j in (1, 2)]
     assert np.array_equal(maps[0], maps[1]) and np.array_equal(maps[2], maps[3])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_a_one_core_machine_builds_the_two_thread_graph():
+    """numba sizes its pool to the usable cores when imported: on one core NN-descent would run one thread
+    and build another graph than every other machine."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import embedlens.reduce.umap as u; "
+            "from embedlens.neighbors.nndescent import allow_graph_threads, graph_threads; "
+            "allow_graph_threads(); import numba; print(graph_threads(), numba.config.NUMBA_NUM_THREADS)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["2", "2"]

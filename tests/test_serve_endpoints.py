@@ -219,6 +219,7 @@ def test_logit_lens_reads_with_the_asked_decoder(client, models):
 @pytest.mark.parametrize("params, status, message", [
     ({"space": 1, "text": "a b", "decoder": "tuned"}, 400, "no tuned lens yet"),
     ({"space": 0, "text": "a b", "decoder": "/etc/passwd"}, 400, "must be one of logit, tuned"),
+    ({"space": 0, "text": "a b", "lens": "tuned"}, 400, "'lens' is now called 'decoder'"),  # not silently logit
 ])
 def test_logit_lens_refuses_a_decoder_it_cannot_read(client, params, status, message):
     r = client.get("/api/logit_lens", params=params)

@@ -137,3 +137,19 @@ def test_warm_one_token_neighbors_loads_neither_tokenizer_nor_rich(tiny_gpt2_dir
         out = subprocess.run([sys.executable, "-c", code, str(tiny_gpt2_dir), word], capture_output=True, text=True,
                              check=True)
         assert out.stdout.strip().splitlines()[-1] == f"LOADED {loaded} 0", out.stdout[-300:] + out.stderr[-300:]
+
+
+def test_an_unwritable_entry_is_not_indexed_on_every_run(tiny_gpt2_dir, cache_dir, monkeypatch):
+    """Where the index could not be kept, each process would pay a pass over the vocabulary for one query."""
+    from embedlens.models import token_lookup
+
+    (embedlens.load(str(tiny_gpt2_dir)).entry.folder / SINGLE_TOKENS_FILE).unlink()
+    lens = embedlens.load(str(tiny_gpt2_dir))
+    monkeypatch.setattr(token_lookup.os, "access", lambda path, mode: False)
+
+    def built(*args, **kwargs):
+        raise AssertionError("the index was built")
+
+    monkeypatch.setattr(SingleTokenIndex, "build", built)
+    assert lens.resolve("list").ids == lens.tokenizer("list", add_special_tokens=False)["input_ids"]
+    assert not (lens.entry.folder / SINGLE_TOKENS_FILE).exists()

@@ -49,6 +49,8 @@ def _styled() -> bool | None:
         return None
     if "ipykernel" in sys.modules or env.get("TERM", "").strip().lower() in ("dumb", "unknown"):
         return None
+    if not (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").startswith("utf8"):
+        return None  # rich draws an ASCII box where the box characters cannot be encoded
     try:
         return bool(sys.stdout.isatty())
     except ValueError:

@@ -11,6 +11,7 @@ returns is always the tokenizer's own answer; a text not stored is the tokenizer
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +123,11 @@ def open_index(folder: Path, tokenizer_digest: str) -> SingleTokenIndex | None:
     return SingleTokenIndex.load(folder / SINGLE_TOKENS_FILE, tokenizer_digest=tokenizer_digest)
 
 
-def build_index(folder: Path, tokenizer: Any, tokenizer_digest: str) -> SingleTokenIndex:
-    """Build the index of ``tokenizer`` and keep it in ``folder`` (where it can be written)."""
+def build_index(folder: Path, tokenizer: Any, tokenizer_digest: str) -> SingleTokenIndex | None:
+    """Build the index of ``tokenizer`` and keep it in ``folder``; None where ``folder`` cannot be written (an
+    index no later process could read would cost every process a pass over the vocabulary)."""
+    if not os.access(folder, os.W_OK):
+        return None
     path = folder / SINGLE_TOKENS_FILE
     index = SingleTokenIndex.build(tokenizer)
     try:

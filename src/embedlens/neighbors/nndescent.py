@@ -18,6 +18,8 @@ lets run fewer threads (``NUMBA_NUM_THREADS=1``) builds with one, and the params
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -33,8 +35,19 @@ GRAPH_THREADS = 2
 _RESCORE_ROWS = 16_384  # rows whose candidates are re-scored at once (their float64 copy bounds the memory)
 
 
+def allow_graph_threads() -> None:
+    """Let numba run :data:`GRAPH_THREADS` threads where fewer cores are usable (a one-core container, a
+    ``taskset``): numba reads ``NUMBA_NUM_THREADS`` once, when it is imported, and defaults it to the usable
+    cores, so such a machine would build the one-thread graph instead. Call it before anything imports numba;
+    a value the user set is kept."""
+    if "numba" not in sys.modules:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(max(GRAPH_THREADS, cores)))
+
+
 def graph_threads() -> int:
     """The threads NN-descent runs on: :data:`GRAPH_THREADS`, or fewer where numba allows fewer."""
+    allow_graph_threads()
     import numba
 
     return max(1, min(GRAPH_THREADS, int(numba.config.NUMBA_NUM_THREADS)))
@@ -70,6 +83,7 @@ class NNDescentIndex(ExactIndex):
         for name, value in (("n_trees", n_trees), ("n_iters", n_iters), ("max_candidates", max_candidates)):
             if value is not None:
                 settings[name] = int(value)
+        allow_graph_threads()
         pynndescent = require("pynndescent", "the NN-descent k-NN graph", extra="maps", package="pynndescent")
         import numba
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError, require
+from ..neighbors.nndescent import allow_graph_threads
 from ..versions import package_version
 from .base import Reducer
 from .knn import check_nndescent_from, check_route, reducer_graph, resolve_n_jobs
@@ -158,6 +159,7 @@ class UMAPReducer(Reducer):
 
     def _fit(self, X: np.ndarray, neighbors: Any = None) -> None:
         with self._timed("import"):
+            allow_graph_threads()  # umap-learn imports numba, which fixes its thread count then
             require("umap", "UMAP maps", extra="maps", package="umap-learn")
             import umap
 

@@ -146,9 +146,16 @@ def row_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
     return {"panel": panel, "row": int_param(raw, "row", 0, 0, n - 1), "k": int_param(raw, "k", 10, 1, min(MAX_K, n - 1))}
 
 
+def decoder_param(raw: Mapping[str, str]) -> str:
+    """``decoder`` (logit or tuned); the name it had before, ``lens``, is refused rather than ignored."""
+    if "lens" in raw:
+        raise BadRequest("parameter 'lens' is now called 'decoder' (logit or tuned)")
+    return choice_param(raw, "decoder", DECODERS, "logit")
+
+
 def logit_lens_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
     return {**text_params(explorer, raw), "top_k": int_param(raw, "top_k", LOGIT_LENS_TOP_K, 1, 20),
-            "decoder": choice_param(raw, "decoder", DECODERS, "logit")}
+            "decoder": decoder_param(raw)}
 
 
 def layer_nearest_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
@@ -157,7 +164,7 @@ def layer_nearest_params(explorer: Explorer, raw: Mapping[str, str]) -> Args:
     return {**args, "layer": int_param(raw, "layer", _n_layers(panel), 0, _n_layers(panel)),
             "position": int_param(raw, "position", 0, 0, LOGIT_LENS_MAX_TOKENS - 1),
             "k": int_param(raw, "k", 20, 1, min(MAX_K, len(panel.space) - 1)),
-            "decoder": choice_param(raw, "decoder", DECODERS, "logit")}
+            "decoder": decoder_param(raw)}
 
 
 def _body_panel(explorer: Explorer, body: Body) -> Panel:
