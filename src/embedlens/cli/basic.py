@@ -5,17 +5,8 @@ from __future__ import annotations
 import click
 
 from ..cache import atomic_path
-from .common import (
-    console,
-    emit_json,
-    json_option,
-    model_option,
-    note,
-    open_lens,
-    print_neighbors,
-    space_options,
-    text,
-)
+from .common import emit_json, json_option, model_option, note, open_lens, print_neighbors, space_options
+from .table import console, text
 
 
 @click.command()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import console, emit_json, json_option, text
+from .common import emit_json, json_option
+from .table import console, text
 
 
 @click.group()

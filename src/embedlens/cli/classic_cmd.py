@@ -6,17 +6,8 @@ import click
 
 from ..cache import ensure_writable_dir
 from ..timing import Timings
-from .common import (
-    console,
-    emit_json,
-    json_option,
-    model_option,
-    note,
-    open_lens,
-    print_neighbors,
-    space_options,
-    text,
-)
+from .common import emit_json, json_option, model_option, note, open_lens, print_neighbors, space_options
+from .table import console, text
 
 
 def _saved_summary(kind: str, out: str, n_words: int, dim: int, extra: str) -> None:

@@ -63,19 +63,6 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=json_default) + "\n")
 
 
-def console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
-
-
-def text(value: str) -> Any:
-    """A table cell that rich prints literally (token strings may look like markup: ``[/b]``)."""
-    from rich.text import Text
-
-    return Text(value)
-
-
 def note(message: str | None) -> None:
     if message:
         click.echo(f"embedlens: note: {errors_text.flag_text(message, errors_text.current_command())}", err=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import console, emit_json, json_option, note, text
+from .common import emit_json, json_option, note
+from .table import console, text
 
 
 @click.command("compare")

@@ -8,7 +8,8 @@ from ..cache import ensure_writable_dir, write_json_atomic, write_text_atomic
 from ..render.report import demo_report
 from ..timing import Timings
 from ..versions import versions
-from .common import console, model_option, note, text
+from .common import model_option, note
+from .table import console, text
 
 DEMO_TEXT = "The capital of France is Paris."
 DEMO_WORDS = (" list", " king", " Paris", " happy")

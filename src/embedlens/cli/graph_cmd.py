@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import console, emit_json, json_option, model_option, note, open_lens, space_options, text
+from .common import emit_json, json_option, model_option, note, open_lens, space_options
+from .table import console, text
 
 
 @click.command()

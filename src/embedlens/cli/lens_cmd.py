@@ -8,8 +8,9 @@ import click
 
 from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
-from .common import console, emit_json, json_option
+from .common import emit_json, json_option
 from .device_options import device_options
+from .table import console
 
 
 @click.group("lens")

@@ -6,8 +6,9 @@ import click
 
 from ..errors import EmbedlensError
 from ..models.specs import DEFAULT_MODEL
-from .common import console, emit_json, json_option, note, text
+from .common import emit_json, json_option, note
 from .device_options import device_options, max_memory_option
+from .table import console, text
 
 
 @click.command("logit-lens")

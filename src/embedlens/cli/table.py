@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 # Characters rich measures one cell wide: printable ASCII, Latin-1 and Latin Extended-A letters, and the
 # markers of embedlens.display and the titles. Anything else (CJK, emoji, combining marks) goes to rich.
@@ -117,15 +118,27 @@ def render_plain(title: str, columns: Sequence[tuple[str, str]], rows: Sequence[
     return "\n".join(lines) + "\n"
 
 
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def text(value: str) -> Any:
+    """A table cell that rich prints literally (token strings may look like markup: ``[/b]``)."""
+    from rich.text import Text
+
+    return Text(value)
+
+
 def print_table(title: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]]) -> None:
     """Print a boxed table: ``columns`` as (header, justify), ``rows`` of literal strings (never markup)."""
     styled = _styled()
-    text = None if styled is None else render_plain(title, columns, rows, width=_console_width(), styled=styled)
-    if text is not None:
-        sys.stdout.write(text)
+    plain = None if styled is None else render_plain(title, columns, rows, width=_console_width(), styled=styled)
+    if plain is not None:
+        sys.stdout.write(plain)
         sys.stdout.flush()
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -133,5 +146,5 @@ def print_table(title: str, columns: Sequence[tuple[str, str]], rows: Sequence[S
     for header, justify in columns:
         table.add_column(header, justify=justify)
     for r in rows:
-        table.add_row(*(Text(c) for c in r))
-    Console(highlight=False, soft_wrap=False).print(table)
+        table.add_row(*(text(c) for c in r))
+    console().print(table)
