@@ -32,6 +32,11 @@ and the default route (``--pca auto``: randomized; ``--runs``, default 3) in the
 peak RSS, the manifest's stages, the route and its stated accuracy. The first run of the default route also
 searches the recall's query truth once (later maps, the baseline's too, read it), so runs are listed one by one. ``--cache``
 reuses an extraction (default: a fresh one under a temporary folder, ~4 GB).
+
+``--umap-8b FOLDER`` instead: the UMAP map of the same 8B vocabulary, ``map --all --method umap --no-png`` end
+to end with the matrix extracted and the graph cache emptied before each run (``--runs``, default 1), with wall
+time, peak RSS, the route, the graph's measured recall and the stages (target: <= 300 s, peak <= 8 GB). The
+matrix is random, so its map recall says nothing; the figures are time and memory.
 """
 
 from __future__ import annotations
@@ -50,6 +55,39 @@ from _util import machine, run_once, runs_note  # noqa: E402
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from embedlens.cli import entry; sys.argv[0] = 'embedlens'; entry()",
             *args]
+
+
+def umap_8b(folder: str, cache: str | None, runs: int) -> None:
+    """``map --all --method umap`` of an 8B-shaped vocabulary, the graph found afresh in every run."""
+    import shutil
+    import statistics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = cache or f"{tmp}/cache"
+        env = {**os.environ, "EMBEDLENS_CACHE": root}
+        wall, rss, _ = run_once(_cli("neighbors", "king", "--model", folder, "-k", "3"), env)
+        print(f"extract (or open) {folder}: {wall:.1f} s, peak {rss:.0f} MB (not part of the map figures)", flush=True)
+        walls = []
+        for i in range(runs):
+            shutil.rmtree(Path(root) / "spaces", ignore_errors=True)  # graph and query truth found afresh
+            out = Path(tmp) / f"umap-{i}"
+            load = _load()
+            wall, rss, text = run_once(_cli("map", "--model", folder, "--all", "--method", "umap", "--no-png",
+                                            "--out", str(out)), env)
+            if not (out / "manifest.json").is_file():
+                print(f"run {i + 1} failed:\n{text[-2000:]}", flush=True)
+                continue
+            walls.append(wall)
+            m = json.loads((out / "manifest.json").read_text())
+            reducer = m["params"]["reducer"]
+            stages = {k: round(v, 1) for k, v in m["timings"].items() if isinstance(v, int | float)}
+            fit = {k: round(v, 1) for k, v in m["timings"].get("reduce_stages", {}).items()}
+            print(f"umap run {i + 1}/{runs}: {wall:6.1f} s (target <= 300 s)  peak {rss:6.0f} MB (target <= 8 GB)  "
+                  f"{load}\n      graph {reducer.get('knn_method')} recall@{reducer.get('knn_recall_k')} "
+                  f"{reducer.get('knn_recall')}; {reducer.get('n_epochs')} epochs x {reducer.get('negative_sample_rate')} "
+                  f"from {reducer.get('init')}\n      stages {json.dumps(stages)} reducer {json.dumps(fit)}", flush=True)
+        if walls:
+            print(f"umap {runs_note(len(walls))}: {statistics.median(walls):6.1f} s", flush=True)
 
 
 def pca_8b(folder: str, cache: str | None, runs: int, baseline_runs: int) -> None:
@@ -189,11 +227,16 @@ def main() -> None:
     ap.add_argument("--cli", action="store_true", help="the end-to-end CLI figures instead (see above)")
     ap.add_argument("--no-repeat", action="store_true", help="skip the second run with the graph cached")
     ap.add_argument("--pca-8b", default=None, metavar="FOLDER", help="the 8B PCA map benchmark instead (see above)")
-    ap.add_argument("--cache", default=None, help="with --pca-8b: an embedlens cache holding the extraction")
+    ap.add_argument("--umap-8b", default=None, metavar="FOLDER", help="the 8B UMAP map benchmark instead (see above)")
+    ap.add_argument("--cache", default=None, help="with --pca-8b / --umap-8b: an embedlens cache holding the extraction")
     ap.add_argument("--runs", type=int, default=None, help="runs of each route (default 1; 3 with --pca-8b)")
     ap.add_argument("--baseline-runs", type=int, default=1)
     args = ap.parse_args()
     print(machine(), flush=True)
+    if args.umap_8b:
+        umap_8b(args.umap_8b, args.cache, args.runs or 1)
+        print(machine(), flush=True)
+        return
     if args.pca_8b:
         pca_8b(args.pca_8b, args.cache, args.runs or 3, args.baseline_runs)
         print(machine(), flush=True)

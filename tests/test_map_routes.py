@@ -143,6 +143,39 @@ def test_umap_names_the_route_and_schedule_and_same_seed_gives_the_same_map(X, m
         UMAPReducer(init="spectal").fit(X)
 
 
+def test_tsne_takes_the_big_vocabulary_defaults_by_size_and_names_them(X, monkeypatch):
+    from openTSNE import affinity
+
+    from embedlens.reduce import tsne as reduce_tsne
+    from embedlens.reduce.tsne import DEFAULT_PERPLEXITY, LARGE_PERPLEXITY, TSNEReducer, default_perplexity
+
+    assert default_perplexity(100_000) == DEFAULT_PERPLEXITY == 30.0
+    assert default_perplexity(100_001) == LARGE_PERPLEXITY == 10.0
+    seen = []
+    real = affinity.PerplexityBasedNN
+
+    def spy(**kw):
+        seen.append((kw["perplexity"], kw["knn_index"].indices.shape[1]))
+        return real(**kw)
+
+    monkeypatch.setattr(affinity, "PerplexityBasedNN", spy)
+    short = {"n_iter": 30, "early_exaggeration_iter": 20}
+    small = TSNEReducer(seed=0, **short).fit(X)
+    assert (small.params_["perplexity"], small.params_["k_neighbors"], small.params_["knn_route"]) == (30.0, 90, "exact")
+    monkeypatch.setattr(reduce_tsne, "LARGE_FROM", N)  # this small input takes the big-vocabulary defaults
+    maps = []
+    for _ in range(2):
+        r = TSNEReducer(seed=0, nndescent_from=N, **short)
+        maps.append(r.fit_transform(X))
+        assert r.params_["perplexity"] == r.params_["perplexity_requested"] == 10.0
+        assert r.params_["k_neighbors"] == 30 and r.params_["knn_route"] == "nndescent"
+        assert 0 < r.params_["knn_recall"] <= 1 and r.params_["knn_recall_k"] == 30
+    asked = TSNEReducer(seed=0, perplexity=30, nndescent_from=N, **short).fit(X)
+    assert (asked.params_["perplexity"], asked.params_["k_neighbors"]) == (30.0, 90)
+    assert seen == [(30.0, 90), (10.0, 30), (10.0, 30), (30.0, 90)]  # what openTSNE was given
+    assert np.array_equal(maps[0], maps[1])
+
+
 def test_opentsne_is_deterministic_for_a_seed_on_any_thread_count(X):
     from embedlens.reduce.tsne import TSNEReducer
 

@@ -23,7 +23,7 @@ from .engine_options import check_engine_options, engine_options
 @click.option("--method", type=click.Choice(["tsne", "pca", "umap"]), default="tsne", show_default=True)
 @click.option("--dims", type=click.Choice(["2", "3"]), default="2", show_default=True, help="2D or 3D map.")
 @click.option("--perplexity", default=None, metavar="P[,P...]",
-              help="t-SNE perplexity (default min(30, (n-1)/3), and the map says so). Several (5,30,100): one map per "
+              help="t-SNE perplexity (default 30, or 10 from 100,001 points; at most (n-1)/3, and the map says so). Several (5,30,100): one map per "
                    "value from the same seed and one k-NN graph, side by side in sweep.html and sweep.png.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the first run (run r uses seed+r).")
 @click.option("--runs", type=int, default=1, show_default=True,

@@ -30,7 +30,7 @@ reduce_flags = _option_group(  # what becomes the map's ReduceOptions
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                  help="Seed for every random step."),
     click.option("--perplexity", default=None, metavar="P[,P...]",
-                 help="t-SNE perplexity (default 30; clamped for few points). Several (5,30,100): one map per "
+                 help="t-SNE perplexity (default 30, or 10 from 100,001 points; clamped for few points). Several (5,30,100): one map per "
                       "value from the same seed and one k-NN graph, side by side in sweep.html and sweep.png."),
     click.option("--n-neighbors", type=int, default=15, show_default=True, help="UMAP neighbourhood size."),
     click.option("--min-dist", type=float, default=0.1, show_default=True, help="UMAP minimum distance."),

@@ -28,6 +28,10 @@ from ..timing import Timings
 
 N_COMPONENTS = (2, 3)
 MIN_POINTS = 3
+# Points from which a map takes the big-vocabulary defaults: its k-NN graph by NN-descent
+# (reduce.knn.NNDESCENT_FROM), UMAP's 60 epochs x 10 negative samples from a random start, t-SNE's perplexity 10.
+# Below, an exhaustive graph search costs less than NN-descent's compile (docs/faithfulness.md).
+LARGE_FROM = 100_001
 
 _BLOCK_ROWS = 1 << 14  # rows per block when streaming a (possibly memory-mapped) matrix
 

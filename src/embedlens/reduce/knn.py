@@ -14,8 +14,7 @@ after PCA to 50 dimensions (24% of the variance) left UMAP a neighbour recall@10
   exact up to ``EXACT_MAX`` rows, exhaustive bfloat16 short lists re-scored exactly (where bfloat16 is
   fast) up to ``EXHAUSTIVE_MAX``, faiss HNSW above), ``"exact"`` at any size, ``"nndescent"``
   (:class:`~embedlens.neighbors.nndescent.NNDescentIndex`, two threads, seeded) at any size, or ``"auto"``,
-  what UMAP maps use (t-SNE's take ``"search"`` unless told): NN-descent from ``NNDESCENT_FROM`` rows,
-  ``"search"`` below. An
+  what t-SNE and UMAP maps use: NN-descent from ``NNDESCENT_FROM`` rows, ``"search"`` below. An
   approximate graph's recall at the map's k is measured against an exact search of seeded rows and reported
   in a note and the params (``knn_route``, ``knn_recall``, ``knn_recall_k``, ``knn_recall_rows``); the graph
   is cached under ``$EMBEDLENS_CACHE/spaces/<content hash>/`` when the space has at least ``CACHE_FROM`` rows.
@@ -51,11 +50,12 @@ from ..neighbors.index import (  # noqa: F401 (re-exported)
 from ..neighbors.knn import FORMAT_VERSION, KnnGraph, space_folder
 from ..neighbors.nndescent import NNDescentIndex
 from ..timing import Timings
+from .base import LARGE_FROM
 
 log = logging.getLogger("embedlens")
 
 CACHE_FROM = 5000  # rows from which a map's graph is cached on disk (below, building it costs less than hashing)
-NNDESCENT_FROM = EXACT_MAX + 1  # rows from which the "auto" route finds a map's graph by NN-descent
+NNDESCENT_FROM = LARGE_FROM  # rows from which the "auto" route finds a map's graph by NN-descent
 ROUTES = ("auto", "search", "exact", "nndescent")
 # The least stored recall at which a cached approximate graph is reused: "search" keeps the exhaustive
 # route's standard; the NN-descent routes accept their own graphs (0.85 on SmolLM2, the map's recall unchanged).

@@ -52,7 +52,7 @@ class ReduceOptions:
         n_components: 2 or 3 (an axes map with a ``z_axis`` is 3-D whatever is given).
         metric: ``cosine`` (rows L2-normalised first) or ``euclidean``, for the reducer and the quality figures.
         seed: seed of every random step; same seed, same coordinates.
-        perplexity: t-SNE perplexity (default 30), clamped to (n - 1) / 3 for few points.
+        perplexity: t-SNE perplexity (default 30, or 10 from 100,001 points), clamped to (n - 1) / 3 for few points.
         n_iter, early_exaggeration_iter: t-SNE iterations, ordinary (500) and early-exaggerated first (250).
         n_neighbors: UMAP neighbourhood size, clamped to n - 1.
         min_dist: UMAP minimum distance between embedded points (0 to 1).

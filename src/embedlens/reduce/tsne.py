@@ -1,10 +1,10 @@
 """t-SNE through openTSNE (FFT-accelerated gradients), seeded.
 
 The pipeline is openTSNE's standard one, run stage by stage so each can be timed: the k-nearest-
-neighbour graph of the FULL space with the map's metric (:func:`~embedlens.reduce.knn.map_graph`:
-given, cached, exact, or bfloat16 short lists / HNSW above 100,000 points (NN-descent with
-``knn_route="auto"``), which the params name as ``knn_route``; cosine distances ``1 - cos`` as openTSNE's own
-cosine search gives them), perplexity-based affinities, a PCA initialisation (exact PCA, rescaled
+neighbour graph of the FULL space with the map's metric (:func:`~embedlens.reduce.knn.map_graph`: given,
+cached, an exhaustive search up to 100,000 points, NN-descent above, which the params name as
+``knn_route``; cosine distances ``1 - cos`` as openTSNE's own cosine search gives them), perplexity-based
+affinities (perplexity 30, or 10 from ``LARGE_FROM`` points: :func:`default_perplexity`), a PCA initialisation (exact PCA, rescaled
 as openTSNE does), 250 early-exaggeration iterations, then 500 ordinary ones. openTSNE's FFT gradients
 exist for 1D and 2D only, so 3D maps use Barnes-Hut. ``pre_pca`` (off by default) finds the graph after
 an exact PCA instead, faster and less faithful; a note says how many true neighbours that cost.
@@ -18,21 +18,31 @@ import numpy as np
 
 from ..errors import EmbedlensError, require
 from ..versions import package_version
-from .base import Reducer
+from .base import LARGE_FROM, Reducer
 from .knn import check_nndescent_from, check_route, reducer_graph, resolve_n_jobs
 from .pca import check_pre_pca, fit_pca, pre_reduce
 
 DEFAULT_PERPLEXITY = 30.0
+# From LARGE_FROM points. On Gemma 3's 262,144 tokens (NN-descent graphs, 250 + 500 iterations) perplexity 10 on a
+# k=30 graph kept map recall@10 0.309 against 0.284 at 30 on a k=90 graph, whose NN-descent took 1.8x as long and
+# whose optimisation 2.3x the CPU time (docs/faithfulness.md, "Gemma 3, t-SNE").
+LARGE_PERPLEXITY = 10.0
 EARLY_EXAGGERATION_ITER = 250
 N_ITER = 500
 
 
+def default_perplexity(n: int) -> float:
+    """The perplexity a t-SNE of ``n`` points takes when none is asked for."""
+    return LARGE_PERPLEXITY if n >= LARGE_FROM else DEFAULT_PERPLEXITY
+
+
 def clamp_perplexity(perplexity: float | None, n: int) -> tuple[float, str | None]:
-    """The perplexity to use for ``n`` points, and a note when it had to be lowered.
+    """The perplexity to use for ``n`` points (None: :func:`default_perplexity`), and a note when it had to
+    be lowered.
 
     openTSNE needs ``3 * perplexity`` neighbours per point, so at most (n - 1) / 3.
     """
-    requested = DEFAULT_PERPLEXITY if perplexity is None else perplexity
+    requested = default_perplexity(n) if perplexity is None else perplexity
     if isinstance(requested, bool) or not isinstance(requested, int | float | np.number) or not requested > 0:
         raise EmbedlensError(f"perplexity must be a positive number, got {perplexity!r}")
     requested = float(requested)
@@ -64,7 +74,8 @@ class TSNEReducer(Reducer):
         n_components: 2 (FFT gradients) or 3 (Barnes-Hut gradients).
         metric: ``"cosine"`` (rows L2-normalised first, then euclidean) or ``"euclidean"``.
         seed: seeds the neighbour index, the initialisation and its jitter.
-        perplexity: default 30; clamped to (n - 1) / 3 with a note when there are too few points.
+        perplexity: None (default): 30, or ``LARGE_PERPLEXITY`` (10) from ``LARGE_FROM`` points; clamped to
+            (n - 1) / 3 with a note when there are too few points.
         pre_pca: exact PCA to this many dimensions first, and the k-NN graph found there (faster, loses
             true neighbours: a note says how many); None (default) keeps the full space.
         n_jobs: threads (default: all cores).
@@ -78,12 +89,11 @@ class TSNEReducer(Reducer):
             tokens the optimisation took 133 s at width 1, 72 s at 2 and 65 s at 3, with the same
             trustworthiness (0.660, 0.661, 0.661) and neighbour recall@10 (0.056, 0.057, 0.057).
         knn_route: how the full-space k-NN graph is found when none is given or cached
-            (:func:`~embedlens.reduce.knn.map_graph`): ``"search"`` (default: exact up to 100,000 rows,
-            bfloat16 short lists or HNSW above), ``"auto"`` (NN-descent from ``nndescent_from`` rows),
-            ``"exact"`` or ``"nndescent"``. t-SNE keeps the exhaustive search by default: on SmolLM2 the
-            k=90 graph from NN-descent held 94.5% of the true neighbours and the map kept its recall (0.353
-            vs 0.351), but NN-descent's time at k=90 is not measured at Gemma's size yet
-            (``docs/faithfulness.md``).
+            (:func:`~embedlens.reduce.knn.map_graph`): ``"auto"`` (default: NN-descent from
+            ``nndescent_from`` rows, the exhaustive search below), ``"search"`` (exact up to 100,000 rows,
+            bfloat16 short lists or HNSW above), ``"exact"`` or ``"nndescent"``. On SmolLM2 the k=90 graph
+            from NN-descent held 94.5% of the true neighbours and the map kept its recall (0.353 vs 0.351);
+            on Gemma 3 the exhaustive pass alone took 390 s (``docs/faithfulness.md``).
         nndescent_from: rows from which ``"auto"`` takes NN-descent; None: 100,001.
 
     Fitted attributes: ``embedding_`` (n, k) float32, ``kl_divergence_``, ``params_``, ``notes_``, ``timings_``.
@@ -104,7 +114,7 @@ class TSNEReducer(Reducer):
         early_exaggeration_iter: int = EARLY_EXAGGERATION_ITER,
         negative_gradient_method: str = "auto",
         ints_in_interval: float = 3.0,
-        knn_route: str = "search",
+        knn_route: str = "auto",
         nndescent_from: int | None = None,
     ) -> None:
         super().__init__(n_components=n_components, metric=metric, seed=seed)
@@ -196,7 +206,7 @@ class TSNEReducer(Reducer):
             "pre_pca": pre_pca_used,
             **self.params_,
             "perplexity": perplexity,
-            "perplexity_requested": DEFAULT_PERPLEXITY if self.perplexity is None else float(self.perplexity),
+            "perplexity_requested": default_perplexity(n) if self.perplexity is None else float(self.perplexity),
             "tsne_metric": (f"{self.metric} k-NN graph of the full space" if pre_pca_used is None
                             else f"euclidean k-NN graph after PCA to {pre_pca_used} dims"),
             "k_neighbors": k,

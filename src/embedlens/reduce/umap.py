@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import EmbedlensError, require
 from ..neighbors.nndescent import allow_graph_threads
 from ..versions import package_version
-from .base import Reducer
+from .base import LARGE_FROM, Reducer
 from .knn import check_nndescent_from, check_route, reducer_graph, resolve_n_jobs
 from .pca import check_pre_pca, pre_reduce
 
@@ -28,7 +28,6 @@ from .pca import check_pre_pca, pre_reduce
 # negative samples kept map recall@10 0.175, 60 x 10 kept 0.183 for 0.55x the sampling work (each epoch
 # visits its edges with 1 + rate samples: 60 x 11 against 200 x 6) and 100 x 10 kept 0.198 for 0.92x
 # (docs/faithfulness.md).
-LARGE_FROM = 100_001
 LARGE_EPOCHS, LARGE_NEGATIVE_SAMPLE_RATE = 60, 10.0
 # umap-learn's starts. From LARGE_FROM points a uniform random one: on Gemma 3's 262,144 tokens (60 x 10) it kept
 # map recall@10 0.100 against 0.0945 from the spectral start, whose eigensolver took 34 s of an unloaded 184 s
