@@ -260,3 +260,21 @@ def test_normalized_rows_in_blocks_keeps_zero_rows_and_the_dtype(dtype):
     want[[4, 999]] = 0.0
     np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7)
     assert (got[[4, 999]] == 0).all() and np.isfinite(got).all()
+
+
+def test_space_content_hash_is_the_sha256_of_the_float32_bytes_whatever_the_layout():
+    """The cache key of a matrix: one SHA-256 of its shape and C-ordered float32 bytes, however it is stored
+    and however many blocks it is read in (the blocks are hashed in place, without copies)."""
+    import hashlib
+
+    from embedlens.neighbors.knn import space_content_hash
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((301, 40))
+    expected = hashlib.sha256(f"{base.shape}".encode() + base.astype(np.float32).tobytes()).hexdigest()[:16]
+    for layout in (base.astype(np.float32), base, np.asfortranarray(base.astype(np.float32))):
+        for block_bytes in (1, 4 * 40 * 7, 1 << 26):
+            assert space_content_hash(layout, block_bytes=block_bytes) == expected
+    strided = rng.standard_normal((50, 80)).astype(np.float32)[:, ::2]
+    assert space_content_hash(strided) == hashlib.sha256(
+        f"{strided.shape}".encode() + np.ascontiguousarray(strided).tobytes()).hexdigest()[:16]

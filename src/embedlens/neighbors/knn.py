@@ -290,11 +290,17 @@ def space_folder(vectors: np.ndarray, content_hash: str | None = None) -> Path:
     return cache_root() / "spaces" / (content_hash or space_content_hash(vectors))
 
 
-def space_content_hash(vectors: np.ndarray, block: int = 1 << 16) -> str:
-    """SHA-256 (first 16 hex digits) of a matrix's shape and float32 bytes, read in row blocks."""
+def space_content_hash(vectors: np.ndarray, block_bytes: int = 1 << 26) -> str:
+    """SHA-256 (first 16 hex digits) of a matrix's shape and float32 bytes, read in row blocks.
+
+    The blocks are hashed through the buffer protocol: a float32 C-ordered matrix is read in place, anything
+    else is converted one block (at most ``block_bytes``) at a time, so hashing adds no copy of the matrix
+    (an 8B model's 2 GB vocabulary used to take two transient 1 GB copies)."""
     digest = hashlib.sha256(f"{vectors.shape}".encode())
+    row_bytes = 4 * int(np.prod(vectors.shape[1:], dtype=np.int64))
+    block = max(1, block_bytes // max(1, row_bytes))
     for start in range(0, vectors.shape[0], block):
-        digest.update(np.ascontiguousarray(vectors[start : start + block], dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(vectors[start : start + block], dtype=np.float32).data)
     return digest.hexdigest()[:16]
 
 

@@ -51,6 +51,7 @@ from ..neighbors.knn import FORMAT_VERSION, KnnGraph, space_folder
 from ..neighbors.nndescent import NNDescentIndex
 from ..timing import Timings
 from .base import LARGE_FROM
+from .pca import pre_reduce
 
 log = logging.getLogger("embedlens")
 
@@ -262,7 +263,23 @@ def record_graph(reducer: Any, info: dict, notes: list[str]) -> str:
     return method
 
 
-def reducer_graph(reducer: Any, X: np.ndarray, Z: np.ndarray, k: int, pre_pca: int | None, neighbors: Any,
+def graph_and_rows(reducer: Any, X: np.ndarray, pre_pca: int | None, k: int, neighbors: Any,
+                   n_jobs: int | None) -> tuple[np.ndarray, int | None, Neighbors, str]:
+    """The rows a t-SNE/UMAP ``reducer`` optimises on (:func:`~embedlens.reduce.pca.pre_reduce`, with the PCA
+    dimensions used) and its graph (:func:`reducer_graph`).
+
+    A full-space graph is found before the prepared rows exist: the graph search holds its own unit rows, so
+    the two copies never live at once (each is 2.1 GB on an 8B model's 128,256 x 4,096 vocabulary)."""
+    if pre_pca is None or X.shape[1] <= pre_pca:
+        graph, how = reducer_graph(reducer, X, None, k, None, neighbors, n_jobs)
+        Z, used = pre_reduce(reducer, X, pre_pca)
+        return Z, used, graph, how
+    Z, used = pre_reduce(reducer, X, pre_pca)
+    graph, how = reducer_graph(reducer, X, Z, k, used, neighbors, n_jobs)
+    return Z, used, graph, how
+
+
+def reducer_graph(reducer: Any, X: np.ndarray, Z: np.ndarray | None, k: int, pre_pca: int | None, neighbors: Any,
                   n_jobs: int | None) -> tuple[Neighbors, str]:
     """The graph a t-SNE/UMAP ``reducer`` starts from, timed as its ``knn`` stage, recorded in its params and notes.
 

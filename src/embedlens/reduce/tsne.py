@@ -19,8 +19,8 @@ import numpy as np
 from ..errors import EmbedlensError, require
 from ..versions import package_version
 from .base import LARGE_FROM, Reducer
-from .knn import check_nndescent_from, check_route, reducer_graph, resolve_n_jobs
-from .pca import check_pre_pca, fit_pca, pre_reduce
+from .knn import check_nndescent_from, check_route, graph_and_rows, resolve_n_jobs
+from .pca import check_pre_pca, fit_pca
 
 DEFAULT_PERPLEXITY = 30.0
 # From LARGE_FROM points. On Gemma 3's 262,144 tokens (NN-descent graphs, 250 + 500 iterations) perplexity 10 on a
@@ -157,7 +157,6 @@ class TSNEReducer(Reducer):
         n_jobs = resolve_n_jobs(self.n_jobs)
         perplexity, note = clamp_perplexity(self.perplexity, n)
         pre_pca = check_pre_pca(self.pre_pca)
-        Z, pre_pca_used = pre_reduce(self, X, pre_pca)
         if note:
             self.notes_.append(note)
         requested = self.negative_gradient_method
@@ -169,7 +168,7 @@ class TSNEReducer(Reducer):
                 "3D t-SNE uses Barnes-Hut gradients (openTSNE's FFT gradients are 1D/2D only); slower"
             )
         k = self.neighbors_needed(n)
-        graph, knn_method = reducer_graph(self, X, Z, k, pre_pca_used, neighbors, n_jobs)
+        Z, pre_pca_used, graph, knn_method = graph_and_rows(self, X, pre_pca, k, neighbors, n_jobs)
         distances = graph.distances()
         with self._timed("affinities"):
             P = affinity.PerplexityBasedNN(

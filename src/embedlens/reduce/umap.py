@@ -20,8 +20,8 @@ from ..errors import EmbedlensError, require
 from ..neighbors.nndescent import allow_graph_threads
 from ..versions import package_version
 from .base import LARGE_FROM, Reducer
-from .knn import check_nndescent_from, check_route, reducer_graph, resolve_n_jobs
-from .pca import check_pre_pca, pre_reduce
+from .knn import check_nndescent_from, check_route, graph_and_rows, resolve_n_jobs
+from .pca import check_pre_pca
 
 # From this many points (where the k-NN graph comes from NN-descent and the optimisation is most of a map's
 # time) fewer epochs with more negative samples: on SmolLM2's 49,152 tokens umap-learn's 200 epochs x 5
@@ -165,12 +165,11 @@ class UMAPReducer(Reducer):
         n = X.shape[0]
         k = min(check_n_neighbors(self.n_neighbors), n - 1)
         pre_pca = check_pre_pca(self.pre_pca)
-        Z, pre_pca_used = pre_reduce(self, X, pre_pca)
+        Z, pre_pca_used, graph, knn_method = graph_and_rows(self, X, pre_pca, self.neighbors_needed(n), neighbors,
+                                                             resolve_n_jobs(None))
         if k < self.n_neighbors:
             self.notes_.append(f"n_neighbors {self.n_neighbors} clamped to {k} because only {n} points")
         init = pick_init(n, self.n_components, check_init(self.init))
-        graph, knn_method = reducer_graph(self, X, Z, self.neighbors_needed(n), pre_pca_used, neighbors,
-                                          resolve_n_jobs(None))
         umap_metric = self.metric if pre_pca_used is None else "euclidean"
         n_epochs, negative_sample_rate = schedule(n, self.n_epochs, self.negative_sample_rate)
         with warnings.catch_warnings():
