@@ -258,3 +258,27 @@ def test_build_index_keeps_products_for_cosine_many_dims_or_a_named_backend():
     assert type(build_index(x, metric="euclidean", backend="numpy")) is ExactIndex
     with pytest.raises(EmbedlensError, match="euclidean"):
         KDTreeIndex(x, metric="cosine")
+
+
+def test_a_few_cosine_queries_stream_the_rows_without_a_normalised_copy(monkeypatch):
+    """Above numpy's size a few cosine queries still take the streamed numpy pass (no copy of every row);
+    many queries, or an index that already holds its copy, take the faster backends; all agree with brute force."""
+    from embedlens.neighbors import index as nindex
+
+    monkeypatch.setattr(nindex, "_NUMPY_ELEMS", 1000)  # this small matrix counts as a big one
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3000, 24)).astype(np.float32)
+    rows = np.arange(0, 3000, 37)
+    few = ExactIndex(x, metric="cosine")
+    assert few._pick(len(rows)) == "numpy"
+    got = few.query(rows, 7, exclude_self=True)
+    assert few._unit is None and few._faiss is None  # nothing the size of the matrix was built
+    many = ExactIndex(x, metric="cosine")
+    assert many._pick(nindex._STREAM_QUERIES + 1) != "numpy"
+    for index in (got, many.query(rows, 7, exclude_self=True)):
+        want_i, want_s = brute_force(x, x[rows], 7, "cosine", exclude=[[r] for r in rows])
+        assert np.array_equal(index.indices, want_i)
+        np.testing.assert_allclose(index.scores, want_s, atol=1e-5)
+    many.unit_rows()
+    assert many._pick(len(rows)) != "numpy"  # its copy exists: the faster backends use it
+    assert ExactIndex(x, metric="euclidean")._pick(len(rows)) != "numpy"
