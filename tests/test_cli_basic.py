@@ -127,8 +127,8 @@ def test_bad_input_is_one_line_exit_2(args, tiny_gpt2_dir, cache_dir, run_cli):
 def test_console_script_exit_code(tiny_gpt2_dir, cache_dir):
     import embedlens
 
-    # The cache entry is made in this process (torch is loaded here already), so the script's own run is what a
-    # user's later runs are: it reads the cached space and never imports torch (seconds of a busy core saved).
+    # The cache entry is made in this process (its libraries are loaded here already), so the script's own run is
+    # what a user's later runs are: it reads the cached space instead of extracting it (seconds of a busy core).
     embedlens.load(str(tiny_gpt2_dir))
     exe = Path(sys.executable).parent / "embedlens"
     res = subprocess.run([str(exe), "neighbors", "list", "-m", str(tiny_gpt2_dir), "--k", "-1"],
