@@ -38,6 +38,9 @@ TINY_VOCAB = 300
 
 def pytest_configure(config):
     if config.getoption("dist", None) == "loadgroup" and not hasattr(config, "workerinput"):
+        # Queue the work in the order pytest_collection_modifyitems gives it: pytest-xdist would otherwise
+        # reorder the groups by their number of tests (its --loadscope-reorder default), not their length.
+        config.option.loadscopereorder = False
         major, minor = (int(x) for x in pytest.__version__.split(".")[:2])
         if (major, minor) >= (9, 2):  # the version that broke it; the check below catches a later one
             raise pytest.UsageError(f"pytest {pytest.__version__} ignores pytest-xdist's xdist_group "
@@ -56,13 +59,18 @@ def pytest_collection_modifyitems(config, items):
                                 f"(e.g. {ungrouped[0]}): install the pytest that pyproject.toml's dev extra pins")
     # The grouped tests are the run's longest chains (a real model loaded once, a Ray cluster started once):
     # first in the queue, longest first, so the other workers share the rest while they run instead of waiting
-    # at the end. The sort is stable: a group's tests keep their file order, and so do all the others.
-    items.sort(key=_group_rank)
+    # at the end. Then the modules that hold slow, browser or real-model tests, then the quick ones, which even
+    # out the workers' ends (one worker starting a 20 s test while the other has finished was the run's tail).
+    # The sort is stable: a group's tests keep their file order, a module's tests stay together (so its
+    # module-scoped fixtures are set up once per worker), and so do all the others.
+    heavy = {item.nodeid.split("::")[0] for item in items if any(item.get_closest_marker(m) for m in HEAVY_MARKS)}
+    items.sort(key=lambda item: (_group_rank(item), item.nodeid.split("::")[0] not in heavy))
 
 
 # Ray's tests mostly wait on its processes (the longest chain), Gemma's load its 262,144-token model, NN-descent's
 # compile pynndescent's numba code: the xdist groups that start first, in this order, then the other groups.
 LONGEST_GROUPS = ("ray", "gemma", "ray-head", "nndescent")
+HEAVY_MARKS = ("slow", "browser", "real_model")
 
 
 def _group_rank(item) -> int:
