@@ -72,3 +72,22 @@ def test_transformers_loads_through_the_fast_reader_and_the_stock_one_comes_back
     with pytest.raises(ValueError), fast_gguf_reader():
         raise ValueError("a failed load restores the stock reader too")
     assert gguf.GGUFReader is stock
+
+
+def test_tensor_name_maps_are_built_once_per_block_and_map_as_gguf_does():
+    import gguf
+
+    stock = gguf.get_tensor_name_map
+    arch = gguf.MODEL_ARCH.LLAMA
+    with fast_gguf_reader():
+        a = gguf.get_tensor_name_map(arch, 4)
+        with fast_gguf_reader():
+            assert gguf.get_tensor_name_map(arch, 4) is a  # transformers asks once per module converted
+        assert gguf.get_tensor_name_map(arch, 5) is not a
+        fresh = stock(arch, 4)
+        for name in ("model.embed_tokens", "model.layers.3.self_attn.q_proj", "model.norm", "lm_head"):
+            assert a.get_name(name) == fresh.get_name(name) is not None
+    assert gguf.get_tensor_name_map is stock
+    with fast_gguf_reader():
+        assert gguf.get_tensor_name_map(arch, 4) is not a  # a new block builds its own
+    assert gguf.get_tensor_name_map is stock
