@@ -14,8 +14,10 @@ SmolLM2 (a first ``neighbors king`` extracts it and builds the one-token index).
 
 Baselines in the same run: ``neighbors king`` the previous way (the query encoded by the tokenizer loaded from
 ``tokenizer.json``, the table printed by rich), by the same code with the one-token index and the plain table
-turned off; for the grid, the floor it cannot go under while it runs transformers' model classes
-(``import torch, transformers.models.llama.modeling_llama``, matplotlib and plotly) and its manifest's stages.
+turned off; for the grid, the previous route (the same code with the meta model initialised, one decode per
+batch and uncached versions: ``PREVIOUS_GRID``), each run's stages from its manifest, and the floor it cannot go
+under while it runs transformers' model classes (``import torch``, then with
+``transformers.models.llama.modeling_llama``, matplotlib and plotly).
 """
 
 from __future__ import annotations
@@ -46,6 +48,23 @@ PREVIOUS = (
 )
 GRID_FLOOR = ("import torch, transformers.models.llama.modeling_llama, matplotlib; matplotlib.use('Agg'); "
               "import matplotlib.pyplot, plotly.graph_objects")
+# The grid the previous way: the meta model built with transformers' weight initialisation (run on meta
+# tensors), the head decoding one 100-cell batch at a time, the package versions read at every call.
+PREVIOUS_GRID = (
+    "import sys\n"
+    "from embedlens import versions\n"
+    "from embedlens.cli import entry\n"
+    "from embedlens.grid import predict\n"
+    "from embedlens.models import partial\n"
+    "def meta_model(config, dtype):\n"
+    "    from accelerate import init_empty_weights\n"
+    "    with init_empty_weights(include_buffers=False), partial._quiet():\n"
+    "        return partial._model_class(config).from_config(config, dtype=dtype)\n"
+    "partial.meta_model = meta_model\n"
+    "predict.DECODE_BYTES = 0  # decode_rows() = one batch\n"
+    "versions._versions = versions._versions.__wrapped__\n"
+    "sys.argv[0] = 'embedlens'; entry()\n"
+)
 
 
 def commands() -> list[str]:
@@ -104,8 +123,8 @@ def show(label: str, runs: list[float], target: float | None = None) -> None:
     aim = f"  (target <= {target:g} s)" if target else ""
     cpu = CPU.get(id(runs))
     used = f", cpu {statistics.median(cpu):.3f} s" if cpu else ""
-    print(f"  {label:44s} {med:6.3f} s median of {len(runs)}{used}{aim}  [{', '.join(f'{r:.3f}' for r in runs)}]",
-          flush=True)
+    print(f"  {label:44s} {med:6.3f} s median of {len(runs)}{used}{aim}  [{', '.join(f'{r:.3f}' for r in runs)}]"
+          f"  load {load()}", flush=True)
 
 
 def main() -> None:
@@ -136,6 +155,9 @@ def main() -> None:
             show("  baseline: the previous route (tokenizer.json, rich)", wall([py, "-c", PREVIOUS, *argv], args.repeats))
         if "--grid-size" in argv:
             grid_stages(Path(out) / "manifest.json")
+            show("  baseline: the previous route", wall([py, "-c", PREVIOUS_GRID, *argv], 3))
+            grid_stages(Path(out) / "manifest.json")
+            show("  floor: import torch", wall([py, "-c", "import torch"], 3))
             show("  floor: import torch, transformers' Llama, matplotlib, plotly", wall([py, "-c", GRID_FLOOR], 3))
     print(machine(), flush=True)
 

@@ -175,7 +175,8 @@ class EmbeddingGridVisualizer:
         free = runtime.free_memory(self.source.device) if self.source.device.startswith("cuda") else None
         n_vocab = self.runner.n_vocab
         return check_memory(batch_size, n_cells, bytes_per_batch_cell(self.hidden_size, d_ff, n_vocab, elem),
-                            available=free, extra=decode_extra_bytes(min(batch_size, n_cells), n_vocab))
+                            available=free, extra=decode_extra_bytes(min(batch_size, n_cells), n_vocab,
+                                                                device=self.runner.device.type))
 
     def compute_map(self, grid_size: int = 50, spacing: float = 0.5, embedding_method: str = "random_projection",
                     *, center: tuple[float, float] = (0.0, 0.0), layer_idx: int | None = None, batch_size: int = 100,
