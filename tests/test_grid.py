@@ -353,6 +353,17 @@ def test_cli_writes_outputs(tiny_llama_dir, cache_dir, tmp_path, run_cli):
     assert (out / "embedding_grid_layer_2_size_5_method_pca.png").stat().st_size > 1000
 
 
+def test_cli_no_png_writes_the_rest(tiny_llama_dir, cache_dir, tmp_path, run_cli):
+    out = tmp_path / "out"
+    r = run_cli("grid", "--model", str(tiny_llama_dir), "--grid-size", "4", "--output-dir", str(out), "--no-png")
+    assert r.code == 0, r
+    assert sorted(p.name for p in out.iterdir()) == [
+        "embedding_grid_layer_2_size_4_method_random_projection.html", "embedding_grid_results_layer_2.json",
+        "manifest.json"]
+    assert json.loads((out / "manifest.json").read_text())["files"] == [
+        "embedding_grid_layer_2_size_4_method_random_projection.html", "embedding_grid_results_layer_2.json"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--grid-size", "0"], "grid size"),
     (["--spacing", "0"], "spacing"),
