@@ -34,8 +34,8 @@ def _fmt(n: float) -> str:
 def meta_model(config: Any, dtype: Any) -> Any:
     """The model of ``config`` with every parameter on the meta device (buffers real, on the CPU).
 
-    Weight initialisation is skipped: on meta tensors it computes nothing, yet transformers would run each
-    ``normal_`` through torch's reference kernels (about half a second for a 30-block model). The buffers
+    Weight initialisation is skipped: on meta tensors it computes nothing, yet transformers runs each
+    ``normal_`` through torch's Python reference kernels (0.06 s of CPU for SmolLM2's 30 blocks). The buffers
     (rotary frequencies, Gemma's embedding scale) keep the values their modules' constructors computed (the
     initialisation would compute the same again), and weights are tied as ``post_init`` ties them.
     """
