@@ -15,7 +15,7 @@ SmolLM2 (a first ``neighbors king`` extracts it and builds the one-token index).
 Baselines in the same run: ``neighbors king`` the previous way (the query encoded by the tokenizer loaded from
 ``tokenizer.json``, the table printed by rich), by the same code with the one-token index and the plain table
 turned off; for the grid, the previous route (the same code with the meta model initialised, one decode per
-batch and uncached versions: ``PREVIOUS_GRID``) run in turns with it, each run's stages from its manifest (their
+batch, uncached versions and no ``gc.freeze()`` at exit: ``PREVIOUS_GRID``) run in turns with it, each run's stages from its manifest (their
 medians), and the floor it cannot go
 under while it runs transformers' model classes (``import torch``, then with
 ``transformers.models.llama.modeling_llama``, matplotlib and plotly).
@@ -50,11 +50,12 @@ PREVIOUS = (
 GRID_FLOOR = ("import torch, transformers.models.llama.modeling_llama, matplotlib; matplotlib.use('Agg'); "
               "import matplotlib.pyplot, plotly.graph_objects")
 # The grid the previous way: the meta model built with transformers' weight initialisation (run on meta
-# tensors), the head decoding one 100-cell batch at a time, the package versions read at every call.
+# tensors), the head decoding one 100-cell batch at a time, the package versions read at every call, and the
+# interpreter's shutdown collecting every object the command made.
 PREVIOUS_GRID = (
     "import sys\n"
     "from embedlens import versions\n"
-    "from embedlens.cli import entry\n"
+    "from embedlens.cli import main\n"
     "from embedlens.grid import predict\n"
     "from embedlens.models import partial\n"
     "def meta_model(config, dtype):\n"
@@ -64,7 +65,7 @@ PREVIOUS_GRID = (
     "partial.meta_model = meta_model\n"
     "predict.DECODE_BYTES = 0  # decode_rows() = one batch\n"
     "versions._versions = versions._versions.__wrapped__\n"
-    "sys.argv[0] = 'embedlens'; entry()\n"
+    "sys.argv[0] = 'embedlens'; sys.exit(main())  # no gc.freeze() before the interpreter shuts down\n"
 )
 
 
