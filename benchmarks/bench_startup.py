@@ -14,8 +14,11 @@ SmolLM2 (a first ``neighbors king`` extracts it and builds the one-token index).
 
 Baselines in the same run: ``neighbors king`` the previous way (the query encoded by the tokenizer loaded from
 ``tokenizer.json``, the table printed by rich), by the same code with the one-token index and the plain table
-turned off; for the grid, the floor it cannot go under while it runs transformers' model classes
-(``import torch, transformers.models.llama.modeling_llama``, matplotlib and plotly) and its manifest's stages.
+turned off; for the grid, the previous route (the same code with the meta model initialised, one decode per
+batch, uncached versions and no ``gc.freeze()`` at exit: ``PREVIOUS_GRID``) run in turns with it, each run's stages from its manifest (their
+medians), and the floor it cannot go
+under while it runs transformers' model classes (``import torch``, then with
+``transformers.models.llama.modeling_llama``, matplotlib and plotly).
 """
 
 from __future__ import annotations
@@ -46,6 +49,24 @@ PREVIOUS = (
 )
 GRID_FLOOR = ("import torch, transformers.models.llama.modeling_llama, matplotlib; matplotlib.use('Agg'); "
               "import matplotlib.pyplot, plotly.graph_objects")
+# The grid the previous way: the meta model built with transformers' weight initialisation (run on meta
+# tensors), the head decoding one 100-cell batch at a time, the package versions read at every call, and the
+# interpreter's shutdown collecting every object the command made.
+PREVIOUS_GRID = (
+    "import sys\n"
+    "from embedlens import versions\n"
+    "from embedlens.cli import main\n"
+    "from embedlens.grid import predict\n"
+    "from embedlens.models import partial\n"
+    "def meta_model(config, dtype):\n"
+    "    from accelerate import init_empty_weights\n"
+    "    with init_empty_weights(include_buffers=False), partial._quiet():\n"
+    "        return partial._model_class(config).from_config(config, dtype=dtype)\n"
+    "partial.meta_model = meta_model\n"
+    "predict.DECODE_BYTES = 0  # decode_rows() = one batch\n"
+    "versions._versions = versions._versions.__wrapped__\n"
+    "sys.argv[0] = 'embedlens'; sys.exit(main())  # no gc.freeze() before the interpreter shuts down\n"
+)
 
 
 def commands() -> list[str]:
@@ -62,10 +83,11 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 CPU: dict[int, list[float]] = {}  # id of a wall() result -> the CPU seconds (user + system) of each run
 
 
-def wall(args: list[str], repeats: int) -> list[float]:
+def wall(args: list[str], repeats: int, *, warm_up: bool = True) -> list[float]:
     """Wall seconds of each run; the runs' CPU seconds go to ``CPU`` (on a loaded machine the wall time swings
     with the other processes, the CPU time much less)."""
-    subprocess.run(args, capture_output=True, check=False, env=ENV)  # warm-up: page cache, .pyc files
+    if warm_up:
+        subprocess.run(args, capture_output=True, check=False, env=ENV)  # page cache, .pyc files
     out, cpu = [], []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -104,8 +126,8 @@ def show(label: str, runs: list[float], target: float | None = None) -> None:
     aim = f"  (target <= {target:g} s)" if target else ""
     cpu = CPU.get(id(runs))
     used = f", cpu {statistics.median(cpu):.3f} s" if cpu else ""
-    print(f"  {label:44s} {med:6.3f} s median of {len(runs)}{used}{aim}  [{', '.join(f'{r:.3f}' for r in runs)}]",
-          flush=True)
+    print(f"  {label:44s} {med:6.3f} s median of {len(runs)}{used}{aim}  [{', '.join(f'{r:.3f}' for r in runs)}]"
+          f"  load {load()}", flush=True)
 
 
 def main() -> None:
@@ -123,35 +145,57 @@ def main() -> None:
     jobs += [] if args.no_help else [(f"embedlens {c} --help", [c, "--help"], 0.3) for c in commands()]
     jobs.append(("embedlens neighbors king (warm)", ["neighbors", "king"], 0.25))
     out = tempfile.mkdtemp(prefix="bench-startup-")
-    if args.grid:
-        jobs.append(("embedlens grid --grid-size 50 (warm)", ["grid", "--grid-size", "50", "--output-dir", out], 4.0))
     print(f"commands (load {load()}):", flush=True)
     for label, argv, target in jobs:
         cmd = [py, "-c", CLI, *argv]
-        show(label, wall(cmd, args.repeats if "grid" not in argv else 3), target)
-        top, heavy = imports(cmd)
-        print(f"      heavy imports: {', '.join(heavy) or 'none'}; slowest top-level: "
-              + ", ".join(f"{n} {ms:.0f} ms" for n, ms in top), flush=True)
+        show(label, wall(cmd, args.repeats), target)
+        print_imports(cmd)
         if argv[:2] == ["neighbors", "king"]:
             show("  baseline: the previous route (tokenizer.json, rich)", wall([py, "-c", PREVIOUS, *argv], args.repeats))
-        if "--grid-size" in argv:
-            grid_stages(Path(out) / "manifest.json")
-            show("  floor: import torch, transformers' Llama, matplotlib, plotly", wall([py, "-c", GRID_FLOOR], 3))
+    if args.grid:
+        grid(py, ["grid", "--grid-size", "50", "--output-dir", out], max(3, args.repeats))
     print(machine(), flush=True)
+
+
+def print_imports(cmd: list[str]) -> None:
+    top, heavy = imports(cmd)
+    print(f"      heavy imports: {', '.join(heavy) or 'none'}; slowest top-level: "
+          + ", ".join(f"{n} {ms:.0f} ms" for n, ms in top), flush=True)
+
+
+def grid(py: str, argv: list[str], repeats: int) -> None:
+    """SmolLM2 ``grid --grid-size 50`` warm and the previous route, run in turns (a load that drifts hits both
+    alike), each with the medians of its runs' own stages (their manifests); then the import floor."""
+    import json
+
+    routes = {"embedlens grid --grid-size 50 (warm)": CLI, "  baseline: the previous route": PREVIOUS_GRID}
+    runs: dict[str, list[float]] = {label: [] for label in routes}
+    cpu: dict[str, list[float]] = {label: [] for label in routes}
+    stages: dict[str, list[dict]] = {label: [] for label in routes}
+    for code in routes.values():  # warm-up: page cache, .pyc files
+        subprocess.run([py, "-c", code, *argv], capture_output=True, check=False, env=ENV)
+    for _ in range(repeats):
+        for label, code in routes.items():
+            one = wall([py, "-c", code, *argv], 1, warm_up=False)
+            runs[label] += one
+            cpu[label] += CPU.pop(id(one))
+            stages[label].append(json.loads((Path(argv[-1]) / "manifest.json").read_text())["timings"])
+    for label in routes:
+        CPU[id(runs[label])] = cpu[label]
+        show(label, runs[label], 4.0 if "baseline" not in label else None)
+        t = stages[label]
+        med = {k: statistics.median(r[k] for r in t) for k in ("load_s", "render_s", "total_s")}
+        predict = statistics.median(sum(v["predict_s"] for v in r["per_layer"].values()) for r in t)
+        print(f"      its stages (medians): load {med['load_s']:.2f} s, predict {predict:.2f} s, render "
+              f"{med['render_s']:.2f} s, total inside the library {med['total_s']:.2f} s", flush=True)
+        if "baseline" not in label:
+            print_imports([py, "-c", CLI, *argv])
+    show("  floor: import torch", wall([py, "-c", "import torch"], 3))
+    show("  floor: import torch, transformers' Llama, matplotlib, plotly", wall([py, "-c", GRID_FLOOR], 3))
 
 
 def load() -> str:
     return ", ".join(f"{v:.1f}" for v in os.getloadavg())
-
-
-def grid_stages(manifest: Path) -> None:
-    """The last grid run's own stage times (its manifest): where the seconds go past the imports."""
-    import json
-
-    t = json.loads(manifest.read_text())["timings"]
-    predict = sum(v["predict_s"] for v in t["per_layer"].values())
-    print(f"      last run's stages: load {t['load_s']:.2f} s, predict {predict:.2f} s, render {t['render_s']:.2f} s, "
-          f"total inside the library {t['total_s']:.2f} s (load {load()})", flush=True)
 
 
 if __name__ == "__main__":

@@ -353,6 +353,17 @@ def test_cli_writes_outputs(tiny_llama_dir, cache_dir, tmp_path, run_cli):
     assert (out / "embedding_grid_layer_2_size_5_method_pca.png").stat().st_size > 1000
 
 
+def test_cli_no_png_writes_the_rest(tiny_llama_dir, cache_dir, tmp_path, run_cli):
+    out = tmp_path / "out"
+    r = run_cli("grid", "--model", str(tiny_llama_dir), "--grid-size", "4", "--output-dir", str(out), "--no-png")
+    assert r.code == 0, r
+    assert sorted(p.name for p in out.iterdir()) == [
+        "embedding_grid_layer_2_size_4_method_random_projection.html", "embedding_grid_results_layer_2.json",
+        "manifest.json"]
+    assert json.loads((out / "manifest.json").read_text())["files"] == [
+        "embedding_grid_layer_2_size_4_method_random_projection.html", "embedding_grid_results_layer_2.json"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--grid-size", "0"], "grid size"),
     (["--spacing", "0"], "spacing"),
@@ -405,6 +416,24 @@ def test_smollm2_layer0_and_last_layer(smollm2, smol_viz):
 
 @pytest.mark.real_model
 @pytest.mark.slow
+def test_smollm2_decode_blocks_equal_one_batch_at_a_time(smol_viz):
+    """SmolLM2's 400-cell map in one decode (8 batches of 50) is bit for bit the batch-by-batch one."""
+    from embedlens.grid import predict
+
+    viz = smol_viz
+    emb = viz.grid_embedding("random_projection")
+    x, y = M.create_2d_grid(20, 0.5, (0.0, 0.0))
+    vectors = torch.as_tensor(emb.vectors(x.ravel(), y.ravel()))
+    assert predict.decode_rows(50, viz.runner.n_vocab) >= 400
+    for layer in (viz.n_layers - 1, viz.n_layers):
+        ids, probs, _ = predict.predict_top_k(viz.runner, lambda s, e: vectors[s:e], 400, layer, batch_size=50)
+        old_ids, old_probs = _one_batch_at_a_time(viz.runner, vectors, layer, 50)
+        np.testing.assert_array_equal(ids, old_ids)
+        assert probs.tobytes() == old_probs.tobytes()
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
 def test_smollm2_tokens_plane_at_layer0(smollm2, smol_viz, tmp_path):
     out = create_embedding_grid_map(smollm2, layer_idx=0, grid_size=3, spacing=1.0, embedding_method="tokens",
                                     plane_tokens="id:7042,id:3458,id:1345", output_dir=tmp_path, html=False)
@@ -448,3 +477,49 @@ def test_grid_html_offline_in_chromium_shows_markup_tokens_literally(tiny_models
     assert "<scri…" in cell_text  # the cell label (shortened) shows the markup literally
     assert seen.dialogs == [] and seen.errors == []
     assert seen.requests and all(u.startswith("file://") for u in seen.requests), seen.requests
+
+
+# -- the decode of several batches at once ---------------------------------------------------------------------
+
+
+def _one_batch_at_a_time(runner, vectors: torch.Tensor, layer: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The previous route: blocks, final norm, head and top-5 for each batch on its own."""
+    out = [runner.topk(vectors[s:s + batch_size], layer, 5) for s in range(0, len(vectors), batch_size)]
+    return torch.cat([o[0] for o in out]).numpy(), torch.cat([o[1] for o in out]).numpy()
+
+
+def test_decode_rows_are_whole_batches_within_the_budget():
+    from embedlens.grid.predict import DECODE_BYTES, MERGE_MIN, decode_extra_bytes, decode_rows, decode_spans
+
+    assert decode_rows(100, 49_152) == 100 * (DECODE_BYTES // (4 * 49_152 * 100)) > 100  # SmolLM2: several batches
+    assert decode_rows(100, 262_144, budget=128 << 20) == 100  # Gemma 3: one batch is already 105 MB
+    assert decode_rows(16, 10, budget=4 * 10 * 16 * 3 + 5) == 48
+    assert decode_rows(MERGE_MIN - 1, 10) == MERGE_MIN - 1  # small batches alone
+    assert decode_rows(100, 10, device="cuda") == 100  # only the CPU merges
+    assert decode_extra_bytes(16, 10) == (decode_rows(16, 10) - 16) * 4 * 10
+    assert decode_spans(53, 16, 32) == [(0, 32), (32, 48), (48, 53)]  # the partial batch alone
+    assert decode_spans(48, 16, 48) == [(0, 48)]
+    assert decode_spans(5, 16, 32) == [(0, 5)]
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
+def test_decoding_several_batches_at_once_equals_one_batch_at_a_time(kind, tiny_models, tiny_gemma3, monkeypatch):
+    from embedlens.grid import predict
+
+    model, tok = tiny_gemma3 if kind == "gemma3" else tiny_models[kind]
+    runner = EmbeddingGridVisualizer(model, tok, 0).runner
+    vectors = torch.randn(53, runner.d_model, generator=torch.Generator().manual_seed(3)) * 2
+    monkeypatch.setattr(predict, "DECODE_BYTES", 4 * runner.n_vocab * 16 * 2)  # 2 batches of 16 per decode
+    assert predict.decode_rows(16, runner.n_vocab) == 32
+    for layer in (0, runner.n_layers - 1, runner.n_layers):
+        ids, probs, _ = predict.predict_top_k(runner, lambda s, e: vectors[s:e], 53, layer, batch_size=16)
+        old_ids, old_probs = _one_batch_at_a_time(runner, vectors, layer, 16)
+        np.testing.assert_array_equal(ids, old_ids)
+        assert probs.tobytes() == old_probs.tobytes()  # bit for bit
+
+
+def test_memory_guard_counts_the_decode_block():
+    per_cell = 1 << 20
+    check_memory(100, 1000, per_cell, available=200 << 20)
+    with pytest.raises(EmbedlensError, match="exceeds"):
+        check_memory(100, 1000, per_cell, available=200 << 20, extra=128 << 20)

@@ -170,3 +170,48 @@ def test_a_gguf_is_dequantized_once_when_two_loads_race(tmp_path, cache_dir, mon
         t.join()
     assert len(calls) == 1
     assert found == [weights.model_entry_dir(source) / "dequantized"] * 2
+
+
+def _initialised_meta_model(config, dtype):
+    """The meta model the way it was built before: transformers' weight initialisation run on meta tensors."""
+    from accelerate import init_empty_weights
+
+    from embedlens.models.weights import _model_class
+
+    with init_empty_weights(include_buffers=False):
+        return _model_class(config).from_config(config, dtype=dtype)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "gemma3"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_meta_model_without_initialisation_equals_the_initialised_one(kind, dtype, request):
+    """Skipping the initialisation changes nothing the loader keeps: every parameter on meta with the same name,
+    shape, dtype and sharing, and every buffer (rotary frequencies, Gemma's embedding scale) bit for bit."""
+    import torch
+    from transformers import Gemma3TextConfig
+
+    from embedlens.models.partial import meta_model
+    from embedlens.models.weights import folder_config
+
+    if kind == "gemma3":
+        config = Gemma3TextConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=4,
+                                  layer_types=["sliding_attention", "full_attention"],
+                                  architectures=["Gemma3ForCausalLM"])
+    else:
+        config = folder_config(request.getfixturevalue(f"tiny_{kind}_dir"))
+    torch_dtype = getattr(torch, dtype)
+    new, old = meta_model(config, torch_dtype), _initialised_meta_model(config, torch_dtype)
+
+    def params(model):
+        ids = {}
+        return [(name, tuple(p.shape), p.dtype, p.is_meta, ids.setdefault(id(p), len(ids)))
+                for name, p in model.named_parameters(remove_duplicate=False)]
+
+    assert params(new) == params(old)
+    assert all(p.is_meta for p in new.parameters())
+    old_buffers, new_buffers = dict(old.named_buffers()), dict(new.named_buffers())
+    assert new_buffers.keys() == old_buffers.keys()
+    assert kind == "gpt2" or new_buffers  # rotary models have buffers to compare
+    for name, buf in new_buffers.items():
+        assert buf.dtype == old_buffers[name].dtype and torch.equal(buf, old_buffers[name]), name

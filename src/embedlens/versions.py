@@ -5,6 +5,7 @@ Its own small module so that anything may record versions without importing the 
 
 from __future__ import annotations
 
+import functools
 import platform
 
 PACKAGES = ("embedlens", "numpy", "torch", "transformers", "tokenizers")
@@ -12,6 +13,12 @@ PACKAGES = ("embedlens", "numpy", "torch", "transformers", "tokenizers")
 
 def versions() -> dict[str, str]:
     """Versions of the packages that shape results, for manifests."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    # read once per process: each metadata lookup scans sys.path (~35 ms for these five)
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}

@@ -49,11 +49,12 @@ def _center(value: str) -> tuple[float, float]:
               help="Label each cell's token, each connected region of cells sharing a top token once (sized by "
                    "area), or both. Default: both above 40x40, else cells.")
 @click.option("--no-html", is_flag=True, help="Skip the interactive HTML.")
+@click.option("--no-png", is_flag=True, help="Skip the PNG (matplotlib is then not even imported).")
 @json_option
 def grid(model: str, grid_size: int, spacing: float, layer_idx: str | None, embedding_method: str,
          plane_tokens: str | None, center: str, batch_size: int, seed: int, output_dir: str, dtype: str,
          device: str, max_display_size: int, no_html: bool, as_json: bool,
-         cell_labels: str | None = None) -> None:
+         cell_labels: str | None = None, no_png: bool = False) -> None:
     """Token grid map: a 2D grid of vectors enters block L as one token at position 0, the rest of the model
     runs, and each cell shows its most likely next token coloured by probability.
 
@@ -72,7 +73,8 @@ def grid(model: str, grid_size: int, spacing: float, layer_idx: str | None, embe
     out = create_embedding_grid_map(
         model, layer_idx=layer_idx, grid_size=grid_size, spacing=spacing, embedding_method=embedding_method,
         output_dir=output_dir, batch_size=batch_size, max_display_size=max_display_size, center=_center(center),
-        plane_tokens=plane_tokens, seed=seed, dtype=dtype, device=device, html=not no_html, cell_labels=cell_labels,
+        plane_tokens=plane_tokens, seed=seed, dtype=dtype, device=device, html=not no_html, png=not no_png,
+        cell_labels=cell_labels,
     )
     if as_json:
         emit_json({**out.to_dict(), "summary": [_summary(m) for m in out.maps]})

@@ -29,7 +29,7 @@ from ..render.grid import (
 from ..timing import Timings
 from ..versions import versions
 from . import methods
-from .predict import TOP_K, bytes_per_batch_cell, check_memory, predict_top_k
+from .predict import TOP_K, bytes_per_batch_cell, check_memory, decode_extra_bytes, predict_top_k
 from .result import GridMap
 from .source import GridModel
 
@@ -173,8 +173,10 @@ class EmbeddingGridVisualizer:
         elem = 2 if str(self.runner.dtype).endswith(("bfloat16", "float16")) else 4
 
         free = runtime.free_memory(self.source.device) if self.source.device.startswith("cuda") else None
-        return check_memory(batch_size, n_cells, bytes_per_batch_cell(self.hidden_size, d_ff, self.runner.n_vocab, elem),
-                            available=free)
+        n_vocab = self.runner.n_vocab
+        return check_memory(batch_size, n_cells, bytes_per_batch_cell(self.hidden_size, d_ff, n_vocab, elem),
+                            available=free, extra=decode_extra_bytes(min(batch_size, n_cells), n_vocab,
+                                                                device=self.runner.device.type))
 
     def compute_map(self, grid_size: int = 50, spacing: float = 0.5, embedding_method: str = "random_projection",
                     *, center: tuple[float, float] = (0.0, 0.0), layer_idx: int | None = None, batch_size: int = 100,

@@ -189,16 +189,20 @@ class BlockRunner:
                 hidden = hidden[0]
         return hidden
 
-    def logits(self, vectors: Any, layer: int) -> Any:
-        """Logits of shape (batch, vocab) for residual vectors of shape (batch, d_model) fed at ``layer``."""
+    def final_hidden(self, vectors: Any, layer: int) -> Any:
+        """The residual stream after the last block, shape (batch, d_model), for vectors of shape (batch, d_model)
+        fed at ``layer`` (the input of :meth:`decode`)."""
         import torch
 
         idx = self.check_layer(layer)
         hidden = torch.as_tensor(vectors).to(device=self.device, dtype=self.dtype)
         if hidden.ndim != 2 or hidden.shape[1] != self.d_model:
             raise EmbedlensError(f"vectors must have shape (n, {self.d_model}), got {tuple(hidden.shape)}")
-        hidden = self.run_blocks(hidden[:, None, :], idx)[:, 0, :]
-        return self.decode(hidden)
+        return self.run_blocks(hidden[:, None, :], idx)[:, 0, :]
+
+    def logits(self, vectors: Any, layer: int) -> Any:
+        """Logits of shape (batch, vocab) for residual vectors of shape (batch, d_model) fed at ``layer``."""
+        return self.decode(self.final_hidden(vectors, layer))
 
     def decode(self, hidden: Any, *, normed: bool = False) -> Any:
         """Next-token logits of residual-stream vectors: the final norm, the unembedding, Gemma's soft-cap.

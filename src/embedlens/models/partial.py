@@ -32,11 +32,29 @@ def _fmt(n: float) -> str:
 
 
 def meta_model(config: Any, dtype: Any) -> Any:
-    """The model of ``config`` with every parameter on the meta device (buffers real, on the CPU)."""
+    """The model of ``config`` with every parameter on the meta device (buffers real, on the CPU).
+
+    Weight initialisation is skipped: on meta tensors it computes nothing, yet transformers runs each
+    ``normal_`` through torch's Python reference kernels (0.06 s of CPU for SmolLM2's 30 blocks). The buffers
+    (rotary frequencies, Gemma's embedding scale) keep the values their modules' constructors computed (the
+    initialisation would compute the same again), and weights are tied as ``post_init`` ties them.
+    """
     from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False), _quiet():
-        return _model_class(config).from_config(config, dtype=dtype)
+        with _no_init_weights():
+            model = _model_class(config).from_config(config, dtype=dtype)
+        model.tie_weights()  # what post_init does after the initialisation (in the same meta context)
+    return model
+
+
+def _no_init_weights() -> Any:
+    """transformers' own switch that turns weight initialisation off (5.x and 4.x keep it in different modules)."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # transformers 4.x
+        from transformers.modeling_utils import no_init_weights
+    return no_init_weights()
 
 
 def _nbytes(params: dict[str, Any], dtype: Any) -> int:
