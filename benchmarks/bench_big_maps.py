@@ -67,9 +67,14 @@ def umap_8b(folder: str, cache: str | None, runs: int) -> None:
         env = {**os.environ, "EMBEDLENS_CACHE": root}
         wall, rss, _ = run_once(_cli("neighbors", "king", "--model", folder, "-k", "3"), env)
         print(f"extract (or open) {folder}: {wall:.1f} s, peak {rss:.0f} MB (not part of the map figures)", flush=True)
+        # This matrix's graph and query truth, found afresh in every run (only its own folder: a shared cache
+        # keeps every other space's graphs).
+        key = run_once([sys.executable, "-c", "import sys, embedlens; from embedlens.neighbors.knn import "
+                        "space_content_hash as h; print('KEY', h(embedlens.load(sys.argv[1]).input.space.vectors))",
+                        folder], env)[2].split("KEY ")[1].split()[0]
         walls = []
         for i in range(runs):
-            shutil.rmtree(Path(root) / "spaces", ignore_errors=True)  # graph and query truth found afresh
+            shutil.rmtree(Path(root) / "spaces" / key, ignore_errors=True)
             out = Path(tmp) / f"umap-{i}"
             load = _load()
             wall, rss, text = run_once(_cli("map", "--model", folder, "--all", "--method", "umap", "--no-png",

@@ -55,6 +55,7 @@ def test_auto_route_is_chosen_by_size_and_named(X):
     assert pick_route("auto", 5000, 5000) == "nndescent"
     assert pick_route("auto", 99_999) == "search"  # NN-descent pays only above the exhaustive search's range
     assert pick_route("exact", 10**6) == "exact"
+    assert pick_route("auto", 10**6, k=90) == "nndescent" and pick_route("auto", 10**6, k=91) == "search"
     with pytest.raises(EmbedlensError, match="knn_route"):
         pick_route("hnsw", 10)
     nb, info, notes = map_graph(X, K, route="auto", nndescent_from=N, cache=False)

@@ -260,25 +260,27 @@ def test_build_index_keeps_products_for_cosine_many_dims_or_a_named_backend():
         KDTreeIndex(x, metric="cosine")
 
 
-def test_a_few_cosine_queries_stream_the_rows_without_a_normalised_copy(monkeypatch):
-    """Above numpy's size a few cosine queries still take the streamed numpy pass (no copy of every row);
-    many queries, or an index that already holds its copy, take the faster backends; all agree with brute force."""
+def test_a_one_off_search_of_a_few_cosine_queries_streams_the_rows_without_a_copy(monkeypatch):
+    """A one-off search (its index dropped after) of a few cosine queries, or of any number over a matrix too big
+    to copy, streams the rows through numpy: nothing the size of the matrix is built, and the neighbours are
+    brute force's. Many queries over a small matrix take the faster backends, as does a long-lived index."""
     from embedlens.neighbors import index as nindex
+    from embedlens.neighbors.index import one_off_backend
 
     monkeypatch.setattr(nindex, "_NUMPY_ELEMS", 1000)  # this small matrix counts as a big one
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3000, 24)).astype(np.float32)
     rows = np.arange(0, 3000, 37)
-    few = ExactIndex(x, metric="cosine")
-    assert few._pick(len(rows)) == "numpy"
+    assert one_off_backend(x.shape, len(rows), "cosine") == "numpy"
+    assert one_off_backend(x.shape, nindex._STREAM_QUERIES + 1, "cosine") == "auto"
+    assert one_off_backend(x.shape, len(rows), "euclidean") == "auto"
+    assert one_off_backend((128_256, 4096), 2000, "cosine") == "numpy"  # an 8B vocabulary is never copied
+    few = ExactIndex(x, metric="cosine", backend=one_off_backend(x.shape, len(rows), "cosine"))
     got = few.query(rows, 7, exclude_self=True)
     assert few._unit is None and few._faiss is None  # nothing the size of the matrix was built
-    many = ExactIndex(x, metric="cosine")
-    assert many._pick(nindex._STREAM_QUERIES + 1) != "numpy"
-    for index in (got, many.query(rows, 7, exclude_self=True)):
-        want_i, want_s = brute_force(x, x[rows], 7, "cosine", exclude=[[r] for r in rows])
-        assert np.array_equal(index.indices, want_i)
-        np.testing.assert_allclose(index.scores, want_s, atol=1e-5)
-    many.unit_rows()
-    assert many._pick(len(rows)) != "numpy"  # its copy exists: the faster backends use it
-    assert ExactIndex(x, metric="euclidean")._pick(len(rows)) != "numpy"
+    fast = ExactIndex(x, metric="cosine")
+    assert fast._pick(len(rows)) != "numpy"
+    want_i, want_s = brute_force(x, x[rows], 7, "cosine", exclude=[[r] for r in rows])
+    for found in (got, fast.query(rows, 7, exclude_self=True)):
+        assert np.array_equal(found.indices, want_i)
+        np.testing.assert_allclose(found.scores, want_s, atol=1e-5)

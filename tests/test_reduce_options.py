@@ -138,3 +138,31 @@ def test_the_map_command_builds_its_options_once_from_its_flags(run_cli, tiny_gp
                                            pca_solver="exact")
     r = run_cli("map", "--model", tiny_gpt2_dir, "--all", "--dims", "4", "--out", tmp_path / "m")
     assert r.code == 2 and "--dims must be 2 or 3" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_a_cached_default_map_drawn_with_earlier_size_defaults_is_recomputed(tmp_path, monkeypatch):
+    """A whole-space map cached under the default key is served only while its recorded size defaults are
+    today's: a t-SNE at perplexity 30 or a UMAP at 200 x 5 from a spectral start of a space that now takes the
+    big-vocabulary defaults is recomputed; stand-ins that record no such parameter are served."""
+    from embedlens.atlas.projection import Projection, load_projection, save_projection
+    from embedlens.reduce import tsne as reduce_tsne
+    from embedlens.reduce import umap as reduce_umap
+    from embedlens.reduce.options import size_defaults
+
+    n = 50
+    coords = np.random.default_rng(0).standard_normal((n, 2)).astype(np.float32)
+    old = {"tsne": {"perplexity_requested": 30.0, "perplexity": 16.33},
+           "umap": {"n_epochs": 500, "negative_sample_rate": 5.0, "init": "spectral"}}
+    paths = {}
+    for method, params in old.items():
+        paths[method] = save_projection(tmp_path / f"{method}.npz", Projection(coords, method, 2, 0, params, []))
+        assert size_defaults(method, n, 2) == {k: v for k, v in params.items() if k != "perplexity"}
+        assert load_projection(paths[method], n) is not None  # today's defaults for 50 points
+    bare = save_projection(tmp_path / "bare.npz", Projection(coords, "tsne", 2, 0, {}, ["stand-in"]))
+    monkeypatch.setattr(reduce_tsne, "LARGE_FROM", n)
+    monkeypatch.setattr(reduce_umap, "LARGE_FROM", n)
+    assert size_defaults("tsne", n, 2) == {"perplexity_requested": 10.0}
+    assert size_defaults("umap", n, 2) == {"n_epochs": 60, "negative_sample_rate": 10.0, "init": "random"}
+    assert load_projection(paths["tsne"], n) is None and load_projection(paths["umap"], n) is None
+    assert load_projection(bare, n) is not None
+    assert size_defaults("pca", n, 2) == {}

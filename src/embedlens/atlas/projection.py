@@ -10,7 +10,8 @@ written atomically).
 One cache for the command line and the explorer: ``embedlens map --all`` (:func:`~embedlens.atlas.pipeline.write_atlas`
 of a whole space with cosine and the default reducer parameters, :func:`~embedlens.atlas.pipeline.is_default_map`) saves its
 projection there too, so the explorer opens on the map the command line computed; a map made with other
-parameters is not saved under that key.
+parameters is not saved under that key, and one made with an earlier version's size defaults (t-SNE's
+perplexity, UMAP's schedule and start from 100,001 points) is recomputed rather than served.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from ..cache import atomic_path, cache_root, json_default
 from ..errors import EmbedlensError
+from ..reduce.options import size_defaults
 from ..reduce.pca import PCAFit
 
 log = logging.getLogger("embedlens")
@@ -117,6 +119,13 @@ def load_projection(path: Path, n: int) -> Projection | None:
         log.warning("ignoring unreadable projection %s (%s); recomputing", path.name, exc)
         return None
     if meta.get("format") != FORMAT_VERSION or coords.shape[0] != n or not np.isfinite(coords).all():
+        return None
+    params = meta.get("params", {})
+    stale = {k: v for k, v in size_defaults(str(meta.get("method")), n, int(meta.get("dims", 2))).items()
+             if k in params and params[k] != v}
+    if stale:  # drawn with the defaults of an earlier version: the default map is now another one
+        log.info("projection %s was made with %s; today's defaults differ: recomputing", path.name,
+                 ", ".join(f"{k}={params[k]}" for k in stale))
         return None
     if local is not None and local.shape != (n,):
         local = None

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import EmbedlensError
 from ..reduce.options import ReduceOptions
 from ..reduce.sweep import perplexity_sweep
+from ..reduce.tsne import default_perplexity
 from ..timing import Timings
 
 STABILITY_K = 5
@@ -28,8 +29,9 @@ MIN_SHARED = 3
 
 
 def auto_perplexity(n_points: int) -> float:
-    """t-SNE perplexity for ``n_points`` when none is given: ``min(30, (n - 1) / 3)``."""
-    return float(min(30.0, max(n_points - 1, 1) / 3.0))
+    """t-SNE perplexity for ``n_points`` when none is given: the reducer's default for that many points
+    (:func:`~embedlens.reduce.tsne.default_perplexity`: 30, or 10 from 100,001), at most ``(n - 1) / 3``."""
+    return float(min(default_perplexity(n_points), max(n_points - 1, 1) / 3.0))
 
 
 def map_neighbors(coords: np.ndarray, k: int = STABILITY_K) -> np.ndarray:
@@ -151,7 +153,7 @@ def project(vectors: np.ndarray, reduce: ReduceOptions | None = None, *, runs: i
     """Map ``vectors`` (n, d) as ``reduce`` says (default: t-SNE 2-D, seed 0) ``runs`` times, with seeds
     ``seed, seed + 1, ...``, and measure how stable the map is.
 
-    A t-SNE perplexity that is not given is set to ``min(30, (n - 1) / 3)``, and a note says so.
+    A t-SNE perplexity that is not given is set by :func:`auto_perplexity`, and a note says so.
     """
     reduce = ReduceOptions("tsne") if reduce is None else reduce
     if runs < 1:
@@ -160,8 +162,8 @@ def project(vectors: np.ndarray, reduce: ReduceOptions | None = None, *, runs: i
     notes: list[str] = []
     if reduce.method == "tsne" and reduce.perplexity is None:
         reduce = reduce.replace(perplexity=auto_perplexity(n))
-        notes.append(f"t-SNE perplexity not given: set to {reduce.perplexity:.3g} = min(30, (n - 1) / 3) for n = "
-                     f"{n} points")
+        notes.append(f"t-SNE perplexity not given: set to {reduce.perplexity:.3g} = min({default_perplexity(n):g}, "
+                     f"(n - 1) / 3) for n = {n} points")
     timings = Timings()
     maps: list[np.ndarray] = []
     params: dict[str, Any] = {}

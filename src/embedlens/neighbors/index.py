@@ -64,10 +64,13 @@ _MARGIN = 8  # candidates fetched beyond k, to make the order canonical at the k
 _EPS32 = float(np.finfo(np.float32).eps)
 _SCORE_ELEMS = 1 << 24  # float32 scores held at once per block (64 MiB)
 _NUMPY_ELEMS = 1 << 24  # "auto" below this many query x row products: numpy (no torch/faiss import)
-# Up to this many cosine queries a streamed numpy pass beats building the normalised copy every faster backend
-# searches (a graph's recall on 256 rows of Gemma's first 131,072: 4.2 s against faiss' 10.5 s; at 2,000
-# queries faiss wins, 15 s against 22 s), and holds no second copy of the matrix (2.1 GB at an 8B vocabulary).
+# A one-off search (its index dropped after) streams the rows through numpy, with no copy of them, for up to
+# this many cosine queries: faiss and torch first build a normalised copy of every row (faiss a second one in its
+# index), which costs more than a few queries (a graph's recall on 256 rows of Gemma's first 131,072: numpy 4.2 s,
+# faiss 10.5 s; at 2,000 queries faiss wins, 15 s against 22 s) ...
 _STREAM_QUERIES = 512
+# ... and for any number of queries over a matrix above this size (an 8B model's 2.1 GB vocabulary: +4 GB).
+_COPY_MAX_BYTES = 1 << 30
 _GATHER_ELEMS = 1 << 22  # float64 elements gathered at once when re-scoring (32 MiB)
 
 
@@ -545,8 +548,6 @@ class ExactIndex(NeighborIndex):
             return self.backend
         if m * self.n <= _NUMPY_ELEMS:
             return "numpy"
-        if m <= _STREAM_QUERIES and self.metric == "cosine" and self._unit is None and self._faiss is None:
-            return "numpy"  # streams the rows as they are: no normalised copy of all of them for a few queries
         import importlib.util
 
         return "faiss" if importlib.util.find_spec("faiss") is not None else "torch"
@@ -648,6 +649,14 @@ class ExactIndex(NeighborIndex):
             out_i[start : start + step] = idx
             out_s[start : start + step] = dist if self.metric == "cosine" else -dist
         return out_i, out_s
+
+
+def one_off_backend(shape: tuple[int, ...], queries: int, metric: str) -> str:
+    """The :class:`ExactIndex` backend for a one-off search of ``queries`` rows over a matrix of ``shape``:
+    ``"numpy"`` (rows streamed in blocks, no copy) where building the faster backends' copy would cost more
+    than it saves or hold too much memory, else ``"auto"``."""
+    big = float(np.prod(shape, dtype=np.float64)) * 4 > _COPY_MAX_BYTES
+    return "numpy" if big or (metric == "cosine" and queries <= _STREAM_QUERIES) else "auto"
 
 
 class BFloat16Index(ExactIndex):

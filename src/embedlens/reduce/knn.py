@@ -14,7 +14,8 @@ after PCA to 50 dimensions (24% of the variance) left UMAP a neighbour recall@10
   exact up to ``EXACT_MAX`` rows, exhaustive bfloat16 short lists re-scored exactly (where bfloat16 is
   fast) up to ``EXHAUSTIVE_MAX``, faiss HNSW above), ``"exact"`` at any size, ``"nndescent"``
   (:class:`~embedlens.neighbors.nndescent.NNDescentIndex`, two threads, seeded) at any size, or ``"auto"``,
-  what t-SNE and UMAP maps use: NN-descent from ``NNDESCENT_FROM`` rows, ``"search"`` below. An
+  what t-SNE and UMAP maps use: NN-descent from ``NNDESCENT_FROM`` rows (up to ``NNDESCENT_MAX_K`` neighbours
+  per row), ``"search"`` otherwise. An
   approximate graph's recall at the map's k is measured against an exact search of seeded rows and reported
   in a note and the params (``knn_route``, ``knn_recall``, ``knn_recall_k``, ``knn_recall_rows``); the graph
   is cached under ``$EMBEDLENS_CACHE/spaces/<content hash>/`` when the space has at least ``CACHE_FROM`` rows.
@@ -44,6 +45,7 @@ from ..neighbors.index import (  # noqa: F401 (re-exported)
     ExactIndex,
     Neighbors,
     faiss_available,
+    one_off_backend,
     recall_at_k,
     sample_rows,
 )
@@ -57,6 +59,10 @@ log = logging.getLogger("embedlens")
 
 CACHE_FROM = 5000  # rows from which a map's graph is cached on disk (below, building it costs less than hashing)
 NNDESCENT_FROM = LARGE_FROM  # rows from which the "auto" route finds a map's graph by NN-descent
+# The most neighbours per row "auto" asks of NN-descent: its cost grows with k (on Gemma 3, k=14 43 s and k=30
+# 67 s alone; k=90 1.8x k=30's time under the same load), the exhaustive search's does not (390 s on Gemma), and
+# t-SNE's perplexity 30 (k=90) is the largest measured (docs/faithfulness.md). Above it, the exhaustive search.
+NNDESCENT_MAX_K = 90
 ROUTES = ("auto", "search", "exact", "nndescent")
 # The least stored recall at which a cached approximate graph is reused: "search" keeps the exhaustive
 # route's standard; the NN-descent routes accept their own graphs (0.85 on SmolLM2, the map's recall unchanged).
@@ -81,13 +87,15 @@ def nndescent_available() -> bool:
     return importlib.util.find_spec("pynndescent") is not None and importlib.util.find_spec("numba") is not None
 
 
-def pick_route(route: str, n: int, nndescent_from: int | None = None) -> str:
-    """The route that finds the graph of ``n`` rows: ``"auto"`` resolved by size (and pynndescent's presence)."""
+def pick_route(route: str, n: int, nndescent_from: int | None = None, k: int | None = None) -> str:
+    """The route that finds the ``k``-NN graph of ``n`` rows: ``"auto"`` resolved by size, by ``k`` (NN-descent up
+    to ``NNDESCENT_MAX_K``) and by pynndescent's presence."""
     route = check_route(route)
     if route != "auto":
         return route
     start = NNDESCENT_FROM if nndescent_from is None else int(nndescent_from)
-    return "nndescent" if n >= start and nndescent_available() else "search"
+    small_k = k is None or k <= NNDESCENT_MAX_K
+    return "nndescent" if n >= start and small_k and nndescent_available() else "search"
 
 
 def resolve_n_jobs(n_jobs: int | None) -> int:
@@ -180,7 +188,7 @@ def map_graph(
         else:
             return nb.first(k), {**info, "knn_source": "given", "knn_k_stored": nb.k}, notes
 
-    route = pick_route(route, n, nndescent_from)
+    route = pick_route(route, n, nndescent_from, k)
     folder = space_folder(X) if cache and n >= CACHE_FROM else None
     if folder is not None:
         graph = _cached_graph(folder, n, k, metric, MIN_CACHED_RECALL.get(route))
@@ -250,7 +258,8 @@ def graph_recall(X: np.ndarray, found: Neighbors, *, metric: str = "cosine", sam
     or one found after a PCA, costs in true neighbours."""
 
     rows = sample_rows(X.shape[0], sample, seed)
-    truth = ExactIndex(X, metric=metric).query(rows, found.k, exclude_self=True)
+    truth = ExactIndex(X, metric=metric, backend=one_off_backend(X.shape, len(rows), metric)).query(
+        rows, found.k, exclude_self=True)
     return recall_at_k(Neighbors(found.indices[rows], found.scores[rows], found.metric), truth)
 
 

@@ -30,10 +30,36 @@ from .axes import AxesReducer, check_axis_options
 from .base import Reducer, check_metric, check_n_components, check_seed
 from .knn import resolve_n_jobs
 from .pca import PCAReducer, check_pre_pca, check_solver
-from .tsne import EARLY_EXAGGERATION_ITER, N_ITER, TSNEReducer, check_iterations, clamp_perplexity
-from .umap import UMAPReducer, check_min_dist, check_n_epochs, check_n_neighbors, check_negative_sample_rate
+from .tsne import (
+    EARLY_EXAGGERATION_ITER,
+    N_ITER,
+    TSNEReducer,
+    check_iterations,
+    clamp_perplexity,
+    default_perplexity,
+)
+from .umap import (
+    UMAPReducer,
+    check_min_dist,
+    check_n_epochs,
+    check_n_neighbors,
+    check_negative_sample_rate,
+    pick_init,
+    schedule,
+)
 
 AxisQuery = tuple[str, str]
+
+
+def size_defaults(method: str, n: int, dims: int) -> dict[str, Any]:
+    """The parameters a default map of ``n`` points takes by its size, as its params record them: what a map
+    cached under the default key must match to be the map the current defaults would draw."""
+    if method == "tsne":
+        return {"perplexity_requested": default_perplexity(n)}
+    if method == "umap":
+        epochs, rate = schedule(n, None, None)
+        return {"n_epochs": epochs, "negative_sample_rate": rate, "init": pick_init(n, dims, None)}
+    return {}
 
 
 def _axis(value: Sequence[str] | None) -> AxisQuery | None:

@@ -38,7 +38,7 @@ from ..cache import atomic_path
 from ..errors import EmbedlensError
 from ..neighbors import build_index
 from ..neighbors.exact import normalized_rows
-from ..neighbors.index import EXACT_MAX, ExactIndex, Neighbors, check_k, sample_rows
+from ..neighbors.index import EXACT_MAX, ExactIndex, Neighbors, check_k, one_off_backend, sample_rows
 from ..neighbors.knn import CachedView, KnnGraph, build_knn, cached_knn
 from .base import check_matrix, check_metric, check_seed
 from .knn import map_graph
@@ -244,17 +244,14 @@ def _query_truth(X: Any, rows: np.ndarray, k: int, metric: str, space_neighbors:
     return _search_truth(X, rows, k, metric).indices
 
 
-_COPY_MAX_BYTES = 1 << 30  # above this the search streams the rows (numpy blocks) instead of copying them all
-
-
 def _search_truth(X: Any, rows: np.ndarray, k: int, metric: str) -> Any:
     """The query ``rows``' ``k`` nearest rows of ``X`` by an exact search over all rows (a ``Neighbors``).
 
-    A matrix over :data:`_COPY_MAX_BYTES` (an 8B model's 2 GB vocabulary) is searched block by block straight
-    from its memory map: faiss would first hold a normalised copy and an index copy of it (+4 GB).
+    A one-off search (:func:`~embedlens.neighbors.index.one_off_backend`): an 8B model's 2 GB vocabulary is
+    searched block by block straight from its memory map, where faiss would first hold two copies of it (+4 GB).
     """
-    big = np.prod(X.shape, dtype=np.float64) * 4 > _COPY_MAX_BYTES
-    return ExactIndex(X, metric=metric, backend="numpy" if big else "auto").query(rows, k, exclude_self=True)
+    backend = one_off_backend(X.shape, len(rows), metric)
+    return ExactIndex(X, metric=metric, backend=backend).query(rows, k, exclude_self=True)
 
 
 def local_recall(truth_indices: Any, coords: Any, k: int = 10) -> np.ndarray:

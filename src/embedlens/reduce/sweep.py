@@ -57,7 +57,7 @@ def sweep_graph(X: np.ndarray, perplexities: Sequence[float], *, metric: str = "
     """
     k = neighbors_needed(perplexities, X.shape[0])
     timings = Timings()
-    nb, info, notes = map_graph(X, k, metric=metric, seed=seed, n_jobs=n_jobs)
+    nb, info, notes = map_graph(X, k, metric=metric, seed=seed, n_jobs=n_jobs, route="auto")
     exact = "knn_recall" not in info
     graph = KnnGraph(nb.indices, nb.scores, "exact" if exact else "approx", str(info.get("knn_method", "")),
                      1.0 if exact else float(info["knn_recall"]), metric=metric, seed=seed)

@@ -4,9 +4,9 @@ The pipeline is openTSNE's standard one, run stage by stage so each can be timed
 neighbour graph of the FULL space with the map's metric (:func:`~embedlens.reduce.knn.map_graph`: given,
 cached, an exhaustive search up to 100,000 points, NN-descent above, which the params name as
 ``knn_route``; cosine distances ``1 - cos`` as openTSNE's own cosine search gives them), perplexity-based
-affinities (perplexity 30, or 10 from ``LARGE_FROM`` points: :func:`default_perplexity`), a PCA initialisation (exact PCA, rescaled
-as openTSNE does), 250 early-exaggeration iterations, then 500 ordinary ones. openTSNE's FFT gradients
-exist for 1D and 2D only, so 3D maps use Barnes-Hut. ``pre_pca`` (off by default) finds the graph after
+affinities (perplexity 30, or 10 from ``LARGE_FROM`` points: :func:`default_perplexity`), a PCA
+initialisation (exact PCA, rescaled as openTSNE does), 250 early-exaggeration iterations, then 500 ordinary
+ones. openTSNE's FFT gradients exist for 1D and 2D only, so 3D maps use Barnes-Hut. ``pre_pca`` (off by default) finds the graph after
 an exact PCA instead, faster and less faithful; a note says how many true neighbours that cost.
 """
 

@@ -8,7 +8,8 @@ What a page needs when it opens (:meth:`Explorer.open_panel`), in the order it n
 2. the space's k-NN graph (:func:`embedlens.neighbors.knn.cached_knn`, else
    :func:`~embedlens.neighbors.knn.build_knn`, cached): exact up to
    :data:`~embedlens.neighbors.index.EXACT_MAX` rows; one graph of :data:`GRAPH_K` neighbours serves
-   the t-SNE (perplexity 30 needs 90), the clusters (15), faithfulness (10) and neighbour look-ups;
+   the t-SNE (perplexity 30 needs 90; 10, from 100,001 rows, 30), the clusters (15), faithfulness (10) and
+   neighbour look-ups;
 3. the labelled clusters, found on that graph (Leiden: about a second, no new search);
 4. the t-SNE map, which starts from the same graph; the page swaps it in when it is ready.
 
@@ -52,7 +53,7 @@ from .panels import MAX_K, BadRequest, Panel
 
 LOGIT_LENS_MAX_TOKENS = 128  # the explorer's logit lens reads at most this many tokens of a prompt (a note says so)
 LOGIT_LENS_TOP_K = 5
-GRAPH_K = 100  # neighbours per row of the space's graph: t-SNE's 90 (perplexity 30), clusters' 15, recall's 10
+GRAPH_K = 100  # neighbours per row of the space's graph: t-SNE's 90 (30 from 100,001 rows), clusters' 15, recall's 10
 FAITH_K = 10  # local recall@10, the k of every map's recall figure
 MIN_TSNE_POINTS = 50  # below this a t-SNE map says little: the page stays on PCA
 # Long-job priorities (lower first): what the page waits for on screen goes ahead of the default t-SNE.
@@ -230,7 +231,8 @@ class Explorer:
         return max(1, min(GRAPH_K, len(panel.space) - 1))
 
     def map_neighbors(self, panel: Panel, method: str, dims: int) -> int:
-        """Neighbours per row a whole-space ``method`` map starts from (t-SNE 90, UMAP 14 by default)."""
+        """Neighbours per row a whole-space ``method`` map starts from (by default t-SNE 90, or 30 from 100,001
+        rows; UMAP 14)."""
         reducer = ReduceOptions(method, dims, seed=self.seed).reducer()
         return max(1, reducer.neighbors_needed(len(panel.space)))
 
