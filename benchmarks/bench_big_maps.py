@@ -57,6 +57,13 @@ def _cli(*args: str) -> list[str]:
             *args]
 
 
+def _manifest_figures(out: Path) -> tuple[dict, dict, dict]:
+    """A map's reducer params, its stage seconds and its reducer's own stage seconds, from its manifest."""
+    m = json.loads((out / "manifest.json").read_text())
+    stages = {k: round(v, 1) for k, v in m["timings"].items() if isinstance(v, int | float)}
+    return m["params"]["reducer"], stages, {k: round(v, 1) for k, v in m["timings"].get("reduce_stages", {}).items()}
+
+
 def umap_8b(folder: str, cache: str | None, runs: int) -> None:
     """``map --all --method umap`` of an 8B-shaped vocabulary, the graph found afresh in every run."""
     import shutil
@@ -83,10 +90,7 @@ def umap_8b(folder: str, cache: str | None, runs: int) -> None:
                 print(f"run {i + 1} failed:\n{text[-2000:]}", flush=True)
                 continue
             walls.append(wall)
-            m = json.loads((out / "manifest.json").read_text())
-            reducer = m["params"]["reducer"]
-            stages = {k: round(v, 1) for k, v in m["timings"].items() if isinstance(v, int | float)}
-            fit = {k: round(v, 1) for k, v in m["timings"].get("reduce_stages", {}).items()}
+            reducer, stages, fit = _manifest_figures(out)
             print(f"umap run {i + 1}/{runs}: {wall:6.1f} s (target <= 300 s)  peak {rss:6.0f} MB (target <= 8 GB)  "
                   f"{load}\n      graph {reducer.get('knn_method')} recall@{reducer.get('knn_recall_k')} "
                   f"{reducer.get('knn_recall')}; {reducer.get('n_epochs')} epochs x {reducer.get('negative_sample_rate')} "
@@ -110,10 +114,7 @@ def pca_8b(folder: str, cache: str | None, runs: int, baseline_runs: int) -> Non
                 wall, rss, _ = run_once(_cli("map", "--model", folder, "--all", "--method", "pca", "--pca", solver,
                                              "--no-png", "--out", str(out)), env)
                 walls.append(wall)
-                m = json.loads((out / "manifest.json").read_text())
-                reducer = m["params"]["reducer"]
-                stages = {k: round(v, 1) for k, v in m["timings"].items() if isinstance(v, int | float)}
-                fit = {k: round(v, 1) for k, v in m["timings"].get("reduce_stages", {}).items()}
+                reducer, stages, fit = _manifest_figures(out)
                 print(f"{name:22s} run {i + 1}/{n}: {wall:6.1f} s (target <= 30 s)  peak {rss:6.0f} MB (target <= 6 GB)"
                       f"  load {', '.join(f'{v:.1f}' for v in os.getloadavg())}\n"
                       f"      {reducer.get('solver')}; accuracy {json.dumps(reducer.get('accuracy'))}\n"
