@@ -496,7 +496,11 @@ def test_decode_rows_are_whole_batches_within_the_budget():
     assert decode_rows(16, 10, budget=4 * 10 * 16 * 3 + 5) == 48
     assert decode_rows(MERGE_MIN - 1, 10) == MERGE_MIN - 1  # small batches alone
     assert decode_rows(100, 10, device="cuda") == 100  # only the CPU merges
-    assert decode_extra_bytes(16, 10) == (decode_rows(16, 10) - 16) * 4 * 10
+    row = 10 * 4 + 3 * 10 * 4  # one decoded row of float32 logits and their softmax temporaries
+    assert decode_extra_bytes(16, 1000, 10, 4) == (992 - 16) * row  # the 62 whole batches of 16 merge
+    assert decode_extra_bytes(16, 10**9, 10, 4) == (decode_rows(16, 10) - 16) * row
+    assert decode_extra_bytes(100, 50, 49_152, 4) == 0  # one partial batch: nothing merges
+    assert decode_extra_bytes(100, 400, 49_152, 4) == 300 * (49_152 * 16)  # all 400 cells in one decode, not 600
     assert decode_spans(53, 16, 32) == [(0, 32), (32, 48), (48, 53)]  # the partial batch alone
     assert decode_spans(48, 16, 48) == [(0, 48)]
     assert decode_spans(5, 16, 32) == [(0, 5)]
@@ -518,8 +522,23 @@ def test_decoding_several_batches_at_once_equals_one_batch_at_a_time(kind, tiny_
         assert probs.tobytes() == old_probs.tobytes()  # bit for bit
 
 
-def test_memory_guard_counts_the_decode_block():
+def test_memory_guard_counts_the_decode_block_and_its_advice_is_taken():
+    from embedlens.grid.predict import decode_extra_bytes, logits_bytes_per_row
+
     per_cell = 1 << 20
     check_memory(100, 1000, per_cell, available=200 << 20)
     with pytest.raises(EmbedlensError, match="exceeds"):
-        check_memory(100, 1000, per_cell, available=200 << 20, extra=128 << 20)
+        check_memory(100, 1000, per_cell, available=200 << 20, extra=lambda b: 128 << 20)
+    # A 262,144-token vocabulary: the decode block's extra grows as the batch shrinks (and vanishes under
+    # MERGE_MIN), so the advice comes from a search, and the batch it names fits.
+    n_vocab, cells = 262_144, 2500
+    per_cell = 20_000 * 4 + logits_bytes_per_row(n_vocab, 4)
+    extra = lambda b: decode_extra_bytes(b, cells, n_vocab, 4)  # noqa: E731
+    free = int((100 * per_cell + cells * 4096 + (64 << 20) + extra(100)) / 0.85) - 1
+    with pytest.raises(EmbedlensError, match=r"`batch_size=(\d+)` would fit") as err:
+        check_memory(100, cells, per_cell, available=free, extra=extra)
+    fits = int(err.value.args[0].split("`batch_size=")[1].split("`")[0])
+    assert fits == max(b for b in range(1, 100) if b * per_cell + cells * 4096 + (64 << 20) + extra(b) <= int(free * 0.85))
+    check_memory(fits, cells, per_cell, available=free, extra=extra)  # the advice is taken
+    with pytest.raises(EmbedlensError, match="batch size must be an integer"):
+        check_memory("100", cells, per_cell, available=free, extra=extra)  # checked before the extra is asked

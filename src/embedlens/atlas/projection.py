@@ -33,6 +33,7 @@ from ..reduce.pca import PCAFit
 log = logging.getLogger("embedlens")
 
 FORMAT_VERSION = 2  # 2: computed by the atlas pipeline
+_STALE_SEEN: set[Path] = set()  # cached maps already reported as drawn with earlier defaults (one note each)
 
 
 @dataclass
@@ -124,8 +125,10 @@ def load_projection(path: Path, n: int) -> Projection | None:
     stale = {k: v for k, v in size_defaults(str(meta.get("method")), n, int(meta.get("dims", 2))).items()
              if k in params and params[k] != v}
     if stale:  # drawn with the defaults of an earlier version: the default map is now another one
-        log.info("projection %s was made with %s; today's defaults differ: recomputing", path.name,
-                 ", ".join(f"{k}={params[k]}" for k in stale))
+        if path not in _STALE_SEEN:
+            _STALE_SEEN.add(path)
+            log.info("cached map %s was drawn with %s, not today's defaults: not used", path.name,
+                     ", ".join(f"{k}={params[k]}" for k in stale))
         return None
     if local is not None and local.shape != (n,):
         local = None

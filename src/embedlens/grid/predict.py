@@ -4,13 +4,15 @@ Vectors are built per batch from the coordinates and pushed through the blocks; 
 the LM head and the top-5 then run on several whole batches at once (:func:`decode_rows`): the head's
 matrix product costs less per row on hundreds of rows than on a hundred. Each row's numbers stay those of
 its batch alone: BLAS rounds a row of a product the same way whatever the number of rows once there are a
-dozen or more (measured on MKL for 7 to 2,500 rows), so batches under :data:`MERGE_MIN` rows and the last,
-partial batch are decoded alone, as they always were. Only each cell's top-5 ids and probabilities are
+dozen or more (measured on x86 MKL for 12 to 2,500 rows; 1 to 11 rows round differently), so batches under
+:data:`MERGE_MIN` rows and the last, partial batch are decoded alone, as they always were, and other BLAS
+libraries (not measured) decode every batch alone. Only each cell's top-5 ids and probabilities are
 kept. Peak memory is the model plus one batch of block activations and one decode block of logits.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -34,25 +36,42 @@ DECODE_BYTES = 128 << 20
 MERGE_MIN = 16
 
 
+def logits_bytes_per_row(n_vocab: int, elem: int) -> int:
+    """Memory of one decoded row: its logits and their float32 softmax temporaries."""
+    return n_vocab * elem + 3 * n_vocab * 4
+
+
 def bytes_per_batch_cell(d_model: int, d_ff: int, n_vocab: int, elem: int) -> int:
-    """Working memory of one cell of a batch: block activations plus logits and their float32 softmax temporaries."""
-    activations = (10 * d_model + 4 * d_ff) * elem
-    logits = n_vocab * elem + (3 * n_vocab * 4)
-    return activations + logits
+    """Working memory of one cell of a batch: block activations plus its decoded row (:func:`logits_bytes_per_row`)."""
+    return (10 * d_model + 4 * d_ff) * elem + logits_bytes_per_row(n_vocab, elem)
+
+
+@functools.cache
+def _merging_is_exact() -> bool:
+    """Whether this CPU's matrix products are the measured kind (x86 with MKL), where merging is bit-exact."""
+    import platform
+
+    import torch
+
+    return platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkl.is_available()
 
 
 def decode_rows(batch_size: int, n_vocab: int, *, device: str = "cpu", budget: int | None = None) -> int:
-    """Rows decoded at once on ``device``: on a CPU the most whole batches whose float32 logits fit ``budget``
-    bytes (default :data:`DECODE_BYTES`); one batch on other devices and for batches under :data:`MERGE_MIN`."""
+    """Rows decoded at once on ``device``: on an x86 CPU with MKL the most whole batches whose float32 logits fit
+    ``budget`` bytes (default :data:`DECODE_BYTES`); one batch on other devices and BLAS libraries and for
+    batches under :data:`MERGE_MIN`."""
     budget = DECODE_BYTES if budget is None else budget
-    if device != "cpu" or batch_size < MERGE_MIN:
+    if device != "cpu" or batch_size < MERGE_MIN or not _merging_is_exact():
         return batch_size
     return batch_size * max(1, budget // (4 * n_vocab * batch_size))
 
 
-def decode_extra_bytes(batch_size: int, n_vocab: int, *, device: str = "cpu") -> int:
-    """Logits memory that decoding :func:`decode_rows` rows at once adds to one batch's (for the memory guard)."""
-    return (decode_rows(batch_size, n_vocab, device=device) - batch_size) * 4 * n_vocab
+def decode_extra_bytes(batch_size: int, n_cells: int, n_vocab: int, elem: int, *, device: str = "cpu") -> int:
+    """Memory that decoding :func:`decode_rows` rows at once adds to one batch's decoded rows, for a map of
+    ``n_cells`` (only whole batches merge: the rows past one batch, at :func:`logits_bytes_per_row` each)."""
+    b = max(1, min(int(batch_size), n_cells))
+    merged = min(decode_rows(b, n_vocab, device=device), n_cells - n_cells % b)
+    return max(0, merged - b) * logits_bytes_per_row(n_vocab, elem)
 
 
 def decode_spans(n_cells: int, batch_size: int, rows: int) -> list[tuple[int, int]]:
@@ -71,22 +90,30 @@ def _fmt(n: float) -> str:
 
 
 def check_memory(batch_size: int, n_cells: int, per_cell: int, *, available: int | None = None,
-                 extra: int = 0) -> int:
+                 extra: Callable[[int], int] | None = None) -> int:
     """Refuse, before any work, a batch whose estimated peak exceeds the free memory; returns the estimate.
 
-    ``extra``: bytes needed besides the batch and the results (the decode block's logits past one batch's).
+    ``extra(batch_size)``: bytes needed besides the batch and the results at that batch size (the decode
+    block's rows past one batch's, :func:`decode_extra_bytes`); the advice names the largest batch whose
+    own need fits.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise EmbedlensError(f"batch size must be an integer >= 1, got {batch_size!r}")
     batch_size = min(int(batch_size), n_cells)
-    need = estimate_peak_bytes(batch_size, n_cells, per_cell) + extra
+    extra_of = extra or (lambda _b: 0)
+
+    def need_of(b: int) -> int:
+        return estimate_peak_bytes(b, n_cells, per_cell) + extra_of(b)
+
+    need = need_of(batch_size)
 
     free = hardware.available_memory() if available is None else available
     if free is None:
         return need
     budget = int(free * _HEADROOM)
     if need > budget:
-        fits = (budget - estimate_peak_bytes(0, n_cells, per_cell) - extra) // per_cell
+        # The decode block's extra is not monotone in the batch (small batches decode alone): search down.
+        fits = next((b for b in range(batch_size - 1, 0, -1) if need_of(b) <= budget), 0)
         if fits >= 1:
             advice = f"`batch_size={int(fits)}` would fit"
         else:  # the map's own results are too big: only a smaller grid helps

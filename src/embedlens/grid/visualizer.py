@@ -174,14 +174,16 @@ class EmbeddingGridVisualizer:
 
         free = runtime.free_memory(self.source.device) if self.source.device.startswith("cuda") else None
         n_vocab = self.runner.n_vocab
+        device = self.runner.device.type
         return check_memory(batch_size, n_cells, bytes_per_batch_cell(self.hidden_size, d_ff, n_vocab, elem),
-                            available=free, extra=decode_extra_bytes(min(batch_size, n_cells), n_vocab,
-                                                                device=self.runner.device.type))
+                            available=free,
+                            extra=lambda b: decode_extra_bytes(b, n_cells, n_vocab, elem, device=device))
 
     def compute_map(self, grid_size: int = 50, spacing: float = 0.5, embedding_method: str = "random_projection",
                     *, center: tuple[float, float] = (0.0, 0.0), layer_idx: int | None = None, batch_size: int = 100,
                     plane_tokens: Sequence[str] | None = None, progress: bool | None = None) -> GridMap:
-        """The token grid map of one layer; grid vectors are built batch by batch (memory grows with the batch only)."""
+        """The token grid map of one layer; grid vectors are built batch by batch (memory: one batch of block
+        activations and one decode block of logits, :func:`~embedlens.grid.predict.check_memory`)."""
         timings = Timings()
         with timings.stage("prepare"):
             grid_size, spacing = methods.check_grid(grid_size, spacing)

@@ -12,6 +12,7 @@ The memory guard below counts what will be materialised against the memory that 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from .. import hardware  # called through the module: tests stand in for it there
@@ -42,10 +43,15 @@ def meta_model(config: Any, dtype: Any) -> Any:
     from accelerate import init_empty_weights
 
     with init_empty_weights(include_buffers=False), _quiet():
-        with _no_init_weights():
+        with _INIT_LOCK, _no_init_weights():
             model = _model_class(config).from_config(config, dtype=dtype)
         model.tie_weights()  # what post_init does after the initialisation (in the same meta context)
     return model
+
+
+# transformers' switch replaces torch.nn.init's functions for the whole process and restores them on exit: two
+# threads overlapping here could restore in the wrong order and leave initialisation off for everyone.
+_INIT_LOCK = threading.Lock()
 
 
 def _no_init_weights() -> Any:

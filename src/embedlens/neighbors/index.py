@@ -64,10 +64,10 @@ _MARGIN = 8  # candidates fetched beyond k, to make the order canonical at the k
 _EPS32 = float(np.finfo(np.float32).eps)
 _SCORE_ELEMS = 1 << 24  # float32 scores held at once per block (64 MiB)
 _NUMPY_ELEMS = 1 << 24  # "auto" below this many query x row products: numpy (no torch/faiss import)
-# A one-off search (its index dropped after) streams the rows through numpy, with no copy of them, for up to
-# this many cosine queries: faiss and torch first build a normalised copy of every row (faiss a second one in its
-# index), which costs more than a few queries (a graph's recall on 256 rows of Gemma's first 131,072: numpy 4.2 s,
-# faiss 10.5 s; at 2,000 queries faiss wins, 15 s against 22 s) ...
+# one_off_backend (used by the graph-recall and quality-truth searches): a one-off search streams the rows through
+# numpy, with no copy of them, for up to this many cosine queries: faiss and torch first build a normalised copy
+# of every row (faiss a second one in its index), which costs more than a few queries (a graph's recall on 256
+# rows of Gemma's first 131,072: numpy 4.2 s, faiss 10.5 s; at 2,000 queries faiss wins, 15 s against 22 s) ...
 _STREAM_QUERIES = 512
 # ... and for any number of queries over a matrix above this size (an 8B model's 2.1 GB vocabulary: +4 GB).
 _COPY_MAX_BYTES = 1 << 30
