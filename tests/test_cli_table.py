@@ -82,9 +82,14 @@ def test_neighbors_command_prints_without_rich(run_cli, tiny_gpt2_dir, cache_dir
     import sys
 
     monkeypatch.setenv("COLUMNS", "100")
-    # The warm path is the promise: the first run extracts the matrix and logs a note, which a log handler
-    # another test of this process left (rich's) may print with rich.
-    assert run_cli("neighbors", "list", "--model", str(tiny_gpt2_dir), "-k", "5").code == 0
+    # A plain terminal-less process, as the console script runs: rich lays tables out differently in Jupyter
+    # (a kernel imported by a notebook test of the same worker) or when told to, and then the printer defers
+    # to it, rightly.
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    for name in ("TTY_COMPATIBLE", "FORCE_COLOR", "JUPYTER_COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert run_cli("neighbors", "list", "--model", str(tiny_gpt2_dir), "-k", "5").code == 0  # extracts; warm below
     for name in [m for m in sys.modules if m.startswith("rich.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "rich", None)  # any `import rich...` now raises ImportError
