@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import EmbedlensError
 from ..reduce.options import ReduceOptions
 from ..reduce.sweep import perplexity_sweep
-from ..reduce.tsne import default_perplexity
+from ..reduce.tsne import clamp_perplexity, default_perplexity
 from ..timing import Timings
 
 STABILITY_K = 5
@@ -31,7 +31,7 @@ MIN_SHARED = 3
 def auto_perplexity(n_points: int) -> float:
     """t-SNE perplexity for ``n_points`` when none is given: the reducer's default for that many points
     (:func:`~embedlens.reduce.tsne.default_perplexity`: 30, or 10 from 100,001), at most ``(n - 1) / 3``."""
-    return float(min(default_perplexity(n_points), max(n_points - 1, 1) / 3.0))
+    return clamp_perplexity(None, max(n_points, 2))[0]
 
 
 def map_neighbors(coords: np.ndarray, k: int = STABILITY_K) -> np.ndarray:

@@ -53,7 +53,7 @@ from ..neighbors.knn import FORMAT_VERSION, KnnGraph, space_folder
 from ..neighbors.nndescent import NNDescentIndex
 from ..timing import Timings
 from .base import LARGE_FROM
-from .pca import pre_reduce
+from .pca import pre_pca_applies, pre_reduce
 
 log = logging.getLogger("embedlens")
 
@@ -279,7 +279,7 @@ def graph_and_rows(reducer: Any, X: np.ndarray, pre_pca: int | None, k: int, nei
 
     A full-space graph is found before the prepared rows exist: the graph search holds its own unit rows, so
     the two copies never live at once (each is 2.1 GB on an 8B model's 128,256 x 4,096 vocabulary)."""
-    if pre_pca is None or X.shape[1] <= pre_pca:
+    if not pre_pca_applies(X.shape[1], pre_pca):
         graph, how = reducer_graph(reducer, X, None, k, None, neighbors, n_jobs)
         Z, used = pre_reduce(reducer, X, pre_pca)
         return Z, used, graph, how

@@ -445,6 +445,11 @@ def check_pre_pca(pre_pca: int | None) -> int | None:
     return int(pre_pca)
 
 
+def pre_pca_applies(d: int, pre_pca: int | None) -> bool:
+    """Whether :func:`pre_reduce` runs a PCA on ``d``-dimensional rows: only when asked for fewer dimensions."""
+    return pre_pca is not None and d > pre_pca
+
+
 def pre_reduce(reducer: Reducer, X: np.ndarray, pre_pca: int | None) -> tuple[np.ndarray, int | None]:
     """Rows prepared for ``reducer.metric``, then (only when asked) exact PCA to ``pre_pca`` dimensions when ``X``
     has more. Returns the float32 matrix and the dimensions used (or None).
@@ -454,7 +459,7 @@ def pre_reduce(reducer: Reducer, X: np.ndarray, pre_pca: int | None) -> tuple[np
     """
     d = X.shape[1]
     with reducer._timed("pre_pca"):
-        if pre_pca is None or d <= pre_pca:
+        if not pre_pca_applies(d, pre_pca):
             return prepared_rows(X, reducer.metric), None
         fit = fit_pca(X, pre_pca, metric=reducer.metric)
         Z = fit.transform(X)
