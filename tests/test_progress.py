@@ -43,3 +43,39 @@ def test_bar_on_a_terminal_draws_the_count_and_goes_away(monkeypatch, unit, tota
     last = [line for line in text.split("\r") if line.strip()][-1]
     assert last.startswith("counting things") and shown in last, last
     assert term.getvalue().endswith("\x1b[2K")  # transient: the bar's line is erased at the end
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_work_under_stop_on_stops_at_its_next_checkpoint_and_only_there(monkeypatch, terminal):
+    import threading
+
+    from embedlens import progress
+    from embedlens.timing import Timings
+
+    monkeypatch.setattr(sys, "stderr", _Terminal() if terminal else io.StringIO())
+    stop, done = threading.Event(), []
+    with progress.bar(5, "work") as advance:  # outside stop_on every checkpoint is a no-op
+        advance(1)
+    with progress.stop_on(stop), progress.bar(5, "work") as advance:
+        assert progress.stoppable()
+        for step in range(5):
+            advance(1)
+            done.append(step)
+            if step == 1:
+                stop.set()
+                with pytest.raises(progress.Stopped):
+                    advance(1)
+                break
+    assert done == [0, 1] and not progress.stoppable()
+    with pytest.raises(progress.Stopped), progress.stop_on(stop):  # already asked to stop: not even started
+        done.append("started")
+    assert done == [0, 1]
+    timings = Timings()
+    with progress.stop_on(threading.Event()), timings.stage("knn"):
+        pass
+    later = threading.Event()
+    with pytest.raises(progress.Stopped), progress.stop_on(later):
+        later.set()
+        with timings.stage("optimize"):
+            done.append("optimized")
+    assert "optimize" not in timings and "knn" in timings and done == [0, 1]

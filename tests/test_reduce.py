@@ -134,6 +134,32 @@ def test_same_seed_gives_identical_coordinates(method, clusters):
     np.testing.assert_array_equal(first, second)
 
 
+def test_a_stoppable_tsne_draws_the_same_map_and_stops_within_one_callback_period(clusters):
+    import threading
+
+    import openTSNE
+
+    from embedlens.progress import Stopped, stop_on
+
+    plain = TSNEReducer(seed=0, n_iter=100, early_exaggeration_iter=50, n_jobs=1).fit_transform(clusters)
+    with stop_on(threading.Event()):  # checked every 50 iterations; the KL figure computed there moves no point
+        watched = TSNEReducer(seed=0, n_iter=100, early_exaggeration_iter=50, n_jobs=1).fit_transform(clusters)
+    np.testing.assert_array_equal(plain, watched)
+
+    stop, seen = threading.Event(), []
+    real = openTSNE.TSNE.__init__
+
+    def spy(self, *args, **kwargs):  # set the stop at the first callback: the optimisation must end there
+        callbacks = kwargs["callbacks"]
+        kwargs["callbacks"] = lambda it, err, emb: (seen.append(it), stop.set(), callbacks(it, err, emb))
+        real(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(Stopped), stop_on(stop):
+        mp.setattr(openTSNE.TSNE, "__init__", spy)
+        TSNEReducer(seed=0, n_iter=100, early_exaggeration_iter=50, n_jobs=1).fit_transform(clusters)
+    assert seen == [50]
+
+
 @pytest.mark.slow
 def test_different_seed_changes_tsne(clusters):
     a = TSNEReducer(seed=0, **SHORT_TSNE).fit_transform(clusters)

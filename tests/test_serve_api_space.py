@@ -237,6 +237,33 @@ def test_a_failed_job_answers_its_error_before_it_is_retried():
         jobs.shutdown()
 
 
+def test_shutdown_stops_the_running_job_at_its_next_checkpoint_and_drops_the_queued_ones():
+    import threading
+
+    from embedlens.progress import bar
+    from embedlens.serve.jobs import JobManager
+
+    jobs, steps, started = JobManager(1), [], threading.Event()
+
+    def long_work() -> str:
+        with bar(10_000, "long work") as advance:
+            for step in range(10_000):
+                started.set()
+                time.sleep(0.01)
+                steps.append(step)
+                advance(1)
+        return "finished"
+
+    running = jobs.submit("long", "test", "long work", long_work)
+    queued = jobs.submit("next", "test", "queued work", lambda: steps.append("next ran"))
+    assert started.wait(10)
+    t0 = time.monotonic()
+    jobs.shutdown(wait=True)
+    assert time.monotonic() - t0 < 1.0  # one 10 ms step, not the 100 s the job had left
+    assert running.state == "error" and running.error.startswith("stopped") and running.result is None
+    assert "next ran" not in steps and queued.state == "queued" and len(steps) < 1000
+
+
 # -- per-token data -------------------------------------------------------------------------------------
 
 

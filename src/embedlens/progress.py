@@ -1,10 +1,47 @@
-"""Progress on stderr for long work: a spinner or a bar on a terminal, nothing when piped."""
+"""Progress on stderr for long work: a spinner or a bar on a terminal, nothing when piped.
+
+The same checkpoints let the work's owner stop it: a thread running under :func:`stop_on` raises
+:class:`Stopped` at its next progress step (a bar's ``advance``, a timed stage's start, a t-SNE callback)
+once the event is set. The explorer stops its background maps this way when it closes, instead of
+leaving minutes of k-NN search or t-SNE running for nobody.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Callable, Iterator
+
+_owner = threading.local()
+
+
+class Stopped(Exception):
+    """Raised at a progress checkpoint of work whose owner asked it to stop."""
+
+
+@contextlib.contextmanager
+def stop_on(event: threading.Event) -> Iterator[None]:
+    """Run the block so that its progress checkpoints raise :class:`Stopped` once ``event`` is set."""
+    previous = getattr(_owner, "event", None)
+    _owner.event = event
+    try:
+        check_stop()
+        yield
+    finally:
+        _owner.event = previous
+
+
+def check_stop() -> None:
+    """Raise :class:`Stopped` if this thread's work was asked to stop (a no-op outside :func:`stop_on`)."""
+    event = getattr(_owner, "event", None)
+    if event is not None and event.is_set():
+        raise Stopped("stopped: its owner closed")
+
+
+def stoppable() -> bool:
+    """Whether this thread runs under :func:`stop_on` (so a library loop may pass a checkpoint callback)."""
+    return getattr(_owner, "event", None) is not None
 
 
 @contextlib.contextmanager
@@ -20,7 +57,7 @@ def status(message: str) -> Iterator[None]:
 
 
 def _noop(_n: int = 1, _description: str | None = None) -> None:
-    return None
+    check_stop()
 
 
 @contextlib.contextmanager
@@ -54,6 +91,7 @@ def bar(total: int, label: str, *, enabled: bool = True, unit: str = "items",
                   console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(label, total=total)
         def advance(n: int = 1, description: str | None = None) -> None:
+            check_stop()
             progress.update(task, advance=n, **({"description": description} if description else {}))
 
         yield advance

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .progress import check_stop
+
 
 class Timings(dict[str, Any]):
     """Seconds per stage (``time.perf_counter`` wall time), in the order the stages first ran.
@@ -35,7 +37,10 @@ class Timings(dict[str, Any]):
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time the block as stage ``name`` (added to what ``name`` already holds), even when it raises."""
+        """Time the block as stage ``name`` (added to what ``name`` already holds), even when it raises.
+
+        Entering a stage is a checkpoint: work asked to stop (:func:`~embedlens.progress.stop_on`) stops here."""
+        check_stop()
         t0 = time.perf_counter()
         try:
             yield

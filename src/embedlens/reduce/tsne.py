@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError, require
+from ..progress import check_stop, stoppable
 from ..versions import package_version
 from .base import LARGE_FROM, Reducer
 from .knn import check_nndescent_from, check_route, graph_and_rows, resolve_n_jobs
@@ -65,6 +66,11 @@ def check_iterations(value: int, name: str = "n_iter") -> int:
 
 # Below this many points Barnes-Hut beats FFT gradients (FFT pays for a fixed interpolation grid).
 BH_BELOW = 10_000
+
+
+def _stop_check(iteration: int, error: float, embedding: Any) -> None:
+    """openTSNE's callback signature around :func:`~embedlens.progress.check_stop`."""
+    check_stop()
 
 
 class TSNEReducer(Reducer):
@@ -192,6 +198,8 @@ class TSNEReducer(Reducer):
             initialization="pca",
             n_jobs=n_jobs,
             random_state=self.seed,
+            # Explorer jobs may be stopped every 50 iterations; the KL figure this computes there changes no step.
+            callbacks=_stop_check if stoppable() else None,
         )
         with self._timed("optimize"):
             embedding = tsne.fit(Z, affinities=P, initialization=init)

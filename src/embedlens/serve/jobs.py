@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EmbedlensError
+from ..progress import Stopped, stop_on
 
 log = logging.getLogger("embedlens")
 
@@ -85,6 +86,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._queue: list[tuple[int, int, Job, Callable[[], None]]] = []
         self._order = itertools.count()
+        self._stop = threading.Event()
 
     def get(self, key: str) -> Job | None:
         with self._lock:
@@ -106,8 +108,11 @@ class JobManager:
         def run() -> None:
             job.started, job.state = time.time(), "running"
             try:
-                job.result = fn()
+                with stop_on(self._stop):
+                    job.result = fn()
                 job.state = "ready"
+            except Stopped as exc:
+                job.error, job.state = str(exc), "error"
             except EmbedlensError as exc:
                 job.error, job.state = str(exc), "error"
             except MemoryError:
@@ -142,5 +147,8 @@ class JobManager:
         with self._lock:
             return [j.to_dict() for j in self._jobs.values()]
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def shutdown(self, wait: bool = False) -> None:
+        """Drop the queued jobs and stop the running one at its next progress checkpoint (with ``wait``,
+        return once it has stopped)."""
+        self._stop.set()
+        self._pool.shutdown(wait=wait, cancel_futures=True)

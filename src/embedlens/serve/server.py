@@ -87,5 +87,5 @@ class ServerThread:
 
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=120)  # its shutdown waits for the explorer's work to stop
         self.sock.close()
