@@ -200,3 +200,55 @@ def test_a_one_core_machine_builds_the_two_thread_graph():
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["2", "2"]
+
+
+def test_a_big_space_in_the_explorer_shares_its_maps_nndescent_graph_with_the_clusters_and_the_tsne(
+        cache_dir, monkeypatch):
+    """Above EXACT_MAX rows the explorer's graph is the t-SNE map's own (NN-descent at the map's k, found once):
+    no 100-neighbour exhaustive search runs before the map, and the clusters read the same graph."""
+    from embedlens.atlas import pipeline
+    from embedlens.atlas.pipeline import compute_projection
+    from embedlens.lens import SpaceLens
+    from embedlens.neighbors import nndescent
+    from embedlens.reduce import knn as reduce_knn
+    from embedlens.reduce import tsne as reduce_tsne
+    from embedlens.reduce.options import ReduceOptions
+    from embedlens.serve import explorer as explorer_module
+    from embedlens.serve.explorer import Explorer
+    from embedlens.serve.panels import Panel
+    from embedlens.spaces.space import EmbeddingSpace
+
+    n = 5200  # the map graph's disk cache starts at reduce.knn.CACHE_FROM rows
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((40, D)) * 3
+    vectors = (centres[rng.integers(0, 40, n)] + rng.standard_normal((n, D))).astype(np.float32)
+    lens = SpaceLens(EmbeddingSpace.from_arrays(vectors, [f"t{i}" for i in range(n)], name="big"))
+    for module in (explorer_module, pipeline):  # where "a big space" is decided
+        monkeypatch.setattr(module, "EXACT_MAX", n - 1)
+    monkeypatch.setattr(reduce_tsne, "LARGE_FROM", n)
+    monkeypatch.setattr(reduce_knn, "NNDESCENT_FROM", n)
+    built = []
+    real = nndescent.NNDescentIndex.__init__
+
+    def spy(self, X, *args, **kwargs):
+        built.append(kwargs.get("k"))
+        real(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(nndescent.NNDescentIndex, "__init__", spy)
+    explorer = Explorer([Panel(lens, index=0)], seed=0)
+    try:
+        panel = explorer.panels[0]
+        graph = explorer.space_graph(panel, explorer.map_neighbors(panel, "tsne", 2))
+        assert (graph.k, graph.method, graph.backend) == (30, "approx", "nndescent") and built == [30]
+        truth = brute_force(vectors, sample_rows(n, 200, 1), 30)
+        found = graph.indices[sample_rows(n, 200, 1)]
+        recall = np.mean([len(set(a) & set(b)) / 30 for a, b in zip(found, truth, strict=True)])
+        assert 0.8 < recall <= 1 and abs(graph.recall - recall) < 0.1  # the stored recall is a real measurement
+        clusters = explorer.space_clusters(panel, "auto")
+        assert "approx 30-NN graph (nndescent)" in clusters.params["knn_source"]
+        proj = compute_projection(panel.view, ReduceOptions("tsne", 2, seed=0, n_iter=30, early_exaggeration_iter=20))
+        assert proj.params["knn_source"] == "cache" and proj.params["knn_route"] == "nndescent"
+        assert proj.params["k_neighbors"] == 30 and built == [30]  # the map found the explorer's graph: no new search
+    finally:
+        explorer.jobs.shutdown(wait=True)
+        explorer.index_jobs.shutdown(wait=True)

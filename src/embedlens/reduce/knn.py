@@ -223,6 +223,18 @@ def map_graph(
     return nb, info, notes
 
 
+def map_knn_graph(X: np.ndarray, k: int, *, metric: str = "cosine", seed: int = 0, route: str = "auto") -> KnnGraph:
+    """:func:`map_graph`'s graph of every row as a :class:`~embedlens.neighbors.knn.KnnGraph`: one graph, cached where
+    the maps of the same rows find it, that a caller also clusters and measures on (the explorer's big spaces)."""
+    nb, info, _ = map_graph(X, k, metric=metric, seed=seed, route=route)
+    exact = "knn_recall" not in info
+    return KnnGraph(nb.indices, nb.scores, "exact" if exact else "approx", info["knn_route"],
+                    1.0 if exact else float(info["knn_recall"]), int(info.get("knn_recall_rows", 0)), seed,
+                    {"search": float(info["knn_seconds"])}, "map",
+                    {"route": info["knn_route"], "source": info["knn_source"], "method": info.get("knn_method")},
+                    metric)
+
+
 def _index_route(index: Any) -> str:
     """The route an index took, by name: ``exact``, ``bf16 short lists``, ``hnsw`` or ``nndescent``."""
     if isinstance(index, NNDescentIndex):

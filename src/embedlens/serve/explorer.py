@@ -5,11 +5,12 @@ What a page needs when it opens (:meth:`Explorer.open_panel`), in the order it n
 1. a map at once: a cached t-SNE (or UMAP) 2-D projection of the space when there is one (``embedlens
    map --all`` and earlier explorers write them, :mod:`embedlens.atlas.projection`); else PCA, computed
    in about a second;
-2. the space's k-NN graph (:func:`embedlens.neighbors.knn.cached_knn`, else
-   :func:`~embedlens.neighbors.knn.build_knn`, cached): exact up to
-   :data:`~embedlens.neighbors.index.EXACT_MAX` rows; one graph of :data:`GRAPH_K` neighbours serves
-   the t-SNE (perplexity 30 needs 90; 10, from 100,001 rows, 30), the clusters (15), faithfulness (10) and
-   neighbour look-ups;
+2. the space's k-NN graph (:func:`embedlens.neighbors.knn.cached_knn`, else built and cached): up to
+   :data:`~embedlens.neighbors.index.EXACT_MAX` rows the exact graph of :data:`GRAPH_K` neighbours
+   (:func:`~embedlens.neighbors.knn.build_knn`), which serves the t-SNE (perplexity 30 needs 90), the clusters
+   (15), faithfulness (10) and neighbour look-ups; above, the graph the t-SNE map itself finds
+   (:func:`~embedlens.reduce.knn.map_knn_graph`: 30 neighbours by NN-descent, its recall measured), which the
+   map and the clusters share;
 3. the labelled clusters, found on that graph (Leiden: about a second, no new search);
 4. the t-SNE map, which starts from the same graph; the page swaps it in when it is ready.
 
@@ -46,6 +47,7 @@ from ..neighbors.exact import topk_cosine
 from ..neighbors.index import EXACT_MAX, PrecomputedIndex
 from ..neighbors.knn import KnnGraph, build_knn, cached_knn
 from ..reduce.axes import formula, resolve_axes
+from ..reduce.knn import map_knn_graph
 from ..reduce.options import ReduceOptions
 from ..reduce.quality import sample_indices
 from .jobs import Job, JobManager, job_answer
@@ -246,11 +248,15 @@ class Explorer:
             graph = self._graphs.get(panel.index)
             if graph is not None and graph.k >= want:
                 return graph
-            widest = max(want, self.graph_k(panel))
+            big = len(panel.space) > EXACT_MAX
+            # A big space's graph is the one its t-SNE map finds (NN-descent at the map's k, 67 s on Gemma's
+            # 262,144 rows), not 100 neighbours through bfloat16 products (390 s) that no map or look-up needs.
+            widest = max(want, self.map_neighbors(panel, "tsne", 2) if big else self.graph_k(panel))
             graph = cached_knn(panel.view, widest) or (cached_knn(panel.view, want) if want < widest else None)
-            if graph is None:
-                method = "exact" if len(panel.space) <= EXACT_MAX else "approx"
-                graph, _, _ = build_knn(panel.view, widest, method=method)
+            if graph is None and big:
+                graph = map_knn_graph(np.asarray(panel.space.vectors), widest, seed=self.seed)
+            elif graph is None:
+                graph, _, _ = build_knn(panel.view, widest, method="exact")
             self._graphs[panel.index] = graph
             self._graph_indexes[panel.index] = graph.index()
         if self.knn and graph.method == "exact":
