@@ -239,16 +239,16 @@ def test_a_big_space_in_the_explorer_shares_its_maps_nndescent_graph_with_the_cl
     try:
         panel = explorer.panels[0]
         graph = explorer.space_graph(panel, explorer.map_neighbors(panel, "tsne", 2))
-        assert (graph.k, graph.method, graph.backend) == (30, "approx", "nndescent") and built == [30]
+        assert (graph.k, graph.method) == (30, "approx") and graph.backend.startswith("nndescent") and built == [30]
         truth = brute_force(vectors, sample_rows(n, 200, 1), 30)
         found = graph.indices[sample_rows(n, 200, 1)]
         recall = np.mean([len(set(a) & set(b)) / 30 for a, b in zip(found, truth, strict=True)])
         assert 0.8 < recall <= 1 and abs(graph.recall - recall) < 0.1  # the stored recall is a real measurement
         clusters = explorer.space_clusters(panel, "auto")
-        assert "approx 30-NN graph (nndescent)" in clusters.params["knn_source"]
+        assert "approx 30-NN graph (nndescent" in clusters.params["knn_source"]
         proj = compute_projection(panel.view, ReduceOptions("tsne", 2, seed=0, n_iter=30, early_exaggeration_iter=20))
         assert proj.params["knn_source"] == "cache" and proj.params["knn_route"] == "nndescent"
         assert proj.params["k_neighbors"] == 30 and built == [30]  # the map found the explorer's graph: no new search
     finally:
-        explorer.jobs.shutdown(wait=True)
-        explorer.index_jobs.shutdown(wait=True)
+        explorer.jobs.shutdown()
+        explorer.index_jobs.shutdown()

@@ -134,16 +134,18 @@ def test_same_seed_gives_identical_coordinates(method, clusters):
     np.testing.assert_array_equal(first, second)
 
 
-def test_a_stoppable_tsne_draws_the_same_map_and_stops_within_one_callback_period(clusters):
+@pytest.mark.parametrize("gradient", ["bh", "fft"])
+def test_a_stoppable_tsne_draws_the_same_map_and_stops_within_one_callback_period(clusters, gradient):
     import threading
 
     import openTSNE
 
     from embedlens.progress import Stopped, stop_on
 
-    plain = TSNEReducer(seed=0, n_iter=100, early_exaggeration_iter=50, n_jobs=1).fit_transform(clusters)
+    short = {"n_iter": 100, "early_exaggeration_iter": 50, "negative_gradient_method": gradient}
+    plain = TSNEReducer(seed=0, **short).fit_transform(clusters)
     with stop_on(threading.Event()):  # checked every 50 iterations; the KL figure computed there moves no point
-        watched = TSNEReducer(seed=0, n_iter=100, early_exaggeration_iter=50, n_jobs=1).fit_transform(clusters)
+        watched = TSNEReducer(seed=0, **short).fit_transform(clusters)
     np.testing.assert_array_equal(plain, watched)
 
     stop, seen = threading.Event(), []
@@ -156,7 +158,7 @@ def test_a_stoppable_tsne_draws_the_same_map_and_stops_within_one_callback_perio
 
     with pytest.MonkeyPatch.context() as mp, pytest.raises(Stopped), stop_on(stop):
         mp.setattr(openTSNE.TSNE, "__init__", spy)
-        TSNEReducer(seed=0, n_iter=100, early_exaggeration_iter=50, n_jobs=1).fit_transform(clusters)
+        TSNEReducer(seed=0, **short).fit_transform(clusters)
     assert seen == [50]
 
 

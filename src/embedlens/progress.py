@@ -68,7 +68,7 @@ def bar(total: int, label: str, *, enabled: bool = True, unit: str = "items",
     A ``description`` replaces the label (e.g. to show a rate or a running loss).
 
     Shown only when ``enabled``, stderr is a terminal and ``total >= min_total``; otherwise ``advance``
-    does nothing (and rich is not imported). ``unit="bytes"`` shows sizes and a transfer rate instead
+    draws nothing (and rich is not imported). Either way ``advance`` is a :func:`check_stop` checkpoint. ``unit="bytes"`` shows sizes and a transfer rate instead
     of ``done/total``. The bar is removed when the block ends.
     """
     if not (enabled and sys.stderr.isatty() and total >= min_total):

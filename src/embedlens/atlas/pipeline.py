@@ -508,12 +508,13 @@ def compute_projection(view: SpaceView, reduce: ReduceOptions, *, local_recall: 
     return Projection.from_atlas(result)
 
 
-def add_local_recall(view: SpaceView, proj: Projection) -> Projection:
+def add_local_recall(view: SpaceView, proj: Projection, graph: Any = None) -> Projection:
     """``proj`` with each point's local recall@10 measured against the space's truth graph
-    (:func:`~embedlens.reduce.quality.space_truth`: the cached k-NN graph, or one built and cached), and
-    the quality figures measured on the same truth (so their recall is the local recall's mean over the
-    recall's query rows). Returns a new projection; save it with :func:`save_projection`."""
-    truth, info = space_truth(view, QUALITY_K, seed=proj.seed)
+    (:func:`~embedlens.reduce.quality.space_truth`: ``graph``, the space's k-NN graph when the caller holds it,
+    else the cached one, else one built and cached), and the quality figures measured on the same truth (so
+    their recall is the local recall's mean over the recall's query rows, searched exactly when the graph is
+    approximate). Returns a new projection; save it with :func:`save_projection`."""
+    truth, info = space_truth(view, QUALITY_K, seed=proj.seed, graph=graph)
     quality, local = map_faithfulness(view.space.vectors, proj.coords, truth, QUALITY_K, sample=QUALITY_SAMPLE,
                                       seed=proj.seed, metric="cosine", truth_exact=bool(info["exact"]))
     params = {**proj.params, "quality": quality.to_dict(),

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedlensError, require
+from ..progress import check_stop
 from ..timing import Timings
 
 METRICS = ("cosine", "euclidean")
@@ -586,6 +587,7 @@ class ExactIndex(NeighborIndex):
         best_s = np.full((m, want), -np.inf, dtype=np.float32)
         block = max(1024, _SCORE_ELEMS // max(m, 1))
         for start in range(0, self.n, block):
+            check_stop()  # every block of a long search is a checkpoint (progress.stop_on)
             stop = min(self.n, start + block)
             rows = self.vectors[start:stop] if self.metric == "cosine" else self.unit_rows()[start:stop]
             s = q @ np.asarray(rows, dtype=np.float32).T
@@ -645,6 +647,7 @@ class ExactIndex(NeighborIndex):
         out_s = np.empty((q.shape[0], want), dtype=np.float32)
         step = 8192  # bounds faiss' result heaps; faiss blocks its own products
         for start in range(0, q.shape[0], step):
+            check_stop()
             dist, idx = self._faiss.search(q[start : start + step], want)  # faiss: (distances, indices)
             out_i[start : start + step] = idx
             out_s[start : start + step] = dist if self.metric == "cosine" else -dist
@@ -697,6 +700,7 @@ class BFloat16Index(ExactIndex):
         step = max(1, min(4096, (_SCORE_ELEMS * 4) // max(self.n, 1)))
         with torch.inference_mode():
             for start in range(0, m, step):
+                check_stop()
                 stop = min(m, start + step)
                 s = torch.mm(torch.from_numpy(qp[start:stop]).to(torch.bfloat16), self._bf16)
                 # Cosine short lists are picked on the bfloat16 scores themselves: converting them to float32
@@ -764,6 +768,7 @@ class HNSWIndex(NeighborIndex):
         out_i = np.empty((q.shape[0], want), dtype=np.int64)
         out_s = np.empty((q.shape[0], want), dtype=np.float32)
         for start in range(0, q.shape[0], 8192):
+            check_stop()
             dist, idx = self._index.search(qp[start : start + 8192], want)  # faiss: (distances, indices)
             out_i[start : start + 8192] = idx
             out_s[start : start + 8192] = -dist

@@ -51,6 +51,7 @@ from ..neighbors.index import (  # noqa: F401 (re-exported)
 )
 from ..neighbors.knn import FORMAT_VERSION, KnnGraph, space_folder
 from ..neighbors.nndescent import NNDescentIndex
+from ..progress import check_stop
 from ..timing import Timings
 from .base import LARGE_FROM
 from .pca import pre_pca_applies, pre_reduce
@@ -176,7 +177,6 @@ def map_graph(
     """
     n = X.shape[0]
     notes: list[str] = []
-    clock = Timings()
     if neighbors is not None:
         nb, info = _as_neighbors(neighbors)
         if nb.indices.shape[0] != n:
@@ -188,6 +188,23 @@ def map_graph(
         else:
             return nb.first(k), {**info, "knn_source": "given", "knn_k_stored": nb.k}, notes
 
+    graph, info, found_notes = _found_graph(X, k, metric, seed, n_jobs, exact_max, cache, route, nndescent_from)
+    return graph.neighbors(k=k), info, notes + found_notes
+
+
+def map_knn_graph(X: np.ndarray, k: int, *, metric: str = "cosine", seed: int = 0, route: str = "auto") -> KnnGraph:
+    """:func:`map_graph`'s graph of every row as the :class:`~embedlens.neighbors.knn.KnnGraph` it caches (a cached
+    one may hold more than ``k`` neighbours): one graph, found where the maps of the same rows find it, that a
+    caller also clusters and measures on (the explorer's big spaces)."""
+    return _found_graph(X, k, metric, seed, None, None, True, route, None)[0]
+
+
+def _found_graph(X: np.ndarray, k: int, metric: str, seed: int, n_jobs: int | None, exact_max: int | None, cache: bool,
+                 route: str, nndescent_from: int | None) -> tuple[KnnGraph, dict[str, Any], list[str]]:
+    """:func:`map_graph` once no graph was given: the cached graph, else the one its ``route`` builds (and caches)."""
+    n = X.shape[0]
+    notes: list[str] = []
+    clock = Timings()
     route = pick_route(route, n, nndescent_from, k)
     folder = space_folder(X) if cache and n >= CACHE_FROM else None
     if folder is not None:
@@ -197,18 +214,21 @@ def map_graph(
                     "knn_route": _cached_route(graph), "knn_source": "cache", "knn_k_stored": graph.k, "knn_seconds": round(clock.since_start(), 3)}
             if graph.method != "exact":
                 info.update(knn_recall=round(float(graph.recall), 4), knn_recall_k=graph.k)
-            return graph.neighbors(k=k), info, notes
+            return graph, info, notes
+    # NN-descent itself cannot be interrupted; the searches check progress.stop_on's event block by block.
     if route == "nndescent":
         index: Any = NNDescentIndex(X, metric=metric, k=k, seed=seed)
     else:
         exact_max = (n if route == "exact" else EXACT_MAX) if exact_max is None else exact_max
         index = build_index(X, metric=metric, exact_max=exact_max, exhaustive_max=max(exact_max, EXHAUSTIVE_MAX),
                             n_jobs=n_jobs, seed=seed, recall_sample=0 if route == "exact" else RECALL_SAMPLE)
+    check_stop()
     nb = index.query(None, k, exclude_self=True)
     info = {**index.describe(), "knn_route": _index_route(index), "knn_source": "computed",
             "knn_seconds": round(clock.since_start(), 3)}
     if not index.exact:
         # The graph's own recall, at the k the map uses (the index measured recall@10 when it was built).
+        check_stop()
         recall = graph_recall(X, nb, metric=metric, sample=RECALL_SAMPLE, seed=seed)
         for key in ("recall_k", "recall_rows", "recall_seed"):  # the build-time figure, superseded
             info.pop(key, None)
@@ -218,21 +238,14 @@ def map_graph(
                }.get(info["knn_route"], "an HNSW index (faiss) rather than an exhaustive search")
         notes.append(f"{n:,} points: the k-NN graph comes from {how}; it holds {recall:.1%} of the true "
                      f"{k} nearest neighbours ({min(n, RECALL_SAMPLE)} sampled points)")
+    graph = KnnGraph(nb.indices, nb.scores, "exact" if index.exact else "approx", index.name,
+                     1.0 if index.exact else float(info["knn_recall"]), int(info.get("knn_recall_rows", 0)), seed,
+                     {"search": float(info["knn_seconds"])}, "map",
+                     {k_: v for k_, v in index.info.items() if isinstance(v, int | float | str) and not k_.startswith("recall_")},
+                     metric)
     if folder is not None:
-        _save(folder, nb, index, k, metric, seed, info)
-    return nb, info, notes
-
-
-def map_knn_graph(X: np.ndarray, k: int, *, metric: str = "cosine", seed: int = 0, route: str = "auto") -> KnnGraph:
-    """:func:`map_graph`'s graph of every row as a :class:`~embedlens.neighbors.knn.KnnGraph`: one graph, cached where
-    the maps of the same rows find it, that a caller also clusters and measures on (the explorer's big spaces)."""
-    nb, info, _ = map_graph(X, k, metric=metric, seed=seed, route=route)
-    exact = "knn_recall" not in info
-    return KnnGraph(nb.indices, nb.scores, "exact" if exact else "approx", info["knn_route"],
-                    1.0 if exact else float(info["knn_recall"]), int(info.get("knn_recall_rows", 0)), seed,
-                    {"search": float(info["knn_seconds"])}, "map",
-                    {"route": info["knn_route"], "source": info["knn_source"], "method": info.get("knn_method")},
-                    metric)
+        _save(folder, graph, k, metric)
+    return graph, info, notes
 
 
 def _index_route(index: Any) -> str:
@@ -252,14 +265,9 @@ def _cached_route(graph: Any) -> str:
     return "nndescent" if backend.startswith("nndescent") else "bf16 short lists" if backend.startswith("bf16") else "hnsw"
 
 
-def _save(folder: Path, nb: Neighbors, index: Any, k: int, metric: str, seed: int, info: dict[str, Any]) -> None:
-
-    method = "exact" if index.exact else "approx"
-    graph = KnnGraph(nb.indices, nb.scores, method, index.name, 1.0 if index.exact else float(info["knn_recall"]),
-                     int(info.get("knn_recall_rows", 0)), seed, {"search": float(info["knn_seconds"])}, "map",
-                     {k_: v for k_, v in index.info.items() if isinstance(v, int | float | str) and not k_.startswith("recall_")}, metric)
+def _save(folder: Path, graph: KnnGraph, k: int, metric: str) -> None:
     try:
-        graph.save(folder / f"knn-map-{metric}-k{k}-{method}.safetensors")
+        graph.save(folder / f"knn-map-{metric}-k{k}-{graph.method}.safetensors")
     except OSError as exc:  # a read-only cache costs the next map a rebuild, nothing more
         log.warning("could not cache the map's k-NN graph in %s (%s)", folder, exc)
 

@@ -141,12 +141,10 @@ def create_app(spaces: list[Lens | SpaceView | Panel], *, corpus: str | list[str
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         yield
-        # Stop both queues first, then wait: the process would wait for a running job at exit anyway, and a
-        # server stopped in a test or benchmark leaves nothing computing behind it.
+        # Stopped, not waited for: waiting here would block the event loop and with it a second Ctrl+C. The
+        # process joins the job threads at exit, which now lasts until the next checkpoint, not the job's end.
         explorer.jobs.shutdown()
         explorer.index_jobs.shutdown()
-        explorer.jobs.shutdown(wait=True)
-        explorer.index_jobs.shutdown(wait=True)
 
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: not_found, 500: server_error}, lifespan=lifespan)

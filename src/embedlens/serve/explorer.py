@@ -240,9 +240,10 @@ class Explorer:
 
     def space_graph(self, panel: Panel, k: int | None = None) -> KnnGraph:
         """The space's :class:`~embedlens.neighbors.knn.KnnGraph` with >= ``k`` neighbours (default
-        :data:`GRAPH_K`): kept in memory, else any cached one wide enough (``embedlens knn``, a t-SNE map's),
-        else built with :data:`GRAPH_K` neighbours, so one build serves every later ask, and cached (exact
-        up to ``EXACT_MAX`` rows). Neighbour look-ups read it too (unless the explorer has ``knn=False``)."""
+        :data:`GRAPH_K`): kept in memory, else any cached one wide enough (``embedlens knn``), else built and
+        cached, so one build serves every later ask: up to ``EXACT_MAX`` rows the exact graph of
+        :data:`GRAPH_K` neighbours, which neighbour look-ups read too (unless the explorer has ``knn=False``);
+        above, the t-SNE map's own graph (:func:`~embedlens.reduce.knn.map_knn_graph`, at least the map's k)."""
         want = self.graph_k(panel) if k is None else max(1, min(int(k), len(panel.space) - 1))
         with self._graph_lock:  # one build per space, whichever queue asks first
             graph = self._graphs.get(panel.index)
@@ -354,8 +355,9 @@ class Explorer:
         is saved again with its local recall when it had none)."""
         measured = proj
         if measured.local_recall is None or len(measured.local_recall) != len(panel.space):
-            self.space_graph(panel, FAITH_K)  # cached, so the truth below is read, not searched again
-            measured = add_local_recall(panel.view, proj)
+            # The shared graph is the truth: on a big space the exhaustive search a new truth needs would take
+            # minutes ahead of the t-SNE; the recall's query rows are searched exactly whatever the graph.
+            measured = add_local_recall(panel.view, proj, graph=self.space_graph(panel, FAITH_K))
             save_projection(projection_path(panel.content_key, method, dims, self.seed), measured)
             job = self.job(self.projection_key(panel, method, dims))
             if job is not None and job.result is proj:

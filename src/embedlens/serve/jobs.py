@@ -16,6 +16,7 @@ Projections are the atlas' own (:mod:`embedlens.atlas.projection`): computed by 
 
 from __future__ import annotations
 
+import concurrent.futures
 import heapq
 import itertools
 import logging
@@ -147,8 +148,14 @@ class JobManager:
         with self._lock:
             return [j.to_dict() for j in self._jobs.values()]
 
-    def shutdown(self, wait: bool = False) -> None:
-        """Drop the queued jobs and stop the running one at its next progress checkpoint (with ``wait``,
-        return once it has stopped)."""
+    def shutdown(self) -> None:
+        """Drop the queued jobs and stop the running one at its next progress checkpoint (:meth:`wait` for it)."""
         self._stop.set()
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for every job to end (after :meth:`shutdown`: to stop); whether they did."""
+        with self._lock:
+            # A turn cancelled by shutdown never runs; futures.wait would count it as pending to the timeout.
+            turns = [job.future for job in self._jobs.values() if job.future is not None and not job.future.cancelled()]
+        return not concurrent.futures.wait(turns, timeout=timeout).not_done

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -69,14 +70,13 @@ class ServerThread:
     """The explorer on a background thread (tests, benchmarks): ``with ServerThread(app) as url: ...``."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
         self.sock = bind_socket(host, port)
         self.url = url_of(self.sock, host)
         self.server = make_server(app, self.sock)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> str:
-        import time
-
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started and time.monotonic() < deadline:
@@ -87,5 +87,12 @@ class ServerThread:
 
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=120)  # its shutdown waits for the explorer's work to stop
+        self.thread.join(timeout=10)
+        # The explorer's work stops at its next checkpoint: wait for it, so that nothing computes on behind the
+        # block (a test's memory measurement, a benchmark's next timing).
+        explorer = getattr(getattr(self.app, "state", None), "explorer", None)
+        if explorer is not None:
+            deadline = time.monotonic() + 120
+            for jobs in (explorer.jobs, explorer.index_jobs):
+                jobs.wait(max(0.0, deadline - time.monotonic()))
         self.sock.close()

@@ -34,7 +34,8 @@ def open_panels(models: list[str], spaces: list[str], labels: str | None = None,
 
 
 def build_knn_indexes(explorer: Explorer, k: int = GRAPH_K) -> None:
-    """Queue each panel's exact k-NN graph (:meth:`~embedlens.serve.explorer.Explorer.graph_job`, cached);
-    neighbour look-ups, clusters and the t-SNE map use it once it is ready."""
+    """Queue each panel's k-NN graph of ``k`` neighbours (:meth:`~embedlens.serve.explorer.Explorer.graph_job`,
+    cached: exact up to ``EXACT_MAX`` rows, where neighbour look-ups use it too); clusters and the t-SNE map
+    use it once it is ready."""
     for panel in explorer.panels:
         explorer.graph_job(panel, k)
