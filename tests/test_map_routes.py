@@ -207,12 +207,13 @@ def test_a_big_space_in_the_explorer_shares_its_maps_nndescent_graph_with_the_cl
     """Above EXACT_MAX rows the explorer's graph is the t-SNE map's own (NN-descent at the map's k, found once):
     no 100-neighbour exhaustive search runs before the map, and the clusters read the same graph."""
     from embedlens.atlas import pipeline
-    from embedlens.atlas.pipeline import compute_projection
+    from embedlens.atlas.pipeline import QUALITY_SAMPLE, compute_projection
     from embedlens.lens import SpaceLens
     from embedlens.neighbors import nndescent
     from embedlens.reduce import knn as reduce_knn
     from embedlens.reduce import tsne as reduce_tsne
     from embedlens.reduce.options import ReduceOptions
+    from embedlens.reduce.quality import sample_indices
     from embedlens.serve import explorer as explorer_module
     from embedlens.serve.explorer import Explorer
     from embedlens.serve.panels import Panel
@@ -249,6 +250,24 @@ def test_a_big_space_in_the_explorer_shares_its_maps_nndescent_graph_with_the_cl
         proj = compute_projection(panel.view, ReduceOptions("tsne", 2, seed=0, n_iter=30, early_exaggeration_iter=20))
         assert proj.params["knn_source"] == "cache" and proj.params["knn_route"] == "nndescent"
         assert proj.params["k_neighbors"] == 30 and built == [30]  # the map found the explorer's graph: no new search
+
+        # The PCA map's faithfulness (what the page asks for on open) takes the same graph as its truth, and the
+        # recall's query rows are searched exactly: the figure is the brute-force one.
+        pca = compute_projection(panel.view, ReduceOptions("pca", 2, seed=0))
+        searched = []
+        real_build = reduce_knn.build_index
+        monkeypatch.setattr(reduce_knn, "build_index", lambda *a, **kw: searched.append(1) or real_build(*a, **kw))
+        faith = explorer.map_faithfulness(panel, "pca", 2, pca)
+        assert faith["truth"]["exact"] is False and faith["truth"]["recall"] == round(graph.recall, 4)
+        assert not searched and built == [30]
+        rows = sample_indices(n, QUALITY_SAMPLE, 0)
+        Y = pca.coords.astype(np.float64)
+        d = ((Y[rows, None, :] - Y[None, :, :]) ** 2).sum(-1)
+        d[np.arange(len(rows)), rows] = np.inf
+        on_map = np.argsort(d, axis=1, kind="stable")[:, :10]
+        expected = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(brute_force(vectors, rows, 10), on_map,
+                                                                       strict=True)])
+        assert faith["queries"] == len(rows) and abs(faith["recall"] - expected) < 1e-6
     finally:
         explorer.jobs.shutdown()
         explorer.index_jobs.shutdown()
