@@ -104,14 +104,14 @@ def run_cell(page, index: int) -> str:
     """Run cell ``index`` through JupyterLab's own command (once the kernel is idle) and return its text output."""
     page.wait_for_function("() => { const p = window.jupyterapp.shell.currentWidget; const k = p.sessionContext.session"
                            " && p.sessionContext.session.kernel; return p.sessionContext.isReady && k"
-                           " && k.connectionStatus === 'connected' && k.status === 'idle'; }", timeout=30_000)
+                           " && k.connectionStatus === 'connected' && k.status === 'idle'; }", timeout=60_000)
     page.evaluate("""(i) => { const app = window.jupyterapp, panel = app.shell.currentWidget;
         app.shell.activateById(panel.id); panel.content.activeCellIndex = i;
         return Promise.race([app.commands.execute('notebook:run-cell'), new Promise((ok) => setTimeout(ok, 15000))]); }""",
                   index)
     cell = f".jp-Notebook .jp-Cell:nth-child({index + 1})"
     page.wait_for_function("(sel) => { const p = document.querySelector(sel + ' .jp-InputPrompt');"
-                           " return p && /\\[\\d+\\]/.test(p.textContent); }", arg=cell, timeout=20_000)
+                           " return p && /\\[\\d+\\]/.test(p.textContent); }", arg=cell, timeout=60_000)
     return page.eval_on_selector_all(f"{cell} .jp-OutputArea-output pre", "els => els.map(e => e.textContent).join('')")
 
 
@@ -134,7 +134,7 @@ def test_lasso_in_jupyterlab_reads_back_in_the_kernel_and_the_kernel_selects_on_
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                                " && window.jupyterapp.shell.currentWidget.content", timeout=30_000)
         kernel_pid = int(run_cell(page, 0).split()[0])
-        page.wait_for_selector(".embedlens-widget[data-drawn='1']", timeout=20_000)
+        page.wait_for_selector(".embedlens-widget[data-drawn='1']", timeout=30_000)
         page.evaluate("() => document.querySelector('.ew-map').scrollIntoView({block: 'center'})")
         page.click(".ew-tool-lasso")
         t = transform(page)
@@ -143,7 +143,7 @@ def test_lasso_in_jupyterlab_reads_back_in_the_kernel_and_the_kernel_selects_on_
         expected = np.flatnonzero(Polygon(poly).contains_points(xy))
         assert 20 < expected.size < len(result) - 20
         page.wait_for_function("(k) => document.querySelector('.embedlens-widget').dataset.selected === String(k)",
-                               arg=int(expected.size), timeout=5_000)
+                               arg=int(expected.size), timeout=15_000)
         back = json.loads(run_cell(page, 1))
         assert back["selected"] == result.ids[expected].tolist() and back["heard"] == back["selected"]
         assert page.text_content(".ew-count") == f"{expected.size:,} selected"
@@ -155,7 +155,7 @@ def test_lasso_in_jupyterlab_reads_back_in_the_kernel_and_the_kernel_selects_on_
             '\\nprint(json.dumps(w.selected_tokens))'); }""", result.ids[rows[::-1]].tolist())
         assert json.loads(run_cell(page, 2)) == [result.display[r] for r in rows]
         page.wait_for_function("(rows) => JSON.stringify(Array.from(document.querySelector('.ew-map').embedlensMap"
-                               ".selected())) === JSON.stringify(rows)", arg=rows, timeout=5_000)
+                               ".selected())) === JSON.stringify(rows)", arg=rows, timeout=15_000)
         assert page.get_attribute(".embedlens-widget", "data-selected") == str(len(rows))
 
         # hover reads every hostile token exactly as its readable form
