@@ -401,8 +401,9 @@ def big_open(model: str) -> None:
             time.sleep(0.5)
         new = time.perf_counter() - t0
         jobs = [j for j in explorer.index_jobs.all() + explorer.jobs.all() if j["state"] != "queued"]
-        explorer.jobs.shutdown()
-        explorer.index_jobs.shutdown()
+        for queue in (explorer.jobs, explorer.index_jobs):
+            queue.shutdown()
+            queue.wait()
         if job.state != "ready":
             raise SystemExit(f"the t-SNE job failed: {job.error}")
         print(f"  embedlens explorer: t-SNE map ready after {new:.1f} s ({recall(job.result)})", flush=True)

@@ -79,3 +79,21 @@ def test_work_under_stop_on_stops_at_its_next_checkpoint_and_only_there(monkeypa
         with timings.stage("optimize"):
             done.append("optimized")
     assert "optimize" not in timings and "knn" in timings and done == [0, 1]
+
+
+def test_a_shielded_block_runs_to_its_end_and_the_stop_waits_for_the_next_checkpoint_after_it():
+    import threading
+
+    from embedlens import progress
+
+    stop, done = threading.Event(), []
+    with pytest.raises(progress.Stopped), progress.stop_on(stop):
+        with progress.shielded():
+            stop.set()
+            for step in range(3):
+                progress.check_stop()
+                done.append(step)
+        done.append("after")
+        progress.check_stop()
+        done.append("never")
+    assert done == [0, 1, 2, "after"] and not progress.stoppable()

@@ -264,6 +264,39 @@ def test_shutdown_stops_the_running_job_at_its_next_checkpoint_and_drops_the_que
     assert "next ran" not in steps and queued.state == "queued" and len(steps) < 1000
 
 
+def test_wait_follows_the_pools_turns_not_the_jobs_they_were_made_for():
+    """A turn runs whichever queued job comes first: waiting must follow the turns, even when the job a turn was
+    made for has since been retried under the same key."""
+    import threading
+
+    from embedlens.errors import EmbedlensError
+    from embedlens.serve.jobs import JobManager
+
+    jobs, release, ended = JobManager(1), threading.Event(), []
+
+    def slow() -> str:  # no checkpoint: a stop cannot end it early
+        time.sleep(1.0)
+        ended.append(time.monotonic())
+        return "slow"
+
+    def fail() -> str:
+        raise EmbedlensError("x fails")
+
+    jobs.submit("a", "test", "blocker", lambda: release.wait(10), priority=0)
+    jobs.submit("y", "test", "slow", slow, priority=5)  # its turn will run x, and x's turn will run y
+    x = jobs.submit("x", "test", "failing", fail, priority=0)
+    release.set()
+    deadline = time.monotonic() + 10
+    while x.state != "error" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert jobs.submit("x", "test", "failing", fail) is x  # the error is answered first
+    jobs.submit("x", "test", "failing", fail)  # then retried: "x" now names a new job and a new turn
+    while jobs.get("y").state != "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    jobs.shutdown()
+    assert jobs.wait(30) and ended and time.monotonic() >= ended[0]
+
+
 # -- per-token data -------------------------------------------------------------------------------------
 
 

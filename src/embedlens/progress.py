@@ -32,6 +32,14 @@ def stop_on(event: threading.Event) -> Iterator[None]:
         _owner.event = previous
 
 
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Run the block to its end even if this thread's work is asked to stop meanwhile: its checkpoints pass
+    (what it finishes is worth more than the seconds a stop would save, e.g. a search's result and its cache)."""
+    with stop_on(threading.Event()):
+        yield
+
+
 def check_stop() -> None:
     """Raise :class:`Stopped` if this thread's work was asked to stop (a no-op outside :func:`stop_on`)."""
     event = getattr(_owner, "event", None)

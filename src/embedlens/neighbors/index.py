@@ -622,6 +622,7 @@ class ExactIndex(NeighborIndex):
         step = max(1, min(4096, (_SCORE_ELEMS * 4) // max(self.n, 1)))
         with torch.inference_mode():
             for start in range(0, m, step):
+                check_stop()
                 stop = min(m, start + step)
                 s = torch.mm(torch.from_numpy(q[start:stop]), x.T)
                 if sq is not None:

@@ -51,7 +51,7 @@ from ..neighbors.index import (  # noqa: F401 (re-exported)
 )
 from ..neighbors.knn import FORMAT_VERSION, KnnGraph, space_folder
 from ..neighbors.nndescent import NNDescentIndex
-from ..progress import check_stop
+from ..progress import shielded
 from ..timing import Timings
 from .base import LARGE_FROM
 from .pca import pre_pca_applies, pre_reduce
@@ -215,20 +215,29 @@ def _found_graph(X: np.ndarray, k: int, metric: str, seed: int, n_jobs: int | No
             if graph.method != "exact":
                 info.update(knn_recall=round(float(graph.recall), 4), knn_recall_k=graph.k)
             return graph, info, notes
-    # NN-descent itself cannot be interrupted; the searches check progress.stop_on's event block by block.
+    # A stop (progress.stop_on) ends the searches block by block. NN-descent cannot be interrupted, and once it
+    # (or a search) has finished, the few seconds left (its table, the recall, the cache) run to the end.
     if route == "nndescent":
         index: Any = NNDescentIndex(X, metric=metric, k=k, seed=seed)
+        with shielded():
+            nb = index.query(None, k, exclude_self=True)
     else:
         exact_max = (n if route == "exact" else EXACT_MAX) if exact_max is None else exact_max
         index = build_index(X, metric=metric, exact_max=exact_max, exhaustive_max=max(exact_max, EXHAUSTIVE_MAX),
                             n_jobs=n_jobs, seed=seed, recall_sample=0 if route == "exact" else RECALL_SAMPLE)
-    check_stop()
-    nb = index.query(None, k, exclude_self=True)
-    info = {**index.describe(), "knn_route": _index_route(index), "knn_source": "computed",
-            "knn_seconds": round(clock.since_start(), 3)}
+        nb = index.query(None, k, exclude_self=True)
+    with shielded():
+        return _described_graph(X, nb, index, k, metric, seed, folder, round(clock.since_start(), 3))
+
+
+def _described_graph(X: np.ndarray, nb: Neighbors, index: Any, k: int, metric: str, seed: int, folder: Path | None,
+                     seconds: float) -> tuple[KnnGraph, dict[str, Any], list[str]]:
+    """A graph just found by ``index``: its recall measured when approximate, described, cached in ``folder``."""
+    n = X.shape[0]
+    notes: list[str] = []
+    info = {**index.describe(), "knn_route": _index_route(index), "knn_source": "computed", "knn_seconds": seconds}
     if not index.exact:
         # The graph's own recall, at the k the map uses (the index measured recall@10 when it was built).
-        check_stop()
         recall = graph_recall(X, nb, metric=metric, sample=RECALL_SAMPLE, seed=seed)
         for key in ("recall_k", "recall_rows", "recall_seed"):  # the build-time figure, superseded
             info.pop(key, None)

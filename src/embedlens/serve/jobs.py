@@ -88,6 +88,7 @@ class JobManager:
         self._queue: list[tuple[int, int, Job, Callable[[], None]]] = []
         self._order = itertools.count()
         self._stop = threading.Event()
+        self._turns: set[Future] = set()  # the pool's turns not yet ended (a turn runs whichever job comes first)
 
     def get(self, key: str) -> Job | None:
         with self._lock:
@@ -127,8 +128,16 @@ class JobManager:
         with self._lock:
             heapq.heappush(self._queue, (priority, next(self._order), job, run))
         # Each submission gives the pool one turn; a turn runs whichever queued job comes first then.
-        job.future = self._pool.submit(self._run_next)
+        turn = self._pool.submit(self._run_next)
+        with self._lock:
+            self._turns.add(turn)
+        turn.add_done_callback(self._turn_ended)
+        job.future = turn
         return job
+
+    def _turn_ended(self, turn: Future) -> None:
+        with self._lock:
+            self._turns.discard(turn)
 
     def _run_next(self) -> None:
         with self._lock:
@@ -157,5 +166,5 @@ class JobManager:
         """Wait up to ``timeout`` seconds for every job to end (after :meth:`shutdown`: to stop); whether they did."""
         with self._lock:
             # A turn cancelled by shutdown never runs; futures.wait would count it as pending to the timeout.
-            turns = [job.future for job in self._jobs.values() if job.future is not None and not job.future.cancelled()]
+            turns = [turn for turn in self._turns if not turn.cancelled()]
         return not concurrent.futures.wait(turns, timeout=timeout).not_done

@@ -94,5 +94,6 @@ class ServerThread:
         if explorer is not None:
             deadline = time.monotonic() + 120
             for jobs in (explorer.jobs, explorer.index_jobs):
+                jobs.shutdown()  # done by the lifespan too, unless the server is not down yet
                 jobs.wait(max(0.0, deadline - time.monotonic()))
         self.sock.close()
