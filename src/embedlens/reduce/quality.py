@@ -472,15 +472,13 @@ def space_truth(view: CachedView, k: int = 10, *, metric: str = "cosine", seed: 
     n = len(view.space)
     k = check_k(k, n - 1, context=f" for a space of {n} rows")
     if metric == "cosine":
-        given = graph is not None and graph.k >= k
-        graph = graph if given else cached_knn(view, k)
+        graph = graph if graph is not None and graph.k >= k else cached_knn(view, k)
         if graph is not None:
             stored = int(graph.params.get("truncated_from", graph.k))
-            source = f"the space's {graph.method} {stored}-NN graph ({graph.backend})" if given else "the space's cached k-NN graph"
             graph = graph if graph.k == k else graph.truncate(k)
-            info = {"source": source, "exact": graph.method == "exact", "k_stored": k}
-            if graph.method != "exact":  # measured at the width the graph was found with
-                info.update(recall=round(float(graph.recall), 4), recall_k=stored)
+            info = {"source": "the space's cached k-NN graph", "exact": graph.method == "exact", "k_stored": k}
+            if graph.method != "exact":  # measured at the width the graph was found with, by its own route
+                info.update(recall=round(float(graph.recall), 4), recall_k=stored, graph=graph.backend)
             return graph.neighbors(), info
         if n <= EXACT_MAX:
             graph, path, _ = build_knn(view, k, progress=progress)
