@@ -76,8 +76,9 @@ def bar(total: int, label: str, *, enabled: bool = True, unit: str = "items",
     A ``description`` replaces the label (e.g. to show a rate or a running loss).
 
     Shown only when ``enabled``, stderr is a terminal and ``total >= min_total``; otherwise ``advance``
-    draws nothing (and rich is not imported). Either way ``advance`` is a :func:`check_stop` checkpoint. ``unit="bytes"`` shows sizes and a transfer rate instead
-    of ``done/total``. The bar is removed when the block ends.
+    draws nothing (and rich is not imported). Either way ``advance`` is a :func:`check_stop` checkpoint.
+    ``unit="bytes"`` shows sizes and a transfer rate instead of ``done/total``. The bar is removed when the
+    block ends.
     """
     if not (enabled and sys.stderr.isatty() and total >= min_total):
         yield _noop

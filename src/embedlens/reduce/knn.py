@@ -203,7 +203,6 @@ def _found_graph(X: np.ndarray, k: int, metric: str, seed: int, n_jobs: int | No
                  route: str, nndescent_from: int | None) -> tuple[KnnGraph, dict[str, Any], list[str]]:
     """:func:`map_graph` once no graph was given: the cached graph, else the one its ``route`` builds (and caches)."""
     n = X.shape[0]
-    notes: list[str] = []
     clock = Timings()
     route = pick_route(route, n, nndescent_from, k)
     folder = space_folder(X) if cache and n >= CACHE_FROM else None
@@ -214,7 +213,7 @@ def _found_graph(X: np.ndarray, k: int, metric: str, seed: int, n_jobs: int | No
                     "knn_route": _cached_route(graph), "knn_source": "cache", "knn_k_stored": graph.k, "knn_seconds": round(clock.since_start(), 3)}
             if graph.method != "exact":
                 info.update(knn_recall=round(float(graph.recall), 4), knn_recall_k=graph.k)
-            return graph, info, notes
+            return graph, info, []
     # A stop (progress.stop_on) ends the searches block by block. NN-descent cannot be interrupted, and once it
     # (or a search) has finished, the few seconds left (its table, the recall, the cache) run to the end.
     if route == "nndescent":
@@ -253,7 +252,7 @@ def _described_graph(X: np.ndarray, nb: Neighbors, index: Any, k: int, metric: s
                      {k_: v for k_, v in index.info.items() if isinstance(v, int | float | str) and not k_.startswith("recall_")},
                      metric)
     if folder is not None:
-        _save(folder, graph, k, metric)
+        _save(folder, graph)
     return graph, info, notes
 
 
@@ -274,9 +273,9 @@ def _cached_route(graph: Any) -> str:
     return "nndescent" if backend.startswith("nndescent") else "bf16 short lists" if backend.startswith("bf16") else "hnsw"
 
 
-def _save(folder: Path, graph: KnnGraph, k: int, metric: str) -> None:
+def _save(folder: Path, graph: KnnGraph) -> None:
     try:
-        graph.save(folder / f"knn-map-{metric}-k{k}-{graph.method}.safetensors")
+        graph.save(folder / f"knn-map-{graph.metric}-k{graph.k}-{graph.method}.safetensors")
     except OSError as exc:  # a read-only cache costs the next map a rebuild, nothing more
         log.warning("could not cache the map's k-NN graph in %s (%s)", folder, exc)
 

@@ -250,8 +250,8 @@ class Explorer:
             if graph is not None and graph.k >= want:
                 return graph
             big = len(panel.space) > EXACT_MAX
-            # A big space's graph is the one its t-SNE map finds (NN-descent at the map's k, 67 s on Gemma's
-            # 262,144 rows), not 100 neighbours through bfloat16 products (390 s) that no map or look-up needs.
+            # A big space's graph is the one its t-SNE map finds (NN-descent at the map's k, ~70 s on Gemma's
+            # 262,144 rows), not 100 neighbours through bfloat16 products (~440 s) that no map or look-up reads.
             widest = max(want, self.map_neighbors(panel, "tsne", 2) if big else self.graph_k(panel))
             graph = cached_knn(panel.view, widest) or (cached_knn(panel.view, want) if want < widest else None)
             if graph is None and big:

@@ -113,9 +113,7 @@ class JobManager:
                 with stop_on(self._stop):
                     job.result = fn()
                 job.state = "ready"
-            except Stopped as exc:
-                job.error, job.state = str(exc), "error"
-            except EmbedlensError as exc:
+            except (Stopped, EmbedlensError) as exc:
                 job.error, job.state = str(exc), "error"
             except MemoryError:
                 job.error, job.state = "out of memory", "error"
