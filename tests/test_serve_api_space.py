@@ -264,6 +264,39 @@ def test_shutdown_stops_the_running_job_at_its_next_checkpoint_and_drops_the_que
     assert "next ran" not in steps and queued.state == "queued" and len(steps) < 1000
 
 
+def test_stopping_the_server_stops_the_explorers_running_job(tmp_path, monkeypatch):
+    """What `embedlens serve` does on Ctrl+C, through the app's own lifespan: the running job stops at its next
+    checkpoint and nothing computes on once the server is down."""
+    import threading
+
+    import httpx
+
+    from embedlens.progress import bar
+    from embedlens.serve import ServerThread, create_app
+
+    monkeypatch.setenv("EMBEDLENS_CACHE", str(tmp_path))
+    app, started, steps = create_app([blob_space()]), threading.Event(), []
+
+    def long_work() -> str:
+        with bar(10_000, "long work") as advance:
+            for step in range(10_000):
+                started.set()
+                time.sleep(0.01)
+                steps.append(step)
+                advance(1)
+        return "finished"
+
+    with ServerThread(app) as url:
+        assert httpx.get(url + "api/info", timeout=30).status_code == 200
+        job = app.state.explorer.index_jobs.submit("long", "test", "long work", long_work)
+        assert started.wait(30)
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 30 and job.state == "error" and job.error.startswith("stopped")
+    done = len(steps)
+    time.sleep(0.1)
+    assert len(steps) == done < 10_000  # stopped, not finished, and not running on
+
+
 def test_wait_follows_the_pools_turns_not_the_jobs_they_were_made_for():
     """A turn runs whichever queued job comes first: waiting must follow the turns, even when the job a turn was
     made for has since been retried under the same key."""
