@@ -237,15 +237,11 @@ def test_a_failed_job_answers_its_error_before_it_is_retried():
         jobs.shutdown()
 
 
-def test_shutdown_stops_the_running_job_at_its_next_checkpoint_and_drops_the_queued_ones():
-    import threading
-
+def stoppable_work(started, steps):
+    """100 s of 10 ms steps, each a progress checkpoint; ``started`` is set at the first, ``steps`` counts them."""
     from embedlens.progress import bar
-    from embedlens.serve.jobs import JobManager
 
-    jobs, steps, started = JobManager(1), [], threading.Event()
-
-    def long_work() -> str:
+    def work() -> str:
         with bar(10_000, "long work") as advance:
             for step in range(10_000):
                 started.set()
@@ -253,6 +249,18 @@ def test_shutdown_stops_the_running_job_at_its_next_checkpoint_and_drops_the_que
                 steps.append(step)
                 advance(1)
         return "finished"
+
+    return work
+
+
+def test_shutdown_stops_the_running_job_at_its_next_checkpoint_and_drops_the_queued_ones():
+    import threading
+
+    from embedlens.serve.jobs import JobManager
+
+    jobs, steps, started = JobManager(1), [], threading.Event()
+
+    long_work = stoppable_work(started, steps)
 
     running = jobs.submit("long", "test", "long work", long_work)
     queued = jobs.submit("next", "test", "queued work", lambda: steps.append("next ran"))
@@ -271,20 +279,12 @@ def test_stopping_the_server_stops_the_explorers_running_job(tmp_path, monkeypat
 
     import httpx
 
-    from embedlens.progress import bar
     from embedlens.serve import ServerThread, create_app
 
     monkeypatch.setenv("EMBEDLENS_CACHE", str(tmp_path))
     app, started, steps = create_app([blob_space()]), threading.Event(), []
 
-    def long_work() -> str:
-        with bar(10_000, "long work") as advance:
-            for step in range(10_000):
-                started.set()
-                time.sleep(0.01)
-                steps.append(step)
-                advance(1)
-        return "finished"
+    long_work = stoppable_work(started, steps)
 
     with ServerThread(app) as url:
         assert httpx.get(url + "api/info", timeout=30).status_code == 200
